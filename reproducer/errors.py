@@ -1,0 +1,72 @@
+"""The one exception tree of reproducer.
+
+Every error says what went wrong (the message), what to do next (``hint``) and whether trying the same
+thing again can help (``retryable``). ``cli.py`` turns them into a message on stderr and an exit code;
+library code never prints or exits.
+
+::
+
+    ReproducerError                      exit 1
+    ├── InputError                       exit 2  bad flags, files or spec: fix the input
+    │   └── SpecError                    exit 2  a spec file that cannot be read or validated
+    ├── SourceError                      exit 1  reading a live source failed
+    │   ├── SourceAuthError              exit 4  signature, credential or grant refused
+    │   ├── SourceNotFoundError          exit 1  the project or service does not exist
+    │   └── SourceUnavailableError       exit 1  429, 5xx or network failures after bounded retries
+    └── SandboxError                     exit 1  the embedded sandbox could not start or stop
+"""
+
+from __future__ import annotations
+
+
+class ReproducerError(Exception):
+    """Base of every error reproducer raises on purpose.
+
+    Args:
+        message: what went wrong, in one sentence, naming the thing concerned.
+        hint: what the user should do next.
+        retryable: whether running the same command again may succeed without changes.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(ReproducerError):
+    """The user's input (flags, files, environment) is wrong; fixing it is the only way forward."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """A service spec file is malformed, of an unknown schema version, or fails validation."""
+
+
+class SourceError(ReproducerError):
+    """Reading a live source (the OVH API, a Valkey endpoint) failed."""
+
+
+class SourceAuthError(SourceError):
+    """The source refused our credentials: bad signature, unknown key, or a call not granted."""
+
+    exit_code = 4
+
+
+class SourceNotFoundError(SourceError):
+    """The project, service or sub-resource asked for does not exist at the source."""
+
+
+class SourceUnavailableError(SourceError):
+    """The source kept failing (rate limit, server error, network) after bounded retries."""
+
+
+class SandboxError(ReproducerError):
+    """The embedded sandbox (local Valkey fleet, OVH API emulator) could not start, answer or stop."""

@@ -1,0 +1,81 @@
+"""Small process and port helpers shared by the sandbox fleet and the API emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from reproducer.errors import SandboxError
+
+
+def free_port(*, also_free_at_offset: int | None = None) -> int:
+    """Return a loopback TCP port nobody listens on (and, optionally, whose ``port + offset`` is free too)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if also_free_at_offset is None or _is_free(port + also_free_at_offset):
+            return port
+    raise SandboxError("no free loopback port pair found", hint="stop other local servers and retry")
+
+
+def _is_free(port: int) -> bool:
+    if port > 65535:
+        return False
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    status = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return status.read_text().split(") ", 1)[1][0] != "Z"
+    return True
+
+
+def stop_pid(pid: int, *, grace: float = 5.0) -> None:
+    """Stop a process by pid: SIGTERM, then SIGKILL after ``grace`` seconds; reap it if it is our child."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, grace):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, grace)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``predicate`` until it is true; raise a SandboxError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(interval)
+    raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}", retryable=True)
