@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import valkey
 
+from reproducer.catalog import DISABLED_COMMANDS
 from reproducer.errors import SandboxError
 from reproducer.sandbox.procs import free_port, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.tls import TlsFiles, make_tls_files
@@ -31,12 +32,6 @@ from reproducer.sandbox.tls import TlsFiles, make_tls_files
 Topology = Literal["standalone", "sentinel", "cluster"]
 Role = Literal["primary", "replica", "sentinel"]
 
-#: Commands OVHcloud's managed Valkey refuses (ovh-api-valkey.md §6.4).
-OVH_DISABLED_COMMANDS: tuple[str, ...] = (
-    "ACL", "BGREWRITEAOF", "BGSAVE", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "EVAL", "EVALSHA",
-    "FAILOVER", "LASTSAVE", "MIGRATE", "MONITOR", "REPLICAOF", "ROLE", "SAVE", "SCRIPT", "SHUTDOWN",
-    "SLAVEOF",
-)  # fmt: skip
 #: OVH offers no cluster mode; a sandbox cluster keeps what cluster clients need to route keys.
 _CLUSTER_CLIENT_COMMANDS = frozenset({"CLUSTER", "COMMAND"})
 SENTINEL_PRIMARY_NAME = "mymaster"
@@ -197,7 +192,7 @@ class Fleet:
         if not self.spec.ovh_like:
             return ()
         keep = _CLUSTER_CLIENT_COMMANDS if self.spec.topology == "cluster" else frozenset()
-        return tuple(c for c in OVH_DISABLED_COMMANDS if c not in keep)
+        return tuple(c for c in DISABLED_COMMANDS if c not in keep)
 
     def admin_name(self, command: str) -> str:
         """The name under which the fleet itself reaches ``command`` (renamed when disabled)."""

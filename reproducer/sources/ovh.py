@@ -1,0 +1,362 @@
+"""Read OVHcloud Managed Valkey services through the official ``ovh`` client into service specs.
+
+Credentials come from where the ``ovh`` client looks for them (``OVH_*`` environment variables, then
+``ovh.conf`` files). ``endpoint`` is an OVH endpoint name (``ovh-eu``) or a URL such as the sandbox's; a
+URL is registered with the client under its own name, so an ``ovh.conf`` section named after the URL
+holds its keys, as go-ovh (Terraform's client) also expects.
+
+Rate limits (429) and server errors (5xx) are retried a bounded number of times, honouring Retry-After;
+every ``ovh`` exception becomes a :class:`~reproducer.errors.SourceError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ovh
+import ovh.config
+import ovh.exceptions as ovh_exc
+
+from reproducer import catalog
+from reproducer.errors import (
+    InputError,
+    SourceAuthError,
+    SourceError,
+    SourceNotFoundError,
+    SourceUnavailableError,
+)
+from reproducer.model import (
+    AllowedCidr,
+    Backups,
+    Category,
+    ConfigItem,
+    Endpoint,
+    Engine,
+    Feature,
+    Network,
+    Node,
+    Plan,
+    PrivateNetwork,
+    ServiceSpec,
+    SourceRef,
+    Subnet,
+    Topology,
+    User,
+)
+
+Progress = Callable[[str], None]
+Json = Any
+_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry 429, 5xx and network failures."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): Retry-After if given, else backoff."""
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after), self.max_delay)
+        return min(self.base_delay * 2**attempt, self.max_delay)
+
+
+def make_client(endpoint: str | None = None, config_file: Path | None = None) -> ovh.Client:
+    """An ``ovh.Client`` for an endpoint name or URL; credentials as the client itself finds them."""
+    name = endpoint or ovh.config.config.get("default", "endpoint")
+    if config_file is not None and not Path(config_file).is_file():
+        raise InputError(f"OVH config file {config_file} does not exist", hint="pass an existing ovh.conf")
+    if not name:
+        raise InputError("no OVH endpoint given", hint="pass --endpoint ovh-eu (or a URL), or set OVH_ENDPOINT")
+    if "://" in name:
+        ovh.client.ENDPOINTS.setdefault(name, name.rstrip("/"))
+    try:
+        return ovh.Client(endpoint=name, config_file=str(config_file) if config_file else None)
+    except ovh_exc.InvalidRegion:
+        known = ", ".join(sorted(n for n in ovh.client.ENDPOINTS if "://" not in n))
+        raise InputError(f"unknown OVH endpoint {name!r}", hint=f"use one of {known}, or an API URL") from None
+    except ovh_exc.InvalidConfiguration as exc:
+        raise InputError(
+            f"OVH credentials are incomplete: {exc}",
+            hint=f"set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY, or the [{name}] section of ovh.conf",
+        ) from None
+
+
+class OvhApiReader:
+    """Calls the OVH API with bounded retries and translates the client's exceptions."""
+
+    def __init__(self, client: ovh.Client, retry: RetryPolicy | None = None, progress: Progress | None = None):
+        self._client = client
+        self._retry = retry or RetryPolicy()
+        self._progress = progress or (lambda _msg: None)
+
+    def get(self, path: str, **params: Any) -> Json:
+        """GET ``path`` and return the decoded JSON (see the class docstring for errors)."""
+        for attempt in range(self._retry.attempts):
+            try:
+                return self._client.get(path, **params)
+            except (ovh_exc.HTTPError, ovh_exc.InvalidResponse) as exc:
+                failure: ovh_exc.APIError = exc
+                retry_after = None
+            except ovh_exc.APIError as exc:
+                if _status(exc) not in _RETRYABLE_STATUSES:
+                    raise translate_error(exc, path) from None
+                failure, retry_after = exc, exc.response.headers.get("Retry-After")
+            wait = self._retry.delay(attempt, retry_after)
+            self._progress(f"GET {path} failed ({_describe(failure)}); retry {attempt + 1} in {wait:.1f}s")
+            self._retry.sleep(wait)
+        raise SourceUnavailableError(
+            f"GET {path} kept failing after {self._retry.attempts} attempts: {_describe(failure)}",
+            hint="the OVH API is rate-limiting or unavailable; wait a few minutes and run the command again",
+            retryable=True,
+        )
+
+
+def _status(exc: ovh_exc.APIError) -> int | None:
+    response = getattr(exc, "response", None)
+    return int(response.status_code) if response is not None else None
+
+
+def _describe(exc: ovh_exc.APIError) -> str:
+    status = _status(exc)
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    return f"HTTP {status}: {message}" if status else f"{type(exc).__name__}: {message}"
+
+
+def translate_error(exc: ovh_exc.APIError, path: str) -> SourceError:
+    """A SourceError for an ``ovh`` exception raised on ``path``, saying what to do next."""
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    query = f" (OVH query id {exc.query_id})" if getattr(exc, "query_id", None) else ""
+    if isinstance(exc, ovh_exc.BadParametersError) and "signature" in message.lower():
+        return SourceAuthError(
+            f"the OVH API refused the request signature on {path}{query}",
+            hint="the application secret does not match the application key, or this machine's clock is far off: "
+            "check OVH_APPLICATION_SECRET (or ovh.conf) and the system time",
+        )
+    if isinstance(exc, ovh_exc.InvalidCredential | ovh_exc.NotCredential):
+        return SourceAuthError(
+            f"the OVH API does not know this consumer key: {message}{query}",
+            hint="create a consumer key for this application (createToken page) and set OVH_CONSUMER_KEY",
+        )
+    if isinstance(exc, ovh_exc.InvalidKey):
+        return SourceAuthError(
+            f"the OVH API refused the application key: {message}{query}",
+            hint="check OVH_APPLICATION_KEY / OVH_APPLICATION_SECRET, or the endpoint the keys were made for",
+        )
+    if isinstance(exc, ovh_exc.NotGrantedCall | ovh_exc.Forbidden):
+        return SourceAuthError(
+            f"the consumer key is not allowed to call GET {path}{query}",
+            hint="create a consumer key granting GET on /cloud/project/*/database/* and /cloud/project/*/network/* "
+            "and /cloud/project/*/vrack",
+        )
+    if isinstance(exc, ovh_exc.ResourceNotFoundError):
+        return SourceNotFoundError(f"not found at the OVH API: {path}: {message}{query}", hint=_not_found_hint(path))
+    return SourceError(f"the OVH API answered an error on GET {path}: {message}{query}")
+
+
+def _not_found_hint(path: str) -> str:
+    parts = path.split("/")
+    if "valkey" in parts and parts.index("valkey") + 1 < len(parts):
+        return "check the service id; 'reproducer inspect --project P' lists every Valkey service of a project"
+    return "check the project id (32 hex characters): it is the Public Cloud project the service belongs to"
+
+
+# ---- reading a service ---------------------------------------------------------------------------
+
+
+class OvhSource:
+    """Reads Valkey services of a Public Cloud project into :class:`ServiceSpec` objects."""
+
+    provider = "ovh"
+
+    def __init__(self, reader: OvhApiReader, progress: Progress | None = None) -> None:
+        self._api = reader
+        self._progress = progress or (lambda _msg: None)
+        self._flavor_memory: dict[str, float] | None = None
+
+    def list_services(self, project: str) -> list[str]:
+        """The ids of every Valkey service of ``project``."""
+        return sorted(self._api.get(f"/cloud/project/{project}/database/valkey"))
+
+    def read_project(self, project: str) -> list[ServiceSpec]:
+        """Every Valkey service of ``project``, in id order."""
+        return [self.read(project, service_id) for service_id in self.list_services(project)]
+
+    def read(self, project: str, service_id: str) -> ServiceSpec:
+        """One service, with its nodes, users, configuration, network and backups."""
+        base = f"/cloud/project/{project}/database/valkey/{service_id}"
+        self._progress(f"reading service {service_id}")
+        service = self._api.get(base)
+        return build_spec(
+            project=project, service=service, nodes=self._nodes(base), users=self._users(base),
+            advanced=self._api.get(f"{base}/advancedConfiguration"),
+            network=self._network(project, service), flavor_memory=self._memory_table(project),
+        )  # fmt: skip
+
+    def _nodes(self, base: str) -> list[Json]:
+        return [self._api.get(f"{base}/node/{node_id}") for node_id in self._api.get(f"{base}/node")]
+
+    def _users(self, base: str) -> list[Json]:
+        return [self._api.get(f"{base}/user/{user_id}") for user_id in self._api.get(f"{base}/user")]
+
+    def _memory_table(self, project: str) -> dict[str, float]:
+        if self._flavor_memory is None:
+            capabilities = self._api.get(f"/cloud/project/{project}/database/capabilities")
+            self._flavor_memory = {f["name"]: _flavor_memory(f) for f in capabilities.get("flavors", [])}
+        return self._flavor_memory
+
+    def _network(self, project: str, service: Json) -> PrivateNetwork | None:
+        if service.get("networkType") != "private" or not service.get("networkId"):
+            return None
+        networks = self._api.get(f"/cloud/project/{project}/network/private")
+        network = next((n for n in networks if _openstack_ids(n) & {service["networkId"]}), None)
+        if network is None:
+            return PrivateNetwork(id=service["networkId"], name="", openstack_id=service["networkId"])
+        subnets = self._api.get(f"/cloud/project/{project}/network/private/{network['id']}/subnet")
+        subnet = next((s for s in subnets if s["id"] == service.get("subnetId")), None)
+        return _private_network(network, service["networkId"], subnet, self._vrack(project))
+
+    def _vrack(self, project: str) -> str | None:
+        try:
+            vrack = self._api.get(f"/cloud/project/{project}/vrack")
+        except SourceNotFoundError:
+            return None
+        return str(vrack.get("name") or vrack.get("id"))
+
+
+def _flavor_memory(flavor: Json) -> float:
+    memory = (flavor.get("specifications") or {}).get("memory") or {}
+    value = float(memory.get("value", flavor.get("memory", 0)))
+    return value / 1024 if memory.get("unit") == "MB" else value
+
+
+def _openstack_ids(network: Json) -> set[str]:
+    return {r["openstackId"] for r in network.get("regions", []) if r.get("openstackId")}
+
+
+def _private_network(network: Json, openstack_id: str, subnet: Json | None, vrack: str | None) -> PrivateNetwork:
+    region = next((r["region"] for r in network.get("regions", []) if r.get("openstackId") == openstack_id), None)
+    return PrivateNetwork(
+        id=network["id"], name=network.get("name", ""), vlan_id=network.get("vlanId"), openstack_id=openstack_id,
+        region=region, vrack=vrack, subnet=_subnet(subnet) if subnet else None,
+    )  # fmt: skip
+
+
+def _subnet(subnet: Json) -> Subnet:
+    pools = subnet.get("ipPools") or [{}]
+    return Subnet(
+        id=subnet["id"], cidr=subnet["cidr"], gateway=subnet.get("gatewayIp"), dhcp=subnet.get("dhcpEnabled"),
+        allocation_start=pools[0].get("start"), allocation_end=pools[0].get("end"),
+    )  # fmt: skip
+
+
+# ---- recorded API JSON → spec (pure) -------------------------------------------------------------
+
+
+def build_spec(
+    *,
+    project: str,
+    service: Json,
+    nodes: list[Json],
+    users: list[Json],
+    advanced: dict[str, str],
+    network: PrivateNetwork | None,
+    flavor_memory: dict[str, float],
+) -> ServiceSpec:
+    """Turn the API's JSON answers for one service into a ServiceSpec (pure: no calls)."""
+    node_list = nodes or service.get("nodes") or []
+    region = node_list[0]["region"] if node_list else service.get("region", "")
+    topology = _topology(node_list)
+    configuration = tuple(_config_item(k, v) for k, v in advanced.items())
+    allow_list = tuple(AllowedCidr(cidr=r["ip"], description=r.get("description") or "")
+                       for r in service.get("ipRestrictions") or [])  # fmt: skip
+    net = Network(type="private" if service.get("networkType") == "private" else "public", private=network)
+    endpoints = tuple(_endpoint(e) for e in service.get("endpoints") or [])
+    return ServiceSpec(
+        source=SourceRef(provider="ovh", project=project, service_id=service["id"], region=region,
+                         description=service.get("description") or ""),
+        engine=Engine(name=service.get("engine", "valkey"), version=service["version"]),
+        plan=_plan(service, flavor_memory), topology=topology, network=net, allow_list=allow_list,
+        users=tuple(_user(u) for u in users), configuration=configuration, backups=_backups(service),
+        maintenance_time=service.get("maintenanceTime"), tls=_tls(endpoints, advanced),
+        deletion_protection=bool(service.get("deletionProtection")), endpoints=endpoints,
+        features=features(topology, allow_list, net, configuration),
+    )  # fmt: skip
+
+
+def _plan(service: Json, flavor_memory: dict[str, float]) -> Plan:
+    flavor = service["flavor"]
+    if flavor in flavor_memory:
+        return Plan(name=service["plan"], flavor=flavor, memory_gb=flavor_memory[flavor],
+                    memory_source="OVH API: GET /cloud/project/{project}/database/capabilities")  # fmt: skip
+    known = catalog.FLAVOR_MEMORY_GB.get(flavor)
+    source = "reproducer catalog (OVH flavor table, ovh-api-valkey.md §6.2)" if known else "unknown flavor"
+    return Plan(name=service["plan"], flavor=flavor, memory_gb=known, memory_source=source)
+
+
+def _topology(nodes: list[Json]) -> Topology:
+    spec_nodes = tuple(Node(name=n["name"], region=n["region"], port=n.get("port"), flavor=n.get("flavor", ""))
+                       for n in nodes)  # fmt: skip
+    replicas = max(len(nodes) - 1, 0)
+    return Topology(mode="sentinel" if replicas else "standalone", shards=1, replicas_per_shard=replicas,
+                    nodes=spec_nodes)  # fmt: skip
+
+
+def _user(user: Json) -> User:
+    return User(
+        name=user["username"], categories=tuple(user.get("categories") or ()),
+        commands=tuple(user.get("commands") or ()), keys=tuple(user.get("keys") or ()),
+        channels=tuple(user.get("channels") or ()),
+    )  # fmt: skip
+
+
+def _config_item(name: str, value: str) -> ConfigItem:
+    mapped = catalog.to_valkey(name, str(value))
+    return ConfigItem(source_name=name, valkey_name=mapped[0] if mapped else None, value=str(value))
+
+
+def _backups(service: Json) -> Backups:
+    backups = service.get("backups") or {}
+    return Backups(time=backups.get("time") or service.get("backupTime"), regions=tuple(backups.get("regions") or ()),
+                   retention_days=backups.get("retentionDays"))  # fmt: skip
+
+
+def _endpoint(endpoint: Json) -> Endpoint:
+    return Endpoint(component=endpoint.get("component", "valkey"), host=endpoint["domain"], port=endpoint["port"],
+                    scheme=endpoint.get("scheme"), tls=bool(endpoint.get("ssl")))  # fmt: skip
+
+
+def _tls(endpoints: tuple[Endpoint, ...], advanced: dict[str, str]) -> bool:
+    if advanced.get("redis_ssl", advanced.get("valkey_ssl")) == "false":
+        return False
+    return any(e.tls for e in endpoints) if endpoints else True
+
+
+def features(
+    topology: Topology, allow_list: tuple[AllowedCidr, ...], network: Network, configuration: tuple[ConfigItem, ...]
+) -> tuple[Feature, ...]:
+    """The service's features with their category in OVH's reversibility policy."""
+    persistence = next((c.value for c in configuration if c.source_name.endswith("_persistence")), "rdb")
+    core, adapt, specific = Category.CORE, Category.OVH_IMPLEMENTATION, Category.SPECIFIC
+    rows = [
+        ("key_value_data", core, True, "exported as JSONL, RDB or AOF, or copied key by key with TTLs"),
+        ("high_availability", core, topology.replicas_per_shard > 0,
+         f"Sentinel with {topology.replicas_per_shard} replica(s) per shard; reproduced at the target"),
+        ("persistence", core, persistence != "off", f"redis_persistence={persistence}; RDB snapshots at the target"),
+        ("scalability_shards", core, topology.shards > 1,
+         f"{topology.shards} shard(s); OVH offers no cluster mode, the target may reshard"),
+        ("ip_allow_list", adapt, bool(allow_list), f"{len(allow_list)} CIDR(s) become firewall rules at the target"),
+        ("vrack_private_network", adapt, network.type == "private",
+         "the vRack VLAN and subnet are reproduced as the target's private network"),
+        ("infrastructure_as_code", specific, True, "OVH Terraform resources are rewritten for the target"),
+        ("anti_ddos", specific, True, "on by default at OVH; order the target provider's equivalent"),
+    ]  # fmt: skip
+    return tuple(Feature(name=n, category=c, in_use=u, note=note) for n, c, u, note in rows)
