@@ -12,8 +12,18 @@ from dataclasses import dataclass
 VERSIONS: tuple[str, ...] = ("7.2", "8.0", "8.1")
 #: §6.1: regions offering Managed Valkey.
 REGIONS: tuple[str, ...] = (
-    "AP-SOUTH-MUM", "BHS", "DE", "EU-SOUTH-MIL", "EU-WEST-PAR", "GRA", "RBX", "SBG", "SGP", "UK", "WAW",
-)  # fmt: skip
+    "AP-SOUTH-MUM",
+    "BHS",
+    "DE",
+    "EU-SOUTH-MIL",
+    "EU-WEST-PAR",
+    "GRA",
+    "RBX",
+    "SBG",
+    "SGP",
+    "UK",
+    "WAW",
+)
 
 
 @dataclass(frozen=True)
@@ -32,15 +42,38 @@ PLANS: dict[str, PlanFacts] = {
 
 #: §6.2: memory in GB per flavor. db1-4 is the current smallest (Terraform example); the others are the
 #: 2023 Redis table. ``capabilities.flavors[].specifications.memory`` overrides these when readable.
-FLAVOR_MEMORY_GB: dict[str, int] = {"db1-4": 4, "db1-7": 7, "db1-15": 15, "db1-30": 30, "db1-60": 60, "db1-120": 120}
+FLAVOR_MEMORY_GB: dict[str, int] = {
+    "db1-4": 4,
+    "db1-7": 7,
+    "db1-15": 15,
+    "db1-30": 30,
+    "db1-60": 60,
+    "db1-120": 120,
+}
 FLAVOR_CORES: dict[str, int] = {"db1-4": 1, "db1-7": 2, "db1-15": 4, "db1-30": 8, "db1-60": 16, "db1-120": 32}
 
 #: §6.4: commands OVH's managed Valkey refuses.
 DISABLED_COMMANDS: tuple[str, ...] = (
-    "ACL", "BGREWRITEAOF", "BGSAVE", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "EVAL", "EVALSHA",
-    "FAILOVER", "LASTSAVE", "MIGRATE", "MONITOR", "REPLICAOF", "ROLE", "SAVE", "SCRIPT", "SHUTDOWN",
+    "ACL",
+    "BGREWRITEAOF",
+    "BGSAVE",
+    "CLUSTER",
+    "COMMAND",
+    "CONFIG",
+    "DEBUG",
+    "EVAL",
+    "EVALSHA",
+    "FAILOVER",
+    "LASTSAVE",
+    "MIGRATE",
+    "MONITOR",
+    "REPLICAOF",
+    "ROLE",
+    "SAVE",
+    "SCRIPT",
+    "SHUTDOWN",
     "SLAVEOF",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -62,26 +95,61 @@ class AdvancedParameter:
 
 
 ADVANCED_PARAMETERS: tuple[AdvancedParameter, ...] = (
-    AdvancedParameter("redis_acl_channels_default", "string", "Default ACL for pub/sub channels",
-                      "acl-pubsub-default", values=("allchannels", "resetchannels")),
+    AdvancedParameter(
+        "redis_acl_channels_default",
+        "string",
+        "Default ACL for pub/sub channels",
+        "acl-pubsub-default",
+        values=("allchannels", "resetchannels"),
+    ),
     AdvancedParameter("redis_io_threads", "long", "I/O threads", "io-threads", runtime=False, minimum=1, maximum=32),
-    AdvancedParameter("redis_lfu_decay_time", "long", "LFU counter decay time (minutes)", "lfu-decay-time",
-                      minimum=1, maximum=120),
-    AdvancedParameter("redis_lfu_log_factor", "long", "LFU counter log factor", "lfu-log-factor",
-                      minimum=0, maximum=100),
-    AdvancedParameter("redis_notify_keyspace_events", "string", "Set notify-keyspace-events option",
-                      "notify-keyspace-events"),
-    AdvancedParameter("redis_number_of_databases", "long", "Number of logical databases", "databases",
-                      runtime=False, minimum=1, maximum=128),
-    AdvancedParameter("redis_persistence", "string", "Persistence: RDB snapshots or none", "save",
-                      values=("off", "rdb")),
-    AdvancedParameter("redis_pubsub_client_output_buffer_limit", "long",
-                      "Output buffer limit for pub/sub clients in MB", "client-output-buffer-limit",
-                      minimum=32, maximum=512),
+    AdvancedParameter(
+        "redis_lfu_decay_time",
+        "long",
+        "LFU counter decay time (minutes)",
+        "lfu-decay-time",
+        minimum=1,
+        maximum=120,
+    ),
+    AdvancedParameter(
+        "redis_lfu_log_factor", "long", "LFU counter log factor", "lfu-log-factor", minimum=0, maximum=100
+    ),
+    AdvancedParameter(
+        "redis_notify_keyspace_events",
+        "string",
+        "Set notify-keyspace-events option",
+        "notify-keyspace-events",
+    ),
+    AdvancedParameter(
+        "redis_number_of_databases",
+        "long",
+        "Number of logical databases",
+        "databases",
+        runtime=False,
+        minimum=1,
+        maximum=128,
+    ),
+    AdvancedParameter(
+        "redis_persistence", "string", "Persistence: RDB snapshots or none", "save", values=("off", "rdb")
+    ),
+    AdvancedParameter(
+        "redis_pubsub_client_output_buffer_limit",
+        "long",
+        "Output buffer limit for pub/sub clients in MB",
+        "client-output-buffer-limit",
+        minimum=32,
+        maximum=512,
+    ),
     AdvancedParameter("redis_ssl", "boolean", "Require SSL to access Redis", None, runtime=False),
-    AdvancedParameter("redis_timeout", "long", "Redis idle connection timeout in seconds", "timeout",
-                      minimum=0, maximum=31536000),
-)  # fmt: skip
+    AdvancedParameter(
+        "redis_timeout",
+        "long",
+        "Redis idle connection timeout in seconds",
+        "timeout",
+        minimum=0,
+        maximum=31536000,
+    ),
+)
 ADVANCED_BY_NAME: dict[str, AdvancedParameter] = {p.name: p for p in ADVANCED_PARAMETERS}
 
 #: RDB snapshot schedule that stands for ``redis_persistence=rdb`` (OVH snapshots twice a day, §6.1).
@@ -109,7 +177,25 @@ def to_valkey(name: str, value: str) -> tuple[str, str] | None:
 
 #: ACL categories and a sample of commands a Valkey user can be granted (for ``capabilities/*``).
 ACL_CATEGORIES: tuple[str, ...] = (
-    "admin", "bitmap", "blocking", "connection", "dangerous", "fast", "geo", "hash", "hyperloglog",
-    "keyspace", "list", "pubsub", "read", "scripting", "set", "slow", "sortedset", "stream", "string",
-    "transaction", "write",
-)  # fmt: skip
+    "admin",
+    "bitmap",
+    "blocking",
+    "connection",
+    "dangerous",
+    "fast",
+    "geo",
+    "hash",
+    "hyperloglog",
+    "keyspace",
+    "list",
+    "pubsub",
+    "read",
+    "scripting",
+    "set",
+    "slow",
+    "sortedset",
+    "stream",
+    "string",
+    "transaction",
+    "write",
+)

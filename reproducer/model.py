@@ -254,7 +254,9 @@ class ServiceSpec(_Frozen):
 def spec_from_data(data: object, *, origin: str = "spec") -> ServiceSpec:
     """Validate parsed YAML/JSON into a ServiceSpec, or raise a SpecError naming the bad fields."""
     if not isinstance(data, dict):
-        raise SpecError(f"{origin} is not a mapping of fields", hint="a spec is a YAML mapping; see 'reproducer inspect'")
+        raise SpecError(
+            f"{origin} is not a mapping of fields", hint="a spec is a YAML mapping; see 'reproducer inspect'"
+        )
     try:
         return ServiceSpec.model_validate(data)
     except ValidationError as exc:

@@ -34,6 +34,7 @@ Role = Literal["primary", "replica", "sentinel"]
 
 #: OVH offers no cluster mode; a sandbox cluster keeps what cluster clients need to route keys.
 _CLUSTER_CLIENT_COMMANDS = frozenset({"CLUSTER", "COMMAND"})
+_REPLICA: Role = "replica"
 SENTINEL_PRIMARY_NAME = "mymaster"
 ADMIN_USER = "reproducer-sandbox-admin"
 CLUSTER_SLOTS = 16384
@@ -206,9 +207,14 @@ class Fleet:
         if node.role != "sentinel" and username is None:
             username, password = ADMIN_USER, self._state.admin_password
         return valkey.Valkey(
-            host="127.0.0.1", port=node.port, username=username, password=password,
-            socket_timeout=10, decode_responses=True, **self.tls_client_kwargs(),
-        )  # fmt: skip
+            host="127.0.0.1",
+            port=node.port,
+            username=username,
+            password=password,
+            socket_timeout=10,
+            decode_responses=True,
+            **self.tls_client_kwargs(),
+        )
 
     def tls_client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments that make a valkey-py client speak TLS to this fleet (empty without TLS)."""
@@ -245,7 +251,7 @@ class Fleet:
         if not self.sentinels:
             return self.primary
         with self.client(self.sentinels[0]) as sentinel:
-            host, port = sentinel.sentinel_get_master_addr_by_name(SENTINEL_PRIMARY_NAME)
+            _host, port = sentinel.sentinel_get_master_addr_by_name(SENTINEL_PRIMARY_NAME)
         return next(n for n in self.servers if n.port == int(port))
 
     # ---- starting --------------------------------------------------------------------------------
@@ -266,7 +272,7 @@ class Fleet:
         offset = _BUS_PORT_OFFSET if self.spec.topology == "cluster" else None
         nodes: list[Node] = []
         for shard in range(self.spec.shards):
-            roles: list[Role] = ["primary"] + ["replica"] * self.spec.replicas
+            roles: list[Role] = ["primary", *([_REPLICA] * self.spec.replicas)]
             nodes += [self._new_node(role, shard, offset) for role in roles]
         if self.spec.topology == "sentinel":
             nodes += [self._new_node("sentinel", 0, None) for _ in range(self.spec.sentinels)]
@@ -289,7 +295,11 @@ class Fleet:
         node.pid = proc.pid
         self._save()
         try:
-            wait_until(lambda: self._answers(node, proc), timeout=_START_TIMEOUT, what=f"{node.role} on {node.address}")
+            wait_until(
+                lambda: self._answers(node, proc),
+                timeout=_START_TIMEOUT,
+                what=f"{node.role} on {node.address}",
+            )
         except SandboxError as exc:
             raise SandboxError(f"{exc.message}; last log lines: {self._log_tail(node)}") from exc
 
@@ -310,19 +320,35 @@ class Fleet:
         return "\n".join(lines) + "\n"
 
     def _common_config(self, node: Node) -> list[str]:
-        lines = ["bind 127.0.0.1", "protected-mode no", "daemonize no", f'dir "{node.directory}"', 'logfile ""']
+        lines = [
+            "bind 127.0.0.1",
+            "protected-mode no",
+            "daemonize no",
+            f'dir "{node.directory}"',
+            'logfile ""',
+        ]
         if not self.spec.tls:
             return [*lines, f"port {node.port}"]
         tls = self.tls_files
         assert tls is not None
         return [
-            *lines, "port 0", f"tls-port {node.port}", f'tls-cert-file "{tls.server_cert}"',
-            f'tls-key-file "{tls.server_key}"', f'tls-ca-cert-file "{tls.ca_cert}"',
-            "tls-auth-clients optional", "tls-replication yes", "tls-cluster yes",
-        ]  # fmt: skip
+            *lines,
+            "port 0",
+            f"tls-port {node.port}",
+            f'tls-cert-file "{tls.server_cert}"',
+            f'tls-key-file "{tls.server_key}"',
+            f'tls-ca-cert-file "{tls.ca_cert}"',
+            "tls-auth-clients optional",
+            "tls-replication yes",
+            "tls-cluster yes",
+        ]
 
     def _server_config(self, node: Node) -> list[str]:
-        lines = ['save ""', "appendonly no", f"user {ADMIN_USER} on #{hash_password(self._state.admin_password)} ~* &* +@all"]
+        lines = [
+            'save ""',
+            "appendonly no",
+            f"user {ADMIN_USER} on #{hash_password(self._state.admin_password)} ~* &* +@all",
+        ]
         lines.append(_default_user_line(self.spec.default_user_password))
         lines += [f"user {u.name} on #{hash_password(u.password)} {u.rules}" for u in self.spec.users]
         lines += [f"rename-command {c} {self.admin_name(c)}" for c in self.disabled_commands()]
@@ -340,9 +366,11 @@ class Fleet:
         quorum = len(self.sentinels) // 2 + 1
         lines = [
             f"sentinel monitor {name} 127.0.0.1 {primary.port} {quorum}",
-            f"sentinel auth-user {name} {ADMIN_USER}", f"sentinel auth-pass {name} {self._state.admin_password}",
-            f"sentinel down-after-milliseconds {name} 2000", f"sentinel failover-timeout {name} 10000",
-        ]  # fmt: skip
+            f"sentinel auth-user {name} {ADMIN_USER}",
+            f"sentinel auth-pass {name} {self._state.admin_password}",
+            f"sentinel down-after-milliseconds {name} 2000",
+            f"sentinel failover-timeout {name} 10000",
+        ]
         return lines + [f"sentinel rename-command {name} {c} {self.admin_name(c)}" for c in self.disabled_commands()]
 
     def _form_cluster(self) -> None:
@@ -367,14 +395,16 @@ class Fleet:
         return all("cluster_state:ok" in str(self.admin(n, "CLUSTER", "INFO")) for n in self.servers)
 
     def _wait_replication(self) -> None:
-        for node in (n for n in self.servers if n.role == "replica"):
-            wait_until(lambda n=node: self._replica_linked(n), timeout=30, what=f"replica {node.address} to sync")
-        for node in self.sentinels:
-            wait_until(lambda n=node: self._sentinel_sees_replicas(n), timeout=30, what="Sentinel to see replicas")
+        replicas = [n for n in self.servers if n.role == "replica"]
+        wait_until(lambda: all(self._replica_linked(n) for n in replicas), timeout=30, what="replicas to sync")
+        sentinels = self.sentinels
+        wait_until(
+            lambda: all(map(self._sentinel_sees_replicas, sentinels)), timeout=30, what="Sentinels to see replicas"
+        )
 
     def _replica_linked(self, node: Node) -> bool:
         with self.client(node) as conn:
-            return conn.info("replication").get("master_link_status") == "up"
+            return bool(conn.info("replication").get("master_link_status") == "up")
 
     def _sentinel_sees_replicas(self, node: Node) -> bool:
         with self.client(node) as conn:
@@ -406,5 +436,6 @@ def _require_binary() -> None:
     if shutil.which("valkey-server") is None:
         raise SandboxError(
             "valkey-server is not installed",
-            hint="run 'make setup' (or: apt-get install -t bookworm-backports valkey-server valkey-sentinel valkey-tools)",
+            hint="run 'make setup', or as root: apt-get install -t bookworm-backports "
+            "valkey-server valkey-sentinel valkey-tools",
         )

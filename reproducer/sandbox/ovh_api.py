@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from reproducer import catalog
@@ -40,7 +40,7 @@ _query_counter = itertools.count(1)
 def signature(secret: str, consumer_key: str, method: str, url: str, body: str, timestamp: str) -> str:
     """The ``X-Ovh-Signature`` of a request: ``$1$`` + SHA-1 hex of the ``+``-joined parts (§4.1)."""
     raw = "+".join([secret, consumer_key, method.upper(), url, body, timestamp])
-    return "$1$" + hashlib.sha1(raw.encode("utf-8")).hexdigest()  # noqa: S324 - OVH's protocol, not our choice
+    return "$1$" + hashlib.sha1(raw.encode("utf-8")).hexdigest()
 
 
 class ApiError(Exception):
@@ -93,7 +93,7 @@ Handler = Callable[["OvhApi", Request], Any]
 class OvhApi:
     """The routes and their handlers, independent of the HTTP plumbing."""
 
-    routes: list[tuple[str, re.Pattern[str], Handler]] = []
+    routes: ClassVar[list[tuple[str, re.Pattern[str], Handler]]] = []
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -179,19 +179,30 @@ def node_names(record: Record) -> list[str]:
 def node_json(record: Record, fleet: Fleet, index: int) -> Record:
     """A ``service.Node``; its port is the real port of the backing server."""
     return {
-        "id": record["nodeIds"][index], "createdAt": record["createdAt"], "flavor": record["flavor"],
-        "name": node_names(record)[index], "port": fleet.servers[index].port, "region": record["region"],
-        "role": None, "status": "READY",
-    }  # fmt: skip
+        "id": record["nodeIds"][index],
+        "createdAt": record["createdAt"],
+        "flavor": record["flavor"],
+        "name": node_names(record)[index],
+        "port": fleet.servers[index].port,
+        "region": record["region"],
+        "role": None,
+        "status": "READY",
+    }
 
 
 def endpoint_json(fleet: Fleet) -> Record:
     """The ``service.Endpoint`` of the data plane: the current primary, TLS, with URI placeholders."""
     port = fleet.current_primary().port
     return {
-        "component": "valkey", "domain": "127.0.0.1", "path": None, "port": port, "scheme": "rediss",
-        "ssl": True, "sslMode": "required", "uri": f"rediss://<username>:<password>@127.0.0.1:{port}",
-    }  # fmt: skip
+        "component": "valkey",
+        "domain": "127.0.0.1",
+        "path": None,
+        "port": port,
+        "scheme": "rediss",
+        "ssl": True,
+        "sslMode": "required",
+        "uri": f"rediss://<username>:<password>@127.0.0.1:{port}",
+    }
 
 
 def service_json(record: Record, fleet: Fleet) -> Record:
@@ -199,41 +210,68 @@ def service_json(record: Record, fleet: Fleet) -> Record:
     state = status(record)
     private = record["networkId"] is not None
     return {
-        "id": record["id"], "createdAt": record["createdAt"], "description": record["description"],
-        "engine": "valkey", "category": "operational", "version": record["version"], "plan": record["plan"],
-        "flavor": record["flavor"], "nodeNumber": len(record["nodeIds"]), "status": state,
-        "networkType": "private" if private else "public", "networkId": record["networkId"],
+        "id": record["id"],
+        "createdAt": record["createdAt"],
+        "description": record["description"],
+        "engine": "valkey",
+        "category": "operational",
+        "version": record["version"],
+        "plan": record["plan"],
+        "flavor": record["flavor"],
+        "nodeNumber": len(record["nodeIds"]),
+        "status": state,
+        "networkType": "private" if private else "public",
+        "networkId": record["networkId"],
         "subnetId": record["subnetId"],
         "ipRestrictions": [{**r, "status": state} for r in record["ipRestrictions"]],
-        "maintenanceTime": record["maintenanceTime"], "backupTime": record["backups"]["time"],
-        "backups": {**record["backups"], "retentionDays": catalog.PLANS[record["plan"]].backup_retention_days,
-                    "pitr": None},
-        "disk": {"size": 0, "type": "high-speed"}, "storage": None,
-        "deletionProtection": record["deletionProtection"], "enablePrometheus": record["enablePrometheus"],
+        "maintenanceTime": record["maintenanceTime"],
+        "backupTime": record["backups"]["time"],
+        "backups": {
+            **record["backups"],
+            "retentionDays": catalog.PLANS[record["plan"]].backup_retention_days,
+            "pitr": None,
+        },
+        "disk": {"size": 0, "type": "high-speed"},
+        "storage": None,
+        "deletionProtection": record["deletionProtection"],
+        "enablePrometheus": record["enablePrometheus"],
         "endpoints": [endpoint_json(fleet)],
         "nodes": [node_json(record, fleet, i) for i in range(len(record["nodeIds"]))],
-        "capabilities": _service_capabilities(), "region": record["region"],
-    }  # fmt: skip
+        "capabilities": _service_capabilities(),
+        "region": record["region"],
+    }
 
 
 def _service_capabilities() -> Record:
     crud = {"create": "enabled", "read": "enabled", "update": "enabled", "delete": "enabled"}
     read = {"create": None, "read": "enabled", "update": None, "delete": None}
     return {
-        "users": crud, "userAcls": crud, "userCredentialsReset": {**read, "create": "enabled"},
-        "advancedConfiguration": {**read, "update": "enabled"}, "ipRestrictions": crud, "backups": read,
-        "maintenances": read, "maintenanceTime": {**read, "update": "enabled"}, "nodes": read,
-        "service": crud, "deletionProtection": {**read, "update": "enabled"},
-    }  # fmt: skip
+        "users": crud,
+        "userAcls": crud,
+        "userCredentialsReset": {**read, "create": "enabled"},
+        "advancedConfiguration": {**read, "update": "enabled"},
+        "ipRestrictions": crud,
+        "backups": read,
+        "maintenances": read,
+        "maintenanceTime": {**read, "update": "enabled"},
+        "nodes": read,
+        "service": crud,
+        "deletionProtection": {**read, "update": "enabled"},
+    }
 
 
 def user_json(user_id: str, user: Record) -> Record:
     """A ``redis.User`` (Valkey reuses the Redis user models)."""
     return {
-        "id": user_id, "username": user["username"], "categories": user["categories"],
-        "commands": user["commands"], "keys": user["keys"], "channels": user["channels"],
-        "status": "CREATING" if time.time() < user["readyAt"] else "READY", "createdAt": user["createdAt"],
-    }  # fmt: skip
+        "id": user_id,
+        "username": user["username"],
+        "categories": user["categories"],
+        "commands": user["commands"],
+        "keys": user["keys"],
+        "channels": user["channels"],
+        "status": "CREATING" if time.time() < user["readyAt"] else "READY",
+        "createdAt": user["createdAt"],
+    }
 
 
 # ---- routes --------------------------------------------------------------------------------------
@@ -251,8 +289,14 @@ def _list_projects(api: OvhApi, request: Request) -> Any:
 def _get_project(api: OvhApi, request: Request) -> Any:
     project = api.project(request)
     sn = request.params["sn"]
-    return {"project_id": sn, "projectName": project["description"], "description": project["description"],
-            "status": "ok", "planCode": "project.2018", "unleash": False}  # fmt: skip
+    return {
+        "project_id": sn,
+        "projectName": project["description"],
+        "description": project["description"],
+        "status": "ok",
+        "planCode": "project.2018",
+        "unleash": False,
+    }
 
 
 @route("GET", "/cloud/project/{sn}/database/valkey")
@@ -318,8 +362,17 @@ def _check_ip_restrictions(entries: object) -> None:
             ) from None
 
 
-_UPDATABLE = ("description", "version", "flavor", "plan", "ipRestrictions", "maintenanceTime", "backups",
-              "deletionProtection", "enablePrometheus")  # fmt: skip
+_UPDATABLE = (
+    "description",
+    "version",
+    "flavor",
+    "plan",
+    "ipRestrictions",
+    "maintenanceTime",
+    "backups",
+    "deletionProtection",
+    "enablePrometheus",
+)
 
 
 @route("PUT", _SVC)
@@ -330,7 +383,7 @@ def _update_service(api: OvhApi, request: Request) -> Any:
     changes = {k: _normalise_update(k, body[k], record) for k in _UPDATABLE if k in body}
     changes = {k: v for k, v in changes.items() if v != record[k]}
     if "backupTime" in body and body["backupTime"] != record["backups"]["time"]:
-        changes["backups"] = {**changes.get("backups", record["backups"]), "time": body["backupTime"]}
+        changes["backups"] = {**(changes.get("backups") or record["backups"]), "time": body["backupTime"]}
     if not changes:
         raise _client_error(400, "Client::BadRequest::NoUpdate", "No update to do")
     with api.store.lock:
@@ -344,8 +397,10 @@ def _normalise_update(key: str, value: Any, record: Record) -> Any:
         _check_ip_restrictions(value)
         return [{"ip": e["ip"], "description": e.get("description", "")} for e in value]
     if key == "backups":
-        return {"time": value.get("time", record["backups"]["time"]),
-                "regions": value.get("regions", record["backups"]["regions"])}  # fmt: skip
+        return {
+            "time": value.get("time", record["backups"]["time"]),
+            "regions": value.get("regions", record["backups"]["regions"]),
+        }
     if key == "version":
         _check_choice(value, catalog.VERSIONS, "VersionNotFound", "Version")
     if key == "flavor":
@@ -396,13 +451,19 @@ def _create_user(api: OvhApi, request: Request) -> Any:
     name = str(body.get("name", ""))
     if not name or any(c in name for c in _FORBIDDEN_USERNAME_CHARS):
         raise _client_error(
-            400, "Client::BadRequest::UserInvalidNameFormat",
+            400,
+            "Client::BadRequest::UserInvalidNameFormat",
             f"Username cannot contain any of '{_FORBIDDEN_USERNAME_CHARS}' and must not be empty",
-        )  # fmt: skip
+        )
     if any(u["username"] == name for u in record["users"].values()):
         raise _client_error(409, "Client::Conflict::UserAlreadyExists", f"User {name} already exists")
-    user = {**_acl_parts(body), "username": name, "createdAt": now_iso(),
-            "readyAt": time.time() + api.store.settle_seconds, "passwordHash": None}  # fmt: skip
+    user = {
+        **_acl_parts(body),
+        "username": name,
+        "createdAt": now_iso(),
+        "readyAt": time.time() + api.store.settle_seconds,
+        "passwordHash": None,
+    }
     user_id = str(uuid.uuid4())
     with api.store.lock:
         password = api.store.set_user_password(api.fleet(request, record), user)
@@ -480,7 +541,9 @@ def _check_parameter(name: str, value: object) -> None:
     if param.values is not None and value not in param.values:
         raise _client_error(400, "Client::BadRequest", f"{name} must be one of {', '.join(param.values)}")
     if param.type == "long" and not _in_range(value, param.minimum, param.maximum):
-        raise _client_error(400, "Client::BadRequest", f"{name} must be an integer in [{param.minimum}, {param.maximum}]")
+        raise _client_error(
+            400, "Client::BadRequest", f"{name} must be an integer in [{param.minimum}, {param.maximum}]"
+        )
     if param.type == "boolean" and value not in ("true", "false"):
         raise _client_error(400, "Client::BadRequest", f"{name} must be true or false")
 
@@ -496,9 +559,17 @@ def _in_range(value: str, low: int | None, high: int | None) -> bool:
 @route("GET", _SVC + "/capabilities/advancedConfiguration")
 def _capabilities_advanced(api: OvhApi, request: Request) -> Any:
     api.service(request)
-    return [{"name": p.name, "description": p.description, "type": p.type, "minimum": p.minimum,
-             "maximum": p.maximum, "values": list(p.values) if p.values else None}
-            for p in catalog.ADVANCED_PARAMETERS]  # fmt: skip
+    return [
+        {
+            "name": p.name,
+            "description": p.description,
+            "type": p.type,
+            "minimum": p.minimum,
+            "maximum": p.maximum,
+            "values": list(p.values) if p.values else None,
+        }
+        for p in catalog.ADVANCED_PARAMETERS
+    ]
 
 
 @route("GET", _SVC + "/capabilities/categories")
@@ -564,24 +635,51 @@ def _database_capabilities(api: OvhApi, request: Request) -> Any:
     api.project(request)
     lifecycle = {"startDate": "2024-10-01", "status": "STABLE", "endOfSale": None, "endOfLife": None}
     return {
-        "engines": [{"name": "valkey", "description": "In-memory key-value store", "category": "operational",
-                     "defaultVersion": "8.0", "versions": list(catalog.VERSIONS), "sslModes": ["required"],
-                     "storage": "n/a"}],
+        "engines": [
+            {
+                "name": "valkey",
+                "description": "In-memory key-value store",
+                "category": "operational",
+                "defaultVersion": "8.0",
+                "versions": list(catalog.VERSIONS),
+                "sslModes": ["required"],
+                "storage": "n/a",
+            }
+        ],
         "flavors": [_flavor_json(name, i, lifecycle) for i, name in enumerate(catalog.FLAVOR_MEMORY_GB)],
-        "plans": [{"name": p.name, "description": "", "backupRetention": f"P{p.backup_retention_days}D",
-                   "order": i, "tags": [], "lifecycle": lifecycle} for i, p in enumerate(catalog.PLANS.values())],
-        "options": [], "regions": list(catalog.REGIONS), "disks": [],
-    }  # fmt: skip
+        "plans": [
+            {
+                "name": p.name,
+                "description": "",
+                "backupRetention": f"P{p.backup_retention_days}D",
+                "order": i,
+                "tags": [],
+                "lifecycle": lifecycle,
+            }
+            for i, p in enumerate(catalog.PLANS.values())
+        ],
+        "options": [],
+        "regions": list(catalog.REGIONS),
+        "disks": [],
+    }
 
 
 def _flavor_json(name: str, order: int, lifecycle: Record) -> Record:
     memory, cores = catalog.FLAVOR_MEMORY_GB[name], catalog.FLAVOR_CORES[name]
     return {
-        "name": name, "core": cores, "memory": memory, "storage": 0, "order": order, "tags": [],
-        "specifications": {"core": cores, "memory": {"unit": "GB", "value": memory},
-                           "storage": {"unit": "GB", "value": 0}},
+        "name": name,
+        "core": cores,
+        "memory": memory,
+        "storage": 0,
+        "order": order,
+        "tags": [],
+        "specifications": {
+            "core": cores,
+            "memory": {"unit": "GB", "value": memory},
+            "storage": {"unit": "GB", "value": 0},
+        },
         "lifecycle": lifecycle,
-    }  # fmt: skip
+    }
 
 
 @route("GET", "/cloud/project/{sn}/database/availability")
@@ -593,13 +691,22 @@ def _database_availability(api: OvhApi, request: Request) -> Any:
 
 def _availability_row(version: str, plan: catalog.PlanFacts, region: str, flavor: str) -> Record:
     return {
-        "engine": "valkey", "version": version, "plan": plan.name, "region": region, "category": "operational",
-        "default": False, "planCode": f"databases.valkey-{plan.name}-{flavor}.hour.consumption",
-        "specifications": {"flavor": flavor, "network": "private",
-                           "nodes": {"minimum": plan.nodes, "maximum": plan.nodes}, "storage": None},
+        "engine": "valkey",
+        "version": version,
+        "plan": plan.name,
+        "region": region,
+        "category": "operational",
+        "default": False,
+        "planCode": f"databases.valkey-{plan.name}-{flavor}.hour.consumption",
+        "specifications": {
+            "flavor": flavor,
+            "network": "private",
+            "nodes": {"minimum": plan.nodes, "maximum": plan.nodes},
+            "storage": None,
+        },
         "backups": {"available": True, "retentionDays": plan.backup_retention_days},
         "lifecycle": {"startDate": "2024-10-01", "status": "STABLE", "endOfSale": None, "endOfLife": None},
-    }  # fmt: skip
+    }
 
 
 @route("GET", "/cloud/project/{sn}/network/private")
@@ -715,7 +822,7 @@ def _handler_class(server: OvhApiServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "reproducer-ovh-api-sandbox"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def do_GET(self) -> None:

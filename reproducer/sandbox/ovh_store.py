@@ -67,6 +67,12 @@ class Store:
             return loaded
         return {"applications": {}, "credentials": {}, "projects": {}}
 
+    def reset(self) -> None:
+        """Forget every application, credential and project (fleets must be stopped already)."""
+        with self.lock:
+            self.state = {"applications": {}, "credentials": {}, "projects": {}}
+            self.save()
+
     def save(self) -> None:
         """Write the state atomically (temporary file, then rename)."""
         tmp = self.path.with_suffix(".tmp")
@@ -94,8 +100,12 @@ class Store:
         project_id = uuid.uuid4().hex
         with self.lock:
             self.state["projects"][project_id] = {
-                "description": description, "vrack": None, "networks": [], "subnets": {}, "services": {},
-            }  # fmt: skip
+                "description": description,
+                "vrack": None,
+                "networks": [],
+                "subnets": {},
+                "services": {},
+            }
             self.save()
         return project_id
 
@@ -110,9 +120,13 @@ class Store:
             project = self.state["projects"][project_id]
             project["vrack"] = {"id": vrack, "name": vrack, "description": ""}
             network = {
-                "id": f"{vrack}_{vlan_id}", "name": name, "vlanId": vlan_id, "type": "private", "status": "ACTIVE",
+                "id": f"{vrack}_{vlan_id}",
+                "name": name,
+                "vlanId": vlan_id,
+                "type": "private",
+                "status": "ACTIVE",
                 "regions": [{"region": region, "status": "ACTIVE", "openstackId": str(uuid.uuid4())}],
-            }  # fmt: skip
+            }
             project["networks"].append(network)
             project["subnets"][network["id"]] = []
             self.save()
@@ -124,9 +138,12 @@ class Store:
             project = self.state["projects"][project_id]
             region = next(n for n in project["networks"] if n["id"] == network_id)["regions"][0]["region"]
             subnet = {
-                "id": str(uuid.uuid4()), "cidr": cidr, "gatewayIp": gateway, "dhcpEnabled": False,
+                "id": str(uuid.uuid4()),
+                "cidr": cidr,
+                "gatewayIp": gateway,
+                "dhcpEnabled": False,
                 "ipPools": [{"network": cidr, "region": region, "start": start, "end": end, "dhcp": False}],
-            }  # fmt: skip
+            }
             project["subnets"][network_id].append(subnet)
             self.save()
             return subnet
@@ -151,43 +168,70 @@ class Store:
         created = now_iso()
         backups = body.get("backups") or {}
         return {
-            "id": service_id, "createdAt": created, "readyAt": time.time() + self.settle_seconds,
-            "description": body.get("description", ""), "plan": plan.name, "flavor": body["flavor"],
-            "version": body["version"], "region": body["region"],
-            "networkId": body.get("networkId"), "subnetId": body.get("subnetId"),
-            "ipRestrictions": [{"ip": r["ip"], "description": r.get("description", "")}
-                               for r in body.get("ipRestrictions", [])],
+            "id": service_id,
+            "createdAt": created,
+            "readyAt": time.time() + self.settle_seconds,
+            "description": body.get("description", ""),
+            "plan": plan.name,
+            "flavor": body["flavor"],
+            "version": body["version"],
+            "region": body["region"],
+            "networkId": body.get("networkId"),
+            "subnetId": body.get("subnetId"),
+            "ipRestrictions": [
+                {"ip": r["ip"], "description": r.get("description", "")} for r in body.get("ipRestrictions", [])
+            ],
             "maintenanceTime": body.get("maintenanceTime") or "04:00:00",
-            "backups": {"time": backups.get("time") or "02:00:00", "regions": backups.get("regions") or [body["region"]]},
-            "deletionProtection": bool(body.get("deletionProtection", False)), "enablePrometheus": False,
+            "backups": {
+                "time": backups.get("time") or "02:00:00",
+                "regions": backups.get("regions") or [body["region"]],
+            },
+            "deletionProtection": bool(body.get("deletionProtection", False)),
+            "enablePrometheus": False,
             "nodeIds": [str(uuid.uuid4()) for _ in fleet.servers],
             "users": {str(uuid.uuid4()): self._default_user(created)},
             "advancedConfiguration": {},
             "backupItems": [self._backup_item(body["region"], created)],
             "maintenances": [self._maintenance_item()],
-            "fleetRoot": str(fleet.root), "nodeSuffix": secrets.token_hex(4),
-        }  # fmt: skip
+            "fleetRoot": str(fleet.root),
+            "nodeSuffix": secrets.token_hex(4),
+        }
 
     @staticmethod
     def _default_user(created: str) -> Record:
         return {
-            "username": "default", "categories": ["+@all"], "commands": [], "keys": ["*"], "channels": ["*"],
-            "createdAt": created, "readyAt": 0.0, "passwordHash": None,
-        }  # fmt: skip
+            "username": "default",
+            "categories": ["+@all"],
+            "commands": [],
+            "keys": ["*"],
+            "channels": ["*"],
+            "createdAt": created,
+            "readyAt": 0.0,
+            "passwordHash": None,
+        }
 
     @staticmethod
     def _backup_item(region: str, created: str) -> Record:
         return {
-            "id": str(uuid.uuid4()), "createdAt": created, "description": "automatic backup", "region": region,
-            "regions": [{"name": region}], "size": {"unit": "MB", "value": 1}, "status": "READY", "type": "automatic",
-        }  # fmt: skip
+            "id": str(uuid.uuid4()),
+            "createdAt": created,
+            "description": "automatic backup",
+            "region": region,
+            "regions": [{"name": region}],
+            "size": {"unit": "MB", "value": 1},
+            "status": "READY",
+            "type": "automatic",
+        }
 
     @staticmethod
     def _maintenance_item() -> Record:
         return {
-            "id": str(uuid.uuid4()), "description": "Valkey minor version update", "status": "PENDING",
-            "scheduledAt": None, "appliedAt": None,
-        }  # fmt: skip
+            "id": str(uuid.uuid4()),
+            "description": "Valkey minor version update",
+            "status": "PENDING",
+            "scheduledAt": None,
+            "appliedAt": None,
+        }
 
     def find_service(self, project_id: str, service_id: str) -> Record | None:
         """The service record, or None when the project or the service does not exist."""
@@ -262,6 +306,9 @@ class Store:
 def _fleet_spec(plan: catalog.PlanFacts, default_password: str) -> FleetSpec:
     """Essential: one node; Business: primary + replica + Sentinel; always TLS and OVH's disabled commands."""
     return FleetSpec(
-        topology="sentinel" if plan.nodes > 1 else "standalone", replicas=plan.nodes - 1,
-        tls=True, ovh_like=True, default_user_password=default_password,
-    )  # fmt: skip
+        topology="sentinel" if plan.nodes > 1 else "standalone",
+        replicas=plan.nodes - 1,
+        tls=True,
+        ovh_like=True,
+        default_user_password=default_password,
+    )

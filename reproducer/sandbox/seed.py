@@ -22,9 +22,14 @@ DEMO_ALLOW_LIST = (
 )
 DEMO_USERS = (
     {"name": "app", "categories": ["+@all", "-@dangerous"], "commands": [], "keys": ["*"], "channels": ["*"]},
-    {"name": "analytics", "categories": ["+@read"], "commands": ["+info"], "keys": ["metrics:*", "events:*"],
-     "channels": []},
-)  # fmt: skip
+    {
+        "name": "analytics",
+        "categories": ["+@read"],
+        "commands": ["+info"],
+        "keys": ["metrics:*", "events:*"],
+        "channels": [],
+    },
+)
 DEMO_ADVANCED = {"redis_lfu_log_factor": "10", "redis_notify_keyspace_events": "Ex", "redis_timeout": "300"}
 
 
@@ -51,7 +56,12 @@ def seed_business_service(server: OvhApiServer, *, plan: str = "business") -> Se
     project = store.add_project("reproducer sandbox")
     network = store.add_private_network(project, name="valkey-backend", vlan_id=42, region="GRA", vrack="pn-000042")
     subnet = store.add_subnet(
-        project, network["id"], cidr="10.42.0.0/24", gateway="10.42.0.1", start="10.42.0.10", end="10.42.0.200"
+        project,
+        network["id"],
+        cidr="10.42.0.0/24",
+        gateway="10.42.0.1",
+        start="10.42.0.10",
+        end="10.42.0.200",
     )
     client = ovh_client(server, credentials)
     base = f"/cloud/project/{project}/database/valkey"
@@ -67,11 +77,16 @@ def seed_business_service(server: OvhApiServer, *, plan: str = "business") -> Se
 def _creation_body(plan: str, network_id: str, subnet_id: str) -> dict[str, Any]:
     nodes = 2 if plan == "business" else 1
     return {
-        "description": "cache-prod", "plan": plan, "version": "8.0",
+        "description": "cache-prod",
+        "plan": plan,
+        "version": "8.0",
         "nodesPattern": {"flavor": "db1-7", "number": nodes, "region": "GRA"},
-        "networkId": network_id, "subnetId": subnet_id, "ipRestrictions": list(DEMO_ALLOW_LIST),
-        "maintenanceTime": "04:00:00", "backups": {"time": "02:00:00", "regions": ["GRA", "SBG"]},
-    }  # fmt: skip
+        "networkId": network_id,
+        "subnetId": subnet_id,
+        "ipRestrictions": list(DEMO_ALLOW_LIST),
+        "maintenanceTime": "04:00:00",
+        "backups": {"time": "02:00:00", "regions": ["GRA", "SBG"]},
+    }
 
 
 def load_dataset(client: valkey.Valkey, keys: int = 2000, *, seed: int = 7, ttl_share: float = 0.2) -> int:
@@ -82,7 +97,7 @@ def load_dataset(client: valkey.Valkey, keys: int = 2000, *, seed: int = 7, ttl_
     """
     rng = random.Random(seed)
     writers = (_string, _hash, _set, _zset, _list, _stream)
-    pipe = client.pipeline(transaction=False)
+    pipe: Any = client.pipeline(transaction=False)
     for index in range(keys):
         key = writers[index % len(writers)](pipe, index, rng)
         if rng.random() < ttl_share:
@@ -101,7 +116,10 @@ def _string(pipe: Any, index: int, rng: random.Random) -> str:
 
 def _hash(pipe: Any, index: int, rng: random.Random) -> str:
     key = f"user:{index:06d}"
-    pipe.hset(key, mapping={"name": f"user-{index}", "plan": rng.choice(["free", "pro"]), "visits": rng.randint(0, 999)})
+    pipe.hset(
+        key,
+        mapping={"name": f"user-{index}", "plan": rng.choice(["free", "pro"]), "visits": rng.randint(0, 999)},
+    )
     return key
 
 

@@ -55,16 +55,17 @@ def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     cert = (
         _builder("reproducer sandbox CA", _name("reproducer sandbox CA"), key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(key, hashes.SHA256())
     )
     return key, cert
 
 
 def _make_leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, name: str, usages: list[x509.ObjectIdentifier]
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    name: str,
+    usages: list[x509.ObjectIdentifier],
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _key()
     alt_names: list[x509.GeneralName] = [

@@ -1,0 +1,1 @@
+"""Readers of live systems that produce service specs."""

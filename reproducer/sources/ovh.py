@@ -66,11 +66,14 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (0-based): Retry-After if given, else backoff."""
         if retry_after and retry_after.strip().isdigit():
             return min(float(retry_after), self.max_delay)
-        return min(self.base_delay * 2**attempt, self.max_delay)
+        backoff: float = self.base_delay * 2**attempt
+        return min(backoff, self.max_delay)
 
 
-def make_client(endpoint: str | None = None, config_file: Path | None = None) -> ovh.Client:
-    """An ``ovh.Client`` for an endpoint name or URL; credentials as the client itself finds them."""
+def make_client(
+    endpoint: str | None = None, config_file: Path | None = None, credentials: dict[str, str] | None = None
+) -> ovh.Client:
+    """An ``ovh.Client`` for an endpoint name or URL; credentials given, or as the client itself finds them."""
     name = endpoint or ovh.config.config.get("default", "endpoint")
     if config_file is not None and not Path(config_file).is_file():
         raise InputError(f"OVH config file {config_file} does not exist", hint="pass an existing ovh.conf")
@@ -79,14 +82,15 @@ def make_client(endpoint: str | None = None, config_file: Path | None = None) ->
     if "://" in name:
         ovh.client.ENDPOINTS.setdefault(name, name.rstrip("/"))
     try:
-        return ovh.Client(endpoint=name, config_file=str(config_file) if config_file else None)
+        return ovh.Client(endpoint=name, config_file=str(config_file) if config_file else None, **(credentials or {}))
     except ovh_exc.InvalidRegion:
         known = ", ".join(sorted(n for n in ovh.client.ENDPOINTS if "://" not in n))
         raise InputError(f"unknown OVH endpoint {name!r}", hint=f"use one of {known}, or an API URL") from None
     except ovh_exc.InvalidConfiguration as exc:
         raise InputError(
             f"OVH credentials are incomplete: {exc}",
-            hint=f"set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY, or the [{name}] section of ovh.conf",
+            hint="set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY, "
+            f"or the [{name}] section of ovh.conf",
         ) from None
 
 
@@ -196,10 +200,14 @@ class OvhSource:
         self._progress(f"reading service {service_id}")
         service = self._api.get(base)
         return build_spec(
-            project=project, service=service, nodes=self._nodes(base), users=self._users(base),
+            project=project,
+            service=service,
+            nodes=self._nodes(base),
+            users=self._users(base),
             advanced=self._api.get(f"{base}/advancedConfiguration"),
-            network=self._network(project, service), flavor_memory=self._memory_table(project),
-        )  # fmt: skip
+            network=self._network(project, service),
+            flavor_memory=self._memory_table(project),
+        )
 
     def _nodes(self, base: str) -> list[Json]:
         return [self._api.get(f"{base}/node/{node_id}") for node_id in self._api.get(f"{base}/node")]
@@ -245,17 +253,26 @@ def _openstack_ids(network: Json) -> set[str]:
 def _private_network(network: Json, openstack_id: str, subnet: Json | None, vrack: str | None) -> PrivateNetwork:
     region = next((r["region"] for r in network.get("regions", []) if r.get("openstackId") == openstack_id), None)
     return PrivateNetwork(
-        id=network["id"], name=network.get("name", ""), vlan_id=network.get("vlanId"), openstack_id=openstack_id,
-        region=region, vrack=vrack, subnet=_subnet(subnet) if subnet else None,
-    )  # fmt: skip
+        id=network["id"],
+        name=network.get("name", ""),
+        vlan_id=network.get("vlanId"),
+        openstack_id=openstack_id,
+        region=region,
+        vrack=vrack,
+        subnet=_subnet(subnet) if subnet else None,
+    )
 
 
 def _subnet(subnet: Json) -> Subnet:
     pools = subnet.get("ipPools") or [{}]
     return Subnet(
-        id=subnet["id"], cidr=subnet["cidr"], gateway=subnet.get("gatewayIp"), dhcp=subnet.get("dhcpEnabled"),
-        allocation_start=pools[0].get("start"), allocation_end=pools[0].get("end"),
-    )  # fmt: skip
+        id=subnet["id"],
+        cidr=subnet["cidr"],
+        gateway=subnet.get("gatewayIp"),
+        dhcp=subnet.get("dhcpEnabled"),
+        allocation_start=pools[0].get("start"),
+        allocation_end=pools[0].get("end"),
+    )
 
 
 # ---- recorded API JSON → spec (pure) -------------------------------------------------------------
@@ -276,46 +293,67 @@ def build_spec(
     region = node_list[0]["region"] if node_list else service.get("region", "")
     topology = _topology(node_list)
     configuration = tuple(_config_item(k, v) for k, v in advanced.items())
-    allow_list = tuple(AllowedCidr(cidr=r["ip"], description=r.get("description") or "")
-                       for r in service.get("ipRestrictions") or [])  # fmt: skip
+    allow_list = tuple(
+        AllowedCidr(cidr=r["ip"], description=r.get("description") or "") for r in service.get("ipRestrictions") or []
+    )
     net = Network(type="private" if service.get("networkType") == "private" else "public", private=network)
     endpoints = tuple(_endpoint(e) for e in service.get("endpoints") or [])
     return ServiceSpec(
-        source=SourceRef(provider="ovh", project=project, service_id=service["id"], region=region,
-                         description=service.get("description") or ""),
+        source=SourceRef(
+            provider="ovh",
+            project=project,
+            service_id=service["id"],
+            region=region,
+            description=service.get("description") or "",
+        ),
         engine=Engine(name=service.get("engine", "valkey"), version=service["version"]),
-        plan=_plan(service, flavor_memory), topology=topology, network=net, allow_list=allow_list,
-        users=tuple(_user(u) for u in users), configuration=configuration, backups=_backups(service),
-        maintenance_time=service.get("maintenanceTime"), tls=_tls(endpoints, advanced),
-        deletion_protection=bool(service.get("deletionProtection")), endpoints=endpoints,
+        plan=_plan(service, flavor_memory),
+        topology=topology,
+        network=net,
+        allow_list=allow_list,
+        users=tuple(_user(u) for u in users),
+        configuration=configuration,
+        backups=_backups(service),
+        maintenance_time=service.get("maintenanceTime"),
+        tls=_tls(endpoints, advanced),
+        deletion_protection=bool(service.get("deletionProtection")),
+        endpoints=endpoints,
         features=features(topology, allow_list, net, configuration),
-    )  # fmt: skip
+    )
 
 
 def _plan(service: Json, flavor_memory: dict[str, float]) -> Plan:
     flavor = service["flavor"]
     if flavor in flavor_memory:
-        return Plan(name=service["plan"], flavor=flavor, memory_gb=flavor_memory[flavor],
-                    memory_source="OVH API: GET /cloud/project/{project}/database/capabilities")  # fmt: skip
+        return Plan(
+            name=service["plan"],
+            flavor=flavor,
+            memory_gb=flavor_memory[flavor],
+            memory_source="OVH API: GET /cloud/project/{project}/database/capabilities",
+        )
     known = catalog.FLAVOR_MEMORY_GB.get(flavor)
     source = "reproducer catalog (OVH flavor table, ovh-api-valkey.md §6.2)" if known else "unknown flavor"
     return Plan(name=service["plan"], flavor=flavor, memory_gb=known, memory_source=source)
 
 
 def _topology(nodes: list[Json]) -> Topology:
-    spec_nodes = tuple(Node(name=n["name"], region=n["region"], port=n.get("port"), flavor=n.get("flavor", ""))
-                       for n in nodes)  # fmt: skip
+    spec_nodes = tuple(
+        Node(name=n["name"], region=n["region"], port=n.get("port"), flavor=n.get("flavor", "")) for n in nodes
+    )
     replicas = max(len(nodes) - 1, 0)
-    return Topology(mode="sentinel" if replicas else "standalone", shards=1, replicas_per_shard=replicas,
-                    nodes=spec_nodes)  # fmt: skip
+    return Topology(
+        mode="sentinel" if replicas else "standalone", shards=1, replicas_per_shard=replicas, nodes=spec_nodes
+    )
 
 
 def _user(user: Json) -> User:
     return User(
-        name=user["username"], categories=tuple(user.get("categories") or ()),
-        commands=tuple(user.get("commands") or ()), keys=tuple(user.get("keys") or ()),
+        name=user["username"],
+        categories=tuple(user.get("categories") or ()),
+        commands=tuple(user.get("commands") or ()),
+        keys=tuple(user.get("keys") or ()),
         channels=tuple(user.get("channels") or ()),
-    )  # fmt: skip
+    )
 
 
 def _config_item(name: str, value: str) -> ConfigItem:
@@ -325,13 +363,21 @@ def _config_item(name: str, value: str) -> ConfigItem:
 
 def _backups(service: Json) -> Backups:
     backups = service.get("backups") or {}
-    return Backups(time=backups.get("time") or service.get("backupTime"), regions=tuple(backups.get("regions") or ()),
-                   retention_days=backups.get("retentionDays"))  # fmt: skip
+    return Backups(
+        time=backups.get("time") or service.get("backupTime"),
+        regions=tuple(backups.get("regions") or ()),
+        retention_days=backups.get("retentionDays"),
+    )
 
 
 def _endpoint(endpoint: Json) -> Endpoint:
-    return Endpoint(component=endpoint.get("component", "valkey"), host=endpoint["domain"], port=endpoint["port"],
-                    scheme=endpoint.get("scheme"), tls=bool(endpoint.get("ssl")))  # fmt: skip
+    return Endpoint(
+        component=endpoint.get("component", "valkey"),
+        host=endpoint["domain"],
+        port=endpoint["port"],
+        scheme=endpoint.get("scheme"),
+        tls=bool(endpoint.get("ssl")),
+    )
 
 
 def _tls(endpoints: tuple[Endpoint, ...], advanced: dict[str, str]) -> bool:
@@ -341,22 +387,47 @@ def _tls(endpoints: tuple[Endpoint, ...], advanced: dict[str, str]) -> bool:
 
 
 def features(
-    topology: Topology, allow_list: tuple[AllowedCidr, ...], network: Network, configuration: tuple[ConfigItem, ...]
+    topology: Topology,
+    allow_list: tuple[AllowedCidr, ...],
+    network: Network,
+    configuration: tuple[ConfigItem, ...],
 ) -> tuple[Feature, ...]:
     """The service's features with their category in OVH's reversibility policy."""
     persistence = next((c.value for c in configuration if c.source_name.endswith("_persistence")), "rdb")
     core, adapt, specific = Category.CORE, Category.OVH_IMPLEMENTATION, Category.SPECIFIC
     rows = [
         ("key_value_data", core, True, "exported as JSONL, RDB or AOF, or copied key by key with TTLs"),
-        ("high_availability", core, topology.replicas_per_shard > 0,
-         f"Sentinel with {topology.replicas_per_shard} replica(s) per shard; reproduced at the target"),
-        ("persistence", core, persistence != "off", f"redis_persistence={persistence}; RDB snapshots at the target"),
-        ("scalability_shards", core, topology.shards > 1,
-         f"{topology.shards} shard(s); OVH offers no cluster mode, the target may reshard"),
-        ("ip_allow_list", adapt, bool(allow_list), f"{len(allow_list)} CIDR(s) become firewall rules at the target"),
-        ("vrack_private_network", adapt, network.type == "private",
-         "the vRack VLAN and subnet are reproduced as the target's private network"),
+        (
+            "high_availability",
+            core,
+            topology.replicas_per_shard > 0,
+            f"Sentinel with {topology.replicas_per_shard} replica(s) per shard; reproduced at the target",
+        ),
+        (
+            "persistence",
+            core,
+            persistence != "off",
+            f"redis_persistence={persistence}; RDB snapshots at the target",
+        ),
+        (
+            "scalability_shards",
+            core,
+            topology.shards > 1,
+            f"{topology.shards} shard(s); OVH offers no cluster mode, the target may reshard",
+        ),
+        (
+            "ip_allow_list",
+            adapt,
+            bool(allow_list),
+            f"{len(allow_list)} CIDR(s) become firewall rules at the target",
+        ),
+        (
+            "vrack_private_network",
+            adapt,
+            network.type == "private",
+            "the vRack VLAN and subnet are reproduced as the target's private network",
+        ),
         ("infrastructure_as_code", specific, True, "OVH Terraform resources are rewritten for the target"),
         ("anti_ddos", specific, True, "on by default at OVH; order the target provider's equivalent"),
-    ]  # fmt: skip
+    ]
     return tuple(Feature(name=n, category=c, in_use=u, note=note) for n, c, u, note in rows)

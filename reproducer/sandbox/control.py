@@ -1,0 +1,169 @@
+"""Run the sandbox (OVH API emulator + its fleets) as a background daemon: up, status, down.
+
+``up`` starts ``python -m reproducer.sandbox.control ROOT`` detached from the terminal and waits until
+it has written ``sandbox.json`` (endpoint, credentials, project, services). State lives in ROOT, so a
+later ``up`` finds the same project and keys. ``down`` stops the daemon by pid; the daemon stops every
+fleet it started before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from reproducer.errors import SandboxError
+from reproducer.sandbox.fleet import Fleet
+from reproducer.sandbox.ovh_api import OvhApiServer
+from reproducer.sandbox.procs import pid_alive, stop_pid, wait_until
+from reproducer.sandbox.seed import load_dataset, seed_business_service
+
+INFO_FILE = "sandbox.json"
+_UP_TIMEOUT = 90.0
+
+
+def default_root() -> Path:
+    """Where the sandbox keeps its state: ``$REPRODUCER_SANDBOX_DIR`` or ``~/.local/state/reproducer/sandbox``."""
+    env = os.environ.get("REPRODUCER_SANDBOX_DIR")
+    return Path(env) if env else Path.home() / ".local" / "state" / "reproducer" / "sandbox"
+
+
+def status(root: Path) -> dict[str, Any] | None:
+    """The running sandbox's info, or None when no daemon runs for ``root``."""
+    info_path = Path(root) / INFO_FILE
+    if not info_path.exists():
+        return None
+    info: dict[str, Any] = json.loads(info_path.read_text())
+    return info if pid_alive(int(info["pid"])) else None
+
+
+def up(root: Path, *, dataset_keys: int = 2000) -> dict[str, Any]:
+    """Start the sandbox daemon for ``root`` unless it already runs; return its info."""
+    running = status(root)
+    if running is not None:
+        return running
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / INFO_FILE).unlink(missing_ok=True)
+    log = (root / "daemon.log").open("ab")
+    argv = [sys.executable, "-m", "reproducer.sandbox.control", str(root), str(dataset_keys)]
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    try:
+        wait_until(lambda: _started(root, proc), timeout=_UP_TIMEOUT, what="the sandbox to start", interval=0.2)
+    except SandboxError as exc:
+        stop_pid(proc.pid)
+        stop_leftover_fleets(root)
+        raise SandboxError(f"{exc.message}; see {root / 'daemon.log'}", hint="run 'make setup' and retry") from None
+    info = status(root)
+    if info is None:
+        raise SandboxError("the sandbox daemon exited right after starting", hint=f"see {root / 'daemon.log'}")
+    return info
+
+
+def _started(root: Path, proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise SandboxError(
+            f"the sandbox daemon exited with status {proc.returncode}", hint=f"see {root / 'daemon.log'}"
+        )
+    return (root / INFO_FILE).exists()
+
+
+def down(root: Path) -> bool:
+    """Stop the daemon of ``root`` (and with it every fleet); False when none was running."""
+    info = status(root)
+    if info is None:
+        return False
+    stop_pid(int(info["pid"]), grace=30.0)
+    stop_leftover_fleets(root)
+    (Path(root) / INFO_FILE).unlink(missing_ok=True)
+    return True
+
+
+def serve(root: Path, dataset_keys: int) -> None:
+    """Daemon body: serve the emulator for ``root``, seeding a demo project on first start."""
+    root = Path(root)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    server = OvhApiServer(root, port=_previous_port(root)).start()
+    try:
+        if not any(p["services"] for p in server.store.state["projects"].values()):
+            server.store.reset()
+            seeded = seed_business_service(server)
+            _load_demo_data(server, seeded.project, seeded.service_id, seeded.app_password, dataset_keys)
+        _write_info(root, server)
+        stopping.wait()
+    finally:
+        server.stop(stop_fleets=True)
+
+
+def stop_leftover_fleets(root: Path) -> None:
+    """Stop fleets a killed daemon left behind under ``root``."""
+    for fleet_file in sorted((Path(root) / "fleets").glob("*/fleet.json")):
+        Fleet.attach(fleet_file.parent).stop()
+
+
+def _previous_port(root: Path) -> int:
+    port_file = root / "port"
+    return int(port_file.read_text()) if port_file.exists() else 0
+
+
+def _load_demo_data(server: OvhApiServer, project: str, service_id: str, password: str, keys: int) -> None:
+    record = server.store.find_service(project, service_id)
+    assert record is not None
+    fleet = server.store.fleet(service_id, record)
+    with fleet.client(fleet.current_primary(), username="app", password=password) as client:
+        load_dataset(client, keys)
+
+
+def _write_info(root: Path, server: OvhApiServer) -> None:
+    (root / "port").write_text(server.url.split(":")[2].split("/")[0])
+    info = {"pid": os.getpid(), **describe(server)}
+    tmp = root / (INFO_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(info, handle, indent=2, sort_keys=True)
+    tmp.replace(root / INFO_FILE)
+
+
+def describe(server: OvhApiServer) -> dict[str, Any]:
+    """Endpoint, credentials, project and services of a running emulator (what ``sandbox up --json`` prints)."""
+    state = server.store.state
+    consumer_key, credential = next(iter(state["credentials"].items()))
+    project_id, project = next(iter(state["projects"].items()))
+    services = []
+    for service_id, record in project["services"].items():
+        fleet = server.store.fleet(service_id, record)
+        port = fleet.current_primary().port
+        services.append(
+            {
+                "id": service_id,
+                "plan": record["plan"],
+                "data_endpoint": f"valkeys://127.0.0.1:{port}",
+                "ca_file": str(fleet.tls_files.ca_cert) if fleet.tls_files else None,
+            }
+        )
+    return {
+        "endpoint": server.url,
+        "application_key": credential["application_key"],
+        "application_secret": state["applications"][credential["application_key"]],
+        "consumer_key": consumer_key,
+        "project": project_id,
+        "services": services,
+    }
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of the daemon process (``python -m reproducer.sandbox.control ROOT [KEYS]``)."""
+    serve(Path(argv[0]), int(argv[1]) if len(argv) > 1 else 2000)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
