@@ -114,6 +114,8 @@ class OvhApiReader:
                 if _status(exc) not in _RETRYABLE_STATUSES:
                     raise translate_error(exc, path) from None
                 failure, retry_after = exc, exc.response.headers.get("Retry-After")
+            if attempt + 1 == self._retry.attempts:
+                break
             wait = self._retry.delay(attempt, retry_after)
             self._progress(f"GET {path} failed ({_describe(failure)}); retry {attempt + 1} in {wait:.1f}s")
             self._retry.sleep(wait)
