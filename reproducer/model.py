@@ -15,16 +15,27 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reproducer.errors import SpecError
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+
+
+def _normalise_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP network in CIDR form (e.g. 203.0.113.0/24)") from None
+
+
+#: An IP network in CIDR form, normalised (host bits cleared).
+Cidr = Annotated[str, AfterValidator(_normalise_cidr)]
 
 
 class _Frozen(BaseModel):
@@ -92,16 +103,11 @@ class Subnet(_Frozen):
     """The private subnet the service lives in."""
 
     id: str
-    cidr: str
+    cidr: Cidr
     gateway: str | None = None
     dhcp: bool | None = None
     allocation_start: str | None = None
     allocation_end: str | None = None
-
-    @field_validator("cidr")
-    @classmethod
-    def _valid_cidr(cls, value: str) -> str:
-        return _normalise_cidr(value)
 
 
 class PrivateNetwork(_Frozen):
@@ -126,13 +132,8 @@ class Network(_Frozen):
 class AllowedCidr(_Frozen):
     """One entry of the IP allow-list."""
 
-    cidr: str
+    cidr: Cidr
     description: str = ""
-
-    @field_validator("cidr")
-    @classmethod
-    def _valid_cidr(cls, value: str) -> str:
-        return _normalise_cidr(value)
 
 
 class User(_Frozen):
@@ -275,13 +276,6 @@ def load_spec(path: Path) -> ServiceSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the syntax at the position shown") from None
     return spec_from_data(data, origin=str(path))
-
-
-def _normalise_cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value.strip(), strict=False))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP network in CIDR form (e.g. 203.0.113.0/24)") from None
 
 
 def _time_of_day(value: str | None) -> str | None:

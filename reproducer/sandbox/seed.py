@@ -92,7 +92,7 @@ def _creation_body(plan: str, network_id: str, subnet_id: str) -> dict[str, Any]
 def load_dataset(client: valkey.Valkey, keys: int = 2000, *, seed: int = 7, ttl_share: float = 0.2) -> int:
     """Write ``keys`` keys of every common type (strings, hashes, sets, sorted sets, lists, streams).
 
-    A ``ttl_share`` of them get a TTL between 1 and 24 hours. Deterministic for a given ``seed``.
+    Every other stream has a consumer group; a ``ttl_share`` of all keys get a TTL between 1 and 24 hours. Deterministic for a given ``seed``.
     Returns the number of keys written.
     """
     rng = random.Random(seed)
@@ -145,4 +145,6 @@ def _stream(pipe: Any, index: int, rng: random.Random) -> str:
     key = f"events:{index:06d}"
     for _ in range(rng.randint(1, 5)):
         pipe.xadd(key, {"type": rng.choice(["click", "view", "buy"]), "value": str(rng.randint(0, 100))})
+    if index % 4 == 1:  # every other stream
+        pipe.xgroup_create(key, "workers", id="0")
     return key

@@ -105,3 +105,4 @@ def test_sandbox_service_holds_the_mixed_dataset(sandbox):
     types = {conn.type(k) for k in conn.scan_iter(count=500)}
     assert types == {"string", "hash", "set", "zset", "list", "stream"}
     assert sum(1 for k in conn.scan_iter(count=500) if conn.pttl(k) > 0) > 200
+    assert conn.xinfo_groups("events:000005")[0]["name"] == "workers"

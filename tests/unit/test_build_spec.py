@@ -1,30 +1,15 @@
 """Recorded OVH API JSON → service spec (pure, no network)."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from reproducer.model import Category
-from reproducer.sources.ovh import _private_network, build_spec
-
-RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "ovh" / "business_service.json").read_text())
+from reproducer.sources.ovh import build_spec
+from tests.unit.conftest import RECORDED
 
 
 @pytest.fixture
-def spec():
-    network = _private_network(
-        RECORDED["networks"][0], RECORDED["service"]["networkId"], RECORDED["subnets"][0], "pn-123456"
-    )
-    return build_spec(
-        project="0123456789abcdef0123456789abcdef",
-        service=RECORDED["service"],
-        nodes=RECORDED["service"]["nodes"],
-        users=RECORDED["users"],
-        advanced=RECORDED["advancedConfiguration"],
-        network=network,
-        flavor_memory={},
-    )
+def spec(recorded_spec):
+    return recorded_spec
 
 
 def test_plan_topology_and_memory(spec):

@@ -6,21 +6,11 @@ import pytest
 
 from reproducer.errors import SpecError
 from reproducer.model import load_spec, spec_from_data
-from reproducer.sources.ovh import build_spec
-from tests.unit.test_build_spec import RECORDED
 
 
 @pytest.fixture
-def spec():
-    return build_spec(
-        project="p" * 32,
-        service=RECORDED["service"],
-        nodes=RECORDED["service"]["nodes"],
-        users=RECORDED["users"],
-        advanced=RECORDED["advancedConfiguration"],
-        network=None,
-        flavor_memory={},
-    )
+def spec(recorded_spec):
+    return recorded_spec
 
 
 def test_yaml_round_trip_is_byte_stable(spec, tmp_path):
