@@ -92,7 +92,8 @@ def _creation_body(plan: str, network_id: str, subnet_id: str) -> dict[str, Any]
 def load_dataset(client: valkey.Valkey, keys: int = 2000, *, seed: int = 7, ttl_share: float = 0.2) -> int:
     """Write ``keys`` keys of every common type (strings, hashes, sets, sorted sets, lists, streams).
 
-    Every other stream has a consumer group; a ``ttl_share`` of all keys get a TTL between 1 and 24 hours. Deterministic for a given ``seed``.
+    Every other stream has a consumer group; a ``ttl_share`` of all keys get a TTL between 1 and 24 hours.
+    Deterministic for a given ``seed``.
     Returns the number of keys written.
     """
     rng = random.Random(seed)

@@ -24,6 +24,7 @@ import ovh.exceptions as ovh_exc
 from reproducer import catalog
 from reproducer.errors import (
     InputError,
+    ReproducerError,
     SourceAuthError,
     SourceError,
     SourceNotFoundError,
@@ -137,10 +138,24 @@ def _describe(exc: ovh_exc.APIError) -> str:
     return f"HTTP {status}: {message}" if status else f"{type(exc).__name__}: {message}"
 
 
-def translate_error(exc: ovh_exc.APIError, path: str) -> SourceError:
-    """A SourceError for an ``ovh`` exception raised on ``path``, saying what to do next."""
+def translate_error(exc: ovh_exc.APIError, path: str) -> ReproducerError:
+    """A reproducer error for an ``ovh`` exception raised on ``path``, saying what to do next."""
+    if isinstance(exc, ovh_exc.InvalidKey) and getattr(exc, "response", None) is None:
+        return InputError(
+            "OVH credentials are incomplete: no application secret or consumer key was found",
+            hint="set OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY, or add them to the endpoint's section of ovh.conf",
+        )
     message = str(exc.args[0]) if exc.args else type(exc).__name__
     query = f" (OVH query id {exc.query_id})" if getattr(exc, "query_id", None) else ""
+    auth = _auth_error(exc, path, message, query)
+    if auth is not None:
+        return auth
+    if isinstance(exc, ovh_exc.ResourceNotFoundError):
+        return SourceNotFoundError(f"not found at the OVH API: {path}: {message}{query}", hint=_not_found_hint(path))
+    return SourceError(f"the OVH API answered an error on GET {path}: {message}{query}")
+
+
+def _auth_error(exc: ovh_exc.APIError, path: str, message: str, query: str) -> SourceAuthError | None:
     if isinstance(exc, ovh_exc.BadParametersError) and "signature" in message.lower():
         return SourceAuthError(
             f"the OVH API refused the request signature on {path}{query}",
@@ -163,9 +178,7 @@ def translate_error(exc: ovh_exc.APIError, path: str) -> SourceError:
             hint="create a consumer key granting GET on /cloud/project/*/database/* and /cloud/project/*/network/* "
             "and /cloud/project/*/vrack",
         )
-    if isinstance(exc, ovh_exc.ResourceNotFoundError):
-        return SourceNotFoundError(f"not found at the OVH API: {path}: {message}{query}", hint=_not_found_hint(path))
-    return SourceError(f"the OVH API answered an error on GET {path}: {message}{query}")
+    return None
 
 
 def _not_found_hint(path: str) -> str:

@@ -168,3 +168,37 @@ def test_state_survives_a_restart(tmp_path):
             assert conn.ping()
     finally:
         second.stop()
+
+
+def test_update_user_acl_reaches_the_servers(api_server, seeded, client, base):
+    created = client.post(f"{base}/user", name="reader", categories=["+@connection"], keys=["a:*"])
+    fleet = fleet_of(api_server, seeded)
+    with connect(fleet, "reader", created["password"]) as conn:
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            conn.get("a:1")
+        updated = client.put(f"{base}/user/{created['id']}", categories=["+@connection", "+@read"])
+        assert updated["categories"] == ["+@connection", "+@read"] and updated["keys"] == ["a:*"]
+        assert conn.get("a:1") is None
+    client.delete(f"{base}/user/{created['id']}")
+
+
+def test_backups_maintenance_capabilities_and_availability(client, base, seeded):
+    [backup_id] = client.get(f"{base}/backup")
+    assert client.get(f"{base}/backup/{backup_id}")["type"] == "automatic"
+    [maintenance_id] = client.get(f"{base}/maintenance")
+    assert client.post(f"{base}/maintenance/{maintenance_id}/apply")["status"] == "APPLIED"
+    names = {p["name"] for p in client.get(f"{base}/capabilities/advancedConfiguration")}
+    assert "redis_notify_keyspace_events" in names
+    commands = client.get(f"{base}/capabilities/commands")
+    assert "get" in commands and "config" not in commands and "eval" not in commands
+    capabilities = client.get(f"/cloud/project/{seeded.project}/database/capabilities")
+    assert capabilities["engines"][0]["versions"] == ["7.2", "8.0", "8.1"]
+    rows = client.get(f"/cloud/project/{seeded.project}/database/availability")
+    assert all(r["engine"] == "valkey" for r in rows)
+    [row] = [
+        r
+        for r in rows
+        if (r["plan"], r["version"], r["region"], r["specifications"]["flavor"]) == ("business", "8.0", "GRA", "db1-7")
+    ]
+    assert row["specifications"]["nodes"] == {"minimum": 2, "maximum": 2} and row["backups"]["retentionDays"] == 3
+    assert client.get(f"/cloud/project/{seeded.project}/vrack")["name"] == "pn-000042"

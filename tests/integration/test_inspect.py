@@ -96,3 +96,13 @@ def test_persistent_500_stops_after_bounded_retries(api_server, seeded):
     with pytest.raises(SourceUnavailableError, match="after 3 attempts.*HTTP 500"):
         pipeline.inspect(options(api_server, seeded, retry=RetryPolicy(attempts=3, sleep=waits.append)))
     assert waits == [0.5, 1.0]
+
+
+def test_missing_consumer_key_is_an_input_error_before_any_call(api_server, seeded):
+    from reproducer.errors import InputError
+
+    creds = {k: v for k, v in seeded.credentials.items() if k != "consumer_key"}
+    opts = pipeline.InspectOptions(project=seeded.project, endpoint=api_server.url, credentials=creds)
+    with pytest.raises(InputError, match="credentials are incomplete") as caught:
+        pipeline.inspect(opts)
+    assert caught.value.exit_code == 2
