@@ -13,6 +13,8 @@ library code never prints or exits.
     │   ├── SourceAuthError              exit 4  signature, credential or grant refused
     │   ├── SourceNotFoundError          exit 1  the project or service does not exist
     │   └── SourceUnavailableError       exit 1  429, 5xx or network failures after bounded retries
+    ├── DataError                        exit 1  copying, verifying or exporting data failed
+    │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     └── SandboxError                     exit 1  the embedded sandbox could not start or stop
 """
 
@@ -66,6 +68,16 @@ class SourceNotFoundError(SourceError):
 
 class SourceUnavailableError(SourceError):
     """The source kept failing (rate limit, server error, network) after bounded retries."""
+
+
+class DataError(ReproducerError):
+    """Moving or checking data failed: a server refused, a connection broke, a target filled up."""
+
+
+class VerifyMismatchError(DataError):
+    """Verification found differences between source and target."""
+
+    exit_code = 3
 
 
 class SandboxError(ReproducerError):

@@ -1,4 +1,4 @@
-"""The use cases behind the commands: inspect, the sandbox, the demo.
+"""The use cases behind the commands: inspect, the sandbox, the demo, and the data commands.
 
 Each function takes plain, typed options, reports progress through a callback and returns data;
 ``cli.py`` decides how to show it. Files are written to a temporary name and renamed at the end, so a
@@ -7,19 +7,29 @@ failed command never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from reproducer.data.copy import CopyOptions, CopyResult, Stats
+from reproducer.data.copy import copy as copy_keys
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.formats import format_from_path, format_module
+from reproducer.data.verify import VerifyOptions, VerifyReport
+from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
 from reproducer.model import ServiceSpec
 from reproducer.sandbox import control
 from reproducer.sources.ovh import OvhApiReader, OvhSource, RetryPolicy, make_client
 
 Progress = Callable[[str], None]
+DataProgress = Callable[[Stats, int], None]
 
 
 def _quiet(_message: str) -> None:
@@ -118,3 +128,85 @@ def demo(root: Path | None = None, progress: Progress = _quiet) -> tuple[dict[st
     progress(f"inspecting project {info['project']} through {info['endpoint']}")
     options = InspectOptions(project=info["project"], endpoint=info["endpoint"], credentials=credentials_of(info))
     return info, inspect(options, progress)
+
+
+# ---- data: copy, verify, export, import ----------------------------------------------------------
+
+
+def new_run_dir(base: Path | None = None) -> Path:
+    """A fresh run directory ``runs/<timestamp>-<random>`` (under ``base``, default ./runs)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = (base or Path("runs")) / f"{stamp}-{secrets.token_hex(2)}"
+    (path / "data").mkdir(parents=True)
+    return path
+
+
+def copy_data(
+    source_url: str, target_url: str, options: CopyOptions, run_dir: Path, progress: DataProgress | None = None
+) -> CopyResult:
+    """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``."""
+    source, target = parse_endpoint(source_url), parse_endpoint(target_url)
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
+    result = copy_keys(source, target, options, progress)
+    stats = {
+        "format_version": "1.0",
+        "source": source.url,
+        "target": target.url,
+        "seconds": round(result.seconds, 3),
+        "keys_per_second": round(result.keys_per_second),
+        "source_keys": result.source_keys,
+        "total": asdict(result.total),
+        "per_node": {k: asdict(v) for k, v in result.per_node.items()},
+        "notes": result.notes,
+    }
+    atomic_write(run_dir / "data" / "stats.json", json.dumps(stats, indent=2) + "\n")
+    return result
+
+
+def verify_data(source_url: str, target_url: str, options: VerifyOptions, run_dir: Path | None = None) -> VerifyReport:
+    """Compare two endpoints; the report also lands in ``run_dir/data/verify.json`` when given."""
+    report = verify_keys(parse_endpoint(source_url), parse_endpoint(target_url), options)
+    if run_dir is not None:
+        (run_dir / "data").mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def export_data(
+    source_url: str,
+    path: Path,
+    fmt: str | None = None,
+    *,
+    dbs: tuple[int, ...] | None = None,
+    match: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
+    module = format_module(fmt or format_from_path(str(path)))
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        count: int = module.export(parse_endpoint(source_url), Path(tmp), dbs=dbs, match=match, progress=progress)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return count
+
+
+def import_data(
+    path: Path,
+    target_url: str,
+    fmt: str | None = None,
+    *,
+    replace: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired)."""
+    if not path.exists():
+        raise InputError(f"{path} does not exist", hint="check the path")
+    module = format_module(fmt or format_from_path(str(path)))
+    written: tuple[int, int] = module.load(path, parse_endpoint(target_url), replace=replace, progress=progress)
+    return written

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from reproducer.errors import SandboxError
+from reproducer.procs import pid_alive, stop_pid, wait_until
 from reproducer.sandbox.fleet import Fleet
 from reproducer.sandbox.ovh_api import OvhApiServer
-from reproducer.sandbox.procs import pid_alive, stop_pid, wait_until
 from reproducer.sandbox.seed import load_dataset, seed_business_service
 
 INFO_FILE = "sandbox.json"

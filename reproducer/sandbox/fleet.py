@@ -26,7 +26,7 @@ import valkey
 
 from reproducer.catalog import DISABLED_COMMANDS
 from reproducer.errors import SandboxError
-from reproducer.sandbox.procs import free_port, pid_alive, stop_pid, wait_until
+from reproducer.procs import free_port, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.tls import TlsFiles, make_tls_files
 
 Topology = Literal["standalone", "sentinel", "cluster"]

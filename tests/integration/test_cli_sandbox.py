@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from reproducer.sandbox.procs import pid_alive
+from reproducer.procs import pid_alive
 
 
 def run(*args, cwd=None, env=None):

@@ -146,7 +146,7 @@ def test_create_essential_service_starts_one_node(api_server, seeded, client):
     assert client.delete(f"{base}/{created['id']}") is None
     with pytest.raises(ovh.exceptions.ResourceNotFoundError, match="Service .* does not exist"):
         client.get(f"{base}/{created['id']}")
-    from reproducer.sandbox.procs import pid_alive
+    from reproducer.procs import pid_alive
 
     assert not any(pid_alive(p) for p in pids)
 

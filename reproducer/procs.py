@@ -1,4 +1,4 @@
-"""Small process and port helpers shared by the sandbox fleet and the API emulator."""
+"""Small process and port helpers shared by the sandbox and the data layer's scratch servers."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Valkey → Valkey and Valkey ↔ files. Knows nothing of OVH, specs or targets."""

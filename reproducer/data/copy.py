@@ -1,0 +1,468 @@
+"""Copy every key from one endpoint to another with SCAN, DUMP, PTTL and RESTORE only.
+
+One worker per source primary (or replica, when asked) scans its keyspace in batches. For each batch it
+sends ``PTTL``+``DUMP`` of every key together with the next ``SCAN`` in one write, and sends the previous
+batch's ``RESTORE``s to the target before reading, so source and target work at the same time. A cluster
+target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
+connections refresh the map and retry, so a failover or a reshard does not abort the copy. A payload the
+target refuses (another RDB version) is rebuilt with type commands (:mod:`reproducer.data.rebuild`).
+
+Per source node the SCAN cursor and counters are checkpointed (only once a batch is confirmed on the
+target); ``resume`` continues from there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reproducer.data import rebuild
+from reproducer.data.checkpoint import Checkpoint
+from reproducer.data.endpoint import Endpoint, node_client
+from reproducer.data.resp import RawConnection, ReplyError
+from reproducer.data.topology import Address, Layout, connect, discover
+from reproducer.errors import DataError, InputError
+
+Conflict = Literal["refuse", "replace", "skip"]
+_MAX_RETRIES = 8
+_VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """What to copy and how."""
+
+    match: str | None = None
+    dbs: tuple[int, ...] | None = None
+    batch: int = 1000
+    conflict: Conflict = "refuse"
+    from_replica: bool = False
+    max_keys_per_second: float | None = None
+    max_bytes_per_second: float | None = None
+    checkpoint: Path | None = None
+    resume: bool = False
+    checkpoint_every: int = 10
+
+
+@dataclass
+class Stats:
+    """Counters of one source node (or of the whole copy)."""
+
+    scanned: int = 0
+    copied: int = 0
+    expired: int = 0
+    skipped: int = 0
+    rebuilt: int = 0
+    bytes: int = 0
+    retries: int = 0
+
+    def add(self, other: Stats) -> None:
+        """Add ``other``'s counters to these."""
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class CopyResult:
+    """Totals, per-node counters and timing of a finished copy."""
+
+    total: Stats
+    per_node: dict[str, Stats]
+    seconds: float
+    source_keys: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def keys_per_second(self) -> float:
+        """Keys handled (copied, expired, skipped, rebuilt) per second."""
+        return self.total.scanned / self.seconds if self.seconds else 0.0
+
+
+Progress = Callable[[Stats, int], None]
+
+
+def source_nodes(layout: Layout, *, from_replica: bool) -> list[Address]:
+    """The nodes to scan: every primary, or one replica of each primary when asked and available."""
+    if not from_replica:
+        return list(layout.primaries)
+    return [(layout.replicas.get(p) or [p])[0] for p in layout.primaries]
+
+
+def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Progress | None = None) -> CopyResult:
+    """Copy ``source`` into ``target`` (see the module docstring); ``progress(totals, source_keys)``."""
+    src_layout, dst_layout = discover(source), discover(target)
+    nodes = source_nodes(src_layout, from_replica=options.from_replica)
+    dbs = {node: _databases(source, node, options) for node in nodes}
+    _check_target(target, dst_layout, dbs, options)
+    checkpoint = Checkpoint.open(options.checkpoint, resume=options.resume)
+    tracker = _Tracker(sum(_key_count(source, n, d) for n, ds in dbs.items() for d in ds), progress)
+    started = time.monotonic()
+    workers = [_NodeCopier(source, target, node, dbs[node], options, checkpoint, tracker) for node in nodes]
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        for future in [pool.submit(w.run) for w in workers]:
+            future.result()
+    checkpoint.save()
+    per_node = {w.name: w.stats for w in workers}
+    return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, _notes(tracker.total))
+
+
+def _notes(total: Stats) -> list[str]:
+    notes = []
+    if total.expired:
+        notes.append(f"{total.expired} key(s) expired or were deleted while being copied (not an error)")
+    if total.rebuilt:
+        notes.append(f"{total.rebuilt} key(s) were rebuilt with type commands (RESTORE refused their payload)")
+    return notes
+
+
+def _databases(endpoint: Endpoint, node: Address, options: CopyOptions) -> list[int]:
+    conn = connect(endpoint, node)
+    try:
+        keyspace = conn.call_bytes("INFO", "keyspace").decode()
+    finally:
+        conn.close()
+    present = [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")]
+    if options.dbs is not None:
+        return sorted(set(options.dbs))
+    if endpoint.db is not None:
+        return [endpoint.db]
+    return sorted(present) or [0]
+
+
+def _key_count(endpoint: Endpoint, node: Address, db: int) -> int:
+    conn = connect(endpoint, node)
+    try:
+        conn.select(db)
+        return conn.call_int("DBSIZE")
+    finally:
+        conn.close()
+
+
+def _check_target(target: Endpoint, layout: Layout, dbs: dict[Address, list[int]], options: CopyOptions) -> None:
+    used = sorted({d for ds in dbs.values() for d in ds})
+    if layout.cluster and used != [0]:
+        raise InputError(
+            f"the source has databases {used} but a cluster target has only db 0",
+            hint="copy one database at a time with --db N",
+        )
+    if options.conflict != "refuse" or options.resume:
+        return
+    existing = sum(_key_count(target, node, db) for node in layout.primaries for db in used)
+    if existing:
+        raise InputError(
+            f"the target {target} is not empty: {existing} key(s) in db {', '.join(map(str, used))}",
+            hint="copy into an empty target, or pass --replace (overwrite) or --skip-existing (keep the target's keys)",
+        )
+
+
+class _Tracker:
+    """Thread-safe totals and progress reporting."""
+
+    def __init__(self, expected: int, progress: Progress | None) -> None:
+        self.expected, self.total, self._progress = expected, Stats(), progress
+        self._lock = threading.Lock()
+
+    def report(self, delta: Stats) -> None:
+        with self._lock:
+            self.total.add(delta)
+            if self._progress:
+                self._progress(self.total, self.expected)
+
+
+class _RateLimiter:
+    """Sleeps so that keys/s and bytes/s stay under their limits."""
+
+    def __init__(self, keys_per_second: float | None, bytes_per_second: float | None) -> None:
+        self._kps, self._bps, self._start = keys_per_second, bytes_per_second, time.monotonic()
+
+    def wait(self, keys: int, nbytes: int) -> None:
+        needed = max(keys / self._kps if self._kps else 0.0, nbytes / self._bps if self._bps else 0.0)
+        delay = needed - (time.monotonic() - self._start)
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _dump_batch(keys: list[bytes]) -> bytes:
+    parts = []
+    for key in keys:
+        head = b"$%d\r\n%b\r\n" % (len(key), key)
+        parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + b"*2\r\n$4\r\nDUMP\r\n" + head)
+    return b"".join(parts)
+
+
+def _scan_command(cursor: bytes, match: str | None, count: int) -> bytes:
+    args: list[bytes] = [b"SCAN", cursor, b"COUNT", b"%d" % count]
+    if match:
+        args += [b"MATCH", match.encode()]
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
+    ttl_b = b"%d" % ttl
+    head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+        5 if replace else 4,
+        len(key),
+        key,
+        len(ttl_b),
+        ttl_b,
+        len(payload),
+        payload,
+    )
+    return head + b"$7\r\nREPLACE\r\n" if replace else head
+
+
+@dataclass
+class _Batch:
+    """RESTOREs sent to the target and not yet confirmed."""
+
+    db: int
+    items: list[tuple[bytes, int, bytes]]
+    per_node: dict[Address, list[int]]
+    next_cursor: bytes
+
+
+class _NodeCopier:
+    """Copies one source node's keyspace (all selected databases)."""
+
+    def __init__(
+        self,
+        source: Endpoint,
+        target: Endpoint,
+        node: Address,
+        dbs: list[int],
+        options: CopyOptions,
+        checkpoint: Checkpoint,
+        tracker: _Tracker,
+    ) -> None:
+        self.source, self.target, self.node, self.dbs, self.options = source, target, node, dbs, options
+        self.name = f"{node[0]}:{node[1]}"
+        self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
+        self.writer = _TargetWriter(target, replace=options.conflict != "skip")
+        self.limiter = _RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
+
+    def run(self) -> None:
+        self.stats = Stats(**self.checkpoint.stats(self.name))
+        src = connect(self.source, self.node)
+        try:
+            for db in self.dbs:
+                if not self.checkpoint.db_done(self.name, db):
+                    self._copy_db(src, db)
+        finally:
+            src.close()
+            self.writer.close()
+
+    def _copy_db(self, src: RawConnection, db: int) -> None:
+        src.select(db)
+        cursor = self.checkpoint.cursor(self.name, db)
+        cursor, keys = self._scan(src, cursor)
+        pending: _Batch | None = None
+        batches = 0
+        while True:
+            more = cursor != b"0"
+            src.send(
+                _dump_batch(keys) + (_scan_command(cursor, self.options.match, self.options.batch) if more else b"")
+            )
+            if pending is not None:
+                self._confirm(src, pending)
+                batches += 1
+                if batches % self.options.checkpoint_every == 0:
+                    self.checkpoint.save()
+            replies = src.read(2 * len(keys) + (1 if more else 0))
+            batch = self._restore_batch(db, keys, replies[: 2 * len(keys)], cursor)
+            pending = batch
+            if not more:
+                break
+            cursor, keys = _scan_reply(replies[-1])
+        self._confirm(src, pending)
+        self.checkpoint.finish_db(self.name, db, self.stats)
+        self.checkpoint.save()
+
+    def _scan(self, src: RawConnection, cursor: bytes) -> tuple[bytes, list[bytes]]:
+        src.send(_scan_command(cursor, self.options.match, self.options.batch))
+        return _scan_reply(src.read(1)[0])
+
+    def _restore_batch(self, db: int, keys: list[bytes], replies: list[object], next_cursor: bytes) -> _Batch:
+        delta = Stats(scanned=len(keys))
+        items: list[tuple[bytes, int, bytes]] = []
+        for index, key in enumerate(keys):
+            pttl, payload = replies[2 * index], replies[2 * index + 1]
+            if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
+                raise DataError(
+                    f"DUMP or PTTL of {key!r} on {self.name} failed: {payload!r} {pttl!r}",
+                    hint="the source user needs +dump and +pttl",
+                )
+            if payload is None or pttl == -2:
+                delta.expired += 1
+                continue
+            items.append((key, max(pttl, 0), payload))
+            delta.bytes += len(payload)
+        self.stats.add(delta)
+        self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
+        self.limiter.wait(self.stats.scanned, self.stats.bytes)
+        return _Batch(db, items, self.writer.send(db, items), next_cursor)
+
+    def _confirm(self, src: RawConnection, batch: _Batch) -> None:
+        outcome = self.writer.confirm(batch)
+        for index in outcome.rebuild:
+            self._rebuild(src, batch.db, batch.items[index])
+        delta = Stats(
+            copied=outcome.copied, skipped=outcome.skipped, rebuilt=len(outcome.rebuild), retries=outcome.retries
+        )
+        self.stats.add(delta)
+        self.tracker.report(delta)
+        self.checkpoint.advance(self.name, batch.db, batch.next_cursor, self.stats)
+
+    def _rebuild(self, src: RawConnection, db: int, item: tuple[bytes, int, bytes]) -> None:
+        key = item[0]
+        with node_client(self.source, *self.node, db=db) as reader:
+            kind = reader.type(key).decode()
+            value = rebuild.read_value(reader, key, kind) if kind != "none" else None
+            pttl = int(reader.pttl(key))
+        if value is None:
+            return
+        self.writer.rebuild(db, key, value, pttl)
+
+
+def _scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
+    if not isinstance(reply, list) or len(reply) != 2:
+        raise DataError(f"SCAN failed: {reply}", hint="the source user needs +scan")
+    cursor: bytes = reply[0]
+    keys: list[bytes] = reply[1]
+    return cursor, keys
+
+
+@dataclass
+class _Outcome:
+    copied: int = 0
+    skipped: int = 0
+    retries: int = 0
+    rebuild: list[int] = field(default_factory=list)
+
+
+class _TargetWriter:
+    """Sends RESTOREs to the right target node and turns replies into outcomes, retrying redirections."""
+
+    def __init__(self, target: Endpoint, *, replace: bool) -> None:
+        self.target, self.replace = target, replace
+        self.layout = discover(target)
+        self._conns: dict[Address, RawConnection] = {}
+
+    def conn(self, node: Address, db: int) -> RawConnection:
+        if node not in self._conns:
+            self._conns[node] = connect(self.target, node)
+        conn = self._conns[node]
+        if not self.layout.cluster:
+            conn.select(db)
+        return conn
+
+    def send(self, db: int, items: list[tuple[bytes, int, bytes]]) -> dict[Address, list[int]]:
+        per_node: dict[Address, list[int]] = {}
+        for index, (key, _ttl, _payload) in enumerate(items):
+            per_node.setdefault(self.layout.node_for_key(key), []).append(index)
+        for node, indexes in per_node.items():
+            self._send_to(node, db, items, indexes)
+        return per_node
+
+    def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
+        replace = self.replace
+        payload = b"".join(_restore(*items[i], replace) for i in indexes)
+        self.conn(node, db).send(payload)
+
+    def confirm(self, batch: _Batch) -> _Outcome:
+        outcome, retry = _Outcome(), []
+        for node, indexes in batch.per_node.items():
+            try:
+                replies = self.conn(node, batch.db).read(len(indexes))
+            except DataError:
+                self._drop(node)
+                retry += indexes
+                continue
+            retry += self._classify(batch, indexes, replies, outcome)
+        attempts = 0
+        while retry:
+            attempts += 1
+            outcome.retries += len(retry)
+            retry = self._retry(batch, retry, outcome, attempts)
+        return outcome
+
+    def _classify(self, batch: _Batch, indexes: list[int], replies: list[object], outcome: _Outcome) -> list[int]:
+        retry = []
+        for index, reply in zip(indexes, replies, strict=True):
+            if not isinstance(reply, ReplyError):
+                outcome.copied += 1
+                continue
+            message = str(reply)
+            if message.startswith("BUSYKEY"):
+                outcome.skipped += 1
+            elif message.startswith(("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "READONLY")):
+                retry.append(index)
+            elif message.startswith(_VERSION_ERRORS) or "payload version" in message:
+                outcome.rebuild.append(index)
+            else:
+                raise _fatal(message, batch.items[index][0])
+        return retry
+
+    def _retry(self, batch: _Batch, indexes: list[int], outcome: _Outcome, attempt: int) -> list[int]:
+        if attempt > _MAX_RETRIES:
+            key = batch.items[indexes[0]][0]
+            raise DataError(
+                f"the target kept redirecting or failing for {len(indexes)} key(s) (first {key!r})",
+                hint="check the target cluster's health (CLUSTER INFO), then run again with --resume",
+                retryable=True,
+            )
+        time.sleep(min(0.1 * 2**attempt, 3.0))
+        self._refresh()
+        per_node: dict[Address, list[int]] = {}
+        for index in indexes:
+            per_node.setdefault(self.layout.node_for_key(batch.items[index][0]), []).append(index)
+        retry: list[int] = []
+        for node, node_indexes in per_node.items():
+            try:
+                self._send_to(node, batch.db, batch.items, node_indexes)
+                replies = self.conn(node, batch.db).read(len(node_indexes))
+            except DataError:
+                self._drop(node)
+                retry += node_indexes
+                continue
+            retry += self._classify(batch, node_indexes, replies, outcome)
+        return retry
+
+    def _refresh(self) -> None:
+        try:
+            self.layout = discover(self.target)
+        except DataError:
+            return
+
+    def _drop(self, node: Address) -> None:
+        conn = self._conns.pop(node, None)
+        if conn is not None:
+            conn.close()
+
+    def rebuild(self, db: int, key: bytes, value: rebuild.Value, pttl: int) -> None:
+        node = self.layout.node_for_key(key)
+        with node_client(self.target, *node, db=0 if self.layout.cluster else db) as writer:
+            if not self.replace and writer.exists(key):
+                return
+            rebuild.write_value(writer, key, value, pttl, replace=True)
+
+    def close(self) -> None:
+        for node in list(self._conns):
+            self._drop(node)
+
+
+def _fatal(message: str, key: bytes) -> DataError:
+    if message.startswith("OOM"):
+        return DataError(
+            f"the target is out of memory (maxmemory reached) while restoring {key!r}: {message}",
+            hint="give the target more memory or a larger node type, then run again with --resume",
+        )
+    if message.startswith("NOPERM"):
+        return DataError(
+            f"the target user may not RESTORE: {message}", hint="grant +restore (and +del) to the target user"
+        )
+    return DataError(f"RESTORE {key!r} failed on the target: {message}")

@@ -1,0 +1,235 @@
+"""One URL form for every Valkey/Redis endpoint, and connections made from it.
+
+Forms::
+
+    valkey://[user@]host:port[/db]             plain TCP (redis:// accepted)
+    valkeys://[user@]host:port[/db]            TLS (rediss:// accepted)
+    valkey+sentinel://h1:p1,h2:p2/<primary>    ask Sentinels for the current primary (valkeys+sentinel:// for TLS)
+    valkey+cluster://seed1:p1,seed2:p2         cluster mode (valkeys+cluster:// for TLS)
+
+Query parameters: ``password_env=VAR`` or ``password_file=PATH`` (the password itself never appears in a URL,
+argv or a log), ``ca=PATH``, ``cert=PATH``, ``key=PATH`` (client certificate), ``insecure=1`` (no
+certificate verification: explicit only), ``sentinel_tls=0|1``. Cluster mode is also detected on a plain
+URL when the server reports ``cluster_enabled:1``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import valkey
+
+from reproducer.errors import InputError, SourceError
+
+Kind = Literal["standalone", "sentinel", "cluster"]
+_SCHEMES: dict[str, tuple[Kind, bool]] = {
+    "valkey": ("standalone", False),
+    "redis": ("standalone", False),
+    "valkeys": ("standalone", True),
+    "rediss": ("standalone", True),
+    "valkey+sentinel": ("sentinel", False),
+    "redis+sentinel": ("sentinel", False),
+    "valkeys+sentinel": ("sentinel", True),
+    "rediss+sentinel": ("sentinel", True),
+    "valkey+cluster": ("cluster", False),
+    "redis+cluster": ("cluster", False),
+    "valkeys+cluster": ("cluster", True),
+    "rediss+cluster": ("cluster", True),
+}
+_QUERY_KEYS = {"password_env", "password_file", "ca", "cert", "key", "insecure", "sentinel_tls"}
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS settings: verification is on unless ``insecure``."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        """An SSL context for these settings (system CAs unless a CA file is given)."""
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed endpoint URL (see the module docstring). ``password`` is resolved, never printed."""
+
+    kind: Kind
+    hosts: tuple[tuple[str, int], ...]
+    db: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: Tls | None = None
+    primary_name: str | None = None
+    sentinel_tls: bool = False
+    url: str = ""
+
+    def __str__(self) -> str:
+        return self.url
+
+    def with_kind(self, kind: Kind) -> Endpoint:
+        """The same endpoint as another kind (cluster detected on a plain URL)."""
+        return replace(self, kind=kind)
+
+
+def parse_endpoint(url: str, *, environ: dict[str, str] | None = None) -> Endpoint:
+    """Parse an endpoint URL and resolve its password from the environment or a file."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        known = ", ".join(f"{s}://" for s in _SCHEMES if "redis" not in s)
+        raise InputError(f"unsupported endpoint scheme in {_redact(url)!r}", hint=f"use one of {known}")
+    if parts.password:
+        raise InputError(
+            f"a password is written in the endpoint URL {_redact(url)!r}",
+            hint="passwords in URLs end up in shell history and process lists: "
+            "use ?password_env=VAR or ?password_file=PATH",
+        )
+    kind, tls = _SCHEMES[parts.scheme]
+    query = _query(parts.query, url)
+    hosts = _hosts(parts.netloc.rsplit("@", 1)[-1], url)
+    db, primary_name = _path(parts.path, kind, url)
+    return Endpoint(
+        kind=kind,
+        hosts=hosts,
+        db=db,
+        username=unquote(parts.username) if parts.username else None,
+        password=_password(query, environ if environ is not None else dict(os.environ), url),
+        tls=_tls(query) if tls else None,
+        primary_name=primary_name,
+        sentinel_tls=query.get("sentinel_tls", "1" if tls else "0") == "1",
+        url=_redact(url),
+    )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _query(raw: str, url: str) -> dict[str, str]:
+    query = {k: v[-1] for k, v in parse_qs(raw).items()}
+    unknown = set(query) - _QUERY_KEYS
+    if unknown:
+        raise InputError(
+            f"unknown endpoint option(s) {', '.join(sorted(unknown))} in {_redact(url)!r}",
+            hint=f"known options: {', '.join(sorted(_QUERY_KEYS))}",
+        )
+    return query
+
+
+def _hosts(netloc: str, url: str) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for item in filter(None, netloc.split(",")):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "6379")
+        if not port.isdigit():
+            raise InputError(f"bad port {port!r} in {_redact(url)!r}", hint="write host:port, e.g. 127.0.0.1:6379")
+        hosts.append((host.strip("[]") or "127.0.0.1", int(port)))
+    if not hosts:
+        raise InputError(f"no host in {_redact(url)!r}", hint="write scheme://host:port")
+    return tuple(hosts)
+
+
+def _path(path: str, kind: Kind, url: str) -> tuple[int | None, str | None]:
+    segment = path.strip("/")
+    if kind == "sentinel":
+        name, _, db = segment.partition("/")
+        if not name:
+            raise InputError(f"no primary name in {url!r}", hint="write valkey+sentinel://h1:p1,h2:p2/<primary-name>")
+        return (int(db) if db.isdigit() else None), name
+    if segment and not segment.isdigit():
+        raise InputError(f"the database in {url!r} must be a number", hint="write .../0 for db 0")
+    return (int(segment) if segment else None), None
+
+
+def _password(query: dict[str, str], environ: dict[str, str], url: str) -> str | None:
+    if "password_env" in query:
+        name = query["password_env"]
+        if name not in environ:
+            raise InputError(f"environment variable {name} (password_env of {url!r}) is not set", hint=f"export {name}")
+        return environ[name]
+    if "password_file" in query:
+        try:
+            return Path(query["password_file"]).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise InputError(
+                f"cannot read password_file {query['password_file']}: {exc.strerror}",
+                hint="check the path and its permissions",
+            ) from None
+    return None
+
+
+def _tls(query: dict[str, str]) -> Tls:
+    return Tls(
+        ca_file=query.get("ca"),
+        cert_file=query.get("cert"),
+        key_file=query.get("key"),
+        insecure=query.get("insecure", "0") in ("1", "true", "yes"),
+    )
+
+
+# ---- valkey-py clients (the slow, convenient path) -----------------------------------------------
+
+
+def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
+    """Keyword arguments for a valkey-py client on this endpoint (auth and TLS)."""
+    kwargs: dict[str, Any] = {"username": endpoint.username, "password": endpoint.password, "socket_timeout": 30}
+    if endpoint.tls is not None:
+        kwargs.update(
+            ssl=True,
+            ssl_ca_certs=endpoint.tls.ca_file,
+            ssl_certfile=endpoint.tls.cert_file,
+            ssl_keyfile=endpoint.tls.key_file,
+            ssl_cert_reqs="none" if endpoint.tls.insecure else "required",
+            ssl_check_hostname=not endpoint.tls.insecure,
+        )
+    return kwargs
+
+
+def node_client(endpoint: Endpoint, host: str, port: int, db: int = 0) -> valkey.Valkey:
+    """A valkey-py client on one node of the endpoint."""
+    return valkey.Valkey(host=host, port=port, db=db, **client_kwargs(endpoint))
+
+
+def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:
+    """The current primary of a Sentinel endpoint (first Sentinel that answers), else the first host."""
+    if endpoint.kind != "sentinel":
+        return endpoint.hosts[0]
+    errors = []
+    for host, port in endpoint.hosts:
+        try:
+            with _sentinel_client(endpoint, host, port) as sentinel:
+                found = sentinel.sentinel_get_master_addr_by_name(endpoint.primary_name)
+        except valkey.exceptions.ValkeyError as exc:
+            errors.append(f"{host}:{port}: {exc}")
+            continue
+        if found:
+            return str(found[0]), int(found[1])
+        errors.append(f"{host}:{port}: does not know {endpoint.primary_name!r}")
+    raise SourceError(
+        f"no Sentinel of {endpoint} named a primary: {'; '.join(errors)}",
+        hint="check the Sentinel addresses and the primary name",
+        retryable=True,
+    )
+
+
+def _sentinel_client(endpoint: Endpoint, host: str, port: int) -> valkey.Valkey:
+    kwargs: dict[str, Any] = {"socket_timeout": 5, "decode_responses": True}
+    if endpoint.sentinel_tls and endpoint.tls is not None:
+        kwargs.update({k: v for k, v in client_kwargs(endpoint).items() if k.startswith("ssl")})
+    return valkey.Valkey(host=host, port=port, **kwargs)

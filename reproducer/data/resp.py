@@ -1,0 +1,130 @@
+"""A lean RESP connection for the copy's hot path: raw sockets, batched writes, libvalkey's C parser.
+
+valkey-py spends about 14 µs of Python per DUMP+PTTL+RESTORE; building commands as bytes and parsing
+replies with ``libvalkey.Reader`` costs a fraction of that (see ``shared/reference/performance.md``).
+Errors come back as :class:`ReplyError` values in reply lists, so a batch is never cut short by one key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+
+import libvalkey
+
+from reproducer.errors import DataError
+
+ReplyError = libvalkey.ReplyError
+_READ_SIZE = 1 << 20
+
+
+def command(*args: bytes | str | int) -> bytes:
+    """One command in RESP (arguments as bytes, str or int)."""
+    return bytes(libvalkey.pack_command(args))
+
+
+class RawConnection:
+    """One socket to one Valkey node; ``send`` bytes, then ``read`` that many replies."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.address = f"{host}:{port}"
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
+        except ssl.SSLError as exc:
+            raise DataError(
+                f"TLS handshake with {self.address} failed: {exc.reason}",
+                hint="check the CA file (?ca=PATH); ?insecure=1 skips verification",
+            ) from None
+        except OSError as exc:
+            raise DataError(
+                f"cannot connect to {self.address}: {exc.strerror or exc}",
+                hint="check the host, the port and the allow-list",
+                retryable=True,
+            ) from None
+        self._reader = libvalkey.Reader()
+        self.db = 0
+        if password is not None or username is not None:
+            self._auth(username, password)
+
+    def _auth(self, username: str | None, password: str | None) -> None:
+        args = ("AUTH", username, password or "") if username else ("AUTH", password or "")
+        reply = self.call(*args)
+        if reply != b"OK":
+            raise DataError(f"authentication to {self.address} failed", hint="check the user and its password")
+
+    def send(self, data: bytes) -> None:
+        """Write already-encoded commands."""
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
+
+    def read(self, count: int) -> list[object]:
+        """Read exactly ``count`` replies (errors included as ReplyError values)."""
+        replies: list[object] = []
+        reader, gets = self._reader, self._reader.gets
+        while len(replies) < count:
+            reply = gets()
+            if reply is not False:
+                replies.append(reply)
+                continue
+            chunk = self._recv()
+            reader.feed(chunk)
+        return replies
+
+    def _recv(self) -> bytes:
+        try:
+            chunk = self._sock.recv(_READ_SIZE)
+        except OSError as exc:
+            raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
+        if not chunk:
+            raise DataError(f"connection to {self.address} closed by the server", retryable=True)
+        return chunk
+
+    def call(self, *args: bytes | str | int) -> object:
+        """Send one command and return its reply; a server error raises DataError."""
+        self.send(command(*args))
+        reply = self.read(1)[0]
+        if isinstance(reply, ReplyError):
+            name = str(args[0])
+            if "AUTH" in name.upper():
+                raise DataError(f"authentication to {self.address} failed: {reply}", hint="check the user and password")
+            raise DataError(f"{name} on {self.address} failed: {reply}")
+        return reply
+
+    def select(self, db: int) -> None:
+        """Switch database when needed."""
+        if db != self.db:
+            self.call("SELECT", db)
+            self.db = db
+
+    def call_bytes(self, *args: bytes | str | int) -> bytes:
+        """``call`` for a command whose reply is a bulk or status string."""
+        reply = self.call(*args)
+        if not isinstance(reply, bytes):
+            raise DataError(f"{args[0]!r} on {self.address} answered {reply!r}, not a string")
+        return reply
+
+    def call_int(self, *args: bytes | str | int) -> int:
+        """``call`` for a command whose reply is an integer."""
+        reply = self.call(*args)
+        if not isinstance(reply, int):
+            raise DataError(f"{args[0]!r} on {self.address} answered {reply!r}, not an integer")
+        return reply
+
+    def close(self) -> None:
+        """Close the socket."""
+        with contextlib.suppress(OSError):
+            self._sock.close()

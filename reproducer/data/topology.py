@@ -1,0 +1,115 @@
+"""Which nodes an endpoint has (primaries, replicas), and which node owns each hash slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from valkey.crc import key_slot
+
+from reproducer.data.endpoint import Endpoint, resolve_primary
+from reproducer.data.resp import RawConnection
+from reproducer.errors import DataError
+
+SLOTS = 16384
+Address = tuple[str, int]
+
+
+@dataclass
+class Layout:
+    """The nodes of an endpoint: its primaries, their replicas, and (cluster) the slot owners."""
+
+    cluster: bool
+    primaries: list[Address]
+    replicas: dict[Address, list[Address]] = field(default_factory=dict)
+    slot_owner: list[int] = field(default_factory=list)
+
+    def node_for_key(self, key: bytes) -> Address:
+        """The primary that owns ``key`` (the only primary when not a cluster)."""
+        if not self.cluster:
+            return self.primaries[0]
+        return self.primaries[self.slot_owner[key_slot(key)]]
+
+
+def connect(endpoint: Endpoint, address: Address, *, timeout: float = 60.0) -> RawConnection:
+    """A raw connection to one node of ``endpoint`` with its credentials and TLS."""
+    tls = endpoint.tls.context() if endpoint.tls else None
+    return RawConnection(
+        address[0], address[1], tls=tls, username=endpoint.username, password=endpoint.password, timeout=timeout
+    )
+
+
+def discover(endpoint: Endpoint) -> Layout:
+    """The layout of ``endpoint``: asks Sentinel for the primary, and the cluster for its shards."""
+    seed = resolve_primary(endpoint)
+    conn = connect(endpoint, seed)
+    try:
+        if endpoint.kind == "cluster" or _cluster_enabled(conn):
+            return _cluster_layout(conn, tls=endpoint.tls is not None)
+        return Layout(cluster=False, primaries=[seed], replicas={seed: _replicas(conn)})
+    finally:
+        conn.close()
+
+
+def _cluster_enabled(conn: RawConnection) -> bool:
+    return b"cluster_enabled:1" in conn.call_bytes("INFO", "cluster")
+
+
+def _replicas(conn: RawConnection) -> list[Address]:
+    info = conn.call_bytes("INFO", "replication").decode()
+    found = []
+    for line in info.splitlines():
+        if line.startswith("slave") and "ip=" in line:
+            fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(","))
+            found.append((fields["ip"], int(fields["port"])))
+    return found
+
+
+def _cluster_layout(conn: RawConnection, *, tls: bool) -> Layout:
+    try:
+        shards = conn.call("CLUSTER", "SHARDS")
+    except DataError as exc:
+        raise DataError(
+            f"cannot read the cluster's shards from {conn.address}: {exc.message}",
+            hint="the user needs the CLUSTER SHARDS command (+cluster|shards)",
+        ) from None
+    layout = Layout(cluster=True, primaries=[], slot_owner=[-1] * SLOTS)
+    for shard in shards if isinstance(shards, list) else []:
+        _add_shard(layout, _pairs(shard), tls=tls)
+    if -1 in layout.slot_owner:
+        missing = layout.slot_owner.count(-1)
+        raise DataError(
+            f"{missing} hash slots of the cluster at {conn.address} have no primary",
+            hint="wait for the cluster to be ok (CLUSTER INFO) and retry",
+            retryable=True,
+        )
+    return layout
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    return {bytes(flat[i]).decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _add_shard(layout: Layout, shard: dict[str, Any], *, tls: bool) -> None:
+    nodes = [_pairs(n) for n in shard["nodes"]]
+    primary = next((n for n in nodes if n.get("role") == b"master" and n.get("health") != b"fail"), None)
+    if primary is None:
+        return
+    address = _node_address(primary, tls=tls)
+    index = len(layout.primaries)
+    layout.primaries.append(address)
+    layout.replicas[address] = [
+        _node_address(n, tls=tls) for n in nodes if n is not primary and n.get("health") == b"online"
+    ]
+    slots = shard["slots"]
+    for i in range(0, len(slots), 2):
+        for slot in range(int(slots[i]), int(slots[i + 1]) + 1):
+            layout.slot_owner[slot] = index
+
+
+def _node_address(node: dict[str, Any], *, tls: bool) -> Address:
+    port: Any = node.get("tls-port") if tls and node.get("tls-port") else node.get("port")
+    host: Any = node.get("endpoint")
+    if not host or host == b"?":
+        host = node.get("ip")
+    return bytes(host).decode(), int(port)

@@ -1,0 +1,214 @@
+"""Compare a target with its source: counts per database and type, then every key (or a sample).
+
+Each source key is checked on the target for presence, type, TTL (within a tolerance) and value. Values
+are compared by their DUMP payload first (identical payloads are identical values); when payloads differ
+(another server version, another encoding) the values are read with their type's commands and compared
+as data, so a rebuilt or cross-version copy still verifies.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from reproducer.data import rebuild
+from reproducer.data.copy import _scan_reply, source_nodes
+from reproducer.data.endpoint import Endpoint, node_client
+from reproducer.data.resp import RawConnection, ReplyError, command
+from reproducer.data.topology import Address, Layout, connect, discover
+from reproducer.errors import DataError
+
+FORMAT_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How to verify: which databases, a sample fraction, TTL tolerance, how many differences to list."""
+
+    dbs: tuple[int, ...] | None = None
+    match: str | None = None
+    sample: float | None = None
+    ttl_tolerance_ms: int = 1000
+    max_listed: int = 20
+    batch: int = 1000
+
+
+@dataclass
+class VerifyReport:
+    """What verify found; ``ok`` when nothing differs."""
+
+    source_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    target_keys: dict[str, int] = field(default_factory=dict)
+    compared: int = 0
+    missing: int = 0
+    type_mismatch: int = 0
+    value_mismatch: int = 0
+    ttl_mismatch: int = 0
+    expired_meanwhile: int = 0
+    extra_in_target: int = 0
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every compared key matched and the target holds no extra key."""
+        return not (
+            self.missing or self.type_mismatch or self.value_mismatch or self.ttl_mismatch or self.extra_in_target
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        data = dict(vars(self))
+        return {"format_version": FORMAT_VERSION, "ok": self.ok, **data}
+
+
+def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> VerifyReport:
+    """Compare ``target`` with ``source`` (see the module docstring)."""
+    src_layout, dst_layout = discover(source), discover(target)
+    report = VerifyReport()
+    checker = _Checker(source, target, dst_layout, options, report)
+    try:
+        for node in source_nodes(src_layout, from_replica=False):
+            checker.check_node(node)
+    finally:
+        checker.close()
+    _count_target(target, dst_layout, report)
+    if options.sample is None and options.match is None:
+        present_on_target = report.compared - report.missing
+        report.extra_in_target = max(sum(report.target_keys.values()) - present_on_target, 0)
+    return report
+
+
+def _count_target(target: Endpoint, layout: Layout, report: VerifyReport) -> None:
+    dbs = {int(db) for db in report.source_counts} or {0}
+    for node in layout.primaries:
+        conn = connect(target, node)
+        try:
+            for db in sorted(dbs if not layout.cluster else {0}):
+                conn.select(db)
+                report.target_keys[str(db)] = report.target_keys.get(str(db), 0) + conn.call_int("DBSIZE")
+        finally:
+            conn.close()
+
+
+def _selected(key: bytes, fraction: float | None) -> bool:
+    return fraction is None or (zlib.crc32(key) % 10_000) < fraction * 10_000
+
+
+class _Checker:
+    def __init__(
+        self, source: Endpoint, target: Endpoint, layout: Layout, options: VerifyOptions, report: VerifyReport
+    ) -> None:
+        self.source, self.target, self.layout, self.options, self.report = source, target, layout, options, report
+        self._conns: dict[Address, RawConnection] = {}
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.close()
+
+    def _target_conn(self, node: Address, db: int) -> RawConnection:
+        if node not in self._conns:
+            self._conns[node] = connect(self.target, node)
+        conn = self._conns[node]
+        conn.select(0 if self.layout.cluster else db)
+        return conn
+
+    def check_node(self, node: Address) -> None:
+        src = connect(self.source, node)
+        try:
+            for db in self._dbs(src):
+                src.select(db)
+                self._check_db(src, node, db)
+        finally:
+            src.close()
+
+    def _dbs(self, src: RawConnection) -> list[int]:
+        if self.options.dbs is not None:
+            return list(self.options.dbs)
+        if self.source.db is not None:
+            return [self.source.db]
+        keyspace = src.call_bytes("INFO", "keyspace").decode()
+        return [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")] or [0]
+
+    def _check_db(self, src: RawConnection, node: Address, db: int) -> None:
+        cursor = b"0"
+        while True:
+            args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
+            if self.options.match:
+                args += ["MATCH", self.options.match]
+            cursor, keys = _scan_reply(src.call(*args))
+            self._check_keys(src, node, db, [k for k in keys if _selected(k, self.options.sample)])
+            if cursor == b"0":
+                return
+
+    def _check_keys(self, src: RawConnection, node: Address, db: int, keys: list[bytes]) -> None:
+        if not keys:
+            return
+        src_info = _describe(src, keys)
+        dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
+        by_node: dict[Address, list[bytes]] = {}
+        for key in keys:
+            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+        for target_node, node_keys in by_node.items():
+            dst_info.update(_describe(self._target_conn(target_node, db), node_keys))
+        for key in keys:
+            self._compare(node, db, key, src_info[key], dst_info[key])
+
+    def _compare(
+        self, node: Address, db: int, key: bytes, src: tuple[Any, Any, Any], dst: tuple[Any, Any, Any]
+    ) -> None:
+        (s_type, s_pttl, s_dump), (d_type, d_pttl, d_dump) = src, dst
+        if s_type == b"none":
+            self.report.expired_meanwhile += 1
+            return
+        counts = self.report.source_counts.setdefault(str(db), {})
+        counts[s_type.decode()] = counts.get(s_type.decode(), 0) + 1
+        self.report.compared += 1
+        if d_type == b"none":
+            self._differ("missing", db, key, "absent on the target")
+        elif s_type != d_type:
+            self._differ("type_mismatch", db, key, f"{s_type.decode()} on the source, {d_type.decode()} on the target")
+        elif not _ttl_close(s_pttl, d_pttl, self.options.ttl_tolerance_ms):
+            self._differ("ttl_mismatch", db, key, f"pttl {s_pttl} on the source, {d_pttl} on the target")
+        elif s_dump != d_dump and not self._same_value(node, db, key, s_type.decode()):
+            self._differ("value_mismatch", db, key, "values differ")
+
+    def _same_value(self, node: Address, db: int, key: bytes, kind: str) -> bool:
+        with node_client(self.source, *node, db=db) as src:
+            left = rebuild.read_value(src, key, kind)
+        target_node = self.layout.node_for_key(key)
+        with node_client(self.target, *target_node, db=0 if self.layout.cluster else db) as dst:
+            right = rebuild.read_value(dst, key, kind)
+        return bool(_normal(left) == _normal(right))
+
+    def _differ(self, kind: str, db: int, key: bytes, detail: str) -> None:
+        setattr(self.report, kind, getattr(self.report, kind) + 1)
+        if len(self.report.differences) < self.options.max_listed:
+            self.report.differences.append(
+                {"db": db, "key": key.decode(errors="backslashreplace"), "problem": kind, "detail": detail}
+            )
+
+
+def _describe(conn: RawConnection, keys: list[bytes]) -> dict[bytes, tuple[Any, Any, Any]]:
+    conn.send(b"".join(command("TYPE", k) + command("PTTL", k) + command("DUMP", k) for k in keys))
+    replies = conn.read(3 * len(keys))
+    failed = next((r for r in replies if isinstance(r, ReplyError)), None)
+    if failed is not None:
+        raise DataError(f"reading keys on {conn.address} failed: {failed}", hint="the user needs +type +pttl +dump")
+    return {k: (replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]) for i, k in enumerate(keys)}
+
+
+def _ttl_close(left: Any, right: Any, tolerance: int) -> bool:
+    if left < 0 or right < 0:
+        return bool(left < 0 and right < 0)
+    return bool(abs(int(left) - int(right)) <= tolerance)
+
+
+def _normal(value: rebuild.Value | None) -> Any:
+    if value is None:
+        return None
+    if value.type in ("hash", "zset"):
+        return value.type, sorted(map(tuple, value.items))
+    if value.type == "set":
+        return value.type, sorted(value.items)
+    return value.type, value.items, {k: v for k, v in value.stream_meta.items() if k != "entries_added"}
