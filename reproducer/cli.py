@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from reproducer import __version__, pipeline
-from reproducer.errors import ReproducerError
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
+from reproducer.data.verify import VerifyOptions, VerifyReport
+from reproducer.errors import ReproducerError, VerifyMismatchError
 
 _stderr = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +159,248 @@ def demo(root: Path | None) -> None:
     info, specs = pipeline.demo(root, _progress)
     _emit(pipeline.specs_to_yaml(specs))
     _stderr.print(f"the sandbox keeps running at {info['endpoint']}; stop it with: reproducer sandbox down")
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+_ENDPOINT_HELP = (
+    "Endpoints: valkey://[user@]host:port[/db], valkeys://… (TLS), valkey+sentinel://h1:p1,h2:p2/<primary>, "
+    "valkey+cluster://seed1:p1,seed2:p2; options ?password_env=VAR, ?password_file=PATH, ?ca=PATH, "
+    "?cert=PATH&key=PATH, ?insecure=1. Passwords never go in the URL."
+)
+
+
+def _db_option(func: F) -> F:
+    return click.option("--db", "dbs", type=int, multiple=True, help="Only this database (repeatable).")(func)
+
+
+def _match_option(func: F) -> F:
+    return click.option("--match", default=None, help="Only keys matching this glob pattern.")(func)
+
+
+def _run_dir_option(func: F) -> F:
+    return click.option(
+        "--run-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Run directory (checkpoint, stats, verify report); default: a new runs/<id>.",
+    )(func)
+
+
+@cli.command("copy", epilog=_ENDPOINT_HELP)
+@click.argument("source")
+@click.argument("target")
+@_db_option
+@_match_option
+@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
+@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
+@click.option("--from-replica", is_flag=True, help="Read from a replica of each shard to spare the primaries.")
+@click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Keys per batch.")
+@click.option("--max-keys-per-second", type=float, default=None, help="Rate limit in keys/s.")
+@click.option("--max-mb-per-second", type=float, default=None, help="Rate limit in MB/s of DUMP payload.")
+@_run_dir_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted copy from the run directory's checkpoint.")
+@click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
+def copy_command(
+    source: str,
+    target: str,
+    dbs: tuple[int, ...],
+    match: str | None,
+    conflict: str | None,
+    from_replica: bool,
+    batch: int,
+    max_keys_per_second: float | None,
+    max_mb_per_second: float | None,
+    run_dir: Path | None,
+    resume: bool,
+    then_verify: bool,
+) -> None:
+    """Copy every key (value and TTL) from SOURCE to TARGET with SCAN, DUMP and RESTORE only.
+
+    Refuses a non-empty target unless --replace or --skip-existing is given. Exit 3 when the
+    verification after the copy finds differences.
+    """
+    if resume and run_dir is None:
+        raise click.UsageError("--resume needs the --run-dir of the interrupted copy")
+    run = run_dir or pipeline.new_run_dir()
+    options = CopyOptions(
+        match=match,
+        dbs=dbs or None,
+        batch=batch,
+        conflict=cast(Conflict, conflict or "refuse"),
+        from_replica=from_replica,
+        max_keys_per_second=max_keys_per_second,
+        max_bytes_per_second=max_mb_per_second * 1e6 if max_mb_per_second else None,
+        resume=resume,
+    )
+    _progress(f"run directory: {run}")
+    with _copy_progress() as report:
+        result = pipeline.copy_data(source, target, options, run, report)
+    _print_copy_summary(result)
+    if then_verify:
+        _finish_verify(pipeline.verify_data(source, target, VerifyOptions(dbs=dbs or None, match=match), run), False)
+
+
+def _copy_progress() -> Any:
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def manager() -> Any:
+        columns = (
+            TextColumn("copy"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.completed:,.0f} keys"),
+            TextColumn("{task.fields[mb]:.1f} MB"),
+            TextColumn("{task.fields[rate]:,.0f} keys/s"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=_stderr, transient=True) as bar:
+            task = bar.add_task("copy", total=None, mb=0.0, rate=0.0)
+            started = time.monotonic()
+
+            def report(stats: Stats, expected: int) -> None:
+                elapsed = max(time.monotonic() - started, 1e-6)
+                bar.update(
+                    task,
+                    completed=stats.scanned,
+                    total=max(expected, stats.scanned),
+                    mb=stats.bytes / 1e6,
+                    rate=stats.scanned / elapsed,
+                )
+
+            yield report
+
+    return manager()
+
+
+def _print_copy_summary(result: CopyResult) -> None:
+    from rich.table import Table
+
+    table = Table(title="copy summary", title_justify="left")
+    for column in ("node", "scanned", "copied", "rebuilt", "expired", "skipped", "MB", "retries"):
+        table.add_column(column, justify="left" if column == "node" else "right", no_wrap=True)
+    rows = [*result.per_node.items(), ("total", result.total)]
+    for name, stats in rows:
+        table.add_row(
+            name,
+            *(f"{v:,}" for v in (stats.scanned, stats.copied, stats.rebuilt, stats.expired, stats.skipped)),
+            f"{stats.bytes / 1e6:.1f}",
+            f"{stats.retries:,}",
+        )
+    _stderr.print(table)
+    _stderr.print(f"{result.total.scanned:,} keys in {result.seconds:.1f}s ({result.keys_per_second:,.0f} keys/s)")
+    for note in result.notes:
+        _progress(note)
+
+
+@cli.command("verify", epilog=_ENDPOINT_HELP)
+@click.argument("source")
+@click.argument("target")
+@_db_option
+@_match_option
+@click.option(
+    "--sample",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Compare only this fraction of the keys (e.g. 0.01).",
+)
+@click.option("--ttl-tolerance-ms", type=int, default=1000, show_default=True, help="Allowed TTL difference.")
+@_run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout.")
+def verify_command(
+    source: str,
+    target: str,
+    dbs: tuple[int, ...],
+    match: str | None,
+    sample: float | None,
+    ttl_tolerance_ms: int,
+    run_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Compare TARGET with SOURCE: counts per database and type, then every key's type, value and TTL.
+
+    Exit 0 when identical, 3 when they differ (the first differing keys are listed).
+    """
+    options = VerifyOptions(dbs=dbs or None, match=match, sample=sample, ttl_tolerance_ms=ttl_tolerance_ms)
+    _finish_verify(pipeline.verify_data(source, target, options, run_dir), as_json)
+
+
+def _every(step: int, what: str) -> Callable[[int], None]:
+    """A progress callback that prints a line each time the count passes another ``step``."""
+    last = [0]
+
+    def report(count: int) -> None:
+        if count - last[0] >= step:
+            last[0] = count - count % step
+            _progress(f"{count:,} {what}")
+
+    return report
+
+
+def _finish_verify(report: VerifyReport, as_json: bool) -> None:
+    if as_json:
+        _emit(json.dumps(report.to_dict(), indent=2))
+    counts = ", ".join(
+        f"db{db}: " + " ".join(f"{t}={n:,}" for t, n in sorted(c.items()))
+        for db, c in sorted(report.source_counts.items())
+    )
+    _stderr.print(f"verify: {report.compared:,} keys compared ({counts or 'no keys'})")
+    if report.ok:
+        _stderr.print("[green]verify: source and target are identical[/green]", markup=True)
+        return
+    problems = ", ".join(
+        f"{k.replace('_', ' ')}={getattr(report, k)}"
+        for k in ("missing", "type_mismatch", "value_mismatch", "ttl_mismatch", "extra_in_target")
+        if getattr(report, k)
+    )
+    for diff in report.differences:
+        _stderr.print(f"  db{diff['db']} {escape(diff['key'])}: {diff['problem']} ({escape(diff['detail'])})")
+    raise VerifyMismatchError(
+        f"source and target differ: {problems}",
+        hint="run 'reproducer copy --replace' again, or inspect the keys listed above",
+    )
+
+
+@cli.command("export", epilog=_ENDPOINT_HELP)
+@click.argument("source")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "rdb", "aof"]),
+    default=None,
+    help="File format (default: from the file name).",
+)
+@_db_option
+@_match_option
+def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None) -> None:
+    """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
+    count = pipeline.export_data(
+        source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported")
+    )
+    _stderr.print(f"exported {count:,} keys to {file}")
+
+
+@cli.command("import", epilog=_ENDPOINT_HELP)
+@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("target")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "rdb", "aof"]),
+    default=None,
+    help="File format (default: from the file name).",
+)
+@click.option("--skip-existing", is_flag=True, help="Keep keys the target already has (JSONL, RDB).")
+def import_command(file: Path, target: str, fmt: str | None, skip_existing: bool) -> None:
+    """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted)."""
+    written, expired = pipeline.import_data(
+        file, target, fmt, replace=not skip_existing, progress=_every(10_000, "records imported")
+    )
+    _stderr.print(f"imported {written:,} from {file}" + (f"; {expired:,} had expired" if expired else ""))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -134,11 +134,9 @@ def demo(root: Path | None = None, progress: Progress = _quiet) -> tuple[dict[st
 
 
 def new_run_dir(base: Path | None = None) -> Path:
-    """A fresh run directory ``runs/<timestamp>-<random>`` (under ``base``, default ./runs)."""
+    """A fresh run directory path ``runs/<timestamp>-<random>`` (created when a phase first writes to it)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = (base or Path("runs")) / f"{stamp}-{secrets.token_hex(2)}"
-    (path / "data").mkdir(parents=True)
-    return path
+    return (base or Path("runs")) / f"{stamp}-{secrets.token_hex(2)}"
 
 
 def copy_data(
@@ -146,7 +144,6 @@ def copy_data(
 ) -> CopyResult:
     """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``."""
     source, target = parse_endpoint(source_url), parse_endpoint(target_url)
-    (run_dir / "data").mkdir(parents=True, exist_ok=True)
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
     result = copy_keys(source, target, options, progress)
     stats = {
@@ -160,6 +157,7 @@ def copy_data(
         "per_node": {k: asdict(v) for k, v in result.per_node.items()},
         "notes": result.notes,
     }
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "data" / "stats.json", json.dumps(stats, indent=2) + "\n")
     return result
 

@@ -202,6 +202,10 @@ def _scan_command(cursor: bytes, match: str | None, count: int) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
 def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
     ttl_b = b"%d" % ttl
     head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
@@ -218,7 +222,7 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
 
 @dataclass
 class _Batch:
-    """RESTOREs sent to the target and not yet confirmed."""
+    """RESTOREs sent to the target and not yet confirmed: (key, monotonic deadline ms or 0, payload)."""
 
     db: int
     items: list[tuple[bytes, int, bytes]]
@@ -264,6 +268,9 @@ class _NodeCopier:
         batches = 0
         while True:
             more = cursor != b"0"
+            # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
+            # can only be earlier than the source's, never later, even if confirming the last batch takes long.
+            sent_ms = _monotonic_ms()
             src.send(
                 _dump_batch(keys) + (_scan_command(cursor, self.options.match, self.options.batch) if more else b"")
             )
@@ -273,7 +280,7 @@ class _NodeCopier:
                 if batches % self.options.checkpoint_every == 0:
                     self.checkpoint.save()
             replies = src.read(2 * len(keys) + (1 if more else 0))
-            batch = self._restore_batch(db, keys, replies[: 2 * len(keys)], cursor)
+            batch = self._restore_batch(db, keys, replies[: 2 * len(keys)], cursor, sent_ms)
             pending = batch
             if not more:
                 break
@@ -286,7 +293,9 @@ class _NodeCopier:
         src.send(_scan_command(cursor, self.options.match, self.options.batch))
         return _scan_reply(src.read(1)[0])
 
-    def _restore_batch(self, db: int, keys: list[bytes], replies: list[object], next_cursor: bytes) -> _Batch:
+    def _restore_batch(
+        self, db: int, keys: list[bytes], replies: list[object], next_cursor: bytes, read_ms: int
+    ) -> _Batch:
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         for index, key in enumerate(keys):
@@ -299,7 +308,7 @@ class _NodeCopier:
             if payload is None or pttl == -2:
                 delta.expired += 1
                 continue
-            items.append((key, max(pttl, 0), payload))
+            items.append((key, read_ms + pttl if pttl >= 0 else 0, payload))
             delta.bytes += len(payload)
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
@@ -318,6 +327,7 @@ class _NodeCopier:
         self.checkpoint.advance(self.name, batch.db, batch.next_cursor, self.stats)
 
     def _rebuild(self, src: RawConnection, db: int, item: tuple[bytes, int, bytes]) -> None:
+        """Rebuild one key from the source with type commands (its TTL is read again there)."""
         key = item[0]
         with node_client(self.source, *self.node, db=db) as reader:
             kind = reader.type(key).decode()
@@ -369,8 +379,12 @@ class _TargetWriter:
         return per_node
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
-        replace = self.replace
-        payload = b"".join(_restore(*items[i], replace) for i in indexes)
+        """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
+        replace, now = self.replace, _monotonic_ms()
+        payload = b"".join(
+            _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
+            for key, deadline, data in (items[i] for i in indexes)
+        )
         self.conn(node, db).send(payload)
 
     def confirm(self, batch: _Batch) -> _Outcome:

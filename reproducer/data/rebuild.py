@@ -109,12 +109,12 @@ _READERS = {
 
 
 def write_value(client: Any, key: bytes, value: Value, pttl: int, *, replace: bool = True) -> None:
-    """Write ``value`` to ``key`` in chunks, then its TTL (``pttl`` ms; 0 or less: none)."""
+    """Write ``value`` to ``key`` in chunks, then its TTL (``pttl`` ms; negative: none; 0: about to expire)."""
     if replace:
         client.delete(key)
     _WRITERS[value.type](client, key, value)
-    if pttl > 0:
-        client.pexpire(key, pttl)
+    if pttl >= 0:
+        client.pexpire(key, max(pttl, 1))
 
 
 def _chunks(items: list[Any]) -> list[list[Any]]:

@@ -75,20 +75,34 @@ def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> Verify
     _count_target(target, dst_layout, report)
     if options.sample is None and options.match is None:
         present_on_target = report.compared - report.missing
+        if sum(report.target_keys.values()) > present_on_target:
+            _count_target(target, dst_layout, report, exact=True)
         report.extra_in_target = max(sum(report.target_keys.values()) - present_on_target, 0)
     return report
 
 
-def _count_target(target: Endpoint, layout: Layout, report: VerifyReport) -> None:
+def _count_target(target: Endpoint, layout: Layout, report: VerifyReport, *, exact: bool = False) -> None:
+    """Keys per database on the target: DBSIZE, or (``exact``) a SCAN, which skips expired keys not yet reclaimed."""
     dbs = {int(db) for db in report.source_counts} or {0}
+    report.target_keys = {}
     for node in layout.primaries:
         conn = connect(target, node)
         try:
             for db in sorted(dbs if not layout.cluster else {0}):
                 conn.select(db)
-                report.target_keys[str(db)] = report.target_keys.get(str(db), 0) + conn.call_int("DBSIZE")
+                count = _scan_count(conn) if exact else conn.call_int("DBSIZE")
+                report.target_keys[str(db)] = report.target_keys.get(str(db), 0) + count
         finally:
             conn.close()
+
+
+def _scan_count(conn: RawConnection) -> int:
+    cursor, count = b"0", 0
+    while True:
+        cursor, keys = _scan_reply(conn.call("SCAN", cursor, "COUNT", 1000))
+        count += len(keys)
+        if cursor == b"0":
+            return count
 
 
 def _selected(key: bytes, fraction: float | None) -> bool:

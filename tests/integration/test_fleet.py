@@ -8,8 +8,8 @@ import signal
 import pytest
 import valkey
 
-from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec
 from reproducer.procs import pid_alive, wait_until
+from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec
 
 
 def test_ovh_like_node_refuses_config_but_serves_scan_dump_restore():

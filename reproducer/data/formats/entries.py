@@ -55,7 +55,7 @@ def _node_entries(client: Any, db: int, match: str | None) -> Iterator[Entry]:
         value = rebuild.read_value(client, key, kind) if kind != "none" else None
         if value is None or pttl == -2:
             continue
-        yield Entry(db, key, value, int(time.time() * 1000) + pttl if pttl > 0 else None)
+        yield Entry(db, key, value, int(time.time() * 1000) + pttl if pttl >= 0 else None)
 
 
 class EntryWriter:
@@ -70,7 +70,7 @@ class EntryWriter:
 
     def write(self, entry: Entry) -> None:
         """Write one entry (skipped and counted when its expiry has passed)."""
-        pttl = 0
+        pttl = -1
         if entry.expire_at_ms is not None:
             pttl = entry.expire_at_ms - int(time.time() * 1000)
             if pttl <= 0:

@@ -1,0 +1,265 @@
+"""Copy and verify between real fleets: topologies, TLS and ACLs, rebuild, conflicts, expiry, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import valkey
+
+from reproducer.data import copy as copy_module
+from reproducer.data.copy import CopyOptions, copy
+from reproducer.data.dumpfmt import with_version
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.errors import DataError, InputError
+from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec
+from reproducer.sandbox.seed import load_dataset
+
+USERS = (AclUser("mover", "m0ver-pw", "~* &* +@all"),)
+ENV = {"MOVER_PW": "m0ver-pw"}
+
+
+def url(fleet: Fleet, *, user: bool = False, node=None) -> str:
+    scheme = "valkeys" if fleet.spec.tls else "valkey"
+    auth = "mover@" if user else ""
+    query = []
+    if user:
+        query.append("password_env=MOVER_PW")
+    if fleet.spec.tls:
+        query.append(f"ca={fleet.tls_files.ca_cert}")
+    if fleet.spec.topology == "sentinel" and node is None:
+        return f"{scheme}+sentinel://{auth}127.0.0.1:{fleet.sentinels[0].port}/mymaster?" + "&".join(query)
+    kind = "+cluster" if fleet.spec.topology == "cluster" else ""
+    port = (node or fleet.servers[0]).port
+    return f"{scheme}{kind}://{auth}127.0.0.1:{port}?" + "&".join(query)
+
+
+def ep(fleet: Fleet, **kwargs) -> object:
+    return parse_endpoint(url(fleet, **kwargs), environ=ENV)
+
+
+def primary_client(fleet: Fleet) -> valkey.Valkey:
+    if fleet.spec.topology == "cluster":
+        return valkey.ValkeyCluster(
+            host="127.0.0.1",
+            port=fleet.servers[0].port,
+            username="reproducer-sandbox-admin",
+            password=fleet._state.admin_password,
+            decode_responses=True,
+            **fleet.tls_client_kwargs(),
+        )
+    return fleet.client(fleet.current_primary())
+
+
+def assert_identical(source, target):
+    report = verify(source, target, VerifyOptions(ttl_tolerance_ms=1000))
+    assert report.ok, report.to_dict()
+    return report
+
+
+@pytest.fixture
+def fleets():
+    started: list[Fleet] = []
+
+    def start(**kwargs) -> Fleet:
+        fleet = Fleet.start(FleetSpec(**kwargs))
+        started.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in started:
+        fleet.stop()
+
+
+def test_standalone_to_three_shard_cluster_with_tls_and_acl_users(fleets):
+    src = fleets(tls=True, users=USERS)
+    dst = fleets(topology="cluster", shards=3, tls=True, users=USERS)
+    load_dataset(src.client(src.primary), 3000)
+    result = copy(ep(src, user=True), ep(dst, user=True), CopyOptions(batch=250))
+    assert result.total.copied == 3000 and result.total.expired == 0
+    report = assert_identical(ep(src, user=True), ep(dst, user=True))
+    assert report.compared == 3000 and set(report.source_counts["0"]) == {
+        "string",
+        "hash",
+        "set",
+        "zset",
+        "list",
+        "stream",
+    }
+    source, target = src.client(src.primary), primary_client(dst)
+    with_ttl = [k for k in source.scan_iter(count=1000) if source.pttl(k) > 0]
+    assert len(with_ttl) > 300
+    assert all(abs(source.pttl(k) - target.pttl(k)) <= 1000 for k in with_ttl[:200])
+    assert target.xinfo_groups("events:000005")[0]["name"] == "workers"
+
+
+def test_cluster_to_standalone_and_sentinel_replica_to_cluster(fleets):
+    cluster = fleets(topology="cluster", shards=3, replicas=1)
+    load_dataset(primary_client(cluster), 1500)
+    single = fleets()
+    copy(ep(cluster), ep(single), CopyOptions())
+    assert_identical(ep(cluster), ep(single))
+    sentinel = fleets(topology="sentinel", replicas=1)
+    load_dataset(sentinel.client(sentinel.primary), 1500, seed=3)
+    wait_synced(sentinel)
+    other_cluster = fleets(topology="cluster", shards=2)
+    result = copy(ep(sentinel), ep(other_cluster), CopyOptions(from_replica=True))
+    replica = next(n for n in sentinel.servers if n.role == "replica")
+    assert list(result.per_node) == [f"127.0.0.1:{replica.port}"]
+    assert_identical(ep(sentinel), ep(other_cluster))
+
+
+def wait_synced(fleet: Fleet) -> None:
+    deadline = time.monotonic() + 10
+    while any(fleet.client(n).dbsize() != fleet.client(fleet.primary).dbsize() for n in fleet.servers):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_ovh_like_source_needs_no_disabled_command(fleets):
+    src = fleets(topology="sentinel", replicas=1, tls=True, ovh_like=True, users=USERS)
+    load_dataset(src.client(src.primary), 1000)
+    dst = fleets(users=USERS)
+    source = parse_endpoint(url(src, user=True, node=src.primary), environ=ENV)
+    result = copy(source, ep(dst, user=True), CopyOptions())
+    assert result.total.copied == 1000
+    assert_identical(source, ep(dst, user=True))
+
+
+def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
+    src, dst = fleets(), fleets(topology="cluster", shards=3)
+    client = src.client(src.primary)
+    load_dataset(client, 600)
+    client.hset("big:hash", mapping={f"field-{i}": f"value-{i}" for i in range(5000)})
+    client.pexpire("big:hash", 600_000)
+    restore = copy_module._restore
+    monkeypatch.setattr(
+        copy_module,
+        "_restore",
+        lambda key, ttl, payload, replace: restore(key, ttl, with_version(payload, 12), replace),
+    )
+    result = copy(ep(src), ep(dst), CopyOptions())
+    assert result.total.rebuilt == 601 and result.total.copied == 0
+    assert any("rebuilt" in note for note in result.notes)
+    assert primary_client(dst).hlen("big:hash") == 5000
+    assert_identical(ep(src), ep(dst))
+
+
+def test_target_not_empty_is_refused_then_skip_existing_keeps_target_keys(fleets):
+    src, dst = fleets(), fleets()
+    src.client(src.primary).mset({"a": "source", "b": "source"})
+    dst.client(dst.primary).set("a", "target")
+    with pytest.raises(InputError, match="not empty: 1 key") as caught:
+        copy(ep(src), ep(dst), CopyOptions())
+    assert "--replace" in caught.value.hint
+    result = copy(ep(src), ep(dst), CopyOptions(conflict="skip"))
+    assert (result.total.copied, result.total.skipped) == (1, 1)
+    assert dst.client(dst.primary).get("a") == "target"
+    copy(ep(src), ep(dst), CopyOptions(conflict="replace"))
+    assert dst.client(dst.primary).get("a") == "source"
+
+
+def test_all_databases_and_filters(fleets):
+    src, dst = fleets(), fleets()
+    client = src.client(src.primary)
+    for db in (0, 2, 5):
+        client.execute_command("SELECT", db)
+        client.mset({f"keep:{db}:{i}": i for i in range(50)} | {f"skip:{db}": 1})
+    copy(ep(src), ep(dst), CopyOptions())
+    assert [dst.client(dst.primary).execute_command("SELECT", db) and 0 for db in (0, 2, 5)]
+    target = valkey.Valkey(port=dst.primary.port, db=5)
+    assert target.dbsize() == 51
+    other = fleets()
+    copy(ep(src), ep(other), CopyOptions(dbs=(2,), match="keep:*"))
+    assert valkey.Valkey(port=other.primary.port, db=2).dbsize() == 50
+    assert valkey.Valkey(port=other.primary.port, db=0).dbsize() == 0
+
+
+def test_keys_expiring_during_the_copy_are_counted_not_errors(fleets):
+    src, dst = fleets(), fleets()
+    client = src.client(src.primary)
+    client.mset({f"stay:{i}": i for i in range(2000)})
+    for i in range(2000):
+        client.set(f"brief:{i}", i, px=300 + i // 4)
+    result = copy(ep(src), ep(dst), CopyOptions(batch=100, max_keys_per_second=4000))
+    assert result.total.expired > 0, "no key expired between SCAN and DUMP: the test did not exercise the race"
+    assert result.total.copied + result.total.expired == result.total.scanned <= 4000
+    target = dst.client(dst.primary)
+    assert all(target.exists(f"stay:{i}") for i in range(0, 2000, 97))
+    time.sleep(1)
+    assert_identical(ep(src), ep(dst))
+
+
+def test_full_target_stops_with_a_clear_error(fleets, tmp_path):
+    src, dst = fleets(), fleets(maxmemory="2mb")
+    load_dataset(src.client(src.primary), 20000)
+    options = CopyOptions(checkpoint=tmp_path / "checkpoint.json", checkpoint_every=1)
+    with pytest.raises(DataError, match="out of memory") as caught:
+        copy(ep(src), ep(dst), options)
+    assert "--resume" in caught.value.hint
+    assert (tmp_path / "checkpoint.json").exists()
+
+
+def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
+    src, dst = fleets(), fleets(topology="cluster", shards=3)
+    load_dataset(src.client(src.primary), 6000)
+    run_dir = tmp_path / "run"
+    argv = [
+        sys.executable,
+        "-m",
+        "reproducer.cli",
+        "copy",
+        url(src),
+        url(dst),
+        "--run-dir",
+        str(run_dir),
+        "--batch",
+        "100",
+        "--max-keys-per-second",
+        "3000",
+        "--no-verify",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = run_dir / "data" / "checkpoint.json"
+    deadline = time.monotonic() + 20
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    copied_before = sum(primary_client(dst).dbsize() for _ in [0])
+    assert 0 < copied_before < 6000
+    resumed = subprocess.run([*argv[:-1], "--resume"], capture_output=True, text=True, timeout=120, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "identical" in resumed.stderr
+    assert_identical(ep(src), ep(dst))
+
+
+def test_target_primary_failover_during_the_copy(fleets):
+    src, dst = fleets(), fleets(topology="cluster", shards=3, replicas=1)
+    load_dataset(src.client(src.primary), 8000)
+    errors: list[BaseException] = []
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(copy(ep(src), ep(dst), CopyOptions(batch=100, max_keys_per_second=2000)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(1.0)
+    victim = next(n for n in dst.servers if n.role == "primary" and n.shard == 1)
+    os.kill(victim.pid, signal.SIGKILL)
+    worker.join(timeout=120)
+    assert not errors, errors
+    assert result[0].total.copied == 8000 and result[0].total.retries > 0
+    survivor = next(n for n in dst.servers if n.pid != victim.pid)
+    assert_identical(ep(src), parse_endpoint(url(dst, node=survivor), environ={}))
