@@ -81,17 +81,8 @@ def _stream_commands(key: bytes, value: rebuild.Value) -> list[list[Any]]:
         ["XSETID", key, meta["last_id"], "ENTRIESADDED", meta["entries_added"], "MAXDELETEDID", meta["max_deleted_id"]]
     )
     for group in meta.get("groups", []):
-        commands.append(
-            [
-                "XGROUP",
-                "CREATE",
-                key,
-                group["name"],
-                group["last_delivered_id"],
-                "ENTRIESREAD",
-                group["entries_read"] if group["entries_read"] is not None else 0,
-            ]
-        )
+        read = ["ENTRIESREAD", group["entries_read"]] if group["entries_read"] is not None else []
+        commands.append(["XGROUP", "CREATE", key, group["name"], group["last_delivered_id"], *read])
     return commands
 
 
@@ -138,7 +129,7 @@ def _commands(path: Path) -> Iterator[list[bytes]]:
                         f"{path} is not an AOF file (found {item!r})", hint="pass an AOF file or directory"
                     )
                 yield item
-    if reader.len():
+    if reader.has_data():
         raise InputError(
             f"{path} ends in the middle of a command (truncated AOF)",
             hint="valkey-check-aof --fix can truncate it to the last complete command",

@@ -1,0 +1,86 @@
+"""File round trips: source → file → empty server → verify is exact, for JSONL, RDB and AOF."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import valkey
+
+from reproducer import pipeline
+from reproducer.data.verify import VerifyOptions
+from reproducer.errors import InputError
+from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.seed import load_dataset
+
+
+@pytest.fixture(scope="module")
+def source():
+    fleet = Fleet.start(FleetSpec())
+    client = fleet.client(fleet.primary)
+    load_dataset(client, 1200)
+    client.set(b"binary:\xff\xfe", b"\x00\x01\xff")
+    client.hset("big:hash", mapping={f"f{i}": i for i in range(2500)})
+    client.xgroup_create("empty:stream", "g", id="0", mkstream=True)
+    client.execute_command("SELECT", 3)
+    client.set("in-db-3", "x", px=3_600_000)
+    yield fleet
+    fleet.stop()
+
+
+def url(fleet: Fleet) -> str:
+    return f"valkey://127.0.0.1:{fleet.primary.port}"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "rdb", "aof"])
+def test_round_trip_is_exact(source, tmp_path, fmt):
+    path = tmp_path / f"dump.{fmt}"
+    exported = pipeline.export_data(url(source), path)
+    assert exported == 1204 and path.stat().st_size > 0
+    with Fleet.start(FleetSpec()) as empty:
+        written, expired = pipeline.import_data(path, url(empty))
+        assert written >= 1204 and expired == 0
+        report = pipeline.verify_data(url(source), url(empty), VerifyOptions())
+        assert report.ok, report.to_dict()
+        assert report.compared == 1204
+        assert valkey.Valkey(port=empty.primary.port).get(b"binary:\xff\xfe") == b"\x00\x01\xff"
+
+
+def test_jsonl_is_binary_safe_and_keeps_absolute_expiry(source, tmp_path):
+    path = tmp_path / "dump.jsonl"
+    pipeline.export_data(url(source), path, dbs=(0, 3))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    binary = next(line for line in lines if line.get("b64") and base64.b64decode(line["key"]) == b"binary:\xff\xfe")
+    assert binary["type"] == "string" and binary["value"] == "AAH/"
+    assert any(not line.get("b64") and line["key"] == "big:hash" for line in lines)
+    timed = next(line for line in lines if line["key"] == "in-db-3")
+    assert timed["db"] == 3 and timed["expire_at_ms"] > 1.7e12
+
+
+def test_expired_lines_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text('{"db":0,"key":"gone","type":"string","expire_at_ms":1000,"value":"x"}\n'
+                    '{"db":0,"key":"kept","type":"string","expire_at_ms":null,"value":"y"}\n')
+    with Fleet.start(FleetSpec()) as empty:
+        assert pipeline.import_data(path, url(empty)) == (1, 1)
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    rdb = tmp_path / "fake.rdb"
+    rdb.write_text("hello")
+    with Fleet.start(FleetSpec()) as empty:
+        with pytest.raises(InputError, match=r"broken.jsonl:1: not a reproducer JSONL line"):
+            pipeline.import_data(broken, url(empty))
+        with pytest.raises(InputError, match="not an RDB file"):
+            pipeline.import_data(rdb, url(empty))
+        with pytest.raises(InputError, match="cannot tell the format"):
+            pipeline.import_data(tmp_path / "broken.jsonl", url(empty), None) if False else pipeline.export_data(
+                url(empty), tmp_path / "out.txt")
+        truncated = tmp_path / "cut.aof"
+        truncated.write_bytes(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab")
+        with pytest.raises(InputError, match="truncated AOF"):
+            pipeline.import_data(truncated, url(empty))
+    assert not list(tmp_path.glob(".out.txt*"))
