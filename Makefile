@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit integration clean sandbox-down
+.PHONY: setup demo test lint unit integration clean sandbox-down bench
 
 setup:
 	bash .ci/setup
@@ -12,8 +12,8 @@ demo: setup
 	$(BIN)/reproducer demo
 
 lint: setup
-	$(BIN)/ruff check reproducer tests
-	$(BIN)/ruff format --check reproducer tests
+	$(BIN)/ruff check reproducer tests bench
+	$(BIN)/ruff format --check reproducer tests bench
 	$(BIN)/mypy reproducer
 	$(BIN)/lint-imports
 
@@ -31,3 +31,6 @@ sandbox-down: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+
+bench: setup
+	$(PY) bench/copy.py

@@ -13,9 +13,9 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reproducer.data.copy import CopyOptions, CopyResult, Stats
 from reproducer.data.copy import copy as copy_keys
@@ -24,9 +24,10 @@ from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
-from reproducer.model import ServiceSpec
-from reproducer.sandbox import control
-from reproducer.sources.ovh import OvhApiReader, OvhSource, RetryPolicy, make_client
+
+if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
+    from reproducer.model import ServiceSpec
+    from reproducer.sources.ovh import RetryPolicy
 
 Progress = Callable[[str], None]
 DataProgress = Callable[[Stats, int], None]
@@ -45,13 +46,15 @@ class InspectOptions:
     endpoint: str | None = None
     config_file: Path | None = None
     credentials: dict[str, str] | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy | None = None
 
 
 def inspect(options: InspectOptions, progress: Progress = _quiet) -> list[ServiceSpec]:
     """Read one service, or every Valkey service of the project, into specs."""
     if not options.project.strip():
         raise InputError("the project id is empty", hint="pass --project with the Public Cloud project id")
+    from reproducer.sources.ovh import OvhApiReader, OvhSource, make_client
+
     client = make_client(options.endpoint, options.config_file, options.credentials)
     source = OvhSource(OvhApiReader(client, options.retry, progress), progress)
     if options.service:
@@ -98,22 +101,30 @@ def atomic_write(path: Path, text: str) -> None:
 
 def sandbox_root(root: Path | None) -> Path:
     """The sandbox directory: the given one, else the default state directory."""
+    from reproducer.sandbox import control
+
     return Path(root) if root else control.default_root()
 
 
 def sandbox_up(root: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
     """Start (or find) the sandbox and return its endpoint, credentials, project and services."""
     progress("starting the sandbox: OVH API emulator and a Business Valkey service (primary, replica, Sentinel)")
+    from reproducer.sandbox import control
+
     return control.up(sandbox_root(root))
 
 
 def sandbox_status(root: Path | None = None) -> dict[str, Any] | None:
     """The running sandbox's info, or None."""
+    from reproducer.sandbox import control
+
     return control.status(sandbox_root(root))
 
 
 def sandbox_down(root: Path | None = None) -> bool:
     """Stop the sandbox; False when it was not running."""
+    from reproducer.sandbox import control
+
     return control.down(sandbox_root(root))
 
 

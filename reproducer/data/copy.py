@@ -221,6 +221,16 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
 
 
 @dataclass
+class _Request:
+    """A PTTL+DUMP batch sent to the source; ``cursor`` is where the scan goes on after these keys."""
+
+    keys: list[bytes]
+    cursor: bytes
+    sent_ms: int
+    scans: bool
+
+
+@dataclass
 class _Batch:
     """RESTOREs sent to the target and not yet confirmed: (key, monotonic deadline ms or 0, payload)."""
 
@@ -261,33 +271,36 @@ class _NodeCopier:
             self.writer.close()
 
     def _copy_db(self, src: RawConnection, db: int) -> None:
+        """Two source requests stay in flight: the source dumps batch i+1 while batch i is restored."""
         src.select(db)
-        cursor = self.checkpoint.cursor(self.name, db)
-        cursor, keys = self._scan(src, cursor)
+        in_flight: _Request | None = self._request(src, *self._scan(src, self.checkpoint.cursor(self.name, db)))
         pending: _Batch | None = None
         batches = 0
-        while True:
-            more = cursor != b"0"
-            # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
-            # can only be earlier than the source's, never later, even if confirming the last batch takes long.
-            sent_ms = _monotonic_ms()
-            src.send(
-                _dump_batch(keys) + (_scan_command(cursor, self.options.match, self.options.batch) if more else b"")
-            )
+        while in_flight is not None:
+            current = in_flight
+            replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
+            in_flight = self._request(src, *_scan_reply(replies[-1])) if current.scans else None
             if pending is not None:
                 self._confirm(src, pending)
                 batches += 1
                 if batches % self.options.checkpoint_every == 0:
                     self.checkpoint.save()
-            replies = src.read(2 * len(keys) + (1 if more else 0))
-            batch = self._restore_batch(db, keys, replies[: 2 * len(keys)], cursor, sent_ms)
-            pending = batch
-            if not more:
-                break
-            cursor, keys = _scan_reply(replies[-1])
-        self._confirm(src, pending)
+            dumps = replies[: 2 * len(current.keys)]
+            pending = self._restore_batch(db, current.keys, dumps, current.cursor, current.sent_ms)
+        if pending is not None:
+            self._confirm(src, pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
         self.checkpoint.save()
+
+    def _request(self, src: RawConnection, cursor: bytes, keys: list[bytes]) -> _Request:
+        """Ask for PTTL+DUMP of ``keys`` and, unless ``cursor`` ends the scan, the next SCAN, in one write."""
+        scans = cursor != b"0"
+        # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
+        # can only be earlier than the source's, never later, however long the batch then waits.
+        sent_ms = _monotonic_ms()
+        scan = _scan_command(cursor, self.options.match, self.options.batch) if scans else b""
+        src.send(_dump_batch(keys) + scan)
+        return _Request(keys, cursor, sent_ms, scans)
 
     def _scan(self, src: RawConnection, cursor: bytes) -> tuple[bytes, list[bytes]]:
         src.send(_scan_command(cursor, self.options.match, self.options.batch))

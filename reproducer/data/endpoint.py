@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import valkey
-
 from reproducer.errors import InputError, SourceError
 
 Kind = Literal["standalone", "sentinel", "cluster"]
@@ -201,8 +199,10 @@ def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     return kwargs
 
 
-def node_client(endpoint: Endpoint, host: str, port: int, db: int = 0) -> valkey.Valkey:
-    """A valkey-py client on one node of the endpoint."""
+def node_client(endpoint: Endpoint, host: str, port: int, db: int = 0) -> Any:
+    """A valkey-py client (``valkey.Valkey``) on one node of the endpoint."""
+    import valkey  # slow to import; the copy's hot path does not need it
+
     return valkey.Valkey(host=host, port=port, db=db, **client_kwargs(endpoint))
 
 
@@ -210,6 +210,8 @@ def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:
     """The current primary of a Sentinel endpoint (first Sentinel that answers), else the first host."""
     if endpoint.kind != "sentinel":
         return endpoint.hosts[0]
+    import valkey
+
     errors = []
     for host, port in endpoint.hosts:
         try:
@@ -228,7 +230,9 @@ def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:
     )
 
 
-def _sentinel_client(endpoint: Endpoint, host: str, port: int) -> valkey.Valkey:
+def _sentinel_client(endpoint: Endpoint, host: str, port: int) -> Any:
+    import valkey
+
     kwargs: dict[str, Any] = {"socket_timeout": 5, "decode_responses": True}
     if endpoint.sentinel_tls and endpoint.tls is not None:
         kwargs.update({k: v for k, v in client_kwargs(endpoint).items() if k.startswith("ssl")})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from dataclasses import dataclass, field
 from typing import Any
-
-from valkey.crc import key_slot
 
 from reproducer.data.endpoint import Endpoint, resolve_primary
 from reproducer.data.resp import RawConnection
@@ -29,6 +28,16 @@ class Layout:
         if not self.cluster:
             return self.primaries[0]
         return self.primaries[self.slot_owner[key_slot(key)]]
+
+
+def key_slot(key: bytes) -> int:
+    """The cluster hash slot of ``key`` (CRC16 of the ``{hash tag}`` when there is one)."""
+    start = key.find(b"{")
+    if start > -1:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return crc_hqx(key, 0) % SLOTS
 
 
 def connect(endpoint: Endpoint, address: Address, *, timeout: float = 60.0) -> RawConnection:
