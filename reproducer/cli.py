@@ -7,7 +7,9 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 4 authentication r
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from rich.markup import escape
 
 from reproducer import __version__, pipeline
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
+from reproducer.data.follow import FollowStats
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import ReproducerError, VerifyMismatchError
 
@@ -201,6 +204,13 @@ def _run_dir_option(func: F) -> F:
 @_run_dir_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted copy from the run directory's checkpoint.")
 @click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
+@click.option("--follow", is_flag=True, help="Then keep re-copying changed keys (keyspace notifications) until Ctrl-C.")
+@click.option("--follow-seconds", type=float, default=None, help="With --follow: stop following after this long.")
+@click.option("--ovh-project", default=None, help="With --follow: the OVH project of the source service.")
+@click.option(
+    "--ovh-service", default=None, help="With --follow: switch the OVH service's notifications on via the API."
+)
+@click.option("--ovh-endpoint", default=None, help="OVH endpoint name or URL (as for inspect).")
 def copy_command(
     source: str,
     target: str,
@@ -214,6 +224,11 @@ def copy_command(
     run_dir: Path | None,
     resume: bool,
     then_verify: bool,
+    follow: bool,
+    follow_seconds: float | None,
+    ovh_project: str | None,
+    ovh_service: str | None,
+    ovh_endpoint: str | None,
 ) -> None:
     """Copy every key (value and TTL) from SOURCE to TARGET with SCAN, DUMP and RESTORE only.
 
@@ -234,11 +249,51 @@ def copy_command(
         resume=resume,
     )
     _progress(f"run directory: {run}")
+    if ovh_service:
+        _switch_ovh_notifications_on(ovh_project, ovh_service, ovh_endpoint)
+    following = _follow_options(follow_seconds) if follow else None
     with _copy_progress() as report:
-        result = pipeline.copy_data(source, target, options, run, report)
+        result = pipeline.copy_data(source, target, options, run, report, following)
     _print_copy_summary(result)
     if then_verify:
         _finish_verify(pipeline.verify_data(source, target, VerifyOptions(dbs=dbs or None, match=match), run), False)
+
+
+def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: str | None) -> None:
+    if not project:
+        raise click.UsageError("--ovh-service needs --ovh-project")
+    previous, now = pipeline.enable_ovh_notifications(project, service, endpoint)
+    if previous == now:
+        _progress(f"OVH service {service}: keyspace notifications already on ({now})")
+        return
+    _progress(f"OVH service {service}: redis_notify_keyspace_events set to {now!r} (was {previous!r})")
+    revert = json.dumps({"redis_notify_keyspace_events": previous or ""})
+    _stderr.print(
+        f"to revert after the cutover: PUT /cloud/project/{project}/database/valkey/{service}"
+        f"/advancedConfiguration {escape(revert)}"
+    )
+
+
+def _follow_options(seconds: float | None) -> pipeline.FollowOptions:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    _progress("following changes after the copy: press Ctrl-C to stop, drain and verify")
+    return pipeline.FollowOptions(stop=stop, seconds=seconds, progress=_follow_line())
+
+
+def _follow_line() -> Callable[[FollowStats], None]:
+    last = [0.0]
+
+    def report(stats: FollowStats) -> None:
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            _progress(
+                f"follow: {stats.events} events, {stats.recopied} re-copied, {stats.deleted} deleted, "
+                f"queue {stats.queued}, max lag {stats.max_lag_ms} ms"
+            )
+
+    return report
 
 
 def _copy_progress() -> Any:

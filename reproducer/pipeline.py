@@ -7,10 +7,12 @@ failed command never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from reproducer.data.copy import CopyOptions, CopyResult, Stats
 from reproducer.data.copy import copy as copy_keys
 from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.follow import Follower, FollowStats
 from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
@@ -53,10 +56,10 @@ def inspect(options: InspectOptions, progress: Progress = _quiet) -> list[Servic
     """Read one service, or every Valkey service of the project, into specs."""
     if not options.project.strip():
         raise InputError("the project id is empty", hint="pass --project with the Public Cloud project id")
-    from reproducer.sources.ovh import OvhApiReader, OvhSource, make_client
+    from reproducer.sources.ovh import OvhApiClient, OvhSource, make_client
 
     client = make_client(options.endpoint, options.config_file, options.credentials)
-    source = OvhSource(OvhApiReader(client, options.retry, progress), progress)
+    source = OvhSource(OvhApiClient(client, options.retry, progress), progress)
     if options.service:
         return [source.read(options.project, options.service)]
     specs = source.read_project(options.project)
@@ -150,13 +153,43 @@ def new_run_dir(base: Path | None = None) -> Path:
     return (base or Path("runs")) / f"{stamp}-{secrets.token_hex(2)}"
 
 
+@dataclass(frozen=True)
+class FollowOptions:
+    """Keep following the source after the copy until ``stop`` is set (or ``seconds`` pass)."""
+
+    stop: threading.Event
+    seconds: float | None = None
+    progress: Callable[[FollowStats], None] | None = None
+
+
 def copy_data(
-    source_url: str, target_url: str, options: CopyOptions, run_dir: Path, progress: DataProgress | None = None
+    source_url: str,
+    target_url: str,
+    options: CopyOptions,
+    run_dir: Path,
+    progress: DataProgress | None = None,
+    follow: FollowOptions | None = None,
 ) -> CopyResult:
-    """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``."""
+    """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``.
+
+    With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
+    re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes.
+    """
     source, target = parse_endpoint(source_url), parse_endpoint(target_url)
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
-    result = copy_keys(source, target, options, progress)
+    follower = Follower(source, target, dbs=options.dbs) if follow else None
+    if follower is not None:
+        follower.start()
+    try:
+        result = copy_keys(source, target, options, progress)
+    except BaseException:
+        if follower is not None:
+            with contextlib.suppress(Exception):
+                follower.stop()
+        raise
+    if follower is not None and follow is not None:
+        follower.copy_done.set()
+        result.notes.extend(_follow_until(follower, follow))
     stats = {
         "format_version": "1.0",
         "source": source.url,
@@ -171,6 +204,36 @@ def copy_data(
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "data" / "stats.json", json.dumps(stats, indent=2) + "\n")
     return result
+
+
+def enable_ovh_notifications(
+    project: str, service: str, endpoint: str | None = None, config_file: Path | None = None
+) -> tuple[str | None, str]:
+    """Switch keyspace notifications on for an OVH service through its advanced configuration.
+
+    Returns (previous value, value now); the caller tells the user how to put the previous value back.
+    """
+    from reproducer.sources.ovh import OvhApiClient, enable_keyspace_notifications, make_client
+
+    api = OvhApiClient(make_client(endpoint, config_file))
+    return enable_keyspace_notifications(api, project, service)
+
+
+def _follow_until(follower: Follower, follow: FollowOptions) -> list[str]:
+    """Wait for the stop signal (or the time limit), drain, and describe what the follower did."""
+    deadline = time.monotonic() + follow.seconds if follow.seconds is not None else None
+    while not follow.stop.is_set() and not follower.stop_event.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if follow.progress:
+            follow.progress(follower.stats)
+        follow.stop.wait(0.5)
+    stats = follower.stop()
+    summary = (
+        f"follow: {stats.events} event(s), {stats.recopied} key(s) re-copied, {stats.deleted} deleted, "
+        f"max lag {stats.max_lag_ms} ms"
+    )
+    return [summary, *stats.warnings]
 
 
 def verify_data(source_url: str, target_url: str, options: VerifyOptions, run_dir: Path | None = None) -> VerifyReport:

@@ -25,7 +25,7 @@ from reproducer.data import rebuild
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client
 from reproducer.data.resp import RawConnection, ReplyError
-from reproducer.data.topology import Address, Layout, connect, discover
+from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
@@ -121,17 +121,15 @@ def _notes(total: Stats) -> list[str]:
 
 
 def _databases(endpoint: Endpoint, node: Address, options: CopyOptions) -> list[int]:
-    conn = connect(endpoint, node)
-    try:
-        keyspace = conn.call_bytes("INFO", "keyspace").decode()
-    finally:
-        conn.close()
-    present = [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")]
     if options.dbs is not None:
         return sorted(set(options.dbs))
     if endpoint.db is not None:
         return [endpoint.db]
-    return sorted(present) or [0]
+    conn = connect(endpoint, node)
+    try:
+        return databases(conn)
+    finally:
+        conn.close()
 
 
 def _key_count(endpoint: Endpoint, node: Address, db: int) -> int:
@@ -202,7 +200,8 @@ def _scan_command(cursor: bytes, match: str | None, count: int) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
 
 
-def _monotonic_ms() -> int:
+def monotonic_ms() -> int:
+    """Milliseconds of the monotonic clock (TTL deadlines are kept on it)."""
     return int(time.monotonic() * 1000)
 
 
@@ -231,7 +230,7 @@ class _Request:
 
 
 @dataclass
-class _Batch:
+class RestoreBatch:
     """RESTOREs sent to the target and not yet confirmed: (key, monotonic deadline ms or 0, payload)."""
 
     db: int
@@ -256,7 +255,7 @@ class _NodeCopier:
         self.source, self.target, self.node, self.dbs, self.options = source, target, node, dbs, options
         self.name = f"{node[0]}:{node[1]}"
         self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
-        self.writer = _TargetWriter(target, replace=options.conflict != "skip")
+        self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = _RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
 
     def run(self) -> None:
@@ -274,12 +273,12 @@ class _NodeCopier:
         """Two source requests stay in flight: the source dumps batch i+1 while batch i is restored."""
         src.select(db)
         in_flight: _Request | None = self._request(src, *self._scan(src, self.checkpoint.cursor(self.name, db)))
-        pending: _Batch | None = None
+        pending: RestoreBatch | None = None
         batches = 0
         while in_flight is not None:
             current = in_flight
             replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
-            in_flight = self._request(src, *_scan_reply(replies[-1])) if current.scans else None
+            in_flight = self._request(src, *scan_reply(replies[-1])) if current.scans else None
             if pending is not None:
                 self._confirm(src, pending)
                 batches += 1
@@ -297,18 +296,18 @@ class _NodeCopier:
         scans = cursor != b"0"
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
         # can only be earlier than the source's, never later, however long the batch then waits.
-        sent_ms = _monotonic_ms()
+        sent_ms = monotonic_ms()
         scan = _scan_command(cursor, self.options.match, self.options.batch) if scans else b""
         src.send(_dump_batch(keys) + scan)
         return _Request(keys, cursor, sent_ms, scans)
 
     def _scan(self, src: RawConnection, cursor: bytes) -> tuple[bytes, list[bytes]]:
         src.send(_scan_command(cursor, self.options.match, self.options.batch))
-        return _scan_reply(src.read(1)[0])
+        return scan_reply(src.read(1)[0])
 
     def _restore_batch(
         self, db: int, keys: list[bytes], replies: list[object], next_cursor: bytes, read_ms: int
-    ) -> _Batch:
+    ) -> RestoreBatch:
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         for index, key in enumerate(keys):
@@ -326,9 +325,9 @@ class _NodeCopier:
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        return _Batch(db, items, self.writer.send(db, items), next_cursor)
+        return RestoreBatch(db, items, self.writer.send(db, items), next_cursor)
 
-    def _confirm(self, src: RawConnection, batch: _Batch) -> None:
+    def _confirm(self, src: RawConnection, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
         for index in outcome.rebuild:
             self._rebuild(src, batch.db, batch.items[index])
@@ -351,7 +350,8 @@ class _NodeCopier:
         self.writer.rebuild(db, key, value, pttl)
 
 
-def _scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
+def scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
+    """The cursor and keys of a SCAN reply, or a DataError for an error reply."""
     if not isinstance(reply, list) or len(reply) != 2:
         raise DataError(f"SCAN failed: {reply}", hint="the source user needs +scan")
     cursor: bytes = reply[0]
@@ -367,7 +367,7 @@ class _Outcome:
     rebuild: list[int] = field(default_factory=list)
 
 
-class _TargetWriter:
+class TargetWriter:
     """Sends RESTOREs to the right target node and turns replies into outcomes, retrying redirections."""
 
     def __init__(self, target: Endpoint, *, replace: bool) -> None:
@@ -376,6 +376,7 @@ class _TargetWriter:
         self._conns: dict[Address, RawConnection] = {}
 
     def conn(self, node: Address, db: int) -> RawConnection:
+        """The connection to target ``node``, on ``db`` unless the target is a cluster."""
         if node not in self._conns:
             self._conns[node] = connect(self.target, node)
         conn = self._conns[node]
@@ -384,6 +385,7 @@ class _TargetWriter:
         return conn
 
     def send(self, db: int, items: list[tuple[bytes, int, bytes]]) -> dict[Address, list[int]]:
+        """Send RESTOREs for ``items`` to their nodes without waiting; returns item indexes per node."""
         per_node: dict[Address, list[int]] = {}
         for index, (key, _ttl, _payload) in enumerate(items):
             per_node.setdefault(self.layout.node_for_key(key), []).append(index)
@@ -393,14 +395,15 @@ class _TargetWriter:
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
         """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
-        replace, now = self.replace, _monotonic_ms()
+        replace, now = self.replace, monotonic_ms()
         payload = b"".join(
             _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
             for key, deadline, data in (items[i] for i in indexes)
         )
         self.conn(node, db).send(payload)
 
-    def confirm(self, batch: _Batch) -> _Outcome:
+    def confirm(self, batch: RestoreBatch) -> _Outcome:
+        """Read the replies of a sent batch; retry redirected or failed keys; count the outcomes."""
         outcome, retry = _Outcome(), []
         for node, indexes in batch.per_node.items():
             try:
@@ -417,7 +420,7 @@ class _TargetWriter:
             retry = self._retry(batch, retry, outcome, attempts)
         return outcome
 
-    def _classify(self, batch: _Batch, indexes: list[int], replies: list[object], outcome: _Outcome) -> list[int]:
+    def _classify(self, batch: RestoreBatch, indexes: list[int], replies: list[object], outcome: _Outcome) -> list[int]:
         retry = []
         for index, reply in zip(indexes, replies, strict=True):
             if not isinstance(reply, ReplyError):
@@ -434,7 +437,7 @@ class _TargetWriter:
                 raise _fatal(message, batch.items[index][0])
         return retry
 
-    def _retry(self, batch: _Batch, indexes: list[int], outcome: _Outcome, attempt: int) -> list[int]:
+    def _retry(self, batch: RestoreBatch, indexes: list[int], outcome: _Outcome, attempt: int) -> list[int]:
         if attempt > _MAX_RETRIES:
             key = batch.items[indexes[0]][0]
             raise DataError(
@@ -471,6 +474,7 @@ class _TargetWriter:
             conn.close()
 
     def rebuild(self, db: int, key: bytes, value: rebuild.Value, pttl: int) -> None:
+        """Write one key with type commands (unless it exists and existing keys are kept)."""
         node = self.layout.node_for_key(key)
         with node_client(self.target, *node, db=0 if self.layout.cluster else db) as writer:
             if not self.replace and writer.exists(key):
@@ -478,6 +482,7 @@ class _TargetWriter:
             rebuild.write_value(writer, key, value, pttl, replace=True)
 
     def close(self) -> None:
+        """Close every target connection."""
         for node in list(self._conns):
             self._drop(node)
 

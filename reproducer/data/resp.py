@@ -54,6 +54,7 @@ class RawConnection:
                 retryable=True,
             ) from None
         self._reader = libvalkey.Reader()
+        self._timeout = timeout
         self.db = 0
         if password is not None or username is not None:
             self._auth(username, password)
@@ -80,13 +81,36 @@ class RawConnection:
             if reply is not False:
                 replies.append(reply)
                 continue
-            chunk = self._recv()
+            try:
+                chunk = self._recv()
+            except TimeoutError:
+                raise DataError(f"no answer from {self.address} within {self._timeout:.0f}s", retryable=True) from None
             reader.feed(chunk)
+        return replies
+
+    def poll(self, timeout: float) -> list[object]:
+        """Replies that arrive within ``timeout`` seconds (for subscriptions); possibly none."""
+        replies: list[object] = []
+        while (reply := self._reader.gets()) is not False:
+            replies.append(reply)
+        if replies:
+            return replies
+        self._sock.settimeout(timeout)
+        try:
+            self._reader.feed(self._recv())
+        except TimeoutError:
+            return []
+        finally:
+            self._sock.settimeout(self._timeout)
+        while (reply := self._reader.gets()) is not False:
+            replies.append(reply)
         return replies
 
     def _recv(self) -> bytes:
         try:
             chunk = self._sock.recv(_READ_SIZE)
+        except TimeoutError:
+            raise
         except OSError as exc:
             raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
         if not chunk:

@@ -61,17 +61,48 @@ def discover(endpoint: Endpoint) -> Layout:
 
 
 def _cluster_enabled(conn: RawConnection) -> bool:
-    return b"cluster_enabled:1" in conn.call_bytes("INFO", "cluster")
+    try:
+        return b"cluster_enabled:1" in conn.call_bytes("INFO", "cluster")
+    except DataError:  # INFO is in @dangerous, which managed services often deny: assume no cluster
+        return False
 
 
 def _replicas(conn: RawConnection) -> list[Address]:
-    info = conn.call_bytes("INFO", "replication").decode()
+    try:
+        info = conn.call_bytes("INFO", "replication").decode()
+    except DataError:
+        return []
     found = []
     for line in info.splitlines():
         if line.startswith("slave") and "ip=" in line:
             fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(","))
             found.append((fields["ip"], int(fields["port"])))
     return found
+
+
+_MAX_PROBED_DBS = 16
+
+
+def databases(conn: RawConnection) -> list[int]:
+    """The databases holding keys on this node: from INFO keyspace, or by probing DBSIZE when INFO is denied."""
+    try:
+        keyspace = conn.call_bytes("INFO", "keyspace").decode()
+    except DataError:
+        return _probe_databases(conn)
+    return [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")] or [0]
+
+
+def _probe_databases(conn: RawConnection) -> list[int]:
+    found = []
+    for db in range(_MAX_PROBED_DBS):
+        try:
+            conn.select(db)
+        except DataError:  # past the server's last database
+            break
+        if conn.call_int("DBSIZE"):
+            found.append(db)
+    conn.select(0)
+    return found or [0]
 
 
 def _cluster_layout(conn: RawConnection, *, tls: bool) -> Layout:

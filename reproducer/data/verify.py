@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import _scan_reply, source_nodes
+from reproducer.data.copy import scan_reply, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client
 from reproducer.data.resp import RawConnection, ReplyError, command
-from reproducer.data.topology import Address, Layout, connect, discover
+from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError
 
 FORMAT_VERSION = "1.0"
@@ -72,37 +72,91 @@ def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> Verify
             checker.check_node(node)
     finally:
         checker.close()
-    _count_target(target, dst_layout, report)
-    if options.sample is None and options.match is None:
-        present_on_target = report.compared - report.missing
-        if sum(report.target_keys.values()) > present_on_target:
-            _count_target(target, dst_layout, report, exact=True)
-        report.extra_in_target = max(sum(report.target_keys.values()) - present_on_target, 0)
+    dbs = sorted({int(db) for db in report.source_counts} or {0})
+    _count_target(target, dst_layout, dbs, report)
+    present_on_target = report.compared - report.missing
+    whole = options.sample is None and options.match is None
+    if whole and sum(report.target_keys.values()) > present_on_target:
+        # DBSIZE also counts expired keys not reclaimed yet: look at each target key to be sure.
+        _ExtraFinder(source, src_layout, target, dst_layout, report, options.max_listed).run(dbs)
     return report
 
 
-def _count_target(target: Endpoint, layout: Layout, report: VerifyReport, *, exact: bool = False) -> None:
-    """Keys per database on the target: DBSIZE, or (``exact``) a SCAN, which skips expired keys not yet reclaimed."""
-    dbs = {int(db) for db in report.source_counts} or {0}
-    report.target_keys = {}
+def _count_target(target: Endpoint, layout: Layout, dbs: list[int], report: VerifyReport) -> None:
+    """Keys per database on the target (DBSIZE summed over its primaries)."""
     for node in layout.primaries:
         conn = connect(target, node)
         try:
-            for db in sorted(dbs if not layout.cluster else {0}):
+            for db in dbs if not layout.cluster else [0]:
                 conn.select(db)
-                count = _scan_count(conn) if exact else conn.call_int("DBSIZE")
-                report.target_keys[str(db)] = report.target_keys.get(str(db), 0) + count
+                report.target_keys[str(db)] = report.target_keys.get(str(db), 0) + conn.call_int("DBSIZE")
         finally:
             conn.close()
 
 
-def _scan_count(conn: RawConnection) -> int:
-    cursor, count = b"0", 0
-    while True:
-        cursor, keys = _scan_reply(conn.call("SCAN", cursor, "COUNT", 1000))
-        count += len(keys)
-        if cursor == b"0":
-            return count
+class _ExtraFinder:
+    """Scans the target for keys the source does not have, counting and listing them."""
+
+    def __init__(
+        self,
+        source: Endpoint,
+        src_layout: Layout,
+        target: Endpoint,
+        dst_layout: Layout,
+        report: VerifyReport,
+        max_listed: int,
+    ) -> None:
+        self.source, self.src_layout, self.target, self.dst_layout = source, src_layout, target, dst_layout
+        self.report, self.max_listed = report, max_listed
+        self._conns: dict[Address, RawConnection] = {}
+
+    def run(self, dbs: list[int]) -> None:
+        self.report.extra_in_target = 0
+        try:
+            for node in self.dst_layout.primaries:
+                for db in dbs if not self.dst_layout.cluster else [0]:
+                    self._scan_node(node, db)
+        finally:
+            for conn in self._conns.values():
+                conn.close()
+
+    def _scan_node(self, node: Address, db: int) -> None:
+        conn, cursor = connect(self.target, node), b"0"
+        try:
+            conn.select(db)
+            while True:
+                cursor, keys = scan_reply(conn.call("SCAN", cursor, "COUNT", 1000))
+                for key in self._absent_on_source(db, keys):
+                    self._extra(db, key)
+                if cursor == b"0":
+                    return
+        finally:
+            conn.close()
+
+    def _absent_on_source(self, db: int, keys: list[bytes]) -> list[bytes]:
+        by_node: dict[Address, list[bytes]] = {}
+        for key in keys:
+            by_node.setdefault(self.src_layout.node_for_key(key), []).append(key)
+        absent = []
+        for node, node_keys in by_node.items():
+            conn = self._conns.get(node) or connect(self.source, node)
+            self._conns[node] = conn
+            conn.select(db)
+            conn.send(b"".join(command("EXISTS", k) for k in node_keys))
+            absent += [k for k, found in zip(node_keys, conn.read(len(node_keys)), strict=True) if found == 0]
+        return absent
+
+    def _extra(self, db: int, key: bytes) -> None:
+        self.report.extra_in_target += 1
+        if len(self.report.differences) < self.max_listed:
+            self.report.differences.append(
+                {
+                    "db": db,
+                    "key": key.decode(errors="backslashreplace"),
+                    "problem": "extra_in_target",
+                    "detail": "absent on the source",
+                }
+            )
 
 
 def _selected(key: bytes, fraction: float | None) -> bool:
@@ -141,8 +195,7 @@ class _Checker:
             return list(self.options.dbs)
         if self.source.db is not None:
             return [self.source.db]
-        keyspace = src.call_bytes("INFO", "keyspace").decode()
-        return [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")] or [0]
+        return databases(src)
 
     def _check_db(self, src: RawConnection, node: Address, db: int) -> None:
         cursor = b"0"
@@ -150,7 +203,7 @@ class _Checker:
             args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
             if self.options.match:
                 args += ["MATCH", self.options.match]
-            cursor, keys = _scan_reply(src.call(*args))
+            cursor, keys = scan_reply(src.call(*args))
             self._check_keys(src, node, db, [k for k in keys if _selected(k, self.options.sample)])
             if cursor == b"0":
                 return

@@ -95,7 +95,7 @@ def make_client(
         ) from None
 
 
-class OvhApiReader:
+class OvhApiClient:
     """Calls the OVH API with bounded retries and translates the client's exceptions."""
 
     def __init__(self, client: ovh.Client, retry: RetryPolicy | None = None, progress: Progress | None = None):
@@ -105,23 +105,31 @@ class OvhApiReader:
 
     def get(self, path: str, **params: Any) -> Json:
         """GET ``path`` and return the decoded JSON (see the class docstring for errors)."""
+        return self.call("GET", path, **params)
+
+    def put(self, path: str, **body: Any) -> Json:
+        """PUT ``body`` on ``path`` (only idempotent updates go through here, so retrying is safe)."""
+        return self.call("PUT", path, **body)
+
+    def call(self, method: str, path: str, **data: Any) -> Json:
+        """Call the API with bounded retries on 429, 5xx and network failures."""
         for attempt in range(self._retry.attempts):
             try:
-                return self._client.get(path, **params)
+                return getattr(self._client, method.lower())(path, **data)
             except (ovh_exc.HTTPError, ovh_exc.InvalidResponse) as exc:
                 failure: ovh_exc.APIError = exc
                 retry_after = None
             except ovh_exc.APIError as exc:
                 if _status(exc) not in _RETRYABLE_STATUSES:
-                    raise translate_error(exc, path) from None
+                    raise translate_error(exc, path, method) from None
                 failure, retry_after = exc, exc.response.headers.get("Retry-After")
             if attempt + 1 == self._retry.attempts:
                 break
             wait = self._retry.delay(attempt, retry_after)
-            self._progress(f"GET {path} failed ({_describe(failure)}); retry {attempt + 1} in {wait:.1f}s")
+            self._progress(f"{method} {path} failed ({_describe(failure)}); retry {attempt + 1} in {wait:.1f}s")
             self._retry.sleep(wait)
         raise SourceUnavailableError(
-            f"GET {path} kept failing after {self._retry.attempts} attempts: {_describe(failure)}",
+            f"{method} {path} kept failing after {self._retry.attempts} attempts: {_describe(failure)}",
             hint="the OVH API is rate-limiting or unavailable; wait a few minutes and run the command again",
             retryable=True,
         )
@@ -138,7 +146,7 @@ def _describe(exc: ovh_exc.APIError) -> str:
     return f"HTTP {status}: {message}" if status else f"{type(exc).__name__}: {message}"
 
 
-def translate_error(exc: ovh_exc.APIError, path: str) -> ReproducerError:
+def translate_error(exc: ovh_exc.APIError, path: str, method: str = "GET") -> ReproducerError:
     """A reproducer error for an ``ovh`` exception raised on ``path``, saying what to do next."""
     if isinstance(exc, ovh_exc.InvalidKey) and getattr(exc, "response", None) is None:
         return InputError(
@@ -147,12 +155,12 @@ def translate_error(exc: ovh_exc.APIError, path: str) -> ReproducerError:
         )
     message = str(exc.args[0]) if exc.args else type(exc).__name__
     query = f" (OVH query id {exc.query_id})" if getattr(exc, "query_id", None) else ""
-    auth = _auth_error(exc, path, message, query)
+    auth = _auth_error(exc, f"{method} {path}", message, query)
     if auth is not None:
         return auth
     if isinstance(exc, ovh_exc.ResourceNotFoundError):
         return SourceNotFoundError(f"not found at the OVH API: {path}: {message}{query}", hint=_not_found_hint(path))
-    return SourceError(f"the OVH API answered an error on GET {path}: {message}{query}")
+    return SourceError(f"the OVH API answered an error on {method} {path}: {message}{query}")
 
 
 def _auth_error(exc: ovh_exc.APIError, path: str, message: str, query: str) -> SourceAuthError | None:
@@ -174,7 +182,7 @@ def _auth_error(exc: ovh_exc.APIError, path: str, message: str, query: str) -> S
         )
     if isinstance(exc, ovh_exc.NotGrantedCall | ovh_exc.Forbidden):
         return SourceAuthError(
-            f"the consumer key is not allowed to call GET {path}{query}",
+            f"the consumer key is not allowed to call {path}{query}",
             hint="create a consumer key granting GET on /cloud/project/*/database/* and /cloud/project/*/network/* "
             "and /cloud/project/*/vrack",
         )
@@ -196,7 +204,7 @@ class OvhSource:
 
     provider = "ovh"
 
-    def __init__(self, reader: OvhApiReader, progress: Progress | None = None) -> None:
+    def __init__(self, reader: OvhApiClient, progress: Progress | None = None) -> None:
         self._api = reader
         self._progress = progress or (lambda _msg: None)
         self._flavor_memory: dict[str, float] | None = None
@@ -446,3 +454,19 @@ def features(
         ("anti_ddos", specific, True, "on by default at OVH; order the target provider's equivalent"),
     ]
     return tuple(Feature(name=n, category=c, in_use=u, note=note) for n, c, u, note in rows)
+
+
+# ---- switching keyspace notifications on for a live follow ----------------------------------------
+
+NOTIFY_PARAMETER = "redis_notify_keyspace_events"
+
+
+def enable_keyspace_notifications(api: OvhApiClient, project: str, service: str) -> tuple[str | None, str]:
+    """Make sure the service notifies keyspace events (``K`` + ``A``); returns (previous value, value now)."""
+    path = f"/cloud/project/{project}/database/valkey/{service}/advancedConfiguration"
+    previous = api.get(path).get(NOTIFY_PARAMETER)
+    wanted = "".join(sorted(set(previous or "") | {"K", "A"}))
+    if previous is None or not {"K", "A"} <= set(previous):
+        api.put(path, **{NOTIFY_PARAMETER: wanted})
+        return previous, wanted
+    return previous, previous

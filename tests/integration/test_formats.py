@@ -60,8 +60,10 @@ def test_jsonl_is_binary_safe_and_keeps_absolute_expiry(source, tmp_path):
 
 def test_expired_lines_are_skipped_and_counted(tmp_path):
     path = tmp_path / "old.jsonl"
-    path.write_text('{"db":0,"key":"gone","type":"string","expire_at_ms":1000,"value":"x"}\n'
-                    '{"db":0,"key":"kept","type":"string","expire_at_ms":null,"value":"y"}\n')
+    path.write_text(
+        '{"db":0,"key":"gone","type":"string","expire_at_ms":1000,"value":"x"}\n'
+        '{"db":0,"key":"kept","type":"string","expire_at_ms":null,"value":"y"}\n'
+    )
     with Fleet.start(FleetSpec()) as empty:
         assert pipeline.import_data(path, url(empty)) == (1, 1)
 
@@ -78,7 +80,8 @@ def test_bad_files_get_clear_errors(tmp_path):
             pipeline.import_data(rdb, url(empty))
         with pytest.raises(InputError, match="cannot tell the format"):
             pipeline.import_data(tmp_path / "broken.jsonl", url(empty), None) if False else pipeline.export_data(
-                url(empty), tmp_path / "out.txt")
+                url(empty), tmp_path / "out.txt"
+            )
         truncated = tmp_path / "cut.aof"
         truncated.write_bytes(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab")
         with pytest.raises(InputError, match="truncated AOF"):

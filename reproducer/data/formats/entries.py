@@ -11,7 +11,7 @@ from reproducer.data import rebuild
 from reproducer.data.copy import source_nodes
 from reproducer.data.endpoint import Endpoint, node_client
 from reproducer.data.resp import command
-from reproducer.data.topology import Layout, connect, discover
+from reproducer.data.topology import Layout, connect, databases, discover
 
 Progress = Callable[[int], None]
 
@@ -42,10 +42,9 @@ def _dbs(source: Endpoint, node: tuple[str, int], dbs: tuple[int, ...] | None) -
         return [source.db]
     conn = connect(source, node)
     try:
-        keyspace = conn.call_bytes("INFO", "keyspace").decode()
+        return databases(conn)
     finally:
         conn.close()
-    return [int(line.split(":")[0][2:]) for line in keyspace.splitlines() if line.startswith("db")]
 
 
 def _node_entries(client: Any, db: int, match: str | None) -> Iterator[Entry]:
