@@ -44,6 +44,7 @@ class CopyOptions:
     from_replica: bool = False
     max_keys_per_second: float | None = None
     max_bytes_per_second: float | None = None
+    max_payload_bytes: int = 256 * 1024 * 1024
     checkpoint: Path | None = None
     resume: bool = False
     checkpoint_every: int = 10
@@ -172,17 +173,25 @@ class _Tracker:
                 self._progress(self.total, self.expected)
 
 
-class _RateLimiter:
-    """Sleeps so that keys/s and bytes/s stay under their limits."""
+class RateLimiter:
+    """Sleeps so that keys/s and bytes/s, counted from the start, stay under their limits."""
 
-    def __init__(self, keys_per_second: float | None, bytes_per_second: float | None) -> None:
-        self._kps, self._bps, self._start = keys_per_second, bytes_per_second, time.monotonic()
+    def __init__(
+        self,
+        keys_per_second: float | None,
+        bytes_per_second: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._kps, self._bps, self._clock, self._sleep = keys_per_second, bytes_per_second, clock, sleep
+        self._start = clock()
 
     def wait(self, keys: int, nbytes: int) -> None:
+        """Block until ``keys`` keys and ``nbytes`` bytes in total are within the limits."""
         needed = max(keys / self._kps if self._kps else 0.0, nbytes / self._bps if self._bps else 0.0)
-        delay = needed - (time.monotonic() - self._start)
+        delay = needed - (self._clock() - self._start)
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
 
 
 def _dump_batch(keys: list[bytes]) -> bytes:
@@ -237,6 +246,7 @@ class RestoreBatch:
     items: list[tuple[bytes, int, bytes]]
     per_node: dict[Address, list[int]]
     next_cursor: bytes
+    oversized: list[bytes] = field(default_factory=list)
 
 
 class _NodeCopier:
@@ -256,7 +266,7 @@ class _NodeCopier:
         self.name = f"{node[0]}:{node[1]}"
         self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
-        self.limiter = _RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
+        self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
 
     def run(self) -> None:
         self.stats = Stats(**self.checkpoint.stats(self.name))
@@ -280,14 +290,14 @@ class _NodeCopier:
             replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
             in_flight = self._request(src, *scan_reply(replies[-1])) if current.scans else None
             if pending is not None:
-                self._confirm(src, pending)
+                self._confirm(pending)
                 batches += 1
                 if batches % self.options.checkpoint_every == 0:
                     self.checkpoint.save()
             dumps = replies[: 2 * len(current.keys)]
             pending = self._restore_batch(db, current.keys, dumps, current.cursor, current.sent_ms)
         if pending is not None:
-            self._confirm(src, pending)
+            self._confirm(pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
         self.checkpoint.save()
 
@@ -310,6 +320,7 @@ class _NodeCopier:
     ) -> RestoreBatch:
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
+        oversized: list[bytes] = []
         for index, key in enumerate(keys):
             pttl, payload = replies[2 * index], replies[2 * index + 1]
             if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
@@ -320,27 +331,29 @@ class _NodeCopier:
             if payload is None or pttl == -2:
                 delta.expired += 1
                 continue
-            items.append((key, read_ms + pttl if pttl >= 0 else 0, payload))
             delta.bytes += len(payload)
+            if len(payload) > self.options.max_payload_bytes:
+                oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
+                continue
+            items.append((key, read_ms + pttl if pttl >= 0 else 0, payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        return RestoreBatch(db, items, self.writer.send(db, items), next_cursor)
+        return RestoreBatch(db, items, self.writer.send(db, items), next_cursor, oversized)
 
-    def _confirm(self, src: RawConnection, batch: RestoreBatch) -> None:
+    def _confirm(self, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
-        for index in outcome.rebuild:
-            self._rebuild(src, batch.db, batch.items[index])
-        delta = Stats(
-            copied=outcome.copied, skipped=outcome.skipped, rebuilt=len(outcome.rebuild), retries=outcome.retries
-        )
+        refused = [batch.items[index][0] for index in outcome.rebuild]
+        for key in refused + batch.oversized:
+            self._rebuild(batch.db, key)
+        rebuilt = len(refused) + len(batch.oversized)
+        delta = Stats(copied=outcome.copied, skipped=outcome.skipped, rebuilt=rebuilt, retries=outcome.retries)
         self.stats.add(delta)
         self.tracker.report(delta)
         self.checkpoint.advance(self.name, batch.db, batch.next_cursor, self.stats)
 
-    def _rebuild(self, src: RawConnection, db: int, item: tuple[bytes, int, bytes]) -> None:
+    def _rebuild(self, db: int, key: bytes) -> None:
         """Rebuild one key from the source with type commands (its TTL is read again there)."""
-        key = item[0]
         with node_client(self.source, *self.node, db=db) as reader:
             kind = reader.type(key).decode()
             value = rebuild.read_value(reader, key, kind) if kind != "none" else None

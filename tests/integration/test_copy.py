@@ -263,3 +263,17 @@ def test_target_primary_failover_during_the_copy(fleets):
     assert result[0].total.copied == 8000 and result[0].total.retries > 0
     survivor = next(n for n in dst.servers if n.pid != victim.pid)
     assert_identical(ep(src), parse_endpoint(url(dst, node=survivor), environ={}))
+
+
+def test_oversized_payloads_take_the_chunked_path_and_cluster_is_detected_on_a_plain_url(fleets):
+    src, dst = fleets(), fleets(topology="cluster", shards=3)
+    client = src.client(src.primary)
+    client.hset("big:hash", mapping={f"field-{i}": "x" * 50 for i in range(4000)})
+    client.rpush("big:list", *[f"item-{i}" for i in range(5000)])
+    client.set("small", "value")
+    plain_target = parse_endpoint(f"valkey://127.0.0.1:{dst.servers[0].port}", environ={})
+    assert plain_target.kind == "standalone"
+    result = copy(ep(src), plain_target, CopyOptions(max_payload_bytes=10_000))
+    assert (result.total.rebuilt, result.total.copied) == (2, 1)
+    assert primary_client(dst).hlen("big:hash") == 4000
+    assert_identical(ep(src), plain_target)
