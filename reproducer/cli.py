@@ -452,10 +452,13 @@ def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...
 @click.option("--skip-existing", is_flag=True, help="Keep keys the target already has (JSONL, RDB).")
 def import_command(file: Path, target: str, fmt: str | None, skip_existing: bool) -> None:
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted)."""
-    written, expired = pipeline.import_data(
+    written, expired, skipped = pipeline.import_data(
         file, target, fmt, replace=not skip_existing, progress=_every(10_000, "records imported")
     )
-    _stderr.print(f"imported {written:,} from {file}" + (f"; {expired:,} had expired" if expired else ""))
+    extra = (f"; {expired:,} had expired" if expired else "") + (
+        f"; {skipped:,} already there, kept" if skipped else ""
+    )
+    _stderr.print(f"imported {written:,} from {file}{extra}")
 
 
 def main(argv: list[str] | None = None) -> None:

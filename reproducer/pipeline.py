@@ -275,10 +275,10 @@ def import_data(
     *,
     replace: bool = True,
     progress: Callable[[int], None] | None = None,
-) -> tuple[int, int]:
-    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired)."""
+) -> tuple[int, int, int]:
+    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped)."""
     if not path.exists():
         raise InputError(f"{path} does not exist", hint="check the path")
     module = format_module(fmt or format_from_path(str(path)))
-    written: tuple[int, int] = module.load(path, parse_endpoint(target_url), replace=replace, progress=progress)
+    written: tuple[int, int, int] = module.load(path, parse_endpoint(target_url), replace=replace, progress=progress)
     return written

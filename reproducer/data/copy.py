@@ -23,7 +23,7 @@ from typing import Literal
 
 from reproducer.data import rebuild
 from reproducer.data.checkpoint import Checkpoint
-from reproducer.data.endpoint import Endpoint, node_client
+from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError
 from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError, InputError
@@ -354,7 +354,7 @@ class _NodeCopier:
 
     def _rebuild(self, db: int, key: bytes) -> None:
         """Rebuild one key from the source with type commands (its TTL is read again there)."""
-        with node_client(self.source, *self.node, db=db) as reader:
+        with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
             value = rebuild.read_value(reader, key, kind) if kind != "none" else None
             pttl = int(reader.pttl(key))
@@ -489,7 +489,11 @@ class TargetWriter:
     def rebuild(self, db: int, key: bytes, value: rebuild.Value, pttl: int) -> None:
         """Write one key with type commands (unless it exists and existing keys are kept)."""
         node = self.layout.node_for_key(key)
-        with node_client(self.target, *node, db=0 if self.layout.cluster else db) as writer:
+        target_db = 0 if self.layout.cluster else db
+        with (
+            node_client(self.target, *node, db=target_db) as writer,
+            valkey_errors(f"rebuilding {key!r} on the target"),
+        ):
             if not self.replace and writer.exists(key):
                 return
             rebuild.write_value(writer, key, value, pttl, replace=True)

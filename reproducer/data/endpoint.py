@@ -15,14 +15,16 @@ URL when the server reports ``cluster_enabled:1``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reproducer.errors import InputError, SourceError
+from reproducer.errors import DataError, InputError, SourceError
 
 Kind = Literal["standalone", "sentinel", "cluster"]
 _SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -204,6 +206,25 @@ def node_client(endpoint: Endpoint, host: str, port: int, db: int = 0) -> Any:
     import valkey  # slow to import; the copy's hot path does not need it
 
     return valkey.Valkey(host=host, port=port, db=db, **client_kwargs(endpoint))
+
+
+@contextlib.contextmanager
+def valkey_errors(what: str) -> Iterator[None]:
+    """Turn valkey-py exceptions raised while doing ``what`` into DataError with the server's message."""
+    import valkey
+
+    try:
+        yield
+    except valkey.exceptions.AuthenticationError as exc:
+        raise DataError(f"{what}: authentication failed ({exc})", hint="check the user and its password") from None
+    except valkey.exceptions.ConnectionError as exc:
+        raise DataError(
+            f"{what}: connection failed ({exc})",
+            hint="check the address, TLS options and the allow-list",
+            retryable=True,
+        ) from None
+    except valkey.exceptions.ValkeyError as exc:
+        raise DataError(f"{what}: {exc}") from None
 
 
 def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:

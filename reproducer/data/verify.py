@@ -14,7 +14,7 @@ from typing import Any
 
 from reproducer.data import rebuild
 from reproducer.data.copy import scan_reply, source_nodes
-from reproducer.data.endpoint import Endpoint, node_client
+from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError
@@ -241,10 +241,14 @@ class _Checker:
             self._differ("value_mismatch", db, key, "values differ")
 
     def _same_value(self, node: Address, db: int, key: bytes, kind: str) -> bool:
-        with node_client(self.source, *node, db=db) as src:
+        with node_client(self.source, *node, db=db) as src, valkey_errors(f"reading {key!r} on the source"):
             left = rebuild.read_value(src, key, kind)
         target_node = self.layout.node_for_key(key)
-        with node_client(self.target, *target_node, db=0 if self.layout.cluster else db) as dst:
+        target_db = 0 if self.layout.cluster else db
+        with (
+            node_client(self.target, *target_node, db=target_db) as dst,
+            valkey_errors(f"reading {key!r} on the target"),
+        ):
             right = rebuild.read_value(dst, key, kind)
         return bool(_normal(left) == _normal(right))
 

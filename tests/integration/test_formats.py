@@ -39,7 +39,7 @@ def test_round_trip_is_exact(source, tmp_path, fmt):
     exported = pipeline.export_data(url(source), path)
     assert exported == 1204 and path.stat().st_size > 0
     with Fleet.start(FleetSpec()) as empty:
-        written, expired = pipeline.import_data(path, url(empty))
+        written, expired, _skipped = pipeline.import_data(path, url(empty))
         assert written >= 1204 and expired == 0
         report = pipeline.verify_data(url(source), url(empty), VerifyOptions())
         assert report.ok, report.to_dict()
@@ -65,7 +65,7 @@ def test_expired_lines_are_skipped_and_counted(tmp_path):
         '{"db":0,"key":"kept","type":"string","expire_at_ms":null,"value":"y"}\n'
     )
     with Fleet.start(FleetSpec()) as empty:
-        assert pipeline.import_data(path, url(empty)) == (1, 1)
+        assert pipeline.import_data(path, url(empty)) == (1, 1, 0)
 
 
 def test_bad_files_get_clear_errors(tmp_path):
@@ -87,3 +87,15 @@ def test_bad_files_get_clear_errors(tmp_path):
         with pytest.raises(InputError, match="truncated AOF"):
             pipeline.import_data(truncated, url(empty))
     assert not list(tmp_path.glob(".out.txt*"))
+
+
+def test_import_skip_existing_keeps_target_keys(source, tmp_path):
+    path = tmp_path / "dump.jsonl"
+    pipeline.export_data(url(source), path, dbs=(0,))
+    with Fleet.start(FleetSpec()) as target:
+        client = target.client(target.primary)
+        client.set("session:000000", "the target's own value")
+        client.xadd("events:000005", {"kept": "yes"})
+        written, _expired, skipped = pipeline.import_data(path, url(target), replace=False)
+        assert skipped == 2 and written == 1203 - 2
+        assert client.get("session:000000") == "the target's own value"

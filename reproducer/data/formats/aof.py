@@ -86,8 +86,10 @@ def _stream_commands(key: bytes, value: rebuild.Value) -> list[list[Any]]:
     return commands
 
 
-def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None) -> tuple[int, int]:
-    """Replay ``path`` (an AOF file or a multi-part AOF directory) into ``target``; returns (commands, 0)."""
+def load(
+    path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None
+) -> tuple[int, int, int]:
+    """Replay ``path`` (an AOF file or a multi-part AOF directory) into ``target``; returns (commands, 0, 0)."""
     files = _aof_files(path)
     writer = EntryWriter(target, replace=replace)
     sent = 0
@@ -99,7 +101,7 @@ def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progre
             sent += _replay(file, writer, progress)
     finally:
         writer.close()
-    return sent, 0
+    return sent, 0, 0
 
 
 def _replay(path: Path, writer: EntryWriter, progress: Progress | None) -> int:

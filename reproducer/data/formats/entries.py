@@ -9,7 +9,7 @@ from typing import Any
 
 from reproducer.data import rebuild
 from reproducer.data.copy import source_nodes
-from reproducer.data.endpoint import Endpoint, node_client
+from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import command
 from reproducer.data.topology import Layout, connect, databases, discover
 
@@ -31,7 +31,7 @@ def read_entries(source: Endpoint, *, dbs: tuple[int, ...] | None = None, match:
     layout = discover(source)
     for node in source_nodes(layout, from_replica=False):
         for db in _dbs(source, node, dbs):
-            with node_client(source, *node, db=db) as client:
+            with node_client(source, *node, db=db) as client, valkey_errors(f"reading {node[0]}:{node[1]} db {db}"):
                 yield from _node_entries(client, db, match)
 
 
@@ -66,6 +66,7 @@ class EntryWriter:
         self._clients: dict[tuple[tuple[str, int], int], Any] = {}
         self.written = 0
         self.expired = 0
+        self.skipped = 0
 
     def write(self, entry: Entry) -> None:
         """Write one entry (skipped and counted when its expiry has passed)."""
@@ -76,7 +77,11 @@ class EntryWriter:
                 self.expired += 1
                 return
         client = self._client(entry.key, entry.db)
-        rebuild.write_value(client, entry.key, entry.value, pttl, replace=self.replace)
+        with valkey_errors(f"writing {entry.key!r} to {self.target}"):
+            if not self.replace and client.exists(entry.key):
+                self.skipped += 1
+                return
+            rebuild.write_value(client, entry.key, entry.value, pttl, replace=True)
         self.written += 1
 
     def _client(self, key: bytes, db: int) -> Any:
@@ -89,7 +94,8 @@ class EntryWriter:
     def send_raw(self, key: bytes | None, db: int, args: list[Any]) -> None:
         """Send one raw command (AOF replay), routed by ``key`` when the target is a cluster."""
         client = self._client(key or b"", db)
-        client.execute_command(*args)
+        with valkey_errors(f"replaying {bytes(args[0]).decode(errors='replace')} on {self.target}"):
+            client.execute_command(*args)
 
     def close(self) -> None:
         """Close every connection."""

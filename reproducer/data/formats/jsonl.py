@@ -42,8 +42,10 @@ def export(
     return count
 
 
-def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None) -> tuple[int, int]:
-    """Write every line of ``path`` to ``target``; returns (written, expired)."""
+def load(
+    path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None
+) -> tuple[int, int, int]:
+    """Write every line of ``path`` to ``target``; returns (written, expired, skipped)."""
     writer = EntryWriter(target, replace=replace)
     try:
         with path.open(encoding="utf-8") as handle:
@@ -54,7 +56,7 @@ def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progre
                     progress(number)
     finally:
         writer.close()
-    return writer.written, writer.expired
+    return writer.written, writer.expired, writer.skipped
 
 
 def to_line(entry: Entry) -> dict[str, Any]:

@@ -37,8 +37,10 @@ def export(
     return result.total.copied + result.total.rebuilt
 
 
-def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None) -> tuple[int, int]:
-    """Load ``path`` into a scratch server and copy it to ``target``; returns (written, expired)."""
+def load(
+    path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None
+) -> tuple[int, int, int]:
+    """Load ``path`` into a scratch server and copy it to ``target``; returns (written, expired, skipped)."""
     if not path.is_file():
         raise InputError(f"RDB file {path} does not exist", hint="check the path")
     if path.read_bytes()[:5] not in (b"REDIS", b"VALKE"):
@@ -48,4 +50,4 @@ def load(path: Path, target: Endpoint, *, replace: bool = True, progress: Progre
         result = copy(
             scratch.endpoint, target, options, (lambda stats, _total: progress(stats.scanned)) if progress else None
         )
-    return result.total.copied + result.total.rebuilt, result.total.expired
+    return result.total.copied + result.total.rebuilt, result.total.expired, result.total.skipped
