@@ -1,7 +1,8 @@
 """The ``reproducer`` command line: the only module that prints, prompts or exits.
 
 Data goes to stdout (YAML, JSON, ovh.conf); progress and errors go to stderr.
-Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 4 authentication refused, 130 interrupted.
+Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found differences,
+4 authentication refused, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _sandbox_dir_option(func: F) -> F:
 def cli() -> None:
     """Leave (or join) a managed Valkey service: inspect it, render it for another provider, move the data.
 
-    Exit codes: 0 success, 1 runtime error, 2 bad input, 4 authentication refused, 130 interrupted.
+    Exit codes: 0 success, 1 runtime error, 2 bad input, 3 verify found differences,
+    4 authentication refused, 130 interrupted.
     """
 
 
