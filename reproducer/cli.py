@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -24,7 +25,7 @@ from reproducer import __version__, pipeline
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
 from reproducer.data.follow import FollowStats
 from reproducer.data.verify import VerifyOptions, VerifyReport
-from reproducer.errors import ReproducerError, VerifyMismatchError
+from reproducer.errors import NotExactError, ReproducerError, VerifyMismatchError
 
 _stderr = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,6 +165,64 @@ def demo(root: Path | None) -> None:
     info, specs = pipeline.demo(root, _progress)
     _emit(pipeline.specs_to_yaml(specs))
     _stderr.print(f"the sandbox keeps running at {info['endpoint']}; stop it with: reproducer sandbox down")
+
+
+@cli.command()
+@click.option("--target", "target", required=True, help="aws, gcp, ovh, aiven or selfmanaged.")
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The service spec (from 'reproducer inspect').",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Output directory (replaced as a whole).",
+)
+@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
+@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
+@click.option("--name", default=None, help="Base name of the target resources (default: the source description).")
+@click.option("--region", default=None, help="Target region (default: the nearest to the source region).")
+@click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
+@click.option("--json", "as_json", is_flag=True, help="Print compatibility.json on stdout.")
+def render(
+    target: str,
+    spec_file: Path,
+    out: Path,
+    shards: int | None,
+    replicas: int | None,
+    name: str | None,
+    region: str | None,
+    strict: bool,
+    as_json: bool,
+) -> None:
+    """Render a service spec into Terraform for a target provider, with a per-attribute compatibility report.
+
+    Writes OUT/terraform/*.tf, OUT/COMPATIBILITY.md and OUT/compatibility.json. Deterministic: the same
+    spec and options give byte-identical files.
+    """
+    request = pipeline.RenderRequest(
+        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
+    )
+    rendered = pipeline.render(request)
+    if as_json:
+        _emit(rendered.files["compatibility.json"])
+    counts = Counter(str(row.support) for row in rendered.rows)
+    _stderr.print(
+        f"rendered {len(rendered.files)} files into {out}: "
+        + ", ".join(f"{counts.get(level, 0)} {level}" for level in ("exact", "approximated", "manual", "unsupported"))
+    )
+    not_exact = [row for row in rendered.rows if str(row.support) != "exact"]
+    for row in not_exact:
+        _stderr.print(f"  {row.support}: {row.attribute} — {escape(row.note)}")
+    if strict and not_exact:
+        raise NotExactError(
+            f"{len(not_exact)} attribute(s) do not map exactly to {target}",
+            hint=f"read {out}/COMPATIBILITY.md, or render without --strict",
+        )
 
 
 # ---- data -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ library code never prints or exits.
     │   ├── SourceAuthError              exit 4  signature, credential or grant refused
     │   ├── SourceNotFoundError          exit 1  the project or service does not exist
     │   └── SourceUnavailableError       exit 1  429, 5xx or network failures after bounded retries
+    ├── NotExactError                    exit 3  rendered, but some attributes are not exact (--strict)
     ├── DataError                        exit 1  copying, verifying or exporting data failed
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     └── SandboxError                     exit 1  the embedded sandbox could not start or stop
@@ -68,6 +69,12 @@ class SourceNotFoundError(SourceError):
 
 class SourceUnavailableError(SourceError):
     """The source kept failing (rate limit, server error, network) after bounded retries."""
+
+
+class NotExactError(ReproducerError):
+    """Rendering succeeded, but ``--strict`` was asked and some attributes do not map exactly."""
+
+    exit_code = 3
 
 
 class DataError(ReproducerError):

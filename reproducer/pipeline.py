@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ from reproducer.errors import InputError
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
+    from reproducer.targets.base import Rendered
 
 Progress = Callable[[str], None]
 DataProgress = Callable[[Stats, int], None]
@@ -142,6 +144,66 @@ def demo(root: Path | None = None, progress: Progress = _quiet) -> tuple[dict[st
     progress(f"inspecting project {info['project']} through {info['endpoint']}")
     options = InspectOptions(project=info["project"], endpoint=info["endpoint"], credentials=credentials_of(info))
     return info, inspect(options, progress)
+
+
+# ---- render --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What to render: a spec file, a target, where, and the reshaping options."""
+
+    spec: Path
+    target: str
+    out: Path
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+
+
+def render(request: RenderRequest) -> Rendered:
+    """Render a spec for a target into ``out`` (written whole in a temporary directory, then swapped in)."""
+    from reproducer.model import load_spec
+    from reproducer.targets import get_target
+    from reproducer.targets.base import RenderOptions
+
+    target = get_target(request.target)
+    spec = load_spec(request.spec)
+    options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
+    rendered = target.render(spec, options)
+    write_tree(request.out, rendered.files)
+    return rendered
+
+
+def write_tree(out: Path, files: dict[str, str]) -> None:
+    """Replace directory ``out`` with exactly ``files``, never leaving a half-written directory."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {out}: directory {parent} does not exist", hint="create it first")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        for relative, text in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap(staging: Path, out: Path) -> None:
+    if not out.exists():
+        staging.rename(out)
+        return
+    if not out.is_dir():
+        raise InputError(f"{out} exists and is not a directory", hint="choose another --out")
+    old = out.with_name(f".{out.name}.old-{secrets.token_hex(3)}")
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- data: copy, verify, export, import ----------------------------------------------------------

@@ -1,0 +1,105 @@
+"""Aiven for Valkey: service with valkey_user_config, IP filters, project VPC, users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reproducer.model import ConfigItem, ServiceSpec, User
+from reproducer.targets import compat, sizing
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
+from reproducer.targets.common import assemble, base_context, time_hours
+
+#: Valkey directive → valkey_user_config attribute (and whether the value is a number).
+USER_CONFIG: dict[str, tuple[str, bool]] = {
+    "notify-keyspace-events": ("valkey_notify_keyspace_events", False),
+    "timeout": ("valkey_timeout", True),
+    "lfu-log-factor": ("valkey_lfu_log_factor", True),
+    "lfu-decay-time": ("valkey_lfu_decay_time", True),
+    "io-threads": ("valkey_io_threads", True),
+    "databases": ("valkey_number_of_databases", True),
+    "maxmemory-policy": ("valkey_maxmemory_policy", False),
+    "acl-pubsub-default": ("valkey_acl_channels_default", False),
+}
+TIERS = {0: "startup", 1: "business"}
+EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+
+class AivenTarget:
+    """Renders ``aiven_valkey`` and ``aiven_valkey_user``."""
+
+    name = "aiven"
+    title = "Aiven for Valkey"
+
+    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
+        """Terraform for Aiven and the compatibility rows."""
+        context = self.context(spec, options)
+        return assemble(self.name, self.title, context, self.rows(spec, context))
+
+    def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
+        """Template context: plan, cloud, user config, backup hour."""
+        context = base_context(spec, options)
+        size = sizing.choose(sizing.AIVEN, spec.plan.memory_gb or 0, 1)
+        tier = TIERS.get(context["replicas"], "premium")
+        user_config = {
+            USER_CONFIG[k][0]: (int(v) if USER_CONFIG[k][1] else v)
+            for k, v in sorted(context["settings"].items())
+            if k in USER_CONFIG
+        }
+        persistence = next((c.value for c in spec.configuration if c.source_name.endswith("_persistence")), "rdb")
+        return context | {
+            "size": size,
+            "plan": size.size.name.replace("{tier}", tier),
+            "cloud": options.region or sizing.nearest_region("aiven", spec.source.region),
+            "user_config": user_config,
+            "persistence": persistence,
+            "backup_hour": time_hours(spec.backups.time, 2),
+            "maintenance_time": spec.maintenance_time or "04:00:00",
+            "extra_users": [u for u in context["users"] if u["name"] != "default"],
+        }
+
+    def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
+        """Compatibility of every attribute with Aiven."""
+        shards, size = context["shards"], context["size"]
+        decide: dict[str, compat.Decision] = {
+            "engine.version": (APPROX, "valkey_version", "Aiven offers 8.1 and later; 8.1 is used"),
+            "plan.flavor": (EXACT if size.fits else MANUAL, "plan", f"{context['plan']}: {size.note}"),
+            "topology.mode": (EXACT if shards == 1 else NONE, "plan", "primary + standby per plan tier"),
+            "topology.shards": (
+                EXACT if shards == 1 else NONE,
+                "—",
+                "one shard" if shards == 1 else "sharding only through Aiven's cluster plans",
+            ),
+            "topology.replicas_per_shard": (EXACT, "plan tier", f"{context['plan'].split('-')[0]} tier"),
+            "persistence": (EXACT, "valkey_persistence", context["persistence"]),
+            "tls": (EXACT, "valkey_ssl", "true"),
+            "allow_list": (EXACT, "ip_filter_object", f"{len(spec.allow_list)} CIDR(s)"),
+            "network.private": (APPROX, "aiven_project_vpc", "a VPC in Aiven's account; peer it with yours"),
+            "network.private.subnet": (APPROX, "aiven_project_vpc.network_cidr", context["subnet_cidr"]),
+            "source.region": (APPROX, "cloud_name", context["cloud"]),
+            "backups.time": (EXACT, "backup_hour", f"{context['backup_hour']:02d}:00"),
+            "backups.regions": (APPROX, "additional_backup_regions", "name the Aiven clouds yourself"),
+            "backups.retention_days": (MANUAL, "plan", "retention is defined by the Aiven plan"),
+            "maintenance_time": (APPROX, "maintenance_window_dow / _time", "daily at OVH, weekly (Sunday) here"),
+            "deletion_protection": (EXACT, "termination_protection", str(spec.deletion_protection).lower()),
+            "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
+            "feature.anti_ddos": (MANUAL, "—", "ask Aiven or your cloud for DDoS protection"),
+        }
+        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+
+    @staticmethod
+    def _user_row(user: User) -> compat.Decision:
+        if user.name == "default":
+            return APPROX, "service_username", "Aiven's built-in user replaces default; its password is generated"
+        return EXACT, "aiven_valkey_user", "valkey_acl_* as in the source; password_wo from var.user_passwords"
+
+    @staticmethod
+    def _config_row(item: ConfigItem) -> compat.Decision:
+        if item.valkey_name in USER_CONFIG:
+            return EXACT, USER_CONFIG[item.valkey_name][0], item.value
+        if item.valkey_name == "save":
+            return EXACT, "valkey_persistence", item.value
+        if item.source_name.endswith("_ssl"):
+            return EXACT, "valkey_ssl", item.value
+        if item.valkey_name == "client-output-buffer-limit":
+            return EXACT, "valkey_pubsub_client_output_buffer_limit", item.value
+        return NONE, "—", f"{item.source_name} has no Aiven setting"

@@ -1,0 +1,116 @@
+"""AWS ElastiCache for Valkey: replication group (cluster mode when sharded), users, network, parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reproducer.model import ConfigItem, ServiceSpec, User
+from reproducer.targets import compat, sizing
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
+from reproducer.targets.common import assemble, base_context, time_hours
+
+#: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
+PARAMETERS = frozenset(
+    {
+        "notify-keyspace-events",
+        "timeout",
+        "lfu-log-factor",
+        "lfu-decay-time",
+        "maxmemory-policy",
+        "acl-pubsub-default",
+        "databases",
+    }
+)
+EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+
+class AwsTarget:
+    """Renders ``aws_elasticache_replication_group`` and what it needs."""
+
+    name = "aws"
+    title = "AWS ElastiCache for Valkey"
+
+    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
+        """Terraform for ElastiCache and the compatibility rows."""
+        context = self.context(spec, options)
+        return assemble(self.name, self.title, context, self.rows(spec, context))
+
+    def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
+        """Template context: node type, windows, parameters, region."""
+        context = base_context(spec, options)
+        node = sizing.choose(sizing.AWS, spec.plan.memory_gb or 0, context["shards"])
+        backup_hour = time_hours(spec.backups.time, 2)
+        maintenance_hour = time_hours(spec.maintenance_time, 4)
+        if maintenance_hour in (backup_hour, (backup_hour + 1) % 24):
+            maintenance_hour = (backup_hour + 2) % 24
+        region = options.region or sizing.nearest_region("aws", spec.source.region)
+        parameters = {k: v for k, v in context["settings"].items() if k in PARAMETERS}
+        if context["shards"] > 1:
+            parameters["cluster-enabled"] = "yes"
+        return context | {
+            "node": node,
+            "region": region,
+            "family": f"valkey{spec.engine.version.split('.')[0]}",
+            "snapshot_window": f"{backup_hour:02d}:00-{(backup_hour + 1) % 24:02d}:00",
+            "maintenance_window": f"sun:{maintenance_hour:02d}:00-sun:{(maintenance_hour + 1) % 24:02d}:00",
+            "parameters": dict(sorted(parameters.items())),
+            "zones": [f"{region}{z}" for z in "abc"],
+        }
+
+    def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
+        """Compatibility of every attribute with ElastiCache."""
+        node, shards, replicas = context["node"], context["shards"], context["replicas"]
+        resharded = shards != spec.topology.shards
+        decide: dict[str, compat.Decision] = {
+            "engine.version": (EXACT, "engine_version", f"valkey {spec.engine.version}"),
+            "plan.flavor": (EXACT if node.fits else MANUAL, "node_type", node.note),
+            "topology.mode": (EXACT, "cluster_mode", "enabled" if shards > 1 else "disabled, Multi-AZ replicas"),
+            "topology.shards": (APPROX if resharded else EXACT, "num_node_groups", f"{shards} shard(s)"),
+            "topology.replicas_per_shard": (
+                EXACT,
+                "replicas_per_node_group",
+                f"{replicas} replica(s), automatic failover",
+            ),
+            "persistence": (APPROX, "snapshot_window", "ElastiCache snapshots replace RDB persistence"),
+            "tls": (EXACT, "transit_encryption_enabled", "TLS required; at-rest encryption on"),
+            "allow_list": (
+                EXACT,
+                "aws_vpc_security_group_ingress_rule",
+                "one ingress rule per CIDR on the Valkey port",
+            ),
+            "network.private": (APPROX, "aws_vpc", "the vRack network becomes a VPC; peer or VPN it to your apps"),
+            "network.private.subnet": (APPROX, "aws_subnet", "the subnet CIDR is split across 3 availability zones"),
+            "source.region": (APPROX, "var.region", f"nearest AWS region: {context['region']}"),
+            "backups.time": (EXACT, "snapshot_window", context["snapshot_window"]),
+            "backups.regions": (
+                MANUAL,
+                "aws_elasticache_global_replication_group",
+                "copy snapshots to other regions yourself",
+            ),
+            "backups.retention_days": (EXACT, "snapshot_retention_limit", f"{spec.backups.retention_days or 0} day(s)"),
+            "maintenance_time": (
+                APPROX,
+                "maintenance_window",
+                "OVH's window is daily, AWS's weekly: " + context["maintenance_window"],
+            ),
+            "deletion_protection": (APPROX, "lifecycle.prevent_destroy", "no deletion protection argument"),
+            "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
+            "feature.anti_ddos": (
+                MANUAL,
+                "aws_shield_protection",
+                "AWS Shield Standard is on by default; Advanced is a subscription",
+            ),
+        }
+        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+
+    @staticmethod
+    def _user_row(user: User) -> compat.Decision:
+        return EXACT, "aws_elasticache_user.access_string", f"{user.acl_rules}; password from var.user_passwords"
+
+    @staticmethod
+    def _config_row(item: ConfigItem) -> compat.Decision:
+        if item.valkey_name in PARAMETERS:
+            return EXACT, f"parameter {item.valkey_name}", f"{item.valkey_name} = {item.value}"
+        if item.valkey_name == "save":
+            return APPROX, "snapshot_window", "ElastiCache manages RDB snapshots itself"
+        return NONE, "—", f"{item.source_name} has no ElastiCache parameter"

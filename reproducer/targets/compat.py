@@ -1,0 +1,91 @@
+"""Compatibility rows for every attribute of a spec, and the report files made from them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+
+from reproducer.model import Category, ConfigItem, ServiceSpec, User
+from reproducer.targets.base import CompatRow, Support
+
+Decision = tuple[Support, str, str]
+#: Attribute → its category in OVH's reversibility policy. Users and configuration get one row each.
+ATTRIBUTES: dict[str, Category] = {
+    "data": Category.CORE,
+    "engine.version": Category.CORE,
+    "plan.flavor": Category.CORE,
+    "topology.mode": Category.CORE,
+    "topology.shards": Category.CORE,
+    "topology.replicas_per_shard": Category.CORE,
+    "persistence": Category.CORE,
+    "tls": Category.CORE,
+    "allow_list": Category.OVH_IMPLEMENTATION,
+    "network.private": Category.OVH_IMPLEMENTATION,
+    "network.private.subnet": Category.OVH_IMPLEMENTATION,
+    "source.region": Category.OVH_IMPLEMENTATION,
+    "backups.time": Category.OVH_IMPLEMENTATION,
+    "backups.regions": Category.OVH_IMPLEMENTATION,
+    "backups.retention_days": Category.OVH_IMPLEMENTATION,
+    "maintenance_time": Category.OVH_IMPLEMENTATION,
+    "deletion_protection": Category.OVH_IMPLEMENTATION,
+    "feature.infrastructure_as_code": Category.SPECIFIC,
+    "feature.anti_ddos": Category.SPECIFIC,
+}
+DATA_ROW: Decision = (Support.EXACT, "reproducer copy", "SCAN/DUMP/RESTORE copy with TTLs, then verify")
+IAC_NOTE = "OVH Terraform resources (ovh_cloud_project_database…) are replaced by the files rendered here"
+
+
+def build_rows(
+    spec: ServiceSpec,
+    decide: dict[str, Decision],
+    user_row: Callable[[User], Decision],
+    config_row: Callable[[ConfigItem], Decision],
+) -> list[CompatRow]:
+    """One row per attribute, user and configuration item; a missing decision is a bug, not a gap."""
+    missing = set(ATTRIBUTES) - set(decide) - {"data"}
+    if missing:
+        raise ValueError(f"target decided nothing for {sorted(missing)}")
+    rows = [CompatRow(name, *({"data": DATA_ROW} | decide)[name], category) for name, category in ATTRIBUTES.items()]
+    rows += [CompatRow(f"users.{u.name}", *user_row(u), Category.CORE) for u in spec.users]
+    rows += [CompatRow(f"configuration.{c.source_name}", *config_row(c), Category.CORE) for c in spec.configuration]
+    return sorted(rows, key=lambda r: r.attribute)
+
+
+def report_json(target: str, spec: ServiceSpec, rows: list[CompatRow]) -> str:
+    """``compatibility.json``: summary counts and every row."""
+    data = {
+        "format_version": "1.0",
+        "target": target,
+        "source_service": spec.source.service_id,
+        "summary": summary(rows),
+        "rows": [r.to_dict() for r in rows],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def summary(rows: list[CompatRow]) -> dict[str, int]:
+    """Rows per support level (every level present, zero included)."""
+    counts = Counter(str(r.support) for r in rows)
+    return {str(level): counts.get(str(level), 0) for level in Support}
+
+
+def report_markdown(title: str, spec: ServiceSpec, rows: list[CompatRow]) -> str:
+    """``COMPATIBILITY.md``: what maps exactly, approximately, manually or not at all."""
+    counts = ", ".join(f"{n} {level}" for level, n in summary(rows).items())
+    lines = [
+        f"# Compatibility: OVHcloud Valkey {spec.source.service_id} → {title}",
+        "",
+        counts,
+        "",
+        "| attribute | support | target argument | category | note |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r.attribute}` | {r.support} | {_cell(r.target_argument)} | {r.category} | {_cell(r.note)} |" for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") or "—"

@@ -1,0 +1,86 @@
+"""GCP Memorystore for Valkey: instance (cluster mode when sharded), ACL policy, PSC network, firewall."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reproducer.model import ConfigItem, ServiceSpec, User
+from reproducer.targets import compat, sizing
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
+from reproducer.targets.common import assemble, base_context, time_hours
+
+#: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
+ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
+EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+
+class GcpTarget:
+    """Renders ``google_memorystore_instance`` and what it needs."""
+
+    name = "gcp"
+    title = "Google Cloud Memorystore for Valkey"
+
+    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
+        """Terraform for Memorystore and the compatibility rows."""
+        context = self.context(spec, options)
+        return assemble(self.name, self.title, context, self.rows(spec, context))
+
+    def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
+        """Template context: node type, engine version, configs, windows, region."""
+        context = base_context(spec, options)
+        return context | {
+            "node": sizing.choose(sizing.GCP, spec.plan.memory_gb or 0, context["shards"]),
+            "region": options.region or sizing.nearest_region("gcp", spec.source.region),
+            "engine_version": "VALKEY_" + spec.engine.version.replace(".", "_"),
+            "engine_configs": {k: v for k, v in sorted(context["settings"].items()) if k in ENGINE_CONFIGS},
+            "backup_hour": time_hours(spec.backups.time, 2),
+            "maintenance_hour": time_hours(spec.maintenance_time, 4),
+            "retention_seconds": (spec.backups.retention_days or 1) * 86400,
+            "persistence": context["settings"].get("save", "x") != "",
+        }
+
+    def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
+        """Compatibility of every attribute with Memorystore."""
+        node, shards, replicas = context["node"], context["shards"], context["replicas"]
+        decide: dict[str, compat.Decision] = {
+            "engine.version": (EXACT, "engine_version", context["engine_version"]),
+            "plan.flavor": (EXACT if node.fits else MANUAL, "node_type", node.note),
+            "topology.mode": (EXACT, "mode", "CLUSTER" if shards > 1 else "CLUSTER_DISABLED"),
+            "topology.shards": (EXACT if shards == spec.topology.shards else APPROX, "shard_count", f"{shards}"),
+            "topology.replicas_per_shard": (EXACT, "replica_count", f"{replicas}, zone_distribution_config MULTI_ZONE"),
+            "persistence": (EXACT, "persistence_config", "RDB snapshots" if context["persistence"] else "off"),
+            "tls": (EXACT, "transit_encryption_mode", "SERVER_AUTHENTICATION"),
+            "allow_list": (
+                APPROX,
+                "google_compute_firewall",
+                "Memorystore has no allow-list: the CIDRs become a "
+                "firewall rule; they must be routed into the VPC (VPN/Interconnect)",
+            ),
+            "network.private": (APPROX, "google_compute_network", "reached through Private Service Connect"),
+            "network.private.subnet": (EXACT, "google_compute_subnetwork", context["subnet_cidr"]),
+            "source.region": (APPROX, "var.region", f"nearest GCP region: {context['region']}"),
+            "backups.time": (EXACT, "automated_backup_config.start_time.hours", f"{context['backup_hour']:02d}:00"),
+            "backups.regions": (MANUAL, "backup_collection", "cross-region copies are not automatic"),
+            "backups.retention_days": (EXACT, "automated_backup_config.retention", f"{context['retention_seconds']}s"),
+            "maintenance_time": (APPROX, "maintenance_policy", "daily at OVH, weekly (Sunday) here"),
+            "deletion_protection": (EXACT, "deletion_protection_enabled", str(spec.deletion_protection).lower()),
+            "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
+            "feature.anti_ddos": (
+                MANUAL,
+                "Cloud Armor",
+                "private endpoints only; Cloud Armor protects public load balancers",
+            ),
+        }
+        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+
+    @staticmethod
+    def _user_row(user: User) -> compat.Decision:
+        return EXACT, "google_memorystore_acl_policy.rules", f"{user.acl_rules} (password from var.user_passwords)"
+
+    @staticmethod
+    def _config_row(item: ConfigItem) -> compat.Decision:
+        if item.valkey_name in ENGINE_CONFIGS:
+            return EXACT, f"engine_configs[{item.valkey_name}]", item.value
+        if item.valkey_name == "save":
+            return EXACT, "persistence_config", "RDB persistence" if item.value != "off" else "persistence off"
+        return NONE, "—", f"{item.valkey_name or item.source_name} is not in Memorystore's modifiable configs"
