@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit integration clean sandbox-down bench
+.PHONY: setup demo test lint unit integration clean sandbox-down bench golden
 
 setup:
 	bash .ci/setup
@@ -34,3 +34,6 @@ clean:
 
 bench: setup
 	$(PY) bench/copy.py
+
+golden: setup
+	$(PY) -m tests.golden.regen

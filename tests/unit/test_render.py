@@ -1,0 +1,122 @@
+"""Rendering: goldens, determinism, escaping, sizing, ACL strings, complete compatibility reports."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from reproducer.model import User, load_spec
+from reproducer.targets import TARGETS, get_target
+from reproducer.targets.base import RenderOptions
+from reproducer.targets.compat import ATTRIBUTES
+from reproducer.targets.render import align, hcl_ident, hcl_string, hcl_value, slug
+from reproducer.targets.sizing import AWS, GCP, OVH, choose
+from tests.golden.regen import HERE, SCENARIOS, rendered
+
+CASES = [(t, s) for t in sorted(TARGETS) for s in SCENARIOS]
+
+
+@pytest.mark.parametrize(("target", "scenario"), CASES)
+def test_output_matches_the_committed_golden_files(target, scenario):
+    files = rendered(target, scenario)
+    golden = HERE / target / scenario
+    on_disk = {p.relative_to(golden).as_posix(): p.read_text() for p in golden.rglob("*") if p.is_file()}
+    assert files == on_disk, "run `make golden` and review the diff"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_rendering_twice_is_byte_identical_and_has_no_timestamp(target):
+    assert rendered(target, "business") == rendered(target, "business")
+    text = "".join(rendered(target, "business").values())
+    assert not re.search(r"20\d\d-\d\d-\d\d", text)
+
+
+@pytest.mark.parametrize(("target", "scenario"), CASES)
+def test_every_attribute_user_and_setting_has_a_row(target, scenario):
+    spec_file, _options = SCENARIOS[scenario]
+    spec = load_spec(HERE / "specs" / spec_file)
+    report = json.loads(rendered(target, scenario)["compatibility.json"])
+    attributes = {row["attribute"] for row in report["rows"]}
+    assert set(ATTRIBUTES) <= attributes
+    assert {f"users.{u.name}" for u in spec.users} <= attributes
+    assert {f"configuration.{c.source_name}" for c in spec.configuration} <= attributes
+    assert sum(report["summary"].values()) == len(report["rows"])
+    assert {row["category"] for row in report["rows"]} == {"core", "ovh_implementation", "specific"}
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_no_secret_literal_in_rendered_files(target):
+    for name, text in rendered(target, "business").items():
+        assert not re.search(r'password\w*\s*=\s*"', text), name
+        assert not re.search(r'passwords\s*=\s*\["', text), name
+
+
+def test_hcl_escaping():
+    assert hcl_string('a "b" ${c} %{d} \\ \n\t') == '"a \\"b\\" $${c} %%{d} \\\\ \\n\\t"'
+    assert hcl_value([1, True, None, "x"]) == '[1, true, null, "x"]'
+    assert hcl_value({"k": "v"}) == '{ "k" = "v" }'
+    assert hcl_ident("Cache-Prod 2") == "cache_prod_2" and hcl_ident("9lives") == "r_9lives"
+    assert slug("Cache Prod!") == "cache-prod" and slug("42") == "v-42"
+
+
+def test_align_matches_terraform_fmt_rules():
+    text = 'a {\n  x = 1\n  longer = 2\n  m = {\n    k = "v"\n  }\n  y = 3\n}\n'
+    assert align(text) == 'a {\n  x      = 1\n  longer = 2\n  m = {\n    k = "v"\n  }\n  y = 3\n}\n'
+
+
+def test_sizing_picks_the_smallest_node_that_holds_a_shard():
+    assert choose(AWS, 7, 1).size.name == "cache.r7g.large"
+    resharded = choose(AWS, 7, 3)
+    assert resharded.needed_gb == pytest.approx(2.8) and resharded.size.name == "cache.t4g.medium"
+    assert choose(GCP, 15, 1).size.name == "STANDARD_LARGE"
+    assert choose(OVH, 7, 1).size.name == "db1-7"
+    too_big = choose(OVH, 500, 1)
+    assert not too_big.fits and "no node that large" in too_big.note
+
+
+def test_acl_string_is_built_from_ovh_parts():
+    user = User(name="app", categories=("+@read", "-@dangerous"), commands=("+info",), keys=("app:*",), channels=("*",))
+    assert user.acl_rules == "on ~app:* &* +@read -@dangerous +info"
+
+
+def test_resharding_changes_the_topology_and_is_reported():
+    report = json.loads(rendered("aws", "business-3x1")["compatibility.json"])
+    shards = next(row for row in report["rows"] if row["attribute"] == "topology.shards")
+    assert shards["support"] == "approximated" and "3 shard" in shards["note"]
+    assert "num_node_groups            = 3" in rendered("aws", "business-3x1")["terraform/main.tf"]
+    ovh = json.loads(rendered("ovh", "business-3x1")["compatibility.json"])
+    assert next(r for r in ovh["rows"] if r["attribute"] == "topology.shards")["support"] == "unsupported"
+
+
+def test_unknown_target_names_the_known_ones():
+    from reproducer.errors import InputError
+
+    with pytest.raises(InputError, match="unknown target 'azure'") as caught:
+        get_target("azure")
+    assert "aws" in caught.value.hint
+
+
+def test_render_writes_a_whole_directory_and_replaces_it(tmp_path):
+    from reproducer import pipeline
+
+    out = tmp_path / "out"
+    request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="gcp", out=out)
+    pipeline.render(request)
+    (out / "stale.txt").write_text("old")
+    pipeline.render(request)
+    assert not (out / "stale.txt").exists() and (out / "terraform" / "main.tf").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert RenderOptions() == RenderOptions()
+
+
+def test_bad_spec_leaves_nothing_behind(tmp_path):
+    from reproducer import pipeline
+    from reproducer.errors import SpecError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 7\n")
+    with pytest.raises(SpecError):
+        pipeline.render(pipeline.RenderRequest(spec=bad, target="aws", out=tmp_path / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
