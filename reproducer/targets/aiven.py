@@ -6,8 +6,8 @@ from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import assemble, base_context, time_hours
+from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.common import BaseTarget, base_context, time_hours
 
 #: Valkey directive → valkey_user_config attribute (and whether the value is a number).
 USER_CONFIG: dict[str, tuple[str, bool]] = {
@@ -24,16 +24,11 @@ TIERS = {0: "startup", 1: "business"}
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 
-class AivenTarget:
+class AivenTarget(BaseTarget):
     """Renders ``aiven_valkey`` and ``aiven_valkey_user``."""
 
     name = "aiven"
     title = "Aiven for Valkey"
-
-    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Terraform for Aiven and the compatibility rows."""
-        context = self.context(spec, options)
-        return assemble(self.name, self.title, context, self.rows(spec, context))
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""

@@ -6,8 +6,8 @@ from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import assemble, base_context, time_hours
+from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.common import BaseTarget, base_context, time_hours
 
 #: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
 PARAMETERS = frozenset(
@@ -24,16 +24,11 @@ PARAMETERS = frozenset(
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 
-class AwsTarget:
+class AwsTarget(BaseTarget):
     """Renders ``aws_elasticache_replication_group`` and what it needs."""
 
     name = "aws"
     title = "AWS ElastiCache for Valkey"
-
-    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Terraform for ElastiCache and the compatibility rows."""
-        context = self.context(spec, options)
-        return assemble(self.name, self.title, context, self.rows(spec, context))
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, windows, parameters, region."""

@@ -55,6 +55,26 @@ def assemble(target: str, title: str, context: dict[str, Any], rows: list[Compat
     return Rendered(files=dict(sorted(files.items())), rows=rows)
 
 
+class BaseTarget:
+    """The render path shared by every target: ``context`` → templates, ``rows`` → report."""
+
+    name = ""
+    title = ""
+
+    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
+        """Files and compatibility rows for ``spec`` (pure: no I/O)."""
+        context = self.context(spec, options)
+        return assemble(self.name, self.title, context, self.rows(spec, context))
+
+    def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
+        """The template context (each target adds its own choices to :func:`base_context`)."""
+        raise NotImplementedError
+
+    def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
+        """One compatibility row per attribute."""
+        raise NotImplementedError
+
+
 def time_hours(value: str | None, default: int) -> int:
     """The hour of an ``HH:MM:SS`` time."""
     return int(value.split(":")[0]) if value else default

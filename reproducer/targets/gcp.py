@@ -6,24 +6,19 @@ from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import assemble, base_context, time_hours
+from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.common import BaseTarget, base_context, time_hours
 
 #: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 
-class GcpTarget:
+class GcpTarget(BaseTarget):
     """Renders ``google_memorystore_instance`` and what it needs."""
 
     name = "gcp"
     title = "Google Cloud Memorystore for Valkey"
-
-    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Terraform for Memorystore and the compatibility rows."""
-        context = self.context(spec, options)
-        return assemble(self.name, self.title, context, self.rows(spec, context))
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, engine version, configs, windows, region."""

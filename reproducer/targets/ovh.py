@@ -6,22 +6,17 @@ from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import assemble, base_context
+from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.common import BaseTarget, base_context
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 
-class OvhTarget:
+class OvhTarget(BaseTarget):
     """Renders ``ovh_cloud_project_database`` (engine valkey), its users, and the vRack network."""
 
     name = "ovh"
     title = "OVHcloud Managed Valkey"
-
-    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Terraform for OVH and the compatibility rows."""
-        context = self.context(spec, options)
-        return assemble(self.name, self.title, context, self.rows(spec, context))
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""

@@ -10,23 +10,18 @@ from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import assemble, base_context
+from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.common import BaseTarget, base_context
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 VALKEY_PORT, SENTINEL_PORT, BUS_OFFSET = 6379, 26379, 10000
 
 
-class SelfManagedTarget:
+class SelfManagedTarget(BaseTarget):
     """Renders OpenStack instances, network and security groups for a self-managed Valkey."""
 
     name = "selfmanaged"
     title = "Self-managed Valkey on OpenStack instances"
-
-    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Terraform for the instances and the compatibility rows."""
-        context = self.context(spec, options)
-        return assemble(self.name, self.title, context, self.rows(spec, context))
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: instance count and flavor, ports to open."""
