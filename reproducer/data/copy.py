@@ -30,6 +30,7 @@ from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
 _MAX_RETRIES = 8
+_MAX_SOURCE_RETRIES = 6
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
 
 
@@ -228,6 +229,14 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
     return head + b"$7\r\nREPLACE\r\n" if replace else head
 
 
+class _SourceLost(Exception):
+    """The source connection broke; the copy can reconnect and continue from the confirmed cursor."""
+
+    def __init__(self, cause: DataError, *, progressed: bool) -> None:
+        super().__init__(cause.message)
+        self.cause, self.progressed = cause, progressed
+
+
 @dataclass
 class _Request:
     """A PTTL+DUMP batch sent to the source; ``cursor`` is where the scan goes on after these keys."""
@@ -270,25 +279,59 @@ class _NodeCopier:
 
     def run(self) -> None:
         self.stats = Stats(**self.checkpoint.stats(self.name))
-        src = connect(self.source, self.node)
         try:
             for db in self.dbs:
                 if not self.checkpoint.db_done(self.name, db):
-                    self._copy_db(src, db)
+                    self._copy_db_reconnecting(db)
         finally:
-            src.close()
             self.writer.close()
+
+    def _copy_db_reconnecting(self, db: int) -> None:
+        """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""
+        failures = 0
+        while True:
+            try:
+                src = connect(self.source, self.node)
+            except DataError as exc:
+                failures = self._count_failure(failures, exc)
+                continue
+            try:
+                self._copy_db(src, db)
+                return
+            except _SourceLost as lost:
+                failures = self._count_failure(0 if lost.progressed else failures, lost.cause)
+            finally:
+                src.close()
+
+    def _count_failure(self, failures: int, cause: DataError) -> int:
+        failures += 1
+        if failures > _MAX_SOURCE_RETRIES:
+            raise DataError(
+                f"the source {self.name} kept failing: {cause.message}",
+                hint="check the source, then run again with --resume (the checkpoint is intact)",
+                retryable=True,
+            ) from None
+        self.stats.retries += 1
+        self.tracker.report(Stats(retries=1))
+        time.sleep(min(0.2 * 2**failures, 5.0))
+        return failures
 
     def _copy_db(self, src: RawConnection, db: int) -> None:
         """Two source requests stay in flight: the source dumps batch i+1 while batch i is restored."""
-        src.select(db)
-        in_flight: _Request | None = self._request(src, *self._scan(src, self.checkpoint.cursor(self.name, db)))
         pending: RestoreBatch | None = None
         batches = 0
+        try:
+            src.select(db)
+            in_flight: _Request | None = self._request(src, *self._scan(src, self.checkpoint.cursor(self.name, db)))
+        except DataError as exc:
+            raise self._lost(exc, pending, batches) from None
         while in_flight is not None:
             current = in_flight
-            replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
-            in_flight = self._request(src, *scan_reply(replies[-1])) if current.scans else None
+            try:
+                replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
+                in_flight = self._request(src, *scan_reply(replies[-1])) if current.scans else None
+            except DataError as exc:
+                raise self._lost(exc, pending, batches) from None
             if pending is not None:
                 self._confirm(pending)
                 batches += 1
@@ -300,6 +343,15 @@ class _NodeCopier:
             self._confirm(pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
         self.checkpoint.save()
+
+    def _lost(self, exc: DataError, pending: RestoreBatch | None, batches: int) -> Exception:
+        """After a source failure: settle what the target was sent, then say whether to reconnect."""
+        if not exc.retryable:
+            return exc
+        if pending is not None:
+            self._confirm(pending)
+            batches += 1
+        return _SourceLost(exc, progressed=batches > 0)
 
     def _request(self, src: RawConnection, cursor: bytes, keys: list[bytes]) -> _Request:
         """Ask for PTTL+DUMP of ``keys`` and, unless ``cursor`` ends the scan, the next SCAN, in one write."""

@@ -277,3 +277,28 @@ def test_oversized_payloads_take_the_chunked_path_and_cluster_is_detected_on_a_p
     assert (result.total.rebuilt, result.total.copied) == (2, 1)
     assert primary_client(dst).hlen("big:hash") == 4000
     assert_identical(ep(src), plain_target)
+
+
+def test_source_connection_cut_mid_copy_reconnects_and_loses_nothing(fleets):
+    from tests.integration.proxy import CuttableProxy
+
+    src, dst = fleets(), fleets(topology="cluster", shards=3)
+    load_dataset(src.client(src.primary), 6000)
+    proxy = CuttableProxy(src.primary.port)
+    through_proxy = parse_endpoint(f"valkey://127.0.0.1:{proxy.port}", environ={})
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        outcome["result"] = copy(through_proxy, ep(dst), CopyOptions(batch=100, max_keys_per_second=4000))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    for _ in range(2):
+        time.sleep(0.5)
+        proxy.cut()
+    worker.join(60)
+    proxy.close()
+    result = outcome["result"]
+    assert result.total.retries >= 2 and proxy.connections >= 3
+    assert result.total.copied == 6000
+    assert_identical(ep(src), ep(dst))
