@@ -302,3 +302,20 @@ def test_source_connection_cut_mid_copy_reconnects_and_loses_nothing(fleets):
     assert result.total.retries >= 2 and proxy.connections >= 3
     assert result.total.copied == 6000
     assert_identical(ep(src), ep(dst))
+
+
+def test_tls_verification_failure_and_wrong_password_are_clear_errors(fleets):
+    src = fleets(tls=True, users=USERS)
+    dst = fleets()
+    unverified = parse_endpoint(f"valkeys://mover@127.0.0.1:{src.primary.port}?password_env=MOVER_PW", environ=ENV)
+    with pytest.raises(DataError, match="TLS handshake with .* failed") as caught:
+        copy(unverified, ep(dst), CopyOptions())
+    assert "?ca=PATH" in caught.value.hint
+    wrong = parse_endpoint(url(src, user=True), environ={"MOVER_PW": "not-the-password"})
+    with pytest.raises(DataError, match="authentication to .* failed") as caught:
+        copy(wrong, ep(dst), CopyOptions())
+    assert "not-the-password" not in str(caught.value)
+    insecure = parse_endpoint(
+        f"valkeys://mover@127.0.0.1:{src.primary.port}?password_env=MOVER_PW&insecure=1", environ=ENV
+    )
+    assert copy(insecure, ep(dst), CopyOptions()).total.scanned == 0
