@@ -121,4 +121,4 @@ def render_template(name: str, context: dict[str, Any]) -> str:
     """Render one template and normalise it (aligned attributes, single blank lines, final newline)."""
     text = environment().get_template(name).render(**context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
-    return align(text) if name.endswith(".tf.j2") else text + "\n"
+    return align(text) if name.endswith((".tf.j2", ".tfvars.example.j2")) else text + "\n"

@@ -1,0 +1,162 @@
+"""Install the schema-serving providers as a Terraform filesystem mirror, with a CLI config that uses only it.
+
+Layout (an "unpacked" mirror, which Terraform links into ``.terraform/providers`` at ``init``)::
+
+    <root>/mirror/registry.terraform.io/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
+    <root>/mirror/registry.opentofu.org -> registry.terraform.io   (OpenTofu's default registry host)
+    <root>/terraform.tfrc        disable_checkpoint = true; provider_installation { filesystem_mirror { ... } }
+    <root>/home/                 HOME of the provider processes (the tf package caches its TLS certificate there)
+
+Each executable is a small sh wrapper that runs ``python -m reproducer.sandbox.providers.serve`` with the
+committed schema subset of that provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import reproducer
+from reproducer.errors import SandboxError
+
+SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386"}
+
+
+@dataclass(frozen=True)
+class OfflineProvider:
+    """A provider whose schema subset ships with reproducer.
+
+    Attributes:
+        key: the short name (``aws``, ``google``, ``openstack``, ``ovh``, ``aiven``, ``random``).
+        address: the full source address, e.g. ``registry.terraform.io/hashicorp/aws``.
+        version: the provider version the schema was taken from.
+        schema: the committed schema subset file.
+    """
+
+    key: str
+    address: str
+    version: str
+    schema: Path
+
+    @property
+    def source(self) -> str:
+        """The ``source`` to write in ``required_providers``, e.g. ``hashicorp/aws``."""
+        return self.address.split("/", 1)[1]
+
+    @property
+    def type(self) -> str:
+        """The provider type, e.g. ``aws``."""
+        return self.address.rsplit("/", 1)[1]
+
+
+def available_providers() -> list[str]:
+    """The keys of the providers that have a committed schema subset."""
+    return sorted(path.stem for path in SCHEMAS_DIR.glob("*.json"))
+
+
+def offline_provider(key: str) -> OfflineProvider:
+    """Describe the offline provider ``key``.
+
+    Raises:
+        SandboxError: no schema subset is committed under that name.
+    """
+    schema = SCHEMAS_DIR / f"{key}.json"
+    if not schema.is_file():
+        raise SandboxError(
+            f"no offline Terraform provider named {key!r}",
+            hint=f"use one of {', '.join(available_providers())}, or add it to "
+            "reproducer/sandbox/providers/subset.py and regenerate the subsets",
+        )
+    document = json.loads(schema.read_text(encoding="utf-8"))
+    (address,) = document["provider_schemas"]
+    return OfflineProvider(key, address, document["x_reproducer"]["version"], schema)
+
+
+def platform_dir() -> str:
+    """Terraform's name for this machine's platform, e.g. ``linux_amd64``."""
+    machine = platform.machine().lower()
+    return f"{sys.platform.split('-')[0].rstrip('0123456789')}_{_ARCHES.get(machine, machine)}"
+
+
+def _wrapper(provider: OfflineProvider, home: Path) -> str:
+    package_parent = Path(reproducer.__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "reproducer.sandbox.providers.serve", str(provider.schema), provider.address]
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# reproducer offline provider: serves the {provider.source} {provider.version} schema subset;"
+            " no API behind it.",
+            f"HOME={shlex.quote(str(home))}; export HOME",
+            f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH",
+            "exec " + shlex.join(command),
+            "",
+        ]
+    )
+
+
+def _hcl_string(text: str) -> str:
+    return json.dumps(text).replace("${", "$${").replace("%{", "%%{")
+
+
+def cli_config_text(mirror: Path) -> str:
+    """A Terraform CLI config that installs providers only from ``mirror`` and never calls home."""
+    return (
+        "# written by reproducer: providers come only from the local mirror below; no registry, no checkpoint.\n"
+        "disable_checkpoint = true\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path = {_hcl_string(str(mirror))}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def _install_one(mirror: Path, provider: OfflineProvider, home: Path) -> Path:
+    host, namespace, type_ = provider.address.split("/")
+    directory = mirror / host / namespace / type_ / provider.version / platform_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    executable = directory / f"terraform-provider-{type_}_v{provider.version}"
+    executable.write_text(_wrapper(provider, home), encoding="utf-8")
+    executable.chmod(0o755)
+    return executable
+
+
+def install_mirror(root: Path, providers: Sequence[str]) -> Path:
+    """Install offline providers into ``root/mirror`` and write a CLI config that uses only that mirror.
+
+    Args:
+        root: a writable directory (created if needed) that will hold the mirror, the config and a HOME for
+            the provider processes. Installing again over the same root is harmless.
+        providers: provider keys, e.g. ``["aws", "random"]``; see :func:`available_providers`.
+
+    Returns:
+        The CLI config file, to pass to Terraform as ``TF_CLI_CONFIG_FILE``.
+
+    Raises:
+        SandboxError: a provider key is unknown or the files cannot be written.
+    """
+    root = root.resolve()
+    mirror, home = root / "mirror", root / "home"
+    resolved = [offline_provider(key) for key in providers]
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        for provider in resolved:
+            _install_one(mirror, provider, home)
+        opentofu = mirror / "registry.opentofu.org"
+        if (mirror / "registry.terraform.io").is_dir() and not os.path.lexists(opentofu):
+            opentofu.symlink_to("registry.terraform.io", target_is_directory=True)
+        config = root / "terraform.tfrc"
+        config.write_text(cli_config_text(mirror), encoding="utf-8")
+    except OSError as exc:
+        raise SandboxError(
+            f"cannot install the offline Terraform providers in {root}: {exc}",
+            hint="pass a writable directory",
+        ) from exc
+    return config

@@ -1,0 +1,55 @@
+"""Entry point Terraform starts as a provider plugin: ``python -m reproducer.sandbox.providers.serve SCHEMA [ADDRESS]``.
+
+``SCHEMA`` is a ``terraform providers schema -json`` file; ``ADDRESS`` picks the provider in it (needed only
+when it describes several). The go-plugin handshake, TLS and gRPC server come from the ``tf`` package's
+:func:`tf.runner.run_provider`; the ``Provider`` service is
+:class:`~reproducer.sandbox.providers.server.SchemaProvider`.
+"""
+
+# mypy: disable-error-code="import-untyped"
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reproducer.sandbox.providers.schema import load
+
+_USAGE = "usage: python -m reproducer.sandbox.providers.serve SCHEMA.json [PROVIDER-ADDRESS]\n"
+
+
+def _as_is(servicer: Any) -> Any:
+    return servicer
+
+
+def serve(schema_path: Path, address: str | None = None) -> None:
+    """Serve the provider described by ``schema_path`` until Terraform stops it.
+
+    Terraform starts this with the go-plugin environment (magic cookie, client certificate); it prints the
+    handshake line on stdout and answers on a unix socket.
+    """
+    import tf.provider
+    import tf.runner
+
+    from reproducer.sandbox.providers.server import SchemaProvider
+
+    servicer = SchemaProvider(load(schema_path, address))
+    # run_provider wraps its argument in tf's own servicer, whose schema types cannot express lists of blocks
+    # or object attributes; it looks the class up at call time, so hand it ours unchanged.
+    tf.provider.ProviderServicer = _as_is
+    tf.runner.run_provider(servicer, argv=["serve"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not 1 <= len(args) <= 2:
+        sys.stderr.write(_USAGE)
+        return 2
+    serve(Path(args[0]), args[1] if len(args) == 2 else None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

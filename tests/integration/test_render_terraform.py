@@ -1,0 +1,130 @@
+"""Every golden output passes real Terraform offline: fmt -check, init from the mirror, validate, plan.
+
+The providers serve the real provider schemas (committed subsets), so an unknown argument, a wrong type or
+a misplaced block in a template is caught here exactly as it would be against the real provider.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from reproducer.model import ServiceSpec, load_spec
+from reproducer.run.terraform import Terraform
+from reproducer.sandbox.providers import install_mirror
+from tests.golden.regen import HERE, SCENARIOS
+
+TARGETS = ("aiven", "aws", "gcp", "ovh", "selfmanaged")
+
+
+@pytest.fixture(scope="module")
+def cli_config(tmp_path_factory) -> Path:
+    return install_mirror(tmp_path_factory.mktemp("tf-mirror"), ["aws", "google", "openstack", "ovh", "aiven"])
+
+
+def golden_workdir(target: str, scenario: str, tmp_path: Path) -> Path:
+    """A copy of the golden Terraform directory, with its tfvars example used as the variables."""
+    workdir = tmp_path / target
+    shutil.copytree(HERE / target / scenario / "terraform", workdir)
+    shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
+    return workdir
+
+
+def spec_of(scenario: str) -> ServiceSpec:
+    return load_spec(HERE / "specs" / SCENARIOS[scenario][0])
+
+
+def expected_resources(target: str, scenario: str) -> Counter[str]:
+    """What the plan must create, derived from the spec and the scenario's options."""
+    spec, options = spec_of(scenario), SCENARIOS[scenario][1]
+    shards = options.shards or spec.topology.shards
+    replicas = options.replicas if options.replicas is not None else spec.topology.replicas_per_shard
+    users, cidrs, private = len(spec.users), len(spec.allow_list), spec.network.private is not None
+    if target == "aws":
+        return Counter(
+            {
+                "aws_vpc": 1,
+                "aws_subnet": 3,
+                "aws_elasticache_subnet_group": 1,
+                "aws_security_group": 1,
+                "aws_vpc_security_group_ingress_rule": cidrs,
+                "aws_elasticache_parameter_group": 1,
+                "aws_elasticache_user": users,
+                "aws_elasticache_user_group": 1,
+                "aws_elasticache_replication_group": 1,
+            }
+        )
+    if target == "gcp":
+        return Counter(
+            {
+                "google_compute_network": 1,
+                "google_compute_subnetwork": 1,
+                "google_network_connectivity_service_connection_policy": 1,
+                "google_compute_firewall": 1,
+                "google_memorystore_acl_policy": 1,
+                "google_memorystore_instance": 1,
+            }
+        )
+    if target == "ovh":
+        network = (
+            {
+                "ovh_vrack_cloudproject": 1,
+                "ovh_cloud_project_network_private": 1,
+                "ovh_cloud_project_network_private_subnet_v2": 1,
+            }
+            if private
+            else {}
+        )
+        return Counter({"ovh_cloud_project_database": 1, "ovh_cloud_project_database_valkey_user": users, **network})
+    if target == "aiven":
+        extra_users = sum(1 for u in spec.users if u.name != "default")
+        vpc = {"aiven_project_vpc": 1} if private else {}
+        return Counter({"aiven_valkey": 1, "aiven_valkey_user": extra_users, **vpc})
+    data_nodes = shards * (1 + replicas)
+    arbiter = 1 if shards == 1 and replicas > 0 and data_nodes < 3 else 0
+    ports = 2
+    return Counter(
+        {
+            "openstack_networking_network_v2": 1,
+            "openstack_networking_subnet_v2": 1,
+            "openstack_networking_secgroup_v2": 1,
+            "openstack_networking_secgroup_rule_v2": ports * (cidrs + 1),
+            "openstack_networking_port_v2": data_nodes + arbiter,
+            "openstack_compute_instance_v2": data_nodes + arbiter,
+        }
+    )
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("target", TARGETS)
+def test_golden_output_is_fmt_clean_valid_and_plans_what_the_spec_says(target, scenario, cli_config, tmp_path):
+    tf = Terraform(golden_workdir(target, scenario, tmp_path), cli_config=cli_config)
+    assert tf.fmt_check().clean
+    tf.init(backend=False)
+    validation = tf.validate()
+    assert validation.valid, validation.diagnostics
+    plan = tf.plan()
+    created = Counter(change.type for change in plan.resource_changes if change.actions == ("create",))
+    assert created == expected_resources(target, scenario)
+    assert plan.change == 0 and plan.destroy == 0
+
+
+def test_a_broken_template_is_caught_by_validate(cli_config, tmp_path):
+    workdir = golden_workdir("aws", "business", tmp_path)
+    main = workdir / "main.tf"
+    text = main.read_text()
+    text = text.replace(
+        '  engine_version             = "8.0"', '  engine_version             = "8.0"\n  shard_count = 3', 1
+    )
+    text = text.replace("port                       = 6379", 'port                       = "not-a-number"', 1)
+    main.write_text(text)
+    tf = Terraform(workdir, cli_config=cli_config)
+    tf.init(backend=False)
+    validation = tf.validate()
+    assert not validation.valid
+    summaries = " ".join(f"{d.summary} {d.detail}" for d in validation.diagnostics)
+    assert "Unsupported argument" in summaries and "shard_count" in summaries
+    assert "Incorrect attribute value type" in summaries or "number required" in summaries
