@@ -225,6 +225,72 @@ def render(
         )
 
 
+@cli.command("plan")
+@click.option("--target", "target", required=True, help="aws, gcp, ovh, aiven or selfmanaged.")
+@click.option(
+    "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The committed output directory to compare with (it is not modified).",
+)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option(
+    "--terraform",
+    "terraform_mode",
+    type=click.Choice(["offline", "none"]),
+    default="offline",
+    show_default=True,
+    help="offline: plan against the real provider schemas with an empty state.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
+)
+@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
+@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
+@click.option("--name", default=None, help="Base name of the target resources.")
+@click.option("--region", default=None, help="Target region.")
+def plan_command(
+    target: str,
+    spec_file: Path,
+    out: Path,
+    fmt: str,
+    terraform_mode: str,
+    detailed_exitcode: bool,
+    shards: int | None,
+    replicas: int | None,
+    name: str | None,
+    region: str | None,
+) -> None:
+    """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
+
+    Prints a markdown comment (with a hidden marker so CI can update it in place) or JSON on stdout.
+    """
+    from reproducer.gitops.plan import to_json, to_markdown
+
+    request = pipeline.PlanRequest(
+        spec=spec_file,
+        target=target,
+        out=out,
+        terraform=terraform_mode,
+        shards=shards,
+        replicas=replicas,
+        name=name,
+        region=region,
+    )
+    try:
+        report = pipeline.plan(request, _progress)
+    except ReproducerError as exc:
+        if detailed_exitcode:  # 2 means "changes" here, so every error is 1
+            exc.exit_code = 1
+        raise
+    _emit(to_json(report) if fmt == "json" else to_markdown(report))
+    if detailed_exitcode and report.has_changes:
+        sys.exit(2)
+
+
 # ---- data -----------------------------------------------------------------------------------------
 
 _ENDPOINT_HELP = (

@@ -30,6 +30,7 @@ from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
 
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
+    from reproducer.gitops.plan import PlanReport, ResourcePlan
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
     from reproducer.targets.base import Rendered
@@ -204,6 +205,88 @@ def _swap(staging: Path, out: Path) -> None:
     out.rename(old)
     staging.rename(out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- plan ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What ``plan`` compares: a fresh render of ``spec`` against the committed directory ``out``."""
+
+    spec: Path
+    target: str
+    out: Path
+    terraform: str = "offline"
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+
+
+def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
+    """Render into memory, diff against ``out``, and plan the Terraform (offline: schema-checked, empty state)."""
+    from reproducer.gitops.plan import PlanReport, file_diffs
+    from reproducer.model import load_spec
+    from reproducer.targets import get_target
+    from reproducer.targets.base import RenderOptions
+    from reproducer.targets.compat import summary
+
+    if request.terraform not in ("offline", "none"):
+        raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
+    target = get_target(request.target)
+    spec = load_spec(request.spec)
+    options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
+    rendered = target.render(spec, options)
+    report = PlanReport(
+        target=request.target,
+        source=f"{spec.source.provider}:{spec.source.service_id}",
+        files=file_diffs(rendered.files, request.out),
+        terraform_mode=request.terraform,
+        compatibility=summary(rendered.rows),
+    )
+    if request.terraform == "offline":
+        progress("planning the committed and the new Terraform offline (real provider schemas)")
+        report.resources = _offline_comparison(rendered.files, request.out, target.terraform_providers)
+        report.notes.append(
+            "Offline plan: both the committed and the new output are planned against the real provider schemas "
+            "and compared resource by resource (no cloud account is read)."
+        )
+    return report
+
+
+def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
+    """Resources added, changed or removed between the committed output and the new render."""
+    from reproducer.gitops.plan import compare_resources
+    from reproducer.sandbox.providers import install_mirror
+
+    scratch = Path(tempfile.mkdtemp(prefix="reproducer-plan-"))
+    try:
+        cli_config = install_mirror(scratch / "mirror", list(providers))
+        new = _planned_resources(files, scratch / "new", cli_config)
+        committed_tf = committed / "terraform"
+        old_files = {f"terraform/{p.name}": p.read_text() for p in committed_tf.glob("*") if p.is_file()}
+        old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
+        return compare_resources(old, new)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> dict[str, Any]:
+    """``address → planned values`` of a configuration planned offline against an empty state."""
+    from reproducer.run.terraform import Terraform
+
+    workdir = root / "terraform"
+    for relative, text in files.items():
+        if relative.startswith("terraform/") and not relative.endswith(("terraform.tfvars", ".tfstate")):
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text, encoding="utf-8")
+    if (workdir / "terraform.tfvars.example").exists():
+        shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
+    tf = Terraform(workdir, cli_config=cli_config)
+    tf.init(backend=False)
+    changes = tf.plan().raw.get("resource_changes", [])
+    return {c["address"]: c["change"].get("after") for c in changes if c.get("mode", "managed") == "managed"}
 
 
 # ---- data: copy, verify, export, import ----------------------------------------------------------

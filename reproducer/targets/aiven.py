@@ -29,6 +29,7 @@ class AivenTarget(BaseTarget):
 
     name = "aiven"
     title = "Aiven for Valkey"
+    terraform_providers = ("aiven",)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""

@@ -29,6 +29,7 @@ class AwsTarget(BaseTarget):
 
     name = "aws"
     title = "AWS ElastiCache for Valkey"
+    terraform_providers = ("aws",)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, windows, parameters, region."""

@@ -62,6 +62,7 @@ class Target(Protocol):
 
     name: str
     title: str
+    terraform_providers: tuple[str, ...]
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """Files and compatibility rows for ``spec`` (pure: no I/O)."""

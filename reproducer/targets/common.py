@@ -60,6 +60,8 @@ class BaseTarget:
 
     name = ""
     title = ""
+    #: Keys of the offline providers (``reproducer.sandbox.providers``) the rendered Terraform needs.
+    terraform_providers: tuple[str, ...] = ()
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """Files and compatibility rows for ``spec`` (pure: no I/O)."""

@@ -19,6 +19,7 @@ class GcpTarget(BaseTarget):
 
     name = "gcp"
     title = "Google Cloud Memorystore for Valkey"
+    terraform_providers = ("google",)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, engine version, configs, windows, region."""

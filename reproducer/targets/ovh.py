@@ -17,6 +17,7 @@ class OvhTarget(BaseTarget):
 
     name = "ovh"
     title = "OVHcloud Managed Valkey"
+    terraform_providers = ("ovh",)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""

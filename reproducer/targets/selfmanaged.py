@@ -22,6 +22,7 @@ class SelfManagedTarget(BaseTarget):
 
     name = "selfmanaged"
     title = "Self-managed Valkey on OpenStack instances"
+    terraform_providers = ("openstack",)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: instance count and flavor, ports to open."""

@@ -26,7 +26,7 @@ resource "aws_security_group" "cache_prod" {
   vpc_id      = aws_vpc.cache_prod.id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "cache_prod_1" {
+resource "aws_vpc_security_group_ingress_rule" "cache_prod_10_0_0_0_24" {
   security_group_id = aws_security_group.cache_prod.id
   description       = "app subnet"
   cidr_ipv4         = "10.0.0.0/24"
@@ -35,7 +35,7 @@ resource "aws_vpc_security_group_ingress_rule" "cache_prod_1" {
   to_port           = 6379
 }
 
-resource "aws_vpc_security_group_ingress_rule" "cache_prod_2" {
+resource "aws_vpc_security_group_ingress_rule" "cache_prod_192_0_2_10_32" {
   security_group_id = aws_security_group.cache_prod.id
   description       = "office \"bastion\" $${not_a_var}"
   cidr_ipv4         = "192.0.2.10/32"
@@ -44,7 +44,7 @@ resource "aws_vpc_security_group_ingress_rule" "cache_prod_2" {
   to_port           = 6379
 }
 
-resource "aws_vpc_security_group_ingress_rule" "cache_prod_3" {
+resource "aws_vpc_security_group_ingress_rule" "cache_prod_203_0_113_0_24" {
   security_group_id = aws_security_group.cache_prod.id
   description       = "office"
   cidr_ipv4         = "203.0.113.0/24"

@@ -26,7 +26,7 @@ resource "aws_security_group" "sessions" {
   vpc_id      = aws_vpc.sessions.id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "sessions_1" {
+resource "aws_vpc_security_group_ingress_rule" "sessions_203_0_113_7_32" {
   security_group_id = aws_security_group.sessions.id
   description       = "app server"
   cidr_ipv4         = "203.0.113.7/32"

@@ -17,7 +17,7 @@ resource "openstack_networking_secgroup_v2" "cache_prod" {
   description = "Valkey cache-prod (allow-list from OVH)"
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_1_6379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_10_0_0_0_24_6379" {
   description       = "app subnet"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -28,7 +28,7 @@ resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_1_6379" {
   security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_1_16379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_10_0_0_0_24_16379" {
   description       = "app subnet"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -39,7 +39,7 @@ resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_1_16379" {
   security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_2_6379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_192_0_2_10_32_6379" {
   description       = "office \"bastion\" $${not_a_var}"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -50,7 +50,7 @@ resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_2_6379" {
   security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_2_16379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_192_0_2_10_32_16379" {
   description       = "office \"bastion\" $${not_a_var}"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -61,7 +61,7 @@ resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_2_16379" {
   security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_3_6379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_203_0_113_0_24_6379" {
   description       = "office"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -72,7 +72,7 @@ resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_3_6379" {
   security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "cache_prod_client_3_16379" {
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_203_0_113_0_24_16379" {
   description       = "office"
   direction         = "ingress"
   ethertype         = "IPv4"

@@ -17,7 +17,7 @@ resource "openstack_networking_secgroup_v2" "sessions" {
   description = "Valkey sessions (allow-list from OVH)"
 }
 
-resource "openstack_networking_secgroup_rule_v2" "sessions_client_1_6379" {
+resource "openstack_networking_secgroup_rule_v2" "sessions_203_0_113_7_32_6379" {
   description       = "app server"
   direction         = "ingress"
   ethertype         = "IPv4"
@@ -28,7 +28,7 @@ resource "openstack_networking_secgroup_rule_v2" "sessions_client_1_6379" {
   security_group_id = openstack_networking_secgroup_v2.sessions.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "sessions_client_1_26379" {
+resource "openstack_networking_secgroup_rule_v2" "sessions_203_0_113_7_32_26379" {
   description       = "app server"
   direction         = "ingress"
   ethertype         = "IPv4"

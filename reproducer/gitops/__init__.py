@@ -1,0 +1,1 @@
+"""Review output for GitOps: file diffs, plan summaries, the pull-request comment and its JSON twin."""

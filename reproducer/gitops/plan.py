@@ -1,0 +1,207 @@
+"""What ``reproducer plan`` reports, as a markdown pull-request comment and as JSON.
+
+File-level diffs against the committed output, the Terraform plan summary and compatibility counts; the
+comment stays under GitHub's size limit.
+
+Everything here is pure: inputs in, text out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = "1.0"
+COMMENT_LIMIT = 65_536
+_DETAIL_BUDGET = COMMENT_LIMIT - 6_000  # room for the header, tables and the truncation note
+_FOLD_LINES = 12
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One rendered file that differs from the committed one."""
+
+    path: str
+    status: str  # added | changed | removed
+    diff: str
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """One resource of the Terraform plan and what happens to it."""
+
+    address: str
+    action: str  # create | update | replace | delete | no-op | read
+
+
+@dataclass
+class PlanReport:
+    """Everything the comment and the JSON say."""
+
+    target: str
+    source: str
+    files: list[FileDiff] = field(default_factory=list)
+    terraform_mode: str = "offline"
+    resources: list[ResourcePlan] = field(default_factory=list)
+    compatibility: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Resources per action (create, update, replace, delete)."""
+        return {a: sum(1 for r in self.resources if r.action == a) for a in ("create", "update", "replace", "delete")}
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether merging would change anything: a rendered file or a planned resource differs."""
+        return bool(self.files) or any(self.counts.values())
+
+
+def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
+    """Unified diffs between freshly rendered files and the committed output directory."""
+    on_disk = (
+        {p.relative_to(committed).as_posix(): p for p in committed.rglob("*") if p.is_file()}
+        if committed.is_dir()
+        else {}
+    )
+    on_disk = {k: v for k, v in on_disk.items() if not _ignored(k)}
+    diffs = []
+    for path in sorted(set(rendered) | set(on_disk)):
+        before = on_disk[path].read_text(errors="replace") if path in on_disk else ""
+        after = rendered.get(path, "")
+        if before == after:
+            continue
+        status = "added" if path not in on_disk else "removed" if path not in rendered else "changed"
+        lines = difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{path}", f"b/{path}")
+        diffs.append(FileDiff(path, status, "".join(lines)))
+    return diffs
+
+
+def _ignored(path: str) -> bool:
+    parts = path.split("/")
+    return (
+        ".terraform" in parts or parts[-1] in {"terraform.tfvars", ".terraform.lock.hcl"} or path.endswith(".tfstate")
+    )
+
+
+def resource_plans(changes: list[tuple[str, tuple[str, ...]]]) -> list[ResourcePlan]:
+    """(address, Terraform actions) pairs to one action each (delete+create is a replace)."""
+    plans = []
+    for address, actions in changes:
+        replace = "delete" in actions and "create" in actions
+        action = "replace" if replace else (actions[0] if actions else "no-op")
+        if action != "no-op":
+            plans.append(ResourcePlan(address, action))
+    return sorted(plans, key=lambda r: r.address)
+
+
+def compare_resources(old: dict[str, Any], new: dict[str, Any]) -> list[ResourcePlan]:
+    """Resources created, updated or deleted between two planned configurations (``address → values``)."""
+    plans = [ResourcePlan(a, "create") for a in new if a not in old]
+    plans += [ResourcePlan(a, "delete") for a in old if a not in new]
+    plans += [ResourcePlan(a, "update") for a in new if a in old and old[a] != new[a]]
+    return sorted(plans, key=lambda r: r.address)
+
+
+def to_json(report: PlanReport) -> str:
+    """The report as JSON with a ``format_version`` (minor bumps add fields; major bumps are breaking)."""
+    data: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "target": report.target,
+        "source": report.source,
+        "changes": report.has_changes,
+        "files": [{"path": f.path, "status": f.status, "diff": f.diff} for f in report.files],
+        "terraform": {
+            "mode": report.terraform_mode,
+            **report.counts,
+            "resources": [{"address": r.address, "action": r.action} for r in report.resources],
+        },
+        "compatibility": report.compatibility,
+        "notes": report.notes,
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_markdown(report: PlanReport, *, details_link: str = "the CI job log") -> str:
+    """The pull-request comment: marker, summary, destroy warning, tables, folded diffs, within the size limit."""
+    counts = report.counts
+    icon = "✅" if not report.has_changes else "📝"
+    head = [
+        f"<!-- reproducer:plan target={report.target} source={report.source} version=1 -->",
+        f"## {icon} reproducer plan — {report.target}",
+        "",
+    ]
+    if counts["delete"] or counts["replace"]:
+        head += [
+            f"> ⚠️ **{counts['delete'] + counts['replace']} resource(s) will be destroyed or replaced.** "
+            "Review carefully.",
+            "",
+        ]
+    head += [*_summary_table(report), "", *_compat_line(report), "", *_file_list(report), "", *_resource_lists(report)]
+    body = _details(report, details_link)
+    return "\n".join(head + body).rstrip() + "\n"
+
+
+def _summary_table(report: PlanReport) -> list[str]:
+    counts = report.counts
+    mode = "Terraform" + (" (offline, vs committed)" if report.terraform_mode == "offline" else "")
+    if report.terraform_mode == "none":
+        mode = "Terraform (not run)"
+    return [
+        "| | + add | ~ change | ± replace | - destroy |",
+        "|---|---|---|---|---|",
+        f"| {mode} | {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} |",
+        f"| Files | {_n(report, 'added')} | {_n(report, 'changed')} | | {_n(report, 'removed')} |",
+    ]
+
+
+def _n(report: PlanReport, status: str) -> int:
+    return sum(1 for f in report.files if f.status == status)
+
+
+def _compat_line(report: PlanReport) -> list[str]:
+    parts = " · ".join(f"{n} {level}" for level, n in report.compatibility.items())
+    return [f"**Compatibility:** {parts} (see `COMPATIBILITY.md`)"] if parts else []
+
+
+def _file_list(report: PlanReport) -> list[str]:
+    if not report.files:
+        return ["No rendered file changes: the committed output is up to date."]
+    return [f"* `{f.path}` ({f.status})" for f in report.files]
+
+
+def _resource_lists(report: PlanReport) -> list[str]:
+    lines = []
+    for action, label in (("create", "Create"), ("update", "Update"), ("replace", "Replace"), ("delete", "Destroy")):
+        names = [f"`{r.address}`" for r in report.resources if r.action == action]
+        if names:
+            shown = ", ".join(names[:20]) + (f", … ({len(names) - 20} more)" if len(names) > 20 else "")
+            lines.append(f"* {label}: {shown}")
+    return lines + ([""] if lines else []) + [f"> {note}" for note in report.notes]
+
+
+def _details(report: PlanReport, link: str) -> list[str]:
+    lines: list[str] = []
+    budget = _DETAIL_BUDGET
+    for diff in report.files:
+        summary = f"{diff.path} ({diff.status}, {diff.diff.count(chr(10))} lines)"
+        block = _fold(summary, "diff", diff.diff)
+        if len(block) > budget:
+            if budget > 1_000:
+                lines.append(_fold(summary + ", truncated", "diff", diff.diff[: budget - 500]))
+            lines.append(f"\n_The rest of the diff is truncated to stay under GitHub's comment limit: see {link}._")
+            break
+        budget -= len(block)
+        lines.append(block)
+    return lines
+
+
+def _fold(summary: str, language: str, text: str) -> str:
+    fence = "````" if "```" in text else "```"
+    body = f"{fence}{language}\n{text.rstrip()}\n{fence}"
+    if text.count("\n") <= _FOLD_LINES:
+        return f"\n**{summary}**\n\n{body}\n"
+    return f"\n<details><summary>{summary}</summary>\n\n{body}\n</details>\n"

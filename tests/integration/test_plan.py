@@ -1,0 +1,50 @@
+"""`reproducer plan` end to end: render, diff against the committed output, plan offline with real Terraform."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.golden.regen import HERE
+
+SPEC = HERE / "specs" / "business.yaml"
+
+
+def reproducer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reproducer.cli", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_unchanged_then_one_more_cidr(tmp_path):
+    out = tmp_path / "committed"
+    assert reproducer("render", "--target", "aws", "--spec", str(SPEC), "--out", str(out)).returncode == 0
+    unchanged = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out), "--detailed-exitcode")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "No rendered file changes" in unchanged.stdout
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["allow_list"].append({"cidr": "198.51.100.0/24", "description": "new office"})
+    changed_spec = tmp_path / "spec.yaml"
+    changed_spec.write_text(yaml.safe_dump(spec, sort_keys=False))
+    args = ("plan", "--target", "aws", "--spec", str(changed_spec), "--out", str(out), "--detailed-exitcode")
+    changed = reproducer(*args)
+    assert changed.returncode == 2, changed.stderr
+    assert "Create: `aws_vpc_security_group_ingress_rule.cache_prod_198_51_100_0_24`" in changed.stdout
+    assert "| Terraform (offline, vs committed) | 1 | 0 | 0 | 0 |" in changed.stdout
+    data = json.loads(reproducer(*args, "--format", "json").stdout)
+    assert data["changes"] and data["terraform"]["create"] == 1
+    assert [f["path"] for f in data["files"]] == ["terraform/main.tf"]
+
+
+def test_errors_exit_1_with_detailed_exitcode(tmp_path):
+    missing = reproducer(
+        "plan", "--target", "aws", "--spec", str(tmp_path / "nope.yaml"), "--out", str(tmp_path), "--detailed-exitcode"
+    )
+    assert missing.returncode == 1 and "cannot read spec" in missing.stderr
+    plain = reproducer("plan", "--target", "aws", "--spec", str(tmp_path / "nope.yaml"), "--out", str(tmp_path))
+    assert plain.returncode == 2
+    assert not Path(tmp_path / "terraform").exists()
