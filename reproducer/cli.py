@@ -291,6 +291,45 @@ def plan_command(
         sys.exit(2)
 
 
+@cli.command()
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The committed spec to check.",
+)
+@click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="An ovh.conf to read credentials from.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def drift(spec_file: Path, endpoint: str | None, config_file: Path | None, as_json: bool) -> None:
+    """Compare a committed spec with the live OVH service it describes.
+
+    Exit 0 when they match, 2 when the live service drifted (the differences are listed).
+    """
+    options = pipeline.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
+    found = pipeline.drift(spec_file, options, _progress)
+    if as_json:
+        _emit(
+            json.dumps(
+                {"format_version": "1.0", "drift": bool(found), "differences": [vars(d) for d in found]},
+                indent=2,
+                default=str,
+            )
+        )
+    for difference in found:
+        _stderr.print(f"  {escape(difference.describe())}")
+    _stderr.print(f"{len(found)} difference(s) between {spec_file} and the live service")
+    if found:
+        sys.exit(2)
+
+
 # ---- data -----------------------------------------------------------------------------------------
 
 _ENDPOINT_HELP = (

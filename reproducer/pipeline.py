@@ -30,6 +30,7 @@ from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
 
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
+    from reproducer.gitops.drift import Difference
     from reproducer.gitops.plan import PlanReport, ResourcePlan
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
@@ -287,6 +288,23 @@ def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> d
     tf.init(backend=False)
     changes = tf.plan().raw.get("resource_changes", [])
     return {c["address"]: c["change"].get("after") for c in changes if c.get("mode", "managed") == "managed"}
+
+
+def drift(spec_path: Path, options: InspectOptions, progress: Progress = _quiet) -> list[Difference]:
+    """Compare a committed spec with the live service it was read from."""
+    from reproducer.gitops.drift import differences
+    from reproducer.model import load_spec
+
+    committed = load_spec(spec_path)
+    if options.project != committed.source.project and options.project:
+        progress(f"note: the spec comes from project {committed.source.project}, reading {options.project}")
+    request = replace(
+        options,
+        project=options.project or committed.source.project,
+        service=options.service or committed.source.service_id,
+    )
+    [live] = inspect(request, progress)
+    return differences(committed.to_dict(), live.to_dict())
 
 
 # ---- data: copy, verify, export, import ----------------------------------------------------------
