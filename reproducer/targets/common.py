@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reproducer.errors import InputError
 from reproducer.model import ServiceSpec
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions
@@ -12,8 +13,27 @@ from reproducer.targets.render import hcl_ident, render_template, slug
 TERRAFORM_FILES = ("versions.tf", "providers.tf", "main.tf", "variables.tf", "outputs.tf")
 
 
+#: Valkey versions the targets know how to express (OVH offers 7.2, 8.0, 8.1).
+KNOWN_VERSIONS = ("7.2", "8.0", "8.1")
+
+
+def check_renderable(spec: ServiceSpec) -> None:
+    """Refuse what no target can size or express: an unknown node memory or engine version."""
+    if not spec.plan.memory_gb:
+        raise InputError(
+            f"the memory of flavor {spec.plan.flavor!r} is unknown, so no target node can be sized",
+            hint="set plan.memory_gb (GB per node) in the spec, or re-inspect a service with a known flavor",
+        )
+    if spec.engine.version not in KNOWN_VERSIONS:
+        raise InputError(
+            f"engine version {spec.engine.version!r} is not one reproducer can render",
+            hint=f"use one of {', '.join(KNOWN_VERSIONS)} in engine.version",
+        )
+
+
 def base_context(spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
     """Names, the (possibly reshaped) topology, users and settings every template uses."""
+    check_renderable(spec)
     name = options.name or spec.source.description or f"valkey-{spec.source.service_id[:8]}"
     shards = options.shards or spec.topology.shards
     replicas = options.replicas if options.replicas is not None else spec.topology.replicas_per_shard

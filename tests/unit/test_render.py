@@ -120,3 +120,22 @@ def test_bad_spec_leaves_nothing_behind(tmp_path):
     with pytest.raises(SpecError):
         pipeline.render(pipeline.RenderRequest(spec=bad, target="aws", out=tmp_path / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"plan": {"name": "business", "flavor": "db9-77", "memory_gb": None, "memory_source": "unknown flavor"}},
+            "memory of flavor 'db9-77' is unknown",
+        ),
+        ({"engine": {"name": "valkey", "version": "6.2"}}, "engine version '6.2'"),
+    ],
+)
+def test_unknown_flavor_or_version_is_refused_not_guessed(change, message):
+    from reproducer.errors import InputError
+    from reproducer.model import spec_from_data
+
+    data = load_spec(HERE / "specs" / "business.yaml").to_dict() | change
+    with pytest.raises(InputError, match=message):
+        get_target("aws").render(spec_from_data(data), RenderOptions())
