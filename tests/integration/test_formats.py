@@ -79,9 +79,7 @@ def test_bad_files_get_clear_errors(tmp_path):
         with pytest.raises(InputError, match="not an RDB file"):
             pipeline.import_data(rdb, url(empty))
         with pytest.raises(InputError, match="cannot tell the format"):
-            pipeline.import_data(tmp_path / "broken.jsonl", url(empty), None) if False else pipeline.export_data(
-                url(empty), tmp_path / "out.txt"
-            )
+            pipeline.export_data(url(empty), tmp_path / "out.txt")
         truncated = tmp_path / "cut.aof"
         truncated.write_bytes(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab")
         with pytest.raises(InputError, match="truncated AOF"):
