@@ -31,6 +31,7 @@ from reproducer.errors import DataError, InputError
 Conflict = Literal["refuse", "replace", "skip"]
 _MAX_RETRIES = 8
 _MAX_SOURCE_RETRIES = 6
+_WAIT_MS = 2000
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
 
 
@@ -110,7 +111,8 @@ def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Pro
             future.result()
     checkpoint.save()
     per_node = {w.name: w.stats for w in workers}
-    return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, _notes(tracker.total))
+    notes = _notes(tracker.total) + [warning for w in workers for warning in w.writer.warnings]
+    return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, notes)
 
 
 def _notes(total: Stats) -> list[str]:
@@ -433,12 +435,20 @@ class _Outcome:
 
 
 class TargetWriter:
-    """Sends RESTOREs to the right target node and turns replies into outcomes, retrying redirections."""
+    """Sends RESTOREs to the right target node and turns replies into outcomes, retrying redirections.
+
+    When a target primary has replicas, each batch ends with ``WAIT <replicas>``: a key counts as copied only
+    once a replica holds it too, so a failover right after cannot lose it. A primary whose replicas do not
+    acknowledge in time is written without WAIT from then on, and a warning says so.
+    """
 
     def __init__(self, target: Endpoint, *, replace: bool) -> None:
         self.target, self.replace = target, replace
         self.layout = discover(target)
         self._conns: dict[Address, RawConnection] = {}
+        self._waits_sent: dict[Address, int] = {}
+        self._no_wait: set[Address] = set()
+        self.warnings: list[str] = []
 
     def conn(self, node: Address, db: int) -> RawConnection:
         """The connection to target ``node``, on ``db`` unless the target is a cluster."""
@@ -465,14 +475,37 @@ class TargetWriter:
             _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
             for key, deadline, data in (items[i] for i in indexes)
         )
+        replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
+        if replicas:
+            payload += b"*3\r\n$4\r\nWAIT\r\n$%d\r\n%d\r\n$%d\r\n%d\r\n" % (
+                len(str(replicas)),
+                replicas,
+                len(str(_WAIT_MS)),
+                _WAIT_MS,
+            )
+        self._waits_sent[node] = replicas
         self.conn(node, db).send(payload)
+
+    def _read(self, node: Address, db: int, count: int) -> list[object]:
+        """Read ``count`` RESTORE replies from ``node``, then the WAIT reply when one was sent."""
+        replicas = self._waits_sent.pop(node, 0)
+        replies = self.conn(node, db).read(count + (1 if replicas else 0))
+        if replicas:
+            acknowledged = replies.pop()
+            if not isinstance(acknowledged, int) or acknowledged < replicas:
+                self._no_wait.add(node)
+                self.warnings.append(
+                    f"the replicas of target {node[0]}:{node[1]} did not acknowledge writes within {_WAIT_MS} ms "
+                    f"({acknowledged!r} of {replicas}); a failover there could lose recent keys: run verify"
+                )
+        return replies
 
     def confirm(self, batch: RestoreBatch) -> _Outcome:
         """Read the replies of a sent batch; retry redirected or failed keys; count the outcomes."""
         outcome, retry = _Outcome(), []
         for node, indexes in batch.per_node.items():
             try:
-                replies = self.conn(node, batch.db).read(len(indexes))
+                replies = self._read(node, batch.db, len(indexes))
             except DataError:
                 self._drop(node)
                 retry += indexes
@@ -519,7 +552,7 @@ class TargetWriter:
         for node, node_indexes in per_node.items():
             try:
                 self._send_to(node, batch.db, batch.items, node_indexes)
-                replies = self.conn(node, batch.db).read(len(node_indexes))
+                replies = self._read(node, batch.db, len(node_indexes))
             except DataError:
                 self._drop(node)
                 retry += node_indexes
@@ -534,6 +567,7 @@ class TargetWriter:
             return
 
     def _drop(self, node: Address) -> None:
+        self._waits_sent.pop(node, None)
         conn = self._conns.pop(node, None)
         if conn is not None:
             conn.close()

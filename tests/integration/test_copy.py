@@ -319,3 +319,31 @@ def test_tls_verification_failure_and_wrong_password_are_clear_errors(fleets):
         f"valkeys://mover@127.0.0.1:{src.primary.port}?password_env=MOVER_PW&insecure=1", environ=ENV
     )
     assert copy(insecure, ep(dst), CopyOptions()).total.scanned == 0
+
+
+def test_sentinel_target_failover_during_the_copy_loses_nothing(fleets):
+    src = fleets()
+    dst = fleets(topology="sentinel", replicas=1, sentinels=3)
+    load_dataset(src.client(src.primary), 6000)
+    target = parse_endpoint(
+        f"valkey+sentinel://127.0.0.1:{dst.sentinels[0].port},127.0.0.1:{dst.sentinels[1].port}/mymaster", environ={}
+    )
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = copy(ep(src), target, CopyOptions(batch=100, max_keys_per_second=2000))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(1.0)
+    old_primary = dst.current_primary()
+    os.kill(old_primary.pid, signal.SIGKILL)
+    worker.join(120)
+    assert "error" not in outcome, outcome
+    result = outcome["result"]
+    assert result.total.copied == 6000 and result.total.retries > 0
+    assert dst.current_primary().port != old_primary.port
+    assert_identical(ep(src), target)
