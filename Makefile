@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint unit integration clean sandbox-down bench golden
+.PHONY: setup demo test lint unit integration clean sandbox-down bench golden reliability
 
 setup:
 	bash .ci/setup
@@ -37,3 +37,6 @@ bench: setup
 
 golden: setup
 	$(PY) -m tests.golden.regen
+
+reliability: setup
+	$(BIN)/pytest -q -m "fault or bad_input" --reliability-report docs/reliability.md tests

@@ -132,6 +132,7 @@ def test_ovh_like_source_needs_no_disabled_command(fleets):
     assert_identical(source, ep(dst, user=True))
 
 
+@pytest.mark.fault("target refuses the DUMP payload version (cross-version)", ends="verify")
 def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
     src, dst = fleets(), fleets(topology="cluster", shards=3)
     client = src.client(src.primary)
@@ -181,6 +182,7 @@ def test_all_databases_and_filters(fleets):
     assert valkey.Valkey(port=other.primary.port, db=0).dbsize() == 0
 
 
+@pytest.mark.fault("keys expiring while being copied", ends="verify")
 def test_keys_expiring_during_the_copy_are_counted_not_errors(fleets):
     src, dst = fleets(), fleets()
     client = src.client(src.primary)
@@ -196,6 +198,7 @@ def test_keys_expiring_during_the_copy_are_counted_not_errors(fleets):
     assert_identical(ep(src), ep(dst))
 
 
+@pytest.mark.fault("target fills up (maxmemory)", ends="error")
 def test_full_target_stops_with_a_clear_error(fleets, tmp_path):
     src, dst = fleets(), fleets(maxmemory="2mb")
     load_dataset(src.client(src.primary), 20000)
@@ -206,6 +209,7 @@ def test_full_target_stops_with_a_clear_error(fleets, tmp_path):
     assert (tmp_path / "checkpoint.json").exists()
 
 
+@pytest.mark.fault("SIGKILL of reproducer mid-copy, then --resume", ends="verify")
 def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
     src, dst = fleets(), fleets(topology="cluster", shards=3)
     load_dataset(src.client(src.primary), 6000)
@@ -241,6 +245,7 @@ def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
     assert_identical(ep(src), ep(dst))
 
 
+@pytest.mark.fault("cluster target primary killed mid-copy (failover)", ends="verify")
 def test_target_primary_failover_during_the_copy(fleets):
     src, dst = fleets(), fleets(topology="cluster", shards=3, replicas=1)
     load_dataset(src.client(src.primary), 8000)
@@ -279,6 +284,7 @@ def test_oversized_payloads_take_the_chunked_path_and_cluster_is_detected_on_a_p
     assert_identical(ep(src), plain_target)
 
 
+@pytest.mark.fault("source connection cut twice mid-copy (TCP proxy)", ends="verify")
 def test_source_connection_cut_mid_copy_reconnects_and_loses_nothing(fleets):
     from tests.integration.proxy import CuttableProxy
 
@@ -304,6 +310,7 @@ def test_source_connection_cut_mid_copy_reconnects_and_loses_nothing(fleets):
     assert_identical(ep(src), ep(dst))
 
 
+@pytest.mark.fault("TLS verification failure, wrong password", ends="error")
 def test_tls_verification_failure_and_wrong_password_are_clear_errors(fleets):
     src = fleets(tls=True, users=USERS)
     dst = fleets()
@@ -321,6 +328,7 @@ def test_tls_verification_failure_and_wrong_password_are_clear_errors(fleets):
     assert copy(insecure, ep(dst), CopyOptions()).total.scanned == 0
 
 
+@pytest.mark.fault("Sentinel target primary killed mid-copy (failover)", ends="verify")
 def test_sentinel_target_failover_during_the_copy_loses_nothing(fleets):
     src = fleets()
     dst = fleets(topology="sentinel", replicas=1, sentinels=3)

@@ -34,6 +34,7 @@ def run_copy_with_follow(source_url, target_url, tmp_path, stop, **copy_kwargs):
     return thread, outcome
 
 
+@pytest.mark.fault("writes, updates and deletes during the copy (--follow)", ends="verify")
 def test_writes_updates_and_deletes_during_the_copy_reach_the_target(tmp_path):
     with Fleet.start(FleetSpec()) as src, Fleet.start(FleetSpec(topology="cluster", shards=3)) as dst:
         src.set_config("notify-keyspace-events", "KA")
@@ -107,6 +108,7 @@ def test_ovh_source_notifications_are_switched_on_through_the_api(api_server, se
     assert set(previous or "") <= set(now), "flags the service already had were dropped"
 
 
+@pytest.mark.fault("FLUSHALL on the source while following", ends="error")
 def test_flushall_during_follow_is_reported(tmp_path):
     with Fleet.start(FleetSpec()) as src, Fleet.start(FleetSpec()) as dst:
         src.set_config("notify-keyspace-events", "KA")

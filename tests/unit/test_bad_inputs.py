@@ -14,10 +14,15 @@ import yaml
 CORPUS = Path(__file__).parents[1] / "bad_inputs"
 SPEC = Path(__file__).parents[1] / "golden" / "specs" / "business.yaml"
 CASES = sorted(CORPUS.glob("*.yaml"))
+META = [
+    {k: v for k, v in yaml.safe_load(c.read_text()).items() if k in ("description", "exit_code", "message")}
+    for c in CASES
+]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_bad_input_gives_a_clear_error(case, tmp_path):
+@pytest.mark.bad_input
+@pytest.mark.parametrize(("case", "meta"), list(zip(CASES, META, strict=True)), ids=[c.stem for c in CASES])
+def test_bad_input_gives_a_clear_error(case, meta, tmp_path):
     spec = yaml.safe_load(case.read_text())
     data = yaml.safe_load(SPEC.read_text()) | spec.get("spec_change", {})
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
