@@ -517,6 +517,66 @@ def _print_copy_summary(result: CopyResult) -> None:
         _progress(note)
 
 
+@cli.command("migrate", epilog=_ENDPOINT_HELP)
+@click.option("--project", required=True, help="OVH Public Cloud project id of the source service.")
+@click.option("--service", required=True, help="Source Valkey service id.")
+@click.option("--to", "target_url", required=True, help="Target endpoint URL (an existing Valkey/Redis).")
+@click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
+@click.option(
+    "--allow-cidr", default=None, help="This machine's address to allow-list during the copy (removed after)."
+)
+@click.option(
+    "--source-ca",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="CA file for the source's TLS certificate (default: the system's).",
+)
+@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
+@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
+@click.option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
+@click.option("--follow-seconds", type=float, default=None, help="With --follow: stop after this long.")
+@click.option("--max-keys-per-second", type=float, default=None, help="Rate limit in keys/s on the source.")
+@_run_dir_option
+@click.option("--resume", is_flag=True, help="Continue an interrupted migration from its run directory.")
+def migrate(
+    project: str,
+    service: str,
+    target_url: str,
+    endpoint: str | None,
+    allow_cidr: str | None,
+    source_ca: Path | None,
+    conflict: str | None,
+    follow: bool,
+    follow_seconds: float | None,
+    max_keys_per_second: float | None,
+    run_dir: Path | None,
+    resume: bool,
+) -> None:
+    """Move the data of an OVH Valkey service into an existing target and prove it.
+
+    Reads the service through the OVH API, adds --allow-cidr to its allow-list and creates a least-privilege
+    migration user (both recorded in the run directory first, both removed at the end, on failure, and by
+    --resume after a crash), copies every key with its TTL, optionally follows changes, and verifies.
+    Exit 3 when the verification finds differences.
+    """
+    if resume and run_dir is None:
+        raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
+    request = pipeline.MigrateRequest(
+        inspect=pipeline.InspectOptions(project=project, service=service, endpoint=endpoint),
+        target_url=target_url,
+        run_dir=run_dir or pipeline.new_run_dir(),
+        allow_cidr=allow_cidr,
+        source_ca=source_ca,
+        copy=CopyOptions(conflict=cast(Conflict, conflict or "refuse"), max_keys_per_second=max_keys_per_second),
+        follow=_follow_options(follow_seconds) if follow else None,
+        resume=resume,
+    )
+    _progress(f"run directory: {request.run_dir}")
+    result = pipeline.migrate_data(request, _progress)
+    _print_copy_summary(result.copy)
+    _finish_verify(result.verify, False)
+
+
 @cli.command("verify", epilog=_ENDPOINT_HELP)
 @click.argument("source")
 @click.argument("target")

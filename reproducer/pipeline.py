@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -307,6 +307,131 @@ def drift(spec_path: Path, options: InspectOptions, progress: Progress = _quiet)
     return differences(committed.to_dict(), live.to_dict())
 
 
+# ---- migrate (data) -------------------------------------------------------------------------------
+
+MIGRATION_USER = "reproducer-migration"
+_PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
+
+
+@dataclass(frozen=True)
+class MigrateRequest:
+    """Move the data of an OVH service into an existing target, with temporary access that is always undone."""
+
+    inspect: InspectOptions
+    target_url: str
+    run_dir: Path
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    copy: CopyOptions = field(default_factory=CopyOptions)
+    follow: FollowOptions | None = None
+    resume: bool = False
+
+
+@dataclass
+class MigrateResult:
+    """What a migration did."""
+
+    copy: CopyResult
+    verify: VerifyReport
+    run_dir: Path
+
+
+def migrate_data(request: MigrateRequest, progress: Progress = _quiet) -> MigrateResult:
+    """Inspect → temporary access (allow-list entry, migration user) → copy (→ follow) → verify → undo access.
+
+    Every grant is written to ``run.json`` before it is asked for, and undone at the end, on failure, and by a
+    ``--resume`` after a crash. The ``default`` user is never touched.
+    """
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
+
+    [spec] = inspect(request.inspect, progress)
+    state = _run_state(request.run_dir, resume=request.resume)
+    atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
+    api = OvhApiClient(make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials))
+    access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
+    _undo_access(access, state, request.run_dir, progress)  # what a crashed run left behind
+    try:
+        source_url, password = _grant_access(access, spec, request, state, progress)
+        options = replace(request.copy, resume=request.resume and (request.run_dir / "data").exists())
+        result = copy_data(
+            source_url,
+            request.target_url,
+            options,
+            request.run_dir,
+            None,
+            request.follow,
+            environ={_PASSWORD_VARIABLE: password},
+        )
+        report = verify_keys(
+            parse_endpoint(source_url, environ={_PASSWORD_VARIABLE: password}),
+            parse_endpoint(request.target_url),
+            VerifyOptions(dbs=options.dbs, match=options.match),
+        )
+        atomic_write(request.run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
+        return MigrateResult(result, report, request.run_dir)
+    finally:
+        _undo_access(access, state, request.run_dir, progress)
+
+
+def _run_state(run_dir: Path, *, resume: bool) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if resume and not path.exists():
+        raise InputError(f"nothing to resume in {run_dir}", hint="pass the --run-dir of the interrupted migration")
+    if not resume and path.exists():
+        raise InputError(f"{run_dir} already holds a migration", hint="pass --resume, or choose a new --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = json.loads(path.read_text()) if resume else {"format_version": "1.0", "grants": {}}
+    return state
+
+
+def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write(run_dir / "run.json", json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def _grant_access(
+    access: Any, spec: ServiceSpec, request: MigrateRequest, state: dict[str, Any], progress: Progress
+) -> tuple[str, str]:
+    """Record, then make, the allow-list entry and the migration user; return the source URL and password."""
+    if request.allow_cidr:
+        state["grants"]["allow_cidr"] = {"cidr": request.allow_cidr, "added": None}
+        _save_state(request.run_dir, state)
+        added = access.allow(request.allow_cidr, "reproducer migration (temporary)")
+        state["grants"]["allow_cidr"]["added"] = added
+        progress(f"allow-list: {request.allow_cidr} {'added' if added else 'was already allowed'}")
+    state["grants"]["user"] = {"name": MIGRATION_USER, "id": None}
+    _save_state(request.run_dir, state)
+    user_id, password = access.create_user(MIGRATION_USER)
+    state["grants"]["user"]["id"] = user_id
+    _save_state(request.run_dir, state)
+    progress(f"temporary user {MIGRATION_USER} created (read, scan, dump, follow)")
+    return _source_url(spec, request.source_ca), password
+
+
+def _source_url(spec: ServiceSpec, ca: Path | None) -> str:
+    endpoint = next((e for e in spec.endpoints if e.component == "valkey"), None)
+    if endpoint is None:
+        raise InputError("the service lists no valkey endpoint", hint="check the service in the OVH control panel")
+    scheme = "valkeys" if endpoint.tls else "valkey"
+    query = f"password_env={_PASSWORD_VARIABLE}" + (f"&ca={ca}" if ca else "")
+    return f"{scheme}://{MIGRATION_USER}@{endpoint.host}:{endpoint.port}?{query}"
+
+
+def _undo_access(access: Any, state: dict[str, Any], run_dir: Path, progress: Progress) -> None:
+    """Remove the migration user and the allow-list entry this run (or a crashed one) added."""
+    grants = state.get("grants", {})
+    user = grants.pop("user", None)
+    if user is not None:
+        user_id = user.get("id") or access.find_user(user["name"])
+        if user_id:
+            access.delete_user(user_id)
+            progress(f"temporary user {user['name']} removed")
+    cidr = grants.pop("allow_cidr", None)
+    if cidr is not None and cidr.get("added") is not False:
+        access.revoke(cidr["cidr"])
+        progress(f"allow-list: {cidr['cidr']} removed")
+    _save_state(run_dir, state)
+
+
 # ---- data: copy, verify, export, import ----------------------------------------------------------
 
 
@@ -332,13 +457,15 @@ def copy_data(
     run_dir: Path,
     progress: DataProgress | None = None,
     follow: FollowOptions | None = None,
+    environ: dict[str, str] | None = None,
 ) -> CopyResult:
     """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``.
 
     With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
     re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes.
     """
-    source, target = parse_endpoint(source_url), parse_endpoint(target_url)
+    source = parse_endpoint(source_url, environ=({**os.environ, **environ} if environ else None))
+    target = parse_endpoint(target_url)
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
     follower = Follower(source, target, dbs=options.dbs) if follow else None
     if follower is not None:

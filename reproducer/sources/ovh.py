@@ -470,3 +470,76 @@ def enable_keyspace_notifications(api: OvhApiClient, project: str, service: str)
         api.put(path, **{NOTIFY_PARAMETER: wanted})
         return previous, wanted
     return previous, previous
+
+
+# ---- temporary data access for a migration ---------------------------------------------------------
+
+#: What a migration user may do on the source: read every key and its TTL, scan, and follow notifications.
+MIGRATION_ACL = {
+    "categories": ["+@read", "+@connection"],
+    "commands": ["+psubscribe", "+info", "+set", "+del"],
+    "keys": ["*"],
+    "channels": ["__keyspace@*__:*"],
+}
+
+
+class OvhServiceAccess:
+    """Grants and revokes temporary data access to one OVH Valkey service (allow-list entry, user).
+
+    The caller records each grant before asking for it, so that a crash leaves enough to undo it.
+    """
+
+    def __init__(self, api: OvhApiClient, project: str, service: str, *, timeout: float = 300.0) -> None:
+        self._api, self._timeout = api, timeout
+        self._path = f"/cloud/project/{project}/database/valkey/{service}"
+
+    def _wait_ready(self) -> Json:
+        deadline = time.monotonic() + self._timeout
+        while True:
+            service = self._api.get(self._path)
+            if service.get("status") == "READY":
+                return service
+            if time.monotonic() > deadline:
+                raise SourceUnavailableError(
+                    f"service {self._path} is not READY after {self._timeout:.0f}s",
+                    hint="wait for OVH to finish the pending change, then --resume",
+                    retryable=True,
+                )
+            time.sleep(1.0)
+
+    def allow(self, cidr: str, description: str) -> bool:
+        """Add ``cidr`` to the allow-list; False when it was already there (then nothing is to undo)."""
+        entries = self._wait_ready().get("ipRestrictions") or []
+        if any(e["ip"] == cidr for e in entries):
+            return False
+        wanted = [{"ip": e["ip"], "description": e.get("description", "")} for e in entries]
+        self._api.put(self._path, ipRestrictions=[*wanted, {"ip": cidr, "description": description}])
+        self._wait_ready()
+        return True
+
+    def revoke(self, cidr: str) -> None:
+        """Remove ``cidr`` from the allow-list (no-op when it is not there)."""
+        entries = self._wait_ready().get("ipRestrictions") or []
+        kept = [{"ip": e["ip"], "description": e.get("description", "")} for e in entries if e["ip"] != cidr]
+        if len(kept) != len(entries):
+            self._api.put(self._path, ipRestrictions=kept)
+            self._wait_ready()
+
+    def create_user(self, name: str) -> tuple[str, str]:
+        """A least-privilege migration user; returns (user id, password). Never touches ``default``."""
+        created = self._api.call("POST", f"{self._path}/user", name=name, **MIGRATION_ACL)
+        return str(created["id"]), str(created["password"])
+
+    def delete_user(self, user_id: str) -> None:
+        """Delete the migration user (already gone is fine)."""
+        try:
+            self._api.call("DELETE", f"{self._path}/user/{user_id}")
+        except SourceNotFoundError:
+            return
+
+    def find_user(self, name: str) -> str | None:
+        """The id of the user called ``name``, if any (to clean up after a crash)."""
+        for user_id in self._api.get(f"{self._path}/user"):
+            if self._api.get(f"{self._path}/user/{user_id}").get("username") == name:
+                return str(user_id)
+        return None

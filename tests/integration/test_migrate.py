@@ -1,0 +1,109 @@
+"""`migrate` (data) from the sandbox OVH service: temporary access always undone, also after a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from reproducer import pipeline
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.seed import load_dataset, ovh_client
+
+
+def service_fleet(api_server, seeded) -> Fleet:
+    record = api_server.store.find_service(seeded.project, seeded.service_id)
+    return api_server.store.fleet(seeded.service_id, record)
+
+
+def leftovers(api_server, seeded) -> tuple[list[str], list[str]]:
+    client = ovh_client(api_server, seeded.credentials)
+    base = f"/cloud/project/{seeded.project}/database/valkey/{seeded.service_id}"
+    users = [client.get(f"{base}/user/{u}")["username"] for u in client.get(f"{base}/user")]
+    cidrs = [r["ip"] for r in client.get(base)["ipRestrictions"]]
+    return [u for u in users if u == pipeline.MIGRATION_USER], [c for c in cidrs if c == "127.0.0.1/32"]
+
+
+def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_path):
+    fleet = service_fleet(api_server, seeded)
+    client = fleet.client(fleet.current_primary())
+    client.flushall()
+    load_dataset(client, 800, seed=11)
+    with Fleet.start(FleetSpec()) as target:
+        request = pipeline.MigrateRequest(
+            inspect=pipeline.InspectOptions(
+                project=seeded.project,
+                service=seeded.service_id,
+                endpoint=api_server.url,
+                credentials=seeded.credentials,
+            ),
+            target_url=f"valkey://127.0.0.1:{target.primary.port}",
+            run_dir=tmp_path / "run",
+            allow_cidr="127.0.0.1/32",
+            source_ca=fleet.tls_files.ca_cert,
+        )
+        result = pipeline.migrate_data(request)
+        assert result.verify.ok and result.verify.compared == result.copy.total.copied > 0
+        assert leftovers(api_server, seeded) == ([], [])
+        run_files = " ".join(p.read_text(errors="replace") for p in (tmp_path / "run").rglob("*") if p.is_file())
+        assert seeded.app_password not in run_files and "password" not in (tmp_path / "run" / "run.json").read_text()
+
+
+def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_path):
+    fleet = service_fleet(api_server, seeded)
+    client = fleet.client(fleet.current_primary())
+    client.flushall()
+    load_dataset(client, 15000, seed=12)
+    with Fleet.start(FleetSpec()) as target:
+        env = {
+            **os.environ,
+            "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
+            "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
+            "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
+        }
+        run_dir = tmp_path / "run"
+        argv = [
+            sys.executable,
+            "-m",
+            "reproducer.cli",
+            "migrate",
+            "--project",
+            seeded.project,
+            "--service",
+            seeded.service_id,
+            "--to",
+            f"valkey://127.0.0.1:{target.primary.port}",
+            "--endpoint",
+            api_server.url,
+            "--allow-cidr",
+            "127.0.0.1/32",
+            "--source-ca",
+            str(fleet.tls_files.ca_cert),
+            "--run-dir",
+            str(run_dir),
+            "--max-keys-per-second",
+            "2000",
+        ]
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoint = run_dir / "data" / "checkpoint.json"
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], ["127.0.0.1/32"])
+        resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "identical" in resumed.stderr
+        assert leftovers(api_server, seeded) == ([], [])
+        source = parse_endpoint(
+            f"valkeys://reproducer-sandbox-admin@127.0.0.1:{fleet.current_primary().port}"
+            f"?password_env=P&ca={fleet.tls_files.ca_cert}",
+            environ={"P": fleet._state.admin_password},
+        )
+        assert verify(source, parse_endpoint(f"valkey://127.0.0.1:{target.primary.port}"), VerifyOptions()).ok
