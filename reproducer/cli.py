@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
@@ -161,10 +162,24 @@ def ovh_conf(info: dict[str, Any]) -> str:
 @cli.command()
 @_sandbox_dir_option
 def demo(root: Path | None) -> None:
-    """Start the sandbox with a loaded Business service, inspect it through the real ovh client, show the spec."""
-    info, specs = pipeline.demo(root, _progress)
-    _emit(pipeline.specs_to_yaml(specs))
-    _stderr.print(f"the sandbox keeps running at {info['endpoint']}; stop it with: reproducer sandbox down")
+    """Run the whole job on the sandbox: inspect, render, migrate the data and prove it, plan comment.
+
+    Starts the sandbox (an OVH API emulator with a Business Valkey service full of mixed keys), inspects it
+    through the real ovh client (the spec goes to stdout), renders AWS and GCP resharded to 3 x 1, moves
+    every key into a scratch valkey-server with temporary access that is removed afterwards, verifies, and
+    shows the pull-request comment `plan` would post.
+    """
+    result = pipeline.demo(root, _progress)
+    _emit(pipeline.specs_to_yaml(result.specs))
+    for target, path in result.rendered.items():
+        _stderr.print(f"rendered {target}: {path}  (see COMPATIBILITY.md there)")
+    if result.migration is not None:
+        _print_copy_summary(result.migration.copy)
+        _finish_verify(result.migration.verify, False)
+    head = re.split(r"\n(?:<details>|\*\*terraform/|\*\*COMPAT)", result.plan_comment, maxsplit=1)[0]
+    _stderr.print(head.rstrip(), markup=False, highlight=False)
+    _stderr.print(f"(the whole comment: {next(iter(result.rendered.values())).parent / 'aws-plan-comment.md'})")
+    _stderr.print(f"the sandbox keeps running at {result.info['endpoint']}; stop it with: reproducer sandbox down")
 
 
 @cli.command()

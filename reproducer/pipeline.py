@@ -140,12 +140,50 @@ def credentials_of(info: dict[str, Any]) -> dict[str, str]:
     return {k: info[k] for k in ("application_key", "application_secret", "consumer_key")}
 
 
-def demo(root: Path | None = None, progress: Progress = _quiet) -> tuple[dict[str, Any], list[ServiceSpec]]:
-    """Start the sandbox with its loaded Business service and inspect it through the real ``ovh`` client."""
+@dataclass
+class DemoResult:
+    """What the demo did: the sandbox, the spec, the rendered targets, the migration and a plan comment."""
+
+    info: dict[str, Any]
+    specs: list[ServiceSpec]
+    rendered: dict[str, Path] = field(default_factory=dict)
+    migration: MigrateResult | None = None
+    plan_comment: str = ""
+
+
+def demo(root: Path | None = None, progress: Progress = _quiet) -> DemoResult:
+    """Sandbox → inspect → render (aws, gcp resharded 3x1) → migrate the data into a scratch server → plan comment."""
+    from reproducer.data.formats.scratch import ScratchServer
+    from reproducer.gitops.plan import to_markdown
+
     info = sandbox_up(root, progress)
     progress(f"inspecting project {info['project']} through {info['endpoint']}")
     options = InspectOptions(project=info["project"], endpoint=info["endpoint"], credentials=credentials_of(info))
-    return info, inspect(options, progress)
+    result = DemoResult(info, inspect(options, progress))
+    work = sandbox_root(root) / "demo" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    spec_path = work / "spec.yaml"
+    work.mkdir(parents=True)
+    atomic_write(spec_path, result.specs[0].to_yaml())
+    for target in ("aws", "gcp"):
+        progress(f"rendering {target} (3 shards x 1 replica) into {work / target}")
+        render(RenderRequest(spec=spec_path, target=target, out=work / target, shards=3, replicas=1))
+        result.rendered[target] = work / target
+    service = info["services"][0]
+    with ScratchServer() as scratch:
+        progress(f"migrating the data into a scratch valkey-server on port {scratch.port}")
+        request = MigrateRequest(
+            inspect=replace(options, service=service["id"]),
+            target_url=scratch.endpoint.url,
+            run_dir=work / "run",
+            allow_cidr="127.0.0.1/32",
+            source_ca=Path(service["ca_file"]) if service.get("ca_file") else None,
+        )
+        result.migration = migrate_data(request, progress)
+    progress("planning aws against an empty repository (what a first pull request would show)")
+    report = plan(PlanRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1), progress)
+    result.plan_comment = to_markdown(report)
+    atomic_write(work / "aws-plan-comment.md", result.plan_comment)
+    return result
 
 
 # ---- render --------------------------------------------------------------------------------------
