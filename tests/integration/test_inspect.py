@@ -109,3 +109,10 @@ def test_missing_consumer_key_is_an_input_error_before_any_call(api_server, seed
     with pytest.raises(InputError, match="credentials are incomplete") as caught:
         pipeline.inspect(opts)
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.fault("OVH API answers slowly (1 s per call)", ends="verify")
+def test_slow_answers_still_succeed(api_server, seeded):
+    api_server.inject(Fault(delay=1.0, count=3, path="*/user*"))
+    [spec] = pipeline.inspect(options(api_server, seeded))
+    assert len(spec.users) >= 3
