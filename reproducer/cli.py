@@ -285,16 +285,10 @@ def plan_command(
     """
     from reproducer.gitops.plan import to_json, to_markdown
 
-    request = pipeline.PlanRequest(
-        spec=spec_file,
-        target=target,
-        out=out,
-        terraform=terraform_mode,
-        shards=shards,
-        replicas=replicas,
-        name=name,
-        region=region,
+    rendering = pipeline.RenderRequest(
+        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
+    request = pipeline.PlanRequest(render=rendering, terraform=terraform_mode)
     try:
         report = pipeline.plan(request, _progress)
     except ReproducerError as exc:

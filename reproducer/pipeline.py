@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the 
     from reproducer.gitops.plan import PlanReport, ResourcePlan
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
-    from reproducer.targets.base import Rendered
+    from reproducer.targets.base import Rendered, Target
 
 Progress = Callable[[str], None]
 DataProgress = Callable[[Stats, int], None]
@@ -180,7 +180,8 @@ def demo(root: Path | None = None, progress: Progress = _quiet) -> DemoResult:
         )
         result.migration = migrate_data(request, progress)
     progress("planning aws against an empty repository (what a first pull request would show)")
-    report = plan(PlanRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1), progress)
+    first = RenderRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1)
+    report = plan(PlanRequest(render=first), progress)
     result.plan_comment = to_markdown(report)
     atomic_write(work / "aws-plan-comment.md", result.plan_comment)
     return result
@@ -202,8 +203,8 @@ class RenderRequest:
     region: str | None = None
 
 
-def render(request: RenderRequest) -> Rendered:
-    """Render a spec for a target into ``out`` (written whole in a temporary directory, then swapped in)."""
+def _render_in_memory(request: RenderRequest) -> tuple[ServiceSpec, Target, Rendered]:
+    """Load the spec and render it for the target, without writing anything."""
     from reproducer.model import load_spec
     from reproducer.targets import get_target
     from reproducer.targets.base import RenderOptions
@@ -211,7 +212,12 @@ def render(request: RenderRequest) -> Rendered:
     target = get_target(request.target)
     spec = load_spec(request.spec)
     options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
-    rendered = target.render(spec, options)
+    return spec, target, target.render(spec, options)
+
+
+def render(request: RenderRequest) -> Rendered:
+    """Render a spec for a target into ``out`` (written whole in a temporary directory, then swapped in)."""
+    _spec, _target, rendered = _render_in_memory(request)
     write_tree(request.out, rendered.files)
     return rendered
 
@@ -251,42 +257,31 @@ def _swap(staging: Path, out: Path) -> None:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What ``plan`` compares: a fresh render of ``spec`` against the committed directory ``out``."""
+    """What ``plan`` compares: a fresh render (in memory) against the committed directory ``render.out``."""
 
-    spec: Path
-    target: str
-    out: Path
+    render: RenderRequest
     terraform: str = "offline"
-    shards: int | None = None
-    replicas: int | None = None
-    name: str | None = None
-    region: str | None = None
 
 
 def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
     """Render into memory, diff against ``out``, and plan the Terraform (offline: schema-checked, empty state)."""
     from reproducer.gitops.plan import PlanReport, file_diffs
-    from reproducer.model import load_spec
-    from reproducer.targets import get_target
-    from reproducer.targets.base import RenderOptions
     from reproducer.targets.compat import summary
 
     if request.terraform not in ("offline", "none"):
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
-    target = get_target(request.target)
-    spec = load_spec(request.spec)
-    options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
-    rendered = target.render(spec, options)
+    spec, target, rendered = _render_in_memory(request.render)
+    committed = request.render.out
     report = PlanReport(
-        target=request.target,
+        target=request.render.target,
         source=f"{spec.source.provider}:{spec.source.service_id}",
-        files=file_diffs(rendered.files, request.out),
+        files=file_diffs(rendered.files, committed),
         terraform_mode=request.terraform,
         compatibility=summary(rendered.rows),
     )
     if request.terraform == "offline":
         progress("planning the committed and the new Terraform offline (real provider schemas)")
-        report.resources = _offline_comparison(rendered.files, request.out, target.terraform_providers)
+        report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
         report.notes.append(
             "Offline plan: both the committed and the new output are planned against the real provider schemas "
             "and compared resource by resource (no cloud account is read)."
