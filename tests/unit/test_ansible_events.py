@@ -1,0 +1,28 @@
+"""Pure parts of the Ansible runner: command line, failures and progress from job events."""
+
+from reproducer.run.ansible import TaskFailure, cmdline, failures_from_events, progress_line
+
+
+def test_cmdline_puts_no_secret_and_asks_for_the_vault_password(tmp_path):
+    secrets_file = tmp_path / "secrets.vault.yml"
+    assert cmdline(check=True, diff=True, secrets_file=None) == "--check --diff"
+    assert (
+        cmdline(check=False, diff=False, secrets_file=secrets_file) == f"--ask-vault-pass --extra-vars @{secrets_file}"
+    )
+
+
+def test_failures_name_host_task_and_message_and_skip_ignored_ones():
+    events = [
+        {"event": "runner_on_ok", "event_data": {"host": "a", "task": "t1", "res": {"changed": True}}},
+        {"event": "runner_on_failed", "event_data": {"host": "b", "task": "t2", "res": {"msg": "boom"}}},
+        {"event": "runner_on_failed", "event_data": {"host": "c", "task": "t3", "ignore_errors": True, "res": {}}},
+        {"event": "runner_on_unreachable", "event_data": {"host": "d", "task": "t4", "res": {"msg": "no route"}}},
+    ]
+    assert failures_from_events(events) == [TaskFailure("b", "t2", "boom"), TaskFailure("d", "t4", "no route")]
+
+
+def test_progress_lines():
+    assert progress_line({"event": "playbook_on_task_start", "event_data": {"task": "install"}}) == "task: install"
+    changed = {"event": "runner_on_ok", "event_data": {"host": "h", "task": "t", "res": {"changed": True}}}
+    assert progress_line(changed) == "  changed: h — t"
+    assert progress_line({"event": "verbose", "event_data": {}}) is None
