@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -238,6 +239,74 @@ def render(
             f"{len(not_exact)} attribute(s) do not map exactly to {target}",
             hint=f"read {out}/COMPATIBILITY.md, or render without --strict",
         )
+
+
+@cli.command()
+@click.option(
+    "--target",
+    "target",
+    required=True,
+    type=click.Choice(["local"]),
+    help="Only local for now: Valkey on this machine through the Ansible roles.",
+)
+@click.option(
+    "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
+)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output directory.")
+@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
+@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 60000),
+    default=7100,
+    show_default=True,
+    help="First port; Sentinels use base-port + 1000 and up.",
+)
+@click.option("--check", is_flag=True, help="Ansible --check: show what would change, change nothing.")
+def apply(
+    target: str, spec_file: Path, out: Path, shards: int | None, replicas: int | None, base_port: int, check: bool
+) -> None:
+    """Stand the spec's topology up (local: on this machine, one port per instance; idempotent).
+
+    Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
+    """
+    spec_users = [u.name for u in load_spec_for_cli(spec_file).users]
+    passwords = {
+        name: os.environ[f"REPRODUCER_PASSWORD_{name.upper()}"]
+        for name in spec_users
+        if f"REPRODUCER_PASSWORD_{name.upper()}" in os.environ
+    } or None
+    render_request = pipeline.RenderRequest(spec=spec_file, target=target, out=out, shards=shards, replicas=replicas)
+    service = pipeline.apply_local(
+        pipeline.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
+        _progress,
+    )
+    _stderr.print(
+        f"{service.topology}: valkey on ports {', '.join(map(str, service.ports))}"
+        + (f"; Sentinels on {', '.join(map(str, service.sentinel_ports))}" if service.sentinel_ports else "")
+        + f"; {service.changed} change(s); stop it with: reproducer destroy --target local --out {out}"
+    )
+
+
+@cli.command()
+@click.option("--target", "target", required=True, type=click.Choice(["local"]), help="Only local for now.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The output directory given to apply.",
+)
+def destroy(target: str, out: Path) -> None:
+    """Stop every process `apply` started and remove their data."""
+    pipeline.destroy_local(out, _progress)
+    _stderr.print(f"{target}: stopped and removed")
+
+
+def load_spec_for_cli(path: Path) -> Any:
+    """The spec at ``path`` (errors become the usual messages)."""
+    from reproducer.model import load_spec
+
+    return load_spec(path)
 
 
 @cli.command("plan")

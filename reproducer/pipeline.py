@@ -252,6 +252,106 @@ def _swap(staging: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# ---- apply (local) --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalApplyRequest:
+    """Stand the spec's topology up on this machine with the Ansible roles (the ``local`` target)."""
+
+    render: RenderRequest
+    base_port: int = 7100
+    passwords: dict[str, str] | None = None
+    check: bool = False
+
+
+@dataclass
+class LocalService:
+    """What ``apply --target local`` stood up (passwords stay in memory)."""
+
+    topology: str
+    ports: list[int]
+    sentinel_ports: list[int]
+    primary_name: str
+    data_dir: Path
+    passwords: dict[str, str] = field(repr=False, default_factory=dict)
+    changed: int = 0
+
+
+def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> LocalService:
+    """Render for ``local`` into ``out``, then run ``playbooks/local.yml`` (users' passwords vaulted in memory)."""
+    import yaml
+
+    from reproducer.resources import data_dir
+    from reproducer.run.ansible import run_playbook
+    from reproducer.targets.base import RenderOptions
+    from reproducer.targets.common import base_context
+    from reproducer.targets.local import ansible_vars
+
+    if request.render.target != "local":
+        raise InputError(
+            f"apply supports the local target here, not {request.render.target!r}",
+            hint="apply with Terraform and Ansible on remote hosts is not implemented yet",
+        )
+    spec, _target, rendered = _render_in_memory(request.render)
+    options = RenderOptions(shards=request.render.shards, replicas=request.render.replicas, name=request.render.name)
+    variables = ansible_vars(base_context(spec, options), request.base_port)
+    out = request.render.out.resolve()
+    variables["valkey_base_dir"] = str(local_data_dir(out))
+    write_tree(out, dict(rendered.files) | {"ansible/vars.yml": yaml.safe_dump(variables, sort_keys=True)})
+    passwords = request.passwords or {u.name: secrets.token_urlsafe(18) for u in spec.users}
+    if "default" not in passwords:
+        passwords["default"] = secrets.token_urlsafe(18)
+        variables["valkey_users"].append({"name": "default", "rules": "~* &* +@all"})
+    progress(
+        f"running playbooks/local.yml: {variables['valkey_topology']}, {len(variables['valkey_instances'])} instance(s)"
+    )
+    result = run_playbook(
+        data_dir("playbooks") / "local.yml",
+        {"all": {"hosts": {"localhost": _local_host()}}},
+        private_data_dir=out / "ansible" / "runner",
+        extravars=variables,
+        secret_vars={"valkey_user_passwords": passwords},
+        check=request.check,
+        progress=progress,
+    )
+    return LocalService(
+        variables["valkey_topology"],
+        [i["port"] for i in variables["valkey_instances"]],
+        variables["valkey_sentinel_ports"],
+        variables["valkey_primary_name"],
+        local_data_dir(out),
+        passwords,
+        result.changed,
+    )
+
+
+def destroy_local(out: Path, progress: Progress = _quiet) -> None:
+    """Stop every process ``apply --target local`` started under ``out`` and remove its data."""
+    from reproducer.resources import data_dir
+    from reproducer.run.ansible import run_playbook
+
+    out = out.resolve()
+    run_playbook(
+        data_dir("playbooks") / "local-teardown.yml",
+        {"all": {"hosts": {"localhost": _local_host()}}},
+        private_data_dir=Path(tempfile.mkdtemp(prefix="reproducer-teardown-")),
+        extravars={"valkey_base_dir": str(local_data_dir(out))},
+        progress=progress,
+    )
+
+
+def local_data_dir(out: Path) -> Path:
+    """Where the local target's instances keep their files: beside the output directory, never inside it."""
+    return out.with_name(f"{out.name}.valkey-data")
+
+
+def _local_host() -> dict[str, str]:
+    import sys
+
+    return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+
+
 # ---- plan ----------------------------------------------------------------------------------------
 
 

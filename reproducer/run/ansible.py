@@ -69,9 +69,16 @@ def failures_from_events(events: Sequence[Mapping[str, Any]]) -> list[TaskFailur
         data = event.get("event_data") or {}
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             result = data.get("res") or {}
-            message = result.get("msg") or result.get("stderr") or result.get("reason") or event.get("event", "")
+            message = _item_errors(result) or result.get("msg") or result.get("reason") or event.get("event", "")
             found.append(TaskFailure(str(data.get("host", "?")), str(data.get("task", "?")), str(message).strip()))
     return found
+
+
+def _item_errors(result: Mapping[str, Any]) -> str:
+    """The stderr (or message) of each failed loop item, or of the task itself."""
+    items = [r for r in result.get("results") or [] if r.get("failed")]
+    texts = [str(r.get("stderr") or r.get("msg") or "") for r in items] or [str(result.get("stderr") or "")]
+    return " | ".join(t.strip() for t in texts if t.strip())
 
 
 def progress_line(event: Mapping[str, Any]) -> str | None:
@@ -85,7 +92,7 @@ def progress_line(event: Mapping[str, Any]) -> str | None:
     return None
 
 
-def write_vault(path: Path, values: Mapping[str, str], password: str) -> None:
+def write_vault(path: Path, values: Mapping[str, Any], password: str) -> None:
     """Encrypt ``values`` (YAML) with Ansible Vault into ``path``; only ciphertext reaches the disk."""
     from ansible.parsing.vault import VaultLib, VaultSecret  # type: ignore[import-untyped]
 
@@ -100,7 +107,7 @@ def run_playbook(
     *,
     private_data_dir: Path,
     extravars: Mapping[str, Any] | None = None,
-    secret_vars: Mapping[str, str] | None = None,
+    secret_vars: Mapping[str, Any] | None = None,
     check: bool = False,
     diff: bool = False,
     progress: Progress | None = None,

@@ -12,6 +12,7 @@ TARGETS: dict[str, str] = {
     "aiven": "reproducer.targets.aiven:AivenTarget",
     "aws": "reproducer.targets.aws:AwsTarget",
     "gcp": "reproducer.targets.gcp:GcpTarget",
+    "local": "reproducer.targets.local:LocalTarget",
     "ovh": "reproducer.targets.ovh:OvhTarget",
     "selfmanaged": "reproducer.targets.selfmanaged:SelfManagedTarget",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reproducer.catalog import to_valkey
 from reproducer.errors import InputError
 from reproducer.model import ServiceSpec
 from reproducer.targets import compat
@@ -37,7 +38,8 @@ def base_context(spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
     name = options.name or spec.source.description or f"valkey-{spec.source.service_id[:8]}"
     shards = options.shards or spec.topology.shards
     replicas = options.replicas if options.replicas is not None else spec.topology.replicas_per_shard
-    settings = {c.valkey_name: c.value for c in spec.configuration if c.valkey_name}
+    # Valkey values, converted from the provider's (redis_persistence=rdb → save "3600 1 …").
+    settings = dict(mapped for c in spec.configuration if (mapped := to_valkey(c.source_name, c.value)))
     return {
         "spec": spec,
         "name": slug(name),

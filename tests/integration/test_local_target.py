@@ -1,0 +1,96 @@
+"""The `local` target: the Ansible roles stand Valkey up on this machine, for real, idempotently."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import valkey
+
+from reproducer import pipeline
+from reproducer.procs import pid_alive
+from tests.golden.regen import HERE
+
+SPEC = HERE / "specs" / "business.yaml"
+
+
+def free_base_port(span: int) -> int:
+    """A base port whose next ``span`` ports and the Sentinel ports (base + 1000…) are all free."""
+    for base in range(21000, 40000, 97):
+        ports = [*range(base, base + span), *range(base + 1000, base + 1003)]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pids(data_dir: Path) -> list[int]:
+    return [int(p.read_text()) for p in data_dir.rglob("*.pid")]
+
+
+@pytest.fixture
+def local(tmp_path):
+    started: list[Path] = []
+
+    def apply(**kwargs) -> pipeline.LocalService:
+        out = tmp_path / "out"
+        render = pipeline.RenderRequest(
+            spec=SPEC, target="local", out=out, shards=kwargs.pop("shards", None), replicas=kwargs.pop("replicas", None)
+        )
+        started.append(out)
+        return pipeline.apply_local(pipeline.LocalApplyRequest(render=render, **kwargs))
+
+    yield apply
+    for out in started:
+        data = pipeline.local_data_dir(out.resolve())
+        running = pids(data) if data.exists() else []
+        pipeline.destroy_local(out)
+        assert not any(pid_alive(p) for p in running) and not data.exists()
+
+
+def test_primary_replica_and_sentinels_with_users_and_failover(local):
+    base = free_base_port(2)
+    service = local(base_port=base)
+    assert service.topology == "sentinel" and len(service.sentinel_ports) == 3
+    app = valkey.Valkey(port=service.ports[0], username="app", password=service.passwords["app"])
+    app.set("app:k", "v")
+    replica = valkey.Valkey(port=service.ports[1], username="default", password=service.passwords["default"])
+    deadline = time.monotonic() + 10
+    while replica.get("app:k") != b"v":
+        assert time.monotonic() < deadline, "replication did not carry the key"
+        time.sleep(0.1)
+    with pytest.raises(valkey.exceptions.NoPermissionError):
+        valkey.Valkey(port=service.ports[0], username="analytics", password=service.passwords["analytics"]).set("x", 1)
+    again = local(base_port=base, passwords=service.passwords)
+    assert again.changed == 0
+    primary_pid = int((service.data_dir / f"valkey-{service.ports[0]}" / "valkey.pid").read_text())
+    os.kill(primary_pid, signal.SIGKILL)
+    sentinel = valkey.Valkey(port=service.sentinel_ports[0], decode_responses=True)
+    deadline = time.monotonic() + 30
+    while int(sentinel.sentinel_get_master_addr_by_name(service.primary_name)[1]) == service.ports[0]:
+        assert time.monotonic() < deadline, "no failover within 30 s"
+        time.sleep(0.2)
+    (service.data_dir / f"valkey-{service.ports[0]}" / "valkey.pid").unlink(missing_ok=True)
+    local(base_port=base, passwords=service.passwords)
+    time.sleep(1)
+    assert int(sentinel.sentinel_get_master_addr_by_name(service.primary_name)[1]) == service.ports[1]
+
+
+def test_cluster_three_shards_one_replica(local):
+    base = free_base_port(6)
+    service = local(base_port=base, shards=3, replicas=1)
+    client = valkey.Valkey(
+        port=service.ports[0], username="default", password=service.passwords["default"], decode_responses=True
+    )
+    info = client.execute_command("CLUSTER", "INFO")
+    assert "cluster_state:ok" in info and "cluster_slots_assigned:16384" in info
+    again = local(base_port=base, shards=3, replicas=1, passwords=service.passwords)
+    assert again.changed == 0
