@@ -152,9 +152,9 @@ class DemoResult:
 
 
 def demo(root: Path | None = None, progress: Progress = _quiet) -> DemoResult:
-    """Sandbox → inspect → render (aws, gcp resharded 3x1) → migrate the data into a scratch server → plan comment."""
-    from reproducer.data.formats.scratch import ScratchServer
+    """Sandbox → inspect → render aws, gcp → local 3x1 cluster → migrate the data → verify → plan comment."""
     from reproducer.gitops.plan import to_markdown
+    from reproducer.procs import free_port_range
 
     info = sandbox_up(root, progress)
     progress(f"inspecting project {info['project']} through {info['endpoint']}")
@@ -164,21 +164,28 @@ def demo(root: Path | None = None, progress: Progress = _quiet) -> DemoResult:
     spec_path = work / "spec.yaml"
     work.mkdir(parents=True)
     atomic_write(spec_path, result.specs[0].to_yaml())
-    for target in ("aws", "gcp"):
-        progress(f"rendering {target} (3 shards x 1 replica) into {work / target}")
-        render(RenderRequest(spec=spec_path, target=target, out=work / target, shards=3, replicas=1))
-        result.rendered[target] = work / target
+    for name in ("aws", "gcp"):
+        progress(f"rendering {name} (3 shards x 1 replica) into {work / name}")
+        render(RenderRequest(spec=spec_path, target=name, out=work / name, shards=3, replicas=1))
+        result.rendered[name] = work / name
     service = info["services"][0]
-    with ScratchServer() as scratch:
-        progress(f"migrating the data into a scratch valkey-server on port {scratch.port}")
+    local_out = work / "local"
+    progress("standing up the target on this machine: a 3 x 1 cluster through the Ansible roles")
+    local_render = RenderRequest(spec=spec_path, target="local", out=local_out, shards=3, replicas=1)
+    target = apply_local(LocalApplyRequest(render=local_render, base_port=free_port_range(6)), progress)
+    try:
         request = MigrateRequest(
             inspect=replace(options, service=service["id"]),
-            target_url=scratch.endpoint.url,
+            target_url=f"valkey+cluster://default@127.0.0.1:{target.ports[0]}?password_env={_TARGET_PASSWORD}",
             run_dir=work / "run",
             allow_cidr="127.0.0.1/32",
             source_ca=Path(service["ca_file"]) if service.get("ca_file") else None,
+            environ={_TARGET_PASSWORD: target.passwords["default"]},
         )
         result.migration = migrate_data(request, progress)
+    finally:
+        progress("removing the local cluster")
+        destroy_local(local_out, progress)
     progress("planning aws against an empty repository (what a first pull request would show)")
     first = RenderRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1)
     report = plan(PlanRequest(render=first), progress)
@@ -443,6 +450,7 @@ def drift(spec_path: Path, options: InspectOptions, progress: Progress = _quiet)
 # ---- migrate (data) -------------------------------------------------------------------------------
 
 MIGRATION_USER = "reproducer-migration"
+_TARGET_PASSWORD = "REPRODUCER_TARGET_PASSWORD"
 _PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
 
 
@@ -458,6 +466,8 @@ class MigrateRequest:
     copy: CopyOptions = field(default_factory=CopyOptions)
     follow: FollowOptions | None = None
     resume: bool = False
+    #: Extra variables for the endpoints' ``password_env`` (kept in memory, e.g. a target's password).
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -493,11 +503,12 @@ def migrate_data(request: MigrateRequest, progress: Progress = _quiet) -> Migrat
             request.run_dir,
             None,
             request.follow,
-            environ={_PASSWORD_VARIABLE: password},
+            environ={**request.environ, _PASSWORD_VARIABLE: password},
         )
+        env = {**os.environ, **request.environ, _PASSWORD_VARIABLE: password}
         report = verify_keys(
-            parse_endpoint(source_url, environ={_PASSWORD_VARIABLE: password}),
-            parse_endpoint(request.target_url),
+            parse_endpoint(source_url, environ=env),
+            parse_endpoint(request.target_url, environ=env),
             VerifyOptions(dbs=options.dbs, match=options.match),
         )
         atomic_write(request.run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
@@ -597,8 +608,8 @@ def copy_data(
     With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
     re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes.
     """
-    source = parse_endpoint(source_url, environ=({**os.environ, **environ} if environ else None))
-    target = parse_endpoint(target_url)
+    env = {**os.environ, **environ} if environ else None
+    source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
     follower = Follower(source, target, dbs=options.dbs) if follow else None
     if follower is not None:

@@ -35,6 +35,16 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def free_port_range(span: int, *, sentinel_offset: int = 1000, sentinels: int = 3) -> int:
+    """A base port whose ``span`` ports, their cluster-bus ports (+10000) and the Sentinel ports are free."""
+    for base in range(21000, 40000, 97):
+        ports = [*range(base, base + span), *range(base + 10000, base + 10000 + span)]
+        ports += list(range(base + sentinel_offset, base + sentinel_offset + sentinels))
+        if all(_is_free(port) for port in ports):
+            return base
+    raise SandboxError("no free range of loopback ports", hint="stop other local servers and retry")
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists and is not a zombie."""
     try:
