@@ -270,7 +270,7 @@ def apply(
 
     Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
     """
-    spec_users = [u.name for u in load_spec_for_cli(spec_file).users]
+    spec_users = pipeline.user_names(spec_file)
     passwords = {
         name: os.environ[f"REPRODUCER_PASSWORD_{name.upper()}"]
         for name in spec_users
@@ -300,13 +300,6 @@ def destroy(target: str, out: Path) -> None:
     """Stop every process `apply` started and remove their data."""
     pipeline.destroy_local(out, _progress)
     _stderr.print(f"{target}: stopped and removed")
-
-
-def load_spec_for_cli(path: Path) -> Any:
-    """The spec at ``path`` (errors become the usual messages)."""
-    from reproducer.model import load_spec
-
-    return load_spec(path)
 
 
 @cli.command("plan")

@@ -333,6 +333,13 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
     )
 
 
+def user_names(spec_path: Path) -> list[str]:
+    """The users of a spec file (to look up their passwords)."""
+    from reproducer.model import load_spec
+
+    return [user.name for user in load_spec(spec_path).users]
+
+
 def destroy_local(out: Path, progress: Progress = _quiet) -> None:
     """Stop every process ``apply --target local`` started under ``out`` and remove its data."""
     from reproducer.resources import data_dir

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -12,24 +11,10 @@ import pytest
 import valkey
 
 from reproducer import pipeline
-from reproducer.procs import pid_alive
+from reproducer.procs import free_port_range, pid_alive
 from tests.golden.regen import HERE
 
 SPEC = HERE / "specs" / "business.yaml"
-
-
-def free_base_port(span: int) -> int:
-    """A base port whose next ``span`` ports and the Sentinel ports (base + 1000…) are all free."""
-    for base in range(21000, 40000, 97):
-        ports = [*range(base, base + span), *range(base + 1000, base + 1003)]
-        if all(_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def pids(data_dir: Path) -> list[int]:
@@ -57,7 +42,7 @@ def local(tmp_path):
 
 
 def test_primary_replica_and_sentinels_with_users_and_failover(local):
-    base = free_base_port(2)
+    base = free_port_range(2)
     service = local(base_port=base)
     assert service.topology == "sentinel" and len(service.sentinel_ports) == 3
     app = valkey.Valkey(port=service.ports[0], username="app", password=service.passwords["app"])
@@ -85,7 +70,7 @@ def test_primary_replica_and_sentinels_with_users_and_failover(local):
 
 
 def test_cluster_three_shards_one_replica(local):
-    base = free_base_port(6)
+    base = free_port_range(6)
     service = local(base_port=base, shards=3, replicas=1)
     client = valkey.Valkey(
         port=service.ports[0], username="default", password=service.passwords["default"], decode_responses=True

@@ -5,7 +5,34 @@ from click.testing import CliRunner
 
 from reproducer.cli import cli, ovh_conf
 
-COMMANDS = [["inspect"], ["sandbox"], ["sandbox", "up"], ["sandbox", "status"], ["sandbox", "down"], ["demo"]]
+
+def _commands(group, prefix=()):
+    for name, command in sorted(group.commands.items()):
+        yield [*prefix, name]
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+COMMANDS = list(_commands(cli))
+
+
+def test_the_command_list_is_complete():
+    names = {" ".join(c) for c in COMMANDS}
+    assert {
+        "inspect",
+        "render",
+        "plan",
+        "drift",
+        "copy",
+        "verify",
+        "export",
+        "import",
+        "migrate",
+        "apply",
+        "destroy",
+        "demo",
+        "sandbox up",
+    } <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -108,7 +108,6 @@ def test_render_writes_a_whole_directory_and_replaces_it(tmp_path):
     pipeline.render(request)
     assert not (out / "stale.txt").exists() and (out / "terraform" / "main.tf").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    assert RenderOptions() == RenderOptions()
 
 
 def test_bad_spec_leaves_nothing_behind(tmp_path):

@@ -19,7 +19,8 @@ import libvalkey
 from reproducer.data import rebuild
 from reproducer.data.endpoint import Endpoint
 from reproducer.data.formats import rdb
-from reproducer.data.formats.entries import Entry, EntryWriter, raw_command, read_entries
+from reproducer.data.formats.entries import Entry, EntryWriter, read_entries
+from reproducer.data.resp import command
 from reproducer.errors import InputError
 
 Progress = Callable[[int], None]
@@ -39,9 +40,9 @@ def export(
     with path.open("wb") as handle:
         for entry in read_entries(source, dbs=dbs, match=match):
             if entry.db != current_db:
-                handle.write(raw_command("SELECT", entry.db))
+                handle.write(command("SELECT", entry.db))
                 current_db = entry.db
-            handle.write(b"".join(raw_command(*args) for args in commands_for(entry)))
+            handle.write(b"".join(command(*args) for args in commands_for(entry)))
             count += 1
             if progress and count % 1000 == 0:
                 progress(count)

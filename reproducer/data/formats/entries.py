@@ -10,7 +10,6 @@ from typing import Any
 from reproducer.data import rebuild
 from reproducer.data.copy import source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import command
 from reproducer.data.topology import Layout, connect, databases, discover
 
 Progress = Callable[[int], None]
@@ -101,8 +100,3 @@ class EntryWriter:
         """Close every connection."""
         for client in self._clients.values():
             client.close()
-
-
-def raw_command(*args: Any) -> bytes:
-    """RESP bytes of one command (for the AOF writer)."""
-    return command(*args)
