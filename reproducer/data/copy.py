@@ -295,6 +295,8 @@ class _NodeCopier:
             try:
                 src = connect(self.source, self.node)
             except DataError as exc:
+                if not exc.retryable:  # a refused password or certificate: trying again cannot help
+                    raise
                 failures = self._count_failure(failures, exc)
                 continue
             try:
@@ -440,6 +442,9 @@ class TargetWriter:
     When a target primary has replicas, each batch ends with ``WAIT <replicas>``: a key counts as copied only
     once a replica holds it too, so a failover right after cannot lose it. A primary whose replicas do not
     acknowledge in time is written without WAIT from then on, and a warning says so.
+
+    A connection that breaks while sending or reading is dropped and its keys are sent again (with backoff, a
+    bounded number of times) on a new one; a key counts as copied only once its reply has been read.
     """
 
     def __init__(self, target: Endpoint, *, replace: bool) -> None:
@@ -448,6 +453,8 @@ class TargetWriter:
         self._conns: dict[Address, RawConnection] = {}
         self._waits_sent: dict[Address, int] = {}
         self._no_wait: set[Address] = set()
+        self._unsent: set[Address] = set()
+        self._last_error = ""
         self.warnings: list[str] = []
 
     def conn(self, node: Address, db: int) -> RawConnection:
@@ -465,7 +472,11 @@ class TargetWriter:
         for index, (key, _ttl, _payload) in enumerate(items):
             per_node.setdefault(self.layout.node_for_key(key), []).append(index)
         for node, indexes in per_node.items():
-            self._send_to(node, db, items, indexes)
+            try:
+                self._send_to(node, db, items, indexes)
+            except DataError as exc:
+                self._broken(node, exc)
+                self._unsent.add(node)  # confirm() sends these again instead of waiting for replies
         return per_node
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
@@ -503,11 +514,15 @@ class TargetWriter:
     def confirm(self, batch: RestoreBatch) -> _Outcome:
         """Read the replies of a sent batch; retry redirected or failed keys; count the outcomes."""
         outcome, retry = _Outcome(), []
+        unsent, self._unsent = self._unsent, set()
         for node, indexes in batch.per_node.items():
+            if node in unsent:
+                retry += indexes
+                continue
             try:
                 replies = self._read(node, batch.db, len(indexes))
-            except DataError:
-                self._drop(node)
+            except DataError as exc:
+                self._broken(node, exc)
                 retry += indexes
                 continue
             retry += self._classify(batch, indexes, replies, outcome)
@@ -538,9 +553,11 @@ class TargetWriter:
     def _retry(self, batch: RestoreBatch, indexes: list[int], outcome: _Outcome, attempt: int) -> list[int]:
         if attempt > _MAX_RETRIES:
             key = batch.items[indexes[0]][0]
+            last = f"; last error: {self._last_error}" if self._last_error else ""
             raise DataError(
-                f"the target kept redirecting or failing for {len(indexes)} key(s) (first {key!r})",
-                hint="check the target cluster's health (CLUSTER INFO), then run again with --resume",
+                f"the target kept redirecting or failing for {len(indexes)} key(s) (first {key!r}){last}",
+                hint="check that the target is up and reachable (a cluster: CLUSTER INFO), then run the same "
+                "command again with --resume: the checkpoint holds only keys the target confirmed",
                 retryable=True,
             )
         time.sleep(min(0.1 * 2**attempt, 3.0))
@@ -553,8 +570,8 @@ class TargetWriter:
             try:
                 self._send_to(node, batch.db, batch.items, node_indexes)
                 replies = self._read(node, batch.db, len(node_indexes))
-            except DataError:
-                self._drop(node)
+            except DataError as exc:
+                self._broken(node, exc)
                 retry += node_indexes
                 continue
             retry += self._classify(batch, node_indexes, replies, outcome)
@@ -565,6 +582,13 @@ class TargetWriter:
             self.layout = discover(self.target)
         except DataError:
             return
+
+    def _broken(self, node: Address, exc: DataError) -> None:
+        """Forget ``node``'s connection after a retryable failure; anything else (a refused password) is raised."""
+        if not exc.retryable:
+            raise exc
+        self._last_error = exc.message
+        self._drop(node)
 
     def _drop(self, node: Address) -> None:
         self._waits_sent.pop(node, None)
