@@ -15,6 +15,7 @@ library code never prints or exits.
     │   └── SourceUnavailableError       exit 1  429, 5xx or network failures after bounded retries
     ├── NotExactError                    exit 3  rendered, but some attributes are not exact (--strict)
     ├── DataError                        exit 1  copying, verifying or exporting data failed
+    │   ├── DataAuthError                exit 4  a Valkey server refused the user or password
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     └── SandboxError                     exit 1  the embedded sandbox could not start or stop
 """
@@ -79,6 +80,12 @@ class NotExactError(ReproducerError):
 
 class DataError(ReproducerError):
     """Moving or checking data failed: a server refused, a connection broke, a target filled up."""
+
+
+class DataAuthError(DataError):
+    """A Valkey server refused the endpoint's user or password (WRONGPASS, NOAUTH)."""
+
+    exit_code = 4
 
 
 class VerifyMismatchError(DataError):

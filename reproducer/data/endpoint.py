@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reproducer.errors import DataError, InputError, SourceError
+from reproducer.errors import DataAuthError, DataError, InputError, SourceError
 
 Kind = Literal["standalone", "sentinel", "cluster"]
 _SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -216,7 +216,10 @@ def valkey_errors(what: str) -> Iterator[None]:
     try:
         yield
     except valkey.exceptions.AuthenticationError as exc:
-        raise DataError(f"{what}: authentication failed ({exc})", hint="check the user and its password") from None
+        raise DataAuthError(
+            f"{what}: authentication failed ({exc})",
+            hint="check the endpoint's user and its password (?password_env=VAR or ?password_file=PATH)",
+        ) from None
     except valkey.exceptions.ConnectionError as exc:
         raise DataError(
             f"{what}: connection failed ({exc})",

@@ -13,7 +13,7 @@ import ssl
 
 import libvalkey
 
-from reproducer.errors import DataError
+from reproducer.errors import DataAuthError, DataError
 
 ReplyError = libvalkey.ReplyError
 _READ_SIZE = 1 << 20
@@ -42,10 +42,17 @@ class RawConnection:
             raw = socket.create_connection((host, port), timeout=timeout)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
+        except ssl.SSLCertVerificationError as exc:
+            raise DataError(
+                f"TLS handshake with {self.address} failed: its certificate cannot be verified ({exc.verify_message})",
+                hint="pass the CA that signed the server's certificate with ?ca=PATH, "
+                "or ?insecure=1 to skip verification (never in production)",
+            ) from None
         except ssl.SSLError as exc:
             raise DataError(
                 f"TLS handshake with {self.address} failed: {exc.reason}",
-                hint="check the CA file (?ca=PATH); ?insecure=1 skips verification",
+                hint="check that the server speaks TLS on this port and the CA file (?ca=PATH); "
+                "?insecure=1 skips verification",
             ) from None
         except OSError as exc:
             raise DataError(
@@ -61,9 +68,10 @@ class RawConnection:
 
     def _auth(self, username: str | None, password: str | None) -> None:
         args = ("AUTH", username, password or "") if username else ("AUTH", password or "")
-        reply = self.call(*args)
+        self.send(command(*args))
+        reply = self.read(1)[0]
         if reply != b"OK":
-            raise DataError(f"authentication to {self.address} failed", hint="check the user and its password")
+            raise refused(self.address, username, reply)
 
     def send(self, data: bytes) -> None:
         """Write already-encoded commands."""
@@ -122,10 +130,13 @@ class RawConnection:
         self.send(command(*args))
         reply = self.read(1)[0]
         if isinstance(reply, ReplyError):
-            name = str(args[0])
-            if "AUTH" in name.upper():
-                raise DataError(f"authentication to {self.address} failed: {reply}", hint="check the user and password")
-            raise DataError(f"{name} on {self.address} failed: {reply}")
+            if str(reply).startswith("NOAUTH"):
+                raise DataAuthError(
+                    f"{self.address} requires a password and none was given ({reply})",
+                    hint="add ?password_env=VAR or ?password_file=PATH to the endpoint URL "
+                    "(and user@ before the host for an ACL user)",
+                )
+            raise DataError(f"{args[0]!s} on {self.address} failed: {reply}")
         return reply
 
     def select(self, db: int) -> None:
@@ -152,3 +163,13 @@ class RawConnection:
         """Close the socket."""
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+def refused(address: str, username: str | None, reply: object) -> DataAuthError:
+    """The error for an AUTH that ``address`` refused, naming the user (never the password) and the fix."""
+    user = username or "default"
+    return DataAuthError(
+        f"authentication to {address} as user {user!r} failed: {reply}",
+        hint=f"check the password given for user {user!r} (?password_env=VAR or ?password_file=PATH) "
+        "and that this user exists and is on",
+    )
