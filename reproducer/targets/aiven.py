@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, time_hours
+from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
 
 #: Valkey directive → valkey_user_config attribute (and whether the value is a number).
 USER_CONFIG: dict[str, tuple[str, bool]] = {
@@ -30,6 +30,7 @@ class AivenTarget(BaseTarget):
     name = "aiven"
     title = "Aiven for Valkey"
     terraform_providers = ("aiven",)
+    acl_form = "parts"
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""
@@ -45,7 +46,7 @@ class AivenTarget(BaseTarget):
         return context | {
             "size": size,
             "plan": size.size.name.replace("{tier}", tier),
-            "cloud": options.region or sizing.nearest_region("aiven", spec.source.region),
+            "cloud": target_region("aiven", self.title, spec, options.region),
             "user_config": user_config,
             "persistence": persistence,
             "backup_hour": time_hours(spec.backups.time, 2),

@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, time_hours
+from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
 
 #: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
 PARAMETERS = frozenset(
@@ -39,7 +39,7 @@ class AwsTarget(BaseTarget):
         maintenance_hour = time_hours(spec.maintenance_time, 4)
         if maintenance_hour in (backup_hour, (backup_hour + 1) % 24):
             maintenance_hour = (backup_hour + 2) % 24
-        region = options.region or sizing.nearest_region("aws", spec.source.region)
+        region = target_region("aws", self.title, spec, options.region)
         parameters = {k: v for k, v in context["settings"].items() if k in PARAMETERS}
         if context["shards"] > 1:
             parameters["cluster-enabled"] = "yes"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
+from reproducer import catalog
 from reproducer.catalog import to_valkey
 from reproducer.errors import InputError
 from reproducer.model import ServiceSpec
-from reproducer.targets import compat
+from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions
 from reproducer.targets.render import hcl_ident, render_template, slug
 
@@ -30,6 +32,46 @@ def check_renderable(spec: ServiceSpec) -> None:
             f"engine version {spec.engine.version!r} is not one reproducer can render",
             hint=f"use one of {', '.join(KNOWN_VERSIONS)} in engine.version",
         )
+
+
+#: The shape of each provider's region names (a typo or another provider's name is refused, not rendered).
+REGION_FORMS: dict[str, re.Pattern[str]] = {
+    "aws": re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+"),
+    "gcp": re.compile(r"[a-z]+-[a-z]+\d+"),
+    "aiven": re.compile(r"(?:aws|azure|do|google|upcloud|exoscale)-[a-z0-9]+(?:-[a-z0-9]+)*"),
+}
+
+
+def target_region(provider: str, title: str, spec: ServiceSpec, region: str | None) -> str:
+    """``region`` when it is a well-formed region name of ``provider``, else the nearest to the source's region."""
+    example = sizing.REGIONS[provider]["GRA"]
+    if region is not None:
+        if not REGION_FORMS[provider].fullmatch(region):
+            raise InputError(
+                f"{region!r} is not a region name of {title}",
+                hint=f"pass --region with a {title} region, e.g. {example}",
+            )
+        return region
+    nearest = sizing.REGIONS[provider].get(spec.source.region.upper())
+    if nearest is None:
+        raise InputError(
+            f"no {title} region is known to be near the source region {spec.source.region!r}",
+            hint=f"pass --region with a {title} region (e.g. {example}), or fix source.region in the spec "
+            f"(OVH regions: {', '.join(catalog.REGIONS)})",
+        )
+    return nearest
+
+
+def ovh_region(spec: ServiceSpec, region: str | None) -> str:
+    """The OVH region to render: ``region`` when OVH offers Managed Valkey there, else the source's region."""
+    if region is None:
+        return spec.source.region
+    if region.upper() not in catalog.REGIONS:
+        raise InputError(
+            f"OVHcloud offers no Managed Valkey in region {region!r}",
+            hint=f"pass --region with one of {', '.join(catalog.REGIONS)}",
+        )
+    return region.upper()
 
 
 def base_context(spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
@@ -84,9 +126,12 @@ class BaseTarget:
     title = ""
     #: Keys of the offline providers (``reproducer.sandbox.providers``) the rendered Terraform needs.
     terraform_providers: tuple[str, ...] = ()
+    #: How the target takes ACL users: one rule string per user (AWS, GCP, ACL files) or the OVH-style parts.
+    acl_form: Literal["string", "parts"] = "string"
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
-        """Files and compatibility rows for ``spec`` (pure: no I/O)."""
+        """Files and compatibility rows for ``spec`` (pure: no I/O); refuses ACLs the target cannot express."""
+        compat.check_users(spec, self.title, one_string=self.acl_form == "string")
         context = self.context(spec, options)
         return assemble(self.name, self.title, context, self.rows(spec, context))
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 
+from reproducer.errors import InputError
 from reproducer.model import Category, ConfigItem, ServiceSpec, User
 from reproducer.targets.base import CompatRow, Support
 
@@ -50,6 +52,44 @@ def build_rows(
     rows += [CompatRow(f"users.{u.name}", *user_row(u), Category.CORE) for u in spec.users]
     rows += [CompatRow(f"configuration.{c.source_name}", *config_row(c), Category.CORE) for c in spec.configuration]
     return sorted(rows, key=lambda r: r.attribute)
+
+
+_CATEGORY = re.compile(r"[+-]@[A-Za-z0-9_-]+")
+_COMMAND = re.compile(r"[+-][A-Za-z0-9_.:-]+(?:\|[A-Za-z0-9_.:-]+)?")
+_PASSWORD_RULES = (">", "<", "#", "!")
+
+
+def acl_problems(user: User, *, one_string: bool) -> list[str]:
+    """What in ``user``'s ACL a target cannot take; ``one_string``: the target wants one ACL rule string."""
+    problems = [_bad_rule(c, "category", "+@name or -@name") for c in user.categories if not _CATEGORY.fullmatch(c)]
+    problems += [_bad_rule(c, "command rule", "+cmd or -cmd") for c in user.commands if not _COMMAND.fullmatch(c)]
+    if one_string:
+        patterns = [("key pattern", k) for k in user.keys] + [("channel pattern", c) for c in user.channels]
+        problems += [
+            f"{kind} {pattern!r} contains whitespace, which one ACL rule string cannot hold"
+            for kind, pattern in patterns
+            if not pattern or any(ch.isspace() for ch in pattern)
+        ]
+    return problems
+
+
+def _bad_rule(rule: str, kind: str, form: str) -> str:
+    if rule.startswith(_PASSWORD_RULES) or rule.strip().lower() in ("nopass", "resetpass"):
+        return f"a password rule among its {kind}s (not shown here; passwords never belong in a spec)"
+    return f"{kind} {rule!r} is not of the form {form}"
+
+
+def check_users(spec: ServiceSpec, title: str, *, one_string: bool) -> None:
+    """Refuse a user whose ACL the target cannot express, naming the user and the rule (never a password)."""
+    for user in spec.users:
+        problems = acl_problems(user, one_string=one_string)
+        if problems:
+            shape = " (it takes one ACL rule string per user)" if one_string else ""
+            raise InputError(
+                f"the ACL of user {user.name!r} cannot be expressed on {title}{shape}: {'; '.join(problems)}",
+                hint=f"fix users[{user.name}] in the spec: categories +@name/-@name, commands +cmd/-cmd, "
+                "keys and channels as glob patterns without spaces",
+            )
 
 
 def report_json(target: str, spec: ServiceSpec, rows: list[CompatRow]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, time_hours
+from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
 
 #: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
@@ -26,7 +26,7 @@ class GcpTarget(BaseTarget):
         context = base_context(spec, options)
         return context | {
             "node": sizing.choose(sizing.GCP, spec.plan.memory_gb or 0, context["shards"]),
-            "region": options.region or sizing.nearest_region("gcp", spec.source.region),
+            "region": target_region("gcp", self.title, spec, options.region),
             "engine_version": "VALKEY_" + spec.engine.version.replace(".", "_"),
             "engine_configs": {k: v for k, v in sorted(context["settings"].items()) if k in ENGINE_CONFIGS},
             "backup_hour": time_hours(spec.backups.time, 2),

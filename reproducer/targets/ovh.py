@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context
+from reproducer.targets.common import BaseTarget, base_context, ovh_region
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
@@ -18,13 +18,14 @@ class OvhTarget(BaseTarget):
     name = "ovh"
     title = "OVHcloud Managed Valkey"
     terraform_providers = ("ovh",)
+    acl_form = "parts"
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""
         context = base_context(spec, options)
         memory = spec.plan.memory_gb or 0
         private = spec.network.private
-        region = options.region or spec.source.region
+        region = ovh_region(spec, options.region)
         return context | {
             "plan": "business" if context["replicas"] > 0 else "essential",
             "node_count": 2 if context["replicas"] > 0 else 1,
