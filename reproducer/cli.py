@@ -162,25 +162,42 @@ def ovh_conf(info: dict[str, Any]) -> str:
 
 @cli.command()
 @_sandbox_dir_option
-def demo(root: Path | None) -> None:
-    """Run the whole job on the sandbox: inspect, render, migrate the data and prove it, plan comment.
+@click.option(
+    "--keys",
+    type=click.IntRange(1, 10_000_000),
+    default=200_000,
+    show_default=True,
+    help="Keys in a new sandbox's service.",
+)
+@click.option("--keep-sandbox", is_flag=True, help="Leave the sandbox running afterwards (to explore it).")
+def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
+    """Run the whole job on the sandbox: a service leaves the sandbox OVH for a resharded cluster, proven.
 
-    Starts the sandbox (an OVH API emulator with a Business Valkey service full of mixed keys), inspects it
-    through the real ovh client (the spec goes to stdout), renders AWS and GCP resharded to 3 x 1, moves
-    every key into a scratch valkey-server with temporary access that is removed afterwards, verifies, and
-    shows the pull-request comment `plan` would post.
+    Starts the sandbox (an OVH API emulator with a Business Valkey service holding --keys mixed keys), then
+    runs `migrate --target local --shards 3 --replicas 1` on it: inspect through the real ovh client (the
+    spec goes to stdout), render, plan, stand a 3 x 1 cluster up on this machine with the Ansible roles, copy
+    every key with temporary access that is removed afterwards, verify, report. Then it renders AWS and GCP,
+    shows the pull-request comment `plan` would post, and removes the cluster (and the sandbox it started).
     """
-    result = pipeline.demo(root, _progress)
-    _emit(pipeline.specs_to_yaml(result.specs))
+    was_running = pipeline.sandbox_status(root) is not None
+    from reproducer.pipeline.demo import demo as run_demo
+
+    try:
+        with _copy_progress() as report:
+            result = run_demo(root, _progress, report, keys)
+    finally:
+        if not (keep_sandbox or was_running):
+            pipeline.sandbox_down(root)
+            _progress("sandbox stopped")
+    _emit(result.spec.to_yaml())
+    _print_job(result.job, target_kept=False)
     for target, path in result.rendered.items():
         _stderr.print(f"rendered {target}: {path}  (see COMPATIBILITY.md there)")
-    if result.migration is not None:
-        _print_copy_summary(result.migration.copy)
-        _finish_verify(result.migration.verify, False)
     head = re.split(r"\n(?:<details>|\*\*terraform/|\*\*COMPAT)", result.plan_comment, maxsplit=1)[0]
     _stderr.print(head.rstrip(), markup=False, highlight=False)
-    _stderr.print(f"(the whole comment: {next(iter(result.rendered.values())).parent / 'aws-plan-comment.md'})")
-    _stderr.print(f"the sandbox keeps running at {result.info['endpoint']}; stop it with: reproducer sandbox down")
+    _stderr.print(f"(the whole comment: {result.plan_comment_path})")
+    if result.job.migration is not None:
+        _finish_verify(result.job.migration.verify, False)
 
 
 @cli.command()
@@ -534,6 +551,7 @@ def _follow_line() -> Callable[[FollowStats], None]:
 
 
 def _copy_progress() -> Any:
+    """A copy progress bar on stderr that appears with the first report (a job reports only in its copy phase)."""
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -549,21 +567,27 @@ def _copy_progress() -> Any:
             TextColumn("{task.fields[rate]:,.0f} keys/s"),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=_stderr, transient=True) as bar:
-            task = bar.add_task("copy", total=None, mb=0.0, rate=0.0)
-            started = time.monotonic()
+        bar = Progress(*columns, console=_stderr, transient=True)
+        task = bar.add_task("copy", total=None, mb=0.0, rate=0.0)
+        started: list[float] = []
 
-            def report(stats: Stats, expected: int) -> None:
-                elapsed = max(time.monotonic() - started, 1e-6)
-                bar.update(
-                    task,
-                    completed=stats.scanned,
-                    total=max(expected, stats.scanned),
-                    mb=stats.bytes / 1e6,
-                    rate=stats.scanned / elapsed,
-                )
+        def report(stats: Stats, expected: int) -> None:
+            if not started:
+                started.append(time.monotonic())
+                bar.start()
+            elapsed = max(time.monotonic() - started[0], 1e-6)
+            bar.update(
+                task,
+                completed=stats.scanned,
+                total=max(expected, stats.scanned),
+                mb=stats.bytes / 1e6,
+                rate=stats.scanned / elapsed,
+            )
 
+        try:
             yield report
+        finally:
+            bar.stop()
 
     return manager()
 
@@ -591,7 +615,18 @@ def _print_copy_summary(result: CopyResult) -> None:
 @cli.command("migrate", epilog=_ENDPOINT_HELP)
 @click.option("--project", required=True, help="OVH Public Cloud project id of the source service.")
 @click.option("--service", required=True, help="Source Valkey service id.")
-@click.option("--to", "target_url", required=True, help="Target endpoint URL (an existing Valkey/Redis).")
+@click.option("--to", "target_url", default=None, help="Target endpoint URL: move the data into an existing Valkey.")
+@click.option(
+    "--target",
+    "target",
+    default=None,
+    help="Target to stand up first (local), or to plan with --dry-run (aws, gcp, ovh, aiven, selfmanaged).",
+)
+@click.option("--shards", type=click.IntRange(1, 500), default=None, help="With --target: number of shards.")
+@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="With --target: replicas per shard.")
+@click.option("--name", default=None, help="With --target: base name of the target resources.")
+@click.option("--region", default=None, help="With --target: target region.")
+@click.option("--dry-run", is_flag=True, help="With --target: stop after the plan (run dir holds plan.md/plan.json).")
 @click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
 @click.option(
     "--allow-cidr", default=None, help="This machine's address to allow-list during the copy (removed after)."
@@ -609,43 +644,119 @@ def _print_copy_summary(result: CopyResult) -> None:
 @click.option("--max-keys-per-second", type=float, default=None, help="Rate limit in keys/s on the source.")
 @_run_dir_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted migration from its run directory.")
-def migrate(
-    project: str,
-    service: str,
-    target_url: str,
-    endpoint: str | None,
-    allow_cidr: str | None,
-    source_ca: Path | None,
-    conflict: str | None,
-    follow: bool,
-    follow_seconds: float | None,
-    max_keys_per_second: float | None,
-    run_dir: Path | None,
-    resume: bool,
-) -> None:
-    """Move the data of an OVH Valkey service into an existing target and prove it.
+def migrate(**options: Any) -> None:
+    """Move an OVH Valkey service's data, into an existing target (--to) or one it stands up (--target), and prove it.
 
-    Reads the service through the OVH API, adds --allow-cidr to its allow-list and creates a least-privilege
-    migration user (both recorded in the run directory first, both removed at the end, on failure, and by
-    --resume after a crash), copies every key with its TTL, optionally follows changes, and verifies.
+    With --target: inspect → render → plan → apply → copy → verify → report, in a run directory
+    (job.json, events.jsonl, spec.yaml, rendered/, plan.md, data/, report.md); --resume skips the finished
+    phases. The target's default user takes its password from REPRODUCER_PASSWORD_DEFAULT (prompted at a
+    terminal), the other users from REPRODUCER_PASSWORD_<USER> (generated in memory when unset).
+
+    Either way the source gets --allow-cidr in its allow-list and a least-privilege migration user, both
+    recorded in the run directory first and removed at the end, on failure, and by --resume after a crash.
     Exit 3 when the verification finds differences.
     """
-    if resume and run_dir is None:
+    if options["resume"] and options["run_dir"] is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
-    request = pipeline.MigrateRequest(
-        inspect=pipeline.InspectOptions(project=project, service=service, endpoint=endpoint),
-        target_url=target_url,
-        run_dir=run_dir or pipeline.new_run_dir(),
-        allow_cidr=allow_cidr,
-        source_ca=source_ca,
-        copy=CopyOptions(conflict=cast(Conflict, conflict or "refuse"), max_keys_per_second=max_keys_per_second),
-        follow=_follow_options(follow_seconds) if follow else None,
-        resume=resume,
+    if (options["target_url"] is None) == (options["target"] is None):
+        raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
+    if options["target"] is None:
+        _migrate_to_url(options)
+    else:
+        _migrate_job(options)
+
+
+def _migrate_inputs(options: dict[str, Any]) -> tuple[pipeline.InspectOptions, Path, CopyOptions]:
+    inspect = pipeline.InspectOptions(
+        project=options["project"], service=options["service"], endpoint=options["endpoint"]
     )
-    _progress(f"run directory: {request.run_dir}")
-    result = pipeline.migrate_data(request, _progress)
+    copy = CopyOptions(
+        conflict=cast(Conflict, options["conflict"] or "refuse"), max_keys_per_second=options["max_keys_per_second"]
+    )
+    run_dir = options["run_dir"] or pipeline.new_run_dir()
+    _progress(f"run directory: {run_dir}")
+    return inspect, run_dir, copy
+
+
+def _migrate_to_url(options: dict[str, Any]) -> None:
+    inspect, run_dir, copy = _migrate_inputs(options)
+    with _copy_progress() as report:
+        request = pipeline.MigrateRequest(
+            inspect=inspect,
+            target_url=options["target_url"],
+            run_dir=run_dir,
+            allow_cidr=options["allow_cidr"],
+            source_ca=options["source_ca"],
+            copy=copy,
+            follow=_follow_options(options["follow_seconds"]) if options["follow"] else None,
+            resume=options["resume"],
+            data_progress=report,
+        )
+        result = pipeline.migrate_data(request, _progress)
     _print_copy_summary(result.copy)
     _finish_verify(result.verify, False)
+
+
+def _migrate_job(options: dict[str, Any]) -> None:
+    from reproducer.pipeline.job import JobRequest, run_job
+
+    inspect, run_dir, copy = _migrate_inputs(options)
+    with _copy_progress() as report:
+        request = JobRequest(
+            inspect=inspect,
+            target=options["target"],
+            run_dir=run_dir,
+            shards=options["shards"],
+            replicas=options["replicas"],
+            name=options["name"],
+            region=options["region"],
+            allow_cidr=options["allow_cidr"],
+            source_ca=options["source_ca"],
+            copy=copy,
+            follow=_follow_options(options["follow_seconds"]) if options["follow"] else None,
+            data_progress=report,
+            resume=options["resume"],
+            dry_run=options["dry_run"],
+            passwords={} if options["dry_run"] else _target_passwords(),
+        )
+        try:
+            result = run_job(request, _progress)
+        except ReproducerError as error:
+            if (run_dir / "job.json").exists() and "--resume" not in error.hint:
+                error.hint = (error.hint + "; " if error.hint else "") + (
+                    f"then continue with the same options plus: --resume --run-dir {run_dir}"
+                )
+            raise
+    if result.plan is not None and options["dry_run"]:
+        _emit((run_dir / "plan.md").read_text())
+    _print_job(result)
+    if result.migration is not None:
+        _finish_verify(result.migration.verify, False)
+
+
+def _target_passwords() -> dict[str, str]:
+    """The target users' passwords: REPRODUCER_PASSWORD_<USER> variables; default's is prompted at a terminal."""
+    prefix = "REPRODUCER_PASSWORD_"
+    passwords = {k.removeprefix(prefix).lower(): v for k, v in os.environ.items() if k.startswith(prefix) and v}
+    if "default" not in passwords and sys.stdin.isatty():
+        passwords["default"] = click.prompt("password for the target's default user", hide_input=True)
+    return passwords
+
+
+def _print_job(result: Any, *, target_kept: bool = True) -> None:
+    """The summary of a migrate job: phases run, copy table, where the report is."""
+    if result.migration is not None:
+        _print_copy_summary(result.migration.copy)
+    target = result.report.get("target") or {}
+    if target_kept and target.get("generated_passwords"):
+        names = ", ".join(target["generated_passwords"])
+        _progress(
+            f"users {names} got passwords generated in memory and not stored: set them as the default user "
+            "(ACL SETUSER) or re-run with REPRODUCER_PASSWORD_<USER>"
+        )
+    _progress(f"phases run: {', '.join(result.phases_run) or 'none'}; run directory: {result.run_dir}")
+    if result.report:
+        _progress(f"report: {result.run_dir / 'report.md'}")
 
 
 @cli.command("verify", epilog=_ENDPOINT_HELP)

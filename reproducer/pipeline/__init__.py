@@ -113,12 +113,22 @@ def sandbox_root(root: Path | None) -> Path:
     return Path(root) if root else control.default_root()
 
 
-def sandbox_up(root: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
-    """Start (or find) the sandbox and return its endpoint, credentials, project and services."""
-    progress("starting the sandbox: OVH API emulator and a Business Valkey service (primary, replica, Sentinel)")
+def sandbox_up(root: Path | None = None, progress: Progress = _quiet, *, keys: int = 2000) -> dict[str, Any]:
+    """Start (or find) the sandbox and return its endpoint, credentials, project and services.
+
+    A new sandbox's service is loaded with ``keys`` mixed keys; a running one is returned as it is.
+    """
     from reproducer.sandbox import control
 
-    return control.up(sandbox_root(root))
+    running = control.status(sandbox_root(root))
+    if running is not None:
+        progress(f"using the sandbox already running at {running['endpoint']}")
+        return running
+    progress(
+        f"starting the sandbox: OVH API emulator and a Business Valkey service (primary, replica, Sentinel) "
+        f"holding {keys:,} keys"
+    )
+    return control.up(sandbox_root(root), dataset_keys=keys)
 
 
 def sandbox_status(root: Path | None = None) -> dict[str, Any] | None:
@@ -138,60 +148,6 @@ def sandbox_down(root: Path | None = None) -> bool:
 def credentials_of(info: dict[str, Any]) -> dict[str, str]:
     """The ``ovh`` client credentials of a sandbox info mapping."""
     return {k: info[k] for k in ("application_key", "application_secret", "consumer_key")}
-
-
-@dataclass
-class DemoResult:
-    """What the demo did: the sandbox, the spec, the rendered targets, the migration and a plan comment."""
-
-    info: dict[str, Any]
-    specs: list[ServiceSpec]
-    rendered: dict[str, Path] = field(default_factory=dict)
-    migration: MigrateResult | None = None
-    plan_comment: str = ""
-
-
-def demo(root: Path | None = None, progress: Progress = _quiet) -> DemoResult:
-    """Sandbox → inspect → render aws, gcp → local 3x1 cluster → migrate the data → verify → plan comment."""
-    from reproducer.gitops.plan import to_markdown
-    from reproducer.procs import free_port_range
-
-    info = sandbox_up(root, progress)
-    progress(f"inspecting project {info['project']} through {info['endpoint']}")
-    options = InspectOptions(project=info["project"], endpoint=info["endpoint"], credentials=credentials_of(info))
-    result = DemoResult(info, inspect(options, progress))
-    work = sandbox_root(root) / "demo" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    spec_path = work / "spec.yaml"
-    work.mkdir(parents=True)
-    atomic_write(spec_path, result.specs[0].to_yaml())
-    for name in ("aws", "gcp"):
-        progress(f"rendering {name} (3 shards x 1 replica) into {work / name}")
-        render(RenderRequest(spec=spec_path, target=name, out=work / name, shards=3, replicas=1))
-        result.rendered[name] = work / name
-    service = info["services"][0]
-    local_out = work / "local"
-    progress("standing up the target on this machine: a 3 x 1 cluster through the Ansible roles")
-    local_render = RenderRequest(spec=spec_path, target="local", out=local_out, shards=3, replicas=1)
-    target = apply_local(LocalApplyRequest(render=local_render, base_port=free_port_range(6)), progress)
-    try:
-        request = MigrateRequest(
-            inspect=replace(options, service=service["id"]),
-            target_url=f"valkey+cluster://default@127.0.0.1:{target.ports[0]}?password_env={_TARGET_PASSWORD}",
-            run_dir=work / "run",
-            allow_cidr="127.0.0.1/32",
-            source_ca=Path(service["ca_file"]) if service.get("ca_file") else None,
-            environ={_TARGET_PASSWORD: target.passwords["default"]},
-        )
-        result.migration = migrate_data(request, progress)
-    finally:
-        progress("removing the local cluster")
-        destroy_local(local_out, progress)
-    progress("planning aws against an empty repository (what a first pull request would show)")
-    first = RenderRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1)
-    report = plan(PlanRequest(render=first), progress)
-    result.plan_comment = to_markdown(report)
-    atomic_write(work / "aws-plan-comment.md", result.plan_comment)
-    return result
 
 
 # ---- render --------------------------------------------------------------------------------------
@@ -283,6 +239,8 @@ class LocalService:
     data_dir: Path
     passwords: dict[str, str] = field(repr=False, default_factory=dict)
     changed: int = 0
+    #: Users whose passwords were generated here (kept in memory only).
+    generated_passwords: list[str] = field(default_factory=list)
 
 
 def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> LocalService:
@@ -306,9 +264,12 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
     out = request.render.out.resolve()
     variables["valkey_base_dir"] = str(local_data_dir(out))
     write_tree(out, dict(rendered.files) | {"ansible/vars.yml": yaml.safe_dump(variables, sort_keys=True)})
-    passwords = request.passwords or {u.name: secrets.token_urlsafe(18) for u in spec.users}
+    passwords = dict(request.passwords or {})
+    generated = sorted({u.name for u in spec.users} - set(passwords))
+    passwords |= {name: secrets.token_urlsafe(18) for name in generated}
     if "default" not in passwords:
         passwords["default"] = secrets.token_urlsafe(18)
+    if "default" not in {u.name for u in spec.users}:
         variables["valkey_users"].append({"name": "default", "rules": "~* &* +@all"})
     progress(
         f"running playbooks/local.yml: {variables['valkey_topology']}, {len(variables['valkey_instances'])} instance(s)"
@@ -330,6 +291,7 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
         local_data_dir(out),
         passwords,
         result.changed,
+        generated,
     )
 
 
@@ -386,14 +348,15 @@ def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
     spec, target, rendered = _render_in_memory(request.render)
     committed = request.render.out
+    mode = request.terraform if target.terraform_providers else "none"
     report = PlanReport(
         target=request.render.target,
         source=f"{spec.source.provider}:{spec.source.service_id}",
         files=file_diffs(rendered.files, committed),
-        terraform_mode=request.terraform,
+        terraform_mode=mode,
         compatibility=summary(rendered.rows),
     )
-    if request.terraform == "offline":
+    if mode == "offline":
         progress("planning the committed and the new Terraform offline (real provider schemas)")
         report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
         report.notes.append(
@@ -475,6 +438,7 @@ class MigrateRequest:
     resume: bool = False
     #: Extra variables for the endpoints' ``password_env`` (kept in memory, e.g. a target's password).
     environ: dict[str, str] = field(default_factory=dict, repr=False)
+    data_progress: DataProgress | None = None
 
 
 @dataclass
@@ -508,7 +472,7 @@ def migrate_data(request: MigrateRequest, progress: Progress = _quiet) -> Migrat
             request.target_url,
             options,
             request.run_dir,
-            None,
+            request.data_progress,
             request.follow,
             environ={**request.environ, _PASSWORD_VARIABLE: password},
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,13 +78,18 @@ def _started(root: Path, proc: subprocess.Popen[bytes]) -> bool:
 
 
 def down(root: Path) -> bool:
-    """Stop the daemon of ``root`` (and with it every fleet); False when none was running."""
+    """Stop the daemon of ``root`` and every fleet, and forget its services; False when none was running.
+
+    The servers' data goes with them, so the next ``up`` seeds a fresh service rather than an empty one.
+    """
     info = status(root)
     if info is None:
         return False
     stop_pid(int(info["pid"]), grace=30.0)
     stop_leftover_fleets(root)
     (Path(root) / INFO_FILE).unlink(missing_ok=True)
+    (Path(root) / "state.json").unlink(missing_ok=True)
+    shutil.rmtree(Path(root) / "fleets", ignore_errors=True)
     return True
 
 

@@ -1,0 +1,381 @@
+"""The whole job in one command: inspect → render → plan → apply → copy (→ follow) → verify → report.
+
+A job lives in a run directory::
+
+    runs/<id>/
+      job.json        settings (no secrets) and the phases finished so far
+      events.jsonl    one JSON line per event: phase started/finished/failed, progress messages
+      spec.yaml       the inspected service
+      rendered/       the rendered target (Terraform, Ansible variables, COMPATIBILITY.md) and Ansible's artifacts
+      plan.md/.json   the dry-run diff a reviewer would read
+      run.json        the temporary grants on the source (see ``migrate_data``)
+      data/           copy checkpoints, stats.json, verify.json
+      report.md/.json the final summary
+
+Interrupted at any phase, ``resume`` skips the phases ``job.json`` lists as finished and continues; the copy
+phase continues from its own checkpoint. Passwords stay in memory: the target users' passwords are given by
+the caller each time (environment or prompt), the source's migration user is made fresh by ``migrate_data``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reproducer.data.copy import CopyOptions
+from reproducer.errors import InputError
+from reproducer.pipeline import (
+    DataProgress,
+    FollowOptions,
+    InspectOptions,
+    LocalApplyRequest,
+    LocalService,
+    MigrateRequest,
+    MigrateResult,
+    PlanRequest,
+    Progress,
+    RenderRequest,
+    apply_local,
+    atomic_write,
+    inspect,
+    migrate_data,
+    plan,
+    render,
+)
+
+if TYPE_CHECKING:
+    from reproducer.gitops.plan import PlanReport
+
+PHASES = ("inspect", "render", "plan", "apply", "copy", "verify", "report")
+APPLY_TARGETS = ("local",)
+TARGET_PASSWORD_VARIABLE = "REPRODUCER_TARGET_PASSWORD"
+ADMIN_USER = "default"
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A migration from an OVH service to a target that reproducer stands up itself."""
+
+    inspect: InspectOptions
+    target: str
+    run_dir: Path
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+    base_port: int | None = None
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    copy: CopyOptions = field(default_factory=CopyOptions)
+    follow: FollowOptions | None = None
+    data_progress: DataProgress | None = None
+    resume: bool = False
+    dry_run: bool = False
+    #: The target users' passwords, ``default`` included (memory only; needed again by ``resume``).
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class JobResult:
+    """What a job did; ``migration`` and ``target`` stay empty after a dry run."""
+
+    run_dir: Path
+    phases_run: list[str] = field(default_factory=list)
+    plan: PlanReport | None = None
+    target: LocalService | None = None
+    migration: MigrateResult | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class RunLog:
+    """The job's state file and events log; every progress message is also an event."""
+
+    def __init__(self, run_dir: Path, *, resume: bool, progress: Progress) -> None:
+        """Open ``run_dir`` for a new job, or the job to resume there."""
+        self.run_dir, self._forward, self.phase_name = run_dir, progress, "setup"
+        path = run_dir / "job.json"
+        if resume and not path.exists():
+            raise InputError(f"no job to resume in {run_dir}", hint="pass the --run-dir of the interrupted migrate")
+        if not resume and run_dir.exists() and any(run_dir.iterdir()):
+            raise InputError(f"{run_dir} is not empty", hint="pass --resume to continue it, or choose a new --run-dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.state: dict[str, Any] = (
+            json.loads(path.read_text()) if resume else {"format_version": "1.0", "phases": {}, "settings": {}}
+        )
+
+    def __call__(self, message: str) -> None:
+        """Record a progress message as an event, then pass it on."""
+        self.event("progress", message=message)
+        self._forward(message)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Append one event line to ``events.jsonl``."""
+        line = {"time": _now(), "phase": self.phase_name, "event": kind, **fields}
+        with (self.run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
+            events.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def done(self, phase: str) -> bool:
+        """Whether a previous attempt finished ``phase``."""
+        return bool(self.state["phases"].get(phase, {}).get("finished"))
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Run one phase: events at its start and end, marked finished in ``job.json`` only on success."""
+        self.phase_name, started = name, time.monotonic()
+        self.event("phase_started")
+        self._forward(f"── {name}")
+        try:
+            yield
+        except BaseException as error:
+            self.event("phase_failed", error=type(error).__name__, message=str(error))
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        self.state["phases"][name] = {"finished": _now(), "seconds": seconds}
+        self.save()
+        self.event("phase_finished", seconds=seconds)
+
+    def save(self) -> None:
+        """Write ``job.json`` atomically."""
+        atomic_write(self.run_dir / "job.json", json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+
+
+def run_job(request: JobRequest, progress: Progress = _quiet) -> JobResult:
+    """Run (or resume) every phase of a migration; with ``dry_run``, stop after the plan."""
+    _check_request(request)
+    log = RunLog(request.run_dir, resume=request.resume, progress=progress)
+    request = _settled(request, log)
+    result = JobResult(request.run_dir)
+    steps: list[tuple[str, Callable[[JobRequest, RunLog, JobResult], None]]] = [
+        ("inspect", _inspect_phase),
+        ("render", _render_phase),
+        ("plan", _plan_phase),
+        ("apply", _apply_phase),
+        ("copy", _copy_phase),
+        ("verify", _verify_phase),
+        ("report", _report_phase),
+    ]
+    for name, step in steps:
+        if request.dry_run and name == "apply":
+            log("dry run: stopping after the plan")
+            break
+        if log.done(name) and not _must_rerun(name):
+            log(f"{name}: finished by an earlier attempt, skipped")
+            continue
+        with log.phase(name):
+            step(request, log, result)
+        result.phases_run.append(name)
+    return result
+
+
+def _check_request(request: JobRequest) -> None:
+    if request.target not in APPLY_TARGETS and not request.dry_run:
+        raise InputError(
+            f"migrate cannot stand up the {request.target!r} target itself",
+            hint=f"run with --dry-run to plan it, apply the rendered Terraform, then use 'migrate --to URL'; "
+            f"targets reproducer applies: {', '.join(APPLY_TARGETS)}",
+        )
+    if not request.dry_run and ADMIN_USER not in request.passwords:
+        raise InputError(
+            "the target's default (admin) user needs a password",
+            hint="set REPRODUCER_PASSWORD_DEFAULT (and REPRODUCER_PASSWORD_<USER> for the service's users)",
+        )
+
+
+def _settled(request: JobRequest, log: RunLog) -> JobRequest:
+    """The request with the settings of the first attempt (a resume must reuse ports and shape)."""
+    saved = log.state["settings"]
+    if saved:
+        keep = {k: saved[k] for k in ("target", "shards", "replicas", "name", "region", "base_port")}
+        return replace(request, **keep)
+    if request.target == "local" and request.base_port is None:
+        from reproducer.procs import free_port_range
+
+        request = replace(request, base_port=free_port_range(_instances(request)))
+    log.state["settings"] = _redacted_settings(request)
+    log.save()
+    return request
+
+
+def _instances(request: JobRequest) -> int:
+    """Upper bound of the local instances the shape needs (for choosing free ports)."""
+    return (request.shards or 3) * (1 + (request.replicas if request.replicas is not None else 2))
+
+
+def _redacted_settings(request: JobRequest) -> dict[str, Any]:
+    """The request as recorded in ``job.json``: option values, user names only, no credentials."""
+    return {
+        "project": request.inspect.project,
+        "service": request.inspect.service,
+        "endpoint": request.inspect.endpoint,
+        "target": request.target,
+        "shards": request.shards,
+        "replicas": request.replicas,
+        "name": request.name,
+        "region": request.region,
+        "base_port": request.base_port,
+        "allow_cidr": request.allow_cidr,
+        "source_ca": str(request.source_ca) if request.source_ca else None,
+        "conflict": request.copy.conflict,
+        "follow": request.follow is not None,
+        "dry_run": request.dry_run,
+        "target_users": sorted(request.passwords),
+        "credentials": "redacted: taken from the environment or ovh.conf, never stored",
+    }
+
+
+def _must_rerun(phase: str) -> bool:
+    """Apply is idempotent and re-run on resume, so a target stopped since is started again."""
+    return phase == "apply"
+
+
+def _render_request(request: JobRequest) -> RenderRequest:
+    return RenderRequest(
+        spec=request.run_dir / "spec.yaml",
+        target=request.target,
+        out=request.run_dir / "rendered",
+        shards=request.shards,
+        replicas=request.replicas,
+        name=request.name,
+        region=request.region,
+    )
+
+
+def _inspect_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
+    [spec] = inspect(request.inspect, log)
+    atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
+
+
+def _render_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
+    rendered = render(_render_request(request))
+    log(f"rendered {len(rendered.files)} file(s) for {request.target} into {request.run_dir / 'rendered'}")
+
+
+def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    from reproducer.gitops.plan import to_json, to_markdown
+
+    empty = request.run_dir / "plan-baseline"
+    baseline = replace(_render_request(request), out=empty)
+    report = plan(PlanRequest(render=baseline), log)
+    if request.target == "local" and log.state.get("target"):
+        report.notes.append(_ansible_check(request, log))
+    atomic_write(request.run_dir / "plan.md", to_markdown(report))
+    atomic_write(request.run_dir / "plan.json", to_json(report))
+    result.plan = report
+
+
+def _ansible_check(request: JobRequest, log: RunLog) -> str:
+    """Ansible ``--check --diff`` of the local apply: what the playbook would change on this machine."""
+    check = LocalApplyRequest(
+        render=replace(_render_request(request), out=request.run_dir / "plan-check"),
+        base_port=request.base_port or 7100,
+        passwords=dict(request.passwords) or None,
+        check=True,
+    )
+    service = apply_local(check, log)
+    return f"Ansible --check --diff on this machine: {service.changed} task(s) would change."
+
+
+def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    apply = LocalApplyRequest(
+        render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
+    )
+    result.target = apply_local(apply, log)
+    log.state["target"] = _target_record(result.target)
+    log.save()
+
+
+def _target_record(service: LocalService) -> dict[str, Any]:
+    return {
+        "topology": service.topology,
+        "ports": service.ports,
+        "sentinel_ports": service.sentinel_ports,
+        "primary_name": service.primary_name,
+        "data_dir": str(service.data_dir),
+        "generated_passwords": service.generated_passwords,
+    }
+
+
+def target_url(record: dict[str, Any]) -> str:
+    """The URL of the local target that ``apply`` stood up (password from ``REPRODUCER_TARGET_PASSWORD``)."""
+    query = f"?password_env={TARGET_PASSWORD_VARIABLE}"
+    if record["topology"] == "cluster":
+        seeds = ",".join(f"127.0.0.1:{port}" for port in record["ports"])
+        return f"valkey+cluster://{ADMIN_USER}@{seeds}{query}"
+    if record["topology"] == "sentinel":
+        sentinels = ",".join(f"127.0.0.1:{port}" for port in record["sentinel_ports"])
+        return f"valkey+sentinel://{ADMIN_USER}@{sentinels}/{record['primary_name']}{query}"
+    return f"valkey://{ADMIN_USER}@127.0.0.1:{record['ports'][0]}{query}"
+
+
+def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    migration = MigrateRequest(
+        inspect=request.inspect,
+        target_url=target_url(log.state["target"]),
+        run_dir=request.run_dir,
+        allow_cidr=request.allow_cidr,
+        source_ca=request.source_ca,
+        copy=request.copy,
+        follow=request.follow,
+        data_progress=request.data_progress,
+        resume=(request.run_dir / "run.json").exists(),
+        environ={TARGET_PASSWORD_VARIABLE: request.passwords[ADMIN_USER]},
+    )
+    result.migration = migrate_data(migration, log)
+    log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}
+    log.save()
+
+
+def _verify_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    """The copy phase verified already; this phase records the outcome and fails the job on differences."""
+    verify_path = request.run_dir / "data" / "verify.json"
+    report = json.loads(verify_path.read_text())
+    counts = ("compared", "missing", "type_mismatch", "value_mismatch", "ttl_mismatch", "extra_in_target")
+    log.state["verify"] = {"ok": report["ok"], **{name: report[name] for name in counts}}
+    log.save()
+    log(f"verify: {'zero differences' if report['ok'] else 'DIFFERENCES FOUND'} (details in {verify_path})")
+
+
+def _report_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    result.report = {
+        "format_version": "1.0",
+        "run_dir": str(request.run_dir),
+        "settings": log.state["settings"],
+        "phases": log.state["phases"],
+        "target": log.state.get("target"),
+        "copy": log.state.get("copy"),
+        "verify": log.state.get("verify"),
+    }
+    atomic_write(request.run_dir / "report.json", json.dumps(result.report, indent=2, sort_keys=True) + "\n")
+    atomic_write(request.run_dir / "report.md", report_markdown(result.report))
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The final summary as markdown (phases with durations, keys copied, verification)."""
+    settings, verify, copy = report["settings"], report.get("verify") or {}, report.get("copy") or {}
+    lines = [
+        f"# Migration of {settings['service']} to {settings['target']}",
+        "",
+        "| phase | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {info['seconds']} |" for name, info in report["phases"].items()),
+        "",
+        f"- keys copied: {copy.get('copied', 0)} of {copy.get('source_keys', 0)} in the source",
+        f"- keys compared: {verify.get('compared', 0)}, missing {verify.get('missing', 0)}, "
+        f"different {verify.get('value_mismatch', 0) + verify.get('type_mismatch', 0)}, "
+        f"TTL off {verify.get('ttl_mismatch', 0)}, extra in the target {verify.get('extra_in_target', 0)}",
+        f"- verification: {'zero differences' if verify.get('ok') else 'differences found, see data/verify.json'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

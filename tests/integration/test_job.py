@@ -1,0 +1,180 @@
+"""`migrate --target`: the whole job (inspect → render → plan → apply → copy → verify → report) on the sandbox.
+
+The source is the emulator's Business service (real Valkey behind the OVH API); the target is stood up on this
+machine by the Ansible roles. Every artifact of a full run is searched for every password the run used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reproducer import pipeline
+from reproducer.pipeline.job import PHASES, JobRequest, run_job
+from reproducer.sandbox import ovh_store
+from reproducer.sandbox.seed import load_dataset
+from tests.integration.test_migrate import leftovers, service_fleet
+
+TARGET_PASSWORD = "target-default-Pa55word-7f3a"
+APP_PASSWORD = "target-app-Pa55word-91bc"
+
+
+@pytest.fixture
+def emulator_passwords(monkeypatch) -> list[str]:
+    """Every password the emulator hands out during the test (the migration user's included)."""
+    handed_out: list[str] = []
+    original = ovh_store.new_password
+
+    def recording() -> str:
+        handed_out.append(original())
+        return handed_out[-1]
+
+    monkeypatch.setattr(ovh_store, "new_password", recording)
+    return handed_out
+
+
+@pytest.fixture
+def source(api_server, seeded):
+    """The sandbox service, emptied and loaded with a known dataset."""
+
+    def load(keys: int, seed: int) -> None:
+        fleet = service_fleet(api_server, seeded)
+        client = fleet.client(fleet.current_primary())
+        client.flushall()
+        load_dataset(client, keys, seed=seed)
+
+    return load
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """The job's run directory; the local target it stood up is removed afterwards."""
+    path = tmp_path / "run"
+    yield path
+    if (path / "rendered").exists():
+        pipeline.destroy_local(path / "rendered")
+
+
+def request_for(api_server, seeded, run_dir: Path, **options) -> JobRequest:
+    fleet = service_fleet(api_server, seeded)
+    return JobRequest(
+        inspect=pipeline.InspectOptions(
+            project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
+        ),
+        target=options.pop("target", "local"),
+        run_dir=run_dir,
+        allow_cidr="127.0.0.1/32",
+        source_ca=fleet.tls_files.ca_cert,
+        **options,
+    )
+
+
+def events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_job_into_a_resharded_local_cluster_proves_every_key_and_leaks_no_secret(
+    api_server, seeded, source, run_dir, emulator_passwords, capsys
+):
+    source(3000, seed=21)
+    request = request_for(
+        api_server,
+        seeded,
+        run_dir,
+        shards=3,
+        replicas=1,
+        passwords={"default": TARGET_PASSWORD, "app": APP_PASSWORD},
+    )
+    messages: list[str] = []
+    result = run_job(request, messages.append)
+    assert result.phases_run == list(PHASES)
+    assert result.migration is not None and result.migration.verify.ok
+    assert result.migration.verify.compared == 3000 and result.migration.copy.total.copied == 3000
+    assert result.target is not None and result.target.topology == "cluster" and len(result.target.ports) == 6
+    state = json.loads((run_dir / "job.json").read_text())
+    assert list(state["phases"]) == list(PHASES[:-1]) and state["verify"]["ok"] is True
+    logged = [(e["phase"], e["event"]) for e in events(run_dir)]
+    assert all((p, "phase_finished") in logged for p in PHASES[:-1])
+    assert "zero differences" in (run_dir / "report.md").read_text()
+    assert leftovers(api_server, seeded) == ([], [])
+    assert len(emulator_passwords) == 1, "the job made exactly one source credential: the migration user's"
+    secrets = [
+        TARGET_PASSWORD,
+        APP_PASSWORD,
+        *emulator_passwords,
+        seeded.app_password,
+        seeded.credentials["application_secret"],
+        seeded.credentials["consumer_key"],
+    ]
+    artifacts = [p for p in run_dir.parent.rglob("*") if p.is_file() and not p.name.endswith((".rdb", ".aof"))]
+    assert len(artifacts) > 15, "the run directory holds the spec, rendered files, Ansible artifacts and reports"
+    for path in artifacts:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        assert not [s for s in secrets if s in text], f"a secret is written in {path}"
+    said = " ".join(messages) + capsys.readouterr().err
+    assert not [s for s in secrets if s in said]
+
+
+def test_dry_run_stops_after_the_plan_and_touches_nothing(api_server, seeded, source, run_dir):
+    source(10, seed=22)
+    result = run_job(request_for(api_server, seeded, run_dir, target="aws", shards=3, replicas=1, dry_run=True))
+    assert result.phases_run == ["inspect", "render", "plan"]
+    assert result.plan is not None and result.plan.counts["create"] > 0
+    assert "aws_elasticache_replication_group" in (run_dir / "plan.md").read_text()
+    assert json.loads((run_dir / "plan.json").read_text())["format_version"]
+    assert not (run_dir / "run.json").exists(), "a dry run asks the source for no access"
+    assert leftovers(api_server, seeded) == ([], [])
+
+
+def test_a_target_reproducer_cannot_stand_up_needs_a_dry_run(api_server, seeded, run_dir):
+    from reproducer.errors import InputError
+
+    with pytest.raises(InputError, match="cannot stand up the 'aws' target") as error:
+        run_job(request_for(api_server, seeded, run_dir, target="aws", passwords={"default": TARGET_PASSWORD}))
+    assert "--dry-run" in error.value.hint and not run_dir.exists()
+
+
+def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded, source, run_dir):
+    source(15000, seed=23)
+    fleet = service_fleet(api_server, seeded)
+    env = {
+        **os.environ,
+        "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
+        "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
+        "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
+        "REPRODUCER_PASSWORD_DEFAULT": TARGET_PASSWORD,
+    }
+    argv = [
+        *(sys.executable, "-m", "reproducer.cli", "migrate", "--project", seeded.project),
+        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
+        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
+        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", "3000"),
+    ]
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = run_dir / "data" / "checkpoint.json"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the copy phase never wrote a checkpoint"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "copy" not in json.loads((run_dir / "job.json").read_text())["phases"]
+    assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], ["127.0.0.1/32"])
+    resumed = subprocess.run(
+        [*argv, "--resume"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "finished by an earlier attempt, skipped" in resumed.stderr and "identical" in resumed.stderr
+    assert leftovers(api_server, seeded) == ([], [])
+    verify = json.loads((run_dir / "data" / "verify.json").read_text())
+    assert verify["ok"] and verify["compared"] == 15000
+    assert TARGET_PASSWORD not in resumed.stderr + resumed.stdout
