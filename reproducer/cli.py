@@ -113,9 +113,12 @@ def sandbox() -> None:
 @sandbox.command("up")
 @_sandbox_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (endpoint, keys, project, services).")
-def sandbox_up(root: Path | None, as_json: bool) -> None:
+@click.option(
+    "--keys", type=click.IntRange(0, 10_000_000), default=2000, show_default=True, help="Keys in a new service."
+)
+def sandbox_up(root: Path | None, as_json: bool, keys: int) -> None:
     """Start the sandbox (idempotent) and print how to reach it."""
-    info = pipeline.sandbox_up(root, _progress)
+    info = pipeline.sandbox_up(root, _progress, keys=keys)
     _print_sandbox(info, as_json)
 
 
