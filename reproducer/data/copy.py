@@ -106,10 +106,12 @@ def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Pro
     tracker = _Tracker(sum(_key_count(source, n, d) for n, ds in dbs.items() for d in ds), progress)
     started = time.monotonic()
     workers = [_NodeCopier(source, target, node, dbs[node], options, checkpoint, tracker) for node in nodes]
-    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-        for future in [pool.submit(w.run) for w in workers]:
-            future.result()
-    checkpoint.save()
+    try:
+        with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+            for future in [pool.submit(w.run) for w in workers]:
+                future.result()
+    finally:  # it holds only what the target confirmed, so a failed copy leaves a checkpoint --resume can use
+        checkpoint.save()
     per_node = {w.name: w.stats for w in workers}
     notes = _notes(tracker.total) + [warning for w in workers for warning in w.writer.warnings]
     return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, notes)
