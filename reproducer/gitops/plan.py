@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 COMMENT_LIMIT = 65_536
 _DETAIL_BUDGET = COMMENT_LIMIT - 6_000  # room for the header, tables and the truncation note
 _FOLD_LINES = 12
@@ -37,6 +37,20 @@ class ResourcePlan:
     action: str  # create | update | replace | delete | no-op | read
 
 
+@dataclass(frozen=True)
+class AnsibleCheck:
+    """What ``ansible-playbook --check --diff`` says the playbook would change on the deployed hosts."""
+
+    tasks: list[str]
+    diff: str
+    where: str
+
+    @property
+    def changed(self) -> int:
+        """How many tasks would change."""
+        return len(self.tasks)
+
+
 @dataclass
 class PlanReport:
     """Everything the comment and the JSON say."""
@@ -48,6 +62,7 @@ class PlanReport:
     resources: list[ResourcePlan] = field(default_factory=list)
     compatibility: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ansible: AnsibleCheck | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -56,8 +71,8 @@ class PlanReport:
 
     @property
     def has_changes(self) -> bool:
-        """Whether merging would change anything: a rendered file or a planned resource differs."""
-        return bool(self.files) or any(self.counts.values())
+        """Whether merging would change anything: a file, a planned resource, or a task on the hosts."""
+        return bool(self.files) or any(self.counts.values()) or bool(self.ansible and self.ansible.changed)
 
 
 def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
@@ -119,6 +134,9 @@ def to_json(report: PlanReport) -> str:
             **report.counts,
             "resources": [{"address": r.address, "action": r.action} for r in report.resources],
         },
+        "ansible": None
+        if report.ansible is None
+        else {"where": report.ansible.where, "changed": report.ansible.changed, "tasks": report.ansible.tasks},
         "compatibility": report.compatibility,
         "notes": report.notes,
     }
@@ -155,7 +173,14 @@ def _summary_table(report: PlanReport) -> list[str]:
         "|---|---|---|---|---|",
         f"| {mode} | {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} |",
         f"| Files | {_n(report, 'added')} | {_n(report, 'changed')} | | {_n(report, 'removed')} |",
+        *_ansible_row(report),
     ]
+
+
+def _ansible_row(report: PlanReport) -> list[str]:
+    if report.ansible is None:
+        return []
+    return [f"| Ansible tasks (--check, {report.ansible.where}) | | {report.ansible.changed} | | |"]
 
 
 def _n(report: PlanReport, status: str) -> int:
@@ -186,7 +211,7 @@ def _resource_lists(report: PlanReport) -> list[str]:
 def _details(report: PlanReport, link: str) -> list[str]:
     lines: list[str] = []
     budget = _DETAIL_BUDGET
-    for diff in report.files:
+    for diff in [*report.files, *_ansible_diff(report)]:
         summary = f"{diff.path} ({diff.status}, {diff.diff.count(chr(10))} lines)"
         block = _fold(summary, "diff", diff.diff)
         if len(block) > budget:
@@ -197,6 +222,14 @@ def _details(report: PlanReport, link: str) -> list[str]:
         budget -= len(block)
         lines.append(block)
     return lines
+
+
+def _ansible_diff(report: PlanReport) -> list[FileDiff]:
+    """The Ansible check as one more folded block: the tasks that would change, then their diffs."""
+    if report.ansible is None or not report.ansible.changed:
+        return []
+    text = "".join(f"# would change: {task}\n" for task in report.ansible.tasks) + report.ansible.diff
+    return [FileDiff(f"Ansible --check --diff on {report.ansible.where}", "would change", text)]
 
 
 def _fold(summary: str, language: str, text: str) -> str:

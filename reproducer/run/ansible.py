@@ -12,6 +12,7 @@ host, the task and the message. Only ``cli.py`` prints.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import secrets
@@ -79,6 +80,49 @@ def _item_errors(result: Mapping[str, Any]) -> str:
     items = [r for r in result.get("results") or [] if r.get("failed")]
     texts = [str(r.get("stderr") or r.get("msg") or "") for r in items] or [str(result.get("stderr") or "")]
     return " | ".join(t.strip() for t in texts if t.strip())
+
+
+def changed_tasks(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``host: task`` of every task that changed (or would change, in check mode), in order."""
+    found = []
+    for event in events:
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            found.append(f"{data.get('host', '?')}: {data.get('task', '?')}")
+    return found
+
+
+def diff_text(events: Sequence[Mapping[str, Any]]) -> str:
+    """The ``--diff`` output of a run as one unified diff (tasks with ``no_log`` show none: Ansible hides it)."""
+    chunks = []
+    for event in events:
+        data = event.get("event_data") or {}
+        result = data.get("res") or {}
+        for item in [result, *(result.get("results") or [])]:
+            for diff in _as_list(item.get("diff")):
+                chunks.append(_unified(diff, f"{data.get('host', '?')}: {data.get('task', '?')}"))
+    return "".join(chunk for chunk in chunks if chunk)
+
+
+def _as_list(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        return [value]
+    return [v for v in value or [] if isinstance(v, Mapping)]
+
+
+def _unified(diff: Mapping[str, Any], where: str) -> str:
+    if "prepared" in diff:
+        return f"# {where}\n{diff['prepared']}\n"
+    before, after = diff.get("before", ""), diff.get("after", "")
+    if not isinstance(before, str) or not isinstance(after, str):
+        before, after = yaml.safe_dump(before), yaml.safe_dump(after)
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        f"{where} (before: {diff.get('before_header', 'now')})",
+        f"{where} (after: {diff.get('after_header', 'apply')})",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def progress_line(event: Mapping[str, Any]) -> str | None:

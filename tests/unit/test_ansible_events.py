@@ -1,6 +1,6 @@
 """Pure parts of the Ansible runner: command line, failures and progress from job events."""
 
-from reproducer.run.ansible import TaskFailure, cmdline, failures_from_events, progress_line
+from reproducer.run.ansible import TaskFailure, changed_tasks, cmdline, diff_text, failures_from_events, progress_line
 
 
 def test_cmdline_puts_no_secret_and_asks_for_the_vault_password(tmp_path):
@@ -26,3 +26,27 @@ def test_progress_lines():
     changed = {"event": "runner_on_ok", "event_data": {"host": "h", "task": "t", "res": {"changed": True}}}
     assert progress_line(changed) == "  changed: h — t"
     assert progress_line({"event": "verbose", "event_data": {}}) is None
+
+
+def test_changed_tasks_and_their_diffs_from_a_check_run():
+    conf = {"before": "maxmemory 1gb\n", "after": "maxmemory 2gb\n", "before_header": "/etc/valkey/valkey.conf"}
+    events = [
+        {
+            "event": "runner_on_ok",
+            "event_data": {"host": "h1", "task": "conf", "res": {"changed": True, "diff": [conf]}},
+        },
+        {"event": "runner_on_ok", "event_data": {"host": "h2", "task": "conf", "res": {"changed": False}}},
+        {
+            "event": "runner_on_ok",
+            "event_data": {
+                "host": "h3",
+                "task": "dirs",
+                "res": {"changed": True, "results": [{"diff": {"prepared": "+ dir"}}]},
+            },
+        },
+    ]
+    assert changed_tasks(events) == ["h1: conf", "h3: dirs"]
+    text = diff_text(events)
+    assert "-maxmemory 1gb\n+maxmemory 2gb\n" in text and "/etc/valkey/valkey.conf" in text
+    assert "# h3: dirs\n+ dir\n" in text
+    assert diff_text([{"event": "runner_on_ok", "event_data": {"res": {"changed": True}}}]) == ""

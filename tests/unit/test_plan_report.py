@@ -4,6 +4,7 @@ import json
 
 from reproducer.gitops.plan import (
     COMMENT_LIMIT,
+    AnsibleCheck,
     FileDiff,
     PlanReport,
     ResourcePlan,
@@ -65,7 +66,7 @@ def test_huge_diffs_stay_under_the_comment_limit():
 def test_json_has_a_documented_shape():
     report = PlanReport("ovh", "ovh:abc", resources=[ResourcePlan("ovh_x.y", "create")], compatibility={"exact": 1})
     data = json.loads(to_json(report))
-    assert data["format_version"] == "1.0" and data["changes"] is True
+    assert data["format_version"] == "1.1" and data["changes"] is True
     assert set(data) == {
         "format_version",
         "target",
@@ -73,6 +74,7 @@ def test_json_has_a_documented_shape():
         "changes",
         "files",
         "terraform",
+        "ansible",
         "compatibility",
         "notes",
     }
@@ -85,3 +87,18 @@ def test_json_has_a_documented_shape():
         "resources": [{"address": "ovh_x.y", "action": "create"}],
     }
     assert not json.loads(to_json(PlanReport("ovh", "ovh:abc")))["changes"]
+
+
+def test_an_ansible_check_counts_as_a_change_and_shows_its_tasks_and_diff():
+    check = AnsibleCheck(["h1: Write valkey.conf"], "--- a\n+++ b\n-maxmemory 1gb\n+maxmemory 2gb\n", "3 host(s)")
+    report = PlanReport("selfmanaged", "ovh:abc", ansible=check)
+    assert report.has_changes
+    text = to_markdown(report)
+    assert "| Ansible tasks (--check, 3 host(s)) | | 1 | | |" in text
+    assert "# would change: h1: Write valkey.conf" in text and "+maxmemory 2gb" in text
+    assert json.loads(to_json(report))["ansible"] == {
+        "where": "3 host(s)",
+        "changed": 1,
+        "tasks": ["h1: Write valkey.conf"],
+    }
+    assert not PlanReport("local", "ovh:abc", ansible=AnsibleCheck([], "", "this machine")).has_changes
