@@ -12,6 +12,7 @@ sweep`` removes what crashed sessions left behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -158,7 +159,9 @@ class TestHosts:
             f"root@{self.host(name).ip}",
         ]
 
-    def run_on(self, name: str, command: str, *, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run_on(
+        self, name: str, command: str, *, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run a shell command on host ``name`` over SSH."""
         return subprocess.run(
             [*self.ssh_argv(name), command], check=check, capture_output=True, text=True, timeout=timeout
@@ -168,7 +171,9 @@ class TestHosts:
         """Run a command in host ``name``'s network namespace (this machine's files): a client on that host."""
         return sh(*argv, check=check, netns=self.host(name).netns)
 
-    def inventory(self, groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    def inventory(
+        self, groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """A dict inventory for ansible-runner: every host with its SSH settings, and the given groups."""
         hosts = {h.name: self._host_vars(h) | (hostvars or {}).get(h.name, {}) for h in self.hosts}
         children = {group: {"hosts": {name: {} for name in names}} for group, names in groups.items()}
@@ -247,7 +252,7 @@ class TestHosts:
         unshare = ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc"]
         argv = ["ip", "netns", "exec", host.netns, *unshare, "--propagation", "private"]
         log = (self.base / f"{host.name}.log").open("ab")
-        host.proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        host.proc = subprocess.Popen(
             [*argv, "sh", str(HOSTINIT), host.name, str(host.dir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -324,10 +329,8 @@ def _until(predicate: Any, what: str, timeout: float = 10) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _children(pid: int) -> list[int]:
