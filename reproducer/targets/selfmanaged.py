@@ -1,17 +1,22 @@
 """Self-managed Valkey on OpenStack instances (OVH Public Cloud is OpenStack), configured by Ansible.
 
-Terraform creates the network, the security groups from the allow-list and the instances; its outputs
-become the Ansible inventory (the playbooks themselves are a later step).
+Terraform creates the network, the security groups from the allow-list and the instances; its
+``ansible_inventory`` output becomes the Ansible inventory of ``ansible/``: the roles shipped with reproducer,
+a site playbook and group vars from the spec (no passwords: they come from a vault or extra vars at apply time).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from reproducer.model import ConfigItem, ServiceSpec, User
+from reproducer.resources import data_dir
 from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
 from reproducer.targets.common import BaseTarget, base_context
+from reproducer.targets.render import render_template
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 VALKEY_PORT, SENTINEL_PORT, BUS_OFFSET = 6379, 26379, 10000
@@ -23,6 +28,12 @@ class SelfManagedTarget(BaseTarget):
     name = "selfmanaged"
     title = "Self-managed Valkey on OpenStack instances"
     terraform_providers = ("openstack",)
+
+    def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
+        """The Terraform files, the compatibility report and the ``ansible/`` directory."""
+        rendered = super().render(spec, options)
+        files = rendered.files | ansible_files(self.context(spec, options))
+        return Rendered(files=dict(sorted(files.items())), rows=rendered.rows)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: instance count and flavor, ports to open."""
@@ -45,7 +56,7 @@ class SelfManagedTarget(BaseTarget):
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
         """Compatibility of every attribute with self-managed instances."""
         flavor, shards, replicas = context["flavor"], context["shards"], context["replicas"]
-        ansible = "set by the Ansible playbooks (next step)"
+        ansible = "set by ansible/site.yml"
         decide: dict[str, compat.Decision] = {
             "engine.version": (
                 APPROX,
@@ -78,10 +89,60 @@ class SelfManagedTarget(BaseTarget):
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:
-        return EXACT, "Ansible: ACL SETUSER", user.acl_rules
+        return EXACT, "Ansible: valkey_users", user.acl_rules
 
     @staticmethod
     def _config_row(item: ConfigItem) -> compat.Decision:
         if item.valkey_name:
             return EXACT, f"Ansible: valkey.conf {item.valkey_name}", item.value
         return APPROX, "Ansible", f"{item.source_name}={item.value} has no single directive"
+
+
+def group_vars(context: dict[str, Any]) -> dict[str, Any]:
+    """The variables of ``ansible/site.yml`` from the spec (no passwords)."""
+    spec = context["spec"]
+    topology = "cluster" if context["cluster"] else ("sentinel" if context["replicas"] > 0 else "standalone")
+    return {
+        "valkey_topology": topology,
+        "valkey_primary_name": context["name"],
+        "valkey_replicas": context["replicas"],
+        "valkey_config": dict(sorted(context["settings"].items())),
+        "valkey_users": [
+            {"name": user["name"], "rules": user["user"].acl_rules.removeprefix("on ")} for user in context["users"]
+        ],
+        "valkey_admin_user": "default",
+        "valkey_allowlist_cidrs": [entry.cidr for entry in context["allow_list"]],
+        "valkey_tls": bool(spec.tls),
+        "valkey_tls_ca_file": "{{ playbook_dir }}/files/tls/ca.crt",
+        "valkey_tls_cert_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.crt",
+        "valkey_tls_key_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.key",
+        "valkey_install_packages": True,
+        "valkey_packages_release": "bookworm-backports",
+    }
+
+
+def ansible_files(context: dict[str, Any]) -> dict[str, str]:
+    """``ansible/``: site playbook, group vars, inventory helper and a copy of the roles (deterministic)."""
+    playbooks = data_dir("playbooks")
+    header = context["header"] + "\n"
+    files = {
+        "ansible/site.yml": (playbooks / "site.yml").read_text(encoding="utf-8"),
+        "ansible/.ansible-lint": (playbooks / ".ansible-lint").read_text(encoding="utf-8"),
+        "ansible/ansible.cfg": render_template("selfmanaged/ansible.cfg.j2", context),
+        "ansible/inventory_from_terraform.py": render_template("selfmanaged/inventory_from_terraform.py.j2", context),
+        "ansible/inventory.example.yml": render_template("selfmanaged/inventory.example.yml.j2", context),
+        "ansible/group_vars/all.yml": "---\n" + header + "# Passwords are not here: pass valkey_user_passwords "
+        "from a vault or extra vars.\n" + yaml.safe_dump(group_vars(context), sort_keys=True),
+    }
+    for path in sorted((playbooks / "roles").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[f"ansible/{path.relative_to(playbooks).as_posix()}"] = path.read_text(encoding="utf-8")
+    return files
+
+
+def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """An Ansible inventory (YAML-ready dict) from ``terraform output -json`` of the rendered configuration."""
+    groups = outputs["ansible_inventory"]["value"]
+    hosts = {name: {"ansible_host": ip} for group in groups.values() for name, ip in group.items()}
+    children: dict[str, Any] = {group: {"hosts": {name: {} for name in members}} for group, members in groups.items()}
+    return {"all": {"hosts": dict(sorted(hosts.items())), "children": children}}

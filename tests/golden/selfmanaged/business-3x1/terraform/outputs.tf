@@ -32,3 +32,13 @@ output "user_names" {
   description = "Valkey users Ansible creates."
   value       = ["analytics", "app", "default"]
 }
+
+output "ansible_inventory" {
+  description = "Ansible groups (name => private IP): valkey for the data nodes, valkey_sentinel for the Sentinel hosts."
+  value = {
+    valkey = {
+      for index, instance in openstack_compute_instance_v2.cache_prod :
+      instance.name => openstack_networking_port_v2.cache_prod[index].all_fixed_ips[0]
+    }
+  }
+}
