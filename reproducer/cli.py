@@ -290,12 +290,7 @@ def apply(
 
     Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
     """
-    spec_users = pipeline.user_names(spec_file)
-    passwords = {
-        name: os.environ[f"REPRODUCER_PASSWORD_{name.upper()}"]
-        for name in spec_users
-        if f"REPRODUCER_PASSWORD_{name.upper()}" in os.environ
-    } or None
+    passwords = _env_passwords() or None
     render_request = pipeline.RenderRequest(spec=spec_file, target=target, out=out, shards=shards, replicas=replicas)
     service = pipeline.apply_local(
         pipeline.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
@@ -364,13 +359,15 @@ def plan_command(
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
     Prints a markdown comment (with a hidden marker so CI can update it in place) or JSON on stdout.
+    For a local target deployed from OUT, the playbook also runs with --check --diff (give the users'
+    passwords as for apply, REPRODUCER_PASSWORD_<USER>, or password tasks show as changes).
     """
     from reproducer.gitops.plan import to_json, to_markdown
 
     rendering = pipeline.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    request = pipeline.PlanRequest(render=rendering, terraform=terraform_mode)
+    request = pipeline.PlanRequest(render=rendering, terraform=terraform_mode, passwords=_env_passwords() or None)
     try:
         report = pipeline.plan(request, _progress)
     except ReproducerError as exc:
@@ -737,10 +734,15 @@ def _migrate_job(options: dict[str, Any]) -> None:
         _finish_verify(result.migration.verify, False)
 
 
+def _env_passwords() -> dict[str, str]:
+    """Users' passwords from REPRODUCER_PASSWORD_<USER> variables (user names in lower case)."""
+    prefix = "REPRODUCER_PASSWORD_"
+    return {k.removeprefix(prefix).lower(): v for k, v in os.environ.items() if k.startswith(prefix) and v}
+
+
 def _target_passwords() -> dict[str, str]:
     """The target users' passwords: REPRODUCER_PASSWORD_<USER> variables; default's is prompted at a terminal."""
-    prefix = "REPRODUCER_PASSWORD_"
-    passwords = {k.removeprefix(prefix).lower(): v for k, v in os.environ.items() if k.startswith(prefix) and v}
+    passwords = _env_passwords()
     if "default" not in passwords and sys.stdin.isatty():
         passwords["default"] = click.prompt("password for the target's default user", hide_input=True)
     return passwords

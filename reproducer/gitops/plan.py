@@ -41,14 +41,15 @@ class ResourcePlan:
 class AnsibleCheck:
     """What ``ansible-playbook --check --diff`` says the playbook would change on the deployed hosts."""
 
+    changed: int
     tasks: list[str]
     diff: str
     where: str
 
     @property
-    def changed(self) -> int:
-        """How many tasks would change."""
-        return len(self.tasks)
+    def hidden(self) -> int:
+        """Changes Ansible does not name: tasks with ``no_log`` (they carry passwords) hide their result."""
+        return max(self.changed - len(self.tasks), 0)
 
 
 @dataclass
@@ -96,10 +97,11 @@ def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
 
 
 def _ignored(path: str) -> bool:
+    """Files a deployment adds beside the rendered ones: Terraform state and lock, Ansible runs and placements."""
     parts = path.split("/")
-    return (
-        ".terraform" in parts or parts[-1] in {"terraform.tfvars", ".terraform.lock.hcl"} or path.endswith(".tfstate")
-    )
+    terraform = ".terraform" in parts or parts[-1] in {"terraform.tfvars", ".terraform.lock.hcl"}
+    ansible = path.startswith("ansible/runner/") or path == "ansible/deployment.yml"
+    return terraform or ansible or path.endswith(".tfstate")
 
 
 def resource_plans(changes: list[tuple[str, tuple[str, ...]]]) -> list[ResourcePlan]:
@@ -229,6 +231,8 @@ def _ansible_diff(report: PlanReport) -> list[FileDiff]:
     if report.ansible is None or not report.ansible.changed:
         return []
     text = "".join(f"# would change: {task}\n" for task in report.ansible.tasks) + report.ansible.diff
+    if report.ansible.hidden:
+        text += f"# and {report.ansible.hidden} task result(s) hidden by no_log (they carry passwords)\n"
     return [FileDiff(f"Ansible --check --diff on {report.ansible.where}", "would change", text)]
 
 

@@ -31,7 +31,7 @@ from reproducer.errors import InputError
 
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
     from reproducer.gitops.drift import Difference
-    from reproducer.gitops.plan import PlanReport, ResourcePlan
+    from reproducer.gitops.plan import AnsibleCheck, PlanReport, ResourcePlan
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
     from reproducer.targets.base import Rendered, Target
@@ -226,6 +226,8 @@ class LocalApplyRequest:
     base_port: int = 7100
     passwords: dict[str, str] | None = None
     check: bool = False
+    #: Where the instances live (default: beside ``render.out``); a check points it at a deployed target.
+    data_dir: Path | None = None
 
 
 @dataclass
@@ -241,6 +243,9 @@ class LocalService:
     changed: int = 0
     #: Users whose passwords were generated here (kept in memory only).
     generated_passwords: list[str] = field(default_factory=list)
+    #: ``host: task`` of the tasks that changed (or, with ``check``, would change), and their ``--diff``.
+    changed_tasks: list[str] = field(default_factory=list)
+    diff: str = ""
 
 
 def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> LocalService:
@@ -248,10 +253,10 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
     import yaml
 
     from reproducer.resources import data_dir
-    from reproducer.run.ansible import run_playbook
+    from reproducer.run.ansible import changed_tasks, diff_text, run_playbook
     from reproducer.targets.base import RenderOptions
     from reproducer.targets.common import base_context
-    from reproducer.targets.local import ansible_vars
+    from reproducer.targets.local import DEPLOYMENT_KEYS, ansible_vars
 
     if request.render.target != "local":
         raise InputError(
@@ -262,8 +267,10 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
     options = RenderOptions(shards=request.render.shards, replicas=request.render.replicas, name=request.render.name)
     variables = ansible_vars(base_context(spec, options), request.base_port)
     out = request.render.out.resolve()
-    variables["valkey_base_dir"] = str(local_data_dir(out))
-    write_tree(out, dict(rendered.files) | {"ansible/vars.yml": yaml.safe_dump(variables, sort_keys=True)})
+    instances_dir = request.data_dir or local_data_dir(out)
+    variables["valkey_base_dir"] = str(instances_dir)
+    deployment = {k: v for k, v in variables.items() if k in DEPLOYMENT_KEYS}
+    write_tree(out, dict(rendered.files) | {"ansible/deployment.yml": yaml.safe_dump(deployment, sort_keys=True)})
     passwords = dict(request.passwords or {})
     generated = sorted({u.name for u in spec.users} - set(passwords))
     passwords |= {name: secrets.token_urlsafe(18) for name in generated}
@@ -281,6 +288,7 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
         extravars=variables,
         secret_vars={"valkey_user_passwords": passwords},
         check=request.check,
+        diff=request.check,
         progress=progress,
     )
     return LocalService(
@@ -288,18 +296,13 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
         [i["port"] for i in variables["valkey_instances"]],
         variables["valkey_sentinel_ports"],
         variables["valkey_primary_name"],
-        local_data_dir(out),
+        instances_dir,
         passwords,
         result.changed,
         generated,
+        changed_tasks(result.events),
+        diff_text(result.events),
     )
-
-
-def user_names(spec_path: Path) -> list[str]:
-    """The users of a spec file (to look up their passwords)."""
-    from reproducer.model import load_spec
-
-    return [user.name for user in load_spec(spec_path).users]
 
 
 def destroy_local(out: Path, progress: Progress = _quiet) -> None:
@@ -337,6 +340,8 @@ class PlanRequest:
 
     render: RenderRequest
     terraform: str = "offline"
+    #: Users' passwords for an Ansible check of a deployed target (the same as ``apply`` was given).
+    passwords: dict[str, str] | None = field(default=None, repr=False)
 
 
 def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
@@ -363,7 +368,36 @@ def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
             "Offline plan: both the committed and the new output are planned against the real provider schemas "
             "and compared resource by resource (no cloud account is read)."
         )
+    if request.render.target == "local":
+        report.ansible = _local_check(request, progress)
     return report
+
+
+def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:
+    """``--check --diff`` of the local playbook against the target deployed from the committed directory."""
+    import yaml
+
+    from reproducer.gitops.plan import AnsibleCheck
+
+    committed = request.render.out.resolve()
+    deployed, deployment = local_data_dir(committed), committed / "ansible" / "deployment.yml"
+    if not deployed.is_dir() or not deployment.is_file():
+        return None
+    base_port = int(yaml.safe_load(deployment.read_text())["valkey_instances"][0]["port"])
+    progress(f"Ansible --check --diff against the instances in {deployed}")
+    scratch = Path(tempfile.mkdtemp(prefix="reproducer-check-"))
+    try:
+        check = LocalApplyRequest(
+            render=replace(request.render, out=scratch / "out"),
+            base_port=base_port,
+            passwords=request.passwords,
+            check=True,
+            data_dir=deployed,
+        )
+        service = apply_local(check, progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, "this machine")
 
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:

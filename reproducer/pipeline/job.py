@@ -265,23 +265,9 @@ def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     empty = request.run_dir / "plan-baseline"
     baseline = replace(_render_request(request), out=empty)
     report = plan(PlanRequest(render=baseline), log)
-    if request.target == "local" and log.state.get("target"):
-        report.notes.append(_ansible_check(request, log))
     atomic_write(request.run_dir / "plan.md", to_markdown(report))
     atomic_write(request.run_dir / "plan.json", to_json(report))
     result.plan = report
-
-
-def _ansible_check(request: JobRequest, log: RunLog) -> str:
-    """Ansible ``--check --diff`` of the local apply: what the playbook would change on this machine."""
-    check = LocalApplyRequest(
-        render=replace(_render_request(request), out=request.run_dir / "plan-check"),
-        base_port=request.base_port or 7100,
-        passwords=dict(request.passwords) or None,
-        check=True,
-    )
-    service = apply_local(check, log)
-    return f"Ansible --check --diff on this machine: {service.changed} task(s) would change."
 
 
 def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:

@@ -90,15 +90,15 @@ def test_json_has_a_documented_shape():
 
 
 def test_an_ansible_check_counts_as_a_change_and_shows_its_tasks_and_diff():
-    check = AnsibleCheck(["h1: Write valkey.conf"], "--- a\n+++ b\n-maxmemory 1gb\n+maxmemory 2gb\n", "3 host(s)")
+    check = AnsibleCheck(2, ["h1: Write valkey.conf"], "--- a\n+++ b\n-maxmemory 1gb\n+maxmemory 2gb\n", "3 host(s)")
     report = PlanReport("selfmanaged", "ovh:abc", ansible=check)
     assert report.has_changes
     text = to_markdown(report)
-    assert "| Ansible tasks (--check, 3 host(s)) | | 1 | | |" in text
+    assert "| Ansible tasks (--check, 3 host(s)) | | 2 | | |" in text and "1 task result(s) hidden by no_log" in text
     assert "# would change: h1: Write valkey.conf" in text and "+maxmemory 2gb" in text
     assert json.loads(to_json(report))["ansible"] == {
         "where": "3 host(s)",
-        "changed": 1,
+        "changed": 2,
         "tasks": ["h1: Write valkey.conf"],
     }
-    assert not PlanReport("local", "ovh:abc", ansible=AnsibleCheck([], "", "this machine")).has_changes
+    assert not PlanReport("local", "ovh:abc", ansible=AnsibleCheck(0, [], "", "this machine")).has_changes
