@@ -81,11 +81,28 @@ def write_specs(specs: Sequence[ServiceSpec], output: Path) -> list[Path]:
     if len(specs) == 1 and not output.is_dir():
         atomic_write(output, specs[0].to_yaml())
         return [output]
-    output.mkdir(parents=True, exist_ok=True)
-    paths = [output / f"{spec.source.service_id}.yaml" for spec in specs]
-    for spec, path in zip(specs, paths, strict=True):
-        atomic_write(path, spec.to_yaml())
-    return paths
+    if not output.exists():
+        write_tree(output, {f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs})
+        return [output / f"{spec.source.service_id}.yaml" for spec in specs]
+    return _write_all_or_none(output, {f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs})
+
+
+def _write_all_or_none(directory: Path, files: dict[str, str]) -> list[Path]:
+    """Write every file to a temporary name first, then rename them all: a failure leaves none written."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+            staged.append((tmp, directory / name))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+    except BaseException:
+        for tmp, _path in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    return [path for _tmp, path in staged]
 
 
 def atomic_write(path: Path, text: str) -> None:
