@@ -52,7 +52,13 @@ def render_report(results: list[dict[str, Any]]) -> str:
     """The markdown report: faults survived, bad inputs tried, keys lost."""
     faults = [r for r in results if r["kind"] == "fault"]
     bad = [r for r in results if r["kind"] == "bad_input"]
-    lost = {"verify": "0 (verify: no difference)", "error": "n/a: stops with a clear error, nothing counted as copied"}
+    lost = {
+        "verify": "0 (verify: no difference)",
+        "error": "0: stops with a clear error; nothing counted as copied that the target does not hold",
+        "no_output": "n/a: stops with a clear error and leaves no partial file",
+        "api_ok": "n/a (no data moved): the spec read is complete",
+        "api_error": "n/a (no data moved): stops at once, naming the fix",
+    }
     lines = [
         "# Reliability report",
         "",

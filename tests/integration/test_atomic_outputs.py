@@ -56,7 +56,7 @@ def leftovers(directory: Path, *expected: str) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in expected)
 
 
-@pytest.mark.fault("source killed mid-export (JSONL, RDB): no partial file", ends="error")
+@pytest.mark.fault("source killed mid-export (JSONL, RDB): no partial file", ends="no_output")
 @pytest.mark.parametrize("name", ["dump.jsonl", "dump.rdb"])
 def test_export_whose_source_dies_midway_leaves_no_file(fleets, tmp_path, name):
     source = fleets()
@@ -69,7 +69,7 @@ def test_export_whose_source_dies_midway_leaves_no_file(fleets, tmp_path, name):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.fault("source killed mid-verify: no partial report", ends="error")
+@pytest.mark.fault("source killed mid-verify: no partial report", ends="no_output")
 def test_verify_whose_source_dies_midway_writes_no_report(fleets, tmp_path):
     source, target = fleets(), fleets()
     load_dataset(source.client(source.primary), 20000)

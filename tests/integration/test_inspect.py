@@ -46,7 +46,7 @@ def test_whole_project_lists_every_service(api_server, seeded):
     assert [s.source.service_id for s in specs] == [seeded.service_id]
 
 
-@pytest.mark.fault("OVH API: INVALID_SIGNATURE (wrong secret)", ends="error")
+@pytest.mark.fault("OVH API: INVALID_SIGNATURE (wrong secret)", ends="api_error")
 def test_wrong_application_secret_gets_invalid_signature(api_server, seeded):
     with pytest.raises(SourceAuthError) as caught:
         pipeline.inspect(options(api_server, seeded, application_secret="0" * 32))
@@ -83,7 +83,7 @@ def test_unknown_project_gets_a_clear_404(api_server, seeded):
     assert "project id" in caught.value.hint
 
 
-@pytest.mark.fault("OVH API answers 429 with Retry-After", ends="verify")
+@pytest.mark.fault("OVH API answers 429 with Retry-After", ends="api_ok")
 def test_429_with_retry_after_is_honoured_then_succeeds(api_server, seeded):
     waits: list[float] = []
     api_server.inject(Fault(status=429, retry_after=2, count=2, path="*/advancedConfiguration"))
@@ -92,7 +92,7 @@ def test_429_with_retry_after_is_honoured_then_succeeds(api_server, seeded):
     assert spec.configuration
 
 
-@pytest.mark.fault("OVH API keeps answering 500", ends="error")
+@pytest.mark.fault("OVH API keeps answering 500", ends="api_error")
 def test_persistent_500_stops_after_bounded_retries(api_server, seeded):
     waits: list[float] = []
     api_server.inject(Fault(status=500, count=10, path="*/node"))
@@ -111,7 +111,7 @@ def test_missing_consumer_key_is_an_input_error_before_any_call(api_server, seed
     assert caught.value.exit_code == 2
 
 
-@pytest.mark.fault("OVH API answers slowly (1 s per call)", ends="verify")
+@pytest.mark.fault("OVH API answers slowly (1 s per call)", ends="api_ok")
 def test_slow_answers_still_succeed(api_server, seeded):
     api_server.inject(Fault(delay=1.0, count=3, path="*/user*"))
     [spec] = pipeline.inspect(options(api_server, seeded))

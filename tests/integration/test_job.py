@@ -157,6 +157,7 @@ def test_a_target_reproducer_cannot_stand_up_needs_a_dry_run(api_server, seeded,
     assert "--dry-run" in error.value.hint and not run_dir.exists()
 
 
+@pytest.mark.fault("SIGKILL of migrate --target local mid-copy, then --resume: phases skipped, access removed")
 def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded, source, run_dir):
     source(15000, seed=23)
     fleet = service_fleet(api_server, seeded)
