@@ -79,3 +79,36 @@ def test_cluster_three_shards_one_replica(local):
     assert "cluster_state:ok" in info and "cluster_slots_assigned:16384" in info
     again = local(base_port=base, shards=3, replicas=1, passwords=service.passwords)
     assert again.changed == 0
+
+
+def test_plan_runs_the_playbook_in_check_mode_against_the_deployed_target(local, tmp_path):
+    """A spec change shows as the Ansible tasks that would change, with their diff; no change shows none."""
+    import yaml
+
+    from reproducer.gitops.plan import to_markdown
+
+    service = local(base_port=free_port_range(2))
+    out = tmp_path / "out"
+    unchanged = pipeline.plan(
+        pipeline.PlanRequest(
+            render=pipeline.RenderRequest(spec=SPEC, target="local", out=out), passwords=service.passwords
+        )
+    )
+    assert unchanged.ansible is not None and unchanged.ansible.changed == 0 and not unchanged.has_changes
+    spec = yaml.safe_load(SPEC.read_text())
+    timeout = next(item for item in spec["configuration"] if item["valkey_name"] == "timeout")
+    timeout["value"] = "600"
+    changed_spec = tmp_path / "changed.yaml"
+    changed_spec.write_text(yaml.safe_dump(spec))
+    report = pipeline.plan(
+        pipeline.PlanRequest(
+            render=pipeline.RenderRequest(spec=changed_spec, target="local", out=out), passwords=service.passwords
+        )
+    )
+    assert report.has_changes and report.ansible is not None and report.ansible.changed > 0
+    assert "+timeout 600" in report.ansible.diff and any("managed" in task for task in report.ansible.tasks)
+    comment = to_markdown(report)
+    assert "Ansible tasks (--check, this machine)" in comment and "+timeout 600" in comment
+    assert not [p for p in service.passwords.values() if p in comment + report.ansible.diff]
+    client = valkey.Valkey(port=service.ports[0], username="default", password=service.passwords["default"])
+    assert client.config_get("timeout")["timeout"] == "300", "a check changes nothing"
