@@ -266,8 +266,8 @@ def render(
     "--target",
     "target",
     required=True,
-    type=click.Choice(["local"]),
-    help="Only local for now: Valkey on this machine through the Ansible roles.",
+    type=click.Choice(["local", "selfmanaged"]),
+    help="local: on this machine; selfmanaged: Terraform (OpenStack) then Ansible, or Ansible on --inventory hosts.",
 )
 @click.option(
     "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
@@ -280,18 +280,44 @@ def render(
     type=click.IntRange(1024, 60000),
     default=7100,
     show_default=True,
-    help="First port; Sentinels use base-port + 1000 and up.",
+    help="local: first port; Sentinels use base-port + 1000 and up.",
 )
-@click.option("--check", is_flag=True, help="Ansible --check: show what would change, change nothing.")
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="selfmanaged: YAML inventory of hosts that already exist (groups valkey, valkey_sentinel); skips Terraform.",
+)
+@click.option(
+    "--vars",
+    "variables",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="selfmanaged: YAML file of extra non-secret Ansible variables.",
+)
+@click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
 def apply(
-    target: str, spec_file: Path, out: Path, shards: int | None, replicas: int | None, base_port: int, check: bool
+    target: str,
+    spec_file: Path,
+    out: Path,
+    shards: int | None,
+    replicas: int | None,
+    base_port: int,
+    inventory: Path | None,
+    variables: Path | None,
+    check: bool,
 ) -> None:
-    """Stand the spec's topology up (local: on this machine, one port per instance; idempotent).
+    """Stand the spec's topology up (idempotent: a second run changes nothing).
 
+    local: on this machine, one port per instance. selfmanaged: `terraform apply` in OUT/terraform (provider
+    credentials from the environment), then OUT/ansible/site.yml on the instances it made, or on --inventory.
     Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
     """
     passwords = _env_passwords() or None
     render_request = pipeline.RenderRequest(spec=spec_file, target=target, out=out, shards=shards, replicas=replicas)
+    if target == "selfmanaged":
+        _apply_selfmanaged(render_request, inventory, variables, passwords, check)
+        return
     service = pipeline.apply_local(
         pipeline.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
         _progress,
@@ -301,6 +327,26 @@ def apply(
         + (f"; Sentinels on {', '.join(map(str, service.sentinel_ports))}" if service.sentinel_ports else "")
         + f"; {service.changed} change(s); stop it with: reproducer destroy --target local --out {out}"
     )
+
+
+def _apply_selfmanaged(
+    render: pipeline.RenderRequest,
+    inventory: Path | None,
+    variables: Path | None,
+    passwords: dict[str, str] | None,
+    check: bool,
+) -> None:
+    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
+
+    request = SelfManagedApplyRequest(render, inventory, variables, passwords, check)
+    service = apply_selfmanaged(request, _progress)
+    hosts = ", ".join(f"{name} ({address})" for name, address in service.data_hosts.items())
+    verb = "would change" if check else "changed"
+    _stderr.print(f"{service.topology} on {hosts}: {service.changed} task(s) {verb}")
+    for task in service.changed_tasks if check else []:
+        _stderr.print(f"  would change: {task}", markup=False)
+    if service.diff:
+        _stderr.print(service.diff, markup=False, highlight=False)
 
 
 @cli.command()

@@ -83,7 +83,7 @@ def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
         if committed.is_dir()
         else {}
     )
-    on_disk = {k: v for k, v in on_disk.items() if not _ignored(k)}
+    on_disk = {k: v for k, v in on_disk.items() if not deployment_file(k)}
     diffs = []
     for path in sorted(set(rendered) | set(on_disk)):
         before = on_disk[path].read_text(errors="replace") if path in on_disk else ""
@@ -96,12 +96,18 @@ def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
     return diffs
 
 
-def _ignored(path: str) -> bool:
-    """Files a deployment adds beside the rendered ones: Terraform state and lock, Ansible runs and placements."""
+def deployment_file(path: str) -> bool:
+    """Files a deployment adds beside the rendered ones (state, lock, runs, inventory, certificates, tfvars).
+
+    ``plan`` does not diff them and a re-render keeps them.
+    """
     parts = path.split("/")
     terraform = ".terraform" in parts or parts[-1] in {"terraform.tfvars", ".terraform.lock.hcl"}
-    ansible = path.startswith("ansible/runner/") or path == "ansible/deployment.yml"
-    return terraform or ansible or path.endswith(".tfstate")
+    ansible = path.startswith(("ansible/runner/", "ansible/files/")) or path in {
+        "ansible/deployment.yml",
+        "ansible/inventory.yml",
+    }
+    return terraform or ansible or ".tfstate" in parts[-1]
 
 
 def resource_plans(changes: list[tuple[str, tuple[str, ...]]]) -> list[ResourcePlan]:

@@ -203,7 +203,11 @@ def render(request: RenderRequest) -> Rendered:
 
 
 def write_tree(out: Path, files: dict[str, str]) -> None:
-    """Replace directory ``out`` with exactly ``files``, never leaving a half-written directory."""
+    """Replace directory ``out`` with ``files``, never leaving a half-written directory.
+
+    What a deployment added (Terraform state, Ansible runs, the user's tfvars, inventory, certificates) is
+    carried over unless ``files`` has a file of the same name.
+    """
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
@@ -214,10 +218,23 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+        _carry_deployment_files(out, staging, set(files))
         _swap(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _carry_deployment_files(out: Path, staging: Path, rendered: set[str]) -> None:
+    from reproducer.gitops.plan import deployment_file
+
+    if not out.is_dir():
+        return
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out).as_posix()
+        if path.is_file() and deployment_file(relative) and relative not in rendered:
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, staging / relative, follow_symlinks=False)
 
 
 def _swap(staging: Path, out: Path) -> None:

@@ -157,7 +157,7 @@ def run_playbook(
     progress: Progress | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` on ``inventory`` (a dict inventory) and return its result; raise on failure."""
-    import ansible_runner
+    import ansible_runner.interface
 
     private_data_dir.mkdir(parents=True, exist_ok=True)
     secrets_file, passwords = None, {}
@@ -175,7 +175,7 @@ def run_playbook(
             progress(line)
         return True
 
-    runner = ansible_runner.run(
+    runner = ansible_runner.interface.init_runner(
         private_data_dir=str(private_data_dir),
         playbook=str(playbook),
         inventory=dict(inventory),
@@ -189,12 +189,28 @@ def run_playbook(
         envvars={"PATH": _path_with_ansible(), "ANSIBLE_NOCOLOR": "1"},
         rotate_artifacts=5,
     )
+    # ansible-runner seeds the child's environment with ours and records it in artifacts/<ident>/command.
+    runner.config.env = without_secrets(runner.config.env)
+    runner.run()
     result = PlaybookResult(
         str(runner.status), int(runner.rc), _changed(runner.stats), failures_from_events(events), events
     )
     if result.status != "successful":
         raise _failure(playbook, result)
     return result
+
+
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CONSUMER_KEY|PRIVATE_KEY|CREDENTIAL|_AUTH$", re.IGNORECASE)
+_HARMLESS = ("ANSIBLE_", "SSH_AUTH_SOCK")
+
+
+def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment minus variables whose names say they hold a secret (Ansible's own settings are kept).
+
+    Passwords reach playbooks through the one-time vault only; the OVH, cloud and reproducer secrets of the
+    calling process have no business in Ansible's environment, nor in the artifacts that record it.
+    """
+    return {k: v for k, v in env.items() if k.startswith(_HARMLESS) or not _SECRET_NAME.search(k)}
 
 
 def _path_with_ansible() -> str:

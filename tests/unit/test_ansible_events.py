@@ -50,3 +50,27 @@ def test_changed_tasks_and_their_diffs_from_a_check_run():
     assert "-maxmemory 1gb\n+maxmemory 2gb\n" in text and "/etc/valkey/valkey.conf" in text
     assert "# h3: dirs\n+ dir\n" in text
     assert diff_text([{"event": "runner_on_ok", "event_data": {"res": {"changed": True}}}]) == ""
+
+
+def test_secrets_of_the_calling_process_do_not_reach_ansible():
+    from reproducer.run.ansible import without_secrets
+
+    env = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "ANSIBLE_VAULT_PASSWORD_FILE": "/etc/vault-pass",
+        "REPRODUCER_PASSWORD_DEFAULT": "s1",
+        "OVH_APPLICATION_SECRET": "s2",
+        "OVH_CONSUMER_KEY": "s3",
+        "AWS_SECRET_ACCESS_KEY": "s4",
+        "OS_PASSWORD": "s5",
+        "GITHUB_TOKEN": "s6",
+        "REDISCLI_AUTH": "s7",
+    }
+    assert without_secrets(env) == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "ANSIBLE_VAULT_PASSWORD_FILE": "/etc/vault-pass",
+    }

@@ -1,0 +1,155 @@
+"""``apply --target selfmanaged``: Terraform creates the instances, then Ansible configures Valkey on them.
+
+With an inventory of hosts that already exist, Terraform is skipped. The rendered ``ansible/`` directory is
+what runs (its ``site.yml``, roles and ``group_vars`` from the spec); passwords reach Ansible only through
+the runner's one-time vault. Files a deployment adds to the output directory (Terraform state, the runner's
+artifacts, the user's ``terraform.tfvars``, inventory and certificates) survive a re-render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reproducer.errors import InputError
+from reproducer.pipeline import Progress, RenderRequest, _render_in_memory, write_tree
+
+ADMIN_USER = "default"
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SelfManagedApplyRequest:
+    """Stand the spec's topology up on remote hosts."""
+
+    render: RenderRequest
+    #: An Ansible inventory (YAML) of hosts that already exist; without it, Terraform creates them.
+    inventory: Path | None = None
+    #: A YAML file of extra, non-secret Ansible variables (e.g. ``valkey_install_packages: false``).
+    variables: Path | None = None
+    passwords: dict[str, str] | None = field(default=None, repr=False)
+    check: bool = False
+
+
+@dataclass
+class SelfManagedService:
+    """What the playbook did, and where the target now runs."""
+
+    topology: str
+    data_hosts: dict[str, str]
+    changed: int
+    changed_tasks: list[str] = field(default_factory=list)
+    diff: str = ""
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = _quiet) -> SelfManagedService:
+    """Render into ``out``; Terraform apply unless an inventory is given; then ``ansible/site.yml``."""
+    from reproducer.run.ansible import changed_tasks, diff_text, run_playbook
+
+    if request.render.target != "selfmanaged":
+        raise InputError(f"not a self-managed target: {request.render.target!r}", hint="use --target selfmanaged")
+    spec, _target, rendered = _render_in_memory(request.render)
+    passwords = _passwords(request.passwords, [u.name for u in spec.users])
+    extravars = _variables(request.variables)
+    out = request.render.out.resolve()
+    write_tree(out, rendered.files)
+    inventory = _inventory(request, out, progress)
+    group_vars = yaml.safe_load((out / "ansible" / "group_vars" / "all.yml").read_text())
+    progress(f"running ansible/site.yml on {len(_hosts(inventory, 'valkey'))} data host(s)")
+    result = run_playbook(
+        out / "ansible" / "site.yml",
+        inventory,
+        private_data_dir=out / "ansible" / "runner",
+        extravars=extravars,
+        secret_vars={"valkey_user_passwords": passwords},
+        check=request.check,
+        diff=request.check,
+        progress=progress,
+    )
+    return SelfManagedService(
+        str(group_vars["valkey_topology"]),
+        _hosts(inventory, "valkey"),
+        result.changed,
+        changed_tasks(result.events),
+        diff_text(result.events),
+        passwords,
+    )
+
+
+def _inventory(request: SelfManagedApplyRequest, out: Path, progress: Progress) -> dict[str, Any]:
+    """The user's inventory, or one built from the Terraform outputs after ``terraform apply``."""
+    if request.inventory is not None:
+        return load_inventory(request.inventory)
+    if request.check:
+        raise InputError("a check of self-managed hosts needs their inventory", hint="pass --inventory FILE")
+    from reproducer.run.terraform import Terraform
+    from reproducer.targets.selfmanaged import inventory_from_outputs
+
+    progress("terraform init and apply in terraform/ (provider credentials from the environment)")
+    terraform = Terraform(out / "terraform", progress=progress)
+    terraform.init()
+    terraform.apply()
+    outputs = {name: {"value": output.value} for name, output in terraform.output().items()}
+    inventory = inventory_from_outputs(outputs)
+    (out / "ansible" / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=True))
+    return inventory
+
+
+def load_inventory(path: Path) -> dict[str, Any]:
+    """A YAML inventory with a ``valkey`` group (and optionally ``valkey_sentinel``)."""
+    try:
+        inventory = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"cannot read inventory {path}: {error}", hint="give a YAML Ansible inventory") from None
+    if not isinstance(inventory, dict) or not _hosts(inventory, "valkey"):
+        raise InputError(
+            f"inventory {path} has no host in group 'valkey'",
+            hint="list the data nodes under all.children.valkey.hosts (see ansible/inventory.example.yml)",
+        )
+    return inventory
+
+
+def _hosts(inventory: dict[str, Any], group: str) -> dict[str, str]:
+    """``name → address`` of a group's hosts (the address is ``ansible_host``, else the name)."""
+    root = inventory.get("all", inventory)
+    members = ((root.get("children") or {}).get(group) or {}).get("hosts") or {}
+    known = root.get("hosts") or {}
+    return {
+        name: str(((vars_ or {}) | (known.get(name) or {})).get("ansible_host", name))
+        for name, vars_ in members.items()
+    }
+
+
+def _variables(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"cannot read variables file {path}: {error}", hint="give a YAML mapping") from None
+    if not isinstance(loaded, dict) or "valkey_user_passwords" in loaded:
+        raise InputError(
+            f"{path} must be a YAML mapping of non-secret variables",
+            hint="passwords come from REPRODUCER_PASSWORD_<USER>, never from a file of variables",
+        )
+    return loaded
+
+
+def _passwords(given: dict[str, str] | None, users: list[str]) -> dict[str, str]:
+    """Every user's password, ``default`` included: hosts outlive this process, so none is made up here."""
+    passwords = dict(given or {})
+    missing = sorted({*users, ADMIN_USER} - set(passwords))
+    if missing:
+        names = ", ".join(f"REPRODUCER_PASSWORD_{name.upper()}" for name in missing)
+        raise InputError(
+            f"no password for user(s) {', '.join(missing)} of the self-managed target",
+            hint=f"set {names} (from your secret store); they reach Ansible only through a one-time vault",
+        )
+    return passwords
