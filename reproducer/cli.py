@@ -341,8 +341,8 @@ def _apply_selfmanaged(
     request = SelfManagedApplyRequest(render, inventory, variables, passwords, check)
     service = apply_selfmanaged(request, _progress)
     hosts = ", ".join(f"{name} ({address})" for name, address in service.data_hosts.items())
-    verb = "would change" if check else "changed"
-    _stderr.print(f"{service.topology} on {hosts}: {service.changed} task(s) {verb}")
+    verb = "that would be made" if check else "made"
+    _stderr.print(f"{service.topology} on {hosts}: {service.changed} change(s) {verb}")
     for task in service.changed_tasks if check else []:
         _stderr.print(f"  would change: {task}", markup=False)
     if service.diff:

@@ -69,9 +69,9 @@ def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: T
     assert eventually(lambda: sentinel.sentinel_master("cache-prod")["num-other-sentinels"] == 2)
 
     again = reproducer(*args, env=env)
-    assert again.returncode == 0 and ": 0 task(s) changed" in again.stderr, again.stderr[-3000:]
+    assert again.returncode == 0 and ": 0 change(s) made" in again.stderr, again.stderr[-3000:]
     check = reproducer(*args, "--check", env=env)
-    assert check.returncode == 0 and ": 0 task(s) would change" in check.stderr, check.stderr[-3000:]
+    assert check.returncode == 0 and ": 0 change(s) that would be made" in check.stderr, check.stderr[-3000:]
 
     written = [p for p in out.rglob("*") if p.is_file()]
     assert (out / "ansible" / "runner").is_dir() and (out / "terraform" / "main.tf").is_file()
