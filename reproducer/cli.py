@@ -673,6 +673,25 @@ def _print_copy_summary(result: CopyResult) -> None:
 @click.option("--name", default=None, help="With --target: base name of the target resources.")
 @click.option("--region", default=None, help="With --target: target region.")
 @click.option("--dry-run", is_flag=True, help="With --target: stop after the plan (run dir holds plan.md/plan.json).")
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --target selfmanaged: YAML inventory of existing hosts (else Terraform makes them).",
+)
+@click.option(
+    "--vars",
+    "variables",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --target selfmanaged: YAML file of extra non-secret Ansible variables.",
+)
+@click.option(
+    "--target-ca",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --target selfmanaged: CA file of the target's TLS certificates.",
+)
 @click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
 @click.option(
     "--allow-cidr", default=None, help="This machine's address to allow-list during the copy (removed after)."
@@ -756,6 +775,9 @@ def _migrate_job(options: dict[str, Any]) -> None:
             replicas=options["replicas"],
             name=options["name"],
             region=options["region"],
+            inventory=options["inventory"],
+            variables=options["variables"],
+            target_ca=options["target_ca"],
             allow_cidr=options["allow_cidr"],
             source_ca=options["source_ca"],
             copy=copy,

@@ -52,9 +52,10 @@ if TYPE_CHECKING:
     from reproducer.gitops.plan import PlanReport
 
 PHASES = ("inspect", "render", "plan", "apply", "copy", "verify", "report")
-APPLY_TARGETS = ("local",)
+APPLY_TARGETS = ("local", "selfmanaged")
 TARGET_PASSWORD_VARIABLE = "REPRODUCER_TARGET_PASSWORD"
 ADMIN_USER = "default"
+VALKEY_PORT, SENTINEL_PORT = 6379, 26379
 
 
 def _quiet(_message: str) -> None:
@@ -73,6 +74,11 @@ class JobRequest:
     name: str | None = None
     region: str | None = None
     base_port: int | None = None
+    #: selfmanaged: hosts that already exist (else Terraform makes them), extra Ansible variables, the CA of
+    #: the target's TLS certificates (for the copy to verify them).
+    inventory: Path | None = None
+    variables: Path | None = None
+    target_ca: Path | None = None
     allow_cidr: str | None = None
     source_ca: Path | None = None
     copy: CopyOptions = field(default_factory=CopyOptions)
@@ -194,7 +200,8 @@ def _settled(request: JobRequest, log: RunLog) -> JobRequest:
     """The request with the settings of the first attempt (a resume must reuse ports and shape)."""
     saved = log.state["settings"]
     if saved:
-        keep = {k: saved[k] for k in ("target", "shards", "replicas", "name", "region", "base_port")}
+        keep: dict[str, Any] = {k: saved[k] for k in ("target", "shards", "replicas", "name", "region", "base_port")}
+        keep |= {k: Path(saved[k]) if saved.get(k) else None for k in ("inventory", "variables", "target_ca")}
         return replace(request, **keep)
     if request.target == "local" and request.base_port is None:
         from reproducer.procs import free_port_range
@@ -227,6 +234,10 @@ def _redacted_settings(request: JobRequest) -> dict[str, Any]:
         "conflict": request.copy.conflict,
         "follow": request.follow is not None,
         "dry_run": request.dry_run,
+        **{
+            k: str(getattr(request, k)) if getattr(request, k) else None
+            for k in ("inventory", "variables", "target_ca")
+        },
         "target_users": sorted(request.passwords),
         "credentials": "redacted: taken from the environment or ovh.conf, never stored",
     }
@@ -271,35 +282,70 @@ def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 
 def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
-    apply = LocalApplyRequest(
-        render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
-    )
-    result.target = apply_local(apply, log)
-    log.state["target"] = _target_record(result.target)
+    if request.target == "selfmanaged":
+        log.state["target"] = _apply_selfmanaged(request, log)
+    else:
+        apply = LocalApplyRequest(
+            render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
+        )
+        result.target = apply_local(apply, log)
+        log.state["target"] = _local_record(result.target)
     log.save()
 
 
-def _target_record(service: LocalService) -> dict[str, Any]:
+def _apply_selfmanaged(request: JobRequest, log: RunLog) -> dict[str, Any]:
+    """Terraform (unless an inventory is given), then Ansible; the record says how to reach the target."""
+    import yaml
+
+    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
+
+    apply = SelfManagedApplyRequest(
+        _render_request(request), request.inventory, request.variables, dict(request.passwords)
+    )
+    service = apply_selfmanaged(apply, log)
+    group_vars = yaml.safe_load((request.run_dir / "rendered" / "ansible" / "group_vars" / "all.yml").read_text())
     return {
         "topology": service.topology,
+        "hosts": list(service.data_hosts.values()),
+        "sentinel_hosts": list(service.sentinel_hosts.values()),
+        "port": VALKEY_PORT,
+        "sentinel_port": SENTINEL_PORT,
+        "primary_name": group_vars["valkey_primary_name"],
+        "tls": bool(group_vars.get("valkey_tls")),
+        "ca": str(request.target_ca) if request.target_ca else None,
+    }
+
+
+def _local_record(service: LocalService) -> dict[str, Any]:
+    return {
+        "topology": service.topology,
+        "hosts": ["127.0.0.1"] * len(service.ports),
         "ports": service.ports,
+        "sentinel_hosts": ["127.0.0.1"] * len(service.sentinel_ports),
         "sentinel_ports": service.sentinel_ports,
         "primary_name": service.primary_name,
         "data_dir": str(service.data_dir),
         "generated_passwords": service.generated_passwords,
+        "tls": False,
+        "ca": None,
     }
 
 
 def target_url(record: dict[str, Any]) -> str:
-    """The URL of the local target that ``apply`` stood up (password from ``REPRODUCER_TARGET_PASSWORD``)."""
-    query = f"?password_env={TARGET_PASSWORD_VARIABLE}"
+    """The URL of the target ``apply`` stood up (password from ``REPRODUCER_TARGET_PASSWORD``)."""
+    ports = record.get("ports") or [record.get("port", VALKEY_PORT)] * len(record["hosts"])
+    sentinel_ports = record.get("sentinel_ports") or [record.get("sentinel_port", SENTINEL_PORT)] * len(
+        record["sentinel_hosts"]
+    )
+    nodes = [f"{host}:{port}" for host, port in zip(record["hosts"], ports, strict=True)]
+    sentinels = [f"{host}:{port}" for host, port in zip(record["sentinel_hosts"], sentinel_ports, strict=True)]
+    scheme = "valkeys" if record.get("tls") else "valkey"
+    query = f"?password_env={TARGET_PASSWORD_VARIABLE}" + (f"&ca={record['ca']}" if record.get("ca") else "")
     if record["topology"] == "cluster":
-        seeds = ",".join(f"127.0.0.1:{port}" for port in record["ports"])
-        return f"valkey+cluster://{ADMIN_USER}@{seeds}{query}"
+        return f"{scheme}+cluster://{ADMIN_USER}@{','.join(nodes)}{query}"
     if record["topology"] == "sentinel":
-        sentinels = ",".join(f"127.0.0.1:{port}" for port in record["sentinel_ports"])
-        return f"valkey+sentinel://{ADMIN_USER}@{sentinels}/{record['primary_name']}{query}"
-    return f"valkey://{ADMIN_USER}@127.0.0.1:{record['ports'][0]}{query}"
+        return f"{scheme}+sentinel://{ADMIN_USER}@{','.join(sentinels)}/{record['primary_name']}{query}"
+    return f"{scheme}://{ADMIN_USER}@{nodes[0]}{query}"
 
 
 def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:

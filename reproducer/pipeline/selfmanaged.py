@@ -43,6 +43,7 @@ class SelfManagedService:
 
     topology: str
     data_hosts: dict[str, str]
+    sentinel_hosts: dict[str, str]
     changed: int
     changed_tasks: list[str] = field(default_factory=list)
     diff: str = ""
@@ -76,6 +77,7 @@ def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = _qu
     return SelfManagedService(
         str(group_vars["valkey_topology"]),
         _hosts(inventory, "valkey"),
+        _hosts(inventory, "valkey_sentinel") or _hosts(inventory, "valkey"),
         result.changed,
         changed_tasks(result.events),
         diff_text(result.events),
