@@ -105,6 +105,25 @@ def inspect(
         _emit(pipeline.specs_to_yaml(specs))
 
 
+def _selfmanaged_options(func: F) -> F:
+    """``--inventory`` and ``--vars`` of the selfmanaged target (apply, migrate)."""
+    inventory = click.option(
+        "--inventory",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="selfmanaged: YAML inventory of hosts that already exist (groups valkey, valkey_sentinel); "
+        "skips Terraform.",
+    )
+    variables = click.option(
+        "--vars",
+        "variables",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="selfmanaged: YAML file of extra non-secret Ansible variables.",
+    )
+    return inventory(variables(func))
+
+
 @cli.group()
 def sandbox() -> None:
     """The embedded OVH API emulator, backed by real Valkey servers."""
@@ -282,19 +301,7 @@ def render(
     show_default=True,
     help="local: first port; Sentinels use base-port + 1000 and up.",
 )
-@click.option(
-    "--inventory",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="selfmanaged: YAML inventory of hosts that already exist (groups valkey, valkey_sentinel); skips Terraform.",
-)
-@click.option(
-    "--vars",
-    "variables",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="selfmanaged: YAML file of extra non-secret Ansible variables.",
-)
+@_selfmanaged_options
 @click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
 def apply(
     target: str,
@@ -673,19 +680,7 @@ def _print_copy_summary(result: CopyResult) -> None:
 @click.option("--name", default=None, help="With --target: base name of the target resources.")
 @click.option("--region", default=None, help="With --target: target region.")
 @click.option("--dry-run", is_flag=True, help="With --target: stop after the plan (run dir holds plan.md/plan.json).")
-@click.option(
-    "--inventory",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="With --target selfmanaged: YAML inventory of existing hosts (else Terraform makes them).",
-)
-@click.option(
-    "--vars",
-    "variables",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="With --target selfmanaged: YAML file of extra non-secret Ansible variables.",
-)
+@_selfmanaged_options
 @click.option(
     "--target-ca",
     type=click.Path(path_type=Path, dir_okay=False),

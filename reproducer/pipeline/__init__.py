@@ -40,6 +40,10 @@ Progress = Callable[[str], None]
 DataProgress = Callable[[Stats, int], None]
 
 
+#: The admin user of targets reproducer stands up (the copy and the playbooks use it).
+ADMIN_USER = "default"
+
+
 def _quiet(_message: str) -> None:
     return None
 

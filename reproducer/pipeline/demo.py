@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.pipeline import (
+    ADMIN_USER,
     DataProgress,
     InspectOptions,
     PlanRequest,
     Progress,
     RenderRequest,
+    _quiet,
     atomic_write,
     credentials_of,
     destroy_local,
@@ -22,17 +24,13 @@ from reproducer.pipeline import (
     sandbox_root,
     sandbox_up,
 )
-from reproducer.pipeline.job import ADMIN_USER, JobRequest, JobResult, run_job
+from reproducer.pipeline.job import JobRequest, JobResult, run_job
 
 if TYPE_CHECKING:
     from reproducer.model import ServiceSpec
 
 #: "A few hundred thousand keys": enough to watch the copy, small enough for a 2-core machine.
 DEMO_KEYS = 200_000
-
-
-def _quiet(_message: str) -> None:
-    return None
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from reproducer.data.copy import CopyOptions
 from reproducer.errors import InputError
 from reproducer.pipeline import (
+    ADMIN_USER,
     DataProgress,
     FollowOptions,
     InspectOptions,
@@ -40,6 +41,7 @@ from reproducer.pipeline import (
     PlanRequest,
     Progress,
     RenderRequest,
+    _quiet,
     apply_local,
     atomic_write,
     inspect,
@@ -54,12 +56,7 @@ if TYPE_CHECKING:
 PHASES = ("inspect", "render", "plan", "apply", "copy", "verify", "report")
 APPLY_TARGETS = ("local", "selfmanaged")
 TARGET_PASSWORD_VARIABLE = "REPRODUCER_TARGET_PASSWORD"
-ADMIN_USER = "default"
 VALKEY_PORT, SENTINEL_PORT = 6379, 26379
-
-
-def _quiet(_message: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,7 @@ from typing import Any
 import yaml
 
 from reproducer.errors import InputError
-from reproducer.pipeline import Progress, RenderRequest, _render_in_memory, write_tree
-
-ADMIN_USER = "default"
-
-
-def _quiet(_message: str) -> None:
-    return None
+from reproducer.pipeline import ADMIN_USER, Progress, RenderRequest, _quiet, _render_in_memory, write_tree
 
 
 @dataclass(frozen=True)

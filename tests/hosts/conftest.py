@@ -103,3 +103,17 @@ def info_field(text: str, name: str) -> str:
     match = re.search(rf"^{re.escape(name)}:(.*)$", text, re.MULTILINE)
     assert match, f"{name} not in {text!r}"
     return match.group(1).strip()
+
+
+def selfmanaged_vars(tls: Path, cidrs: list[str]) -> dict[str, Any]:
+    """Extra variables for a rendered selfmanaged output on the test hosts: no apt, a test CA, ``cidrs`` allowed."""
+    return {
+        "valkey_install_packages": False,
+        "valkey_tls_generate": True,
+        "valkey_tls_generate_dir": str(tls),
+        "valkey_tls_ca_file": str(tls / "ca.crt"),
+        "valkey_tls_cert_file": f"{tls}/{{{{ inventory_hostname }}}}.crt",
+        "valkey_tls_key_file": f"{tls}/{{{{ inventory_hostname }}}}.key",
+        "valkey_allowlist_persist": False,
+        "valkey_allowlist_cidrs": cidrs,
+    }

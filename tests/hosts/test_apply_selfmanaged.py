@@ -19,6 +19,7 @@ import valkey
 import yaml
 
 from tests.golden.regen import HERE
+from tests.hosts.conftest import selfmanaged_vars
 from tests.hosts.testhosts import TestHosts
 
 SPEC = HERE / "specs" / "business.yaml"
@@ -36,17 +37,9 @@ def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: T
     inventory = hosts.inventory({"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]})
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     tls = tmp_path / "tls"
-    extra = {
-        "valkey_install_packages": False,
-        "valkey_tls_generate": True,
-        "valkey_tls_generate_dir": str(tls),
-        "valkey_tls_ca_file": str(tls / "ca.crt"),
-        "valkey_tls_cert_file": f"{tls}/{{{{ inventory_hostname }}}}.crt",
-        "valkey_tls_key_file": f"{tls}/{{{{ inventory_hostname }}}}.key",
-        "valkey_allowlist_persist": False,
-        # the spec's CIDRs plus this machine, as a migration host would be added
-        "valkey_allowlist_cidrs": ["10.0.0.0/24", "192.0.2.10/32", "203.0.113.0/24", f"{hosts.bridge_ip}/32"],
-    }
+    # the spec's CIDRs plus this machine, as a migration host would be added
+    cidrs = ["10.0.0.0/24", "192.0.2.10/32", "203.0.113.0/24", f"{hosts.bridge_ip}/32"]
+    extra = selfmanaged_vars(tls, cidrs)
     (tmp_path / "vars.yml").write_text(yaml.safe_dump(extra))
     passwords = {name: secrets.token_urlsafe(16) for name in ("default", "app", "analytics")}
     env = {**os.environ, "ANSIBLE_FORKS": "6"} | {f"REPRODUCER_PASSWORD_{n.upper()}": p for n, p in passwords.items()}

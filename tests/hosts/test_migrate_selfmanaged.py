@@ -18,6 +18,7 @@ import yaml
 from reproducer import pipeline
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox.seed import load_dataset
+from tests.hosts.conftest import selfmanaged_vars
 from tests.hosts.testhosts import TestHosts
 from tests.integration.conftest import api_server, seeded  # noqa: F401 (fixtures)
 from tests.integration.test_migrate import leftovers, service_fleet
@@ -35,20 +36,7 @@ def test_migrate_from_the_sandbox_onto_selfmanaged_hosts(hosts: TestHosts, api_s
     inventory, variables = tmp_path / "inventory.yml", tmp_path / "vars.yml"
     groups = {"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]}
     inventory.write_text(yaml.safe_dump(hosts.inventory(groups)))
-    variables.write_text(
-        yaml.safe_dump(
-            {
-                "valkey_install_packages": False,
-                "valkey_tls_generate": True,
-                "valkey_tls_generate_dir": str(tls),
-                "valkey_tls_ca_file": str(tls / "ca.crt"),
-                "valkey_tls_cert_file": f"{tls}/{{{{ inventory_hostname }}}}.crt",
-                "valkey_tls_key_file": f"{tls}/{{{{ inventory_hostname }}}}.key",
-                "valkey_allowlist_persist": False,
-                "valkey_allowlist_cidrs": [f"{hosts.bridge_ip}/32"],
-            }
-        )
-    )
+    variables.write_text(yaml.safe_dump(selfmanaged_vars(tls, [f"{hosts.bridge_ip}/32"])))
     passwords = {name: secrets.token_urlsafe(16) for name in USERS}
     run_dir = tmp_path / "run"
     request = JobRequest(

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import Seeded, seed_business_service
 
@@ -29,3 +30,18 @@ def seeded(api_server) -> Seeded:
 def _no_leftover_faults(api_server):
     yield
     api_server.clear_faults()
+
+
+@pytest.fixture
+def fleets():
+    """Start Valkey fleets for a test (``fleets(**FleetSpec fields)``); all are stopped afterwards."""
+    started: list[Fleet] = []
+
+    def start(**kwargs) -> Fleet:
+        fleet = Fleet.start(FleetSpec(**kwargs))
+        started.append(fleet)
+        return fleet
+
+    yield start
+    for fleet in started:
+        fleet.stop()

@@ -12,24 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.fleet import Fleet
 from reproducer.sandbox.seed import load_dataset
 
 SPEC = Path(__file__).parents[1] / "golden" / "specs" / "business.yaml"
-
-
-@pytest.fixture
-def fleets():
-    started: list[Fleet] = []
-
-    def start(**kwargs) -> Fleet:
-        fleet = Fleet.start(FleetSpec(**kwargs))
-        started.append(fleet)
-        return fleet
-
-    yield start
-    for fleet in started:
-        fleet.stop()
 
 
 def reproducer(*argv: str) -> subprocess.Popen[str]:

@@ -18,7 +18,7 @@ from reproducer.data.dumpfmt import with_version
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import DataError, InputError
-from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec
+from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
 
 USERS = (AclUser("mover", "m0ver-pw", "~* &* +@all"),)
@@ -61,20 +61,6 @@ def assert_identical(source, target):
     report = verify(source, target, VerifyOptions(ttl_tolerance_ms=1000))
     assert report.ok, report.to_dict()
     return report
-
-
-@pytest.fixture
-def fleets():
-    started: list[Fleet] = []
-
-    def start(**kwargs) -> Fleet:
-        fleet = Fleet.start(FleetSpec(**kwargs))
-        started.append(fleet)
-        return fleet
-
-    yield start
-    for fleet in started:
-        fleet.stop()
 
 
 def test_standalone_to_three_shard_cluster_with_tls_and_acl_users(fleets):
