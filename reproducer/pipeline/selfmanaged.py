@@ -85,11 +85,25 @@ def _inventory(request: SelfManagedApplyRequest, out: Path, progress: Progress) 
         return load_inventory(request.inventory)
     if request.check:
         raise InputError("a check of self-managed hosts needs their inventory", hint="pass --inventory FILE")
+    progress("terraform init and apply in terraform/ (provider credentials from the environment)")
+    return terraform_inventory(out, progress=progress)
+
+
+def terraform_inventory(out: Path, *, cli_config: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+    """``terraform apply`` in ``out/terraform``, then the inventory from its ``ansible_inventory`` output.
+
+    The inventory is also written to ``out/ansible/inventory.yml`` (for plain ``ansible-playbook``).
+    ``cli_config`` is a Terraform CLI configuration, e.g. one that installs providers from a mirror.
+    """
     from reproducer.run.terraform import Terraform
     from reproducer.targets.selfmanaged import inventory_from_outputs
 
-    progress("terraform init and apply in terraform/ (provider credentials from the environment)")
-    terraform = Terraform(out / "terraform", progress=progress)
+    if not (out / "terraform" / "terraform.tfvars").is_file():
+        raise InputError(
+            f"{out / 'terraform' / 'terraform.tfvars'} does not exist",
+            hint="copy terraform.tfvars.example to terraform.tfvars and fill it in (it survives re-renders)",
+        )
+    terraform = Terraform(out / "terraform", cli_config=cli_config, progress=progress)
     terraform.init()
     terraform.apply()
     outputs = {name: {"value": output.value} for name, output in terraform.output().items()}

@@ -140,7 +140,7 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         seed = digest(request.type_name, planned)
         if isinstance(planned, dict) and planned.get("id") is UNKNOWN:
             planned = {**planned, "id": self._unique_id(seed)}
-        return pb.ApplyResourceChange.Response(new_state=proto.encode(complete(block, planned, seed)))
+        return pb.ApplyResourceChange.Response(new_state=proto.encode(complete(block, planned, seed, one_string=True)))
 
     def _unique_id(self, seed: str) -> str:
         candidate, n = f"fake-{seed}", 1

@@ -104,35 +104,43 @@ def _kind(ty: CtyType) -> str:
 _EMPTY: dict[str, Any] = {"number": 0, "bool": False, "list": [], "set": [], "map": {}}
 
 
-def fake(ty: CtyType, seed: str) -> Any:
-    """A deterministic known value of type ``ty``: ``"fake-<hash>"``, 0, false, empty collections."""
+def fake(ty: CtyType, seed: str, *, one_string: bool = False) -> Any:
+    """A deterministic known value of type ``ty``: ``"fake-<hash>"``, 0, false, empty collections.
+
+    With ``one_string``, a list or set of strings gets one fake string (what a cloud reports after a create,
+    such as a port's addresses) instead of being empty.
+    """
     kind = _kind(ty)
     if kind == "string":
         return f"fake-{digest(seed)}"
     if kind == "object":
-        return {name: fake(aty, f"{seed}.{name}") for name, aty in ty[1].items()}
+        return {name: fake(aty, f"{seed}.{name}", one_string=one_string) for name, aty in ty[1].items()}
     if kind == "tuple":
-        return [fake(ety, f"{seed}.{i}") for i, ety in enumerate(ty[1])]
+        return [fake(ety, f"{seed}.{i}", one_string=one_string) for i, ety in enumerate(ty[1])]
+    if one_string and kind in ("list", "set") and ty[1] == "string":
+        return [fake("string", f"{seed}.0")]
     return json.loads(json.dumps(_EMPTY.get(kind)))  # a fresh copy; dynamic gets null, a known value of any type
 
 
-def fill(value: Any, ty: CtyType, seed: str) -> Any:
+def fill(value: Any, ty: CtyType, seed: str, *, one_string: bool = False) -> Any:
     """``value`` conformed to ``ty``: unknowns become :func:`fake` values, objects get exactly their attributes."""
     if value is UNKNOWN:
-        return fake(ty, seed)
+        return fake(ty, seed, one_string=one_string)
     kind = _kind(ty)
     if isinstance(value, list) and kind in ("list", "set", "tuple"):
         types = ty[1] if kind == "tuple" else [ty[1]] * len(value)
-        return [fill(v, t, f"{seed}.{i}") for i, (v, t) in enumerate(zip(value, types, strict=False))]
+        return [
+            fill(v, t, f"{seed}.{i}", one_string=one_string) for i, (v, t) in enumerate(zip(value, types, strict=False))
+        ]
     if isinstance(value, dict) and kind in ("map", "object"):
         types = ty[1] if kind == "object" else dict.fromkeys(value, ty[1])
-        return {k: fill(value.get(k), t, f"{seed}.{k}") for k, t in types.items()}
+        return {k: fill(value.get(k), t, f"{seed}.{k}", one_string=one_string) for k, t in types.items()}
     return value
 
 
-def complete(block: Block, state: Any, seed: str) -> Any:
-    """A wholly known object of ``block``: unknowns filled, write-only attributes null."""
-    known = fill(state, implied_type(block), seed)
+def complete(block: Block, state: Any, seed: str, *, one_string: bool = False) -> Any:
+    """A wholly known object of ``block``: unknowns filled (see :func:`fake`), write-only attributes null."""
+    known = fill(state, implied_type(block), seed, one_string=one_string)
     return map_attributes(block, known, lambda attr, value, path: None if attr.write_only else value)
 
 
