@@ -29,7 +29,7 @@ from reproducer.data.follow import FollowStats
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import NotExactError, ReproducerError, VerifyMismatchError
 
-_stderr = Console(stderr=True, highlight=False)
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in logs
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -371,6 +371,7 @@ def destroy(target: str, out: Path) -> None:
 
 
 @cli.command("plan")
+@_selfmanaged_options
 @click.option("--target", "target", required=True, help="aws, gcp, ovh, aiven or selfmanaged.")
 @click.option(
     "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
@@ -408,19 +409,28 @@ def plan_command(
     replicas: int | None,
     name: str | None,
     region: str | None,
+    inventory: Path | None,
+    variables: Path | None,
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
     Prints a markdown comment (with a hidden marker so CI can update it in place) or JSON on stdout.
     For a local target deployed from OUT, the playbook also runs with --check --diff (give the users'
-    passwords as for apply, REPRODUCER_PASSWORD_<USER>, or password tasks show as changes).
+    passwords as for apply, REPRODUCER_PASSWORD_<USER>, or password tasks show as changes); for selfmanaged,
+    the same on the --inventory hosts.
     """
     from reproducer.gitops.plan import to_json, to_markdown
 
     rendering = pipeline.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    request = pipeline.PlanRequest(render=rendering, terraform=terraform_mode, passwords=_env_passwords() or None)
+    request = pipeline.PlanRequest(
+        render=rendering,
+        terraform=terraform_mode,
+        passwords=_env_passwords() or None,
+        inventory=inventory,
+        variables=variables,
+    )
     try:
         report = pipeline.plan(request, _progress)
     except ReproducerError as exc:

@@ -380,6 +380,9 @@ class PlanRequest:
     terraform: str = "offline"
     #: Users' passwords for an Ansible check of a deployed target (the same as ``apply`` was given).
     passwords: dict[str, str] | None = field(default=None, repr=False)
+    #: selfmanaged: the hosts to check with ``--check --diff`` (and extra variables, as given to ``apply``).
+    inventory: Path | None = None
+    variables: Path | None = None
 
 
 def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
@@ -408,7 +411,30 @@ def plan(request: PlanRequest, progress: Progress = _quiet) -> PlanReport:
         )
     if request.render.target == "local":
         report.ansible = _local_check(request, progress)
+    elif request.render.target == "selfmanaged" and request.inventory is not None:
+        report.ansible = _selfmanaged_check(request, progress)
     return report
+
+
+def _selfmanaged_check(request: PlanRequest, progress: Progress) -> AnsibleCheck:
+    """``--check --diff`` of the new render's ``ansible/site.yml`` on the inventory's hosts (nothing changes)."""
+    from reproducer.gitops.plan import AnsibleCheck
+    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
+
+    scratch = Path(tempfile.mkdtemp(prefix="reproducer-check-"))
+    try:
+        check = SelfManagedApplyRequest(
+            replace(request.render, out=scratch / "out"),
+            request.inventory,
+            request.variables,
+            request.passwords,
+            check=True,
+        )
+        service = apply_selfmanaged(check, progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    where = f"{len(set(service.data_hosts) | set(service.sentinel_hosts))} host(s)"
+    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
 
 
 def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:

@@ -6,6 +6,7 @@ hosts that already exist (Terraform skipped), with the CLI as a user runs it: pa
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -66,12 +67,25 @@ def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: T
     check = reproducer(*args, "--check", env=env)
     assert check.returncode == 0 and ": 0 change(s) that would be made" in check.stderr, check.stderr[-3000:]
 
+    hosts_args = ["--inventory", str(tmp_path / "inventory.yml"), "--vars", str(tmp_path / "vars.yml")]
+    plan_args = ["plan", "--target", "selfmanaged", "--out", str(out), *hosts_args, "--detailed-exitcode"]
+    unchanged = reproducer(*plan_args, "--spec", str(SPEC), "--format", "json", env=env)
+    assert unchanged.returncode == 0, unchanged.stderr[-3000:]
+    assert json.loads(unchanged.stdout)["ansible"]["changed"] == 0
+    spec = yaml.safe_load(SPEC.read_text())
+    next(item for item in spec["configuration"] if item["valkey_name"] == "timeout")["value"] = "600"
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(spec))
+    changed = reproducer(*plan_args, "--spec", str(tmp_path / "changed.yaml"), env=env)
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert "Ansible tasks (--check, 3 host(s))" in changed.stdout and "+timeout 600" in changed.stdout
+    assert replica.config_get("timeout")["timeout"] == "300", "plan changed nothing on the hosts"
+
     written = [p for p in out.rglob("*") if p.is_file()]
     assert (out / "ansible" / "runner").is_dir() and (out / "terraform" / "main.tf").is_file()
     for path in written:
         text = path.read_bytes().decode("utf-8", errors="replace")
         assert not [p for p in passwords.values() if p in text], f"a password is written in {path}"
-    said = first.stdout + first.stderr + again.stderr + check.stderr
+    said = first.stdout + first.stderr + again.stderr + check.stderr + changed.stdout + changed.stderr
     assert not [p for p in passwords.values() if p in said]
 
 
