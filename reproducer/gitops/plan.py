@@ -83,7 +83,7 @@ def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
         if committed.is_dir()
         else {}
     )
-    on_disk = {k: v for k, v in on_disk.items() if not deployment_file(k)}
+    on_disk = {k: v for k, v in on_disk.items() if k in rendered or not deployment_file(k)}
     diffs = []
     for path in sorted(set(rendered) | set(on_disk)):
         before = on_disk[path].read_text(errors="replace") if path in on_disk else ""

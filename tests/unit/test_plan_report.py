@@ -102,3 +102,15 @@ def test_an_ansible_check_counts_as_a_change_and_shows_its_tasks_and_diff():
         "tasks": ["h1: Write valkey.conf"],
     }
     assert not PlanReport("local", "ovh:abc", ansible=AnsibleCheck(0, [], "", "this machine")).has_changes
+
+
+def test_files_a_deployment_added_are_not_diffed_unless_rendered(tmp_path):
+    (tmp_path / "ansible" / "runner").mkdir(parents=True)
+    (tmp_path / "ansible" / "runner" / "command").write_text("{}")
+    (tmp_path / "ansible" / "inventory.yml").write_text("all: {}\n")
+    (tmp_path / "terraform").mkdir()
+    (tmp_path / "terraform" / "terraform.tfstate").write_text("{}")
+    assert file_diffs({}, tmp_path) == []
+    local = file_diffs({"ansible/inventory.yml": "all: {}\n"}, tmp_path)
+    assert local == [], "a rendered inventory (the local target's) is compared like any rendered file"
+    assert [d.status for d in file_diffs({"ansible/inventory.yml": "all: {hosts: {}}\n"}, tmp_path)] == ["changed"]
