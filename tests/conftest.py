@@ -57,7 +57,7 @@ def render_report(results: list[dict[str, Any]]) -> str:
         "error": "0: stops with a clear error; nothing counted as copied that the target does not hold",
         "no_output": "n/a: stops with a clear error and leaves no partial file",
         "api_ok": "n/a (no data moved): the spec read is complete",
-        "api_error": "n/a (no data moved): stops at once, naming the fix",
+        "api_error": "n/a (no data moved): stops with a message naming the fix",
     }
     lines = [
         "# Reliability report",
