@@ -805,6 +805,11 @@ def _migrate_job(options: dict[str, Any]) -> None:
     _print_job(result)
     if result.migration is not None:
         _finish_verify(result.migration.verify, False)
+    elif (result.report.get("verify") or {}).get("ok") is False:  # a resume after the copy phase
+        raise VerifyMismatchError(
+            f"source and target differ (see {run_dir / 'data' / 'verify.json'})",
+            hint="run 'reproducer copy --replace' again, or inspect the keys listed there",
+        )
 
 
 def _env_passwords() -> dict[str, str]:

@@ -364,7 +364,7 @@ def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 
 def _verify_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
-    """The copy phase verified already; this phase records the outcome and fails the job on differences."""
+    """The copy phase verified already; this phase records the outcome (the CLI exits 3 on differences)."""
     verify_path = request.run_dir / "data" / "verify.json"
     report = json.loads(verify_path.read_text())
     counts = ("compared", "missing", "type_mismatch", "value_mismatch", "ttl_mismatch", "extra_in_target")
