@@ -683,7 +683,7 @@ def _print_copy_summary(result: CopyResult) -> None:
     "--target",
     "target",
     default=None,
-    help="Target to stand up first (local), or to plan with --dry-run (aws, gcp, ovh, aiven, selfmanaged).",
+    help="Target to stand up first (local, selfmanaged), or to plan with --dry-run (any target).",
 )
 @click.option("--shards", type=click.IntRange(1, 500), default=None, help="With --target: number of shards.")
 @click.option("--replicas", type=click.IntRange(0, 5), default=None, help="With --target: replicas per shard.")

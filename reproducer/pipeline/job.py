@@ -170,12 +170,14 @@ def run_job(request: JobRequest, progress: Progress = _quiet) -> JobResult:
         if request.dry_run and name == "apply":
             log("dry run: stopping after the plan")
             break
-        if log.done(name) and not _must_rerun(name):
+        if log.done(name) and not _must_rerun(name, log):
             log(f"{name}: finished by an earlier attempt, skipped")
             continue
         with log.phase(name):
             step(request, log, result)
         result.phases_run.append(name)
+    if not result.report and (request.run_dir / "report.json").exists():
+        result.report = json.loads((request.run_dir / "report.json").read_text())
     return result
 
 
@@ -240,9 +242,9 @@ def _redacted_settings(request: JobRequest) -> dict[str, Any]:
     }
 
 
-def _must_rerun(phase: str) -> bool:
-    """Apply is idempotent and re-run on resume, so a target stopped since is started again."""
-    return phase == "apply"
+def _must_rerun(phase: str, log: RunLog) -> bool:
+    """Apply is idempotent and re-run while the copy is still to do, so a target stopped since starts again."""
+    return phase == "apply" and not log.done("copy")
 
 
 def _render_request(request: JobRequest) -> RenderRequest:

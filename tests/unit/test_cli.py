@@ -54,3 +54,27 @@ def test_ovh_conf_names_the_endpoint_section():
     )
     assert "[default]\nendpoint=http://127.0.0.1:1/1.0" in text
     assert "[http://127.0.0.1:1/1.0]\napplication_key=a\napplication_secret=s\nconsumer_key=c" in text
+
+
+def test_resuming_a_finished_migration_whose_verification_failed_still_exits_3(tmp_path, monkeypatch):
+    """A finished job is not re-run (no apply, no copy) and its failed verification is not forgotten."""
+    import json
+
+    from reproducer.errors import VerifyMismatchError
+    from reproducer.pipeline.job import PHASES
+
+    settings = dict.fromkeys(("target", "shards", "replicas", "name", "region", "base_port"))
+    state = {
+        "format_version": "1.0",
+        "phases": {phase: {"finished": "2026-11-26T00:00:00Z", "seconds": 1.0} for phase in PHASES},
+        "settings": {**settings, "target": "local", "base_port": 7100},
+        "verify": {"ok": False, "missing": 2},
+    }
+    (tmp_path / "job.json").write_text(json.dumps(state))
+    (tmp_path / "report.json").write_text(json.dumps({"verify": state["verify"], "target": {}}))
+    monkeypatch.setenv("REPRODUCER_PASSWORD_DEFAULT", "not-used-here")
+    args = ["migrate", "--project", "p" * 32, "--service", "s", "--target", "local"]
+    result = CliRunner().invoke(cli, [*args, "--resume", "--run-dir", str(tmp_path)])
+    assert isinstance(result.exception, VerifyMismatchError) and result.exception.exit_code == 3, result.output
+    assert "source and target differ" in str(result.exception)
+    assert "apply: finished by an earlier attempt, skipped" in result.output
