@@ -13,11 +13,12 @@ target); ``resume`` continues from there.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,7 @@ from reproducer.data import rebuild
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError
-from reproducer.data.topology import Address, Layout, connect, databases, discover
+from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
@@ -63,6 +64,13 @@ class Stats:
     rebuilt: int = 0
     bytes: int = 0
     retries: int = 0
+    #: Copied keys without a TTL: a resumed target must still hold at least these.
+    persistent: int = 0
+
+    @classmethod
+    def saved(cls, values: dict[str, int]) -> Stats:
+        """Counters read back from a checkpoint (names this version does not know are ignored)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def add(self, other: Stats) -> None:
         """Add ``other``'s counters to these."""
@@ -102,23 +110,55 @@ def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Pro
     nodes = source_nodes(src_layout, from_replica=options.from_replica)
     dbs = {node: _databases(source, node, options) for node in nodes}
     _check_target(target, dst_layout, dbs, options)
-    checkpoint = Checkpoint.open(options.checkpoint, resume=options.resume)
+    checkpoint = Checkpoint.open(
+        options.checkpoint,
+        resume=options.resume,
+        source=identity(source, src_layout),
+        target=identity(target, dst_layout),
+    )
+    earlier = Stats.saved(checkpoint.totals())
+    if options.resume:
+        _check_resumed_target(target, dst_layout, dbs, earlier)
+    checkpoint.save()  # before any key moves: a run directory that cannot hold it stops the copy here
     tracker = _Tracker(sum(_key_count(source, n, d) for n, ds in dbs.items() for d in ds), progress)
+    tracker.total.add(earlier)
     started = time.monotonic()
     workers = [_NodeCopier(source, target, node, dbs[node], options, checkpoint, tracker) for node in nodes]
     try:
         with ThreadPoolExecutor(max_workers=len(workers)) as pool:
             for future in [pool.submit(w.run) for w in workers]:
                 future.result()
-    finally:  # it holds only what the target confirmed, so a failed copy leaves a checkpoint --resume can use
-        checkpoint.save()
+    except BaseException:  # the checkpoint holds only what the target confirmed: --resume can use it
+        with contextlib.suppress(DataError):  # the first error is the one to report
+            checkpoint.save()
+        raise
+    checkpoint.save()
     per_node = {w.name: w.stats for w in workers}
-    notes = _notes(tracker.total) + [warning for w in workers for warning in w.writer.warnings]
+    notes = _notes(tracker.total, earlier) + [warning for w in workers for warning in w.writer.warnings]
     return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, notes)
 
 
-def _notes(total: Stats) -> list[str]:
+def _check_resumed_target(target: Endpoint, layout: Layout, dbs: dict[Address, list[int]], earlier: Stats) -> None:
+    """Refuse to resume onto a target that holds fewer keys than the checkpoint says it confirmed there."""
+    used = sorted({d for ds in dbs.values() for d in ds}) if not layout.cluster else [0]
+    holds = sum(_key_count(target, node, db) for node in layout.primaries for db in used)
+    if holds < earlier.persistent:
+        raise DataError(
+            f"the target {target} holds {holds} key(s), but the checkpoint records {earlier.persistent} key(s) "
+            "without expiry confirmed there: the target lost keys since the interrupted copy "
+            "(flushed, restarted without persistence, or replaced)",
+            hint="copy again from the start: run the command without --resume and with a new --run-dir "
+            "(--replace if the target keeps other keys)",
+        )
+
+
+def _notes(total: Stats, earlier: Stats) -> list[str]:
     notes = []
+    if earlier.scanned:
+        notes.append(
+            f"resumed: {earlier.copied} key(s) were copied by the interrupted run(s), "
+            f"{total.copied - earlier.copied} by this one"
+        )
     if total.expired:
         notes.append(f"{total.expired} key(s) expired or were deleted while being copied (not an error)")
     if total.rebuilt:
@@ -282,7 +322,7 @@ class _NodeCopier:
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
 
     def run(self) -> None:
-        self.stats = Stats(**self.checkpoint.stats(self.name))
+        self.stats = Stats.saved(self.checkpoint.stats(self.name))
         try:
             for db in self.dbs:
                 if not self.checkpoint.db_done(self.name, db):
@@ -405,7 +445,13 @@ class _NodeCopier:
         for key in refused + batch.oversized:
             self._rebuild(batch.db, key)
         rebuilt = len(refused) + len(batch.oversized)
-        delta = Stats(copied=outcome.copied, skipped=outcome.skipped, rebuilt=rebuilt, retries=outcome.retries)
+        delta = Stats(
+            copied=outcome.copied,
+            skipped=outcome.skipped,
+            rebuilt=rebuilt,
+            retries=outcome.retries,
+            persistent=outcome.persistent,
+        )
         self.stats.add(delta)
         self.tracker.report(delta)
         self.checkpoint.advance(self.name, batch.db, batch.next_cursor, self.stats)
@@ -435,6 +481,7 @@ class _Outcome:
     copied: int = 0
     skipped: int = 0
     retries: int = 0
+    persistent: int = 0
     rebuild: list[int] = field(default_factory=list)
 
 
@@ -540,6 +587,7 @@ class TargetWriter:
         for index, reply in zip(indexes, replies, strict=True):
             if not isinstance(reply, ReplyError):
                 outcome.copied += 1
+                outcome.persistent += batch.items[index][1] == 0
                 continue
             message = str(reply)
             if message.startswith("BUSYKEY"):

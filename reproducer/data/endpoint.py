@@ -86,6 +86,20 @@ class Endpoint:
         return replace(self, kind=kind)
 
 
+def normalised(endpoint: Endpoint) -> dict[str, Any]:
+    """The endpoint as comparable data: scheme, sorted hosts, db, user, primary name (never a password)."""
+    scheme = ("valkeys" if endpoint.tls is not None else "valkey") + (
+        "" if endpoint.kind == "standalone" else f"+{endpoint.kind}"
+    )
+    return {
+        "scheme": scheme,
+        "hosts": sorted(f"{host.lower()}:{port}" for host, port in endpoint.hosts),
+        "db": endpoint.db,
+        "user": endpoint.username,
+        "primary_name": endpoint.primary_name,
+    }
+
+
 def parse_endpoint(url: str, *, environ: dict[str, str] | None = None) -> Endpoint:
     """Parse an endpoint URL and resolve its password from the environment or a file."""
     parts = urlsplit(url)

@@ -6,7 +6,7 @@ from binascii import crc_hqx
 from dataclasses import dataclass, field
 from typing import Any
 
-from reproducer.data.endpoint import Endpoint, resolve_primary
+from reproducer.data.endpoint import Endpoint, normalised, resolve_primary
 from reproducer.data.resp import RawConnection
 from reproducer.errors import DataError
 
@@ -22,6 +22,8 @@ class Layout:
     primaries: list[Address]
     replicas: dict[Address, list[Address]] = field(default_factory=dict)
     slot_owner: list[int] = field(default_factory=list)
+    #: Cluster node ids (every node of every shard): they survive restarts and name the cluster.
+    node_ids: list[str] = field(default_factory=list)
 
     def node_for_key(self, key: bytes) -> Address:
         """The primary that owns ``key`` (the only primary when not a cluster)."""
@@ -58,6 +60,21 @@ def discover(endpoint: Endpoint) -> Layout:
         return Layout(cluster=False, primaries=[seed], replicas={seed: _replicas(conn)})
     finally:
         conn.close()
+
+
+def identity(endpoint: Endpoint, layout: Layout) -> dict[str, Any]:
+    """Who ``endpoint`` is, for checkpoints: its normalised endpoint, its cluster node ids or primary's run_id."""
+    run_ids: list[str] = []
+    if not layout.cluster:
+        conn = connect(endpoint, layout.primaries[0])
+        try:
+            info = conn.call_bytes("INFO", "server").decode(errors="replace")
+        except DataError:  # INFO denied: the endpoint alone identifies the server
+            info = ""
+        finally:
+            conn.close()
+        run_ids = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("run_id:")]
+    return {"endpoint": normalised(endpoint), "cluster_ids": sorted(layout.node_ids), "run_ids": run_ids}
 
 
 def _cluster_enabled(conn: RawConnection) -> bool:
@@ -132,6 +149,7 @@ def _pairs(flat: Any) -> dict[str, Any]:
 
 def _add_shard(layout: Layout, shard: dict[str, Any], *, tls: bool) -> None:
     nodes = [_pairs(n) for n in shard["nodes"]]
+    layout.node_ids += [bytes(n["id"]).decode() for n in nodes if n.get("id")]
     primary = next((n for n in nodes if n.get("role") == b"master" and n.get("health") != b"fail"), None)
     if primary is None:
         return

@@ -216,11 +216,9 @@ def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
         "--no-verify",
     ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = run_dir / "data" / "checkpoint.json"
-    deadline = time.monotonic() + 20
-    while not checkpoint.exists() and time.monotonic() < deadline:
+    deadline, target = time.monotonic() + 20, primary_client(dst)
+    while target.dbsize() < 600 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     copied_before = sum(primary_client(dst).dbsize() for _ in [0])

@@ -80,6 +80,15 @@ def _copy_argv(source_url: str, target_url: str, run_dir, *extra: str) -> list[s
     return [sys.executable, "-m", "reproducer.cli", "copy", source_url, target_url, "--run-dir", str(run_dir), *extra]
 
 
+def _confirmed(checkpoint) -> int:
+    """Keys the checkpoint counts as copied (0 while it does not exist or is being replaced)."""
+    try:
+        saved = json.loads(checkpoint.read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(node["stats"].get("copied", 0) for node in saved["nodes"].values())
+
+
 @pytest.mark.fault("target unreachable mid-copy beyond the retries, then --resume", ends="verify")
 def test_target_gone_mid_copy_stops_with_intact_checkpoint_then_resume_finishes(pair, tmp_path):
     source, target = pair
@@ -91,7 +100,7 @@ def test_target_gone_mid_copy_stops_with_intact_checkpoint_then_resume_finishes(
     )
     checkpoint = run_dir / "data" / "checkpoint.json"
     deadline = time.monotonic() + 20
-    while not checkpoint.exists() and time.monotonic() < deadline:
+    while not _confirmed(checkpoint) and time.monotonic() < deadline:
         time.sleep(0.05)
     proxy.close()  # stop accepting and cut: every reconnection is refused from now on
     _out, err = proc.communicate(timeout=120)
