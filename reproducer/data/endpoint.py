@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ _SCHEMES: dict[str, tuple[Kind, bool]] = {
     "rediss+cluster": ("cluster", True),
 }
 _QUERY_KEYS = {"password_env", "password_file", "ca", "cert", "key", "insecure", "sentinel_tls"}
+_MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -101,39 +103,65 @@ def normalised(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def parse_endpoint(url: str, *, environ: dict[str, str] | None = None) -> Endpoint:
-    """Parse an endpoint URL and resolve its password from the environment or a file."""
-    parts = urlsplit(url)
+    """Parse an endpoint URL and resolve its password from the environment or a file.
+
+    Every refusal is an InputError whose message shows the URL through :func:`redact_url`.
+    """
+    shown = redact_url(url)
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise InputError(f"the endpoint URL {shown!r} holds a control character", hint="write the URL on one line")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InputError(f"malformed endpoint URL {shown!r}: {exc}", hint="write scheme://host:port") from None
     if parts.scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES if "redis" not in s)
-        raise InputError(f"unsupported endpoint scheme in {_redact(url)!r}", hint=f"use one of {known}")
-    if parts.password:
+        raise InputError(f"unsupported endpoint scheme in {shown!r}", hint=f"use one of {known}")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username = unquote(userinfo) if userinfo else None
+    if username is not None and ":" in username:
         raise InputError(
-            f"a password is written in the endpoint URL {_redact(url)!r}",
+            f"a password is written in the endpoint URL {shown!r}",
             hint="passwords in URLs end up in shell history and process lists: "
             "use ?password_env=VAR or ?password_file=PATH",
         )
     kind, tls = _SCHEMES[parts.scheme]
-    query = _query(parts.query, url)
-    hosts = _hosts(parts.netloc.rsplit("@", 1)[-1], url)
-    db, primary_name = _path(parts.path, kind, url)
+    query = _query(parts.query, shown)
+    hosts = _hosts(hostlist, shown)
+    db, primary_name = _path(parts.path, kind, shown)
     return Endpoint(
         kind=kind,
         hosts=hosts,
         db=db,
-        username=unquote(parts.username) if parts.username else None,
-        password=_password(query, environ if environ is not None else dict(os.environ), url),
+        username=username,
+        password=_password(query, environ if environ is not None else dict(os.environ), shown),
         tls=_tls(query) if tls else None,
         primary_name=primary_name,
         sentinel_tls=query.get("sentinel_tls", "1" if tls else "0") == "1",
-        url=_redact(url),
+        url=shown,
     )
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+def redact_url(url: str) -> str:
+    """``url`` fit for a message: user info (``user:pass@``, ``user%3Apass@``) and unknown option values masked.
+
+    Only the options known to hold no secret (``password_env`` names a variable, ``password_file`` a path)
+    keep their values; the fragment is dropped. Works on malformed URLs too.
+    """
+    url = url.split("#", 1)[0]
+    base, sep, query = url.partition("?")
+    scheme, slashes, rest = base.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    base = f"{scheme}{slashes}{authority}{slash}{path}" if slashes else base
+    if not sep:
+        return base
+    shown = []
+    for item in query.replace(";", "&").split("&"):
+        name, equals, _value = item.partition("=")
+        shown.append(item if name in _QUERY_KEYS else f"{name[:20]}{equals}***" if equals else "***")
+    return f"{base}?{'&'.join(shown)}"
 
 
 def _query(raw: str, url: str) -> dict[str, str]:
@@ -141,21 +169,29 @@ def _query(raw: str, url: str) -> dict[str, str]:
     unknown = set(query) - _QUERY_KEYS
     if unknown:
         raise InputError(
-            f"unknown endpoint option(s) {', '.join(sorted(unknown))} in {_redact(url)!r}",
+            f"unknown endpoint option(s) {', '.join(sorted(n[:20] for n in unknown))} in {url!r}",
             hint=f"known options: {', '.join(sorted(_QUERY_KEYS))}",
         )
     return query
 
 
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+
+
 def _hosts(netloc: str, url: str) -> tuple[tuple[str, int], ...]:
     hosts = []
     for item in filter(None, netloc.split(",")):
-        host, _, port = item.rpartition(":") if ":" in item else (item, "", "6379")
-        if not port.isdigit():
-            raise InputError(f"bad port {port!r} in {_redact(url)!r}", hint="write host:port, e.g. 127.0.0.1:6379")
+        host, _, port = item.rpartition(":") if ":" in item and not item.endswith("]") else (item, "", "6379")
+        if not port.isdigit() or not 0 < int(port) <= _MAX_PORT:
+            raise InputError(
+                f"bad port {port[:10]!r} in {url!r}",
+                hint="write host:port with a port from 1 to 65535, e.g. 127.0.0.1:6379",
+            )
+        if host and not _HOST.fullmatch(host):
+            raise InputError(f"bad host name in {url!r}", hint="write a DNS name, an IPv4 address or [IPv6]")
         hosts.append((host.strip("[]") or "127.0.0.1", int(port)))
     if not hosts:
-        raise InputError(f"no host in {_redact(url)!r}", hint="write scheme://host:port")
+        raise InputError(f"no host in {url!r}", hint="write scheme://host:port")
     return tuple(hosts)
 
 
@@ -179,22 +215,45 @@ def _password(query: dict[str, str], environ: dict[str, str], url: str) -> str |
         return environ[name]
     if "password_file" in query:
         try:
-            return Path(query["password_file"]).read_text().rstrip("\r\n")
+            return Path(query["password_file"]).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise InputError(
                 f"cannot read password_file {query['password_file']}: {exc.strerror}",
                 hint="check the path and its permissions",
             ) from None
+        except ValueError:
+            raise InputError(
+                f"password_file {query['password_file']} is not UTF-8 text", hint="write the password alone, as text"
+            ) from None
     return None
 
 
 def _tls(query: dict[str, str]) -> Tls:
-    return Tls(
+    """TLS settings whose files exist and load (InputError naming the option otherwise)."""
+    for option in ("ca", "cert", "key"):
+        path = query.get(option)
+        if path is not None and not (Path(path).is_file() and os.access(path, os.R_OK)):
+            raise InputError(
+                f"the endpoint's {option} file {path} does not exist or is not a readable file",
+                hint=f"check the path given in ?{option}=PATH",
+            )
+    if "key" in query and "cert" not in query:
+        raise InputError("the endpoint has a client key but no certificate", hint="add ?cert=PATH beside ?key=PATH")
+    tls = Tls(
         ca_file=query.get("ca"),
         cert_file=query.get("cert"),
         key_file=query.get("key"),
         insecure=query.get("insecure", "0") in ("1", "true", "yes"),
     )
+    try:
+        tls.context()
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        given = ", ".join(f"{o}={query[o]}" for o in ("ca", "cert", "key") if o in query)
+        raise InputError(
+            f"cannot load the endpoint's TLS files ({given}): {getattr(exc, 'reason', None) or exc}",
+            hint="ca, cert and key must be PEM files (the key matching the certificate)",
+        ) from None
+    return tls
 
 
 # ---- valkey-py clients (the slow, convenient path) -----------------------------------------------

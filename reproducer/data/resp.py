@@ -60,6 +60,8 @@ class RawConnection:
                 hint="check the host, the port and the allow-list",
                 retryable=True,
             ) from None
+        except ValueError as exc:  # a host name IDNA cannot encode (a label too long, empty)
+            raise DataError(f"cannot connect to {self.address}: {exc}", hint="check the host name") from None
         self._reader = libvalkey.Reader()
         self._timeout = timeout
         self.db = 0

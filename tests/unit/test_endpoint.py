@@ -1,5 +1,6 @@
 """Endpoint URLs: forms, options, and the refusals that keep passwords out of argv."""
 
+import certifi
 import pytest
 
 from reproducer.data.endpoint import parse_endpoint
@@ -7,7 +8,8 @@ from reproducer.errors import InputError
 
 
 def test_standalone_tls_with_user_db_and_password_from_env():
-    ep = parse_endpoint("valkeys://app@db.example:20185/3?password_env=PW&ca=/ca.pem", environ={"PW": "s3cret"})
+    ca = certifi.where()
+    ep = parse_endpoint(f"valkeys://app@db.example:20185/3?password_env=PW&ca={ca}", environ={"PW": "s3cret"})
     assert (ep.kind, ep.hosts, ep.db, ep.username, ep.password) == (
         "standalone",
         (("db.example", 20185),),
@@ -15,7 +17,7 @@ def test_standalone_tls_with_user_db_and_password_from_env():
         "app",
         "s3cret",
     )
-    assert ep.tls is not None and ep.tls.ca_file == "/ca.pem" and not ep.tls.insecure
+    assert ep.tls is not None and ep.tls.ca_file == ca and not ep.tls.insecure
     assert "s3cret" not in repr(ep) and "s3cret" not in str(ep)
 
 
@@ -50,3 +52,56 @@ def test_bad_urls_name_the_problem(url, message):
     with pytest.raises(InputError, match=message) as caught:
         parse_endpoint(url, environ={})
     assert "hunter2" not in caught.value.message and caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "valkey://h:0",
+        "valkey://h:99999",
+        "valkey://h:65536,g:1/0",
+        "valkey://[::1",
+        "valkey://bad host:1",
+        "valkey://h\n:1",
+    ],
+)
+def test_impossible_addresses_are_refused_at_parse_time(url):
+    with pytest.raises(InputError) as caught:
+        parse_endpoint(url, environ={})
+    assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "valkey://app%3Ahunter2@h:1",
+        "valkey://app%3ahunter2@h:1?password_env=NOPE",
+        "valkey://h:1?password=hunter2",
+        "valkey://h:1?password_env=NOPE&pass=hunter2",
+        "valkey://h:0?auth=hunter2",
+        "valkey+sentinel://app%3Ahunter2@h:1",
+        "valkey://h:1/zero?token=hunter2",
+    ],
+)
+def test_credentials_in_any_url_form_never_reach_a_message(url):
+    with pytest.raises(InputError) as caught:
+        parse_endpoint(url, environ={})
+    assert "hunter2" not in caught.value.message + caught.value.hint
+
+
+@pytest.mark.parametrize("option", ["ca", "cert", "key"])
+def test_missing_or_unusable_tls_files_are_input_errors(tmp_path, option):
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    for path in (tmp_path / "missing.pem", tmp_path, garbage):
+        cert = f"&cert={garbage}" if option == "key" else ""
+        with pytest.raises(InputError, match=option) as caught:
+            parse_endpoint(f"valkeys://h:1?{option}={path}{cert}", environ={})
+        assert caught.value.hint, path
+
+
+def test_password_file_that_is_not_text_is_an_input_error(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InputError, match="password_file"):
+        parse_endpoint(f"valkey://u@h:1?password_file={secret}", environ={})
