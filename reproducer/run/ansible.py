@@ -1,10 +1,15 @@
-"""Run Ansible playbooks through ansible-runner, with secrets that never reach the disk in clear.
+"""Run Ansible playbooks through ansible-runner: no value is ever templated, no secret reaches the disk in clear.
 
-ansible-runner writes ``env/`` files and an ``artifacts/<ident>/command`` file holding the child's whole
-environment, so secrets go neither in ``extravars`` nor in ``envvars``. They are written to a vars file
-encrypted with Ansible Vault under a random one-time password, and that password is typed into Ansible's
-``--ask-vault-pass`` prompt by ansible-runner's ``passwords`` mapping, in memory only
-(``suppress_env_files=True``). Playbooks read them as ordinary variables and mark their tasks ``no_log``.
+- Every variable reaches Ansible through a vars file written by :func:`reproducer.untrusted.ansible_yaml` (every
+  string tagged ``!unsafe``) and passed as ``-e @file``: a spec value holding ``{{ lookup('pipe', ...) }}`` stays
+  text. The file is private (mode 0600) in the private data directory, never in argv.
+- Secrets go in a vars file of the same kind, encrypted with Ansible Vault under a random one-time password
+  that ansible-runner types into ``--ask-vault-pass`` from memory (``suppress_env_files=True``). Playbooks read
+  them as ordinary variables and mark their tasks ``no_log``.
+- ansible-runner records the child's environment in ``artifacts/<ident>/command``, so the child gets an
+  allow-listed environment (:func:`ansible_environment`), never this process's passwords or URLs.
+- SIGINT and SIGTERM during a run cancel the playbook (its process group is killed) and are raised again once
+  the caller's handlers are back (:class:`_Cancellation`); ansible-runner never keeps its own handlers.
 
 Job events become progress lines through a callback; a failed run raises :class:`AnsibleError` naming the
 host, the task and the message. Only ``cli.py`` prints.
@@ -16,19 +21,29 @@ import difflib
 import os
 import re
 import secrets
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 import yaml
 
-from reproducer.errors import ReproducerError
+from reproducer.errors import Interrupted, ReproducerError
+from reproducer.procs import child_env
+from reproducer.untrusted import ansible_yaml
 
 Progress = Callable[[str], None]
 VAULT_PROMPT = r"Vault password:\s*$"
 SECRETS_FILE = "secrets.vault.yml"
+VARS_FILE = "vars.yml"
+#: What Ansible may inherit from this process beyond :data:`reproducer.procs.BASE_ENV_ALLOWED`.
+ANSIBLE_ENV_ALLOWED = ("ANSIBLE_*",)
+#: How often (seconds) the run checks for a cancelling signal while a task runs silently.
+_CANCEL_POLL = 0.2
 
 
 class AnsibleError(ReproducerError):
@@ -55,9 +70,11 @@ class PlaybookResult:
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
-def cmdline(*, check: bool, diff: bool, secrets_file: Path | None) -> str:
+def cmdline(*, check: bool, diff: bool, secrets_file: Path | None, vars_file: Path | None = None) -> str:
     """Extra ansible-playbook arguments (pure)."""
     args = ["--check"] * check + ["--diff"] * diff
+    if vars_file is not None:
+        args += ["--extra-vars", f"@{vars_file}"]
     if secrets_file is not None:
         args += ["--ask-vault-pass", "--extra-vars", f"@{secrets_file}"]
     return " ".join(args)
@@ -137,12 +154,23 @@ def progress_line(event: Mapping[str, Any]) -> str | None:
 
 
 def write_vault(path: Path, values: Mapping[str, Any], password: str) -> None:
-    """Encrypt ``values`` (YAML) with Ansible Vault into ``path``; only ciphertext reaches the disk."""
+    """Encrypt ``values`` (unsafe-tagged YAML) with Ansible Vault into ``path``; only ciphertext reaches the disk."""
     from ansible.parsing.vault import VaultLib, VaultSecret  # type: ignore[import-untyped]
 
     vault = VaultLib([("default", VaultSecret(password.encode()))])
-    path.write_bytes(vault.encrypt(yaml.safe_dump(dict(values))))
-    path.chmod(0o600)
+    _write_private(path, vault.encrypt(ansible_yaml(dict(values))))
+
+
+def write_vars(path: Path, values: Mapping[str, Any]) -> None:
+    """Write ``values`` for ``--extra-vars @path``: every string ``!unsafe`` (never templated), mode 0600."""
+    _write_private(path, ansible_yaml(dict(values)).encode())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def run_playbook(
@@ -156,10 +184,18 @@ def run_playbook(
     diff: bool = False,
     progress: Progress | None = None,
 ) -> PlaybookResult:
-    """Run ``playbook`` on ``inventory`` (a dict inventory) and return its result; raise on failure."""
+    """Run ``playbook`` on ``inventory`` (a dict inventory) and return its result; raise on failure.
+
+    ``extravars`` and ``secret_vars`` are data, never templates. SIGINT or SIGTERM during the run stops the
+    playbook and raises what the caller's handler raises (``KeyboardInterrupt``/:class:`Interrupted` by default);
+    the caller's handlers are in place again when this returns or raises.
+    """
     import ansible_runner.interface
 
     private_data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir.chmod(0o700)
+    vars_file = private_data_dir / VARS_FILE
+    write_vars(vars_file, extravars or {})
     secrets_file, passwords = None, {}
     if secret_vars:
         password = secrets.token_urlsafe(32)
@@ -175,23 +211,25 @@ def run_playbook(
             progress(line)
         return True
 
-    runner = ansible_runner.interface.init_runner(
-        private_data_dir=str(private_data_dir),
-        playbook=str(playbook),
-        inventory=dict(inventory),
-        extravars=dict(extravars or {}),
-        passwords=passwords,
-        suppress_env_files=True,
-        quiet=True,
-        cmdline=cmdline(check=check, diff=diff, secrets_file=secrets_file),
-        event_handler=on_event,
-        ident=f"{playbook.stem}-{'check' if check else 'apply'}",
-        envvars={"PATH": _path_with_ansible(), "ANSIBLE_NOCOLOR": "1"},
-        rotate_artifacts=5,
-    )
-    # ansible-runner seeds the child's environment with ours and records it in artifacts/<ident>/command.
-    runner.config.env = without_secrets(runner.config.env)
-    runner.run()
+    with _Cancellation() as cancellation:
+        runner = ansible_runner.interface.init_runner(
+            private_data_dir=str(private_data_dir),
+            playbook=str(playbook),
+            inventory=dict(inventory),
+            passwords=passwords,
+            suppress_env_files=True,
+            quiet=True,
+            cmdline=cmdline(check=check, diff=diff, secrets_file=secrets_file, vars_file=vars_file),
+            event_handler=on_event,
+            cancel_callback=cancellation.requested,
+            ident=f"{playbook.stem}-{'check' if check else 'apply'}",
+            envvars={"PATH": _path_with_ansible(), "ANSIBLE_NOCOLOR": "1"},
+            rotate_artifacts=5,
+        )
+        runner.config.env = ansible_environment(runner.config.env)
+        runner.config.pexpect_timeout = _CANCEL_POLL
+        runner.run()
+    cancellation.raise_if_requested()
     result = PlaybookResult(
         str(runner.status), int(runner.rc), _changed(runner.stats), failures_from_events(events), events
     )
@@ -200,17 +238,71 @@ def run_playbook(
     return result
 
 
-_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CONSUMER_KEY|PRIVATE_KEY|CREDENTIAL|_AUTH$", re.IGNORECASE)
-_HARMLESS = ("ANSIBLE_", "SSH_AUTH_SOCK")
+def ansible_environment(runner_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the ansible-playbook child: an allow-list of ours plus what ansible-runner set itself.
+
+    ansible-runner seeds the child's environment with this process's whole environment and records it in
+    ``artifacts/<ident>/command``; only :data:`ANSIBLE_ENV_ALLOWED` and the common variables
+    (:func:`reproducer.procs.child_env`) are kept. Passwords reach playbooks through the one-time vault only.
+    """
+    own = {k: v for k, v in runner_env.items() if os.environ.get(k) != v}
+    return without_secrets(os.environ) | own
 
 
 def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment minus variables whose names say they hold a secret (Ansible's own settings are kept).
+    """``env`` reduced to what Ansible may see: an allow-list (common variables, ``ANSIBLE_*``), not a deny-list.
 
-    Passwords reach playbooks through the one-time vault only; the OVH, cloud and reproducer secrets of the
-    calling process have no business in Ansible's environment, nor in the artifacts that record it.
+    ``SRC_PW``, ``DATABASE_URL`` or any name nobody thought of stays out, whatever it looks like.
     """
-    return {k: v for k, v in env.items() if k.startswith(_HARMLESS) or not _SECRET_NAME.search(k)}
+    return child_env(ANSIBLE_ENV_ALLOWED, base=env)
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+class _Cancellation:
+    """SIGINT/SIGTERM handlers for the time of a run: a signal asks to cancel; the caller's handlers come back.
+
+    A signal the caller ignores stays ignored. After the run, :meth:`raise_if_requested` calls the caller's
+    handler for the signal received (``default_int_handler`` raises ``KeyboardInterrupt``), or raises
+    :class:`Interrupted` when that handler is the default or returns.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, _Handler] = {}
+
+    def __enter__(self) -> _Cancellation:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                handler = signal.getsignal(sig)
+                if handler is not signal.SIG_IGN:
+                    self.previous[sig] = handler
+                    signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def requested(self) -> bool:
+        """Whether a signal asked to stop the run (ansible-runner's cancel callback)."""
+        return self.signum is not None
+
+    def raise_if_requested(self) -> None:
+        """Raise what the caller's handler raises for the signal received, or :class:`Interrupted`."""
+        if self.signum is None:
+            return
+        handler = self.previous.get(self.signum)
+        if callable(handler):
+            handler(self.signum, None)
+        raise Interrupted(self.signum)
 
 
 def _path_with_ansible() -> str:

@@ -1,0 +1,185 @@
+"""Real Ansible through run_playbook, tried as an attacker would: spec values never run, secrets never leak,
+signals stop a run and leave the caller's handlers as they were."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from reproducer.errors import Interrupted
+from reproducer.run.ansible import run_playbook
+
+INVENTORY = {
+    "all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
+}
+TEMPLATED = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: show the value
+      ansible.builtin.debug:
+        msg: "value is {{ value }} / {{ nested.list[0] }} / {{ valkey_user_passwords.app }}"
+    - name: write it through a template
+      ansible.builtin.template:
+        src: "{{ playbook_dir }}/value.j2"
+        dest: "{{ out_dir }}/value.txt"
+        mode: "0600"
+    - name: write it through a set_fact
+      ansible.builtin.set_fact:
+        copied: "{{ value }}"
+    - name: write the copy
+      ansible.builtin.copy:
+        content: "{{ copied }}|{{ lookup('vars', 'value') }}|{{ valkey_user_passwords.app }}\\n"
+        dest: "{{ out_dir }}/copy.txt"
+        mode: "0600"
+"""
+LEAKY = {"SRC_PW": "src-pw-value", "VALKEY_PASS": "valkey-pass-value", "DATABASE_URL": "valkey://a:url-pw@db:1"}
+
+
+def attack(marker: Path) -> str:
+    return f"x{{{{ lookup('pipe','touch {marker}') }}}}"
+
+
+def everything_under(directory: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def templated(tmp_path) -> Path:
+    (tmp_path / "value.j2").write_text("{{ value }}\n")
+    (tmp_path / "out").mkdir()
+    path = tmp_path / "site.yml"
+    path.write_text(TEMPLATED)
+    return path
+
+
+def test_spec_values_and_secrets_are_never_templated(templated, tmp_path):
+    marker = Path(f"/tmp/PWNED-{secrets.token_hex(6)}")
+    value, secret = attack(marker), attack(Path(f"{marker}-secret"))
+    try:
+        run_playbook(
+            templated,
+            INVENTORY,
+            private_data_dir=tmp_path / "run",
+            extravars={"out_dir": str(tmp_path / "out"), "value": value, "nested": {"list": [value]}},
+            secret_vars={"valkey_user_passwords": {"app": secret}},
+        )
+        assert not marker.exists() and not Path(f"{marker}-secret").exists()
+    finally:
+        marker.unlink(missing_ok=True)
+        Path(f"{marker}-secret").unlink(missing_ok=True)
+    assert (tmp_path / "out" / "value.txt").read_text() == value + "\n"
+    assert (tmp_path / "out" / "copy.txt").read_text() == f"{value}|{value}|{secret}\n"
+
+
+def test_variables_reach_ansible_through_a_private_file_not_argv(templated, tmp_path):
+    value = f"plain-{secrets.token_hex(4)}"
+    run_playbook(
+        templated,
+        INVENTORY,
+        private_data_dir=tmp_path / "run",
+        extravars={"out_dir": str(tmp_path / "out"), "value": value, "nested": {"list": ["a"]}},
+        secret_vars={"valkey_user_passwords": {"app": "pw"}},
+    )
+    command = next((tmp_path / "run" / "artifacts").glob("*/command")).read_text()
+    assert value not in command
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and value in p.read_text(errors="replace")]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+
+
+ENV_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: write what Ansible sees of the environment
+      ansible.builtin.copy:
+        content: "{{ lookup('env', 'SRC_PW', 'VALKEY_PASS', 'DATABASE_URL') }}|{{ lookup('env', 'HOME') }}"
+        dest: "{{ out_dir }}/env.txt"
+        mode: "0600"
+"""
+
+
+def test_only_an_allow_listed_environment_reaches_ansible_and_its_artifacts(tmp_path, monkeypatch):
+    for name, value in LEAKY.items():
+        monkeypatch.setenv(name, value)
+    playbook = tmp_path / "env.yml"
+    playbook.write_text(ENV_PLAYBOOK)
+    run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", extravars={"out_dir": str(tmp_path)})
+    assert (tmp_path / "env.txt").read_text() == f",,|{os.environ['HOME']}"
+    recorded = everything_under(tmp_path / "run")
+    assert "HOME" in recorded
+    assert not [value for value in LEAKY.values() if value in recorded]
+
+
+SLEEPY = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: sleep for a long time
+      ansible.builtin.command: sleep 120
+      changed_when: false
+"""
+QUICK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: nothing
+      ansible.builtin.debug:
+        msg: hello
+"""
+
+
+def handlers() -> dict[int, object]:
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def test_the_callers_signal_handlers_are_back_after_a_run(tmp_path):
+    playbook = tmp_path / "quick.yml"
+    playbook.write_text(QUICK)
+    before = handlers()
+    run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run")
+    assert handlers() == before
+
+
+def raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+@pytest.mark.fault("SIGTERM during a playbook task (sleep 120)", ends="interrupted within seconds")
+@pytest.mark.parametrize(
+    ("signum", "handler", "expected"),
+    [(signal.SIGTERM, raise_interrupted, Interrupted), (signal.SIGINT, signal.default_int_handler, KeyboardInterrupt)],
+)
+def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, handler, expected):
+    playbook = tmp_path / "sleepy.yml"
+    playbook.write_text(SLEEPY)
+    previous = signal.signal(signum, handler)
+    try:
+        before = handlers()
+        started = threading.Event()
+
+        def on_progress(line: str) -> None:
+            if "sleep for a long time" in line:
+                started.set()
+
+        def send() -> None:
+            if started.wait(60):
+                time.sleep(1.0)
+                os.kill(os.getpid(), signum)
+
+        threading.Thread(target=send, daemon=True).start()
+        begin = time.monotonic()
+        with pytest.raises(expected):
+            run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=on_progress)
+        assert started.is_set() and time.monotonic() - begin < 30
+        assert handlers() == before
+    finally:
+        signal.signal(signum, previous)
