@@ -10,14 +10,16 @@ imported later keeps each key's deadline, and keys whose deadline passed are ski
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from reproducer.data import rebuild
 from reproducer.data.endpoint import Endpoint
-from reproducer.data.formats.entries import Entry, EntryWriter, read_entries
+from reproducer.data.formats.entries import Conflict, Entry, EntryWriter, check_target, conflict_of, read_entries
 from reproducer.errors import InputError
 
 Progress = Callable[[int], None]
@@ -43,20 +45,48 @@ def export(
 
 
 def load(
-    path: Path, target: Endpoint, *, replace: bool = True, progress: Progress | None = None
+    path: Path,
+    target: Endpoint,
+    *,
+    conflict: Conflict | None = None,
+    replace: bool | None = None,
+    progress: Progress | None = None,
 ) -> tuple[int, int, int]:
-    """Write every line of ``path`` to ``target``; returns (written, expired, skipped)."""
-    writer = EntryWriter(target, replace=replace)
+    """Write every line of ``path`` to ``target``; returns (written, expired, skipped).
+
+    The whole file is read and checked first, so a malformed line stops the import before anything is
+    written. ``replace`` is the older form of ``conflict`` (True: "replace", False: "skip").
+    """
+    policy = conflict_of(conflict, replace)
+    for _ in read_file(path):
+        pass
+    check_target(target, policy)
+    writer = EntryWriter(target, conflict=policy)
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    writer.write(from_line(line, f"{path}:{number}"))
-                if progress and number % 1000 == 0:
-                    progress(number)
+        for number, entry in enumerate(read_file(path), 1):
+            writer.write(entry)
+            if progress and number % 1000 == 0:
+                progress(number)
+        writer.flush()
     finally:
         writer.close()
     return writer.written, writer.expired, writer.skipped
+
+
+def read_file(path: Path) -> Iterator[Entry]:
+    """Every line of ``path`` as an Entry (one line in memory at a time); InputError names a bad line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{where}: the line is not UTF-8 text (byte {exc.start} of the line)",
+                    hint='a JSONL file is UTF-8; binary keys and values go in base64 with "b64": true',
+                ) from None
+            if line.strip():
+                yield from_line(line, where)
 
 
 def to_line(entry: Entry) -> dict[str, Any]:
@@ -75,25 +105,125 @@ def to_line(entry: Entry) -> dict[str, Any]:
     return {**line, "b64": True} if binary else line
 
 
+class _Bad(Exception):
+    """A problem in one line (caught by :func:`from_line`, which names the line)."""
+
+
 def from_line(line: str, where: str) -> Entry:
-    """Parse one JSONL line into an Entry, naming ``where`` on error."""
+    """Parse and check one JSONL line into an Entry, naming ``where`` and the problem on error."""
+    try:
+        return _entry(line)
+    except _Bad as exc:
+        raise InputError(f"{where}: {exc}", hint=_HINT) from None
+
+
+_HINT = "each line is one key as 'reproducer export' writes it (see 'reproducer import --help')"
+
+
+def _entry(line: str) -> Entry:
     try:
         data = json.loads(line)
-        decode = base64.b64decode if data.get("b64") else str.encode
-        kind = data["type"]
-        value = _map_str(data["value"], decode)
-        if kind == "stream":
-            return Entry(
-                data["db"],
-                decode(data["key"]),
-                rebuild.Value(kind, value["entries"], value["meta"]),
-                data["expire_at_ms"],
-            )
-        return Entry(data["db"], decode(data["key"]), rebuild.Value(kind, value), data["expire_at_ms"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{where}: not a reproducer JSONL line ({exc})", hint="export the file with 'reproducer export'"
-        ) from None
+    except ValueError as exc:
+        raise _Bad(f"not a reproducer JSONL line (not JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise _Bad(f"not a reproducer JSONL line (not a JSON object but a {type(data).__name__})")
+    b64 = data.get("b64", False)
+    if not isinstance(b64, bool):
+        raise _Bad("b64 must be true or false")
+    decode = _from_b64 if b64 else _from_text
+    kind = data.get("type")
+    if kind not in rebuild.TYPES:
+        raise _Bad(f"unknown type {kind!r} (one of {', '.join(rebuild.TYPES)})")
+    db: Any = data.get("db")
+    if not _is_int(db) or not 0 <= db < 10_000:
+        raise _Bad(f"db must be a database number from 0, not {db!r}")
+    if not isinstance(data.get("key"), str):
+        raise _Bad("key must be a string")
+    expire = data.get("expire_at_ms")
+    if expire is not None and not _is_int(expire):
+        raise _Bad(f"expire_at_ms must be an integer (ms since the epoch) or null, not {expire!r}")
+    value = _VALUES[kind](data.get("value"), decode)
+    key = decode(data["key"])
+    if kind == "stream":
+        return Entry(db, key, rebuild.Value(kind, value["entries"], value["meta"]), expire)
+    return Entry(db, key, rebuild.Value(kind, value), expire)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _from_text(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, found {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad('a string is not valid UTF-8 (a lone surrogate): write it in base64 with "b64": true') from None
+
+
+def _from_b64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _Bad(f"expected a base64 string, found {type(value).__name__}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise _Bad(f"bad base64 {value[:20]!r}") from None
+
+
+Decode = Callable[[Any], bytes]
+
+
+def _string(value: Any, decode: Decode) -> bytes:
+    if not isinstance(value, str):
+        raise _Bad(f"a string value must be a string, not {type(value).__name__}")
+    return decode(value)
+
+
+def _members(value: Any, decode: Decode, kind: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise _Bad(f"a {kind} value must be a list of strings, not {type(value).__name__}")
+    return [decode(v) for v in value]
+
+
+def _pairs(value: Any, decode: Decode, kind: str) -> list[list[bytes]]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise _Bad(f"a {kind} value must be a list of [field, value] pairs")
+    return [[decode(f), decode(v)] for f, v in value]
+
+
+def _zset(value: Any, decode: Decode) -> list[list[Any]]:
+    if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
+        raise _Bad("a zset value must be a list of [member, score] pairs")
+    for _member, score in value:
+        if not isinstance(score, int | float) or isinstance(score, bool) or math.isnan(score):
+            raise _Bad(f"a zset score must be a number, not {score!r}")
+    return [[decode(m), float(s)] for m, s in value]
+
+
+def _stream(value: Any, decode: Decode) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("entries"), list):
+        raise _Bad('a stream value must be {"entries": [[id, [field, value, ...]], ...], "meta": {...}}')
+    meta = value.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("last_id"), str):
+        raise _Bad("a stream value needs meta with last_id")
+    groups = meta.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) and "name" in g for g in groups):
+        raise _Bad("stream meta groups must be a list of objects with a name")
+    for item in value["entries"]:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], list)):
+            raise _Bad("a stream entry must be [id, [field, value, ...]]")
+    return {"entries": _map_str(value["entries"], decode), "meta": _map_str(meta, decode)}
+
+
+_VALUES: dict[str, Callable[[Any, Decode], Any]] = {
+    "string": _string,
+    "hash": lambda v, d: _pairs(v, d, "hash"),
+    "set": lambda v, d: _members(v, d, "set"),
+    "list": lambda v, d: _members(v, d, "list"),
+    "zset": _zset,
+    "stream": _stream,
+}
 
 
 def _all_text(value: Any) -> bool:
