@@ -17,10 +17,20 @@ library code never prints or exits.
     ├── DataError                        exit 1  copying, verifying or exporting data failed
     │   ├── DataAuthError                exit 4  a Valkey server refused the user or password
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
+    ├── OutputError                      exit 1  a file could not be written (read-only or full file system)
     └── SandboxError                     exit 1  the embedded sandbox could not start or stop
+
+    KeyboardInterrupt
+    └── Interrupted                      exit 130 (SIGINT) or 143 (SIGTERM): a signal stopped the command
+
+``Interrupted`` derives from ``KeyboardInterrupt``, not ``Exception``: no ``except Exception`` swallows it, and
+every clean-up written for Ctrl-C runs for SIGTERM too. ``redact`` removes credentials from any text shown.
 """
 
 from __future__ import annotations
+
+import re
+import signal
 
 
 class ReproducerError(Exception):
@@ -96,3 +106,35 @@ class VerifyMismatchError(DataError):
 
 class SandboxError(ReproducerError):
     """The embedded sandbox (local Valkey fleet, OVH API emulator) could not start, answer or stop."""
+
+
+class OutputError(ReproducerError):
+    """Writing an output file failed (read-only or full file system, permission): the previous file is intact."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (Ctrl-C, SIGTERM) stopped the command; clean-up runs as for Ctrl-C, then exit 128 + signal."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@'\"?#]+@")
+_ENCODED_USERINFO = re.compile(r"[^\s/@'\"=&?:]+(?:%3[Aa]|:)[^\s/@'\"]*@(?=[\w\[.-])")
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>[?&;](?:password|passwd|pass|pwd|secret|token|auth|access_token|api_key|apikey)=)[^&\s'\"#]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials removed: user info (``user:pass@``, ``user%3Apass@``) and secret parameters.
+
+    Every message shown to a user passes through here (the CLI applies it last); ``password_env`` and
+    ``password_file`` name where a password is, not the password, and stay.
+    """
+    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+    text = _ENCODED_USERINFO.sub("***@", text)
+    return _SECRET_PARAMETER.sub(lambda m: f"{m.group('name')}***", text)

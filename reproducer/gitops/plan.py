@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from reproducer.gitops.manifest import MANIFEST, read_manifest
 
 FORMAT_VERSION = "1.1"
 COMMENT_LIMIT = 65_536
@@ -76,14 +79,31 @@ class PlanReport:
         return bool(self.files) or any(self.counts.values()) or bool(self.ansible and self.ansible.changed)
 
 
+def committed_files(committed: Path, rendered: Iterable[str] = ()) -> dict[str, Path]:
+    """The committed output's files a render is compared with: its own (per the manifest) and ``rendered``.
+
+    Never the manifest, what a deployment added, or the user's own files (``backend.tf``, ``.git``).
+
+    A directory without a manifest (rendered by an older reproducer) compares every file but those.
+    """
+    if not committed.is_dir():
+        return {}
+    owned = read_manifest(committed)
+    wanted = set(rendered)
+    on_disk = {}
+    for path in sorted(committed.rglob("*")):
+        relative = path.relative_to(committed).as_posix()
+        if not path.is_file() or path.is_symlink() or relative == MANIFEST or ".git" in relative.split("/"):
+            continue
+        ours = relative in owned if owned is not None else True
+        if relative in wanted or (ours and not deployment_file(relative)):
+            on_disk[relative] = path
+    return on_disk
+
+
 def file_diffs(rendered: dict[str, str], committed: Path) -> list[FileDiff]:
-    """Unified diffs between freshly rendered files and the committed output directory."""
-    on_disk = (
-        {p.relative_to(committed).as_posix(): p for p in committed.rglob("*") if p.is_file()}
-        if committed.is_dir()
-        else {}
-    )
-    on_disk = {k: v for k, v in on_disk.items() if k in rendered or not deployment_file(k)}
+    """Unified diffs between freshly rendered files and the committed output directory (see ``committed_files``)."""
+    on_disk = committed_files(committed, rendered)
     diffs = []
     for path in sorted(set(rendered) | set(on_disk)):
         before = on_disk[path].read_text(errors="replace") if path in on_disk else ""

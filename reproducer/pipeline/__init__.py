@@ -8,6 +8,7 @@ failed command never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -15,9 +16,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reproducer.data.copy import CopyOptions, CopyResult, Stats
@@ -27,7 +28,7 @@ from reproducer.data.follow import Follower, FollowStats
 from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
-from reproducer.errors import InputError
+from reproducer.errors import InputError, OutputError
 
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
     from reproducer.gitops.drift import Difference
@@ -81,47 +82,85 @@ def specs_to_yaml(specs: Sequence[ServiceSpec]) -> str:
 
 
 def write_specs(specs: Sequence[ServiceSpec], output: Path) -> list[Path]:
-    """Write one spec to ``output``, or several to ``output/<service-id>.yaml``; atomically."""
+    """Write one spec to ``output``, or several to ``output/<service-id>.yaml``: all of them or none."""
     if len(specs) == 1 and not output.is_dir():
         atomic_write(output, specs[0].to_yaml())
         return [output]
-    if not output.exists():
-        write_tree(output, {f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs})
-        return [output / f"{spec.source.service_id}.yaml" for spec in specs]
-    return _write_all_or_none(output, {f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs})
+    _make_directory(output)
+    files = {output / f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs}
+    atomic_write_all(files)
+    return list(files)
 
 
-def _write_all_or_none(directory: Path, files: dict[str, str]) -> list[Path]:
-    """Write every file to a temporary name first, then rename them all: a failure leaves none written."""
-    staged: list[tuple[str, Path]] = []
+#: errno values of a file system that refuses a write: read-only, full, over quota, not permitted.
+_WRITE_ERRNOS = frozenset(
+    {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EISDIR, errno.ENOTDIR}
+)
+
+
+def output_error(path: Path, error: OSError) -> OutputError:
+    """The error for a file that could not be written (the previous file, if any, is intact)."""
+    return OutputError(
+        f"cannot write {path}: {error.strerror or error}",
+        hint="make room or choose a writable location; nothing was half-written",
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; renamed to ``path`` when the block succeeds, removed when not.
+
+    This is the one way files are written here: readers never see a half-written file, and a read-only or
+    full file system leaves the previous file as it was and raises ``OutputError``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
     try:
-        for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-            staged.append((tmp, directory / name))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-    except BaseException:
-        for tmp, _path in staged:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    for tmp, path in staged:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as error:
+        raise output_error(path, error) from None
+    tmp = Path(name)
+    try:
+        yield tmp
         os.replace(tmp, path)
-    return [path for _tmp, path in staged]
+    except OSError as error:
+        if error.errno not in _WRITE_ERRNOS:
+            raise
+        raise output_error(path, error) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory, then rename."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    atomic_write_all({Path(path): text})
+
+
+def atomic_write_all(files: dict[Path, str]) -> None:
+    """Write every file to a temporary name first, then rename them all: a failure leaves every old file intact.
+
+    Renames run from the last file to the first (put a file that must land first, such as a manifest, last).
+    """
+    with contextlib.ExitStack() as stack:
+        staged = [(stack.enter_context(atomic_output(path)), text) for path, text in files.items()]
+        for tmp, text in staged:
+            with tmp.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+
+
+def _make_directory(directory: Path) -> None:
+    """Create ``directory`` (its parent must exist); a file in its place is bad input."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} exists and is not a directory", hint="choose another output path")
+    parent = directory.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {directory}: directory {parent} does not exist", hint="create it first")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        directory.mkdir(exist_ok=True)
+    except OSError as error:
+        raise output_error(directory, error) from None
 
 
 # ---- sandbox and demo ----------------------------------------------------------------------------
@@ -200,57 +239,108 @@ def _render_in_memory(request: RenderRequest) -> tuple[ServiceSpec, Target, Rend
 
 
 def render(request: RenderRequest) -> Rendered:
-    """Render a spec for a target into ``out`` (written whole in a temporary directory, then swapped in)."""
+    """Render a spec for a target into ``out`` (see ``write_tree``: it owns only the files it wrote there)."""
     _spec, _target, rendered = _render_in_memory(request)
     write_tree(request.out, rendered.files)
     return rendered
 
 
 def write_tree(out: Path, files: dict[str, str]) -> None:
-    """Replace directory ``out`` with ``files``, never leaving a half-written directory.
+    """Write ``files`` (relative paths) into directory ``out``, touching only what an earlier render wrote there.
 
-    What a deployment added (Terraform state, Ansible runs, the user's tfvars, inventory, certificates) is
-    carried over unless ``files`` has a file of the same name.
+    ``out`` must be empty, absent, or hold the manifest (``.reproducer-manifest.json``) of an earlier render.
+    Files the manifest lists are replaced, or removed when they are no longer rendered (unless edited since);
+    anything else (``.git``, ``backend.tf``, ``*_override.tf``, notes, what a deployment added: state, tfvars,
+    inventory, runs) is left alone. Every file is staged first and renamed after, so a failure midway leaves
+    the previous files intact.
     """
+    from reproducer.gitops.manifest import MANIFEST, digest, manifest_text, read_manifest
+
     out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {out}: directory {parent} does not exist", hint="create it first")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    _make_directory(out)
+    owned = read_manifest(out)
+    if owned is None and any(out.iterdir()):
+        raise InputError(
+            f"{out} is not empty and holds no manifest of an earlier render",
+            hint="choose an empty directory or one reproducer rendered",
+        )
+    owned = owned or {}
+    paths = {relative: _owned_path(out, relative, owned) for relative in files}
+    written = {relative: digest(text.encode("utf-8")) for relative, text in files.items()}
+    created = _make_parents(out, paths.values())
     try:
-        for relative, text in files.items():
-            path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        _carry_deployment_files(out, staging, set(files))
-        _swap(staging, out)
+        staged = {paths[relative]: text for relative, text in files.items()}
+        atomic_write_all({**staged, out / MANIFEST: manifest_text(owned | written)})  # the manifest lands first
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         raise
+    kept = _remove_stale(out, {k: v for k, v in owned.items() if k not in files})
+    atomic_write(out / MANIFEST, manifest_text(written | kept))
 
 
-def _carry_deployment_files(out: Path, staging: Path, rendered: set[str]) -> None:
+def _owned_path(out: Path, relative: str, owned: dict[str, str]) -> Path:
+    """Where a rendered file goes; refused when that would write through a link or over a file not ours."""
+    from reproducer.gitops.manifest import safe_relative
     from reproducer.gitops.plan import deployment_file
 
-    if not out.is_dir():
-        return
-    for path in sorted(out.rglob("*")):
-        relative = path.relative_to(out).as_posix()
-        if path.is_file() and deployment_file(relative) and relative not in rendered:
-            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, staging / relative, follow_symlinks=False)
+    if not safe_relative(relative):
+        raise InputError(f"refusing to write {relative!r} outside {out}", hint="this is a bug; please report it")
+    path = out / relative
+    for parent in [*reversed(PurePosixPath(relative).parents)][1:]:
+        if (out / parent).is_symlink() or (out / parent).is_file():
+            raise InputError(
+                f"{out / parent} is a link or a file, where the render puts directory {parent}",
+                hint="remove it, or choose another --out",
+            )
+    foreign = path.exists() or path.is_symlink()
+    if foreign and relative not in owned and not deployment_file(relative):
+        raise InputError(
+            f"{path} exists and was not written by reproducer; the render would replace it",
+            hint="move it away (or choose another --out): a render never overwrites files it did not write",
+        )
+    return path
 
 
-def _swap(staging: Path, out: Path) -> None:
-    if not out.exists():
-        staging.rename(out)
-        return
-    if not out.is_dir():
-        raise InputError(f"{out} exists and is not a directory", hint="choose another --out")
-    old = out.with_name(f".{out.name}.old-{secrets.token_hex(3)}")
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+def _make_parents(out: Path, paths: Iterable[Path]) -> list[Path]:
+    """Create the parent directories of ``paths``; return those created (to remove them after a failure)."""
+    created: list[Path] = []
+    for parent in sorted({p.parent for p in paths}, key=lambda p: len(p.parts)):
+        for directory in [*reversed(parent.relative_to(out).parents), parent.relative_to(out)]:
+            if not (out / directory).exists():
+                try:
+                    (out / directory).mkdir()
+                except OSError as error:
+                    raise output_error(out / directory, error) from None
+                created.append(out / directory)
+    return created
+
+
+def _remove_stale(out: Path, previous: dict[str, str]) -> dict[str, str]:
+    """Remove files an earlier render wrote and this one does not, unless edited since or a deployment file.
+
+    Returns the entries that stay in the manifest (deployment files a render or apply wrote, still ours).
+    """
+    from reproducer.gitops.manifest import digest
+    from reproducer.gitops.plan import deployment_file
+
+    kept: dict[str, str] = {}
+    for relative, recorded in previous.items():
+        path = out / relative
+        if deployment_file(relative):
+            kept[relative] = recorded
+            continue
+        if path.is_symlink() or not path.is_file() or digest(path.read_bytes()) != recorded:
+            continue  # gone already, or the user's now (edited): not ours to remove
+        try:
+            path.unlink()
+        except OSError as error:
+            raise output_error(path, error) from None
+        for parent in path.relative_to(out).parents:
+            if str(parent) != "." and not any((out / parent).iterdir()):
+                (out / parent).rmdir()
+    return kept
 
 
 # ---- apply (local) --------------------------------------------------------------------------------
@@ -466,15 +556,15 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
     """Resources added, changed or removed between the committed output and the new render."""
-    from reproducer.gitops.plan import compare_resources
+    from reproducer.gitops.plan import committed_files, compare_resources
     from reproducer.sandbox.providers import install_mirror
 
     scratch = Path(tempfile.mkdtemp(prefix="reproducer-plan-"))
     try:
         cli_config = install_mirror(scratch / "mirror", list(providers))
         new = _planned_resources(files, scratch / "new", cli_config)
-        committed_tf = committed / "terraform"
-        old_files = {f"terraform/{p.name}": p.read_text() for p in committed_tf.glob("*") if p.is_file()}
+        owned = committed_files(committed).items()
+        old_files = {k: p.read_text() for k, p in owned if k.startswith("terraform/") and k.count("/") == 1}
         old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
         return compare_resources(old, new)
     finally:
@@ -759,15 +849,8 @@ def export_data(
 ) -> int:
     """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
     module = format_module(fmt or format_from_path(str(path)))
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        count: int = module.export(parse_endpoint(source_url), Path(tmp), dbs=dbs, match=match, progress=progress)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_output(path) as tmp:
+        count: int = module.export(parse_endpoint(source_url), tmp, dbs=dbs, match=match, progress=progress)
     return count
 
 

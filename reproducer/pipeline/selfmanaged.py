@@ -15,7 +15,15 @@ from typing import Any
 import yaml
 
 from reproducer.errors import InputError
-from reproducer.pipeline import ADMIN_USER, Progress, RenderRequest, _quiet, _render_in_memory, write_tree
+from reproducer.pipeline import (
+    ADMIN_USER,
+    Progress,
+    RenderRequest,
+    _quiet,
+    _render_in_memory,
+    atomic_write,
+    write_tree,
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ def terraform_inventory(out: Path, *, cli_config: Path | None = None, progress: 
     terraform.apply()
     outputs = {name: {"value": output.value} for name, output in terraform.output().items()}
     inventory = inventory_from_outputs(outputs)
-    (out / "ansible" / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=True))
+    atomic_write(out / "ansible" / "inventory.yml", yaml.safe_dump(inventory, sort_keys=True))
     return inventory
 
 

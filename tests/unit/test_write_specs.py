@@ -1,10 +1,12 @@
 """`inspect -o DIR` with several services: all spec files are written, or none."""
 
-import os
+import errno
+import tempfile
 
 import pytest
 
 from reproducer import pipeline
+from reproducer.errors import OutputError
 from reproducer.model import load_spec
 from tests.golden.regen import HERE
 
@@ -25,19 +27,29 @@ def test_a_new_directory_gets_one_file_per_service(tmp_path):
     assert names(tmp_path / "specs") == sorted(f"{s.source.service_id}.yaml" for s in SPECS)
 
 
+def test_a_file_where_the_directory_should_be_is_bad_input(tmp_path):
+    from reproducer.errors import InputError
+
+    (tmp_path / "specs").write_text("mine\n")
+    with pytest.raises(InputError, match="is not a directory"):
+        pipeline.write_specs(SPECS, tmp_path / "specs")
+    assert (tmp_path / "specs").read_text() == "mine\n"
+
+
 def test_a_failure_midway_leaves_an_existing_directory_as_it_was(tmp_path, monkeypatch):
     (tmp_path / "README.md").write_text("kept\n")
-    real_fdopen, calls = os.fdopen, []
+    real_mkstemp, calls = tempfile.mkstemp, []
 
-    def failing_second_write(*args, **kwargs):
+    def failing_second_file(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real_fdopen(*args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(os, "fdopen", failing_second_write)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(tempfile, "mkstemp", failing_second_file)
+    with pytest.raises(OutputError, match="No space left") as error:
         pipeline.write_specs(SPECS, tmp_path)
+    assert error.value.hint
     assert names(tmp_path) == ["README.md"]
     monkeypatch.undo()
     pipeline.write_specs(SPECS, tmp_path)
