@@ -13,3 +13,11 @@ def test_with_version_restamps_and_keeps_a_valid_checksum():
     assert rdb_version(patched) == 12
     assert crc64(patched[:-8]).to_bytes(8, "little") == patched[-8:]
     assert patched[:-10] == payload[:-10]
+
+
+def test_crc64_can_be_computed_in_chunks():
+    data = bytes(range(256)) * 37
+    crc = 0
+    for start in range(0, len(data), 1000):
+        crc = crc64(data[start : start + 1000], crc)
+    assert crc == crc64(data)
