@@ -7,7 +7,9 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import re
 import signal
@@ -27,14 +29,31 @@ from reproducer import __version__, pipeline
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
 from reproducer.data.follow import FollowStats
 from reproducer.data.verify import VerifyOptions, VerifyReport
-from reproducer.errors import NotExactError, ReproducerError, VerifyMismatchError
+from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in logs
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _progress(message: str) -> None:
-    _stderr.print(f"[dim]·[/dim] {escape(message)}", markup=True, soft_wrap=True)
+    _stderr.print(f"[dim]·[/dim] {escape(redact(message))}", markup=True, soft_wrap=True)
+
+
+class _PositiveFloat(click.FloatRange):
+    """A finite number above zero (``nan``, ``inf`` and negatives are bad input, not a rate or a duration)."""
+
+    def __init__(self) -> None:
+        super().__init__(min=0.0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse, then refuse what is not finite."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+POSITIVE = _PositiveFloat()
 
 
 def _emit(text: str) -> None:
@@ -491,7 +510,9 @@ _ENDPOINT_HELP = (
 
 
 def _db_option(func: F) -> F:
-    return click.option("--db", "dbs", type=int, multiple=True, help="Only this database (repeatable).")(func)
+    return click.option(
+        "--db", "dbs", type=click.IntRange(0, 1_000_000), multiple=True, help="Only this database (repeatable)."
+    )(func)
 
 
 def _match_option(func: F) -> F:
@@ -516,13 +537,13 @@ def _run_dir_option(func: F) -> F:
 @click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
 @click.option("--from-replica", is_flag=True, help="Read from a replica of each shard to spare the primaries.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Keys per batch.")
-@click.option("--max-keys-per-second", type=float, default=None, help="Rate limit in keys/s.")
-@click.option("--max-mb-per-second", type=float, default=None, help="Rate limit in MB/s of DUMP payload.")
+@click.option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
+@click.option("--max-mb-per-second", type=POSITIVE, default=None, help="Rate limit in MB/s of DUMP payload.")
 @_run_dir_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted copy from the run directory's checkpoint.")
 @click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
 @click.option("--follow", is_flag=True, help="Then keep re-copying changed keys (keyspace notifications) until Ctrl-C.")
-@click.option("--follow-seconds", type=float, default=None, help="With --follow: stop following after this long.")
+@click.option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop following after this long.")
 @click.option("--ovh-project", default=None, help="With --follow: the OVH project of the source service.")
 @click.option(
     "--ovh-service", default=None, help="With --follow: switch the OVH service's notifications on via the API."
@@ -591,12 +612,24 @@ def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: st
     )
 
 
+_FOLLOWING: list[pipeline.FollowOptions] = []
+
+
+def _follow_handler(signum: int, frame: Any) -> None:
+    """While following: a signal stops, drains and verifies; before (during the bulk copy), it interrupts."""
+    if _FOLLOWING and _FOLLOWING[-1].following.is_set():
+        _FOLLOWING[-1].stop.set()
+        return
+    _raise_interrupted(signum, frame)
+
+
 def _follow_options(seconds: float | None) -> pipeline.FollowOptions:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    follow = pipeline.FollowOptions(stop=threading.Event(), seconds=seconds, progress=_follow_line())
+    _FOLLOWING.append(follow)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _follow_handler)
     _progress("following changes after the copy: press Ctrl-C to stop, drain and verify")
-    return pipeline.FollowOptions(stop=stop, seconds=seconds, progress=_follow_line())
+    return follow
 
 
 def _follow_line() -> Callable[[FollowStats], None]:
@@ -710,8 +743,8 @@ def _print_copy_summary(result: CopyResult) -> None:
 @click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
 @click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
 @click.option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
-@click.option("--follow-seconds", type=float, default=None, help="With --follow: stop after this long.")
-@click.option("--max-keys-per-second", type=float, default=None, help="Rate limit in keys/s on the source.")
+@click.option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop after this long.")
+@click.option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s on the source.")
 @_run_dir_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted migration from its run directory.")
 def migrate(**options: Any) -> None:
@@ -791,6 +824,7 @@ def _migrate_job(options: dict[str, Any]) -> None:
             resume=options["resume"],
             dry_run=options["dry_run"],
             passwords={} if options["dry_run"] else _target_passwords(),
+            between_phases=install_signal_handlers,
         )
         try:
             result = run_job(request, _progress)
@@ -853,7 +887,13 @@ def _print_job(result: Any, *, target_kept: bool = True) -> None:
     default=None,
     help="Compare only this fraction of the keys (e.g. 0.01).",
 )
-@click.option("--ttl-tolerance-ms", type=int, default=1000, show_default=True, help="Allowed TTL difference.")
+@click.option(
+    "--ttl-tolerance-ms",
+    type=click.IntRange(0, 86_400_000),
+    default=1000,
+    show_default=True,
+    help="Allowed TTL difference.",
+)
 @_run_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout.")
 def verify_command(
@@ -952,24 +992,96 @@ def import_command(file: Path, target: str, fmt: str | None, skip_existing: bool
     _stderr.print(f"imported {written:,} from {file}{extra}")
 
 
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    """Turn SIGINT or SIGTERM into ``Interrupted``; later signals wait for the clean-up it starts to finish."""
+    for each in _STOP_SIGNALS:
+        signal.signal(each, _note_repeated)
+    raise Interrupted(signum)
+
+
+def _note_repeated(signum: int, _frame: Any) -> None:
+    _stderr.print(f"{signal.Signals(signum).name}: still removing temporary access and saving the checkpoint")
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM raise ``Interrupted`` in the main thread: clean-up runs, then exit 130 or 143.
+
+    Called at start and again between a job's phases, because tools (ansible-runner) install their own
+    handlers and leave them. A handler that waits for a stop event (``--follow``) is left in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) not in (_note_repeated, _follow_handler):
+            signal.signal(signum, _raise_interrupted)
+
+
+def _fail(message: str, hint: str, code: int) -> None:
+    """Print ``error:`` and ``hint:`` (credentials redacted: the last line of defence), then exit."""
+    _stderr.print(f"[bold red]error:[/bold red] {escape(redact(message))}", markup=True, soft_wrap=True)
+    if hint:
+        _stderr.print(f"[bold]hint:[/bold] {escape(redact(hint))}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def _interrupted(code: int) -> None:
+    """Exit ``code`` now, even if a copy's worker threads are still draining (their checkpoint is saved)."""
+    _stderr.print("interrupted")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if busy:
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI and turn reproducer errors into a message and an exit code."""
+    """Console entry point: run the CLI and turn every error into ``error:`` + ``hint:`` and an exit code.
+
+    Unexpected exceptions are reported as internal errors, never as a traceback (``REPRODUCER_DEBUG=1``
+    re-raises them).
+    """
+    install_signal_handlers()
     try:
         cli.main(args=argv, prog_name="reproducer", standalone_mode=False)
     except ReproducerError as exc:
-        _stderr.print(f"[bold red]error:[/bold red] {escape(exc.message)}", markup=True, soft_wrap=True)
-        if exc.hint:
-            _stderr.print(f"[bold]hint:[/bold] {escape(exc.hint)}", markup=True, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.hint, exc.exit_code)
     except click.exceptions.Abort:
-        _stderr.print("interrupted")
-        sys.exit(130)
+        _interrupted(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Interrupted as exc:
+        _interrupted(exc.exit_code)
     except KeyboardInterrupt:
-        _stderr.print("interrupted")
-        sys.exit(130)
+        _interrupted(130)
+    except OSError as exc:
+        if os.environ.get("REPRODUCER_DEBUG") == "1" or exc.errno not in _FILE_SYSTEM_REFUSALS:
+            _internal_error(exc)
+        _fail(
+            f"cannot write {exc.filename or 'a file'}: {exc.strerror}",
+            "make room or choose a writable location, then run the command again",
+            1,
+        )
+    except Exception as exc:
+        _internal_error(exc)
+
+
+_FILE_SYSTEM_REFUSALS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG})
+
+
+def _internal_error(exc: Exception) -> None:
+    """The last resort: a bug reached the top. One redacted line, no traceback (unless REPRODUCER_DEBUG=1)."""
+    if os.environ.get("REPRODUCER_DEBUG") == "1":
+        raise exc
+    _fail(
+        f"internal error: {type(exc).__name__}: {exc}",
+        "this is a bug; please report it with the run directory (REPRODUCER_DEBUG=1 shows the traceback)",
+        1,
+    )
 
 
 if __name__ == "__main__":

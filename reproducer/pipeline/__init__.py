@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reproducer.data.copy import CopyOptions, CopyResult, Stats
 from reproducer.data.copy import copy as copy_keys
@@ -28,7 +28,7 @@ from reproducer.data.follow import Follower, FollowStats
 from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
-from reproducer.errors import InputError, OutputError
+from reproducer.errors import InputError, OutputError, ReproducerError, SourceUnavailableError
 
 if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the commands that use them
     from reproducer.gitops.drift import Difference
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the OVH client, pydantic and the sandbox load only for the 
     from reproducer.targets.base import Rendered, Target
 
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
 DataProgress = Callable[[Stats, int], None]
 
 
@@ -649,8 +650,8 @@ def migrate_data(request: MigrateRequest, progress: Progress = _quiet) -> Migrat
     [spec] = inspect(request.inspect, progress)
     state = _run_state(request.run_dir, resume=request.resume)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
-    api = OvhApiClient(make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials))
-    access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
+    client = make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials)
+    access = OvhServiceAccess(OvhApiClient(client, request.inspect.retry, progress), *_service_of(spec))
     _undo_access(access, state, request.run_dir, progress)  # what a crashed run left behind
     try:
         source_url, password = _grant_access(access, spec, request, state, progress)
@@ -671,9 +672,15 @@ def migrate_data(request: MigrateRequest, progress: Progress = _quiet) -> Migrat
             VerifyOptions(dbs=options.dbs, match=options.match),
         )
         atomic_write(request.run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
-        return MigrateResult(result, report, request.run_dir)
-    finally:
-        _undo_access(access, state, request.run_dir, progress)
+    except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
+        _undo_after_failure(access, state, request.run_dir, progress, failure)
+        raise
+    _undo_access(access, state, request.run_dir, progress)
+    return MigrateResult(result, report, request.run_dir)
+
+
+def _service_of(spec: ServiceSpec) -> tuple[str, str]:
+    return spec.source.project, spec.source.service_id
 
 
 def _run_state(run_dir: Path, *, resume: bool) -> dict[str, Any]:
@@ -720,19 +727,58 @@ def _source_url(spec: ServiceSpec, ca: Path | None) -> str:
 
 
 def _undo_access(access: Any, state: dict[str, Any], run_dir: Path, progress: Progress) -> None:
-    """Remove the migration user and the allow-list entry this run (or a crashed one) added."""
-    grants = state.get("grants", {})
-    user = grants.pop("user", None)
-    if user is not None:
-        user_id = user.get("id") or access.find_user(user["name"])
-        if user_id:
-            access.delete_user(user_id)
-            progress(f"temporary user {user['name']} removed")
-    cidr = grants.pop("allow_cidr", None)
-    if cidr is not None and cidr.get("added") is not False:
+    """Remove the migration user and the allow-list entry this run (or a crashed one) added.
+
+    Each grant is undone on its own (the API client retries 429/5xx with backoff, bounded) and leaves
+    ``run.json`` only once removed, so a failure on one still tries the other, and what remains is undone by
+    ``--resume``: the error's hint says so.
+    """
+    grants = state.setdefault("grants", {})
+    failures: list[str] = []
+    for name, undo in (("user", _undo_user), ("allow_cidr", _undo_cidr)):
+        if grants.get(name) is None:
+            continue
+        try:
+            undo(access, grants[name], progress)
+        except ReproducerError as error:
+            failures.append(error.message)
+            continue
+        del grants[name]
+        _save_state(run_dir, state)
+    _save_state(run_dir, state)
+    if failures:
+        raise SourceUnavailableError(
+            f"the temporary access on the source could not be removed: {'; '.join(failures)}",
+            hint=f"{run_dir / 'run.json'} lists it; run the same 'reproducer migrate ...' command with "
+            f"--resume --run-dir {run_dir} to remove it (or remove it in the OVH control panel)",
+            retryable=True,
+        )
+
+
+def _undo_user(access: Any, user: dict[str, Any], progress: Progress) -> None:
+    user_id = user.get("id") or access.find_user(user["name"])
+    if user_id:
+        access.delete_user(user_id)
+        progress(f"temporary user {user['name']} removed")
+
+
+def _undo_cidr(access: Any, cidr: dict[str, Any], progress: Progress) -> None:
+    if cidr.get("added") is not False:
         access.revoke(cidr["cidr"])
         progress(f"allow-list: {cidr['cidr']} removed")
-    _save_state(run_dir, state)
+
+
+def _undo_after_failure(
+    access: Any, state: dict[str, Any], run_dir: Path, progress: Progress, failure: BaseException
+) -> None:
+    """Undo the grants after ``failure``; if that fails too, say so without hiding the first failure."""
+    try:
+        _undo_access(access, state, run_dir, progress)
+    except ReproducerError as cleanup:
+        if isinstance(failure, ReproducerError):
+            failure.hint = f"{failure.hint}; also: {cleanup.message} ({cleanup.hint})".lstrip("; ")
+        else:
+            progress(f"{cleanup.message}: {cleanup.hint}")
 
 
 # ---- data: copy, verify, export, import ----------------------------------------------------------
@@ -751,6 +797,8 @@ class FollowOptions:
     stop: threading.Event
     seconds: float | None = None
     progress: Callable[[FollowStats], None] | None = None
+    #: Set once the bulk copy is done and following began (before that, a signal interrupts the copy).
+    following: threading.Event = field(default_factory=threading.Event)
 
 
 def copy_data(
@@ -774,7 +822,7 @@ def copy_data(
     if follower is not None:
         follower.start()
     try:
-        result = copy_keys(source, target, options, progress)
+        result = in_background(lambda: copy_keys(source, target, options, progress), "reproducer-copy")
     except BaseException:
         if follower is not None:
             with contextlib.suppress(Exception):
@@ -799,6 +847,31 @@ def copy_data(
     return result
 
 
+def in_background(work: Callable[[], _T], name: str) -> _T:
+    """Run ``work`` in a daemon thread while this (main) thread waits in short slices, and return its result.
+
+    A signal handler runs only in the main thread, and only between its own steps: a thread pool's
+    ``result()`` and ``shutdown()`` would hold it until the whole copy ends. Waiting here, an ``Interrupted``
+    is raised within a fraction of a second; the copy's own threads keep only confirmed keys in its checkpoint.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the waiting thread, raised there
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
+    value: _T = outcome["value"]
+    return value
+
+
 def enable_ovh_notifications(
     project: str, service: str, endpoint: str | None = None, config_file: Path | None = None
 ) -> tuple[str | None, str]:
@@ -815,6 +888,7 @@ def enable_ovh_notifications(
 def _follow_until(follower: Follower, follow: FollowOptions) -> list[str]:
     """Wait for the stop signal (or the time limit), drain, and describe what the follower did."""
     deadline = time.monotonic() + follow.seconds if follow.seconds is not None else None
+    follow.following.set()
     while not follow.stop.is_set() and not follower.stop_event.is_set():
         if deadline is not None and time.monotonic() >= deadline:
             break

@@ -85,6 +85,9 @@ class JobRequest:
     dry_run: bool = False
     #: The target users' passwords, ``default`` included (memory only; needed again by ``resume``).
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Called before and after every phase: the CLI puts its signal handlers back there, since a phase's
+    #: tools (ansible-runner) may install their own and leave them.
+    between_phases: Callable[[], None] | None = None
 
 
 @dataclass
@@ -173,12 +176,21 @@ def run_job(request: JobRequest, progress: Progress = _quiet) -> JobResult:
         if log.done(name) and not _must_rerun(name, log):
             log(f"{name}: finished by an earlier attempt, skipped")
             continue
-        with log.phase(name):
-            step(request, log, result)
+        _between(request)
+        try:
+            with log.phase(name):
+                step(request, log, result)
+        finally:
+            _between(request)
         result.phases_run.append(name)
     if not result.report and (request.run_dir / "report.json").exists():
         result.report = json.loads((request.run_dir / "report.json").read_text())
     return result
+
+
+def _between(request: JobRequest) -> None:
+    if request.between_phases is not None:
+        request.between_phases()
 
 
 def _check_request(request: JobRequest) -> None:

@@ -1,9 +1,15 @@
-"""Every command is documented and answers --help; bad usage exits 2."""
+"""Every command is documented and answers --help; bad usage exits 2; no error shows a traceback or a secret."""
+
+import errno
+import os
 
 import pytest
 from click.testing import CliRunner
 
+from reproducer import cli as cli_module
+from reproducer import pipeline
 from reproducer.cli import cli, ovh_conf
+from reproducer.errors import ReproducerError, redact
 
 
 def _commands(group, prefix=()):
@@ -78,3 +84,102 @@ def test_resuming_a_finished_migration_whose_verification_failed_still_exits_3(t
     assert isinstance(result.exception, VerifyMismatchError) and result.exception.exit_code == 3, result.output
     assert "source and target differ" in str(result.exception)
     assert "apply: finished by an earlier attempt, skipped" in result.output
+
+
+# ---- bad flags, the last-resort handler, redaction ------------------------------------------------
+
+
+SPEC = "tests/golden/specs/business.yaml"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["apply", "--target", "local", "--spec", SPEC, "--out", "x", "--base-port", "0"],
+        ["apply", "--target", "local", "--spec", SPEC, "--out", "x", "--base-port", "99999"],
+        ["copy", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--max-keys-per-second", "nan"],
+        ["copy", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--max-mb-per-second", "-5"],
+        ["copy", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--follow", "--follow-seconds", "inf"],
+        ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--db", "-1"],
+        ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--ttl-tolerance-ms", "-1"],
+        ["plan", "--target", "aws", "--spec", SPEC, "--out", "x", "--format", "jsno"],
+        ["export", "valkey://127.0.0.1:1", "x.jsonl", "--format", "jsnol"],
+    ],
+    ids=lambda argv: " ".join(argv[:1] + argv[-2:]),
+)
+def test_out_of_range_numbers_and_format_typos_are_usage_errors(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tests/golden/specs").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "Error: Invalid value" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"], "nothing was written"
+
+
+def _failing_render(exc: BaseException):
+    def render(_request):
+        raise exc
+
+    return render
+
+
+def test_an_unexpected_exception_is_an_internal_error_line_without_secrets(monkeypatch, capsys):
+    leak = "cannot reach valkey://admin:hunter2@10.0.0.5:6379/0?password=hunter2 (user%3Ahunter2@db)"
+    monkeypatch.setattr(pipeline, "render", _failing_render(RuntimeError(leak)))
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert "error: internal error: RuntimeError: cannot reach valkey://***@10.0.0.5:6379/0?password=***" in err
+    assert "hint: this is a bug; please report it with the run directory" in err
+    assert "hunter2" not in err and "admin" not in err and "Traceback" not in err
+
+
+def test_reproducer_debug_re_raises_the_unexpected_exception(monkeypatch):
+    monkeypatch.setattr(pipeline, "render", _failing_render(ZeroDivisionError("boom")))
+    monkeypatch.setenv("REPRODUCER_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError, match="boom"):
+        cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_a_file_system_refusing_a_write_is_an_error_with_a_hint(monkeypatch, capsys, code):
+    refused = OSError(code, os.strerror(code), "/data/run/data/checkpoint.json")
+    monkeypatch.setattr(pipeline, "render", _failing_render(refused))
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    assert f"error: cannot write /data/run/data/checkpoint.json: {os.strerror(code)}" in err
+    assert "hint: make room or choose a writable location" in err
+
+
+def test_error_messages_and_hints_are_redacted_when_printed(monkeypatch, capsys):
+    error = ReproducerError(
+        "WRONGPASS for valkeys://mover:s3cr3t@h:6380?password=s3cr3t&ca=/ca.pem",
+        hint="check rediss://u%3As3cr3t@h",
+    )
+    monkeypatch.setattr(pipeline, "render", _failing_render(error))
+    with pytest.raises(SystemExit):
+        cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
+    err = capsys.readouterr().err
+    assert "s3cr3t" not in err and "mover" not in err
+    assert "valkeys://***@h:6380?password=***&ca=/ca.pem" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("valkey://bob:pw@h:1/0", "valkey://***@h:1/0"),
+        ("valkey://bob@h:1?password_env=P", "valkey://***@h:1?password_env=P"),
+        ("x?password=pw&ca=/c", "x?password=***&ca=/c"),
+        ("x?foo=1&token=t0k", "x?foo=1&token=***"),
+        ("user%3Apass@host:1", "***@host:1"),
+        ("10.0.0.1:6379 refused", "10.0.0.1:6379 refused"),
+        ("see a@b.c", "see a@b.c"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
