@@ -13,29 +13,270 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import unicodedata
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from reproducer.errors import SpecError
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+
+# ---- the boundary: every string field has a character set and a length --------------------------------
+#
+# A spec may come from anyone's pull request. Identifiers and codes are held to the narrowest character set
+# real values use (GRA11, db1-7, pn-123456_42, +@read, ...), so no template syntax, quote, space or line
+# break can reach a renderer through them. Free text (descriptions, notes) keeps quotes and braces, which
+# the renderers escape, but is one bounded line with no control character.
+
+#: Unicode categories no spec string may contain: controls (NUL, ESC, tab, NEL U+0085), format characters
+#: (bidi overrides, zero-width), line and paragraph separators (U+2028/U+2029), surrogates, private use, unassigned.
+_NEVER = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_TEXT_MAX = 1000
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_PN = "pn-[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*"
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
+#: A key pattern or channel is prefixed with ``~``/``&`` when rendered; one starting with a character that
+#: begins another ACL rule (``%R~``, ``&``, ``+``/``-``, ``>``/``<`` passwords, ``#`` hashes, ``(`` selectors)
+#: is refused anyway, for targets that hand the bare pattern to an API.
+_RULE_STARTS = frozenset("~%&+-<>#()!")
+_PATTERN_MAX = 512
+_QUOTES = frozenset("\"'`")
+
+# Bounds, each with its reason.
+#: Memory per node in GB: the largest node any provider sells is under 1 TB; 4096 leaves room and stops
+#: the absurd (1e308) from reaching a sizing table.
+MAX_MEMORY_GB = 4096.0
+#: Shards: Valkey cluster's documented ceiling is about 1000 nodes, i.e. 500 primaries with one replica each;
+#: ``--shards`` has the same bound.
+MAX_SHARDS = 500
+#: Replicas per shard: no managed offer goes beyond 5 (ElastiCache); ``--replicas`` has the same bound.
+MAX_REPLICAS = 5
+#: Nodes listed: every shard's primary and replicas at the bounds above.
+MAX_NODES = MAX_SHARDS * (1 + MAX_REPLICAS)
+#: Backup retention in days: ten years, far above any provider's maximum (OVH: 3, ElastiCache: 35).
+MAX_RETENTION_DAYS = 3650
+#: Entries per list of a user (categories, commands, key patterns, channels) and users per service.
+MAX_ACL_ITEMS = 256
+MAX_USERS = 1000
+MAX_ALLOW_LIST = 1000
+MAX_CONFIG_ITEMS = 256
+
+
+def _show(value: object) -> str:
+    """The value for an error message: its repr, truncated, with URL passwords and ``password=`` masked."""
+    text = repr(value)
+    text = re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+    text = re.sub(r"(?i)((?:pass(?:word)?|pwd|secret|token|auth)=)[^&\s'\"]*", r"\1***", text)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _show_acl(value: str) -> str:
+    """Like :func:`_show`, with ACL password rules (``>pw``, ``<hash``, ``#hash``) masked wherever they are."""
+    return _show(re.sub(r"(?:^|(?<=\s))[<>#]\S*", lambda m: m.group()[0] + "***", value))
+
+
+def _bad_character(value: str, extra: frozenset[str] = frozenset()) -> str | None:
+    return next((c for c in value if unicodedata.category(c) in _NEVER or c in extra), None)
+
+
+def _describe_character(char: str) -> str:
+    name = unicodedata.name(char, "control character")
+    return f"{char!r} (U+{ord(char):04X} {name})"
+
+
+def _format(regex: str, what: str, *, max_len: int = 64, acl: bool = False) -> Callable[[str], str]:
+    compiled = re.compile(regex)
+    show = _show_acl if acl else _show
+
+    def check(value: str) -> str:
+        if acl and value[:1] in {">", "<", "#"}:
+            raise ValueError(f"{show(value)} is a password rule: a spec holds no password")
+        if len(value) > max_len or not compiled.fullmatch(value):
+            raise ValueError(f"{show(value)} is not {what}")
+        return value
+
+    return check
+
+
+def _single_line(value: str) -> str:
+    if len(value) > _TEXT_MAX:
+        raise ValueError(f"{_show(value)} is longer than {_TEXT_MAX} characters")
+    bad = _bad_character(value)
+    if bad is not None:
+        raise ValueError(f"{_show(value)} contains {_describe_character(bad)}: one line of text is expected")
+    return value
+
+
+def _acl_pattern(kind: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not value or len(value) > _PATTERN_MAX:
+            raise ValueError(f"{_show_acl(value)} is not a {kind} (1 to {_PATTERN_MAX} characters)")
+        bad = next((c for c in value if c.isspace() or unicodedata.category(c).startswith("Z")), None)
+        bad = bad or _bad_character(value, _QUOTES)
+        if bad is not None:
+            raise ValueError(f"{_show_acl(value)} is not a {kind}: it contains {_describe_character(bad)}")
+        if value[0] in _RULE_STARTS:
+            raise ValueError(f"{_show_acl(value)} is not a {kind}: {value[0]!r} would start another ACL rule")
+        return value
+
+    return check
+
+
+def _host(value: str) -> str:
+    if len(value) <= 253 and _HOSTNAME.fullmatch(value):
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not a host name or an IP address") from None
+    if "%" in value:
+        raise ValueError(f"{_show(value)} has an IPv6 scope: a scope-less address is expected")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not an IP address") from None
+    if "%" in value:
+        raise ValueError(f"{_show(value)} has an IPv6 scope: a scope-less address is expected")
+    return str(address)
 
 
 def _normalise_cidr(value: str) -> str:
+    if "%" in value:
+        raise ValueError(f"{_show(value)} has an IPv6 scope: a scope-less network is expected")
     try:
         return str(ipaddress.ip_network(value.strip(), strict=False))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP network in CIDR form (e.g. 203.0.113.0/24)") from None
 
 
-#: An IP network in CIDR form, normalised (host bits cleared).
+def _time_of_day(value: str | None) -> str | None:
+    if value is not None and not _TIME_OF_DAY.fullmatch(value):
+        raise ValueError(f"{_show(value)} is not a time of day HH:MM:SS")
+    return value
+
+
+def _config_value(value: str) -> str:
+    if len(value) > 512 or value != value.strip(" ") or not re.fullmatch(r"[A-Za-z0-9 $*+,./:=@_-]*", value):
+        raise ValueError(
+            f"{_show(value)} is not a configuration value (letters, digits, spaces inside and $*+,./:=@_-, "
+            "at most 512 characters)"
+        )
+    return value
+
+
+def _unique(items: Iterable[Any], key: Callable[[Any], str], what: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        name = key(item)
+        if name in seen:
+            raise ValueError(f"duplicate {what} {_show(name)}: each must appear once")
+        seen.add(name)
+
+
+#: An IP network in CIDR form, normalised (host bits cleared); IPv4 or IPv6 (targets check the family).
 Cidr = Annotated[str, AfterValidator(_normalise_cidr)]
+#: One line of free text (descriptions, notes): quotes and braces allowed, no control character, bounded.
+Text = Annotated[str, AfterValidator(_single_line)]
+ProviderName = Annotated[
+    str,
+    AfterValidator(_format("[a-z][a-z0-9_-]*", "a provider name (lower-case letters, digits, '_', '-')", max_len=32)),
+]
+#: A provider's resource id (project, service, subnet...): also used in file names, so no '/', no leading dot.
+ResourceId = Annotated[
+    str,
+    AfterValidator(
+        _format("[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?", "an id (letters, digits, '_', '.', '-')", max_len=128)
+    ),
+]
+Uuid = Annotated[str, AfterValidator(_format(_UUID, "a UUID (8-4-4-4-12 hexadecimal digits)", max_len=36))]
+#: Region codes: GRA, GRA11, SBG5, DE1, EU-WEST-PAR, or another provider's eu-west-3.
+Region = Annotated[
+    str,
+    AfterValidator(
+        _format("[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*", "a region code (letters and digits, '-' between)", max_len=32)
+    ),
+]
+#: Flavor and plan names: db1-7, b3-8, business, another provider's cache.r7g.large.
+ProductName = Annotated[
+    str,
+    AfterValidator(
+        _format("[a-z0-9]+(?:[._-][a-z0-9]+)*", "a plan or flavor name (lower-case letters, digits, '.', '_', '-')")
+    ),
+]
+VersionNumber = Annotated[
+    str, AfterValidator(_format("[0-9]{1,3}(?:\\.[0-9]{1,3}){0,2}", "a version number such as 8.0", max_len=11))
+]
+Hostname = Annotated[str, AfterValidator(_format(_HOSTNAME.pattern, "a DNS host name", max_len=253))]
+Host = Annotated[str, AfterValidator(_host)]
+IpAddress = Annotated[str, AfterValidator(_ip)]
+#: OVH private network ids: ``pn-<vrack>_<vlan>``, or the OpenStack UUID when the network is not listed.
+PrivateNetworkId = Annotated[
+    str, AfterValidator(_format(f"{_PN}|{_UUID}", "a private network id (pn-123456_42, or a UUID)", max_len=64))
+]
+VrackName = Annotated[str, AfterValidator(_format(_PN, "a vRack name (pn-123456)"))]
+#: Names of things reproducer defines (features, endpoint components).
+Keyword = Annotated[str, AfterValidator(_format("[a-z][a-z0-9_-]*", "a name (lower-case letters, digits, '_', '-')"))]
+Scheme = Annotated[str, AfterValidator(_format("[a-z][a-z0-9+.-]*", "a URL scheme such as rediss", max_len=16))]
+#: Valkey ACL user names: no space, quote or leading '-', so a name is always one ACL token.
+UserName = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            "[A-Za-z0-9_.@][A-Za-z0-9_.@-]*",
+            "a user name (letters, digits, '_', '.', '@', '-', not first; at most 128)",
+            max_len=128,
+            acl=True,
+        )
+    ),
+]
+AclCategory = Annotated[
+    str,
+    AfterValidator(
+        _format("[+-]@[A-Za-z][A-Za-z0-9_-]*", "an ACL category rule such as +@read or -@dangerous", acl=True)
+    ),
+]
+AclCommand = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            "[+-][A-Za-z][A-Za-z0-9_.-]*(?:\\|[A-Za-z0-9][A-Za-z0-9_.-]*)?",
+            "an ACL command rule such as +get, -flushall or +config|get",
+            max_len=130,
+            acl=True,
+        )
+    ),
+]
+KeyPattern = Annotated[str, AfterValidator(_acl_pattern("key pattern"))]
+ChannelPattern = Annotated[str, AfterValidator(_acl_pattern("channel pattern"))]
+ConfigName = Annotated[
+    str,
+    AfterValidator(
+        _format("[a-z0-9][a-z0-9_.-]*", "a configuration name (lower-case letters, digits, '_', '.', '-')", max_len=128)
+    ),
+]
+ConfigValue = Annotated[str, AfterValidator(_config_value)]
+Port = Annotated[int, Field(strict=True, ge=1, le=65535)]
 
 
 class _Frozen(BaseModel):
@@ -50,75 +291,91 @@ class Category(StrEnum):
     SPECIFIC = "specific"
 
 
-class SourceRef(_Frozen):
-    """Where the spec was read from."""
+_OVH_FORMATS = {
+    "project": _format("[0-9a-f]{32}", "an OVH Public Cloud project id (32 lower-case hexadecimal digits)"),
+    "service_id": _format(_UUID, "an OVH service id (a UUID)"),
+}
 
-    provider: str
-    project: str
-    service_id: str
-    region: str
-    description: str = ""
+
+class SourceRef(_Frozen):
+    """Where the spec was read from; OVH ids have OVH's formats, other providers' a safe id charset."""
+
+    provider: ProviderName
+    project: ResourceId
+    service_id: ResourceId
+    region: Region
+    description: Text = ""
+
+    @field_validator("project", "service_id")
+    @classmethod
+    def _provider_format(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("provider") == "ovh" and info.field_name in _OVH_FORMATS:
+            return _OVH_FORMATS[info.field_name](value)
+        return value
 
 
 class Engine(_Frozen):
     """Engine name and major.minor version (``8.0``)."""
 
     name: Literal["valkey", "redis"] = "valkey"
-    version: str
+    version: VersionNumber
 
 
 class Plan(_Frozen):
     """Commercial plan and node size."""
 
-    name: str
-    flavor: str
-    memory_gb: float | None = Field(default=None, description="memory per node, from the flavor")
-    memory_source: str = Field(default="", description="where memory_gb comes from")
+    name: ProductName
+    flavor: ProductName
+    memory_gb: Annotated[float, Field(strict=True, gt=0, le=MAX_MEMORY_GB, allow_inf_nan=False)] | None = Field(
+        default=None, description="memory per node, from the flavor"
+    )
+    memory_source: Text = Field(default="", description="where memory_gb comes from")
 
 
 class Node(_Frozen):
     """One node of the service as the provider lists it."""
 
-    name: str
-    region: str
-    port: int | None = None
-    flavor: str = ""
+    name: Hostname
+    region: Region
+    port: Port | None = None
+    flavor: ProductName | Literal[""] = ""
 
 
 class Topology(_Frozen):
     """Shape of the service: standalone, primary + replicas behind Sentinel, or cluster shards."""
 
     mode: Literal["standalone", "sentinel", "cluster"]
-    shards: int = Field(ge=1)
-    replicas_per_shard: int = Field(ge=0)
-    nodes: tuple[Node, ...] = ()
+    shards: Annotated[int, Field(strict=True, ge=1, le=MAX_SHARDS)]
+    replicas_per_shard: Annotated[int, Field(strict=True, ge=0, le=MAX_REPLICAS)]
+    nodes: tuple[Node, ...] = Field(default=(), max_length=MAX_NODES)
 
     @field_validator("nodes")
     @classmethod
     def _sorted_nodes(cls, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        _unique(nodes, lambda n: n.name, "node name")
         return tuple(sorted(nodes, key=lambda n: n.name))
 
 
 class Subnet(_Frozen):
     """The private subnet the service lives in."""
 
-    id: str
+    id: ResourceId
     cidr: Cidr
-    gateway: str | None = None
-    dhcp: bool | None = None
-    allocation_start: str | None = None
-    allocation_end: str | None = None
+    gateway: IpAddress | None = None
+    dhcp: StrictBool | None = None
+    allocation_start: IpAddress | None = None
+    allocation_end: IpAddress | None = None
 
 
 class PrivateNetwork(_Frozen):
     """A vRack private network (OVH ``pn-…`` id, VLAN, the regional OpenStack network id)."""
 
-    id: str
-    name: str
-    vlan_id: int | None = None
-    openstack_id: str | None = None
-    region: str | None = None
-    vrack: str | None = Field(default=None, description="the vRack service name, when readable")
+    id: PrivateNetworkId
+    name: Text
+    vlan_id: Annotated[int, Field(strict=True, ge=0, le=4094)] | None = None
+    openstack_id: Uuid | None = None
+    region: Region | None = None
+    vrack: VrackName | None = Field(default=None, description="the vRack service name, when readable")
     subnet: Subnet | None = None
 
 
@@ -133,17 +390,21 @@ class AllowedCidr(_Frozen):
     """One entry of the IP allow-list."""
 
     cidr: Cidr
-    description: str = ""
+    description: Text = ""
 
 
 class User(_Frozen):
-    """An ACL user, by its parts as OVH stores them; no password (those never leave the source)."""
+    """An ACL user, by its parts as OVH stores them; no password (those never leave the source).
 
-    name: str
-    categories: tuple[str, ...] = ()
-    commands: tuple[str, ...] = ()
-    keys: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
+    Every part is one ACL token by construction (see the module's boundary types), so ``acl_rules`` can
+    never carry a rule the spec did not list as such.
+    """
+
+    name: UserName
+    categories: tuple[AclCategory, ...] = Field(default=(), max_length=MAX_ACL_ITEMS)
+    commands: tuple[AclCommand, ...] = Field(default=(), max_length=MAX_ACL_ITEMS)
+    keys: tuple[KeyPattern, ...] = Field(default=(), max_length=MAX_ACL_ITEMS)
+    channels: tuple[ChannelPattern, ...] = Field(default=(), max_length=MAX_ACL_ITEMS)
 
     @property
     def acl_rules(self) -> str:
@@ -153,19 +414,22 @@ class User(_Frozen):
 
 
 class ConfigItem(_Frozen):
-    """One advanced-configuration parameter: the provider's name, the Valkey name it maps to, its value."""
+    """One advanced-configuration parameter: the provider's name, the Valkey name it maps to, its value.
 
-    source_name: str
-    valkey_name: str | None = Field(description="None when Valkey has no direct equivalent")
-    value: str
+    The value is one line of a restricted character set, so it can never add a directive to valkey.conf.
+    """
+
+    source_name: ConfigName
+    valkey_name: ConfigName | None = Field(description="None when Valkey has no direct equivalent")
+    value: ConfigValue
 
 
 class Backups(_Frozen):
     """Automated backups of the source service."""
 
     time: str | None = None
-    regions: tuple[str, ...] = ()
-    retention_days: int | None = None
+    regions: tuple[Region, ...] = Field(default=(), max_length=32)
+    retention_days: Annotated[int, Field(strict=True, ge=0, le=MAX_RETENTION_DAYS)] | None = None
 
     @field_validator("time")
     @classmethod
@@ -176,40 +440,40 @@ class Backups(_Frozen):
 class Endpoint(_Frozen):
     """How clients reach the service (no credentials: the provider's URI placeholders are dropped)."""
 
-    component: str
-    host: str
-    port: int
-    scheme: str | None = None
-    tls: bool
+    component: Keyword
+    host: Host
+    port: Port
+    scheme: Scheme | None = None
+    tls: StrictBool
 
 
 class Feature(_Frozen):
     """A feature of the service and its category in OVH's reversibility policy."""
 
-    name: str
+    name: Keyword
     category: Category
-    in_use: bool
-    note: str
+    in_use: StrictBool
+    note: Text
 
 
 class ServiceSpec(_Frozen):
     """A managed Valkey service, as every later phase needs it (see the module docstring)."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Annotated[int, Field(strict=True)] = SCHEMA_VERSION
     source: SourceRef
     engine: Engine
     plan: Plan
     topology: Topology
     network: Network
-    allow_list: tuple[AllowedCidr, ...] = ()
-    users: tuple[User, ...] = ()
-    configuration: tuple[ConfigItem, ...] = ()
+    allow_list: tuple[AllowedCidr, ...] = Field(default=(), max_length=MAX_ALLOW_LIST)
+    users: tuple[User, ...] = Field(default=(), max_length=MAX_USERS)
+    configuration: tuple[ConfigItem, ...] = Field(default=(), max_length=MAX_CONFIG_ITEMS)
     backups: Backups = Backups()
     maintenance_time: str | None = None
-    tls: bool = True
-    deletion_protection: bool = False
-    endpoints: tuple[Endpoint, ...] = ()
-    features: tuple[Feature, ...] = ()
+    tls: StrictBool = True
+    deletion_protection: StrictBool = False
+    endpoints: tuple[Endpoint, ...] = Field(default=(), max_length=64)
+    features: tuple[Feature, ...] = Field(default=(), max_length=64)
 
     @field_validator("schema_version")
     @classmethod
@@ -222,16 +486,19 @@ class ServiceSpec(_Frozen):
     @field_validator("allow_list")
     @classmethod
     def _sorted_allow_list(cls, items: tuple[AllowedCidr, ...]) -> tuple[AllowedCidr, ...]:
+        _unique(items, lambda a: a.cidr, "allow-list network")
         return tuple(sorted(items, key=lambda a: (ipaddress.ip_network(a.cidr).version, a.cidr)))
 
     @field_validator("users")
     @classmethod
     def _sorted_users(cls, users: tuple[User, ...]) -> tuple[User, ...]:
+        _unique(users, lambda u: u.name, "user name")
         return tuple(sorted(users, key=lambda u: u.name))
 
     @field_validator("configuration")
     @classmethod
     def _sorted_config(cls, items: tuple[ConfigItem, ...]) -> tuple[ConfigItem, ...]:
+        _unique(items, lambda c: c.source_name, "configuration name")
         return tuple(sorted(items, key=lambda c: c.source_name))
 
     @field_validator("maintenance_time")
@@ -244,41 +511,144 @@ class ServiceSpec(_Frozen):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
-        """Stable YAML: same spec, same bytes."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=1000)
+        """Stable YAML: same spec, same bytes (never anchors or aliases)."""
+        return yaml.dump(self.to_dict(), Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=1000)
 
     def to_json(self) -> str:
         """Stable, indented JSON."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+#: Errors listed in one message; the rest are counted.
+_ERRORS_SHOWN = 8
+#: A spec is a few kilobytes; the largest real one (500 shards of 6 nodes, 1000 users) stays far below this.
+MAX_SPEC_BYTES = 1024 * 1024
+#: Nesting a spec needs: spec > users > user > keys > key is 4; anything deeper is not a spec.
+_MAX_DEPTH = 16
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The problems of a pydantic error, one ``field.path: problem (got value)`` each, the first few only.
+
+    Values are shown truncated and masked; the value of an unknown field is never shown (it may be a
+    password someone added), nor a mapping or list (they may hold one).
+    """
+    errors = exc.errors(include_url=False)
+    problems = []
+    for error in errors[:_ERRORS_SHOWN]:
+        where = ".".join(str(p) for p in error["loc"]) or "<root>"
+        problem = f"{where}: {error['msg']}"
+        value = error.get("input")
+        if error["type"] not in {"value_error", "extra_forbidden", "missing"} and _is_scalar(value):
+            problem += f" (got {_show(value)})"
+        problems.append(problem)
+    if len(errors) > _ERRORS_SHOWN:
+        problems.append(f"and {len(errors) - _ERRORS_SHOWN} more")
+    return "; ".join(problems)
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def spec_from_data(data: object, *, origin: str = "spec") -> ServiceSpec:
     """Validate parsed YAML/JSON into a ServiceSpec, or raise a SpecError naming the bad fields."""
     if not isinstance(data, dict):
-        raise SpecError(
-            f"{origin} is not a mapping of fields", hint="a spec is a YAML mapping; see 'reproducer inspect'"
-        )
+        what = "empty" if data is None else f"a {type(data).__name__}, not a mapping of fields"
+        raise SpecError(f"{origin} is {what}", hint="a spec is a YAML mapping; see 'reproducer inspect'")
     try:
         return ServiceSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise SpecError(f"{origin} is not a valid service spec: {problems}", hint="fix those fields") from None
+        first = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "the spec"
+        raise SpecError(
+            f"{origin} is not a valid service spec: {describe_validation_error(exc)}",
+            hint=f"fix {first} (and any other field named) in the spec; 'reproducer inspect' writes valid specs",
+        ) from None
 
 
 def load_spec(path: Path) -> ServiceSpec:
-    """Read a spec from a YAML or JSON file (JSON is YAML), with errors that name the file."""
+    """Read a spec from a YAML or JSON file (JSON is YAML), with errors that name the file.
+
+    The file is untrusted: it is read up to :data:`MAX_SPEC_BYTES`, must be UTF-8, hold one YAML document
+    without aliases, duplicate keys or deep nesting, and the document must be a valid spec.
+    """
+    text = _read_text(Path(path))
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read spec {path}: {exc.strerror}", hint="check the path and its permissions") from None
-    try:
-        data = yaml.safe_load(text)
+        loader = _SpecLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        raise SpecError(f"{path} {exc.args[0]}", hint=exc.args[1]) from None
+    except yaml.composer.ComposerError as exc:
+        if "single document" not in str(exc):
+            raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the syntax at the position shown") from None
+        raise SpecError(
+            f"{path} holds more than one document ({exc.problem_mark})",
+            hint="a spec file holds one document: split it, one spec per file ('inspect -o DIR' does)",
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the syntax at the position shown") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the value named") from None
     return spec_from_data(data, origin=str(path))
 
 
-def _time_of_day(value: str | None) -> str | None:
-    if value is not None and not _TIME_OF_DAY.match(value):
-        raise ValueError(f"{value!r} is not a time of day HH:MM:SS")
-    return value
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror}", hint="check the path and its permissions") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{path} is larger than {MAX_SPEC_BYTES // 1024} KiB: it is not a spec",
+            hint="pass the spec file 'reproducer inspect' wrote",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})",
+            hint="save the spec as UTF-8",
+        ) from None
+
+
+class _Refused(Exception):
+    """A YAML construct a spec never needs (message, hint)."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (no "billion laughs"), duplicate keys or deep nesting."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise _Refused(f"uses a YAML alias ({mark}): aliases are not accepted", "write each value out in full")
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _Refused(f"is nested more than {_MAX_DEPTH} levels deep ({mark})", "a spec is a flat mapping")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
+        duplicate = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if duplicate is not None:
+            raise _Refused(
+                f"has the duplicate key {_show(duplicate)} ({node.start_mark})", "keep one of the two entries"
+            )
+        return super().construct_mapping(node, deep=deep)

@@ -11,15 +11,17 @@ every ``ovh`` exception becomes a :class:`~reproducer.errors.SourceError` that s
 
 from __future__ import annotations
 
+import configparser
+import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ovh
-import ovh.config
-import ovh.exceptions as ovh_exc
+from pydantic import ValidationError
 
 from reproducer import catalog
 from reproducer.errors import (
@@ -47,7 +49,60 @@ from reproducer.model import (
     Subnet,
     Topology,
     User,
+    describe_validation_error,
 )
+
+# ---- ovh.conf: parsed by the ovh client when it is imported -----------------------------------------------
+
+#: Where the ``ovh`` client looks for ovh.conf (``ovh.config.CONFIG_PATH``), computed as it does at import.
+OVH_CONFIG_PATHS = ("/etc/ovh.conf", os.path.expanduser("~/.ovh.conf"), os.path.realpath("./ovh.conf"))
+_CONF_HINT = "ovh.conf is an INI file: [default] with endpoint=..., then one [endpoint] section with its keys"
+
+
+def check_ovh_config(path: Path, *, required: bool = False) -> None:
+    """Parse ``path`` as the ``ovh`` client will (RawConfigParser); an InputError says what is wrong with it.
+
+    A file that cannot be opened is skipped, as the client skips it, unless ``required`` (``--config``).
+    Messages name lines, sections and options, never a value (ovh.conf holds secrets).
+    """
+    if required:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(
+                f"cannot read OVH config file {path}: {exc.strerror}", hint="check its permissions"
+            ) from None
+    try:
+        configparser.RawConfigParser().read(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"OVH config file {path} is not {exc.encoding.upper()} text (byte at offset {exc.start})",
+            hint=f"save it as {exc.encoding.upper()}; {_CONF_HINT}",
+        ) from None
+    except configparser.Error as exc:
+        raise InputError(f"OVH config file {path} {_conf_problem(exc)}", hint=_CONF_HINT) from None
+
+
+def _conf_problem(exc: configparser.Error) -> str:
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"is ambiguous: section [{exc.section}] appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"is ambiguous: option {exc.option} appears twice in section [{exc.section}] (line {exc.lineno})"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"has no [section] header before line {exc.lineno}"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(number) for number, _line in exc.errors)
+        return f"cannot be parsed: line(s) {lines} are not 'name = value' nor a [section]"
+    return f"cannot be parsed ({type(exc).__name__})"
+
+
+for _path in OVH_CONFIG_PATHS:
+    check_ovh_config(Path(_path))
+
+import ovh  # noqa: E402  (after the check above: importing the client parses the ovh.conf files)
+import ovh.config  # noqa: E402
+import ovh.exceptions as ovh_exc  # noqa: E402
 
 Progress = Callable[[str], None]
 Json = Any
@@ -78,12 +133,14 @@ def make_client(
     name = endpoint or ovh.config.config.get("default", "endpoint")
     if config_file is not None and not Path(config_file).is_file():
         raise InputError(f"OVH config file {config_file} does not exist", hint="pass an existing ovh.conf")
+    if config_file is not None:
+        check_ovh_config(Path(config_file), required=True)
     if not name:
         raise InputError("no OVH endpoint given", hint="pass --endpoint ovh-eu (or a URL), or set OVH_ENDPOINT")
     if "://" in name:
         ovh.client.ENDPOINTS.setdefault(name, name.rstrip("/"))
     try:
-        return ovh.Client(endpoint=name, config_file=str(config_file) if config_file else None, **(credentials or {}))
+        client = ovh.Client(endpoint=name, config_file=str(config_file) if config_file else None, **(credentials or {}))
     except ovh_exc.InvalidRegion:
         known = ", ".join(sorted(n for n in ovh.client.ENDPOINTS if "://" not in n))
         raise InputError(f"unknown OVH endpoint {name!r}", hint=f"use one of {known}, or an API URL") from None
@@ -93,6 +150,25 @@ def make_client(
             hint="set OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET and OVH_CONSUMER_KEY, "
             f"or the [{name}] section of ovh.conf",
         ) from None
+    _check_credentials(name, credentials or {})
+    return client
+
+
+#: What an HTTP header can carry: printable ASCII without spaces (OVH keys are letters and digits).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
+
+
+def _check_credentials(endpoint: str, given: dict[str, str]) -> None:
+    """Refuse keys the HTTP layer cannot send (a traceback otherwise), naming the key, never its value."""
+    for key in ("application_key", "application_secret", "consumer_key"):
+        value = given.get(key)
+        value = ovh.config.config.get(endpoint, key) if value is None else value
+        if value is not None and not _HEADER_SAFE.fullmatch(value):
+            raise InputError(
+                f"the OVH {key} (OVH_{key.upper()}, or {key} in the [{endpoint}] section of ovh.conf) holds a space, "
+                "a line break or a non-ASCII character",
+                hint="copy the key again from the page that created it; OVH keys are letters and digits",
+            )
 
 
 class OvhApiClient:
@@ -211,7 +287,8 @@ class OvhSource:
 
     def list_services(self, project: str) -> list[str]:
         """The ids of every Valkey service of ``project``."""
-        return sorted(self._api.get(f"/cloud/project/{project}/database/valkey"))
+        with untrusted_answer(f"the service list of project {project}"):
+            return sorted(_ids(self._api.get(f"/cloud/project/{project}/database/valkey")))
 
     def read_project(self, project: str) -> list[ServiceSpec]:
         """Every Valkey service of ``project``, in id order."""
@@ -221,6 +298,10 @@ class OvhSource:
         """One service, with its nodes, users, configuration, network and backups."""
         base = f"/cloud/project/{project}/database/valkey/{service_id}"
         self._progress(f"reading service {service_id}")
+        with untrusted_answer(f"service {service_id}"):
+            return self._read(project, base)
+
+    def _read(self, project: str, base: str) -> ServiceSpec:
         service = self._api.get(base)
         return build_spec(
             project=project,
@@ -233,10 +314,10 @@ class OvhSource:
         )
 
     def _nodes(self, base: str) -> list[Json]:
-        return [self._api.get(f"{base}/node/{node_id}") for node_id in self._api.get(f"{base}/node")]
+        return [self._api.get(f"{base}/node/{node_id}") for node_id in _ids(self._api.get(f"{base}/node"))]
 
     def _users(self, base: str) -> list[Json]:
-        return [self._api.get(f"{base}/user/{user_id}") for user_id in self._api.get(f"{base}/user")]
+        return [self._api.get(f"{base}/user/{user_id}") for user_id in _ids(self._api.get(f"{base}/user"))]
 
     def _memory_table(self, project: str) -> dict[str, float]:
         if self._flavor_memory is None:
@@ -260,7 +341,18 @@ class OvhSource:
             vrack = self._api.get(f"/cloud/project/{project}/vrack")
         except SourceNotFoundError:
             return None
-        return str(vrack.get("name") or vrack.get("id"))
+        name = vrack.get("name") or vrack.get("id")
+        return str(name) if name else None
+
+
+def _ids(answer: Json) -> list[str]:
+    """A list of ids from the API, each safe to put in a path (OVH's are UUIDs)."""
+    if not isinstance(answer, list) or not all(isinstance(i, str) and _ID.fullmatch(i) for i in answer):
+        raise ValueError(f"expected a list of ids, got {_clip(answer)}")
+    return answer
+
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _flavor_memory(flavor: Json) -> float:
@@ -300,6 +392,33 @@ def _subnet(subnet: Json) -> Subnet:
 
 # ---- recorded API JSON → spec (pure) -------------------------------------------------------------
 
+#: What reading an answer of the wrong shape raises (pydantic's ValidationError is a ValueError).
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+@contextmanager
+def untrusted_answer(what: str) -> Iterator[None]:
+    """Turn an API answer of the wrong shape (missing keys, wrong types, values the spec refuses) into a SourceError."""
+    try:
+        yield
+    except _MALFORMED as exc:
+        if isinstance(exc, ValidationError):
+            problem = f"{exc.title}: {describe_validation_error(exc)}"
+        elif isinstance(exc, KeyError):
+            problem = f"the field {_clip(exc.args[0] if exc.args else '')} is missing"
+        else:
+            problem = f"{type(exc).__name__}: {_clip(str(exc))}"
+        raise SourceError(
+            f"the OVH API answered {what} in a form reproducer cannot accept: {problem}",
+            hint="the answer does not have the shape OVH documents; if the service works in the OVH console, "
+            "report this with the command's output",
+        ) from None
+
+
+def _clip(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
 
 def build_spec(
     *,
@@ -311,7 +430,23 @@ def build_spec(
     network: PrivateNetwork | None,
     flavor_memory: dict[str, float],
 ) -> ServiceSpec:
-    """Turn the API's JSON answers for one service into a ServiceSpec (pure: no calls)."""
+    """Turn the API's JSON answers for one service into a ServiceSpec (pure: no calls).
+
+    The answers are untrusted: one of the wrong shape, or with a value the spec refuses, is a SourceError.
+    """
+    with untrusted_answer("a service"):
+        return _build_spec(project, service, nodes, users, advanced, network, flavor_memory)
+
+
+def _build_spec(
+    project: str,
+    service: Json,
+    nodes: list[Json],
+    users: list[Json],
+    advanced: dict[str, str],
+    network: PrivateNetwork | None,
+    flavor_memory: dict[str, float],
+) -> ServiceSpec:
     node_list = nodes or service.get("nodes") or []
     region = node_list[0]["region"] if node_list else service.get("region", "")
     topology = _topology(node_list)
