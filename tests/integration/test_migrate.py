@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
 from reproducer import pipeline
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
+from reproducer.errors import SourceUnavailableError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.ovh_api import Fault
 from reproducer.sandbox.seed import load_dataset, ovh_client
+from reproducer.sources.ovh import RetryPolicy
 
 
 def service_fleet(api_server, seeded) -> Fleet:
@@ -110,3 +115,46 @@ def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_pa
             environ={"P": fleet._state.admin_password},
         )
         assert verify(source, parse_endpoint(f"valkey://127.0.0.1:{target.primary.port}"), VerifyOptions()).ok
+
+
+@pytest.mark.fault("API 500 on */user/* during the clean-up: the other grant is removed, --resume removes the rest")
+def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_resume(api_server, seeded, tmp_path):
+    fleet = service_fleet(api_server, seeded)
+    client = fleet.client(fleet.current_primary())
+    client.flushall()
+    load_dataset(client, 200, seed=13)
+    run_dir = tmp_path / "run"
+
+    def inject_once_granted(message: str) -> None:
+        if message.startswith(f"temporary user {pipeline.MIGRATION_USER} created"):
+            api_server.inject(Fault(status=500, count=1000, path="*/user/*"))
+
+    with Fleet.start(FleetSpec()) as target:
+        request = pipeline.MigrateRequest(
+            inspect=pipeline.InspectOptions(
+                project=seeded.project,
+                service=seeded.service_id,
+                endpoint=api_server.url,
+                credentials=seeded.credentials,
+                retry=RetryPolicy(attempts=3, base_delay=0.05),
+            ),
+            target_url=f"valkey://127.0.0.1:{target.primary.port}",
+            run_dir=run_dir,
+            allow_cidr="127.0.0.1/32",
+            source_ca=fleet.tls_files.ca_cert,
+        )
+        messages: list[str] = []
+        with pytest.raises(SourceUnavailableError) as error:
+            pipeline.migrate_data(request, lambda m: (messages.append(m), inject_once_granted(m)))
+        assert "could not be removed" in error.value.message and "kept failing after 3 attempts" in error.value.message
+        assert f"--resume --run-dir {run_dir}" in error.value.hint and "reproducer migrate" in error.value.hint
+        assert sum("retry" in m for m in messages) >= 2, "the clean-up calls were retried with backoff"
+        api_server.clear_faults()
+        assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], []), "the allow-list entry still went"
+        grants = json.loads((run_dir / "run.json").read_text())["grants"]
+        assert list(grants) == ["user"]
+
+        result = pipeline.migrate_data(replace(request, resume=True))
+        assert result.verify.ok
+        assert leftovers(api_server, seeded) == ([], [])
+        assert json.loads((run_dir / "run.json").read_text())["grants"] == {}
