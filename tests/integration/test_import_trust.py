@@ -409,3 +409,26 @@ def test_export_and_import_memory_is_bounded_by_bytes_not_keys(tmp_path, fmt):
     print(f"{fmt}: baseline {baseline} MB, export {exported} MB, import {imported} MB")
     assert exported - baseline < 120, (baseline, exported)
     assert imported - baseline < 120, (baseline, imported)
+
+
+# ---- databases a cluster does not have -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Fleet.start(FleetSpec(topology="cluster", shards=2)) as fleet:
+        yield fleet
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fmt", ["jsonl", "aof"])
+def test_keys_of_another_database_are_refused_by_a_cluster_target(cluster, tmp_path, fmt):
+    path = tmp_path / f"db3.{fmt}"
+    if fmt == "jsonl":
+        path.write_text(_GOOD + "\n" + _GOOD.replace('"db":0', '"db":3').replace('"ok"', '"other"') + "\n")
+    else:
+        path.write_bytes(resp("SET", "ok", "x") + resp("SELECT", "3") + resp("SET", "other", "x"))
+    with pytest.raises(InputError, match=r"database\(s\) 3 but the cluster target"):
+        load(fmt, path, cluster, "replace")
+    nodes = [cluster.client(node) for node in cluster.servers]
+    assert sum(node.dbsize() for node in nodes) == 0

@@ -24,7 +24,15 @@ from typing import Any
 from reproducer.data import rebuild
 from reproducer.data.endpoint import Endpoint, valkey_errors
 from reproducer.data.formats import rdb
-from reproducer.data.formats.entries import Conflict, Entry, EntryWriter, check_target, conflict_of, read_entries
+from reproducer.data.formats.entries import (
+    Conflict,
+    Entry,
+    EntryWriter,
+    check_databases,
+    check_target,
+    conflict_of,
+    read_entries,
+)
 from reproducer.data.resp import command
 from reproducer.errors import DataError, InputError, ReproducerError
 
@@ -153,9 +161,11 @@ def load(
     """
     policy = conflict_of(conflict, replace)
     files = _aof_files(path)
-    totals = [check(file) if kind == "aof" else _check_rdb_part(file, policy) for kind, file in files]
+    dbs: set[int] = {0}
+    total = sum(check(file, dbs) if kind == "aof" else _check_rdb_part(file, policy) for kind, file in files)
     check_target(target, policy)
-    replay = _Replay(EntryWriter(target, conflict=policy), policy, sum(totals), progress)
+    check_databases(target, dbs)
+    replay = _Replay(EntryWriter(target, conflict=policy), policy, total, progress)
     try:
         for kind, file in files:
             if kind == "rdb":
@@ -167,11 +177,16 @@ def load(
     return replay.sent, 0, len(replay.kept)
 
 
-def check(path: Path) -> int:
-    """Read the whole file and refuse anything but data commands; returns the number of commands."""
+def check(path: Path, dbs: set[int] | None = None) -> int:
+    """Read the whole file and refuse anything but data commands; returns the number of commands.
+
+    The databases it selects are added to ``dbs``.
+    """
     count = 0
     for count, cmd in enumerate(_commands(path), 1):  # noqa: B007 - the count is the result
         _check_command(path, cmd)
+        if dbs is not None and cmd.name == b"SELECT":
+            dbs.add(int(cmd.args[1]))
     return count
 
 

@@ -8,7 +8,7 @@ comes first, so memory is bounded by bytes whatever the size of the keys. The co
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +67,17 @@ def check_target(target: Endpoint, conflict: Conflict) -> None:
         raise InputError(
             f"the target {target} is not empty: {sum(counts.values())} key(s) in db {', '.join(map(str, used))}",
             hint=CONFLICT_HINT,
+        )
+
+
+def check_databases(target: Endpoint, dbs: Iterable[int]) -> None:
+    """Refuse keys in databases other than 0 for a cluster target (it has db 0 only), as ``copy`` does."""
+    used = sorted(set(dbs) - {0})
+    if used and discover(target).cluster:
+        raise InputError(
+            f"the file has keys in database(s) {', '.join(map(str, used))} but the cluster target {target} "
+            "has only db 0; nothing was written",
+            hint="import into a standalone target, or export one database at a time with --db N",
         )
 
 
@@ -186,8 +197,15 @@ class EntryWriter:
         self.written += len(batch)
 
     def _without_existing(self, batch: list[tuple[Entry, int]]) -> list[tuple[Entry, int]]:
+        pipes: dict[int, Any] = {}
+        order = []
+        for entry, _pttl in batch:
+            client = self.client(entry.key, entry.db)
+            pipes.setdefault(id(client), client.pipeline(transaction=False)).exists(entry.key)
+            order.append(id(client))
         with valkey_errors(f"reading {self.name}"):
-            found = [bool(self.client(e.key, e.db).exists(e.key)) for e, _ in batch]
+            replies = {owner: iter(pipe.execute()) for owner, pipe in pipes.items()}
+        found = [bool(next(replies[owner])) for owner in order]
         self.skipped += sum(found)
         return [item for item, exists in zip(batch, found, strict=True) if not exists]
 

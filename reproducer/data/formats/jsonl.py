@@ -19,7 +19,15 @@ from typing import Any
 
 from reproducer.data import rebuild
 from reproducer.data.endpoint import Endpoint
-from reproducer.data.formats.entries import Conflict, Entry, EntryWriter, check_target, conflict_of, read_entries
+from reproducer.data.formats.entries import (
+    Conflict,
+    Entry,
+    EntryWriter,
+    check_databases,
+    check_target,
+    conflict_of,
+    read_entries,
+)
 from reproducer.errors import InputError
 
 Progress = Callable[[int], None]
@@ -58,9 +66,9 @@ def load(
     written. ``replace`` is the older form of ``conflict`` (True: "replace", False: "skip").
     """
     policy = conflict_of(conflict, replace)
-    for _ in read_file(path):
-        pass
+    dbs = {entry.db for entry in read_file(path)}
     check_target(target, policy)
+    check_databases(target, dbs)
     writer = EntryWriter(target, conflict=policy)
     try:
         for number, entry in enumerate(read_file(path), 1):

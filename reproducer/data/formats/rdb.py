@@ -21,6 +21,7 @@ from reproducer.data.endpoint import Endpoint, valkey_errors
 from reproducer.data.formats.entries import (
     Conflict,
     EntryWriter,
+    check_databases,
     check_target,
     conflict_of,
     move_keys,
@@ -79,6 +80,7 @@ def load(
     check_file(path)
     check_target(target, policy)
     with ScratchServer(path) as scratch:
+        check_databases(target, scratch.databases())
         writer = EntryWriter(target, conflict=policy)
         try:
             _copy_out(scratch, writer, progress)
