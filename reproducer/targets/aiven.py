@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from reproducer.errors import InputError
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
+from reproducer.targets.common import BaseTarget, target_region, time_hours
+from reproducer.targets.render import one_line
 
 #: Valkey directive → valkey_user_config attribute (and whether the value is a number).
 USER_CONFIG: dict[str, tuple[str, bool]] = {
@@ -31,14 +34,15 @@ class AivenTarget(BaseTarget):
     title = "Aiven for Valkey"
     terraform_providers = ("aiven",)
     acl_form = "parts"
+    user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""
-        context = base_context(spec, options)
+        context = self.base(spec, options)
         size = sizing.choose(sizing.AIVEN, spec.plan.memory_gb or 0, 1)
         tier = TIERS.get(context["replicas"], "premium")
         user_config = {
-            USER_CONFIG[k][0]: (int(v) if USER_CONFIG[k][1] else v)
+            USER_CONFIG[k][0]: (_integer(k, v) if USER_CONFIG[k][1] else v)
             for k, v in sorted(context["settings"].items())
             if k in USER_CONFIG
         }
@@ -100,3 +104,13 @@ class AivenTarget(BaseTarget):
         if item.valkey_name == "client-output-buffer-limit":
             return EXACT, "valkey_pubsub_client_output_buffer_limit", item.value
         return NONE, "—", f"{item.source_name} has no Aiven setting"
+
+
+def _integer(key: str, value: str) -> int:
+    """``value`` as the integer Aiven's setting for ``key`` takes."""
+    if not re.fullmatch(r"-?\d{1,9}", value):
+        raise InputError(
+            f"configuration {key!r} is {one_line(value)!r}, not the integer Aiven's {USER_CONFIG[key][0]} takes",
+            hint=f"fix the value of {key} in the spec's configuration",
+        )
+    return int(value)

@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
+from reproducer.targets.common import BaseTarget, target_region, time_hours
 
 #: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
 PARAMETERS = frozenset(
@@ -30,10 +30,11 @@ class AwsTarget(BaseTarget):
     name = "aws"
     title = "AWS ElastiCache for Valkey"
     terraform_providers = ("aws",)
+    user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, windows, parameters, region."""
-        context = base_context(spec, options)
+        context = self.base(spec, options)
         node = sizing.choose(sizing.AWS, spec.plan.memory_gb or 0, context["shards"])
         backup_hour = time_hours(spec.backups.time, 2)
         maintenance_hour = time_hours(spec.maintenance_time, 4)

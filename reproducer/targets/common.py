@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from reproducer import catalog
 from reproducer.catalog import to_valkey
 from reproducer.errors import InputError
-from reproducer.model import ServiceSpec
+from reproducer.model import AllowedCidr, ServiceSpec
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions
-from reproducer.targets.render import hcl_ident, render_template, slug
+from reproducer.targets.render import Safe, comment, hcl_ident, one_line, render_template, slug
 
 TERRAFORM_FILES = ("versions.tf", "providers.tf", "main.tf", "variables.tf", "outputs.tf")
 
@@ -20,18 +23,117 @@ TERRAFORM_FILES = ("versions.tf", "providers.tf", "main.tf", "variables.tf", "ou
 KNOWN_VERSIONS = ("7.2", "8.0", "8.1")
 
 
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")
+#: Anything a line-based file (valkey.conf, an ACL file) would read as the end of a line or worse.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The largest topology a target accepts, and where that limit is documented."""
+
+    max_shards: int
+    max_replicas: int
+    max_nodes: int
+    source: str
+
+
+#: Beyond any target: AWS ElastiCache's limits, the largest documented (targets.md §3, [S9]).
+ANY_TARGET = Shape(500, 5, 500 * 6, "AWS ElastiCache: 1-500 shards, up to 5 replicas per shard (targets.md §3)")
+
+
 def check_renderable(spec: ServiceSpec) -> None:
-    """Refuse what no target can size or express: an unknown node memory or engine version."""
-    if not spec.plan.memory_gb:
+    """Refuse what no target can size or express, before anything is built.
+
+    Defence in depth: the model validates too, but a spec that bypassed it is refused here, never rendered or
+    crashed on.
+    """
+    memory = spec.plan.memory_gb
+    if memory is None or not memory:
         raise InputError(
             f"the memory of flavor {spec.plan.flavor!r} is unknown, so no target node can be sized",
             hint="set plan.memory_gb (GB per node) in the spec, or re-inspect a service with a known flavor",
         )
+    if not math.isfinite(memory) or memory <= 0:
+        raise InputError(
+            f"plan.memory_gb {memory!r} is not a positive number of GB, so no target node can be sized",
+            hint="set plan.memory_gb to the memory per node in GB (e.g. 7)",
+        )
     if spec.engine.version not in KNOWN_VERSIONS:
         raise InputError(
-            f"engine version {spec.engine.version!r} is not one reproducer can render",
+            f"engine version {one_line(spec.engine.version)!r} is not one reproducer can render",
             hint=f"use one of {', '.join(KNOWN_VERSIONS)} in engine.version",
         )
+    _check_times(spec)
+    _check_cidrs(spec)
+
+
+def _check_times(spec: ServiceSpec) -> None:
+    for field, value in (("backups.time", spec.backups.time), ("maintenance_time", spec.maintenance_time)):
+        if value is not None and not _TIME_OF_DAY.fullmatch(value):
+            raise InputError(f"{field} {one_line(value)!r} is not a time of day", hint=f"write {field} as HH:MM:SS")
+    days = spec.backups.retention_days
+    if days is not None and not 0 <= days <= 365:
+        raise InputError(
+            f"backups.retention_days {days!r} is not between 0 and 365 days",
+            hint="set backups.retention_days to the number of days backups are kept",
+        )
+
+
+def _check_cidrs(spec: ServiceSpec) -> None:
+    private = spec.network.private
+    cidrs = [("allow_list", entry.cidr) for entry in spec.allow_list]
+    cidrs += [("network.private.subnet.cidr", private.subnet.cidr)] if private and private.subnet else []
+    for field, cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            raise InputError(
+                f"{field} {one_line(cidr)!r} is not an IP network in CIDR form",
+                hint="write networks as 203.0.113.0/24 (host bits cleared)",
+            ) from None
+
+
+def check_shape(shards: int, replicas: int, shape: Shape, title: str) -> None:
+    """Refuse a topology beyond what ``title`` accepts (before any list of nodes is built)."""
+    nodes = shards * (1 + replicas) if shards >= 1 and replicas >= 0 else 0
+    if not 1 <= shards <= shape.max_shards:
+        problem = f"{shards} shard(s) is not between 1 and {shape.max_shards}"
+    elif not 0 <= replicas <= shape.max_replicas:
+        problem = f"{replicas} replica(s) per shard is not between 0 and {shape.max_replicas}"
+    elif nodes > shape.max_nodes:
+        problem = f"{shards} x (1 + {replicas}) = {nodes} instances is more than {shape.max_nodes}"
+    else:
+        return
+    raise InputError(
+        f"{title} cannot run this topology: {problem} ({shape.source})",
+        hint="pass smaller --shards/--replicas, or fix topology in the spec",
+    )
+
+
+def check_config_lines(settings: dict[str, str], title: str) -> None:
+    """Refuse a setting whose value would end its valkey.conf line (a new directive, a truncated file)."""
+    for key, value in settings.items():
+        if _CONTROL.search(value) or _CONTROL.search(key):
+            raise InputError(
+                f"configuration {key!r} has a line break or control character in its value, which {title} "
+                "would write into valkey.conf",
+                hint=f"fix the value of {key} in the spec's configuration (one line of printable text)",
+            )
+
+
+def check_resource_names(spec: ServiceSpec, title: str) -> None:
+    """Refuse two users whose names make the same Terraform resource name or user id on ``title``."""
+    seen: dict[str, str] = {}
+    for user in spec.users:
+        for key in (f"ident:{hcl_ident(user.name)}", f"slug:{slug(user.name)}"):
+            other = seen.setdefault(key, user.name)
+            if other != user.name:
+                raise InputError(
+                    f"users {one_line(other)!r} and {one_line(user.name)!r} would get the same resource name on "
+                    f"{title} ({key.partition(':')[2]})",
+                    hint="rename one of them in the spec (resource names keep only a-z, 0-9, _ and -)",
+                )
 
 
 #: The shape of each provider's region names (a typo or another provider's name is refused, not rendered).
@@ -74,12 +176,18 @@ def ovh_region(spec: ServiceSpec, region: str | None) -> str:
     return region.upper()
 
 
-def base_context(spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
-    """Names, the (possibly reshaped) topology, users and settings every template uses."""
+def base_context(
+    spec: ServiceSpec, options: RenderOptions, shape: Shape = ANY_TARGET, title: str = ""
+) -> dict[str, Any]:
+    """Names, the (possibly reshaped) topology, users and settings every template uses.
+
+    Refuses, before building anything, a spec no target renders and a topology beyond ``shape``.
+    """
     check_renderable(spec)
-    name = options.name or spec.source.description or f"valkey-{spec.source.service_id[:8]}"
     shards = options.shards or spec.topology.shards
     replicas = options.replicas if options.replicas is not None else spec.topology.replicas_per_shard
+    check_shape(shards, replicas, shape, title or "a target")
+    name = options.name or spec.source.description or f"valkey-{spec.source.service_id[:8]}"
     # Valkey values, converted from the provider's (redis_persistence=rdb → save "3600 1 …").
     settings = dict(mapped for c in spec.configuration if (mapped := to_valkey(c.source_name, c.value)))
     return {
@@ -90,10 +198,14 @@ def base_context(spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         "replicas": replicas,
         "users": [{"name": u.name, "ident": hcl_ident(u.name), "user": u} for u in spec.users],
         "settings": settings,
-        "allow_list": list(spec.allow_list),
+        "allow_list": [_allowed(entry) for entry in spec.allow_list],
         "subnet_cidr": _subnet_cidr(spec),
         "header": header(spec),
     }
+
+
+def _allowed(entry: AllowedCidr) -> dict[str, Any]:
+    return {"cidr": entry.cidr, "description": entry.description, "ipv6": ":" in entry.cidr}
 
 
 def _subnet_cidr(spec: ServiceSpec) -> str:
@@ -101,12 +213,22 @@ def _subnet_cidr(spec: ServiceSpec) -> str:
     return private.subnet.cidr if private and private.subnet else "10.0.0.0/24"
 
 
-def header(spec: ServiceSpec) -> str:
-    """The comment every rendered file starts with."""
+def header(spec: ServiceSpec) -> Safe:
+    """The comment every rendered file starts with (spec values on one comment line each, never more)."""
     from reproducer import __version__
 
-    source = f"{spec.source.provider} service {spec.source.service_id} (project {spec.source.project})"
-    return f"# Generated by reproducer {__version__} from {source}.\n# Re-render instead of editing by hand."
+    source = (
+        f"{one_line(spec.source.provider)} service {one_line(spec.source.service_id)} "
+        f"(project {one_line(spec.source.project)})"
+    )
+    return comment(f"Generated by reproducer {__version__} from {source}.\nRe-render instead of editing by hand.")
+
+
+def generic_header() -> Safe:
+    """The comment of files that hold no spec value at all (the Python helper, ``ansible.cfg``)."""
+    from reproducer import __version__
+
+    return comment(f"Generated by reproducer {__version__}.\nRe-render instead of editing by hand.")
 
 
 def assemble(target: str, title: str, context: dict[str, Any], rows: list[CompatRow]) -> Rendered:
@@ -128,12 +250,22 @@ class BaseTarget:
     terraform_providers: tuple[str, ...] = ()
     #: How the target takes ACL users: one rule string per user (AWS, GCP, ACL files) or the OVH-style parts.
     acl_form: Literal["string", "parts"] = "string"
+    #: Whether each user becomes a Terraform resource (whose name must then be unique).
+    user_resources = False
+    #: The largest topology the target accepts.
+    shape: Shape = ANY_TARGET
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """Files and compatibility rows for ``spec`` (pure: no I/O); refuses ACLs the target cannot express."""
         compat.check_users(spec, self.title, one_string=self.acl_form == "string")
+        if self.user_resources:
+            check_resource_names(spec, self.title)
         context = self.context(spec, options)
         return assemble(self.name, self.title, context, self.rows(spec, context))
+
+    def base(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
+        """:func:`base_context` with this target's limits."""
+        return base_context(spec, options, self.shape, self.title)
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """The template context (each target adds its own choices to :func:`base_context`)."""

@@ -57,18 +57,24 @@ def build_rows(
 _CATEGORY = re.compile(r"[+-]@[A-Za-z0-9_-]+")
 _COMMAND = re.compile(r"[+-][A-Za-z0-9_.:-]+(?:\|[A-Za-z0-9_.:-]+)?")
 _PASSWORD_RULES = (">", "<", "#", "!")
+#: Printable, no whitespace, not an ACL rule prefix: the name cannot be read as a rule.
+_USER_NAME = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u2028\u2029>< #!~&%@+\-][^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{0,127}")
 
 
 def acl_problems(user: User, *, one_string: bool) -> list[str]:
-    """What in ``user``'s ACL a target cannot take; ``one_string``: the target wants one ACL rule string."""
-    problems = [_bad_rule(c, "category", "+@name or -@name") for c in user.categories if not _CATEGORY.fullmatch(c)]
+    """What in ``user``'s ACL a target cannot take; ``one_string``: the target wants one ACL rule string.
+
+    A user name is one word everywhere (an ACL file line reads ``user NAME rules…``: a space would add rules).
+    """
+    problems = [] if _USER_NAME.fullmatch(user.name) else ["its user name has whitespace or control characters"]
+    problems += [_bad_rule(c, "category", "+@name or -@name") for c in user.categories if not _CATEGORY.fullmatch(c)]
     problems += [_bad_rule(c, "command rule", "+cmd or -cmd") for c in user.commands if not _COMMAND.fullmatch(c)]
     if one_string:
         patterns = [("key pattern", k) for k in user.keys] + [("channel pattern", c) for c in user.channels]
         problems += [
-            f"{kind} {pattern!r} contains whitespace, which one ACL rule string cannot hold"
+            f"{kind} {pattern!r} contains whitespace or a control character, which one ACL rule string cannot hold"
             for kind, pattern in patterns
-            if not pattern or any(ch.isspace() for ch in pattern)
+            if not pattern or any(ch.isspace() or not ch.isprintable() for ch in pattern)
         ]
     return problems
 

@@ -7,7 +7,8 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, target_region, time_hours
+from reproducer.targets.common import BaseTarget, Shape, target_region, time_hours
+from reproducer.targets.render import hcl_ident
 
 #: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
@@ -20,10 +21,11 @@ class GcpTarget(BaseTarget):
     name = "gcp"
     title = "Google Cloud Memorystore for Valkey"
     terraform_providers = ("google",)
+    shape = Shape(250, 5, 250 * 6, "Memorystore for Valkey: 1-250 shards, 0-5 replicas per shard (Google's limits)")
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, engine version, configs, windows, region."""
-        context = base_context(spec, options)
+        context = self.base(spec, options)
         return context | {
             "node": sizing.choose(sizing.GCP, spec.plan.memory_gb or 0, context["shards"]),
             "region": target_region("gcp", self.title, spec, options.region),
@@ -33,6 +35,7 @@ class GcpTarget(BaseTarget):
             "maintenance_hour": time_hours(spec.maintenance_time, 4),
             "retention_seconds": (spec.backups.retention_days or 1) * 86400,
             "persistence": context["settings"].get("save", "x") != "",
+            "firewalls": _firewalls(context["ident"], context["allow_list"]),
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
@@ -80,3 +83,13 @@ class GcpTarget(BaseTarget):
         if item.valkey_name == "save":
             return EXACT, "persistence_config", "RDB persistence" if item.value != "off" else "persistence off"
         return NONE, "—", f"{item.valkey_name or item.source_name} is not in Memorystore's modifiable configs"
+
+
+def _firewalls(ident: str, allow_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One firewall rule per address family (a rule's source ranges are all IPv4 or all IPv6)."""
+    rules = []
+    for ipv6, suffix in ((False, ""), (True, "_ipv6")):
+        ranges = [entry["cidr"] for entry in allow_list if entry["ipv6"] == ipv6]
+        if ranges:
+            rules.append({"ident": hcl_ident(ident + suffix), "suffix": suffix.replace("_", "-"), "ranges": ranges})
+    return rules

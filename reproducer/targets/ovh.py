@@ -7,7 +7,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context, ovh_region
+from reproducer.targets.common import BaseTarget, ovh_region
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
@@ -19,10 +19,11 @@ class OvhTarget(BaseTarget):
     title = "OVHcloud Managed Valkey"
     terraform_providers = ("ovh",)
     acl_form = "parts"
+    user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""
-        context = base_context(spec, options)
+        context = self.base(spec, options)
         memory = spec.plan.memory_gb or 0
         private = spec.network.private
         region = ovh_region(spec, options.region)

@@ -15,8 +15,9 @@ from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.resources import data_dir
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, base_context
+from reproducer.targets.common import BaseTarget, Shape, check_config_lines, generic_header
 from reproducer.targets.render import render_template
+from reproducer.untrusted import ansible_yaml
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 VALKEY_PORT, SENTINEL_PORT, BUS_OFFSET = 6379, 26379, 10000
@@ -28,6 +29,7 @@ class SelfManagedTarget(BaseTarget):
     name = "selfmanaged"
     title = "Self-managed Valkey on OpenStack instances"
     terraform_providers = ("openstack",)
+    shape = Shape(500, 5, 1000, "Valkey Cluster: at most 1000 nodes (valkey.io cluster specification)")
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """The Terraform files, the compatibility report and the ``ansible/`` directory."""
@@ -37,7 +39,8 @@ class SelfManagedTarget(BaseTarget):
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: instance count and flavor, ports to open."""
-        context = base_context(spec, options)
+        context = self.base(spec, options)
+        check_config_lines(context["settings"], self.title)
         shards, replicas = context["shards"], context["replicas"]
         data_nodes = shards * (1 + replicas)
         cluster = shards > 1
@@ -99,45 +102,75 @@ class SelfManagedTarget(BaseTarget):
 
 
 def group_vars(context: dict[str, Any]) -> dict[str, Any]:
-    """The variables of ``ansible/site.yml`` from the spec (no passwords)."""
+    """The variables of ``ansible/site.yml`` from the spec (no passwords); every string is data for Ansible."""
     spec = context["spec"]
     topology = "cluster" if context["cluster"] else ("sentinel" if context["replicas"] > 0 else "standalone")
     return {
         "valkey_topology": topology,
-        "valkey_primary_name": context["name"],
+        "valkey_primary_name": str(context["name"]),
         "valkey_replicas": context["replicas"],
         "valkey_config": dict(sorted(context["settings"].items())),
         "valkey_users": [
             {"name": user["name"], "rules": user["user"].acl_rules.removeprefix("on ")} for user in context["users"]
         ],
         "valkey_admin_user": "default",
-        "valkey_allowlist_cidrs": [entry.cidr for entry in context["allow_list"]],
+        "valkey_allowlist_cidrs": [entry["cidr"] for entry in context["allow_list"]],
         "valkey_tls": bool(spec.tls),
-        "valkey_tls_ca_file": "{{ playbook_dir }}/files/tls/ca.crt",
-        "valkey_tls_cert_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.crt",
-        "valkey_tls_key_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.key",
-        "valkey_install_packages": True,
-        "valkey_packages_release": "bookworm-backports",
     }
+
+
+#: Variables that Ansible must template (paths under the playbook): constants, never a spec value.
+TEMPLATED_VARS: dict[str, Any] = {
+    "valkey_tls_ca_file": "{{ playbook_dir }}/files/tls/ca.crt",
+    "valkey_tls_cert_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.crt",
+    "valkey_tls_key_file": "{{ playbook_dir }}/files/tls/{{ inventory_hostname }}.key",
+    "valkey_install_packages": True,
+    "valkey_packages_release": "bookworm-backports",
+}
 
 
 def ansible_files(context: dict[str, Any]) -> dict[str, str]:
     """``ansible/``: site playbook, group vars, inventory helper and a copy of the roles (deterministic)."""
     playbooks = data_dir("playbooks")
     header = context["header"] + "\n"
+    spec_free = context | {"header": generic_header()}
     files = {
         "ansible/site.yml": (playbooks / "site.yml").read_text(encoding="utf-8"),
         "ansible/.ansible-lint": (playbooks / ".ansible-lint").read_text(encoding="utf-8"),
-        "ansible/ansible.cfg": render_template("selfmanaged/ansible.cfg.j2", context),
-        "ansible/inventory_from_terraform.py": render_template("selfmanaged/inventory_from_terraform.py.j2", context),
-        "ansible/inventory.example.yml": render_template("selfmanaged/inventory.example.yml.j2", context),
+        "ansible/ansible.cfg": render_template("selfmanaged/ansible.cfg.j2", spec_free),
+        "ansible/inventory_from_terraform.py": render_template("selfmanaged/inventory_from_terraform.py.j2", spec_free),
+        "ansible/inventory.example.yml": inventory_example(context),
         "ansible/group_vars/all.yml": "---\n" + header + "# Passwords are not here: pass valkey_user_passwords "
-        "from a vault or extra vars.\n" + yaml.safe_dump(group_vars(context), sort_keys=True),
+        "from a vault or extra vars.\n# From the spec: every string is tagged !unsafe (Ansible never templates it).\n"
+        + ansible_yaml(group_vars(context))
+        + "# Constants Ansible templates on purpose (no spec value):\n"
+        + yaml.safe_dump(TEMPLATED_VARS, sort_keys=True),
     }
     for path in sorted((playbooks / "roles").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             files[f"ansible/{path.relative_to(playbooks).as_posix()}"] = path.read_text(encoding="utf-8")
     return files
+
+
+def inventory_example(context: dict[str, Any]) -> str:
+    """``inventory.example.yml``: the hosts to list when they already exist (host names are slugs)."""
+    name, data_nodes = str(context["name"]), context["data_nodes"]
+    nodes = {f"{name}-{index}": {"ansible_host": f"192.0.2.{10 + index}"} for index in range(data_nodes)}
+    children: dict[str, Any] = {"valkey": {"hosts": nodes}}
+    if not context["cluster"] and context["replicas"] > 0:
+        sentinels: dict[str, Any] = dict.fromkeys(nodes)
+        if context["arbiter"]:
+            sentinels[f"{name}-arbiter"] = {"ansible_host": f"192.0.2.{10 + data_nodes}"}
+        children["valkey_sentinel"] = {"hosts": sentinels}
+    inventory = {"all": {"vars": {"ansible_user": "debian", "ansible_become": True}, "children": children}}
+    primary = "" if context["cluster"] else " (the first is the initial primary)"
+    return (
+        "---\n"
+        + str(context["header"])
+        + "\n# Hosts that already exist: list them here (or write inventory.yml with inventory_from_terraform.py)."
+        + f"\n# valkey: the data nodes{primary}; valkey_sentinel: the Sentinel hosts.\n"
+        + yaml.safe_dump(inventory, sort_keys=False)
+    )
 
 
 def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -98,15 +98,17 @@ def test_unknown_target_names_the_known_ones():
     assert "aws" in caught.value.hint
 
 
-def test_render_writes_a_whole_directory_and_replaces_it(tmp_path):
+def test_render_writes_a_whole_directory_and_keeps_what_it_did_not_write(tmp_path):
     from reproducer import pipeline
 
     out = tmp_path / "out"
     request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="gcp", out=out)
     pipeline.render(request)
-    (out / "stale.txt").write_text("old")
+    (out / "terraform" / "main.tf").write_text("stale")
+    (out / "notes.txt").write_text("mine")
     pipeline.render(request)
-    assert not (out / "stale.txt").exists() and (out / "terraform" / "main.tf").exists()
+    assert (out / "notes.txt").read_text() == "mine", "a render removes only files of its manifest"
+    assert (out / "terraform" / "main.tf").read_text() == rendered("gcp", "business")["terraform/main.tf"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
