@@ -25,6 +25,7 @@ from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import load_dataset, seed_business_service
 
 INFO_FILE = "sandbox.json"
+_DAEMON_MODULE = "reproducer.sandbox.control"
 _UP_TIMEOUT = 90.0
 
 
@@ -35,12 +36,62 @@ def default_root() -> Path:
 
 
 def status(root: Path) -> dict[str, Any] | None:
-    """The running sandbox's info, or None when no daemon runs for ``root``."""
-    info_path = Path(root) / INFO_FILE
-    if not info_path.exists():
+    """The running sandbox's info, or None when no daemon of ``root`` runs.
+
+    The pid in ``sandbox.json`` counts only while it is still our daemon: the same command line and the start
+    time recorded at start (a pid reused by another process is never taken for the sandbox, nor signalled).
+
+    Raises:
+        SandboxError: ``sandbox.json`` is not a state file the sandbox wrote.
+    """
+    info = _read_info(Path(root) / INFO_FILE)
+    return info if info is not None and _is_our_daemon(info) else None
+
+
+def _read_info(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
         return None
-    info: dict[str, Any] = json.loads(info_path.read_text())
-    return info if pid_alive(int(info["pid"])) else None
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+        pid = info["pid"] if isinstance(info, dict) else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise _corrupt(path, type(exc).__name__) from None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        raise _corrupt(path, "no valid pid")
+    return dict(info)
+
+
+def _corrupt(path: Path, reason: str) -> SandboxError:
+    return SandboxError(
+        f"{path} is not a sandbox state file ({reason})",
+        hint=f"stop any sandbox process yourself if one runs, then delete {path} and run 'sandbox up' again",
+    )
+
+
+def _is_our_daemon(info: dict[str, Any]) -> bool:
+    pid = int(info["pid"])
+    if not pid_alive(pid):
+        return False
+    cmdline = _cmdline(pid)
+    if _DAEMON_MODULE not in cmdline:
+        return False
+    return "started" not in info or info["started"] == process_start_time(pid)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``): with the pid, names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(") ", 1)[1].split()[19])
 
 
 def up(root: Path, *, dataset_keys: int = 2000) -> dict[str, Any]:
@@ -52,7 +103,7 @@ def up(root: Path, *, dataset_keys: int = 2000) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     (root / INFO_FILE).unlink(missing_ok=True)
     log = (root / "daemon.log").open("ab")
-    argv = [sys.executable, "-m", "reproducer.sandbox.control", str(root), str(dataset_keys)]
+    argv = [sys.executable, "-m", _DAEMON_MODULE, str(root), str(dataset_keys)]
     proc = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
@@ -80,7 +131,8 @@ def _started(root: Path, proc: subprocess.Popen[bytes]) -> bool:
 def down(root: Path) -> bool:
     """Stop the daemon of ``root`` and every fleet, and forget its services; False when none was running.
 
-    The servers' data goes with them, so the next ``up`` seeds a fresh service rather than an empty one.
+    The servers' data goes with them, so the next ``up`` seeds a fresh service rather than an empty one. Only
+    our daemon is signalled (see :func:`status`); a ``sandbox.json`` naming another process is left alone.
     """
     info = status(root)
     if info is None:
@@ -131,7 +183,7 @@ def _load_demo_data(server: OvhApiServer, project: str, service_id: str, passwor
 
 def _write_info(root: Path, server: OvhApiServer) -> None:
     (root / "port").write_text(server.url.split(":")[2].split("/")[0])
-    info = {"pid": os.getpid(), **describe(server)}
+    info = {"pid": os.getpid(), "started": process_start_time(os.getpid()), **describe(server)}
     tmp = root / (INFO_FILE + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

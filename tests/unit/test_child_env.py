@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,47 @@ def test_terraform_leaves_the_callers_signal_handlers_alone(tmp_path):
     version = Terraform(write_module(tmp_path / "tf", "ovh/ovh")).version()
     assert version and json.dumps(version)
     assert {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} == before
+
+
+# ---- sandbox down signals only our daemon ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bystander():
+    """A process that is not the sandbox, but whose command line mentions its module."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "reproducer.sandbox.control"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.parametrize("started", ["absent", "other"])
+def test_sandbox_down_never_signals_a_process_sandbox_json_merely_names(tmp_path, bystander, started):
+    from reproducer.sandbox import control
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        for pid in (sleeper.pid, bystander.pid):
+            info = {"pid": pid, "endpoint": "http://127.0.0.1:1"}
+            if started == "other" or pid == bystander.pid:
+                info["started"] = (control.process_start_time(pid) or 0) + 1
+            (tmp_path / control.INFO_FILE).write_text(json.dumps(info))
+            assert control.status(tmp_path) is None
+            assert control.down(tmp_path) is False
+        assert sleeper.poll() is None and bystander.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[]", b'{"pid": "12"}', b'{"pid": 1}', b""])
+def test_a_corrupt_sandbox_json_is_a_sandbox_error_with_a_hint(tmp_path, content):
+    from reproducer.errors import SandboxError
+    from reproducer.sandbox import control
+
+    (tmp_path / control.INFO_FILE).write_bytes(content)
+    for call in (control.status, control.down):
+        with pytest.raises(SandboxError) as caught:
+            call(tmp_path)
+        assert "sandbox.json" in caught.value.message and "delete" in caught.value.hint
