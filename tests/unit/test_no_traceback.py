@@ -644,6 +644,10 @@ def _wait_listening(port: int) -> None:
 @fuzz_settings(40)
 @given(data=st.data())
 def test_bad_import_file_into_live_target_is_refused_cleanly(meta, suffix, content, workdir, live_target, data):
+    import valkey
+
+    with valkey.Valkey.from_url(live_target) as client:
+        client.flushall()  # import refuses a non-empty target: start empty so the file itself is judged
     root = workdir()
     (root / f"data{suffix}").write_bytes(data.draw(content))
     check(run_in_process(["import", f"data{suffix}", live_target], root))
@@ -765,6 +769,127 @@ def test_corrupt_sandbox_state_is_refused_cleanly(meta, workdir, state, command)
     check(run_in_process(["sandbox", command, "--dir", "sandbox"], root))
 
 
+# ---- run directories left by an earlier attempt ---------------------------------------------------
+
+#: (state file in the run directory, argv resuming from it); with no OVH credentials, migrate reads its state
+#: before it fails, copy reads its checkpoint before it connects (copy_resume uses a live server: see below)
+RESUMES: list[tuple[str, list[str]]] = [
+    (
+        "run.json",
+        [
+            "migrate",
+            "--project",
+            "p",
+            "--service",
+            "s",
+            "--to",
+            REFUSED,
+            "--endpoint",
+            API,
+            "--resume",
+            "--run-dir",
+            "run",
+        ],
+    ),
+    (
+        "job.json",
+        [
+            "migrate",
+            "--project",
+            "p",
+            "--service",
+            "s",
+            "--target",
+            "local",
+            "--endpoint",
+            API,
+            "--resume",
+            "--run-dir",
+            "run",
+        ],
+    ),
+    (
+        "job.json",
+        [
+            "migrate",
+            "--project",
+            "p",
+            "--service",
+            "s",
+            "--target",
+            "aws",
+            "--dry-run",
+            "--endpoint",
+            API,
+            "--resume",
+            "--run-dir",
+            "run",
+        ],
+    ),
+]
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+_JSON = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_SHAPED = st.fixed_dictionaries(
+    {},
+    optional={
+        "format_version": _JSON,
+        "phases": _JSON | st.fixed_dictionaries({"inspect": _JSON, "bogus": _JSON}),
+        "settings": _JSON,
+        "grants": _JSON,
+        "source": _JSON,
+        "target": _JSON,
+        "cursors": _JSON,
+        "nodes": _JSON,
+    },
+)
+
+
+@st.composite
+def corrupt_state(draw: st.DrawFn) -> bytes:
+    """A state file no attempt wrote: garbage, non-UTF-8, JSON of the wrong shape or types.
+
+    It never marks the render, plan or apply phase of a job as finished (a resume would then run Ansible).
+    """
+    fixed = [b"", b"{", b"\xff\xfe{}", b"null", b"[]", b'"x"', b"NaN", b'{"phases": {"inspect": {"finished": true}}}']
+    text = draw(st.sampled_from(fixed) | st.builds(lambda v: json.dumps(v).encode(), _JSON | _SHAPED))
+    return text if not any(w in text for w in (b"render", b"plan", b"apply")) else b"{"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta",
+    [pytest.param(meta("corrupt run-directory state (checkpoint.json, run.json, job.json) on resume"), id="run-dir")],
+)
+@fuzz_settings(60)
+@given(state=corrupt_state(), resume=st.sampled_from(RESUMES))
+def test_corrupt_run_dir_state_is_refused_cleanly(meta, workdir, state, resume):
+    relative, argv = resume
+    root = workdir()
+    (root / "run" / relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / "run" / relative).write_bytes(state)
+    outcome = run_in_process(argv, root, allowed=["run"], env={"REPRODUCER_PASSWORD_DEFAULT": SECRET})
+    check(outcome, secrets=[SECRET])
+
+
+@pytest.mark.integration
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta", [pytest.param(meta("corrupt copy checkpoint on --resume (live source and target)"), id="checkpoint")]
+)
+@fuzz_settings(30)
+@given(state=corrupt_state())
+def test_corrupt_checkpoint_is_refused_cleanly(meta, workdir, live_target, state):
+    root = workdir()
+    (root / "run" / "data").mkdir(parents=True)
+    (root / "run" / "data" / "checkpoint.json").write_bytes(state)
+    argv = ["copy", f"{live_target}/0", f"{live_target}/1", "--resume", "--run-dir", "run", "--no-verify"]
+    check(run_in_process(argv, root, allowed=["run"]))
+
+
 # ---- flags ----------------------------------------------------------------------------------------
 
 SPEC_FLAGS = ["--spec", "spec.yaml", "--out", "out"]
@@ -783,6 +908,9 @@ def _flag_cases() -> list[tuple[str, list[str], list[str]]]:
         ("render --out file", ["render", "--target", "aws", "--spec", "spec.yaml", "--out", "afile"], []),
         ("render --out user dir", ["render", "--target", "aws", "--spec", "spec.yaml", "--out", "userdir"], []),
         ("render --out .", ["render", "--target", "aws", "--spec", "spec.yaml", "--out", "."], []),
+        ("render --out /proc", ["render", "--target", "aws", "--spec", "spec.yaml", "--out", "/proc/fuzz-out"], []),
+        ("render --out /dev/full/x", ["render", "--target", "gcp", "--spec", "spec.yaml", "--out", "/dev/full/x"], []),
+        ("render --spec /dev/null", ["render", "--target", "aws", "--spec", "/dev/null", "--out", "out"], ["out"]),
         ("plan --format", ["plan", "--target", "aws", *SPEC_FLAGS, "--format", "{v}"], ["out"]),
         ("plan --terraform", ["plan", "--target", "aws", *SPEC_FLAGS, "--terraform", "{v}"], ["out"]),
         ("plan --target", ["plan", "--target", "{v}-x", *SPEC_FLAGS, "--terraform", "none"], ["out"]),
@@ -799,6 +927,9 @@ def _flag_cases() -> list[tuple[str, list[str], list[str]]]:
         ("copy --match", [*copy, "--match", "{v}"], ["run"]),
         ("copy --resume without run", ["copy", REFUSED, REFUSED, "--resume"], []),
         ("copy --resume missing run", ["copy", REFUSED, REFUSED, "--resume", "--run-dir", "nope-{v}"], []),
+        ("copy --run-dir /proc", ["copy", REFUSED, REFUSED, "--run-dir", "/proc/fuzz-run"], []),
+        ("export into /proc", ["export", REFUSED, "/proc/fuzz.jsonl"], []),
+        ("inspect -o /proc", ["inspect", "--project", "0" * 32, "--endpoint", "ovh-eu", "-o", "/proc/fuzz"], []),
         ("copy --run-dir file", ["copy", REFUSED, REFUSED, "--run-dir", "afile"], []),
         ("copy --ovh-service", [*copy, "--ovh-service", "{v}"], ["run"]),
         ("verify --sample", ["verify", REFUSED, REFUSED, "--sample", "{f}"], []),
