@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from reproducer.model import ServiceSpec, load_spec
+from reproducer.model import AllowedCidr, ServiceSpec, load_spec
 from reproducer.run.terraform import Terraform
 from reproducer.sandbox.providers import install_mirror
+from reproducer.targets import get_target
+from reproducer.targets.base import RenderOptions
 from tests.golden.regen import HERE, SCENARIOS
+from tests.unit.test_render_injection import MARK, render, replaced, string_paths
 
 TARGETS = ("aiven", "aws", "gcp", "ovh", "selfmanaged")
 
@@ -37,9 +40,9 @@ def spec_of(scenario: str) -> ServiceSpec:
     return load_spec(HERE / "specs" / SCENARIOS[scenario][0])
 
 
-def expected_resources(target: str, scenario: str) -> Counter[str]:
-    """What the plan must create, derived from the spec and the scenario's options."""
-    spec, options = spec_of(scenario), SCENARIOS[scenario][1]
+def expected_resources(target: str, scenario: str, spec: ServiceSpec | None = None) -> Counter[str]:
+    """What the plan must create, derived from the spec (the scenario's, unless given) and the scenario's options."""
+    spec, options = spec or spec_of(scenario), SCENARIOS[scenario][1]
     shards = options.shards or spec.topology.shards
     replicas = options.replicas if options.replicas is not None else spec.topology.replicas_per_shard
     users, cidrs, private = len(spec.users), len(spec.allow_list), spec.network.private is not None
@@ -63,7 +66,7 @@ def expected_resources(target: str, scenario: str) -> Counter[str]:
                 "google_compute_network": 1,
                 "google_compute_subnetwork": 1,
                 "google_network_connectivity_service_connection_policy": 1,
-                "google_compute_firewall": 1,
+                "google_compute_firewall": len({":" in entry.cidr for entry in spec.allow_list}),
                 "google_memorystore_acl_policy": 1,
                 "google_memorystore_instance": 1,
             }
@@ -128,3 +131,61 @@ def test_a_broken_template_is_caught_by_validate(cli_config, tmp_path):
     summaries = " ".join(f"{d.summary} {d.detail}" for d in validation.diagnostics)
     assert "Unsupported argument" in summaries and "shard_count" in summaries
     assert "Incorrect attribute value type" in summaries or "number required" in summaries
+
+
+#: Every kind of break-out at once: a new block, a closed string, interpolation, template directive, Jinja.
+HOSTILE = (
+    MARK + '"}\nresource "x" "y" {}\n${file("/etc/passwd")}%{ for x in [1] }x%{ endfor }{{ lookup(\'pipe\',\'id\') }}'
+)
+
+
+def hostile_spec(target: str) -> ServiceSpec:
+    """The Business spec with HOSTILE in every string field the target renders rather than refuses."""
+    spec = spec_of("business")
+    for path in string_paths(spec):
+        candidate = replaced(spec, path, HOSTILE)
+        if render(target, candidate) is not None:
+            spec = candidate
+    return spec
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hostile_values_everywhere_plan_exactly_the_benign_resources(target, cli_config, tmp_path):
+    spec = hostile_spec(target)
+    files = get_target(target).render(spec, RenderOptions()).files
+    workdir = tmp_path / target
+    for name, text in files.items():
+        if name.startswith("terraform/"):
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).write_text(text)
+    workdir = workdir / "terraform"
+    (workdir / "terraform.tfvars").write_text((workdir / "terraform.tfvars.example").read_text())
+    terraform_text = "".join(text for name, text in files.items() if name.startswith("terraform/"))
+    assert MARK in terraform_text, "the hostile value was rendered (escaped), not refused everywhere"
+    tf = Terraform(workdir, cli_config=cli_config)
+    assert tf.fmt_check().clean
+    tf.init(backend=False)
+    validation = tf.validate()
+    assert validation.valid, validation.diagnostics
+    plan = tf.plan()
+    created = Counter(change.type for change in plan.resource_changes if change.actions == ("create",))
+    assert created == expected_resources(target, "business", spec)
+    assert "x" not in created
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp"])
+def test_an_ipv6_allow_list_entry_is_valid_terraform(target, cli_config, tmp_path):
+    entries = (*spec_of("business").allow_list, AllowedCidr(cidr="2001:db8::/32", description="v6 office"))
+    spec = spec_of("business").model_copy(update={"allow_list": entries})
+    workdir = tmp_path / "terraform"
+    workdir.mkdir()
+    for name, text in get_target(target).render(spec, RenderOptions()).files.items():
+        if name.startswith("terraform/"):
+            (workdir / name.removeprefix("terraform/")).write_text(text)
+    (workdir / "terraform.tfvars").write_text((workdir / "terraform.tfvars.example").read_text())
+    tf = Terraform(workdir, cli_config=cli_config)
+    assert tf.fmt_check().clean
+    tf.init(backend=False)
+    assert tf.validate().valid
+    created = Counter(change.type for change in tf.plan().resource_changes if change.actions == ("create",))
+    assert created == expected_resources(target, "business", spec)
