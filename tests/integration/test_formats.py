@@ -9,6 +9,8 @@ import pytest
 import valkey
 
 from reproducer import pipeline
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.formats import format_module
 from reproducer.data.verify import VerifyOptions
 from reproducer.errors import InputError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
@@ -94,6 +96,7 @@ def test_import_skip_existing_keeps_target_keys(source, tmp_path):
         client = target.client(target.primary)
         client.set("session:000000", "the target's own value")
         client.xadd("events:000005", {"kept": "yes"})
-        written, _expired, skipped = pipeline.import_data(path, url(target), replace=False)
+        load = format_module("jsonl").load
+        written, _expired, skipped = load(path, parse_endpoint(url(target), environ={}), conflict="skip")
         assert skipped == 2 and written == 1203 - 2
         assert client.get("session:000000") == "the target's own value"

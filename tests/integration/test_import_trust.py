@@ -89,6 +89,33 @@ def test_import_refuses_a_non_empty_target(target, tmp_path, rdb_file, fmt):
     assert client.dbsize() == 2
 
 
+def _cli_has_conflict_flags() -> bool:
+    from reproducer.cli import import_command
+
+    return any("--replace" in param.opts for param in import_command.params)
+
+
+@pytest.mark.bad_input
+@pytest.mark.skipif(not _cli_has_conflict_flags(), reason="needs 'import --replace/--skip-existing' in cli.py")
+def test_the_import_command_refuses_a_non_empty_target(target, tmp_path, rdb_file):
+    path = _files(tmp_path, rdb_file)["aof"]
+    url = f"valkey://127.0.0.1:{target.primary.port}"
+    result = subprocess.run(
+        [sys.executable, "-m", "reproducer.cli", "import", str(path), url], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2 and "is not empty: 2 key(s)" in result.stderr
+    assert "--skip-existing" in result.stderr and "Traceback" not in result.stderr
+    assert target.client(target.primary).get("mine") == "the target's value"
+    kept = subprocess.run(
+        [sys.executable, "-m", "reproducer.cli", "import", str(path), url, "--skip-existing"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert target.client(target.primary).lrange("list", 0, -1) == ["target"]
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "rdb", "aof"])
 def test_skip_existing_keeps_every_target_key_in_every_format(target, tmp_path, rdb_file, fmt):
     path = _files(tmp_path, rdb_file)[fmt]
