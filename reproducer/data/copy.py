@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,7 @@ from typing import Literal
 from reproducer.data import rebuild
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import RawConnection, ReplyError
+from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
 from reproducer.errors import DataError, InputError
 
@@ -48,6 +49,8 @@ class CopyOptions:
     max_keys_per_second: float | None = None
     max_bytes_per_second: float | None = None
     max_payload_bytes: int = 256 * 1024 * 1024
+    #: A batch also closes at this many bytes of payload (two batches are held at once: see _copy_db).
+    max_batch_bytes: int = 64 * 1024 * 1024
     checkpoint: Path | None = None
     resume: bool = False
     checkpoint_every: int = 10
@@ -247,6 +250,10 @@ def _dump_batch(keys: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
+def _memory_usage(keys: list[bytes]) -> bytes:
+    return b"".join(b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n" % (len(key), key) for key in keys)
+
+
 def _scan_command(cursor: bytes, match: str | None, count: int) -> bytes:
     args: list[bytes] = [b"SCAN", cursor, b"COUNT", b"%d" % count]
     if match:
@@ -259,18 +266,39 @@ def monotonic_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
-def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> bytes:
+def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]:
+    """RESTORE as parts to send in order; a large payload stays its own part, so it is never copied."""
     ttl_b = b"%d" % ttl
-    head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+    head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n" % (
         5 if replace else 4,
         len(key),
         key,
         len(ttl_b),
         ttl_b,
         len(payload),
-        payload,
     )
-    return head + b"$7\r\nREPLACE\r\n" if replace else head
+    tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
+    return [head + payload + tail] if len(payload) < DIRECT_SEND else [head, payload, tail]
+
+
+class SizeGuess:
+    """The size to assume for a key whose MEMORY USAGE could not be read (the user may lack +memory).
+
+    The largest DUMP payload seen so far, or, before that tells enough, a share of the byte bound that halves with
+    each batch read: the first batch holds one such key, the next two, then four...
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.largest, self._share = 0, max(max_bytes, 1)
+
+    def size(self) -> int:
+        """Bytes to count for one key of unknown size."""
+        return max(self.largest, self._share)
+
+    def observe(self, sizes: list[int]) -> None:
+        """Learn from the DUMP payload sizes of a batch just read."""
+        self.largest = max([self.largest, *sizes])
+        self._share = max(self._share // 2, 1)
 
 
 class _SourceLost(Exception):
@@ -282,13 +310,131 @@ class _SourceLost(Exception):
 
 
 @dataclass
-class _Request:
-    """A PTTL+DUMP batch sent to the source; ``cursor`` is where the scan goes on after these keys."""
+class _Segment:
+    """The keys of one SCAN reply: once every one is confirmed, the scan can resume at ``cursor``."""
+
+    cursor: bytes
+
+
+@dataclass
+class _Chunk:
+    """Keys dumped together, all from one segment; ``ends`` when they are the segment's last."""
 
     keys: list[bytes]
-    cursor: bytes
-    sent_ms: int
+    segment: _Segment
+    ends: bool
+
+
+@dataclass
+class _Request:
+    """One write to the source, in reply order: PTTL+DUMP of ``chunk``, MEMORY USAGE of ``sized``, a SCAN."""
+
+    chunk: _Chunk | None
+    sized: list[bytes]
+    sized_segment: _Segment | None
     scans: bool
+    sent_ms: int
+
+    @property
+    def replies(self) -> int:
+        """How many replies the source sends back."""
+        return (2 * len(self.chunk.keys) if self.chunk else 0) + len(self.sized) + (1 if self.scans else 0)
+
+
+class _Planner:
+    """What to ask the source next. A batch closes at ``batch`` keys or ``max_batch_bytes`` bytes.
+
+    Key sizes come from MEMORY USAGE, asked for in the same write as the previous batch's DUMPs (so sizing costs
+    no round trip), or from :class:`SizeGuess` when the source refuses it. A key larger than the bound goes
+    alone. Keys are sized and queued only while fewer than ``batch`` wait, so the scan never runs far ahead.
+    """
+
+    def __init__(self, cursor: bytes, options: CopyOptions) -> None:
+        self.next_cursor: bytes | None = cursor  # None: the scan is over
+        self.options = options
+        self.queue: deque[tuple[bytes, int | None, _Segment]] = deque()
+        self.segments: deque[_Segment] = deque()
+        self.unsized: list[bytes] = []
+        self.unsized_segment: _Segment | None = None
+        self.sizes_denied = False
+        self.guess = SizeGuess(options.max_batch_bytes)
+
+    def request(self) -> tuple[bytes, _Request] | None:
+        """The next write to the source and what it asks for; None when every key was asked for."""
+        chunk = self._take()
+        sized, segment = self.unsized, self.unsized_segment
+        self.unsized, self.unsized_segment = [], None
+        cursor = self.next_cursor
+        scans = cursor is not None and len(self.queue) + len(sized) < self.options.batch
+        if chunk is None and not sized and not scans:
+            return None
+        data = _dump_batch(chunk.keys) if chunk else b""
+        data += _memory_usage(sized)
+        if scans and cursor is not None:
+            data += _scan_command(cursor, self.options.match, self.options.batch)
+        # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
+        # can only be earlier than the source's, never later, however long the batch then waits.
+        return data, _Request(chunk, sized, segment, scans, monotonic_ms())
+
+    def absorb(self, request: _Request, replies: list[object]) -> tuple[list[object], bytes | None]:
+        """Take in the sizes and SCAN reply of ``request``.
+
+        Returns its PTTL/DUMP replies, and a cursor the checkpoint may advance to right away (a SCAN reply
+        without keys while nothing is outstanding), else None.
+        """
+        count = 2 * len(request.chunk.keys) if request.chunk else 0
+        dumps = replies[:count]
+        self.guess.observe([len(p) for p in dumps[1::2] if isinstance(p, bytes)])
+        if request.sized_segment is not None:
+            self._sized(request.sized, replies[count : count + len(request.sized)], request.sized_segment)
+        if not request.scans:
+            return dumps, None
+        cursor, keys = scan_reply(replies[-1])
+        return dumps, self._scanned(cursor, keys)
+
+    def confirmed(self, chunk: _Chunk) -> bytes | None:
+        """The cursor the checkpoint advances to once ``chunk`` is on the target (None: its segment goes on)."""
+        if not chunk.ends:
+            return None
+        self.segments.popleft()
+        return chunk.segment.cursor
+
+    def _scanned(self, cursor: bytes, keys: list[bytes]) -> bytes | None:
+        self.next_cursor = None if cursor == b"0" else cursor
+        if not keys:
+            if not self.segments:
+                return cursor
+            self.segments[-1].cursor = cursor  # the newest segment's completion now covers this empty reply
+            return None
+        segment = _Segment(cursor)
+        self.segments.append(segment)
+        if self.sizes_denied:
+            self.queue.extend((key, None, segment) for key in keys)
+        else:
+            self.unsized, self.unsized_segment = keys, segment
+        return None
+
+    def _sized(self, keys: list[bytes], sizes: list[object], segment: _Segment) -> None:
+        for key, size in zip(keys, sizes, strict=True):
+            if isinstance(size, ReplyError):  # MEMORY USAGE refused: guess from payloads from now on
+                self.sizes_denied = True
+            known = size if isinstance(size, int) else 0 if size is None else None
+            self.queue.append((key, known, segment))
+
+    def _take(self) -> _Chunk | None:
+        if not self.queue:
+            return None
+        segment = self.queue[0][2]
+        keys: list[bytes] = []
+        total = 0
+        while self.queue and len(keys) < self.options.batch and self.queue[0][2] is segment:
+            size = self.queue[0][1]
+            size = self.guess.size() if size is None else size
+            if keys and total + size > self.options.max_batch_bytes:
+                break
+            keys.append(self.queue.popleft()[0])
+            total += size
+        return _Chunk(keys, segment, ends=not self.queue or self.queue[0][2] is not segment)
 
 
 @dataclass
@@ -298,7 +444,7 @@ class RestoreBatch:
     db: int
     items: list[tuple[bytes, int, bytes]]
     per_node: dict[Address, list[int]]
-    next_cursor: bytes
+    chunk: _Chunk | None = None
     oversized: list[bytes] = field(default_factory=list)
 
 
@@ -320,6 +466,7 @@ class _NodeCopier:
         self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
+        self._planner = _Planner(b"0", options)
 
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
@@ -345,9 +492,19 @@ class _NodeCopier:
                 self._copy_db(src, db)
                 return
             except _SourceLost as lost:
+                self._rewind()
                 failures = self._count_failure(0 if lost.progressed else failures, lost.cause)
             finally:
                 src.close()
+
+    def _rewind(self) -> None:
+        """Counters back to the checkpoint's: keys after its cursor are scanned again and must count once."""
+        saved = Stats.saved(self.checkpoint.stats(self.name))
+        saved.retries = self.stats.retries
+        self.tracker.report(
+            Stats(**{f.name: getattr(saved, f.name) - getattr(self.stats, f.name) for f in fields(Stats)})
+        )
+        self.stats = saved
 
     def _count_failure(self, failures: int, cause: DataError) -> int:
         failures += 1
@@ -363,19 +520,24 @@ class _NodeCopier:
         return failures
 
     def _copy_db(self, src: RawConnection, db: int) -> None:
-        """Two source requests stay in flight: the source dumps batch i+1 while batch i is restored."""
+        """One request stays in flight on the source while the previous batch is restored on the target.
+
+        So at most two batches are held here at once (the one read, the one the target has not confirmed),
+        each bounded by ``batch`` keys and ``max_batch_bytes`` bytes.
+        """
+        self._planner = _Planner(self.checkpoint.cursor(self.name, db), self.options)
         pending: RestoreBatch | None = None
         batches = 0
         try:
             src.select(db)
-            in_flight: _Request | None = self._request(src, *self._scan(src, self.checkpoint.cursor(self.name, db)))
+            in_flight = self._send(src)
         except DataError as exc:
             raise self._lost(exc, pending, batches) from None
         while in_flight is not None:
             current = in_flight
             try:
-                replies = src.read(2 * len(current.keys) + (1 if current.scans else 0))
-                in_flight = self._request(src, *scan_reply(replies[-1])) if current.scans else None
+                dumps, advance_to = self._planner.absorb(current, src.read(current.replies))
+                in_flight = self._send(src)
             except DataError as exc:
                 raise self._lost(exc, pending, batches) from None
             if pending is not None:
@@ -383,8 +545,9 @@ class _NodeCopier:
                 batches += 1
                 if batches % self.options.checkpoint_every == 0:
                     self.checkpoint.save()
-            dumps = replies[: 2 * len(current.keys)]
-            pending = self._restore_batch(db, current.keys, dumps, current.cursor, current.sent_ms)
+            if advance_to is not None:  # nothing is outstanding: an empty SCAN reply moves the cursor on
+                self.checkpoint.advance(self.name, db, advance_to, self.stats)
+            pending = self._restore_batch(db, current, dumps) if current.chunk else None
         if pending is not None:
             self._confirm(pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
@@ -399,23 +562,16 @@ class _NodeCopier:
             batches += 1
         return _SourceLost(exc, progressed=batches > 0)
 
-    def _request(self, src: RawConnection, cursor: bytes, keys: list[bytes]) -> _Request:
-        """Ask for PTTL+DUMP of ``keys`` and, unless ``cursor`` ends the scan, the next SCAN, in one write."""
-        scans = cursor != b"0"
-        # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
-        # can only be earlier than the source's, never later, however long the batch then waits.
-        sent_ms = monotonic_ms()
-        scan = _scan_command(cursor, self.options.match, self.options.batch) if scans else b""
-        src.send(_dump_batch(keys) + scan)
-        return _Request(keys, cursor, sent_ms, scans)
+    def _send(self, src: RawConnection) -> _Request | None:
+        """Send the planner's next request in one write (None when every key was asked for)."""
+        planned = self._planner.request()
+        if planned is None:
+            return None
+        src.send(planned[0])
+        return planned[1]
 
-    def _scan(self, src: RawConnection, cursor: bytes) -> tuple[bytes, list[bytes]]:
-        src.send(_scan_command(cursor, self.options.match, self.options.batch))
-        return scan_reply(src.read(1)[0])
-
-    def _restore_batch(
-        self, db: int, keys: list[bytes], replies: list[object], next_cursor: bytes, read_ms: int
-    ) -> RestoreBatch:
+    def _restore_batch(self, db: int, request: _Request, replies: list[object]) -> RestoreBatch:
+        keys = request.chunk.keys if request.chunk else []
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
@@ -433,11 +589,11 @@ class _NodeCopier:
             if len(payload) > self.options.max_payload_bytes:
                 oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
                 continue
-            items.append((key, read_ms + pttl if pttl >= 0 else 0, payload))
+            items.append((key, request.sent_ms + pttl if pttl >= 0 else 0, payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        return RestoreBatch(db, items, self.writer.send(db, items), next_cursor, oversized)
+        return RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized)
 
     def _confirm(self, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
@@ -454,7 +610,9 @@ class _NodeCopier:
         )
         self.stats.add(delta)
         self.tracker.report(delta)
-        self.checkpoint.advance(self.name, batch.db, batch.next_cursor, self.stats)
+        cursor = self._planner.confirmed(batch.chunk) if batch.chunk else None
+        if cursor is not None:
+            self.checkpoint.advance(self.name, batch.db, cursor, self.stats)
 
     def _rebuild(self, db: int, key: bytes) -> None:
         """Rebuild one key from the source with type commands (its TTL is read again there)."""
@@ -531,20 +689,19 @@ class TargetWriter:
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
         """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
         replace, now = self.replace, monotonic_ms()
-        payload = b"".join(
-            _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
+        parts = [
+            part
             for key, deadline, data in (items[i] for i in indexes)
-        )
+            for part in _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
+        ]
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
-            payload += b"*3\r\n$4\r\nWAIT\r\n$%d\r\n%d\r\n$%d\r\n%d\r\n" % (
-                len(str(replicas)),
-                replicas,
-                len(str(_WAIT_MS)),
-                _WAIT_MS,
+            parts.append(
+                b"*3\r\n$4\r\nWAIT\r\n$%d\r\n%d\r\n$%d\r\n%d\r\n"
+                % (len(str(replicas)), replicas, len(str(_WAIT_MS)), _WAIT_MS)
             )
         self._waits_sent[node] = replicas
-        self.conn(node, db).send(payload)
+        self.conn(node, db).send_parts(parts)
 
     def _read(self, node: Address, db: int, count: int) -> list[object]:
         """Read ``count`` RESTORE replies from ``node``, then the WAIT reply when one was sent."""

@@ -223,7 +223,7 @@ class Follower:
     def _copy_keys(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
         present, gone = reader.dump(db, keys)
         if present:
-            batch = RestoreBatch(db, present, writer.send(db, present), b"0")
+            batch = RestoreBatch(db, present, writer.send(db, present))
             outcome = writer.confirm(batch)
             self.stats.recopied += outcome.copied
         for key in gone:

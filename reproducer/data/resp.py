@@ -17,6 +17,9 @@ from reproducer.errors import DataAuthError, DataError
 
 ReplyError = libvalkey.ReplyError
 _READ_SIZE = 1 << 20
+#: Parts at least this big are written as they are, never copied into a bigger buffer.
+DIRECT_SEND = 64 * 1024
+_GATHER = 1 << 20  # smaller parts are gathered into writes of about this size
 
 
 def command(*args: bytes | str | int) -> bytes:
@@ -81,6 +84,25 @@ class RawConnection:
             self._sock.sendall(data)
         except OSError as exc:
             raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
+
+    def send_parts(self, parts: list[bytes]) -> None:
+        """Write commands given as parts, without copying large ones into one buffer."""
+        small: list[bytes] = []
+        size = 0
+        for part in parts:
+            if len(part) >= DIRECT_SEND:
+                if small:
+                    self.send(b"".join(small))
+                    small, size = [], 0
+                self.send(part)
+                continue
+            small.append(part)
+            size += len(part)
+            if size >= _GATHER:
+                self.send(b"".join(small))
+                small, size = [], 0
+        if small:
+            self.send(b"".join(small))
 
     def read(self, count: int) -> list[object]:
         """Read exactly ``count`` replies (errors included as ReplyError values)."""

@@ -8,12 +8,14 @@ as data, so a rebuilt or cross-version copy still verifies.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import scan_reply, source_nodes
+from reproducer.data.copy import SizeGuess, scan_reply, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -32,6 +34,8 @@ class VerifyOptions:
     ttl_tolerance_ms: int = 1000
     max_listed: int = 20
     batch: int = 1000
+    #: Keys are compared in groups of at most this many bytes of value (a bigger key alone).
+    max_batch_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass
@@ -169,6 +173,8 @@ class _Checker:
     ) -> None:
         self.source, self.target, self.layout, self.options, self.report = source, target, layout, options, report
         self._conns: dict[Address, RawConnection] = {}
+        self._guess = SizeGuess(options.max_batch_bytes)
+        self._sizes_denied = False
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -209,17 +215,39 @@ class _Checker:
                 return
 
     def _check_keys(self, src: RawConnection, node: Address, db: int, keys: list[bytes]) -> None:
+        """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
         if not keys:
             return
-        src_info = _describe(src, keys)
-        dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
-        by_node: dict[Address, list[bytes]] = {}
-        for key in keys:
-            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
-        for target_node, node_keys in by_node.items():
-            dst_info.update(_describe(self._target_conn(target_node, db), node_keys))
-        for key in keys:
-            self._compare(node, db, key, src_info[key], dst_info[key])
+        for group in self._groups(src, keys):
+            src_info, sizes = _describe(src, group)
+            self._guess.observe(sizes)
+            dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
+            by_node: dict[Address, list[bytes]] = {}
+            for key in group:
+                by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+            for target_node, node_keys in by_node.items():
+                dst_info.update(_describe(self._target_conn(target_node, db), node_keys)[0])
+            for key in group:
+                self._compare(node, db, key, src_info[key], dst_info[key])
+
+    def _groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[list[bytes]]:
+        """``keys`` cut into groups whose values add up to at most the byte bound (a bigger key goes alone)."""
+        sizes: list[object] = [ReplyError("MEMORY USAGE denied")] * len(keys)
+        if not self._sizes_denied:
+            src.send(b"".join(command("MEMORY", "USAGE", key) for key in keys))
+            sizes = src.read(len(keys))
+            self._sizes_denied = any(isinstance(size, ReplyError) for size in sizes)
+        group: list[bytes] = []
+        total = 0
+        for key, size in zip(keys, sizes, strict=True):
+            known = size if isinstance(size, int) else 0 if size is None else self._guess.size()
+            if group and total + known > self.options.max_batch_bytes:
+                yield group
+                group, total = [], 0
+            group.append(key)
+            total += known
+        if group:
+            yield group
 
     def _compare(
         self, node: Address, db: int, key: bytes, src: tuple[Any, Any, Any], dst: tuple[Any, Any, Any]
@@ -260,13 +288,21 @@ class _Checker:
             )
 
 
-def _describe(conn: RawConnection, keys: list[bytes]) -> dict[bytes, tuple[Any, Any, Any]]:
+def _describe(conn: RawConnection, keys: list[bytes]) -> tuple[dict[bytes, tuple[Any, Any, Any]], list[int]]:
+    """TYPE, PTTL and a digest of the DUMP payload of each key (payloads are not kept), and the payload sizes."""
     conn.send(b"".join(command("TYPE", k) + command("PTTL", k) + command("DUMP", k) for k in keys))
     replies = conn.read(3 * len(keys))
     failed = next((r for r in replies if isinstance(r, ReplyError)), None)
     if failed is not None:
         raise DataError(f"reading keys on {conn.address} failed: {failed}", hint="the user needs +type +pttl +dump")
-    return {k: (replies[3 * i], replies[3 * i + 1], replies[3 * i + 2]) for i, k in enumerate(keys)}
+    described = {k: (replies[3 * i], replies[3 * i + 1], _digest(replies[3 * i + 2])) for i, k in enumerate(keys)}
+    sizes = [len(r) for r in replies[2::3] if isinstance(r, bytes)]
+    replies.clear()
+    return described, sizes
+
+
+def _digest(payload: object) -> object:
+    return hashlib.blake2b(payload, digest_size=20).digest() if isinstance(payload, bytes) else payload
 
 
 def _ttl_close(left: Any, right: Any, tolerance: int) -> bool:

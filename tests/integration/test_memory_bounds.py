@@ -1,0 +1,70 @@
+"""Copy and verify hold a bounded number of bytes, not a number of keys: big values never pile up in memory.
+
+Each run happens in a child process that reports its own peak RSS (``VmHWM`` in ``/proc/self/status``, which an
+exec resets, unlike ``ru_maxrss`` which starts from the forking parent's size); it is compared with the peak of a
+child that only imports the same modules, and the difference must stay within a few times the byte bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from reproducer.sandbox.fleet import Fleet
+
+BIG_KEYS, BIG_SIZE = 30, 20 * 1000 * 1000
+BOUND = 32 * 1024 * 1024
+#: What the copier may hold beyond its imports: two batches (the one read, the one the target has not confirmed),
+#: each within the bound, plus reader buffers and one payload in transit.
+ALLOWED = 5 * BOUND
+
+CHILD = """
+import json, sys
+from reproducer.data.copy import CopyOptions, copy
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
+action, source, target, bound = sys.argv[1], parse_endpoint(sys.argv[2]), parse_endpoint(sys.argv[3]), int(sys.argv[4])
+answer = {}
+if action == "copy":
+    answer = {"copied": copy(source, target, CopyOptions(max_batch_bytes=bound)).total.copied}
+elif action == "verify":
+    report = verify(source, target, VerifyOptions(max_batch_bytes=bound))
+    answer = {"ok": report.ok, "compared": report.compared}
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(json.dumps({"answer": answer, "peak_kb": int(status.split()[0])}))
+"""
+
+
+def peak_rss(*args: str) -> tuple[dict[str, object], int]:
+    """Run the child with ``args``; its answer and its peak RSS in bytes."""
+    done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    return reply["answer"], reply["peak_kb"] * 1024
+
+
+def fill(fleet: Fleet) -> None:
+    client = fleet.client(fleet.primary)
+    blob = os.urandom(BIG_SIZE)  # incompressible: DUMP payloads are as big as the values
+    for index in range(BIG_KEYS):
+        client.set(f"big:{index}", blob[index:] + blob[:index])
+    client.mset({f"small:{i}": f"value-{i}" for i in range(2000)})
+
+
+def test_copy_and_verify_of_big_values_stay_within_the_byte_bound(fleets):
+    source, target = fleets(), fleets()
+    fill(source)
+    urls = (f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}")
+    _answer, baseline = peak_rss("imports", *urls, str(BOUND))
+    copied, copy_peak = peak_rss("copy", *urls, str(BOUND))
+    assert copied == {"copied": BIG_KEYS + 2000}
+    checked, verify_peak = peak_rss("verify", *urls, str(BOUND))
+    assert checked == {"ok": True, "compared": BIG_KEYS + 2000}
+    data = BIG_KEYS * BIG_SIZE
+    for name, peak in (("copy", copy_peak), ("verify", verify_peak)):
+        assert peak - baseline < ALLOWED, (
+            f"{name} peaked at {(peak - baseline) / 1e6:.0f} MB over its imports for {data / 1e6:.0f} MB of data "
+            f"(bound {BOUND / 1e6:.0f} MB, allowed {ALLOWED / 1e6:.0f} MB)"
+        )
