@@ -672,6 +672,50 @@ def test_corrupt_rdb_fails_fast(meta, name, workdir):
     check(run_subprocess(["import", "dump.rdb", REFUSED], root, timeout=15))
 
 
+@pytest.fixture(scope="module")
+def valid_rdb(live_target: str) -> bytes:
+    """A real RDB file (a few keys of every type) saved by the scratch valkey-server."""
+    import valkey
+
+    with valkey.Valkey.from_url(live_target) as client:
+        client.flushall()
+        client.set("s", "v")
+        client.hset("h", mapping={"f": "v"})
+        client.rpush("l", "a", "b")
+        client.zadd("z", {"m": 1.5})
+        client.pexpire("s", 86_400_000)
+        directory, name = client.config_get("dir")["dir"], client.config_get("dbfilename")["dbfilename"]
+        client.save()
+        client.flushall()
+    return (Path(directory) / name).read_bytes()
+
+
+@st.composite
+def damaged_rdb(draw: st.DrawFn, valid: bytes) -> bytes:
+    """A real RDB file cut short, with a flipped byte, or with another version number."""
+    kind = draw(st.sampled_from(["truncated", "flipped", "version"]))
+    if kind == "truncated":
+        return valid[: draw(st.integers(9, len(valid) - 1))]
+    if kind == "flipped":
+        at = draw(st.integers(9, len(valid) - 1))
+        return valid[:at] + bytes([valid[at] ^ draw(st.integers(1, 255))]) + valid[at + 1 :]
+    return valid[:5] + draw(st.sampled_from([b"0000", b"9999", b"00-1", b"abcd"])) + valid[9:]
+
+
+@pytest.mark.integration
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta", [pytest.param(meta("damaged real RDB (truncated, a flipped byte, another version): fails fast"), id="rdb")]
+)
+@fuzz_settings(6)
+@given(data=st.data())
+def test_damaged_rdb_fails_fast(meta, workdir, valid_rdb, live_target, data):
+    """In a subprocess with a 20 s limit: a damaged RDB must be refused, not waited for."""
+    root = workdir()
+    (root / "dump.rdb").write_bytes(data.draw(damaged_rdb(valid_rdb)))
+    check(run_subprocess(["import", "dump.rdb", live_target], root, timeout=20))
+
+
 # ---- OVH configuration and sandbox state ----------------------------------------------------------
 
 
@@ -888,6 +932,37 @@ def test_corrupt_checkpoint_is_refused_cleanly(meta, workdir, live_target, state
     (root / "run" / "data" / "checkpoint.json").write_bytes(state)
     argv = ["copy", f"{live_target}/0", f"{live_target}/1", "--resume", "--run-dir", "run", "--no-verify"]
     check(run_in_process(argv, root, allowed=["run"]))
+
+
+#: committed ansible/deployment.yml of a local target, as a pull request may change it (never a usable port:
+#: a usable one runs an Ansible check, which takes half a minute)
+DEPLOYMENTS = {
+    "not-utf8": b"valkey_instances:\n- port: \xff\n",
+    "not-a-mapping": b"- 7100\n",
+    "no-instances": b"{}\n",
+    "instances-a-string": b"valkey_instances: x\n",
+    "instances-empty": b"valkey_instances: []\n",
+    "port-a-word": b"valkey_instances:\n- port: abc\n",
+    "port-missing": b"valkey_instances:\n- {}\n",
+    "port-nan": b"valkey_instances:\n- port: .nan\n",
+    "bad-yaml": b"valkey_instances: [\n",
+}
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("meta", "name"),
+    [pytest.param(meta(f"plan --target local, committed deployment.yml: {n}"), n, id=n) for n in DEPLOYMENTS],
+)
+def test_corrupt_local_deployment_file_never_crashes_plan(meta, name, workdir):
+    """A committed deployment.yml comes from the pull request: plan refuses or ignores it, never crashes."""
+    root = workdir()
+    (root / "spec.yaml").write_bytes(_dump(GOLDEN["business"]))
+    (root / "out" / "ansible").mkdir(parents=True)
+    (root / "out" / "ansible" / "deployment.yml").write_bytes(DEPLOYMENTS[name])
+    (root / "out.valkey-data").mkdir()
+    argv = ["plan", "--target", "local", "--terraform", "none", "--spec", "spec.yaml", "--out", "out"]
+    check(run_in_process(argv, root), may_succeed=True)
 
 
 # ---- flags ----------------------------------------------------------------------------------------
