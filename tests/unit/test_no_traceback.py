@@ -965,6 +965,84 @@ def test_corrupt_local_deployment_file_never_crashes_plan(meta, name, workdir):
     check(run_in_process(argv, root), may_succeed=True)
 
 
+# ---- a committed output directory from a pull request ----------------------------------------------
+
+VICTIM = {"victim/a.txt": b"precious a\n", "victim/sub/b.tf": b"precious b\n", "secret.txt": b"TOPSECRET-fuzz\n"}
+#: symlinks a pull request may commit inside the output directory, pointing outside it
+LINKS = {
+    "old": "../victim",
+    "terraform": "../victim/sub",
+    "ansible": "../victim",
+    "a.txt": "../victim/a.txt",
+    "terraform/main.tf": "../../secret.txt",
+    "COMPATIBILITY.md": "../secret.txt",
+    "notes": "/nonexistent/fuzz",
+}
+#: manifest entries that reach a victim through each link (with the victim's digest, so it looks unedited)
+THROUGH = {
+    "old": {"old/a.txt": "victim/a.txt", "old/sub/b.tf": "victim/sub/b.tf"},
+    "terraform": {"terraform/b.tf": "victim/sub/b.tf"},
+    "ansible": {"ansible/a.txt": "victim/a.txt", "ansible/sub/b.tf": "victim/sub/b.tf"},
+    "a.txt": {"a.txt": "victim/a.txt"},
+    "terraform/main.tf": {"terraform/main.tf": "secret.txt"},
+    "COMPATIBILITY.md": {"COMPATIBILITY.md": "secret.txt"},
+    "notes": {"notes/x": "secret.txt"},
+}
+#: manifest entries that escape the directory outright
+ESCAPES = ["../victim/a.txt", "/etc/hostname", "terraform/../../victim/a.txt", "", ".", ".reproducer-manifest.json"]
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@st.composite
+def hostile_output_dir(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, Any]]:
+    """Symlinks out of the directory and a manifest that claims the files behind them (with their digests)."""
+    chosen = draw(st.lists(st.sampled_from(sorted(LINKS)), min_size=1, max_size=3, unique=True))
+    links = {name: LINKS[name] for name in chosen if not any(name.startswith(o + "/") for o in chosen)}
+    files = {entry: _digest(VICTIM[victim]) for name in links for entry, victim in THROUGH[name].items()}
+    if draw(st.integers(0, 4)) == 0:
+        files[draw(st.sampled_from(ESCAPES))] = _digest(b"")
+    manifest = {"format_version": draw(st.sampled_from([1, 1, 1, 1, 2, "1"])), "generator": "x", "files": files}
+    return links, manifest
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta",
+    [
+        pytest.param(
+            meta("committed --out with symlinks out of it and a manifest claiming what they point at (render, plan)"),
+            id="hostile-out",
+        )
+    ],
+)
+@fuzz_settings(60)
+@given(
+    out=hostile_output_dir(),
+    command=st.sampled_from(["render", "plan-none"]),
+    target=st.sampled_from(["aws", "gcp", "selfmanaged", "local"]),
+)
+def test_hostile_committed_output_dir_touches_nothing_outside(meta, workdir, out, command, target):
+    """render may refuse or re-render, plan may compare; neither may write, delete or show anything outside."""
+    links, manifest = out
+    root = workdir()
+    (root / "spec.yaml").write_bytes(_dump(GOLDEN["business"]))
+    for relative, content in VICTIM.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+    (root / "out").mkdir()
+    for name, points_to in links.items():
+        (root / "out" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "out" / name).symlink_to(points_to)
+    (root / "out" / ".reproducer-manifest.json").write_text(json.dumps(manifest))
+    argv, _ = _spec_command(command, target)
+    check(run_in_process(argv, root, allowed=["out"]), may_succeed=True, secrets=["TOPSECRET-fuzz", "precious"])
+
+
 # ---- flags ----------------------------------------------------------------------------------------
 
 SPEC_FLAGS = ["--spec", "spec.yaml", "--out", "out"]
