@@ -1032,9 +1032,8 @@ def _interrupted(code: int) -> None:
     _stderr.print("interrupted")
     sys.stdout.flush()
     sys.stderr.flush()
-    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
-    if busy:
-        os._exit(code)
+    if any(t is not threading.main_thread() and t.is_alive() for t in threading.enumerate()):
+        os._exit(code)  # a thread pool's exit hook would wait for every worker to finish its whole copy
     sys.exit(code)
 
 
@@ -1049,8 +1048,9 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="reproducer", standalone_mode=False)
     except ReproducerError as exc:
         _fail(exc.message, exc.hint, exc.exit_code)
-    except click.exceptions.Abort:
-        _interrupted(130)
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so Interrupted) into Abort
+        cause = exc.__cause__
+        _interrupted(cause.exit_code if isinstance(cause, Interrupted) else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

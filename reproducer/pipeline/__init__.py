@@ -817,7 +817,8 @@ def copy_data(
     """
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
-    options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json")
+    # Saved after every confirmed batch: a signal cannot wait for the copy's threads to save it at their end.
+    options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json", checkpoint_every=1)
     follower = Follower(source, target, dbs=options.dbs) if follow else None
     if follower is not None:
         follower.start()
