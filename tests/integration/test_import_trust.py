@@ -288,8 +288,8 @@ def _children(pid: int) -> list[int]:
 def _valkey_child(pid: int) -> int | None:
     for child in _children(pid):
         try:
-            serving = b"--version" not in Path(f"/proc/{child}/cmdline").read_bytes()
-            if Path(f"/proc/{child}/comm").read_text().strip() == "valkey-server" and serving:
+            named = Path(f"/proc/{child}/comm").read_text().strip() == "valkey-server"
+            if named and b"scratch" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return child
         except OSError:
             continue
