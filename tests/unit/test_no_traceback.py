@@ -1043,6 +1043,49 @@ def test_hostile_committed_output_dir_touches_nothing_outside(meta, workdir, out
     check(run_in_process(argv, root, allowed=["out"]), may_succeed=True, secrets=["TOPSECRET-fuzz", "precious"])
 
 
+# ---- selfmanaged inventory and variables files ---------------------------------------------------
+
+#: inventories that name no reachable host (a real host would be reached over SSH)
+BAD_INVENTORIES = [
+    b"\xff\xfe",
+    b"- a\n- b\n",
+    b"",
+    b"all: x\n",
+    b"all: {children: x}\n",
+    b"all: {children: {valkey: x}}\n",
+    b"all: {children: {valkey: {hosts: x}}}\n",
+    b"all: {children: {valkey: {hosts: 5}}}\n",
+    b"all: {children: {valkey: {hosts: []}}}\n",
+    b"all: {children: {valkey: {hosts: {}}, valkey_sentinel: [1]}}\n",
+    b"all: [\n",
+    b'all: {hosts: {\'{{ lookup("pipe", "id") }}\': null}}\n',
+]
+BAD_VARS = [b"\xff", b"- 1\n", b"x\n", b"{{ lookup('pipe', 'id') }}: 1\n", b"a: [\n", b"valkey_port: .nan\n"]
+PASSWORDS = {f"REPRODUCER_PASSWORD_{u}": SECRET for u in ("ANALYTICS", "APP", "DEFAULT")}
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta", [pytest.param(meta("fuzzed selfmanaged --inventory and --vars files (plan, apply)"), id="inventory")]
+)
+@fuzz_settings(25)
+@given(
+    inventory=st.sampled_from(BAD_INVENTORIES),
+    variables=st.none() | st.sampled_from(BAD_VARS),
+    command=st.sampled_from(["plan", "apply"]),
+)
+def test_bad_inventory_or_vars_is_refused_cleanly(meta, workdir, inventory, variables, command):
+    root = workdir()
+    (root / "spec.yaml").write_bytes(_dump(GOLDEN["business"]))
+    (root / "inventory.yml").write_bytes(inventory)
+    argv = [command, "--target", "selfmanaged", "--spec", "spec.yaml", "--out", "out", "--inventory", "inventory.yml"]
+    argv += ["--terraform", "none"] if command == "plan" else []
+    if variables is not None:
+        (root / "vars.yml").write_bytes(variables)
+        argv += ["--vars", "vars.yml"]
+    check(run_in_process(argv, root, allowed=["out"], env=PASSWORDS), secrets=[SECRET])
+
+
 # ---- flags ----------------------------------------------------------------------------------------
 
 SPEC_FLAGS = ["--spec", "spec.yaml", "--out", "out"]
