@@ -56,6 +56,8 @@ _TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 #: begins another ACL rule (``%R~``, ``&``, ``+``/``-``, ``>``/``<`` passwords, ``#`` hashes, ``(`` selectors)
 #: is refused anyway, for targets that hand the bare pattern to an API.
 _RULE_STARTS = frozenset("~%&+-<>#()!")
+#: Template openers (Jinja, HCL): never needed in a key pattern or channel, refused there as defence in depth.
+_TEMPLATE_OPENERS = ("{{", "{%", "{#", "${", "%{")
 _PATTERN_MAX = 512
 _QUOTES = frozenset("\"'`")
 
@@ -134,6 +136,9 @@ def _acl_pattern(kind: str) -> Callable[[str], str]:
             raise ValueError(f"{_show_acl(value)} is not a {kind}: it contains {_describe_character(bad)}")
         if value[0] in _RULE_STARTS:
             raise ValueError(f"{_show_acl(value)} is not a {kind}: {value[0]!r} would start another ACL rule")
+        opener = next((o for o in _TEMPLATE_OPENERS if o in value), None)
+        if opener is not None:
+            raise ValueError(f"{_show_acl(value)} is not a {kind}: it contains the template opener {opener!r}")
         return value
 
     return check
@@ -218,12 +223,11 @@ Region = Annotated[
     ),
 ]
 #: Flavor and plan names: db1-7, b3-8, business, another provider's cache.r7g.large.
+_PRODUCT = "[a-z0-9]+(?:[._-][a-z0-9]+)*"
 ProductName = Annotated[
-    str,
-    AfterValidator(
-        _format("[a-z0-9]+(?:[._-][a-z0-9]+)*", "a plan or flavor name (lower-case letters, digits, '.', '_', '-')")
-    ),
+    str, AfterValidator(_format(_PRODUCT, "a plan or flavor name (lower-case letters, digits, '.', '_', '-')"))
 ]
+FlavorOrEmpty = Annotated[str, AfterValidator(_format(f"(?:{_PRODUCT})?", "a flavor name such as db1-7, or empty"))]
 VersionNumber = Annotated[
     str, AfterValidator(_format("[0-9]{1,3}(?:\\.[0-9]{1,3}){0,2}", "a version number such as 8.0", max_len=11))
 ]
@@ -338,7 +342,7 @@ class Node(_Frozen):
     name: Hostname
     region: Region
     port: Port | None = None
-    flavor: ProductName | Literal[""] = ""
+    flavor: FlavorOrEmpty = ""
 
 
 class Topology(_Frozen):
@@ -541,7 +545,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     problems = []
     for error in errors[:_ERRORS_SHOWN]:
-        where = ".".join(str(p) for p in error["loc"]) or "<root>"
+        where = _where(error["loc"])
         problem = f"{where}: {error['msg']}"
         value = error.get("input")
         if error["type"] not in {"value_error", "extra_forbidden", "missing"} and _is_scalar(value):
@@ -550,6 +554,12 @@ def describe_validation_error(exc: ValidationError) -> str:
     if len(errors) > _ERRORS_SHOWN:
         problems.append(f"and {len(errors) - _ERRORS_SHOWN} more")
     return "; ".join(problems)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A field path such as ``users.0.keys.1``; a part that is not a plain name (an unknown key) is quoted."""
+    parts = [str(p) if re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(p)) else _show(p) for p in loc]
+    return ".".join(parts) or "<root>"
 
 
 def _is_scalar(value: object) -> bool:
@@ -564,7 +574,7 @@ def spec_from_data(data: object, *, origin: str = "spec") -> ServiceSpec:
     try:
         return ServiceSpec.model_validate(data)
     except ValidationError as exc:
-        first = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "the spec"
+        first = _where(exc.errors()[0]["loc"])
         raise SpecError(
             f"{origin} is not a valid service spec: {describe_validation_error(exc)}",
             hint=f"fix {first} (and any other field named) in the spec; 'reproducer inspect' writes valid specs",

@@ -34,9 +34,11 @@ HCL_BLOCK = 'x"\nresource "null_resource" "pwn" {}\n#'
 JINJA = "{{ lookup('pipe','id') }}"
 #: Refused by every field, free text included: they break out of a line or blow up sizes.
 LINE_BREAKERS = [HCL_BLOCK, "a\nb", "a\rb", "a\x00b", "a\u2028b", "a\u2029b", "a\x85b", "a\tb", "a\x1bb", "x" * 5000]
+#: Quote-free Jinja that would still run a command if a renderer let Ansible template it.
+QUOTELESS_JINJA = "{{lookup((dict(pipe=1)|list)[0],(dict(id=1)|list)[0])}}"
 #: Refused by every identifier-like field: template syntax, quotes, spaces, empty.
 TEMPLATES = [JINJA, '${file("/etc/passwd")}', "%{ for x in y }", "a'b", 'a"b', "a b", "", "a\u202eb"]
-HOSTILE = LINE_BREAKERS + TEMPLATES
+HOSTILE = [*LINE_BREAKERS, *TEMPLATES, QUOTELESS_JINJA, "${x}", "%{x}"]
 IDS = [*HOSTILE, "../../etc/passwd", "ovh;id", "a/b", "a:b"]
 
 #: (path in the spec, field path the error names); each refuses every value of IDS.
@@ -176,6 +178,26 @@ def test_identifiers_refuse_hostile_values(path, field, value):
 @pytest.mark.parametrize(("path", "field"), PATTERN_FIELDS, ids=[f for _, f in PATTERN_FIELDS])
 def test_key_patterns_and_channels_refuse_hostile_values(path, field, value):
     refused(mutated(path, value), field)
+
+
+@pytest.mark.parametrize("value", [v for v in IDS if v], ids=repr)
+def test_a_node_flavor_is_a_flavor_or_empty(value):
+    refused(mutated(("topology", "nodes", 0, "flavor"), value), "topology.nodes.0.flavor")
+    assert spec_from_data(mutated(("topology", "nodes", 0, "flavor"), "")).topology.nodes[0].flavor == ""
+
+
+def test_unknown_keys_are_named_without_their_content_or_a_terminal_escape():
+    data = copy.deepcopy(BUSINESS) | {"x" * 5000: 1, "\x1b[31mred": 2}
+    data["users"][0]["\u2028password"] = "hunter2-secret"
+    message = refused(data, "users.0.'\\u2028password'")
+    assert "'xxxxxxxx" in message and "'\\x1b[31mred'" in message
+    assert "\x1b" not in message and "\u2028" not in message and "hunter2" not in message and len(message) < 2000
+
+
+@pytest.mark.parametrize("time", ["02:00:00\n", "2:00:00", "02:00", "24:00:00", "02:00:00 ", "\uff102:00:00"], ids=repr)
+def test_a_time_of_day_is_the_whole_string(time):
+    refused(mutated(("backups", "time"), time), "backups.time")
+    refused(mutated(("maintenance_time",), time), "maintenance_time")
 
 
 @pytest.mark.parametrize("value", LINE_BREAKERS, ids=repr)
