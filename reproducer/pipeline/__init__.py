@@ -258,22 +258,23 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
     from reproducer.gitops.manifest import MANIFEST, digest, manifest_text, read_manifest
 
     out = Path(out)
+    created: list[Path] = [] if out.is_dir() else [out]
     _make_directory(out)
-    owned = read_manifest(out)
-    if owned is None and any(out.iterdir()):
-        raise InputError(
-            f"{out} is not empty and holds no manifest of an earlier render",
-            hint="choose an empty directory or one reproducer rendered",
-        )
-    owned = owned or {}
-    paths = {relative: _owned_path(out, relative, owned) for relative in files}
-    written = {relative: digest(text.encode("utf-8")) for relative, text in files.items()}
-    created = _make_parents(out, paths.values())
     try:
+        owned = read_manifest(out)
+        if owned is None and any(out.iterdir()):
+            raise InputError(
+                f"{out} is not empty and holds no manifest of an earlier render",
+                hint="choose an empty directory or one reproducer rendered",
+            )
+        owned = owned or {}
+        paths = {relative: _owned_path(out, relative, owned) for relative in files}
+        written = {relative: digest(text.encode("utf-8")) for relative, text in files.items()}
+        _make_parents(out, paths.values(), created)
         staged = {paths[relative]: text for relative, text in files.items()}
         atomic_write_all({**staged, out / MANIFEST: manifest_text(owned | written)})  # the manifest lands first
     except BaseException:
-        for directory in reversed(created):
+        for directory in reversed(created):  # only directories this call made, and only when still empty
             with contextlib.suppress(OSError):
                 directory.rmdir()
         raise
@@ -304,9 +305,8 @@ def _owned_path(out: Path, relative: str, owned: dict[str, str]) -> Path:
     return path
 
 
-def _make_parents(out: Path, paths: Iterable[Path]) -> list[Path]:
-    """Create the parent directories of ``paths``; return those created (to remove them after a failure)."""
-    created: list[Path] = []
+def _make_parents(out: Path, paths: Iterable[Path], created: list[Path]) -> None:
+    """Create the parent directories of ``paths``, appending each to ``created`` (removed after a failure)."""
     for parent in sorted({p.parent for p in paths}, key=lambda p: len(p.parts)):
         for directory in [*reversed(parent.relative_to(out).parents), parent.relative_to(out)]:
             if not (out / directory).exists():
@@ -315,7 +315,6 @@ def _make_parents(out: Path, paths: Iterable[Path]) -> list[Path]:
                 except OSError as error:
                     raise output_error(out / directory, error) from None
                 created.append(out / directory)
-    return created
 
 
 def _remove_stale(out: Path, previous: dict[str, str]) -> dict[str, str]:
