@@ -225,7 +225,7 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
 
     try:
         with _copy_progress() as report:
-            result = run_demo(root, _progress, report, keys)
+            result = run_demo(root, _progress, report, keys, install_signal_handlers)
     finally:
         if not (keep_sandbox or was_running):
             pipeline.sandbox_down(root)

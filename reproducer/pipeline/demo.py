@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ def demo(
     progress: Progress = _quiet,
     data_progress: DataProgress | None = None,
     keys: int = DEMO_KEYS,
+    between_phases: Callable[[], None] | None = None,
 ) -> DemoResult:
     """Sandbox → migrate (inspect, render local 3x1, plan, apply, copy, verify, report) → aws/gcp → PR comment."""
     from reproducer.model import load_spec
@@ -72,6 +74,7 @@ def demo(
         source_ca=Path(service["ca_file"]) if service.get("ca_file") else None,
         data_progress=data_progress,
         passwords={ADMIN_USER: secrets.token_urlsafe(18)},
+        between_phases=between_phases,
     )
     try:
         job = run_job(request, progress)
