@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.data.copy import CopyOptions
-from reproducer.errors import InputError
+from reproducer.errors import InputError, redact
 from reproducer.pipeline import (
     ADMIN_USER,
     DataProgress,
@@ -124,7 +124,8 @@ class RunLog:
         self._forward(message)
 
     def event(self, kind: str, **fields: Any) -> None:
-        """Append one event line to ``events.jsonl``."""
+        """Append one event line to ``events.jsonl`` (credentials in URLs redacted)."""
+        fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         line = {"time": _now(), "phase": self.phase_name, "event": kind, **fields}
         with (self.run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
             events.write(json.dumps(line, sort_keys=True) + "\n")

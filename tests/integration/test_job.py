@@ -195,3 +195,14 @@ def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded
     verify = json.loads((run_dir / "data" / "verify.json").read_text())
     assert verify["ok"] and verify["compared"] == 15000
     assert TARGET_PASSWORD not in resumed.stderr + resumed.stdout
+
+
+def test_the_events_log_holds_no_url_credentials(tmp_path):
+    from reproducer.pipeline.job import RunLog
+
+    log = RunLog(tmp_path / "run", resume=False, progress=lambda _message: None)
+    log("cannot reach valkey://mover:hunter2@10.0.0.5:6379?password=hunter2")
+    log.event("phase_failed", error="DataError", message="refused for user%3Ahunter2@10.0.0.5")
+    text = (tmp_path / "run" / "events.jsonl").read_text()
+    assert "hunter2" not in text and "mover" not in text
+    assert "valkey://***@10.0.0.5:6379?password=***" in text
