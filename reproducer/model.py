@@ -310,10 +310,10 @@ class SourceRef(_Frozen):
     region: Region
     description: Text = ""
 
-    @field_validator("project", "service_id")
+    @field_validator("project", "service_id", mode="before")
     @classmethod
-    def _provider_format(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("provider") == "ovh" and info.field_name in _OVH_FORMATS:
+    def _provider_format(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and info.data.get("provider") == "ovh" and info.field_name in _OVH_FORMATS:
             return _OVH_FORMATS[info.field_name](value)
         return value
 
