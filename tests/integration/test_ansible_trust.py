@@ -183,3 +183,105 @@ def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, 
         assert handlers() == before
     finally:
         signal.signal(signum, previous)
+
+
+# ---- the roles on their own: values quoted for valkey.conf and the ACL file, passwords never in argv/env ----
+
+PLAYBOOKS = Path(__file__).parents[2] / "playbooks"
+INJECTED_CONFIG = 'x\nenable-debug-command yes\n"quoted" \\ é'
+INJECTED_PATTERN = "~metrics:* nopass ~* +@all"
+
+
+def local_vars(base: Path, port: int, **changes: object) -> dict[str, object]:
+    return {
+        "valkey_topology": "standalone",
+        "valkey_instances": [
+            {"name": f"valkey-{port}", "port": port, "role": "primary", "shard": 0, "primary_port": port}
+        ],
+        "valkey_replicas": 0,
+        "valkey_sentinel_ports": [],
+        "valkey_primary_name": "cache\nsentinel monitor evil 127.0.0.1 1 1",
+        "valkey_users": [
+            {"name": "default", "rules": ["~*", "&*", "+@all"]},
+            {"name": "metrics", "rules": ["~metrics:*", "+get"]},
+        ],
+        "valkey_config": {"syslog-ident": INJECTED_CONFIG, "maxmemory-policy": "allkeys-lru", "save": "3600 1 300 100"},
+        "valkey_base_dir": str(base),
+        **changes,
+    }
+
+
+@pytest.fixture
+def local_instance(tmp_path):
+    from reproducer.procs import free_port, pid_alive, stop_pid
+
+    port, base = free_port(), tmp_path / "data"
+    yield port, base
+    for pidfile in base.rglob("*.pid"):
+        pid = int(pidfile.read_text().strip() or 0)
+        if pid and pid_alive(pid):
+            stop_pid(pid)
+
+
+def test_spec_values_never_add_a_directive_a_user_or_a_rule(local_instance, tmp_path):
+    import valkey
+
+    port, base = local_instance
+    passwords = {"default": 'admin"pw y', "metrics": "metrics-pw"}
+    run_playbook(
+        PLAYBOOKS / "local.yml",
+        INVENTORY,
+        private_data_dir=tmp_path / "run",
+        extravars=local_vars(base, port),
+        secret_vars={"valkey_user_passwords": passwords},
+    )
+    conf = (base / f"valkey-{port}" / "valkey.conf").read_text()
+    assert "masterauth" not in conf and "masteruser" not in conf
+    client = valkey.Valkey(port=port, password=passwords["default"], decode_responses=True)
+    assert client.config_get("enable-debug-command")["enable-debug-command"] == "no"
+    assert client.config_get("syslog-ident")["syslog-ident"] == INJECTED_CONFIG
+    assert client.config_get("save")["save"] == "3600 1 300 100"
+    with pytest.raises(valkey.exceptions.ResponseError):
+        client.execute_command("DEBUG", "SLEEP", "0")
+    assert sorted(client.acl_users()) == ["default", "metrics"]
+    (metrics,) = [u for u in client.acl_list() if u.startswith("user metrics ")]
+    assert "nopass" not in metrics and "+@all" not in metrics
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"valkey_users": [{"name": "a\nuser evil on nopass +@all", "rules": ["+get"]}]}, "ACL user name"),
+        ({"valkey_users": [{"name": "metrics", "rules": [INJECTED_PATTERN]}]}, "ACL rule"),
+        ({"valkey_config": {"maxmemory-policy\nenable-debug-command": "yes"}}, "directive"),
+        ({"valkey_config": {"loadmodule": "/tmp/evil.so"}}, "directive"),
+    ],
+)
+def test_an_injected_name_rule_or_directive_fails_before_anything_starts(local_instance, tmp_path, changes, error):
+    from reproducer.run.ansible import AnsibleError
+
+    port, base = local_instance
+    variables = local_vars(base, port, **changes)
+    passwords = {"default": "pw"} | {user["name"]: "pw" for user in variables["valkey_users"]}
+    with pytest.raises(AnsibleError, match=error):
+        run_playbook(
+            PLAYBOOKS / "local.yml",
+            INVENTORY,
+            private_data_dir=tmp_path / "run",
+            extravars=variables,
+            secret_vars={"valkey_user_passwords": passwords},
+        )
+    assert not list(base.rglob("*.pid")) and not list(base.rglob("*.conf"))
+
+
+def test_no_role_hands_a_password_to_valkey_cli_through_argv_or_the_environment():
+    texts = {p: p.read_text() for p in PLAYBOOKS.rglob("*") if p.is_file() and p.suffix in (".yml", ".j2")}
+    offending = [
+        str(path)
+        for path, text in texts.items()
+        if any(needle in text for needle in ("REDISCLI_AUTH", "VALKEYCLI_AUTH", "'-a'", " -a ", "--pass"))
+    ]
+    assert offending == []
+    admin_cli = [p for p, text in texts.items() if "valkey_admin_cli" in text and "argv" in text]
+    assert admin_cli and all("stdin:" in texts[p] for p in admin_cli)
