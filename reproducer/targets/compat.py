@@ -10,6 +10,7 @@ from collections.abc import Callable
 from reproducer.errors import InputError
 from reproducer.model import Category, ConfigItem, ServiceSpec, User
 from reproducer.targets.base import CompatRow, Support
+from reproducer.targets.render import one_line
 
 Decision = tuple[Support, str, str]
 #: Attribute → its category in OVH's reversibility policy. Users and configuration get one row each.
@@ -120,7 +121,7 @@ def report_markdown(title: str, spec: ServiceSpec, rows: list[CompatRow]) -> str
     """``COMPATIBILITY.md``: what maps exactly, approximately, manually or not at all."""
     counts = ", ".join(f"{n} {level}" for level, n in summary(rows).items())
     lines = [
-        f"# Compatibility: OVHcloud Valkey {spec.source.service_id} → {title}",
+        f"# Compatibility: OVHcloud Valkey {one_line(spec.source.service_id)} → {title}",
         "",
         counts,
         "",
@@ -134,4 +135,4 @@ def report_markdown(title: str, spec: ServiceSpec, rows: list[CompatRow]) -> str
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or "—"
+    return one_line(text).replace("|", "\\|") or "—"

@@ -61,6 +61,18 @@ def test_hcl_escaping():
     assert slug("Cache Prod!") == "cache-prod" and slug("42") == "v-42"
 
 
+def test_every_interpolation_is_escaped_and_non_hcl_templates_refuse_unmarked_values():
+    from reproducer.targets.render import Safe, environment
+
+    hcl = environment(True).from_string('x = {{ v }}\ny = {{ n }}\nz = {{ s }}\nresource "a" "{{ i | ident }}" {}')
+    out = hcl.render(v='a"\n}${b}', n=3, s=Safe('"raw"'), i="App.RO")
+    assert out == 'x = "a\\"\\n}$${b}"\ny = 3\nz = "raw"\nresource "a" "app_ro" {}'
+    strict = environment(False).from_string("{{ v }}")
+    with pytest.raises(TypeError, match="unescaped str"):
+        strict.render(v="a")
+    assert strict.render(v=Safe("# ok")) == "# ok" and strict.render(v=7) == "7"
+
+
 def test_align_matches_terraform_fmt_rules():
     text = 'a {\n  x = 1\n  longer = 2\n  m = {\n    k = "v"\n  }\n  y = 3\n}\n'
     assert align(text) == 'a {\n  x      = 1\n  longer = 2\n  m = {\n    k = "v"\n  }\n  y = 3\n}\n'
