@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from itertools import accumulate
 from pathlib import Path
 from typing import Literal
 
@@ -346,13 +348,13 @@ class _Planner:
 
     Key sizes come from MEMORY USAGE, asked for in the same write as the previous batch's DUMPs (so sizing costs
     no round trip), or from :class:`SizeGuess` when the source refuses it. A key larger than the bound goes
-    alone. Keys are sized and queued only while fewer than ``batch`` wait, so the scan never runs far ahead.
+    alone. The scan goes on only while fewer than ``batch`` sized keys wait, so it runs at most two batches ahead.
     """
 
     def __init__(self, cursor: bytes, options: CopyOptions) -> None:
         self.next_cursor: bytes | None = cursor  # None: the scan is over
         self.options = options
-        self.queue: deque[tuple[bytes, int | None, _Segment]] = deque()
+        self.queue: deque[_Sized] = deque()
         self.segments: deque[_Segment] = deque()
         self.unsized: list[bytes] = []
         self.unsized_segment: _Segment | None = None
@@ -365,7 +367,7 @@ class _Planner:
         sized, segment = self.unsized, self.unsized_segment
         self.unsized, self.unsized_segment = [], None
         cursor = self.next_cursor
-        scans = cursor is not None and len(self.queue) + len(sized) < self.options.batch
+        scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
         if chunk is None and not sized and not scans:
             return None
         data = _dump_batch(chunk.keys) if chunk else b""
@@ -409,32 +411,42 @@ class _Planner:
         segment = _Segment(cursor)
         self.segments.append(segment)
         if self.sizes_denied:
-            self.queue.extend((key, None, segment) for key in keys)
+            self.queue.append(_Sized(keys, [None] * len(keys), segment))
         else:
             self.unsized, self.unsized_segment = keys, segment
         return None
 
     def _sized(self, keys: list[bytes], sizes: list[object], segment: _Segment) -> None:
-        for key, size in zip(keys, sizes, strict=True):
-            if isinstance(size, ReplyError):  # MEMORY USAGE refused: guess from payloads from now on
-                self.sizes_denied = True
-            known = size if isinstance(size, int) else 0 if size is None else None
-            self.queue.append((key, known, segment))
+        if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: guess from payloads
+            self.sizes_denied = True
+        known = [size if isinstance(size, int) else 0 if size is None else None for size in sizes]
+        self.queue.append(_Sized(keys, known, segment))
 
     def _take(self) -> _Chunk | None:
+        """The next batch: the oldest queued segment's keys (a SCAN reply: about ``batch``), up to the byte bound."""
         if not self.queue:
             return None
-        segment = self.queue[0][2]
-        keys: list[bytes] = []
-        total = 0
-        while self.queue and len(keys) < self.options.batch and self.queue[0][2] is segment:
-            size = self.queue[0][1]
-            size = self.guess.size() if size is None else size
-            if keys and total + size > self.options.max_batch_bytes:
-                break
-            keys.append(self.queue.popleft()[0])
-            total += size
-        return _Chunk(keys, segment, ends=not self.queue or self.queue[0][2] is not segment)
+        entry = self.queue[0]
+        window = entry.sizes[entry.start :]
+        guess = self.guess.size()
+        totals = list(accumulate(guess if size is None else size for size in window))
+        count = max(bisect_right(totals, self.options.max_batch_bytes), 1)  # a key over the bound goes alone
+        keys = entry.keys[entry.start : entry.start + count]
+        entry.start += count
+        ends = entry.start == len(entry.keys)
+        if ends:
+            self.queue.popleft()
+        return _Chunk(keys, entry.segment, ends)
+
+
+@dataclass
+class _Sized:
+    """Keys of one segment with their sizes (None: unknown), waiting to be dumped from ``start`` on."""
+
+    keys: list[bytes]
+    sizes: list[int | None]
+    segment: _Segment
+    start: int = 0
 
 
 @dataclass

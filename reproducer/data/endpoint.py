@@ -44,6 +44,8 @@ _SCHEMES: dict[str, tuple[Kind, bool]] = {
 }
 _QUERY_KEYS = {"password_env", "password_file", "ca", "cert", "key", "insecure", "sentinel_tls"}
 _MAX_PORT = 65535
+_UNSAFE_AUTHORITY = re.compile(r"[^A-Za-z0-9._:\[\],@*-].*")  # shown up to the first character no address has
+_UNSAFE_PATH = re.compile(r"[^A-Za-z0-9._/-].*")
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,12 @@ def redact_url(url: str) -> str:
     """
     url = url.split("#", 1)[0]
     base, sep, query = url.partition("?")
-    scheme, slashes, rest = base.partition("://")
+    scheme, slashes, rest = base.rpartition("://")
     authority, slash, path = rest.partition("/")
     if "@" in authority:
         authority = "***@" + authority.rpartition("@")[2]
-    base = f"{scheme}{slashes}{authority}{slash}{path}" if slashes else base
+    authority = _UNSAFE_AUTHORITY.sub("***", authority)
+    base = f"{scheme}{slashes}{authority}{slash}{_UNSAFE_PATH.sub('***', path)}"
     if not sep:
         return base
     shown = []

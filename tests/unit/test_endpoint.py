@@ -3,7 +3,7 @@
 import certifi
 import pytest
 
-from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.endpoint import parse_endpoint, redact_url
 from reproducer.errors import InputError
 
 
@@ -105,3 +105,27 @@ def test_password_file_that_is_not_text_is_an_input_error(tmp_path):
     secret.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InputError, match="password_file"):
         parse_endpoint(f"valkey://u@h:1?password_file={secret}", environ={})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "valkey://app:hunter2@h:1",
+        "valkey://app%3Ahunter2@h:1/0",
+        "valkeys://h:1?password=hunter2&ca=/ca.pem",
+        "valkey://h:1;pwd=hunter2?x=1&secret=hunter2",
+        "valkey://h:1?hunter2",
+        "valkey://h:1#hunter2",
+        "valkey://[::1?password=hunter2",
+        "hunter2@h:1",
+    ],
+)
+def test_redacted_urls_keep_the_address_and_drop_every_credential(url):
+    shown = redact_url(url)
+    assert "hunter2" not in shown
+    assert "h:1" in shown or "[::1" in shown
+
+
+def test_redaction_keeps_options_that_only_name_where_a_secret_is():
+    url = "valkeys://h:1?password_env=PW&password_file=/run/pw&ca=/ca.pem"
+    assert redact_url(url) == url
