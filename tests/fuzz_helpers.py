@@ -1,5 +1,10 @@
 """Shared pieces of the "no traceback ever" property tests (tests/unit/test_no_traceback.py).
 
+Every failure at once, grouped::
+
+    FUZZ_SURVEY=/tmp/survey.jsonl pytest -q tests/unit/test_no_traceback.py
+    python -m tests.fuzz_helpers /tmp/survey.jsonl
+
 A command runs in a fresh, empty directory that is at once its working directory, ``HOME``, every
 ``XDG_*`` directory and ``TMPDIR``, with no ``OVH_*`` or ``REPRODUCER_*`` variable inherited. Before and
 after, the directory's tree is recorded; the only changes allowed are under the run/out directories the
@@ -23,6 +28,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -77,6 +83,8 @@ def isolated_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, s
     env.update({name: str(root) for name in _ENV_DIRS})
     env["XDG_RUNTIME_DIR"] = str(root)
     env["NO_COLOR"] = "1"
+    if os.environ.get("FUZZ_SURVEY"):
+        env["REPRODUCER_DEBUG"] = "1"  # a survey wants the traceback of each internal error, to locate it
     env["COLUMNS"] = "200"
     env.update(extra or {})
     return env
@@ -213,8 +221,9 @@ def problems(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[s
 
     A clean refusal is an ``error:`` line and a ``hint:`` line on stderr (or click's ``Error:`` with its
     usage line, for a flag click itself refuses) and an exit code of 1, 2, 3 or 4. With ``may_succeed``,
-    exit 0 is accepted too. Never: an exception escaping ``main``, "Traceback" in the output, a file
-    written outside the run/out directories, a secret echoed.
+    exit 0 is accepted too. Never: an exception escaping ``main``, "Traceback" in the output, the CLI's
+    last-resort "internal error:" (an unexpected exception, only masked), a file written outside the
+    run/out directories, a secret echoed.
     """
     found = []
     if outcome.timed_out:
@@ -223,6 +232,8 @@ def problems(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[s
         found.append(f"exception escaped main(): {type(outcome.escaped).__name__}: {outcome.escaped}"[:300])
     if "Traceback" in outcome.output:
         found.append("'Traceback' in the output")
+    if "internal error:" in outcome.stderr:
+        found.append("a bug reached the last-resort handler ('internal error:' instead of a clear error)")
     succeeded = may_succeed and outcome.exit_code == 0
     if not succeeded and not outcome.timed_out and outcome.escaped is None:
         if outcome.exit_code not in ALLOWED_EXIT_CODES:
@@ -242,7 +253,9 @@ def check(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[str]
     """Assert the "no traceback ever" property on ``outcome`` (see :func:`problems`).
 
     With ``FUZZ_SURVEY=FILE`` in the environment, every broken outcome is appended to FILE as a JSON line
-    and nothing is asserted: one run then lists every failure instead of stopping at the first.
+    and nothing is asserted: one run then lists every failure instead of stopping at the first
+    (``python -m tests.fuzz_helpers FILE`` groups them by exception and place). A survey also sets
+    ``REPRODUCER_DEBUG=1``, so an internal error carries its traceback.
     """
     broken = problems(outcome, may_succeed=may_succeed, secrets=secrets)
     survey = os.environ.get("FUZZ_SURVEY")
@@ -254,3 +267,30 @@ def check(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[str]
                 handle.write(json.dumps(record) + "\n")
         return
     assert not broken, "; ".join(broken) + "\n" + outcome.describe()
+
+
+def summarize(survey: Path) -> str:
+    """Group a ``FUZZ_SURVEY`` file by command, exception and the innermost reproducer frame, one line each."""
+    import re
+
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for line in survey.read_text(encoding="utf-8").splitlines():
+        record: dict[str, Any] = json.loads(line)
+        trace = str(record["escaped"] or record["stderr"])
+        frames = re.findall(r'File "[^"]*/(reproducer/[^"]+)", line (\d+), in (\w+)', trace)
+        raised = [x for x in trace.splitlines() if re.match(r"^[\w.]+(Error|Exception)\b", x)]
+        where = ":".join(frames[-1]) if frames else ""
+        problems = "; ".join(str(p)[:70] for p in record["problems"])
+        command = str(record["argv"][0]) if record["argv"] else ""
+        key = (command, raised[-1][:100] if raised else "", where, problems)
+        groups.setdefault(key, []).append(record)
+    lines = []
+    for (command, raised, where, problems), records in sorted(groups.items()):
+        lines.append(
+            f"{len(records):3} {command}: {problems}\n      {raised} at {where}\n      e.g. {records[0]['argv']}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summarize(Path(sys.argv[1])))

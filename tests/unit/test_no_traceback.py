@@ -1318,7 +1318,7 @@ def _prepare_flag_dir(root: Path) -> None:
     "meta",
     [pytest.param(meta("fuzzed flags of every command (bad enums, negative counts, NaN, files as dirs)"), id="flags")],
 )
-@fuzz_settings(250)
+@fuzz_settings(200)
 @given(
     case=st.sampled_from(FLAG_CASES),
     text=hostile_text().filter(_no_nul),
