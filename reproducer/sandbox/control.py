@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from reproducer.errors import SandboxError
-from reproducer.procs import pid_alive, stop_pid, wait_until
+from reproducer.procs import child_env, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.fleet import Fleet
 from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import load_dataset, seed_business_service
 
 INFO_FILE = "sandbox.json"
 _DAEMON_MODULE = "reproducer.sandbox.control"
+#: What the daemon (and the valkey-server fleets it starts) may inherit: where the package is, nothing secret.
+_DAEMON_ENV_ALLOWED = ("PYTHONPATH", "VIRTUAL_ENV")
 _UP_TIMEOUT = 90.0
 
 
@@ -105,7 +107,12 @@ def up(root: Path, *, dataset_keys: int = 2000) -> dict[str, Any]:
     log = (root / "daemon.log").open("ab")
     argv = [sys.executable, "-m", _DAEMON_MODULE, str(root), str(dataset_keys)]
     proc = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=child_env(_DAEMON_ENV_ALLOWED),
     )
     log.close()
     try:
