@@ -7,7 +7,8 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, target_region, time_hours
+from reproducer.targets.common import BaseTarget, check_unique, target_region, time_hours
+from reproducer.targets.render import hcl_ident, slug
 
 #: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
 PARAMETERS = frozenset(
@@ -35,6 +36,10 @@ class AwsTarget(BaseTarget):
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, windows, parameters, region."""
         context = self.base(spec, options)
+        user_ids = [(slug(f"{context['name']}-{u.name}"), u.name) for u in spec.users]
+        check_unique("users", user_ids, self.title)
+        labels = [(hcl_ident(f"{context['ident']}_{entry['cidr']}"), entry["cidr"]) for entry in context["allow_list"]]
+        check_unique("allow-list entries", labels, self.title)
         node = sizing.choose(sizing.AWS, spec.plan.memory_gb or 0, context["shards"])
         backup_hour = time_hours(spec.backups.time, 2)
         maintenance_hour = time_hours(spec.maintenance_time, 4)

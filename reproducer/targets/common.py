@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,16 +125,24 @@ def check_config_lines(settings: dict[str, str], title: str) -> None:
 
 def check_resource_names(spec: ServiceSpec, title: str) -> None:
     """Refuse two users whose names make the same Terraform resource name or user id on ``title``."""
+    users = [user.name for user in spec.users]
+    check_unique("users", [(hcl_ident(name), name) for name in users], title)
+    check_unique("users", [(slug(name), name) for name in users], title)
+
+
+def check_unique(kind: str, names: Sequence[tuple[str, str]], title: str) -> None:
+    """Refuse two ``(resource name, source value)`` pairs with one resource name and different source values."""
     seen: dict[str, str] = {}
-    for user in spec.users:
-        for key in (f"ident:{hcl_ident(user.name)}", f"slug:{slug(user.name)}"):
-            other = seen.setdefault(key, user.name)
-            if other != user.name:
-                raise InputError(
-                    f"users {one_line(other)!r} and {one_line(user.name)!r} would get the same resource name on "
-                    f"{title} ({key.partition(':')[2]})",
-                    hint="rename one of them in the spec (resource names keep only a-z, 0-9, _ and -)",
-                )
+    for resource, source in names:
+        other = seen.setdefault(resource, source)
+        if other != source:
+            first, second = sorted((other, source))
+            raise InputError(
+                f"{kind} {one_line(first)!r} and {one_line(second)!r} would get the same resource name on "
+                f"{title} ({resource})",
+                hint="rename one of them in the spec (resource names keep only a-z, 0-9, _ and -, and are cut at "
+                "40 characters)",
+            )
 
 
 #: The shape of each provider's region names (a typo or another provider's name is refused, not rendered).

@@ -15,8 +15,8 @@ from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.resources import data_dir
 from reproducer.targets import compat, sizing
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, Shape, check_config_lines, generic_header
-from reproducer.targets.render import render_template
+from reproducer.targets.common import BaseTarget, Shape, check_config_lines, check_unique, generic_header
+from reproducer.targets.render import hcl_ident, render_template
 from reproducer.untrusted import ansible_yaml
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
@@ -41,6 +41,8 @@ class SelfManagedTarget(BaseTarget):
         """Template context: instance count and flavor, ports to open."""
         context = self.base(spec, options)
         check_config_lines(context["settings"], self.title)
+        labels = [(hcl_ident(f"{context['ident']}_{entry['cidr']}"), entry["cidr"]) for entry in context["allow_list"]]
+        check_unique("allow-list entries", labels, self.title)
         shards, replicas = context["shards"], context["replicas"]
         data_nodes = shards * (1 + replicas)
         cluster = shards > 1

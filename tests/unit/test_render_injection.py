@@ -284,6 +284,20 @@ def test_users_whose_names_make_the_same_resource_name_are_refused(target):
     assert "'app.ro'" in caught.value.message and "'app-ro'" in caught.value.message
 
 
+def test_users_whose_aws_user_ids_are_cut_to_the_same_40_characters_are_refused():
+    long = "analytics-team-reporting-readonly-"
+    spec = with_users(user(long + "a", keys=("a:*",)), user(long + "b", keys=("b:*",)))
+    with pytest.raises(InputError, match="same resource name"):
+        get_target("aws").render(spec, RenderOptions())
+
+
+@pytest.mark.parametrize("target", ["aws", "selfmanaged"])
+def test_allow_list_entries_whose_rule_names_collide_are_refused(target):
+    entries = (AllowedCidr(cidr="a::b:c/128"), AllowedCidr(cidr="a:b::c/128"))
+    with pytest.raises(InputError, match="'a::b:c/128' and 'a:b::c/128'"):
+        get_target(target).render(benign().model_copy(update={"allow_list": entries}), RenderOptions())
+
+
 @pytest.mark.parametrize("target", TARGET_NAMES)
 def test_a_user_name_that_would_add_acl_rules_is_refused(target):
     spec = with_users(user("x ~* +@all", keys=("a:*",), categories=("+@read",)))
