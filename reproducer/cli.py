@@ -254,7 +254,7 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Output directory (replaced as a whole).",
+    help="Output directory: empty, new, or one reproducer rendered (it replaces only the files its manifest lists).",
 )
 @click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
 @click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
@@ -275,8 +275,9 @@ def render(
 ) -> None:
     """Render a service spec into Terraform for a target provider, with a per-attribute compatibility report.
 
-    Writes OUT/terraform/*.tf, OUT/COMPATIBILITY.md and OUT/compatibility.json. Deterministic: the same
-    spec and options give byte-identical files.
+    Writes OUT/terraform/*.tf, OUT/COMPATIBILITY.md and OUT/compatibility.json, and lists them in
+    OUT/.reproducer-manifest.json: a re-render replaces or removes only those, so your own files (backend.tf,
+    *_override.tf, .git) stay. Deterministic: the same spec and options give byte-identical files.
     """
     request = pipeline.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
