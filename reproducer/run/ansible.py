@@ -2,7 +2,8 @@
 
 - Every variable reaches Ansible through a vars file written by :func:`reproducer.untrusted.ansible_yaml` (every
   string tagged ``!unsafe``) and passed as ``-e @file``: a spec value holding ``{{ lookup('pipe', ...) }}`` stays
-  text. The file is private (mode 0600) in the private data directory, never in argv.
+  text. The file is private (mode 0600) in the private data directory, never in argv. The inventory is written
+  the same way (``inventory.yml``), so host variables from Terraform outputs or a user's file stay text too.
 - Secrets go in a vars file of the same kind, encrypted with Ansible Vault under a random one-time password
   that ansible-runner types into ``--ask-vault-pass`` from memory (``suppress_env_files=True``). Playbooks read
   them as ordinary variables and mark their tasks ``no_log``.
@@ -40,6 +41,7 @@ Progress = Callable[[str], None]
 VAULT_PROMPT = r"Vault password:\s*$"
 SECRETS_FILE = "secrets.vault.yml"
 VARS_FILE = "vars.yml"
+INVENTORY_FILE = "inventory.yml"
 #: What Ansible may inherit from this process beyond :data:`reproducer.procs.BASE_ENV_ALLOWED`.
 ANSIBLE_ENV_ALLOWED = ("ANSIBLE_*",)
 #: How often (seconds) the run checks for a cancelling signal while a task runs silently.
@@ -196,6 +198,8 @@ def run_playbook(
     private_data_dir.chmod(0o700)
     vars_file = private_data_dir / VARS_FILE
     write_vars(vars_file, extravars or {})
+    inventory_file = private_data_dir / INVENTORY_FILE
+    write_vars(inventory_file, inventory)
     secrets_file, passwords = None, {}
     if secret_vars:
         password = secrets.token_urlsafe(32)
@@ -215,7 +219,7 @@ def run_playbook(
         runner = ansible_runner.interface.init_runner(
             private_data_dir=str(private_data_dir),
             playbook=str(playbook),
-            inventory=dict(inventory),
+            inventory=str(inventory_file),
             passwords=passwords,
             suppress_env_files=True,
             quiet=True,

@@ -80,6 +80,24 @@ def test_spec_values_and_secrets_are_never_templated(templated, tmp_path):
     assert (tmp_path / "out" / "copy.txt").read_text() == f"{value}|{value}|{secret}\n"
 
 
+def test_inventory_values_are_never_templated(tmp_path):
+    marker = Path(f"/tmp/PWNED-{secrets.token_hex(6)}")
+    playbook = tmp_path / "show.yml"
+    playbook.write_text(
+        "- hosts: valkey\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.copy:\n        content: '{{ label }}|{{ groups.valkey[0] }}'\n"
+        "        dest: '{{ out_dir }}/label.txt'\n        mode: '0600'\n"
+    )
+    host = {**INVENTORY["all"]["hosts"]["localhost"], "label": attack(marker)}
+    inventory = {"all": {"children": {"valkey": {"hosts": {"localhost": host}}}}}
+    try:
+        run_playbook(playbook, inventory, private_data_dir=tmp_path / "run", extravars={"out_dir": str(tmp_path)})
+        assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
+    assert (tmp_path / "label.txt").read_text() == f"{attack(marker)}|localhost"
+
+
 def test_variables_reach_ansible_through_a_private_file_not_argv(templated, tmp_path):
     value = f"plain-{secrets.token_hex(4)}"
     run_playbook(
