@@ -70,11 +70,19 @@ class Outcome:
         return "\n".join(lines)
 
 
+_HELD: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A loopback port nothing listens on: bound, then closed (connections to it are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port where connections are refused: bound but never listening, and held for the session.
+
+    Held rather than closed, so that no server started meanwhile (by another test) can take the port and
+    receive what a test sends to it.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return int(sock.getsockname()[1])
 
 
 def isolated_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str | None]:

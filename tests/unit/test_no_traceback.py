@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -602,7 +603,9 @@ def live_target() -> Iterator[str]:
     if shutil.which("valkey-server") is None:
         pytest.skip("valkey-server is not installed")
     directory = Path(tempfile.mkdtemp(prefix="fuzz-valkey-"))
-    port = closed_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
     proc = subprocess.Popen(
         [
             "valkey-server",
@@ -630,8 +633,6 @@ def live_target() -> Iterator[str]:
 
 
 def _wait_listening(port: int) -> None:
-    import socket
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as sock:
