@@ -403,6 +403,41 @@ def test_hostile_spec_text_never_crashes(meta, workdir, spec, command, target):
     check(run_in_process(argv, root, allowed=allowed), may_succeed=True)
 
 
+#: files a spec path (or a symlink committed as the spec) may point at, each holding a secret
+SECRET_FILES = [
+    f"[default]\napplication_secret={SECRET}\n",
+    f"[ovh-eu]\napplication_key=ak\napplication_secret={SECRET}\nconsumer_key=ck\n",
+    f"TOKEN={SECRET}\n",
+    f"root:{SECRET}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+    f'{{"token": "{SECRET}", }}\n',
+    f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SECRET}\n-----END OPENSSH PRIVATE KEY-----\n",
+    f"password: {SECRET}\n  bad: indent\n",
+    f"users:\n- name: app\n  password: {SECRET}\n",
+]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "meta",
+    [pytest.param(meta("spec path or symlink to a secret file: refused, its content never echoed"), id="secret")],
+)
+@fuzz_settings(30)
+@given(
+    content=st.sampled_from(SECRET_FILES),
+    link=st.booleans(),
+    command=st.sampled_from(["render", "plan-none", "drift"]),
+    target=st.sampled_from(["aws", "local"]),
+)
+def test_spec_pointing_at_a_secret_never_echoes_it(meta, workdir, content, link, command, target):
+    root = workdir()
+    (root / "secret.txt").write_text(content)
+    if link:
+        (root / "spec.yaml").symlink_to("secret.txt")
+    argv, allowed = _spec_command(command, target)
+    argv = argv if link else [a if a != "spec.yaml" else "secret.txt" for a in argv]
+    check(run_in_process(argv, root, allowed=allowed), secrets=[SECRET])
+
+
 # ---- endpoint URLs --------------------------------------------------------------------------------
 
 SCHEMES = [
