@@ -46,6 +46,7 @@ _QUERY_KEYS = {"password_env", "password_file", "ca", "cert", "key", "insecure",
 _MAX_PORT = 65535
 _UNSAFE_AUTHORITY = re.compile(r"[^A-Za-z0-9._:\[\],@*-].*")  # shown up to the first character no address has
 _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9._/-].*")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,13 @@ def redact_url(url: str) -> str:
     shown = []
     for item in query.replace(";", "&").split("&"):
         name, equals, _value = item.partition("=")
-        shown.append(item if name in _QUERY_KEYS else f"{name[:20]}{equals}***" if equals else "***")
+        shown.append(item if name in _QUERY_KEYS else f"{_option_name(name)}{equals}***" if equals else "***")
     return f"{base}?{'&'.join(shown)}"
+
+
+def _option_name(name: str) -> str:
+    """An unknown option's name as shown: only short plain words (a name can hide a secret too)."""
+    return name if _PLAIN_NAME.fullmatch(name) else "***"
 
 
 def _query(raw: str, url: str) -> dict[str, str]:
@@ -172,7 +178,7 @@ def _query(raw: str, url: str) -> dict[str, str]:
     unknown = set(query) - _QUERY_KEYS
     if unknown:
         raise InputError(
-            f"unknown endpoint option(s) {', '.join(sorted(n[:20] for n in unknown))} in {url!r}",
+            f"unknown endpoint option(s) {', '.join(sorted(_option_name(n) for n in unknown))} in {url!r}",
             hint=f"known options: {', '.join(sorted(_QUERY_KEYS))}",
         )
     return query

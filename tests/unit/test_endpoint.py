@@ -2,6 +2,8 @@
 
 import certifi
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reproducer.data.endpoint import parse_endpoint, redact_url
 from reproducer.errors import InputError
@@ -129,3 +131,35 @@ def test_redacted_urls_keep_the_address_and_drop_every_credential(url):
 def test_redaction_keeps_options_that_only_name_where_a_secret_is():
     url = "valkeys://h:1?password_env=PW&password_file=/run/pw&ca=/ca.pem"
     assert redact_url(url) == url
+
+
+URL_PIECES = st.sampled_from(
+    ["valkey://", "valkeys://", "valkey+sentinel://", "valkeys+cluster://", "u", "%3A", ":", "@", "h", "[::1]", "[",
+     "]", ",", "/", "0", "99999", "?", "&", "=", "ca", "cert", "key", "password_env", "password", "#", ";", "\n", "é"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(URL_PIECES, max_size=12).map("".join), st.text(max_size=6))
+def test_any_url_parses_or_is_an_input_error(url, noise):
+    try:
+        endpoint = parse_endpoint(url + noise, environ={})
+    except InputError as exc:
+        assert exc.hint
+        return
+    assert all(0 < port <= 65535 for _host, port in endpoint.hosts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(URL_PIECES, max_size=10).map("".join),
+    st.sampled_from(["app:{}@", "app%3A{}@", "app%3a{}@", "{}@"]),
+    st.sampled_from(["", "?password={}", "&token={}", "?ca=/x&pass={}"]),
+)
+def test_a_secret_in_credential_places_never_reaches_a_message(url, userinfo, parameter):
+    scheme, slashes, rest = url.rpartition("://")
+    hostile = f"{scheme}{slashes}{userinfo.format('hunter2')}{rest}{parameter.format('hunter2')}"
+    try:
+        parse_endpoint(hostile, environ={})
+    except InputError as exc:
+        assert "hunter2" not in exc.message + exc.hint, hostile
