@@ -253,8 +253,13 @@ def problems(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[s
             found.append("no 'hint:' line on stderr")
     if outcome.stray:
         found.append(f"wrote outside the run/out directories: {outcome.stray[:8]}")
-    found += [f"secret {s!r} echoed in the output" for s in secrets if s and s in outcome.output]
+    found += [f"secret {s!r} (or its first 8 characters) echoed in the output" for s in secrets if _echoed(s, outcome)]
     return found
+
+
+def _echoed(secret: str, outcome: Outcome) -> bool:
+    """Whether ``secret``, or a fragment long enough to matter (its first 8 characters), is in the output."""
+    return bool(secret) and (secret in outcome.output or (len(secret) >= 12 and secret[:8] in outcome.output))
 
 
 def check(outcome: Outcome, *, may_succeed: bool = False, secrets: Sequence[str] = ()) -> None:
