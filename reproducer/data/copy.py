@@ -252,7 +252,8 @@ def _dump_batch(keys: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _memory_usage(keys: list[bytes]) -> bytes:
+def memory_usage(keys: list[bytes]) -> bytes:
+    """MEMORY USAGE of each key, encoded for one write."""
     return b"".join(b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n" % (len(key), key) for key in keys)
 
 
@@ -371,7 +372,7 @@ class _Planner:
         if chunk is None and not sized and not scans:
             return None
         data = _dump_batch(chunk.keys) if chunk else b""
-        data += _memory_usage(sized)
+        data += memory_usage(sized)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now

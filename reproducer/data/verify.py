@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import SizeGuess, scan_reply, source_nodes
+from reproducer.data.copy import SizeGuess, memory_usage, scan_reply, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -234,7 +234,7 @@ class _Checker:
         """``keys`` cut into groups whose values add up to at most the byte bound (a bigger key goes alone)."""
         sizes: list[object] = [ReplyError("MEMORY USAGE denied")] * len(keys)
         if not self._sizes_denied:
-            src.send(b"".join(command("MEMORY", "USAGE", key) for key in keys))
+            src.send(memory_usage(keys))
             sizes = src.read(len(keys))
             self._sizes_denied = any(isinstance(size, ReplyError) for size in sizes)
         group: list[bytes] = []
@@ -301,8 +301,13 @@ def _describe(conn: RawConnection, keys: list[bytes]) -> tuple[dict[bytes, tuple
     return described, sizes
 
 
+_DIGEST_FROM = 4096  # smaller payloads are compared as they are
+
+
 def _digest(payload: object) -> object:
-    return hashlib.blake2b(payload, digest_size=20).digest() if isinstance(payload, bytes) else payload
+    if isinstance(payload, bytes) and len(payload) >= _DIGEST_FROM:
+        return hashlib.blake2b(payload, digest_size=20).digest()
+    return payload
 
 
 def _ttl_close(left: Any, right: Any, tolerance: int) -> bool:
