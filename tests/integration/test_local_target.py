@@ -106,9 +106,9 @@ def test_plan_runs_the_playbook_in_check_mode_against_the_deployed_target(local,
         )
     )
     assert report.has_changes and report.ansible is not None and report.ansible.changed > 0
-    assert "+timeout 600" in report.ansible.diff and any("managed" in task for task in report.ansible.tasks)
+    assert '+timeout "600"' in report.ansible.diff and any("managed" in task for task in report.ansible.tasks)
     comment = to_markdown(report)
-    assert "Ansible tasks (--check, this machine)" in comment and "+timeout 600" in comment
+    assert "Ansible tasks (--check, this machine)" in comment and '+timeout "600"' in comment
     assert not [p for p in service.passwords.values() if p in comment + report.ansible.diff]
     client = valkey.Valkey(port=service.ports[0], username="default", password=service.passwords["default"])
     assert client.config_get("timeout")["timeout"] == "300", "a check changes nothing"
