@@ -1,11 +1,17 @@
-"""No traceback ever (issue 11): malformed specs, URLs, files and flags fed to every command of the CLI.
+"""No traceback ever (issue 11): malformed specs, URLs, files, flags and state fed to every command of the CLI.
 
 Each property test generates hostile input with Hypothesis (derandomized, so CI sees the same examples),
 runs the command in a fresh directory that is its cwd, HOME, XDG_* and TMPDIR (see tests/fuzz_helpers.py),
 and asserts: an ``error:`` and a ``hint:`` line on stderr (or click's own usage error), exit 1/2/3/4, no
-exception escaping ``main``, no "Traceback", nothing written outside the run/out directories the command
-names, and no password echoed. Endpoints point at a loopback port that was bound and closed, so nothing
-here needs a server except the import tests that use one scratch valkey-server of their own.
+exception escaping ``main``, no "Traceback", no "internal error:" (the CLI's last resort only masks a bug),
+nothing written outside the run/out directories the command names, and no password or secret-file content
+echoed. Inputs: spec files (invalid values, unreadable bytes, hostile text, links to secret files), endpoint
+URLs, import files (JSONL, AOF files and directories, RDB), ovh.conf and OVH_* variables, sandbox.json,
+run-directory state on resume, a committed output directory (symlinks, manifest, deployment.yml), selfmanaged
+inventories and variables, and the flags of every command. Endpoints point at a loopback port that is bound
+but never listens; the import and checkpoint tests marked ``integration`` use one valkey-server of their own.
+
+``FUZZ_SURVEY=FILE`` lists every failure instead of stopping at the first (see tests/fuzz_helpers.py).
 """
 
 from __future__ import annotations
