@@ -1362,8 +1362,8 @@ def _flag_cases() -> list[tuple[str, list[str], list[str]]]:
         ("sandbox down --dir file", ["sandbox", "down", "--dir", "afile"], []),
         ("demo --keys", ["demo", "--keys", "{neg}", "--dir", "sb"], ["sb"]),
         ("demo --dir file", ["demo", "--dir", "afile", "--keys", "{neg}"], []),
-        ("unknown command", ["{v}x", "--help"], []),
-        ("unknown option", ["render", "--{v}x"], []),
+        ("unknown command", ["x{v}", "--help"], []),
+        ("unknown option", ["render", "--x{v}"], []),
     ]
 
 
