@@ -557,9 +557,18 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
-    """A field path such as ``users.0.keys.1``; a part that is not a plain name (an unknown key) is quoted."""
-    parts = [str(p) if re.fullmatch(r"[A-Za-z0-9_]{1,64}", str(p)) else _show(p) for p in loc]
-    return ".".join(parts) or "<root>"
+    """A field path such as ``users.0.keys.1``; an unknown key that is not a plain name is not shown."""
+    return ".".join(_key(p) for p in loc) or "<root>"
+
+
+def _key(key: object) -> str:
+    """A key for a message: an index or field-like name as is, anything else (file content, a token) by its size."""
+    text = str(key)
+    return (
+        text
+        if isinstance(key, int) or re.fullmatch(r"[a-z][a-z_]{0,39}", text)
+        else f"<a key of {len(text)} characters>"
+    )
 
 
 def _is_scalar(value: object) -> bool:
@@ -597,17 +606,34 @@ def load_spec(path: Path) -> ServiceSpec:
     except _Refused as exc:
         raise SpecError(f"{path} {exc.args[0]}", hint=exc.args[1]) from None
     except yaml.composer.ComposerError as exc:
-        if "single document" not in str(exc):
-            raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the syntax at the position shown") from None
+        if "single document" not in str(exc.context):
+            raise SpecError(f"{path} is not valid YAML: {_yaml_problem(exc)}", hint=_SYNTAX_HINT) from None
         raise SpecError(
-            f"{path} holds more than one document ({exc.problem_mark})",
+            f"{path} holds more than one document ({_at(exc.problem_mark)})",
             hint="a spec file holds one document: split it, one spec per file ('inspect -o DIR' does)",
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the syntax at the position shown") from None
+        raise SpecError(f"{path} is not valid YAML: {_yaml_problem(exc)}", hint=_SYNTAX_HINT) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the value named") from None
     return spec_from_data(data, origin=str(path))
+
+
+_SYNTAX_HINT = "fix the syntax at the position shown"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's snippet of the line (the file may be a secret one)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc)[:200]
+    text = "; ".join(str(part)[:120] for part in (exc.context, exc.problem) if part)
+    text = re.sub(r"'[^']{4,}'", "'…'", text)  # a quoted tag or token from the file
+    mark = exc.problem_mark or exc.context_mark
+    return f"{text} ({_at(mark)})" if mark is not None else text
+
+
+def _at(mark: yaml.Mark | None) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
 
 
 def _read_text(path: Path) -> str:
@@ -644,21 +670,24 @@ class _SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise _Refused(f"uses a YAML alias ({mark}): aliases are not accepted", "write each value out in full")
+            raise _Refused(f"uses a YAML alias ({_at(mark)}): aliases are not accepted", "write each value out in full")
         self._depth += 1
         try:
             if self._depth > _MAX_DEPTH:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise _Refused(f"is nested more than {_MAX_DEPTH} levels deep ({mark})", "a spec is a flat mapping")
+                raise _Refused(
+                    f"is nested more than {_MAX_DEPTH} levels deep ({_at(mark)})", "a spec is a flat mapping"
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys = [key.value for key, _ in node.value if isinstance(key, yaml.ScalarNode)]
-        duplicate = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if duplicate is not None:
-            raise _Refused(
-                f"has the duplicate key {_show(duplicate)} ({node.start_mark})", "keep one of the two entries"
-            )
+        seen: set[str] = set()
+        for key, _value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    where = _at(key.start_mark)
+                    raise _Refused(f"has the duplicate key {_key(key.value)} ({where})", "keep one of the two entries")
+                seen.add(key.value)
         return super().construct_mapping(node, deep=deep)
