@@ -18,7 +18,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
@@ -302,6 +302,38 @@ class SizeGuess:
         """Learn from the DUMP payload sizes of a batch just read."""
         self.largest = max([self.largest, *sizes])
         self._share = max(self._share // 2, 1)
+
+
+_UNKNOWN = object()
+
+
+class KeySizer:
+    """Cuts keys into groups whose values add up to at most ``max_bytes`` (a bigger key alone).
+
+    Sizes come from MEMORY USAGE, else from :class:`SizeGuess` (feed it payload sizes with ``guess.observe``).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.guess, self.denied = max_bytes, SizeGuess(max_bytes), False
+
+    def groups(self, conn: RawConnection, keys: list[bytes]) -> Iterator[list[bytes]]:
+        """``keys`` (all on ``conn``'s node and database) in groups within the byte bound."""
+        sizes: list[object] = [_UNKNOWN] * len(keys)
+        if not self.denied:
+            conn.send(memory_usage(keys))
+            sizes = conn.read(len(keys))
+            self.denied = any(isinstance(size, ReplyError) for size in sizes)
+        group: list[bytes] = []
+        total = 0
+        for key, size in zip(keys, sizes, strict=True):
+            known = size if isinstance(size, int) else 0 if size is None else self.guess.size()  # None: gone
+            if group and total + known > self.max_bytes:
+                yield group
+                group, total = [], 0
+            group.append(key)
+            total += known
+        if group:
+            yield group
 
 
 class _SourceLost(Exception):

@@ -1,7 +1,8 @@
 """Follow a source through keyspace notifications and re-copy what changes, for a cutover of seconds.
 
 Every source primary is subscribed to ``__keyspace@<db>__:*`` before the bulk copy starts. Changed keys
-are collected (deduplicated) and, once the bulk copy is over, re-copied in batches: DUMP + PTTL from the
+are collected (deduplicated) and, once the bulk copy is over, re-copied in batches bounded by keys and bytes
+as the copy's are (sizes from MEMORY USAGE): DUMP + PTTL from the
 source, RESTORE REPLACE on the target, or DEL when the key is gone. The follower runs until ``stop`` is
 set, then drains what it has queued.
 
@@ -18,10 +19,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from reproducer.data.copy import RestoreBatch, TargetWriter, monotonic_ms
+from reproducer.data.copy import CopyOptions, KeySizer, RestoreBatch, TargetWriter, monotonic_ms
 from reproducer.data.endpoint import Endpoint
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, connect, databases, discover
@@ -221,6 +222,10 @@ class Follower:
                 self._progress(self.stats)
 
     def _copy_keys(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
+        for group in reader.groups(db, keys):
+            self._copy_group(reader, writer, db, group)
+
+    def _copy_group(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
         present, gone = reader.dump(db, keys)
         if present:
             batch = RestoreBatch(db, present, writer.send(db, present))
@@ -238,6 +243,24 @@ class _SourceReader:
     def __init__(self, source: Endpoint) -> None:
         self.source, self.layout = source, discover(source)
         self._conns: dict[Address, RawConnection] = {}
+        self.sizer = KeySizer(CopyOptions().max_batch_bytes)
+
+    def groups(self, db: int, keys: list[bytes]) -> Iterator[list[bytes]]:
+        """``keys`` by source node, in groups of at most ``batch`` keys and the copy's byte bound."""
+        by_node: dict[Address, list[bytes]] = {}
+        for key in keys:
+            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+        batch = CopyOptions().batch
+        for node, node_keys in by_node.items():
+            for start in range(0, len(node_keys), batch):
+                conn = self._conn(node)
+                conn.select(db)
+                yield from self.sizer.groups(conn, node_keys[start : start + batch])
+
+    def _conn(self, node: Address) -> RawConnection:
+        if node not in self._conns:
+            self._conns[node] = connect(self.source, node)
+        return self._conns[node]
 
     def dump(self, db: int, keys: list[bytes]) -> tuple[list[tuple[bytes, int, bytes]], list[bytes]]:
         """Keys still present as (key, deadline, payload), and keys that are gone."""
@@ -253,6 +276,7 @@ class _SourceReader:
             sent = monotonic_ms()
             conn.send(b"".join(command("PTTL", k) + command("DUMP", k) for k in node_keys))
             replies = conn.read(2 * len(node_keys))
+            self.sizer.guess.observe([len(r) for r in replies[1::2] if isinstance(r, bytes)])
             for index, key in enumerate(node_keys):
                 pttl, payload = replies[2 * index], replies[2 * index + 1]
                 if isinstance(payload, bytes) and isinstance(pttl, int) and pttl != -2:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import SizeGuess, memory_usage, scan_reply, source_nodes
+from reproducer.data.copy import KeySizer, scan_reply, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -173,8 +172,7 @@ class _Checker:
     ) -> None:
         self.source, self.target, self.layout, self.options, self.report = source, target, layout, options, report
         self._conns: dict[Address, RawConnection] = {}
-        self._guess = SizeGuess(options.max_batch_bytes)
-        self._sizes_denied = False
+        self._sizer = KeySizer(options.max_batch_bytes)
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -218,9 +216,9 @@ class _Checker:
         """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
         if not keys:
             return
-        for group in self._groups(src, keys):
+        for group in self._sizer.groups(src, keys):
             src_info, sizes = _describe(src, group)
-            self._guess.observe(sizes)
+            self._sizer.guess.observe(sizes)
             dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
             by_node: dict[Address, list[bytes]] = {}
             for key in group:
@@ -229,25 +227,6 @@ class _Checker:
                 dst_info.update(_describe(self._target_conn(target_node, db), node_keys)[0])
             for key in group:
                 self._compare(node, db, key, src_info[key], dst_info[key])
-
-    def _groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[list[bytes]]:
-        """``keys`` cut into groups whose values add up to at most the byte bound (a bigger key goes alone)."""
-        sizes: list[object] = [ReplyError("MEMORY USAGE denied")] * len(keys)
-        if not self._sizes_denied:
-            src.send(memory_usage(keys))
-            sizes = src.read(len(keys))
-            self._sizes_denied = any(isinstance(size, ReplyError) for size in sizes)
-        group: list[bytes] = []
-        total = 0
-        for key, size in zip(keys, sizes, strict=True):
-            known = size if isinstance(size, int) else 0 if size is None else self._guess.size()
-            if group and total + known > self.options.max_batch_bytes:
-                yield group
-                group, total = [], 0
-            group.append(key)
-            total += known
-        if group:
-            yield group
 
     def _compare(
         self, node: Address, db: int, key: bytes, src: tuple[Any, Any, Any], dst: tuple[Any, Any, Any]

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from reproducer.sandbox.fleet import Fleet
+from reproducer.sandbox.fleet import AclUser, Fleet
 
 BIG_KEYS, BIG_SIZE = 30, 20 * 1000 * 1000
 BOUND = 32 * 1024 * 1024
@@ -68,3 +68,20 @@ def test_copy_and_verify_of_big_values_stay_within_the_byte_bound(fleets):
             f"{name} peaked at {(peak - baseline) / 1e6:.0f} MB over its imports for {data / 1e6:.0f} MB of data "
             f"(bound {BOUND / 1e6:.0f} MB, allowed {ALLOWED / 1e6:.0f} MB)"
         )
+
+
+def test_without_memory_usage_the_sizes_of_payloads_seen_bound_the_batches(fleets, monkeypatch):
+    users = (AclUser("mover", "m0ver-pw", "~* &* +@all -memory"),)
+    source, target = fleets(users=users), fleets(users=users)
+    client = source.client(source.primary)
+    blob = os.urandom(BIG_SIZE)
+    for index in range(8):
+        client.set(f"big:{index}", blob[index:] + blob[:index])
+    client.mset({f"small:{i}": f"value-{i}" for i in range(2000)})
+    monkeypatch.setenv("MOVER_PW", "m0ver-pw")
+    urls = [f"valkey://mover@127.0.0.1:{fleet.primary.port}?password_env=MOVER_PW" for fleet in (source, target)]
+    _answer, baseline = peak_rss("imports", *urls, str(BOUND))
+    copied, copy_peak = peak_rss("copy", *urls, str(BOUND))
+    checked, verify_peak = peak_rss("verify", *urls, str(BOUND))
+    assert (copied, checked) == ({"copied": 2008}, {"ok": True, "compared": 2008})
+    assert max(copy_peak, verify_peak) - baseline < ALLOWED
