@@ -241,6 +241,8 @@ PrivateNetworkId = Annotated[
 VrackName = Annotated[str, AfterValidator(_format(_PN, "a vRack name (pn-123456)"))]
 #: Names of things reproducer defines (features, endpoint components).
 Keyword = Annotated[str, AfterValidator(_format("[a-z][a-z0-9_-]*", "a name (lower-case letters, digits, '_', '-')"))]
+#: OVH endpoint components: valkey, or camelCase ones other engines use (schemaRegistry, kafkaSASL).
+Component = Annotated[str, AfterValidator(_format("[A-Za-z][A-Za-z0-9_-]*", "an endpoint component such as valkey"))]
 Scheme = Annotated[str, AfterValidator(_format("[a-z][a-z0-9+.-]*", "a URL scheme such as rediss", max_len=16))]
 #: Valkey ACL user names: no space, quote or leading '-', so a name is always one ACL token.
 UserName = Annotated[
@@ -444,7 +446,7 @@ class Backups(_Frozen):
 class Endpoint(_Frozen):
     """How clients reach the service (no credentials: the provider's URI placeholders are dropped)."""
 
-    component: Keyword
+    component: Component
     host: Host
     port: Port
     scheme: Scheme | None = None

@@ -291,6 +291,10 @@ def test_ovh_ids_have_their_format_other_providers_a_safe_charset():
     assert spec_from_data(data).source.service_id == "redis.main-1"
 
 
+def test_endpoint_components_may_be_camel_case():
+    assert spec_from_data(mutated(("endpoints", 0, "component"), "kafkaSASL")).endpoints[0].component == "kafkaSASL"
+
+
 def test_region_codes_of_every_ovh_form_validate():
     for region in ("GRA", "GRA11", "SBG5", "DE1", "UK1", "BHS5", "WAW1", "EU-WEST-PAR", "AP-SOUTH-MUM", "eu-west-3"):
         assert spec_from_data(mutated(("source", "region"), region)).source.region == region
