@@ -227,7 +227,12 @@ def run_playbook(
             event_handler=on_event,
             cancel_callback=cancellation.requested,
             ident=f"{playbook.stem}-{'check' if check else 'apply'}",
-            envvars={"PATH": _path_with_ansible(), "ANSIBLE_NOCOLOR": "1"},
+            envvars={
+                "PATH": _path_with_ansible(),
+                "ANSIBLE_NOCOLOR": "1",
+                # Ansible's controller-side temporary files stay in the run's private directory.
+                "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
+            },
             rotate_artifacts=5,
         )
         runner.config.env = ansible_environment(runner.config.env)
