@@ -39,11 +39,8 @@ def _progress(message: str) -> None:
     _stderr.print(f"[dim]·[/dim] {escape(redact(message))}", markup=True, soft_wrap=True)
 
 
-class _PositiveFloat(click.FloatRange):
-    """A finite number above zero (``nan``, ``inf`` and negatives are bad input, not a rate or a duration)."""
-
-    def __init__(self) -> None:
-        super().__init__(min=0.0, min_open=True)
+class _FiniteRange(click.FloatRange):
+    """A finite number in a range (``nan`` passes ``FloatRange``'s comparisons; here it is bad input)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """Parse, then refuse what is not finite."""
@@ -53,7 +50,7 @@ class _PositiveFloat(click.FloatRange):
         return number
 
 
-POSITIVE = _PositiveFloat()
+POSITIVE = _FiniteRange(min=0.0, min_open=True)
 
 
 def _emit(text: str) -> None:
@@ -884,7 +881,7 @@ def _print_job(result: Any, *, target_kept: bool = True) -> None:
 @_match_option
 @click.option(
     "--sample",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=_FiniteRange(0.0, 1.0, min_open=True),
     default=None,
     help="Compare only this fraction of the keys (e.g. 0.01).",
 )

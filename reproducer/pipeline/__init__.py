@@ -439,13 +439,20 @@ def destroy_local(out: Path, progress: Progress = _quiet) -> None:
     from reproducer.run.ansible import run_playbook
 
     out = out.resolve()
-    run_playbook(
-        data_dir("playbooks") / "local-teardown.yml",
-        {"all": {"hosts": {"localhost": _local_host()}}},
-        private_data_dir=Path(tempfile.mkdtemp(prefix="reproducer-teardown-")),
-        extravars={"valkey_base_dir": str(local_data_dir(out))},
-        progress=progress,
-    )
+    if not local_data_dir(out).exists():
+        progress(f"nothing runs from {out}: {local_data_dir(out)} does not exist")
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="reproducer-teardown-"))
+    try:
+        run_playbook(
+            data_dir("playbooks") / "local-teardown.yml",
+            {"all": {"hosts": {"localhost": _local_host()}}},
+            private_data_dir=scratch,
+            extravars={"valkey_base_dir": str(local_data_dir(out))},
+            progress=progress,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # ansible-runner's artifacts: nothing to keep
 
 
 def local_data_dir(out: Path) -> Path:
@@ -527,17 +534,32 @@ def _selfmanaged_check(request: PlanRequest, progress: Progress) -> AnsibleCheck
     return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
 
 
-def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:
-    """``--check --diff`` of the local playbook against the target deployed from the committed directory."""
+def _deployed_base_port(deployment: Path) -> int:
+    """The first port of the instances ``apply`` recorded in ``ansible/deployment.yml`` (checked: it may be edited)."""
     import yaml
 
+    try:
+        port = yaml.safe_load(deployment.read_text(encoding="utf-8"))["valkey_instances"][0]["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r}")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, LookupError, TypeError, ValueError) as error:
+        raise InputError(
+            f"{deployment} does not say where the local target runs ({type(error).__name__})",
+            hint="'reproducer apply --target local' writes it: apply again, or remove the file to plan without the "
+            "Ansible check",
+        ) from None
+    return port
+
+
+def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:
+    """``--check --diff`` of the local playbook against the target deployed from the committed directory."""
     from reproducer.gitops.plan import AnsibleCheck
 
     committed = request.render.out.resolve()
     deployed, deployment = local_data_dir(committed), committed / "ansible" / "deployment.yml"
     if not deployed.is_dir() or not deployment.is_file():
         return None
-    base_port = int(yaml.safe_load(deployment.read_text())["valkey_instances"][0]["port"])
+    base_port = _deployed_base_port(deployment)
     progress(f"Ansible --check --diff against the instances in {deployed}")
     scratch = Path(tempfile.mkdtemp(prefix="reproducer-check-"))
     try:
@@ -689,7 +711,28 @@ def _run_state(run_dir: Path, *, resume: bool) -> dict[str, Any]:
     if not resume and path.exists():
         raise InputError(f"{run_dir} already holds a migration", hint="pass --resume, or choose a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = json.loads(path.read_text()) if resume else {"format_version": "1.0", "grants": {}}
+    if not resume:
+        return {"format_version": "1.0", "grants": {}}
+    state = read_state_file(path, {"grants": dict})
+    if not all(isinstance(grant, dict) for grant in state["grants"].values()):
+        raise InputError(f"{path} is not the state of a migration", hint=_STATE_HINT)
+    return state
+
+
+_STATE_HINT = "it was changed or damaged: remove any temporary access by hand, then start with a new --run-dir"
+
+
+def read_state_file(path: Path, fields: dict[str, type]) -> dict[str, Any]:
+    """A run directory's JSON state (``run.json``, ``job.json``): a mapping whose ``fields`` have their types.
+
+    The run directory may have been damaged or edited: anything else is an ``InputError``, never a crash.
+    """
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"cannot read {path}: {type(error).__name__}", hint=_STATE_HINT) from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), t) for k, t in fields.items()):
+        raise InputError(f"{path} is not a state file reproducer wrote", hint=_STATE_HINT)
     return state
 
 

@@ -47,6 +47,7 @@ from reproducer.pipeline import (
     inspect,
     migrate_data,
     plan,
+    read_state_file,
     render,
 )
 
@@ -115,7 +116,7 @@ class RunLog:
             raise InputError(f"{run_dir} is not empty", hint="pass --resume to continue it, or choose a new --run-dir")
         run_dir.mkdir(parents=True, exist_ok=True)
         self.state: dict[str, Any] = (
-            json.loads(path.read_text()) if resume else {"format_version": "1.0", "phases": {}, "settings": {}}
+            _job_state(path) if resume else {"format_version": "1.0", "phases": {}, "settings": {}}
         )
 
     def __call__(self, message: str) -> None:
@@ -153,6 +154,20 @@ class RunLog:
     def save(self) -> None:
         """Write ``job.json`` atomically."""
         atomic_write(self.run_dir / "job.json", json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+
+
+_SETTLED = ("target", "shards", "replicas", "name", "region", "base_port")
+
+
+def _job_state(path: Path) -> dict[str, Any]:
+    """``job.json`` of the job to resume, checked (the run directory may have been edited or damaged)."""
+    state = read_state_file(path, {"phases": dict, "settings": dict})
+    settings = state["settings"]
+    if settings and not (set(_SETTLED) <= set(settings) and isinstance(settings["target"], str)):
+        raise InputError(f"{path} lacks the settings of the first attempt", hint="start again with a new --run-dir")
+    if not all(isinstance(phase, dict) for phase in state["phases"].values()):
+        raise InputError(f"{path} is not the state of a migrate job", hint="start again with a new --run-dir")
+    return state
 
 
 def run_job(request: JobRequest, progress: Progress = _quiet) -> JobResult:
@@ -212,7 +227,7 @@ def _settled(request: JobRequest, log: RunLog) -> JobRequest:
     """The request with the settings of the first attempt (a resume must reuse ports and shape)."""
     saved = log.state["settings"]
     if saved:
-        keep: dict[str, Any] = {k: saved[k] for k in ("target", "shards", "replicas", "name", "region", "base_port")}
+        keep: dict[str, Any] = {k: saved[k] for k in _SETTLED}
         keep |= {k: Path(saved[k]) if saved.get(k) else None for k in ("inventory", "variables", "target_ca")}
         return replace(request, **keep)
     if request.target == "local" and request.base_port is None:

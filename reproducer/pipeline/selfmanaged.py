@@ -123,15 +123,29 @@ def terraform_inventory(out: Path, *, cli_config: Path | None = None, progress: 
 def load_inventory(path: Path) -> dict[str, Any]:
     """A YAML inventory with a ``valkey`` group (and optionally ``valkey_sentinel``)."""
     try:
-        inventory = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"cannot read inventory {path}: {error}", hint="give a YAML Ansible inventory") from None
-    if not isinstance(inventory, dict) or not _hosts(inventory, "valkey"):
+        inventory = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InputError(
+            f"cannot read inventory {path}: {type(error).__name__}", hint="give a YAML Ansible inventory"
+        ) from None
+    if not isinstance(inventory, dict) or not _checked_hosts(inventory, "valkey", path):
         raise InputError(
             f"inventory {path} has no host in group 'valkey'",
             hint="list the data nodes under all.children.valkey.hosts (see ansible/inventory.example.yml)",
         )
     return inventory
+
+
+def _checked_hosts(inventory: dict[str, Any], group: str, path: Path) -> dict[str, str]:
+    """``_hosts`` of a user's inventory, whose shape is checked here (groups and hosts are mappings)."""
+    try:
+        _hosts(inventory, "valkey_sentinel")  # read later: its shape is checked now
+        return _hosts(inventory, group)
+    except (AttributeError, TypeError) as error:
+        raise InputError(
+            f"inventory {path} is not shaped like an Ansible YAML inventory ({error})",
+            hint="all: {hosts: {NAME: {ansible_host: ADDRESS}}, children: {valkey: {hosts: {NAME: {}}}}}",
+        ) from None
 
 
 def _hosts(inventory: dict[str, Any], group: str) -> dict[str, str]:
@@ -149,9 +163,11 @@ def _variables(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"cannot read variables file {path}: {error}", hint="give a YAML mapping") from None
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InputError(
+            f"cannot read variables file {path}: {type(error).__name__}", hint="give a YAML mapping"
+        ) from None
     if not isinstance(loaded, dict) or "valkey_user_passwords" in loaded:
         raise InputError(
             f"{path} must be a YAML mapping of non-secret variables",
