@@ -102,6 +102,7 @@ SPEC = "tests/golden/specs/business.yaml"
         ["copy", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--follow", "--follow-seconds", "inf"],
         ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--db", "-1"],
         ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--ttl-tolerance-ms", "-1"],
+        ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--sample", "nan"],
         ["plan", "--target", "aws", "--spec", SPEC, "--out", "x", "--format", "jsno"],
         ["export", "valkey://127.0.0.1:1", "x.jsonl", "--format", "jsnol"],
     ],
@@ -183,3 +184,23 @@ def test_error_messages_and_hints_are_redacted_when_printed(monkeypatch, capsys)
 )
 def test_redact(text, expected):
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("job.json", "{not json"),
+        ("job.json", '{"phases": [], "settings": {}}'),
+        ("job.json", '{"phases": {}, "settings": {"target": "local"}}'),
+        ("job.json", b"\xff\xfe"),
+    ],
+)
+def test_a_damaged_job_state_on_resume_is_bad_input(tmp_path, monkeypatch, capsys, name, text):
+    (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.setenv("REPRODUCER_PASSWORD_DEFAULT", "not-used-here")
+    argv = ["migrate", "--project", "p" * 32, "--service", "s", "--target", "local", "--resume"]
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main([*argv, "--run-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "internal error" not in err and "hint: " in err and str(tmp_path / name) in err
