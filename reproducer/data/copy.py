@@ -1,14 +1,17 @@
 """Copy every key from one endpoint to another with SCAN, DUMP, PTTL and RESTORE only.
 
 One worker per source primary (or replica, when asked) scans its keyspace in batches. For each batch it
-sends ``PTTL``+``DUMP`` of every key together with the next ``SCAN`` in one write, and sends the previous
-batch's ``RESTORE``s to the target before reading, so source and target work at the same time. A cluster
+sends ``PTTL``+``DUMP`` of its keys, ``MEMORY USAGE`` of the keys the last SCAN returned and the next ``SCAN``
+in one write, and sends the previous batch's ``RESTORE``s to the target before reading, so source and target
+work at the same time. A batch closes at ``batch`` keys (one SCAN reply) or ``max_batch_bytes`` bytes, so
+memory is bounded by bytes whatever the values' sizes (see :class:`_Planner`). A cluster
 target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
 connections refresh the map and retry, so a failover or a reshard does not abort the copy. A payload the
 target refuses (another RDB version) is rebuilt with type commands (:mod:`reproducer.data.rebuild`).
 
-Per source node the SCAN cursor and counters are checkpointed (only once a batch is confirmed on the
-target); ``resume`` continues from there.
+Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
+confirmed on the target); ``resume`` continues from there, only against the source and target the
+checkpoint names, and only when the target still holds the keys it confirmed.
 """
 
 from __future__ import annotations
