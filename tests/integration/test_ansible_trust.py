@@ -305,21 +305,23 @@ def test_no_role_hands_a_password_to_valkey_cli_through_argv_or_the_environment(
     assert admin_cli and all("stdin:" in texts[p] for p in admin_cli)
 
 
-def test_acl_changes_reach_a_running_server_with_the_password_on_stdin(local_instance, tmp_path):
+def test_acl_changes_reach_a_running_server_and_a_check_changes_nothing(local_instance, tmp_path):
     import valkey
 
     port, base = local_instance
     passwords = {"default": "admin-pw", "metrics": "m-pw", "other": "o-pw"}
-    for users in (["metrics"], ["other"]):
+    for users, check in ((["metrics"], False), (["other"], False), (["metrics"], True)):
         rules = [{"name": "default", "rules": ["~*", "&*", "+@all"]}]
         rules += [{"name": name, "rules": ["~o:*", "+get", "+set"]} for name in users]
-        run_playbook(
+        result = run_playbook(
             PLAYBOOKS / "local.yml",
             INVENTORY,
             private_data_dir=tmp_path / "run",
             extravars=local_vars(base, port, valkey_users=rules),
             secret_vars={"valkey_user_passwords": passwords},
+            check=check,
         )
+    assert result.changed > 0, "the check reports the users it would change"
     client = valkey.Valkey(port=port, password=passwords["default"], decode_responses=True)
     assert sorted(client.acl_users()) == ["default", "other"]
     assert valkey.Valkey(port=port, username="other", password="o-pw").get("o:1") is None
