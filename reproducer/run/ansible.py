@@ -22,6 +22,7 @@ import difflib
 import os
 import re
 import secrets
+import shlex
 import signal
 import sys
 import threading
@@ -79,7 +80,7 @@ def cmdline(*, check: bool, diff: bool, secrets_file: Path | None, vars_file: Pa
         args += ["--extra-vars", f"@{vars_file}"]
     if secrets_file is not None:
         args += ["--ask-vault-pass", "--extra-vars", f"@{secrets_file}"]
-    return " ".join(args)
+    return shlex.join(args)
 
 
 def failures_from_events(events: Sequence[Mapping[str, Any]]) -> list[TaskFailure]:

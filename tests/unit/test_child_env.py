@@ -155,3 +155,20 @@ def test_the_sandbox_daemon_and_its_servers_never_inherit_our_secrets(tmp_path, 
         assert not [value for value in LEAKY.values() for env in environments if value in env]
     finally:
         assert control.down(tmp_path / "sandbox")
+
+
+def test_ansible_command_line_survives_a_run_directory_with_spaces_and_quotes(tmp_path):
+    import shlex
+
+    from reproducer.run.ansible import cmdline
+
+    run = tmp_path / "my run's dir $HOME"
+    line = cmdline(check=True, diff=False, secrets_file=run / "s.yml", vars_file=run / "v.yml")
+    assert shlex.split(line) == [
+        "--check",
+        "--extra-vars",
+        f"@{run}/v.yml",
+        "--ask-vault-pass",
+        "--extra-vars",
+        f"@{run}/s.yml",
+    ]
