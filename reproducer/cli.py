@@ -178,7 +178,7 @@ def sandbox_down(root: Path | None) -> None:
 
 
 def _print_sandbox(info: dict[str, Any], as_json: bool) -> None:
-    public = {k: v for k, v in info.items() if k != "pid"}
+    public = {k: v for k, v in info.items() if k not in ("pid", "started")}  # the daemon's own bookkeeping
     if as_json:
         _emit(json.dumps(public, indent=2, sort_keys=True))
         return
