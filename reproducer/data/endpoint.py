@@ -191,7 +191,7 @@ def _hosts(netloc: str, url: str) -> tuple[tuple[str, int], ...]:
     hosts = []
     for item in filter(None, netloc.split(",")):
         host, _, port = item.rpartition(":") if ":" in item and not item.endswith("]") else (item, "", "6379")
-        if not port.isdigit() or not 0 < int(port) <= _MAX_PORT:
+        if not _number(port) or not 0 < int(port) <= _MAX_PORT:
             raise InputError(
                 f"bad port {port[:10]!r} in {url!r}",
                 hint="write host:port with a port from 1 to 65535, e.g. 127.0.0.1:6379",
@@ -204,14 +204,19 @@ def _hosts(netloc: str, url: str) -> tuple[tuple[str, int], ...]:
     return tuple(hosts)
 
 
+def _number(text: str) -> bool:
+    """ASCII digits only: ``int`` also reads other scripts' digits (a fullwidth one would mean port 1)."""
+    return text.isascii() and text.isdigit()
+
+
 def _path(path: str, kind: Kind, url: str) -> tuple[int | None, str | None]:
     segment = path.strip("/")
     if kind == "sentinel":
         name, _, db = segment.partition("/")
         if not name:
             raise InputError(f"no primary name in {url!r}", hint="write valkey+sentinel://h1:p1,h2:p2/<primary-name>")
-        return (int(db) if db.isdigit() else None), name
-    if segment and not segment.isdigit():
+        return (int(db) if _number(db) else None), name
+    if segment and not _number(segment):
         raise InputError(f"the database in {url!r} must be a number", hint="write .../0 for db 0")
     return (int(segment) if segment else None), None
 

@@ -163,3 +163,9 @@ def test_a_secret_in_credential_places_never_reaches_a_message(url, userinfo, pa
         parse_endpoint(hostile, environ={})
     except InputError as exc:
         assert "hunter2" not in exc.message + exc.hint, hostile
+
+
+@pytest.mark.parametrize("url", ["valkey://h:\uff11", "valkey://h:1/\u0663", "valkey://h:\u0663\u0663"])
+def test_numbers_in_other_scripts_are_not_ports_or_databases(url):
+    with pytest.raises(InputError, match="port|number"):
+        parse_endpoint(url, environ={})
