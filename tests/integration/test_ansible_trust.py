@@ -233,8 +233,11 @@ def local_vars(base: Path, port: int, **changes: object) -> dict[str, object]:
 def local_instance(tmp_path):
     from reproducer.procs import free_port, pid_alive, stop_pid
 
-    port, base = free_port(), tmp_path / "data"
+    marker = Path(f"/tmp/PWNED-{secrets.token_hex(6)}")
+    # A hostile but legal directory name: every role must treat the path as text, in files and in shells.
+    port, base = free_port(), tmp_path / f"data $(touch {marker}) {attack(marker)}"
     yield port, base
+    assert not marker.exists()
     for pidfile in base.rglob("*.pid"):
         pid = int(pidfile.read_text().strip() or 0)
         if pid and pid_alive(pid):
