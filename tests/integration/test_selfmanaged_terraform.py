@@ -8,7 +8,10 @@ so the instances do not exist; the test proves the Terraform half: init from the
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
+import pytest
 import yaml
 
 from reproducer import pipeline
@@ -40,3 +43,22 @@ def test_terraform_apply_outputs_become_the_ansible_inventory_and_survive_a_re_r
     assert (out / "terraform" / "terraform.tfvars").is_file() and (out / "ansible" / "inventory.yml").is_file()
     again = pipeline.plan(pipeline.PlanRequest(render=request, terraform="none"))
     assert not again.files, "plan ignores what the deployment added"
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="the rendered helper runs the terraform binary")
+def test_the_rendered_inventory_helper_reads_the_outputs_into_the_same_groups(tmp_path):
+    out = tmp_path / "out"
+    request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="selfmanaged", out=out)
+    pipeline.write_tree(out, pipeline.render(request).files)
+    shutil.copy(out / "terraform" / "terraform.tfvars.example", out / "terraform" / "terraform.tfvars")
+    inventory = terraform_inventory(out, cli_config=install_mirror(tmp_path / "mirror", ["openstack"]))
+    (out / "ansible" / "inventory.yml").unlink()
+
+    helper = out / "ansible" / "inventory_from_terraform.py"
+    subprocess.run([sys.executable, str(helper)], check=True, capture_output=True, cwd=tmp_path, timeout=120)
+
+    written = yaml.safe_load((out / "ansible" / "inventory.yml").read_text())["all"]["children"]
+    groups = inventory["all"]["children"]
+    assert {g: set(m["hosts"]) for g, m in written.items()} == {g: set(m["hosts"]) for g, m in groups.items()}
+    hosts = inventory["all"]["hosts"]
+    assert all(m["hosts"][h]["ansible_host"] == hosts[h]["ansible_host"] for m in written.values() for h in m["hosts"])
