@@ -10,10 +10,14 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import ovh
 import valkey
 
+from reproducer.ovhconf import check_default_configs
 from reproducer.sandbox.ovh_api import OvhApiServer
+
+check_default_configs()
+
+import ovh  # noqa: E402  (after the check above: importing the client parses the ovh.conf files)
 
 DEMO_ALLOW_LIST = (
     {"ip": "10.42.0.0/24", "description": "application subnet (vRack)"},

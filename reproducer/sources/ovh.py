@@ -11,8 +11,6 @@ every ``ovh`` exception becomes a :class:`~reproducer.errors.SourceError` that s
 
 from __future__ import annotations
 
-import configparser
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -51,54 +49,9 @@ from reproducer.model import (
     User,
     describe_validation_error,
 )
+from reproducer.ovhconf import check_default_configs, check_ovh_config
 
-# ---- ovh.conf: parsed by the ovh client when it is imported -----------------------------------------------
-
-#: Where the ``ovh`` client looks for ovh.conf (``ovh.config.CONFIG_PATH``), computed as it does at import.
-OVH_CONFIG_PATHS = ("/etc/ovh.conf", os.path.expanduser("~/.ovh.conf"), os.path.realpath("./ovh.conf"))
-_CONF_HINT = "ovh.conf is an INI file: [default] with endpoint=..., then one [endpoint] section with its keys"
-
-
-def check_ovh_config(path: Path, *, required: bool = False) -> None:
-    """Parse ``path`` as the ``ovh`` client will (RawConfigParser); an InputError says what is wrong with it.
-
-    A file that cannot be opened is skipped, as the client skips it, unless ``required`` (``--config``).
-    Messages name lines, sections and options, never a value (ovh.conf holds secrets).
-    """
-    if required:
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise InputError(
-                f"cannot read OVH config file {path}: {exc.strerror}", hint="check its permissions"
-            ) from None
-    try:
-        configparser.RawConfigParser().read(path)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"OVH config file {path} is not {exc.encoding.upper()} text (byte at offset {exc.start})",
-            hint=f"save it as {exc.encoding.upper()}; {_CONF_HINT}",
-        ) from None
-    except configparser.Error as exc:
-        raise InputError(f"OVH config file {path} {_conf_problem(exc)}", hint=_CONF_HINT) from None
-
-
-def _conf_problem(exc: configparser.Error) -> str:
-    if isinstance(exc, configparser.DuplicateSectionError):
-        return f"is ambiguous: section [{exc.section}] appears twice (line {exc.lineno})"
-    if isinstance(exc, configparser.DuplicateOptionError):
-        return f"is ambiguous: option {exc.option} appears twice in section [{exc.section}] (line {exc.lineno})"
-    if isinstance(exc, configparser.MissingSectionHeaderError):
-        return f"has no [section] header before line {exc.lineno}"
-    if isinstance(exc, configparser.ParsingError):
-        lines = ", ".join(str(number) for number, _line in exc.errors)
-        return f"cannot be parsed: line(s) {lines} are not 'name = value' nor a [section]"
-    return f"cannot be parsed ({type(exc).__name__})"
-
-
-for _path in OVH_CONFIG_PATHS:
-    check_ovh_config(Path(_path))
+check_default_configs()
 
 import ovh  # noqa: E402  (after the check above: importing the client parses the ovh.conf files)
 import ovh.config  # noqa: E402

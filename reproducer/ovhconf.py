@@ -1,0 +1,63 @@
+"""ovh.conf, the official ``ovh`` client's credential file, checked before the client parses it.
+
+Importing ``ovh`` parses ``/etc/ovh.conf``, ``~/.ovh.conf`` and ``./ovh.conf`` with ``RawConfigParser`` and lets its
+exceptions escape. These files are outside input: :func:`check_default_configs` parses them the same way first and
+turns every problem into an InputError that names lines and sections, never a value. The reader (``sources``) and
+the sandbox both import the client, so this lives below them.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+from reproducer.errors import InputError
+
+#: Where the ``ovh`` client looks for ovh.conf (``ovh.config.CONFIG_PATH``), computed as it does at import.
+OVH_CONFIG_PATHS = ("/etc/ovh.conf", os.path.expanduser("~/.ovh.conf"), os.path.realpath("./ovh.conf"))
+_CONF_HINT = "ovh.conf is an INI file: [default] with endpoint=..., then one [endpoint] section with its keys"
+
+
+def check_ovh_config(path: Path, *, required: bool = False) -> None:
+    """Parse ``path`` as the ``ovh`` client will (RawConfigParser); an InputError says what is wrong with it.
+
+    A file that cannot be opened is skipped, as the client skips it, unless ``required`` (``--config``).
+    Messages name lines, sections and options, never a value (ovh.conf holds secrets).
+    """
+    if required:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(
+                f"cannot read OVH config file {path}: {exc.strerror}", hint="check its permissions"
+            ) from None
+    try:
+        configparser.RawConfigParser().read(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"OVH config file {path} is not {exc.encoding.upper()} text (byte at offset {exc.start})",
+            hint=f"save it as {exc.encoding.upper()}; {_CONF_HINT}",
+        ) from None
+    except configparser.Error as exc:
+        raise InputError(f"OVH config file {path} {_conf_problem(exc)}", hint=_CONF_HINT) from None
+
+
+def _conf_problem(exc: configparser.Error) -> str:
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"is ambiguous: section [{exc.section}] appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"is ambiguous: option {exc.option} appears twice in section [{exc.section}] (line {exc.lineno})"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"has no [section] header before line {exc.lineno}"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(number) for number, _line in exc.errors)
+        return f"cannot be parsed: line(s) {lines} are not 'name = value' nor a [section]"
+    return f"cannot be parsed ({type(exc).__name__})"
+
+
+def check_default_configs() -> None:
+    """Check the files the ``ovh`` client parses when it is imported; call it before ``import ovh``."""
+    for path in OVH_CONFIG_PATHS:
+        check_ovh_config(Path(path))
