@@ -26,7 +26,7 @@ import valkey
 
 from reproducer.catalog import DISABLED_COMMANDS
 from reproducer.errors import SandboxError
-from reproducer.procs import free_port, pid_alive, stop_pid, wait_until
+from reproducer.procs import child_env, free_port, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.tls import TlsFiles, make_tls_files
 
 Topology = Literal["standalone", "sentinel", "cluster"]
@@ -290,7 +290,7 @@ class Fleet:
         conf.chmod(0o600)
         argv = ["valkey-server", str(conf)] + (["--sentinel"] if node.role == "sentinel" else [])
         log = (Path(node.directory) / "valkey.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
         log.close()
         node.pid = proc.pid
         self._save()

@@ -29,6 +29,7 @@ from reproducer.data.formats.entries import (
 )
 from reproducer.data.formats.scratch import ScratchServer
 from reproducer.errors import InputError
+from reproducer.procs import child_env
 
 Progress = Callable[[int], None]
 _HEADER = re.compile(rb"^(?:REDIS(\d{4})|VALKEY(\d{3}))")
@@ -156,7 +157,8 @@ def _check_version(path: Path, version: int) -> None:
 def scratch_rdb_version() -> int:
     """The newest RDB version the local valkey-server reads (11 up to Valkey 8, 80 from Valkey 9)."""
     try:
-        out = subprocess.run(["valkey-server", "--version"], capture_output=True, text=True, check=False).stdout
+        argv = ["valkey-server", "--version"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False, env=child_env()).stdout
     except OSError:
         return 11
     found = re.search(r"v=(\d+)\.", out)

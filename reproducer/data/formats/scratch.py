@@ -27,7 +27,7 @@ from typing import Any
 import valkey
 
 from reproducer.errors import DataError, InputError
-from reproducer.procs import stop_pid
+from reproducer.procs import child_env, stop_pid
 
 _PR_SET_PDEATHSIG = 1
 _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [#*.-] ")
@@ -99,6 +99,7 @@ class ScratchServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=child_env(),
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl and getppid, no locks
             )
         read, self._watch = os.pipe()
@@ -109,6 +110,7 @@ class ScratchServer:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                env=child_env(),
             )
         finally:
             os.close(read)
