@@ -268,6 +268,7 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
                 hint="choose an empty directory or one reproducer rendered",
             )
         owned = owned or {}
+        _refuse_linked_entries(out, owned)
         paths = {relative: _owned_path(out, relative, owned) for relative in files}
         written = {relative: digest(text.encode("utf-8")) for relative, text in files.items()}
         _make_parents(out, paths.values(), created)
@@ -280,6 +281,27 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
         raise
     kept = _remove_stale(out, {k: v for k, v in owned.items() if k not in files})
     atomic_write(out / MANIFEST, manifest_text(written | kept))
+
+
+def _refuse_linked_entries(out: Path, owned: dict[str, str]) -> None:
+    """Refuse a manifest (from a pull request, maybe) whose entries reach through a link, before anything changes."""
+    for relative in sorted(owned):
+        _check_inside(out, relative)
+
+
+def _check_inside(out: Path, relative: str) -> None:
+    """Refuse ``relative`` when any existing component of it under ``out`` is a link or resolves outside ``out``."""
+    root, current = out.resolve(), out
+    for part in relative.split("/"):
+        current = current / part
+        if current.is_symlink() or (current.exists() and not current.resolve().is_relative_to(root)):
+            raise InputError(
+                f"the render manifest in {out} names {relative!r}, but {current} is a link: "
+                "a render never removes or replaces anything through a link",
+                hint="remove the link (or the entry from the manifest), or choose another --out",
+            )
+        if not current.exists():
+            return  # nothing further down exists either
 
 
 def _owned_path(out: Path, relative: str, owned: dict[str, str]) -> Path:
@@ -331,15 +353,16 @@ def _remove_stale(out: Path, previous: dict[str, str]) -> dict[str, str]:
         if deployment_file(relative):
             kept[relative] = recorded
             continue
-        if path.is_symlink() or not path.is_file() or digest(path.read_bytes()) != recorded:
+        _check_inside(out, relative)
+        if not path.is_file() or digest(path.read_bytes()) != recorded:
             continue  # gone already, or the user's now (edited): not ours to remove
         try:
             path.unlink()
+            for parent in path.relative_to(out).parents:
+                if str(parent) != "." and not any((out / parent).iterdir()):
+                    (out / parent).rmdir()
         except OSError as error:
             raise output_error(path, error) from None
-        for parent in path.relative_to(out).parents:
-            if str(parent) != "." and not any((out / parent).iterdir()):
-                (out / parent).rmdir()
     return kept
 
 

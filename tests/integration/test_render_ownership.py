@@ -123,7 +123,7 @@ def test_a_link_inside_the_output_is_not_written_through(tmp_path):
     (out / "terraform").rename(tmp_path / "moved")
     (out / "terraform").symlink_to(elsewhere)
     result = render(out)
-    assert result.returncode == 2 and "is a link or a file" in result.stderr, result.stderr
+    assert result.returncode == 2 and "is a link" in result.stderr, result.stderr
     assert list(elsewhere.iterdir()) == []
 
 
@@ -180,3 +180,38 @@ def test_plan_ignores_the_manifest_and_the_users_files(tmp_path):
     )  # fmt: skip
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert json.loads(plan.stdout)["files"] == []
+
+
+@pytest.mark.parametrize(
+    ("link", "points_to", "entries"),
+    [
+        ("old", "../victim", {"old/a.txt": "a.txt"}),
+        ("ansible", "../victim", {"ansible/a.txt": "a.txt", "ansible/sub/b.tf": "sub/b.tf"}),
+        ("terraform", "../victim/sub", {"terraform/b.tf": "sub/b.tf"}),
+        ("a.txt", "../victim/a.txt", {"a.txt": "a.txt"}),
+    ],
+)
+def test_a_manifest_entry_reached_through_a_committed_link_is_refused_before_anything_changes(
+    tmp_path, link, points_to, entries
+):
+    """A pull request commits `out/old -> ../victim` and a manifest claiming `old/a.txt` with the victim's digest."""
+    from reproducer.gitops.manifest import digest
+
+    victim, out = tmp_path / "victim", tmp_path / "out"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "a.txt").write_text("precious a\n")
+    (victim / "sub" / "b.tf").write_text("precious b\n")
+    before_victim = snapshot(victim)
+    out.mkdir()
+    (out / link).symlink_to(points_to)
+    files = {entry: digest(before_victim[target]) for entry, target in entries.items()}
+    manifest = json.dumps({"format_version": 1, "files": files})
+    (out / MANIFEST).write_text(manifest)
+    for target in ("aws", "local"):
+        result = render(out, target)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr and "hint:" in result.stderr
+        assert any(entry in result.stderr for entry in entries), result.stderr
+        assert snapshot(victim) == before_victim, "nothing behind the link is removed or overwritten"
+        assert sorted(p.name for p in out.iterdir()) == sorted([link, MANIFEST]), "nothing is written"
+        assert (out / MANIFEST).read_text() == manifest
