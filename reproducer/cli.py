@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -978,11 +978,15 @@ def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...
     default=None,
     help="File format (default: from the file name).",
 )
-@click.option("--skip-existing", is_flag=True, help="Keep keys the target already has (JSONL, RDB).")
-def import_command(file: Path, target: str, fmt: str | None, skip_existing: bool) -> None:
-    """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted)."""
+@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
+@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
+def import_command(file: Path, target: str, fmt: str | None, conflict: Literal["replace", "skip"] | None) -> None:
+    """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
+
+    A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
+    """
     written, expired, skipped = pipeline.import_data(
-        file, target, fmt, replace=not skip_existing, progress=_every(10_000, "records imported")
+        file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported")
     )
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from reproducer.data.copy import CopyOptions, CopyResult, Stats
 from reproducer.data.copy import copy as copy_keys
@@ -999,12 +999,16 @@ def import_data(
     target_url: str,
     fmt: str | None = None,
     *,
-    replace: bool = True,
+    conflict: Literal["refuse", "replace", "skip"] = "refuse",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int, int]:
-    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped)."""
+    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped).
+
+    ``conflict`` is copy's policy: a non-empty target is refused unless keys are replaced or skipped.
+    """
     if not path.exists():
         raise InputError(f"{path} does not exist", hint="check the path")
     module = format_module(fmt or format_from_path(str(path)))
-    written: tuple[int, int, int] = module.load(path, parse_endpoint(target_url), replace=replace, progress=progress)
+    target = parse_endpoint(target_url)
+    written: tuple[int, int, int] = module.load(path, target, conflict=conflict, progress=progress)
     return written

@@ -89,14 +89,7 @@ def test_import_refuses_a_non_empty_target(target, tmp_path, rdb_file, fmt):
     assert client.dbsize() == 2
 
 
-def _cli_has_conflict_flags() -> bool:
-    from reproducer.cli import import_command
-
-    return any("--replace" in param.opts for param in import_command.params)
-
-
 @pytest.mark.bad_input
-@pytest.mark.skipif(not _cli_has_conflict_flags(), reason="needs 'import --replace/--skip-existing' in cli.py")
 def test_the_import_command_refuses_a_non_empty_target(target, tmp_path, rdb_file):
     path = _files(tmp_path, rdb_file)["aof"]
     url = f"valkey://127.0.0.1:{target.primary.port}"
