@@ -322,15 +322,13 @@ def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 def _apply_selfmanaged(request: JobRequest, log: RunLog) -> dict[str, Any]:
     """Terraform (unless an inventory is given), then Ansible; the record says how to reach the target."""
-    import yaml
-
-    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
+    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged, read_group_vars
 
     apply = SelfManagedApplyRequest(
         _render_request(request), request.inventory, request.variables, dict(request.passwords)
     )
     service = apply_selfmanaged(apply, log)
-    group_vars = yaml.safe_load((request.run_dir / "rendered" / "ansible" / "group_vars" / "all.yml").read_text())
+    group_vars = read_group_vars(request.run_dir / "rendered" / "ansible")
     return {
         "topology": service.topology,
         "hosts": list(service.data_hosts.values()),

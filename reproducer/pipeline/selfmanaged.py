@@ -64,7 +64,7 @@ def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = _qu
     out = request.render.out.resolve()
     write_tree(out, rendered.files)
     inventory = _inventory(request, out, progress)
-    group_vars = yaml.safe_load((out / "ansible" / "group_vars" / "all.yml").read_text())
+    group_vars = read_group_vars(out / "ansible")
     progress(f"running ansible/site.yml on {len(_hosts(inventory, 'valkey'))} data host(s)")
     result = run_playbook(
         out / "ansible" / "site.yml",
@@ -85,6 +85,14 @@ def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = _qu
         diff_text(result.events),
         passwords,
     )
+
+
+def read_group_vars(ansible_dir: Path) -> dict[str, Any]:
+    """The variables a render wrote to ``ansible_dir/group_vars/all.yml`` (strings tagged ``!unsafe``)."""
+    from reproducer.untrusted import load_ansible_yaml
+
+    group_vars: dict[str, Any] = load_ansible_yaml((ansible_dir / "group_vars" / "all.yml").read_text(encoding="utf-8"))
+    return group_vars
 
 
 def _inventory(request: SelfManagedApplyRequest, out: Path, progress: Progress) -> dict[str, Any]:
