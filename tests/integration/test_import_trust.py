@@ -348,7 +348,7 @@ _GOOD = '{"db":0,"key":"ok","type":"string","expire_at_ms":null,"value":"x"}'
 MALFORMED = [
     ('{"db":0,"key":"z","type":"zset","expire_at_ms":null,"value":"a string"}', "zset"),
     ('{"db":0,"key":"z","type":"zset","expire_at_ms":null,"value":[["m","not a score"]]}', "score"),
-    ('{"db":0,"key":"u","type":"module","expire_at_ms":null,"value":"x"}', "unknown type 'module'"),
+    ('{"db":0,"key":"u","type":"module","expire_at_ms":null,"value":"x"}', "unknown type, a string of 6 characters"),
     ('["db", 0, "key"]', "not a JSON object"),
     ('{"db":0,"key":"t","type":"string","expire_at_ms":"tomorrow","value":"x"}', "expire_at_ms"),
     ('{"db":0,"key":"!!!","type":"string","expire_at_ms":null,"value":"x","b64":true}', "base64"),

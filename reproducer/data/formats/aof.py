@@ -63,6 +63,21 @@ DATA_COMMANDS: dict[bytes, tuple[int, int, int]] = {
     **dict.fromkeys([b"SMOVE", b"LMOVE", b"RPOPLPUSH", b"RENAME", b"RENAMENX", b"COPY"], _TWO),
 }
 _MULTI_KEY = {b"DEL", b"UNLINK", b"MSET", b"MSETNX"}
+#: commands an AOF may hold that import refuses: named in messages (any other unknown name is not quoted)
+_KNOWN_OTHERS = set(
+    b"FLUSHALL FLUSHDB CONFIG EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO FUNCTION SCRIPT MODULE DEBUG "
+    b"SHUTDOWN ACL REPLICAOF SLAVEOF CLIENT SAVE BGSAVE BGREWRITEAOF MIGRATE MOVE SWAPDB SORT SORT_RO "
+    b"PUBLISH SPUBLISH SUBSCRIBE CLUSTER FAILOVER SYNC PSYNC MONITOR KEYS SCAN GET AUTH HELLO PING ECHO "
+    b"OBJECT WAIT WAITAOF LATENCY SLOWLOG MEMORY COMMAND INFO DBSIZE LASTSAVE RESET QUIT".split()
+)
+
+
+def command_label(name: bytes) -> str:
+    """A command name for a message: known names as such, anything else described, never quoted."""
+    upper = name.upper()
+    if upper in DATA_COMMANDS or upper in _KNOWN_OTHERS or upper in _SKIPPED or upper == b"SELECT":
+        return upper.decode()
+    return f"an unknown command of {len(name)} bytes"
 
 
 @dataclass
@@ -80,7 +95,7 @@ class Command:
 
     def where(self, path: Path) -> str:
         """``path: command N at byte X (NAME)``."""
-        return f"{path}: command {self.number} at byte {self.offset} ({self.name.decode(errors='replace')})"
+        return f"{path}: command {self.number} at byte {self.offset} ({command_label(self.name)})"
 
 
 def export(
@@ -201,7 +216,7 @@ def _check_command(path: Path, cmd: Command) -> None:
     keys = DATA_COMMANDS.get(name)
     if keys is None:
         raise InputError(
-            f"{cmd.where(path)}: {name.decode(errors='replace')} is not a data command, import does not replay it; "
+            f"{cmd.where(path)}: {command_label(name)} is not a data command, import does not replay it; "
             "nothing was applied",
             hint=_HINT,
         )
@@ -345,10 +360,17 @@ def _read_header(path: Path, handle: io.BufferedReader, marker: bytes, what: str
     if not line.endswith(b"\r\n"):
         if len(line) < _MAX_LINE and line[:1] == marker and line[1:].strip().isdigit():
             raise _truncated(path)
-        raise _not_resp(path, offset, f"{line[:20]!r} where {what} was expected")
+        raise _not_resp(path, offset, f"{_describe(line, marker)} where {what} was expected")
     if line[:1] != marker or not line[1:-2].isdigit():
-        raise _not_resp(path, offset, f"{line[:20]!r} where {what} was expected")
+        raise _not_resp(path, offset, f"{_describe(line, marker)} where {what} was expected")
     return int(line[1:-2])
+
+
+def _describe(line: bytes, marker: bytes) -> str:
+    """What is wrong with a header line, never quoting it (an AOF can be any file, a secret one too)."""
+    if line[:1] != marker:
+        return f"byte {line[0]:#04x}"
+    return f"{marker.decode()} followed by {len(line) - 1} bytes that are not a length"
 
 
 def _not_resp(path: Path, offset: int, found: str) -> InputError:
@@ -371,6 +393,7 @@ def _aof_files(path: Path) -> list[tuple[str, Path]]:
     manifests = sorted(path.glob("*.manifest")) if path.is_dir() else []
     if not manifests:
         raise InputError(f"{path} is neither an AOF file nor an AOF directory with a manifest", hint="check the path")
+    _check_member(path, manifests[0])
     files = []
     for number, line in enumerate(manifests[0].read_text(errors="replace").splitlines(), 1):
         words = line.split()
@@ -378,5 +401,22 @@ def _aof_files(path: Path) -> list[tuple[str, Path]]:
         name = Path(fields.get("file", ""))
         if not fields.get("file") or name.is_absolute() or ".." in name.parts or len(name.parts) != 1:
             raise InputError(f"{manifests[0]}:{number}: not a manifest line naming a file", hint="check the manifest")
+        _check_member(path, path / name)
         files.append(("rdb" if name.suffix == ".rdb" else "aof", path / name))
     return files
+
+
+def _check_member(directory: Path, member: Path) -> None:
+    """Refuse a member of an AOF directory that is a link or leads outside it (a link to a secret file)."""
+    if member.is_symlink():
+        raise InputError(
+            f"{member} is a symbolic link: an AOF directory must hold its files, not links; nothing was applied",
+            hint="copy the AOF directory with its files (cp -rL), not links",
+        )
+    if member.exists() and not member.is_file():
+        raise InputError(f"{member} is not a regular file; nothing was applied", hint="check the AOF directory")
+    if member.exists() and not member.resolve().is_relative_to(directory.resolve()):
+        raise InputError(
+            f"{member} leads outside the AOF directory {directory}; nothing was applied",
+            hint="copy the AOF directory with its files (cp -rL), not links",
+        )

@@ -131,8 +131,10 @@ _HINT = "each line is one key as 'reproducer export' writes it (see 'reproducer 
 def _entry(line: str) -> Entry:
     try:
         data = json.loads(line)
-    except ValueError as exc:
-        raise _Bad(f"not a reproducer JSONL line (not JSON: {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise _Bad(f"not a reproducer JSONL line (not JSON: {exc.msg} at character {exc.pos})") from None
+    except (ValueError, RecursionError):
+        raise _Bad("not a reproducer JSONL line (not JSON a reader accepts: too deep or a number too long)") from None
     if not isinstance(data, dict):
         raise _Bad(f"not a reproducer JSONL line (not a JSON object but a {type(data).__name__})")
     b64 = data.get("b64", False)
@@ -141,20 +143,31 @@ def _entry(line: str) -> Entry:
     decode = _from_b64 if b64 else _from_text
     kind = data.get("type")
     if kind not in rebuild.TYPES:
-        raise _Bad(f"unknown type {kind!r} (one of {', '.join(rebuild.TYPES)})")
+        raise _Bad(f"unknown type, {_what(kind)} (one of {', '.join(rebuild.TYPES)})")
     db: Any = data.get("db")
     if not _is_int(db) or not 0 <= db < 10_000:
-        raise _Bad(f"db must be a database number from 0, not {db!r}")
+        raise _Bad(f"db must be a database number from 0 to 9999, not {_what(db)}")
     if not isinstance(data.get("key"), str):
         raise _Bad("key must be a string")
     expire = data.get("expire_at_ms")
     if expire is not None and not _is_int(expire):
-        raise _Bad(f"expire_at_ms must be an integer (ms since the epoch) or null, not {expire!r}")
+        raise _Bad(f"expire_at_ms must be an integer (ms since the epoch) or null, not {_what(expire)}")
     value = _VALUES[kind](data.get("value"), decode)
     key = decode(data["key"])
     if kind == "stream":
         return Entry(db, key, rebuild.Value(kind, value["entries"], value["meta"]), expire)
     return Entry(db, key, rebuild.Value(kind, value), expire)
+
+
+def _what(value: Any) -> str:
+    """A value of the file described without quoting it (the file may be anyone's, even a secret one)."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite number"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number out of range" if _is_int(value) else "a fractional number"
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def _is_int(value: Any) -> bool:
@@ -176,7 +189,7 @@ def _from_b64(value: Any) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (ValueError, binascii.Error):
-        raise _Bad(f"bad base64 {value[:20]!r}") from None
+        raise _Bad(f"bad base64 ({_what(value)} with characters outside the base64 alphabet)") from None
 
 
 Decode = Callable[[Any], bytes]
@@ -205,7 +218,7 @@ def _zset(value: Any, decode: Decode) -> list[list[Any]]:
         raise _Bad("a zset value must be a list of [member, score] pairs")
     for _member, score in value:
         if not isinstance(score, int | float) or isinstance(score, bool) or math.isnan(score):
-            raise _Bad(f"a zset score must be a number, not {score!r}")
+            raise _Bad(f"a zset score must be a number, not {_what(score)}")
     return [[decode(m), float(s)] for m, s in value]
 
 
