@@ -18,6 +18,7 @@ host, the task and the message. Only ``cli.py`` prints.
 
 from __future__ import annotations
 
+import binascii
 import difflib
 import os
 import re
@@ -158,10 +159,30 @@ def progress_line(event: Mapping[str, Any]) -> str | None:
 
 def write_vault(path: Path, values: Mapping[str, Any], password: str) -> None:
     """Encrypt ``values`` (unsafe-tagged YAML) with Ansible Vault into ``path``; only ciphertext reaches the disk."""
-    from ansible.parsing.vault import VaultLib, VaultSecret  # type: ignore[import-untyped]
+    _write_private(path, vault_encrypt(ansible_yaml(dict(values)).encode(), password))
 
-    vault = VaultLib([("default", VaultSecret(password.encode()))])
-    _write_private(path, vault.encrypt(ansible_yaml(dict(values))))
+
+def vault_encrypt(plaintext: bytes, password: str) -> bytes:
+    """Ansible Vault 1.1 (AES256) of ``plaintext``, as ``ansible-vault encrypt`` writes it.
+
+    Written here with ``cryptography`` (which ansible-core itself uses) because importing ansible in this process
+    creates ``~/.ansible/tmp`` in the user's home.
+    """
+    from cryptography.hazmat.primitives import hashes, hmac, padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    salt = os.urandom(32)
+    derived = PBKDF2HMAC(hashes.SHA256(), length=80, salt=salt, iterations=10000).derive(password.encode())
+    cipher_key, hmac_key, counter = derived[:32], derived[32:64], derived[64:]
+    padder = padding.PKCS7(algorithms.AES.block_size).padder()
+    encryptor = Cipher(algorithms.AES(cipher_key), modes.CTR(counter)).encryptor()
+    ciphertext = encryptor.update(padder.update(plaintext) + padder.finalize()) + encryptor.finalize()
+    signer = hmac.HMAC(hmac_key, hashes.SHA256())
+    signer.update(ciphertext)
+    body = binascii.hexlify(b"\n".join(binascii.hexlify(part) for part in (salt, signer.finalize(), ciphertext)))
+    lines = [body[i : i + 80] for i in range(0, len(body), 80)]
+    return b"\n".join([b"$ANSIBLE_VAULT;1.1;AES256", *lines]) + b"\n"
 
 
 def write_vars(path: Path, values: Mapping[str, Any]) -> None:
@@ -200,7 +221,7 @@ def run_playbook(
     vars_file = private_data_dir / VARS_FILE
     write_vars(vars_file, extravars or {})
     inventory_file = private_data_dir / INVENTORY_FILE
-    write_vars(inventory_file, inventory)
+    write_vars(inventory_file, _local_temp_in(inventory, private_data_dir / "tmp"))
     secrets_file, passwords = None, {}
     if secret_vars:
         password = secrets.token_urlsafe(32)
@@ -231,8 +252,9 @@ def run_playbook(
             envvars={
                 "PATH": _path_with_ansible(),
                 "ANSIBLE_NOCOLOR": "1",
-                # Ansible's controller-side temporary files stay in the run's private directory.
+                # Ansible's controller-side files (temp, ~/.ansible) stay in the run's private directory.
                 "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
+                "ANSIBLE_HOME": str(private_data_dir / "ansible-home"),
             },
             rotate_artifacts=5,
         )
@@ -313,6 +335,26 @@ class _Cancellation:
         if callable(handler):
             handler(self.signum, None)
         raise Interrupted(self.signum)
+
+
+def _local_temp_in(inventory: Mapping[str, Any], temp: Path) -> Mapping[str, Any]:
+    """``inventory`` with ``ansible_remote_tmp`` set to ``temp`` on hosts reached by the local connection.
+
+    Their "remote" temporary directory is otherwise ``~/.ansible/tmp`` in the user's own home.
+    """
+    groups = {}
+    for name, group in inventory.items():
+        hosts = group.get("hosts") if isinstance(group, Mapping) else None
+        if not isinstance(hosts, Mapping):
+            groups[name] = group
+            continue
+        local = {
+            host: {"ansible_remote_tmp": str(temp), **settings}
+            for host, settings in hosts.items()
+            if isinstance(settings, Mapping) and settings.get("ansible_connection") == "local"
+        }
+        groups[name] = {**group, "hosts": {**hosts, **local}}
+    return groups
 
 
 def _path_with_ansible() -> str:

@@ -328,3 +328,29 @@ def test_acl_changes_reach_a_running_server_and_a_check_changes_nothing(local_in
     client = valkey.Valkey(port=port, password=passwords["default"], decode_responses=True)
     assert sorted(client.acl_users()) == ["default", "other"]
     assert valkey.Valkey(port=port, username="other", password="o-pw").get("o:1") is None
+
+
+def test_ansible_writes_nothing_in_the_users_home(templated, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    run_playbook(
+        templated,
+        INVENTORY,
+        private_data_dir=tmp_path / "run",
+        extravars={"out_dir": str(tmp_path / "out"), "value": "v", "nested": {"list": ["v"]}},
+        secret_vars={"valkey_user_passwords": {"app": "pw"}},
+    )
+    assert (tmp_path / "out" / "value.txt").read_text() == "v\n"
+    assert list(home.iterdir()) == []
+
+
+@pytest.mark.parametrize("plaintext", [b"", b"a", b"x" * 16, "valkey_user_passwords: {app: 'pw é'}\n".encode() * 50])
+def test_the_vault_is_one_ansible_reads(plaintext):
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    from reproducer.run.ansible import vault_encrypt
+
+    vaulted = vault_encrypt(plaintext, "one-time")
+    assert vaulted.startswith(b"$ANSIBLE_VAULT;1.1;AES256\n") and b"valkey_user" not in vaulted
+    assert VaultLib([("default", VaultSecret(b"one-time"))]).decrypt(vaulted) == plaintext
