@@ -417,6 +417,7 @@ def apply_local(request: LocalApplyRequest, progress: Progress = _quiet) -> Loca
     spec, _target, rendered = _render_in_memory(request.render)
     options = RenderOptions(shards=request.render.shards, replicas=request.render.replicas, name=request.render.name)
     variables = ansible_vars(base_context(spec, options), request.base_port)
+    _check_local_ports(variables, request.base_port)
     out = request.render.out.resolve()
     instances_dir = request.data_dir or local_data_dir(out)
     variables["valkey_base_dir"] = str(instances_dir)
@@ -558,20 +559,67 @@ def _selfmanaged_check(request: PlanRequest, progress: Progress) -> AnsibleCheck
 
 
 def _deployed_base_port(deployment: Path) -> int:
-    """The first port of the instances ``apply`` recorded in ``ansible/deployment.yml`` (checked: it may be edited)."""
+    """The first port of the instances ``apply`` recorded in ``ansible/deployment.yml``.
+
+    The file may come from a pull request: every port and directory in it is checked before anything runs.
+    """
     import yaml
 
     try:
-        port = yaml.safe_load(deployment.read_text(encoding="utf-8"))["valkey_instances"][0]["port"]
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"port {port!r}")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, LookupError, TypeError, ValueError) as error:
+        return _checked_deployment(yaml.safe_load(deployment.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = type(error).__name__
+    except ValueError as error:
+        reason = str(error)
+    raise InputError(
+        f"{deployment} does not say where the local target runs ({reason})",
+        hint="'reproducer apply --target local' writes it: apply again, or remove the file to plan without the "
+        "Ansible check",
+    )
+
+
+def _checked_deployment(data: Any) -> int:
+    """The base port of a deployment record; ValueError naming the first field that is not a port or a directory."""
+    instances = data.get("valkey_instances") if isinstance(data, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise ValueError("valkey_instances is not a non-empty list")
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise ValueError(f"valkey_instances[{index}] is not a mapping")
+        _check_port(instance.get("port"), f"valkey_instances[{index}].port")
+        if "primary_port" in instance:
+            _check_port(instance["primary_port"], f"valkey_instances[{index}].primary_port")
+    sentinels = data.get("valkey_sentinel_ports", [])
+    if not isinstance(sentinels, list):
+        raise ValueError("valkey_sentinel_ports is not a list")
+    for index, port in enumerate(sentinels):
+        _check_port(port, f"valkey_sentinel_ports[{index}]")
+    if "valkey_base_dir" in data:
+        _check_directory(data["valkey_base_dir"], "valkey_base_dir")
+    base_port: int = instances[0]["port"]
+    return base_port
+
+
+def _check_port(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"{name} is not a port number (1-65535)")
+
+
+def _check_directory(value: Any, name: str) -> None:
+    if not isinstance(value, str) or not PurePosixPath(value).is_absolute():
+        raise ValueError(f"{name} is not an absolute path")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError(f"{name} holds a control character")
+
+
+def _check_local_ports(variables: dict[str, Any], base_port: int) -> None:
+    """Refuse a base port that puts an instance or a Sentinel outside 1-65535 (before Ansible runs)."""
+    ports = [i["port"] for i in variables["valkey_instances"]] + list(variables["valkey_sentinel_ports"])
+    if ports and not 1 <= min(ports) <= max(ports) <= 65535:
         raise InputError(
-            f"{deployment} does not say where the local target runs ({type(error).__name__})",
-            hint="'reproducer apply --target local' writes it: apply again, or remove the file to plan without the "
-            "Ansible check",
-        ) from None
-    return port
+            f"base port {base_port} puts the local instances on ports {min(ports)}-{max(ports)}, beyond 1-65535",
+            hint="use a lower base port (a plan reads it from the committed ansible/deployment.yml)",
+        )
 
 
 def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:
