@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reproducer.data.formats.scratch import ScratchServer
+from reproducer.errors import InputError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,16 @@ def test_scratch_server_gets_an_allow_listed_environment(secret_env):
     with ScratchServer():
         env = environ_seen(secret_env)
     assert "PATH" in env and not {"SRC_PW", "DATABASE_URL"} & set(env), sorted(env)
+
+
+def test_rdb_the_server_cannot_load_is_refused_with_the_reason_never_the_key(tmp_path):
+    """valkey-server's RDB check names the key it was reading: the message gives the offset and reason only."""
+    key = f"TOKEN={SECRET}".encode()
+    body = b"REDIS0011\xfe\x00\x02" + bytes([len(key)]) + key + b"\x05\x01\x01a"  # a set cut short
+    path = tmp_path / "dump.rdb"
+    path.write_bytes(body + b"\xff" + b"\0" * 8)  # checksum 0: not checked, the server finds the damage
+    with pytest.raises(InputError) as error:
+        ScratchServer(path)
+    message = str(error.value)
+    assert "offset 38" in message and "Unexpected EOF" in message, message
+    assert not [needle for needle in NEEDLES if needle in message], message

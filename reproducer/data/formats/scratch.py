@@ -31,6 +31,7 @@ from reproducer.procs import child_env, stop_pid
 
 _PR_SET_PDEATHSIG = 1
 _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [#*.-] ")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _START_TIMEOUT = 600.0
 # Runs in the watchdog process: wait for the parent's pipe to close, then make sure the server is gone
 # and remove its directory.
@@ -59,6 +60,15 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _reason_lines(log: list[str]) -> list[str]:
+    """The lines of a server log that say why it stopped, with quoted text (key names of the file) removed."""
+    lines = [_QUOTED.sub("'…'", _LOG_PREFIX.sub("", line)) for line in log if line.strip()]
+    for number, line in enumerate(lines):
+        if "RDB ERROR DETECTED" in line:  # the RDB check that follows a failed load: its first findings
+            return [found for found in lines[number + 1 :] if found.startswith(("[offset", "[additional"))][:2]
+    return lines[-3:]
 
 
 def _quote(value: str) -> str:
@@ -152,8 +162,7 @@ class ScratchServer:
 
     def _start_error(self) -> Exception:
         log = (self.directory / "server.log").read_text(errors="replace").splitlines()
-        lines = [_LOG_PREFIX.sub("", line) for line in log if line.strip()]
-        reason = " | ".join(lines[-3:]) or "no message"
+        reason = " | ".join(_reason_lines(log)) or "no message"
         if self.rdb is None:
             return DataError(f"the scratch valkey-server could not start: {reason}", hint="check valkey-server")
         return InputError(
