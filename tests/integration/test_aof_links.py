@@ -156,3 +156,14 @@ def test_rdb_the_server_cannot_load_is_refused_with_the_reason_never_the_key(tmp
     message = str(error.value)
     assert "offset 38" in message and "Unexpected EOF" in message, message
     assert not [needle for needle in NEEDLES if needle in message], message
+
+
+def test_a_server_error_on_replay_never_quotes_the_file(tmp_path):
+    """XGROUP with an unknown subcommand: the server's error quotes it; our message does not."""
+    secret = f"TOKEN={SECRET}".encode()
+    (tmp_path / "data.aof").write_bytes(b"*3\r\n$6\r\nXGROUP\r\n$%d\r\n%s\r\n$1\r\nk\r\n" % (len(secret), secret))
+    with Fleet.start(FleetSpec()) as fleet:
+        stderr = assert_refused_without_echo(
+            cli(tmp_path, "import", "data.aof", f"valkey://127.0.0.1:{fleet.primary.port}")
+        )
+    assert "command 1 at byte 0 (XGROUP) failed" in stderr

@@ -26,12 +26,12 @@ from typing import Any
 
 import valkey
 
+from reproducer.data.formats.redact import without_quoted
 from reproducer.errors import DataError, InputError
 from reproducer.procs import child_env, stop_pid
 
 _PR_SET_PDEATHSIG = 1
 _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [#*.-] ")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _START_TIMEOUT = 600.0
 # Runs in the watchdog process: wait for the parent's pipe to close, then make sure the server is gone
 # and remove its directory.
@@ -64,7 +64,7 @@ def _die_with_parent() -> None:
 
 def _reason_lines(log: list[str]) -> list[str]:
     """The lines of a server log that say why it stopped, with quoted text (key names of the file) removed."""
-    lines = [_QUOTED.sub("'…'", _LOG_PREFIX.sub("", line)) for line in log if line.strip()]
+    lines = [without_quoted(_LOG_PREFIX.sub("", line)) for line in log if line.strip()]
     for number, line in enumerate(lines):
         if "RDB ERROR DETECTED" in line:  # the RDB check that follows a failed load: its first findings
             return [found for found in lines[number + 1 :] if found.startswith(("[offset", "[additional"))][:2]
