@@ -466,8 +466,7 @@ def destroy_local(out: Path, progress: Progress = _quiet) -> None:
     if not local_data_dir(out).exists():
         progress(f"nothing runs from {out}: {local_data_dir(out)} does not exist")
         return
-    scratch = Path(tempfile.mkdtemp(prefix="reproducer-teardown-"))
-    try:
+    with scratch_dir("reproducer-teardown-") as scratch:  # ansible-runner's artifacts: nothing to keep
         run_playbook(
             data_dir("playbooks") / "local-teardown.yml",
             {"all": {"hosts": {"localhost": _local_host()}}},
@@ -475,8 +474,13 @@ def destroy_local(out: Path, progress: Progress = _quiet) -> None:
             extravars={"valkey_base_dir": str(local_data_dir(out))},
             progress=progress,
         )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # ansible-runner's artifacts: nothing to keep
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary directory (mode 0700), removed on every way out of the ``with`` block."""
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as name:
+        yield Path(name)
 
 
 def local_data_dir(out: Path) -> Path:
@@ -542,8 +546,7 @@ def _selfmanaged_check(request: PlanRequest, progress: Progress) -> AnsibleCheck
     from reproducer.gitops.plan import AnsibleCheck
     from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
 
-    scratch = Path(tempfile.mkdtemp(prefix="reproducer-check-"))
-    try:
+    with scratch_dir("reproducer-check-") as scratch:
         check = SelfManagedApplyRequest(
             replace(request.render, out=scratch / "out"),
             request.inventory,
@@ -552,8 +555,6 @@ def _selfmanaged_check(request: PlanRequest, progress: Progress) -> AnsibleCheck
             check=True,
         )
         service = apply_selfmanaged(check, progress)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     where = f"{len(set(service.data_hosts) | set(service.sentinel_hosts))} host(s)"
     return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
 
@@ -632,8 +633,7 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
         return None
     base_port = _deployed_base_port(deployment)
     progress(f"Ansible --check --diff against the instances in {deployed}")
-    scratch = Path(tempfile.mkdtemp(prefix="reproducer-check-"))
-    try:
+    with scratch_dir("reproducer-check-") as scratch:
         check = LocalApplyRequest(
             render=replace(request.render, out=scratch / "out"),
             base_port=base_port,
@@ -642,8 +642,6 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
             data_dir=deployed,
         )
         service = apply_local(check, progress)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return AnsibleCheck(service.changed, service.changed_tasks, service.diff, "this machine")
 
 
@@ -652,16 +650,13 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
     from reproducer.gitops.plan import committed_files, compare_resources
     from reproducer.sandbox.providers import install_mirror
 
-    scratch = Path(tempfile.mkdtemp(prefix="reproducer-plan-"))
-    try:
+    with scratch_dir("reproducer-plan-") as scratch:
         cli_config = install_mirror(scratch / "mirror", list(providers))
         new = _planned_resources(files, scratch / "new", cli_config)
         owned = committed_files(committed).items()
         old_files = {k: p.read_text() for k, p in owned if k.startswith("terraform/") and k.count("/") == 1}
         old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
         return compare_resources(old, new)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> dict[str, Any]:
