@@ -51,6 +51,8 @@ class _FiniteRange(click.FloatRange):
 
 
 POSITIVE = _FiniteRange(min=0.0, min_open=True)
+#: --max-batch-mb is in MiB, like the 64 MiB default of CopyOptions/VerifyOptions.max_batch_bytes.
+MIB = 1024 * 1024
 
 
 def _emit(text: str) -> None:
@@ -526,6 +528,16 @@ def _run_dir_option(func: F) -> F:
     )(func)
 
 
+def _max_batch_mb_option(func: F) -> F:
+    return click.option(
+        "--max-batch-mb",
+        type=click.IntRange(min=1),
+        default=64,
+        show_default=True,
+        help="A batch closes at this many MiB of values (bounds memory with large keys).",
+    )(func)
+
+
 @cli.command("copy", epilog=_ENDPOINT_HELP)
 @click.argument("source")
 @click.argument("target")
@@ -537,6 +549,7 @@ def _run_dir_option(func: F) -> F:
 @click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Keys per batch.")
 @click.option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
 @click.option("--max-mb-per-second", type=POSITIVE, default=None, help="Rate limit in MB/s of DUMP payload.")
+@_max_batch_mb_option
 @_run_dir_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted copy from the run directory's checkpoint.")
 @click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
@@ -557,6 +570,7 @@ def copy_command(
     batch: int,
     max_keys_per_second: float | None,
     max_mb_per_second: float | None,
+    max_batch_mb: int,
     run_dir: Path | None,
     resume: bool,
     then_verify: bool,
@@ -583,6 +597,7 @@ def copy_command(
         max_keys_per_second=max_keys_per_second,
         max_bytes_per_second=max_mb_per_second * 1e6 if max_mb_per_second else None,
         resume=resume,
+        max_batch_bytes=max_batch_mb * MIB,
     )
     _progress(f"run directory: {run}")
     if ovh_service:
@@ -592,7 +607,8 @@ def copy_command(
         result = pipeline.copy_data(source, target, options, run, report, following)
     _print_copy_summary(result)
     if then_verify:
-        _finish_verify(pipeline.verify_data(source, target, VerifyOptions(dbs=dbs or None, match=match), run), False)
+        verify = VerifyOptions(dbs=dbs or None, match=match, max_batch_bytes=max_batch_mb * MIB)
+        _finish_verify(pipeline.verify_data(source, target, verify, run), False)
 
 
 def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: str | None) -> None:
@@ -892,6 +908,7 @@ def _print_job(result: Any, *, target_kept: bool = True) -> None:
     show_default=True,
     help="Allowed TTL difference.",
 )
+@_max_batch_mb_option
 @_run_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout.")
 def verify_command(
@@ -901,6 +918,7 @@ def verify_command(
     match: str | None,
     sample: float | None,
     ttl_tolerance_ms: int,
+    max_batch_mb: int,
     run_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -908,7 +926,13 @@ def verify_command(
 
     Exit 0 when identical, 3 when they differ (the first differing keys are listed).
     """
-    options = VerifyOptions(dbs=dbs or None, match=match, sample=sample, ttl_tolerance_ms=ttl_tolerance_ms)
+    options = VerifyOptions(
+        dbs=dbs or None,
+        match=match,
+        sample=sample,
+        ttl_tolerance_ms=ttl_tolerance_ms,
+        max_batch_bytes=max_batch_mb * MIB,
+    )
     _finish_verify(pipeline.verify_data(source, target, options, run_dir), as_json)
 
 

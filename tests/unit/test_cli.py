@@ -103,6 +103,8 @@ SPEC = "tests/golden/specs/business.yaml"
         ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--db", "-1"],
         ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--ttl-tolerance-ms", "-1"],
         ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--sample", "nan"],
+        ["copy", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--max-batch-mb", "0"],
+        ["verify", "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--max-batch-mb", "-1"],
         ["plan", "--target", "aws", "--spec", SPEC, "--out", "x", "--format", "jsno"],
         ["export", "valkey://127.0.0.1:1", "x.jsonl", "--format", "jsnol"],
     ],
@@ -117,6 +119,33 @@ def test_out_of_range_numbers_and_format_typos_are_usage_errors(argv, tmp_path, 
     assert exit_.value.code == 2, err
     assert "Error: Invalid value" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"], "nothing was written"
+
+
+class _Stop(Exception):
+    """Raised by a spy once it has seen the options a command built."""
+
+
+@pytest.mark.parametrize(("flags", "mib"), [([], 64), (["--max-batch-mb", "3"], 3)])
+def test_max_batch_mb_bounds_the_bytes_of_a_copy_and_a_verify_batch(monkeypatch, capsys, tmp_path, flags, mib):
+    seen = {}
+
+    def spy(name):
+        def record(*args, **_kwargs):
+            seen[name] = next(a for a in args if hasattr(a, "max_batch_bytes"))
+            raise _Stop
+
+        return record
+
+    monkeypatch.setattr(pipeline, "copy_data", spy("copy"))
+    monkeypatch.setattr(pipeline, "verify_data", spy("verify"))
+    urls = ["valkey://127.0.0.1:1", "valkey://127.0.0.1:2"]
+    for command in (["copy", *urls, "--run-dir", str(tmp_path / "run")], ["verify", *urls]):
+        with pytest.raises((SystemExit, _Stop)):
+            cli_module.main([*command, *flags])
+    assert {name: options.max_batch_bytes for name, options in seen.items()} == {
+        "copy": mib * 1024 * 1024,
+        "verify": mib * 1024 * 1024,
+    }
 
 
 def _failing_render(exc: BaseException):
