@@ -167,3 +167,16 @@ def test_a_server_error_on_replay_never_quotes_the_file(tmp_path):
             cli(tmp_path, "import", "data.aof", f"valkey://127.0.0.1:{fleet.primary.port}")
         )
     assert "command 1 at byte 0 (XGROUP) failed" in stderr
+
+
+def test_a_pipeline_error_on_jsonl_import_never_quotes_the_file(tmp_path):
+    """valkey-py names the failed command with its arguments ("Command # 2 (XADD key id ...)"): not in our message."""
+    secret = f"TOKEN={SECRET}"
+    stream = {"entries": [[secret, ["f", "v"]]], "meta": {"last_id": "0-1", "groups": []}}
+    line = {"db": 0, "key": secret, "type": "stream", "expire_at_ms": None, "value": stream}
+    (tmp_path / "data.jsonl").write_text(json.dumps(line) + "\n")
+    with Fleet.start(FleetSpec()) as fleet:
+        stderr = assert_refused_without_echo(
+            cli(tmp_path, "import", "data.jsonl", f"valkey://127.0.0.1:{fleet.primary.port}")
+        )
+    assert "Invalid stream ID" in stderr

@@ -33,7 +33,7 @@ from reproducer.data.formats.entries import (
     conflict_of,
     read_entries,
 )
-from reproducer.data.formats.redact import without_quoted
+from reproducer.data.formats.redact import without_arguments
 from reproducer.data.resp import command
 from reproducer.errors import DataError, InputError, ReproducerError
 
@@ -275,7 +275,7 @@ class _Replay:
                 self._send(cmd)
             except ReproducerError as exc:
                 raise DataError(
-                    f"{cmd.where(path)} failed: {without_quoted(exc.message)}; "
+                    f"{cmd.where(path)} failed: {without_arguments(exc.message)}; "
                     f"{self.sent} of {self.total} commands were applied (the target holds them)",
                     hint=exc.hint or "fix the file or the target, then import again with --replace",
                 ) from None

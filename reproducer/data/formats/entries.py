@@ -17,6 +17,7 @@ from valkey.exceptions import ResponseError
 from reproducer.data import rebuild
 from reproducer.data.copy import source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
+from reproducer.data.formats.redact import unquoted_server_errors
 from reproducer.data.topology import connect, databases, discover
 from reproducer.errors import InputError
 
@@ -187,7 +188,7 @@ class EntryWriter:
         if self.conflict == "skip":
             batch = self._without_existing(batch)
         pipes: dict[int, Any] = {}
-        with valkey_errors(f"writing to {self.name}"):
+        with valkey_errors(f"writing to {self.name}"), unquoted_server_errors():
             for entry, pttl in batch:
                 client = self.client(entry.key, entry.db)
                 pipe = pipes.setdefault(id(client), client.pipeline(transaction=False))
@@ -269,7 +270,7 @@ def _move_group(source: Any, db: int, keys: list[bytes], writer: EntryWriter) ->
         target_pipe, items = pipes.setdefault(id(client), (client.pipeline(transaction=False), []))
         target_pipe.restore(key, max(pttl, 0), payload, replace=writer.conflict == "replace")
         items.append((key, pttl, payload))
-    with valkey_errors(f"writing to {writer.name}"):
+    with valkey_errors(f"writing to {writer.name}"), unquoted_server_errors():
         for target_pipe, items in pipes.values():
             for (key, pttl, _payload), reply in zip(items, target_pipe.execute(raise_on_error=False), strict=True):
                 _count_restore(source, db, key, pttl, reply, writer)
