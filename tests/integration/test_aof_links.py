@@ -86,11 +86,11 @@ def test_aof_dangerous_known_command_is_still_named(tmp_path):
 @pytest.mark.parametrize(
     "line",
     [
-        {"type": f"TOKEN={SECRET}", "key": "k", "value": "v"},
+        {"db": 0, "type": f"TOKEN={SECRET}", "key": "k", "value": "v"},
         {"type": "string", "key": "k", "value": "v", "db": f"TOKEN={SECRET}"},
-        {"type": "string", "key": "k", "value": "v", "expire_at_ms": f"TOKEN={SECRET}"},
-        {"type": "string", "key": "k", "value": f"TOKEN={SECRET}!!", "b64": True},
-        {"type": "zset", "key": "k", "value": [["m", f"TOKEN={SECRET}"]]},
+        {"db": 0, "type": "string", "key": "k", "value": "v", "expire_at_ms": f"TOKEN={SECRET}"},
+        {"db": 0, "type": "string", "key": "k", "value": f"TOKEN={SECRET}!!", "b64": True},
+        {"db": 0, "type": "zset", "key": "k", "value": [["m", f"TOKEN={SECRET}"]]},
     ],
     ids=["type", "db", "expiry", "base64", "score"],
 )
