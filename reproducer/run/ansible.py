@@ -229,12 +229,16 @@ def run_playbook(
         write_vault(secrets_file, secret_vars, password)
         passwords = {VAULT_PROMPT: password}
     events: list[dict[str, Any]] = []
+    callback_errors: list[BaseException] = []
 
     def on_event(event: dict[str, Any]) -> bool:
         events.append(event)
         line = progress_line(event)
-        if line and progress:
-            progress(line)
+        if line and progress and not callback_errors:
+            try:
+                progress(line)
+            except BaseException as exc:  # re-raised once the playbook is stopped
+                callback_errors.append(exc)
         return True
 
     with _Cancellation() as cancellation:
@@ -247,7 +251,7 @@ def run_playbook(
             quiet=True,
             cmdline=cmdline(check=check, diff=diff, secrets_file=secrets_file, vars_file=vars_file),
             event_handler=on_event,
-            cancel_callback=cancellation.requested,
+            cancel_callback=lambda: cancellation.requested() or bool(callback_errors),
             ident=f"{playbook.stem}-{'check' if check else 'apply'}",
             envvars={
                 "PATH": _path_with_ansible(),
@@ -261,7 +265,11 @@ def run_playbook(
         runner.config.env = ansible_environment(runner.config.env)
         runner.config.pexpect_timeout = _CANCEL_POLL
         runner.run()
+        if runner.canceled:
+            _kill_leftover_workers(vars_file)
     cancellation.raise_if_requested()
+    if callback_errors:  # the progress callback failed: the playbook was stopped, its error goes on
+        raise callback_errors[0]
     result = PlaybookResult(
         str(runner.status), int(runner.rc), _changed(runner.stats), failures_from_events(events), events
     )
@@ -335,6 +343,21 @@ class _Cancellation:
         if callable(handler):
             handler(self.signum, None)
         raise Interrupted(self.signum)
+
+
+def _kill_leftover_workers(vars_file: Path) -> None:
+    """Kill the process groups a cancelled playbook left behind, found by this run's vars file in their argv.
+
+    ansible-core's workers start sessions of their own, so ansible-runner's kill of the playbook's process group
+    misses them and the modules they run (a ``sleep`` in a task would outlive the run).
+    """
+    marker = f"@{vars_file}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "cmdline").read_bytes().split(b"\0"):
+                os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def _local_temp_in(inventory: Mapping[str, Any], temp: Path) -> Mapping[str, Any]:

@@ -198,6 +198,8 @@ def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, 
         with pytest.raises(expected):
             run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=on_progress)
         assert started.is_set() and time.monotonic() - begin < 30
+        time.sleep(1)
+        assert not [p for p in Path("/proc").glob("[0-9]*") if _is_sleeper_of(p, tmp_path)]
         assert handlers() == before
     finally:
         signal.signal(signum, previous)
@@ -354,3 +356,29 @@ def test_the_vault_is_one_ansible_reads(plaintext):
     vaulted = vault_encrypt(plaintext, "one-time")
     assert vaulted.startswith(b"$ANSIBLE_VAULT;1.1;AES256\n") and b"valkey_user" not in vaulted
     assert VaultLib([("default", VaultSecret(b"one-time"))]).decrypt(vaulted) == plaintext
+
+
+@pytest.mark.fault(
+    "the progress callback fails during a playbook (a closed pipe)", ends="playbook stopped, error raised"
+)
+def test_a_failing_progress_callback_stops_the_playbook(tmp_path):
+    playbook = tmp_path / "sleepy.yml"
+    playbook.write_text(SLEEPY)
+
+    def broken_pipe(line: str) -> None:
+        if "sleep for a long time" in line:
+            raise BrokenPipeError("stdout closed")
+
+    begin = time.monotonic()
+    with pytest.raises(BrokenPipeError):
+        run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=broken_pipe)
+    assert time.monotonic() - begin < 30
+    time.sleep(1)
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _is_sleeper_of(p, tmp_path)]
+
+
+def _is_sleeper_of(proc: Path, tmp_path: Path) -> bool:
+    try:
+        return b"ansible-playbook" in (proc / "cmdline").read_bytes() and str(tmp_path) in os.readlink(proc / "cwd")
+    except OSError:
+        return False
