@@ -112,3 +112,44 @@ def test_plan_runs_the_playbook_in_check_mode_against_the_deployed_target(local,
     assert not [p for p in service.passwords.values() if p in comment + report.ansible.diff]
     client = valkey.Valkey(port=service.ports[0], username="default", password=service.passwords["default"])
     assert client.config_get("timeout")["timeout"] == "300", "a check changes nothing"
+
+
+def _spec_with_timeout(tmp_path: Path, seconds: str) -> Path:
+    import yaml
+
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["configuration"] = [
+        {**item, "value": seconds} if item["valkey_name"] == "timeout" else item for item in spec["configuration"]
+    ]
+    path = tmp_path / f"timeout-{seconds}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_changed_setting_restarts_only_valkey_processes_of_the_deployment(tmp_path):
+    """The restart after a configuration change signals the pid in the pidfile only when it is this deployment's."""
+    import subprocess
+
+    out, base = tmp_path / "out", free_port_range(1)
+
+    def apply(seconds: str, passwords: dict[str, str] | None = None) -> pipeline.LocalService:
+        render = pipeline.RenderRequest(spec=_spec_with_timeout(tmp_path, seconds), target="local", out=out, replicas=0)
+        return pipeline.apply_local(pipeline.LocalApplyRequest(render=render, base_port=base, passwords=passwords))
+
+    service = apply("300")
+    try:
+        admin = valkey.Valkey(port=base, username="default", password=service.passwords["default"])
+        apply("600", service.passwords)
+        assert admin.config_get("timeout") == {"timeout": "600"}
+        pidfile = service.data_dir / f"valkey-{base}" / "valkey.pid"
+        real = pidfile.read_text()
+        bystander = subprocess.Popen(["sleep", "60"])
+        try:
+            pidfile.write_text(f"{bystander.pid}\n")
+            apply("900", service.passwords)  # the pidfile names no valkey of this deployment: nothing is signalled
+            assert bystander.poll() is None, "a process that is not this deployment's valkey was signalled"
+        finally:
+            bystander.kill()
+            pidfile.write_text(real)
+    finally:
+        pipeline.destroy_local(out)
