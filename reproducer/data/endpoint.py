@@ -314,7 +314,25 @@ def valkey_errors(what: str) -> Iterator[None]:
             retryable=True,
         ) from None
     except valkey.exceptions.ValkeyError as exc:
-        raise DataError(f"{what}: {exc}") from None
+        raise DataError(f"{what}: {without_arguments(str(exc))}") from None
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+#: how valkey-py names the failed command of a pipeline, with all its arguments
+_PIPELINE_COMMAND = re.compile(r"Command # (\d+) \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def without_quoted(text: str) -> str:
+    """``text`` (a server's error or log line) with every quoted part replaced by ``'…'``."""
+    return _QUOTED.sub("'…'", text)
+
+
+def without_arguments(text: str) -> str:
+    """A server error without the data it was about: no command arguments (valkey-py's pipeline errors), no quotes.
+
+    Keys and values are the user's data (or, for an import, a file's bytes): messages never quote them.
+    """
+    return without_quoted(_PIPELINE_COMMAND.sub(r"command \1 of the batch: ", text))
 
 
 def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:

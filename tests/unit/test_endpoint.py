@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reproducer.data.endpoint import parse_endpoint, redact_url
-from reproducer.errors import InputError
+from reproducer.errors import DataError, InputError
 
 
 def test_standalone_tls_with_user_db_and_password_from_env():
@@ -169,3 +169,17 @@ def test_a_secret_in_credential_places_never_reaches_a_message(url, userinfo, pa
 def test_numbers_in_other_scripts_are_not_ports_or_databases(url):
     with pytest.raises(InputError, match="port|number"):
         parse_endpoint(url, environ={})
+
+
+def test_a_server_error_never_quotes_the_data_it_was_about():
+    import valkey
+
+    from reproducer.data.endpoint import valkey_errors
+
+    failure = valkey.exceptions.ResponseError(
+        "Command # 2 (RESTORE session:TOKEN=s3cr3t 0 b'\\x00payload') of pipeline caused error: "
+        "unknown subcommand 'TOKEN=s3cr3t'"
+    )
+    with pytest.raises(DataError) as caught, valkey_errors("copying db 0"):
+        raise failure
+    assert "s3cr3t" not in caught.value.message and "command 2 of the batch" in caught.value.message

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 from valkey.exceptions import ResponseError
 
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-#: how valkey-py names the failed command of a pipeline, with all its arguments
-_PIPELINE_COMMAND = re.compile(r"Command # (\d+) \(.*\) of pipeline caused error: ", re.DOTALL)
+from reproducer.data.endpoint import without_arguments, without_quoted
 
-
-def without_quoted(text: str) -> str:
-    """``text`` (a server's error or log line about the file) with every quoted part replaced by ``'…'``."""
-    return _QUOTED.sub("'…'", text)
-
-
-def without_arguments(text: str) -> str:
-    """A server error without the file's content: no command arguments (valkey-py's pipeline errors), no quotes."""
-    return without_quoted(_PIPELINE_COMMAND.sub(r"command \1 of the batch: ", text))
+__all__ = ["unquoted_server_errors", "without_arguments", "without_quoted"]
 
 
 @contextlib.contextmanager
