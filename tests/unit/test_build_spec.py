@@ -64,7 +64,13 @@ def test_features_carry_reversibility_categories(spec):
 def test_essential_single_node_is_standalone():
     service = {**RECORDED["service"], "plan": "essential", "nodes": RECORDED["service"]["nodes"][:1]}
     spec = build_spec(
-        project="0123456789abcdef0123456789abcdef", service=service, nodes=[], users=[], advanced={}, network=None, flavor_memory={"db1-7": 7}
+        project="0123456789abcdef0123456789abcdef",
+        service=service,
+        nodes=[],
+        users=[],
+        advanced={},
+        network=None,
+        flavor_memory={"db1-7": 7},
     )
     assert (spec.topology.mode, spec.topology.replicas_per_shard) == ("standalone", 0)
     assert spec.plan.memory_source.startswith("OVH API")
