@@ -105,6 +105,17 @@ def info_field(text: str, name: str) -> str:
     return match.group(1).strip()
 
 
+def tls_hostvars(hosts: TestHosts, tls: Path) -> dict[str, dict[str, Any]]:
+    """Each host's certificate and key files in ``tls``, as inventory host variables.
+
+    ``--vars`` are plain text (never templated), so per-host paths live in the inventory.
+    """
+    return {
+        h.name: {"valkey_tls_cert_file": f"{tls}/{h.name}.crt", "valkey_tls_key_file": f"{tls}/{h.name}.key"}
+        for h in hosts.hosts
+    }
+
+
 def selfmanaged_vars(tls: Path, cidrs: list[str]) -> dict[str, Any]:
     """Extra variables for a rendered selfmanaged output on the test hosts: no apt, a test CA, ``cidrs`` allowed."""
     return {
@@ -112,8 +123,6 @@ def selfmanaged_vars(tls: Path, cidrs: list[str]) -> dict[str, Any]:
         "valkey_tls_generate": True,
         "valkey_tls_generate_dir": str(tls),
         "valkey_tls_ca_file": str(tls / "ca.crt"),
-        "valkey_tls_cert_file": f"{tls}/{{{{ inventory_hostname }}}}.crt",
-        "valkey_tls_key_file": f"{tls}/{{{{ inventory_hostname }}}}.key",
         "valkey_allowlist_persist": False,
         "valkey_allowlist_cidrs": cidrs,
     }

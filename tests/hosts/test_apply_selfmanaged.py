@@ -20,7 +20,7 @@ import valkey
 import yaml
 
 from tests.golden.regen import HERE
-from tests.hosts.conftest import selfmanaged_vars
+from tests.hosts.conftest import selfmanaged_vars, tls_hostvars
 from tests.hosts.testhosts import TestHosts
 
 SPEC = HERE / "specs" / "business.yaml"
@@ -35,9 +35,10 @@ def reproducer(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 @pytest.mark.timeout(300)
 def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: TestHosts, tmp_path: Path) -> None:
-    inventory = hosts.inventory({"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]})
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     tls = tmp_path / "tls"
+    groups = {"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]}
+    inventory = hosts.inventory(groups, tls_hostvars(hosts, tls))
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     # the spec's CIDRs plus this machine, as a migration host would be added
     cidrs = ["10.0.0.0/24", "192.0.2.10/32", "203.0.113.0/24", f"{hosts.bridge_ip}/32"]
     extra = selfmanaged_vars(tls, cidrs)
@@ -77,7 +78,7 @@ def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: T
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(spec))
     changed = reproducer(*plan_args, "--spec", str(tmp_path / "changed.yaml"), env=env)
     assert changed.returncode == 2, changed.stderr[-3000:]
-    assert "Ansible tasks (--check, 3 host(s))" in changed.stdout and "+timeout 600" in changed.stdout
+    assert "Ansible tasks (--check, 3 host(s))" in changed.stdout and '+timeout "600"' in changed.stdout
     assert replica.config_get("timeout")["timeout"] == "300", "plan changed nothing on the hosts"
 
     written = [p for p in out.rglob("*") if p.is_file()]

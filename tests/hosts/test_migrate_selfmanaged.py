@@ -18,7 +18,7 @@ import yaml
 from reproducer import pipeline
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox.seed import load_dataset
-from tests.hosts.conftest import selfmanaged_vars
+from tests.hosts.conftest import selfmanaged_vars, tls_hostvars
 from tests.hosts.testhosts import TestHosts
 from tests.integration.conftest import api_server, seeded  # noqa: F401 (fixtures)
 from tests.integration.test_migrate import leftovers, service_fleet
@@ -35,7 +35,7 @@ def test_migrate_from_the_sandbox_onto_selfmanaged_hosts(hosts: TestHosts, api_s
     tls = tmp_path / "tls"
     inventory, variables = tmp_path / "inventory.yml", tmp_path / "vars.yml"
     groups = {"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]}
-    inventory.write_text(yaml.safe_dump(hosts.inventory(groups)))
+    inventory.write_text(yaml.safe_dump(hosts.inventory(groups, tls_hostvars(hosts, tls))))
     variables.write_text(yaml.safe_dump(selfmanaged_vars(tls, [f"{hosts.bridge_ip}/32"])))
     passwords = {name: secrets.token_urlsafe(16) for name in USERS}
     run_dir = tmp_path / "run"
