@@ -72,14 +72,15 @@ def render_report(results: list[dict[str, Any]]) -> str:
         "| fault | result | keys lost | test |",
         "|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['description']} | {r['outcome']} | {lost[r['ends']] if r['outcome'] == 'passed' else '—'} "
-        f"| `{r['name']}` |"
-        for r in faults
-    ]
+    lines += [f"| {r['description']} | {r['outcome']} | {_lost(lost, r)} | `{r['name']}` |" for r in faults]
     lines += ["", "## Bad inputs", "", "| case | exit code | message | result |", "|---|---|---|---|"]
     lines += [
         f"| {r.get('description', r['name'])} | {r.get('exit_code', '')} | {r.get('message', '')} | {r['outcome']} |"
         for r in bad
     ]
     return "\n".join(lines) + "\n"
+
+
+def _lost(lost: dict[str, str], result: dict[str, Any]) -> str:
+    """The keys-lost column: a known ending's sentence, a test's own words, or a dash when it failed."""
+    return lost.get(result["ends"], result["ends"]) if result["outcome"] == "passed" else "—"
