@@ -72,11 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--mb", type=int, default=50, help="MB (10^6 B) per value")
+    parser.add_argument("--margin", type=float, default=MARGIN, help="free memory asked for, as a share of the data")
     args = parser.parse_args()
     size = args.mb * 1000 * 1000
-    needed = int(2 * args.keys * size * MARGIN)
+    needed = int(2 * args.keys * size * args.margin)
     if needed > available_bytes():
-        fits = int(available_bytes() / (2 * size * MARGIN))
+        fits = int(available_bytes() / (2 * size * args.margin))
         raise SystemExit(
             f"{args.keys} x {args.mb} MB needs about {needed / 1e9:.1f} GB free for both servers, "
             f"{available_bytes() / 1e9:.1f} GB are available: run with --keys {fits} or fewer"
