@@ -1,27 +1,65 @@
-"""Target providers: one module each, registered here (imported lazily)."""
+"""Target providers: one module each, registered here (imported lazily).
+
+This table is the one place a target is named. The CLI's choices and help, ``plan``, the schema subsets,
+``make golden`` and the parametrised tests all read it (see "Adding a target" in docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import import_module
+from typing import Literal
 
 from reproducer.errors import InputError
 from reproducer.targets.base import Target
 
-#: target name → "module:class"
-TARGETS: dict[str, str] = {
-    "aiven": "reproducer.targets.aiven:AivenTarget",
-    "aws": "reproducer.targets.aws:AwsTarget",
-    "gcp": "reproducer.targets.gcp:GcpTarget",
-    "local": "reproducer.targets.local:LocalTarget",
-    "ovh": "reproducer.targets.ovh:OvhTarget",
-    "selfmanaged": "reproducer.targets.selfmanaged:SelfManagedTarget",
+#: How reproducer stands a target up: ``local`` processes on this machine, ``hosts`` over SSH with Ansible,
+#: or ``None`` when it only renders (the user applies the Terraform).
+Applier = Literal["local", "hosts"]
+
+
+@dataclass(frozen=True)
+class TargetEntry:
+    """One registered target.
+
+    Attributes:
+        name: what ``--target`` takes.
+        implementation: ``"module:Class"`` of its :class:`~reproducer.targets.base.Target`.
+        applier: how ``apply``/``migrate`` stand it up, or ``None`` for render-only targets.
+    """
+
+    name: str
+    implementation: str
+    applier: Applier | None = None
+
+
+TARGETS: dict[str, TargetEntry] = {
+    entry.name: entry
+    for entry in (
+        TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget"),
+        TargetEntry("aws", "reproducer.targets.aws:AwsTarget"),
+        TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget"),
+        TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
+        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget"),
+        TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
+    )
 }
+
+
+def target_names(*, applicable: bool = False) -> tuple[str, ...]:
+    """Registered target names, sorted; with ``applicable`` only those reproducer can stand up itself."""
+    return tuple(sorted(name for name, entry in TARGETS.items() if entry.applier or not applicable))
+
+
+def target_entry(name: str) -> TargetEntry:
+    """The registry entry called ``name``, or an InputError listing the known ones."""
+    if name not in TARGETS:
+        raise InputError(f"unknown target {name!r}", hint=f"use one of {', '.join(target_names())}")
+    return TARGETS[name]
 
 
 def get_target(name: str) -> Target:
     """The target called ``name``, or an InputError listing the known ones."""
-    if name not in TARGETS:
-        raise InputError(f"unknown target {name!r}", hint=f"use one of {', '.join(sorted(TARGETS))}")
-    module, _, cls = TARGETS[name].partition(":")
+    module, _, cls = target_entry(name).implementation.partition(":")
     target: Target = getattr(import_module(module), cls)()
     return target
