@@ -1,16 +1,10 @@
 """One URL form for every Valkey/Redis endpoint, and connections made from it.
 
-Forms::
-
-    valkey://[user@]host:port[/db]             plain TCP (redis:// accepted)
-    valkeys://[user@]host:port[/db]            TLS (rediss:// accepted)
-    valkey+sentinel://h1:p1,h2:p2/<primary>    ask Sentinels for the current primary (valkeys+sentinel:// for TLS)
-    valkey+cluster://seed1:p1,seed2:p2         cluster mode (valkeys+cluster:// for TLS)
-
-Query parameters: ``password_env=VAR`` or ``password_file=PATH`` (the password itself never appears in a URL,
-argv or a log), ``ca=PATH``, ``cert=PATH``, ``key=PATH`` (client certificate), ``insecure=1`` (no
-certificate verification: explicit only), ``sentinel_tls=0|1``. Cluster mode is also detected on a plain
-URL when the server reports ``cluster_enabled:1``.
+:data:`SCHEMES` is the registry of URL schemes (one line each: the kind of deployment reached, TLS or not, the
+form and what it is for); :func:`describe_schemes` is its text for help screens. ``redis`` spellings are
+accepted everywhere a ``valkey`` one is. Query parameters are listed in :data:`OPTIONS`; the password itself
+never appears in a URL, argv or a log. Cluster mode is also detected on a plain URL when the server reports
+``cluster_enabled:1``.
 """
 
 from __future__ import annotations
@@ -20,7 +14,7 @@ import os
 import re
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -28,21 +22,70 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from reproducer.errors import DataAuthError, DataError, InputError, SourceError
 
 Kind = Literal["standalone", "sentinel", "cluster"]
-_SCHEMES: dict[str, tuple[Kind, bool]] = {
-    "valkey": ("standalone", False),
-    "redis": ("standalone", False),
-    "valkeys": ("standalone", True),
-    "rediss": ("standalone", True),
-    "valkey+sentinel": ("sentinel", False),
-    "redis+sentinel": ("sentinel", False),
-    "valkeys+sentinel": ("sentinel", True),
-    "rediss+sentinel": ("sentinel", True),
-    "valkey+cluster": ("cluster", False),
-    "redis+cluster": ("cluster", False),
-    "valkeys+cluster": ("cluster", True),
-    "rediss+cluster": ("cluster", True),
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One endpoint URL scheme: what it reaches, whether it speaks TLS, how its URL is written."""
+
+    kind: Kind
+    tls: bool
+    form: str
+    description: str
+    alias_of: str | None = None
+
+
+def _with_aliases(*schemes: tuple[str, Scheme]) -> dict[str, Scheme]:
+    """The schemes, each followed by its ``redis`` spelling (same kind and TLS, ``alias_of`` set)."""
+    table: dict[str, Scheme] = {}
+    for name, scheme in schemes:
+        alias = name.replace("valkey", "redis", 1)
+        table[name] = scheme
+        table[alias] = Scheme(scheme.kind, scheme.tls, scheme.form.replace(name, alias, 1), scheme.description, name)
+    return table
+
+
+#: Every endpoint URL scheme the data commands accept, keyed by scheme name.
+SCHEMES: dict[str, Scheme] = _with_aliases(
+    ("valkey", Scheme("standalone", False, "valkey://[user@]host:port[/db]", "one server, plain TCP")),
+    ("valkeys", Scheme("standalone", True, "valkeys://[user@]host:port[/db]", "one server, TLS")),
+    (
+        "valkey+sentinel",
+        Scheme("sentinel", False, "valkey+sentinel://h1:p1,h2:p2/<primary>[/db]", "ask Sentinels for the primary"),
+    ),
+    (
+        "valkeys+sentinel",
+        Scheme("sentinel", True, "valkeys+sentinel://h1:p1,h2:p2/<primary>[/db]", "ask Sentinels for the primary, TLS"),
+    ),
+    ("valkey+cluster", Scheme("cluster", False, "valkey+cluster://seed1:p1,seed2:p2", "cluster mode, plain TCP")),
+    ("valkeys+cluster", Scheme("cluster", True, "valkeys+cluster://seed1:p1,seed2:p2", "cluster mode, TLS")),
+)
+#: Every query parameter an endpoint URL may carry, with what it means.
+OPTIONS: dict[str, str] = {
+    "password_env": "?password_env=VAR: the password is in this environment variable",
+    "password_file": "?password_file=PATH: the password is this file's text",
+    "ca": "?ca=PATH: verify the server against this CA bundle (PEM)",
+    "cert": "?cert=PATH: client certificate (PEM)",
+    "key": "?key=PATH: the client certificate's key (PEM)",
+    "insecure": "?insecure=1: no certificate verification (explicit only)",
+    "sentinel_tls": "?sentinel_tls=0|1: whether the Sentinels speak TLS too (default: as the scheme)",
 }
-_QUERY_KEYS = {"password_env", "password_file", "ca", "cert", "key", "insecure", "sentinel_tls"}
+
+
+def describe_schemes(separator: str = "\n") -> str:
+    """The accepted URL forms, one per scheme (``redis`` aliases folded in), joined by ``separator``."""
+    return separator.join(
+        f"{scheme.form} ({scheme.description}; {name.replace('valkey', 'redis', 1)}:// accepted)"
+        for name, scheme in SCHEMES.items()
+        if scheme.alias_of is None
+    )
+
+
+def describe_options(separator: str = "\n") -> str:
+    """The endpoint query parameters and their meaning, joined by ``separator``."""
+    return separator.join(OPTIONS.values())
+
+
 _MAX_PORT = 65535
 _UNSAFE_AUTHORITY = re.compile(r"[^A-Za-z0-9._:\[\],@*-].*")  # shown up to the first character no address has
 _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9._/-].*")
@@ -86,10 +129,6 @@ class Endpoint:
     def __str__(self) -> str:
         return self.url
 
-    def with_kind(self, kind: Kind) -> Endpoint:
-        """The same endpoint as another kind (cluster detected on a plain URL)."""
-        return replace(self, kind=kind)
-
 
 def normalised(endpoint: Endpoint) -> dict[str, Any]:
     """The endpoint as comparable data: scheme, sorted hosts, db, user, primary name (never a password)."""
@@ -117,8 +156,8 @@ def parse_endpoint(url: str, *, environ: dict[str, str] | None = None) -> Endpoi
         parts = urlsplit(url)
     except ValueError as exc:
         raise InputError(f"malformed endpoint URL {shown!r}: {exc}", hint="write scheme://host:port") from None
-    if parts.scheme not in _SCHEMES:
-        known = ", ".join(f"{s}://" for s in _SCHEMES if "redis" not in s)
+    if parts.scheme not in SCHEMES:
+        known = ", ".join(f"{name}://" for name, scheme in SCHEMES.items() if scheme.alias_of is None)
         raise InputError(f"unsupported endpoint scheme in {shown!r}", hint=f"use one of {known}")
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     username = unquote(userinfo) if userinfo else None
@@ -128,7 +167,8 @@ def parse_endpoint(url: str, *, environ: dict[str, str] | None = None) -> Endpoi
             hint="passwords in URLs end up in shell history and process lists: "
             "use ?password_env=VAR or ?password_file=PATH",
         )
-    kind, tls = _SCHEMES[parts.scheme]
+    scheme = SCHEMES[parts.scheme]
+    kind, tls = scheme.kind, scheme.tls
     query = _query(parts.query, shown)
     hosts = _hosts(hostlist, shown)
     db, primary_name = _path(parts.path, kind, shown)
@@ -164,7 +204,7 @@ def redact_url(url: str) -> str:
     shown = []
     for item in query.replace(";", "&").split("&"):
         name, equals, _value = item.partition("=")
-        shown.append(item if name in _QUERY_KEYS else f"{_option_name(name)}{equals}***" if equals else "***")
+        shown.append(item if name in OPTIONS else f"{_option_name(name)}{equals}***" if equals else "***")
     return f"{base}?{'&'.join(shown)}"
 
 
@@ -175,11 +215,11 @@ def _option_name(name: str) -> str:
 
 def _query(raw: str, url: str) -> dict[str, str]:
     query = {k: v[-1] for k, v in parse_qs(raw).items()}
-    unknown = set(query) - _QUERY_KEYS
+    unknown = set(query) - OPTIONS.keys()
     if unknown:
         raise InputError(
             f"unknown endpoint option(s) {', '.join(sorted(_option_name(n) for n in unknown))} in {url!r}",
-            hint=f"known options: {', '.join(sorted(_QUERY_KEYS))}",
+            hint=f"known options: {', '.join(sorted(OPTIONS))}",
         )
     return query
 
