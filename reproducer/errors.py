@@ -18,13 +18,18 @@ library code never prints or exits.
     │   ├── DataAuthError                exit 4  a Valkey server refused the user or password
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     ├── OutputError                      exit 1  a file could not be written (read-only or full file system)
-    └── SandboxError                     exit 1  the embedded sandbox could not start or stop
+    ├── SandboxError                     exit 1  the embedded sandbox could not start or stop
+    └── ToolError                        exit 1  an external tool the pipeline runs failed or could not start
+        ├── TerraformError               exit 1  Terraform failed (run/terraform.py: command, diagnostics)
+        └── AnsibleError                 exit 1  a playbook failed (run/ansible.py: first failing host and task)
 
     KeyboardInterrupt
     └── Interrupted                      exit 130 (SIGINT) or 143 (SIGTERM): a signal stopped the command
 
 ``Interrupted`` derives from ``KeyboardInterrupt``, not ``Exception``: no ``except Exception`` swallows it, and
 every clean-up written for Ctrl-C runs for SIGTERM too. ``redact`` removes credentials from any text shown.
+An error defined beside the code that raises it (``TerraformError``, ``AnsibleError``) derives from a class here
+and is drawn in this tree; ``tests/unit/test_errors.py`` checks that the tree and the classes agree.
 """
 
 from __future__ import annotations
@@ -110,6 +115,10 @@ class SandboxError(ReproducerError):
 
 class OutputError(ReproducerError):
     """Writing an output file failed (read-only or full file system, permission): the previous file is intact."""
+
+
+class ToolError(ReproducerError):
+    """An external tool the pipeline runs (Terraform, Ansible) failed or could not be started."""
 
 
 class Interrupted(KeyboardInterrupt):

