@@ -1,16 +1,16 @@
 """Product facts of OVHcloud Managed Databases for Valkey, with their sources.
 
 Shared by the OVH reader (to normalise what it reads) and the OVH API emulator (to answer as OVH does).
-Every figure comes from ``shared/reference/ovh-api-valkey.md``; the section is named next to it.
+Every figure comes from ``docs/reference/ovh-api.md``; the section (heading anchor) is named next to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: §6.1: versions OVH offers for Valkey.
+#: Versions OVH offers for Valkey (docs/reference/ovh-api.md#versions-and-regions).
 VERSIONS: tuple[str, ...] = ("7.2", "8.0", "8.1")
-#: §6.1: regions offering Managed Valkey.
+#: Regions offering Managed Valkey (docs/reference/ovh-api.md#versions-and-regions).
 REGIONS: tuple[str, ...] = (
     "AP-SOUTH-MUM",
     "BHS",
@@ -28,7 +28,7 @@ REGIONS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class PlanFacts:
-    """Node count and backup retention of a plan (§6.1)."""
+    """Node count and backup retention of a plan (docs/reference/ovh-api.md#plans-and-backups)."""
 
     name: str
     nodes: int
@@ -40,8 +40,8 @@ PLANS: dict[str, PlanFacts] = {
     "business": PlanFacts("business", nodes=2, backup_retention_days=3),
 }
 
-#: §6.2: memory in GB per flavor. db1-4 is the current smallest (Terraform example); the others are the
-#: 2023 Redis table. ``capabilities.flavors[].specifications.memory`` overrides these when readable.
+#: Memory in GB per flavor (docs/reference/ovh-api.md#flavors). db1-4 is the current smallest (Terraform example); the
+#: others are the 2023 Redis table. ``capabilities.flavors[].specifications.memory`` overrides these when readable.
 FLAVOR_MEMORY_GB: dict[str, int] = {
     "db1-4": 4,
     "db1-7": 7,
@@ -52,7 +52,7 @@ FLAVOR_MEMORY_GB: dict[str, int] = {
 }
 FLAVOR_CORES: dict[str, int] = {"db1-4": 1, "db1-7": 2, "db1-15": 4, "db1-30": 8, "db1-60": 16, "db1-120": 32}
 
-#: §6.4: commands OVH's managed Valkey refuses.
+#: Commands OVH's managed Valkey refuses (docs/reference/ovh-api.md#disabled-commands).
 DISABLED_COMMANDS: tuple[str, ...] = (
     "ACL",
     "BGREWRITEAOF",
@@ -78,7 +78,9 @@ DISABLED_COMMANDS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class AdvancedParameter:
-    """One advanced-configuration parameter (§2.8) and the Valkey configuration it stands for.
+    """One advanced-configuration parameter and the Valkey configuration it stands for.
+
+    The parameters are listed in ``docs/reference/ovh-api.md#advanced-configuration``.
 
     ``valkey_name`` is None when no single Valkey directive is equivalent (the value then needs a
     conversion, see ``to_valkey``); ``runtime`` tells whether CONFIG SET applies it without a restart.
@@ -152,7 +154,8 @@ ADVANCED_PARAMETERS: tuple[AdvancedParameter, ...] = (
 )
 ADVANCED_BY_NAME: dict[str, AdvancedParameter] = {p.name: p for p in ADVANCED_PARAMETERS}
 
-#: RDB snapshot schedule that stands for ``redis_persistence=rdb`` (OVH snapshots twice a day, §6.1).
+#: RDB snapshot schedule that stands for ``redis_persistence=rdb`` (OVH snapshots twice a day,
+#: docs/reference/ovh-api.md#plans-and-backups).
 RDB_SAVE_SCHEDULE = "3600 1 300 100 60 10000"
 
 

@@ -1,7 +1,7 @@
 """A lean RESP connection for the copy's hot path: raw sockets, batched writes, libvalkey's C parser.
 
 valkey-py spends about 14 µs of Python per DUMP+PTTL+RESTORE; building commands as bytes and parsing
-replies with ``libvalkey.Reader`` costs a fraction of that (see ``shared/reference/performance.md``).
+replies with ``libvalkey.Reader`` costs a fraction of that (see ``docs/reference/performance.md#cost-per-key``).
 Errors come back as :class:`ReplyError` values in reply lists, so a batch is never cut short by one key.
 """
 

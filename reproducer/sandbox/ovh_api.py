@@ -1,9 +1,10 @@
 """An HTTP server that answers the OVHcloud API v1 for Managed Valkey as OVH does.
 
 Paths, JSON shapes, id lists on collections, ``200 null`` for void answers, ``X-Ovh-Queryid`` headers,
-``X-Ovh-*`` signature checks and error bodies follow ``shared/reference/ovh-api-valkey.md`` (§1-§4, §7,
-§8). The official ``ovh`` client talks to it over plain HTTP exactly as it talks to OVH. Behind each
-service runs a real Valkey fleet (see :mod:`reproducer.sandbox.ovh_store`).
+``X-Ovh-*`` signature checks and error bodies follow ``docs/reference/ovh-api.md`` (conventions, routes, service
+object, users, signature, error bodies, emulator surface). The official ``ovh`` client talks to it over plain
+HTTP exactly as it talks to OVH. Behind each service runs a real Valkey fleet (see
+:mod:`reproducer.sandbox.ovh_store`).
 
 Faults can be injected on demand (a 429 with Retry-After, a 500, latency) through :meth:`OvhApiServer.inject`
 or ``POST /_sandbox/faults``; that admin route answers loopback callers only and needs no signature.
@@ -38,7 +39,10 @@ _query_counter = itertools.count(1)
 
 
 def signature(secret: str, consumer_key: str, method: str, url: str, body: str, timestamp: str) -> str:
-    """The ``X-Ovh-Signature`` of a request: ``$1$`` + SHA-1 hex of the ``+``-joined parts (§4.1)."""
+    """The ``X-Ovh-Signature`` of a request: ``$1$`` + SHA-1 hex of the ``+``-joined parts.
+
+    See ``docs/reference/ovh-api.md#signature``.
+    """
     raw = "+".join([secret, consumer_key, method.upper(), url, body, timestamp])
     return "$1$" + hashlib.sha1(raw.encode("utf-8")).hexdigest()
 
@@ -167,7 +171,7 @@ def status(record: Record) -> str:
     return str(record.get("pendingStatus", "CREATING")) if time.time() < record["readyAt"] else "READY"
 
 
-# ---- JSON shapes (§2) ----------------------------------------------------------------------------
+# ---- JSON shapes (docs/reference/ovh-api.md#service-object) ------------------------------------------
 
 
 def node_names(record: Record) -> list[str]:
@@ -206,7 +210,7 @@ def endpoint_json(fleet: Fleet) -> Record:
 
 
 def service_json(record: Record, fleet: Fleet) -> Record:
-    """A ``cloud.project.database.Service`` (§2.3)."""
+    """A ``cloud.project.database.Service`` (docs/reference/ovh-api.md#service-object)."""
     state = status(record)
     private = record["networkId"] is not None
     return {
@@ -794,7 +798,10 @@ class OvhApiServer:
         return None
 
     def check_auth(self, method: str, url: str, headers: Any, body: str) -> None:
-        """Verify the ``X-Ovh-*`` headers and the signature (§4.1), and the consumer key's grants."""
+        """Verify the ``X-Ovh-*`` headers, the signature and the consumer key's grants.
+
+        The signature rule is in ``docs/reference/ovh-api.md#signature``.
+        """
         app_key = headers.get("X-Ovh-Application")
         secret = self.store.state["applications"].get(app_key or "")
         if secret is None:

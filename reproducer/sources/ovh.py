@@ -443,7 +443,7 @@ def _plan(service: Json, flavor_memory: dict[str, float]) -> Plan:
             memory_source="OVH API: GET /cloud/project/{project}/database/capabilities",
         )
     known = catalog.FLAVOR_MEMORY_GB.get(flavor)
-    source = "reproducer catalog (OVH flavor table, ovh-api-valkey.md §6.2)" if known else "unknown flavor"
+    source = "reproducer catalog (OVH flavor table, docs/reference/ovh-api.md#flavors)" if known else "unknown flavor"
     return Plan(name=service["plan"], flavor=flavor, memory_gb=known, memory_source=source)
 
 

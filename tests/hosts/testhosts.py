@@ -6,7 +6,7 @@ Each host ``hN`` is a network namespace ``<prefix>-hN`` (address ``<subnet>.<10+
 mounts a fresh tmpfs on ``/run`` and executes ``sshd -D``. Killing PID 1 kills everything the host ran.
 
 Standard library only; needs root, ``ip``, ``unshare``, ``sshd``, ``ssh`` and ``ssh-keygen``. See
-``../shared/reference/test-hosts.md`` for the recipe and its measurements. CLI: ``python -m tests.hosts.testhosts
+``docs/reference/test-hosts.md#recipe`` for the recipe and its measurements. CLI: ``python -m tests.hosts.testhosts
 sweep`` removes what crashed sessions left behind.
 """
 

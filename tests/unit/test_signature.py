@@ -1,4 +1,4 @@
-"""The emulator's signature check against the reference test vectors (ovh-api-valkey.md §4.1)."""
+"""The emulator's signature check against the reference test vectors (docs/reference/ovh-api.md#signature)."""
 
 from reproducer.sandbox.ovh_api import signature
 
