@@ -73,12 +73,10 @@ OPTIONS: dict[str, str] = {
 
 
 def describe_schemes(separator: str = "\n") -> str:
-    """The accepted URL forms, one per scheme (``redis`` aliases folded in), joined by ``separator``."""
-    return separator.join(
-        f"{scheme.form} ({scheme.description}; {name.replace('valkey', 'redis', 1)}:// accepted)"
-        for name, scheme in SCHEMES.items()
-        if scheme.alias_of is None
-    )
+    """The accepted URL forms, one per scheme with what it is for, then the ``redis`` spellings also accepted."""
+    lines = [f"{s.form}: {s.description}" for s in SCHEMES.values() if s.alias_of is None]
+    aliases = ", ".join(f"{name}://" for name, s in SCHEMES.items() if s.alias_of is not None)
+    return separator.join([*lines, f"also accepted: {aliases}"])
 
 
 def describe_options(separator: str = "\n") -> str:
