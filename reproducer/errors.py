@@ -2,7 +2,8 @@
 
 Every error says what went wrong (the message), what to do next (``hint``) and whether trying the same
 thing again can help (``retryable``). ``cli.py`` turns them into a message on stderr and an exit code;
-library code never prints or exits.
+library code never prints or exits. The exit codes follow the conventions in
+``docs/reference/gitops.md#exit-codes``.
 
 ::
 
