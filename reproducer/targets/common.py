@@ -255,7 +255,7 @@ class BaseTarget:
 
     name = ""
     title = ""
-    #: Keys of the offline providers (``reproducer.sandbox.providers``) the rendered Terraform needs.
+    #: Keys of the offline providers (``reproducer.offline``) the rendered Terraform needs.
     terraform_providers: tuple[str, ...] = ()
     #: How the target takes ACL users: one rule string per user (AWS, GCP, ACL files) or the OVH-style parts.
     acl_form: Literal["string", "parts"] = "string"

@@ -14,7 +14,7 @@ import pytest
 
 from reproducer.model import AllowedCidr, ServiceSpec, load_spec
 from reproducer.run.terraform import Terraform
-from reproducer.sandbox.providers import install_mirror
+from reproducer.offline import install_mirror
 from reproducer.targets import get_target
 from reproducer.targets.base import RenderOptions
 from tests.golden.regen import HERE, SCENARIOS

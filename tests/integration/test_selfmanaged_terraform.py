@@ -16,7 +16,7 @@ import yaml
 
 from reproducer import pipeline
 from reproducer.pipeline.selfmanaged import terraform_inventory
-from reproducer.sandbox.providers import install_mirror
+from reproducer.offline import install_mirror
 from tests.golden.regen import HERE
 
 

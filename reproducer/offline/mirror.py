@@ -7,7 +7,7 @@ Layout (an "unpacked" mirror, which Terraform links into ``.terraform/providers`
     <root>/terraform.tfrc        disable_checkpoint = true; provider_installation { filesystem_mirror { ... } }
     <root>/home/                 HOME of the provider processes (the tf package caches its TLS certificate there)
 
-Each executable is a small sh wrapper that runs ``python -m reproducer.sandbox.providers.serve`` with the
+Each executable is a small sh wrapper that runs ``python -m reproducer.offline.serve`` with the
 committed schema subset of that provider.
 """
 
@@ -72,7 +72,7 @@ def offline_provider(key: str) -> OfflineProvider:
         raise SandboxError(
             f"no offline Terraform provider named {key!r}",
             hint=f"use one of {', '.join(available_providers())}, or add it to "
-            "reproducer/sandbox/providers/subset.py and regenerate the subsets",
+            "reproducer/offline/subset.py and regenerate the subsets",
         )
     document = json.loads(schema.read_text(encoding="utf-8"))
     (address,) = document["provider_schemas"]
@@ -87,7 +87,7 @@ def platform_dir() -> str:
 
 def _wrapper(provider: OfflineProvider, home: Path) -> str:
     package_parent = Path(reproducer.__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "reproducer.sandbox.providers.serve", str(provider.schema), provider.address]
+    command = [sys.executable, "-m", "reproducer.offline.serve", str(provider.schema), provider.address]
     return "\n".join(
         [
             "#!/bin/sh",

@@ -4,10 +4,10 @@ The tests and the sandbox serve only the resource types reproducer renders, so e
 down to the types listed in :data:`PROVIDERS` (the one table to edit) and written to ``schemas/<key>.json``
 next to this module. Run it when a provider version is bumped or a target starts rendering a new type::
 
-    python -m reproducer.sandbox.providers.subset --from /path/to/provider-schemas
+    python -m reproducer.offline.subset --from /path/to/provider-schemas
 
 The full files are named ``<key>.json`` in that directory (for example ``aws.json``). Each subset records the
-provider version in ``x_reproducer``; :func:`reproducer.sandbox.providers.install_mirror` reads it from there.
+provider version in ``x_reproducer``; :func:`reproducer.offline.install_mirror` reads it from there.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def build_subset(key: str, full: dict[str, Any], source_name: str) -> dict[str, 
         "x_reproducer": {
             "version": entry.version,
             "generated_from": source_name,
-            "generated_by": "python -m reproducer.sandbox.providers.subset",
+            "generated_by": "python -m reproducer.offline.subset",
         },
     }
     return document
@@ -179,7 +179,7 @@ def write_subsets(source_dir: Path, out_dir: Path = SCHEMAS_DIR, keys: Sequence[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m reproducer.sandbox.providers.subset", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reproducer.offline.subset", description=__doc__)
     parser.add_argument("--from", dest="source", type=Path, required=True, help="directory of full schema files")
     parser.add_argument("--out", type=Path, default=SCHEMAS_DIR, help="output directory (default: the package's)")
     parser.add_argument("keys", nargs="*", metavar="KEY", help=f"providers (default: all of {', '.join(PROVIDERS)})")
