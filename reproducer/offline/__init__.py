@@ -1,4 +1,6 @@
-"""Local Terraform providers that serve real provider schemas, so Terraform runs fully offline.
+"""Local Terraform providers that serve real provider schemas, so Terraform runs fully offline (``plan``, tests).
+
+The providers are those the registered targets declare (:mod:`reproducer.offline.providers`).
 
 Each provider speaks the real plugin protocol (tfplugin6 over go-plugin gRPC) and answers from a committed
 schema subset (``schemas/<key>.json``): Terraform checks configurations against the real argument names,
