@@ -27,7 +27,9 @@ USER_CONFIG: dict[str, tuple[str, bool]] = {
 TIERS = {0: "startup", 1: "business"}
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
 PROVIDER = TerraformProvider("registry.terraform.io/aiven/aiven", "4.61.0", resources=ALL_TYPES, data_sources=ALL_TYPES)
+#: Node sizes, smallest first, each with the source of its figure.
 NODES = tuple(
     NodeSize(f"{{tier}}-{gb}", float(gb), "Aiven plan naming tier-x, x ≈ GB per node (targets.md §3)")
     for gb in (4, 8, 16, 32, 64)

@@ -26,6 +26,7 @@ PARAMETERS = frozenset(
 )
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
 PROVIDER = TerraformProvider(
     "registry.terraform.io/hashicorp/aws",
     "6.69.1",
@@ -43,6 +44,7 @@ PROVIDER = TerraformProvider(
         "aws_subnet",
     ),
 )
+#: Node sizes, smallest first, each with the source of its figure.
 NODES = (
     NodeSize("cache.t4g.small", 1.37, "AWS docs via third-party table (targets.md §3)"),
     NodeSize("cache.t4g.medium", 3.09, "third-party table (targets.md §3)"),

@@ -16,6 +16,7 @@ from reproducer.targets.sizing import NodeSize
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
 PROVIDER = TerraformProvider(
     "registry.terraform.io/hashicorp/google",
     "8.7.0",
@@ -28,6 +29,7 @@ PROVIDER = TerraformProvider(
         "google_compute_subnetwork",
     ),
 )
+#: Node sizes, smallest first, each with the source of its figure.
 NODES = (
     NodeSize("SHARED_CORE_NANO", 1.12, "Google instance-node specification, writable GB (targets.md §3)"),
     NodeSize("CUSTOM_MICRO", 2.0, "Google instance-node specification, writable GB"),

@@ -12,9 +12,11 @@ from reproducer.targets.sizing import NodeSize
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
 PROVIDER = TerraformProvider(
     "registry.terraform.io/ovh/ovh", "2.19.0", constraint="~> 2.17", resources=ALL_TYPES, data_sources=ALL_TYPES
 )
+#: Node sizes, smallest first, each with the source of its figure.
 NODES = (
     NodeSize("db1-4", 4, "OVH flavor db1-X = X GB (ovh-api-valkey.md §6.2)"),
     NodeSize("db1-7", 7, "OVH flavor table (ovh-api-valkey.md §6.2)"),

@@ -22,6 +22,7 @@ from reproducer.untrusted import ansible_yaml
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
 PROVIDER = TerraformProvider(
     "registry.terraform.io/terraform-provider-openstack/openstack",
     "3.0.0",
