@@ -166,3 +166,23 @@ def test_the_existing_parametrised_tests_render_validate_and_plan_the_dummy(tmp_
     assert "test_hostile_strings_in_every_reachable_field_stay_data[dummy]" in ran
     assert "test_every_attribute_user_and_setting_has_a_row[dummy-business]" in ran
     assert not golden_dir("dummy", "business").exists(), "the dummy's golden files were scratch files"
+
+
+def admits(constraint: str, version: str) -> bool:
+    """Whether a Terraform ``~> X.Y`` (or ``~> X.Y.Z``) constraint admits ``version``."""
+    operator, _, floor = constraint.partition(" ")
+    assert operator == "~>", constraint
+    low = tuple(int(part) for part in floor.split("."))
+    have = tuple(int(part) for part in version.split("."))
+    return have >= low and have[: len(low) - 1] == low[:-1]
+
+
+@pytest.mark.parametrize("key", sorted(terraform_providers()))
+def test_the_rendered_constraint_admits_the_version_the_files_are_checked_with(key):
+    provider = terraform_providers()[key]
+    assert admits(provider.required_version, provider.version), (provider.required_version, provider.version)
+
+
+def test_the_constraint_defaults_to_the_minor_version():
+    assert TerraformProvider("registry.terraform.io/x/y", "4.61.2", resources=()).required_version == "~> 4.61"
+    assert not admits("~> 6.0", "7.0.0") and admits("~> 6.0", "6.69.1") and not admits("~> 2.17", "2.16.9")
