@@ -1,6 +1,6 @@
 """Regenerate the committed provider schema subsets from full ``terraform providers schema -json`` files.
 
-The tests and the sandbox serve only the resource types reproducer renders, so each provider's schema is cut
+`plan`, the tests and the sandbox serve only the resource types reproducer renders, so each provider's schema is cut
 down to the types its target lists (``providers`` in the target's module, read through the target registry;
 :data:`reproducer.offline.providers.UNTIED` for the others) and written to ``schemas/<key>.json`` next to this
 module. Run it when a provider version is bumped or a target starts rendering a new type::
