@@ -489,7 +489,7 @@ def _missing_provider(command: str, workdir: Path, diagnostics: Sequence[Diagnos
             return TerraformError(
                 f"terraform {command} in {workdir}: provider {found.group(1)} is not in any location Terraform may "
                 f"install it from ({places})",
-                hint="install it there (the offline providers: reproducer.sandbox.providers.install_mirror) "
+                hint="install it there (the offline providers: reproducer.offline.install_mirror) "
                 "or use a CLI config whose provider_installation can reach a registry",
                 command=command,
                 diagnostics=diagnostics,
@@ -499,7 +499,7 @@ def _missing_provider(command: str, workdir: Path, diagnostics: Sequence[Diagnos
             return TerraformError(
                 f"terraform {command} in {workdir}: no version of {found.group(1)} matches {found.group(2).strip()}",
                 hint="align required_providers with the versions available (for the offline mirror, the versions "
-                "in reproducer/sandbox/providers/schemas/*.json)",
+                "in reproducer/offline/schemas/*.json)",
                 command=command,
                 diagnostics=diagnostics,
             )

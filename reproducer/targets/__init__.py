@@ -6,12 +6,12 @@ This table is the one place a target is named. The CLI's choices and help, ``pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import import_module
 from typing import Literal
 
 from reproducer.errors import InputError
-from reproducer.targets.base import Target
+from reproducer.targets.base import ALL_TYPES, Target, TerraformProvider
 
 #: How reproducer stands a target up: ``local`` processes on this machine, ``hosts`` over SSH with Ansible,
 #: or ``None`` when it only renders (the user applies the Terraform).
@@ -63,3 +63,31 @@ def get_target(name: str) -> Target:
     module, _, cls = target_entry(name).implementation.partition(":")
     target: Target = getattr(import_module(module), cls)()
     return target
+
+
+def terraform_providers() -> dict[str, TerraformProvider]:
+    """Every Terraform provider a registered target requires, by key (the types of targets sharing one joined).
+
+    Raises:
+        InputError: two targets describe one provider differently (one provider, one address and version).
+    """
+    found: dict[str, TerraformProvider] = {}
+    for name in target_names():
+        for provider in get_target(name).providers:
+            other = found.setdefault(provider.key, provider)
+            if (other.address, other.version) != (provider.address, provider.version):
+                raise InputError(
+                    f"targets describe the Terraform provider {provider.key!r} twice, differently: "
+                    f"{other.address} {other.version} and {provider.address} {provider.version}",
+                    hint="give every target that uses it the same TerraformProvider (one address, one version)",
+                )
+            found[provider.key] = replace(
+                other,
+                resources=_joined(other.resources, provider.resources),
+                data_sources=_joined(other.data_sources, provider.data_sources),
+            )
+    return found
+
+
+def _joined(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return ALL_TYPES if ALL_TYPES in (first, second) else tuple(dict.fromkeys((*first, *second)))

@@ -7,10 +7,11 @@ from typing import Any
 
 from reproducer.errors import InputError
 from reproducer.model import ConfigItem, ServiceSpec, User
-from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, target_region, time_hours
+from reproducer.targets import compat
+from reproducer.targets.base import ALL_TYPES, CompatRow, RenderOptions, Support, TerraformProvider
+from reproducer.targets.common import BaseTarget, RegionMap, time_hours
 from reproducer.targets.render import one_line
+from reproducer.targets.sizing import NodeSize
 
 #: Valkey directive → valkey_user_config attribute (and whether the value is a number).
 USER_CONFIG: dict[str, tuple[str, bool]] = {
@@ -26,20 +27,47 @@ USER_CONFIG: dict[str, tuple[str, bool]] = {
 TIERS = {0: "startup", 1: "business"}
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
+PROVIDER = TerraformProvider("registry.terraform.io/aiven/aiven", "4.61.0", resources=ALL_TYPES, data_sources=ALL_TYPES)
+#: Node sizes, smallest first, each with the source of its figure.
+NODES = tuple(
+    NodeSize(f"{{tier}}-{gb}", float(gb), "Aiven plan naming tier-x, x ≈ GB per node (targets.md §3)")
+    for gb in (4, 8, 16, 32, 64)
+)
+#: Region names, and the nearest to each OVH region.
+REGIONS = RegionMap(
+    form=re.compile(r"(?:aws|azure|do|google|upcloud|exoscale)-[a-z0-9]+(?:-[a-z0-9]+)*"),
+    nearest={
+        "GRA": "google-europe-west9",
+        "SBG": "google-europe-west3",
+        "RBX": "google-europe-west9",
+        "DE": "google-europe-west3",
+        "UK": "google-europe-west2",
+        "WAW": "google-europe-central2",
+        "BHS": "google-northamerica-northeast1",
+        "SGP": "google-asia-southeast1",
+        "EU-WEST-PAR": "google-europe-west9",
+        "EU-SOUTH-MIL": "google-europe-west8",
+        "AP-SOUTH-MUM": "google-asia-south1",
+    },
+)
+
 
 class AivenTarget(BaseTarget):
     """Renders ``aiven_valkey`` and ``aiven_valkey_user``."""
 
     name = "aiven"
     title = "Aiven for Valkey"
-    terraform_providers = ("aiven",)
+    providers = (PROVIDER,)
+    nodes = NODES
+    regions = REGIONS
     acl_form = "parts"
     user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""
         context = self.base(spec, options)
-        size = sizing.choose(sizing.AIVEN, spec.plan.memory_gb or 0, 1)
+        size = self.node(spec, 1)
         tier = TIERS.get(context["replicas"], "premium")
         user_config = {
             USER_CONFIG[k][0]: (_integer(k, v) if USER_CONFIG[k][1] else v)
@@ -50,7 +78,7 @@ class AivenTarget(BaseTarget):
         return context | {
             "size": size,
             "plan": size.size.name.replace("{tier}", tier),
-            "cloud": target_region("aiven", self.title, spec, options.region),
+            "cloud": self.region(spec, options),
             "user_config": user_config,
             "persistence": persistence,
             "backup_hour": time_hours(spec.backups.time, 2),

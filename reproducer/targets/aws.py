@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
-from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, check_unique, target_region, time_hours
+from reproducer.targets import compat
+from reproducer.targets.base import CompatRow, RenderOptions, Support, TerraformProvider
+from reproducer.targets.common import BaseTarget, RegionMap, check_unique, time_hours
 from reproducer.targets.render import hcl_ident, slug
+from reproducer.targets.sizing import NodeSize
 
 #: Valkey directives an ElastiCache parameter group accepts (the rest is managed by AWS).
 PARAMETERS = frozenset(
@@ -24,13 +26,62 @@ PARAMETERS = frozenset(
 )
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
+PROVIDER = TerraformProvider(
+    "registry.terraform.io/hashicorp/aws",
+    "6.69.1",
+    constraint="~> 6.0",
+    resources=(
+        "aws_elasticache_replication_group",
+        "aws_elasticache_user",
+        "aws_elasticache_user_group",
+        "aws_elasticache_subnet_group",
+        "aws_elasticache_parameter_group",
+        "aws_security_group",
+        "aws_vpc_security_group_ingress_rule",
+        "aws_vpc_security_group_egress_rule",
+        "aws_vpc",
+        "aws_subnet",
+    ),
+)
+#: Node sizes, smallest first, each with the source of its figure.
+NODES = (
+    NodeSize("cache.t4g.small", 1.37, "AWS docs via third-party table (targets.md §3)"),
+    NodeSize("cache.t4g.medium", 3.09, "third-party table (targets.md §3)"),
+    NodeSize("cache.m7g.large", 6.38, "third-party table (targets.md §3)"),
+    NodeSize("cache.r7g.large", 13.07, "commonly published, unverified (targets.md §3)"),
+    NodeSize("cache.r7g.xlarge", 26.32, "commonly published, unverified (targets.md §3)"),
+    NodeSize("cache.r7g.2xlarge", 52.82, "commonly published, unverified (targets.md §3)"),
+    NodeSize("cache.r7g.4xlarge", 105.81, "commonly published, unverified (targets.md §3)"),
+    NodeSize("cache.r7g.8xlarge", 209.55, "commonly published, unverified (targets.md §3)"),
+)
+#: Region names, and the nearest to each OVH region.
+REGIONS = RegionMap(
+    form=re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+"),
+    nearest={
+        "GRA": "eu-west-3",
+        "SBG": "eu-central-1",
+        "RBX": "eu-west-3",
+        "DE": "eu-central-1",
+        "UK": "eu-west-2",
+        "WAW": "eu-central-1",
+        "BHS": "ca-central-1",
+        "SGP": "ap-southeast-1",
+        "EU-WEST-PAR": "eu-west-3",
+        "EU-SOUTH-MIL": "eu-south-1",
+        "AP-SOUTH-MUM": "ap-south-1",
+    },
+)
+
 
 class AwsTarget(BaseTarget):
     """Renders ``aws_elasticache_replication_group`` and what it needs."""
 
     name = "aws"
     title = "AWS ElastiCache for Valkey"
-    terraform_providers = ("aws",)
+    providers = (PROVIDER,)
+    nodes = NODES
+    regions = REGIONS
     user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
@@ -40,12 +91,12 @@ class AwsTarget(BaseTarget):
         check_unique("users", user_ids, self.title)
         labels = [(hcl_ident(f"{context['ident']}_{entry['cidr']}"), entry["cidr"]) for entry in context["allow_list"]]
         check_unique("allow-list entries", labels, self.title)
-        node = sizing.choose(sizing.AWS, spec.plan.memory_gb or 0, context["shards"])
+        node = self.node(spec, context["shards"])
         backup_hour = time_hours(spec.backups.time, 2)
         maintenance_hour = time_hours(spec.maintenance_time, 4)
         if maintenance_hour in (backup_hour, (backup_hour + 1) % 24):
             maintenance_hour = (backup_hour + 2) % 24
-        region = target_region("aws", self.title, spec, options.region)
+        region = self.region(spec, options)
         parameters = {k: v for k, v in context["settings"].items() if k in PARAMETERS}
         if context["shards"] > 1:
             parameters["cluster-enabled"] = "yes"

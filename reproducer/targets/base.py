@@ -1,4 +1,4 @@
-"""What every target shares: render options, compatibility rows, the Target protocol."""
+"""What every target shares: render options, compatibility rows, Terraform provider facts, the Target protocol."""
 
 from __future__ import annotations
 
@@ -57,12 +57,57 @@ class Rendered:
     rows: list[CompatRow] = field(default_factory=list)
 
 
+#: In :attr:`TerraformProvider.resources` or ``data_sources``: every type of the provider.
+ALL_TYPES = ("*",)
+
+
+@dataclass(frozen=True)
+class TerraformProvider:
+    """A Terraform provider a target renders for: the one place its address and versions are written.
+
+    ``versions.tf`` requires it, the offline mirror serves it and the schema subsets keep its types.
+
+    Attributes:
+        address: the full source address, e.g. ``registry.terraform.io/hashicorp/aws``.
+        version: the version whose schema the offline provider serves (and the rendered files are checked with).
+        resources: the managed resource types the target renders (:data:`ALL_TYPES` for all).
+        data_sources: the data source types it reads.
+        constraint: what ``versions.tf`` accepts; ``~> MAJOR.MINOR`` of ``version`` when empty.
+    """
+
+    address: str
+    version: str
+    resources: tuple[str, ...]
+    data_sources: tuple[str, ...] = ()
+    constraint: str = ""
+
+    @property
+    def key(self) -> str:
+        """The provider type, e.g. ``aws``: its local name in ``required_providers`` and its offline key."""
+        return self.address.rsplit("/", 1)[1]
+
+    @property
+    def source(self) -> str:
+        """The ``source`` written in ``required_providers``, e.g. ``hashicorp/aws``."""
+        return self.address.split("/", 1)[1]
+
+    @property
+    def required_version(self) -> str:
+        """The version constraint written in ``required_providers``."""
+        return self.constraint or "~> " + ".".join(self.version.split(".")[:2])
+
+
 class Target(Protocol):
     """A target provider: renders a spec into Terraform files and says what maps how."""
 
     name: str
     title: str
-    terraform_providers: tuple[str, ...]
+    providers: tuple[TerraformProvider, ...]
+
+    @property
+    def terraform_providers(self) -> tuple[str, ...]:
+        """The keys of :attr:`providers`: what ``reproducer.offline.install_mirror`` takes."""
+        ...
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """Files and compatibility rows for ``spec`` (pure: no I/O)."""

@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
-from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, RenderOptions, Support
-from reproducer.targets.common import BaseTarget, Shape, target_region, time_hours
+from reproducer.targets import compat
+from reproducer.targets.base import CompatRow, RenderOptions, Support, TerraformProvider
+from reproducer.targets.common import BaseTarget, RegionMap, Shape, time_hours
 from reproducer.targets.render import hcl_ident
+from reproducer.targets.sizing import NodeSize
 
 #: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
+PROVIDER = TerraformProvider(
+    "registry.terraform.io/hashicorp/google",
+    "8.7.0",
+    resources=(
+        "google_memorystore_acl_policy",
+        "google_memorystore_instance",
+        "google_network_connectivity_service_connection_policy",
+        "google_compute_firewall",
+        "google_compute_network",
+        "google_compute_subnetwork",
+    ),
+)
+#: Node sizes, smallest first, each with the source of its figure.
+NODES = (
+    NodeSize("SHARED_CORE_NANO", 1.12, "Google instance-node specification, writable GB (targets.md §3)"),
+    NodeSize("CUSTOM_MICRO", 2.0, "Google instance-node specification, writable GB"),
+    NodeSize("CUSTOM_MINI", 3.0, "Google instance-node specification, writable GB"),
+    NodeSize("STANDARD_SMALL", 5.2, "Google instance-node specification, writable GB"),
+    NodeSize("HIGHMEM_MEDIUM", 10.4, "Google instance-node specification, writable GB"),
+    NodeSize("STANDARD_LARGE", 20.8, "Google instance-node specification, writable GB"),
+    NodeSize("HIGHMEM_XLARGE", 46.4, "Google instance-node specification, writable GB"),
+    NodeSize("HIGHMEM_2XLARGE", 88.0, "Google instance-node specification, writable GB"),
+)
+#: Region names, and the nearest to each OVH region.
+REGIONS = RegionMap(
+    form=re.compile(r"[a-z]+-[a-z]+\d+"),
+    nearest={
+        "GRA": "europe-west9",
+        "SBG": "europe-west3",
+        "RBX": "europe-west9",
+        "DE": "europe-west3",
+        "UK": "europe-west2",
+        "WAW": "europe-central2",
+        "BHS": "northamerica-northeast1",
+        "SGP": "asia-southeast1",
+        "EU-WEST-PAR": "europe-west9",
+        "EU-SOUTH-MIL": "europe-west8",
+        "AP-SOUTH-MUM": "asia-south1",
+    },
+)
 
 
 class GcpTarget(BaseTarget):
@@ -20,15 +64,17 @@ class GcpTarget(BaseTarget):
 
     name = "gcp"
     title = "Google Cloud Memorystore for Valkey"
-    terraform_providers = ("google",)
+    providers = (PROVIDER,)
+    nodes = NODES
+    regions = REGIONS
     shape = Shape(250, 5, 250 * 6, "Memorystore for Valkey: 1-250 shards, 0-5 replicas per shard (Google's limits)")
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, engine version, configs, windows, region."""
         context = self.base(spec, options)
         return context | {
-            "node": sizing.choose(sizing.GCP, spec.plan.memory_gb or 0, context["shards"]),
-            "region": target_region("gcp", self.title, spec, options.region),
+            "node": self.node(spec, context["shards"]),
+            "region": self.region(spec, options),
             "engine_version": "VALKEY_" + spec.engine.version.replace(".", "_"),
             "engine_configs": {k: v for k, v in sorted(context["settings"].items()) if k in ENGINE_CONFIGS},
             "backup_hour": time_hours(spec.backups.time, 2),

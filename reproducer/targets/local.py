@@ -13,7 +13,7 @@ import yaml
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support, TerraformProvider
 from reproducer.targets.common import Shape, base_context, check_config_lines
 from reproducer.untrusted import ansible_yaml
 
@@ -31,6 +31,7 @@ class LocalTarget:
 
     name = "local"
     title = "Valkey on this machine (Ansible, local connection)"
+    providers: tuple[TerraformProvider, ...] = ()
     terraform_providers: tuple[str, ...] = ()
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:

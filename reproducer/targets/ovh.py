@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
-from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, RenderOptions, Support
+from reproducer.targets import compat
+from reproducer.targets.base import ALL_TYPES, CompatRow, RenderOptions, Support, TerraformProvider
 from reproducer.targets.common import BaseTarget, ovh_region
+from reproducer.targets.sizing import NodeSize
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
+PROVIDER = TerraformProvider(
+    "registry.terraform.io/ovh/ovh", "2.19.0", constraint="~> 2.17", resources=ALL_TYPES, data_sources=ALL_TYPES
+)
+#: Node sizes, smallest first, each with the source of its figure.
+NODES = (
+    NodeSize("db1-4", 4, "OVH flavor db1-X = X GB (ovh-api-valkey.md §6.2)"),
+    NodeSize("db1-7", 7, "OVH flavor table (ovh-api-valkey.md §6.2)"),
+    NodeSize("db1-15", 15, "OVH flavor table"),
+    NodeSize("db1-30", 30, "OVH flavor table"),
+    NodeSize("db1-60", 60, "OVH flavor table"),
+    NodeSize("db1-120", 120, "OVH flavor table"),
+)
 
 
 class OvhTarget(BaseTarget):
@@ -17,20 +32,20 @@ class OvhTarget(BaseTarget):
 
     name = "ovh"
     title = "OVHcloud Managed Valkey"
-    terraform_providers = ("ovh",)
+    providers = (PROVIDER,)
+    nodes = NODES
     acl_form = "parts"
     user_resources = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""
         context = self.base(spec, options)
-        memory = spec.plan.memory_gb or 0
         private = spec.network.private
         region = ovh_region(spec, options.region)
         return context | {
             "plan": "business" if context["replicas"] > 0 else "essential",
             "node_count": 2 if context["replicas"] > 0 else 1,
-            "flavor": sizing.choose(sizing.OVH, memory, 1),
+            "flavor": self.node(spec, 1),
             "region": region,
             "private": private,
             "network_region": (private.region if private and private.region else region),

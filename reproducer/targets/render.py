@@ -145,13 +145,14 @@ def _balanced(value: str) -> bool:
 
 
 @cache
-def environment(hcl: bool = True) -> jinja2.Environment:
+def environment(hcl: bool = True, search: tuple[str, ...] = ()) -> jinja2.Environment:
     """The Jinja2 environment over ``templates/``: StrictUndefined, the filters, and the escaping ``finalize``.
 
     ``hcl``: plain values become HCL string literals; otherwise anything not :class:`Safe` (or an int) is refused.
+    ``search``: directories looked in before ``templates/`` (a target that keeps its templates elsewhere).
     """
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        loader=jinja2.FileSystemLoader([*search, str(data_dir("templates"))]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -166,9 +167,12 @@ def environment(hcl: bool = True) -> jinja2.Environment:
     return env
 
 
-def render_template(name: str, context: dict[str, Any]) -> str:
-    """Render one template and normalise it (aligned attributes, single blank lines, final newline)."""
+def render_template(name: str, context: dict[str, Any], *, shared: str = "", search: tuple[str, ...] = ()) -> str:
+    """Render one template and normalise it (aligned attributes, single blank lines, final newline).
+
+    ``shared``: the template to use when ``name`` does not exist; ``search``: see :func:`environment`.
+    """
     hcl = name.endswith(HCL_TEMPLATES)
-    text = environment(hcl).get_template(name).render(**context)
+    text = environment(hcl, search).select_template([name, *([shared] if shared else [])]).render(**context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
     return align(text) if hcl else text + "\n"

@@ -13,13 +13,34 @@ import yaml
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.resources import data_dir
-from reproducer.targets import compat, sizing
-from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support
+from reproducer.targets import compat
+from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support, TerraformProvider
 from reproducer.targets.common import BaseTarget, Shape, check_config_lines, check_unique, generic_header
 from reproducer.targets.render import hcl_ident, render_template
+from reproducer.targets.sizing import NodeSize
 from reproducer.untrusted import ansible_yaml
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
+
+#: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
+PROVIDER = TerraformProvider(
+    "registry.terraform.io/terraform-provider-openstack/openstack",
+    "3.0.0",
+    resources=(
+        "openstack_compute_instance_v2",
+        "openstack_compute_keypair_v2",
+        "openstack_networking_network_v2",
+        "openstack_networking_subnet_v2",
+        "openstack_networking_secgroup_v2",
+        "openstack_networking_secgroup_rule_v2",
+        "openstack_networking_port_v2",
+    ),
+)
+#: OVH Public Cloud (OpenStack) B3 instances; a quarter of the RAM is left to the OS and forks (BGSAVE).
+NODES = tuple(
+    NodeSize(f"b3-{gb}", gb * 0.75, f"OVH Public Cloud b3-{gb}: {gb} GB RAM, 75 % given to Valkey")
+    for gb in (8, 16, 32, 64, 128, 256)
+)
 VALKEY_PORT, SENTINEL_PORT, BUS_OFFSET = 6379, 26379, 10000
 
 
@@ -28,7 +49,8 @@ class SelfManagedTarget(BaseTarget):
 
     name = "selfmanaged"
     title = "Self-managed Valkey on OpenStack instances"
-    terraform_providers = ("openstack",)
+    providers = (PROVIDER,)
+    nodes = NODES
     shape = Shape(500, 5, 1000, "Valkey Cluster: at most 1000 nodes (valkey.io cluster specification)")
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
@@ -50,7 +72,7 @@ class SelfManagedTarget(BaseTarget):
         arbiter = not cluster and replicas > 0 and data_nodes < 3
         ports = [VALKEY_PORT, VALKEY_PORT + BUS_OFFSET] if cluster else [VALKEY_PORT, SENTINEL_PORT]
         return context | {
-            "flavor": sizing.choose(sizing.OPENSTACK, spec.plan.memory_gb or 0, shards),
+            "flavor": self.node(spec, shards),
             "data_nodes": data_nodes,
             "arbiter": arbiter,
             "cluster": cluster,

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from reproducer import pipeline
+from reproducer.offline import install_mirror
 from reproducer.pipeline.selfmanaged import terraform_inventory
-from reproducer.sandbox.providers import install_mirror
 from tests.golden.regen import HERE
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from reproducer.offline import available_providers, install_mirror, offline_provider
 from reproducer.run.terraform import FmtResult, Terraform, TerraformError, Var
-from reproducer.sandbox.providers import available_providers, install_mirror, offline_provider
 
 SECRET = "s3cret-Valkey-pw"
 

@@ -32,6 +32,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from reproducer.targets import target_names
 from tests.fuzz_helpers import Outcome, check, closed_port, run_in_process, run_subprocess
 
 SPECS = Path(__file__).parents[1] / "golden" / "specs"
@@ -40,7 +41,7 @@ CLOSED = closed_port()
 API = f"http://127.0.0.1:{CLOSED}"  # an OVH API URL where nothing listens
 REFUSED = f"valkey://127.0.0.1:{CLOSED}"
 SECRET = "s3cr3t-Fuzz-pw"
-TARGETS = ["aws", "gcp", "ovh", "aiven", "selfmanaged", "local"]
+TARGETS = list(target_names())
 
 
 def fuzz_settings(examples: int) -> Callable[[Any], Any]:

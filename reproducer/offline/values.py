@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from reproducer.sandbox.providers.schema import Attribute, Block, CtyType, NestedBlock, implied_type
+from reproducer.offline.schema import Attribute, Block, CtyType, NestedBlock, implied_type
 
 PathItem = str | int | tuple[str]
 Path = tuple[PathItem, ...]

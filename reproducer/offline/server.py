@@ -1,7 +1,7 @@
 """The tfplugin6 ``Provider`` gRPC service of a provider that only knows its schema.
 
 It behaves as far as a schema allows like the real provider would at validate and plan time, and makes up
-deterministic values at apply time (see :mod:`reproducer.sandbox.providers.values`). Nothing leaves the
+deterministic values at apply time (see :mod:`reproducer.offline.values`). Nothing leaves the
 machine: there is no API behind it.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
 
-from reproducer.sandbox.providers import proto
-from reproducer.sandbox.providers.schema import ProviderSchema, Schema, implied_type
-from reproducer.sandbox.providers.values import (
+from reproducer.offline import proto
+from reproducer.offline.schema import ProviderSchema, Schema, implied_type
+from reproducer.offline.values import (
     UNKNOWN,
     complete,
     computed_only_set,

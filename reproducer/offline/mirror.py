@@ -7,7 +7,7 @@ Layout (an "unpacked" mirror, which Terraform links into ``.terraform/providers`
     <root>/terraform.tfrc        disable_checkpoint = true; provider_installation { filesystem_mirror { ... } }
     <root>/home/                 HOME of the provider processes (the tf package caches its TLS certificate there)
 
-Each executable is a small sh wrapper that runs ``python -m reproducer.sandbox.providers.serve`` with the
+Each executable is a small sh wrapper that runs ``python -m reproducer.offline.serve`` with the
 committed schema subset of that provider.
 """
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reproducer
-from reproducer.errors import SandboxError
+from reproducer.errors import ReproducerError, SandboxError
+from reproducer.offline.providers import offline_providers
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386"}
@@ -57,26 +58,45 @@ class OfflineProvider:
 
 
 def available_providers() -> list[str]:
-    """The keys of the providers that have a committed schema subset."""
-    return sorted(path.stem for path in SCHEMAS_DIR.glob("*.json"))
+    """The keys of the offline providers: every provider a registered target requires, and ``random``."""
+    return list(offline_providers())
 
 
 def offline_provider(key: str) -> OfflineProvider:
-    """Describe the offline provider ``key``.
+    """Describe the offline provider ``key``, checking that its committed schema subset is of that very version.
 
     Raises:
-        SandboxError: no schema subset is committed under that name.
+        SandboxError: no provider has that key, or its schema subset is missing or of another provider or version.
     """
-    schema = SCHEMAS_DIR / f"{key}.json"
-    if not schema.is_file():
+    try:
+        known = offline_providers()
+    except ReproducerError as exc:
+        raise SandboxError(exc.message, hint=exc.hint) from exc
+    if key not in known:
         raise SandboxError(
             f"no offline Terraform provider named {key!r}",
-            hint=f"use one of {', '.join(available_providers())}, or add it to "
-            "reproducer/sandbox/providers/subset.py and regenerate the subsets",
+            hint=f"use one of {', '.join(known)}, or give a target the provider (its `providers`) and run "
+            "python -m reproducer.offline.subset",
         )
-    document = json.loads(schema.read_text(encoding="utf-8"))
-    (address,) = document["provider_schemas"]
-    return OfflineProvider(key, address, document["x_reproducer"]["version"], schema)
+    facts, schema = known[key], SCHEMAS_DIR / f"{key}.json"
+    recorded = _recorded(schema)
+    if recorded != (facts.address, facts.version):
+        raise SandboxError(
+            f"the schema subset of the Terraform provider {key!r} ({schema}) is not of {facts.address} "
+            f"{facts.version}: found {' '.join(recorded) or 'nothing'}",
+            hint=f"run python -m reproducer.offline.subset --from DIR {key} with the full schema of that version",
+        )
+    return OfflineProvider(key, facts.address, facts.version, schema)
+
+
+def _recorded(schema: Path) -> tuple[str, ...]:
+    """``(address, version)`` a committed subset is of, or ``()`` when it is missing or unreadable."""
+    try:
+        document = json.loads(schema.read_text(encoding="utf-8"))
+        (address,) = document["provider_schemas"]
+        return address, document["x_reproducer"]["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
 
 
 def platform_dir() -> str:
@@ -87,7 +107,7 @@ def platform_dir() -> str:
 
 def _wrapper(provider: OfflineProvider, home: Path) -> str:
     package_parent = Path(reproducer.__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "reproducer.sandbox.providers.serve", str(provider.schema), provider.address]
+    command = [sys.executable, "-m", "reproducer.offline.serve", str(provider.schema), provider.address]
     return "\n".join(
         [
             "#!/bin/sh",

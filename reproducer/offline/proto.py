@@ -13,8 +13,8 @@ from typing import Any
 import msgpack
 from tf.gen import tfplugin_pb2 as pb
 
-from reproducer.sandbox.providers.schema import Attribute, Block, NestedBlock, ProviderSchema, Schema
-from reproducer.sandbox.providers.values import UNKNOWN, Path
+from reproducer.offline.schema import Attribute, Block, NestedBlock, ProviderSchema, Schema
+from reproducer.offline.values import UNKNOWN, Path
 
 _WRITE_ONLY_TRUE = bytes([11 << 3 | 0, 1])  # field 11 (write_only), varint, true
 _BLOCK_NESTING = {"single": 1, "list": 2, "set": 3, "map": 4, "group": 5}
@@ -120,7 +120,7 @@ def encode_json(value: Any) -> Any:
 
 
 def attribute_path(path: Path) -> Any:
-    """The ``AttributePath`` message of a path (see :mod:`reproducer.sandbox.providers.values`)."""
+    """The ``AttributePath`` message of a path (see :mod:`reproducer.offline.values`)."""
     steps = []
     for item in path:
         if isinstance(item, tuple):

@@ -1,9 +1,9 @@
-"""Entry point Terraform starts as a provider plugin: ``python -m reproducer.sandbox.providers.serve SCHEMA [ADDRESS]``.
+"""Entry point Terraform starts as a provider plugin: ``python -m reproducer.offline.serve SCHEMA [ADDRESS]``.
 
 ``SCHEMA`` is a ``terraform providers schema -json`` file; ``ADDRESS`` picks the provider in it (needed only
 when it describes several). The go-plugin handshake, TLS and gRPC server come from the ``tf`` package's
 :func:`tf.runner.run_provider`; the ``Provider`` service is
-:class:`~reproducer.sandbox.providers.server.SchemaProvider`.
+:class:`~reproducer.offline.server.SchemaProvider`.
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reproducer.sandbox.providers.schema import load
+from reproducer.offline.schema import load
 
-_USAGE = "usage: python -m reproducer.sandbox.providers.serve SCHEMA.json [PROVIDER-ADDRESS]\n"
+_USAGE = "usage: python -m reproducer.offline.serve SCHEMA.json [PROVIDER-ADDRESS]\n"
 
 
 def _as_is(servicer: Any) -> Any:
@@ -32,7 +32,7 @@ def serve(schema_path: Path, address: str | None = None) -> None:
     import tf.provider
     import tf.runner
 
-    from reproducer.sandbox.providers.server import SchemaProvider
+    from reproducer.offline.server import SchemaProvider
 
     servicer = SchemaProvider(load(schema_path, address))
     # run_provider wraps its argument in tf's own servicer, whose schema types cannot express lists of blocks
