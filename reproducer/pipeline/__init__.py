@@ -648,7 +648,7 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
     """Resources added, changed or removed between the committed output and the new render."""
     from reproducer.gitops.plan import committed_files, compare_resources
-    from reproducer.sandbox.providers import install_mirror
+    from reproducer.offline import install_mirror
 
     with scratch_dir("reproducer-plan-") as scratch:
         cli_config = install_mirror(scratch / "mirror", list(providers))

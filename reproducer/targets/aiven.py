@@ -31,7 +31,9 @@ EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUA
 PROVIDER = TerraformProvider("registry.terraform.io/aiven/aiven", "4.61.0", resources=ALL_TYPES, data_sources=ALL_TYPES)
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = tuple(
-    NodeSize(f"{{tier}}-{gb}", float(gb), "Aiven plan naming tier-x, x ≈ GB per node (targets.md §3)")
+    NodeSize(
+        f"{{tier}}-{gb}", float(gb), "Aiven plan naming tier-x, x ≈ GB per node (docs/reference/targets.md#node-sizes)"
+    )
     for gb in (4, 8, 16, 32, 64)
 )
 #: Region names, and the nearest to each OVH region.

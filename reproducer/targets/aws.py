@@ -46,14 +46,14 @@ PROVIDER = TerraformProvider(
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
-    NodeSize("cache.t4g.small", 1.37, "AWS docs via third-party table (targets.md §3)"),
-    NodeSize("cache.t4g.medium", 3.09, "third-party table (targets.md §3)"),
-    NodeSize("cache.m7g.large", 6.38, "third-party table (targets.md §3)"),
-    NodeSize("cache.r7g.large", 13.07, "commonly published, unverified (targets.md §3)"),
-    NodeSize("cache.r7g.xlarge", 26.32, "commonly published, unverified (targets.md §3)"),
-    NodeSize("cache.r7g.2xlarge", 52.82, "commonly published, unverified (targets.md §3)"),
-    NodeSize("cache.r7g.4xlarge", 105.81, "commonly published, unverified (targets.md §3)"),
-    NodeSize("cache.r7g.8xlarge", 209.55, "commonly published, unverified (targets.md §3)"),
+    NodeSize("cache.t4g.small", 1.37, "not in the research notes, unverified (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.t4g.medium", 3.09, "third-party table (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.m7g.large", 6.38, "third-party table (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.r7g.large", 13.07, "commonly published, unverified (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.r7g.xlarge", 26.32, "commonly published, unverified (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.r7g.2xlarge", 52.82, "commonly published, unverified (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.r7g.4xlarge", 105.81, "commonly published, unverified (docs/reference/targets.md#node-sizes)"),
+    NodeSize("cache.r7g.8xlarge", 209.55, "commonly published, unverified (docs/reference/targets.md#node-sizes)"),
 )
 #: Region names, and the nearest to each OVH region.
 REGIONS = RegionMap(

@@ -40,8 +40,13 @@ class Shape:
     source: str
 
 
-#: Beyond any target: AWS ElastiCache's limits, the largest documented (targets.md §3, [S9]).
-ANY_TARGET = Shape(500, 5, 500 * 6, "AWS ElastiCache: 1-500 shards, up to 5 replicas per shard (targets.md §3)")
+#: Beyond any target: AWS ElastiCache's limits, the largest documented (docs/reference/targets.md#topology-limits).
+ANY_TARGET = Shape(
+    500,
+    5,
+    500 * 6,
+    "AWS ElastiCache: 1-500 shards, up to 5 replicas per shard (docs/reference/targets.md#topology-limits)",
+)
 
 
 def check_renderable(spec: ServiceSpec) -> None:

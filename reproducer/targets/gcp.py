@@ -12,7 +12,7 @@ from reproducer.targets.common import BaseTarget, RegionMap, Shape, time_hours
 from reproducer.targets.render import hcl_ident
 from reproducer.targets.sizing import NodeSize
 
-#: Valkey directives Memorystore's engine_configs accepts (Google's modifiable list, targets.md §1a).
+#: Valkey directives Memorystore's engine_configs accepts (docs/reference/targets.md#memorystore-engine-configs).
 ENGINE_CONFIGS = frozenset({"maxmemory-policy", "notify-keyspace-events", "lfu-log-factor", "lfu-decay-time"})
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
@@ -31,7 +31,11 @@ PROVIDER = TerraformProvider(
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
-    NodeSize("SHARED_CORE_NANO", 1.12, "Google instance-node specification, writable GB (targets.md §3)"),
+    NodeSize(
+        "SHARED_CORE_NANO",
+        1.12,
+        "Google instance-node specification, writable GB (docs/reference/targets.md#node-sizes)",
+    ),
     NodeSize("CUSTOM_MICRO", 2.0, "Google instance-node specification, writable GB"),
     NodeSize("CUSTOM_MINI", 3.0, "Google instance-node specification, writable GB"),
     NodeSize("STANDARD_SMALL", 5.2, "Google instance-node specification, writable GB"),

@@ -18,8 +18,8 @@ PROVIDER = TerraformProvider(
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
-    NodeSize("db1-4", 4, "OVH flavor db1-X = X GB (ovh-api-valkey.md §6.2)"),
-    NodeSize("db1-7", 7, "OVH flavor table (ovh-api-valkey.md §6.2)"),
+    NodeSize("db1-4", 4, "OVH flavor db1-X = X GB (docs/reference/ovh-api.md#flavors)"),
+    NodeSize("db1-7", 7, "OVH flavor table (docs/reference/ovh-api.md#flavors)"),
     NodeSize("db1-15", 15, "OVH flavor table"),
     NodeSize("db1-30", 30, "OVH flavor table"),
     NodeSize("db1-60", 60, "OVH flavor table"),
