@@ -25,11 +25,18 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from reproducer import __version__, pipeline
+from reproducer import __version__
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
 from reproducer.data.follow import FollowStats
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
+from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import data as pipeline_data
+from reproducer.pipeline import inspect as pipeline_inspect
+from reproducer.pipeline import migrate as pipeline_migrate
+from reproducer.pipeline import plan as pipeline_plan
+from reproducer.pipeline import render as pipeline_render
+from reproducer.pipeline import sandbox as pipeline_sandbox
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in logs
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,16 +118,18 @@ def inspect(
     Credentials are read as the official ovh client reads them: OVH_APPLICATION_KEY,
     OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, OVH_ENDPOINT, then ovh.conf files.
     """
-    options = pipeline.InspectOptions(project=project, service=service, endpoint=endpoint, config_file=config_file)
-    specs = pipeline.inspect(options, _progress)
+    options = pipeline_inspect.InspectOptions(
+        project=project, service=service, endpoint=endpoint, config_file=config_file
+    )
+    specs = pipeline_inspect.inspect(options, _progress)
     if output is not None:
-        for path in pipeline.write_specs(specs, output):
+        for path in pipeline_inspect.write_specs(specs, output):
             _progress(f"wrote {path}")
     elif as_json:
         data = specs[0].to_dict() if service else [s.to_dict() for s in specs]
         _emit(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        _emit(pipeline.specs_to_yaml(specs))
+        _emit(pipeline_inspect.specs_to_yaml(specs))
 
 
 def _selfmanaged_options(func: F) -> F:
@@ -155,7 +164,7 @@ def sandbox() -> None:
 )
 def sandbox_up(root: Path | None, as_json: bool, keys: int) -> None:
     """Start the sandbox (idempotent) and print how to reach it."""
-    info = pipeline.sandbox_up(root, _progress, keys=keys)
+    info = pipeline_sandbox.sandbox_up(root, _progress, keys=keys)
     _print_sandbox(info, as_json)
 
 
@@ -164,7 +173,7 @@ def sandbox_up(root: Path | None, as_json: bool, keys: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def sandbox_status(root: Path | None, as_json: bool) -> None:
     """Show whether the sandbox runs and how to reach it (exit 1 when it does not run)."""
-    info = pipeline.sandbox_status(root)
+    info = pipeline_sandbox.sandbox_status(root)
     if info is None:
         _stderr.print("the sandbox is not running; start it with: reproducer sandbox up")
         sys.exit(1)
@@ -175,7 +184,7 @@ def sandbox_status(root: Path | None, as_json: bool) -> None:
 @_sandbox_dir_option
 def sandbox_down(root: Path | None) -> None:
     """Stop the sandbox and every Valkey process it started."""
-    stopped = pipeline.sandbox_down(root)
+    stopped = pipeline_sandbox.sandbox_down(root)
     _progress("sandbox stopped" if stopped else "the sandbox was not running")
 
 
@@ -219,7 +228,7 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
     every key with temporary access that is removed afterwards, verify, report. Then it renders AWS and GCP,
     shows the pull-request comment `plan` would post, and removes the cluster (and the sandbox it started).
     """
-    was_running = pipeline.sandbox_status(root) is not None
+    was_running = pipeline_sandbox.sandbox_status(root) is not None
     from reproducer.pipeline.demo import demo as run_demo
 
     try:
@@ -227,7 +236,7 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
             result = run_demo(root, _progress, report, keys, install_signal_handlers)
     finally:
         if not (keep_sandbox or was_running):
-            pipeline.sandbox_down(root)
+            pipeline_sandbox.sandbox_down(root)
             _progress("sandbox stopped")
     _emit(result.spec.to_yaml())
     _print_job(result.job, target_kept=False)
@@ -278,10 +287,10 @@ def render(
     OUT/.reproducer-manifest.json: a re-render replaces or removes only those, so your own files (backend.tf,
     *_override.tf, .git) stay. Deterministic: the same spec and options give byte-identical files.
     """
-    request = pipeline.RenderRequest(
+    request = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    rendered = pipeline.render(request)
+    rendered = pipeline_render.render(request)
     if as_json:
         _emit(rendered.files["compatibility.json"])
     counts = Counter(str(row.support) for row in rendered.rows)
@@ -340,12 +349,14 @@ def apply(
     Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
     """
     passwords = _env_passwords() or None
-    render_request = pipeline.RenderRequest(spec=spec_file, target=target, out=out, shards=shards, replicas=replicas)
+    render_request = pipeline_render.RenderRequest(
+        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas
+    )
     if target == "selfmanaged":
         _apply_selfmanaged(render_request, inventory, variables, passwords, check)
         return
-    service = pipeline.apply_local(
-        pipeline.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
+    service = pipeline_apply.apply_local(
+        pipeline_apply.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
         _progress,
     )
     _stderr.print(
@@ -356,7 +367,7 @@ def apply(
 
 
 def _apply_selfmanaged(
-    render: pipeline.RenderRequest,
+    render: pipeline_render.RenderRequest,
     inventory: Path | None,
     variables: Path | None,
     passwords: dict[str, str] | None,
@@ -385,7 +396,7 @@ def _apply_selfmanaged(
 )
 def destroy(target: str, out: Path) -> None:
     """Stop every process `apply` started and remove their data."""
-    pipeline.destroy_local(out, _progress)
+    pipeline_apply.destroy_local(out, _progress)
     _stderr.print(f"{target}: stopped and removed")
 
 
@@ -440,10 +451,10 @@ def plan_command(
     """
     from reproducer.gitops.plan import to_json, to_markdown
 
-    rendering = pipeline.RenderRequest(
+    rendering = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    request = pipeline.PlanRequest(
+    request = pipeline_plan.PlanRequest(
         render=rendering,
         terraform=terraform_mode,
         passwords=_env_passwords() or None,
@@ -451,7 +462,7 @@ def plan_command(
         variables=variables,
     )
     try:
-        report = pipeline.plan(request, _progress)
+        report = pipeline_plan.plan(request, _progress)
     except ReproducerError as exc:
         if detailed_exitcode:  # 2 means "changes" here, so every error is 1
             exc.exit_code = 1
@@ -483,8 +494,8 @@ def drift(spec_file: Path, endpoint: str | None, config_file: Path | None, as_js
 
     Exit 0 when they match, 2 when the live service drifted (the differences are listed).
     """
-    options = pipeline.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
-    found = pipeline.drift(spec_file, options, _progress)
+    options = pipeline_inspect.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
+    found = pipeline_inspect.drift(spec_file, options, _progress)
     if as_json:
         _emit(
             json.dumps(
@@ -587,7 +598,7 @@ def copy_command(
     """
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted copy")
-    run = run_dir or pipeline.new_run_dir()
+    run = run_dir or pipeline_data.new_run_dir()
     options = CopyOptions(
         match=match,
         dbs=dbs or None,
@@ -604,17 +615,17 @@ def copy_command(
         _switch_ovh_notifications_on(ovh_project, ovh_service, ovh_endpoint)
     following = _follow_options(follow_seconds) if follow else None
     with _copy_progress() as report:
-        result = pipeline.copy_data(source, target, options, run, report, following)
+        result = pipeline_data.copy_data(source, target, options, run, report, following)
     _print_copy_summary(result)
     if then_verify:
         verify = VerifyOptions(dbs=dbs or None, match=match, max_batch_bytes=max_batch_mb * MIB)
-        _finish_verify(pipeline.verify_data(source, target, verify, run), False)
+        _finish_verify(pipeline_data.verify_data(source, target, verify, run), False)
 
 
 def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: str | None) -> None:
     if not project:
         raise click.UsageError("--ovh-service needs --ovh-project")
-    previous, now = pipeline.enable_ovh_notifications(project, service, endpoint)
+    previous, now = pipeline_data.enable_ovh_notifications(project, service, endpoint)
     if previous == now:
         _progress(f"OVH service {service}: keyspace notifications already on ({now})")
         return
@@ -626,7 +637,7 @@ def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: st
     )
 
 
-_FOLLOWING: list[pipeline.FollowOptions] = []
+_FOLLOWING: list[pipeline_data.FollowOptions] = []
 
 
 def _follow_handler(signum: int, frame: Any) -> None:
@@ -637,8 +648,8 @@ def _follow_handler(signum: int, frame: Any) -> None:
     _raise_interrupted(signum, frame)
 
 
-def _follow_options(seconds: float | None) -> pipeline.FollowOptions:
-    follow = pipeline.FollowOptions(stop=threading.Event(), seconds=seconds, progress=_follow_line())
+def _follow_options(seconds: float | None) -> pipeline_data.FollowOptions:
+    follow = pipeline_data.FollowOptions(stop=threading.Event(), seconds=seconds, progress=_follow_line())
     _FOLLOWING.append(follow)
     for signum in _STOP_SIGNALS:
         signal.signal(signum, _follow_handler)
@@ -783,14 +794,14 @@ def migrate(**options: Any) -> None:
         _migrate_job(options)
 
 
-def _migrate_inputs(options: dict[str, Any]) -> tuple[pipeline.InspectOptions, Path, CopyOptions]:
-    inspect = pipeline.InspectOptions(
+def _migrate_inputs(options: dict[str, Any]) -> tuple[pipeline_inspect.InspectOptions, Path, CopyOptions]:
+    inspect = pipeline_inspect.InspectOptions(
         project=options["project"], service=options["service"], endpoint=options["endpoint"]
     )
     copy = CopyOptions(
         conflict=cast(Conflict, options["conflict"] or "refuse"), max_keys_per_second=options["max_keys_per_second"]
     )
-    run_dir = options["run_dir"] or pipeline.new_run_dir()
+    run_dir = options["run_dir"] or pipeline_data.new_run_dir()
     _progress(f"run directory: {run_dir}")
     return inspect, run_dir, copy
 
@@ -798,7 +809,7 @@ def _migrate_inputs(options: dict[str, Any]) -> tuple[pipeline.InspectOptions, P
 def _migrate_to_url(options: dict[str, Any]) -> None:
     inspect, run_dir, copy = _migrate_inputs(options)
     with _copy_progress() as report:
-        request = pipeline.MigrateRequest(
+        request = pipeline_migrate.MigrateRequest(
             inspect=inspect,
             target_url=options["target_url"],
             run_dir=run_dir,
@@ -809,7 +820,7 @@ def _migrate_to_url(options: dict[str, Any]) -> None:
             resume=options["resume"],
             data_progress=report,
         )
-        result = pipeline.migrate_data(request, _progress)
+        result = pipeline_migrate.migrate_data(request, _progress)
     _print_copy_summary(result.copy)
     _finish_verify(result.verify, False)
 
@@ -933,7 +944,7 @@ def verify_command(
         ttl_tolerance_ms=ttl_tolerance_ms,
         max_batch_bytes=max_batch_mb * MIB,
     )
-    _finish_verify(pipeline.verify_data(source, target, options, run_dir), as_json)
+    _finish_verify(pipeline_data.verify_data(source, target, options, run_dir), as_json)
 
 
 def _every(step: int, what: str) -> Callable[[int], None]:
@@ -986,7 +997,7 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
 @_match_option
 def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None) -> None:
     """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
-    count = pipeline.export_data(
+    count = pipeline_data.export_data(
         source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported")
     )
     _stderr.print(f"exported {count:,} keys to {file}")
@@ -1009,7 +1020,7 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Literal["
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
     """
-    written, expired, skipped = pipeline.import_data(
+    written, expired, skipped = pipeline_data.import_data(
         file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported")
     )
     extra = (f"; {expired:,} had expired" if expired else "") + (
