@@ -34,7 +34,7 @@ from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalServic
 from reproducer.pipeline.data import FollowOptions
 from reproducer.pipeline.files import atomic_write, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
-from reproducer.pipeline.migrate import MigrateRequest, MigrateResult, migrate_data
+from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render
@@ -76,6 +76,38 @@ class JobRequest:
     #: Called before and after every phase: the CLI puts its signal handlers back there, since a phase's
     #: tools (ansible-runner) may install their own and leave them.
     between_phases: Callable[[], None] | None = None
+
+
+def job_request(
+    options: MigrateOptions,
+    passwords: dict[str, str],
+    data_progress: DataProgress | None = None,
+    between_phases: Callable[[], None] | None = None,
+) -> JobRequest:
+    """The job that stands ``options.target`` up and migrates into it (``passwords``: its users', in memory)."""
+    if options.target is None:
+        raise InputError("no target to stand up", hint="give --target NAME")
+    return JobRequest(
+        inspect=options.inspect_options(),
+        target=options.target,
+        run_dir=options.run_dir,
+        shards=options.shards,
+        replicas=options.replicas,
+        name=options.name,
+        region=options.region,
+        inventory=options.inventory,
+        variables=options.variables,
+        target_ca=options.target_ca,
+        allow_cidr=options.allow_cidr,
+        source_ca=options.source_ca,
+        copy=options.copy_options(),
+        follow=options.follow,
+        data_progress=data_progress,
+        resume=options.resume,
+        dry_run=options.dry_run,
+        passwords=passwords,
+        between_phases=between_phases,
+    )
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reproducer.data.copy import CopyOptions, CopyResult
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.data import FollowOptions, copy_data, verify_data
@@ -42,6 +42,61 @@ class MigrateRequest:
     #: Extra variables for the endpoints' ``password_env`` (kept in memory, e.g. a target's password).
     environ: dict[str, str] = field(default_factory=dict, repr=False)
     data_progress: DataProgress | None = None
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    """``migrate`` as the user asked for it: the source service, where its data goes, and how it is copied.
+
+    ``target_url`` moves the data into an existing Valkey (:func:`migrate_request`); ``target`` names one to
+    stand up first, with the shape and the hosts options (``job.job_request``).
+    """
+
+    project: str
+    service: str
+    run_dir: Path
+    endpoint: str | None = None
+    target_url: str | None = None
+    target: str | None = None
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+    dry_run: bool = False
+    inventory: Path | None = None
+    variables: Path | None = None
+    target_ca: Path | None = None
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    conflict: Conflict = "refuse"
+    max_keys_per_second: float | None = None
+    follow: FollowOptions | None = None
+    resume: bool = False
+
+    def inspect_options(self) -> InspectOptions:
+        """Where the source service is read from."""
+        return InspectOptions(project=self.project, service=self.service, endpoint=self.endpoint)
+
+    def copy_options(self) -> CopyOptions:
+        """How its keys are copied."""
+        return CopyOptions(conflict=self.conflict, max_keys_per_second=self.max_keys_per_second)
+
+
+def migrate_request(options: MigrateOptions, data_progress: DataProgress | None = None) -> MigrateRequest:
+    """The migration into the existing target ``options.target_url``."""
+    if options.target_url is None:
+        raise InputError("no target URL to migrate to", hint="give --to URL (an existing target)")
+    return MigrateRequest(
+        inspect=options.inspect_options(),
+        target_url=options.target_url,
+        run_dir=options.run_dir,
+        allow_cidr=options.allow_cidr,
+        source_ca=options.source_ca,
+        copy=options.copy_options(),
+        follow=options.follow,
+        resume=options.resume,
+        data_progress=data_progress,
+    )
 
 
 @dataclass

@@ -22,6 +22,8 @@ from reproducer.gitops.plan import (
     committed_files,
     compare_resources,
     file_diffs,
+    to_json,
+    to_markdown,
 )
 from reproducer.pipeline.apply import LocalApplyRequest, apply_local, local_data_dir
 from reproducer.pipeline.files import scratch_dir
@@ -75,6 +77,11 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
     elif applier == "hosts" and request.inventory is not None:
         report.ansible = _hosts_check(request, progress)
     return report
+
+
+def plan_text(report: PlanReport, fmt: str) -> str:
+    """The report as the pull-request comment (``markdown``) or as JSON (``json``)."""
+    return to_json(report) if fmt == "json" else to_markdown(report)
 
 
 def _hosts_check(request: PlanRequest, progress: Progress) -> AnsibleCheck:
