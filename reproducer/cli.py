@@ -19,17 +19,32 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from reproducer import __version__, pipeline
-from reproducer.data.copy import Conflict, CopyOptions, CopyResult, Stats
-from reproducer.data.follow import FollowStats
-from reproducer.data.verify import VerifyOptions, VerifyReport
+from reproducer import __version__
+from reproducer.data.endpoint import describe_options, describe_schemes
+from reproducer.data.formats import FORMATS
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
+from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import data as pipeline_data
+from reproducer.pipeline import demo as pipeline_demo
+from reproducer.pipeline import inspect as pipeline_inspect
+from reproducer.pipeline import job as pipeline_job
+from reproducer.pipeline import migrate as pipeline_migrate
+from reproducer.pipeline import plan as pipeline_plan
+from reproducer.pipeline import render as pipeline_render
+from reproducer.pipeline import sandbox as pipeline_sandbox
+from reproducer.pipeline import selfmanaged as pipeline_selfmanaged
+from reproducer.targets import Applier, target_entry, target_names
+
+if TYPE_CHECKING:  # results the CLI prints; it builds none of them
+    from reproducer.data.copy import Conflict, CopyResult, Stats
+    from reproducer.data.follow import FollowStats
+    from reproducer.data.verify import VerifyReport
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in logs
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,22 +66,99 @@ class _FiniteRange(click.FloatRange):
 
 
 POSITIVE = _FiniteRange(min=0.0, min_open=True)
-#: --max-batch-mb is in MiB, like the 64 MiB default of CopyOptions/VerifyOptions.max_batch_bytes.
-MIB = 1024 * 1024
 
 
 def _emit(text: str) -> None:
     click.echo(text, nl=not text.endswith("\n"))
 
 
-def _sandbox_dir_option(func: F) -> F:
-    return click.option(
-        "--dir",
-        "root",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Sandbox state directory (default: $REPRODUCER_SANDBOX_DIR or ~/.local/state/reproducer/sandbox).",
-    )(func)
+# ---- options shared by several commands: declared once, each use may override the help -------------
+
+
+def _option(*decls: str, **attrs: Any) -> Callable[..., Callable[[F], F]]:
+    """An option declared once; ``NAME(help=...)`` adds it to a command, overriding any of its attributes."""
+
+    def use(**overrides: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = click.option(*decls, **(attrs | overrides))
+        return decorator
+
+    return use
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+
+
+_APPLIERS: dict[Applier, str] = {
+    "local": "on this machine",
+    "hosts": "Terraform (OpenStack) then Ansible, or Ansible on --inventory hosts",
+}
+#: Targets reproducer stands up itself, and those it stands up on this machine (``destroy`` removes those).
+APPLICABLE = target_names(applicable=True)
+LOCAL = tuple(name for name in APPLICABLE if target_entry(name).applier == "local")
+
+
+def _applier_help(names: tuple[str, ...]) -> str:
+    return "; ".join(f"{name}: {_APPLIERS[applier]}" for name in names if (applier := target_entry(name).applier))
+
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+_DIRECTORY = click.Path(path_type=Path, file_okay=False)
+TARGET = _option("--target", "target", required=True, help=f"{_one_of(target_names())}.")
+SPEC = _option("--spec", "spec_file", type=_PATH, required=True, help="The service spec.")
+OUT = _option("--out", type=_DIRECTORY, required=True, help="Output directory.")
+SHARDS = _option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
+REPLICAS = _option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
+NAME = _option("--name", default=None, help="Base name of the target resources.")
+REGION = _option("--region", default=None, help="Target region.")
+JSON = _option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+PROJECT = _option("--project", required=True, help="OVH Public Cloud project id (32 hex characters).")
+ENDPOINT = _option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
+CONFIG = _option("--config", "config_file", type=_PATH, default=None, help="An ovh.conf to read credentials from.")
+SANDBOX_DIR = _option(
+    "--dir",
+    "root",
+    type=_DIRECTORY,
+    default=None,
+    help="Sandbox state directory (default: $REPRODUCER_SANDBOX_DIR or ~/.local/state/reproducer/sandbox).",
+)
+INVENTORY = _option(
+    "--inventory",
+    type=_PATH,
+    default=None,
+    help="selfmanaged: YAML inventory of hosts that already exist (groups valkey, valkey_sentinel); skips Terraform.",
+)
+VARS = _option(
+    "--vars",
+    "variables",
+    type=_PATH,
+    default=None,
+    help="selfmanaged: YAML file of extra non-secret Ansible variables.",
+)
+RUN_DIR = _option(
+    "--run-dir",
+    type=_DIRECTORY,
+    default=None,
+    help="Run directory (checkpoint, stats, verify report); default: a new runs/<id>.",
+)
+RESUME = _option("--resume", is_flag=True, help="Continue an interrupted migration from its run directory.")
+DB = _option("--db", "dbs", type=click.IntRange(0, 1_000_000), multiple=True, help="Only this database (repeatable).")
+MATCH = _option("--match", default=None, help="Only keys matching this glob pattern.")
+MAX_BATCH_MB = _option(
+    "--max-batch-mb",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="A batch closes at this many MiB of values (bounds memory with large keys).",
+)
+REPLACE = _option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
+SKIP_EXISTING = _option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
+FOLLOW = _option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
+FOLLOW_SECONDS = _option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop after this long.")
+MAX_KEYS_PER_SECOND = _option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
+DATA_FORMAT = _option(
+    "--format", "fmt", type=click.Choice(list(FORMATS)), default=None, help="File format (default: from the file name)."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,17 +171,11 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.option("--project", required=True, help="OVH Public Cloud project id (32 hex characters).")
+@cli.command("inspect")
+@PROJECT()
 @click.option("--service", default=None, help="Valkey service id; every Valkey service of the project if omitted.")
-@click.option("--endpoint", default=None, help="OVH endpoint name (ovh-eu, ovh-ca, ovh-us) or API URL.")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="An ovh.conf to read credentials from (besides the usual places).",
-)
+@ENDPOINT(help="OVH endpoint name (ovh-eu, ovh-ca, ovh-us) or API URL.")
+@CONFIG(help="An ovh.conf to read credentials from (besides the usual places).")
 @click.option(
     "-o",
     "--output",
@@ -97,8 +183,8 @@ def cli() -> None:
     default=None,
     help="Write the spec here (a directory when several services are read).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of YAML.")
-def inspect(
+@JSON(help="Print JSON on stdout instead of YAML.")
+def inspect_command(
     project: str,
     service: str | None,
     endpoint: str | None,
@@ -111,71 +197,54 @@ def inspect(
     Credentials are read as the official ovh client reads them: OVH_APPLICATION_KEY,
     OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, OVH_ENDPOINT, then ovh.conf files.
     """
-    options = pipeline.InspectOptions(project=project, service=service, endpoint=endpoint, config_file=config_file)
-    specs = pipeline.inspect(options, _progress)
+    options = pipeline_inspect.InspectOptions(
+        project=project, service=service, endpoint=endpoint, config_file=config_file
+    )
+    specs = pipeline_inspect.inspect(options, _progress)
     if output is not None:
-        for path in pipeline.write_specs(specs, output):
+        for path in pipeline_inspect.write_specs(specs, output):
             _progress(f"wrote {path}")
     elif as_json:
         data = specs[0].to_dict() if service else [s.to_dict() for s in specs]
         _emit(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        _emit(pipeline.specs_to_yaml(specs))
+        _emit(pipeline_inspect.specs_to_yaml(specs))
 
 
-def _selfmanaged_options(func: F) -> F:
-    """``--inventory`` and ``--vars`` of the selfmanaged target (apply, migrate)."""
-    inventory = click.option(
-        "--inventory",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="selfmanaged: YAML inventory of hosts that already exist (groups valkey, valkey_sentinel); "
-        "skips Terraform.",
-    )
-    variables = click.option(
-        "--vars",
-        "variables",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="selfmanaged: YAML file of extra non-secret Ansible variables.",
-    )
-    return inventory(variables(func))
-
-
-@cli.group()
-def sandbox() -> None:
+@cli.group("sandbox")
+def sandbox_group() -> None:
     """The embedded OVH API emulator, backed by real Valkey servers."""
 
 
-@sandbox.command("up")
-@_sandbox_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (endpoint, keys, project, services).")
+@sandbox_group.command("up")
+@SANDBOX_DIR()
+@JSON(help="Print one JSON object (endpoint, keys, project, services).")
 @click.option(
     "--keys", type=click.IntRange(0, 10_000_000), default=2000, show_default=True, help="Keys in a new service."
 )
 def sandbox_up(root: Path | None, as_json: bool, keys: int) -> None:
     """Start the sandbox (idempotent) and print how to reach it."""
-    info = pipeline.sandbox_up(root, _progress, keys=keys)
+    info = pipeline_sandbox.sandbox_up(root, _progress, keys=keys)
     _print_sandbox(info, as_json)
 
 
-@sandbox.command("status")
-@_sandbox_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@sandbox_group.command("status")
+@SANDBOX_DIR()
+@JSON(help="Print one JSON object.")
 def sandbox_status(root: Path | None, as_json: bool) -> None:
     """Show whether the sandbox runs and how to reach it (exit 1 when it does not run)."""
-    info = pipeline.sandbox_status(root)
+    info = pipeline_sandbox.sandbox_status(root)
     if info is None:
         _stderr.print("the sandbox is not running; start it with: reproducer sandbox up")
         sys.exit(1)
     _print_sandbox(info, as_json)
 
 
-@sandbox.command("down")
-@_sandbox_dir_option
+@sandbox_group.command("down")
+@SANDBOX_DIR()
 def sandbox_down(root: Path | None) -> None:
     """Stop the sandbox and every Valkey process it started."""
-    stopped = pipeline.sandbox_down(root)
+    stopped = pipeline_sandbox.sandbox_down(root)
     _progress("sandbox stopped" if stopped else "the sandbox was not running")
 
 
@@ -200,17 +269,17 @@ def ovh_conf(info: dict[str, Any]) -> str:
     )
 
 
-@cli.command()
-@_sandbox_dir_option
+@cli.command("demo")
+@SANDBOX_DIR()
 @click.option(
     "--keys",
     type=click.IntRange(1, 10_000_000),
-    default=200_000,
+    default=pipeline_demo.DEMO_KEYS,
     show_default=True,
     help="Keys in a new sandbox's service.",
 )
 @click.option("--keep-sandbox", is_flag=True, help="Leave the sandbox running afterwards (to explore it).")
-def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
+def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
     """Run the whole job on the sandbox: a service leaves the sandbox OVH for a resharded cluster, proven.
 
     Starts the sandbox (an OVH API emulator with a Business Valkey service holding --keys mixed keys), then
@@ -219,15 +288,13 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
     every key with temporary access that is removed afterwards, verify, report. Then it renders AWS and GCP,
     shows the pull-request comment `plan` would post, and removes the cluster (and the sandbox it started).
     """
-    was_running = pipeline.sandbox_status(root) is not None
-    from reproducer.pipeline.demo import demo as run_demo
-
+    was_running = pipeline_sandbox.sandbox_status(root) is not None
     try:
         with _copy_progress() as report:
-            result = run_demo(root, _progress, report, keys, install_signal_handlers)
+            result = pipeline_demo.demo(root, _progress, report, keys, install_signal_handlers)
     finally:
         if not (keep_sandbox or was_running):
-            pipeline.sandbox_down(root)
+            pipeline_sandbox.sandbox_down(root)
             _progress("sandbox stopped")
     _emit(result.spec.to_yaml())
     _print_job(result.job, target_kept=False)
@@ -240,28 +307,17 @@ def demo(root: Path | None, keys: int, keep_sandbox: bool) -> None:
         _finish_verify(result.job.migration.verify, False)
 
 
-@cli.command()
-@click.option("--target", "target", required=True, help="aws, gcp, ovh, aiven or selfmanaged.")
-@click.option(
-    "--spec",
-    "spec_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="The service spec (from 'reproducer inspect').",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Output directory: empty, new, or one reproducer rendered (it replaces only the files its manifest lists).",
-)
-@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
-@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
-@click.option("--name", default=None, help="Base name of the target resources (default: the source description).")
-@click.option("--region", default=None, help="Target region (default: the nearest to the source region).")
+@cli.command("render")
+@TARGET()
+@SPEC(help="The service spec (from 'reproducer inspect').")
+@OUT(help="Output directory: empty, new, or one reproducer rendered (it replaces only the files its manifest lists).")
+@SHARDS()
+@REPLICAS()
+@NAME(help="Base name of the target resources (default: the source description).")
+@REGION(help="Target region (default: the nearest to the source region).")
 @click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
-@click.option("--json", "as_json", is_flag=True, help="Print compatibility.json on stdout.")
-def render(
+@JSON(help="Print compatibility.json on stdout.")
+def render_command(
     target: str,
     spec_file: Path,
     out: Path,
@@ -278,10 +334,10 @@ def render(
     OUT/.reproducer-manifest.json: a re-render replaces or removes only those, so your own files (backend.tf,
     *_override.tf, .git) stay. Deterministic: the same spec and options give byte-identical files.
     """
-    request = pipeline.RenderRequest(
+    request = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    rendered = pipeline.render(request)
+    rendered = pipeline_render.render(request)
     if as_json:
         _emit(rendered.files["compatibility.json"])
     counts = Counter(str(row.support) for row in rendered.rows)
@@ -299,20 +355,12 @@ def render(
         )
 
 
-@cli.command()
-@click.option(
-    "--target",
-    "target",
-    required=True,
-    type=click.Choice(["local", "selfmanaged"]),
-    help="local: on this machine; selfmanaged: Terraform (OpenStack) then Ansible, or Ansible on --inventory hosts.",
-)
-@click.option(
-    "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
-)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output directory.")
-@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
-@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
+@cli.command("apply")
+@TARGET(type=click.Choice(APPLICABLE), help=f"{_applier_help(APPLICABLE)}.")
+@SPEC()
+@OUT()
+@SHARDS()
+@REPLICAS()
 @click.option(
     "--base-port",
     type=click.IntRange(1024, 60000),
@@ -320,9 +368,10 @@ def render(
     show_default=True,
     help="local: first port; Sentinels use base-port + 1000 and up.",
 )
-@_selfmanaged_options
+@INVENTORY()
+@VARS()
 @click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
-def apply(
+def apply_command(
     target: str,
     spec_file: Path,
     out: Path,
@@ -340,12 +389,16 @@ def apply(
     Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
     """
     passwords = _env_passwords() or None
-    render_request = pipeline.RenderRequest(spec=spec_file, target=target, out=out, shards=shards, replicas=replicas)
-    if target == "selfmanaged":
-        _apply_selfmanaged(render_request, inventory, variables, passwords, check)
+    render_request = pipeline_render.RenderRequest(
+        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas
+    )
+    if target_entry(target).applier == "hosts":
+        _apply_hosts(
+            pipeline_selfmanaged.SelfManagedApplyRequest(render_request, inventory, variables, passwords, check)
+        )
         return
-    service = pipeline.apply_local(
-        pipeline.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
+    service = pipeline_apply.apply_local(
+        pipeline_apply.LocalApplyRequest(render=render_request, base_port=base_port, passwords=passwords, check=check),
         _progress,
     )
     _stderr.print(
@@ -355,17 +408,9 @@ def apply(
     )
 
 
-def _apply_selfmanaged(
-    render: pipeline.RenderRequest,
-    inventory: Path | None,
-    variables: Path | None,
-    passwords: dict[str, str] | None,
-    check: bool,
-) -> None:
-    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
-
-    request = SelfManagedApplyRequest(render, inventory, variables, passwords, check)
-    service = apply_selfmanaged(request, _progress)
+def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
+    check = request.check
+    service = pipeline_selfmanaged.apply_selfmanaged(request, _progress)
     hosts = ", ".join(f"{name} ({address})" for name, address in service.data_hosts.items())
     verb = "that would be made" if check else "made"
     _stderr.print(f"{service.topology} on {hosts}: {service.changed} change(s) {verb}")
@@ -375,32 +420,21 @@ def _apply_selfmanaged(
         _stderr.print(service.diff, markup=False, highlight=False)
 
 
-@cli.command()
-@click.option("--target", "target", required=True, type=click.Choice(["local"]), help="Only local for now.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="The output directory given to apply.",
-)
-def destroy(target: str, out: Path) -> None:
+@cli.command("destroy")
+@TARGET(type=click.Choice(LOCAL), help=f"{_one_of(LOCAL)}: targets applied on this machine.")
+@OUT(help="The output directory given to apply.")
+def destroy_command(target: str, out: Path) -> None:
     """Stop every process `apply` started and remove their data."""
-    pipeline.destroy_local(out, _progress)
+    pipeline_apply.destroy_local(out, _progress)
     _stderr.print(f"{target}: stopped and removed")
 
 
 @cli.command("plan")
-@_selfmanaged_options
-@click.option("--target", "target", required=True, help="aws, gcp, ovh, aiven or selfmanaged.")
-@click.option(
-    "--spec", "spec_file", type=click.Path(path_type=Path, dir_okay=False), required=True, help="The service spec."
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="The committed output directory to compare with (it is not modified).",
-)
+@INVENTORY()
+@VARS()
+@TARGET()
+@SPEC()
+@OUT(help="The committed output directory to compare with (it is not modified).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option(
     "--terraform",
@@ -413,10 +447,10 @@ def destroy(target: str, out: Path) -> None:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
 )
-@click.option("--shards", type=click.IntRange(1, 500), default=None, help="Reshape: number of shards.")
-@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="Reshape: replicas per shard.")
-@click.option("--name", default=None, help="Base name of the target resources.")
-@click.option("--region", default=None, help="Target region.")
+@SHARDS()
+@REPLICAS()
+@NAME()
+@REGION()
 def plan_command(
     target: str,
     spec_file: Path,
@@ -438,12 +472,10 @@ def plan_command(
     passwords as for apply, REPRODUCER_PASSWORD_<USER>, or password tasks show as changes); for selfmanaged,
     the same on the --inventory hosts.
     """
-    from reproducer.gitops.plan import to_json, to_markdown
-
-    rendering = pipeline.RenderRequest(
+    rendering = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
-    request = pipeline.PlanRequest(
+    request = pipeline_plan.PlanRequest(
         render=rendering,
         terraform=terraform_mode,
         passwords=_env_passwords() or None,
@@ -451,40 +483,28 @@ def plan_command(
         variables=variables,
     )
     try:
-        report = pipeline.plan(request, _progress)
+        report = pipeline_plan.plan(request, _progress)
     except ReproducerError as exc:
         if detailed_exitcode:  # 2 means "changes" here, so every error is 1
             exc.exit_code = 1
         raise
-    _emit(to_json(report) if fmt == "json" else to_markdown(report))
+    _emit(pipeline_plan.plan_text(report, fmt))
     if detailed_exitcode and report.has_changes:
         sys.exit(2)
 
 
-@cli.command()
-@click.option(
-    "--spec",
-    "spec_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="The committed spec to check.",
-)
-@click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="An ovh.conf to read credentials from.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def drift(spec_file: Path, endpoint: str | None, config_file: Path | None, as_json: bool) -> None:
+@cli.command("drift")
+@SPEC(help="The committed spec to check.")
+@ENDPOINT()
+@CONFIG()
+@JSON(help="Print the differences as JSON.")
+def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | None, as_json: bool) -> None:
     """Compare a committed spec with the live OVH service it describes.
 
     Exit 0 when they match, 2 when the live service drifted (the differences are listed).
     """
-    options = pipeline.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
-    found = pipeline.drift(spec_file, options, _progress)
+    options = pipeline_inspect.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
+    found = pipeline_inspect.drift(spec_file, options, _progress)
     if as_json:
         _emit(
             json.dumps(
@@ -503,58 +523,31 @@ def drift(spec_file: Path, endpoint: str | None, config_file: Path | None, as_js
 # ---- data -----------------------------------------------------------------------------------------
 
 _ENDPOINT_HELP = (
-    "Endpoints: valkey://[user@]host:port[/db], valkeys://… (TLS), valkey+sentinel://h1:p1,h2:p2/<primary>, "
-    "valkey+cluster://seed1:p1,seed2:p2; options ?password_env=VAR, ?password_file=PATH, ?ca=PATH, "
-    "?cert=PATH&key=PATH, ?insecure=1. Passwords never go in the URL."
+    "\b\nEndpoints:\n"
+    + describe_schemes()
+    + "\n\n\b\nOptions:\n"
+    + describe_options()
+    + "\n\nPasswords never go in the URL."
 )
-
-
-def _db_option(func: F) -> F:
-    return click.option(
-        "--db", "dbs", type=click.IntRange(0, 1_000_000), multiple=True, help="Only this database (repeatable)."
-    )(func)
-
-
-def _match_option(func: F) -> F:
-    return click.option("--match", default=None, help="Only keys matching this glob pattern.")(func)
-
-
-def _run_dir_option(func: F) -> F:
-    return click.option(
-        "--run-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Run directory (checkpoint, stats, verify report); default: a new runs/<id>.",
-    )(func)
-
-
-def _max_batch_mb_option(func: F) -> F:
-    return click.option(
-        "--max-batch-mb",
-        type=click.IntRange(min=1),
-        default=64,
-        show_default=True,
-        help="A batch closes at this many MiB of values (bounds memory with large keys).",
-    )(func)
 
 
 @cli.command("copy", epilog=_ENDPOINT_HELP)
 @click.argument("source")
 @click.argument("target")
-@_db_option
-@_match_option
-@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
-@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
+@DB()
+@MATCH()
+@REPLACE()
+@SKIP_EXISTING()
 @click.option("--from-replica", is_flag=True, help="Read from a replica of each shard to spare the primaries.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Keys per batch.")
-@click.option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
+@MAX_KEYS_PER_SECOND()
 @click.option("--max-mb-per-second", type=POSITIVE, default=None, help="Rate limit in MB/s of DUMP payload.")
-@_max_batch_mb_option
-@_run_dir_option
-@click.option("--resume", is_flag=True, help="Continue an interrupted copy from the run directory's checkpoint.")
+@MAX_BATCH_MB()
+@RUN_DIR()
+@RESUME(help="Continue an interrupted copy from the run directory's checkpoint.")
 @click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
-@click.option("--follow", is_flag=True, help="Then keep re-copying changed keys (keyspace notifications) until Ctrl-C.")
-@click.option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop following after this long.")
+@FOLLOW(help="Then keep re-copying changed keys (keyspace notifications) until Ctrl-C.")
+@FOLLOW_SECONDS(help="With --follow: stop following after this long.")
 @click.option("--ovh-project", default=None, help="With --follow: the OVH project of the source service.")
 @click.option(
     "--ovh-service", default=None, help="With --follow: switch the OVH service's notifications on via the API."
@@ -565,7 +558,7 @@ def copy_command(
     target: str,
     dbs: tuple[int, ...],
     match: str | None,
-    conflict: str | None,
+    conflict: Conflict | None,
     from_replica: bool,
     batch: int,
     max_keys_per_second: float | None,
@@ -587,34 +580,36 @@ def copy_command(
     """
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted copy")
-    run = run_dir or pipeline.new_run_dir()
-    options = CopyOptions(
-        match=match,
-        dbs=dbs or None,
-        batch=batch,
-        conflict=cast(Conflict, conflict or "refuse"),
-        from_replica=from_replica,
-        max_keys_per_second=max_keys_per_second,
-        max_bytes_per_second=max_mb_per_second * 1e6 if max_mb_per_second else None,
-        resume=resume,
-        max_batch_bytes=max_batch_mb * MIB,
-    )
+    run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     if ovh_service:
         _switch_ovh_notifications_on(ovh_project, ovh_service, ovh_endpoint)
-    following = _follow_options(follow_seconds) if follow else None
+    request = pipeline_data.CopyRequest(
+        source,
+        target,
+        run,
+        dbs=dbs or None,
+        match=match,
+        conflict=conflict or "refuse",
+        from_replica=from_replica,
+        batch=batch,
+        max_keys_per_second=max_keys_per_second,
+        max_mb_per_second=max_mb_per_second,
+        max_batch_mb=max_batch_mb,
+        resume=resume,
+        follow=_follow_options(follow_seconds) if follow else None,
+    )
     with _copy_progress() as report:
-        result = pipeline.copy_data(source, target, options, run, report, following)
+        result = pipeline_data.copy_endpoints(request, report)
     _print_copy_summary(result)
     if then_verify:
-        verify = VerifyOptions(dbs=dbs or None, match=match, max_batch_bytes=max_batch_mb * MIB)
-        _finish_verify(pipeline.verify_data(source, target, verify, run), False)
+        _finish_verify(pipeline_data.verify_copy(request), False)
 
 
 def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: str | None) -> None:
     if not project:
         raise click.UsageError("--ovh-service needs --ovh-project")
-    previous, now = pipeline.enable_ovh_notifications(project, service, endpoint)
+    previous, now = pipeline_data.enable_ovh_notifications(project, service, endpoint)
     if previous == now:
         _progress(f"OVH service {service}: keyspace notifications already on ({now})")
         return
@@ -626,7 +621,7 @@ def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: st
     )
 
 
-_FOLLOWING: list[pipeline.FollowOptions] = []
+_FOLLOWING: list[pipeline_data.FollowOptions] = []
 
 
 def _follow_handler(signum: int, frame: Any) -> None:
@@ -637,8 +632,8 @@ def _follow_handler(signum: int, frame: Any) -> None:
     _raise_interrupted(signum, frame)
 
 
-def _follow_options(seconds: float | None) -> pipeline.FollowOptions:
-    follow = pipeline.FollowOptions(stop=threading.Event(), seconds=seconds, progress=_follow_line())
+def _follow_options(seconds: float | None) -> pipeline_data.FollowOptions:
+    follow = pipeline_data.FollowOptions(stop=threading.Event(), seconds=seconds, progress=_follow_line())
     _FOLLOWING.append(follow)
     for signum in _STOP_SIGNALS:
         signal.signal(signum, _follow_handler)
@@ -723,45 +718,67 @@ def _print_copy_summary(result: CopyResult) -> None:
 
 
 @cli.command("migrate", epilog=_ENDPOINT_HELP)
-@click.option("--project", required=True, help="OVH Public Cloud project id of the source service.")
+@PROJECT(help="OVH Public Cloud project id of the source service.")
 @click.option("--service", required=True, help="Source Valkey service id.")
 @click.option("--to", "target_url", default=None, help="Target endpoint URL: move the data into an existing Valkey.")
-@click.option(
-    "--target",
-    "target",
+@TARGET(
+    required=False,
     default=None,
-    help="Target to stand up first (local, selfmanaged), or to plan with --dry-run (any target).",
+    help=f"Target to stand up first ({', '.join(APPLICABLE)}), or to plan with --dry-run (any target).",
 )
-@click.option("--shards", type=click.IntRange(1, 500), default=None, help="With --target: number of shards.")
-@click.option("--replicas", type=click.IntRange(0, 5), default=None, help="With --target: replicas per shard.")
-@click.option("--name", default=None, help="With --target: base name of the target resources.")
-@click.option("--region", default=None, help="With --target: target region.")
+@SHARDS(help="With --target: number of shards.")
+@REPLICAS(help="With --target: replicas per shard.")
+@NAME(help="With --target: base name of the target resources.")
+@REGION(help="With --target: target region.")
 @click.option("--dry-run", is_flag=True, help="With --target: stop after the plan (run dir holds plan.md/plan.json).")
-@_selfmanaged_options
+@INVENTORY()
+@VARS()
 @click.option(
     "--target-ca",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_PATH,
     default=None,
     help="With --target selfmanaged: CA file of the target's TLS certificates.",
 )
-@click.option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
+@ENDPOINT()
 @click.option(
     "--allow-cidr", default=None, help="This machine's address to allow-list during the copy (removed after)."
 )
 @click.option(
     "--source-ca",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_PATH,
     default=None,
     help="CA file for the source's TLS certificate (default: the system's).",
 )
-@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
-@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
-@click.option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
-@click.option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop after this long.")
-@click.option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s on the source.")
-@_run_dir_option
-@click.option("--resume", is_flag=True, help="Continue an interrupted migration from its run directory.")
-def migrate(**options: Any) -> None:
+@REPLACE()
+@SKIP_EXISTING()
+@FOLLOW()
+@FOLLOW_SECONDS()
+@MAX_KEYS_PER_SECOND(help="Rate limit in keys/s on the source.")
+@RUN_DIR()
+@RESUME()
+def migrate_command(
+    project: str,
+    service: str,
+    target_url: str | None,
+    target: str | None,
+    shards: int | None,
+    replicas: int | None,
+    name: str | None,
+    region: str | None,
+    dry_run: bool,
+    inventory: Path | None,
+    variables: Path | None,
+    target_ca: Path | None,
+    endpoint: str | None,
+    allow_cidr: str | None,
+    source_ca: Path | None,
+    conflict: Conflict | None,
+    follow: bool,
+    follow_seconds: float | None,
+    max_keys_per_second: float | None,
+    run_dir: Path | None,
+    resume: bool,
+) -> None:
     """Move an OVH Valkey service's data, into an existing target (--to) or one it stands up (--target), and prove it.
 
     With --target: inspect → render → plan → apply → copy → verify → report, in a run directory
@@ -773,89 +790,67 @@ def migrate(**options: Any) -> None:
     recorded in the run directory first and removed at the end, on failure, and by --resume after a crash.
     Exit 3 when the verification finds differences.
     """
-    if options["resume"] and options["run_dir"] is None:
+    if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
-    if (options["target_url"] is None) == (options["target"] is None):
+    if (target_url is None) == (target is None):
         raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
-    if options["target"] is None:
+    run = run_dir or pipeline_data.new_run_dir()
+    _progress(f"run directory: {run}")
+    options = pipeline_migrate.MigrateOptions(
+        project=project,
+        service=service,
+        run_dir=run,
+        endpoint=endpoint,
+        target_url=target_url,
+        target=target,
+        shards=shards,
+        replicas=replicas,
+        name=name,
+        region=region,
+        dry_run=dry_run,
+        inventory=inventory,
+        variables=variables,
+        target_ca=target_ca,
+        allow_cidr=allow_cidr,
+        source_ca=source_ca,
+        conflict=conflict or "refuse",
+        max_keys_per_second=max_keys_per_second,
+        follow=_follow_options(follow_seconds) if follow else None,
+        resume=resume,
+    )
+    if target is None:
         _migrate_to_url(options)
     else:
         _migrate_job(options)
 
 
-def _migrate_inputs(options: dict[str, Any]) -> tuple[pipeline.InspectOptions, Path, CopyOptions]:
-    inspect = pipeline.InspectOptions(
-        project=options["project"], service=options["service"], endpoint=options["endpoint"]
-    )
-    copy = CopyOptions(
-        conflict=cast(Conflict, options["conflict"] or "refuse"), max_keys_per_second=options["max_keys_per_second"]
-    )
-    run_dir = options["run_dir"] or pipeline.new_run_dir()
-    _progress(f"run directory: {run_dir}")
-    return inspect, run_dir, copy
-
-
-def _migrate_to_url(options: dict[str, Any]) -> None:
-    inspect, run_dir, copy = _migrate_inputs(options)
+def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
     with _copy_progress() as report:
-        request = pipeline.MigrateRequest(
-            inspect=inspect,
-            target_url=options["target_url"],
-            run_dir=run_dir,
-            allow_cidr=options["allow_cidr"],
-            source_ca=options["source_ca"],
-            copy=copy,
-            follow=_follow_options(options["follow_seconds"]) if options["follow"] else None,
-            resume=options["resume"],
-            data_progress=report,
-        )
-        result = pipeline.migrate_data(request, _progress)
+        result = pipeline_migrate.migrate_data(pipeline_migrate.migrate_request(options, report), _progress)
     _print_copy_summary(result.copy)
     _finish_verify(result.verify, False)
 
 
-def _migrate_job(options: dict[str, Any]) -> None:
-    from reproducer.pipeline.job import JobRequest, run_job
-
-    inspect, run_dir, copy = _migrate_inputs(options)
+def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
     with _copy_progress() as report:
-        request = JobRequest(
-            inspect=inspect,
-            target=options["target"],
-            run_dir=run_dir,
-            shards=options["shards"],
-            replicas=options["replicas"],
-            name=options["name"],
-            region=options["region"],
-            inventory=options["inventory"],
-            variables=options["variables"],
-            target_ca=options["target_ca"],
-            allow_cidr=options["allow_cidr"],
-            source_ca=options["source_ca"],
-            copy=copy,
-            follow=_follow_options(options["follow_seconds"]) if options["follow"] else None,
-            data_progress=report,
-            resume=options["resume"],
-            dry_run=options["dry_run"],
-            passwords={} if options["dry_run"] else _target_passwords(),
-            between_phases=install_signal_handlers,
-        )
+        passwords = {} if options.dry_run else _target_passwords()
+        request = pipeline_job.job_request(options, passwords, report, install_signal_handlers)
         try:
-            result = run_job(request, _progress)
+            result = pipeline_job.run_job(request, _progress)
         except ReproducerError as error:
-            if (run_dir / "job.json").exists() and "--resume" not in error.hint:
+            if (options.run_dir / "job.json").exists() and "--resume" not in error.hint:
                 error.hint = (error.hint + "; " if error.hint else "") + (
-                    f"then continue with the same options plus: --resume --run-dir {run_dir}"
+                    f"then continue with the same options plus: --resume --run-dir {options.run_dir}"
                 )
             raise
-    if result.plan is not None and options["dry_run"]:
-        _emit((run_dir / "plan.md").read_text())
+    if result.plan is not None and options.dry_run:
+        _emit((options.run_dir / "plan.md").read_text())
     _print_job(result)
     if result.migration is not None:
         _finish_verify(result.migration.verify, False)
     elif (result.report.get("verify") or {}).get("ok") is False:  # a resume after the copy phase
         raise VerifyMismatchError(
-            f"source and target differ (see {run_dir / 'data' / 'verify.json'})",
+            f"source and target differ (see {options.run_dir / 'data' / 'verify.json'})",
             hint="run 'reproducer copy --replace' again, or inspect the keys listed there",
         )
 
@@ -874,7 +869,7 @@ def _target_passwords() -> dict[str, str]:
     return passwords
 
 
-def _print_job(result: Any, *, target_kept: bool = True) -> None:
+def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True) -> None:
     """The summary of a migrate job: phases run, copy table, where the report is."""
     if result.migration is not None:
         _print_copy_summary(result.migration.copy)
@@ -893,8 +888,8 @@ def _print_job(result: Any, *, target_kept: bool = True) -> None:
 @cli.command("verify", epilog=_ENDPOINT_HELP)
 @click.argument("source")
 @click.argument("target")
-@_db_option
-@_match_option
+@DB()
+@MATCH()
 @click.option(
     "--sample",
     type=_FiniteRange(0.0, 1.0, min_open=True),
@@ -908,9 +903,9 @@ def _print_job(result: Any, *, target_kept: bool = True) -> None:
     show_default=True,
     help="Allowed TTL difference.",
 )
-@_max_batch_mb_option
-@_run_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout.")
+@MAX_BATCH_MB()
+@RUN_DIR()
+@JSON(help="Print the JSON report on stdout.")
 def verify_command(
     source: str,
     target: str,
@@ -926,14 +921,10 @@ def verify_command(
 
     Exit 0 when identical, 3 when they differ (the first differing keys are listed).
     """
-    options = VerifyOptions(
-        dbs=dbs or None,
-        match=match,
-        sample=sample,
-        ttl_tolerance_ms=ttl_tolerance_ms,
-        max_batch_bytes=max_batch_mb * MIB,
+    request = pipeline_data.VerifyRequest(
+        source, target, dbs or None, match, sample, ttl_tolerance_ms, max_batch_mb, run_dir
     )
-    _finish_verify(pipeline.verify_data(source, target, options, run_dir), as_json)
+    _finish_verify(pipeline_data.verify_endpoints(request), as_json)
 
 
 def _every(step: int, what: str) -> Callable[[int], None]:
@@ -974,19 +965,13 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
 
 @cli.command("export", epilog=_ENDPOINT_HELP)
 @click.argument("source")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["jsonl", "rdb", "aof"]),
-    default=None,
-    help="File format (default: from the file name).",
-)
-@_db_option
-@_match_option
+@click.argument("file", type=_PATH)
+@DATA_FORMAT()
+@DB()
+@MATCH()
 def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None) -> None:
     """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
-    count = pipeline.export_data(
+    count = pipeline_data.export_data(
         source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported")
     )
     _stderr.print(f"exported {count:,} keys to {file}")
@@ -995,21 +980,15 @@ def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...
 @cli.command("import", epilog=_ENDPOINT_HELP)
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("target")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["jsonl", "rdb", "aof"]),
-    default=None,
-    help="File format (default: from the file name).",
-)
-@click.option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
-@click.option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
-def import_command(file: Path, target: str, fmt: str | None, conflict: Literal["replace", "skip"] | None) -> None:
+@DATA_FORMAT()
+@REPLACE()
+@SKIP_EXISTING()
+def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict | None) -> None:
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
     """
-    written, expired, skipped = pipeline.import_data(
+    written, expired, skipped = pipeline_data.import_data(
         file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported")
     )
     extra = (f"; {expired:,} had expired" if expired else "") + (

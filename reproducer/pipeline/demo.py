@@ -9,23 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reproducer.pipeline import (
-    ADMIN_USER,
-    DataProgress,
-    InspectOptions,
-    PlanRequest,
-    Progress,
-    RenderRequest,
-    _quiet,
-    atomic_write,
-    credentials_of,
-    destroy_local,
-    plan,
-    render,
-    sandbox_root,
-    sandbox_up,
-)
+from reproducer.gitops.plan import to_markdown
+from reproducer.pipeline.apply import ADMIN_USER, destroy_local
+from reproducer.pipeline.files import atomic_write
+from reproducer.pipeline.inspect import InspectOptions
 from reproducer.pipeline.job import JobRequest, JobResult, run_job
+from reproducer.pipeline.plan import PlanRequest, plan
+from reproducer.pipeline.progress import DataProgress, Progress, quiet
+from reproducer.pipeline.render import RenderRequest, render
+from reproducer.pipeline.sandbox import credentials_of, sandbox_root, sandbox_up
 
 if TYPE_CHECKING:
     from reproducer.model import ServiceSpec
@@ -48,7 +40,7 @@ class DemoResult:
 
 def demo(
     root: Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     data_progress: DataProgress | None = None,
     keys: int = DEMO_KEYS,
     between_phases: Callable[[], None] | None = None,
@@ -88,8 +80,6 @@ def demo(
 
 def _render_clouds(result: DemoResult, work: Path, progress: Progress) -> None:
     """Render aws and gcp (3 x 1), and the PR comment ``plan`` would post for aws in a new repository."""
-    from reproducer.gitops.plan import to_markdown
-
     spec_path = result.job.run_dir / "spec.yaml"
     for name in ("aws", "gcp"):
         progress(f"rendering {name} (3 shards x 1 replica) into {work / name}")

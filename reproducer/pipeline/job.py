@@ -25,37 +25,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reproducer.data.copy import CopyOptions
 from reproducer.errors import InputError, redact
-from reproducer.pipeline import (
-    ADMIN_USER,
-    DataProgress,
-    FollowOptions,
-    InspectOptions,
-    LocalApplyRequest,
-    LocalService,
-    MigrateRequest,
-    MigrateResult,
-    PlanRequest,
-    Progress,
-    RenderRequest,
-    _quiet,
-    apply_local,
-    atomic_write,
-    inspect,
-    migrate_data,
-    plan,
-    read_state_file,
-    render,
-)
-
-if TYPE_CHECKING:
-    from reproducer.gitops.plan import PlanReport
+from reproducer.gitops.plan import PlanReport, to_json, to_markdown
+from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
+from reproducer.pipeline.data import FollowOptions
+from reproducer.pipeline.files import atomic_write, read_state_file, save_state_file
+from reproducer.pipeline.inspect import InspectOptions, inspect
+from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
+from reproducer.pipeline.plan import PlanRequest, plan
+from reproducer.pipeline.progress import DataProgress, Progress, quiet
+from reproducer.pipeline.render import RenderRequest, render
+from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged, read_group_vars
+from reproducer.procs import free_port_range
+from reproducer.targets import target_entry, target_names
 
 PHASES = ("inspect", "render", "plan", "apply", "copy", "verify", "report")
-APPLY_TARGETS = ("local", "selfmanaged")
 TARGET_PASSWORD_VARIABLE = "REPRODUCER_TARGET_PASSWORD"
 VALKEY_PORT, SENTINEL_PORT = 6379, 26379
 
@@ -89,6 +76,38 @@ class JobRequest:
     #: Called before and after every phase: the CLI puts its signal handlers back there, since a phase's
     #: tools (ansible-runner) may install their own and leave them.
     between_phases: Callable[[], None] | None = None
+
+
+def job_request(
+    options: MigrateOptions,
+    passwords: dict[str, str],
+    data_progress: DataProgress | None = None,
+    between_phases: Callable[[], None] | None = None,
+) -> JobRequest:
+    """The job that stands ``options.target`` up and migrates into it (``passwords``: its users', in memory)."""
+    if options.target is None:
+        raise InputError("no target to stand up", hint="give --target NAME")
+    return JobRequest(
+        inspect=options.inspect_options(),
+        target=options.target,
+        run_dir=options.run_dir,
+        shards=options.shards,
+        replicas=options.replicas,
+        name=options.name,
+        region=options.region,
+        inventory=options.inventory,
+        variables=options.variables,
+        target_ca=options.target_ca,
+        allow_cidr=options.allow_cidr,
+        source_ca=options.source_ca,
+        copy=options.copy_options(),
+        follow=options.follow,
+        data_progress=data_progress,
+        resume=options.resume,
+        dry_run=options.dry_run,
+        passwords=passwords,
+        between_phases=between_phases,
+    )
 
 
 @dataclass
@@ -153,7 +172,7 @@ class RunLog:
 
     def save(self) -> None:
         """Write ``job.json`` atomically."""
-        atomic_write(self.run_dir / "job.json", json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+        save_state_file(self.run_dir / "job.json", self.state)
 
 
 _SETTLED = ("target", "shards", "replicas", "name", "region", "base_port")
@@ -170,7 +189,7 @@ def _job_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def run_job(request: JobRequest, progress: Progress = _quiet) -> JobResult:
+def run_job(request: JobRequest, progress: Progress = quiet) -> JobResult:
     """Run (or resume) every phase of a migration; with ``dry_run``, stop after the plan."""
     _check_request(request)
     log = RunLog(request.run_dir, resume=request.resume, progress=progress)
@@ -210,11 +229,11 @@ def _between(request: JobRequest) -> None:
 
 
 def _check_request(request: JobRequest) -> None:
-    if request.target not in APPLY_TARGETS and not request.dry_run:
+    if target_entry(request.target).applier is None and not request.dry_run:
         raise InputError(
             f"migrate cannot stand up the {request.target!r} target itself",
             hint=f"run with --dry-run to plan it, apply the rendered Terraform, then use 'migrate --to URL'; "
-            f"targets reproducer applies: {', '.join(APPLY_TARGETS)}",
+            f"targets reproducer applies: {', '.join(target_names(applicable=True))}",
         )
     if not request.dry_run and ADMIN_USER not in request.passwords:
         raise InputError(
@@ -230,9 +249,7 @@ def _settled(request: JobRequest, log: RunLog) -> JobRequest:
         keep: dict[str, Any] = {k: saved[k] for k in _SETTLED}
         keep |= {k: Path(saved[k]) if saved.get(k) else None for k in ("inventory", "variables", "target_ca")}
         return replace(request, **keep)
-    if request.target == "local" and request.base_port is None:
-        from reproducer.procs import free_port_range
-
+    if target_entry(request.target).applier == "local" and request.base_port is None:
         request = replace(request, base_port=free_port_range(_instances(request)))
     log.state["settings"] = _redacted_settings(request)
     log.save()
@@ -298,8 +315,6 @@ def _render_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
 
 
 def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
-    from reproducer.gitops.plan import to_json, to_markdown
-
     empty = request.run_dir / "plan-baseline"
     baseline = replace(_render_request(request), out=empty)
     report = plan(PlanRequest(render=baseline), log)
@@ -309,8 +324,8 @@ def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 
 def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
-    if request.target == "selfmanaged":
-        log.state["target"] = _apply_selfmanaged(request, log)
+    if target_entry(request.target).applier == "hosts":
+        log.state["target"] = _apply_hosts(request, log)
     else:
         apply = LocalApplyRequest(
             render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
@@ -320,10 +335,8 @@ def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     log.save()
 
 
-def _apply_selfmanaged(request: JobRequest, log: RunLog) -> dict[str, Any]:
+def _apply_hosts(request: JobRequest, log: RunLog) -> dict[str, Any]:
     """Terraform (unless an inventory is given), then Ansible; the record says how to reach the target."""
-    from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged, read_group_vars
-
     apply = SelfManagedApplyRequest(
         _render_request(request), request.inventory, request.variables, dict(request.passwords)
     )

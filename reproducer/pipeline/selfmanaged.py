@@ -15,15 +15,12 @@ from typing import Any
 import yaml
 
 from reproducer.errors import InputError
-from reproducer.pipeline import (
-    ADMIN_USER,
-    Progress,
-    RenderRequest,
-    _quiet,
-    _render_in_memory,
-    atomic_write,
-    write_tree,
-)
+from reproducer.pipeline.apply import ADMIN_USER
+from reproducer.pipeline.files import atomic_write, write_tree
+from reproducer.pipeline.progress import Progress, quiet
+from reproducer.pipeline.render import RenderRequest, render_in_memory
+from reproducer.run.ansible import changed_tasks, diff_text, run_playbook
+from reproducer.targets import target_entry
 
 
 @dataclass(frozen=True)
@@ -52,13 +49,12 @@ class SelfManagedService:
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = _quiet) -> SelfManagedService:
+def apply_selfmanaged(request: SelfManagedApplyRequest, progress: Progress = quiet) -> SelfManagedService:
     """Render into ``out``; Terraform apply unless an inventory is given; then ``ansible/site.yml``."""
-    from reproducer.run.ansible import changed_tasks, diff_text, run_playbook
-
-    if request.render.target != "selfmanaged":
+    if target_entry(request.render.target).applier != "hosts":
         raise InputError(f"not a self-managed target: {request.render.target!r}", hint="use --target selfmanaged")
-    spec, _target, rendered = _render_in_memory(request.render)
+    memory = render_in_memory(request.render)
+    spec, rendered = memory.spec, memory.rendered
     passwords = _passwords(request.passwords, [u.name for u in spec.users])
     extravars = _variables(request.variables)
     out = request.render.out.resolve()
@@ -105,7 +101,7 @@ def _inventory(request: SelfManagedApplyRequest, out: Path, progress: Progress) 
     return terraform_inventory(out, progress=progress)
 
 
-def terraform_inventory(out: Path, *, cli_config: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+def terraform_inventory(out: Path, *, cli_config: Path | None = None, progress: Progress = quiet) -> dict[str, Any]:
     """``terraform apply`` in ``out/terraform``, then the inventory from its ``ansible_inventory`` output.
 
     The inventory is also written to ``out/ansible/inventory.yml`` (for plain ``ansible-playbook``).

@@ -15,7 +15,7 @@ import pytest
 import valkey
 import yaml
 
-from reproducer import pipeline
+from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox.seed import load_dataset
 from tests.hosts.conftest import selfmanaged_vars, tls_hostvars
@@ -40,7 +40,7 @@ def test_migrate_from_the_sandbox_onto_selfmanaged_hosts(hosts: TestHosts, api_s
     passwords = {name: secrets.token_urlsafe(16) for name in USERS}
     run_dir = tmp_path / "run"
     request = JobRequest(
-        inspect=pipeline.InspectOptions(
+        inspect=pipeline_inspect.InspectOptions(
             project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
         ),
         target="selfmanaged",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from reproducer import pipeline
 from reproducer.gitops.drift import differences
+from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.sandbox.seed import ovh_client
 
 
@@ -30,13 +30,13 @@ def test_cidr_added_and_user_removed_are_reported(api_server, seeded, tmp_path):
     path = f"{base}/{service['id']}"
     wait_ready(client, path)
     worker = client.post(f"{path}/user", name="worker", categories=["+@read"], keys=["*"])
-    options = pipeline.InspectOptions(
+    options = pipeline_inspect.InspectOptions(
         project=seeded.project, service=service["id"], endpoint=api_server.url, credentials=seeded.credentials
     )
-    [spec] = pipeline.inspect(options)
+    [spec] = pipeline_inspect.inspect(options)
     committed = tmp_path / "spec.yaml"
     committed.write_text(spec.to_yaml())
-    assert pipeline.drift(committed, options) == []
+    assert pipeline_inspect.drift(committed, options) == []
     client.put(
         path,
         ipRestrictions=[
@@ -46,7 +46,7 @@ def test_cidr_added_and_user_removed_are_reported(api_server, seeded, tmp_path):
     )
     wait_ready(client, path)
     client.delete(f"{path}/user/{worker['id']}")
-    found = {d.path: d for d in pipeline.drift(committed, options)}
+    found = {d.path: d for d in pipeline_inspect.drift(committed, options)}
     assert found["allow_list.198.51.100.7/32"].committed is None
     assert found["users.worker"].live is None
     assert "features.ip_allow_list.note" in found

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from reproducer import pipeline
 from reproducer.data.copy import CopyOptions
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.follow import Follower
 from reproducer.data.verify import VerifyOptions
 from reproducer.errors import DataError
+from reproducer.pipeline import data as pipeline_data
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
 
@@ -22,8 +22,8 @@ def run_copy_with_follow(source_url, target_url, tmp_path, stop, **copy_kwargs):
 
     def run() -> None:
         try:
-            follow = pipeline.FollowOptions(stop=stop)
-            outcome["result"] = pipeline.copy_data(
+            follow = pipeline_data.FollowOptions(stop=stop)
+            outcome["result"] = pipeline_data.copy_data(
                 source_url, target_url, CopyOptions(**copy_kwargs), tmp_path, None, follow
             )
         except BaseException as exc:
@@ -60,7 +60,7 @@ def test_writes_updates_and_deletes_during_the_copy_reach_the_target(tmp_path):
         assert "error" not in outcome, outcome
         notes = outcome["result"].notes
         assert any(note.startswith("follow:") and "re-copied" in note for note in notes), notes
-        report = pipeline.verify_data(source_url, target_url, VerifyOptions())
+        report = pipeline_data.verify_data(source_url, target_url, VerifyOptions())
         assert report.ok, report.to_dict()
         assert report.compared == client.dbsize()
 
@@ -84,12 +84,12 @@ def test_ovh_source_notifications_are_switched_on_through_the_api(api_server, se
         "APP_PW": seeded.app_password,
     }.items():
         monkeypatch.setenv(name, value)
-    previous, now = pipeline.enable_ovh_notifications(seeded.project, seeded.service_id, api_server.url)
+    previous, now = pipeline_data.enable_ovh_notifications(seeded.project, seeded.service_id, api_server.url)
     assert set("KA") <= set(now)
     record = api_server.store.find_service(seeded.project, seeded.service_id)
     fleet = api_server.store.fleet(seeded.service_id, record)
     assert set("KA") <= set(fleet.admin(fleet.primary, "CONFIG", "GET", "notify-keyspace-events")[1].upper())
-    again = pipeline.enable_ovh_notifications(seeded.project, seeded.service_id, api_server.url)
+    again = pipeline_data.enable_ovh_notifications(seeded.project, seeded.service_id, api_server.url)
     assert again == (now, now)
     primary = fleet.current_primary()
     source_url = f"valkeys://app@127.0.0.1:{primary.port}?password_env=APP_PW&ca={fleet.tls_files.ca_cert}"

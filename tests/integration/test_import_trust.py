@@ -395,12 +395,12 @@ def test_a_malformed_line_in_the_middle_writes_nothing(target, tmp_path):
 _MEASURE = """
 import resource, sys
 from pathlib import Path
-from reproducer import pipeline
+from reproducer.pipeline import data as pipeline_data
 fmt, action, path, url = sys.argv[1:]
 if action == "export":
-    pipeline.export_data(url, Path(path), fmt)
+    pipeline_data.export_data(url, Path(path), fmt)
 else:
-    pipeline.import_data(Path(path), url, fmt)
+    pipeline_data.import_data(Path(path), url, fmt)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from reproducer import pipeline
+from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import inspect as pipeline_inspect
+from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox import ovh_store
 from reproducer.sandbox.seed import load_dataset
@@ -59,13 +61,13 @@ def run_dir(tmp_path):
     path = tmp_path / "run"
     yield path
     if (path / "rendered").exists():
-        pipeline.destroy_local(path / "rendered")
+        pipeline_apply.destroy_local(path / "rendered")
 
 
 def request_for(api_server, seeded, run_dir: Path, **options) -> JobRequest:
     fleet = service_fleet(api_server, seeded)
     return JobRequest(
-        inspect=pipeline.InspectOptions(
+        inspect=pipeline_inspect.InspectOptions(
             project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
         ),
         target=options.pop("target", "local"),
@@ -185,7 +187,7 @@ def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert "copy" not in json.loads((run_dir / "job.json").read_text())["phases"]
-    assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], ["127.0.0.1/32"])
+    assert leftovers(api_server, seeded) == ([pipeline_migrate.MIGRATION_USER], ["127.0.0.1/32"])
     resumed = subprocess.run(
         [*argv, "--resume"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
     )

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import valkey
 
-from reproducer import pipeline
+from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import plan as pipeline_plan
+from reproducer.pipeline import render as pipeline_render
 from reproducer.procs import free_port_range, pid_alive
 from tests.golden.regen import HERE
 
@@ -25,19 +27,19 @@ def pids(data_dir: Path) -> list[int]:
 def local(tmp_path):
     started: list[Path] = []
 
-    def apply(**kwargs) -> pipeline.LocalService:
+    def apply(**kwargs) -> pipeline_apply.LocalService:
         out = tmp_path / "out"
-        render = pipeline.RenderRequest(
+        render = pipeline_render.RenderRequest(
             spec=SPEC, target="local", out=out, shards=kwargs.pop("shards", None), replicas=kwargs.pop("replicas", None)
         )
         started.append(out)
-        return pipeline.apply_local(pipeline.LocalApplyRequest(render=render, **kwargs))
+        return pipeline_apply.apply_local(pipeline_apply.LocalApplyRequest(render=render, **kwargs))
 
     yield apply
     for out in started:
-        data = pipeline.local_data_dir(out.resolve())
+        data = pipeline_apply.local_data_dir(out.resolve())
         running = pids(data) if data.exists() else []
-        pipeline.destroy_local(out)
+        pipeline_apply.destroy_local(out)
         assert not any(pid_alive(p) for p in running) and not data.exists()
 
 
@@ -89,9 +91,9 @@ def test_plan_runs_the_playbook_in_check_mode_against_the_deployed_target(local,
 
     service = local(base_port=free_port_range(2))
     out = tmp_path / "out"
-    unchanged = pipeline.plan(
-        pipeline.PlanRequest(
-            render=pipeline.RenderRequest(spec=SPEC, target="local", out=out), passwords=service.passwords
+    unchanged = pipeline_plan.plan(
+        pipeline_plan.PlanRequest(
+            render=pipeline_render.RenderRequest(spec=SPEC, target="local", out=out), passwords=service.passwords
         )
     )
     assert unchanged.ansible is not None and unchanged.ansible.changed == 0 and not unchanged.has_changes
@@ -100,9 +102,10 @@ def test_plan_runs_the_playbook_in_check_mode_against_the_deployed_target(local,
     timeout["value"] = "600"
     changed_spec = tmp_path / "changed.yaml"
     changed_spec.write_text(yaml.safe_dump(spec))
-    report = pipeline.plan(
-        pipeline.PlanRequest(
-            render=pipeline.RenderRequest(spec=changed_spec, target="local", out=out), passwords=service.passwords
+    report = pipeline_plan.plan(
+        pipeline_plan.PlanRequest(
+            render=pipeline_render.RenderRequest(spec=changed_spec, target="local", out=out),
+            passwords=service.passwords,
         )
     )
     assert report.has_changes and report.ansible is not None and report.ansible.changed > 0
@@ -132,9 +135,13 @@ def test_a_changed_setting_restarts_only_valkey_processes_of_the_deployment(tmp_
 
     out, base = tmp_path / "out", free_port_range(1)
 
-    def apply(seconds: str, passwords: dict[str, str] | None = None) -> pipeline.LocalService:
-        render = pipeline.RenderRequest(spec=_spec_with_timeout(tmp_path, seconds), target="local", out=out, replicas=0)
-        return pipeline.apply_local(pipeline.LocalApplyRequest(render=render, base_port=base, passwords=passwords))
+    def apply(seconds: str, passwords: dict[str, str] | None = None) -> pipeline_apply.LocalService:
+        render = pipeline_render.RenderRequest(
+            spec=_spec_with_timeout(tmp_path, seconds), target="local", out=out, replicas=0
+        )
+        return pipeline_apply.apply_local(
+            pipeline_apply.LocalApplyRequest(render=render, base_port=base, passwords=passwords)
+        )
 
     service = apply("300")
     try:
@@ -152,4 +159,4 @@ def test_a_changed_setting_restarts_only_valkey_processes_of_the_deployment(tmp_
             bystander.kill()
             pidfile.write_text(real)
     finally:
-        pipeline.destroy_local(out)
+        pipeline_apply.destroy_local(out)

@@ -12,10 +12,11 @@ from dataclasses import replace
 
 import pytest
 
-from reproducer import pipeline
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import SourceUnavailableError
+from reproducer.pipeline import inspect as pipeline_inspect
+from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.ovh_api import Fault
 from reproducer.sandbox.seed import load_dataset, ovh_client
@@ -32,7 +33,7 @@ def leftovers(api_server, seeded) -> tuple[list[str], list[str]]:
     base = f"/cloud/project/{seeded.project}/database/valkey/{seeded.service_id}"
     users = [client.get(f"{base}/user/{u}")["username"] for u in client.get(f"{base}/user")]
     cidrs = [r["ip"] for r in client.get(base)["ipRestrictions"]]
-    return [u for u in users if u == pipeline.MIGRATION_USER], [c for c in cidrs if c == "127.0.0.1/32"]
+    return [u for u in users if u == pipeline_migrate.MIGRATION_USER], [c for c in cidrs if c == "127.0.0.1/32"]
 
 
 def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_path):
@@ -41,8 +42,8 @@ def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_
     client.flushall()
     load_dataset(client, 800, seed=11)
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline.MigrateRequest(
-            inspect=pipeline.InspectOptions(
+        request = pipeline_migrate.MigrateRequest(
+            inspect=pipeline_inspect.InspectOptions(
                 project=seeded.project,
                 service=seeded.service_id,
                 endpoint=api_server.url,
@@ -53,7 +54,7 @@ def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_
             allow_cidr="127.0.0.1/32",
             source_ca=fleet.tls_files.ca_cert,
         )
-        result = pipeline.migrate_data(request)
+        result = pipeline_migrate.migrate_data(request)
         assert result.verify.ok and result.verify.compared == result.copy.total.copied > 0
         assert leftovers(api_server, seeded) == ([], [])
         run_files = " ".join(p.read_text(errors="replace") for p in (tmp_path / "run").rglob("*") if p.is_file())
@@ -104,7 +105,7 @@ def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_pa
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], ["127.0.0.1/32"])
+        assert leftovers(api_server, seeded) == ([pipeline_migrate.MIGRATION_USER], ["127.0.0.1/32"])
         resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
         assert resumed.returncode == 0, resumed.stderr
         assert "identical" in resumed.stderr
@@ -126,12 +127,12 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
     run_dir = tmp_path / "run"
 
     def inject_once_granted(message: str) -> None:
-        if message.startswith(f"temporary user {pipeline.MIGRATION_USER} created"):
+        if message.startswith(f"temporary user {pipeline_migrate.MIGRATION_USER} created"):
             api_server.inject(Fault(status=500, count=1000, path="*/user/*"))
 
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline.MigrateRequest(
-            inspect=pipeline.InspectOptions(
+        request = pipeline_migrate.MigrateRequest(
+            inspect=pipeline_inspect.InspectOptions(
                 project=seeded.project,
                 service=seeded.service_id,
                 endpoint=api_server.url,
@@ -145,16 +146,18 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
         )
         messages: list[str] = []
         with pytest.raises(SourceUnavailableError) as error:
-            pipeline.migrate_data(request, lambda m: (messages.append(m), inject_once_granted(m)))
+            pipeline_migrate.migrate_data(request, lambda m: (messages.append(m), inject_once_granted(m)))
         assert "could not be removed" in error.value.message and "kept failing after 3 attempts" in error.value.message
         assert f"--resume --run-dir {run_dir}" in error.value.hint and "reproducer migrate" in error.value.hint
         assert sum("retry" in m for m in messages) >= 2, "the clean-up calls were retried with backoff"
         api_server.clear_faults()
-        assert leftovers(api_server, seeded) == ([pipeline.MIGRATION_USER], []), "the allow-list entry still went"
+        assert leftovers(api_server, seeded) == ([pipeline_migrate.MIGRATION_USER], []), (
+            "the allow-list entry still went"
+        )
         grants = json.loads((run_dir / "run.json").read_text())["grants"]
         assert list(grants) == ["user"]
 
-        result = pipeline.migrate_data(replace(request, resume=True))
+        result = pipeline_migrate.migrate_data(replace(request, resume=True))
         assert result.verify.ok
         assert leftovers(api_server, seeded) == ([], [])
         assert json.loads((run_dir / "run.json").read_text())["grants"] == {}

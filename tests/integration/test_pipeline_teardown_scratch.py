@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from reproducer import pipeline
+from reproducer.pipeline import apply as pipeline_apply
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +26,14 @@ def private_tmp(tmp_path, monkeypatch):
 def _deployed(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    pipeline.local_data_dir(out).mkdir()
+    pipeline_apply.local_data_dir(out).mkdir()
     return out
 
 
 def test_the_teardown_private_dir_is_removed_after_a_teardown(tmp_path, private_tmp):
     out = _deployed(tmp_path)
     seen: list[str] = []
-    pipeline.destroy_local(out, seen.append)
+    pipeline_apply.destroy_local(out, seen.append)
     assert seen, "the teardown ran"
     assert list(private_tmp.iterdir()) == []
 
@@ -48,6 +48,6 @@ def test_the_teardown_private_dir_is_removed_when_the_teardown_is_interrupted(tm
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the teardown playbook runs
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.destroy_local(out, interrupt)
+        pipeline_apply.destroy_local(out, interrupt)
     assert during and any(name.startswith("reproducer-teardown-") for name in during[0]), during
     assert list(private_tmp.iterdir()) == []

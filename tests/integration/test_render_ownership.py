@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from reproducer import cli, pipeline
+from reproducer import cli
 from reproducer.gitops.manifest import MANIFEST
+from reproducer.pipeline import render as pipeline_render
 from tests.golden.regen import HERE
 
 SPEC = HERE / "specs" / "business.yaml"
@@ -150,7 +151,7 @@ def test_out_dot_renders_into_the_current_directory_and_out_file_is_refused(tmp_
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
 def test_a_write_refused_midway_leaves_the_old_files_intact(tmp_path, monkeypatch, capsys, code):
     out = tmp_path / "out"
-    pipeline.render(pipeline.RenderRequest(spec=SPEC, target="aws", out=out))
+    pipeline_render.render(pipeline_render.RenderRequest(spec=SPEC, target="aws", out=out))
     before = snapshot(out)
     real_mkstemp, calls = tempfile.mkstemp, []
 

@@ -14,16 +14,18 @@ import sys
 import pytest
 import yaml
 
-from reproducer import pipeline
 from reproducer.offline import install_mirror
+from reproducer.pipeline import files as pipeline_files
+from reproducer.pipeline import plan as pipeline_plan
+from reproducer.pipeline import render as pipeline_render
 from reproducer.pipeline.selfmanaged import terraform_inventory
 from tests.golden.regen import HERE
 
 
 def test_terraform_apply_outputs_become_the_ansible_inventory_and_survive_a_re_render(tmp_path):
     out = tmp_path / "out"
-    request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="selfmanaged", out=out)
-    pipeline.write_tree(out, pipeline.render(request).files)
+    request = pipeline_render.RenderRequest(spec=HERE / "specs" / "business.yaml", target="selfmanaged", out=out)
+    pipeline_files.write_tree(out, pipeline_render.render(request).files)
     shutil.copy(out / "terraform" / "terraform.tfvars.example", out / "terraform" / "terraform.tfvars")
     cli_config = install_mirror(tmp_path / "mirror", ["openstack"])
 
@@ -38,18 +40,18 @@ def test_terraform_apply_outputs_become_the_ansible_inventory_and_survive_a_re_r
     state = (out / "terraform" / "terraform.tfstate").read_text()
     assert "openstack_compute_instance_v2" in state
 
-    pipeline.write_tree(out, pipeline.render(request).files)
+    pipeline_files.write_tree(out, pipeline_render.render(request).files)
     assert (out / "terraform" / "terraform.tfstate").read_text() == state, "a re-render keeps the state"
     assert (out / "terraform" / "terraform.tfvars").is_file() and (out / "ansible" / "inventory.yml").is_file()
-    again = pipeline.plan(pipeline.PlanRequest(render=request, terraform="none"))
+    again = pipeline_plan.plan(pipeline_plan.PlanRequest(render=request, terraform="none"))
     assert not again.files, "plan ignores what the deployment added"
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="the rendered helper runs the terraform binary")
 def test_the_rendered_inventory_helper_reads_the_outputs_into_the_same_groups(tmp_path):
     out = tmp_path / "out"
-    request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="selfmanaged", out=out)
-    pipeline.write_tree(out, pipeline.render(request).files)
+    request = pipeline_render.RenderRequest(spec=HERE / "specs" / "business.yaml", target="selfmanaged", out=out)
+    pipeline_files.write_tree(out, pipeline_render.render(request).files)
     shutil.copy(out / "terraform" / "terraform.tfvars.example", out / "terraform" / "terraform.tfvars")
     inventory = terraform_inventory(out, cli_config=install_mirror(tmp_path / "mirror", ["openstack"]))
     (out / "ansible" / "inventory.yml").unlink()

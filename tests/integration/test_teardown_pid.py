@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reproducer import pipeline
+from reproducer.pipeline import apply as pipeline_apply
 from reproducer.procs import pid_alive
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ def data_dir_with(tmp_path: Path, pidfiles: dict[str, str]) -> Path:
     """An output directory whose local data directory holds the given pidfiles (name → content)."""
     out = tmp_path / "out"
     out.mkdir()
-    data = pipeline.local_data_dir(out)
+    data = pipeline_apply.local_data_dir(out)
     for name, content in pidfiles.items():
         (data / name).mkdir(parents=True)
         (data / name / "valkey.pid").write_text(content)
@@ -39,9 +39,9 @@ def unrelated():
 
 def test_teardown_leaves_an_unrelated_process_named_by_a_pidfile_alive(tmp_path, unrelated):
     out = data_dir_with(tmp_path, {"node-1": f"{unrelated.pid}\n"})
-    pipeline.destroy_local(out)
+    pipeline_apply.destroy_local(out)
     assert unrelated.poll() is None and pid_alive(unrelated.pid)
-    assert not pipeline.local_data_dir(out).exists()
+    assert not pipeline_apply.local_data_dir(out).exists()
 
 
 def test_teardown_refuses_hostile_pidfiles(tmp_path, unrelated):
@@ -57,6 +57,6 @@ def test_teardown_refuses_hostile_pidfiles(tmp_path, unrelated):
             "mixed": f"{unrelated.pid} -1\n",
         },
     )
-    pipeline.destroy_local(out)
+    pipeline_apply.destroy_local(out)
     assert unrelated.poll() is None and pid_alive(unrelated.pid) and pid_alive(1)
-    assert not marker.exists() and not pipeline.local_data_dir(out).exists()
+    assert not marker.exists() and not pipeline_apply.local_data_dir(out).exists()

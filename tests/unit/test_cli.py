@@ -7,9 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from reproducer import cli as cli_module
-from reproducer import pipeline
 from reproducer.cli import cli, ovh_conf
 from reproducer.errors import ReproducerError, redact
+from reproducer.pipeline import data as pipeline_data
+from reproducer.pipeline import render as pipeline_render
 
 
 def _commands(group, prefix=()):
@@ -136,8 +137,8 @@ def test_max_batch_mb_bounds_the_bytes_of_a_copy_and_a_verify_batch(monkeypatch,
 
         return record
 
-    monkeypatch.setattr(pipeline, "copy_data", spy("copy"))
-    monkeypatch.setattr(pipeline, "verify_data", spy("verify"))
+    monkeypatch.setattr(pipeline_data, "copy_data", spy("copy"))
+    monkeypatch.setattr(pipeline_data, "verify_data", spy("verify"))
     urls = ["valkey://127.0.0.1:1", "valkey://127.0.0.1:2"]
     for command in (["copy", *urls, "--run-dir", str(tmp_path / "run")], ["verify", *urls]):
         with pytest.raises((SystemExit, _Stop)):
@@ -157,7 +158,7 @@ def _failing_render(exc: BaseException):
 
 def test_an_unexpected_exception_is_an_internal_error_line_without_secrets(monkeypatch, capsys):
     leak = "cannot reach valkey://admin:hunter2@10.0.0.5:6379/0?password=hunter2 (user%3Ahunter2@db)"
-    monkeypatch.setattr(pipeline, "render", _failing_render(RuntimeError(leak)))
+    monkeypatch.setattr(pipeline_render, "render", _failing_render(RuntimeError(leak)))
     with pytest.raises(SystemExit) as exit_:
         cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
     err = capsys.readouterr().err
@@ -168,7 +169,7 @@ def test_an_unexpected_exception_is_an_internal_error_line_without_secrets(monke
 
 
 def test_reproducer_debug_re_raises_the_unexpected_exception(monkeypatch):
-    monkeypatch.setattr(pipeline, "render", _failing_render(ZeroDivisionError("boom")))
+    monkeypatch.setattr(pipeline_render, "render", _failing_render(ZeroDivisionError("boom")))
     monkeypatch.setenv("REPRODUCER_DEBUG", "1")
     with pytest.raises(ZeroDivisionError, match="boom"):
         cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
@@ -177,7 +178,7 @@ def test_reproducer_debug_re_raises_the_unexpected_exception(monkeypatch):
 @pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
 def test_a_file_system_refusing_a_write_is_an_error_with_a_hint(monkeypatch, capsys, code):
     refused = OSError(code, os.strerror(code), "/data/run/data/checkpoint.json")
-    monkeypatch.setattr(pipeline, "render", _failing_render(refused))
+    monkeypatch.setattr(pipeline_render, "render", _failing_render(refused))
     with pytest.raises(SystemExit) as exit_:
         cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
     err = capsys.readouterr().err
@@ -191,7 +192,7 @@ def test_error_messages_and_hints_are_redacted_when_printed(monkeypatch, capsys)
         "WRONGPASS for valkeys://mover:s3cr3t@h:6380?password=s3cr3t&ca=/ca.pem",
         hint="check rediss://u%3As3cr3t@h",
     )
-    monkeypatch.setattr(pipeline, "render", _failing_render(error))
+    monkeypatch.setattr(pipeline_render, "render", _failing_render(error))
     with pytest.raises(SystemExit):
         cli_module.main(["render", "--target", "aws", "--spec", SPEC, "--out", "/nonexistent/out"])
     err = capsys.readouterr().err

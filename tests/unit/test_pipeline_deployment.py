@@ -9,8 +9,9 @@ import time
 import pytest
 import yaml
 
-from reproducer import pipeline
 from reproducer.errors import InputError
+from reproducer.pipeline import plan as pipeline_plan
+from reproducer.pipeline import render as pipeline_render
 from tests.golden.regen import HERE
 
 SPEC = HERE / "specs" / "business.yaml"
@@ -56,14 +57,14 @@ BAD = {
 @pytest.mark.parametrize("deployment", list(BAD.values()), ids=list(BAD))
 def test_a_bad_committed_deployment_is_refused_before_ansible_starts(tmp_path, deployment):
     out = tmp_path / "out"
-    request = pipeline.RenderRequest(spec=SPEC, target="local", out=out)
-    pipeline.render(request)
+    request = pipeline_render.RenderRequest(spec=SPEC, target="local", out=out)
+    pipeline_render.render(request)
     (tmp_path / "out.valkey-data").mkdir()
     (out / "ansible" / "deployment.yml").write_text(yaml.safe_dump(deployment))
     messages: list[str] = []
     started = time.monotonic()
     with pytest.raises(InputError) as error:
-        pipeline.plan(pipeline.PlanRequest(render=request, terraform="none"), messages.append)
+        pipeline_plan.plan(pipeline_plan.PlanRequest(render=request, terraform="none"), messages.append)
     assert "deployment.yml" in str(error.value) + error.value.hint
     assert not any("running playbooks" in m for m in messages), messages
     assert time.monotonic() - started < 5, "refused before any Ansible run"

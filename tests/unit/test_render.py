@@ -114,27 +114,27 @@ def test_unknown_target_names_the_known_ones():
 
 
 def test_render_writes_a_whole_directory_and_keeps_what_it_did_not_write(tmp_path):
-    from reproducer import pipeline
+    from reproducer.pipeline import render as pipeline_render
 
     out = tmp_path / "out"
-    request = pipeline.RenderRequest(spec=HERE / "specs" / "business.yaml", target="gcp", out=out)
-    pipeline.render(request)
+    request = pipeline_render.RenderRequest(spec=HERE / "specs" / "business.yaml", target="gcp", out=out)
+    pipeline_render.render(request)
     (out / "terraform" / "main.tf").write_text("stale")
     (out / "notes.txt").write_text("mine")
-    pipeline.render(request)
+    pipeline_render.render(request)
     assert (out / "notes.txt").read_text() == "mine", "a render removes only files of its manifest"
     assert (out / "terraform" / "main.tf").read_text() == rendered("gcp", "business")["terraform/main.tf"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_bad_spec_leaves_nothing_behind(tmp_path):
-    from reproducer import pipeline
     from reproducer.errors import SpecError
+    from reproducer.pipeline import render as pipeline_render
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("schema_version: 7\n")
     with pytest.raises(SpecError):
-        pipeline.render(pipeline.RenderRequest(spec=bad, target="aws", out=tmp_path / "out"))
+        pipeline_render.render(pipeline_render.RenderRequest(spec=bad, target="aws", out=tmp_path / "out"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 

@@ -5,9 +5,9 @@ import tempfile
 
 import pytest
 
-from reproducer import pipeline
 from reproducer.errors import OutputError
 from reproducer.model import load_spec
+from reproducer.pipeline import inspect as pipeline_inspect
 from tests.golden.regen import HERE
 
 BUSINESS, ESSENTIAL = (load_spec(HERE / "specs" / f"{name}.yaml") for name in ("business", "essential"))
@@ -22,7 +22,7 @@ def names(directory):
 
 
 def test_a_new_directory_gets_one_file_per_service(tmp_path):
-    paths = pipeline.write_specs(SPECS, tmp_path / "specs")
+    paths = pipeline_inspect.write_specs(SPECS, tmp_path / "specs")
     assert [p.read_text() for p in paths] == [s.to_yaml() for s in SPECS]
     assert names(tmp_path / "specs") == sorted(f"{s.source.service_id}.yaml" for s in SPECS)
 
@@ -32,7 +32,7 @@ def test_a_file_where_the_directory_should_be_is_bad_input(tmp_path):
 
     (tmp_path / "specs").write_text("mine\n")
     with pytest.raises(InputError, match="is not a directory"):
-        pipeline.write_specs(SPECS, tmp_path / "specs")
+        pipeline_inspect.write_specs(SPECS, tmp_path / "specs")
     assert (tmp_path / "specs").read_text() == "mine\n"
 
 
@@ -48,9 +48,9 @@ def test_a_failure_midway_leaves_an_existing_directory_as_it_was(tmp_path, monke
 
     monkeypatch.setattr(tempfile, "mkstemp", failing_second_file)
     with pytest.raises(OutputError, match="No space left") as error:
-        pipeline.write_specs(SPECS, tmp_path)
+        pipeline_inspect.write_specs(SPECS, tmp_path)
     assert error.value.hint
     assert names(tmp_path) == ["README.md"]
     monkeypatch.undo()
-    pipeline.write_specs(SPECS, tmp_path)
+    pipeline_inspect.write_specs(SPECS, tmp_path)
     assert len(names(tmp_path)) == 3 and (tmp_path / "README.md").read_text() == "kept\n"

@@ -1,0 +1,277 @@
+"""The data commands: ``copy`` (and ``--follow``), ``verify``, ``export`` and ``import`` between Valkey endpoints.
+
+The command-level requests (:class:`CopyRequest`, :class:`VerifyRequest`) hold the options as the user gave them;
+the data layer's options (``CopyOptions``, ``VerifyOptions``) are built here, never in the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult
+from reproducer.data.copy import copy as copy_keys
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.follow import Follower, FollowStats
+from reproducer.data.formats import format_from_path, format_module
+from reproducer.data.verify import VerifyOptions, VerifyReport
+from reproducer.data.verify import verify as verify_keys
+from reproducer.errors import InputError
+from reproducer.pipeline.files import atomic_output, atomic_write
+from reproducer.pipeline.progress import DataProgress
+
+T_ = TypeVar("T_")
+#: The command-line sizes are in MiB, like the 64 MiB default of ``CopyOptions``/``VerifyOptions.max_batch_bytes``.
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """``copy``: every key from ``source`` to ``target``, checkpointed in ``run_dir``, then verified."""
+
+    source: str
+    target: str
+    run_dir: Path
+    dbs: tuple[int, ...] | None = None
+    match: str | None = None
+    conflict: Conflict = "refuse"
+    from_replica: bool = False
+    batch: int = 1000
+    max_keys_per_second: float | None = None
+    max_mb_per_second: float | None = None
+    max_batch_mb: int = 64
+    resume: bool = False
+    follow: FollowOptions | None = None
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """``verify``: compare ``target`` with ``source`` (the report lands in ``run_dir`` when given)."""
+
+    source: str
+    target: str
+    dbs: tuple[int, ...] | None = None
+    match: str | None = None
+    sample: float | None = None
+    ttl_tolerance_ms: int = 1000
+    max_batch_mb: int = 64
+    run_dir: Path | None = None
+
+
+def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -> CopyResult:
+    """Run a ``copy`` request (see :func:`copy_data`)."""
+    options = CopyOptions(
+        match=request.match,
+        dbs=request.dbs,
+        batch=request.batch,
+        conflict=request.conflict,
+        from_replica=request.from_replica,
+        max_keys_per_second=request.max_keys_per_second,
+        max_bytes_per_second=request.max_mb_per_second * 1e6 if request.max_mb_per_second else None,
+        resume=request.resume,
+        max_batch_bytes=request.max_batch_mb * MIB,
+    )
+    return copy_data(request.source, request.target, options, request.run_dir, progress, request.follow)
+
+
+def verify_copy(request: CopyRequest) -> VerifyReport:
+    """Verify what a ``copy`` request copied (same databases and pattern); the report lands in its run directory."""
+    verify = VerifyRequest(
+        request.source, request.target, request.dbs, request.match, max_batch_mb=request.max_batch_mb
+    )
+    return verify_endpoints(replace(verify, run_dir=request.run_dir))
+
+
+def verify_endpoints(request: VerifyRequest) -> VerifyReport:
+    """Run a ``verify`` request (see :func:`verify_data`)."""
+    options = VerifyOptions(
+        dbs=request.dbs,
+        match=request.match,
+        sample=request.sample,
+        ttl_tolerance_ms=request.ttl_tolerance_ms,
+        max_batch_bytes=request.max_batch_mb * MIB,
+    )
+    return verify_data(request.source, request.target, options, request.run_dir)
+
+
+def new_run_dir(base: Path | None = None) -> Path:
+    """A fresh run directory path ``runs/<timestamp>-<random>`` (created when a phase first writes to it)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return (base or Path("runs")) / f"{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    """Keep following the source after the copy until ``stop`` is set (or ``seconds`` pass)."""
+
+    stop: threading.Event
+    seconds: float | None = None
+    progress: Callable[[FollowStats], None] | None = None
+    #: Set once the bulk copy is done and following began (before that, a signal interrupts the copy).
+    following: threading.Event = field(default_factory=threading.Event)
+
+
+def copy_data(
+    source_url: str,
+    target_url: str,
+    options: CopyOptions,
+    run_dir: Path,
+    progress: DataProgress | None = None,
+    follow: FollowOptions | None = None,
+    environ: dict[str, str] | None = None,
+) -> CopyResult:
+    """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``.
+
+    With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
+    re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes.
+    """
+    env = {**os.environ, **environ} if environ else None
+    source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
+    # Saved after every confirmed batch: a signal cannot wait for the copy's threads to save it at their end.
+    options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json", checkpoint_every=1)
+    follower = Follower(source, target, dbs=options.dbs) if follow else None
+    if follower is not None:
+        follower.start()
+    try:
+        result = in_background(lambda: copy_keys(source, target, options, progress), "reproducer-copy")
+    except BaseException:
+        if follower is not None:
+            with contextlib.suppress(Exception):
+                follower.stop()
+        raise
+    if follower is not None and follow is not None:
+        follower.copy_done.set()
+        result.notes.extend(_follow_until(follower, follow))
+    stats = {
+        "format_version": "1.0",
+        "source": source.url,
+        "target": target.url,
+        "seconds": round(result.seconds, 3),
+        "keys_per_second": round(result.keys_per_second),
+        "source_keys": result.source_keys,
+        "total": asdict(result.total),
+        "per_node": {k: asdict(v) for k, v in result.per_node.items()},
+        "notes": result.notes,
+    }
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "data" / "stats.json", json.dumps(stats, indent=2) + "\n")
+    return result
+
+
+def in_background(work: Callable[[], T_], name: str) -> T_:
+    """Run ``work`` in a daemon thread while this (main) thread waits in short slices, and return its result.
+
+    A signal handler runs only in the main thread, and only between its own steps: a thread pool's
+    ``result()`` and ``shutdown()`` would hold it until the whole copy ends. Waiting here, an ``Interrupted``
+    is raised within a fraction of a second; the copy's own threads keep only confirmed keys in its checkpoint.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the waiting thread, raised there
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T_ = outcome["value"]
+    return value
+
+
+def enable_ovh_notifications(
+    project: str, service: str, endpoint: str | None = None, config_file: Path | None = None
+) -> tuple[str | None, str]:
+    """Switch keyspace notifications on for an OVH service through its advanced configuration.
+
+    Returns (previous value, value now); the caller tells the user how to put the previous value back.
+    """
+    from reproducer.sources.ovh import OvhApiClient, enable_keyspace_notifications, make_client  # the OVH client
+
+    api = OvhApiClient(make_client(endpoint, config_file))
+    return enable_keyspace_notifications(api, project, service)
+
+
+def _follow_until(follower: Follower, follow: FollowOptions) -> list[str]:
+    """Wait for the stop signal (or the time limit), drain, and describe what the follower did."""
+    deadline = time.monotonic() + follow.seconds if follow.seconds is not None else None
+    follow.following.set()
+    while not follow.stop.is_set() and not follower.stop_event.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if follow.progress:
+            follow.progress(follower.stats)
+        follow.stop.wait(0.5)
+    stats = follower.stop()
+    summary = (
+        f"follow: {stats.events} event(s), {stats.recopied} key(s) re-copied, {stats.deleted} deleted, "
+        f"max lag {stats.max_lag_ms} ms"
+    )
+    return [summary, *stats.warnings]
+
+
+def verify_data(
+    source_url: str,
+    target_url: str,
+    options: VerifyOptions,
+    run_dir: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> VerifyReport:
+    """Compare two endpoints; the report also lands in ``run_dir/data/verify.json`` when given.
+
+    ``environ`` adds variables the endpoints' ``password_env`` may name (kept in memory).
+    """
+    env = {**os.environ, **environ} if environ else None
+    report = verify_keys(parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env), options)
+    if run_dir is not None:
+        (run_dir / "data").mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def export_data(
+    source_url: str,
+    path: Path,
+    fmt: str | None = None,
+    *,
+    dbs: tuple[int, ...] | None = None,
+    match: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
+    module = format_module(fmt or format_from_path(str(path)))
+    with atomic_output(path) as tmp:
+        count: int = module.export(parse_endpoint(source_url), tmp, dbs=dbs, match=match, progress=progress)
+    return count
+
+
+def import_data(
+    path: Path,
+    target_url: str,
+    fmt: str | None = None,
+    *,
+    conflict: Literal["refuse", "replace", "skip"] = "refuse",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int, int]:
+    """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped).
+
+    ``conflict`` is copy's policy: a non-empty target is refused unless keys are replaced or skipped.
+    """
+    if not path.exists():
+        raise InputError(f"{path} does not exist", hint="check the path")
+    module = format_module(fmt or format_from_path(str(path)))
+    target = parse_endpoint(target_url)
+    written: tuple[int, int, int] = module.load(path, target, conflict=conflict, progress=progress)
+    return written

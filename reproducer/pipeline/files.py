@@ -1,0 +1,231 @@
+"""Writing files: one atomic routine (``atomic_output``), render trees (``write_tree``) and run-directory state.
+
+Files are written to a temporary name beside their place and renamed at the end, so a failed command never
+leaves a half-written file behind; a read-only or full file system is an ``OutputError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from reproducer.errors import InputError, OutputError
+from reproducer.gitops.manifest import MANIFEST, digest, manifest_text, read_manifest, safe_relative
+from reproducer.gitops.plan import deployment_file
+
+#: errno values of a file system that refuses a write: read-only, full, over quota, not permitted.
+_WRITE_ERRNOS = frozenset(
+    {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EISDIR, errno.ENOTDIR}
+)
+
+
+def output_error(path: Path, error: OSError) -> OutputError:
+    """The error for a file that could not be written (the previous file, if any, is intact)."""
+    return OutputError(
+        f"cannot write {path}: {error.strerror or error}",
+        hint="make room or choose a writable location; nothing was half-written",
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; renamed to ``path`` when the block succeeds, removed when not.
+
+    This is the one way files are written here: readers never see a half-written file, and a read-only or
+    full file system leaves the previous file as it was and raises ``OutputError``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as error:
+        raise output_error(path, error) from None
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in _WRITE_ERRNOS:
+            raise
+        raise output_error(path, error) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, then rename."""
+    atomic_write_all({Path(path): text})
+
+
+def atomic_write_all(files: dict[Path, str]) -> None:
+    """Write every file to a temporary name first, then rename them all: a failure leaves every old file intact.
+
+    Renames run from the last file to the first (put a file that must land first, such as a manifest, last).
+    """
+    with contextlib.ExitStack() as stack:
+        staged = [(stack.enter_context(atomic_output(path)), text) for path, text in files.items()]
+        for tmp, text in staged:
+            with tmp.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+
+
+def make_directory(directory: Path) -> None:
+    """Create ``directory`` (its parent must exist); a file in its place is bad input."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"{directory} exists and is not a directory", hint="choose another output path")
+    parent = directory.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot write {directory}: directory {parent} does not exist", hint="create it first")
+    try:
+        directory.mkdir(exist_ok=True)
+    except OSError as error:
+        raise output_error(directory, error) from None
+
+
+def write_tree(out: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (relative paths) into directory ``out``, touching only what an earlier render wrote there.
+
+    ``out`` must be empty, absent, or hold the manifest (``.reproducer-manifest.json``) of an earlier render.
+    Files the manifest lists are replaced, or removed when they are no longer rendered (unless edited since);
+    anything else (``.git``, ``backend.tf``, ``*_override.tf``, notes, what a deployment added: state, tfvars,
+    inventory, runs) is left alone. Every file is staged first and renamed after, so a failure midway leaves
+    the previous files intact.
+    """
+    out = Path(out)
+    created: list[Path] = [] if out.is_dir() else [out]
+    make_directory(out)
+    try:
+        owned = read_manifest(out)
+        if owned is None and any(out.iterdir()):
+            raise InputError(
+                f"{out} is not empty and holds no manifest of an earlier render",
+                hint="choose an empty directory or one reproducer rendered",
+            )
+        owned = owned or {}
+        _refuse_linked_entries(out, owned)
+        paths = {relative: _owned_path(out, relative, owned) for relative in files}
+        written = {relative: digest(text.encode("utf-8")) for relative, text in files.items()}
+        _make_parents(out, paths.values(), created)
+        staged = {paths[relative]: text for relative, text in files.items()}
+        atomic_write_all({**staged, out / MANIFEST: manifest_text(owned | written)})  # the manifest lands first
+    except BaseException:
+        for directory in reversed(created):  # only directories this call made, and only when still empty
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+    kept = _remove_stale(out, {k: v for k, v in owned.items() if k not in files})
+    atomic_write(out / MANIFEST, manifest_text(written | kept))
+
+
+def _refuse_linked_entries(out: Path, owned: dict[str, str]) -> None:
+    """Refuse a manifest (from a pull request, maybe) whose entries reach through a link, before anything changes."""
+    for relative in sorted(owned):
+        _check_inside(out, relative)
+
+
+def _check_inside(out: Path, relative: str) -> None:
+    """Refuse ``relative`` when any existing component of it under ``out`` is a link or resolves outside ``out``."""
+    root, current = out.resolve(), out
+    for part in relative.split("/"):
+        current = current / part
+        if current.is_symlink() or (current.exists() and not current.resolve().is_relative_to(root)):
+            raise InputError(
+                f"the render manifest in {out} names {relative!r}, but {current} is a link: "
+                "a render never removes or replaces anything through a link",
+                hint="remove the link (or the entry from the manifest), or choose another --out",
+            )
+        if not current.exists():
+            return  # nothing further down exists either
+
+
+def _owned_path(out: Path, relative: str, owned: dict[str, str]) -> Path:
+    """Where a rendered file goes; refused when that would write through a link or over a file not ours."""
+    if not safe_relative(relative):
+        raise InputError(f"refusing to write {relative!r} outside {out}", hint="this is a bug; please report it")
+    path = out / relative
+    for parent in [*reversed(PurePosixPath(relative).parents)][1:]:
+        if (out / parent).is_symlink() or (out / parent).is_file():
+            raise InputError(
+                f"{out / parent} is a link or a file, where the render puts directory {parent}",
+                hint="remove it, or choose another --out",
+            )
+    foreign = path.exists() or path.is_symlink()
+    if foreign and relative not in owned and not deployment_file(relative):
+        raise InputError(
+            f"{path} exists and was not written by reproducer; the render would replace it",
+            hint="move it away (or choose another --out): a render never overwrites files it did not write",
+        )
+    return path
+
+
+def _make_parents(out: Path, paths: Iterable[Path], created: list[Path]) -> None:
+    """Create the parent directories of ``paths``, appending each to ``created`` (removed after a failure)."""
+    for parent in sorted({p.parent for p in paths}, key=lambda p: len(p.parts)):
+        for directory in [*reversed(parent.relative_to(out).parents), parent.relative_to(out)]:
+            if not (out / directory).exists():
+                try:
+                    (out / directory).mkdir()
+                except OSError as error:
+                    raise output_error(out / directory, error) from None
+                created.append(out / directory)
+
+
+def _remove_stale(out: Path, previous: dict[str, str]) -> dict[str, str]:
+    """Remove files an earlier render wrote and this one does not, unless edited since or a deployment file.
+
+    Returns the entries that stay in the manifest (deployment files a render or apply wrote, still ours).
+    """
+    kept: dict[str, str] = {}
+    for relative, recorded in previous.items():
+        path = out / relative
+        if deployment_file(relative):
+            kept[relative] = recorded
+            continue
+        _check_inside(out, relative)
+        if not path.is_file() or digest(path.read_bytes()) != recorded:
+            continue  # gone already, or the user's now (edited): not ours to remove
+        try:
+            path.unlink()
+            for parent in path.relative_to(out).parents:
+                if str(parent) != "." and not any((out / parent).iterdir()):
+                    (out / parent).rmdir()
+        except OSError as error:
+            raise output_error(path, error) from None
+    return kept
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary directory (mode 0700), removed on every way out of the ``with`` block."""
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as name:
+        yield Path(name)
+
+
+STATE_HINT = "it was changed or damaged: remove any temporary access by hand, then start with a new --run-dir"
+
+
+def read_state_file(path: Path, fields: dict[str, type]) -> dict[str, Any]:
+    """A run directory's JSON state (``run.json``, ``job.json``): a mapping whose ``fields`` have their types.
+
+    The run directory may have been damaged or edited: anything else is an ``InputError``, never a crash.
+    """
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"cannot read {path}: {type(error).__name__}", hint=STATE_HINT) from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), t) for k, t in fields.items()):
+        raise InputError(f"{path} is not a state file reproducer wrote", hint=STATE_HINT)
+    return state
+
+
+def save_state_file(path: Path, state: dict[str, Any]) -> None:
+    """Write a run directory's JSON state atomically (sorted keys, one trailing newline)."""
+    atomic_write(path, json.dumps(state, indent=2, sort_keys=True) + "\n")

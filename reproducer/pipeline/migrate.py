@@ -1,0 +1,282 @@
+"""``migrate --to URL``: move an OVH service's data into an existing target, with temporary access always undone.
+
+The source gets an allow-list entry (``--allow-cidr``) and a least-privilege migration user. Each grant is
+recorded in ``run.json`` before it is asked for, and undone at the end, on failure, and by a ``--resume``
+after a crash. The ``default`` user is never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult
+from reproducer.data.verify import VerifyOptions, VerifyReport
+from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
+from reproducer.pipeline.data import FollowOptions, copy_data, verify_data
+from reproducer.pipeline.files import STATE_HINT, atomic_write, read_state_file, save_state_file
+from reproducer.pipeline.inspect import InspectOptions, inspect
+from reproducer.pipeline.progress import DataProgress, Progress, quiet
+
+if TYPE_CHECKING:  # the OVH client loads only for the commands that use it
+    from reproducer.model import ServiceSpec
+    from reproducer.sources.ovh import OvhServiceAccess
+
+MIGRATION_USER = "reproducer-migration"
+_PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
+
+
+@dataclass(frozen=True)
+class MigrateRequest:
+    """Move the data of an OVH service into an existing target, with temporary access that is always undone."""
+
+    inspect: InspectOptions
+    target_url: str
+    run_dir: Path
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    copy: CopyOptions = field(default_factory=CopyOptions)
+    follow: FollowOptions | None = None
+    resume: bool = False
+    #: Extra variables for the endpoints' ``password_env`` (kept in memory, e.g. a target's password).
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
+    data_progress: DataProgress | None = None
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    """``migrate`` as the user asked for it: the source service, where its data goes, and how it is copied.
+
+    ``target_url`` moves the data into an existing Valkey (:func:`migrate_request`); ``target`` names one to
+    stand up first, with the shape and the hosts options (``job.job_request``).
+    """
+
+    project: str
+    service: str
+    run_dir: Path
+    endpoint: str | None = None
+    target_url: str | None = None
+    target: str | None = None
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+    dry_run: bool = False
+    inventory: Path | None = None
+    variables: Path | None = None
+    target_ca: Path | None = None
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    conflict: Conflict = "refuse"
+    max_keys_per_second: float | None = None
+    follow: FollowOptions | None = None
+    resume: bool = False
+
+    def inspect_options(self) -> InspectOptions:
+        """Where the source service is read from."""
+        return InspectOptions(project=self.project, service=self.service, endpoint=self.endpoint)
+
+    def copy_options(self) -> CopyOptions:
+        """How its keys are copied."""
+        return CopyOptions(conflict=self.conflict, max_keys_per_second=self.max_keys_per_second)
+
+
+def migrate_request(options: MigrateOptions, data_progress: DataProgress | None = None) -> MigrateRequest:
+    """The migration into the existing target ``options.target_url``."""
+    if options.target_url is None:
+        raise InputError("no target URL to migrate to", hint="give --to URL (an existing target)")
+    return MigrateRequest(
+        inspect=options.inspect_options(),
+        target_url=options.target_url,
+        run_dir=options.run_dir,
+        allow_cidr=options.allow_cidr,
+        source_ca=options.source_ca,
+        copy=options.copy_options(),
+        follow=options.follow,
+        resume=options.resume,
+        data_progress=data_progress,
+    )
+
+
+@dataclass
+class MigrateResult:
+    """What a migration did."""
+
+    copy: CopyResult
+    verify: VerifyReport
+    run_dir: Path
+
+
+@dataclass
+class CidrGrant:
+    """An allow-list entry asked for on the source; ``added`` is None until the API answered."""
+
+    cidr: str
+    added: bool | None = None
+
+
+@dataclass
+class UserGrant:
+    """A migration user asked for on the source; ``id`` is None until the API answered."""
+
+    name: str
+    id: str | None = None
+
+
+@dataclass
+class RunState:
+    """``run.json``: the temporary access on the source that is still to undo."""
+
+    path: Path
+    user: UserGrant | None = None
+    allow_cidr: CidrGrant | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        """The state a previous attempt wrote, checked field by field (the file may have been damaged)."""
+        grants = read_state_file(path, {"grants": dict})["grants"]
+        user, cidr = grants.get("user"), grants.get("allow_cidr")
+        if not set(grants) <= {"user", "allow_cidr"} or not _fields_are(user, name=str, id=(str, type(None))):
+            raise InputError(f"{path} is not the state of a migration", hint=STATE_HINT)
+        if not _fields_are(cidr, cidr=str, added=(bool, type(None))):
+            raise InputError(f"{path} is not the state of a migration", hint=STATE_HINT)
+        return cls(
+            path,
+            UserGrant(user["name"], user.get("id")) if user is not None else None,
+            CidrGrant(cidr["cidr"], cidr.get("added")) if cidr is not None else None,
+        )
+
+    def save(self) -> None:
+        """Write ``run.json`` atomically: only the grants still to undo, never a password."""
+        grants: dict[str, Any] = {}
+        if self.user is not None:
+            grants["user"] = {"name": self.user.name, "id": self.user.id}
+        if self.allow_cidr is not None:
+            grants["allow_cidr"] = {"cidr": self.allow_cidr.cidr, "added": self.allow_cidr.added}
+        save_state_file(self.path, {"format_version": "1.0", "grants": grants})
+
+
+def _fields_are(record: Any, **types: type | tuple[type, ...]) -> bool:
+    """Whether ``record`` is None, or a mapping whose first field is present and every field of its type."""
+    if record is None:
+        return True
+    first = next(iter(types))
+    return isinstance(record, dict) and first in record and all(isinstance(record.get(k), t) for k, t in types.items())
+
+
+def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> MigrateResult:
+    """Inspect → temporary access (allow-list entry, migration user) → copy (→ follow) → verify → undo access."""
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
+
+    [spec] = inspect(request.inspect, progress)
+    state = _run_state(request.run_dir, resume=request.resume)
+    atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
+    client = make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials)
+    api = OvhApiClient(client, request.inspect.retry, progress)
+    access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
+    _undo_access(access, state, progress)  # what a crashed run left behind
+    try:
+        source_url, password = _grant_access(access, spec, request, state, progress)
+        options = replace(request.copy, resume=request.resume and (request.run_dir / "data").exists())
+        environ = {**request.environ, _PASSWORD_VARIABLE: password}
+        run_dir, follow = request.run_dir, request.follow
+        result = copy_data(source_url, request.target_url, options, run_dir, request.data_progress, follow, environ)
+        checks = VerifyOptions(dbs=options.dbs, match=options.match)
+        report = verify_data(source_url, request.target_url, checks, run_dir, environ)
+    except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
+        _undo_after_failure(access, state, progress, failure)
+        raise
+    _undo_access(access, state, progress)
+    return MigrateResult(result, report, request.run_dir)
+
+
+def _run_state(run_dir: Path, *, resume: bool) -> RunState:
+    path = run_dir / "run.json"
+    if resume and not path.exists():
+        raise InputError(f"nothing to resume in {run_dir}", hint="pass the --run-dir of the interrupted migration")
+    if not resume and path.exists():
+        raise InputError(f"{run_dir} already holds a migration", hint="pass --resume, or choose a new --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunState.load(path) if resume else RunState(path)
+
+
+def _grant_access(
+    access: OvhServiceAccess, spec: ServiceSpec, request: MigrateRequest, state: RunState, progress: Progress
+) -> tuple[str, str]:
+    """Record, then make, the allow-list entry and the migration user; return the source URL and password."""
+    if request.allow_cidr:
+        state.allow_cidr = CidrGrant(request.allow_cidr)
+        state.save()
+        state.allow_cidr.added = access.allow(request.allow_cidr, "reproducer migration (temporary)")
+        progress(f"allow-list: {request.allow_cidr} {'added' if state.allow_cidr.added else 'was already allowed'}")
+    state.user = UserGrant(MIGRATION_USER)
+    state.save()
+    state.user.id, password = access.create_user(MIGRATION_USER)
+    state.save()
+    progress(f"temporary user {MIGRATION_USER} created (read, scan, dump, follow)")
+    return _source_url(spec, request.source_ca), password
+
+
+def _source_url(spec: ServiceSpec, ca: Path | None) -> str:
+    endpoint = next((e for e in spec.endpoints if e.component == "valkey"), None)
+    if endpoint is None:
+        raise InputError("the service lists no valkey endpoint", hint="check the service in the OVH control panel")
+    scheme = "valkeys" if endpoint.tls else "valkey"
+    query = f"password_env={_PASSWORD_VARIABLE}" + (f"&ca={ca}" if ca else "")
+    return f"{scheme}://{MIGRATION_USER}@{endpoint.host}:{endpoint.port}?{query}"
+
+
+def _undo_access(access: OvhServiceAccess, state: RunState, progress: Progress) -> None:
+    """Remove the migration user and the allow-list entry this run (or a crashed one) added.
+
+    Each grant is undone on its own (the API client retries 429/5xx with backoff, bounded) and leaves
+    ``run.json`` only once removed, so a failure on one still tries the other, and what remains is undone by
+    ``--resume``: the error's hint says so.
+    """
+    failures: list[str] = []
+    if state.user is not None:
+        try:
+            _undo_user(access, state.user, progress)
+            state.user = None
+            state.save()
+        except ReproducerError as error:
+            failures.append(error.message)
+    if state.allow_cidr is not None:
+        try:
+            _undo_cidr(access, state.allow_cidr, progress)
+            state.allow_cidr = None
+        except ReproducerError as error:
+            failures.append(error.message)
+    state.save()
+    if failures:
+        raise SourceUnavailableError(
+            f"the temporary access on the source could not be removed: {'; '.join(failures)}",
+            hint=f"{state.path} lists it; run the same 'reproducer migrate ...' command with "
+            f"--resume --run-dir {state.path.parent} to remove it (or remove it in the OVH control panel)",
+            retryable=True,
+        )
+
+
+def _undo_user(access: OvhServiceAccess, user: UserGrant, progress: Progress) -> None:
+    user_id = user.id or access.find_user(user.name)
+    if user_id:
+        access.delete_user(user_id)
+        progress(f"temporary user {user.name} removed")
+
+
+def _undo_cidr(access: OvhServiceAccess, cidr: CidrGrant, progress: Progress) -> None:
+    if cidr.added is not False:
+        access.revoke(cidr.cidr)
+        progress(f"allow-list: {cidr.cidr} removed")
+
+
+def _undo_after_failure(access: OvhServiceAccess, state: RunState, progress: Progress, failure: BaseException) -> None:
+    """Undo the grants after ``failure``; if that fails too, say so without hiding the first failure."""
+    try:
+        _undo_access(access, state, progress)
+    except ReproducerError as cleanup:
+        if isinstance(failure, ReproducerError):
+            failure.hint = f"{failure.hint}; also: {cleanup.message} ({cleanup.hint})".lstrip("; ")
+        else:
+            progress(f"{cleanup.message}: {cleanup.hint}")

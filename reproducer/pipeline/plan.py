@@ -1,0 +1,197 @@
+"""``plan``: what a new render would change in a committed output directory, for a pull request.
+
+The new render stays in memory; the committed and the new Terraform are planned offline against the real provider
+schemas (empty state) and compared resource by resource. For a target reproducer applies, the playbook also runs
+with ``--check --diff`` against what was deployed from the committed directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from reproducer.errors import InputError
+from reproducer.gitops.plan import (
+    AnsibleCheck,
+    PlanReport,
+    ResourcePlan,
+    committed_files,
+    compare_resources,
+    file_diffs,
+    to_json,
+    to_markdown,
+)
+from reproducer.offline import install_mirror
+from reproducer.pipeline.apply import LocalApplyRequest, apply_local, local_data_dir
+from reproducer.pipeline.files import scratch_dir
+from reproducer.pipeline.progress import Progress, quiet
+from reproducer.pipeline.render import RenderRequest, render_in_memory
+from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
+from reproducer.run.terraform import Terraform
+from reproducer.targets import target_entry
+from reproducer.targets.compat import summary
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What ``plan`` compares: a fresh render (in memory) against the committed directory ``render.out``."""
+
+    render: RenderRequest
+    terraform: str = "offline"
+    #: Users' passwords for an Ansible check of a deployed target (the same as ``apply`` was given).
+    passwords: dict[str, str] | None = field(default=None, repr=False)
+    #: selfmanaged: the hosts to check with ``--check --diff`` (and extra variables, as given to ``apply``).
+    inventory: Path | None = None
+    variables: Path | None = None
+
+
+def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
+    """Render into memory, diff against ``out``, and plan the Terraform (offline: schema-checked, empty state)."""
+    if request.terraform not in ("offline", "none"):
+        raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
+    memory = render_in_memory(request.render)
+    spec, target, rendered = memory.spec, memory.target, memory.rendered
+    committed = request.render.out
+    mode = request.terraform if target.terraform_providers else "none"
+    report = PlanReport(
+        target=request.render.target,
+        source=f"{spec.source.provider}:{spec.source.service_id}",
+        files=file_diffs(rendered.files, committed),
+        terraform_mode=mode,
+        compatibility=summary(rendered.rows),
+    )
+    if mode == "offline":
+        progress("planning the committed and the new Terraform offline (real provider schemas)")
+        report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
+        report.notes.append(
+            "Offline plan: both the committed and the new output are planned against the real provider schemas "
+            "and compared resource by resource (no cloud account is read)."
+        )
+    applier = target_entry(request.render.target).applier
+    if applier == "local":
+        report.ansible = _local_check(request, progress)
+    elif applier == "hosts" and request.inventory is not None:
+        report.ansible = _hosts_check(request, progress)
+    return report
+
+
+def plan_text(report: PlanReport, fmt: str) -> str:
+    """The report as the pull-request comment (``markdown``) or as JSON (``json``)."""
+    return to_json(report) if fmt == "json" else to_markdown(report)
+
+
+def _hosts_check(request: PlanRequest, progress: Progress) -> AnsibleCheck:
+    """``--check --diff`` of the new render's ``ansible/site.yml`` on the inventory's hosts (nothing changes)."""
+    with scratch_dir("reproducer-check-") as scratch:
+        check = SelfManagedApplyRequest(
+            replace(request.render, out=scratch / "out"),
+            request.inventory,
+            request.variables,
+            request.passwords,
+            check=True,
+        )
+        service = apply_selfmanaged(check, progress)
+    where = f"{len(set(service.data_hosts) | set(service.sentinel_hosts))} host(s)"
+    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
+
+
+def _deployed_base_port(deployment: Path) -> int:
+    """The first port of the instances ``apply`` recorded in ``ansible/deployment.yml``.
+
+    The file may come from a pull request: every port and directory in it is checked before anything runs.
+    """
+    try:
+        return _checked_deployment(yaml.safe_load(deployment.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = type(error).__name__
+    except ValueError as error:
+        reason = str(error)
+    raise InputError(
+        f"{deployment} does not say where the local target runs ({reason})",
+        hint="'reproducer apply --target local' writes it: apply again, or remove the file to plan without the "
+        "Ansible check",
+    )
+
+
+def _checked_deployment(data: Any) -> int:
+    """The base port of a deployment record; ValueError naming the first field that is not a port or a directory."""
+    instances = data.get("valkey_instances") if isinstance(data, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise ValueError("valkey_instances is not a non-empty list")
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise ValueError(f"valkey_instances[{index}] is not a mapping")
+        _check_port(instance.get("port"), f"valkey_instances[{index}].port")
+        if "primary_port" in instance:
+            _check_port(instance["primary_port"], f"valkey_instances[{index}].primary_port")
+    sentinels = data.get("valkey_sentinel_ports", [])
+    if not isinstance(sentinels, list):
+        raise ValueError("valkey_sentinel_ports is not a list")
+    for index, port in enumerate(sentinels):
+        _check_port(port, f"valkey_sentinel_ports[{index}]")
+    if "valkey_base_dir" in data:
+        _check_directory(data["valkey_base_dir"], "valkey_base_dir")
+    base_port: int = instances[0]["port"]
+    return base_port
+
+
+def _check_port(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"{name} is not a port number (1-65535)")
+
+
+def _check_directory(value: Any, name: str) -> None:
+    if not isinstance(value, str) or not PurePosixPath(value).is_absolute():
+        raise ValueError(f"{name} is not an absolute path")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError(f"{name} holds a control character")
+
+
+def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | None:
+    """``--check --diff`` of the local playbook against the target deployed from the committed directory."""
+    committed = request.render.out.resolve()
+    deployed, deployment = local_data_dir(committed), committed / "ansible" / "deployment.yml"
+    if not deployed.is_dir() or not deployment.is_file():
+        return None
+    base_port = _deployed_base_port(deployment)
+    progress(f"Ansible --check --diff against the instances in {deployed}")
+    with scratch_dir("reproducer-check-") as scratch:
+        check = LocalApplyRequest(
+            render=replace(request.render, out=scratch / "out"),
+            base_port=base_port,
+            passwords=request.passwords,
+            check=True,
+            data_dir=deployed,
+        )
+        service = apply_local(check, progress)
+    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, "this machine")
+
+
+def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
+    """Resources added, changed or removed between the committed output and the new render."""
+    with scratch_dir("reproducer-plan-") as scratch:
+        cli_config = install_mirror(scratch / "mirror", list(providers))
+        new = _planned_resources(files, scratch / "new", cli_config)
+        owned = committed_files(committed).items()
+        old_files = {k: p.read_text() for k, p in owned if k.startswith("terraform/") and k.count("/") == 1}
+        old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
+        return compare_resources(old, new)
+
+
+def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> dict[str, Any]:
+    """``address → planned values`` of a configuration planned offline against an empty state."""
+    workdir = root / "terraform"
+    for relative, text in files.items():
+        if relative.startswith("terraform/") and not relative.endswith(("terraform.tfvars", ".tfstate")):
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text, encoding="utf-8")
+    if (workdir / "terraform.tfvars.example").exists():
+        shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
+    tf = Terraform(workdir, cli_config=cli_config)
+    tf.init(backend=False)
+    changes = tf.plan().raw.get("resource_changes", [])
+    return {c["address"]: c["change"].get("after") for c in changes if c.get("mode", "managed") == "managed"}

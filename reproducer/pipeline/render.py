@@ -1,0 +1,54 @@
+"""``render``: a spec rendered for a target, in memory or into an output directory it owns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reproducer.pipeline.files import write_tree
+
+if TYPE_CHECKING:  # pydantic and the targets load only for the commands that use them
+    from reproducer.model import ServiceSpec
+    from reproducer.targets.base import Rendered, Target
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What to render: a spec file, a target, where, and the reshaping options."""
+
+    spec: Path
+    target: str
+    out: Path
+    shards: int | None = None
+    replicas: int | None = None
+    name: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class InMemoryRender:
+    """A render that was not written: the spec it came from, the target, and its files and rows."""
+
+    spec: ServiceSpec
+    target: Target
+    rendered: Rendered
+
+
+def render_in_memory(request: RenderRequest) -> InMemoryRender:
+    """Load the spec and render it for the target, without writing anything."""
+    from reproducer.model import load_spec
+    from reproducer.targets import get_target
+    from reproducer.targets.base import RenderOptions
+
+    target = get_target(request.target)
+    spec = load_spec(request.spec)
+    options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
+    return InMemoryRender(spec, target, target.render(spec, options))
+
+
+def render(request: RenderRequest) -> Rendered:
+    """Render a spec for a target into ``out`` (see ``write_tree``: it owns only the files it wrote there)."""
+    rendered = render_in_memory(request).rendered
+    write_tree(request.out, rendered.files)
+    return rendered

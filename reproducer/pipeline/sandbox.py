@@ -1,0 +1,52 @@
+"""The sandbox use cases: start, find and stop the OVH API emulator and its Valkey services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reproducer.pipeline.progress import Progress, quiet
+
+
+def sandbox_root(root: Path | None) -> Path:
+    """The sandbox directory: the given one, else the default state directory."""
+    from reproducer.sandbox import control  # the emulator loads only for the commands that use it
+
+    return Path(root) if root else control.default_root()
+
+
+def sandbox_up(root: Path | None = None, progress: Progress = quiet, *, keys: int = 2000) -> dict[str, Any]:
+    """Start (or find) the sandbox and return its endpoint, credentials, project and services.
+
+    A new sandbox's service is loaded with ``keys`` mixed keys; a running one is returned as it is.
+    """
+    from reproducer.sandbox import control
+
+    running = control.status(sandbox_root(root))
+    if running is not None:
+        progress(f"using the sandbox already running at {running['endpoint']}")
+        return running
+    progress(
+        f"starting the sandbox: OVH API emulator and a Business Valkey service (primary, replica, Sentinel) "
+        f"holding {keys:,} keys"
+    )
+    return control.up(sandbox_root(root), dataset_keys=keys)
+
+
+def sandbox_status(root: Path | None = None) -> dict[str, Any] | None:
+    """The running sandbox's info, or None."""
+    from reproducer.sandbox import control
+
+    return control.status(sandbox_root(root))
+
+
+def sandbox_down(root: Path | None = None) -> bool:
+    """Stop the sandbox; False when it was not running."""
+    from reproducer.sandbox import control
+
+    return control.down(sandbox_root(root))
+
+
+def credentials_of(info: dict[str, Any]) -> dict[str, str]:
+    """The ``ovh`` client credentials of a sandbox info mapping."""
+    return {k: info[k] for k in ("application_key", "application_secret", "consumer_key")}
