@@ -8,14 +8,13 @@ refused: the cursors would skip keys that the other target never received.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from reproducer.errors import DataError, InputError
+from reproducer.atomic import atomic_write
+from reproducer.errors import DataError, InputError, OutputError
 
 FORMAT_VERSION = 2
 _NEW_RUN = "start a new copy without --resume (and with another --run-dir)"
@@ -115,22 +114,16 @@ class Checkpoint:
             return
         with self._lock:
             text = json.dumps(self._state, indent=2, sort_keys=True)
-        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=self.path.parent)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
-        except OSError as exc:
+            atomic_write(self.path, text)
+        except (OSError, OutputError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc.message.rpartition(": ")[2]
             raise DataError(
-                f"cannot save the copy's checkpoint {self.path}: {exc.strerror or exc}",
+                f"cannot save the copy's checkpoint {self.path}: {reason or exc}",
                 hint="free space on that file system or make it writable, or pass another --run-dir; then run the "
                 "command again (with --resume only if a checkpoint was saved before)",
             ) from None
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def _load(path: Path) -> dict[str, Any]:

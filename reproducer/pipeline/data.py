@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from reproducer.atomic import atomic_output, atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.copy import copy as copy_keys
 from reproducer.data.endpoint import parse_endpoint
@@ -25,7 +26,6 @@ from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
-from reproducer.pipeline.files import atomic_output, atomic_write
 from reproducer.pipeline.progress import DataProgress
 
 T_ = TypeVar("T_")

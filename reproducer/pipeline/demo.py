@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reproducer.atomic import atomic_write
 from reproducer.gitops.plan import to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, destroy_local
-from reproducer.pipeline.files import atomic_write
 from reproducer.pipeline.inspect import InspectOptions
 from reproducer.pipeline.job import JobRequest, JobResult, run_job
 from reproducer.pipeline.plan import PlanRequest, plan

@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reproducer.atomic import atomic_write, atomic_write_all
 from reproducer.errors import InputError
-from reproducer.pipeline.files import atomic_write, atomic_write_all, make_directory
+from reproducer.pipeline.files import make_directory
 from reproducer.pipeline.progress import Progress, quiet
 
 if TYPE_CHECKING:  # the OVH client and pydantic load only for the commands that use them

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from reproducer.atomic import atomic_write
 from reproducer.data.copy import CopyOptions
 from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
 from reproducer.pipeline.data import FollowOptions
-from reproducer.pipeline.files import atomic_write, read_state_file, save_state_file
+from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
 from reproducer.pipeline.plan import PlanRequest, plan

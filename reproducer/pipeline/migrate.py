@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.data import FollowOptions, copy_data, verify_data
-from reproducer.pipeline.files import STATE_HINT, atomic_write, read_state_file, save_state_file
+from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import yaml
 
+from reproducer.atomic import atomic_write
 from reproducer.errors import InputError
 from reproducer.pipeline.apply import ADMIN_USER
-from reproducer.pipeline.files import atomic_write, write_tree
+from reproducer.pipeline.files import write_tree
 from reproducer.pipeline.progress import Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render_in_memory
 from reproducer.run.ansible import changed_tasks, diff_text, run_playbook

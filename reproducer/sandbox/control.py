@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from reproducer.atomic import atomic_write
 from reproducer.errors import SandboxError
 from reproducer.procs import child_env, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.fleet import Fleet
@@ -191,11 +192,7 @@ def _load_demo_data(server: OvhApiServer, project: str, service_id: str, passwor
 def _write_info(root: Path, server: OvhApiServer) -> None:
     (root / "port").write_text(server.url.split(":")[2].split("/")[0])
     info = {"pid": os.getpid(), "started": process_start_time(os.getpid()), **describe(server)}
-    tmp = root / (INFO_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(info, handle, indent=2, sort_keys=True)
-    tmp.replace(root / INFO_FILE)
+    atomic_write(root / INFO_FILE, json.dumps(info, indent=2, sort_keys=True))
 
 
 def describe(server: OvhApiServer) -> dict[str, Any]:

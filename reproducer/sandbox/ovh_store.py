@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reproducer import catalog
+from reproducer.atomic import atomic_write
 from reproducer.sandbox.fleet import Fleet, FleetSpec, hash_password
 
 Record = dict[str, Any]
@@ -75,11 +75,7 @@ class Store:
 
     def save(self) -> None:
         """Write the state atomically (temporary file, then rename)."""
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.state, handle, indent=1, sort_keys=True)
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(self.state, indent=1, sort_keys=True))
 
     # ---- credentials -----------------------------------------------------------------------------
 

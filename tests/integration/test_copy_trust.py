@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from reproducer.data import checkpoint as checkpoint_module
+from reproducer import atomic as atomic_module
 from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.errors import DataError
@@ -94,7 +94,7 @@ def test_checkpoint_that_cannot_be_written_is_a_clear_error(fleets, tmp_path, mo
     def refuse(*_args, **_kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", refuse)
+    monkeypatch.setattr(atomic_module.os, "replace", refuse)
     options = CopyOptions(checkpoint=tmp_path / "run" / "checkpoint.json")
     with pytest.raises(DataError, match="cannot save the copy's checkpoint") as caught:
         copy(parse_endpoint(plain(source)), parse_endpoint(plain(target)), options)
