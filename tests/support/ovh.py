@@ -1,0 +1,48 @@
+"""The OVH API emulator's services as tests use them: readiness, the fleet behind one, what a migration left."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reproducer import pipeline
+from reproducer.sandbox.fleet import Fleet
+from reproducer.sandbox.ovh_api import OvhApiServer
+from reproducer.sandbox.seed import Seeded, ovh_client
+from tests.support.wait import eventually
+
+
+def wait_ready(client: Any, path: str, timeout: float = 10.0) -> None:
+    """Wait until the service at API ``path`` is READY (a write leaves it UPDATING for a moment)."""
+    eventually(lambda: client.get(path)["status"] == "READY", f"{path} READY", timeout=timeout)
+
+
+def service_fleet(api_server: OvhApiServer, seeded: Seeded) -> Fleet:
+    """The Valkey fleet behind the seeded service."""
+    record = api_server.store.find_service(seeded.project, seeded.service_id)
+    return api_server.store.fleet(seeded.service_id, record)
+
+
+def service_path(seeded: Seeded) -> str:
+    """The API path of the seeded service."""
+    return f"/cloud/project/{seeded.project}/database/valkey/{seeded.service_id}"
+
+
+def leftovers(api_server: OvhApiServer, seeded: Seeded) -> tuple[list[str], list[str]]:
+    """The migration's temporary grants still on the service: (its user, the 127.0.0.1/32 allow-list entry)."""
+    client = ovh_client(api_server, seeded.credentials)
+    base = service_path(seeded)
+    users = [client.get(f"{base}/user/{u}")["username"] for u in client.get(f"{base}/user")]
+    cidrs = [r["ip"] for r in client.get(base)["ipRestrictions"]]
+    return [u for u in users if u == pipeline.MIGRATION_USER], [c for c in cidrs if c == "127.0.0.1/32"]
+
+
+def ovh_env(seeded: Seeded, **extra: str) -> dict[str, str]:
+    """This process's environment plus the OVH credentials of ``seeded`` (and ``extra``), for a CLI child."""
+    return {
+        **os.environ,
+        "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
+        "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
+        "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
+        **extra,
+    }
