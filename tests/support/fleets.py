@@ -24,3 +24,10 @@ def primary_client(fleet: Fleet) -> valkey.Valkey:
             **fleet.tls_client_kwargs(),
         )
     return fleet.client(fleet.current_primary())
+
+
+def key_count(fleet: Fleet) -> int:
+    """Keys the fleet holds: summed over a cluster's primaries (a cluster client's DBSIZE asks one node only)."""
+    if fleet.spec.topology == "cluster":
+        return sum(int(fleet.client(n).dbsize()) for n in fleet.servers if n.role == "primary")
+    return int(fleet.client(fleet.current_primary()).dbsize())

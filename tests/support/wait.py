@@ -73,3 +73,13 @@ class Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def midway(running: Background, progress: Callable[[], int], at_least: int, timeout: float = 60.0) -> None:
+    """Wait until ``progress()`` reaches ``at_least`` while ``running`` has not returned: a fault injected now
+    lands in the middle of the work.
+    """
+    eventually(lambda: progress() >= at_least or not running.running, f"progress to reach {at_least}", timeout=timeout)
+    if not running.running:
+        running.result(0)  # raises the call's own error, if that is why it stopped
+        raise AssertionError(f"finished before reaching {at_least}: too late to inject the fault midway")
