@@ -74,8 +74,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and every process it started, deepest first."""
-    for each in [*reversed(descendants(pid)), pid]:
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and every process it started, deepest first; the pids signalled."""
+    pids = [*reversed(descendants(pid)), pid]
+    for each in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(each, signal.SIGKILL)
+    return pids
