@@ -21,22 +21,10 @@ def argv(*args: str | Path) -> list[str]:
 
 
 def run(
-    *args: str | Path,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = TIMEOUT,
+    *args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     """Run ``reproducer <args>`` to the end; its exit code, stdout and stderr (text)."""
-    return subprocess.run(
-        argv(*args),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return subprocess.run(argv(*args), **_child(cwd, env), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def start(
@@ -47,15 +35,12 @@ def start(
     stderr: int | IO[Any] | None = subprocess.PIPE,
 ) -> subprocess.Popen[str]:
     """Start ``reproducer <args>`` in the background (stdin closed, stderr piped as text by default)."""
-    return subprocess.Popen(
-        argv(*args),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        text=True,
-    )
+    return subprocess.Popen(argv(*args), **_child(cwd, env), stdout=stdout, stderr=stderr, text=True)
+
+
+def _child(cwd: Path | None, env: Mapping[str, str] | None) -> dict[str, Any]:
+    """What every child gets: its directory, its environment (this process's by default), no stdin."""
+    return {"cwd": cwd, "env": None if env is None else dict(env), "stdin": subprocess.DEVNULL}
 
 
 def descendants(pid: int) -> list[int]:
