@@ -15,7 +15,7 @@ from reproducer import pipeline
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import Seeded, load_dataset, seed_business_service
-from tests.support.ovh import service_fleet
+from tests.support.ovh import remove_grants, service_fleet
 
 if shutil.which("valkey-server") is None:  # pragma: no cover - make test installs it
     pytest.skip("valkey-server is not installed: run 'make setup'", allow_module_level=True)
@@ -51,7 +51,10 @@ def scratch_project(api_server) -> str:
 
 @pytest.fixture
 def load_source(api_server, seeded):
-    """``load_source(keys, seed)``: empty the seeded service and load it with a known dataset."""
+    """``load_source(keys, seed)``: empty the seeded service and load it with a known dataset.
+
+    Afterwards, any temporary grant a migration left on the service is taken back.
+    """
 
     def load(keys: int, seed: int) -> None:
         fleet = service_fleet(api_server, seeded)
@@ -59,7 +62,9 @@ def load_source(api_server, seeded):
         client.flushall()
         load_dataset(client, keys, seed=seed)
 
-    return load
+    yield load
+    api_server.clear_faults()
+    remove_grants(api_server, seeded)
 
 
 @pytest.fixture

@@ -46,3 +46,17 @@ def ovh_env(seeded: Seeded, **extra: str) -> dict[str, str]:
         "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
         **extra,
     }
+
+
+def remove_grants(api_server: OvhApiServer, seeded: Seeded) -> None:
+    """Take back a migration's temporary grants left on the seeded service (by a test that failed midway)."""
+    client = ovh_client(api_server, seeded.credentials)
+    base = service_path(seeded)
+    for user_id in client.get(f"{base}/user"):
+        if client.get(f"{base}/user/{user_id}")["username"] == pipeline.MIGRATION_USER:
+            client.delete(f"{base}/user/{user_id}")
+    wait_ready(client, base)
+    kept = [r for r in client.get(base)["ipRestrictions"] if r["ip"] != "127.0.0.1/32"]
+    if len(kept) != len(client.get(base)["ipRestrictions"]):
+        client.put(base, ipRestrictions=[{"ip": r["ip"], "description": r["description"]} for r in kept])
+        wait_ready(client, base)
