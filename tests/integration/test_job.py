@@ -15,7 +15,7 @@ from reproducer import pipeline
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox import ovh_store
 from tests.support import cli
-from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.ovh import leftovers, migrate_local_argv, ovh_env, service_fleet
 from tests.support.runs import confirmed_keys, events
 from tests.support.wait import eventually
 
@@ -131,14 +131,8 @@ def test_a_target_reproducer_cannot_stand_up_needs_a_dry_run(api_server, seeded,
 @pytest.mark.fault("SIGKILL of migrate --target local mid-copy, then --resume: phases skipped, access removed")
 def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded, load_source, run_dir):
     load_source(15000, seed=23)
-    fleet = service_fleet(api_server, seeded)
     env = ovh_env(seeded, REPRODUCER_PASSWORD_DEFAULT=TARGET_PASSWORD)
-    argv = [
-        *("migrate", "--project", seeded.project),
-        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
-        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
-        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", "3000"),
-    ]
+    argv = migrate_local_argv(api_server, seeded, run_dir, rate=3000)
     proc = cli.start(*argv, env=env)
     eventually(lambda: confirmed_keys(run_dir) > 0, "the copy phase confirming a first batch", timeout=120, proc=proc)
     proc.kill()

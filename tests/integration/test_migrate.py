@@ -20,22 +20,28 @@ from tests.support.runs import confirmed_keys
 from tests.support.wait import eventually
 
 
+def migrate_request(api_server, seeded, target: Fleet, run_dir, retry: RetryPolicy | None = None):
+    """``migrate --to`` of the seeded service into ``target``, granting 127.0.0.1/32."""
+    inspect = pipeline.InspectOptions(
+        project=seeded.project,
+        service=seeded.service_id,
+        endpoint=api_server.url,
+        credentials=seeded.credentials,
+        retry=retry,
+    )
+    return pipeline.MigrateRequest(
+        inspect=inspect,
+        target_url=f"valkey://127.0.0.1:{target.primary.port}",
+        run_dir=run_dir,
+        allow_cidr="127.0.0.1/32",
+        source_ca=service_fleet(api_server, seeded).tls_files.ca_cert,
+    )
+
+
 def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, load_source, tmp_path):
     load_source(800, seed=11)
-    fleet = service_fleet(api_server, seeded)
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline.MigrateRequest(
-            inspect=pipeline.InspectOptions(
-                project=seeded.project,
-                service=seeded.service_id,
-                endpoint=api_server.url,
-                credentials=seeded.credentials,
-            ),
-            target_url=f"valkey://127.0.0.1:{target.primary.port}",
-            run_dir=tmp_path / "run",
-            allow_cidr="127.0.0.1/32",
-            source_ca=fleet.tls_files.ca_cert,
-        )
+        request = migrate_request(api_server, seeded, target, tmp_path / "run")
         result = pipeline.migrate_data(request)
         assert result.verify.ok and result.verify.compared == result.copy.total.copied > 0
         assert leftovers(api_server, seeded) == ([], [])
@@ -91,7 +97,6 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
     api_server, seeded, load_source, tmp_path
 ):
     load_source(200, seed=13)
-    fleet = service_fleet(api_server, seeded)
     run_dir = tmp_path / "run"
 
     def inject_once_granted(message: str) -> None:
@@ -99,19 +104,7 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
             api_server.inject(Fault(status=500, count=1000, path="*/user/*"))
 
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline.MigrateRequest(
-            inspect=pipeline.InspectOptions(
-                project=seeded.project,
-                service=seeded.service_id,
-                endpoint=api_server.url,
-                credentials=seeded.credentials,
-                retry=RetryPolicy(attempts=3, base_delay=0.05),
-            ),
-            target_url=f"valkey://127.0.0.1:{target.primary.port}",
-            run_dir=run_dir,
-            allow_cidr="127.0.0.1/32",
-            source_ca=fleet.tls_files.ca_cert,
-        )
+        request = migrate_request(api_server, seeded, target, run_dir, RetryPolicy(attempts=3, base_delay=0.05))
         messages: list[str] = []
         with pytest.raises(SourceUnavailableError) as error:
             pipeline.migrate_data(request, lambda m: (messages.append(m), inject_once_granted(m)))

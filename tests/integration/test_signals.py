@@ -18,7 +18,7 @@ import pytest
 
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
-from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.ovh import leftovers, migrate_local_argv, ovh_env
 from tests.support.runs import checkpoint, events
 from tests.support.wait import eventually
 
@@ -47,14 +47,8 @@ def copy_running(run_dir: Path) -> bool:
 @pytest.mark.fault("SIGTERM during the copy phase of migrate --target local: exit 143, access removed, --resume")
 def test_sigterm_in_the_copy_phase_after_ansible_stops_at_once_and_resumes(api_server, seeded, load_source, run_dir):
     load_source(15000, seed=31)
-    fleet = service_fleet(api_server, seeded)
     env = ovh_env(seeded, REPRODUCER_PASSWORD_DEFAULT=TARGET_PASSWORD)
-    argv = [
-        *("migrate", "--project", seeded.project),
-        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
-        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
-        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", "2000"),
-    ]
+    argv = migrate_local_argv(api_server, seeded, run_dir, rate=2000)
     proc = cli.start(*argv, env=env)
     eventually(lambda: copy_running(run_dir), "the copy phase writing its checkpoint", timeout=180, proc=proc)
     code, err, seconds = signal_and_wait(proc, signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from reproducer import pipeline
@@ -60,3 +61,14 @@ def remove_grants(api_server: OvhApiServer, seeded: Seeded) -> None:
     if len(kept) != len(client.get(base)["ipRestrictions"]):
         client.put(base, ipRestrictions=[{"ip": r["ip"], "description": r["description"]} for r in kept])
         wait_ready(client, base)
+
+
+def migrate_local_argv(api_server: OvhApiServer, seeded: Seeded, run_dir: Path, *, rate: int) -> list[str]:
+    """``migrate --target local`` of the seeded service into one local server, copying ``rate`` keys a second."""
+    fleet = service_fleet(api_server, seeded)
+    return [
+        *("migrate", "--project", seeded.project),
+        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
+        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
+        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", str(rate)),
+    ]
