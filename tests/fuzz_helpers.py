@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+
+from tests.support import cli
+from tests.support.wait import eventually
 
 ALLOWED_EXIT_CODES = {1, 2, 3, 4}
 _ENV_DIRS = ("HOME", "TMPDIR", "TMP", "TEMP", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
@@ -165,22 +167,6 @@ def run_in_process(
     return outcome
 
 
-def _descendants(pid: int) -> list[int]:
-    """Pids of every process below ``pid`` (read from /proc), deepest last."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
 def run_subprocess(
     argv: Sequence[str],
     root: Path,
@@ -196,7 +182,7 @@ def run_subprocess(
     child_env.update({k: v for k, v in overrides.items() if v is not None})
     child_env["PYTHONPATH"] = str(Path(__file__).parents[1])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reproducer.cli", *argv],
+        cli.argv(*argv),
         cwd=root,
         env=child_env,
         stdin=subprocess.DEVNULL,
@@ -208,11 +194,11 @@ def run_subprocess(
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        for pid in [*reversed(_descendants(proc.pid)), proc.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        killed = cli.kill_tree(proc.pid)
         stdout, stderr = proc.communicate()
-        time.sleep(0.2)
+        eventually(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in killed), "the killed processes gone", timeout=5
+        )
     outcome = Outcome(
         list(argv),
         None if timed_out else proc.returncode,

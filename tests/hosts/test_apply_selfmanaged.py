@@ -11,7 +11,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from tests.golden.regen import HERE
 from tests.hosts.conftest import selfmanaged_vars, tls_hostvars
 from tests.hosts.testhosts import TestHosts
+from tests.support.wait import eventually
 
 SPEC = HERE / "specs" / "business.yaml"
 
@@ -61,7 +61,9 @@ def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: T
     with pytest.raises(valkey.exceptions.NoPermissionError):
         app.flushall()
     sentinel = client(hosts.host("h3").ip, tls, port=26379)
-    assert eventually(lambda: sentinel.sentinel_master("cache-prod")["num-other-sentinels"] == 2)
+    eventually(
+        lambda: sentinel.sentinel_master("cache-prod")["num-other-sentinels"] == 2, "Sentinels discover each other"
+    )
 
     again = reproducer(*args, env=env)
     assert again.returncode == 0 and ": 0 change(s) made" in again.stderr, again.stderr[-3000:]
@@ -107,12 +109,3 @@ def test_apply_selfmanaged_without_every_password_stops_before_touching_a_host(t
 
 def client(ip: str, tls: Path, *, port: int = 6379, **auth: Any) -> valkey.Valkey:
     return valkey.Valkey(host=ip, port=port, ssl=True, ssl_ca_certs=str(tls / "ca.crt"), decode_responses=True, **auth)
-
-
-def eventually(check: Any, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True

@@ -16,6 +16,8 @@ import pytest
 
 from reproducer.errors import Interrupted
 from reproducer.run.ansible import run_playbook
+from tests.support.cli import descendants
+from tests.support.wait import eventually
 
 INVENTORY = {
     "all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}
@@ -190,7 +192,7 @@ def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, 
 
         def send() -> None:
             if started.wait(60):
-                time.sleep(1.0)
+                eventually(lambda: task_sleeping(os.getpid()), "the task's sleep 120 running", timeout=30)
                 os.kill(os.getpid(), signum)
 
         threading.Thread(target=send, daemon=True).start()
@@ -198,8 +200,7 @@ def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, 
         with pytest.raises(expected):
             run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=on_progress)
         assert started.is_set() and time.monotonic() - begin < 30
-        time.sleep(1)
-        assert not [p for p in Path("/proc").glob("[0-9]*") if _is_sleeper_of(p, tmp_path)]
+        eventually(lambda: not playbooks_of(tmp_path), "ansible-playbook to exit", timeout=5)
         assert handlers() == before
     finally:
         signal.signal(signum, previous)
@@ -373,12 +374,28 @@ def test_a_failing_progress_callback_stops_the_playbook(tmp_path):
     with pytest.raises(BrokenPipeError):
         run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=broken_pipe)
     assert time.monotonic() - begin < 30
-    time.sleep(1)
-    assert not [p for p in Path("/proc").glob("[0-9]*") if _is_sleeper_of(p, tmp_path)]
+    eventually(lambda: not playbooks_of(tmp_path), "ansible-playbook to exit", timeout=5)
 
 
-def _is_sleeper_of(proc: Path, tmp_path: Path) -> bool:
+def playbooks_of(tmp_path: Path) -> list[Path]:
+    """The ansible-playbook processes running in ``tmp_path``."""
+    return [p for p in Path("/proc").glob("[0-9]*") if _is_playbook_of(p, tmp_path)]
+
+
+def _is_playbook_of(proc: Path, tmp_path: Path) -> bool:
     try:
         return b"ansible-playbook" in (proc / "cmdline").read_bytes() and str(tmp_path) in os.readlink(proc / "cwd")
     except OSError:
         return False
+
+
+def task_sleeping(pid: int) -> bool:
+    """Whether the playbook's ``sleep 120`` runs below ``pid``."""
+    for child in descendants(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"sleep") and argv[1:2] == [b"120"]:
+            return True
+    return False

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from reproducer.data.formats.scratch import ScratchServer
 from reproducer.errors import InputError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
+from tests.support.cli import run
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,7 @@ TARGET = "valkey://127.0.0.1:9"
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+    return run(*args, cwd=cwd, timeout=60)
 
 
 def assert_refused_without_echo(result: subprocess.CompletedProcess[str]) -> str:

@@ -6,22 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from reproducer.sandbox.fleet import Fleet
 from reproducer.sandbox.seed import load_dataset
+from tests.support import cli
+from tests.support.wait import eventually
 
 SPEC = Path(__file__).parents[1] / "golden" / "specs" / "business.yaml"
-
-
-def reproducer(*argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reproducer.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def commands_served(fleet: Fleet) -> int:
@@ -30,11 +24,8 @@ def commands_served(fleet: Fleet) -> int:
 
 def kill_once_busy(fleet: Fleet, proc: subprocess.Popen[str], commands: int) -> None:
     """SIGKILL the fleet's server once ``proc`` has sent it ``commands`` more commands (it is midway)."""
-    start, deadline = commands_served(fleet), time.monotonic() + 30
-    while commands_served(fleet) - start < commands:
-        assert proc.poll() is None, "the command finished before the server could be killed"
-        assert time.monotonic() < deadline, "the command never got busy"
-        time.sleep(0.02)
+    start = commands_served(fleet)
+    eventually(lambda: commands_served(fleet) - start >= commands, "the command busy", interval=0.02, proc=proc)
     os.kill(fleet.primary.pid, signal.SIGKILL)
 
 
@@ -47,7 +38,7 @@ def leftovers(directory: Path, *expected: str) -> list[str]:
 def test_export_whose_source_dies_midway_leaves_no_file(fleets, tmp_path, name):
     source = fleets()
     load_dataset(source.client(source.primary), 20000)
-    proc = reproducer("export", f"valkey://127.0.0.1:{source.primary.port}", str(tmp_path / name))
+    proc = cli.start("export", f"valkey://127.0.0.1:{source.primary.port}", str(tmp_path / name))
     kill_once_busy(source, proc, 3000)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
@@ -61,7 +52,7 @@ def test_verify_whose_source_dies_midway_writes_no_report(fleets, tmp_path):
     load_dataset(source.client(source.primary), 20000)
     load_dataset(target.client(target.primary), 20000)
     run_dir = tmp_path / "run"
-    proc = reproducer(
+    proc = cli.start(
         "verify",
         f"valkey://127.0.0.1:{source.primary.port}",
         f"valkey://127.0.0.1:{target.primary.port}",
@@ -79,7 +70,7 @@ def test_copy_that_stops_midway_leaves_only_its_checkpoint(fleets, tmp_path):
     source, target = fleets(), fleets(maxmemory="2mb")
     load_dataset(source.client(source.primary), 20000)
     run_dir = tmp_path / "run"
-    proc = reproducer(
+    proc = cli.start(
         "copy", f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}",
         "--run-dir", str(run_dir),
     )  # fmt: skip
@@ -92,16 +83,12 @@ def test_copy_that_stops_midway_leaves_only_its_checkpoint(fleets, tmp_path):
 def test_failed_render_leaves_the_previous_output_untouched(tmp_path):
     out = tmp_path / "out"
     render = ("render", "--target", "aws", "--out", str(out), "--spec")
-    first = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *render, str(SPEC)], capture_output=True, text=True, check=False
-    )
+    first = cli.run(*render, SPEC)
     assert first.returncode == 0, first.stderr
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     broken = tmp_path / "broken.yaml"
     broken.write_text(SPEC.read_text().replace("version: '8.0'", "version: '6.2'"))
-    second = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *render, str(broken)], capture_output=True, text=True, check=False
-    )
+    second = cli.run(*render, broken)
     assert second.returncode == 2 and "engine version '6.2'" in second.stderr, second.stderr
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert leftovers(tmp_path, "out", "broken.yaml") == []

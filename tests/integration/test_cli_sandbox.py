@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from reproducer.procs import pid_alive
-
-
-def run(*args, cwd=None, env=None):
-    cmd = [sys.executable, "-m", "reproducer.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=180, check=False)
+from tests.support.cli import run
 
 
 @pytest.fixture(scope="module")

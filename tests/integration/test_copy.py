@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 import valkey
@@ -20,6 +16,10 @@ from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import DataError, InputError
 from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
+from tests.support import cli
+from tests.support.fleets import key_count, primary_client
+from tests.support.proxy import CuttableProxy
+from tests.support.wait import Background, eventually, midway
 
 USERS = (AclUser("mover", "m0ver-pw", "~* &* +@all"),)
 ENV = {"MOVER_PW": "m0ver-pw"}
@@ -42,19 +42,6 @@ def url(fleet: Fleet, *, user: bool = False, node=None) -> str:
 
 def ep(fleet: Fleet, **kwargs) -> object:
     return parse_endpoint(url(fleet, **kwargs), environ=ENV)
-
-
-def primary_client(fleet: Fleet) -> valkey.Valkey:
-    if fleet.spec.topology == "cluster":
-        return valkey.ValkeyCluster(
-            host="127.0.0.1",
-            port=fleet.servers[0].port,
-            username="reproducer-sandbox-admin",
-            password=fleet._state.admin_password,
-            decode_responses=True,
-            **fleet.tls_client_kwargs(),
-        )
-    return fleet.client(fleet.current_primary())
 
 
 def assert_identical(source, target):
@@ -102,10 +89,10 @@ def test_cluster_to_standalone_and_sentinel_replica_to_cluster(fleets):
 
 
 def wait_synced(fleet: Fleet) -> None:
-    deadline = time.monotonic() + 10
-    while any(fleet.client(n).dbsize() != fleet.client(fleet.primary).dbsize() for n in fleet.servers):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    primary = fleet.client(fleet.primary)
+    eventually(
+        lambda: all(fleet.client(n).dbsize() == primary.dbsize() for n in fleet.servers), "replicas in sync", timeout=10
+    )
 
 
 def test_ovh_like_source_needs_no_disabled_command(fleets):
@@ -159,9 +146,8 @@ def test_all_databases_and_filters(fleets):
         client.execute_command("SELECT", db)
         client.mset({f"keep:{db}:{i}": i for i in range(50)} | {f"skip:{db}": 1})
     copy(ep(src), ep(dst), CopyOptions())
-    assert [dst.client(dst.primary).execute_command("SELECT", db) and 0 for db in (0, 2, 5)]
-    target = valkey.Valkey(port=dst.primary.port, db=5)
-    assert target.dbsize() == 51
+    sizes = {db: valkey.Valkey(port=dst.primary.port, db=db).dbsize() for db in range(7)}
+    assert sizes == {0: 51, 1: 0, 2: 51, 3: 0, 4: 0, 5: 51, 6: 0}, "every database copied into the same number"
     other = fleets()
     copy(ep(src), ep(other), CopyOptions(dbs=(2,), match="keep:*"))
     assert valkey.Valkey(port=other.primary.port, db=2).dbsize() == 50
@@ -180,7 +166,7 @@ def test_keys_expiring_during_the_copy_are_counted_not_errors(fleets):
     assert result.total.copied + result.total.expired == result.total.scanned <= 4000
     target = dst.client(dst.primary)
     assert all(target.exists(f"stay:{i}") for i in range(0, 2000, 97))
-    time.sleep(1)
+    eventually(lambda: client.dbsize() == target.dbsize() == 2000, "every brief key expired on both sides")
     assert_identical(ep(src), ep(dst))
 
 
@@ -200,30 +186,13 @@ def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
     src, dst = fleets(), fleets(topology="cluster", shards=3)
     load_dataset(src.client(src.primary), 6000)
     run_dir = tmp_path / "run"
-    argv = [
-        sys.executable,
-        "-m",
-        "reproducer.cli",
-        "copy",
-        url(src),
-        url(dst),
-        "--run-dir",
-        str(run_dir),
-        "--batch",
-        "100",
-        "--max-keys-per-second",
-        "3000",
-        "--no-verify",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, target = time.monotonic() + 20, primary_client(dst)
-    while target.dbsize() < 600 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    argv = ["copy", url(src), url(dst), "--run-dir", str(run_dir), "--batch", "100", "--max-keys-per-second", "3000"]
+    proc = cli.start(*argv, "--no-verify")
+    eventually(lambda: key_count(dst) >= 600, "600 keys copied", proc=proc)
+    proc.kill()
     proc.wait()
-    copied_before = sum(primary_client(dst).dbsize() for _ in [0])
-    assert 0 < copied_before < 6000
-    resumed = subprocess.run([*argv[:-1], "--resume"], capture_output=True, text=True, timeout=120, check=False)
+    assert 600 <= key_count(dst) < 6000
+    resumed = cli.run(*argv, "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "identical" in resumed.stderr
     assert_identical(ep(src), ep(dst))
@@ -233,23 +202,12 @@ def test_sigkill_then_resume_gives_an_identical_target(fleets, tmp_path):
 def test_target_primary_failover_during_the_copy(fleets):
     src, dst = fleets(), fleets(topology="cluster", shards=3, replicas=1)
     load_dataset(src.client(src.primary), 8000)
-    errors: list[BaseException] = []
-    result: list[object] = []
-
-    def run() -> None:
-        try:
-            result.append(copy(ep(src), ep(dst), CopyOptions(batch=100, max_keys_per_second=2000)))
-        except BaseException as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    time.sleep(1.0)
+    running = Background(copy, ep(src), ep(dst), CopyOptions(batch=100, max_keys_per_second=2000))
+    midway(running, lambda: key_count(dst), 2000)
     victim = next(n for n in dst.servers if n.role == "primary" and n.shard == 1)
     os.kill(victim.pid, signal.SIGKILL)
-    worker.join(timeout=120)
-    assert not errors, errors
-    assert result[0].total.copied == 8000 and result[0].total.retries > 0
+    result = running.result(120)
+    assert result.total.copied == 8000 and result.total.retries > 0
     survivor = next(n for n in dst.servers if n.pid != victim.pid)
     assert_identical(ep(src), parse_endpoint(url(dst, node=survivor), environ={}))
 
@@ -270,25 +228,16 @@ def test_oversized_payloads_take_the_chunked_path_and_cluster_is_detected_on_a_p
 
 @pytest.mark.fault("source connection cut twice mid-copy (TCP proxy)", ends="verify")
 def test_source_connection_cut_mid_copy_reconnects_and_loses_nothing(fleets):
-    from tests.integration.proxy import CuttableProxy
-
     src, dst = fleets(), fleets(topology="cluster", shards=3)
     load_dataset(src.client(src.primary), 6000)
     proxy = CuttableProxy(src.primary.port)
     through_proxy = parse_endpoint(f"valkey://127.0.0.1:{proxy.port}", environ={})
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        outcome["result"] = copy(through_proxy, ep(dst), CopyOptions(batch=100, max_keys_per_second=4000))
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    for _ in range(2):
-        time.sleep(0.5)
+    running = Background(copy, through_proxy, ep(dst), CopyOptions(batch=100, max_keys_per_second=4000))
+    for cut in (1, 2):
+        midway(running, lambda: key_count(dst), cut * 1500)
         proxy.cut()
-    worker.join(60)
+    result = running.result(60)
     proxy.close()
-    result = outcome["result"]
     assert result.total.retries >= 2 and proxy.connections >= 3
     assert result.total.copied == 6000
     assert_identical(ep(src), ep(dst))
@@ -320,22 +269,11 @@ def test_sentinel_target_failover_during_the_copy_loses_nothing(fleets):
     target = parse_endpoint(
         f"valkey+sentinel://127.0.0.1:{dst.sentinels[0].port},127.0.0.1:{dst.sentinels[1].port}/mymaster", environ={}
     )
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = copy(ep(src), target, CopyOptions(batch=100, max_keys_per_second=2000))
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    time.sleep(1.0)
+    running = Background(copy, ep(src), target, CopyOptions(batch=100, max_keys_per_second=2000))
+    midway(running, lambda: key_count(dst), 2000)
     old_primary = dst.current_primary()
     os.kill(old_primary.pid, signal.SIGKILL)
-    worker.join(120)
-    assert "error" not in outcome, outcome
-    result = outcome["result"]
+    result = running.result(120)
     assert result.total.copied == 6000 and result.total.retries > 0
     assert dst.current_primary().port != old_primary.port
     assert_identical(ep(src), target)

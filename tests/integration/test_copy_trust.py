@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,18 +14,13 @@ from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.errors import DataError
 from reproducer.sandbox.fleet import Fleet
+from tests.support.cli import run as cli
 
 KEYS = 12000
 
 
 def plain(fleet: Fleet, host: str = "127.0.0.1") -> str:
     return f"valkey://{host}:{fleet.primary.port}"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def fill(fleet: Fleet, keys: int = KEYS) -> None:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 from reproducer.gitops.drift import differences
 from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.sandbox.seed import ovh_client
+from tests.support.ovh import wait_ready
 
 
-def wait_ready(client, path):
-    deadline = time.monotonic() + 10
-    while client.get(path)["status"] != "READY":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
-def test_cidr_added_and_user_removed_are_reported(api_server, seeded, tmp_path):
+def test_cidr_added_and_user_removed_are_reported(api_server, seeded, scratch_project, tmp_path):
     client = ovh_client(api_server, seeded.credentials)
-    base = f"/cloud/project/{seeded.project}/database/valkey"
+    base = f"/cloud/project/{scratch_project}/database/valkey"
     service = client.post(
         base,
         plan="essential",
@@ -31,7 +23,7 @@ def test_cidr_added_and_user_removed_are_reported(api_server, seeded, tmp_path):
     wait_ready(client, path)
     worker = client.post(f"{path}/user", name="worker", categories=["+@read"], keys=["*"])
     options = pipeline_inspect.InspectOptions(
-        project=seeded.project, service=service["id"], endpoint=api_server.url, credentials=seeded.credentials
+        project=scratch_project, service=service["id"], endpoint=api_server.url, credentials=seeded.credentials
     )
     [spec] = pipeline_inspect.inspect(options)
     committed = tmp_path / "spec.yaml"
@@ -50,8 +42,6 @@ def test_cidr_added_and_user_removed_are_reported(api_server, seeded, tmp_path):
     assert found["allow_list.198.51.100.7/32"].committed is None
     assert found["users.worker"].live is None
     assert "features.ip_allow_list.note" in found
-    wait_ready(client, path)
-    client.delete(path)
 
 
 def test_differences_are_keyed_not_positional():

@@ -10,6 +10,7 @@ import valkey
 
 from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import ovh_client
+from tests.support.ovh import service_fleet, service_path, wait_ready
 
 
 @pytest.fixture
@@ -19,12 +20,7 @@ def client(api_server, seeded):
 
 @pytest.fixture
 def base(seeded):
-    return f"/cloud/project/{seeded.project}/database/valkey/{seeded.service_id}"
-
-
-def fleet_of(api_server, seeded):
-    record = api_server.store.find_service(seeded.project, seeded.service_id)
-    return api_server.store.fleet(seeded.service_id, record)
+    return service_path(seeded)
 
 
 def connect(fleet, username, password):
@@ -39,11 +35,19 @@ def connect(fleet, username, password):
     )
 
 
-def wait_ready(client, base):
-    deadline = time.monotonic() + 10
-    while client.get(base)["status"] != "READY":
-        assert time.monotonic() < deadline, "service never became READY"
-        time.sleep(0.05)
+@pytest.fixture
+def new_user(client, base):
+    """``new_user(**body)``: a user created on the seeded service; those still there are deleted afterwards."""
+    made: list[str] = []
+
+    def create(**body):
+        created = client.post(f"{base}/user", **body)
+        made.append(created["id"])
+        return created
+
+    yield create
+    for user_id in set(made) & set(client.get(f"{base}/user")):
+        client.delete(f"{base}/user/{user_id}")
 
 
 def test_collections_are_id_lists_and_items_have_ovh_shapes(client, base, seeded):
@@ -58,11 +62,11 @@ def test_collections_are_id_lists_and_items_have_ovh_shapes(client, base, seeded
     assert isinstance(client.get(f"/cloud/project/{seeded.project}/network/private"), list)
 
 
-def test_created_user_authenticates_over_tls_with_returned_password(api_server, seeded, client, base):
-    created = client.post(f"{base}/user", name="migrator", categories=["+@read", "+@connection"], keys=["*"])
+def test_created_user_authenticates_over_tls_with_returned_password(api_server, seeded, client, base, new_user):
+    created = new_user(name="migrator", categories=["+@read", "+@connection"], keys=["*"])
     assert created["channels"] == ["*"] and "password" in created
     assert "password" not in client.get(f"{base}/user/{created['id']}")
-    fleet = fleet_of(api_server, seeded)
+    fleet = service_fleet(api_server, seeded)
     with connect(fleet, "migrator", created["password"]) as conn:
         assert conn.ping()
         with pytest.raises(valkey.exceptions.NoPermissionError):
@@ -88,7 +92,7 @@ def test_user_errors(client, base):
 def test_notify_keyspace_events_reaches_every_server(api_server, seeded, client, base):
     answer = client.put(f"{base}/advancedConfiguration", redis_notify_keyspace_events="KEA")
     assert answer["redis_notify_keyspace_events"] == "KEA"
-    fleet = fleet_of(api_server, seeded)
+    fleet = service_fleet(api_server, seeded)
     for node in fleet.servers:
         assert fleet.admin(node, "CONFIG", "GET", "notify-keyspace-events")[1] in ("AKE", "KEA", "gxlshzetmdnKE")
     with pytest.raises(ovh.exceptions.BadParametersError, match="redis_timeout"):
@@ -127,8 +131,8 @@ def test_void_answers_are_200_null_with_query_id(api_server, seeded):
     assert abs(response.json() - time.time()) < 5
 
 
-def test_create_essential_service_starts_one_node(api_server, seeded, client):
-    base = f"/cloud/project/{seeded.project}/database/valkey"
+def test_create_essential_service_starts_one_node(api_server, scratch_project, client):
+    base = f"/cloud/project/{scratch_project}/database/valkey"
     with pytest.raises(ovh.exceptions.ResourceNotFoundError, match="Version 6.2"):
         client.post(
             base, plan="essential", version="6.2", nodesPattern={"flavor": "db1-4", "number": 1, "region": "GRA"}
@@ -140,7 +144,7 @@ def test_create_essential_service_starts_one_node(api_server, seeded, client):
     created = client.post(base, plan="essential", version="8.0", nodesList=[{"flavor": "db1-4", "region": "SBG"}])
     assert created["status"] == "CREATING" and created["nodeNumber"] == 1
     wait_ready(client, f"{base}/{created['id']}")
-    record = api_server.store.find_service(seeded.project, created["id"])
+    record = api_server.store.find_service(scratch_project, created["id"])
     fleet = api_server.store.fleet(created["id"], record)
     pids = [n.pid for n in fleet.nodes]
     assert client.delete(f"{base}/{created['id']}") is None
@@ -170,16 +174,15 @@ def test_state_survives_a_restart(tmp_path):
         second.stop()
 
 
-def test_update_user_acl_reaches_the_servers(api_server, seeded, client, base):
-    created = client.post(f"{base}/user", name="reader", categories=["+@connection"], keys=["a:*"])
-    fleet = fleet_of(api_server, seeded)
+def test_update_user_acl_reaches_the_servers(api_server, seeded, client, base, new_user):
+    created = new_user(name="reader", categories=["+@connection"], keys=["a:*"])
+    fleet = service_fleet(api_server, seeded)
     with connect(fleet, "reader", created["password"]) as conn:
         with pytest.raises(valkey.exceptions.NoPermissionError):
             conn.get("a:1")
         updated = client.put(f"{base}/user/{created['id']}", categories=["+@connection", "+@read"])
         assert updated["categories"] == ["+@connection", "+@read"] and updated["keys"] == ["a:*"]
         assert conn.get("a:1") is None
-    client.delete(f"{base}/user/{created['id']}")
 
 
 def test_backups_maintenance_capabilities_and_availability(client, base, seeded):

@@ -2,64 +2,81 @@
 
 from __future__ import annotations
 
+import re
 import threading
-import time
 
 import pytest
 
 from reproducer.data.copy import CopyOptions
 from reproducer.data.endpoint import parse_endpoint
-from reproducer.data.follow import Follower
+from reproducer.data.follow import Follower, FollowStats
 from reproducer.data.verify import VerifyOptions
 from reproducer.errors import DataError
 from reproducer.pipeline import data as pipeline_data
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
+from tests.support.fleets import plain_url, primary_client
+from tests.support.runs import confirmed_keys
+from tests.support.wait import Background, eventually
 
 
-def run_copy_with_follow(source_url, target_url, tmp_path, stop, **copy_kwargs):
-    outcome: dict[str, object] = {}
+class Following:
+    """A copy with ``--follow`` running in the background, with the follower's live counters."""
 
-    def run() -> None:
-        try:
-            follow = pipeline_data.FollowOptions(stop=stop)
-            outcome["result"] = pipeline_data.copy_data(
-                source_url, target_url, CopyOptions(**copy_kwargs), tmp_path, None, follow
-            )
-        except BaseException as exc:
-            outcome["error"] = exc
+    def __init__(self, source_url: str, target_url: str, run_dir, **copy_kwargs) -> None:
+        self.seen: list[FollowStats] = []
+        self.follow = pipeline_data.FollowOptions(stop=threading.Event(), progress=self.seen.append)
+        self.run_dir = run_dir
+        self.copy = Background(
+            pipeline_data.copy_data, source_url, target_url, CopyOptions(**copy_kwargs), run_dir, None, self.follow
+        )
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
+    def copy_over(self) -> None:
+        """Wait until the bulk copy has returned and only the follower is left to carry changes."""
+        eventually(self.follow.following.is_set, "the bulk copy to finish", timeout=60)
+
+    def stats(self) -> FollowStats | None:
+        """The follower's counters (reported every half second once the copy is over)."""
+        return self.seen[-1] if self.seen else None
+
+    def stop(self) -> list[str]:
+        """Stop following; the copy's notes."""
+        self.follow.stop.set()
+        return self.copy.result(60).notes
+
+
+def follow_counts(notes: list[str]) -> tuple[int, int]:
+    """(keys re-copied, keys deleted) from the follower's summary note."""
+    [summary] = [n for n in notes if n.startswith("follow:")]
+    found = re.search(r"(\d+) key\(s\) re-copied, (\d+) deleted", summary)
+    assert found, summary
+    return int(found[1]), int(found[2])
 
 
 @pytest.mark.fault("writes, updates and deletes during the copy (--follow)", ends="verify")
 def test_writes_updates_and_deletes_during_the_copy_reach_the_target(tmp_path):
     with Fleet.start(FleetSpec()) as src, Fleet.start(FleetSpec(topology="cluster", shards=3)) as dst:
         src.set_config("notify-keyspace-events", "KA")
-        client = src.client(src.primary)
+        client, target = src.client(src.primary), primary_client(dst)
         load_dataset(client, 4000)
-        source_url, target_url = f"valkey://127.0.0.1:{src.primary.port}", f"valkey://127.0.0.1:{dst.servers[0].port}"
-        stop = threading.Event()
-        thread, outcome = run_copy_with_follow(
-            source_url, target_url, tmp_path, stop, batch=100, max_keys_per_second=4000
-        )
-        time.sleep(0.5)
+        source_url, target_url = plain_url(src.primary.port), plain_url(dst.servers[0].port)
+        running = Following(source_url, target_url, tmp_path, batch=100, max_keys_per_second=4000)
+        eventually(lambda: confirmed_keys(tmp_path) > 0, "the copy's first confirmed batch")
         for i in range(200):
             client.set(f"new:{i}", i)
             client.hset(f"user:{i:06d}", "visits", 10_000 + i)
             client.delete(f"session:{i * 6:06d}")
         client.expire("queue:000004", 3600)
-        time.sleep(1.5)  # the copy is over by now; these changes are only seen by the follower
+        assert not running.follow.following.is_set(), "the copy ended before the changes: they were not made during it"
+        running.copy_over()
+        assert target.get("after:copy") is None and target.exists("tags:000002")
         client.set("after:copy", "late")
         client.delete("tags:000002")
-        time.sleep(0.5)
-        stop.set()
-        thread.join(60)
-        assert "error" not in outcome, outcome
-        notes = outcome["result"].notes
-        assert any(note.startswith("follow:") and "re-copied" in note for note in notes), notes
+        # The copy has returned: only the follower can bring these two changes to the target.
+        eventually(lambda: target.get("after:copy") == "late", "the follower to copy a key written after the copy")
+        eventually(lambda: not target.exists("tags:000002"), "the follower to delete a key deleted after the copy")
+        recopied, deleted = follow_counts(running.stop())
+        assert recopied >= 402 and deleted >= 201, (recopied, deleted)  # 200 new + 200 updated + 1 expire + 1 late
         report = pipeline_data.verify_data(source_url, target_url, VerifyOptions())
         assert report.ok, report.to_dict()
         assert report.compared == client.dbsize()
@@ -67,10 +84,7 @@ def test_writes_updates_and_deletes_during_the_copy_reach_the_target(tmp_path):
 
 def test_notifications_off_are_detected_with_the_fix():
     with Fleet.start(FleetSpec()) as src, Fleet.start(FleetSpec()) as dst:
-        follower = Follower(
-            parse_endpoint(f"valkey://127.0.0.1:{src.primary.port}"),
-            parse_endpoint(f"valkey://127.0.0.1:{dst.primary.port}"),
-        )
+        follower = Follower(parse_endpoint(plain_url(src.primary.port)), parse_endpoint(plain_url(dst.primary.port)))
         with pytest.raises(DataError, match="keyspace notifications are off") as caught:
             follower.start()
         assert "redis_notify_keyspace_events" in caught.value.hint
@@ -94,17 +108,13 @@ def test_ovh_source_notifications_are_switched_on_through_the_api(api_server, se
     primary = fleet.current_primary()
     source_url = f"valkeys://app@127.0.0.1:{primary.port}?password_env=APP_PW&ca={fleet.tls_files.ca_cert}"
     with Fleet.start(FleetSpec()) as dst:
-        target_url = f"valkey://127.0.0.1:{dst.primary.port}"
-        stop = threading.Event()
-        thread, outcome = run_copy_with_follow(source_url, target_url, tmp_path, stop)
-        time.sleep(1.5)
+        target = dst.client(dst.primary)
+        running = Following(source_url, plain_url(dst.primary.port), tmp_path)
+        running.copy_over()
         with fleet.client(primary, username="app", password=seeded.app_password) as app:
             app.set("written:during:follow", "yes")
-        time.sleep(0.5)
-        stop.set()
-        thread.join(60)
-        assert "error" not in outcome, outcome
-        assert dst.client(dst.primary).get("written:during:follow") == "yes"
+        eventually(lambda: target.get("written:during:follow") == "yes", "the follower to copy a key written after")
+        running.stop()
     assert set(previous or "") <= set(now), "flags the service already had were dropped"
 
 
@@ -114,13 +124,9 @@ def test_flushall_during_follow_is_reported(tmp_path):
         src.set_config("notify-keyspace-events", "KA")
         client = src.client(src.primary)
         client.mset({f"k:{i}": i for i in range(3000)})
-        source_url, target_url = f"valkey://127.0.0.1:{src.primary.port}", f"valkey://127.0.0.1:{dst.primary.port}"
-        stop = threading.Event()
-        thread, outcome = run_copy_with_follow(source_url, target_url, tmp_path, stop)
-        time.sleep(1.0)
+        running = Following(plain_url(src.primary.port), plain_url(dst.primary.port), tmp_path)
+        running.copy_over()
         client.flushall()
-        time.sleep(2.5)
-        stop.set()
-        thread.join(60)
-        assert "error" not in outcome, outcome
-        assert any("FLUSHALL" in note for note in outcome["result"].notes), outcome["result"].notes
+        eventually(lambda: (stats := running.stats()) and stats.warnings, "the follower's size check", timeout=10)
+        notes = running.stop()
+        assert any("FLUSHALL" in note for note in notes), notes

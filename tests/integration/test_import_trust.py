@@ -22,6 +22,8 @@ from reproducer.data.formats import format_module
 from reproducer.data.formats.scratch import ScratchServer
 from reproducer.errors import InputError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
+from tests.support import cli
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -93,18 +95,11 @@ def test_import_refuses_a_non_empty_target(target, tmp_path, rdb_file, fmt):
 def test_the_import_command_refuses_a_non_empty_target(target, tmp_path, rdb_file):
     path = _files(tmp_path, rdb_file)["aof"]
     url = f"valkey://127.0.0.1:{target.primary.port}"
-    result = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", "import", str(path), url], capture_output=True, text=True, check=False
-    )
+    result = cli.run("import", path, url)
     assert result.returncode == 2 and "is not empty: 2 key(s)" in result.stderr
     assert "--skip-existing" in result.stderr and "Traceback" not in result.stderr
     assert target.client(target.primary).get("mine") == "the target's value"
-    kept = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", "import", str(path), url, "--skip-existing"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    kept = cli.run("import", path, url, "--skip-existing")
     assert kept.returncode == 0, kept.stderr
     assert target.client(target.primary).lrange("list", 0, -1) == ["target"]
 
@@ -271,15 +266,8 @@ def test_scratch_server_is_private_and_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
 def _valkey_child(pid: int) -> int | None:
-    for child in _children(pid):
+    for child in cli.descendants(pid):
         try:
             named = Path(f"/proc/{child}/comm").read_text().strip() == "valkey-server"
             if named and b"scratch" in Path(f"/proc/{child}/cmdline").read_bytes():
@@ -307,39 +295,24 @@ def test_sigterm_during_rdb_import_leaves_no_scratch_server(big_rdb, tmp_path):
     scratch_tmp.mkdir()
     with Fleet.start(FleetSpec()) as empty:
         env = {**os.environ, "TMPDIR": str(scratch_tmp)}
-        argv = [
-            sys.executable,
-            "-m",
-            "reproducer.cli",
-            "import",
-            str(big_rdb),
-            f"valkey://127.0.0.1:{empty.primary.port}",
-        ]
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = cli.start("import", big_rdb, f"valkey://127.0.0.1:{empty.primary.port}", env=env)
         try:
-            server = None
-            deadline = time.monotonic() + 20
-            while server is None and time.monotonic() < deadline and proc.poll() is None:
-                server = _valkey_child(proc.pid)
-                time.sleep(0.02)
-            assert server is not None, proc.stderr.read() if proc.poll() is not None else "no scratch server seen"
+            server = eventually(lambda: _valkey_child(proc.pid), "the scratch server", timeout=20, proc=proc)
             directories = list(scratch_tmp.iterdir())
             assert len(directories) == 1
-            deadline = time.monotonic() + 20
-            while not any(p.is_socket() for p in directories[0].iterdir()) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            eventually(lambda: any(p.is_socket() for p in directories[0].iterdir()), "its socket", timeout=20)
             _assert_private(server, directories[0])
-            time.sleep(0.5)
+            target = empty.client(empty.primary)
+            eventually(lambda: target.dbsize() > 0, "the import under way", timeout=20, proc=proc)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (Path(f"/proc/{server}").exists() or list(scratch_tmp.iterdir())):
-            time.sleep(0.05)
-        assert not Path(f"/proc/{server}").exists(), "the scratch server survived its parent"
-        assert list(scratch_tmp.iterdir()) == [], "the scratch directory (and its dump) was left behind"
+        eventually(
+            lambda: not Path(f"/proc/{server}").exists(), "the scratch server to die with its parent", timeout=10
+        )
+        eventually(lambda: not list(scratch_tmp.iterdir()), "the scratch directory (and its dump) removed", timeout=10)
 
 
 # ---- 5. malformed JSONL lines ----------------------------------------------------------------------------

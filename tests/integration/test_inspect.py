@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reproducer.errors import SourceAuthError, SourceNotFoundError, SourceUnavailableError
@@ -113,6 +115,12 @@ def test_missing_consumer_key_is_an_input_error_before_any_call(api_server, seed
 
 @pytest.mark.fault("OVH API answers slowly (1 s per call)", ends="api_ok")
 def test_slow_answers_still_succeed(api_server, seeded):
+    waits: list[float] = []
     api_server.inject(Fault(delay=1.0, count=3, path="*/user*"))
-    [spec] = pipeline_inspect.inspect(options(api_server, seeded))
-    assert len(spec.users) >= 3
+    started = time.monotonic()
+    [spec] = pipeline_inspect.inspect(options(api_server, seeded, retry=RetryPolicy(sleep=waits.append)))
+    took = time.monotonic() - started
+    assert api_server.faults == [], "fewer than 3 calls were answered slowly: the delay was never exercised"
+    assert took >= 3.0, f"three answers delayed by 1 s each, yet inspect took {took:.2f} s"
+    assert waits == [], "a slow answer is waited for, not retried"
+    assert {u.name for u in spec.users} >= {"default", "app", "analytics"}

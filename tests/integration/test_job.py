@@ -7,22 +7,18 @@ machine by the Ansible roles. Every artifact of a full run is searched for every
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from reproducer.pipeline import apply as pipeline_apply
 from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.pipeline.job import PHASES, JobRequest, run_job
 from reproducer.sandbox import ovh_store
-from reproducer.sandbox.seed import load_dataset
-from tests.integration.test_migrate import leftovers, service_fleet
+from tests.support import cli
+from tests.support.ovh import leftovers, migrate_local_argv, ovh_env, service_fleet
+from tests.support.runs import confirmed_keys, events
+from tests.support.wait import eventually
 
 TARGET_PASSWORD = "target-default-Pa55word-7f3a"
 APP_PASSWORD = "target-app-Pa55word-91bc"
@@ -40,28 +36,6 @@ def emulator_passwords(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(ovh_store, "new_password", recording)
     return handed_out
-
-
-@pytest.fixture
-def source(api_server, seeded):
-    """The sandbox service, emptied and loaded with a known dataset."""
-
-    def load(keys: int, seed: int) -> None:
-        fleet = service_fleet(api_server, seeded)
-        client = fleet.client(fleet.current_primary())
-        client.flushall()
-        load_dataset(client, keys, seed=seed)
-
-    return load
-
-
-@pytest.fixture
-def run_dir(tmp_path):
-    """The job's run directory; the local target it stood up is removed afterwards."""
-    path = tmp_path / "run"
-    yield path
-    if (path / "rendered").exists():
-        pipeline_apply.destroy_local(path / "rendered")
 
 
 def request_for(api_server, seeded, run_dir: Path, **options) -> JobRequest:
@@ -92,14 +66,10 @@ def server_file_without_replication_auth(path: Path, text: str) -> str:
     return "\n".join(kept)
 
 
-def events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-
-
 def test_job_into_a_resharded_local_cluster_proves_every_key_and_leaks_no_secret(
-    api_server, seeded, source, run_dir, emulator_passwords, capsys
+    api_server, seeded, load_source, run_dir, emulator_passwords, capsys
 ):
-    source(3000, seed=21)
+    load_source(3000, seed=21)
     request = request_for(
         api_server,
         seeded,
@@ -140,8 +110,8 @@ def test_job_into_a_resharded_local_cluster_proves_every_key_and_leaks_no_secret
     assert not [s for s in secrets if s in said]
 
 
-def test_dry_run_stops_after_the_plan_and_touches_nothing(api_server, seeded, source, run_dir):
-    source(10, seed=22)
+def test_dry_run_stops_after_the_plan_and_touches_nothing(api_server, seeded, load_source, run_dir):
+    load_source(10, seed=22)
     result = run_job(request_for(api_server, seeded, run_dir, target="aws", shards=3, replicas=1, dry_run=True))
     assert result.phases_run == ["inspect", "render", "plan"]
     assert result.plan is not None and result.plan.counts["create"] > 0
@@ -160,37 +130,17 @@ def test_a_target_reproducer_cannot_stand_up_needs_a_dry_run(api_server, seeded,
 
 
 @pytest.mark.fault("SIGKILL of migrate --target local mid-copy, then --resume: phases skipped, access removed")
-def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded, source, run_dir):
-    source(15000, seed=23)
-    fleet = service_fleet(api_server, seeded)
-    env = {
-        **os.environ,
-        "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
-        "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
-        "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
-        "REPRODUCER_PASSWORD_DEFAULT": TARGET_PASSWORD,
-    }
-    argv = [
-        *(sys.executable, "-m", "reproducer.cli", "migrate", "--project", seeded.project),
-        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
-        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
-        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", "3000"),
-    ]
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = run_dir / "data" / "checkpoint.json"
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists():
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "the copy phase never wrote a checkpoint"
-        time.sleep(0.05)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
+def test_killed_during_the_copy_the_job_resumes_and_cleans_up(api_server, seeded, load_source, run_dir):
+    load_source(15000, seed=23)
+    env = ovh_env(seeded, REPRODUCER_PASSWORD_DEFAULT=TARGET_PASSWORD)
+    argv = migrate_local_argv(api_server, seeded, run_dir, rate=3000)
+    proc = cli.start(*argv, env=env)
+    eventually(lambda: confirmed_keys(run_dir) > 0, "the copy phase confirming a first batch", timeout=120, proc=proc)
+    proc.kill()
     proc.wait()
     assert "copy" not in json.loads((run_dir / "job.json").read_text())["phases"]
     assert leftovers(api_server, seeded) == ([pipeline_migrate.MIGRATION_USER], ["127.0.0.1/32"])
-    resumed = subprocess.run(
-        [*argv, "--resume"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
-    )
+    resumed = cli.run(*argv, "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert "finished by an earlier attempt, skipped" in resumed.stderr and "identical" in resumed.stderr
     assert leftovers(api_server, seeded) == ([], [])

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 
 import pytest
@@ -19,41 +14,35 @@ from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.ovh_api import Fault
-from reproducer.sandbox.seed import load_dataset, ovh_client
 from reproducer.sources.ovh import RetryPolicy
+from tests.support import cli
+from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.runs import confirmed_keys
+from tests.support.wait import eventually
 
 
-def service_fleet(api_server, seeded) -> Fleet:
-    record = api_server.store.find_service(seeded.project, seeded.service_id)
-    return api_server.store.fleet(seeded.service_id, record)
+def migrate_request(api_server, seeded, target: Fleet, run_dir, retry: RetryPolicy | None = None):
+    """``migrate --to`` of the seeded service into ``target``, granting 127.0.0.1/32."""
+    inspect = pipeline_inspect.InspectOptions(
+        project=seeded.project,
+        service=seeded.service_id,
+        endpoint=api_server.url,
+        credentials=seeded.credentials,
+        retry=retry,
+    )
+    return pipeline_migrate.MigrateRequest(
+        inspect=inspect,
+        target_url=f"valkey://127.0.0.1:{target.primary.port}",
+        run_dir=run_dir,
+        allow_cidr="127.0.0.1/32",
+        source_ca=service_fleet(api_server, seeded).tls_files.ca_cert,
+    )
 
 
-def leftovers(api_server, seeded) -> tuple[list[str], list[str]]:
-    client = ovh_client(api_server, seeded.credentials)
-    base = f"/cloud/project/{seeded.project}/database/valkey/{seeded.service_id}"
-    users = [client.get(f"{base}/user/{u}")["username"] for u in client.get(f"{base}/user")]
-    cidrs = [r["ip"] for r in client.get(base)["ipRestrictions"]]
-    return [u for u in users if u == pipeline_migrate.MIGRATION_USER], [c for c in cidrs if c == "127.0.0.1/32"]
-
-
-def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_path):
-    fleet = service_fleet(api_server, seeded)
-    client = fleet.client(fleet.current_primary())
-    client.flushall()
-    load_dataset(client, 800, seed=11)
+def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, load_source, tmp_path):
+    load_source(800, seed=11)
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline_migrate.MigrateRequest(
-            inspect=pipeline_inspect.InspectOptions(
-                project=seeded.project,
-                service=seeded.service_id,
-                endpoint=api_server.url,
-                credentials=seeded.credentials,
-            ),
-            target_url=f"valkey://127.0.0.1:{target.primary.port}",
-            run_dir=tmp_path / "run",
-            allow_cidr="127.0.0.1/32",
-            source_ca=fleet.tls_files.ca_cert,
-        )
+        request = migrate_request(api_server, seeded, target, tmp_path / "run")
         result = pipeline_migrate.migrate_data(request)
         assert result.verify.ok and result.verify.compared == result.copy.total.copied > 0
         assert leftovers(api_server, seeded) == ([], [])
@@ -62,23 +51,13 @@ def test_migrate_copies_verifies_and_removes_its_access(api_server, seeded, tmp_
 
 
 @pytest.mark.fault("SIGKILL of migrate --to mid-copy, then --resume: temporary access removed", ends="verify")
-def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_path):
+def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, load_source, tmp_path):
+    load_source(15000, seed=12)
     fleet = service_fleet(api_server, seeded)
-    client = fleet.client(fleet.current_primary())
-    client.flushall()
-    load_dataset(client, 15000, seed=12)
     with Fleet.start(FleetSpec()) as target:
-        env = {
-            **os.environ,
-            "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
-            "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
-            "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
-        }
+        env = ovh_env(seeded)
         run_dir = tmp_path / "run"
         argv = [
-            sys.executable,
-            "-m",
-            "reproducer.cli",
             "migrate",
             "--project",
             seeded.project,
@@ -97,16 +76,12 @@ def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_pa
             "--max-keys-per-second",
             "2000",
         ]
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        checkpoint = run_dir / "data" / "checkpoint.json"
-        deadline = time.monotonic() + 60
-        while not checkpoint.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        os.kill(proc.pid, signal.SIGKILL)
+        proc = cli.start(*argv, env=env)
+        eventually(lambda: confirmed_keys(run_dir) > 0, "a first batch confirmed", timeout=60, proc=proc)
+        proc.kill()
         proc.wait()
         assert leftovers(api_server, seeded) == ([pipeline_migrate.MIGRATION_USER], ["127.0.0.1/32"])
-        resumed = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
+        resumed = cli.run(*argv, "--resume", env=env)
         assert resumed.returncode == 0, resumed.stderr
         assert "identical" in resumed.stderr
         assert leftovers(api_server, seeded) == ([], [])
@@ -119,11 +94,10 @@ def test_killed_migration_resumes_and_still_cleans_up(api_server, seeded, tmp_pa
 
 
 @pytest.mark.fault("API 500 on */user/* during the clean-up: the other grant is removed, --resume removes the rest")
-def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_resume(api_server, seeded, tmp_path):
-    fleet = service_fleet(api_server, seeded)
-    client = fleet.client(fleet.current_primary())
-    client.flushall()
-    load_dataset(client, 200, seed=13)
+def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_resume(
+    api_server, seeded, load_source, tmp_path
+):
+    load_source(200, seed=13)
     run_dir = tmp_path / "run"
 
     def inject_once_granted(message: str) -> None:
@@ -131,19 +105,7 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
             api_server.inject(Fault(status=500, count=1000, path="*/user/*"))
 
     with Fleet.start(FleetSpec()) as target:
-        request = pipeline_migrate.MigrateRequest(
-            inspect=pipeline_inspect.InspectOptions(
-                project=seeded.project,
-                service=seeded.service_id,
-                endpoint=api_server.url,
-                credentials=seeded.credentials,
-                retry=RetryPolicy(attempts=3, base_delay=0.05),
-            ),
-            target_url=f"valkey://127.0.0.1:{target.primary.port}",
-            run_dir=run_dir,
-            allow_cidr="127.0.0.1/32",
-            source_ca=fleet.tls_files.ca_cert,
-        )
+        request = migrate_request(api_server, seeded, target, run_dir, RetryPolicy(attempts=3, base_delay=0.05))
         messages: list[str] = []
         with pytest.raises(SourceUnavailableError) as error:
             pipeline_migrate.migrate_data(request, lambda m: (messages.append(m), inject_once_granted(m)))

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from tests.golden.regen import HERE
+from tests.support.cli import run as reproducer
 
 SPEC = HERE / "specs" / "business.yaml"
-
-
-def reproducer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *args], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def test_unchanged_then_one_more_cidr(tmp_path):

@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,15 +20,10 @@ from reproducer import cli
 from reproducer.gitops.manifest import MANIFEST
 from reproducer.pipeline import render as pipeline_render
 from tests.golden.regen import HERE
+from tests.support.cli import run as reproducer
 
 SPEC = HERE / "specs" / "business.yaml"
 RENDER_HINT = "choose an empty directory or one reproducer rendered"
-
-
-def reproducer(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *argv], capture_output=True, text=True, cwd=cwd, check=False
-    )
 
 
 def render(out: str | Path, target: str = "aws", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,35 +5,27 @@ The copy phase of `migrate --target local` runs after ansible-runner, which inst
 the CLI puts its own back between phases, and waits for the copy in slices so the signal is handled at once.
 """
 
-# ruff: noqa: F811 - the fixtures imported from test_job are parameters here
 from __future__ import annotations
 
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from reproducer.sandbox.seed import load_dataset
-from tests.integration.test_job import TARGET_PASSWORD, events, run_dir, source  # noqa: F401
-from tests.integration.test_migrate import leftovers, service_fleet
+from tests.support import cli
+from tests.support.ovh import leftovers, migrate_local_argv, ovh_env
+from tests.support.runs import checkpoint, events
+from tests.support.wait import eventually
 
+#: The local target's default user's password.
+TARGET_PASSWORD = "signals-default-Pa55word-4d2e"
 #: Seconds a signalled command may take to clean up and exit (the grants are two API calls).
 PROMPT = 10.0
-
-
-def wait_for(condition, proc: subprocess.Popen[str], what: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, (
-            f"exited {proc.returncode} before {what}: {proc.stderr.read() if proc.stderr else ''}"
-        )
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.05)
 
 
 def signal_and_wait(proc: subprocess.Popen[str], signum: int) -> tuple[int, str, float]:
@@ -48,34 +40,17 @@ def signal_and_wait(proc: subprocess.Popen[str], signum: int) -> tuple[int, str,
 
 
 def copy_running(run_dir: Path) -> bool:
-    started = (run_dir / "events.jsonl").exists() and any(
-        e["phase"] == "copy" and e["event"] == "phase_started" for e in events(run_dir)
-    )
-    checkpoint = run_dir / "data" / "checkpoint.json"
-    return started and checkpoint.exists() and bool(json.loads(checkpoint.read_text() or "{}").get("nodes"))
+    started = any(e["phase"] == "copy" and e["event"] == "phase_started" for e in events(run_dir))
+    return started and bool(checkpoint(run_dir).get("nodes"))
 
 
 @pytest.mark.fault("SIGTERM during the copy phase of migrate --target local: exit 143, access removed, --resume")
-def test_sigterm_in_the_copy_phase_after_ansible_stops_at_once_and_resumes(api_server, seeded, source, run_dir):
-    source(15000, seed=31)
-    fleet = service_fleet(api_server, seeded)
-    env = {
-        **os.environ,
-        "OVH_APPLICATION_KEY": seeded.credentials["application_key"],
-        "OVH_APPLICATION_SECRET": seeded.credentials["application_secret"],
-        "OVH_CONSUMER_KEY": seeded.credentials["consumer_key"],
-        "REPRODUCER_PASSWORD_DEFAULT": TARGET_PASSWORD,
-    }
-    argv = [
-        *(sys.executable, "-m", "reproducer.cli", "migrate", "--project", seeded.project),
-        *("--service", seeded.service_id, "--target", "local", "--shards", "1", "--replicas", "0"),
-        *("--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"),
-        *("--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir), "--max-keys-per-second", "2000"),
-    ]
-    proc = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    wait_for(lambda: copy_running(run_dir), proc, "the copy phase writing its checkpoint")
+def test_sigterm_in_the_copy_phase_after_ansible_stops_at_once_and_resumes(api_server, seeded, load_source, run_dir):
+    load_source(15000, seed=31)
+    env = ovh_env(seeded, REPRODUCER_PASSWORD_DEFAULT=TARGET_PASSWORD)
+    argv = migrate_local_argv(api_server, seeded, run_dir, rate=2000)
+    proc = cli.start(*argv, env=env)
+    eventually(lambda: copy_running(run_dir), "the copy phase writing its checkpoint", timeout=180, proc=proc)
     code, err, seconds = signal_and_wait(proc, signal.SIGTERM)
 
     assert code == 143, err
@@ -83,14 +58,11 @@ def test_sigterm_in_the_copy_phase_after_ansible_stops_at_once_and_resumes(api_s
     assert "Traceback" not in err and "interrupted" in err
     assert leftovers(api_server, seeded) == ([], []), "the migration user and the allow-list entry are removed"
     assert json.loads((run_dir / "run.json").read_text())["grants"] == {}
-    checkpoint = json.loads((run_dir / "data" / "checkpoint.json").read_text())
-    assert checkpoint["nodes"], "the checkpoint is saved"
+    assert checkpoint(run_dir).get("nodes"), "the checkpoint is saved"
     assert "copy" not in json.loads((run_dir / "job.json").read_text())["phases"]
     assert any(e["phase"] == "copy" and e["event"] == "phase_failed" for e in events(run_dir))
 
-    resumed = subprocess.run(
-        [*argv, "--resume"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
-    )
+    resumed = cli.run(*argv, "--resume", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert "identical" in resumed.stderr
     assert leftovers(api_server, seeded) == ([], [])
@@ -103,11 +75,9 @@ def test_ctrl_c_stops_a_copy_at_once_and_resume_completes_it(fleets, tmp_path):
     load_dataset(source.client(source.primary), 20000, seed=32)
     run_dir = tmp_path / "run"
     urls = (f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}")
-    argv = [sys.executable, "-m", "reproducer.cli", "copy", *urls, "--run-dir", str(run_dir)]
-    proc = subprocess.Popen(
-        [*argv, "--max-keys-per-second", "2000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    wait_for(lambda: target.client(target.primary).dbsize() > 1000, proc, "the copy well under way")
+    argv = ["copy", *urls, "--run-dir", str(run_dir)]
+    proc = cli.start(*argv, "--max-keys-per-second", "2000")
+    eventually(lambda: target.client(target.primary).dbsize() > 1000, "the copy well under way", proc=proc)
     code, err, seconds = signal_and_wait(proc, signal.SIGINT)
 
     assert code == 130, err
@@ -115,9 +85,9 @@ def test_ctrl_c_stops_a_copy_at_once_and_resume_completes_it(fleets, tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     copied = target.client(target.primary).dbsize()
     assert 0 < copied < 20000, "stopped midway"
-    [saved] = json.loads((run_dir / "data" / "checkpoint.json").read_text())["nodes"].values()
+    [saved] = checkpoint(run_dir)["nodes"].values()
     assert copied - 2000 <= saved["stats"]["scanned"] <= copied, "the checkpoint trails the target by a batch at most"
 
-    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=120, check=False)
+    resumed = cli.run(*argv, "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "identical" in resumed.stderr and target.client(target.primary).dbsize() == 20000

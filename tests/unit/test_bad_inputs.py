@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pytest
 import yaml
 
 from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec
+from tests.support import cli
 
 CORPUS = Path(__file__).parents[1] / "bad_inputs"
 SPEC = Path(__file__).parents[1] / "golden" / "specs" / "business.yaml"
@@ -105,15 +104,7 @@ def test_bad_input_gives_a_clear_error(case, meta, servers, tmp_path):
     spec = yaml.safe_load(case.read_text())
     _prepare(spec, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OVH_", "REPRODUCER_TEST_"))} | spec.get("env", {})
-    result = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", *_argv(spec["command"], tmp_path, servers)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = cli.run(*_argv(spec["command"], tmp_path, servers), env=env, cwd=tmp_path, timeout=60)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == spec["exit_code"], output
     assert spec["message"] in output

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 
 from reproducer.errors import InputError, SourceError, SpecError
 from reproducer.model import ServiceSpec, load_spec, spec_from_data
+from tests.support import cli
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "specs"
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ovh" / "business_service.json"
@@ -391,14 +391,7 @@ def test_a_hostile_file_is_a_spec_error(tmp_path, content, expected):
 
 def test_the_cli_says_error_and_hint_for_a_non_utf8_spec(tmp_path):
     path = write(tmp_path, (GOLDEN / "business.yaml").read_bytes().replace(b"cache-prod", b"cach\xe9"))
-    result = subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", "render", "--target", "aws", "--spec", str(path), "--out", "o"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = cli.run("render", "--target", "aws", "--spec", path, "--out", "o", cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "error:" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
     assert "not UTF-8" in " ".join(result.stderr.split())
@@ -535,15 +528,7 @@ def test_a_malformed_api_answer_is_a_source_error(changes):
 def _cli_inspect(tmp_path: Path, conf: bytes) -> subprocess.CompletedProcess[str]:
     (tmp_path / "ovh.conf").write_bytes(conf)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OVH_")} | {"HOME": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-m", "reproducer.cli", "inspect", "--project", PROJECT, "--endpoint", "ovh-eu"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return cli.run("inspect", "--project", PROJECT, "--endpoint", "ovh-eu", cwd=tmp_path, env=env, timeout=60)
 
 
 @pytest.mark.parametrize(
