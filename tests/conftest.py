@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from typing import Any
 import pytest
 
 UNIT_TIER = Path(__file__).parent / "unit"
+INTEGRATION_TIER = Path(__file__).parent / "integration"
 SERVERS = ("valkey-server", "valkey-sentinel")
 STUB = """#!/bin/sh
+case "$1" in --version|-v) exec {real} "$@";; esac
 echo "$0 $*" >> {marker}
 echo "unit tests start no server: move this test to tests/integration" >&2
 exit 97
@@ -34,6 +38,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bad_input: a bad input that must get a clear error")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration carries the ``integration`` marker (``-m integration`` selects the tier)."""
+    for item in items:
+        if INTEGRATION_TIER in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The default sandbox directory of this test process (never ~/.local/state, never another worker's)."""
@@ -44,18 +55,23 @@ def _own_sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 
 @pytest.fixture(scope="session")
 def _server_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory of valkey-server/valkey-sentinel stand-ins that record being run and fail."""
+    """A directory of valkey-server/valkey-sentinel stand-ins that record being run and fail (``--version`` works)."""
     stubs = tmp_path_factory.mktemp("no-servers")
     for name in SERVERS:
-        (stubs / name).write_text(STUB.format(marker=stubs / "started"))
+        real = shutil.which(name) or "false"
+        (stubs / name).write_text(STUB.format(marker=stubs / "started", real=shlex.quote(real)))
         (stubs / name).chmod(0o755)
     return stubs
 
 
 @pytest.fixture(autouse=True)
 def _unit_tests_start_no_server(request: pytest.FixtureRequest) -> Iterator[None]:
-    """In tests/unit, valkey-server and valkey-sentinel are stand-ins: a test that starts one fails."""
-    if UNIT_TIER not in Path(str(request.node.path)).parents:
+    """In tests/unit, valkey-server and valkey-sentinel are stand-ins: a test that starts one fails.
+
+    Unless it is marked ``integration`` (``make unit`` deselects those; ``make integration`` runs them).
+    """
+    node = request.node
+    if UNIT_TIER not in Path(str(node.path)).parents or node.get_closest_marker("integration") is not None:
         yield
         return
     stubs: Path = request.getfixturevalue("_server_stubs")
