@@ -30,14 +30,15 @@ unit: setup
 integration: setup
 	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) -m integration tests/unit tests/integration
 
-# Real hosts in network namespaces over SSH (root only; skipped with the reason elsewhere): one session of six
-# hosts, so one process.
+# Real hosts in network namespaces over SSH (root only; skipped with the reason elsewhere), on their own: one
+# session of six hosts, so one process.
 test-hosts: setup
 	$(BIN)/pytest -q -n 0 tests/hosts
 
+# Every tier in one parallel run: the host tier (one xdist group, given first so that it starts first) runs on
+# one worker while the others run the integration and unit tests.
 test: lint
-	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/unit tests/integration
-	$(MAKE) --no-print-directory test-hosts
+	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/hosts tests/integration tests/unit
 
 sandbox-down: setup
 	$(BIN)/reproducer sandbox down

@@ -18,6 +18,7 @@ import pytest
 
 UNIT_TIER = Path(__file__).parent / "unit"
 INTEGRATION_TIER = Path(__file__).parent / "integration"
+HOSTS_TIER = Path(__file__).parent / "hosts"
 SERVERS = ("valkey-server", "valkey-sentinel")
 STUB = """#!/bin/sh
 case "$1" in --version|-v) exec {real} "$@";; esac
@@ -38,11 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "bad_input: a bad input that must get a clear error")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/integration carries the ``integration`` marker (``-m integration`` selects the tier)."""
+    """Every test under tests/integration carries the ``integration`` marker (``-m integration`` selects the tier).
+
+    The tests under tests/hosts share one set of six hosts: in a parallel run (``--dist loadgroup``) they all go
+    to one worker, which runs them while the others run the rest.
+    """
     for item in items:
-        if INTEGRATION_TIER in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if INTEGRATION_TIER in parents:
             item.add_marker(pytest.mark.integration)
+        elif HOSTS_TIER in parents:
+            item.add_marker(pytest.mark.xdist_group("hosts"))
 
 
 @pytest.fixture(scope="session", autouse=True)
