@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 UNIT_TIER = Path(__file__).parent / "unit"
 INTEGRATION_TIER = Path(__file__).parent / "integration"
 HOSTS_TIER = Path(__file__).parent / "hosts"
+_SHORT_BASETEMP = pytest.StashKey[Path]()
+_PASSED = pytest.StashKey[bool]()
 SERVERS = ("valkey-server", "valkey-sentinel")
 STUB = """#!/bin/sh
 case "$1" in --version|-v) exec {real} "$@";; esac
@@ -34,9 +37,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reliability-report", default=None, help="write the fault/bad-input report (markdown) here")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; give a parallel run a short base temporary directory of its own.
+
+    pytest-xdist puts each worker's directories under ``popen-gwN/``: with pytest's default root the scratch
+    server's unix socket path then overruns the 107 bytes a socket path may have. A fresh ``/tmp/pytest-XXXX``
+    per run keeps it short and never shared with another run.
+    """
     config.addinivalue_line("markers", "fault(description, ends): a fault the tool must survive")
     config.addinivalue_line("markers", "bad_input: a bad input that must get a clear error")
+    parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
+    if parallel and not hasattr(config, "workerinput") and not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-")
+        config.stash[_SHORT_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove a parallel run's base temporary directory when every test passed (kept for a look otherwise)."""
+    basetemp = config.stash.get(_SHORT_BASETEMP, None)
+    if basetemp is not None and config.stash.get(_PASSED, False):
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,6 +161,7 @@ def _test_order(report: pytest.TestReport) -> tuple[str, int, str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write the report (once, on the controller when run in parallel)."""
+    session.config.stash[_PASSED] = exitstatus == 0
     path = session.config.getoption("--reliability-report")
     if path and _RESULTS and not hasattr(session.config, "workerinput"):
         ordered = [row for _, row in sorted(_RESULTS, key=lambda pair: pair[0])]
