@@ -3,25 +3,102 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import random
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from reproducer.errors import SandboxError
 
+#: How long a port handed out stays reserved for its caller to bind it (other callers skip it meanwhile).
+PORT_LEASE_SECONDS = 600.0
+#: Bases of :func:`free_port_range`: below the kernel's ephemeral ports (32768+) even with the cluster-bus offset,
+#: so neither outgoing connections nor :func:`free_port` can take a range's port.
+_RANGE_LOW, _RANGE_HIGH, _BUS_OFFSET = 12000, 22700, 10000
+
 
 def free_port(*, also_free_at_offset: int | None = None) -> int:
-    """Return a loopback TCP port nobody listens on (and, optionally, whose ``port + offset`` is free too)."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if also_free_at_offset is None or _is_free(port + also_free_at_offset):
-            return port
+    """Return a loopback TCP port nobody listens on (and, optionally, whose ``port + offset`` is free too).
+
+    The port comes from the OS and is leased (see :func:`free_port_range`): no other caller, in any process of
+    this user, gets it while the lease lasts.
+    """
+    with _port_leases() as leases:
+        for _ in range(200):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            ports = [port] if also_free_at_offset is None else [port, port + also_free_at_offset]
+            if leases.grant(ports):
+                return port
     raise SandboxError("no free loopback port pair found", hint="stop other local servers and retry")
+
+
+def range_ports(base: int, span: int, *, sentinel_offset: int = 1000, sentinels: int = 3) -> list[int]:
+    """Every port a :func:`free_port_range` base stands for: the span, its cluster-bus ports, the Sentinel ports."""
+    ports = [*range(base, base + span), *range(base + _BUS_OFFSET, base + _BUS_OFFSET + span)]
+    return ports + list(range(base + sentinel_offset, base + sentinel_offset + sentinels))
+
+
+def free_port_range(span: int, *, sentinel_offset: int = 1000, sentinels: int = 3) -> int:
+    """A base port whose ``span`` ports, their cluster-bus ports (+10000) and the Sentinel ports are free.
+
+    The ports are leased in a lock file shared by every process of this user for :data:`PORT_LEASE_SECONDS`,
+    so concurrent callers (parallel test workers, parallel runs) always get disjoint ranges. The scan starts
+    at a random base so that callers that do not share the lease file rarely meet.
+    """
+    bases = list(range(_RANGE_LOW, _RANGE_HIGH - span - sentinel_offset, 10))
+    start = random.randrange(len(bases)) if bases else 0
+    with _port_leases() as leases:
+        for base in bases[start:] + bases[:start]:
+            if leases.grant(range_ports(base, span, sentinel_offset=sentinel_offset, sentinels=sentinels)):
+                return base
+    raise SandboxError("no free range of loopback ports", hint="stop other local servers and retry")
+
+
+class _PortLeases:
+    """The leased ports of the lease file (port → expiry, wall-clock seconds), held under an exclusive lock."""
+
+    def __init__(self, text: str, now: float) -> None:
+        self.leases: dict[int, float] = {}
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                port, expiry = line.split()
+                if float(expiry) > now:
+                    self.leases[int(port)] = float(expiry)
+        self.expiry = now + PORT_LEASE_SECONDS
+
+    def grant(self, ports: list[int]) -> bool:
+        """Lease ``ports`` if none is leased and each can be bound now; whether they were."""
+        if any(port in self.leases for port in ports) or not all(_is_free(port) for port in ports):
+            return False
+        self.leases.update(dict.fromkeys(ports, self.expiry))
+        return True
+
+    def text(self) -> str:
+        return "".join(f"{port} {expiry:.0f}\n" for port, expiry in sorted(self.leases.items()))
+
+
+@contextlib.contextmanager
+def _port_leases() -> Iterator[_PortLeases]:
+    """The lease file, locked for this block and rewritten at its end (expired leases dropped)."""
+    path = Path(tempfile.gettempdir()) / f"reproducer-port-leases-{os.getuid()}"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+", encoding="ascii") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        leases = _PortLeases(file.read(), time.time())
+        try:
+            yield leases
+        finally:
+            file.seek(0)
+            file.truncate()
+            file.write(leases.text())
+            file.flush()
 
 
 def _is_free(port: int) -> bool:
@@ -33,16 +110,6 @@ def _is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def free_port_range(span: int, *, sentinel_offset: int = 1000, sentinels: int = 3) -> int:
-    """A base port whose ``span`` ports, their cluster-bus ports (+10000) and the Sentinel ports are free."""
-    for base in range(21000, 40000, 97):
-        ports = [*range(base, base + span), *range(base + 10000, base + 10000 + span)]
-        ports += list(range(base + sentinel_offset, base + sentinel_offset + sentinels))
-        if all(_is_free(port) for port in ports):
-            return base
-    raise SandboxError("no free range of loopback ports", hint="stop other local servers and retry")
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,51 +1,171 @@
-"""Test-suite plugin: `--reliability-report PATH` writes docs/reliability.md from the fault and bad-input tests."""
+"""Test-suite plugin: `--reliability-report PATH` writes docs/reliability.md from the fault and bad-input tests.
+
+Also: the unit tier starts no server (a unit test that runs valkey-server fails), and each process of a
+parallel run (pytest-xdist worker) gets its own sandbox state directory.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_RESULTS: list[dict[str, Any]] = []
+UNIT_TIER = Path(__file__).parent / "unit"
+INTEGRATION_TIER = Path(__file__).parent / "integration"
+HOSTS_TIER = Path(__file__).parent / "hosts"
+_SHORT_BASETEMP = pytest.StashKey[Path]()
+_PASSED = pytest.StashKey[bool]()
+SERVERS = ("valkey-server", "valkey-sentinel")
+STUB = """#!/bin/sh
+case "$1" in --version|-v) exec {real} "$@";; esac
+echo "$0 $*" >> {marker}
+echo "unit tests start no server: move this test to tests/integration" >&2
+exit 97
+"""
+
+_RESULTS: list[tuple[tuple[str, int, str], dict[str, Any]]] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--reliability-report", default=None, help="write the fault/bad-input report (markdown) here")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; give a parallel run a short base temporary directory of its own.
+
+    pytest-xdist puts each worker's directories under ``popen-gwN/``: with pytest's default root the scratch
+    server's unix socket path then overruns the 107 bytes a socket path may have. A fresh ``/tmp/pytest-XXXX``
+    per run keeps it short and never shared with another run.
+    """
     config.addinivalue_line("markers", "fault(description, ends): a fault the tool must survive")
     config.addinivalue_line("markers", "bad_input: a bad input that must get a clear error")
+    parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
+    if parallel and not hasattr(config, "workerinput") and not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-")
+        config.stash[_SHORT_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove a parallel run's base temporary directory when every test passed (kept for a look otherwise)."""
+    basetemp = config.stash.get(_SHORT_BASETEMP, None)
+    if basetemp is not None and config.stash.get(_PASSED, False):
+        shutil.rmtree(basetemp, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration carries the ``integration`` marker (``-m integration`` selects the tier).
+
+    The tests under tests/hosts share one set of six hosts: in a parallel run (``--dist loadgroup``) they all go
+    to one worker, which runs them while the others run the rest.
+    """
+    for item in items:
+        parents = Path(str(item.path)).parents
+        if INTEGRATION_TIER in parents:
+            item.add_marker(pytest.mark.integration)
+        elif HOSTS_TIER in parents:
+            item.add_marker(pytest.mark.xdist_group("hosts"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default sandbox directory of this test process (never ~/.local/state, never another worker's)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REPRODUCER_SANDBOX_DIR", str(tmp_path_factory.mktemp("sandbox-state")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def _server_stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of valkey-server/valkey-sentinel stand-ins that record being run and fail (``--version`` works)."""
+    stubs = tmp_path_factory.mktemp("no-servers")
+    for name in SERVERS:
+        real = shutil.which(name) or "false"
+        (stubs / name).write_text(STUB.format(marker=stubs / "started", real=shlex.quote(real)))
+        (stubs / name).chmod(0o755)
+    return stubs
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In tests/unit, valkey-server and valkey-sentinel are stand-ins: a test that starts one fails.
+
+    Unless it is marked ``integration`` (``make unit`` deselects those; ``make integration`` runs them).
+    """
+    node = request.node
+    if UNIT_TIER not in Path(str(node.path)).parents or node.get_closest_marker("integration") is not None:
+        yield
+        return
+    stubs: Path = request.getfixturevalue("_server_stubs")
+    marker = stubs / "started"
+    marker.unlink(missing_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{stubs}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield
+    if marker.exists():
+        started = marker.read_text().split()
+        pytest.fail(
+            f"a unit test ran {Path(started[0]).name} (unit tests start no server): move it to tests/integration"
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach a fault's or bad input's row to its report (which pytest-xdist carries to the controller)."""
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+    if not _decides(report):
         return
+    row = _reliability_row(item, report.outcome)
+    if row is not None:  # a new list: pytest shares the item's with its other reports
+        report.user_properties = [*report.user_properties, ("reliability", json.dumps(row))]
+
+
+def _decides(report: pytest.TestReport) -> bool:
+    """Whether this report gives a test's outcome: its call, or a setup that failed."""
+    return report.when == "call" or (report.when == "setup" and report.outcome != "passed")
+
+
+def _reliability_row(item: pytest.Item, outcome: str) -> dict[str, Any] | None:
     fault = item.get_closest_marker("fault")
     if fault is not None:
-        _RESULTS.append(
-            {
-                "kind": "fault",
-                "name": item.name,
-                "description": fault.args[0],
-                "ends": fault.kwargs.get("ends", "verify"),
-                "outcome": report.outcome,
-            }
-        )
-    elif item.get_closest_marker("bad_input") is not None:
+        ends = fault.kwargs.get("ends", "verify")
+        return {"kind": "fault", "name": item.name, "description": fault.args[0], "ends": ends, "outcome": outcome}
+    if item.get_closest_marker("bad_input") is not None:
         case = getattr(item, "callspec", None)
         params = case.params if case else {}
-        _RESULTS.append({"kind": "bad_input", "name": item.name, "outcome": report.outcome, **params.get("meta", {})})
+        return {"kind": "bad_input", "name": item.name, "outcome": outcome, **params.get("meta", {})}
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the rows, in the single process or on the pytest-xdist controller alike."""
+    rows = [json.loads(value) for key, value in report.user_properties if key == "reliability"]
+    if _decides(report):
+        _RESULTS.extend((_test_order(report), row) for row in rows)
+
+
+def _test_order(report: pytest.TestReport) -> tuple[str, int, str]:
+    """File, line of the test function, then its id: the same order however the tests were spread over workers."""
+    path, line, _ = report.location
+    return (path, line if line is not None else -1, report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the report (once, on the controller when run in parallel)."""
+    session.config.stash[_PASSED] = exitstatus == 0
     path = session.config.getoption("--reliability-report")
-    if path and _RESULTS:
-        Path(path).write_text(render_report(_RESULTS), encoding="utf-8")
+    if path and _RESULTS and not hasattr(session.config, "workerinput"):
+        ordered = [row for _, row in sorted(_RESULTS, key=lambda pair: pair[0])]
+        Path(path).write_text(render_report(ordered), encoding="utf-8")
 
 
 def render_report(results: list[dict[str, Any]]) -> str:

@@ -7,6 +7,7 @@ init, and any other number an unrelated process. The teardown checks /proc first
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,52 @@ def test_teardown_refuses_hostile_pidfiles(tmp_path, unrelated):
     pipeline_apply.destroy_local(out)
     assert unrelated.poll() is None and pid_alive(unrelated.pid) and pid_alive(1)
     assert not marker.exists() and not pipeline_apply.local_data_dir(out).exists()
+
+
+def posing_as_valkey(cwd: Path) -> subprocess.Popen[bytes]:
+    """A process whose program name is ``valkey-server``, running in ``cwd``: it never removes any pidfile."""
+    return subprocess.Popen(["bash", "-c", "exec -a valkey-server sleep 300"], cwd=cwd)
+
+
+def test_dead_pids_in_stale_pidfiles_cost_no_wait(tmp_path, unrelated):
+    """Pids of processes long gone: nothing is signalled and no 30-second wait is spent on any of them."""
+    dead = [subprocess.Popen(["true"]) for _ in range(3)]
+    for proc in dead:
+        proc.wait()
+    out = data_dir_with(tmp_path, {f"node-{i}": f"{proc.pid}\n" for i, proc in enumerate(dead)})
+    started = time.monotonic()
+    pipeline_apply.destroy_local(out)
+    assert time.monotonic() - started < 30
+    assert unrelated.poll() is None and not pipeline_apply.local_data_dir(out).exists()
+
+
+def test_a_valkey_of_another_deployment_named_by_a_stale_pidfile_is_left_alone(tmp_path):
+    """The pid was reused by a valkey-server of another directory: it is not this deployment's to stop."""
+    elsewhere = tmp_path / "other-deployment"
+    elsewhere.mkdir()
+    other = posing_as_valkey(elsewhere)
+    try:
+        out = data_dir_with(tmp_path, {"node-1": f"{other.pid}\n"})
+        pipeline_apply.destroy_local(out)
+        assert other.poll() is None and pid_alive(other.pid)
+        assert not pipeline_apply.local_data_dir(out).exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_stopped_server_that_leaves_its_pidfile_behind_costs_no_wait(tmp_path):
+    """The teardown waits for the process to end, not for a pidfile a killed server may never remove."""
+    out = data_dir_with(tmp_path, {"node-1": ""})
+    node = pipeline_apply.local_data_dir(out) / "node-1"
+    ours = posing_as_valkey(node)
+    try:
+        (node / "valkey.pid").write_text(f"{ours.pid}\n")
+        started = time.monotonic()
+        pipeline_apply.destroy_local(out)
+        assert time.monotonic() - started < 30
+        assert ours.wait(timeout=5) == -15  # SIGTERM, as the teardown sends
+        assert not pipeline_apply.local_data_dir(out).exists()
+    finally:
+        ours.kill()
+        ours.wait()

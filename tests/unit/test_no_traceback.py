@@ -746,6 +746,7 @@ RDB_WITH_MAGIC = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.bad_input
 @pytest.mark.parametrize(
     ("meta", "name"),
