@@ -8,18 +8,9 @@ from pathlib import Path
 import pytest
 
 from reproducer.sandbox import control
+from tests.support.secrets import LEAKY
 
 pytestmark = pytest.mark.integration
-
-#: Secrets a CI job typically holds, under names no deny-list guesses.
-LEAKY = {
-    "SRC_PW": "src-pw-value",
-    "VALKEY_PASS": "valkey-pass-value",
-    "DATABASE_URL": "valkey://app:url-pw-value@db:6379",
-    "OVH_APPLICATION_SECRET": "ovh-secret-value",
-    "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
-    "MY_API": "my-api-value",
-}
 
 
 def test_the_sandbox_daemon_and_its_servers_never_inherit_our_secrets(tmp_path, monkeypatch):

@@ -14,16 +14,8 @@ import pytest
 
 from reproducer.procs import child_env
 from reproducer.run.terraform import Terraform, child_environment, provider_credentials
+from tests.support.secrets import LEAKY
 
-#: Secrets a CI job typically holds, under names no deny-list guesses.
-LEAKY = {
-    "SRC_PW": "src-pw-value",
-    "VALKEY_PASS": "valkey-pass-value",
-    "DATABASE_URL": "valkey://app:url-pw-value@db:6379",
-    "OVH_APPLICATION_SECRET": "ovh-secret-value",
-    "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
-    "MY_API": "my-api-value",
-}
 BASE = {"PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", **LEAKY}
 
 
