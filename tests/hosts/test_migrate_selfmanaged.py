@@ -21,7 +21,7 @@ from reproducer.sandbox.seed import load_dataset
 from tests.hosts.conftest import selfmanaged_vars, tls_hostvars
 from tests.hosts.testhosts import TestHosts
 from tests.integration.conftest import api_server, seeded  # noqa: F401 (fixtures)
-from tests.integration.test_migrate import leftovers, service_fleet
+from tests.support.ovh import leftovers, service_fleet
 
 USERS = ("default", "app", "analytics")
 

@@ -23,7 +23,7 @@ from reproducer.run.terraform import Terraform
 from reproducer.targets import get_target, target_names
 from reproducer.targets.base import RenderOptions
 from tests.golden.regen import HERE, SCENARIOS, golden_dir
-from tests.unit.test_render_injection import MARK, render, replaced, string_paths
+from tests.support.hostile import MARK, render, replaced, string_paths
 
 
 def terraform_targets() -> list[str]:

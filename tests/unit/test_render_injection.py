@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from reproducer.errors import InputError
 from reproducer.model import AllowedCidr, ConfigItem, ServiceSpec, User, load_spec
@@ -26,9 +25,8 @@ from reproducer.targets import get_target, target_names
 from reproducer.targets.base import RenderOptions
 from reproducer.untrusted import load_ansible_yaml
 from tests.golden.regen import HERE
+from tests.support.hostile import MARK, Path_, render, replaced, string_paths
 
-#: Never produced by the ident/slug filters (uppercase, "!"), so it only shows where a raw value landed.
-MARK = "ZQ!MARK"
 PAYLOADS = (
     '\nresource "x" "y" {}\n',
     '" }\nresource "x" "y" {}\n# ',
@@ -39,41 +37,10 @@ PAYLOADS = (
     '""" + __import__("os").system("id") + """',
     '\\" */ /* // \r\n[defaults]\nx = %(y)s',
 )
-Path_ = tuple[str | int, ...]
 
 
 def benign() -> ServiceSpec:
     return load_spec(HERE / "specs" / "business.yaml")
-
-
-def string_paths(node: Any, path: Path_ = ()) -> list[Path_]:
-    """Every path to a string in a spec (model fields, tuple items)."""
-    if isinstance(node, str):
-        return [path]
-    if isinstance(node, BaseModel):
-        return [p for name in type(node).model_fields for p in string_paths(getattr(node, name), (*path, name))]
-    if isinstance(node, tuple):
-        return [p for index, item in enumerate(node) for p in string_paths(item, (*path, index))]
-    return []
-
-
-def replaced(node: Any, path: Path_, value: Any) -> Any:
-    """``node`` with the value at ``path`` replaced, without validation (as if the model let it through)."""
-    if not path:
-        return value
-    head, rest = path[0], path[1:]
-    if isinstance(node, tuple):
-        assert isinstance(head, int)
-        return (*node[:head], replaced(node[head], rest, value), *node[head + 1 :])
-    return node.model_copy(update={head: replaced(getattr(node, str(head)), rest, value)})
-
-
-def render(target: str, spec: ServiceSpec, options: RenderOptions | None = None) -> dict[str, str] | None:
-    """The files, or None when the render refuses the spec with an InputError."""
-    try:
-        return get_target(target).render(spec, options or RenderOptions()).files
-    except InputError:
-        return None
 
 
 def reachable(target: str) -> dict[Path_, dict[str, str]]:
