@@ -142,6 +142,11 @@ class RunState:
             raise InputError(f"{path} is not the state of a migration", hint=STATE_HINT)
         if not _fields_are(cidr, cidr=str, added=(bool, type(None))):
             raise InputError(f"{path} is not the state of a migration", hint=STATE_HINT)
+        if user is not None and user["name"] != MIGRATION_USER:
+            raise InputError(
+                f"{path} names user {user['name']!r} to remove, not the migration user {MIGRATION_USER}",
+                hint="a migration only ever removes the user it created; " + STATE_HINT,
+            )
         return cls(
             path,
             UserGrant(user["name"], user.get("id")) if user is not None else None,
@@ -238,9 +243,12 @@ def _undo_access(access: OvhServiceAccess, state: RunState, progress: Progress) 
     failures: list[str] = []
     if state.user is not None:
         try:
+            _refuse_foreign_user(access, state.user)
             _undo_user(access, state.user, progress)
             state.user = None
             state.save()
+        except InputError:
+            raise
         except ReproducerError as error:
             failures.append(error.message)
     if state.allow_cidr is not None:
@@ -256,6 +264,16 @@ def _undo_access(access: OvhServiceAccess, state: RunState, progress: Progress) 
             hint=f"{state.path} lists it; run the same 'reproducer migrate ...' command with "
             f"--resume --run-dir {state.path.parent} to remove it (or remove it in the OVH control panel)",
             retryable=True,
+        )
+
+
+def _refuse_foreign_user(access: OvhServiceAccess, user: UserGrant) -> None:
+    """An InputError when ``run.json``'s user id names another user than the migration's (a changed file)."""
+    actual = access.username(user.id) if user.id else None
+    if actual not in (None, MIGRATION_USER):
+        raise InputError(
+            f"run.json names user id {user.id} to remove, which is {actual!r} on the service, not the migration user",
+            hint=f"a migration only ever removes the user it created ({MIGRATION_USER}); check that run.json is yours",
         )
 
 

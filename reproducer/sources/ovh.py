@@ -625,6 +625,14 @@ class OvhServiceAccess:
         except SourceNotFoundError:
             return
 
+    def username(self, user_id: str) -> str | None:
+        """The name of the user ``user_id``, or None when it no longer exists."""
+        try:
+            name = self._api.get(f"{self._path}/user/{user_id}").get("username")
+        except SourceNotFoundError:
+            return None
+        return str(name) if name is not None else None
+
     def find_user(self, name: str) -> str | None:
         """The id of the user called ``name``, if any (to clean up after a crash)."""
         for user_id in self._api.get(f"{self._path}/user"):

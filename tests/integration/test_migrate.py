@@ -9,14 +9,15 @@ import pytest
 
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
-from reproducer.errors import SourceUnavailableError
+from reproducer.errors import InputError, SourceUnavailableError
 from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.ovh_api import Fault
+from reproducer.sandbox.seed import ovh_client
 from reproducer.sources.ovh import RetryPolicy
 from tests.support import cli
-from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path
 from tests.support.runs import confirmed_keys
 from tests.support.wait import eventually
 
@@ -123,3 +124,29 @@ def test_a_clean_up_the_api_refuses_is_retried_kept_in_run_json_and_undone_by_re
         assert result.verify.ok
         assert leftovers(api_server, seeded) == ([], [])
         assert json.loads((run_dir / "run.json").read_text())["grants"] == {}
+
+
+def _app_user_id(api_server, seeded) -> str:
+    client = ovh_client(api_server, seeded.credentials)
+    base = service_path(seeded)
+    [user_id] = [u for u in client.get(f"{base}/user") if client.get(f"{base}/user/{u}")["username"] == "app"]
+    return str(user_id)
+
+
+@pytest.mark.bad_input("run.json naming another user (by name or by id) for --resume to delete")
+@pytest.mark.parametrize("field", ["name", "id"])
+def test_a_tampered_run_json_never_deletes_a_user_the_migration_did_not_create(
+    api_server, seeded, load_source, tmp_path, field
+):
+    load_source(50, seed=17)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    user = {"name": "app", "id": None} if field == "name" else {"name": pipeline_migrate.MIGRATION_USER}
+    user["id"] = _app_user_id(api_server, seeded)
+    (run_dir / "run.json").write_text(json.dumps({"format_version": "1.0", "grants": {"user": user}}))
+    with Fleet.start(FleetSpec()) as target:
+        request = migrate_request(api_server, seeded, target, run_dir)
+        with pytest.raises(InputError, match="migration user") as error:
+            pipeline_migrate.migrate_data(replace(request, resume=True))
+    assert "run.json" in error.value.message and error.value.hint
+    assert _app_user_id(api_server, seeded), "the application's user was deleted"
