@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import tempfile
 
 import pytest
 import valkey
 
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.formats import format_module
+from reproducer.data.formats.scratch import ScratchServer, scratch_directory
 from reproducer.data.verify import VerifyOptions
 from reproducer.errors import InputError
 from reproducer.pipeline import data as pipeline_data
@@ -100,3 +103,19 @@ def test_import_skip_existing_keeps_target_keys(source, tmp_path):
         written, _expired, skipped = load(path, parse_endpoint(url(target), environ={}), conflict="skip")
         assert skipped == 2 and written == 1203 - 2
         assert client.get("session:000000") == "the target's own value"
+
+
+def test_an_rdb_import_works_when_tmpdir_is_too_long_for_a_unix_socket(tmp_path, monkeypatch):
+    """The scratch server's socket path must fit 107 bytes: a deep TMPDIR falls back to /tmp."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    directory = scratch_directory()
+    try:
+        assert len(os.fsencode(directory / "valkey.sock")) <= 107 and not directory.is_relative_to(deep)
+        assert directory.stat().st_mode & 0o777 == 0o700
+    finally:
+        directory.rmdir()
+    with ScratchServer() as server, server.client() as client:
+        assert client.ping()

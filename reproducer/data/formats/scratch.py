@@ -75,6 +75,31 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: The longest unix socket path the kernel takes (``sun_path`` is 108 bytes, NUL included).
+_SOCKET_PATH_MAX = 107
+_SOCKET_NAME = "valkey.sock"
+
+
+def scratch_directory() -> Path:
+    """A new 0700 directory for the scratch server, short enough for its socket path.
+
+    ``$TMPDIR`` comes first; when its path is too long for a unix socket (deep CI or pytest temp directories),
+    ``/tmp`` is used instead, and a DataError says what to do when neither fits.
+    """
+    for parent in (None, "/tmp"):
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="reproducer-scratch-", dir=parent))
+        except OSError:
+            continue
+        if len(os.fsencode(directory / _SOCKET_NAME)) <= _SOCKET_PATH_MAX:
+            return directory
+        directory.rmdir()
+    raise DataError(
+        "no temporary directory short enough for the scratch server's unix socket",
+        hint=f"set TMPDIR to a writable directory whose path is under {_SOCKET_PATH_MAX - 40} bytes",
+    )
+
+
 class ScratchServer:
     """A private valkey-server on a unix socket, optionally loading ``rdb`` at start; removed on exit."""
 
@@ -82,8 +107,8 @@ class ScratchServer:
         if shutil.which("valkey-server") is None:
             raise DataError("valkey-server is needed for RDB files", hint="install valkey-server (make setup)")
         self.rdb = rdb
-        self.directory = Path(tempfile.mkdtemp(prefix="reproducer-scratch-"))
-        self.socket = self.directory / "valkey.sock"
+        self.directory = scratch_directory()
+        self.socket = self.directory / _SOCKET_NAME
         self._password = secrets.token_urlsafe(32)
         self._proc: subprocess.Popen[bytes] | None = None
         self._watch: int | None = None
