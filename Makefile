@@ -8,7 +8,7 @@ UNIT_WORKERS ?= 2
 WORKERS ?= 4
 XDIST = --dist loadgroup
 
-.PHONY: setup demo test lint unit integration test-hosts clean sandbox-down bench golden reliability
+.PHONY: setup demo test lint lint-checks unit integration test-hosts clean sandbox-down bench golden reliability
 
 setup:
 	bash .ci/setup
@@ -17,6 +17,10 @@ demo: setup
 	$(BIN)/reproducer demo
 
 lint: setup
+	$(MAKE) --no-print-directory lint-checks
+
+# The checks alone, on a machine already set up (make test runs them beside the tests).
+lint-checks:
 	$(BIN)/ruff check reproducer tests bench
 	$(BIN)/ruff format --check reproducer tests bench
 	$(BIN)/mypy reproducer
@@ -35,11 +39,14 @@ integration: setup
 test-hosts: setup
 	$(BIN)/pytest -q -n 0 tests/hosts
 
-# The unit and integration tiers in parallel, then the host tier alone: its Ansible runs over SSH are CPU-bound
-# and overran their timeouts when run beside the other tiers on 2 cores.
-# The host tier runs even when the others failed; make test fails if either did.
-test: lint
-	status=0; $(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/unit tests/integration || status=$$?; \
+# Lint beside the unit and integration tiers (its output is printed when it ends), then the host tier alone: its
+# Ansible runs over SSH are CPU-bound and overran their timeouts when run beside the other tiers on 2 cores.
+# Every step runs even when another failed; make test fails if any did.
+test: setup
+	status=0; lint_log=$$(mktemp); \
+	( $(MAKE) --no-print-directory lint-checks >"$$lint_log" 2>&1 ) & lint_pid=$$!; \
+	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/unit tests/integration || status=$$?; \
+	wait $$lint_pid || status=$$?; cat "$$lint_log"; rm -f "$$lint_log"; \
 	$(MAKE) --no-print-directory test-hosts || status=$$?; exit $$status
 
 sandbox-down: setup
