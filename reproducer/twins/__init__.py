@@ -1,0 +1,11 @@
+"""Cloud twins: local Terraform providers whose apply stands up real Valkey shaped like the cloud's resource.
+
+A twin serves the committed schema subset of a real provider (``reproducer/offline/schemas``) over the real
+plugin protocol, like the offline providers, but its managed-Valkey resources are backed by real
+``valkey-server`` processes (a :class:`reproducer.sandbox.fleet.Fleet`), its computed attributes are filled the
+way the real provider fills them, and it rejects what the cloud rejects (``docs/twins.md`` lists each rule
+with its source). Resource types a twin does not model behave as in the offline provider.
+
+Only the sandbox's Terraform CLI configuration selects the twins: the rendered files stay byte-identical to
+those sent to the real cloud. Twins are test infrastructure, not a promise about the clouds.
+"""

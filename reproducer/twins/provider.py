@@ -1,0 +1,125 @@
+"""The tfplugin6 ``Provider`` servicer of a twin: the offline provider, with modelled types answered by twins."""
+
+# mypy: disable-error-code="import-untyped"
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tf.gen import tfplugin_pb2 as pb
+
+from reproducer.offline import proto
+from reproducer.offline.schema import ProviderSchema
+from reproducer.offline.server import SchemaProvider
+from reproducer.offline.values import complete, digest
+from reproducer.twins.base import Change, DataSourceTwin, ResourceTwin, TwinError, TwinWorld
+
+
+def _diagnostic(error: TwinError) -> Any:
+    return proto.error(error.summary, error.detail, error.path)
+
+
+class TwinProvider(SchemaProvider):
+    """A schema-serving provider whose modelled resource and data source types are answered by twins.
+
+    Args:
+        schema: the provider's committed schema subset.
+        resources: the resource twins, one per modelled type.
+        data_sources: the data source twins.
+        world: where applied resources are recorded (default: from the environment).
+    """
+
+    def __init__(
+        self,
+        schema: ProviderSchema,
+        resources: Iterable[ResourceTwin] = (),
+        data_sources: Iterable[DataSourceTwin] = (),
+        world: TwinWorld | None = None,
+    ) -> None:
+        super().__init__(schema)
+        self.resources = {twin.type_name: twin for twin in resources}
+        self.data_sources = {twin.type_name: twin for twin in data_sources}
+        self._world = world
+
+    @property
+    def world(self) -> TwinWorld:
+        """The twins' world (read from the environment on first use)."""
+        if self._world is None:
+            self._world = TwinWorld.from_environment()
+        return self._world
+
+    def _change(self, request: Any, planned_field: str) -> Change:
+        config = proto.decode(request.config) if request.HasField("config") else None
+        return Change(
+            type_name=request.type_name,
+            prior=proto.decode(request.prior_state),
+            planned=proto.decode(getattr(request, planned_field)),
+            config=config,
+            world=self.world,
+        )
+
+    def ValidateResourceConfig(self, request: Any, context: Any) -> Any:
+        """The offline checks, then the twin's plan-time rules."""
+        response = super().ValidateResourceConfig(request, context)
+        twin = self.resources.get(request.type_name)
+        if twin is not None and not response.diagnostics:
+            try:
+                twin.validate(proto.decode(request.config))
+            except TwinError as error:
+                response.diagnostics.append(_diagnostic(error))
+        return response
+
+    def PlanResourceChange(self, request: Any, context: Any) -> Any:
+        """The offline plan (replacements included), adjusted by the twin."""
+        response = super().PlanResourceChange(request, context)
+        twin = self.resources.get(request.type_name)
+        if twin is None or not response.planned_state.msgpack:
+            return response
+        change = self._change(request, "proposed_new_state")
+        change.planned = proto.decode(response.planned_state)
+        try:
+            planned = twin.plan(change)
+        except TwinError as error:
+            return pb.PlanResourceChange.Response(diagnostics=[_diagnostic(error)])
+        response.planned_state.CopyFrom(proto.encode(planned))
+        return response
+
+    def ApplyResourceChange(self, request: Any, context: Any) -> Any:
+        """Create, update or delete through the twin; an error leaves the prior state, as a failed API call."""
+        twin = self.resources.get(request.type_name)
+        if twin is None:
+            return super().ApplyResourceChange(request, context)
+        change = self._change(request, "planned_state")
+        block = self.schema.resources[request.type_name].block
+        try:
+            if change.planned is None:
+                twin.delete(change)
+                state = None
+            elif change.prior is None:
+                state = complete(block, twin.create(change), digest(request.type_name, change.planned), one_string=True)
+            else:
+                state = complete(block, twin.update(change), digest(request.type_name, change.planned), one_string=True)
+        except TwinError as error:
+            return pb.ApplyResourceChange.Response(new_state=request.prior_state, diagnostics=[_diagnostic(error)])
+        return pb.ApplyResourceChange.Response(new_state=proto.encode(state))
+
+    def ReadResource(self, request: Any, context: Any) -> Any:
+        """What the twin reports now; a resource gone from the world is gone from the state (a create is planned)."""
+        twin = self.resources.get(request.type_name)
+        if twin is None:
+            return super().ReadResource(request, context)
+        current = proto.decode(request.current_state)
+        state = None if current is None else twin.read(current, self.world)
+        return pb.ReadResource.Response(new_state=proto.encode(state), private=request.private)
+
+    def ReadDataSource(self, request: Any, context: Any) -> Any:
+        """The twin's answer for a modelled data source, else the offline one."""
+        twin = self.data_sources.get(request.type_name)
+        if twin is None:
+            return super().ReadDataSource(request, context)
+        try:
+            state = twin.read(proto.decode(request.config), self.world)
+        except TwinError as error:
+            return pb.ReadDataSource.Response(diagnostics=[_diagnostic(error)])
+        block = self.schema.data_sources[request.type_name].block
+        return pb.ReadDataSource.Response(state=proto.encode(complete(block, state, digest(request.type_name, state))))
