@@ -30,6 +30,7 @@ from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import cloud as pipeline_cloud
 from reproducer.pipeline import data as pipeline_data
 from reproducer.pipeline import demo as pipeline_demo
 from reproducer.pipeline import inspect as pipeline_inspect
@@ -92,10 +93,11 @@ def _one_of(names: tuple[str, ...]) -> str:
 _APPLIERS: dict[Applier, str] = {
     "local": "on this machine",
     "hosts": "Terraform (OpenStack) then Ansible, or Ansible on --inventory hosts",
+    "terraform": "Terraform with the cloud's provider (saved plan shown, then applied)",
 }
-#: Targets reproducer stands up itself, and those it stands up on this machine (``destroy`` removes those).
+#: Targets reproducer stands up itself, and those ``destroy`` removes (on this machine, or with Terraform).
 APPLICABLE = target_names(applicable=True)
-LOCAL = tuple(name for name in APPLICABLE if target_entry(name).applier == "local")
+DESTROYABLE = tuple(name for name in APPLICABLE if target_entry(name).applier in ("local", "terraform"))
 
 
 def _applier_help(names: tuple[str, ...]) -> str:
@@ -134,6 +136,16 @@ VARS = _option(
     type=_PATH,
     default=None,
     help="selfmanaged: YAML file of extra non-secret Ansible variables.",
+)
+VAR_FILE = _option(
+    "--var-file",
+    "var_files",
+    type=_PATH,
+    multiple=True,
+    help="aws/gcp/ovh/aiven: a .tfvars file of non-secret Terraform variables (project ids...); repeatable.",
+)
+AUTO_APPROVE = _option(
+    "--auto-approve", is_flag=True, help="aws/gcp/ovh/aiven: apply the saved plan without asking (CI)."
 )
 RUN_DIR = _option(
     "--run-dir",
@@ -370,6 +382,8 @@ def render_command(
 )
 @INVENTORY()
 @VARS()
+@VAR_FILE()
+@AUTO_APPROVE()
 @click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
 def apply_command(
     target: str,
@@ -380,18 +394,27 @@ def apply_command(
     base_port: int,
     inventory: Path | None,
     variables: Path | None,
+    var_files: tuple[Path, ...],
+    auto_approve: bool,
     check: bool,
 ) -> None:
     """Stand the spec's topology up (idempotent: a second run changes nothing).
 
     local: on this machine, one port per instance. selfmanaged: `terraform apply` in OUT/terraform (provider
     credentials from the environment), then OUT/ansible/site.yml on the instances it made, or on --inventory.
-    Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set; they are never written in clear.
+    aws, gcp, ovh, aiven: `terraform init` and `plan -out` in OUT/terraform with the cloud's provider
+    (credentials in its usual environment variables and files; TF_CLI_CONFIG_FILE is honoured, and the
+    sandbox's selects the cloud twins), the saved plan shown and applied once confirmed (--auto-approve in CI).
+    Users get random passwords unless REPRODUCER_PASSWORD_<USER> is set (required for the clouds); they are never
+    written in clear.
     """
     passwords = _env_passwords() or None
     render_request = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas
     )
+    if target_entry(target).applier == "terraform":
+        _apply_cloud(_cloud_request(render_request, var_files, auto_approve))
+        return
     if target_entry(target).applier == "hosts":
         _apply_hosts(
             pipeline_selfmanaged.SelfManagedApplyRequest(render_request, inventory, variables, passwords, check)
@@ -420,11 +443,62 @@ def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
         _stderr.print(service.diff, markup=False, highlight=False)
 
 
+def _cloud_request(
+    render_request: pipeline_render.RenderRequest, var_files: tuple[Path, ...], auto_approve: bool
+) -> pipeline_cloud.CloudApplyRequest:
+    return pipeline_cloud.CloudApplyRequest(
+        render=render_request,
+        passwords=_env_passwords(),
+        var_files=var_files,
+        auto_approve=auto_approve,
+        confirm=_terminal_confirm(),
+        cli_config=_terraform_cli_config(),
+    )
+
+
+def _terminal_confirm() -> pipeline_cloud.Confirm | None:
+    """Ask at a terminal whether to go ahead with the plan shown; None without a terminal (--auto-approve then)."""
+    if not sys.stdin.isatty():
+        return None
+
+    def confirm(summary: str) -> bool:
+        _stderr.print(summary, markup=False, highlight=False)
+        return click.confirm("Apply this plan?", default=False, err=True)
+
+    return confirm
+
+
+def _terraform_cli_config() -> Path | None:
+    """The user's TF_CLI_CONFIG_FILE (Terraform's own convention), passed on to the Terraform reproducer runs."""
+    value = os.environ.get("TF_CLI_CONFIG_FILE")
+    return Path(value) if value else None
+
+
+def _apply_cloud(request: pipeline_cloud.CloudApplyRequest) -> None:
+    service = pipeline_cloud.apply_cloud(request, _progress)
+    add, change, destroy = service.changes
+    mode = "cluster" if service.cluster else "primary endpoint"
+    _stderr.print(
+        f"{request.render.target}: {mode} {service.host}:{service.port}{' (TLS)' if service.tls else ''}; "
+        f"{add} added, {change} changed, {destroy} destroyed; remove it with: "
+        f"reproducer destroy --target {request.render.target} --out {request.render.out}",
+        markup=False,
+    )
+
+
 @cli.command("destroy")
-@TARGET(type=click.Choice(LOCAL), help=f"{_one_of(LOCAL)}: targets applied on this machine.")
+@TARGET(type=click.Choice(DESTROYABLE), help=f"{_one_of(DESTROYABLE)}: targets reproducer applied.")
 @OUT(help="The output directory given to apply.")
-def destroy_command(target: str, out: Path) -> None:
-    """Stop every process `apply` started and remove their data."""
+@VAR_FILE()
+@AUTO_APPROVE(help="aws/gcp/ovh/aiven: destroy without asking (CI).")
+def destroy_command(target: str, out: Path, var_files: tuple[Path, ...], auto_approve: bool) -> None:
+    """Remove what `apply` made: local processes and their data, or a cloud target's resources (terraform destroy)."""
+    if target_entry(target).applier == "terraform":
+        # destroy reads the rendered files in OUT; the spec is not needed (and not read)
+        render_request = pipeline_render.RenderRequest(spec=out / "spec.yaml", target=target, out=out)
+        counts = pipeline_cloud.destroy_cloud(_cloud_request(render_request, var_files, auto_approve), _progress)
+        _stderr.print(f"{target}: {counts[2]} resource(s) destroyed")
+        return
     pipeline_apply.destroy_local(out, _progress)
     _stderr.print(f"{target}: stopped and removed")
 
@@ -754,6 +828,8 @@ def _print_copy_summary(result: CopyResult) -> None:
 @FOLLOW()
 @FOLLOW_SECONDS()
 @MAX_KEYS_PER_SECOND(help="Rate limit in keys/s on the source.")
+@VAR_FILE()
+@AUTO_APPROVE()
 @RUN_DIR()
 @RESUME()
 def migrate_command(
@@ -776,6 +852,8 @@ def migrate_command(
     follow: bool,
     follow_seconds: float | None,
     max_keys_per_second: float | None,
+    var_files: tuple[Path, ...],
+    auto_approve: bool,
     run_dir: Path | None,
     resume: bool,
 ) -> None:
@@ -817,6 +895,8 @@ def migrate_command(
         max_keys_per_second=max_keys_per_second,
         follow=_follow_options(follow_seconds) if follow else None,
         resume=resume,
+        var_files=var_files,
+        auto_approve=auto_approve,
     )
     if target is None:
         _migrate_to_url(options)
@@ -834,7 +914,14 @@ def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
 def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
     with _copy_progress() as report:
         passwords = {} if options.dry_run else _target_passwords()
-        request = pipeline_job.job_request(options, passwords, report, install_signal_handlers)
+        request = pipeline_job.job_request(
+            options,
+            passwords,
+            report,
+            install_signal_handlers,
+            confirm=_terminal_confirm(),
+            cli_config=_terraform_cli_config(),
+        )
         try:
             result = pipeline_job.run_job(request, _progress)
         except ReproducerError as error:

@@ -32,6 +32,7 @@ from reproducer.data.copy import CopyOptions
 from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
+from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud
 from reproducer.pipeline.data import FollowOptions
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
@@ -77,6 +78,12 @@ class JobRequest:
     #: Called before and after every phase: the CLI puts its signal handlers back there, since a phase's
     #: tools (ansible-runner) may install their own and leave them.
     between_phases: Callable[[], None] | None = None
+    #: Managed clouds (see :class:`~reproducer.pipeline.cloud.CloudApplyRequest`): the user's ``.tfvars``,
+    #: approval of the saved plan, and the Terraform CLI configuration (the sandbox's selects the twins).
+    var_files: tuple[Path, ...] = ()
+    auto_approve: bool = False
+    confirm: Confirm | None = None
+    cli_config: Path | None = None
 
 
 def job_request(
@@ -84,6 +91,9 @@ def job_request(
     passwords: dict[str, str],
     data_progress: DataProgress | None = None,
     between_phases: Callable[[], None] | None = None,
+    *,
+    confirm: Confirm | None = None,
+    cli_config: Path | None = None,
 ) -> JobRequest:
     """The job that stands ``options.target`` up and migrates into it (``passwords``: its users', in memory)."""
     if options.target is None:
@@ -108,6 +118,10 @@ def job_request(
         dry_run=options.dry_run,
         passwords=passwords,
         between_phases=between_phases,
+        var_files=options.var_files,
+        auto_approve=options.auto_approve,
+        confirm=confirm,
+        cli_config=cli_config,
     )
 
 
@@ -283,6 +297,7 @@ def _redacted_settings(request: JobRequest) -> dict[str, Any]:
             k: str(getattr(request, k)) if getattr(request, k) else None
             for k in ("inventory", "variables", "target_ca")
         },
+        "var_files": [str(path) for path in request.var_files],
         "target_users": sorted(request.passwords),
         "credentials": "redacted: taken from the environment or ovh.conf, never stored",
     }
@@ -325,8 +340,11 @@ def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 
 def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
-    if target_entry(request.target).applier == "hosts":
+    applier = target_entry(request.target).applier
+    if applier == "hosts":
         log.state["target"] = _apply_hosts(request, log)
+    elif applier == "terraform":
+        log.state["target"] = _apply_cloud(request, log)
     else:
         apply = LocalApplyRequest(
             render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
@@ -334,6 +352,23 @@ def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
         result.target = apply_local(apply, log)
         log.state["target"] = _local_record(result.target)
     log.save()
+
+
+def _apply_cloud(request: JobRequest, log: RunLog) -> dict[str, Any]:
+    """Terraform with the cloud's provider; the record is read from the outputs."""
+    apply = CloudApplyRequest(
+        render=_render_request(request),
+        passwords=dict(request.passwords),
+        var_files=request.var_files,
+        auto_approve=request.auto_approve,
+        confirm=request.confirm,
+        cli_config=request.cli_config,
+        target_ca=request.target_ca,
+    )
+    service = apply_cloud(apply, log)
+    add, change, destroy = service.changes
+    log(f"{request.target}: {service.host}:{service.port} ({add} added, {change} changed, {destroy} destroyed)")
+    return service.record()
 
 
 def _apply_hosts(request: JobRequest, log: RunLog) -> dict[str, Any]:

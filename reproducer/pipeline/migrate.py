@@ -73,6 +73,9 @@ class MigrateOptions:
     max_keys_per_second: float | None = None
     follow: FollowOptions | None = None
     resume: bool = False
+    #: Managed clouds: the user's ``.tfvars`` files, and whether to apply the plan without asking.
+    var_files: tuple[Path, ...] = ()
+    auto_approve: bool = False
 
     def inspect_options(self) -> InspectOptions:
         """Where the source service is read from."""

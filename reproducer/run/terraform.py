@@ -285,17 +285,23 @@ def plan_args(
     *,
     out: str,
     variables: Sequence[Var] = (),
+    var_files: Sequence[Path] = (),
     destroy: bool = False,
     refresh: bool = True,
 ) -> Invocation:
     """``terraform plan -out=FILE``, non-interactive, JSON events; secret variables go to the environment."""
-    argv = [*_chdir(chdir), "plan", "-input=false", "-no-color", "-json", f"-out={out}"]
+    argv = [*_chdir(chdir), "plan", "-input=false", "-no-color", "-json", f"-out={out}", *var_file_args(var_files)]
     if destroy:
         argv.append("-destroy")
     if not refresh:
         argv.append("-refresh=false")
     variable = variable_args(variables)
     return Invocation((*argv, *variable.argv), variable.env)
+
+
+def var_file_args(var_files: Sequence[Path]) -> tuple[str, ...]:
+    """``-var-file=PATH`` for each file (absolute paths: Terraform reads them relative to ``-chdir``)."""
+    return tuple(f"-var-file={Path(path).resolve()}" for path in var_files)
 
 
 def show_args(chdir: Path | None, plan_file: str) -> Invocation:
@@ -318,10 +324,19 @@ def output_args(chdir: Path | None) -> Invocation:
     return Invocation((*_chdir(chdir), "output", "-json", "-no-color"))
 
 
-def destroy_args(chdir: Path | None, *, variables: Sequence[Var] = ()) -> Invocation:
+def destroy_args(chdir: Path | None, *, variables: Sequence[Var] = (), var_files: Sequence[Path] = ()) -> Invocation:
     """``terraform destroy``, auto-approved (there is no ``-force``: Terraform 0.15 removed it)."""
     variable = variable_args(variables)
-    argv = (*_chdir(chdir), "destroy", "-input=false", "-no-color", "-json", "-auto-approve", *variable.argv)
+    argv = (
+        *_chdir(chdir),
+        "destroy",
+        "-input=false",
+        "-no-color",
+        "-json",
+        "-auto-approve",
+        *var_file_args(var_files),
+        *variable.argv,
+    )
     return Invocation(argv, variable.env)
 
 
@@ -785,6 +800,7 @@ class Terraform:
         variables: Sequence[Var] = (),
         *,
         out: str = "tfplan",
+        var_files: Sequence[Path] = (),
         destroy: bool = False,
         refresh: bool = True,
     ) -> PlanResult:
@@ -793,7 +809,9 @@ class Terraform:
         Raises:
             TerraformError: the plan failed; its diagnostics are attached.
         """
-        invocation = plan_args(self.workdir, out=out, variables=variables, destroy=destroy, refresh=refresh)
+        invocation = plan_args(
+            self.workdir, out=out, variables=variables, var_files=var_files, destroy=destroy, refresh=refresh
+        )
         completed = self._checked("plan", invocation)
         shown = self._checked("show", show_args(self.workdir, out))
         return parse_plan(self._json("show", shown), self.workdir / out, event_diagnostics(completed.events))
@@ -818,13 +836,13 @@ class Terraform:
         """
         return parse_outputs(self._json("output", self._checked("output", output_args(self.workdir))))
 
-    def destroy(self, variables: Sequence[Var] = ()) -> ApplyResult:
+    def destroy(self, variables: Sequence[Var] = (), var_files: Sequence[Path] = ()) -> ApplyResult:
         """``terraform destroy``, auto-approved.
 
         Raises:
             TerraformError: the destroy failed; its diagnostics are attached.
         """
-        completed = self._checked("destroy", destroy_args(self.workdir, variables=variables))
+        completed = self._checked("destroy", destroy_args(self.workdir, variables=variables, var_files=var_files))
         return ApplyResult(*parse_change_summary(completed.events), event_diagnostics(completed.events))
 
 

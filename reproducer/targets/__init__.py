@@ -14,8 +14,8 @@ from reproducer.errors import InputError
 from reproducer.targets.base import ALL_TYPES, Target, TerraformProvider
 
 #: How reproducer stands a target up: ``local`` processes on this machine, ``hosts`` over SSH with Ansible,
-#: or ``None`` when it only renders (the user applies the Terraform).
-Applier = Literal["local", "hosts"]
+#: ``terraform`` a managed cloud service through its provider, or ``None`` when it only renders.
+Applier = Literal["local", "hosts", "terraform"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ class TargetEntry:
 TARGETS: dict[str, TargetEntry] = {
     entry.name: entry
     for entry in (
-        TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget"),
-        TargetEntry("aws", "reproducer.targets.aws:AwsTarget"),
-        TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget"),
+        TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget", applier="terraform"),
+        TargetEntry("aws", "reproducer.targets.aws:AwsTarget", applier="terraform"),
+        TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
-        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget"),
+        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform"),
         TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
     )
 }
