@@ -261,7 +261,7 @@ def service_from_outputs(
         tls=values["tls"],
         cluster=values["cluster_mode"],
         ca=ca,
-        users=[str(name) for name in values.get("user_names") or []],
+        users=[str(name) for name in names] if isinstance(names := values.get("user_names"), list) else [],
         changes=changes,
     )
 
