@@ -79,6 +79,8 @@ class CloudService:
     users: list[str]
     #: Resource changes the apply made: ``(add, change, destroy)``; all zero on a second apply.
     changes: tuple[int, int, int] = (0, 0, 0)
+    #: Passwords the cloud made (its sensitive ``user_passwords`` output), in memory only.
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict[str, Any]:
         """How the job records the target (``job.target_url`` reads it)."""
@@ -101,13 +103,15 @@ def apply_cloud(request: CloudApplyRequest, progress: Progress = quiet) -> Cloud
     """
     _check_target(request.render.target)
     memory = render_in_memory(request.render)
-    passwords = _passwords(request.passwords, [user.name for user in memory.spec.users])
+    variables = []
+    if not target_entry(request.render.target).cloud_passwords:
+        passwords = _passwords(request.passwords, [user.name for user in memory.spec.users])
+        variables.append(Var("user_passwords", passwords, secret=True))
     out = request.render.out.resolve()
     write_tree(out, memory.rendered.files)
     terraform = _terraform(out, request, progress)
     progress("terraform init in terraform/ (provider credentials from the environment)")
     terraform.init()
-    variables = [Var("user_passwords", passwords, secret=True)]
     saved = _plan(terraform, variables, request.var_files)
     summary = plan_summary(saved)
     atomic_write(out / _SUMMARY_FILE, json.dumps(_summary_record(saved), indent=2, sort_keys=True) + "\n")
@@ -144,9 +148,11 @@ def destroy_cloud(request: CloudApplyRequest, progress: Progress = quiet) -> tup
             hint="pass the --out directory given to apply (nothing to destroy otherwise)",
         )
     terraform = _terraform(out, request, progress)
-    users = _state_users(terraform)
-    placeholders = {name: request.passwords.get(name, "destroy-placeholder-0123456789") for name in users}
-    variables = [Var("user_passwords", placeholders, secret=True)]
+    variables = []
+    if not target_entry(request.render.target).cloud_passwords:
+        users = _state_users(terraform)
+        placeholders = {name: request.passwords.get(name, "destroy-placeholder-0123456789") for name in users}
+        variables.append(Var("user_passwords", placeholders, secret=True))
     if not request.auto_approve:
         _confirmed(f"destroy every resource in {out / 'terraform' / 'terraform.tfstate'}", request, "destroyed")
     progress("terraform destroy")
@@ -267,7 +273,19 @@ def service_from_outputs(
         ca=ca,
         users=[str(name) for name in names] if isinstance(names := values.get("user_names"), list) else [],
         changes=changes,
+        passwords=_cloud_passwords(outputs.get("user_passwords")),
     )
+
+
+def _cloud_passwords(output: Output | None) -> dict[str, str]:
+    """The passwords a cloud made, from the sensitive ``user_passwords`` output (a map of strings), if any."""
+    if output is None or not output.sensitive:
+        return {}
+    if not isinstance(output.value, dict) or not all(isinstance(v, str) for v in output.value.values()):
+        raise ToolError(
+            "the Terraform output user_passwords is not a map of strings", hint="check terraform output user_passwords"
+        )
+    return {str(name): value for name, value in output.value.items()}
 
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

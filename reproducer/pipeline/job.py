@@ -137,6 +137,8 @@ class JobResult:
     target: LocalService | None = None
     migration: MigrateResult | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    #: Passwords the cloud made for the target's users (memory only; the apply phase reads them again on resume).
+    cloud_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class RunLog:
@@ -252,7 +254,7 @@ def _check_request(request: JobRequest) -> None:
             hint=f"run with --dry-run to plan it, apply the rendered Terraform, then use 'migrate --to URL'; "
             f"targets reproducer applies: {', '.join(target_names(applicable=True))}",
         )
-    if not request.dry_run and ADMIN_USER not in request.passwords:
+    if not request.dry_run and ADMIN_USER not in request.passwords and not target_entry(request.target).cloud_passwords:
         raise InputError(
             "the target's default (admin) user needs a password",
             hint="set REPRODUCER_PASSWORD_DEFAULT (and REPRODUCER_PASSWORD_<USER> for the service's users)",
@@ -346,7 +348,7 @@ def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     if applier == "hosts":
         log.state["target"] = _apply_hosts(request, log)
     elif applier == "terraform":
-        log.state["target"] = _apply_cloud(request, log)
+        log.state["target"] = _apply_cloud(request, log, result)
     else:
         apply = LocalApplyRequest(
             render=_render_request(request), base_port=request.base_port or 7100, passwords=dict(request.passwords)
@@ -356,7 +358,7 @@ def _apply_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     log.save()
 
 
-def _apply_cloud(request: JobRequest, log: RunLog) -> dict[str, Any]:
+def _apply_cloud(request: JobRequest, log: RunLog, result: JobResult) -> dict[str, Any]:
     """Terraform with the cloud's provider; the record is read from the outputs."""
     apply = CloudApplyRequest(
         render=_render_request(request),
@@ -369,6 +371,7 @@ def _apply_cloud(request: JobRequest, log: RunLog) -> dict[str, Any]:
         terraform_bin=request.terraform_bin,
     )
     service = apply_cloud(apply, log)
+    result.cloud_passwords = service.passwords
     add, change, destroy = service.changes
     log(f"{request.target}: {service.host}:{service.port} ({add} added, {change} changed, {destroy} destroyed)")
     return service.record()
@@ -436,11 +439,22 @@ def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
         follow=request.follow,
         data_progress=request.data_progress,
         resume=(request.run_dir / "run.json").exists(),
-        environ={TARGET_PASSWORD_VARIABLE: request.passwords[ADMIN_USER]},
+        environ={TARGET_PASSWORD_VARIABLE: _admin_password(request, result)},
     )
     result.migration = migrate_data(migration, log)
     log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}
     log.save()
+
+
+def _admin_password(request: JobRequest, result: JobResult) -> str:
+    """The target's ``default`` password: the one the cloud made (OVH), else the one given."""
+    password = result.cloud_passwords.get(ADMIN_USER) or request.passwords.get(ADMIN_USER)
+    if not password:
+        raise InputError(
+            f"no password for the {ADMIN_USER} user of the target",
+            hint="set REPRODUCER_PASSWORD_DEFAULT, or check that the target's user_passwords output names it",
+        )
+    return password
 
 
 def _verify_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:

@@ -26,11 +26,15 @@ class TargetEntry:
         name: what ``--target`` takes.
         implementation: ``"module:Class"`` of its :class:`~reproducer.targets.base.Target`.
         applier: how ``apply``/``migrate`` stand it up, or ``None`` for render-only targets.
+        cloud_passwords: whether the cloud, not the user, makes the users' passwords.
     """
 
     name: str
     implementation: str
     applier: Applier | None = None
+    #: The cloud makes the users' passwords and gives them back in the sensitive ``user_passwords`` output
+    #: (OVH); otherwise the user gives them (``REPRODUCER_PASSWORD_<USER>``).
+    cloud_passwords: bool = False
 
 
 TARGETS: dict[str, TargetEntry] = {
@@ -40,7 +44,7 @@ TARGETS: dict[str, TargetEntry] = {
         TargetEntry("aws", "reproducer.targets.aws:AwsTarget", applier="terraform"),
         TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
-        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform"),
+        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords=True),
         TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
     )
 }
