@@ -63,3 +63,14 @@ def test_a_hostile_or_broken_output_is_refused_and_nothing_is_saved(tmp_path, ch
 
     assert named in caught.value.message and caught.value.hint
     assert not (tmp_path / "outputs.json").exists() and not (tmp_path / "target-ca.pem").exists()
+
+
+def test_passwords_the_cloud_made_are_kept_in_memory_only_and_checked(tmp_path):
+    outputs = _outputs() | {"user_passwords": Output({"default": "made-by-ovh"}, sensitive=True)}
+
+    service = service_from_outputs(tmp_path, outputs)
+
+    assert service.passwords == {"default": "made-by-ovh"} and "made-by-ovh" not in repr(service)
+    assert "made-by-ovh" not in (tmp_path / "outputs.json").read_text()
+    with pytest.raises(ToolError, match="user_passwords"):
+        service_from_outputs(tmp_path, _outputs() | {"user_passwords": Output(["x"], sensitive=True)})
