@@ -276,6 +276,12 @@ def _print_sandbox(info: dict[str, Any], as_json: bool) -> None:
     for service in info["services"]:
         _stderr.print(f"  service {service['id']} ({service['plan']}): data at {service['data_endpoint']}")
     _stderr.print(f"save the lines above as ./ovh.conf, then: reproducer inspect --project {info['project']}")
+    if info.get("twins"):
+        _stderr.print(
+            f"cloud twins (aws, gcp, ovh, aiven applied on this machine): export TF_CLI_CONFIG_FILE="
+            f"{info['twins']['terraform_cli_config']}  and give --target-ca {info['twins']['ca_file']}",
+            markup=False,
+        )
 
 
 def ovh_conf(info: dict[str, Any]) -> str:
@@ -298,13 +304,14 @@ def ovh_conf(info: dict[str, Any]) -> str:
 )
 @click.option("--keep-sandbox", is_flag=True, help="Leave the sandbox running afterwards (to explore it).")
 def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
-    """Run the whole job on the sandbox: a service leaves the sandbox OVH for a resharded cluster, proven.
+    """Run the whole job on the sandbox: a service leaves the sandbox OVH for a resharded AWS cluster, proven.
 
-    Starts the sandbox (an OVH API emulator with a Business Valkey service holding --keys mixed keys), then
-    runs `migrate --target local --shards 3 --replicas 1` on it: inspect through the real ovh client (the
-    spec goes to stdout), render, plan, stand a 3 x 1 cluster up on this machine with the Ansible roles, copy
-    every key with temporary access that is removed afterwards, verify, report. Then it renders AWS and GCP,
-    shows the pull-request comment `plan` would post, and removes the cluster (and the sandbox it started).
+    Starts the sandbox (an OVH API emulator with a Business Valkey service holding --keys mixed keys, and the
+    cloud twins), then runs `migrate --target aws --shards 3 --replicas 1 --auto-approve` on it: inspect
+    through the real ovh client (the spec goes to stdout), render, plan, `terraform apply` on the AWS twin
+    (real Valkey, 3 shards x 1 replica, TLS), copy every key with temporary access that is removed afterwards,
+    verify, report. Then it destroys the twin, renders GCP, shows the pull-request comment `plan` would post
+    for it, and stops the sandbox it started.
     """
     was_running = pipeline_sandbox.sandbox_status(root) is not None
     try:

@@ -1,4 +1,4 @@
-"""``reproducer demo``: the whole job on the sandbox, start to finish, cleaning up after itself."""
+"""``reproducer demo``: the whole job on the sandbox and its AWS twin, start to finish, cleaning up after itself."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
 from reproducer.gitops.plan import to_markdown
-from reproducer.pipeline.apply import ADMIN_USER, destroy_local
-from reproducer.pipeline.inspect import InspectOptions
+from reproducer.pipeline.apply import ADMIN_USER
+from reproducer.pipeline.cloud import CloudApplyRequest, destroy_cloud
+from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.job import JobRequest, JobResult, run_job
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
@@ -45,48 +46,68 @@ def demo(
     keys: int = DEMO_KEYS,
     between_phases: Callable[[], None] | None = None,
 ) -> DemoResult:
-    """Sandbox → migrate (inspect, render local 3x1, plan, apply, copy, verify, report) → aws/gcp → PR comment."""
+    """Sandbox → migrate into the AWS twin, resharded 3 x 1 → destroy it → the gcp render and its PR comment.
+
+    The migration is the whole job: inspect, render, plan, apply, copy, verify, report.
+    """
     from reproducer.model import load_spec
 
     info = sandbox_up(root, progress, keys=keys)
     service = info["services"][0]
     work = sandbox_root(root) / "demo" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    source = InspectOptions(
+        project=info["project"], service=service["id"], endpoint=info["endpoint"], credentials=credentials_of(info)
+    )
     request = JobRequest(
-        inspect=InspectOptions(
-            project=info["project"],
-            service=service["id"],
-            endpoint=info["endpoint"],
-            credentials=credentials_of(info),
-        ),
-        target="local",
+        inspect=source,
+        target="aws",
         run_dir=work / "run",
         shards=3,
         replicas=1,
         allow_cidr="127.0.0.1/32",
         source_ca=Path(service["ca_file"]) if service.get("ca_file") else None,
+        target_ca=Path(info["twins"]["ca_file"]),
         data_progress=data_progress,
-        passwords={ADMIN_USER: secrets.token_urlsafe(18)},
+        passwords=_new_passwords(source, progress),
         between_phases=between_phases,
+        auto_approve=True,
+        cli_config=Path(info["twins"]["terraform_cli_config"]),
     )
     try:
         job = run_job(request, progress)
     finally:
-        progress("removing the local cluster")
-        destroy_local(request.run_dir / "rendered", progress)
+        _destroy_twin(request, progress)
     result = DemoResult(info, load_spec(request.run_dir / "spec.yaml"), job)
     _render_clouds(result, work, progress)
     return result
 
 
+def _new_passwords(source: InspectOptions, progress: Progress) -> dict[str, str]:
+    """A fresh password for each user of the service, ``default`` included (the target's users, in memory)."""
+    [spec] = inspect(source, progress)
+    return {name: secrets.token_urlsafe(18) for name in sorted({ADMIN_USER, *(user.name for user in spec.users)})}
+
+
+def _destroy_twin(request: JobRequest, progress: Progress) -> None:
+    """``terraform destroy`` of the target the job applied, if it got that far."""
+    if not (request.run_dir / "rendered" / "terraform" / "terraform.tfstate").is_file():
+        return
+    progress("removing the AWS twin (terraform destroy)")
+    render = RenderRequest(spec=request.run_dir / "spec.yaml", target=request.target, out=request.run_dir / "rendered")
+    cloud = CloudApplyRequest(
+        render=render, passwords=request.passwords, auto_approve=True, cli_config=request.cli_config
+    )
+    destroy_cloud(cloud, progress)
+
+
 def _render_clouds(result: DemoResult, work: Path, progress: Progress) -> None:
-    """Render aws and gcp (3 x 1), and the PR comment ``plan`` would post for aws in a new repository."""
+    """Render gcp (3 x 1), and the PR comment ``plan`` would post for it in a new repository."""
     spec_path = result.job.run_dir / "spec.yaml"
-    for name in ("aws", "gcp"):
-        progress(f"rendering {name} (3 shards x 1 replica) into {work / name}")
-        render(RenderRequest(spec=spec_path, target=name, out=work / name, shards=3, replicas=1))
-        result.rendered[name] = work / name
-    progress("planning aws against an empty repository (what a first pull request would show)")
-    first = RenderRequest(spec=spec_path, target="aws", out=work / "empty", shards=3, replicas=1)
+    progress(f"rendering gcp (3 shards x 1 replica) into {work / 'gcp'}")
+    render(RenderRequest(spec=spec_path, target="gcp", out=work / "gcp", shards=3, replicas=1))
+    result.rendered["gcp"] = work / "gcp"
+    progress("planning gcp against an empty repository (what a first pull request would show)")
+    first = RenderRequest(spec=spec_path, target="gcp", out=work / "empty", shards=3, replicas=1)
     result.plan_comment = to_markdown(plan(PlanRequest(render=first), progress))
-    result.plan_comment_path = work / "aws-plan-comment.md"
+    result.plan_comment_path = work / "gcp-plan-comment.md"
     atomic_write(result.plan_comment_path, result.plan_comment)
