@@ -13,7 +13,6 @@ import textwrap
 import pytest
 import valkey
 
-from reproducer.sandbox.fleet import AclUser
 from reproducer.twins import install_twins, running_processes, stop_all
 from reproducer.twins import valkey as twin_valkey
 from reproducer.twins.base import TwinError, TwinWorld
@@ -35,7 +34,10 @@ def test_a_replicated_resource_with_tls_users_and_parameters_on_its_port(world):
         replicas=1,
         tls=True,
         port=6379,
-        users=(AclUser("default", PASSWORD, "on ~* &* +@all"), AclUser("app", PASSWORD, "on ~app:* +@all")),
+        users=(
+            twin_valkey.TwinUser.with_passwords("default", "on ~* &* +@all", [PASSWORD]),
+            twin_valkey.TwinUser.with_passwords("app", "on ~app:* +@all", ["an-old-password-5678", PASSWORD]),
+        ),
         parameters=(("maxmemory-policy", "allkeys-lru"), ("cluster-enabled", "no")),
     )
     nodes = twin_valkey.start(world, TYPE, "one", shape)
