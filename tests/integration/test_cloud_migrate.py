@@ -63,7 +63,7 @@ def test_migrate_into_each_cloud_twin_is_verified_then_reapply_changes_nothing_a
 ):
     root, cli_config = twins
     load_source(1500, seed=13)
-    passwords = {name: secrets.token_urlsafe(18) for name in ("default", "app")}
+    passwords = {name: secrets.token_urlsafe(18) for name in ("default", "app", "analytics")}
     run_dir = tmp_path / "run"
     request = JobRequest(
         inspect=pipeline_inspect.InspectOptions(
