@@ -137,6 +137,17 @@ def _record_id(name: str) -> str:
     return name.replace("/", "~")
 
 
+def plain(value: Any) -> Any:
+    """``value`` with unknowns as null, to be recorded as JSON."""
+    if value is UNKNOWN:
+        return None
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 # ---- google_project_service ---------------------------------------------------------------------------------
 
 
@@ -199,13 +210,13 @@ class ConnectionPolicy:
         name = f"projects/{project}/locations/{change.planned['location']}/serviceConnectionPolicies/"
         name += str(change.planned["name"])
         state = _filled(change.planned, id=name, project=project)
-        change.world.save(CONNECTION_POLICY, _record_id(name), state)
+        change.world.save(CONNECTION_POLICY, _record_id(name), plain(state))
         return state
 
     def update(self, change: Change) -> dict[str, Any]:
         """Record the new state."""
         assert change.planned is not None
-        change.world.save(CONNECTION_POLICY, _record_id(str(change.planned["id"])), change.planned)
+        change.world.save(CONNECTION_POLICY, _record_id(str(change.planned["id"])), plain(change.planned))
         return change.planned
 
     def delete(self, change: Change) -> None:
@@ -214,8 +225,8 @@ class ConnectionPolicy:
         change.world.forget(CONNECTION_POLICY, _record_id(str(change.prior["id"])))
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
-        """As recorded."""
-        return world.load(CONNECTION_POLICY, _record_id(str(state.get("id"))))
+        """Gone when no longer recorded."""
+        return state if world.load(CONNECTION_POLICY, _record_id(str(state.get("id")))) is not None else None
 
 
 def require_connection_policy(world: TwinWorld, project: str, location: str, networks: list[str]) -> None:
@@ -260,14 +271,14 @@ class AclPolicy:
         name = f"projects/{project}/locations/{change.planned['location']}/aclPolicies/{policy_id}"
         fills = {"id": name, "name": name, "project": project, "state": "ACTIVE", "etag": uuid.uuid4().hex}
         state = _filled(change.planned, **fills, deletion_policy="DELETE")
-        change.world.save(ACL_POLICY, _record_id(name), state)
+        change.world.save(ACL_POLICY, _record_id(name), plain(state))
         return state
 
     def update(self, change: Change) -> dict[str, Any]:
         """New rules reach every instance that uses the policy."""
         assert change.planned is not None
         state = {**change.planned, "etag": uuid.uuid4().hex}
-        change.world.save(ACL_POLICY, _record_id(str(state["id"])), state)
+        change.world.save(ACL_POLICY, _record_id(str(state["id"])), plain(state))
         for instance in change.world.all(INSTANCE):
             if instance.get("acl_policy") == state["id"]:
                 apply_rules(instance_fleet(change.world, instance), state.get("rules") or [])
@@ -279,8 +290,8 @@ class AclPolicy:
         change.world.forget(ACL_POLICY, _record_id(str(change.prior["id"])))
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
-        """As recorded."""
-        return world.load(ACL_POLICY, _record_id(str(state.get("id"))))
+        """Gone when no longer recorded."""
+        return state if world.load(ACL_POLICY, _record_id(str(state.get("id")))) is not None else None
 
 
 def apply_rules(fleet: Fleet, rules: list[dict[str, Any]]) -> None:
@@ -494,7 +505,7 @@ class MemorystoreInstance:
             ],
             "managed_server_ca": self._server_ca(fleet, state),
         }
-        world.save(INSTANCE, _record_id(str(state["id"])), state)
+        world.save(INSTANCE, _record_id(str(state["id"])), plain(state))
         return state
 
     @staticmethod

@@ -1,0 +1,254 @@
+"""The google twin under real Terraform: Memorystore instances become real Valkey shaped like them.
+
+One apply (a cluster-disabled TLS instance with an ACL policy, and a cluster) is shared by the module; the rules
+run on small configurations of their own, failing at plan time or before any Valkey starts.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import valkey
+from valkey.cluster import ValkeyCluster
+
+from reproducer.offline import install_mirror, offline_provider
+from reproducer.procs import pid_alive
+from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.sandbox.fleet import Fleet
+from reproducer.twins import google
+from reproducer.twins.base import ROOT_VARIABLE, TwinWorld
+
+PROJECT = "twin-proj"
+REGION = "europe-west9"
+PASSWORD = "twin-Pass-1234"
+
+_SERVE = (
+    "import importlib, sys, tf.provider, tf.runner; from pathlib import Path; "
+    "from reproducer.offline.schema import load; from reproducer.twins.provider import TwinProvider; "
+    "m = importlib.import_module('reproducer.twins.' + sys.argv[3]); "
+    "s = TwinProvider(load(Path(sys.argv[1]), sys.argv[2]), m.RESOURCES, m.DATA_SOURCES); "
+    "tf.provider.ProviderServicer = lambda x: x; tf.runner.run_provider(s, argv=['serve'])"
+)
+
+
+def install_twin(root: Path, key: str, world: Path) -> Path:
+    """A mirror whose ``key`` provider is its twin (until ``reproducer.twins`` installs twins itself)."""
+    config = install_mirror(root, [key])
+    provider = offline_provider(key)
+    (executable,) = (root / "mirror").glob(f"registry.terraform.io/*/{provider.type}/*/*/terraform-provider-*")
+    script = executable.read_text().splitlines()
+    command = [sys.executable, "-c", _SERVE, str(provider.schema), provider.address, key]
+    body = [line for line in script if not line.startswith("exec ")]
+    executable.write_text(
+        "\n".join(
+            [
+                *body,
+                f"{ROOT_VARIABLE}={shlex.quote(str(world))}; export {ROOT_VARIABLE}",
+                "exec " + shlex.join(command),
+                "",
+            ]
+        )
+    )
+    return config
+
+
+HEADER = f"""
+terraform {{
+  required_providers {{
+    google = {{
+      source  = "hashicorp/google"
+      version = "{offline_provider("google").version}"
+    }}
+  }}
+}}
+
+provider "google" {{
+  project = "{PROJECT}"
+  region  = "{REGION}"
+}}
+
+resource "google_compute_network" "vpc" {{
+  name                    = "vpc"
+  auto_create_subnetworks = false
+}}
+"""
+
+POLICY = f"""
+resource "google_network_connectivity_service_connection_policy" "psc" {{
+  name          = "psc"
+  location      = "{REGION}"
+  service_class = "gcp-memorystore"
+  network       = google_compute_network.vpc.id
+
+  psc_config {{
+    subnetworks = ["subnet"]
+  }}
+}}
+"""
+
+
+def instance(name: str, body: str, depends: bool = True) -> str:
+    """A ``google_memorystore_instance`` named ``name`` with ``body`` and PSC endpoints in the test VPC."""
+    after = "  depends_on = [google_network_connectivity_service_connection_policy.psc]\n" if depends else ""
+    return f"""
+resource "google_memorystore_instance" "{name}" {{
+  instance_id = "{name}"
+  location    = "{REGION}"
+  project     = "{PROJECT}"
+{body}
+  desired_auto_created_endpoints {{
+    network    = google_compute_network.vpc.id
+    project_id = "{PROJECT}"
+  }}
+{after}}}
+"""
+
+
+MAIN = (
+    HEADER
+    + POLICY
+    + """
+variable "password" {
+  type      = string
+  sensitive = true
+}
+
+resource "google_memorystore_acl_policy" "users" {
+  acl_policy_id = "users"
+  location      = "europe-west9"
+  project       = "twin-proj"
+
+  rules {
+    username = "app"
+    rule     = "on >${var.password} ~app:* +@all"
+  }
+}
+"""
+    + instance(
+        "single",
+        """  mode                        = "CLUSTER_DISABLED"
+  shard_count                 = 1
+  replica_count               = 1
+  engine_version              = "VALKEY_8_0"
+  node_type                   = "SHARED_CORE_NANO"
+  transit_encryption_mode     = "SERVER_AUTHENTICATION"
+  acl_policy                  = google_memorystore_acl_policy.users.id
+  deletion_protection_enabled = false
+  engine_configs = {
+    "maxmemory-policy" = "allkeys-lru"
+  }
+""",
+    )
+    + instance(
+        "sharded",
+        """  mode                        = "CLUSTER"
+  shard_count                 = 2
+  replica_count               = 0
+  deletion_protection_enabled = false
+""",
+    )
+    + """
+locals {
+  single = flatten([for e in google_memorystore_instance.single.endpoints : [for c in e.connections : c.psc_auto_connection]])
+  sharded = flatten([for e in google_memorystore_instance.sharded.endpoints : [for c in e.connections : c.psc_auto_connection]])
+}
+
+output "single" {
+  value = { for c in local.single : c.connection_type => "${c.ip_address}:${c.port}" }
+}
+
+output "sharded" {
+  value = { for c in local.sharded : c.connection_type => "${c.ip_address}:${c.port}" }
+}
+
+output "discovery_endpoints" {
+  value = length(google_memorystore_instance.single.discovery_endpoints)
+}
+
+output "ca" {
+  value = google_memorystore_instance.single.managed_server_ca[0].ca_certs[0].certificates[0]
+}
+
+output "sharded_ca" {
+  value = length(google_memorystore_instance.sharded.managed_server_ca)
+}
+"""
+)
+
+
+def terraform(tmp: Path, main: str, world: Path) -> Terraform:
+    """An initialised working directory with ``main`` against the google twin of ``world``."""
+    workdir = tmp / "work"
+    workdir.mkdir(parents=True)
+    (workdir / "main.tf").write_text(main)
+    tf = Terraform(workdir, cli_config=install_twin(tmp / "mirror", "google", world), timeout=120)
+    tf.init()
+    return tf
+
+
+def fleet_pids(world: Path) -> list[int]:
+    """Every process of every fleet the twins started in ``world``."""
+    return [n.pid for root in (world / "fleets").glob("*/*") for n in Fleet.attach(root).nodes]
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("google-twin")
+    world = tmp / "world"
+    google.enable_services(TwinWorld(world), PROJECT, google.REQUIRED_APIS)
+    tf = terraform(tmp, MAIN, world)
+    secret = [Var("password", PASSWORD, secret=True)]
+    tf.apply(tf.plan(secret), secret)
+    yield tf, world, secret, {k: v.value for k, v in tf.output().items()}
+    tf.destroy(secret)
+
+
+def hostport(text: str) -> tuple[str, int]:
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+def test_cluster_disabled_instance_is_a_tls_primary_with_a_reader_and_the_policy_users(applied, tmp_path):
+    _tf, _world, _secret, outputs = applied
+    assert sorted(outputs["single"]) == ["CONNECTION_TYPE_PRIMARY", "CONNECTION_TYPE_READER"]
+    assert outputs["discovery_endpoints"] == 0  # left empty with desired_auto_created_endpoints
+    ca = tmp_path / "ca.pem"
+    ca.write_text(outputs["ca"])
+    host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        assert conn.set("app:k", "v") and conn.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            conn.set("other:k", "v")
+        assert conn.info("replication")["role"] == "master"
+    host, port = hostport(outputs["single"]["CONNECTION_TYPE_READER"])
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        assert conn.info("replication")["role"] == "slave"
+    with pytest.raises(valkey.exceptions.ConnectionError):
+        valkey.Valkey(host=host, port=port, socket_timeout=5).ping()  # TLS only
+
+
+def test_cluster_instance_has_only_a_discovery_endpoint_and_no_ca_without_tls(applied):
+    _tf, _world, _secret, outputs = applied
+    assert list(outputs["sharded"]) == ["CONNECTION_TYPE_DISCOVERY"] and outputs["sharded_ca"] == 0
+    host, port = hostport(outputs["sharded"]["CONNECTION_TYPE_DISCOVERY"])
+    with ValkeyCluster(host=host, port=port, socket_timeout=5) as cluster:
+        assert len(cluster.get_primaries()) == 2
+        for i in range(20):
+            cluster.set(f"k{i}", i)
+
+
+def test_second_plan_changes_nothing(applied):
+    tf, _world, secret, _outputs = applied
+    assert not tf.plan(secret, out="again").has_changes
+
+
+def test_destroy_leaves_no_process(applied):
+    tf, world, secret, _outputs = applied
+    pids = fleet_pids(world)
+    assert len(pids) == 4 and all(map(pid_alive, pids))
+    tf.destroy(secret)
+    assert not any(map(pid_alive, pids)) and not list((world / "fleets").glob("*/*"))
