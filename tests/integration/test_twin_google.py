@@ -152,8 +152,12 @@ resource "google_memorystore_acl_policy" "users" {
     )
     + """
 locals {
-  single = flatten([for e in google_memorystore_instance.single.endpoints : [for c in e.connections : c.psc_auto_connection]])
-  sharded = flatten([for e in google_memorystore_instance.sharded.endpoints : [for c in e.connections : c.psc_auto_connection]])
+  single = flatten([
+    for e in google_memorystore_instance.single.endpoints : [for c in e.connections : c.psc_auto_connection]
+  ])
+  sharded = flatten([
+    for e in google_memorystore_instance.sharded.endpoints : [for c in e.connections : c.psc_auto_connection]
+  ])
 }
 
 output "single" {
@@ -252,3 +256,73 @@ def test_destroy_leaves_no_process(applied):
     assert len(pids) == 4 and all(map(pid_alive, pids))
     tf.destroy(secret)
     assert not any(map(pid_alive, pids)) and not list((world / "fleets").glob("*/*"))
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory):
+    """A working directory for the rule cases, in a world whose project has no API enabled yet."""
+    tmp = tmp_path_factory.mktemp("google-rules")
+    world = tmp / "world"
+    tf = terraform(tmp, HEADER, world)
+    yield tf, TwinWorld(world)
+    assert not list((world / "fleets").glob("*/*"))  # no rule case started Valkey
+
+
+def refused(tf: Terraform, main: str, *, apply: bool) -> str:
+    """The error text of planning (or applying) ``main``."""
+    (tf.workdir / "main.tf").write_text(main)
+    with pytest.raises(TerraformError) as caught:
+        tf.apply() if apply else tf.plan()
+    return str(caught.value)
+
+
+SMALL = '  shard_count = 1\n  mode = "CLUSTER_DISABLED"\n  deletion_protection_enabled = false\n'
+
+
+def test_a_project_without_the_memorystore_apis_refuses_the_instance(rules):
+    tf, world = rules
+    number = google.project_number(PROJECT)
+    text = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
+    assert f"googleapi: Error 403: Memorystore API has not been used in project {number} before" in text
+    google.enable_services(world, PROJECT, ["memorystore.googleapis.com"])
+    text = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
+    assert "Network Connectivity API has not been used in project" in text
+    assert f"apis/api/networkconnectivity.googleapis.com/overview?project={number} then retry" in text
+
+
+def test_an_instance_needs_a_service_connection_policy_on_its_network(rules):
+    tf, world = rules
+    google.enable_services(world, PROJECT, google.REQUIRED_APIS)
+    text = refused(tf, HEADER + instance("nopolicy", SMALL, depends=False), apply=True)
+    assert "No service connection policy is associated with project: twin-proj, network:" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '  shard_count = 1\n  mode = "CLUSTERED"\n',
+            'expected mode to be one of ["CLUSTER" "CLUSTER_DISABLED" ""], got CLUSTERED',
+        ),
+        ('  shard_count = 1\n  node_type = "HIGHMEM_HUGE"\n', "expected node_type to be one of"),
+        ('  shard_count = 1\n  transit_encryption_mode = "TLS"\n', "expected transit_encryption_mode to be one of"),
+    ],
+)
+def test_provider_enums_are_checked_at_plan_time(rules, body, message):
+    tf, _world = rules
+    assert message in refused(tf, HEADER + POLICY + instance("enum", body), apply=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (SMALL.replace("shard_count = 1", "shard_count = 2"), "shard_count must be 1 when mode is CLUSTER_DISABLED"),
+        (SMALL + "  replica_count = 6\n", "replica_count must be between 0 and 5"),
+        (SMALL + '  engine_version = "VALKEY_8_1"\n', "Invalid engine_version 'VALKEY_8_1'"),
+    ],
+)
+def test_api_rules_fail_the_apply_before_any_valkey_starts(rules, body, message):
+    tf, world = rules
+    google.enable_services(world, PROJECT, google.REQUIRED_APIS)
+    text = refused(tf, HEADER + POLICY + instance("apirule", body), apply=True)
+    assert f"googleapi: Error 400: {message}" in text
