@@ -18,7 +18,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,16 +105,27 @@ def platform_dir() -> str:
     return f"{sys.platform.split('-')[0].rstrip('0123456789')}_{_ARCHES.get(machine, machine)}"
 
 
-def _wrapper(provider: OfflineProvider, home: Path) -> str:
+#: What a mirror's wrapper runs for a provider: the argv after the Python interpreter.
+Launcher = Callable[[OfflineProvider], Sequence[str]]
+
+
+def offline_launcher(provider: OfflineProvider) -> list[str]:
+    """The offline provider's command: ``-m reproducer.offline.serve SCHEMA ADDRESS``."""
+    return ["-m", "reproducer.offline.serve", str(provider.schema), provider.address]
+
+
+def _wrapper(provider: OfflineProvider, home: Path, launcher: Launcher, environment: Mapping[str, str]) -> str:
     package_parent = Path(reproducer.__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "reproducer.offline.serve", str(provider.schema), provider.address]
+    command = [sys.executable, *launcher(provider)]
+    exports = [f"{name}={shlex.quote(value)}; export {name}" for name, value in sorted(environment.items())]
     return "\n".join(
         [
             "#!/bin/sh",
-            f"# reproducer offline provider: serves the {provider.source} {provider.version} schema subset;"
-            " no API behind it.",
+            f"# reproducer provider: serves the {provider.source} {provider.version} schema subset"
+            + ("; no API behind it." if launcher is offline_launcher else " through " + " ".join(command[1:3]) + "."),
             f"HOME={shlex.quote(str(home))}; export HOME",
             f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH",
+            *exports,
             "exec " + shlex.join(command),
             "",
         ]
@@ -138,23 +149,34 @@ def cli_config_text(mirror: Path) -> str:
     )
 
 
-def _install_one(mirror: Path, provider: OfflineProvider, home: Path) -> Path:
+def _install_one(
+    mirror: Path, provider: OfflineProvider, home: Path, launcher: Launcher, environment: Mapping[str, str]
+) -> Path:
     host, namespace, type_ = provider.address.split("/")
     directory = mirror / host / namespace / type_ / provider.version / platform_dir()
     directory.mkdir(parents=True, exist_ok=True)
     executable = directory / f"terraform-provider-{type_}_v{provider.version}"
-    executable.write_text(_wrapper(provider, home), encoding="utf-8")
+    executable.write_text(_wrapper(provider, home, launcher, environment), encoding="utf-8")
     executable.chmod(0o755)
     return executable
 
 
-def install_mirror(root: Path, providers: Sequence[str]) -> Path:
+def install_mirror(
+    root: Path,
+    providers: Sequence[str],
+    *,
+    launcher: Launcher = offline_launcher,
+    environment: Mapping[str, str] | None = None,
+) -> Path:
     """Install offline providers into ``root/mirror`` and write a CLI config that uses only that mirror.
 
     Args:
         root: a writable directory (created if needed) that will hold the mirror, the config and a HOME for
             the provider processes. Installing again over the same root is harmless.
         providers: provider keys, e.g. ``["aws", "random"]``; see :func:`available_providers`.
+        launcher: what each wrapper runs with the Python interpreter (default: the offline provider; the
+            cloud twins install their own, serving the same schema subsets).
+        environment: variables each wrapper exports to its provider process (values are quoted).
 
     Returns:
         The CLI config file, to pass to Terraform as ``TF_CLI_CONFIG_FILE``.
@@ -165,10 +187,13 @@ def install_mirror(root: Path, providers: Sequence[str]) -> Path:
     root = root.resolve()
     mirror, home = root / "mirror", root / "home"
     resolved = [offline_provider(key) for key in providers]
+    bad = [name for name in environment or {} if not name.isidentifier() or not name.isascii()]
+    if bad:
+        raise SandboxError(f"invalid environment variable name {bad[0]!r}", hint="use letters, digits and _")
     try:
         home.mkdir(parents=True, exist_ok=True)
         for provider in resolved:
-            _install_one(mirror, provider, home)
+            _install_one(mirror, provider, home, launcher, environment or {})
         opentofu = mirror / "registry.opentofu.org"
         if (mirror / "registry.terraform.io").is_dir() and not os.path.lexists(opentofu):
             opentofu.symlink_to("registry.terraform.io", target_is_directory=True)

@@ -1,10 +1,11 @@
 """Start and stop local Valkey topologies on free loopback ports.
 
 A :class:`Fleet` is a standalone server, a primary with replicas watched by Sentinels, or a cluster of
-N shards x R replicas. Options add TLS (a throwaway CA made at start), an ACL user per entry of
-``FleetSpec.users``, and ``ovh_like``: the commands OVHcloud disables on its managed Valkey are renamed
-to a secret name known only to the fleet, so clients get ``unknown command`` exactly as on OVH while
-the sandbox itself can still administer the servers.
+N shards x R replicas. Options add TLS (a throwaway CA made at start, or certificates signed by a given
+CA), an ACL user per entry of ``FleetSpec.users``, a fixed port (each server then listens on its own
+loopback address, 127.x.y.z, as each node of a cloud service has its own host), and ``ovh_like``: the
+commands OVHcloud disables on its managed Valkey are renamed to a secret name known only to the fleet, so
+clients get ``unknown command`` exactly as on OVH while the sandbox itself can still administer the servers.
 
 Every process is started by the fleet, recorded by pid, and stopped by pid at teardown; the fleet's
 directory is removed with it.
@@ -16,6 +17,7 @@ import hashlib
 import json
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -27,7 +29,7 @@ import valkey
 from reproducer.catalog import DISABLED_COMMANDS
 from reproducer.errors import SandboxError
 from reproducer.procs import child_env, free_port, pid_alive, stop_pid, wait_until
-from reproducer.sandbox.tls import TlsFiles, make_tls_files
+from reproducer.sandbox.tls import CaFiles, TlsFiles, make_tls_files
 
 Topology = Literal["standalone", "sentinel", "cluster"]
 Role = Literal["primary", "replica", "sentinel"]
@@ -40,6 +42,7 @@ ADMIN_USER = "reproducer-sandbox-admin"
 CLUSTER_SLOTS = 16384
 _BUS_PORT_OFFSET = 10000
 _START_TIMEOUT = 15.0
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,11 @@ class AclUser:
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """What to start. ``replicas`` is per shard; ``shards`` only matters for a cluster."""
+    """What to start. ``replicas`` is per shard; ``shards`` only matters for a cluster.
+
+    ``port``: every server listens on this port, each on a loopback address of its own (default: free ports on
+    127.0.0.1). ``tls_ca_cert``/``tls_ca_key``: the CA that signs the fleet's certificates (default: a new one).
+    """
 
     topology: Topology = "standalone"
     shards: int = 1
@@ -64,6 +71,9 @@ class FleetSpec:
     users: tuple[AclUser, ...] = ()
     default_user_password: str | None = None
     maxmemory: str | None = None
+    port: int | None = None
+    tls_ca_cert: str | None = None
+    tls_ca_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.topology == "standalone" and (self.replicas or self.shards != 1):
@@ -81,11 +91,12 @@ class Node:
     shard: int
     directory: str
     pid: int = 0
+    host: str = LOOPBACK
 
     @property
     def address(self) -> str:
         """``host:port`` of this node on loopback."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 @dataclass
@@ -207,7 +218,7 @@ class Fleet:
         if node.role != "sentinel" and username is None:
             username, password = ADMIN_USER, self._state.admin_password
         return valkey.Valkey(
-            host="127.0.0.1",
+            host=node.host,
             port=node.port,
             username=username,
             password=password,
@@ -257,9 +268,10 @@ class Fleet:
     # ---- starting --------------------------------------------------------------------------------
 
     def _start_all(self) -> None:
-        if self.spec.tls:
-            make_tls_files(self.root / "tls")
         self._state.nodes = self._plan_nodes()
+        if self.spec.tls:
+            hosts = sorted({n.host for n in self._state.nodes})
+            make_tls_files(self.root / "tls", ca=self._tls_ca(), hosts=hosts)
         for node in self.servers:
             self._launch(node)
         if self.spec.topology == "cluster":
@@ -278,11 +290,19 @@ class Fleet:
             nodes += [self._new_node("sentinel", 0, None) for _ in range(self.spec.sentinels)]
         return nodes
 
+    def _tls_ca(self) -> CaFiles | None:
+        cert, key = self.spec.tls_ca_cert, self.spec.tls_ca_key
+        return CaFiles(Path(cert), Path(key)) if cert and key else None
+
     def _new_node(self, role: Role, shard: int, offset: int | None) -> Node:
-        port = free_port(also_free_at_offset=offset)
-        directory = self.root / f"{role}-{port}"
+        if self.spec.port is not None and role != "sentinel":
+            host, port = free_loopback_host(self.spec.port, offset), self.spec.port
+            directory = self.root / f"{role}-{host}-{port}"
+        else:
+            host, port = LOOPBACK, free_port(also_free_at_offset=offset)
+            directory = self.root / f"{role}-{port}"
         directory.mkdir()
-        return Node(role=role, port=port, shard=shard, directory=str(directory))
+        return Node(role=role, port=port, shard=shard, directory=str(directory), host=host)
 
     def _launch(self, node: Node) -> None:
         conf = Path(node.directory) / "valkey.conf"
@@ -321,7 +341,7 @@ class Fleet:
 
     def _common_config(self, node: Node) -> list[str]:
         lines = [
-            "bind 127.0.0.1",
+            f"bind {node.host}",
             "protected-mode no",
             "daemonize no",
             f'dir "{node.directory}"',
@@ -354,10 +374,13 @@ class Fleet:
         lines += [f"rename-command {c} {self.admin_name(c)}" for c in self.disabled_commands()]
         if self.spec.maxmemory:
             lines.append(f"maxmemory {self.spec.maxmemory}")
+        if node.host != LOOPBACK:  # peers must see this node's own address, not the kernel's pick of 127.0.0.1
+            lines += [f"bind-source-addr {node.host}"]
         if self.spec.topology == "cluster":
             lines += ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 3000"]
+            lines += [f"cluster-announce-ip {node.host}"] if node.host != LOOPBACK else []
         elif node.role == "replica":
-            lines += [f"replicaof 127.0.0.1 {self.primary.port}", f"masteruser {ADMIN_USER}"]
+            lines += [f"replicaof {self.primary.host} {self.primary.port}", f"masteruser {ADMIN_USER}"]
             lines.append(f"masterauth {self._state.admin_password}")
         return lines
 
@@ -365,7 +388,7 @@ class Fleet:
         name, primary = SENTINEL_PRIMARY_NAME, self.primary
         quorum = len(self.sentinels) // 2 + 1
         lines = [
-            f"sentinel monitor {name} 127.0.0.1 {primary.port} {quorum}",
+            f"sentinel monitor {name} {primary.host} {primary.port} {quorum}",
             f"sentinel auth-user {name} {ADMIN_USER}",
             f"sentinel auth-pass {name} {self._state.admin_password}",
             f"sentinel down-after-milliseconds {name} 2000",
@@ -376,7 +399,7 @@ class Fleet:
     def _form_cluster(self) -> None:
         first, servers = self.servers[0], self.servers
         for node in servers[1:]:
-            self.admin(first, "CLUSTER", "MEET", "127.0.0.1", node.port, node.port + _BUS_PORT_OFFSET)
+            self.admin(first, "CLUSTER", "MEET", node.host, node.port, node.port + _BUS_PORT_OFFSET)
         wait_until(lambda: self._all_known(len(servers)), timeout=_START_TIMEOUT, what="cluster nodes to meet")
         primaries = [n for n in servers if n.role == "primary"]
         for shard, node in enumerate(primaries):
@@ -425,6 +448,32 @@ def hash_password(password: str) -> str:
 def slot_range(shard: int, shards: int) -> tuple[int, int]:
     """First and last hash slot of ``shard`` when ``shards`` primaries split the 16384 slots evenly."""
     return shard * CLUSTER_SLOTS // shards, (shard + 1) * CLUSTER_SLOTS // shards - 1
+
+
+def free_loopback_host(port: int, offset: int | None = None, *, attempts: int = 200) -> str:
+    """A random loopback address (127.a.b.c, never 127.0.0.x) where ``port`` (and ``port + offset``) can be bound.
+
+    Linux routes all of 127.0.0.0/8 to the loopback interface, so servers can share a port number on
+    addresses of their own. Raises SandboxError when none is found (something listens on 0.0.0.0:port).
+    """
+    ports = [port] if offset is None else [port, port + offset]
+    for _ in range(attempts):
+        host = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        if all(_bindable(host, p) for p in ports):
+            return host
+    raise SandboxError(
+        f"no loopback address found where port {port} is free",
+        hint=f"something listens on 0.0.0.0:{port}: stop it, or use another port",
+    )
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _default_user_line(password: str | None) -> str:

@@ -1,12 +1,15 @@
 """Throwaway TLS material for the sandbox: a private CA, a server and a client certificate.
 
-The CA exists only for the lifetime of one fleet; its key never leaves the fleet's directory.
+By default the CA exists only for the lifetime of one fleet and its key never leaves the fleet's directory.
+A cloud twin instead keeps one CA for its whole world (:func:`make_ca_files`, made once) and has each fleet's
+certificates signed by it (``make_tls_files(..., ca=...)``), as a cloud signs every instance with its CA.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from reproducer.atomic import atomic_write
 
 _VALIDITY = dt.timedelta(days=2)
 
@@ -50,10 +55,18 @@ def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublic
     )
 
 
-def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+@dataclass(frozen=True)
+class CaFiles:
+    """A CA kept in two PEM files: its certificate and its private key (0600)."""
+
+    cert: Path
+    key: Path
+
+
+def _make_ca(common_name: str = "reproducer sandbox CA") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _key()
     cert = (
-        _builder("reproducer sandbox CA", _name("reproducer sandbox CA"), key.public_key())
+        _builder(common_name, _name(common_name), key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
         .sign(key, hashes.SHA256())
@@ -66,12 +79,13 @@ def _make_leaf(
     ca_cert: x509.Certificate,
     name: str,
     usages: list[x509.ObjectIdentifier],
+    hosts: Sequence[str] = (),
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _key()
+    addresses = dict.fromkeys(["127.0.0.1", "::1", *hosts])
     alt_names: list[x509.GeneralName] = [
         x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
+        *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses),
     ]
     cert = (
         _builder(name, ca_cert.subject, key.public_key())
@@ -93,14 +107,38 @@ def _write_pair(directory: Path, stem: str, key: ec.EllipticCurvePrivateKey, cer
     (directory / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make_tls_files(directory: Path) -> TlsFiles:
-    """Create a CA, a server certificate (localhost, 127.0.0.1, ::1) and a client certificate in ``directory``."""
+def make_ca_files(files: CaFiles, common_name: str) -> CaFiles:
+    """Create a CA in ``files`` unless both files exist already; the key file is 0600. Returns ``files``."""
+    if files.cert.exists() and files.key.exists():
+        return files
+    files.cert.parent.mkdir(parents=True, exist_ok=True)
+    key, cert = _make_ca(common_name)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    atomic_write(files.key, key_pem.decode("ascii"))  # through mkstemp: 0600 from the start
+    atomic_write(files.cert, cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+    return files
+
+
+def _load_ca(files: CaFiles) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = serialization.load_pem_private_key(files.key.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{files.key} is not an EC private key")
+    return key, x509.load_pem_x509_certificate(files.cert.read_bytes())
+
+
+def make_tls_files(directory: Path, *, ca: CaFiles | None = None, hosts: Sequence[str] = ()) -> TlsFiles:
+    """Create a server certificate (localhost, 127.0.0.1, ::1 and ``hosts``) and a client certificate in ``directory``.
+
+    They are signed by ``ca`` when given (its certificate is copied to ``ca.crt``), else by a new CA made there.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = _make_ca()
+    ca_key, ca_cert = _load_ca(ca) if ca else _make_ca()
     (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     # Servers also present their certificate as clients (replication, cluster bus, Sentinel).
     both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    server = _make_leaf(ca_key, ca_cert, "localhost", both)
+    server = _make_leaf(ca_key, ca_cert, "localhost", both, hosts)
     _write_pair(directory, "server", *server)
     client = _make_leaf(ca_key, ca_cert, "reproducer client", [ExtendedKeyUsageOID.CLIENT_AUTH])
     _write_pair(directory, "client", *client)

@@ -9,3 +9,7 @@ with its source). Resource types a twin does not model behave as in the offline 
 Only the sandbox's Terraform CLI configuration selects the twins: the rendered files stay byte-identical to
 those sent to the real cloud. Twins are test infrastructure, not a promise about the clouds.
 """
+
+from reproducer.twins.mirror import install_twins, running_processes, stop_all, trusted_ca
+
+__all__ = ["install_twins", "running_processes", "stop_all", "trusted_ca"]
