@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from reproducer.errors import SandboxError
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import Fleet, FleetSpec, Node, Topology
+from reproducer.sandbox.fleet import Fleet, Node
+from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
 INSTANCE = "google_memorystore_instance"
@@ -313,13 +313,13 @@ def instance_fleet(world: TwinWorld, state: dict[str, Any]) -> Fleet:
     return Fleet.attach(world.fleet_dir(INSTANCE, _record_id(str(state["id"]))))
 
 
-def _fleet_spec(state: dict[str, Any]) -> FleetSpec:
-    shards, replicas = int(state["shard_count"]), int(state["replica_count"])
-    tls = state["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
-    if state["mode"] == "CLUSTER":
-        return FleetSpec(topology="cluster", shards=shards, replicas=replicas, tls=tls)
-    topology: Topology = "sentinel" if replicas else "standalone"
-    return FleetSpec(topology=topology, replicas=replicas, sentinels=0, tls=tls)
+def _shape(state: dict[str, Any]) -> valkey.ValkeyShape:
+    return valkey.ValkeyShape(
+        shards=int(state["shard_count"]),
+        replicas=int(state["replica_count"]),
+        cluster=state["mode"] == "CLUSTER",
+        tls=state["transit_encryption_mode"] == "SERVER_AUTHENTICATION",
+    )
 
 
 def _check_enum(config: dict[str, Any], name: str) -> None:
@@ -401,11 +401,10 @@ class MemorystoreInstance:
         state = {**change.planned, **{k: change.prior[k] for k in ("id", "name", "uid", "create_time")}}
         state = self._defaults(state, str(change.prior["project"]))
         _check_api_rules(state)
-        fleet = instance_fleet(change.world, change.prior)
-        if _fleet_spec(state) != fleet.spec:
-            fleet.stop()
+        if _shape(state) != _shape(self._defaults(change.prior, str(change.prior["project"]))):
             fleet = self._start(change.world, state)
         else:
+            fleet = instance_fleet(change.world, change.prior)
             self._configure(change.world, fleet, state)
         return self._record(change.world, fleet, state)
 
@@ -418,9 +417,7 @@ class MemorystoreInstance:
                 f"Instance {change.prior['id']} has deletion protection enabled: set deletion_protection_enabled "
                 "= false, apply, then destroy.",
             )
-        root = change.world.fleet_dir(INSTANCE, _record_id(str(change.prior["id"])))
-        if (root / "fleet.json").exists():
-            Fleet.attach(root).stop()
+        valkey.stop(change.world, INSTANCE, _record_id(str(change.prior["id"])))
         change.world.forget(INSTANCE, _record_id(str(change.prior["id"])))
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
@@ -428,7 +425,7 @@ class MemorystoreInstance:
         recorded = world.load(INSTANCE, _record_id(str(state.get("id"))))
         if recorded is None:
             return None
-        if not instance_fleet(world, recorded).alive():
+        if valkey.fleet_of(world, INSTANCE, _record_id(str(recorded["id"]))) is None:
             return None
         return {**state, **{k: recorded[k] for k in ("endpoints", "managed_server_ca", "state")}}
 
@@ -461,13 +458,10 @@ class MemorystoreInstance:
         return list(state.get("desired_auto_created_endpoints") or state.get("desired_psc_auto_connections") or [])
 
     def _start(self, world: TwinWorld, state: dict[str, Any]) -> Fleet:
-        root = world.fleet_dir(INSTANCE, _record_id(str(state["id"])))
-        if (root / "fleet.json").exists():
-            Fleet.attach(root).stop()
-        try:
-            fleet = Fleet.start(_fleet_spec(state), root)
-        except SandboxError as exc:
-            raise TwinError(f"the twin could not start Valkey for {state['id']}: {exc.message}", exc.hint) from None
+        record_id = _record_id(str(state["id"]))
+        valkey.stop(world, INSTANCE, record_id)
+        valkey.start(world, INSTANCE, record_id, _shape(state))
+        fleet = instance_fleet(world, state)
         try:
             self._configure(world, fleet, state)
         except BaseException:
@@ -503,7 +497,7 @@ class MemorystoreInstance:
                 {"connection_type": c["connection_type"], "service_attachment": c["service_attachment"]}
                 for c in connections
             ],
-            "managed_server_ca": self._server_ca(fleet, state),
+            "managed_server_ca": self._server_ca(world, state),
         }
         world.save(INSTANCE, _record_id(str(state["id"])), plain(state))
         return state
@@ -533,7 +527,7 @@ class MemorystoreInstance:
             out.append(
                 {
                     "connection_type": kind,
-                    "ip_address": "127.0.0.1",
+                    "ip_address": node.host,
                     "port": node.port,
                     "network": requests[0]["network"],
                     "project_id": requests[0]["project_id"],
@@ -547,11 +541,10 @@ class MemorystoreInstance:
         return out
 
     @staticmethod
-    def _server_ca(fleet: Fleet, state: dict[str, Any]) -> list[dict[str, Any]]:
-        files = fleet.tls_files
-        if files is None or state["server_ca_mode"] == "CUSTOMER_MANAGED_CAS_CA":
+    def _server_ca(world: TwinWorld, state: dict[str, Any]) -> list[dict[str, Any]]:
+        if not _shape(state).tls or state["server_ca_mode"] == "CUSTOMER_MANAGED_CAS_CA":
             return []
-        return [{"ca_certs": [{"certificates": [files.ca_cert.read_text(encoding="ascii")]}]}]
+        return [{"ca_certs": [{"certificates": [valkey.world_ca(world).cert.read_text(encoding="ascii")]}]}]
 
 
 RESOURCES = (MemorystoreInstance(), AclPolicy(), ProjectService(), ConnectionPolicy())

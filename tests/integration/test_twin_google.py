@@ -6,54 +6,22 @@ run on small configurations of their own, failing at plan time or before any Val
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import pytest
 import valkey
 from valkey.cluster import ValkeyCluster
 
-from reproducer.offline import install_mirror, offline_provider
+from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
-from reproducer.sandbox.fleet import Fleet
 from reproducer.twins import google
-from reproducer.twins.base import ROOT_VARIABLE, TwinWorld
+from reproducer.twins.base import TwinWorld
+from reproducer.twins.mirror import install_twins, running_processes
 
 PROJECT = "twin-proj"
 REGION = "europe-west9"
 PASSWORD = "twin-Pass-1234"
-
-_SERVE = (
-    "import importlib, sys, tf.provider, tf.runner; from pathlib import Path; "
-    "from reproducer.offline.schema import load; from reproducer.twins.provider import TwinProvider; "
-    "m = importlib.import_module('reproducer.twins.' + sys.argv[3]); "
-    "s = TwinProvider(load(Path(sys.argv[1]), sys.argv[2]), m.RESOURCES, m.DATA_SOURCES); "
-    "tf.provider.ProviderServicer = lambda x: x; tf.runner.run_provider(s, argv=['serve'])"
-)
-
-
-def install_twin(root: Path, key: str, world: Path) -> Path:
-    """A mirror whose ``key`` provider is its twin (until ``reproducer.twins`` installs twins itself)."""
-    config = install_mirror(root, [key])
-    provider = offline_provider(key)
-    (executable,) = (root / "mirror").glob(f"registry.terraform.io/*/{provider.type}/*/*/terraform-provider-*")
-    script = executable.read_text().splitlines()
-    command = [sys.executable, "-c", _SERVE, str(provider.schema), provider.address, key]
-    body = [line for line in script if not line.startswith("exec ")]
-    executable.write_text(
-        "\n".join(
-            [
-                *body,
-                f"{ROOT_VARIABLE}={shlex.quote(str(world))}; export {ROOT_VARIABLE}",
-                "exec " + shlex.join(command),
-                "",
-            ]
-        )
-    )
-    return config
-
 
 HEADER = f"""
 terraform {{
@@ -188,20 +156,15 @@ def terraform(tmp: Path, main: str, world: Path) -> Terraform:
     workdir = tmp / "work"
     workdir.mkdir(parents=True)
     (workdir / "main.tf").write_text(main)
-    tf = Terraform(workdir, cli_config=install_twin(tmp / "mirror", "google", world), timeout=120)
+    tf = Terraform(workdir, cli_config=install_twins(world.parent, ["google"]), timeout=120)
     tf.init()
     return tf
-
-
-def fleet_pids(world: Path) -> list[int]:
-    """Every process of every fleet the twins started in ``world``."""
-    return [n.pid for root in (world / "fleets").glob("*/*") for n in Fleet.attach(root).nodes]
 
 
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("google-twin")
-    world = tmp / "world"
+    world = tmp / "twins" / "world"
     google.enable_services(TwinWorld(world), PROJECT, google.REQUIRED_APIS)
     tf = terraform(tmp, MAIN, world)
     secret = [Var("password", PASSWORD, secret=True)]
@@ -252,17 +215,17 @@ def test_second_plan_changes_nothing(applied):
 
 def test_destroy_leaves_no_process(applied):
     tf, world, secret, _outputs = applied
-    pids = fleet_pids(world)
-    assert len(pids) == 4 and all(map(pid_alive, pids))
+    pids = running_processes(world.parent)
+    assert len(pids) == 4
     tf.destroy(secret)
-    assert not any(map(pid_alive, pids)) and not list((world / "fleets").glob("*/*"))
+    assert running_processes(world.parent) == [] and not any(map(pid_alive, pids))
 
 
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory):
     """A working directory for the rule cases, in a world whose project has no API enabled yet."""
     tmp = tmp_path_factory.mktemp("google-rules")
-    world = tmp / "world"
+    world = tmp / "twins" / "world"
     tf = terraform(tmp, HEADER, world)
     yield tf, TwinWorld(world)
     assert not list((world / "fleets").glob("*/*"))  # no rule case started Valkey
