@@ -7,13 +7,14 @@ nodes), the service is TLS-only by default, and Aiven's defaults that differ fro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from typing import Any
 
-from reproducer.errors import SandboxError
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import Fleet, FleetSpec, Topology, hash_password
+from reproducer.sandbox.fleet import AclUser, Fleet, hash_password
+from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
 SERVICE = "aiven_valkey"
@@ -66,11 +67,21 @@ def _user_config(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_fleet(world: TwinWorld, project: str, service_name: str) -> Fleet | None:
-    """The fleet of a running service, or None when the service does not exist."""
-    root = world.fleet_dir(SERVICE, _record_id(project, service_name))
-    if world.load(SERVICE, _record_id(project, service_name)) is None or not (root / "fleet.json").exists():
+    """The fleet of a running service, or None when the service does not exist (or its Valkey is gone)."""
+    if world.load(SERVICE, _record_id(project, service_name)) is None:
         return None
-    return Fleet.attach(root)
+    return valkey.fleet_of(world, SERVICE, _record_id(project, service_name))
+
+
+def plain(value: Any) -> Any:
+    """``value`` with unknowns as null, to be recorded as JSON."""
+    if value is UNKNOWN:
+        return None
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 # ---- aiven_valkey -------------------------------------------------------------------------------------------
@@ -81,12 +92,21 @@ def _check_plan(plan: str) -> None:
         raise _api_error(400, f"Invalid plan '{plan}' for service type 'valkey'")
 
 
-def _fleet_spec(plan: str, ssl: bool, default_password: str) -> FleetSpec:
-    nodes = TIER_NODES[plan.split("-", maxsplit=1)[0]]
-    topology: Topology = "standalone" if nodes == 1 else "sentinel"
-    return FleetSpec(
-        topology=topology, replicas=nodes - 1, sentinels=0, tls=ssl, default_user_password=default_password
+def _shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
+    """One node per plan tier's count; TLS unless ``valkey_ssl = false``; user ``default`` with the password."""
+    nodes = TIER_NODES[str(state["plan"]).split("-", maxsplit=1)[0]]
+    return valkey.ValkeyShape(
+        replicas=nodes - 1,
+        tls=_user_config(state).get("valkey_ssl") is not False,
+        users=(AclUser("default", default_password, "~* &* +@all"),),
+        parameters=_parameters(state),
     )
+
+
+def _parameters(state: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The user config's Valkey parameters, with Aiven's defaults where it is silent."""
+    config = {**DEFAULTS, **{k: v for k, v in _user_config(state).items() if _known(v)}}
+    return tuple((parameter, str(config[option])) for option, parameter in PARAMETERS.items() if option in config)
 
 
 class ValkeyService:
@@ -124,17 +144,11 @@ class ValkeyService:
         if change.world.load(SERVICE, _record_id(project, name)) is not None:
             raise _api_error(409, f"Service name '{name}' is already in use in project '{project}'")
         password = _password()
-        ssl = _user_config(state).get("valkey_ssl") is not False
-        root = change.world.fleet_dir(SERVICE, _record_id(project, name))
-        try:
-            fleet = Fleet.start(_fleet_spec(str(state["plan"]), ssl, password), root)
-        except SandboxError as exc:
-            raise TwinError(f"the twin could not start Valkey for {name}: {exc.message}", exc.hint) from None
-        try:
-            _configure(fleet, state)
-        except BaseException:
-            fleet.stop()
-            raise
+        record_id = _record_id(project, name)
+        valkey.stop(change.world, SERVICE, record_id)
+        valkey.start(change.world, SERVICE, record_id, _shape(state, password))
+        fleet = valkey.fleet_of(change.world, SERVICE, record_id)
+        assert fleet is not None
         return self._record(change.world, fleet, state, password)
 
     def update(self, change: Change) -> dict[str, Any]:
@@ -147,11 +161,15 @@ class ValkeyService:
         if fleet is None:
             raise _api_error(404, "Service not found")
         password = str(change.prior["service_password"])
-        ssl = _user_config(state).get("valkey_ssl") is not False
-        if _fleet_spec(str(state["plan"]), ssl, password) != fleet.spec:
-            fleet.stop()
-            fleet = Fleet.start(_fleet_spec(str(state["plan"]), ssl, password), fleet.root)
-        _configure(fleet, state)
+        shape, before = _shape(state, password), _shape(change.prior, password)
+        if dataclasses.replace(shape, parameters=()) != dataclasses.replace(before, parameters=()):
+            record_id = _record_id(project, name)
+            valkey.stop(change.world, SERVICE, record_id)
+            valkey.start(change.world, SERVICE, record_id, shape)
+            fleet = valkey.fleet_of(change.world, SERVICE, record_id)
+            assert fleet is not None
+        else:
+            valkey.apply_parameters(fleet, shape.parameters)
         return self._record(change.world, fleet, state, password)
 
     def delete(self, change: Change) -> None:
@@ -162,9 +180,7 @@ class ValkeyService:
                 403, "Service is protected against termination and shutdown. Remove termination protection first."
             )
         project, name = str(change.prior["project"]), str(change.prior["service_name"])
-        fleet = service_fleet(change.world, project, name)
-        if fleet is not None:
-            fleet.stop()
+        valkey.stop(change.world, SERVICE, _record_id(project, name))
         change.world.forget(SERVICE, _record_id(project, name))
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
@@ -176,15 +192,15 @@ class ValkeyService:
     def _record(world: TwinWorld, fleet: Fleet, state: dict[str, Any], password: str) -> dict[str, Any]:
         project, name = str(state["project"]), str(state["service_name"])
         ssl = fleet.spec.tls
-        primary = fleet.primary
+        primary = valkey.addresses(fleet)[0]
         scheme = "valkeys" if ssl else "valkey"
-        uri = f"{scheme}://default:{password}@127.0.0.1:{primary.port}"
+        uri = f"{scheme}://default:{password}@{primary.address}"
         components = [
             {
                 "component": "valkey",
-                "host": "127.0.0.1",
+                "host": node.host,
                 "port": node.port,
-                "connection_uri": f"{scheme}://127.0.0.1:{node.port}",
+                "connection_uri": f"{scheme}://{node.address}",
                 "route": "dynamic",
                 "usage": "primary" if node.role == "primary" else "replica",
                 "ssl": ssl,
@@ -192,12 +208,12 @@ class ValkeyService:
                 "kafka_authentication_method": None,
                 "kafka_ssl_ca": None,
             }
-            for node in fleet.servers[:2]
+            for node in valkey.addresses(fleet)[:2]
         ]
         out = {
             **state,
             "id": f"{project}/{name}",
-            "service_host": "127.0.0.1",
+            "service_host": primary.host,
             "service_port": primary.port,
             "service_uri": uri,
             "service_username": "default",
@@ -211,20 +227,9 @@ class ValkeyService:
         world.save(
             SERVICE,
             _record_id(project, name),
-            {k: v for k, v in out.items() if "password" not in k and k != "service_uri"},
+            plain({k: v for k, v in out.items() if "password" not in k and k != "service_uri"}),
         )
         return out
-
-
-def _configure(fleet: Fleet, state: dict[str, Any]) -> None:
-    """Apply the user config (and Aiven's defaults where it is silent) to every server."""
-    config = {**DEFAULTS, **{k: v for k, v in _user_config(state).items() if _known(v)}}
-    for option, parameter in PARAMETERS.items():
-        if option in config:
-            try:
-                fleet.set_config(parameter, str(config[option]))
-            except Exception as exc:  # valkey-py's ResponseError
-                raise _api_error(400, f"Invalid value for {option}: {exc}") from None
 
 
 # ---- aiven_valkey_user --------------------------------------------------------------------------------------
