@@ -231,12 +231,12 @@ def rules(tmp_path_factory):
     assert not list((world / "fleets").glob("*/*"))  # no rule case started Valkey
 
 
-def refused(tf: Terraform, main: str, *, apply: bool) -> str:
-    """The error text of planning (or applying) ``main``."""
+def refused(tf: Terraform, main: str, *, apply: bool) -> list[str]:
+    """The errors of planning (or applying) ``main``, one text per diagnostic."""
     (tf.workdir / "main.tf").write_text(main)
     with pytest.raises(TerraformError) as caught:
         tf.apply() if apply else tf.plan()
-    return str(caught.value)
+    return [f"{d.summary} {d.detail}" for d in caught.value.diagnostics if d.severity == "error"]
 
 
 SMALL = '  shard_count = 1\n  mode = "CLUSTER_DISABLED"\n  deletion_protection_enabled = false\n'
@@ -244,48 +244,57 @@ SMALL = '  shard_count = 1\n  mode = "CLUSTER_DISABLED"\n  deletion_protection_e
 
 def test_a_project_without_the_memorystore_apis_refuses_the_instance(rules):
     tf, world = rules
-    number = google.project_number(PROJECT)
-    text = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
-    assert f"googleapi: Error 403: Memorystore API has not been used in project {number} before" in text
-    google.enable_services(world, PROJECT, ["memorystore.googleapis.com"])
-    text = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
-    assert "Network Connectivity API has not been used in project" in text
-    assert f"apis/api/networkconnectivity.googleapis.com/overview?project={number} then retry" in text
+    google.enable_services(world, "half-proj", ["memorystore.googleapis.com"])
+    fresh = instance("fresh", SMALL).replace(f'"{PROJECT}"', '"fresh-proj"')
+    half = instance("half", SMALL).replace(f'"{PROJECT}"', '"half-proj"')
+    errors = sorted(refused(tf, HEADER + POLICY + fresh + half, apply=True))
+    fresh_number, half_number = google.project_number("fresh-proj"), google.project_number("half-proj")
+    assert [e.split(" has not been used")[0] for e in errors] == [
+        "googleapi: Error 403: Memorystore API",
+        "googleapi: Error 403: Network Connectivity API",
+    ]
+    assert f"in project {fresh_number} before or it is disabled. Enable it by visiting" in errors[0]
+    assert f"apis/api/networkconnectivity.googleapis.com/overview?project={half_number} then retry" in errors[1]
 
 
 def test_an_instance_needs_a_service_connection_policy_on_its_network(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
-    text = refused(tf, HEADER + instance("nopolicy", SMALL, depends=False), apply=True)
+    (text,) = refused(tf, HEADER + instance("nopolicy", SMALL, depends=False), apply=True)
     assert "No service connection policy is associated with project: twin-proj, network:" in text
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (
-            '  shard_count = 1\n  mode = "CLUSTERED"\n',
-            'expected mode to be one of ["CLUSTER" "CLUSTER_DISABLED" ""], got CLUSTERED',
-        ),
-        ('  shard_count = 1\n  node_type = "HIGHMEM_HUGE"\n', "expected node_type to be one of"),
-        ('  shard_count = 1\n  transit_encryption_mode = "TLS"\n', "expected transit_encryption_mode to be one of"),
-    ],
-)
-def test_provider_enums_are_checked_at_plan_time(rules, body, message):
+#: One case per plan-time rule: (instance body, the exact text of its error).
+ENUM_RULES = [
+    (
+        '  shard_count = 1\n  mode = "CLUSTERED"\n',
+        'expected mode to be one of ["CLUSTER" "CLUSTER_DISABLED" ""], got CLUSTERED',
+    ),
+    ('  shard_count = 1\n  node_type = "HIGHMEM_HUGE"\n', "expected node_type to be one of"),
+    ('  shard_count = 1\n  transit_encryption_mode = "TLS"\n', "expected transit_encryption_mode to be one of"),
+]
+#: One case per rule of the API (the plan passes, the apply fails): (instance body, the exact text).
+API_RULES = [
+    (SMALL.replace("shard_count = 1", "shard_count = 2"), "shard_count must be 1 when mode is CLUSTER_DISABLED"),
+    (SMALL + "  replica_count = 6\n", "replica_count must be between 0 and 5"),
+    (SMALL + '  engine_version = "VALKEY_8_1"\n', "Invalid engine_version 'VALKEY_8_1'"),
+]
+
+
+def test_provider_enums_are_checked_at_plan_time(rules):
     tf, _world = rules
-    assert message in refused(tf, HEADER + POLICY + instance("enum", body), apply=False)
+    main = HEADER + POLICY + "".join(instance(f"enum{i}", body) for i, (body, _m) in enumerate(ENUM_RULES))
+    errors = refused(tf, main, apply=False)
+    assert len(errors) == len(ENUM_RULES)
+    for _body, message in ENUM_RULES:
+        assert sum(message in e for e in errors) == 1, message
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (SMALL.replace("shard_count = 1", "shard_count = 2"), "shard_count must be 1 when mode is CLUSTER_DISABLED"),
-        (SMALL + "  replica_count = 6\n", "replica_count must be between 0 and 5"),
-        (SMALL + '  engine_version = "VALKEY_8_1"\n', "Invalid engine_version 'VALKEY_8_1'"),
-    ],
-)
-def test_api_rules_fail_the_apply_before_any_valkey_starts(rules, body, message):
+def test_api_rules_fail_the_apply_before_any_valkey_starts(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
-    text = refused(tf, HEADER + POLICY + instance("apirule", body), apply=True)
-    assert f"googleapi: Error 400: {message}" in text
+    main = HEADER + POLICY + "".join(instance(f"api{i}", body) for i, (body, _m) in enumerate(API_RULES))
+    errors = refused(tf, main, apply=True)
+    assert len(errors) == len(API_RULES)
+    for _body, message in API_RULES:
+        assert sum(e.startswith(f"googleapi: Error 400: {message}") for e in errors) == 1, message
