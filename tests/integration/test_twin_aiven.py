@@ -1,0 +1,243 @@
+"""The aiven twin under real Terraform: a plan's tier becomes real Valkey of that size, users get write-only passwords.
+
+One apply (a Business service with a user, a Startup service) is shared by the module; the rules run on small
+configurations of their own, failing at plan time or before any Valkey starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import valkey
+
+from reproducer.offline import offline_provider
+from reproducer.procs import pid_alive
+from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.twins.mirror import install_twins, running_processes, trusted_ca
+
+PASSWORD = "twin-Pass-1234"
+
+HEADER = f"""
+terraform {{
+  required_providers {{
+    aiven = {{
+      source  = "aiven/aiven"
+      version = "{offline_provider("aiven").version}"
+    }}
+  }}
+}}
+
+provider "aiven" {{}}
+"""
+
+MAIN = (
+    HEADER
+    + """
+variable "password" {
+  type      = string
+  sensitive = true
+}
+
+resource "aiven_valkey" "business" {
+  project      = "twin-project"
+  service_name = "cache"
+  cloud_name   = "google-europe-west9"
+  plan         = "business-4"
+
+  valkey_user_config {
+    valkey_version        = "8.1"
+    valkey_lfu_log_factor = 10
+  }
+}
+
+resource "aiven_valkey" "startup" {
+  project      = "twin-project"
+  service_name = "small"
+  cloud_name   = "google-europe-west9"
+  plan         = "startup-4"
+}
+
+resource "aiven_valkey_user" "app" {
+  project               = "twin-project"
+  service_name          = aiven_valkey.business.service_name
+  username              = "app"
+  password_wo           = var.password
+  password_wo_version   = 1
+  valkey_acl_categories = ["+@all"]
+  valkey_acl_commands   = []
+  valkey_acl_keys       = ["app:*"]
+}
+
+output "business" {
+  value     = aiven_valkey.business
+  sensitive = true
+}
+
+output "startup" {
+  value     = aiven_valkey.startup
+  sensitive = true
+}
+
+output "app_password" {
+  value     = aiven_valkey_user.app.password
+  sensitive = true
+}
+"""
+)
+
+
+def terraform(tmp: Path, main: str) -> Terraform:
+    """An initialised working directory with ``main`` against the aiven twin installed under ``tmp/twins``."""
+    workdir = tmp / "work"
+    workdir.mkdir(parents=True)
+    (workdir / "main.tf").write_text(main)
+    tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
+    tf.init()
+    return tf
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("aiven-twin")
+    tf = terraform(tmp, MAIN)
+    secret = [Var("password", PASSWORD, secret=True)]
+    tf.apply(tf.plan(secret), secret)
+    yield tf, tmp / "twins", secret, {k: v.value for k, v in tf.output().items()}
+    tf.destroy(secret)
+
+
+def connect(service: dict, twins: Path, username: str, password: str) -> valkey.Valkey:
+    """A client of the service's announced host and port, verifying TLS with the twin CA."""
+    return valkey.Valkey(
+        host=service["service_host"],
+        port=service["service_port"],
+        username=username,
+        password=password,
+        ssl=True,
+        ssl_ca_certs=str(trusted_ca(twins)),
+        ssl_cert_reqs="required",
+        socket_timeout=5,
+    )
+
+
+def test_business_plan_is_a_tls_primary_with_a_standby_and_aiven_defaults(applied):
+    _tf, twins, _secret, outputs = applied
+    service = outputs["business"]
+    assert service["state"] == "RUNNING" and service["service_username"] == "default"
+    assert service["service_uri"].startswith(f"valkeys://default:{service['service_password']}@")
+    assert service["service_uri"].endswith(f":{service['service_port']}") and service["service_port"] > 1024
+    assert [c["usage"] for c in service["components"]] == ["primary", "replica"]
+    with connect(service, twins, "default", service["service_password"]) as conn:
+        assert conn.info("replication")["connected_slaves"] == 1
+        settings = (
+            conn.config_get("timeout") | conn.config_get("lfu-log-factor") | conn.config_get("acl-pubsub-default")
+        )
+        assert settings == {"timeout": "300", "lfu-log-factor": "10", "acl-pubsub-default": "allchannels"}
+
+
+def test_startup_plan_is_one_node(applied):
+    _tf, twins, _secret, outputs = applied
+    service = outputs["startup"]
+    with connect(service, twins, "default", service["service_password"]) as conn:
+        assert conn.info("replication")["connected_slaves"] == 0
+    with pytest.raises(valkey.exceptions.ConnectionError):
+        valkey.Valkey(host=service["service_host"], port=service["service_port"], socket_timeout=5).ping()
+
+
+def test_user_gets_its_write_only_password_which_stays_out_of_the_state(applied):
+    tf, twins, _secret, outputs = applied
+    assert outputs["app_password"] == ""
+    with connect(outputs["business"], twins, "app", PASSWORD) as conn:
+        assert conn.set("app:k", "v")
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            conn.set("other:k", "v")
+    assert PASSWORD not in (tf.workdir / "terraform.tfstate").read_text()
+
+
+def test_second_plan_changes_nothing(applied):
+    tf, _twins, secret, _outputs = applied
+    assert not tf.plan(secret, out="again").has_changes
+
+
+def test_destroy_leaves_no_process(applied):
+    tf, twins, secret, _outputs = applied
+    pids = running_processes(twins)
+    assert len(pids) == 3
+    tf.destroy(secret)
+    assert running_processes(twins) == [] and not any(map(pid_alive, pids))
+
+
+@pytest.fixture(scope="module")
+def rules(tmp_path_factory):
+    """A working directory for the rule cases."""
+    tmp = tmp_path_factory.mktemp("aiven-rules")
+    yield terraform(tmp, HEADER)
+    assert running_processes(tmp / "twins") == []  # no rule case started Valkey
+
+
+def service(name: str, plan: str, user_config: str = "") -> str:
+    """An ``aiven_valkey`` with ``plan`` and an optional user-config body."""
+    block = f"\n  valkey_user_config {{\n{user_config}  }}\n" if user_config else ""
+    return f"""
+resource "aiven_valkey" "{name}" {{
+  project      = "twin-project"
+  service_name = "{name}"
+  plan         = "{plan}"
+{block}}}
+"""
+
+
+def user(name: str, body: str) -> str:
+    """An ``aiven_valkey_user`` of a service that does not exist, with ``body``."""
+    return f"""
+resource "aiven_valkey_user" "{name}" {{
+  project      = "twin-project"
+  service_name = "nothing"
+{body}}}
+"""
+
+
+def refused(tf: Terraform, main: str, *, apply: bool) -> list[str]:
+    """The errors of planning (or applying) ``main``, one text per diagnostic."""
+    (tf.workdir / "main.tf").write_text(HEADER + main)
+    with pytest.raises(TerraformError) as caught:
+        tf.apply() if apply else tf.plan()
+    return [f"{d.summary} {d.detail}" for d in caught.value.diagnostics if d.severity == "error"]
+
+
+#: One case per plan-time rule: (resource, the exact text of its error).
+PLAN_RULES = [
+    (service("upper", "Business-8"), "invalid plan name 'Business-8'"),
+    (
+        service("version", "business-8", '    valkey_version = "7.2"\n'),
+        'expected valkey_user_config.0.valkey_version to be one of ["8.1" "9.0" "9.1"], got 7.2',
+    ),
+    (
+        user("name", '  username = "-app"\n'),
+        'expected value of username to match regular expression "^[_A-Za-z0-9][-._A-Za-z0-9]{0,63}$", got -app',
+    ),
+    (
+        user("acl", '  username = "app"\n  valkey_acl_categories = ["+@all"]\n  valkey_acl_keys = ["*"]\n'),
+        '"valkey_acl_commands": all of `valkey_acl_categories,valkey_acl_commands,valkey_acl_keys` must be specified',
+    ),
+    (
+        user("short", '  username = "app"\n  password_wo = "short"\n  password_wo_version = 1\n'),
+        "expected length of password_wo to be in the range (8 - 256), got 5 characters",
+    ),
+]
+
+
+def test_provider_rules_fail_at_plan_time(rules):
+    errors = refused(rules, "".join(main for main, _ in PLAN_RULES), apply=False)
+    for _main, message in PLAN_RULES:
+        assert sum(message in e for e in errors) == 1, message
+    assert len(errors) == len(PLAN_RULES)
+
+
+def test_api_rules_fail_the_apply(rules):
+    main = service("enterprise", "enterprise-8") + user("orphan", '  username = "app"\n  password = "long-enough"\n')
+    errors = refused(rules, main, apply=True)
+    assert sorted(e.split(" ", 1)[0] for e in errors) == ["400:", "404:"]
+    assert any("Invalid plan 'enterprise-8' for service type 'valkey'" in e for e in errors)
+    assert any('404: {"errors":[{"message":"Service not found","status":404}]' in e for e in errors)
