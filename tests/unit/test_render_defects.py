@@ -338,3 +338,17 @@ def test_a_target_with_a_public_endpoint_keeps_a_public_source_exact(target):
     report = rows(render(target, "essential"))
     assert report["allow_list"]["support"] == "exact"
     assert report["network.private"]["support"] == "exact"
+
+
+def test_selfmanaged_inventory_logs_in_at_floating_ips_and_keeps_private_addresses_for_valkey():
+    from reproducer.targets.selfmanaged import inventory_from_outputs
+
+    terraform_outputs = {
+        "ansible_inventory": {"value": {"valkey": {"n-0": "198.51.100.7"}}},
+        "valkey_addresses": {"value": {"n-0": "10.0.0.5"}},
+    }
+    host = inventory_from_outputs(terraform_outputs)["all"]["hosts"]["n-0"]
+    assert host == {"ansible_host": "198.51.100.7", "valkey_address": "10.0.0.5"}
+    found = outputs(render("selfmanaged", "business"))
+    assert "openstack_networking_floatingip_v2." in found["ansible_inventory"]
+    assert "all_fixed_ips" not in found["ansible_inventory"] and "all_fixed_ips" in found["valkey_addresses"]
