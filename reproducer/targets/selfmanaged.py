@@ -55,7 +55,7 @@ REACH = compat.Reach(
     inside="Valkey, Sentinel and the cluster announce the instances' private addresses (the floating IPs serve "
     "SSH for Ansible)",
     network_argument="openstack_networking_network_v2",
-    network=(EXACT, "a private network and subnet; attach the project to a vRack on OVH"),
+    network=(APPROX, "a new private network and subnet, not the source's VLAN; attach the project to a vRack on OVH"),
     subnet_argument="openstack_networking_subnet_v2",
     subnet=(APPROX, "same CIDR; OpenStack picks the gateway and allocation pool"),
 )
