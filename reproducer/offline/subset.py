@@ -29,6 +29,10 @@ SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 # Files rebuilt from cdktf/cdktn packages list ``alias`` as a provider argument; it is a meta-argument that
 # Terraform handles itself, so the subset drops it.
 _CDKTF_ARTEFACTS = ("alias",)
+#: Optional attributes the cloud fills in when left unset, which a rebuilt file cannot mark as computed
+#: (openstack.json's method cannot): provider, resource type, attribute. The floating IP's address is
+#: "the actual floating IP" the pool allocates (terraform-provider-openstack docs, networking_floatingip_v2).
+_ALSO_COMPUTED = (("openstack", "openstack_networking_floatingip_v2", "address"),)
 
 
 class SubsetError(Exception):
@@ -92,7 +96,15 @@ def build_subset(key: str, full: dict[str, Any], source_name: str) -> dict[str, 
             "generated_by": "python -m reproducer.offline.subset",
         },
     }
+    _mark_computed(key, document["provider_schemas"][entry.address]["resource_schemas"])
     return document
+
+
+def _mark_computed(key: str, resources: dict[str, Any]) -> None:
+    for provider, type_name, attribute in _ALSO_COMPUTED:
+        found = resources.get(type_name, {}).get("block", {}).get("attributes", {}).get(attribute)
+        if provider == key and found is not None:
+            found["computed"] = True
 
 
 def write_subsets(source_dir: Path, out_dir: Path = SCHEMAS_DIR, keys: Sequence[str] = ()) -> list[Path]:

@@ -9,7 +9,7 @@ from reproducer.errors import InputError
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import ALL_TYPES, CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import BaseTarget, RegionMap, time_hours
+from reproducer.targets.common import BaseTarget, RegionMap, time_hours, with_default_user
 from reproducer.targets.render import one_line
 from reproducer.targets.sizing import NodeSize
 
@@ -25,6 +25,14 @@ USER_CONFIG: dict[str, tuple[str, bool]] = {
     "acl-pubsub-default": ("valkey_acl_channels_default", False),
 }
 TIERS = {0: "startup", 1: "business"}
+#: Nodes of each plan tier, and how the report names them (docs/reference/targets.md#aiven-plans).
+TIER_NODES = {
+    "startup": (1, "one node, no standby"),
+    "business": (2, "primary + standby"),
+    "premium": (3, "primary + 2 standbys"),
+}
+#: Where an empty channel list turning into all channels is documented.
+EMPTY_CHANNELS = "valkey_acl_channels_default unset means allchannels, docs/reference/targets.md#empty-channel-lists"
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 #: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
@@ -85,27 +93,36 @@ class AivenTarget(BaseTarget):
             "persistence": persistence,
             "backup_hour": time_hours(spec.backups.time, 2),
             "maintenance_time": spec.maintenance_time or "04:00:00",
-            "extra_users": [u for u in context["users"] if u["name"] != "default"],
+            "tier": tier,
+            "users": with_default_user(context["users"]),
+            "extra_users": [
+                u | {"categories": compat.no_channels(u["user"], EMPTY_CHANNELS)[0]}
+                for u in context["users"]
+                if u["name"] != "default"
+            ],
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
         """Compatibility of every attribute with Aiven."""
         shards, size = context["shards"], context["size"]
+        nodes, shape = TIER_NODES[context["tier"]]
         decide: dict[str, compat.Decision] = {
             "engine.version": (APPROX, "valkey_version", "Aiven offers 8.1 and later; 8.1 is used"),
             "plan.flavor": (EXACT if size.fits else MANUAL, "plan", f"{context['plan']}: {size.note}"),
-            "topology.mode": (EXACT if shards == 1 else NONE, "plan", "primary + standby per plan tier"),
+            "topology.mode": (EXACT if shards == 1 else NONE, "plan", f"{context['tier']} tier: {shape}"),
             "topology.shards": (
                 EXACT if shards == 1 else NONE,
                 "—",
                 "one shard" if shards == 1 else "sharding only through Aiven's cluster plans",
             ),
-            "topology.replicas_per_shard": (EXACT, "plan tier", f"{context['plan'].split('-')[0]} tier"),
+            "topology.replicas_per_shard": (
+                EXACT if context["replicas"] == nodes - 1 else APPROX,
+                "plan tier",
+                f"{context['tier']} tier: {nodes - 1} standby node(s)",
+            ),
             "persistence": (EXACT, "valkey_persistence", context["persistence"]),
             "tls": (EXACT, "valkey_ssl", "true"),
-            "allow_list": (EXACT, "ip_filter_object", f"{len(spec.allow_list)} CIDR(s)"),
-            "network.private": (APPROX, "aiven_project_vpc", "a VPC in Aiven's account; peer it with yours"),
-            "network.private.subnet": (APPROX, "aiven_project_vpc.network_cidr", context["subnet_cidr"]),
+            **compat.network_decisions(spec, _reach(spec), context["subnet_cidr"]),
             "source.region": (APPROX, "cloud_name", context["cloud"]),
             "backups.time": (EXACT, "backup_hour", f"{context['backup_hour']:02d}:00"),
             "backups.regions": (APPROX, "additional_backup_regions", "name the Aiven clouds yourself"),
@@ -120,8 +137,17 @@ class AivenTarget(BaseTarget):
     @staticmethod
     def _user_row(user: User) -> compat.Decision:
         if user.name == "default":
-            return APPROX, "service_username", "Aiven's built-in user replaces default; its password is generated"
-        return EXACT, "aiven_valkey_user", "valkey_acl_* as in the source; password_wo from var.user_passwords"
+            return (
+                APPROX,
+                "service_username",
+                "Aiven's built-in default user; Aiven generates its password (output user_passwords)",
+            )
+        decision = compat.no_channels(user, EMPTY_CHANNELS)[1]
+        return decision or (
+            EXACT,
+            "aiven_valkey_user",
+            "valkey_acl_* as in the source; password_wo from var.user_passwords",
+        )
 
     @staticmethod
     def _config_row(item: ConfigItem) -> compat.Decision:
@@ -144,3 +170,17 @@ def _integer(key: str, value: str) -> int:
             hint=f"fix the value of {key} in the spec's configuration",
         )
     return int(value)
+
+
+def _reach(spec: ServiceSpec) -> compat.Reach:
+    """A public source stays public with IP filters; a private one gets a project VPC in Aiven's account."""
+    return compat.Reach(
+        public=spec.network.private is None,
+        filters=True,
+        filter_argument="ip_filter_object",
+        inside="the service is in an Aiven project VPC",
+        network_argument="aiven_project_vpc",
+        network=(APPROX, "a VPC in Aiven's account; peer it with yours"),
+        subnet_argument="aiven_project_vpc.network_cidr",
+        subnet=(APPROX, "the subnet CIDR becomes the VPC's; no pool or gateway of the source"),
+    )

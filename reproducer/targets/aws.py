@@ -8,7 +8,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import BaseTarget, RegionMap, check_unique, time_hours
+from reproducer.targets.common import BaseTarget, RegionMap, check_unique, time_hours, with_default_user
 from reproducer.targets.render import hcl_ident, slug
 from reproducer.targets.sizing import NodeSize
 
@@ -43,6 +43,21 @@ PROVIDER = TerraformProvider(
         "aws_vpc",
         "aws_subnet",
     ),
+    data_sources=("aws_availability_zones",),
+)
+#: ``maintenance_window`` days, in the order of a week (the window is weekly, OVH's is daily).
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Where the allow-list and the private network go: ElastiCache runs only inside a VPC
+#: (docs/reference/targets.md#reachability).
+REACH = compat.Reach(
+    public=False,
+    filters=True,
+    filter_argument="aws_vpc_security_group_ingress_rule",
+    inside="ElastiCache is reachable only inside its VPC, which has no internet gateway",
+    network_argument="aws_vpc",
+    network=(APPROX, "the vRack network becomes a VPC; peer or VPN it to your apps"),
+    subnet_argument="aws_subnet",
+    subnet=(APPROX, "the subnet CIDR is split across up to 3 of the region's availability zones"),
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
@@ -93,46 +108,42 @@ class AwsTarget(BaseTarget):
         check_unique("allow-list entries", labels, self.title)
         node = self.node(spec, context["shards"])
         backup_hour = time_hours(spec.backups.time, 2)
-        maintenance_hour = time_hours(spec.maintenance_time, 4)
-        if maintenance_hour in (backup_hour, (backup_hour + 1) % 24):
-            maintenance_hour = (backup_hour + 2) % 24
         region = self.region(spec, options)
         parameters = {k: v for k, v in context["settings"].items() if k in PARAMETERS}
-        if context["shards"] > 1:
+        shards, replicas = context["shards"], context["replicas"]
+        if shards > 1:
             parameters["cluster-enabled"] = "yes"
         return context | {
             "node": node,
             "region": region,
             "family": f"valkey{spec.engine.version.split('.')[0]}",
             "snapshot_window": f"{backup_hour:02d}:00-{(backup_hour + 1) % 24:02d}:00",
-            "maintenance_window": f"sun:{maintenance_hour:02d}:00-sun:{(maintenance_hour + 1) % 24:02d}:00",
+            "maintenance_window": maintenance_window(time_hours(spec.maintenance_time, 4), backup_hour),
             "parameters": dict(sorted(parameters.items())),
-            "zones": [f"{region}{z}" for z in "abc"],
+            "failover": shards > 1 or replicas > 0,
+            "multi_az": replicas > 0,
+            "users": with_default_user(context["users"]),
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
         """Compatibility of every attribute with ElastiCache."""
         node, shards, replicas = context["node"], context["shards"], context["replicas"]
         resharded = shards != spec.topology.shards
+        failover = "automatic failover" if context["failover"] else "no automatic failover"
+        placement = ", Multi-AZ" if context["multi_az"] else ""
         decide: dict[str, compat.Decision] = {
             "engine.version": (EXACT, "engine_version", f"valkey {spec.engine.version}"),
             "plan.flavor": (EXACT if node.fits else MANUAL, "node_type", node.note),
-            "topology.mode": (EXACT, "cluster_mode", "enabled" if shards > 1 else "disabled, Multi-AZ replicas"),
+            "topology.mode": (EXACT, "cluster_mode", "enabled" if shards > 1 else "disabled"),
             "topology.shards": (APPROX if resharded else EXACT, "num_node_groups", f"{shards} shard(s)"),
             "topology.replicas_per_shard": (
                 EXACT,
                 "replicas_per_node_group",
-                f"{replicas} replica(s), automatic failover",
+                f"{replicas} replica(s), {failover}{placement}",
             ),
             "persistence": (APPROX, "snapshot_window", "ElastiCache snapshots replace RDB persistence"),
             "tls": (EXACT, "transit_encryption_enabled", "TLS required; at-rest encryption on"),
-            "allow_list": (
-                EXACT,
-                "aws_vpc_security_group_ingress_rule",
-                "one ingress rule per CIDR on the Valkey port",
-            ),
-            "network.private": (APPROX, "aws_vpc", "the vRack network becomes a VPC; peer or VPN it to your apps"),
-            "network.private.subnet": (APPROX, "aws_subnet", "the subnet CIDR is split across 3 availability zones"),
+            **compat.network_decisions(spec, REACH, context["subnet_cidr"]),
             "source.region": (APPROX, "var.region", f"nearest AWS region: {context['region']}"),
             "backups.time": (EXACT, "snapshot_window", context["snapshot_window"]),
             "backups.regions": (
@@ -167,3 +178,16 @@ class AwsTarget(BaseTarget):
         if item.valkey_name == "save":
             return APPROX, "snapshot_window", "ElastiCache manages RDB snapshots itself"
         return NONE, "—", f"{item.source_name} has no ElastiCache parameter"
+
+
+def maintenance_window(hour: int, backup_hour: int) -> str:
+    """The weekly ``ddd:hh24:mi-ddd:hh24:mi`` hour from Sunday ``hour``, moved past the daily snapshot window.
+
+    The hour after the start can be the next day (Sunday 23:00 ends Monday 00:00), and so can a start moved off
+    the snapshot window.
+    """
+    start = 6 * 24 + hour
+    if hour in (backup_hour, (backup_hour + 1) % 24):
+        start = 6 * 24 + backup_hour + 2
+    week = 7 * 24
+    return "-".join(f"{DAYS[h // 24 % 7]}:{h % 24:02d}:00" for h in (start % week, (start + 1) % week))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from reproducer import catalog
 from reproducer.catalog import to_valkey
 from reproducer.errors import InputError
-from reproducer.model import AllowedCidr, ServiceSpec
+from reproducer.model import AllowedCidr, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions, TerraformProvider
 from reproducer.targets.render import Safe, comment, hcl_ident, one_line, render_template, slug
@@ -225,6 +225,25 @@ def base_context(
         "subnet_cidr": _subnet_cidr(spec),
         "header": header(spec),
     }
+
+
+#: The user a copy connects as, with the rights OVH gives its built-in ``default`` user
+#: (docs/reference/targets.md#the-default-user).
+DEFAULT_USER = User(name="default", categories=("+@all",), keys=("*",), channels=("*",))
+
+
+def with_default_user(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``users`` (template entries) with ``default`` first, added (marked ``added``) when the spec has none.
+
+    The copy connects as ``default``, and an ElastiCache user group must hold a user of that name.
+    """
+    default = [user for user in users if user["name"] == "default"]
+    others = [user for user in users if user["name"] != "default"]
+    if not default:
+        idents = {str(user["ident"]) for user in users}
+        ident = next(hcl_ident(name) for name in ("default", "default_user", "reproducer_default") if name not in idents)
+        default = [{"name": "default", "ident": ident, "user": DEFAULT_USER, "added": True}]
+    return default + others
 
 
 def _allowed(entry: AllowedCidr) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from reproducer.errors import InputError
 from reproducer.model import Category, ConfigItem, ServiceSpec, User
@@ -37,6 +38,96 @@ ATTRIBUTES: dict[str, Category] = {
 }
 DATA_ROW: Decision = (Support.EXACT, "reproducer copy", "SCAN/DUMP/RESTORE copy with TTLs, then verify")
 IAC_NOTE = "OVH Terraform resources (ovh_cloud_project_database…) are replaced by the files rendered here"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How a target's render lets clients in; the allow-list and network rows are derived from it.
+
+    Attributes:
+        public: Internet clients in the allow-list reach the rendered service as they reach the source.
+        filters: the rendered allow-list rules filter the clients' traffic to the service.
+        filter_argument: where the allow-list goes.
+        inside: where the service is reachable when it is not public (for the notes).
+        network_argument: what a private source's network becomes.
+        network: support and note for a private source's network.
+        subnet_argument: what a private source's subnet becomes.
+        subnet: support and note for a private source's subnet.
+        filter_note: the note when the rules do not filter (why, and what to do instead).
+    """
+
+    public: bool
+    filters: bool
+    filter_argument: str
+    inside: str
+    network_argument: str
+    network: tuple[Support, str]
+    subnet_argument: str
+    subnet: tuple[Support, str]
+    filter_note: str = ""
+
+
+def network_decisions(spec: ServiceSpec, reach: Reach, subnet_cidr: str) -> dict[str, Decision]:
+    """The ``allow_list``, ``network.private`` and ``network.private.subnet`` rows from the source's network.
+
+    A public source's clients keep their access only where the render is public too; a private-only render
+    of a public source needs a route in, which the user builds (manual).
+    """
+    private = spec.network.private is not None
+    count = f"{len(spec.allow_list)} CIDR(s)"
+    if not reach.filters:
+        allow: Decision = (Support.MANUAL, reach.filter_argument, reach.filter_note)
+    elif private or reach.public:
+        allow = (Support.EXACT, reach.filter_argument, f"{count}, one rule each")
+    else:
+        allow = (
+            Support.MANUAL,
+            reach.filter_argument,
+            f"the source is public but {reach.inside}: the {count} become rules, and their clients need a route "
+            "in (VPN, peering or a bastion)",
+        )
+    if private:
+        network: Decision = (reach.network[0], reach.network_argument, reach.network[1])
+        subnet: Decision = (reach.subnet[0], reach.subnet_argument, reach.subnet[1])
+    elif reach.public:
+        network = (Support.EXACT, "—", "public endpoint, as in the source")
+        subnet = (Support.EXACT, "—", "no private subnet, as in the source")
+    else:
+        network = (
+            Support.MANUAL,
+            reach.network_argument,
+            f"the source is public but {reach.inside}: give its clients a route in (VPN, peering or a bastion)",
+        )
+        subnet = (Support.APPROXIMATED, reach.subnet_argument, f"no subnet at the source; {subnet_cidr} is a default")
+    return {"allow_list": allow, "network.private": network, "network.private.subnet": subnet}
+
+
+#: Pub/sub commands a user with no channel pattern could still grant itself back through its command rules.
+_PUBSUB_COMMANDS = frozenset({"+publish", "+spublish", "+subscribe", "+ssubscribe", "+psubscribe", "+pubsub"})
+
+
+def no_channels(user: User, empty_means: str) -> tuple[tuple[str, ...], Decision | None]:
+    """Categories to render for a parts-form target whose empty channel list means all channels.
+
+    ``empty_means`` says where that rule is documented. A user with channel patterns is unchanged (no decision);
+    one with none gets ``-@pubsub`` appended, so it still reaches no channel (approximated: it also loses the
+    pub/sub commands that name no channel). When its commands grant a pub/sub command back, no rendering can keep
+    it away from every channel: unsupported.
+    """
+    if user.channels:
+        return user.categories, None
+    categories = (*user.categories, "-@pubsub")
+    if _PUBSUB_COMMANDS & {c.lower() for c in user.commands}:
+        note = (
+            f"no channel pattern is stored as all channels ({empty_means}); its pub/sub commands then reach every "
+            "channel"
+        )
+        return categories, (Support.UNSUPPORTED, "channels", note)
+    note = (
+        f"no channel pattern is stored as all channels ({empty_means}), so -@pubsub is added: it still reaches no "
+        "channel, and loses the pub/sub commands that name none"
+    )
+    return categories, (Support.APPROXIMATED, "categories + -@pubsub", note)
 
 
 def build_rows(

@@ -8,8 +8,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import BaseTarget, RegionMap, Shape, time_hours
-from reproducer.targets.render import hcl_ident
+from reproducer.targets.common import BaseTarget, RegionMap, Shape, time_hours, with_default_user
 from reproducer.targets.sizing import NodeSize
 
 #: Valkey directives Memorystore's engine_configs accepts (docs/reference/targets.md#memorystore-engine-configs).
@@ -24,10 +23,32 @@ PROVIDER = TerraformProvider(
         "google_memorystore_acl_policy",
         "google_memorystore_instance",
         "google_network_connectivity_service_connection_policy",
-        "google_compute_firewall",
         "google_compute_network",
         "google_compute_subnetwork",
+        "google_project_service",
     ),
+)
+#: APIs a fresh project lacks, by the label of their google_project_service
+#: (docs/reference/targets.md#gcp-prerequisites).
+SERVICES = {
+    "compute": "compute.googleapis.com",
+    "memorystore": "memorystore.googleapis.com",
+    "networkconnectivity": "networkconnectivity.googleapis.com",
+    "serviceconsumermanagement": "serviceconsumermanagement.googleapis.com",
+}
+#: Memorystore is reached through Private Service Connect only (docs/reference/targets.md#reachability).
+REACH = compat.Reach(
+    public=False,
+    filters=False,
+    filter_argument="egress google_compute_firewall (not rendered)",
+    inside="Memorystore is reachable only through Private Service Connect endpoints in the VPC",
+    network_argument="google_compute_network",
+    network=(APPROX, "reached through Private Service Connect endpoints in this VPC"),
+    subnet_argument="google_compute_subnetwork",
+    subnet=(APPROX, "same CIDR; no allocation pool or gateway of the source (Google reserves its own addresses)"),
+    filter_note="Memorystore has no allow-list, and reached through Private Service Connect its endpoints are "
+    "forwarding rules that VPC ingress firewall rules do not filter: control which clients connect with egress "
+    "firewall rules toward the endpoint addresses on the client side (not rendered: the clients are yours)",
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
@@ -85,7 +106,11 @@ class GcpTarget(BaseTarget):
             "maintenance_hour": time_hours(spec.maintenance_time, 4),
             "retention_seconds": (spec.backups.retention_days or 1) * 86400,
             "persistence": context["settings"].get("save", "x") != "",
-            "firewalls": _firewalls(context["ident"], context["allow_list"]),
+            "zone_mode": "MULTI_ZONE" if context["replicas"] > 0 else "SINGLE_ZONE",
+            "connection_type": "CONNECTION_TYPE_DISCOVERY" if context["shards"] > 1 else "CONNECTION_TYPE_PRIMARY",
+            "transit_encryption": "SERVER_AUTHENTICATION" if spec.tls else "TRANSIT_ENCRYPTION_DISABLED",
+            "services": SERVICES,
+            "users": with_default_user(context["users"]),
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
@@ -96,17 +121,14 @@ class GcpTarget(BaseTarget):
             "plan.flavor": (EXACT if node.fits else MANUAL, "node_type", node.note),
             "topology.mode": (EXACT, "mode", "CLUSTER" if shards > 1 else "CLUSTER_DISABLED"),
             "topology.shards": (EXACT if shards == spec.topology.shards else APPROX, "shard_count", f"{shards}"),
-            "topology.replicas_per_shard": (EXACT, "replica_count", f"{replicas}, zone_distribution_config MULTI_ZONE"),
-            "persistence": (EXACT, "persistence_config", "RDB snapshots" if context["persistence"] else "off"),
-            "tls": (EXACT, "transit_encryption_mode", "SERVER_AUTHENTICATION"),
-            "allow_list": (
-                APPROX,
-                "google_compute_firewall",
-                "Memorystore has no allow-list: the CIDRs become a "
-                "firewall rule; they must be routed into the VPC (VPN/Interconnect)",
+            "topology.replicas_per_shard": (
+                EXACT,
+                "replica_count",
+                f"{replicas}, zone_distribution_config {context['zone_mode']}",
             ),
-            "network.private": (APPROX, "google_compute_network", "reached through Private Service Connect"),
-            "network.private.subnet": (EXACT, "google_compute_subnetwork", context["subnet_cidr"]),
+            "persistence": (EXACT, "persistence_config", "RDB snapshots" if context["persistence"] else "off"),
+            "tls": (EXACT, "transit_encryption_mode", context["transit_encryption"]),
+            **compat.network_decisions(spec, REACH, context["subnet_cidr"]),
             "source.region": (APPROX, "var.region", f"nearest GCP region: {context['region']}"),
             "backups.time": (EXACT, "automated_backup_config.start_time.hours", f"{context['backup_hour']:02d}:00"),
             "backups.regions": (MANUAL, "backup_collection", "cross-region copies are not automatic"),
@@ -133,13 +155,3 @@ class GcpTarget(BaseTarget):
         if item.valkey_name == "save":
             return EXACT, "persistence_config", "RDB persistence" if item.value != "off" else "persistence off"
         return NONE, "—", f"{item.valkey_name or item.source_name} is not in Memorystore's modifiable configs"
-
-
-def _firewalls(ident: str, allow_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One firewall rule per address family (a rule's source ranges are all IPv4 or all IPv6)."""
-    rules = []
-    for ipv6, suffix in ((False, ""), (True, "_ipv6")):
-        ranges = [entry["cidr"] for entry in allow_list if entry["ipv6"] == ipv6]
-        if ranges:
-            rules.append({"ident": hcl_ident(ident + suffix), "suffix": suffix.replace("_", "-"), "ranges": ranges})
-    return rules

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import ALL_TYPES, CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import BaseTarget, ovh_region
+from reproducer.targets.common import DEFAULT_USER, BaseTarget, ovh_region, with_default_user
 from reproducer.targets.sizing import NodeSize
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
@@ -25,6 +26,26 @@ NODES = (
     NodeSize("db1-60", 60, "OVH flavor table"),
     NodeSize("db1-120", 120, "OVH flavor table"),
 )
+#: Public Cloud (OpenStack) region of a private network, by database region: the two take different names
+#: (docs/reference/targets.md#ovh-network-regions). A region not listed gets no default.
+NETWORK_REGIONS = {
+    "GRA": "GRA9",
+    "BHS": "BHS5",
+    "SBG": "SBG5",
+    "DE": "DE1",
+    "UK": "UK1",
+    "WAW": "WAW1",
+    "SGP": "SGP1",
+    "EU-WEST-PAR": "EU-WEST-PAR",
+    "EU-SOUTH-MIL": "EU-SOUTH-MIL",
+    "AP-SOUTH-MUM": "AP-SOUTH-MUM",
+}
+#: A Public Cloud region id: letters and a number (GRA9), or a 3-AZ region's name (EU-WEST-PAR).
+_OPENSTACK_REGION = re.compile(r"[A-Z]+\d+|[A-Z]+(?:-[A-Z]+){2}")
+#: The provider ignores ACL arguments of the user named default (it only resets its password).
+DEFAULT_SKIPPED = "the provider skips ACL updates of the default user, which keeps OVH's +@all ~* &*"
+#: Where an empty channel list turning into all channels is documented.
+EMPTY_CHANNELS = "OVH's API stores ['*'] when channels are left out, docs/reference/targets.md#empty-channel-lists"
 
 
 class OvhTarget(BaseTarget):
@@ -42,15 +63,21 @@ class OvhTarget(BaseTarget):
         context = self.base(spec, options)
         private = spec.network.private
         region = ovh_region(spec, options.region)
+        subnet = private.subnet if private else None
+        pool = (subnet.allocation_start, subnet.allocation_end) if subnet else (None, None)
+        users = [user | {"acl": user_acl(user["user"])} for user in with_default_user(context["users"])]
         return context | {
             "plan": "business" if context["replicas"] > 0 else "essential",
             "node_count": 2 if context["replicas"] > 0 else 1,
             "flavor": self.node(spec, 1),
             "region": region,
             "private": private,
-            "network_region": (private.region if private and private.region else region),
+            "network_region": network_region(spec, region),
+            "pool": pool if None not in pool else None,
+            "gateway": subnet.gateway if subnet else None,
+            "dhcp": subnet.dhcp if subnet and subnet.dhcp is not None else True,
             "advanced": {c.source_name: c.value for c in spec.configuration},
-            "extra_users": [u for u in context["users"] if u["name"] != "default"],
+            "users": users,
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
@@ -73,9 +100,7 @@ class OvhTarget(BaseTarget):
             ),
             "persistence": (EXACT, "advanced_configuration.redis_persistence", "as in the source"),
             "tls": (EXACT, "endpoints[].ssl", "TLS endpoints"),
-            "allow_list": (EXACT, "ip_restrictions", f"{len(spec.allow_list)} CIDR(s)"),
-            "network.private": (EXACT, "ovh_cloud_project_network_private", "same VLAN id on the vRack"),
-            "network.private.subnet": (EXACT, "ovh_cloud_project_network_private_subnet_v2", context["subnet_cidr"]),
+            **compat.network_decisions(spec, _reach(spec, context), context["subnet_cidr"]),
             "source.region": (EXACT if same_region else APPROX, "nodes.region", context["region"]),
             "backups.time": (EXACT, "backup_time", spec.backups.time or "default"),
             "backups.regions": (EXACT, "backup_regions", ", ".join(spec.backups.regions) or "default"),
@@ -85,14 +110,59 @@ class OvhTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", "ovh/ovh provider resources"),
             "feature.anti_ddos": (EXACT, "—", "OVHcloud anti-DDoS is on by default"),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
-
-    @staticmethod
-    def _user_row(user: User) -> compat.Decision:
-        if user.name == "default":
-            return EXACT, "ovh_cloud_project_database_valkey_user (default)", "maps onto the existing default user"
-        return EXACT, "ovh_cloud_project_database_valkey_user", "categories, commands, keys, channels as in the source"
+        return compat.build_rows(spec, decide, lambda user: user_acl(user)["decision"], self._config_row)
 
     @staticmethod
     def _config_row(item: ConfigItem) -> compat.Decision:
         return EXACT, f"advanced_configuration[{item.source_name}]", item.value
+
+
+def network_region(spec: ServiceSpec, region: str) -> str | None:
+    """The Public Cloud region of the private network: the source's when it is one and the region is kept."""
+    private = spec.network.private
+    if private and private.region and region == spec.source.region and _OPENSTACK_REGION.fullmatch(private.region):
+        return private.region
+    return NETWORK_REGIONS.get(region)
+
+
+def user_acl(user: User) -> dict[str, Any]:
+    """What to render of ``user`` (``categories``, whether its ACL is rendered) and its compatibility row."""
+    resource = "ovh_cloud_project_database_valkey_user"
+    if user.name == "default":
+        full = (user.categories, user.commands, user.keys, user.channels) == (
+            DEFAULT_USER.categories,
+            DEFAULT_USER.commands,
+            DEFAULT_USER.keys,
+            DEFAULT_USER.channels,
+        )
+        note = f"{DEFAULT_SKIPPED}; OVH generates its password (output user_passwords)"
+        if not full:
+            note += ": narrow its rights through OVH's API after the apply"
+        return {
+            "categories": user.categories,
+            "rendered": False,
+            "decision": (EXACT if full else MANUAL, resource, note),
+        }
+    categories, decision = compat.no_channels(user, EMPTY_CHANNELS)
+    exact = (EXACT, resource, "categories, commands, keys, channels as in the source")
+    return {"categories": categories, "rendered": True, "decision": decision or exact}
+
+
+def _reach(spec: ServiceSpec, context: dict[str, Any]) -> compat.Reach:
+    """OVH keeps the source's kind of network: public with IP restrictions, or the vRack."""
+    exact_subnet = context["pool"] is not None and context["gateway"] is not None
+    subnet_note = context["subnet_cidr"] + (
+        ", allocation pool and gateway as in the source"
+        if exact_subnet
+        else "; the source's pool or gateway is unknown"
+    )
+    return compat.Reach(
+        public=spec.network.private is None,
+        filters=True,
+        filter_argument="ip_restrictions",
+        inside="the service is on the vRack",
+        network_argument="ovh_cloud_project_network_private",
+        network=(EXACT, "same VLAN id on the vRack"),
+        subnet_argument="ovh_cloud_project_network_private_subnet_v2",
+        subnet=(EXACT if exact_subnet else APPROX, subnet_note),
+    )

@@ -34,7 +34,12 @@ PROVIDER = TerraformProvider(
         "openstack_networking_secgroup_v2",
         "openstack_networking_secgroup_rule_v2",
         "openstack_networking_port_v2",
+        "openstack_networking_router_v2",
+        "openstack_networking_router_interface_v2",
+        "openstack_networking_floatingip_v2",
+        "openstack_networking_floatingip_associate_v2",
     ),
+    data_sources=("openstack_networking_network_v2",),
 )
 #: OVH Public Cloud (OpenStack) B3 instances; a quarter of the RAM is left to the OS and forks (BGSAVE).
 NODES = tuple(
@@ -42,6 +47,18 @@ NODES = tuple(
     for gb in (8, 16, 32, 64, 128, 256)
 )
 VALKEY_PORT, SENTINEL_PORT, BUS_OFFSET = 6379, 26379, 10000
+#: The instances have floating IPs for SSH only: Valkey, Sentinel and the cluster announce private addresses.
+REACH = compat.Reach(
+    public=False,
+    filters=True,
+    filter_argument="openstack_networking_secgroup_rule_v2",
+    inside="Valkey, Sentinel and the cluster announce the instances' private addresses (the floating IPs serve "
+    "SSH for Ansible)",
+    network_argument="openstack_networking_network_v2",
+    network=(APPROX, "a new private network and subnet, not the source's VLAN; attach the project to a vRack on OVH"),
+    subnet_argument="openstack_networking_subnet_v2",
+    subnet=(APPROX, "same CIDR; OpenStack picks the gateway and allocation pool"),
+)
 
 
 class SelfManagedTarget(BaseTarget):
@@ -68,15 +85,19 @@ class SelfManagedTarget(BaseTarget):
         shards, replicas = context["shards"], context["replicas"]
         data_nodes = shards * (1 + replicas)
         cluster = shards > 1
+        sentinel = not cluster and replicas > 0
         # Sentinel needs three voters: a small arbiter instance joins when there are fewer data nodes.
-        arbiter = not cluster and replicas > 0 and data_nodes < 3
-        ports = [VALKEY_PORT, VALKEY_PORT + BUS_OFFSET] if cluster else [VALKEY_PORT, SENTINEL_PORT]
+        arbiter = sentinel and data_nodes < 3
+        client_ports = [VALKEY_PORT, SENTINEL_PORT] if sentinel else [VALKEY_PORT]
+        peer_ports = [*client_ports, VALKEY_PORT + BUS_OFFSET] if cluster else client_ports
         return context | {
             "flavor": self.node(spec, shards),
             "data_nodes": data_nodes,
+            "instances": data_nodes + (1 if arbiter else 0),
             "arbiter": arbiter,
             "cluster": cluster,
-            "ports": ports,
+            "client_ports": client_ports,
+            "peer_ports": sorted(peer_ports),
             "region": options.region or "",
         }
 
@@ -100,9 +121,7 @@ class SelfManagedTarget(BaseTarget):
             ),
             "persistence": (EXACT, "Ansible: valkey.conf save", ansible),
             "tls": (EXACT, "Ansible: tls-port", ansible),
-            "allow_list": (EXACT, "openstack_networking_secgroup_rule_v2", "one rule per CIDR and port"),
-            "network.private": (EXACT, "openstack_networking_network_v2", "attach the project to a vRack on OVH"),
-            "network.private.subnet": (EXACT, "openstack_networking_subnet_v2", context["subnet_cidr"]),
+            **compat.network_decisions(spec, REACH, context["subnet_cidr"]),
             "source.region": (APPROX, "OS_REGION_NAME", "the OpenStack region comes from the environment"),
             "backups.time": (MANUAL, "Ansible: cron BGSAVE", "schedule and ship RDB snapshots yourself"),
             "backups.regions": (MANUAL, "object storage", "copy snapshots to another region yourself"),
@@ -198,8 +217,17 @@ def inventory_example(context: dict[str, Any]) -> str:
 
 
 def inventory_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
-    """An Ansible inventory (YAML-ready dict) from ``terraform output -json`` of the rendered configuration."""
+    """An Ansible inventory (YAML-ready dict) from ``terraform output -json`` of the rendered configuration.
+
+    Ansible logs in at ``ansible_inventory``'s addresses (floating IPs); ``valkey_addresses`` (private IPs), when
+    present, are what the nodes and their clients use.
+    """
     groups = outputs["ansible_inventory"]["value"]
-    hosts = {name: {"ansible_host": ip} for group in groups.values() for name, ip in group.items()}
+    private = outputs.get("valkey_addresses", {}).get("value") or {}
+    hosts = {
+        name: {"ansible_host": ip} | ({"valkey_address": private[name]} if name in private else {})
+        for group in groups.values()
+        for name, ip in group.items()
+    }
     children: dict[str, Any] = {group: {"hosts": {name: {} for name in members}} for group, members in groups.items()}
     return {"all": {"hosts": dict(sorted(hosts.items())), "children": children}}

@@ -56,11 +56,16 @@ def spec_of(scenario: str) -> ServiceSpec:
 Topology = tuple[ServiceSpec, int, int]  # the spec, shards and replicas per shard
 
 
+#: Availability zones the offline provider reports: a data source's computed lists are empty there, so the
+#: rendered subnets (one per zone of the region, up to three) are none offline.
+OFFLINE_ZONES = 0
+
+
 def _aws(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
     return Counter(
         {
             "aws_vpc": 1,
-            "aws_subnet": 3,
+            "aws_subnet": OFFLINE_ZONES,
             "aws_elasticache_subnet_group": 1,
             "aws_security_group": 1,
             "aws_vpc_security_group_ingress_rule": len(spec.allow_list),
@@ -78,7 +83,7 @@ def _gcp(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
             "google_compute_network": 1,
             "google_compute_subnetwork": 1,
             "google_network_connectivity_service_connection_policy": 1,
-            "google_compute_firewall": len({":" in entry.cidr for entry in spec.allow_list}),
+            "google_project_service": 4,
             "google_memorystore_acl_policy": 1,
             "google_memorystore_instance": 1,
         }
@@ -95,9 +100,8 @@ def _ovh(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
         if spec.network.private is not None
         else {}
     )
-    return Counter(
-        {"ovh_cloud_project_database": 1, "ovh_cloud_project_database_valkey_user": len(spec.users), **network}
-    )
+    users = len({u.name for u in spec.users} | {"default"})
+    return Counter({"ovh_cloud_project_database": 1, "ovh_cloud_project_database_valkey_user": users, **network})
 
 
 def _aiven(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
@@ -108,15 +112,22 @@ def _aiven(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
 
 def _selfmanaged(spec: ServiceSpec, shards: int, replicas: int) -> Counter[str]:
     data_nodes = shards * (1 + replicas)
-    arbiter = 1 if shards == 1 and replicas > 0 and data_nodes < 3 else 0
-    ports = 2
+    sentinel = shards == 1 and replicas > 0
+    arbiter = 1 if sentinel and data_nodes < 3 else 0
+    client_ports = 2 if sentinel else 1  # 6379, and 26379 with Sentinel
+    peer_ports = client_ports + (1 if shards > 1 else 0)  # and the cluster bus, between the nodes only
+    admin_cidrs = 1  # in terraform.tfvars.example
     return Counter(
         {
             "openstack_networking_network_v2": 1,
             "openstack_networking_subnet_v2": 1,
+            "openstack_networking_router_v2": 1,
+            "openstack_networking_router_interface_v2": 1,
             "openstack_networking_secgroup_v2": 1,
-            "openstack_networking_secgroup_rule_v2": ports * (len(spec.allow_list) + 1),
+            "openstack_networking_secgroup_rule_v2": client_ports * len(spec.allow_list) + peer_ports + admin_cidrs,
             "openstack_networking_port_v2": data_nodes + arbiter,
+            "openstack_networking_floatingip_v2": data_nodes + arbiter,
+            "openstack_networking_floatingip_associate_v2": data_nodes + arbiter,
             "openstack_compute_instance_v2": data_nodes + arbiter,
         }
     )

@@ -318,14 +318,13 @@ def test_an_ipv6_cidr_becomes_an_ipv6_rule_on_aws():
     assert re.search(r'cidr_ipv6\s+= "2001:db8::/32"', v6) and "cidr_ipv4" not in v6
 
 
-def test_an_ipv6_cidr_gets_its_own_firewall_rule_on_gcp():
+def test_no_cidr_becomes_a_gcp_ingress_rule_that_would_not_filter_psc_traffic():
     entries = (AllowedCidr(cidr="10.0.0.0/24"), AllowedCidr(cidr="2001:db8::/32"))
     files = render("gcp", benign().model_copy(update={"allow_list": entries}))
     assert files is not None
     main = files["terraform/main.tf"]
-    assert main.count('resource "google_compute_firewall"') == 2
-    assert re.search(r'source_ranges = \["10.0.0.0/24"\]', main)
-    assert re.search(r'source_ranges = \["2001:db8::/32"\]', main)
+    assert 'resource "google_compute_firewall"' not in main
+    assert "10.0.0.0/24" not in main and "2001:db8::/32" not in main
 
 
 @pytest.mark.parametrize("target", TARGET_NAMES)

@@ -21,7 +21,20 @@ output "cluster_mode" {
   value       = false
 }
 
+output "ca_certificate" {
+  description = "PEM of the Aiven project CA (not secret; services on Let's Encrypt also chain to public CAs)."
+  value       = nonsensitive(data.aiven_project.cache_prod.ca_cert)
+}
+
 output "user_names" {
-  description = "Valkey users created on the target (besides Aiven's built-in user)."
-  value       = ["analytics", "app"]
+  description = "Valkey users of the target (default is Aiven's built-in user)."
+  value       = ["default", "analytics", "app"]
+}
+
+output "user_passwords" {
+  description = "Passwords Aiven generated: the built-in default user's (the others are var.user_passwords)."
+  sensitive   = true
+  value = {
+    "default" = aiven_valkey.cache_prod.service_password
+  }
 }

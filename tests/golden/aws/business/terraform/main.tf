@@ -8,10 +8,24 @@ resource "aws_vpc" "cache_prod" {
   }
 }
 
+# The region's own zones (not names baked in for one region), up to three: one subnet each.
+data "aws_availability_zones" "available" {
+  state = "available"
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  zones = slice(sort(data.aws_availability_zones.available.names), 0, min(3, length(data.aws_availability_zones.available.names)))
+}
+
 resource "aws_subnet" "cache_prod" {
-  count             = length(var.availability_zones)
+  count             = length(local.zones)
   vpc_id            = aws_vpc.cache_prod.id
-  availability_zone = var.availability_zones[count.index]
+  availability_zone = local.zones[count.index]
   cidr_block        = cidrsubnet(var.vpc_cidr, 2, count.index)
 }
 
@@ -73,6 +87,18 @@ resource "aws_elasticache_parameter_group" "cache_prod" {
   }
 }
 
+resource "aws_elasticache_user" "default" {
+  user_id       = "cache-prod-default"
+  user_name     = "default"
+  engine        = "valkey"
+  access_string = "on ~* &* +@all"
+
+  authentication_mode {
+    type      = "password"
+    passwords = [var.user_passwords["default"]]
+  }
+}
+
 resource "aws_elasticache_user" "analytics" {
   user_id       = "cache-prod-analytics"
   user_name     = "analytics"
@@ -97,25 +123,13 @@ resource "aws_elasticache_user" "app" {
   }
 }
 
-resource "aws_elasticache_user" "default" {
-  user_id       = "cache-prod-default"
-  user_name     = "default"
-  engine        = "valkey"
-  access_string = "on ~* &* +@all"
-
-  authentication_mode {
-    type      = "password"
-    passwords = [var.user_passwords["default"]]
-  }
-}
-
 resource "aws_elasticache_user_group" "cache_prod" {
   engine        = "valkey"
   user_group_id = "cache-prod-users"
   user_ids = [
+    aws_elasticache_user.default.user_id,
     aws_elasticache_user.analytics.user_id,
     aws_elasticache_user.app.user_id,
-    aws_elasticache_user.default.user_id,
   ]
 }
 

@@ -21,7 +21,12 @@ output "cluster_mode" {
   value       = false
 }
 
+output "ca_certificate" {
+  description = "PEM of the CA clients must trust: empty, ElastiCache certificates chain to public CAs (ACM)."
+  value       = ""
+}
+
 output "user_names" {
   description = "Valkey users created on the target."
-  value       = ["analytics", "app", "default"]
+  value       = ["default", "analytics", "app"]
 }

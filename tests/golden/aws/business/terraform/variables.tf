@@ -7,12 +7,6 @@ variable "region" {
   default     = "eu-west-3"
 }
 
-variable "availability_zones" {
-  description = "Availability zones for the cache subnets."
-  type        = list(string)
-  default     = ["eu-west-3a", "eu-west-3b", "eu-west-3c"]
-}
-
 variable "vpc_cidr" {
   description = "CIDR of the VPC that replaces the vRack private network."
   type        = string

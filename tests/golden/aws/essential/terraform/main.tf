@@ -8,10 +8,24 @@ resource "aws_vpc" "sessions" {
   }
 }
 
+# The region's own zones (not names baked in for one region), up to three: one subnet each.
+data "aws_availability_zones" "available" {
+  state = "available"
+
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  zones = slice(sort(data.aws_availability_zones.available.names), 0, min(3, length(data.aws_availability_zones.available.names)))
+}
+
 resource "aws_subnet" "sessions" {
-  count             = length(var.availability_zones)
+  count             = length(local.zones)
   vpc_id            = aws_vpc.sessions.id
-  availability_zone = var.availability_zones[count.index]
+  availability_zone = local.zones[count.index]
   cidr_block        = cidrsubnet(var.vpc_cidr, 2, count.index)
 }
 

@@ -21,17 +21,22 @@ output "cluster_mode" {
   value       = false
 }
 
+output "ca_certificate" {
+  description = "PEM of the CA clients must trust: empty, the provider exports none for Valkey."
+  value       = ""
+}
+
 output "user_names" {
   description = "Valkey users of the service."
-  value       = ["analytics", "app", "default"]
+  value       = ["default", "analytics", "app"]
 }
 
 output "user_passwords" {
-  description = "Passwords OVH generated for the users."
+  description = "Passwords OVH generated for the users (default's too: its password is reset at create)."
   sensitive   = true
   value = {
+    "default"   = ovh_cloud_project_database_valkey_user.default.password
     "analytics" = ovh_cloud_project_database_valkey_user.analytics.password
     "app"       = ovh_cloud_project_database_valkey_user.app.password
-    "default"   = ovh_cloud_project_database_valkey_user.default.password
   }
 }

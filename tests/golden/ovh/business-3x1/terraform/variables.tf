@@ -13,14 +13,15 @@ variable "region" {
 }
 
 variable "vrack_id" {
-  description = "vRack service name (pn-...) the project is attached to."
+  description = "vRack service name (pn-...) to attach the project to; empty when the project is already attached."
   type        = string
+  default     = ""
 }
 
 variable "network_region" {
-  description = "OpenStack region of the private network (e.g. GRA9)."
+  description = "Public Cloud region of the private network (e.g. GRA9), not the database region (GRA)."
   type        = string
-  default     = "GRA"
+  default     = "GRA9"
 }
 
 variable "subnet_cidr" {

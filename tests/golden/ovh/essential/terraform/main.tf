@@ -23,12 +23,9 @@ resource "ovh_cloud_project_database" "sessions" {
   }
 }
 
+# The existing default user: the provider resets its password and skips any ACL change, so none is written.
 resource "ovh_cloud_project_database_valkey_user" "default" {
   service_name = var.project_id
   cluster_id   = ovh_cloud_project_database.sessions.id
   name         = "default"
-  categories   = ["+@all"]
-  commands     = []
-  keys         = ["*"]
-  channels     = ["*"]
 }

@@ -12,9 +12,38 @@ resource "openstack_networking_subnet_v2" "cache_prod" {
   ip_version = 4
 }
 
+# A router to the external network: packages can be installed, and the floating IPs below reach the instances.
+data "openstack_networking_network_v2" "external" {
+  name     = var.external_network
+  external = true
+}
+
+resource "openstack_networking_router_v2" "cache_prod" {
+  name                = "cache-prod"
+  external_network_id = data.openstack_networking_network_v2.external.id
+}
+
+resource "openstack_networking_router_interface_v2" "cache_prod" {
+  router_id = openstack_networking_router_v2.cache_prod.id
+  subnet_id = openstack_networking_subnet_v2.cache_prod.id
+}
+
 resource "openstack_networking_secgroup_v2" "cache_prod" {
   name        = "cache-prod"
   description = "Valkey cache-prod (allow-list from OVH)"
+}
+
+# SSH for Ansible, from the administrators' networks only.
+resource "openstack_networking_secgroup_rule_v2" "cache_prod_ssh" {
+  count             = length(var.admin_cidrs)
+  description       = "SSH for Ansible"
+  direction         = "ingress"
+  ethertype         = length(regexall(":", var.admin_cidrs[count.index])) > 0 ? "IPv6" : "IPv4"
+  protocol          = "tcp"
+  port_range_min    = 22
+  port_range_max    = 22
+  remote_ip_prefix  = var.admin_cidrs[count.index]
+  security_group_id = openstack_networking_secgroup_v2.cache_prod.id
 }
 
 resource "openstack_networking_secgroup_rule_v2" "cache_prod_10_0_0_0_24_6379" {
@@ -114,6 +143,18 @@ resource "openstack_networking_port_v2" "cache_prod" {
   fixed_ip {
     subnet_id = openstack_networking_subnet_v2.cache_prod.id
   }
+}
+
+resource "openstack_networking_floatingip_v2" "cache_prod" {
+  count = 3
+  pool  = var.external_network
+}
+
+resource "openstack_networking_floatingip_associate_v2" "cache_prod" {
+  count       = 3
+  floating_ip = openstack_networking_floatingip_v2.cache_prod[count.index].address
+  port_id     = openstack_networking_port_v2.cache_prod[count.index].id
+  depends_on  = [openstack_networking_router_interface_v2.cache_prod]
 }
 
 resource "openstack_compute_instance_v2" "cache_prod" {

@@ -40,19 +40,30 @@ output "user_names" {
   value       = ["analytics", "app", "default"]
 }
 
+output "valkey_addresses" {
+  description = "Private address of each instance: what the nodes, Sentinel and clients use (Ansible's valkey_address)."
+  value = merge(
+    {
+      for index, instance in openstack_compute_instance_v2.cache_prod :
+      instance.name => openstack_networking_port_v2.cache_prod[index].all_fixed_ips[0]
+    },
+    { (openstack_compute_instance_v2.cache_prod_arbiter.name) = openstack_networking_port_v2.cache_prod[2].all_fixed_ips[0] },
+  )
+}
+
 output "ansible_inventory" {
-  description = "Ansible groups (name => private IP): valkey for the data nodes, valkey_sentinel for the Sentinel hosts."
+  description = "Ansible groups (name => floating IP Ansible logs in at): valkey for the data nodes, valkey_sentinel for the Sentinel hosts."
   value = {
     valkey = {
       for index, instance in openstack_compute_instance_v2.cache_prod :
-      instance.name => openstack_networking_port_v2.cache_prod[index].all_fixed_ips[0]
+      instance.name => openstack_networking_floatingip_v2.cache_prod[index].address
     }
     valkey_sentinel = merge(
       {
         for index, instance in openstack_compute_instance_v2.cache_prod :
-        instance.name => openstack_networking_port_v2.cache_prod[index].all_fixed_ips[0]
+        instance.name => openstack_networking_floatingip_v2.cache_prod[index].address
       },
-      { (openstack_compute_instance_v2.cache_prod_arbiter.name) = openstack_networking_port_v2.cache_prod[2].all_fixed_ips[0] }
+      { (openstack_compute_instance_v2.cache_prod_arbiter.name) = openstack_networking_floatingip_v2.cache_prod[2].address }
     )
   }
 }

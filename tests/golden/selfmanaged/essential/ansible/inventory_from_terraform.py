@@ -21,10 +21,16 @@ outputs = json.loads(
     ).stdout
 )
 groups = outputs["ansible_inventory"]["value"]
+private = outputs.get("valkey_addresses", {}).get("value") or {}
 lines = ["# Written by inventory_from_terraform.py from the Terraform outputs.", "all:", "  vars:",
          "    ansible_user: debian", "    ansible_become: true", "  children:"]
 for group, members in sorted(groups.items()):
     lines += [f"    {json.dumps(group)}:", "      hosts:"]
-    lines += [f"        {json.dumps(name)}: {{ansible_host: {json.dumps(ip)}}}" for name, ip in sorted(members.items())]
+    lines += [
+        f"        {json.dumps(name)}: {{ansible_host: {json.dumps(ip)}"
+        + (f", valkey_address: {json.dumps(private[name])}" if name in private else "")
+        + "}"
+        for name, ip in sorted(members.items())
+    ]
 (here / "inventory.yml").write_text("\n".join(lines) + "\n")
 print(f"wrote {here / 'inventory.yml'}: {sum(len(m) for m in groups.values())} entries")

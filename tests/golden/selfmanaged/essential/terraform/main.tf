@@ -12,9 +12,38 @@ resource "openstack_networking_subnet_v2" "sessions" {
   ip_version = 4
 }
 
+# A router to the external network: packages can be installed, and the floating IPs below reach the instances.
+data "openstack_networking_network_v2" "external" {
+  name     = var.external_network
+  external = true
+}
+
+resource "openstack_networking_router_v2" "sessions" {
+  name                = "sessions"
+  external_network_id = data.openstack_networking_network_v2.external.id
+}
+
+resource "openstack_networking_router_interface_v2" "sessions" {
+  router_id = openstack_networking_router_v2.sessions.id
+  subnet_id = openstack_networking_subnet_v2.sessions.id
+}
+
 resource "openstack_networking_secgroup_v2" "sessions" {
   name        = "sessions"
   description = "Valkey sessions (allow-list from OVH)"
+}
+
+# SSH for Ansible, from the administrators' networks only.
+resource "openstack_networking_secgroup_rule_v2" "sessions_ssh" {
+  count             = length(var.admin_cidrs)
+  description       = "SSH for Ansible"
+  direction         = "ingress"
+  ethertype         = length(regexall(":", var.admin_cidrs[count.index])) > 0 ? "IPv6" : "IPv4"
+  protocol          = "tcp"
+  port_range_min    = 22
+  port_range_max    = 22
+  remote_ip_prefix  = var.admin_cidrs[count.index]
+  security_group_id = openstack_networking_secgroup_v2.sessions.id
 }
 
 resource "openstack_networking_secgroup_rule_v2" "sessions_203_0_113_7_32_6379" {
@@ -24,17 +53,6 @@ resource "openstack_networking_secgroup_rule_v2" "sessions_203_0_113_7_32_6379" 
   protocol          = "tcp"
   port_range_min    = 6379
   port_range_max    = 6379
-  remote_ip_prefix  = "203.0.113.7/32"
-  security_group_id = openstack_networking_secgroup_v2.sessions.id
-}
-
-resource "openstack_networking_secgroup_rule_v2" "sessions_203_0_113_7_32_26379" {
-  description       = "app server"
-  direction         = "ingress"
-  ethertype         = "IPv4"
-  protocol          = "tcp"
-  port_range_min    = 26379
-  port_range_max    = 26379
   remote_ip_prefix  = "203.0.113.7/32"
   security_group_id = openstack_networking_secgroup_v2.sessions.id
 }
@@ -50,17 +68,6 @@ resource "openstack_networking_secgroup_rule_v2" "sessions_intra_6379" {
   security_group_id = openstack_networking_secgroup_v2.sessions.id
 }
 
-resource "openstack_networking_secgroup_rule_v2" "sessions_intra_26379" {
-  description       = "between the Valkey nodes"
-  direction         = "ingress"
-  ethertype         = "IPv4"
-  protocol          = "tcp"
-  port_range_min    = 26379
-  port_range_max    = 26379
-  remote_group_id   = openstack_networking_secgroup_v2.sessions.id
-  security_group_id = openstack_networking_secgroup_v2.sessions.id
-}
-
 resource "openstack_networking_port_v2" "sessions" {
   count              = 1
   name               = "sessions-${count.index}"
@@ -70,6 +77,18 @@ resource "openstack_networking_port_v2" "sessions" {
   fixed_ip {
     subnet_id = openstack_networking_subnet_v2.sessions.id
   }
+}
+
+resource "openstack_networking_floatingip_v2" "sessions" {
+  count = 1
+  pool  = var.external_network
+}
+
+resource "openstack_networking_floatingip_associate_v2" "sessions" {
+  count       = 1
+  floating_ip = openstack_networking_floatingip_v2.sessions[count.index].address
+  port_id     = openstack_networking_port_v2.sessions[count.index].id
+  depends_on  = [openstack_networking_router_interface_v2.sessions]
 }
 
 resource "openstack_compute_instance_v2" "sessions" {

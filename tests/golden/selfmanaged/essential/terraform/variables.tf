@@ -24,6 +24,17 @@ variable "key_pair" {
   type        = string
 }
 
+variable "external_network" {
+  description = "External network of the router and floating IPs (Ext-Net on OVH Public Cloud)."
+  type        = string
+  default     = "Ext-Net"
+}
+
+variable "admin_cidrs" {
+  description = "Networks Ansible connects from over SSH (port 22 of the floating IPs)."
+  type        = list(string)
+}
+
 variable "subnet_cidr" {
   description = "CIDR of the private subnet."
   type        = string
