@@ -24,7 +24,6 @@ from pathlib import Path
 
 import reproducer
 from reproducer.errors import ReproducerError, SandboxError
-from reproducer.offline.providers import offline_providers
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386"}
@@ -59,6 +58,8 @@ class OfflineProvider:
 
 def available_providers() -> list[str]:
     """The keys of the offline providers: every provider a registered target requires, and ``random``."""
+    from reproducer.offline.providers import offline_providers  # the registry (and pydantic) only when asked
+
     return list(offline_providers())
 
 
@@ -68,6 +69,8 @@ def offline_provider(key: str) -> OfflineProvider:
     Raises:
         SandboxError: no provider has that key, or its schema subset is missing or of another provider or version.
     """
+    from reproducer.offline.providers import offline_providers
+
     try:
         known = offline_providers()
     except ReproducerError as exc:
