@@ -261,7 +261,8 @@ def requires_replace(address: str, type_name: str, block: Block, prior: Any, pla
         address: the provider's address (``registry.terraform.io/hashicorp/aws``).
         type_name: the resource type.
         block: the resource type's schema.
-        prior: the state before (an object); ``planned``: the planned state of an update.
+        prior: the state before (an object).
+        planned: the planned state of the update.
 
     Returns:
         Sorted paths, empty for a type the table does not list; Terraform re-checks each one against the values.
