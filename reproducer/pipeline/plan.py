@@ -20,12 +20,15 @@ from reproducer.gitops.plan import (
     PlanReport,
     ResourcePlan,
     committed_files,
-    compare_resources,
     file_diffs,
+    terraform_resources,
     to_json,
     to_markdown,
 )
-from reproducer.offline import install_mirror
+from reproducer.offline import install_mirror, offline_provider
+from reproducer.offline.replace import forcing_attributes
+from reproducer.offline.schema import ProviderSchema
+from reproducer.offline.schema import load as load_schema
 from reproducer.pipeline.apply import LocalApplyRequest, apply_local, local_data_dir
 from reproducer.pipeline.files import scratch_dir
 from reproducer.pipeline.progress import Progress, quiet
@@ -68,8 +71,10 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
         progress("planning the committed and the new Terraform offline (real provider schemas)")
         report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
         report.notes.append(
-            "Offline plan: both the committed and the new output are planned against the real provider schemas "
-            "and compared resource by resource (no cloud account is read)."
+            "Offline plan: the committed output is applied with offline providers that serve the real schemas, "
+            "then the new output is planned against that state (no cloud account is read). Replacements follow "
+            "the providers' ForceNew facts (docs/reference/terraform-offline.md#replacements); a renamed resource, "
+            "which Terraform plans as a destroy and a create, is shown as one replacement."
         )
     applier = target_entry(request.render.target).applier
     if applier == "local":
@@ -172,26 +177,66 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
 
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
-    """Resources added, changed or removed between the committed output and the new render."""
+    """What applying the new render does to what the committed output made (applied offline first).
+
+    The committed Terraform is applied with the offline providers into a scratch state, then the new render is
+    planned against that state: Terraform itself then says create, update, replace (the offline providers
+    return the attributes that force replacement) or destroy, attribute by attribute.
+    """
+    owned = committed_files(committed).items()
+    old_files = {k: p.read_text(encoding="utf-8") for k, p in owned if _terraform_file(k)}
     with scratch_dir("reproducer-plan-") as scratch:
-        cli_config = install_mirror(scratch / "mirror", list(providers))
-        new = _planned_resources(files, scratch / "new", cli_config)
-        owned = committed_files(committed).items()
-        old_files = {k: p.read_text() for k, p in owned if k.startswith("terraform/") and k.count("/") == 1}
-        old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
-        return compare_resources(old, new)
+        tf = Terraform(scratch / "terraform", cli_config=install_mirror(scratch / "mirror", list(providers)))
+        if "terraform/main.tf" in old_files:
+            _write_terraform(old_files, scratch)
+            tf.init(backend=False)
+            tf.apply()
+            for relative in old_files:
+                (scratch / relative).unlink()
+        _write_terraform(files, scratch)
+        tf.init(backend=False)
+        changes = tf.plan().raw.get("resource_changes", [])
+    schemas = _schemas(providers)
+    return terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
 
 
-def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> dict[str, Any]:
-    """``address → planned values`` of a configuration planned offline against an empty state."""
+def _terraform_file(relative: str) -> bool:
+    """A file of the root module that ``plan`` compares: not the user's values or a state."""
+    top = relative.startswith("terraform/") and relative.count("/") == 1
+    return top and not relative.endswith(("terraform.tfvars", ".tfstate", ".tfstate.backup"))
+
+
+def _write_terraform(files: dict[str, str], root: Path) -> None:
+    """Write the root module's files under ``root/terraform``, with the example values as ``terraform.tfvars``."""
     workdir = root / "terraform"
+    workdir.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
-        if relative.startswith("terraform/") and not relative.endswith(("terraform.tfvars", ".tfstate")):
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        if _terraform_file(relative):
             (root / relative).write_text(text, encoding="utf-8")
     if (workdir / "terraform.tfvars.example").exists():
         shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
-    tf = Terraform(workdir, cli_config=cli_config)
-    tf.init(backend=False)
-    changes = tf.plan().raw.get("resource_changes", [])
-    return {c["address"]: c["change"].get("after") for c in changes if c.get("mode", "managed") == "managed"}
+
+
+def _schemas(keys: tuple[str, ...]) -> dict[str, ProviderSchema]:
+    """The committed schema subsets of the providers ``keys``, by provider address."""
+    loaded = [load_schema(offline_provider(key).schema) for key in keys]
+    return {schema.address: schema for schema in loaded}
+
+
+def _schema_sensitive(schemas: dict[str, ProviderSchema], provider: str, type_name: str, path: tuple[Any, ...]) -> bool:
+    """Whether the provider's schema flags the attribute at ``path`` (or one holding it) as sensitive."""
+    schema = schemas.get(provider)
+    block = schema.resources[type_name].block if schema and type_name in schema.resources else None
+    for name in (item for item in path if isinstance(item, str)):
+        if block is None:
+            return False
+        attr = block.attributes.get(name)
+        if attr is not None and attr.sensitive:
+            return True
+        nested = attr.nested if attr is not None else block.block_types.get(name)
+        block = nested.block if nested is not None else None
+    return False
+
+
+def _forces(provider: str, type_name: str, attr: str) -> bool:
+    return attr in forcing_attributes(provider, type_name)
