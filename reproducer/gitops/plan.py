@@ -277,9 +277,12 @@ def _changes(before: _Change, after: _Change, sensitive: Sensitive, forced: list
     return tuple(differ.walk((), old.get("before"), new.get("after"), marks))
 
 
-def _differing(before: Any, after: Any) -> set[str]:
-    before, after = before or {}, after or {}
-    return {key for key in set(before) | set(after) if before.get(key) != after.get(key)}
+def _differing(gone: _Change, new: _Change) -> set[str]:
+    """Top-level attributes whose known values differ (a value known only after apply is no difference yet)."""
+    before, after = gone.change.get("before") or {}, new.change.get("after") or {}
+    unknown = new.change.get("after_unknown") or {}
+    keys = set(before) | set(after)
+    return {key for key in keys if before.get(key) != after.get(key) and not _any(_child(unknown, key))}
 
 
 def _pair_renames(changes: list[_Change], forces: Forces) -> list[tuple[_Change, _Change]]:
@@ -289,7 +292,7 @@ def _pair_renames(changes: list[_Change], forces: Forces) -> list[tuple[_Change,
     for gone in (c for c in changes if c.action == "delete"):
         candidates = []
         for new in created:
-            differing = _differing(gone.change.get("before"), new.change.get("after"))
+            differing = _differing(gone, new)
             same_kind = (new.type, new.provider) == (gone.type, gone.provider)
             if same_kind and any(forces(new.provider, new.type, attr) for attr in differing):
                 candidates.append((len(differing), new.address, new))
@@ -315,11 +318,7 @@ def terraform_resources(
     paired = {c.address for pair in pairs for c in pair}
     plans = []
     for gone, new in pairs:
-        forced = [
-            [a]
-            for a in _differing(gone.change.get("before"), new.change.get("after"))
-            if forces(new.provider, new.type, a)
-        ]
+        forced = [[a] for a in _differing(gone, new) if forces(new.provider, new.type, a)]
         plans.append(ResourcePlan(new.address, "replace", _changes(gone, new, sensitive, forced), gone.address))
     for change in changes:
         if change.address in paired:

@@ -24,6 +24,7 @@ from reproducer.offline.values import (
     digest,
     empty_object,
     fill,
+    key_maps,
     plan_create,
     plan_update,
     read_data,
@@ -151,6 +152,7 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         seed = digest(request.type_name, planned)
         if isinstance(planned, dict) and planned.get("id") is UNKNOWN:
             planned = {**planned, "id": self._unique_id(seed)}
+        planned = key_maps(request.type_name, planned)
         return pb.ApplyResourceChange.Response(new_state=proto.encode(complete(block, planned, seed, one_string=True)))
 
     def _unique_id(self, seed: str) -> str:

@@ -34,7 +34,7 @@ from reproducer.pipeline.files import scratch_dir
 from reproducer.pipeline.progress import Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render_in_memory
 from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
-from reproducer.run.terraform import Terraform
+from reproducer.run.terraform import Terraform, TerraformError
 from reproducer.targets import target_entry
 from reproducer.targets.compat import summary
 
@@ -181,29 +181,50 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
 
     The committed Terraform is applied with the offline providers into a scratch state, then the new render is
     planned against that state: Terraform itself then says create, update, replace (the offline providers
-    return the attributes that force replacement) or destroy, attribute by attribute.
+    return the attributes that force replacement) or destroy, attribute by attribute. Outputs are left out of
+    both (their fake values mean nothing; ``outputs.tf`` is compared as a file).
     """
     owned = committed_files(committed).items()
     old_files = {k: p.read_text(encoding="utf-8") for k, p in owned if _terraform_file(k)}
     with scratch_dir("reproducer-plan-") as scratch:
         tf = Terraform(scratch / "terraform", cli_config=install_mirror(scratch / "mirror", list(providers)))
         if "terraform/main.tf" in old_files:
-            _write_terraform(old_files, scratch)
-            tf.init(backend=False)
-            tf.apply()
-            for relative in old_files:
-                (scratch / relative).unlink()
+            _apply_committed(tf, old_files, scratch, committed)
         _write_terraform(files, scratch)
-        tf.init(backend=False)
+        if "terraform/main.tf" not in old_files or old_files.get(_VERSIONS) != files.get(_VERSIONS):
+            tf.init(backend=False)  # the providers changed (versions.tf holds required_providers)
         changes = tf.plan().raw.get("resource_changes", [])
     schemas = _schemas(providers)
     return terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
 
 
+_VERSIONS = "terraform/versions.tf"
+
+
+def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, committed: Path) -> None:
+    """Apply the committed Terraform offline (the state the new render is planned against), then remove its files."""
+    _write_terraform(files, scratch)
+    try:
+        tf.init(backend=False)
+        tf.apply()
+    except TerraformError as error:
+        raise TerraformError(
+            f"the committed Terraform in {committed / 'terraform'} cannot be applied offline, so the new render "
+            f"cannot be planned against it: {error.message}",
+            hint="plan compares the new render with what the committed output makes; render the committed output "
+            "again with this version, or use --terraform none to compare files only",
+            command=error.command,
+            diagnostics=error.diagnostics,
+        ) from error
+    for relative in files:
+        (scratch / relative).unlink(missing_ok=True)
+
+
 def _terraform_file(relative: str) -> bool:
-    """A file of the root module that ``plan`` compares: not the user's values or a state."""
+    """A file of the root module that ``plan`` compares: not outputs, the user's values or a state."""
     top = relative.startswith("terraform/") and relative.count("/") == 1
-    return top and not relative.endswith(("terraform.tfvars", ".tfstate", ".tfstate.backup"))
+    kept = not relative.endswith(("terraform.tfvars", ".tfstate", ".tfstate.backup", "/outputs.tf"))
+    return top and kept
 
 
 def _write_terraform(files: dict[str, str], root: Path) -> None:
