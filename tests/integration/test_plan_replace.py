@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproducer.gitops.plan import to_json, to_markdown
+from reproducer.gitops.plan import MASKED, to_json, to_markdown
 from reproducer.offline import install_mirror
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.render import RenderRequest, render
@@ -21,7 +21,7 @@ from reproducer.run.terraform import Terraform
 from tests.golden.regen import HERE
 
 SPEC = HERE / "specs" / "business.yaml"
-PLACEHOLDER_PASSWORD = "change-me-16-chars-min"  # what every terraform.tfvars.example holds
+PLACEHOLDER_PASSWORD = "change-me"  # how every terraform.tfvars.example's passwords begin
 
 CONFIG = """
 terraform {
@@ -160,3 +160,6 @@ def test_plan_shows_cluster_mode_cidr_and_user_rename_as_the_providers_would(tar
     assert f"~ {path}: {before} -> {after}" in text
     shown = [(c.before, c.after) for r in report.resources for c in r.changes]
     assert shown and PLACEHOLDER_PASSWORD not in json.dumps(shown), "a password from the tfvars is shown"
+    if target == "gcp":  # a rule holds the user's password: Terraform marks it sensitive, the report masks it
+        policy = next(r for r in report.resources if r.address == "google_memorystore_acl_policy.cache_prod")
+        assert {(c.before, c.after) for c in policy.changes if c.path.endswith(".rule")} == {(MASKED, MASKED)}
