@@ -251,6 +251,8 @@ class _Differ:
             keys: list[str | int] = sorted(set(before) | set(after))
         elif not unknown and isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
             keys = list(range(len(before)))
+        elif not unknown and isinstance(before, list) and isinstance(after, list):
+            return self.elements(path, before, after, marks)
         elif unknown or before != after:
             return [self.leaf(path, before, after, marks)]
         else:
@@ -262,6 +264,15 @@ class _Differ:
                 (*path, key), _child_value(before, key), _child_value(after, key), (sub[0], sub[1], sub[2])
             )
         return found
+
+    def elements(
+        self, path: tuple[str | int, ...], before: list[Any], after: list[Any], marks: tuple[Any, Any, Any]
+    ) -> list[AttributeChange]:
+        """A list that grew or shrank: each element removed (before -> null), then each added (null -> after)."""
+        removed = [e for e in before if e not in after]
+        added = [e for e in after if e not in before]
+        gone = [self.leaf(path, e, None, (marks[0], marks[1], False)) for e in removed]
+        return gone + [self.leaf(path, None, e, marks) for e in added]
 
 
 def _child_value(value: Any, key: str | int) -> Any:

@@ -74,6 +74,19 @@ def test_terraform_actions_become_one_action_each_with_changed_attributes():
     assert plans[1].forced_by == ["cidr_block"]
 
 
+def test_a_list_that_grows_or_shrinks_shows_each_element_removed_and_added():
+    before = {"parameter": [{"name": "timeout", "value": "300"}, {"name": "a", "value": "1"}]}
+    after = {
+        "parameter": [{"name": "timeout", "value": "300"}, {"name": "b", "value": "2"}, {"name": "c", "value": "3"}]
+    }
+    [group] = terraform_resources([change("aws_elasticache_parameter_group.p", ["update"], before, after)])
+    assert [(c.path, c.before, c.after) for c in group.changes] == [
+        ("parameter", '{"name": "a", "value": "1"}', "null"),
+        ("parameter", "null", '{"name": "b", "value": "2"}'),
+        ("parameter", "null", '{"name": "c", "value": "3"}'),
+    ]
+
+
 def test_sensitive_values_are_masked_by_terraform_marks_schema_flags_and_names():
     before = {"user_name": "alice", "passwords": ["old-pw-1"], "access_string": "on ~a", "note": "n1", "x": "s1"}
     after = {"user_name": "alice", "passwords": ["new-pw-2"], "access_string": "on ~b", "note": "n2", "x": "s2"}
