@@ -1,8 +1,10 @@
 """``plan``: what a new render would change in a committed output directory, for a pull request.
 
-The new render stays in memory; the committed and the new Terraform are planned offline against the real provider
-schemas (empty state) and compared resource by resource. For a target reproducer applies, the playbook also runs
-with ``--check --diff`` against what was deployed from the committed directory.
+The new render stays in memory. The committed Terraform is applied offline (providers serving the real schemas,
+fake computed values) and the new one is planned against that state, so Terraform itself says what is created,
+updated, replaced (the offline providers name the attributes that force it) or destroyed. For a target
+reproducer applies, the playbook also runs with ``--check --diff`` against what was deployed from the committed
+directory.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class PlanRequest:
 
 
 def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
-    """Render into memory, diff against ``out``, and plan the Terraform (offline: schema-checked, empty state)."""
+    """Render into memory, diff against ``out``, and plan the Terraform against the committed output's (offline)."""
     if request.terraform not in ("offline", "none"):
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
     memory = render_in_memory(request.render)
@@ -68,7 +70,7 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
         compatibility=summary(rendered.rows),
     )
     if mode == "offline":
-        progress("planning the committed and the new Terraform offline (real provider schemas)")
+        progress("applying the committed Terraform offline, then planning the new one against it")
         report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
         report.notes.append(
             "Offline plan: the committed output is applied with offline providers that serve the real schemas, "
