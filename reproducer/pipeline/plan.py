@@ -9,6 +9,7 @@ directory.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -201,14 +202,25 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
 
 
 _VERSIONS = "terraform/versions.tf"
+#: A ``module`` block (labels may be quoted or bare in HCL).
+_MODULE_BLOCK = re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE)
 
 
 def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, committed: Path) -> None:
-    """Apply the committed Terraform offline (the state the new render is planned against), then remove its files."""
+    """Apply the committed Terraform offline (the state the new render is planned against), then remove its files.
+
+    The committed files come from a pull request: its plan is checked first, and a configuration that would run
+    anything at apply (a provisioner) or fetch code (a module) is refused before it is applied.
+    """
+    modules = sorted(name for name, text in files.items() if _MODULE_BLOCK.search(text))
+    if modules:  # refused before init, which would fetch the module's code
+        _refuse_code({"root_module": {"module_calls": {f"block in {name}": {} for name in modules}}}, committed)
     _write_terraform(files, scratch)
     try:
         tf.init(backend=False)
-        tf.apply()
+        planned = tf.plan()
+        _refuse_code(planned.raw.get("configuration", {}), committed)
+        tf.apply(planned)
     except TerraformError as error:
         raise TerraformError(
             f"the committed Terraform in {committed / 'terraform'} cannot be applied offline, so the new render "
@@ -222,11 +234,29 @@ def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, commit
         (scratch / relative).unlink(missing_ok=True)
 
 
+def _refuse_code(configuration: dict[str, Any], committed: Path) -> None:
+    """Refuse a committed configuration with provisioners or module calls (reproducer renders neither).
+
+    Raises:
+        InputError: naming what was found.
+    """
+    root = configuration.get("root_module", {})
+    found = [f"provisioner in {r.get('address', '?')}" for r in root.get("resources", []) if r.get("provisioners")]
+    found += [f"module {name}" for name in sorted(root.get("module_calls", {}))]
+    if found:
+        raise InputError(
+            f"the committed Terraform in {committed / 'terraform'} declares {', '.join(found[:5])}: reproducer "
+            "renders no provisioner or module, and plan will not apply one",
+            hint="remove them from the committed output (render it again), or use --terraform none to compare "
+            "files only",
+        )
+
+
 def _terraform_file(relative: str) -> bool:
-    """A file of the root module that ``plan`` compares: not outputs, the user's values or a state."""
+    """A file of the root module that ``plan`` compares: ``*.tf`` but outputs, and the example values."""
     top = relative.startswith("terraform/") and relative.count("/") == 1
-    kept = not relative.endswith(("terraform.tfvars", ".tfstate", ".tfstate.backup", "/outputs.tf"))
-    return top and kept
+    kept = relative.endswith(".tf") and not relative.endswith("/outputs.tf")
+    return top and (kept or relative == "terraform/terraform.tfvars.example")
 
 
 def _write_terraform(files: dict[str, str], root: Path) -> None:
