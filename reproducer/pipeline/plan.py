@@ -202,24 +202,26 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
 
 
 _VERSIONS = "terraform/versions.tf"
-#: A ``module`` block (labels may be quoted or bare in HCL).
-_MODULE_BLOCK = re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE)
+#: What the committed files may not hold, refused before ``init`` (which fetches modules) and ``plan`` (which
+#: reads remote states): a ``module`` block (labels may be quoted or bare in HCL), a remote state data source.
+_BEFORE_INIT = {
+    "a module block": re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE),
+    "a terraform_remote_state data source": re.compile(r"terraform_remote_state"),
+}
 
 
 def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, committed: Path) -> None:
     """Apply the committed Terraform offline (the state the new render is planned against), then remove its files.
 
-    The committed files come from a pull request: its plan is checked first, and a configuration that would run
-    anything at apply (a provisioner) or fetch code (a module) is refused before it is applied.
+    The committed files come from a pull request: what would fetch code or read other states is refused before
+    ``init``, and a plan with provisioners (they run commands at apply) before it is applied.
     """
-    modules = sorted(name for name, text in files.items() if _MODULE_BLOCK.search(text))
-    if modules:  # refused before init, which would fetch the module's code
-        _refuse_code({"root_module": {"module_calls": {f"block in {name}": {} for name in modules}}}, committed)
+    _refuse(_forbidden_text(files), committed)
     _write_terraform(files, scratch)
     try:
         tf.init(backend=False)
         planned = tf.plan()
-        _refuse_code(planned.raw.get("configuration", {}), committed)
+        _refuse(_code_in(planned.raw.get("configuration", {})), committed)
         tf.apply(planned)
     except TerraformError as error:
         raise TerraformError(
@@ -234,19 +236,33 @@ def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, commit
         (scratch / relative).unlink(missing_ok=True)
 
 
-def _refuse_code(configuration: dict[str, Any], committed: Path) -> None:
-    """Refuse a committed configuration with provisioners or module calls (reproducer renders neither).
+def _forbidden_text(files: dict[str, str]) -> list[str]:
+    """What of :data:`_BEFORE_INIT` the files hold, and where."""
+    return [
+        f"{what} in {name}"
+        for name, text in sorted(files.items())
+        for what, p in _BEFORE_INIT.items()
+        if p.search(text)
+    ]
+
+
+def _code_in(configuration: dict[str, Any]) -> list[str]:
+    """The provisioners and module calls of a planned configuration (``terraform show -json``'s)."""
+    root = configuration.get("root_module", {})
+    found = [f"a provisioner in {r.get('address', '?')}" for r in root.get("resources", []) if r.get("provisioners")]
+    return found + [f"module {name}" for name in sorted(root.get("module_calls", {}))]
+
+
+def _refuse(found: list[str], committed: Path) -> None:
+    """Refuse committed Terraform that would run or fetch code, or read other states (reproducer renders none).
 
     Raises:
         InputError: naming what was found.
     """
-    root = configuration.get("root_module", {})
-    found = [f"provisioner in {r.get('address', '?')}" for r in root.get("resources", []) if r.get("provisioners")]
-    found += [f"module {name}" for name in sorted(root.get("module_calls", {}))]
     if found:
         raise InputError(
             f"the committed Terraform in {committed / 'terraform'} declares {', '.join(found[:5])}: reproducer "
-            "renders no provisioner or module, and plan will not apply one",
+            "renders no provisioner, module or remote state, and plan will not run one",
             hint="remove them from the committed output (render it again), or use --terraform none to compare "
             "files only",
         )

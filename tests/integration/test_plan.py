@@ -56,4 +56,4 @@ def test_a_committed_provisioner_is_refused_before_anything_runs(tmp_path):
     assert not marker.exists(), "plan ran a command from the committed Terraform"
     main.write_text(main.read_text() + 'module remote {\n  source = "git::https://example.invalid/x.git"\n}\n')
     fetched = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out))
-    assert fetched.returncode == 2 and "module block in terraform/main.tf" in fetched.stderr, fetched.stderr
+    assert fetched.returncode == 2 and "a module block in terraform/main.tf" in fetched.stderr, fetched.stderr
