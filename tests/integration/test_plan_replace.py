@@ -118,6 +118,11 @@ EXPECTED = {
         # users are rules of one ACL policy, updated in place
         "google_memorystore_acl_policy.cache_prod": ("update", None, []),
     },
+    "aiven": {
+        "aiven_valkey_user.reporting": ("replace", "aiven_valkey_user.analytics", ["username"]),
+        "aiven_project_vpc.cache_prod": ("replace", None, ["network_cidr"]),
+        "aiven_valkey.cache_prod": ("update", None, []),  # a plan change is in place
+    },
     "ovh": {
         "ovh_cloud_project_database_valkey_user.reporting": (
             "replace",
@@ -131,6 +136,7 @@ EXPECTED = {
 
 #: target -> one changed attribute the report lists, before -> after.
 ATTRIBUTE = {
+    "aiven": ("aiven_project_vpc.cache_prod", "network_cidr", '"192.168.1.0/24"', '"10.20.0.0/24"'),
     "aws": ("aws_elasticache_replication_group.cache_prod", "cluster_mode", '"disabled"', '"enabled"'),
     "gcp": ("google_memorystore_instance.cache_prod", "mode", '"CLUSTER_DISABLED"', '"CLUSTER"'),
     "ovh": ("ovh_cloud_project_network_private_subnet_v2.cache_prod", "cidr", '"192.168.1.0/24"', '"10.20.0.0/24"'),
