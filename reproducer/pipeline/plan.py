@@ -206,7 +206,7 @@ _VERSIONS = "terraform/versions.tf"
 #: reads remote states): a ``module`` block (labels may be quoted or bare in HCL), a remote state data source.
 _BEFORE_INIT = {
     "a module block": re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE),
-    "a terraform_remote_state data source": re.compile(r"terraform_remote_state"),
+    "a terraform_remote_state data source": re.compile(r'^\s*data\s*"?terraform_remote_state\b', re.MULTILINE),
 }
 
 
