@@ -15,6 +15,7 @@ from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
 
 from reproducer.offline import proto
+from reproducer.offline.replace import requires_replace
 from reproducer.offline.schema import ProviderSchema, Schema, implied_type
 from reproducer.offline.values import (
     UNKNOWN,
@@ -23,6 +24,7 @@ from reproducer.offline.values import (
     digest,
     empty_object,
     fill,
+    key_maps,
     plan_create,
     plan_update,
     read_data,
@@ -120,16 +122,26 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         return pb.ReadResource.Response(new_state=request.current_state, private=request.private)
 
     def PlanResourceChange(self, request: Any, context: Any) -> Any:
-        """Plan a create (computed attributes unknown), an update (as proposed) or a destroy."""
+        """Plan a create (computed attributes unknown), an update (as proposed) or a destroy.
+
+        An update names the attributes whose change forces replacement (``requires_replace``, from
+        :mod:`reproducer.offline.replace`); Terraform then plans the resource as replaced.
+        """
         block = self.schema.resources[request.type_name].block
-        proposed = proto.decode(request.proposed_new_state)
+        proposed, prior = proto.decode(request.proposed_new_state), proto.decode(request.prior_state)
+        replace: list[Any] = []
         if proposed is None:
             planned = None
-        elif proto.decode(request.prior_state) is None:
+        elif prior is None:
             planned = plan_create(block, proposed)
         else:
             planned = plan_update(block, proposed)
-        return pb.PlanResourceChange.Response(planned_state=proto.encode(planned), planned_private=b"")
+            replace = requires_replace(self.schema.address, request.type_name, block, prior, planned)
+        return pb.PlanResourceChange.Response(
+            planned_state=proto.encode(planned),
+            requires_replace=[proto.attribute_path(path) for path in replace],
+            planned_private=b"",
+        )
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:
         """Make the planned state real with deterministic fake values; a null plan deletes."""
@@ -140,6 +152,7 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         seed = digest(request.type_name, planned)
         if isinstance(planned, dict) and planned.get("id") is UNKNOWN:
             planned = {**planned, "id": self._unique_id(seed)}
+        planned = key_maps(request.type_name, planned)
         return pb.ApplyResourceChange.Response(new_state=proto.encode(complete(block, planned, seed, one_string=True)))
 
     def _unique_id(self, seed: str) -> str:

@@ -122,6 +122,26 @@ def fake(ty: CtyType, seed: str, *, one_string: bool = False) -> Any:
     return json.loads(json.dumps(_EMPTY.get(kind)))  # a fresh copy; dynamic gets null, a known value of any type
 
 
+#: Computed maps the cloud keys by the values of another attribute: ``(resource type, map) -> keying attribute``.
+#: After apply, each gets one fake value per key, so configurations can index them
+#: (docs/reference/terraform-offline.md#fake-values).
+KEYED_MAPS: dict[tuple[str, str], str] = {
+    ("ovh_cloud_project_network_private", "regions_openstack_ids"): "regions",
+}
+
+
+def key_maps(type_name: str, planned: Any) -> Any:
+    """``planned`` with each unknown :data:`KEYED_MAPS` map of ``type_name`` given an unknown value per key."""
+    if not isinstance(planned, dict):
+        return planned
+    out = dict(planned)
+    for (kind, name), keying in KEYED_MAPS.items():
+        keys = planned.get(keying)
+        if kind == type_name and planned.get(name) is UNKNOWN and isinstance(keys, list):
+            out[name] = {key: UNKNOWN for key in keys if isinstance(key, str)}
+    return out
+
+
 def fill(value: Any, ty: CtyType, seed: str, *, one_string: bool = False) -> Any:
     """``value`` conformed to ``ty``: unknowns become :func:`fake` values, objects get exactly their attributes."""
     if value is UNKNOWN:

@@ -1,12 +1,15 @@
 """``plan``: what a new render would change in a committed output directory, for a pull request.
 
-The new render stays in memory; the committed and the new Terraform are planned offline against the real provider
-schemas (empty state) and compared resource by resource. For a target reproducer applies, the playbook also runs
-with ``--check --diff`` against what was deployed from the committed directory.
+The new render stays in memory. The committed Terraform is applied offline (providers serving the real schemas,
+fake computed values) and the new one is planned against that state, so Terraform itself says what is created,
+updated, replaced (the offline providers name the attributes that force it) or destroyed. For a target
+reproducer applies, the playbook also runs with ``--check --diff`` against what was deployed from the committed
+directory.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -20,18 +23,21 @@ from reproducer.gitops.plan import (
     PlanReport,
     ResourcePlan,
     committed_files,
-    compare_resources,
     file_diffs,
+    terraform_resources,
     to_json,
     to_markdown,
 )
-from reproducer.offline import install_mirror
+from reproducer.offline import install_mirror, offline_provider
+from reproducer.offline.replace import forcing_attributes
+from reproducer.offline.schema import ProviderSchema
+from reproducer.offline.schema import load as load_schema
 from reproducer.pipeline.apply import LocalApplyRequest, apply_local, local_data_dir
 from reproducer.pipeline.files import scratch_dir
 from reproducer.pipeline.progress import Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render_in_memory
 from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
-from reproducer.run.terraform import Terraform
+from reproducer.run.terraform import Terraform, TerraformError
 from reproducer.targets import target_entry
 from reproducer.targets.compat import summary
 
@@ -50,7 +56,7 @@ class PlanRequest:
 
 
 def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
-    """Render into memory, diff against ``out``, and plan the Terraform (offline: schema-checked, empty state)."""
+    """Render into memory, diff against ``out``, and plan the Terraform against the committed output's (offline)."""
     if request.terraform not in ("offline", "none"):
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
     memory = render_in_memory(request.render)
@@ -65,11 +71,13 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
         compatibility=summary(rendered.rows),
     )
     if mode == "offline":
-        progress("planning the committed and the new Terraform offline (real provider schemas)")
+        progress("applying the committed Terraform offline, then planning the new one against it")
         report.resources = _offline_comparison(rendered.files, committed, target.terraform_providers)
         report.notes.append(
-            "Offline plan: both the committed and the new output are planned against the real provider schemas "
-            "and compared resource by resource (no cloud account is read)."
+            "Offline plan: the committed output is applied with offline providers that serve the real schemas, "
+            "then the new output is planned against that state (no cloud account is read). Replacements follow "
+            "the providers' ForceNew facts (docs/reference/terraform-offline.md#replacements); a renamed resource, "
+            "which Terraform plans as a destroy and a create, is shown as one replacement."
         )
     applier = target_entry(request.render.target).applier
     if applier == "local":
@@ -172,26 +180,132 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
 
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
-    """Resources added, changed or removed between the committed output and the new render."""
+    """What applying the new render does to what the committed output made (applied offline first).
+
+    The committed Terraform is applied with the offline providers into a scratch state, then the new render is
+    planned against that state: Terraform itself then says create, update, replace (the offline providers
+    return the attributes that force replacement) or destroy, attribute by attribute. Outputs are left out of
+    both (their fake values mean nothing; ``outputs.tf`` is compared as a file).
+    """
+    owned = committed_files(committed).items()
+    old_files = {k: p.read_text(encoding="utf-8") for k, p in owned if _terraform_file(k)}
     with scratch_dir("reproducer-plan-") as scratch:
-        cli_config = install_mirror(scratch / "mirror", list(providers))
-        new = _planned_resources(files, scratch / "new", cli_config)
-        owned = committed_files(committed).items()
-        old_files = {k: p.read_text() for k, p in owned if k.startswith("terraform/") and k.count("/") == 1}
-        old = _planned_resources(old_files, scratch / "old", cli_config) if "terraform/main.tf" in old_files else {}
-        return compare_resources(old, new)
+        tf = Terraform(scratch / "terraform", cli_config=install_mirror(scratch / "mirror", list(providers)))
+        if "terraform/main.tf" in old_files:
+            _apply_committed(tf, old_files, scratch, committed)
+        _write_terraform(files, scratch)
+        if "terraform/main.tf" not in old_files or old_files.get(_VERSIONS) != files.get(_VERSIONS):
+            tf.init(backend=False)  # the providers changed (versions.tf holds required_providers)
+        changes = tf.plan().raw.get("resource_changes", [])
+    schemas = _schemas(providers)
+    return terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
 
 
-def _planned_resources(files: dict[str, str], root: Path, cli_config: Path) -> dict[str, Any]:
-    """``address → planned values`` of a configuration planned offline against an empty state."""
+_VERSIONS = "terraform/versions.tf"
+#: What the committed files may not hold, refused before ``init`` (which fetches modules) and ``plan`` (which
+#: reads remote states): a ``module`` block (labels may be quoted or bare in HCL), a remote state data source.
+_BEFORE_INIT = {
+    "a module block": re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE),
+    "a terraform_remote_state data source": re.compile(r'^\s*data\s*"?terraform_remote_state\b', re.MULTILINE),
+}
+
+
+def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, committed: Path) -> None:
+    """Apply the committed Terraform offline (the state the new render is planned against), then remove its files.
+
+    The committed files come from a pull request: what would fetch code or read other states is refused before
+    ``init``, and a plan with provisioners (they run commands at apply) before it is applied.
+    """
+    _refuse(_forbidden_text(files), committed)
+    _write_terraform(files, scratch)
+    try:
+        tf.init(backend=False)
+        planned = tf.plan()
+        _refuse(_code_in(planned.raw.get("configuration", {})), committed)
+        tf.apply(planned)
+    except TerraformError as error:
+        raise TerraformError(
+            f"the committed Terraform in {committed / 'terraform'} cannot be applied offline, so the new render "
+            f"cannot be planned against it: {error.message}",
+            hint="plan compares the new render with what the committed output makes; render the committed output "
+            "again with this version, or use --terraform none to compare files only",
+            command=error.command,
+            diagnostics=error.diagnostics,
+        ) from error
+    for relative in files:
+        (scratch / relative).unlink(missing_ok=True)
+
+
+def _forbidden_text(files: dict[str, str]) -> list[str]:
+    """What of :data:`_BEFORE_INIT` the files hold, and where."""
+    return [
+        f"{what} in {name}"
+        for name, text in sorted(files.items())
+        for what, p in _BEFORE_INIT.items()
+        if p.search(text)
+    ]
+
+
+def _code_in(configuration: dict[str, Any]) -> list[str]:
+    """The provisioners and module calls of a planned configuration (``terraform show -json``'s)."""
+    root = configuration.get("root_module", {})
+    found = [f"a provisioner in {r.get('address', '?')}" for r in root.get("resources", []) if r.get("provisioners")]
+    return found + [f"module {name}" for name in sorted(root.get("module_calls", {}))]
+
+
+def _refuse(found: list[str], committed: Path) -> None:
+    """Refuse committed Terraform that would run or fetch code, or read other states (reproducer renders none).
+
+    Raises:
+        InputError: naming what was found.
+    """
+    if found:
+        raise InputError(
+            f"the committed Terraform in {committed / 'terraform'} declares {', '.join(found[:5])}: reproducer "
+            "renders no provisioner, module or remote state, and plan will not run one",
+            hint="remove them from the committed output (render it again), or use --terraform none to compare "
+            "files only",
+        )
+
+
+def _terraform_file(relative: str) -> bool:
+    """A file of the root module that ``plan`` compares: ``*.tf`` but outputs, and the example values."""
+    top = relative.startswith("terraform/") and relative.count("/") == 1
+    kept = relative.endswith(".tf") and not relative.endswith("/outputs.tf")
+    return top and (kept or relative == "terraform/terraform.tfvars.example")
+
+
+def _write_terraform(files: dict[str, str], root: Path) -> None:
+    """Write the root module's files under ``root/terraform``, with the example values as ``terraform.tfvars``."""
     workdir = root / "terraform"
+    workdir.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
-        if relative.startswith("terraform/") and not relative.endswith(("terraform.tfvars", ".tfstate")):
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        if _terraform_file(relative):
             (root / relative).write_text(text, encoding="utf-8")
     if (workdir / "terraform.tfvars.example").exists():
         shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
-    tf = Terraform(workdir, cli_config=cli_config)
-    tf.init(backend=False)
-    changes = tf.plan().raw.get("resource_changes", [])
-    return {c["address"]: c["change"].get("after") for c in changes if c.get("mode", "managed") == "managed"}
+
+
+def _schemas(keys: tuple[str, ...]) -> dict[str, ProviderSchema]:
+    """The committed schema subsets of the providers ``keys``, by provider address."""
+    loaded = [load_schema(offline_provider(key).schema) for key in keys]
+    return {schema.address: schema for schema in loaded}
+
+
+def _schema_sensitive(schemas: dict[str, ProviderSchema], provider: str, type_name: str, path: tuple[Any, ...]) -> bool:
+    """Whether the provider's schema flags the attribute at ``path`` (or one holding it) as sensitive."""
+    schema = schemas.get(provider)
+    block = schema.resources[type_name].block if schema and type_name in schema.resources else None
+    for name in (item for item in path if isinstance(item, str)):
+        if block is None:
+            return False
+        attr = block.attributes.get(name)
+        if attr is not None and attr.sensitive:
+            return True
+        nested = attr.nested if attr is not None else block.block_types.get(name)
+        block = nested.block if nested is not None else None
+    return False
+
+
+def _forces(provider: str, type_name: str, attr: str) -> bool:
+    return attr in forcing_attributes(provider, type_name)

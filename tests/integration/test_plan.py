@@ -41,3 +41,19 @@ def test_errors_exit_1_with_detailed_exitcode(tmp_path):
     plain = reproducer("plan", "--target", "aws", "--spec", str(tmp_path / "nope.yaml"), "--out", str(tmp_path))
     assert plain.returncode == 2
     assert not Path(tmp_path / "terraform").exists()
+
+
+def test_a_committed_provisioner_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "committed"
+    assert reproducer("render", "--target", "aws", "--spec", str(SPEC), "--out", str(out)).returncode == 0
+    marker = tmp_path / "ran"
+    main = out / "terraform" / "main.tf"
+    provisioner = f'provisioner "local-exec" {{\n    command = "touch {marker}"\n  }}'
+    main.write_text(main.read_text() + f'\nresource "terraform_data" "x" {{\n  {provisioner}\n}}\n')
+    refused = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "provisioner" in refused.stderr and "terraform/main.tf" not in refused.stdout
+    assert not marker.exists(), "plan ran a command from the committed Terraform"
+    main.write_text(main.read_text() + 'module remote {\n  source = "git::https://example.invalid/x.git"\n}\n')
+    fetched = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out))
+    assert fetched.returncode == 2 and "a module block in terraform/main.tf" in fetched.stderr, fetched.stderr

@@ -4,16 +4,27 @@ import json
 
 from reproducer.gitops.plan import (
     COMMENT_LIMIT,
+    KNOWN_AFTER,
+    MASKED,
     AnsibleCheck,
+    AttributeChange,
     FileDiff,
     PlanReport,
     ResourcePlan,
-    compare_resources,
     file_diffs,
-    resource_plans,
+    terraform_resources,
     to_json,
     to_markdown,
 )
+
+AWS = "registry.terraform.io/hashicorp/aws"
+
+
+def change(address, actions, before, after, **extra):
+    """One entry of ``terraform show -json``'s ``resource_changes``."""
+    kind = address.split(".")[0]
+    body = {"actions": list(actions), "before": before, "after": after, **extra}
+    return {"address": address, "mode": "managed", "type": kind, "provider_name": AWS, "change": body}
 
 
 def test_file_diffs_classify_added_changed_removed(tmp_path):
@@ -30,15 +41,96 @@ def test_file_diffs_classify_added_changed_removed(tmp_path):
     assert "-a\n+b" in diffs[0].diff
 
 
-def test_resource_comparison_and_replace_detection():
-    old = {"a.x": {"v": 1}, "a.y": {"v": 1}, "a.z": {"v": 1}}
-    new = {"a.x": {"v": 1}, "a.y": {"v": 2}, "a.w": {"v": 1}}
-    assert compare_resources(old, new) == [
-        ResourcePlan("a.w", "create"),
-        ResourcePlan("a.y", "update"),
-        ResourcePlan("a.z", "delete"),
+def test_terraform_actions_become_one_action_each_with_changed_attributes():
+    changes = [
+        change(
+            "aws_subnet.a",
+            ["delete", "create"],
+            {"cidr_block": "10.0.1.0/24", "id": "s-1"},
+            {"cidr_block": "10.0.2.0/24", "id": None},
+            after_unknown={"id": True},
+            replace_paths=[["cidr_block"]],
+        ),
+        change("aws_vpc.v", ["no-op"], {"id": "v"}, {"id": "v"}),
+        change(
+            "aws_security_group.g", ["update"], {"tags": {"a": "1"}, "name": "g"}, {"tags": {"a": "2"}, "name": "g"}
+        ),
+        change("aws_vpc.new", ["create"], None, {"cidr_block": "10.1.0.0/16"}),
+        change("aws_vpc.old", ["delete"], {"cidr_block": "10.2.0.0/16"}, None),
+        {"address": "data.aws_x.y", "mode": "data", "type": "aws_x", "change": {"actions": ["read"]}},
     ]
-    assert resource_plans([("r", ("delete", "create")), ("s", ("no-op",))]) == [ResourcePlan("r", "replace")]
+    plans = terraform_resources(changes)
+    assert [(p.address, p.action) for p in plans] == [
+        ("aws_security_group.g", "update"),
+        ("aws_subnet.a", "replace"),
+        ("aws_vpc.new", "create"),
+        ("aws_vpc.old", "delete"),
+    ]
+    assert plans[0].changes == (AttributeChange("tags.a", '"1"', '"2"'),)
+    assert plans[1].changes == (
+        AttributeChange("cidr_block", '"10.0.1.0/24"', '"10.0.2.0/24"', forces_replacement=True),
+        AttributeChange("id", '"s-1"', KNOWN_AFTER),
+    )
+    assert plans[1].forced_by == ["cidr_block"]
+
+
+def test_a_list_that_grows_or_shrinks_shows_each_element_removed_and_added():
+    before = {"parameter": [{"name": "timeout", "value": "300"}, {"name": "a", "value": "1"}]}
+    after = {
+        "parameter": [{"name": "timeout", "value": "300"}, {"name": "b", "value": "2"}, {"name": "c", "value": "3"}]
+    }
+    [group] = terraform_resources([change("aws_elasticache_parameter_group.p", ["update"], before, after)])
+    assert [(c.path, c.before, c.after) for c in group.changes] == [
+        ("parameter", '{"name": "a", "value": "1"}', "null"),
+        ("parameter", "null", '{"name": "b", "value": "2"}'),
+        ("parameter", "null", '{"name": "c", "value": "3"}'),
+    ]
+
+
+def test_sensitive_values_are_masked_by_terraform_marks_schema_flags_and_names():
+    before = {"user_name": "alice", "passwords": ["old-pw-1"], "access_string": "on ~a", "note": "n1", "x": "s1"}
+    after = {"user_name": "alice", "passwords": ["new-pw-2"], "access_string": "on ~b", "note": "n2", "x": "s2"}
+    marked = change(
+        "aws_elasticache_user.u",
+        ["update"],
+        before,
+        after,
+        before_sensitive={"note": True},
+        after_sensitive={"note": True},
+    )
+    schema_flag = lambda provider, kind, path: path[:1] == ("x",)  # noqa: E731
+    plans = terraform_resources([marked], sensitive=schema_flag)
+    shown = {c.path: (c.before, c.after) for c in plans[0].changes}
+    assert shown == {
+        "access_string": ('"on ~a"', '"on ~b"'),
+        "note": (MASKED, MASKED),
+        "passwords[0]": (MASKED, MASKED),
+        "x": (MASKED, MASKED),
+    }
+    text = to_markdown(PlanReport("aws", "ovh:abc", resources=plans)) + to_json(
+        PlanReport("aws", "ovh:a", resources=plans)
+    )
+    for secret in ("old-pw-1", "new-pw-2", "n1", "n2", "s1", "s2"):
+        assert secret not in text
+
+
+def test_a_renamed_resource_is_one_replacement_when_its_differences_force_one():
+    gone = change(
+        "aws_elasticache_user.alice", ["delete"], {"user_name": "alice", "user_id": "c-alice", "engine": "valkey"}, None
+    )
+    new = change(
+        "aws_elasticache_user.bob", ["create"], None, {"user_name": "bob", "user_id": "c-bob", "engine": "valkey"}
+    )
+    other = change("aws_vpc_security_group_ingress_rule.r", ["create"], None, {"cidr_ipv4": "10.0.0.0/8"})
+    forces = lambda provider, kind, attr: attr in {"user_name", "user_id", "cidr_ipv4"}  # noqa: E731
+    plans = terraform_resources([gone, new, other], forces=forces)
+    assert [(p.address, p.action, p.previous_address) for p in plans] == [
+        ("aws_elasticache_user.bob", "replace", "aws_elasticache_user.alice"),
+        ("aws_vpc_security_group_ingress_rule.r", "create", ""),
+    ]
+    assert plans[0].forced_by == ["user_id", "user_name"]
+    unpaired = terraform_resources([gone, new])
+    assert [p.action for p in unpaired] == ["delete", "create"], "without replace facts nothing is paired"
 
 
 def test_markdown_has_marker_summary_and_destroy_warning():
@@ -52,7 +144,27 @@ def test_markdown_has_marker_summary_and_destroy_warning():
     text = to_markdown(report)
     assert text.startswith("<!-- reproducer:plan target=aws source=ovh:abc version=1 -->")
     assert "1 resource(s) will be destroyed or replaced" in text and "Destroy: `aws_x.gone`" in text
+    assert "> * **Destroy** `aws_x.gone`" in text
     assert "3 exact · 1 manual" in text and "```diff" in text
+
+
+def test_the_warning_names_each_replacement_and_what_forces_it_before_anything_else():
+    forced = (AttributeChange("user_name", '"alice"', '"bob"', True), AttributeChange("arn", '"x"', KNOWN_AFTER))
+    resources = [
+        ResourcePlan("aws_elasticache_user.bob", "replace", forced, previous_address="aws_elasticache_user.alice"),
+        ResourcePlan("aws_subnet.a`\nx", "replace", (AttributeChange("cidr_block", '"a"', '"b"', True),)),
+    ]
+    text = to_markdown(PlanReport("aws", "ovh:abc", resources=resources))
+    warning = text.index("2 resource(s) will be destroyed or replaced")
+    assert warning < text.index("| Terraform")
+    assert (
+        "> * **Replace** `aws_elasticache_user.bob` (was `aws_elasticache_user.alice`): destroyed and created "
+        "again, forced by `user_name`" in text
+    )
+    assert "`aws_subnet.a??x`" in text, "an address cannot break out of its code span"
+    assert '~ user_name: "alice" -> "bob"  # forces replacement' in text and f'~ arn: "x" -> {KNOWN_AFTER}' in text
+    assert "| Terraform (offline, vs committed) | 0 | 0 | 2 | 0 |" in text
+    assert "**aws_subnet.a??x (replace, 1 lines)**" in text
 
 
 def test_huge_diffs_stay_under_the_comment_limit():
@@ -66,7 +178,7 @@ def test_huge_diffs_stay_under_the_comment_limit():
 def test_json_has_a_documented_shape():
     report = PlanReport("ovh", "ovh:abc", resources=[ResourcePlan("ovh_x.y", "create")], compatibility={"exact": 1})
     data = json.loads(to_json(report))
-    assert data["format_version"] == "1.1" and data["changes"] is True
+    assert data["format_version"] == "1.2" and data["changes"] is True
     assert set(data) == {
         "format_version",
         "target",
@@ -84,8 +196,22 @@ def test_json_has_a_documented_shape():
         "update": 0,
         "replace": 0,
         "delete": 0,
-        "resources": [{"address": "ovh_x.y", "action": "create"}],
+        "resources": [
+            {"address": "ovh_x.y", "action": "create", "previous_address": None, "forced_by": [], "changes": []}
+        ],
     }
+    replaced = ResourcePlan("ovh_u.b", "replace", (AttributeChange("name", '"a"', '"b"', True),), "ovh_u.a")
+    entry = json.loads(to_json(PlanReport("ovh", "ovh:abc", resources=[replaced])))["terraform"]["resources"][0]
+    assert entry == {
+        "address": "ovh_u.b",
+        "action": "replace",
+        "previous_address": "ovh_u.a",
+        "forced_by": ["name"],
+        "changes": [{"path": "name", "before": '"a"', "after": '"b"', "forces_replacement": True}],
+    }
+    assert to_json(PlanReport("ovh", "ovh:abc", resources=[replaced])) == to_json(
+        PlanReport("ovh", "ovh:abc", resources=[replaced])
+    )
     assert not json.loads(to_json(PlanReport("ovh", "ovh:abc")))["changes"]
 
 
