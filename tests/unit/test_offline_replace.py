@@ -15,7 +15,11 @@ from reproducer.targets.base import ALL_TYPES
 
 TABLE = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
 #: Rendered types the shared table does not list: their changes are planned in place, as for any unlisted type.
-NOT_IN_TABLE = {"aws_vpc_security_group_egress_rule", "openstack_compute_keypair_v2"}
+NOT_IN_TABLE = {
+    "aws_vpc_security_group_egress_rule",
+    "openstack_compute_keypair_v2",
+    "openstack_networking_floatingip_associate_v2",
+}
 
 
 def plan(key: str, type_name: str, prior: dict, planned: dict) -> list:
