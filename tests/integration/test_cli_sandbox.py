@@ -80,19 +80,24 @@ def test_exit_codes_and_messages(sandbox):
     assert unknown_endpoint.returncode == 2 and "unknown OVH endpoint 'ovh-mars'" in unknown_endpoint.stderr
 
 
-def test_demo_runs_the_whole_job_and_cleans_up(sandbox):
-    """`make demo` is the main job: spec on stdout, every phase run, every key proven, the cluster removed."""
+def test_demo_runs_the_whole_job_into_the_aws_twin_and_cleans_up(sandbox):
+    """`make demo` is the main job: spec on stdout, every phase run, every key proven, the AWS twin destroyed."""
+    from reproducer.twins import running_processes
+
     root, info = sandbox
     demo = run("demo", "--dir", str(root))
     assert demo.returncode == 0, demo.stderr
     spec = yaml.safe_load(demo.stdout)
     assert spec["source"]["project"] == info["project"] and spec["topology"]["mode"] == "sentinel"
     assert "phases run: inspect, render, plan, apply, copy, verify, report" in demo.stderr
-    assert "verify: source and target are identical" in demo.stderr and "reproducer:plan target=aws" in demo.stderr
+    assert "verify: source and target are identical" in demo.stderr and "reproducer:plan target=gcp" in demo.stderr
     run_dir = next((root / "demo").glob("*/run"))
     report = json.loads((run_dir / "report.json").read_text())
     assert report["verify"]["ok"] and report["verify"]["compared"] == report["copy"]["source_keys"] > 0
-    assert not (run_dir / "rendered.valkey-data").exists(), "the demo removes the cluster it stood up"
+    assert report["target"]["topology"] == "cluster" and report["target"]["tls"] is True, "3 x 1 with TLS"
+    outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
+    assert outputs["cluster_mode"] is True
+    assert "Destroy complete! Resources: " in demo.stderr and not running_processes(root / "twins")
     assert run("sandbox", "status", "--dir", str(root)).returncode == 0, "a sandbox it did not start keeps running"
     assert info["application_secret"] not in demo.stdout + demo.stderr
 
