@@ -6,17 +6,26 @@ resource's own port), outliving the process that started them.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import valkey
+from valkey.cluster import ValkeyCluster
 
-from reproducer.twins import install_twins, running_processes, stop_all
+from reproducer.run.terraform import PlanResult, Terraform, Var
+from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
 from reproducer.twins import valkey as twin_valkey
 from reproducer.twins.base import TwinError, TwinWorld
 from reproducer.twins.mirror import world_of
+from tests.golden.regen import rendered
 
 TYPE = "test_cache"
 PASSWORD = "twin-user-password-1234"
@@ -85,3 +94,111 @@ def test_a_fleet_outlives_the_process_that_started_it_and_stop_all_ends_it(tmp_p
     finally:
         stop_all(root)
     assert running_processes(root) == []
+
+
+# ---- the AWS twin under real Terraform ----------------------------------------------------------------------------
+
+PASSWORDS = {
+    "analytics": "analytics-password-0001",
+    "app": "app-password-00000000001",
+    "default": "default-password-0000001",
+}
+RG = "aws_elasticache_replication_group"
+
+
+def _write(workdir: Path, files: dict[str, str]) -> Path:
+    for relative, text in files.items():
+        path = workdir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return workdir
+
+
+def _rendered_terraform(scenario: str) -> dict[str, str]:
+    """The aws target's Terraform for a golden scenario, rendered now (not the committed golden copy)."""
+    prefix = "terraform/"
+    return {k.removeprefix(prefix): v for k, v in rendered("aws", scenario).items() if k.startswith(prefix)}
+
+
+@dataclass
+class Applied:
+    """The happy path, applied once for the module: the twin root, the Terraform runner, outputs, the plan."""
+
+    root: Path
+    tf: Terraform
+    variables: list[Var]
+    outputs: dict[str, Any]
+    plan: PlanResult
+    seconds: dict[str, float]
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory) -> Iterator[Applied]:
+    """The sandbox-like Business service rendered for aws, resharded 3 x 1 (cluster mode, TLS), applied."""
+    base = tmp_path_factory.mktemp("aws-twin")
+    root, workdir = base / "twins", _write(base / "tf", _rendered_terraform("business-3x1"))
+    tf = Terraform(workdir, cli_config=install_twins(root, ["aws"]), timeout=300)
+    variables = [Var("user_passwords", PASSWORDS, secret=True)]
+    seconds: dict[str, float] = {}
+    try:
+        start = time.monotonic()
+        tf.init(backend=False)
+        plan = tf.plan(variables)
+        tf.apply(plan)
+        seconds["apply"] = time.monotonic() - start
+        outputs = {name: output.value for name, output in tf.output().items()}
+        yield Applied(root, tf, variables, outputs, plan, seconds)
+    finally:
+        stop_all(root)
+
+
+def test_apply_stands_up_the_cluster_the_plan_describes_reachable_with_tls_and_the_users(applied):
+    outputs = applied.outputs
+    assert outputs["cluster_mode"] is True and outputs["tls"] is True
+    assert outputs["endpoint_port"] == 6379
+    assert applied.plan.add == len(applied.plan.resource_changes)
+    tls = {"ssl": True, "ssl_ca_certs": str(trusted_ca(applied.root)), "ssl_cert_reqs": "required"}
+    host, port = outputs["endpoint_host"], outputs["endpoint_port"]
+    with ValkeyCluster(host=host, port=port, username="default", password=PASSWORDS["default"], **tls) as cluster:
+        nodes = cluster.get_nodes()
+        assert len(nodes) == 6 and len({n.host for n in nodes}) == 6
+        assert len(cluster.get_primaries()) == 3
+        for i in range(30):
+            cluster.set(f"app:{i}", i)
+        assert cluster.dbsize(target_nodes=ValkeyCluster.PRIMARIES) == 30
+        assert cluster.config_get("notify-keyspace-events")["notify-keyspace-events"] in ("xE", "Ex")
+    with ValkeyCluster(host=host, port=port, username="app", password=PASSWORDS["app"], **tls) as app:
+        assert app.get("app:1") == b"1"
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            app.set("elsewhere", "x")
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        valkey.Valkey(host=host, port=port, username="app", password="not-the-password-000", **tls).ping()
+    with pytest.raises(valkey.exceptions.ConnectionError):  # the certificate is checked: no other CA will do
+        valkey.Valkey(host=host, port=port, ssl=True, ssl_cert_reqs="required", socket_timeout=5).ping()
+
+
+def test_the_state_holds_the_computed_attributes_of_cluster_mode(applied):
+
+    raw = json.loads((applied.tf.workdir / "terraform.tfstate").read_text())
+    group = next(r for r in raw["resources"] if r["type"] == RG)["instances"][0]["attributes"]
+    assert group["configuration_endpoint_address"] == applied.outputs["endpoint_host"]
+    assert group["primary_endpoint_address"] is None and group["reader_endpoint_address"] is None
+    assert (group["num_node_groups"], group["replicas_per_node_group"], group["num_cache_clusters"]) == (3, 1, 6)
+    assert group["cluster_enabled"] is True and group["cluster_mode"] == "enabled"
+    assert group["member_clusters"] == [f"cache-prod-000{s}-00{r}" for s in (1, 2, 3) for r in (1, 2)]
+    assert group["at_rest_encryption_enabled"] == "true" and group["engine_version_actual"].startswith("8.0.")
+    assert group["security_group_names"] == []
+    world = applied.root / "world"
+    assert not any(p in path.read_text() for path in world.rglob("*.json") for p in PASSWORDS.values())
+
+
+def test_a_second_plan_changes_nothing(applied):
+    again = applied.tf.plan(applied.variables, out="again")
+    assert not again.has_changes, [c for c in again.resource_changes if c.actions != ("no-op",)]
+
+
+def test_z_destroy_leaves_no_process(applied):
+    assert len(running_processes(applied.root)) == 6
+    applied.tf.destroy(applied.variables)
+    assert running_processes(applied.root) == []
+    assert not list((applied.root / "world" / "fleets").rglob("fleet.json"))
