@@ -64,6 +64,9 @@ def test_a_replicated_resource_with_tls_users_and_parameters_on_its_port(world):
         valkey.Valkey(host=nodes[0].host, port=6379, **tls).ping()
     with pytest.raises(TwinError, match="already has a running Valkey"):
         twin_valkey.start(world, TYPE, "one", shape)
+    fleet = twin_valkey.fleet_of(world, TYPE, "one")
+    with pytest.raises(TwinError, match="reserved by the twin"):
+        twin_valkey.apply_users(fleet, [twin_valkey.TwinUser("reproducer-sandbox-admin", "on ~* +@all")])
     twin_valkey.stop(world, TYPE, "one")
     assert twin_valkey.nodes(world, TYPE, "one") is None
     assert twin_valkey.running_pids(world) == []
