@@ -390,6 +390,7 @@ class Fleet:
             'save ""',
             "appendonly no",
             "repl-diskless-sync-delay 0",
+            "repl-ping-replica-period 1",
             f"user {ADMIN_USER} on #{hash_password(self._state.admin_password)} ~* &* +@all",
         ]
         lines.append(_default_user_line(self.spec.default_user_password))
