@@ -27,7 +27,12 @@ RG, USER, GROUP, PARAMS = (
 ACCOUNT = "123456789012"
 DEFAULT_PORT = 6379
 #: ElastiCache's built-in user: id and name ``default``, full access, no password.
-BUILTIN_DEFAULT: dict[str, Any] = {"user_id": "default", "user_name": "default", "access_string": "on ~* +@all", "hashes": []}
+BUILTIN_DEFAULT: dict[str, Any] = {
+    "user_id": "default",
+    "user_name": "default",
+    "access_string": "on ~* +@all",
+    "hashes": [],
+}
 
 _WEEK_WINDOW = re.compile(
     r"^((sun|mon|tue|wed|thu|fri|sat):([0-1][0-9]|2[0-3]):([0-5][0-9])-"
@@ -254,7 +259,7 @@ def _member_ids(name: str, cluster: bool, shards: int, replicas: int) -> list[st
 
 
 def _computed(planned: dict[str, Any], change: Change, nodes: list[valkey.NodeAddress]) -> dict[str, Any]:
-    """The state after create: what the provider's read path sets (§1.2 of the reference)."""
+    """The state after create: what the provider's read path sets (docs/twins.md, "Computed attributes")."""
     name = str(planned["replication_group_id"]).lower()
     cluster, (shards, replicas) = is_cluster(planned), shape_counts(planned)
     primaries, others = [n for n in nodes if n.role == "primary"], [n for n in nodes if n.role != "primary"]
@@ -326,6 +331,22 @@ class ReplicationGroupTwin:
     """``aws_elasticache_replication_group``: real Valkey shaped like the group."""
 
     type_name = RG
+    #: ForceNew in the provider's source (docs/twins.md).
+    replace = frozenset(
+        {
+            "at_rest_encryption_enabled",
+            "data_tiering_enabled",
+            "global_replication_group_id",
+            "kms_key_id",
+            "network_type",
+            "port",
+            "replication_group_id",
+            "security_group_names",
+            "snapshot_arns",
+            "snapshot_name",
+            "subnet_group_name",
+        }
+    )
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's attribute validators and conflicts (plan time)."""
@@ -502,6 +523,8 @@ class UserTwin:
     """``aws_elasticache_user``: recorded in the world with its password hashes; groups make it a Valkey user."""
 
     type_name = USER
+    #: ForceNew in the provider's source (docs/twins.md).
+    replace = frozenset({"user_id", "user_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""
@@ -555,6 +578,8 @@ class UserGroupTwin:
     """``aws_elasticache_user_group``: a set of recorded users, which must include one named ``default``."""
 
     type_name = GROUP
+    #: ForceNew in the provider's source (docs/twins.md).
+    replace = frozenset({"user_group_id"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""
@@ -606,6 +631,8 @@ class ParameterGroupTwin:
     """``aws_elasticache_parameter_group``: parameters recorded for the replication groups that name it."""
 
     type_name = PARAMS
+    #: ForceNew in the provider's source (docs/twins.md).
+    replace = frozenset({"description", "family", "name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""

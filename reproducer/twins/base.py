@@ -101,7 +101,11 @@ class Change:
 
 
 class ResourceTwin(Protocol):
-    """The model of one resource type. Each method may raise :class:`TwinError` (shown as Terraform's error)."""
+    """The model of one resource type. Each method may raise :class:`TwinError` (shown as Terraform's error).
+
+    A twin may also have ``replace``: the top-level attributes whose change forces a replacement (the
+    provider's ForceNew/RequiresReplace; ``docs/twins.md`` cites each table's source).
+    """
 
     type_name: str
 

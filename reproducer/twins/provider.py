@@ -11,8 +11,20 @@ from tf.gen import tfplugin_pb2 as pb
 from reproducer.offline import proto
 from reproducer.offline.schema import ProviderSchema
 from reproducer.offline.server import SchemaProvider
-from reproducer.offline.values import complete, digest
+from reproducer.offline.values import UNKNOWN, complete, digest
 from reproducer.twins.base import Change, DataSourceTwin, ResourceTwin, TwinError, TwinWorld
+
+
+def replaced(attributes: Iterable[str], prior: Any, planned: Any) -> list[tuple[str]]:
+    """The paths of ``attributes`` whose planned value differs from the prior one (none for a create or delete).
+
+    A value unknown at plan time counts as changed, as the SDK's ForceNew does.
+    """
+    if not isinstance(prior, dict) or not isinstance(planned, dict):
+        return []
+    return [
+        (name,) for name in sorted(attributes) if planned.get(name) is UNKNOWN or planned.get(name) != prior.get(name)
+    ]
 
 
 def _diagnostic(error: TwinError) -> Any:
@@ -90,6 +102,9 @@ class TwinProvider(SchemaProvider):
         except TwinError as error:
             return pb.PlanResourceChange.Response(diagnostics=[_diagnostic(error)])
         response.planned_state.CopyFrom(proto.encode(planned))
+        if not response.requires_replace:
+            paths = replaced(getattr(twin, "replace", ()), change.prior, planned)
+            response.requires_replace.extend(proto.attribute_path(path) for path in paths)
         return response
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:
@@ -116,7 +131,10 @@ class TwinProvider(SchemaProvider):
         if twin is None:
             return super().ReadResource(request, context)
         current = proto.decode(request.current_state)
-        state = None if current is None else twin.read(current, self.world)
+        try:
+            state = None if current is None else twin.read(current, self.world)
+        except TwinError as error:
+            return pb.ReadResource.Response(new_state=request.current_state, diagnostics=[_diagnostic(error)])
         return pb.ReadResource.Response(new_state=proto.encode(state), private=request.private)
 
     def ReadDataSource(self, request: Any, context: Any) -> Any:
