@@ -74,17 +74,16 @@ def network_decisions(spec: ServiceSpec, reach: Reach, subnet_cidr: str) -> dict
     of a public source needs a route in, which the user builds (manual).
     """
     private = spec.network.private is not None
-    count = f"{len(spec.allow_list)} CIDR(s)"
     if not reach.filters:
         allow: Decision = (Support.MANUAL, reach.filter_argument, reach.filter_note)
     elif private or reach.public:
-        allow = (Support.EXACT, reach.filter_argument, f"{count}, one rule each")
+        allow = (Support.EXACT, reach.filter_argument, "one rule per CIDR of the source")
     else:
         allow = (
             Support.MANUAL,
             reach.filter_argument,
-            f"the source is public but {reach.inside}: the {count} become rules, and their clients need a route "
-            "in (VPN, peering or a bastion)",
+            f"the source is public but {reach.inside}: its CIDRs become rules, and their clients need a route in "
+            "(VPN, peering or a bastion)",
         )
     if private:
         network: Decision = (reach.network[0], reach.network_argument, reach.network[1])
