@@ -219,11 +219,22 @@ def test_ovh_empty_channels_are_never_rendered_as_an_empty_list():
     assert row["support"] != "exact" and "channel" in row["note"]
 
 
-def test_aiven_empty_channels_get_the_same_treatment():
+def test_aiven_sends_an_empty_channel_list_as_it_is():
+    """Aiven's provider sends the list even when empty (and reads it back): no silent widening to fix there."""
     files = render("aiven", "business")
     users = blocks(files["terraform/main.tf"], "resource", "aiven_valkey_user")
-    assert all(argument(body, "valkey_acl_channels") != "[]" for body in users.values())
-    assert rows(files)["users.analytics"]["support"] != "exact"
+    assert argument(users["analytics"], "valkey_acl_channels") == "[]"
+    assert '"-@pubsub"' not in files["terraform/main.tf"]
+
+
+@pytest.mark.parametrize("commands", [("+publish",), ("+SUBSCRIBE", "+get")])
+def test_ovh_user_whose_commands_grant_pubsub_back_is_unsupported(commands):
+    data = spec_data("business")
+    for user in data["users"]:
+        if user["name"] == "analytics":
+            user["commands"] = list(commands)
+    row = rows(render("ovh", spec_from_data(data)))["users.analytics"]
+    assert row["support"] == "unsupported" and "every channel" in row["note"]
 
 
 def test_ovh_vrack_attachment_is_optional_so_an_existing_one_is_kept():
