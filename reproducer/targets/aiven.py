@@ -127,7 +127,13 @@ class AivenTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
             "feature.anti_ddos": (MANUAL, "—", "ask Aiven or your cloud for DDoS protection"),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+        rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
+        return compat.added_default(
+            rows,
+            context["users"],
+            "service_username",
+            "the target's built-in default user (full rights); its password is in output user_passwords",
+        )
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:

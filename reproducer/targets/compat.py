@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reproducer.errors import InputError
 from reproducer.model import Category, ConfigItem, ServiceSpec, User
@@ -143,6 +144,14 @@ def build_rows(
     rows += [CompatRow(f"users.{u.name}", *user_row(u), Category.CORE) for u in spec.users]
     rows += [CompatRow(f"configuration.{c.source_name}", *config_row(c), Category.CORE) for c in spec.configuration]
     return sorted(rows, key=lambda r: r.attribute)
+
+
+def added_default(rows: list[CompatRow], users: list[dict[str, Any]], argument: str, note: str) -> list[CompatRow]:
+    """``rows`` plus one for the ``default`` user a render adds when the spec has none (the copy connects as it)."""
+    if not any(user.get("added") for user in users):
+        return rows
+    row = CompatRow("users.default", Support.APPROXIMATED, argument, f"not in the source: {note}", Category.CORE)
+    return sorted([*rows, row], key=lambda r: r.attribute)
 
 
 _CATEGORY = re.compile(r"[+-]@[A-Za-z0-9_-]+")

@@ -174,6 +174,8 @@ def test_gcp_enables_the_apis_a_fresh_project_lacks():
     } <= apis
     policy = next(iter(blocks(text, "resource", "google_network_connectivity_service_connection_policy").values()))
     assert "google_project_service." in policy
+    for type_name in ("google_memorystore_acl_policy", "google_memorystore_instance", "google_compute_network"):
+        assert "google_project_service." in next(iter(blocks(text, "resource", type_name).values())), type_name
 
 
 @pytest.mark.parametrize("scenario", ["essential", "business"])
@@ -363,3 +365,11 @@ def test_selfmanaged_inventory_logs_in_at_floating_ips_and_keeps_private_address
     found = outputs(render("selfmanaged", "business"))
     assert "openstack_networking_floatingip_v2." in found["ansible_inventory"]
     assert "all_fixed_ips" not in found["ansible_inventory"] and "all_fixed_ips" in found["valkey_addresses"]
+
+
+@pytest.mark.parametrize("target", MANAGED)
+def test_a_default_user_the_render_adds_has_a_row(target):
+    data = spec_data("business")
+    data["users"] = [u for u in data["users"] if u["name"] != "default"]
+    row = rows(render(target, spec_from_data(data)))["users.default"]
+    assert row["support"] == "approximated" and row["note"].startswith("not in the source")
