@@ -31,8 +31,7 @@ TIER_NODES = {
     "business": (2, "primary + standby"),
     "premium": (3, "primary + 2 standbys"),
 }
-#: Where an empty channel list turning into all channels is documented.
-EMPTY_CHANNELS = "valkey_acl_channels_default unset means allchannels, docs/reference/targets.md#empty-channel-lists"
+
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
 
 #: The Terraform provider of the rendered files: versions.tf, the offline mirror and its schema subset.
@@ -95,11 +94,7 @@ class AivenTarget(BaseTarget):
             "maintenance_time": spec.maintenance_time or "04:00:00",
             "tier": tier,
             "users": with_default_user(context["users"]),
-            "extra_users": [
-                u | {"categories": compat.no_channels(u["user"], EMPTY_CHANNELS)[0]}
-                for u in context["users"]
-                if u["name"] != "default"
-            ],
+            "extra_users": [u for u in context["users"] if u["name"] != "default"],
         }
 
     def rows(self, spec: ServiceSpec, context: dict[str, Any]) -> list[CompatRow]:
@@ -132,7 +127,13 @@ class AivenTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
             "feature.anti_ddos": (MANUAL, "—", "ask Aiven or your cloud for DDoS protection"),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+        rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
+        return compat.added_default(
+            rows,
+            context["users"],
+            "service_username",
+            "the target's built-in default user (full rights); its password is in output user_passwords",
+        )
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:
@@ -142,12 +143,8 @@ class AivenTarget(BaseTarget):
                 "service_username",
                 "Aiven's built-in default user; Aiven generates its password (output user_passwords)",
             )
-        decision = compat.no_channels(user, EMPTY_CHANNELS)[1]
-        return decision or (
-            EXACT,
-            "aiven_valkey_user",
-            "valkey_acl_* as in the source; password_wo from var.user_passwords",
-        )
+        # The provider sends the channel list even when empty (docs/reference/targets.md#empty-channel-lists).
+        return EXACT, "aiven_valkey_user", "valkey_acl_* as in the source; password_wo from var.user_passwords"
 
     @staticmethod
     def _config_row(item: ConfigItem) -> compat.Decision:

@@ -165,7 +165,10 @@ class AwsTarget(BaseTarget):
                 "AWS Shield Standard is on by default; Advanced is a subscription",
             ),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+        rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
+        return compat.added_default(
+            rows, context["users"], "aws_elasticache_user", "full rights, password from var.user_passwords"
+        )
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:

@@ -241,7 +241,9 @@ def with_default_user(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
     others = [user for user in users if user["name"] != "default"]
     if not default:
         idents = {str(user["ident"]) for user in users}
-        ident = next(hcl_ident(name) for name in ("default", "default_user", "reproducer_default") if name not in idents)
+        ident = next(
+            hcl_ident(name) for name in ("default", "default_user", "reproducer_default") if name not in idents
+        )
         default = [{"name": "default", "ident": ident, "user": DEFAULT_USER, "added": True}]
     return default + others
 

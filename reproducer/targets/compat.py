@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from reproducer.errors import InputError
 from reproducer.model import Category, ConfigItem, ServiceSpec, User
@@ -74,17 +75,16 @@ def network_decisions(spec: ServiceSpec, reach: Reach, subnet_cidr: str) -> dict
     of a public source needs a route in, which the user builds (manual).
     """
     private = spec.network.private is not None
-    count = f"{len(spec.allow_list)} CIDR(s)"
     if not reach.filters:
         allow: Decision = (Support.MANUAL, reach.filter_argument, reach.filter_note)
     elif private or reach.public:
-        allow = (Support.EXACT, reach.filter_argument, f"{count}, one rule each")
+        allow = (Support.EXACT, reach.filter_argument, "one rule per CIDR of the source")
     else:
         allow = (
             Support.MANUAL,
             reach.filter_argument,
-            f"the source is public but {reach.inside}: the {count} become rules, and their clients need a route "
-            "in (VPN, peering or a bastion)",
+            f"the source is public but {reach.inside}: its CIDRs become rules, and their clients need a route in "
+            "(VPN, peering or a bastion)",
         )
     if private:
         network: Decision = (reach.network[0], reach.network_argument, reach.network[1])
@@ -144,6 +144,14 @@ def build_rows(
     rows += [CompatRow(f"users.{u.name}", *user_row(u), Category.CORE) for u in spec.users]
     rows += [CompatRow(f"configuration.{c.source_name}", *config_row(c), Category.CORE) for c in spec.configuration]
     return sorted(rows, key=lambda r: r.attribute)
+
+
+def added_default(rows: list[CompatRow], users: list[dict[str, Any]], argument: str, note: str) -> list[CompatRow]:
+    """``rows`` plus one for the ``default`` user a render adds when the spec has none (the copy connects as it)."""
+    if not any(user.get("added") for user in users):
+        return rows
+    row = CompatRow("users.default", Support.APPROXIMATED, argument, f"not in the source: {note}", Category.CORE)
+    return sorted([*rows, row], key=lambda r: r.attribute)
 
 
 _CATEGORY = re.compile(r"[+-]@[A-Za-z0-9_-]+")

@@ -142,7 +142,13 @@ class GcpTarget(BaseTarget):
                 "private endpoints only; Cloud Armor protects public load balancers",
             ),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+        rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
+        return compat.added_default(
+            rows,
+            context["users"],
+            "google_memorystore_acl_policy.rules",
+            "full rights, password from var.user_passwords",
+        )
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:

@@ -110,7 +110,13 @@ class OvhTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", "ovh/ovh provider resources"),
             "feature.anti_ddos": (EXACT, "—", "OVHcloud anti-DDoS is on by default"),
         }
-        return compat.build_rows(spec, decide, lambda user: user_acl(user)["decision"], self._config_row)
+        rows = compat.build_rows(spec, decide, lambda user: user_acl(user)["decision"], self._config_row)
+        return compat.added_default(
+            rows,
+            context["users"],
+            "ovh_cloud_project_database_valkey_user",
+            "the target's built-in default user (full rights); its password is in output user_passwords",
+        )
 
     @staticmethod
     def _config_row(item: ConfigItem) -> compat.Decision:

@@ -174,6 +174,8 @@ def test_gcp_enables_the_apis_a_fresh_project_lacks():
     } <= apis
     policy = next(iter(blocks(text, "resource", "google_network_connectivity_service_connection_policy").values()))
     assert "google_project_service." in policy
+    for type_name in ("google_memorystore_acl_policy", "google_memorystore_instance", "google_compute_network"):
+        assert "google_project_service." in next(iter(blocks(text, "resource", type_name).values())), type_name
 
 
 @pytest.mark.parametrize("scenario", ["essential", "business"])
@@ -219,11 +221,22 @@ def test_ovh_empty_channels_are_never_rendered_as_an_empty_list():
     assert row["support"] != "exact" and "channel" in row["note"]
 
 
-def test_aiven_empty_channels_get_the_same_treatment():
+def test_aiven_sends_an_empty_channel_list_as_it_is():
+    """Aiven's provider sends the list even when empty (and reads it back): no silent widening to fix there."""
     files = render("aiven", "business")
     users = blocks(files["terraform/main.tf"], "resource", "aiven_valkey_user")
-    assert all(argument(body, "valkey_acl_channels") != "[]" for body in users.values())
-    assert rows(files)["users.analytics"]["support"] != "exact"
+    assert argument(users["analytics"], "valkey_acl_channels") == "[]"
+    assert '"-@pubsub"' not in files["terraform/main.tf"]
+
+
+@pytest.mark.parametrize("commands", [("+publish",), ("+SUBSCRIBE", "+get")])
+def test_ovh_user_whose_commands_grant_pubsub_back_is_unsupported(commands):
+    data = spec_data("business")
+    for user in data["users"]:
+        if user["name"] == "analytics":
+            user["commands"] = list(commands)
+    row = rows(render("ovh", spec_from_data(data)))["users.analytics"]
+    assert row["support"] == "unsupported" and "every channel" in row["note"]
 
 
 def test_ovh_vrack_attachment_is_optional_so_an_existing_one_is_kept():
@@ -352,3 +365,11 @@ def test_selfmanaged_inventory_logs_in_at_floating_ips_and_keeps_private_address
     found = outputs(render("selfmanaged", "business"))
     assert "openstack_networking_floatingip_v2." in found["ansible_inventory"]
     assert "all_fixed_ips" not in found["ansible_inventory"] and "all_fixed_ips" in found["valkey_addresses"]
+
+
+@pytest.mark.parametrize("target", MANAGED)
+def test_a_default_user_the_render_adds_has_a_row(target):
+    data = spec_data("business")
+    data["users"] = [u for u in data["users"] if u["name"] != "default"]
+    row = rows(render(target, spec_from_data(data)))["users.default"]
+    assert row["support"] == "approximated" and row["note"].startswith("not in the source")

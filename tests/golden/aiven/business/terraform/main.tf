@@ -60,9 +60,10 @@ resource "aiven_valkey_user" "analytics" {
   username              = "analytics"
   password_wo           = var.user_passwords["analytics"]
   password_wo_version   = var.password_version
-  valkey_acl_categories = ["+@read", "-@pubsub"]
+  valkey_acl_categories = ["+@read"]
   valkey_acl_commands   = ["+info"]
   valkey_acl_keys       = ["metrics:*", "events:*"]
+  valkey_acl_channels   = []
 }
 
 resource "aiven_valkey_user" "app" {

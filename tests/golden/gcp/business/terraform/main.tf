@@ -73,6 +73,8 @@ resource "google_memorystore_acl_policy" "cache_prod" {
     username = "app"
     rule     = "on >${var.user_passwords["app"]} ~app:* &* +@all -@dangerous +get"
   }
+
+  depends_on = [google_project_service.memorystore]
 }
 
 resource "google_memorystore_instance" "cache_prod" {

@@ -63,6 +63,8 @@ resource "google_memorystore_acl_policy" "sessions" {
     username = "default"
     rule     = "on >${var.user_passwords["default"]} ~* &* +@all"
   }
+
+  depends_on = [google_project_service.memorystore]
 }
 
 resource "google_memorystore_instance" "sessions" {
