@@ -936,7 +936,7 @@ def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
 
 def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
     with _copy_progress() as report:
-        asked = not options.dry_run and not target_entry(options.target or "local").cloud_passwords
+        asked = not options.dry_run and "default" in pipeline_cloud.passwords_needed(options.target or "local", [])
         passwords = _target_passwords() if asked else _env_passwords()
         request = pipeline_job.job_request(
             options,

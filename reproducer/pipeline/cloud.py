@@ -103,10 +103,8 @@ def apply_cloud(request: CloudApplyRequest, progress: Progress = quiet) -> Cloud
     """
     _check_target(request.render.target)
     memory = render_in_memory(request.render)
-    variables = []
-    if not target_entry(request.render.target).cloud_passwords:
-        passwords = _passwords(request.passwords, [user.name for user in memory.spec.users])
-        variables.append(Var("user_passwords", passwords, secret=True))
+    needed = passwords_needed(request.render.target, [user.name for user in memory.spec.users])
+    variables = [Var("user_passwords", _passwords(request.passwords, needed), secret=True)] if needed else []
     out = request.render.out.resolve()
     write_tree(out, memory.rendered.files)
     terraform = _terraform(out, request, progress)
@@ -149,7 +147,7 @@ def destroy_cloud(request: CloudApplyRequest, progress: Progress = quiet) -> tup
         )
     terraform = _terraform(out, request, progress)
     variables = []
-    if not target_entry(request.render.target).cloud_passwords:
+    if target_entry(request.render.target).cloud_passwords != "all":
         users = _state_users(terraform)
         placeholders = {name: request.passwords.get(name, "destroy-placeholder-0123456789") for name in users}
         variables.append(Var("user_passwords", placeholders, secret=True))
@@ -221,16 +219,24 @@ def _confirmed(summary: str, request: CloudApplyRequest, done: str = "applied") 
         raise InputError(f"not {done}: it was not confirmed", hint="nothing was changed; run again to go ahead")
 
 
+def passwords_needed(target: str, users: list[str]) -> list[str]:
+    """The users whose password the user gives for ``target``: all but those the cloud makes (``default`` too)."""
+    made = target_entry(target).cloud_passwords
+    if made == "all":
+        return []
+    return sorted({*users, ADMIN_USER} - ({ADMIN_USER} if made == "default" else set()))
+
+
 def _passwords(given: dict[str, str], users: list[str]) -> dict[str, str]:
-    """Every user's password, ``default`` included: the cloud keeps them, so none is made up here."""
-    missing = sorted({*users, ADMIN_USER} - set(given))
+    """The password of each of ``users``: the cloud keeps them, so none is made up here."""
+    missing = sorted(set(users) - set(given))
     if missing:
         names = ", ".join(f"REPRODUCER_PASSWORD_{name.upper()}" for name in missing)
         raise InputError(
             f"no password for user(s) {', '.join(missing)} of the target",
             hint=f"set {names} (from your secret store); Terraform gets them as the sensitive TF_VAR_user_passwords",
         )
-    return {name: given[name] for name in sorted({*users, ADMIN_USER})}
+    return {name: given[name] for name in sorted(users)}
 
 
 def _state_users(terraform: Terraform) -> list[str]:

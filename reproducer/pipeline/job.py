@@ -32,7 +32,7 @@ from reproducer.data.copy import CopyOptions
 from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
-from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud
+from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud, passwords_needed
 from reproducer.pipeline.data import FollowOptions
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
@@ -254,7 +254,8 @@ def _check_request(request: JobRequest) -> None:
             hint=f"run with --dry-run to plan it, apply the rendered Terraform, then use 'migrate --to URL'; "
             f"targets reproducer applies: {', '.join(target_names(applicable=True))}",
         )
-    if not request.dry_run and ADMIN_USER not in request.passwords and not target_entry(request.target).cloud_passwords:
+    admin_given_by_user = ADMIN_USER in passwords_needed(request.target, [])
+    if not request.dry_run and ADMIN_USER not in request.passwords and admin_given_by_user:
         raise InputError(
             "the target's default (admin) user needs a password",
             hint="set REPRODUCER_PASSWORD_DEFAULT (and REPRODUCER_PASSWORD_<USER> for the service's users)",

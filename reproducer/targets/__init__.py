@@ -26,25 +26,26 @@ class TargetEntry:
         name: what ``--target`` takes.
         implementation: ``"module:Class"`` of its :class:`~reproducer.targets.base.Target`.
         applier: how ``apply``/``migrate`` stand it up, or ``None`` for render-only targets.
-        cloud_passwords: whether the cloud, not the user, makes the users' passwords.
+        cloud_passwords: which users' passwords the cloud, not the user, makes.
     """
 
     name: str
     implementation: str
     applier: Applier | None = None
-    #: The cloud makes the users' passwords and gives them back in the sensitive ``user_passwords`` output
-    #: (OVH); otherwise the user gives them (``REPRODUCER_PASSWORD_<USER>``).
-    cloud_passwords: bool = False
+    #: Whose passwords the cloud makes and gives back in the sensitive ``user_passwords`` output: ``"all"``
+    #: (OVH), ``"default"`` (Aiven's built-in user), or ``"none"`` (the user gives them all, from
+    #: ``REPRODUCER_PASSWORD_<USER>``).
+    cloud_passwords: Literal["none", "default", "all"] = "none"
 
 
 TARGETS: dict[str, TargetEntry] = {
     entry.name: entry
     for entry in (
-        TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget", applier="terraform"),
+        TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget", applier="terraform", cloud_passwords="default"),
         TargetEntry("aws", "reproducer.targets.aws:AwsTarget", applier="terraform"),
         TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
-        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords=True),
+        TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords="all"),
         TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
     )
 }

@@ -331,22 +331,6 @@ class ReplicationGroupTwin:
     """``aws_elasticache_replication_group``: real Valkey shaped like the group."""
 
     type_name = RG
-    #: ForceNew in the provider's source (docs/twins.md).
-    replace = frozenset(
-        {
-            "at_rest_encryption_enabled",
-            "data_tiering_enabled",
-            "global_replication_group_id",
-            "kms_key_id",
-            "network_type",
-            "port",
-            "replication_group_id",
-            "security_group_names",
-            "snapshot_arns",
-            "snapshot_name",
-            "subnet_group_name",
-        }
-    )
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's attribute validators and conflicts (plan time)."""
@@ -523,8 +507,6 @@ class UserTwin:
     """``aws_elasticache_user``: recorded in the world with its password hashes; groups make it a Valkey user."""
 
     type_name = USER
-    #: ForceNew in the provider's source (docs/twins.md).
-    replace = frozenset({"user_id", "user_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""
@@ -578,8 +560,6 @@ class UserGroupTwin:
     """``aws_elasticache_user_group``: a set of recorded users, which must include one named ``default``."""
 
     type_name = GROUP
-    #: ForceNew in the provider's source (docs/twins.md).
-    replace = frozenset({"user_group_id"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""
@@ -631,8 +611,6 @@ class ParameterGroupTwin:
     """``aws_elasticache_parameter_group``: parameters recorded for the replication groups that name it."""
 
     type_name = PARAMS
-    #: ForceNew in the provider's source (docs/twins.md).
-    replace = frozenset({"description", "family", "name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema's."""

@@ -103,8 +103,8 @@ class Change:
 class ResourceTwin(Protocol):
     """The model of one resource type. Each method may raise :class:`TwinError` (shown as Terraform's error).
 
-    A twin may also have ``replace``: the top-level attributes whose change forces a replacement (the
-    provider's ForceNew/RequiresReplace; ``docs/twins.md`` cites each table's source).
+    Replacements are not a twin's to say: the offline provider answers them from the shared table
+    (``reproducer/offline/replace.py``), as for a plan without twins.
     """
 
     type_name: str

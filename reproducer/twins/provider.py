@@ -11,20 +11,8 @@ from tf.gen import tfplugin_pb2 as pb
 from reproducer.offline import proto
 from reproducer.offline.schema import ProviderSchema
 from reproducer.offline.server import SchemaProvider
-from reproducer.offline.values import UNKNOWN, complete, digest
+from reproducer.offline.values import complete, digest
 from reproducer.twins.base import Change, DataSourceTwin, ResourceTwin, TwinError, TwinWorld
-
-
-def replaced(attributes: Iterable[str], prior: Any, planned: Any) -> list[tuple[str]]:
-    """The paths of ``attributes`` whose planned value differs from the prior one (none for a create or delete).
-
-    A value unknown at plan time counts as changed, as the SDK's ForceNew does.
-    """
-    if not isinstance(prior, dict) or not isinstance(planned, dict):
-        return []
-    return [
-        (name,) for name in sorted(attributes) if planned.get(name) is UNKNOWN or planned.get(name) != prior.get(name)
-    ]
 
 
 def _diagnostic(error: TwinError) -> Any:
@@ -90,7 +78,7 @@ class TwinProvider(SchemaProvider):
         return response
 
     def PlanResourceChange(self, request: Any, context: Any) -> Any:
-        """The offline plan (replacements included), adjusted by the twin."""
+        """The offline plan (replacements from the shared table, ``offline/replace.py``), adjusted by the twin."""
         response = super().PlanResourceChange(request, context)
         twin = self.resources.get(request.type_name)
         if twin is None or not response.planned_state.msgpack:
@@ -102,9 +90,6 @@ class TwinProvider(SchemaProvider):
         except TwinError as error:
             return pb.PlanResourceChange.Response(diagnostics=[_diagnostic(error)])
         response.planned_state.CopyFrom(proto.encode(planned))
-        if not response.requires_replace:
-            paths = replaced(getattr(twin, "replace", ()), change.prior, planned)
-            response.requires_replace.extend(proto.attribute_path(path) for path in paths)
         return response
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:

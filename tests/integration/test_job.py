@@ -121,12 +121,17 @@ def test_dry_run_stops_after_the_plan_and_touches_nothing(api_server, seeded, lo
     assert leftovers(api_server, seeded) == ([], [])
 
 
-def test_a_target_reproducer_cannot_stand_up_needs_a_dry_run(api_server, seeded, run_dir):
+def test_a_cloud_job_without_every_users_password_applies_nothing_and_asks_the_source_nothing(
+    api_server, seeded, run_dir
+):
     from reproducer.errors import InputError
 
-    with pytest.raises(InputError, match="cannot stand up the 'aws' target") as error:
-        run_job(request_for(api_server, seeded, run_dir, target="aws", passwords={"default": TARGET_PASSWORD}))
-    assert "--dry-run" in error.value.hint and not run_dir.exists()
+    request = request_for(api_server, seeded, run_dir, target="aws", passwords={"default": TARGET_PASSWORD})
+    with pytest.raises(InputError, match=r"no password for user\(s\) analytics, app") as error:
+        run_job(request)
+    assert "REPRODUCER_PASSWORD_ANALYTICS" in error.value.hint
+    assert not (run_dir / "rendered" / "terraform" / "terraform.tfstate").exists()
+    assert not (run_dir / "run.json").exists() and leftovers(api_server, seeded) == ([], [])
 
 
 @pytest.mark.fault("SIGKILL of migrate --target local mid-copy, then --resume: phases skipped, access removed")

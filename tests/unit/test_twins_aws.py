@@ -7,7 +7,6 @@ import pytest
 from reproducer.offline.values import UNKNOWN
 from reproducer.twins import aws
 from reproducer.twins.base import Change, TwinError, TwinWorld
-from reproducer.twins.provider import replaced
 from reproducer.twins.valkey import NodeAddress
 
 PRIMARY, REPLICA = NodeAddress("127.1.1.1", 6379, "primary", 0), NodeAddress("127.1.1.2", 6379, "replica", 0)
@@ -63,15 +62,6 @@ def test_a_cluster_has_the_configuration_endpoint_only(tmp_path):
 def test_a_reader_endpoint_without_replicas_is_the_primary(tmp_path):
     state = computed(planned(), [PRIMARY], TwinWorld(tmp_path))
     assert state["reader_endpoint_address"] == state["primary_endpoint_address"] == "127.1.1.1"
-
-
-def test_only_changed_force_new_attributes_are_replacements():
-    prior = {"port": 6379, "user_name": "app", "description": "x"}
-    assert replaced({"port", "user_name"}, prior, {**prior, "description": "y"}) == []
-    assert replaced({"port", "user_name"}, prior, {**prior, "user_name": "app2"}) == [("user_name",)]
-    assert replaced({"port"}, prior, {**prior, "port": UNKNOWN}) == [("port",)]
-    assert replaced({"port"}, None, prior) == []
-    assert "port" in aws.ReplicationGroupTwin.replace and "user_name" in aws.UserTwin.replace
 
 
 def test_a_user_group_needs_a_default_user_and_known_users(tmp_path):
