@@ -58,7 +58,7 @@ def seed_business_service(server: OvhApiServer, *, plan: str = "business") -> Se
     store = server.store
     credentials = store.add_credentials()
     project = store.add_project("reproducer sandbox")
-    network = store.add_private_network(project, name="valkey-backend", vlan_id=42, region="GRA", vrack="pn-000042")
+    network = store.add_private_network(project, name="valkey-backend", vlan_id=42, region="GRA9", vrack="pn-000042")
     subnet = store.add_subnet(
         project,
         network["id"],
