@@ -9,6 +9,7 @@ the provider's (docs/twins_clouds.md#ovh); API errors become Terraform errors wi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -67,7 +68,8 @@ def _api_error(method: str, path: str, exc: Exception) -> TwinError:
         except ValueError:
             pass
     status = getattr(response, "status_code", "")
-    text = f"HTTP Error {status}: {klass}: {message!r}" if klass else f"HTTP Error {status}: {message!r}"
+    quoted = json.dumps(message)  # Go's %q
+    text = f"HTTP Error {status}: {klass}: {quoted}" if klass else f"HTTP Error {status}: {quoted}"
     return TwinError(f"calling {method.title()} {path}:\n\t {text}", f"answered by the OVH API, see {_SOURCE}")
 
 
