@@ -88,7 +88,8 @@ class TwinWorld:
 class Change:
     """One resource change as a twin sees it (values as :mod:`reproducer.offline.values` decodes them).
 
-    ``prior`` is None for a create; ``planned``/``config`` are None for a delete.
+    ``prior`` is None for a create; ``planned``/``config`` are None for a delete. ``provider`` is the provider
+    block's configuration (``region``, ``project``...), empty before Terraform configured the provider.
     """
 
     type_name: str
@@ -96,10 +97,15 @@ class Change:
     planned: dict[str, Any] | None
     config: dict[str, Any] | None = None
     world: TwinWorld = field(default_factory=TwinWorld.from_environment)
+    provider: dict[str, Any] = field(default_factory=dict)
 
 
 class ResourceTwin(Protocol):
-    """The model of one resource type. Each method may raise :class:`TwinError` (shown as Terraform's error)."""
+    """The model of one resource type. Each method may raise :class:`TwinError` (shown as Terraform's error).
+
+    A twin may also have ``replace``: the top-level attributes whose change forces a replacement (the
+    provider's ForceNew/RequiresReplace; ``docs/twins.md`` cites each table's source).
+    """
 
     type_name: str
 
@@ -130,5 +136,8 @@ class DataSourceTwin(Protocol):
 
     type_name: str
 
-    def read(self, config: dict[str, Any], world: TwinWorld) -> dict[str, Any]:
-        """The data source's wholly known state for ``config``; may raise :class:`TwinError`."""
+    def read(self, config: dict[str, Any], world: TwinWorld, provider: dict[str, Any]) -> dict[str, Any]:
+        """The data source's state for ``config`` (``provider``: the provider block); may raise :class:`TwinError`.
+
+        Computed attributes left null or unknown get the offline provider's values (fake strings, empty lists).
+        """

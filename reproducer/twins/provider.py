@@ -11,8 +11,20 @@ from tf.gen import tfplugin_pb2 as pb
 from reproducer.offline import proto
 from reproducer.offline.schema import ProviderSchema
 from reproducer.offline.server import SchemaProvider
-from reproducer.offline.values import complete, digest
+from reproducer.offline.values import UNKNOWN, complete, digest
 from reproducer.twins.base import Change, DataSourceTwin, ResourceTwin, TwinError, TwinWorld
+
+
+def replaced(attributes: Iterable[str], prior: Any, planned: Any) -> list[tuple[str]]:
+    """The paths of ``attributes`` whose planned value differs from the prior one (none for a create or delete).
+
+    A value unknown at plan time counts as changed, as the SDK's ForceNew does.
+    """
+    if not isinstance(prior, dict) or not isinstance(planned, dict):
+        return []
+    return [
+        (name,) for name in sorted(attributes) if planned.get(name) is UNKNOWN or planned.get(name) != prior.get(name)
+    ]
 
 
 def _diagnostic(error: TwinError) -> Any:
@@ -40,6 +52,7 @@ class TwinProvider(SchemaProvider):
         self.resources = {twin.type_name: twin for twin in resources}
         self.data_sources = {twin.type_name: twin for twin in data_sources}
         self._world = world
+        self.provider_config: dict[str, Any] = {}
 
     @property
     def world(self) -> TwinWorld:
@@ -47,6 +60,12 @@ class TwinProvider(SchemaProvider):
         if self._world is None:
             self._world = TwinWorld.from_environment()
         return self._world
+
+    def ConfigureProvider(self, request: Any, context: Any) -> Any:
+        """Keep the provider block's configuration (region, project...) for the twins."""
+        decoded = proto.decode(request.config)
+        self.provider_config = decoded if isinstance(decoded, dict) else {}
+        return super().ConfigureProvider(request, context)
 
     def _change(self, request: Any, planned_field: str) -> Change:
         config = proto.decode(request.config) if request.HasField("config") else None
@@ -56,6 +75,7 @@ class TwinProvider(SchemaProvider):
             planned=proto.decode(getattr(request, planned_field)),
             config=config,
             world=self.world,
+            provider=self.provider_config,
         )
 
     def ValidateResourceConfig(self, request: Any, context: Any) -> Any:
@@ -82,6 +102,9 @@ class TwinProvider(SchemaProvider):
         except TwinError as error:
             return pb.PlanResourceChange.Response(diagnostics=[_diagnostic(error)])
         response.planned_state.CopyFrom(proto.encode(planned))
+        if not response.requires_replace:
+            paths = replaced(getattr(twin, "replace", ()), change.prior, planned)
+            response.requires_replace.extend(proto.attribute_path(path) for path in paths)
         return response
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:
@@ -95,10 +118,9 @@ class TwinProvider(SchemaProvider):
             if change.planned is None:
                 twin.delete(change)
                 state = None
-            elif change.prior is None:
-                state = complete(block, twin.create(change), digest(request.type_name, change.planned), one_string=True)
             else:
-                state = complete(block, twin.update(change), digest(request.type_name, change.planned), one_string=True)
+                made = twin.create(change) if change.prior is None else twin.update(change)
+                state = complete(block, made, digest(request.type_name, change.planned))
         except TwinError as error:
             return pb.ApplyResourceChange.Response(new_state=request.prior_state, diagnostics=[_diagnostic(error)])
         return pb.ApplyResourceChange.Response(new_state=proto.encode(state))
@@ -118,7 +140,7 @@ class TwinProvider(SchemaProvider):
         if twin is None:
             return super().ReadDataSource(request, context)
         try:
-            state = twin.read(proto.decode(request.config), self.world)
+            state = twin.read(proto.decode(request.config), self.world, self.provider_config)
         except TwinError as error:
             return pb.ReadDataSource.Response(diagnostics=[_diagnostic(error)])
         block = self.schema.data_sources[request.type_name].block

@@ -26,7 +26,7 @@ import valkey
 
 from reproducer.errors import ReproducerError
 from reproducer.procs import pid_alive
-from reproducer.sandbox.fleet import AclUser, Fleet, FleetSpec, Node, Topology
+from reproducer.sandbox.fleet import Fleet, FleetSpec, Node, Topology, hash_password
 from reproducer.sandbox.tls import CaFiles, make_ca_files
 from reproducer.twins.base import TwinError, TwinWorld
 
@@ -34,6 +34,28 @@ from reproducer.twins.base import TwinError, TwinWorld
 STRUCTURAL_PARAMETERS = frozenset({"cluster-enabled", "port", "tls-port", "bind", "dir", "daemonize"})
 _ACL_TOKEN = re.compile(r"[\x21-\x7e]+")
 _PARAMETER_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
+
+
+@dataclass(frozen=True)
+class TwinUser:
+    """An ACL user of a twin resource.
+
+    Attributes:
+        name: the user name (``default`` replaces Valkey's default user).
+        rules: the whole ACL rule string, ``on``/``off`` included (``on ~app:* +@read``), as cloud access
+            strings are; rules that set passwords are refused.
+        password_hashes: SHA-256 hex of each accepted password (clouds allow two during a rotation); none
+            means ``nopass``. Only hashes are kept, so a world's records hold no password.
+    """
+
+    name: str
+    rules: str
+    password_hashes: tuple[str, ...] = ()
+
+    @classmethod
+    def with_passwords(cls, name: str, rules: str, passwords: Sequence[str]) -> TwinUser:
+        """A user whose passwords are given in clear (hashed here)."""
+        return cls(name, rules, tuple(hash_password(p) for p in passwords))
 
 
 @dataclass(frozen=True)
@@ -55,7 +77,7 @@ class ValkeyShape:
     cluster: bool = False
     tls: bool = False
     port: int | None = None
-    users: tuple[AclUser, ...] = ()
+    users: tuple[TwinUser, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
 
     def fleet_spec(self, ca: CaFiles) -> FleetSpec:
@@ -165,19 +187,26 @@ def _address(node: Node) -> NodeAddress:
     return NodeAddress(node.host, node.port, node.role, node.shard)
 
 
-def apply_users(fleet: Fleet, users: Sequence[AclUser], previous: Sequence[str] = ()) -> None:
-    """Create or replace ``users`` on every server and delete those of ``previous`` no longer listed.
+#: Valkey's own default user, restored when a resource stops naming one.
+OPEN_DEFAULT_USER = TwinUser("default", "on ~* &* +@all")
 
-    A user without a password gets ``nopass``. Raises TwinError when a server refuses a rule.
+
+def apply_users(fleet: Fleet, users: Sequence[TwinUser], previous: Sequence[str] = ()) -> None:
+    """Create or replace ``users`` on every server; delete those of ``previous`` no longer listed.
+
+    A ``default`` user no longer listed gets Valkey's open default back. Raises TwinError when a rule is refused.
     """
     wanted = {u.name for u in users}
+    gone = [name for name in previous if name not in wanted]
+    restore = [OPEN_DEFAULT_USER] if "default" in gone else []
     try:
-        for user in users:
-            tokens = check_acl_rules(user.rules)
-            fleet.set_user(user.name, " ".join(tokens), password=user.password or None)
-        for name in previous:
-            if name not in wanted:
-                fleet.delete_user(name) if name != "default" else fleet.set_user(name, "~* &* +@all")
+        for user in [*users, *restore]:
+            secrets = [f"#{h}" for h in user.password_hashes] or ["nopass"]
+            for node in fleet.servers:
+                fleet.admin(node, "ACL", "SETUSER", user.name, "reset", *secrets, *check_acl_rules(user.rules))
+        for name in gone:
+            if name != "default":
+                fleet.delete_user(name)
     except valkey.ResponseError as exc:
         raise TwinError(f"InvalidParameterValue: {exc}") from exc
 
