@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import AclUser, Fleet, hash_password
+from reproducer.sandbox.fleet import Fleet, hash_password
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
@@ -21,7 +21,7 @@ SERVICE = "aiven_valkey"
 USER = "aiven_valkey_user"
 _SOURCE = "docs/twins_clouds.md#aiven"
 VALKEY_VERSIONS = ("8.1", "9.0", "9.1")
-#: Nodes per plan tier (docs/reference/targets.md: Business = 2 nodes, Premium = 3).
+#: Nodes per plan tier (docs/reference/targets.md#topology-limits: Startup 1, Business 2, Premium 3).
 TIER_NODES = {"hobbyist": 1, "startup": 1, "business": 2, "premium": 3}
 _PLAN = re.compile(r"(hobbyist|(startup|business|premium)-\d+)")
 _PLAN_NAME = re.compile(r"[a-z0-9-]+")
@@ -98,7 +98,7 @@ def _shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
     return valkey.ValkeyShape(
         replicas=nodes - 1,
         tls=_user_config(state).get("valkey_ssl") is not False,
-        users=(AclUser("default", default_password, "~* &* +@all"),),
+        users=(valkey.TwinUser.with_passwords("default", "on ~* &* +@all", [default_password]),),
         parameters=_parameters(state),
     )
 
@@ -113,6 +113,7 @@ class ValkeyService:
     """``aiven_valkey``: one service of the plan's size; ``service_uri``/``host``/``port`` announce its primary."""
 
     type_name = SERVICE
+    replace = frozenset({"project", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: plan name format, Valkey version enum."""
@@ -252,6 +253,7 @@ class ValkeyUser:
     """``aiven_valkey_user``: an ACL user on every server of the service; ``password_wo`` is write-only."""
 
     type_name = USER
+    replace = frozenset({"project", "service_name", "username"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: user name pattern, password length, ACL arguments set together."""

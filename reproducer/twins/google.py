@@ -52,11 +52,11 @@ ENUMS = {
     "authorization_mode": ("AUTH_DISABLED", "IAM_AUTH"),
     "server_ca_mode": ("GOOGLE_MANAGED_PER_INSTANCE_CA", "GOOGLE_MANAGED_SHARED_CA", "CUSTOMER_MANAGED_CAS_CA"),
 }
-#: Total GB per node type (docs/reference/targets.md#memory-sizing, Google's node specification).
+#: ``node_config.size_gb``: total GB per node type, writable GB / 0.8 (docs/reference/targets.md#node-sizes).
 NODE_SIZE_GB = {
     "SHARED_CORE_NANO": 1.4,
-    "CUSTOM_PICO": 1.5,
-    "CUSTOM_MICRO": 2.0,
+    "CUSTOM_PICO": 1.35,
+    "CUSTOM_MICRO": 2.5,
     "CUSTOM_MINI": 3.75,
     "STANDARD_SMALL": 6.5,
     "HIGHMEM_MEDIUM": 13.0,
@@ -76,11 +76,11 @@ _SOURCE = "docs/twins_clouds.md#gcp"
 # ---- shared helpers -----------------------------------------------------------------------------------------
 
 
-def project_of(config: dict[str, Any]) -> str:
-    """The project a resource lives in: its ``project``, else ``GOOGLE_PROJECT`` as the provider reads it."""
-    project = config.get("project")
-    if isinstance(project, str) and project:
-        return project
+def project_of(config: dict[str, Any], provider: dict[str, Any] | None = None) -> str:
+    """The project of a resource: its ``project``, the provider block's, or ``GOOGLE_PROJECT`` (as the provider)."""
+    for project in (config.get("project"), (provider or {}).get("project")):
+        if isinstance(project, str) and project:
+            return project
     return os.environ.get("GOOGLE_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or "twin-project"
 
 
@@ -155,6 +155,7 @@ class ProjectService:
     """``google_project_service``: enabling an API records it in the world; destroy disables it by default."""
 
     type_name = PROJECT_SERVICE
+    replace = frozenset({"project", "service"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema."""
@@ -166,7 +167,7 @@ class ProjectService:
     def create(self, change: Change) -> dict[str, Any]:
         """Enable the API in the project."""
         assert change.planned is not None and change.config is not None
-        project = project_of(change.config)
+        project = project_of(change.config, change.provider)
         service = str(change.planned["service"])
         record_id = service_record_id(project, service)
         enable_services(change.world, project, [service])
@@ -206,7 +207,7 @@ class ConnectionPolicy:
     def create(self, change: Change) -> dict[str, Any]:
         """Record the policy."""
         assert change.planned is not None and change.config is not None
-        project = project_of(change.config)
+        project = project_of(change.config, change.provider)
         name = f"projects/{project}/locations/{change.planned['location']}/serviceConnectionPolicies/"
         name += str(change.planned["name"])
         state = _filled(change.planned, id=name, project=project)
@@ -249,6 +250,7 @@ class AclPolicy:
     """``google_memorystore_acl_policy``: named ACL rules that instances referring to it set on Valkey."""
 
     type_name = ACL_POLICY
+    replace = frozenset({"acl_policy_id", "location", "project"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No provider-side rule (the API checks the id)."""
@@ -267,7 +269,7 @@ class AclPolicy:
                 f"Invalid value for acl_policy_id {policy_id!r}: it must be 1 to 63 characters, start with a "
                 "letter, contain only letters, digits and hyphens, and end with a letter or a digit.",
             )
-        project = project_of(change.config)
+        project = project_of(change.config, change.provider)
         name = f"projects/{project}/locations/{change.planned['location']}/aclPolicies/{policy_id}"
         fills = {"id": name, "name": name, "project": project, "state": "ACTIVE", "etag": uuid.uuid4().hex}
         state = _filled(change.planned, **fills, deletion_policy="DELETE")
@@ -363,6 +365,14 @@ class MemorystoreInstance:
     """``google_memorystore_instance``: a cluster or a primary with replicas, TLS from the twin's CA."""
 
     type_name = INSTANCE
+    #: ForceNew arguments (docs/twins_clouds.md#gcp: the provider's generated schema, immutable fields).
+    replace = frozenset(
+        {
+            *("authorization_mode", "desired_auto_created_endpoints", "desired_psc_auto_connections", "gcs_source"),
+            *("instance_id", "kms_key", "location", "managed_backup_source", "mode", "project", "server_ca_mode"),
+            *("server_ca_pool", "transit_encryption_mode", "zone_distribution_config"),
+        }
+    )
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's enum checks (plan time)."""
@@ -387,7 +397,7 @@ class MemorystoreInstance:
     def create(self, change: Change) -> dict[str, Any]:
         """Check what the API checks, start the fleet, fill the computed attributes."""
         assert change.planned is not None and change.config is not None
-        state = self._defaults(change.planned, project_of(change.config))
+        state = self._defaults(change.planned, project_of(change.config, change.provider))
         _check_api_rules(state)
         require_apis(change.world, state["project"])
         networks = [str(e["network"]) for e in self._endpoint_requests(state)]

@@ -206,6 +206,7 @@ class Database:
     """``ovh_cloud_project_database``: POST, wait for READY, advanced configuration; PUT; DELETE."""
 
     type_name = DATABASE
+    replace = frozenset({"engine", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's client-side checks: the engine list, identical nodes."""
@@ -306,6 +307,7 @@ class ValkeyUser:
     """``ovh_cloud_project_database_valkey_user``; ``default`` maps onto the existing user (password reset only)."""
 
     type_name = USER
+    replace = frozenset({"cluster_id", "name", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule (the API checks names)."""
