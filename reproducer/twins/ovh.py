@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -386,5 +387,78 @@ class ValkeyUser:
         return _fill(planned, found)
 
 
-RESOURCES = (Database(), ValkeyUser())
+# ---- ovh_cloud_project_network_private ----------------------------------------------------------------------
+
+NETWORK = "ovh_cloud_project_network_private"
+#: Database region codes that are not Public Cloud (OpenStack) region ids: those carry a number (``GRA9``, ``BHS5``).
+DATABASE_ONLY_REGIONS = frozenset({"BHS", "DE", "GRA", "RBX", "SBG", "SGP", "UK", "WAW"})
+#: The regions a network spans when ``regions`` is not given ("all" in the API) [I: a representative list].
+DEFAULT_NETWORK_REGIONS = ("BHS5", "DE1", "GRA9", "GRA11", "SBG5", "UK1", "WAW1")
+
+
+def _network_record(state: dict[str, Any]) -> str:
+    return f"{state['service_name']}~{state['id']}"
+
+
+class NetworkPrivate:
+    """``ovh_cloud_project_network_private``, recorded in the world (the emulator has no route to create one).
+
+    It gives each region an OpenStack id, so a database's ``network_id`` can name one, and refuses the database
+    region codes (``GRA``) that private networks do not take.
+    """
+
+    type_name = NETWORK
+    replace = frozenset({"service_name", "vlan_id"})
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """No client-side rule."""
+
+    def plan(self, change: Change) -> dict[str, Any] | None:
+        """The generic plan."""
+        return change.planned
+
+    def create(self, change: Change) -> dict[str, Any]:
+        """Give the network an id and each region an OpenStack id."""
+        assert change.planned is not None
+        planned = change.planned
+        regions = planned["regions"] if _known(planned.get("regions")) else list(DEFAULT_NETWORK_REGIONS)
+        path = f"/cloud/project/{planned['service_name']}/network/private"
+        for region in regions:
+            if region in DATABASE_ONLY_REGIONS:
+                raise TwinError(
+                    f'calling Post {path}:\n\t HTTP Error 400: Client::BadRequest: "Invalid region {region}: use a '
+                    'Public Cloud region such as GRA9 or BHS5"',
+                    f"twin rule, see {_SOURCE}",
+                )
+        vlan = int(planned.get("vlan_id") or 0)
+        ids = {region: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path}/{vlan}/{region}")) for region in regions}
+        state = {
+            **planned,
+            "id": f"pn-{uuid.uuid5(uuid.NAMESPACE_URL, path).hex[:6]}_{vlan}",
+            "regions": sorted(regions),
+            "regions_openstack_ids": ids,
+            "regions_attributes": [{"region": r, "status": "ACTIVE", "openstackid": i} for r, i in sorted(ids.items())],
+            "regions_status": [{"region": r, "status": "ACTIVE"} for r in sorted(ids)],
+            "status": "ACTIVE",
+            "type": "private",
+        }
+        change.world.save(NETWORK, _network_record(state), {"id": state["id"], "regions": ids})
+        return state
+
+    def update(self, change: Change) -> dict[str, Any]:
+        """Only the name changes in place."""
+        assert change.planned is not None
+        return change.planned
+
+    def delete(self, change: Change) -> None:
+        """Forget the network."""
+        assert change.prior is not None
+        change.world.forget(NETWORK, _network_record(change.prior))
+
+    def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
+        """Gone when no longer recorded."""
+        return state if world.load(NETWORK, _network_record(state)) is not None else None
+
+
+RESOURCES = (Database(), ValkeyUser(), NetworkPrivate())
 DATA_SOURCES: tuple[Any, ...] = ()

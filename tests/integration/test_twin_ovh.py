@@ -6,6 +6,7 @@ shared by the module; the rules run on small configurations of their own.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,76 +33,23 @@ provider "ovh" {{}}
 """
 
 
-def main(project: str) -> str:
-    """A Business service in ``project`` (region SBG), a user with ``channels = []``, and the default user."""
-    return (
-        HEADER
-        + f"""
-resource "ovh_cloud_project_database" "db" {{
-  service_name     = "{project}"
-  description      = "moved"
-  engine           = "valkey"
-  version          = "8.0"
-  plan             = "business"
-  flavor           = "db1-7"
-  maintenance_time = "04:00:00"
-  advanced_configuration = {{
-    "redis_notify_keyspace_events" = "Ex"
-  }}
+#: The rendered Business service (as sent to the real OVH), moved to another project and region.
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "ovh" / "business" / "terraform"
 
-  nodes {{
-    region = "SBG"
-  }}
 
-  nodes {{
-    region = "SBG"
-  }}
-
-  ip_restrictions {{
-    ip          = "127.0.0.1/32"
-    description = "copy host"
-  }}
-}}
-
-resource "ovh_cloud_project_database_valkey_user" "app" {{
-  service_name = "{project}"
-  cluster_id   = ovh_cloud_project_database.db.id
-  name         = "app"
-  categories   = ["+@all"]
-  commands     = []
-  keys         = ["app:*"]
-  channels     = []
-}}
-
-resource "ovh_cloud_project_database_valkey_user" "default" {{
-  service_name = "{project}"
-  cluster_id   = ovh_cloud_project_database.db.id
-  name         = "default"
-  categories   = ["+@all"]
-  keys         = ["*"]
-  channels     = ["*"]
-}}
-
-output "db" {{
-  value = ovh_cloud_project_database.db
-}}
-
-output "passwords" {{
-  sensitive = true
-  value = {{
-    app     = ovh_cloud_project_database_valkey_user.app.password
-    default = ovh_cloud_project_database_valkey_user.default.password
-  }}
-}}
-"""
-    )
+def tfvars(project: str) -> str:
+    """The deployment's variables: the target project and region, and a Public Cloud region for the network."""
+    return f'project_id = "{project}"\nvrack_id = "pn-000001"\nregion = "SBG"\nnetwork_region = "GRA9"\n'
 
 
 def terraform(tmp: Path, text: str, api_server: OvhApiServer, credentials: dict[str, str]) -> Terraform:
-    """An initialised working directory with ``text`` against the ovh twin, pointed at the emulator."""
+    """An initialised working directory (the golden files, or ``text`` alone) against the ovh twin and emulator."""
     workdir = tmp / "work"
-    workdir.mkdir(parents=True)
-    (workdir / "main.tf").write_text(text)
+    if text:
+        workdir.mkdir(parents=True)
+        (workdir / "main.tf").write_text(text)
+    else:
+        shutil.copytree(GOLDEN, workdir)
     env = {f"OVH_{k.upper()}": v for k, v in credentials.items()} | {"OVH_ENDPOINT": api_server.url}
     tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["ovh"]), env=env, timeout=120)
     tf.init()
@@ -122,7 +70,8 @@ def target(api_server):
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory, api_server, target):
     credentials, project = target
-    tf = terraform(tmp_path_factory.mktemp("ovh-twin"), main(project), api_server, credentials)
+    tf = terraform(tmp_path_factory.mktemp("ovh-twin"), "", api_server, credentials)
+    (tf.workdir / "terraform.tfvars").write_text(tfvars(project))
     tf.apply(tf.plan())
     yield tf, project, {k: v.value for k, v in tf.output().items()}
     tf.destroy()
@@ -133,63 +82,53 @@ def fleet_of(api_server: OvhApiServer, project: str, service_id: str):
     return api_server.store.fleet(service_id, api_server.store.find_service(project, service_id))
 
 
-def connect(api_server, project, db, username, password) -> valkey.Valkey:
-    """A client of the service's endpoint, verifying TLS with the CA of the emulator's fleet."""
-    (endpoint,) = db["endpoints"]
-    fleet = fleet_of(api_server, project, db["id"])
-    return valkey.Valkey(
-        host=endpoint["domain"],
-        port=endpoint["port"],
-        username=username,
-        password=password,
-        ssl=endpoint["ssl"],
-        ssl_ca_certs=str(fleet.tls_files.ca_cert),
-        ssl_cert_reqs="required",
-        socket_timeout=5,
-    )
+def service_of(api_server: OvhApiServer, credentials: dict[str, str], project: str) -> dict:
+    """The one service of ``project``, as the API describes it."""
+    client = ovh_client(api_server, credentials)
+    (service_id,) = client.get(f"/cloud/project/{project}/database/valkey")
+    return dict(client.get(f"/cloud/project/{project}/database/valkey/{service_id}"))
 
 
-def test_apply_creates_the_service_through_the_api_in_the_target_project_and_region(applied, api_server, target):
+def test_the_rendered_service_is_created_through_the_api_in_the_target_project_and_region(applied, api_server, target):
     _tf, project, outputs = applied
-    db = outputs["db"]
-    client = ovh_client(api_server, target[0])
-    service = client.get(f"/cloud/project/{project}/database/valkey/{db['id']}")
-    assert client.get(f"/cloud/project/{project}/database/valkey") == [db["id"]]
+    service = service_of(api_server, target[0], project)
     assert (service["status"], service["plan"], service["nodeNumber"], service["nodes"][0]["region"]) == (
         "READY",
         "business",
         2,
         "SBG",
     )
-    assert db["endpoints"] == [
-        {
-            "component": "valkey",
-            "domain": "127.0.0.1",
-            "path": None,
-            "port": service["endpoints"][0]["port"],
-            "scheme": "rediss",
-            "ssl": True,
-            "ssl_mode": "required",
-            "uri": service["endpoints"][0]["uri"],
-        }
-    ]
-    assert [(r["ip"], r["status"]) for r in db["ip_restrictions"]] == [("127.0.0.1/32", "READY")]
-    advanced = client.get(f"/cloud/project/{project}/database/valkey/{db['id']}/advancedConfiguration")
-    assert advanced == {"redis_notify_keyspace_events": "Ex"} == db["advanced_configuration"]
-    fleet = fleet_of(api_server, project, db["id"])
-    assert fleet.admin(fleet.primary, "CONFIG", "GET", "notify-keyspace-events")[1] in ("Ex", "xE")
+    assert (outputs["endpoint_host"], outputs["endpoint_port"], outputs["tls"]) == (
+        service["endpoints"][0]["domain"],
+        service["endpoints"][0]["port"],
+        True,
+    )
+    assert sorted(r["ip"] for r in service["ipRestrictions"]) == ["10.0.0.0/24", "192.0.2.10/32", "203.0.113.0/24"]
+    client = ovh_client(api_server, target[0])
+    advanced = client.get(f"/cloud/project/{project}/database/valkey/{service['id']}/advancedConfiguration")
+    assert advanced["redis_notify_keyspace_events"] == "Ex" and len(advanced) == 5
 
 
-def test_users_get_the_api_passwords_and_empty_channels_become_all_channels(applied, api_server):
+def test_users_get_the_api_passwords_and_empty_channels_become_all_channels(applied, api_server, target):
     _tf, project, outputs = applied
-    db, passwords = outputs["db"], outputs["passwords"]
-    with connect(api_server, project, db, "app", passwords["app"]) as conn:
-        assert conn.set("app:k", "v")
-        with pytest.raises(valkey.exceptions.NoPermissionError):
-            conn.set("other:k", "v")
-        assert conn.publish("any-channel", "x") == 0  # the provider dropped channels = [], the API stored ["*"]
-    with connect(api_server, project, db, "default", passwords["default"]) as conn:
-        assert conn.get("app:k") == b"v"
+    service = service_of(api_server, target[0], project)
+    fleet = fleet_of(api_server, project, service["id"])
+    passwords = outputs["user_passwords"]
+    for name, key in (("app", "app:k"), ("analytics", "metrics:k"), ("default", "k")):
+        conn = valkey.Valkey(
+            host=outputs["endpoint_host"],
+            port=outputs["endpoint_port"],
+            username=name,
+            password=passwords[name],
+            ssl=True,
+            ssl_ca_certs=str(fleet.tls_files.ca_cert),
+            ssl_cert_reqs="required",
+            socket_timeout=5,
+        )
+        with conn:
+            assert conn.get(key) is None  # authenticated, and allowed to read its keys
+    acl = fleet.admin(fleet.primary, "ACL", "GETUSER", "analytics")
+    assert dict(zip(acl[::2], acl[1::2], strict=True))["channels"] == "&*"  # channels = [] was dropped: ["*"]
 
 
 def test_second_plan_changes_nothing(applied):
@@ -198,8 +137,9 @@ def test_second_plan_changes_nothing(applied):
 
 
 def test_destroy_deletes_the_service_and_its_valkey(applied, api_server, target):
-    tf, project, outputs = applied
-    pids = [n.pid for n in fleet_of(api_server, project, outputs["db"]["id"]).nodes]
+    tf, project, _outputs = applied
+    service = service_of(api_server, target[0], project)
+    pids = [n.pid for n in fleet_of(api_server, project, service["id"]).nodes]
     tf.destroy()
     assert ovh_client(api_server, target[0]).get(f"/cloud/project/{project}/database/valkey") == []
     assert not any(map(pid_alive, pids))
@@ -241,6 +181,22 @@ def test_provider_rules_fail_at_plan_time(rules):
     assert len(errors) == 2
     assert errors[0].startswith("all nodes must have the same region, network_id and subnet_id")
     assert errors[1].startswith('expected engine to be one of ["clickhouse" "grafana" ') and ", got redis" in errors[1]
+
+
+def test_a_private_network_refuses_a_database_region_code(rules):
+    tf, project = rules
+    text = f"""
+resource "ovh_cloud_project_network_private" "net" {{
+  service_name = "{project}"
+  name         = "net"
+  regions      = ["GRA"]
+}}
+"""
+    (error,) = refused(tf, text, apply=True)
+    assert error.startswith(
+        f"calling Post /cloud/project/{project}/network/private:\n\t HTTP Error 400: Client::BadRequest: "
+        '"Invalid region GRA: use a Public Cloud region such as GRA9 or BHS5"'
+    )
 
 
 def test_api_errors_become_terraform_errors_with_their_text(rules, api_server):
