@@ -1,11 +1,13 @@
 """The aiven twin under real Terraform: a plan's tier becomes real Valkey of that size, users get write-only passwords.
 
-One apply (a Business service with a user, a Startup service) is shared by the module; the rules run on small
+One apply (the rendered Business service and its users, tests/golden/aiven, beside a Startup service) is shared
+by the module; the rules run on small
 configurations of their own, failing at plan time or before any Valkey starts.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,6 @@ from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
 from reproducer.twins.mirror import install_twins, running_processes, trusted_ca
-
-PASSWORD = "twin-Pass-1234"
 
 HEADER = f"""
 terraform {{
@@ -31,46 +31,19 @@ terraform {{
 provider "aiven" {{}}
 """
 
-MAIN = (
-    HEADER
-    + """
-variable "password" {
-  type      = string
-  sensitive = true
-}
-
-resource "aiven_valkey" "business" {
-  project      = "twin-project"
-  service_name = "cache"
-  cloud_name   = "google-europe-west9"
-  plan         = "business-4"
-
-  valkey_user_config {
-    valkey_version        = "8.1"
-    valkey_lfu_log_factor = 10
-  }
-}
-
+#: The rendered Business service (as sent to the real Aiven) and its users.
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "aiven" / "business" / "terraform"
+#: Beside it: a Startup service with no user config (Aiven's defaults), and the services as outputs.
+EXTRA = """
 resource "aiven_valkey" "startup" {
-  project      = "twin-project"
+  project      = var.project
   service_name = "small"
-  cloud_name   = "google-europe-west9"
+  cloud_name   = var.cloud_name
   plan         = "startup-4"
 }
 
-resource "aiven_valkey_user" "app" {
-  project               = "twin-project"
-  service_name          = aiven_valkey.business.service_name
-  username              = "app"
-  password_wo           = var.password
-  password_wo_version   = 1
-  valkey_acl_categories = ["+@all"]
-  valkey_acl_commands   = []
-  valkey_acl_keys       = ["app:*"]
-}
-
 output "business" {
-  value     = aiven_valkey.business
+  value     = aiven_valkey.cache_prod
   sensitive = true
 }
 
@@ -84,14 +57,18 @@ output "app_password" {
   sensitive = true
 }
 """
-)
+PASSWORDS = {"app": "app-Pass-1234", "analytics": "analytics-Pass-1234"}
 
 
 def terraform(tmp: Path, main: str) -> Terraform:
-    """An initialised working directory with ``main`` against the aiven twin installed under ``tmp/twins``."""
+    """An initialised working directory (the golden files and :data:`EXTRA`, or ``main`` alone) on the twin."""
     workdir = tmp / "work"
-    workdir.mkdir(parents=True)
-    (workdir / "main.tf").write_text(main)
+    if main:
+        workdir.mkdir(parents=True)
+        (workdir / "main.tf").write_text(main)
+    else:
+        shutil.copytree(GOLDEN, workdir)
+        (workdir / "extra.tf").write_text(EXTRA)
     tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
     tf.init()
     return tf
@@ -100,8 +77,8 @@ def terraform(tmp: Path, main: str) -> Terraform:
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("aiven-twin")
-    tf = terraform(tmp, MAIN)
-    secret = [Var("password", PASSWORD, secret=True)]
+    tf = terraform(tmp, "")
+    secret = [Var("project", "twin-project"), Var("user_passwords", PASSWORDS, secret=True)]
     tf.apply(tf.plan(secret), secret)
     yield tf, tmp / "twins", secret, {k: v.value for k, v in tf.output().items()}
     tf.destroy(secret)
@@ -121,7 +98,7 @@ def connect(service: dict, twins: Path, username: str, password: str) -> valkey.
     )
 
 
-def test_business_plan_is_a_tls_primary_with_a_standby_and_aiven_defaults(applied):
+def test_business_plan_is_a_tls_primary_with_a_standby_and_its_user_config(applied):
     _tf, twins, _secret, outputs = applied
     service = outputs["business"]
     assert service["state"] == "RUNNING" and service["service_username"] == "default"
@@ -130,29 +107,32 @@ def test_business_plan_is_a_tls_primary_with_a_standby_and_aiven_defaults(applie
     assert [c["usage"] for c in service["components"]] == ["primary", "replica"]
     with connect(service, twins, "default", service["service_password"]) as conn:
         assert conn.info("replication")["connected_slaves"] == 1
-        settings = (
-            conn.config_get("timeout") | conn.config_get("lfu-log-factor") | conn.config_get("acl-pubsub-default")
-        )
-        assert settings == {"timeout": "300", "lfu-log-factor": "10", "acl-pubsub-default": "allchannels"}
+        settings = conn.config_get("lfu-log-factor") | conn.config_get("notify-keyspace-events")
+        assert settings == {"lfu-log-factor": "10", "notify-keyspace-events": "xE"}
 
 
-def test_startup_plan_is_one_node(applied):
+def test_startup_plan_is_one_node_with_aiven_defaults(applied):
     _tf, twins, _secret, outputs = applied
     service = outputs["startup"]
     with connect(service, twins, "default", service["service_password"]) as conn:
         assert conn.info("replication")["connected_slaves"] == 0
+        settings = conn.config_get("timeout") | conn.config_get("acl-pubsub-default")
+        assert settings == {"timeout": "300", "acl-pubsub-default": "allchannels"}
     with pytest.raises(valkey.exceptions.ConnectionError):
         valkey.Valkey(host=service["service_host"], port=service["service_port"], socket_timeout=5).ping()
 
 
-def test_user_gets_its_write_only_password_which_stays_out_of_the_state(applied):
+def test_users_get_their_write_only_passwords_which_stay_out_of_the_state(applied):
     tf, twins, _secret, outputs = applied
     assert outputs["app_password"] == ""
-    with connect(outputs["business"], twins, "app", PASSWORD) as conn:
+    with connect(outputs["business"], twins, "app", PASSWORDS["app"]) as conn:
         assert conn.set("app:k", "v")
         with pytest.raises(valkey.exceptions.NoPermissionError):
             conn.set("other:k", "v")
-    assert PASSWORD not in (tf.workdir / "terraform.tfstate").read_text()
+    with connect(outputs["business"], twins, "analytics", PASSWORDS["analytics"]) as conn:
+        assert conn.get("metrics:k") is None
+    state = (tf.workdir / "terraform.tfstate").read_text()
+    assert not any(password in state for password in PASSWORDS.values())
 
 
 def test_second_plan_changes_nothing(applied):
