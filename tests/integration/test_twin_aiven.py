@@ -1,8 +1,8 @@
 """The aiven twin under real Terraform: a plan's tier becomes real Valkey of that size, users get write-only passwords.
 
 One apply (the rendered Business service and its users, tests/golden/aiven, beside a Startup service) is shared
-by the module; the rules run on small
-configurations of their own, failing at plan time or before any Valkey starts.
+by the module; the rules run on small configurations of their own, failing at plan time or before any Valkey
+starts.
 """
 
 from __future__ import annotations
