@@ -7,6 +7,7 @@ starts.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -138,6 +139,22 @@ def test_users_get_their_write_only_passwords_which_stay_out_of_the_state(applie
 def test_second_plan_changes_nothing(applied):
     tf, _twins, secret, _outputs = applied
     assert not tf.plan(secret, out="again").has_changes
+
+
+def test_a_renamed_user_plans_a_replacement_and_a_bigger_plan_an_update(applied):
+    tf, _twins, secret, _outputs = applied
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    try:
+        changed = re.sub(r'(username +)= "analytics"', r'\1= "reporting"', rendered)
+        main.write_text(re.sub(r'(plan +)= "business-8"', r'\1= "business-16"', changed))
+        changes = tf.plan(secret, out="changed").resource_changes
+    finally:
+        main.write_text(rendered)
+    assert {c.address: c.actions for c in changes if c.actions != ("no-op",)} == {
+        "aiven_valkey.cache_prod": ("update",),
+        "aiven_valkey_user.analytics": ("delete", "create"),
+    }
 
 
 def test_destroy_leaves_no_process(applied):

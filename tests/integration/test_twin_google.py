@@ -213,6 +213,26 @@ def test_second_plan_changes_nothing(applied):
     assert not tf.plan(secret, out="again").has_changes
 
 
+def test_a_forcenew_attribute_plans_a_replacement_and_others_an_update(applied):
+    tf, _world, secret, _outputs = applied
+    main = tf.workdir / "main.tf"
+    try:
+        changed = MAIN.replace("  replica_count               = 1\n", "  replica_count               = 2\n")
+        changed = changed.replace(
+            '  mode                        = "CLUSTER"\n', '  mode = "CLUSTER"\n  authorization_mode = "IAM_AUTH"\n'
+        )
+        main.write_text(changed)
+        actions = {
+            c.address: c.actions for c in tf.plan(secret, out="changed").resource_changes if c.actions != ("no-op",)
+        }
+    finally:
+        main.write_text(MAIN)
+    assert actions == {
+        "google_memorystore_instance.single": ("update",),
+        "google_memorystore_instance.sharded": ("delete", "create"),
+    }
+
+
 def test_destroy_leaves_no_process(applied):
     tf, world, secret, _outputs = applied
     pids = running_processes(world.parent)

@@ -6,6 +6,7 @@ shared by the module; the rules run on small configurations of their own.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -134,6 +135,22 @@ def test_users_get_the_api_passwords_and_empty_channels_become_all_channels(appl
 def test_second_plan_changes_nothing(applied):
     tf, _project, _outputs = applied
     assert not tf.plan(out="again").has_changes
+
+
+def test_a_renamed_user_plans_a_replacement_and_a_new_description_an_update(applied):
+    tf, _project, _outputs = applied
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    try:
+        changed = re.sub(r'(\n  name +)= "analytics"', r'\1= "reporting"', rendered)
+        main.write_text(re.sub(r'(description +)= "cache-prod"', r'\1= "moved"', changed))
+        changes = tf.plan(out="changed").resource_changes
+    finally:
+        main.write_text(rendered)
+    assert {c.address: c.actions for c in changes if c.actions != ("no-op",)} == {
+        "ovh_cloud_project_database.cache_prod": ("update",),
+        "ovh_cloud_project_database_valkey_user.analytics": ("delete", "create"),
+    }
 
 
 def test_destroy_deletes_the_service_and_its_valkey(applied, api_server, target):
