@@ -279,7 +279,7 @@ class AclPolicy:
     def update(self, change: Change) -> dict[str, Any]:
         """New rules reach every instance that uses the policy."""
         assert change.planned is not None
-        state = {**change.planned, "etag": uuid.uuid4().hex}
+        state = change.planned
         change.world.save(ACL_POLICY, _record_id(str(state["id"])), plain(state))
         for instance in change.world.all(INSTANCE):
             if instance.get("acl_policy") == state["id"]:

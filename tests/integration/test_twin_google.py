@@ -233,6 +233,23 @@ def test_a_forcenew_attribute_plans_a_replacement_and_others_an_update(applied):
     }
 
 
+def test_an_update_reaches_the_running_servers(applied, tmp_path):
+    tf, _world, secret, outputs = applied
+    changed = MAIN.replace('"maxmemory-policy" = "allkeys-lru"', '"maxmemory-policy" = "volatile-lru"')
+    (tf.workdir / "main.tf").write_text(changed.replace("~app:* +@all", "~app:* ~shared:* +@all"))
+    assert (tf.apply(tf.plan(secret, out="update"), secret).change, tf.output()["single"].value) == (
+        2,
+        outputs["single"],
+    )
+    ca = tmp_path / "ca.pem"
+    ca.write_text(outputs["ca"])
+    host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        assert conn.set("shared:k", "v") and conn.get("app:k") == b"v"  # the data stayed
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
+
+
 def test_destroy_leaves_no_process(applied):
     tf, world, secret, _outputs = applied
     pids = running_processes(world.parent)
