@@ -157,6 +157,25 @@ def test_a_renamed_user_plans_a_replacement_and_a_bigger_plan_an_update(applied)
     }
 
 
+def test_a_new_password_version_and_new_acls_reach_the_servers(applied):
+    tf, twins, secret, outputs = applied
+    with connect(outputs["business"], twins, "app", PASSWORDS["app"]) as conn:
+        conn.set("app:before", "v")
+    main = tf.workdir / "main.tf"
+    main.write_text(
+        main.read_text().replace('valkey_acl_keys       = ["app:*"]', 'valkey_acl_keys       = ["app:*", "shared:*"]')
+    )
+    new = {**PASSWORDS, "app": "app-Pass-5678"}
+    again = [secret[0], Var("user_passwords", new, secret=True), Var("password_version", 2)]
+    assert tf.apply(tf.plan(again, out="update"), again).change == 2
+    with connect(outputs["business"], twins, "app", "app-Pass-5678") as conn:
+        assert conn.set("shared:k", "v") and conn.get("app:before") == b"v"
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        connect(outputs["business"], twins, "app", PASSWORDS["app"]).ping()
+    with connect(outputs["business"], twins, "analytics", PASSWORDS["analytics"]) as conn:
+        assert conn.get("metrics:k") is None  # the same version: a password given again is not pushed
+
+
 def test_destroy_leaves_no_process(applied):
     tf, twins, secret, _outputs = applied
     pids = running_processes(twins)
