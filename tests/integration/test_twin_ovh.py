@@ -153,6 +153,26 @@ def test_a_renamed_user_plans_a_replacement_and_a_new_description_an_update(appl
     }
 
 
+def test_updates_go_through_the_api_except_the_default_users_acls(applied, api_server, target):
+    tf, project, _outputs = applied
+    main = tf.workdir / "main.tf"
+    text = main.read_text().replace('keys         = ["app:*"]', 'keys         = ["app:*", "shared:*"]')
+    default = text.index('name         = "default"')
+    text = text[:default] + text[default:].replace('categories   = ["+@all"]', 'categories   = ["+@read"]', 1)
+    main.write_text(re.sub(r'(description +)= "cache-prod"', r'\1= "moved"', text))
+    assert tf.apply(tf.plan(out="update")).change == 3
+    service = service_of(api_server, target[0], project)
+    client, base = ovh_client(api_server, target[0]), f"/cloud/project/{project}/database/valkey/{service['id']}"
+    users = {u["username"]: u for u in (client.get(f"{base}/user/{i}") for i in client.get(f"{base}/user"))}
+    assert service["description"] == "moved"
+    assert sorted(users["app"]["keys"]) == ["app:*", "shared:*"]
+    assert users["default"]["categories"] == ["+@all"]  # the provider skips the update of the default user
+    after = tf.plan(out="after").resource_changes  # read from the API, the skipped change never converges
+    assert [(c.address, c.actions) for c in after if c.actions != ("no-op",)] == [
+        ("ovh_cloud_project_database_valkey_user.default", ("update",))
+    ]
+
+
 def test_destroy_deletes_the_service_and_its_valkey(applied, api_server, target):
     tf, project, _outputs = applied
     service = service_of(api_server, target[0], project)
