@@ -113,6 +113,7 @@ class Fleet:
 
     def __init__(self, state: _State) -> None:
         self._state = state
+        self._admin_clients: dict[str, Any] = {}  # valkey.Valkey, whose methods are untyped
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -144,10 +145,16 @@ class Fleet:
 
     def stop(self) -> None:
         """Stop every process this fleet started, by pid, and remove its directory."""
+        self._close_admin_clients()
         for node in reversed(self._state.nodes):
             if node.pid:
                 stop_pid(node.pid)
         shutil.rmtree(self._state.root, ignore_errors=True)
+
+    def _close_admin_clients(self) -> None:
+        clients, self._admin_clients = self._admin_clients, {}
+        for conn in clients.values():
+            conn.close()
 
     def alive(self) -> bool:
         """Whether every process of the fleet is still running."""
@@ -235,9 +242,22 @@ class Fleet:
         return {"ssl": True, "ssl_ca_certs": str(files.ca_cert), "ssl_cert_reqs": "required"}
 
     def admin(self, node: Node, command: str, *args: object) -> Any:
-        """Run an administrative ``command`` on ``node`` under its (possibly secret) name."""
-        with self.client(node) as conn:
-            return conn.execute_command(self.admin_name(command), *args)
+        """Run an administrative ``command`` on ``node`` under its (possibly secret) name.
+
+        The admin's connection to each node is kept (a TLS handshake each time made cluster starts slow); a
+        connection found broken (the node restarted) is replaced once.
+        """
+        name = self.admin_name(command)
+        conn = self._admin_clients.get(node.address)
+        if conn is None:
+            conn = self._admin_clients[node.address] = self.client(node)
+        try:
+            return conn.execute_command(name, *args)
+        except valkey.ConnectionError:
+            self._admin_clients.pop(node.address, None)
+            conn.close()
+        with self.client(node) as fresh:
+            return fresh.execute_command(name, *args)
 
     def set_user(self, name: str, rules: str, *, password: str | None = None, password_hash: str | None = None) -> None:
         """Create or replace an ACL user on every server; give a password or its SHA-256 hex."""
@@ -279,6 +299,8 @@ class Fleet:
         for node in self.sentinels:
             self._launch(node)
         self._wait_replication()
+        if self.spec.topology == "cluster":
+            wait_until(self._slots_complete, timeout=30, what="every node to list every replica in CLUSTER SLOTS")
 
     def _plan_nodes(self) -> list[Node]:
         offset = _BUS_PORT_OFFSET if self.spec.topology == "cluster" else None
@@ -367,6 +389,8 @@ class Fleet:
         lines = [
             'save ""',
             "appendonly no",
+            "repl-diskless-sync-delay 0",
+            "repl-ping-replica-period 1",
             f"user {ADMIN_USER} on #{hash_password(self._state.admin_password)} ~* &* +@all",
         ]
         lines.append(_default_user_line(self.spec.default_user_password))
@@ -416,6 +440,11 @@ class Fleet:
 
     def _cluster_ok(self) -> bool:
         return all("cluster_state:ok" in str(self.admin(n, "CLUSTER", "INFO")) for n in self.servers)
+
+    def _slots_complete(self) -> bool:
+        """Whether every server's CLUSTER SLOTS names all servers (replicas are known once gossip spread)."""
+        count = len(self.servers)
+        return all(sum(len(r) - 2 for r in self.admin(n, "CLUSTER", "SLOTS")) == count for n in self.servers)
 
     def _wait_replication(self) -> None:
         replicas = [n for n in self.servers if n.role == "replica"]

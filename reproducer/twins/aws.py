@@ -259,7 +259,7 @@ def _member_ids(name: str, cluster: bool, shards: int, replicas: int) -> list[st
 
 
 def _computed(planned: dict[str, Any], change: Change, nodes: list[valkey.NodeAddress]) -> dict[str, Any]:
-    """The state after create: what the provider's read path sets (§1.2 of the reference)."""
+    """The state after create: what the provider's read path sets (docs/twins.md, "Computed attributes")."""
     name = str(planned["replication_group_id"]).lower()
     cluster, (shards, replicas) = is_cluster(planned), shape_counts(planned)
     primaries, others = [n for n in nodes if n.role == "primary"], [n for n in nodes if n.role != "primary"]

@@ -131,7 +131,10 @@ class TwinProvider(SchemaProvider):
         if twin is None:
             return super().ReadResource(request, context)
         current = proto.decode(request.current_state)
-        state = None if current is None else twin.read(current, self.world)
+        try:
+            state = None if current is None else twin.read(current, self.world)
+        except TwinError as error:
+            return pb.ReadResource.Response(new_state=request.current_state, diagnostics=[_diagnostic(error)])
         return pb.ReadResource.Response(new_state=proto.encode(state), private=request.private)
 
     def ReadDataSource(self, request: Any, context: Any) -> Any:

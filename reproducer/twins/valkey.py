@@ -26,7 +26,7 @@ import valkey
 
 from reproducer.errors import ReproducerError
 from reproducer.procs import pid_alive
-from reproducer.sandbox.fleet import Fleet, FleetSpec, Node, Topology, hash_password
+from reproducer.sandbox.fleet import ADMIN_USER, Fleet, FleetSpec, Node, Topology, hash_password
 from reproducer.sandbox.tls import CaFiles, make_ca_files
 from reproducer.twins.base import TwinError, TwinWorld
 
@@ -197,6 +197,8 @@ def apply_users(fleet: Fleet, users: Sequence[TwinUser], previous: Sequence[str]
     A ``default`` user no longer listed gets Valkey's open default back. Raises TwinError when a rule is refused.
     """
     wanted = {u.name for u in users}
+    if ADMIN_USER in wanted:
+        raise TwinError(f"InvalidParameterValue: the user name {ADMIN_USER} is reserved by the twin")
     gone = [name for name in previous if name not in wanted]
     restore = [OPEN_DEFAULT_USER] if "default" in gone else []
     try:

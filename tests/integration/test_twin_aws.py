@@ -7,6 +7,7 @@ resource's own port), outliving the process that started them.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,9 +23,9 @@ from valkey.cluster import ValkeyCluster
 
 from reproducer.offline import offline_provider
 from reproducer.run.terraform import PlanResult, Terraform, TerraformError, Var
-from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
+from reproducer.twins import aws, install_twins, running_processes, stop_all, trusted_ca
 from reproducer.twins import valkey as twin_valkey
-from reproducer.twins.base import TwinError, TwinWorld
+from reproducer.twins.base import Change, TwinError, TwinWorld
 from reproducer.twins.mirror import world_of
 from tests.golden.regen import rendered
 
@@ -63,6 +64,9 @@ def test_a_replicated_resource_with_tls_users_and_parameters_on_its_port(world):
         valkey.Valkey(host=nodes[0].host, port=6379, **tls).ping()
     with pytest.raises(TwinError, match="already has a running Valkey"):
         twin_valkey.start(world, TYPE, "one", shape)
+    fleet = twin_valkey.fleet_of(world, TYPE, "one")
+    with pytest.raises(TwinError, match="reserved by the twin"):
+        twin_valkey.apply_users(fleet, [twin_valkey.TwinUser("reproducer-sandbox-admin", "on ~* +@all")])
     twin_valkey.stop(world, TYPE, "one")
     assert twin_valkey.nodes(world, TYPE, "one") is None
     assert twin_valkey.running_pids(world) == []
@@ -196,6 +200,22 @@ def test_the_state_holds_the_computed_attributes_of_cluster_mode(applied):
 def test_a_second_plan_changes_nothing(applied):
     again = applied.tf.plan(applied.variables, out="again")
     assert not again.has_changes, [c for c in again.resource_changes if c.actions != ("no-op",)]
+
+
+def test_a_renamed_user_and_a_new_port_plan_replacements(applied):
+    main = applied.tf.workdir / "main.tf"
+    original = main.read_text()
+    edited, renamed = re.subn(r'(user_name\s*=\s*)"analytics"', r'\1"analytics2"', original)
+    edited, ported = re.subn(r"(\n  port\s*=\s*)6379\n", r"\g<1>6380\n", edited)
+    assert (renamed, ported) == (1, 1)
+    main.write_text(edited)
+    try:
+        plan = applied.tf.plan(applied.variables, out="renamed")
+    finally:
+        main.write_text(original)
+    actions = {c.address: set(c.actions) for c in plan.resource_changes if c.actions != ("no-op",)}
+    assert actions["aws_elasticache_user.analytics"] == {"delete", "create"}
+    assert actions[f"{RG}.cache_prod"] == {"delete", "create"}
 
 
 def test_destroy_leaves_no_process(applied):
@@ -375,3 +395,35 @@ def test_what_the_api_refuses_fails_the_apply_with_its_text_and_starts_nothing(t
         "name default.",
     }
     assert running_processes(tf.workdir.parent / "twins") == []
+
+
+def test_a_users_new_password_and_new_parameters_reach_the_running_group(world):
+    """Without Terraform: the twins' update path, as ModifyUser and ModifyCacheParameterGroup propagate."""
+
+    def change(type_name, prior, planned):
+        return Change(type_name, prior, planned, world=world, provider={"region": "eu-west-3"})
+
+    old, new = "first-password-0000001", "second-password-000002"
+    mode = [{"type": "password", "passwords": [old], "password_count": None}]
+    app = {"user_id": "u-app", "user_name": "app", "access_string": "on ~* +@all", "authentication_mode": mode}
+    users, groups, params = aws.UserTwin(), aws.UserGroupTwin(), aws.ParameterGroupTwin()
+    app_state = users.create(change(aws.USER, None, app))
+    groups.create(change(aws.GROUP, None, {"user_group_id": "g", "user_ids": ["default", "u-app"]}))
+    group = {"name": "p", "family": "valkey8", "parameter": [{"name": "maxmemory-policy", "value": "allkeys-lru"}]}
+    params_state = params.create(change(aws.PARAMS, None, group))
+    rg = {"replication_group_id": "rg", "node_type": "cache.t4g.small", "engine": "valkey", "port": None}
+    state = aws.ReplicationGroupTwin().create(
+        change(aws.RG, None, {**rg, "user_group_ids": ["g"], "parameter_group_name": "p"})
+    )
+    host, port = state["primary_endpoint_address"], aws.DEFAULT_PORT
+    assert valkey.Valkey(host=host, port=port, username="app", password=old).ping()
+    users.update(change(aws.USER, app_state, {**app_state, "authentication_mode": [{**mode[0], "passwords": [new]}]}))
+    retuned = {**group, "parameter": [{"name": "maxmemory-policy", "value": "volatile-lru"}]}
+    params.update(change(aws.PARAMS, params_state, {**params_state, **retuned}))
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        valkey.Valkey(host=host, port=port, username="app", password=old).ping()
+    with valkey.Valkey(host=host, port=port, username="app", password=new, decode_responses=True) as conn:
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
+    assert aws.ReplicationGroupTwin().read(state, world) == state
+    twin_valkey.stop(world, aws.RG, "rg")
+    assert aws.ReplicationGroupTwin().read(state, world) is None

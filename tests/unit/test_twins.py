@@ -68,3 +68,9 @@ def test_ids_that_escape_the_world_are_refused(world):
 
 def test_a_world_without_records_runs_nothing(tmp_path):
     assert running_processes(Path(tmp_path)) == []
+
+
+def test_the_aws_module_serves_its_twins():
+    resources, data_sources = twins_of("aws")
+    assert {t.type_name for t in resources} >= {"aws_elasticache_replication_group", "aws_elasticache_user"}
+    assert [t.type_name for t in data_sources] == ["aws_availability_zones"]

@@ -145,3 +145,21 @@ def test_availability_zones_exclude_names_and_refuse_a_malformed_region(tmp_path
     assert state["names"] == ["eu-west-3a", "eu-west-3c"]
     with pytest.raises(TwinError, match="invalid AWS Region: eu_west"):
         aws.AvailabilityZonesTwin().read({}, world, {"region": "eu_west"})
+
+
+def test_turning_failover_off_in_cluster_mode_is_the_apis_refusal(tmp_path):
+    prior = {"id": "rg", "cluster_mode": "enabled", "num_node_groups": 2, "automatic_failover_enabled": True}
+    change = Change(aws.RG, prior, {**prior, "automatic_failover_enabled": False}, world=TwinWorld(tmp_path))
+    with pytest.raises(TwinError) as caught:
+        aws.ReplicationGroupTwin().update(change)
+    assert caught.value.summary == (
+        "modifying ElastiCache Replication Group (rg): InvalidParameterCombination: Turning off automatic failover "
+        "for replication group with cluster mode enabled is not supported."
+    )
+
+
+def test_an_update_that_reshards_is_refused_clearly(tmp_path):
+    prior = {"id": "rg", "num_cache_clusters": 2}
+    change = Change(aws.RG, prior, {**prior, "num_cache_clusters": 3}, world=TwinWorld(tmp_path))
+    with pytest.raises(TwinError, match="the twin does not model online resharding"):
+        aws.ReplicationGroupTwin().update(change)
