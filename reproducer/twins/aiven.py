@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import Fleet, hash_password
+from reproducer.sandbox.fleet import ADMIN_USER, Fleet, hash_password
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
@@ -314,6 +314,8 @@ class ValkeyUser:
         assert change.planned is not None and change.config is not None
         state = dict(change.planned)
         project, service, username = str(state["project"]), str(state["service_name"]), str(state["username"])
+        if username == ADMIN_USER:
+            raise _api_error(400, f"The user name {ADMIN_USER} is reserved by the twin")
         fleet = service_fleet(change.world, project, service)
         if fleet is None:
             raise _api_error(404, "Service not found")

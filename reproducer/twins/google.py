@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import Fleet, Node
+from reproducer.sandbox.fleet import ADMIN_USER, Fleet, Node
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
@@ -269,6 +269,7 @@ class AclPolicy:
                 f"Invalid value for acl_policy_id {policy_id!r}: it must be 1 to 63 characters, start with a "
                 "letter, contain only letters, digits and hyphens, and end with a letter or a digit.",
             )
+        check_rules(change.planned.get("rules") or [])
         project = project_of(change.config, change.provider)
         name = f"projects/{project}/locations/{change.planned['location']}/aclPolicies/{policy_id}"
         fills = {"id": name, "name": name, "project": project, "state": "ACTIVE", "etag": uuid.uuid4().hex}
@@ -280,6 +281,7 @@ class AclPolicy:
         """New rules reach every instance that uses the policy."""
         assert change.planned is not None
         state = change.planned
+        check_rules(state.get("rules") or [])
         change.world.save(ACL_POLICY, _record_id(str(state["id"])), plain(state))
         for instance in change.world.all(INSTANCE):
             if instance.get("acl_policy") == state["id"]:
@@ -294,6 +296,12 @@ class AclPolicy:
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """Gone when no longer recorded."""
         return state if world.load(ACL_POLICY, _record_id(str(state.get("id")))) is not None else None
+
+
+def check_rules(rules: list[dict[str, Any]]) -> None:
+    """Refuse a rule for the twin's own administrative user (it would lock the twin out of its Valkey)."""
+    if any(rule.get("username") == ADMIN_USER for rule in rules):
+        raise api_error(400, f"The user name {ADMIN_USER} is reserved by the twin.")
 
 
 def apply_rules(fleet: Fleet, rules: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ import valkey
 from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.sandbox.fleet import ADMIN_USER
 from reproducer.twins.mirror import install_twins, running_processes, trusted_ca
 
 HEADER = f"""
@@ -253,7 +254,9 @@ def test_provider_rules_fail_at_plan_time(rules):
 
 def test_api_rules_fail_the_apply(rules):
     main = service("enterprise", "enterprise-8") + user("orphan", '  username = "app"\n  password = "long-enough"\n')
+    main += user("admin", f'  username = "{ADMIN_USER}"\n  password = "long-enough"\n')
     errors = refused(rules, main, apply=True)
-    assert sorted(e.split(" ", 1)[0] for e in errors) == ["400:", "404:"]
+    assert sorted(e.split(" ", 1)[0] for e in errors) == ["400:", "400:", "404:"]
+    assert any(f"The user name {ADMIN_USER} is reserved by the twin" in e for e in errors)
     assert any("Invalid plan 'enterprise-8' for service type 'valkey'" in e for e in errors)
     assert any('404: {"errors":[{"message":"Service not found","status":404}]' in e for e in errors)

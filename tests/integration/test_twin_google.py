@@ -15,6 +15,7 @@ from valkey.cluster import ValkeyCluster
 from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.sandbox.fleet import ADMIN_USER
 from reproducer.twins import google
 from reproducer.twins.base import TwinWorld
 from reproducer.twins.mirror import install_twins, running_processes
@@ -318,6 +319,20 @@ API_RULES = [
 ]
 
 
+#: An ACL policy naming the twin's own administrative user.
+ADMIN_POLICY = f"""
+resource "google_memorystore_acl_policy" "admin" {{
+  acl_policy_id = "admin"
+  location      = "{REGION}"
+
+  rules {{
+    username = "{ADMIN_USER}"
+    rule     = "on nopass +@all"
+  }}
+}}
+"""
+
+
 def test_provider_enums_are_checked_at_plan_time(rules):
     tf, _world = rules
     main = HEADER + POLICY + "".join(instance(f"enum{i}", body) for i, (body, _m) in enumerate(ENUM_RULES))
@@ -331,7 +346,9 @@ def test_api_rules_fail_the_apply_before_any_valkey_starts(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
     main = HEADER + POLICY + "".join(instance(f"api{i}", body) for i, (body, _m) in enumerate(API_RULES))
+    main += ADMIN_POLICY
     errors = refused(tf, main, apply=True)
-    assert len(errors) == len(API_RULES)
+    assert len(errors) == len(API_RULES) + 1
+    assert sum(e.startswith(f"googleapi: Error 400: The user name {ADMIN_USER} is reserved") for e in errors) == 1
     for _body, message in API_RULES:
         assert sum(e.startswith(f"googleapi: Error 400: {message}") for e in errors) == 1, message
