@@ -13,11 +13,12 @@ import valkey
 from valkey.cluster import ValkeyCluster
 
 from reproducer.offline import offline_provider
+from reproducer.offline.values import UNKNOWN
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
 from reproducer.sandbox.fleet import ADMIN_USER
 from reproducer.twins import google
-from reproducer.twins.base import TwinWorld
+from reproducer.twins.base import Change, TwinError, TwinWorld
 from reproducer.twins.mirror import install_twins, running_processes
 
 PROJECT = "twin-proj"
@@ -59,8 +60,8 @@ resource "google_network_connectivity_service_connection_policy" "psc" {{
 """
 
 
-def instance(name: str, body: str, depends: bool = True) -> str:
-    """A ``google_memorystore_instance`` named ``name`` with ``body`` and PSC endpoints in the test VPC."""
+def instance(name: str, body: str, depends: bool = True, network: str = "vpc") -> str:
+    """A ``google_memorystore_instance`` named ``name`` with ``body`` and PSC endpoints in ``network``."""
     after = "  depends_on = [google_network_connectivity_service_connection_policy.psc]\n" if depends else ""
     return f"""
 resource "google_memorystore_instance" "{name}" {{
@@ -69,7 +70,7 @@ resource "google_memorystore_instance" "{name}" {{
   project     = "{PROJECT}"
 {body}
   desired_auto_created_endpoints {{
-    network    = google_compute_network.vpc.id
+    network    = google_compute_network.{network}.id
     project_id = "{PROJECT}"
   }}
 {after}}}
@@ -298,7 +299,8 @@ def test_a_project_without_the_memorystore_apis_refuses_the_instance(rules):
 def test_an_instance_needs_a_service_connection_policy_on_its_network(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
-    (text,) = refused(tf, HEADER + instance("nopolicy", SMALL, depends=False), apply=True)
+    other = 'resource "google_compute_network" "other" {\n  name = "other"\n}\n'
+    (text,) = refused(tf, HEADER + POLICY + other + instance("nopolicy", SMALL, network="other"), apply=True)
     assert "No service connection policy is associated with project: twin-proj, network:" in text
 
 
@@ -352,3 +354,21 @@ def test_api_rules_fail_the_apply_before_any_valkey_starts(rules):
     assert sum(e.startswith(f"googleapi: Error 400: The user name {ADMIN_USER} is reserved") for e in errors) == 1
     for _body, message in API_RULES:
         assert sum(e.startswith(f"googleapi: Error 400: {message}") for e in errors) == 1, message
+
+
+def test_project_service_enables_an_api_and_its_destroy_disables_it_unless_told_not_to(tmp_path):
+    world, twin = TwinWorld(tmp_path), google.ProjectService()
+    changes = {}
+    for service in google.REQUIRED_APIS:
+        planned = {"id": UNKNOWN, "project": UNKNOWN, "service": service, "disable_on_destroy": None}
+        change = Change(google.PROJECT_SERVICE, None, planned, {"project": None}, world, {"project": PROJECT})
+        changes[service] = twin.create(change)
+    google.require_apis(world, PROJECT)  # all three enabled: no error
+    state = changes["memorystore.googleapis.com"]
+    assert state["id"] == f"{PROJECT}:memorystore.googleapis.com" and twin.read(state, world) == state
+    twin.delete(Change(google.PROJECT_SERVICE, {**state, "disable_on_destroy": False}, None, None, world))
+    google.require_apis(world, PROJECT)
+    twin.delete(Change(google.PROJECT_SERVICE, state, None, None, world))
+    assert twin.read(state, world) is None
+    with pytest.raises(TwinError, match="googleapi: Error 403: Memorystore API has not been used in project"):
+        google.require_apis(world, PROJECT)
