@@ -43,20 +43,31 @@ _SERVICE_FIELDS = (
     *("backup_time", "backup_regions", "deletion_protection"),
 )
 
-_CLIENTS: dict[str, Any] = {}
+_CLIENTS: dict[tuple[str, ...], Any] = {}
+#: The provider block of this process, as the last change carried it (``read`` gets none: the environment).
+_PROVIDER: dict[str, Any] = {}
+_CREDENTIALS = ("application_key", "application_secret", "consumer_key")
+
+
+def configure(provider: dict[str, Any]) -> None:
+    """Use the provider block's ``endpoint`` and keys, where it sets them, before the ``OVH_*`` variables."""
+    _PROVIDER.clear()
+    _PROVIDER.update({k: v for k, v in provider.items() if isinstance(v, str) and v})
 
 
 def client() -> Any:
-    """The ``ovh`` client of this provider process: endpoint and credentials from the ``OVH_*`` variables."""
-    endpoint = os.environ.get("OVH_ENDPOINT", "")
-    if endpoint not in _CLIENTS:
+    """The ``ovh`` client of this provider process (endpoint and keys: the provider block, else ``OVH_*``)."""
+    endpoint = str(_PROVIDER.get("endpoint") or os.environ.get("OVH_ENDPOINT", ""))
+    given = {k: str(_PROVIDER[k]) for k in _CREDENTIALS if k in _PROVIDER}
+    key = (endpoint, *(given.get(k, "") for k in _CREDENTIALS))
+    if key not in _CLIENTS:
         from reproducer.sources.ovh import make_client
 
         try:
-            _CLIENTS[endpoint] = make_client(endpoint or None)
+            _CLIENTS[key] = make_client(endpoint or None, credentials=given)
         except ReproducerError as exc:
             raise TwinError(f"OVH provider configuration: {exc.message}", exc.hint) from None
-    return _CLIENTS[endpoint]
+    return _CLIENTS[key]
 
 
 def _api_error(method: str, path: str, exc: Exception) -> TwinError:
@@ -74,26 +85,21 @@ def _api_error(method: str, path: str, exc: Exception) -> TwinError:
     return TwinError(f"calling {method.title()} {path}:\n\t {text}", f"answered by the OVH API, see {_SOURCE}")
 
 
-def call(method: str, path: str, body: Any = None) -> Any:
-    """One OVH API call; an API error becomes a :class:`TwinError` with the API's class and message."""
+def call(method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
+    """One OVH API call; an API error becomes a :class:`TwinError` with the API's class and message.
+
+    With ``missing_ok``, a 404 answers None (the resource is gone).
+    """
     import ovh.exceptions
 
     try:
         return client().call(method, path, body)
-    except ovh.exceptions.APIError as exc:
+    except ovh.exceptions.ResourceNotFoundError as exc:
+        if missing_ok:
+            return None
         raise _api_error(method, path, exc) from None
     except (ovh.exceptions.HTTPError, ovh.exceptions.InvalidResponse) as exc:
-        raise TwinError(f"calling {method.title()} {path}: {exc}", "is OVH_ENDPOINT reachable?") from None
-
-
-def _not_found(method: str, path: str) -> Any:
-    """The answer of a GET, or None on 404 (the resource is gone)."""
-    import ovh.exceptions
-
-    try:
-        return client().call(method, path, None)
-    except ovh.exceptions.ResourceNotFoundError:
-        return None
+        raise TwinError(f"calling {method.title()} {path}: {exc}", "is the OVH endpoint reachable?") from None
     except ovh.exceptions.APIError as exc:
         raise _api_error(method, path, exc) from None
 
@@ -227,6 +233,7 @@ class Database:
     def create(self, change: Change) -> dict[str, Any]:
         """POST the service, wait until it is READY, then PUT its advanced configuration."""
         assert change.planned is not None
+        configure(change.provider)
         planned = change.planned
         base = service_path(str(planned["service_name"]), str(planned["engine"]))
         created = call("POST", base, _creation_body(planned))
@@ -241,6 +248,7 @@ class Database:
     def update(self, change: Change) -> dict[str, Any]:
         """PUT what changed (the service, then its advanced configuration), waiting for READY after each."""
         assert change.planned is not None and change.prior is not None
+        configure(change.provider)
         planned, prior = change.planned, change.prior
         path = service_path(str(planned["service_name"]), str(planned["engine"]), str(prior["id"]))
         if any(planned.get(k) != prior.get(k) for k in _SERVICE_FIELDS):
@@ -255,15 +263,16 @@ class Database:
     def delete(self, change: Change) -> None:
         """DELETE the service and wait until the API no longer knows it."""
         assert change.prior is not None
+        configure(change.provider)
         prior = change.prior
         path = service_path(str(prior["service_name"]), str(prior["engine"]), str(prior["id"]))
         call("DELETE", path)
-        wait_for(f"{path} to be deleted", lambda: _not_found("GET", path) is None)
+        wait_for(f"{path} to be deleted", lambda: call("GET", path, missing_ok=True) is None)
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """The service as the API reports it, or None when it is gone."""
         path = service_path(str(state["service_name"]), str(state["engine"]), str(state["id"]))
-        service = _not_found("GET", path)
+        service = call("GET", path, missing_ok=True)
         if service is None:
             return None
         found = _from_api(service, call("GET", f"{path}/advancedConfiguration") or {})
@@ -320,6 +329,7 @@ class ValkeyUser:
     def create(self, change: Change) -> dict[str, Any]:
         """POST the user (or reset the ``default`` user's password) and wait until it is READY."""
         assert change.planned is not None
+        configure(change.provider)
         planned = change.planned
         base = service_path(str(planned["service_name"]), "valkey", str(planned["cluster_id"]))
         if planned["name"] == "default":
@@ -335,6 +345,7 @@ class ValkeyUser:
     def update(self, change: Change) -> dict[str, Any]:
         """PUT the ACLs (skipped for ``default``, as the provider does) and reset the password when asked."""
         assert change.planned is not None and change.prior is not None
+        configure(change.provider)
         planned, prior = change.planned, change.prior
         base = service_path(str(planned["service_name"]), "valkey", str(planned["cluster_id"]))
         path = f"{base}/user/{prior['id']}"
@@ -349,17 +360,18 @@ class ValkeyUser:
     def delete(self, change: Change) -> None:
         """DELETE the user; the ``default`` user cannot be deleted, so it is only forgotten."""
         assert change.prior is not None
+        configure(change.provider)
         prior = change.prior
         if prior["name"] == "default":
             return
         base = service_path(str(prior["service_name"]), "valkey", str(prior["cluster_id"]))
-        if _not_found("GET", base) is not None:
+        if call("GET", base, missing_ok=True) is not None:
             call("DELETE", f"{base}/user/{prior['id']}")
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """The user as the API reports it; ``channels = []`` stays as configured, as the provider's diff ignores it."""
         base = service_path(str(state["service_name"]), "valkey", str(state["cluster_id"]))
-        user = _not_found("GET", f"{base}/user/{state['id']}")
+        user = call("GET", f"{base}/user/{state['id']}", missing_ok=True)
         if user is None:
             return None
         fresh = {**state, "status": user.get("status")}

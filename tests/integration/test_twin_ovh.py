@@ -18,6 +18,8 @@ from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError
 from reproducer.sandbox.ovh_api import OvhApiServer
 from reproducer.sandbox.seed import ovh_client
+from reproducer.twins import ovh
+from reproducer.twins.base import TwinError
 from reproducer.twins.mirror import install_twins
 
 HEADER = f"""
@@ -264,3 +266,17 @@ def test_an_external_terraform_binary_creates_and_deletes_a_service_through_the_
     assert (service["plan"], service["endpoints"][0]["port"]) == ("essential", tf.output()["port"].value)
     tf.destroy()
     assert ovh_client(api_server, credentials).get(f"/cloud/project/{project}/database/valkey") == []
+
+
+def test_the_provider_blocks_endpoint_and_keys_come_before_the_environment(api_server, target, monkeypatch):
+    credentials, project = target
+    for name in ("OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY"):
+        monkeypatch.setenv(name, "wrong" if name != "OVH_ENDPOINT" else "http://127.0.0.1:9/")
+    try:
+        ovh.configure({"endpoint": api_server.url, **credentials, "client_id": None})
+        assert project in ovh.call("GET", "/cloud/project")
+        ovh.configure({})
+        with pytest.raises(TwinError, match=r"calling Get /cloud/project: "):
+            ovh.call("GET", "/cloud/project")
+    finally:
+        ovh.configure({})
