@@ -196,21 +196,7 @@ class ValkeyService:
         primary = valkey.addresses(fleet)[0]
         scheme = "valkeys" if ssl else "valkey"
         uri = f"{scheme}://default:{password}@{primary.address}"
-        components = [
-            {
-                "component": "valkey",
-                "host": node.host,
-                "port": node.port,
-                "connection_uri": f"{scheme}://{node.address}",
-                "route": "dynamic",
-                "usage": "primary" if node.role == "primary" else "replica",
-                "ssl": ssl,
-                "privatelink_connection_id": None,
-                "kafka_authentication_method": None,
-                "kafka_ssl_ca": None,
-            }
-            for node in valkey.addresses(fleet)[:2]
-        ]
+        components = _components(fleet, scheme, ssl)
         out = {
             **state,
             "id": f"{project}/{name}",
@@ -231,6 +217,25 @@ class ValkeyService:
             plain({k: v for k, v in out.items() if "password" not in k and k != "service_uri"}),
         )
         return out
+
+
+def _components(fleet: Fleet, scheme: str, ssl: bool) -> list[dict[str, Any]]:
+    """``components``: one ``valkey`` entry per node (two at most), primary first, on the public route."""
+    return [
+        {
+            "component": "valkey",
+            "host": node.host,
+            "port": node.port,
+            "connection_uri": f"{scheme}://{node.address}",
+            "route": "dynamic",
+            "usage": "primary" if node.role == "primary" else "replica",
+            "ssl": ssl,
+            "privatelink_connection_id": None,
+            "kafka_authentication_method": None,
+            "kafka_ssl_ca": None,
+        }
+        for node in valkey.addresses(fleet)[:2]
+    ]
 
 
 # ---- aiven_valkey_user --------------------------------------------------------------------------------------
