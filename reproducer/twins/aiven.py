@@ -92,7 +92,7 @@ def _check_plan(plan: str) -> None:
         raise _api_error(400, f"Invalid plan '{plan}' for service type 'valkey'")
 
 
-def _shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
+def service_shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
     """One node per plan tier's count; TLS unless ``valkey_ssl = false``; user ``default`` with the password."""
     nodes = TIER_NODES[str(state["plan"]).split("-", maxsplit=1)[0]]
     return valkey.ValkeyShape(
@@ -147,7 +147,7 @@ class ValkeyService:
         password = _password()
         record_id = _record_id(project, name)
         valkey.stop(change.world, SERVICE, record_id)
-        valkey.start(change.world, SERVICE, record_id, _shape(state, password))
+        valkey.start(change.world, SERVICE, record_id, service_shape(state, password))
         fleet = valkey.fleet_of(change.world, SERVICE, record_id)
         assert fleet is not None
         return self._record(change.world, fleet, state, password)
@@ -162,7 +162,7 @@ class ValkeyService:
         if fleet is None:
             raise _api_error(404, "Service not found")
         password = str(change.prior["service_password"])
-        shape, before = _shape(state, password), _shape(change.prior, password)
+        shape, before = service_shape(state, password), service_shape(change.prior, password)
         if dataclasses.replace(shape, parameters=()) != dataclasses.replace(before, parameters=()):
             record_id = _record_id(project, name)
             valkey.stop(change.world, SERVICE, record_id)

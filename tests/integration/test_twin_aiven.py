@@ -18,6 +18,7 @@ from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
 from reproducer.sandbox.fleet import ADMIN_USER
+from reproducer.twins import aiven
 from reproducer.twins.mirror import install_twins, running_processes, trusted_ca
 
 HEADER = f"""
@@ -279,3 +280,9 @@ def test_an_external_terraform_binary_applies_and_destroys_a_service_with_a_writ
     assert "binary-Pass-1" not in (tf.workdir / "terraform.tfstate").read_text()
     tf.destroy()
     assert running_processes(tmp_path / "twins") == []
+
+
+@pytest.mark.parametrize(("plan", "nodes"), [("hobbyist", 1), ("startup-4", 1), ("business-8", 2), ("premium-16", 3)])
+def test_the_plan_tier_gives_the_number_of_nodes(plan, nodes):
+    shape = aiven.service_shape({"plan": plan, "valkey_user_config": []}, "default-Pass-1")
+    assert (1 + shape.replicas, shape.shards, shape.cluster, shape.tls) == (nodes, 1, False, True)
