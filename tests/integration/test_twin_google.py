@@ -20,7 +20,7 @@ from reproducer.run.terraform import Terraform, TerraformError, Var
 from reproducer.sandbox.fleet import ADMIN_USER
 from reproducer.twins import google
 from reproducer.twins.base import Change, TwinError, TwinWorld
-from reproducer.twins.mirror import install_twins, running_processes
+from reproducer.twins.mirror import install_twins, running_processes, stop_all
 
 PROJECT = "twin-proj"
 REGION = "europe-west9"
@@ -118,7 +118,6 @@ resource "google_memorystore_acl_policy" "users" {
         """  mode                        = "CLUSTER"
   shard_count                 = 2
   replica_count               = 0
-  deletion_protection_enabled = false
 """,
     )
     + """
@@ -173,7 +172,7 @@ def applied(tmp_path_factory):
     secret = [Var("password", PASSWORD, secret=True)]
     tf.apply(tf.plan(secret), secret)
     yield tf, world, secret, {k: v.value for k, v in tf.output().items()}
-    tf.destroy(secret)
+    stop_all(world.parent)  # the destroy test destroys; this stops what a failed test left
 
 
 def hostport(text: str) -> tuple[str, int]:
@@ -238,26 +237,38 @@ def test_a_forcenew_attribute_plans_a_replacement_and_others_an_update(applied):
 
 def test_an_update_reaches_the_running_servers(applied, tmp_path):
     tf, _world, secret, outputs = applied
+    ca = tmp_path / "ca.pem"
+    ca.write_text(outputs["ca"])
+    host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        conn.set("app:before", "v")
     changed = MAIN.replace('"maxmemory-policy" = "allkeys-lru"', '"maxmemory-policy" = "volatile-lru"')
     (tf.workdir / "main.tf").write_text(changed.replace("~app:* +@all", "~app:* ~shared:* +@all"))
     assert (tf.apply(tf.plan(secret, out="update"), secret).change, tf.output()["single"].value) == (
         2,
         outputs["single"],
     )
-    ca = tmp_path / "ca.pem"
-    ca.write_text(outputs["ca"])
-    host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
-    tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
     with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
-        assert conn.set("shared:k", "v") and conn.get("app:k") == b"v"  # the data stayed
+        assert conn.set("shared:k", "v") and conn.get("app:before") == b"v"  # the data stayed
         assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
 
 
-def test_destroy_leaves_no_process(applied):
+def test_deletion_protection_is_on_by_default_and_destroy_then_leaves_no_process(applied):
     tf, world, secret, _outputs = applied
     pids = running_processes(world.parent)
     assert len(pids) == 4
-    tf.destroy(secret)
+    with pytest.raises(TerraformError) as caught:
+        tf.destroy(secret)
+    (error,) = [d.summary for d in caught.value.diagnostics if d.severity == "error"]
+    assert error.startswith(
+        "googleapi: Error 400: Instance projects/twin-proj/locations/europe-west9/instances/sharded"
+    )
+    assert "has deletion protection enabled" in error
+    body = '  mode = "CLUSTER"\n  shard_count = 2\n  deletion_protection_enabled = false\n'
+    (tf.workdir / "main.tf").write_text(HEADER + POLICY + instance("sharded", body))
+    tf.apply(tf.plan(out="unprotect"))
+    tf.destroy()
     assert running_processes(world.parent) == [] and not any(map(pid_alive, pids))
 
 
