@@ -61,15 +61,28 @@ def terraform(
     return tf
 
 
+def emptied(api_server: OvhApiServer, project: str) -> None:
+    """Delete every service left in ``project`` (by a test that failed midway)."""
+    record = api_server.store.project(project)
+    for service_id in list(record["services"] if record else ()):
+        api_server.store.delete_service(project, service_id)
+
+
 @pytest.fixture(scope="module")
 def target(api_server):
     """Credentials and an empty project of the emulator (the move's target); its services are deleted after."""
     credentials = api_server.store.add_credentials()
     project = api_server.store.add_project("twin target")
     yield credentials, project
-    record = api_server.store.project(project)
-    for service_id in list(record["services"] if record else ()):
-        api_server.store.delete_service(project, service_id)
+    emptied(api_server, project)
+
+
+@pytest.fixture
+def own_project(api_server, target):
+    """The target's credentials and a project of this test alone (tests of a module may share a worker)."""
+    project = api_server.store.add_project("twin test")
+    yield target[0], project
+    emptied(api_server, project)
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +201,10 @@ def test_destroy_deletes_the_service_and_its_valkey(applied, api_server, target)
 
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory, api_server, target):
-    """A working directory for the rule cases, on the target project."""
-    credentials, project = target
-    yield terraform(tmp_path_factory.mktemp("ovh-rules"), HEADER, api_server, credentials), project
+    """A working directory for the rule cases, on a project of their own."""
+    project = api_server.store.add_project("twin rules")
+    yield terraform(tmp_path_factory.mktemp("ovh-rules"), HEADER, api_server, target[0]), project
+    emptied(api_server, project)
 
 
 def database(name: str, project: str, *, engine: str = "valkey", plan: str = "essential", regions=("GRA",)) -> str:
@@ -255,8 +269,8 @@ def test_api_errors_become_terraform_errors_with_their_text(rules, api_server):
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
-def test_an_external_terraform_binary_creates_and_deletes_a_service_through_the_api(tmp_path, api_server, target):
-    credentials, project = target
+def test_an_external_terraform_binary_creates_and_deletes_a_service_through_the_api(tmp_path, api_server, own_project):
+    credentials, project = own_project
     text = (
         database("solo", project) + 'output "port" {\n  value = ovh_cloud_project_database.solo.endpoints[0].port\n}\n'
     )
@@ -268,8 +282,8 @@ def test_an_external_terraform_binary_creates_and_deletes_a_service_through_the_
     assert ovh_client(api_server, credentials).get(f"/cloud/project/{project}/database/valkey") == []
 
 
-def test_the_provider_blocks_endpoint_and_keys_come_before_the_environment(api_server, target, monkeypatch):
-    credentials, project = target
+def test_the_provider_blocks_endpoint_and_keys_come_before_the_environment(api_server, own_project, monkeypatch):
+    credentials, project = own_project
     for name in ("OVH_ENDPOINT", "OVH_APPLICATION_KEY", "OVH_APPLICATION_SECRET", "OVH_CONSUMER_KEY"):
         monkeypatch.setenv(name, "wrong" if name != "OVH_ENDPOINT" else "http://127.0.0.1:9/")
     try:
