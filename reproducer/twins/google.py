@@ -66,6 +66,9 @@ NODE_SIZE_GB = {
     "HIGHMEM_2XLARGE": 110.0,
 }
 MAX_REPLICAS = 5
+#: Every endpoint listens on 6379 (docs/reference/targets.md#memorystore-engine-configs); each server of the twin on
+#: a loopback address of its own.
+PORT = 6379
 _INSTANCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{2,61}[a-z0-9])")
 _ACL_POLICY_ID = re.compile(r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 _RETENTION = re.compile(r"(\d+)s")
@@ -329,6 +332,7 @@ def _shape(state: dict[str, Any]) -> valkey.ValkeyShape:
         replicas=int(state["replica_count"]),
         cluster=state["mode"] == "CLUSTER",
         tls=state["transit_encryption_mode"] == "SERVER_AUTHENTICATION",
+        port=PORT,
     )
 
 

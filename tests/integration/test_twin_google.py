@@ -187,6 +187,7 @@ def test_cluster_disabled_instance_is_a_tls_primary_with_a_reader_and_the_policy
     ca = tmp_path / "ca.pem"
     ca.write_text(outputs["ca"])
     host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    assert port == 6379 and host != hostport(outputs["single"]["CONNECTION_TYPE_READER"])[0]
     tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
     with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
         assert conn.set("app:k", "v") and conn.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
