@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import AclUser, Fleet, hash_password
+from reproducer.sandbox.fleet import ADMIN_USER, Fleet, hash_password
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
@@ -21,7 +21,7 @@ SERVICE = "aiven_valkey"
 USER = "aiven_valkey_user"
 _SOURCE = "docs/twins_clouds.md#aiven"
 VALKEY_VERSIONS = ("8.1", "9.0", "9.1")
-#: Nodes per plan tier (docs/reference/targets.md: Business = 2 nodes, Premium = 3).
+#: Nodes per plan tier (docs/reference/targets.md#topology-limits: Startup 1, Business 2, Premium 3).
 TIER_NODES = {"hobbyist": 1, "startup": 1, "business": 2, "premium": 3}
 _PLAN = re.compile(r"(hobbyist|(startup|business|premium)-\d+)")
 _PLAN_NAME = re.compile(r"[a-z0-9-]+")
@@ -92,13 +92,13 @@ def _check_plan(plan: str) -> None:
         raise _api_error(400, f"Invalid plan '{plan}' for service type 'valkey'")
 
 
-def _shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
+def service_shape(state: dict[str, Any], default_password: str) -> valkey.ValkeyShape:
     """One node per plan tier's count; TLS unless ``valkey_ssl = false``; user ``default`` with the password."""
     nodes = TIER_NODES[str(state["plan"]).split("-", maxsplit=1)[0]]
     return valkey.ValkeyShape(
         replicas=nodes - 1,
         tls=_user_config(state).get("valkey_ssl") is not False,
-        users=(AclUser("default", default_password, "~* &* +@all"),),
+        users=(valkey.TwinUser.with_passwords("default", "on ~* &* +@all", [default_password]),),
         parameters=_parameters(state),
     )
 
@@ -113,6 +113,7 @@ class ValkeyService:
     """``aiven_valkey``: one service of the plan's size; ``service_uri``/``host``/``port`` announce its primary."""
 
     type_name = SERVICE
+    replace = frozenset({"project", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: plan name format, Valkey version enum."""
@@ -146,7 +147,7 @@ class ValkeyService:
         password = _password()
         record_id = _record_id(project, name)
         valkey.stop(change.world, SERVICE, record_id)
-        valkey.start(change.world, SERVICE, record_id, _shape(state, password))
+        valkey.start(change.world, SERVICE, record_id, service_shape(state, password))
         fleet = valkey.fleet_of(change.world, SERVICE, record_id)
         assert fleet is not None
         return self._record(change.world, fleet, state, password)
@@ -161,7 +162,7 @@ class ValkeyService:
         if fleet is None:
             raise _api_error(404, "Service not found")
         password = str(change.prior["service_password"])
-        shape, before = _shape(state, password), _shape(change.prior, password)
+        shape, before = service_shape(state, password), service_shape(change.prior, password)
         if dataclasses.replace(shape, parameters=()) != dataclasses.replace(before, parameters=()):
             record_id = _record_id(project, name)
             valkey.stop(change.world, SERVICE, record_id)
@@ -195,21 +196,7 @@ class ValkeyService:
         primary = valkey.addresses(fleet)[0]
         scheme = "valkeys" if ssl else "valkey"
         uri = f"{scheme}://default:{password}@{primary.address}"
-        components = [
-            {
-                "component": "valkey",
-                "host": node.host,
-                "port": node.port,
-                "connection_uri": f"{scheme}://{node.address}",
-                "route": "dynamic",
-                "usage": "primary" if node.role == "primary" else "replica",
-                "ssl": ssl,
-                "privatelink_connection_id": None,
-                "kafka_authentication_method": None,
-                "kafka_ssl_ca": None,
-            }
-            for node in valkey.addresses(fleet)[:2]
-        ]
+        components = _components(fleet, scheme, ssl)
         out = {
             **state,
             "id": f"{project}/{name}",
@@ -232,6 +219,25 @@ class ValkeyService:
         return out
 
 
+def _components(fleet: Fleet, scheme: str, ssl: bool) -> list[dict[str, Any]]:
+    """``components``: one ``valkey`` entry per node (two at most), primary first, on the public route."""
+    return [
+        {
+            "component": "valkey",
+            "host": node.host,
+            "port": node.port,
+            "connection_uri": f"{scheme}://{node.address}",
+            "route": "dynamic",
+            "usage": "primary" if node.role == "primary" else "replica",
+            "ssl": ssl,
+            "privatelink_connection_id": None,
+            "kafka_authentication_method": None,
+            "kafka_ssl_ca": None,
+        }
+        for node in valkey.addresses(fleet)[:2]
+    ]
+
+
 # ---- aiven_valkey_user --------------------------------------------------------------------------------------
 
 
@@ -252,6 +258,7 @@ class ValkeyUser:
     """``aiven_valkey_user``: an ACL user on every server of the service; ``password_wo`` is write-only."""
 
     type_name = USER
+    replace = frozenset({"project", "service_name", "username"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: user name pattern, password length, ACL arguments set together."""
@@ -312,6 +319,8 @@ class ValkeyUser:
         assert change.planned is not None and change.config is not None
         state = dict(change.planned)
         project, service, username = str(state["project"]), str(state["service_name"]), str(state["username"])
+        if username == ADMIN_USER:
+            raise _api_error(400, f"The user name {ADMIN_USER} is reserved by the twin")
         fleet = service_fleet(change.world, project, service)
         if fleet is None:
             raise _api_error(404, "Service not found")

