@@ -2,7 +2,7 @@
 
 The plan name gives the topology (startup/hobbyist: one node; business: primary + standby; premium: three
 nodes), the service is TLS-only by default, and Aiven's defaults that differ from Valkey's (idle timeout 300 s,
-``allchannels`` for new users) are applied. Each rule cites ``docs/twins_clouds.md`` (section Aiven).
+``allchannels`` for new users) are applied. Each rule cites ``docs/twins.md`` (section Aiven).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from reproducer.twins.base import Change, TwinError, TwinWorld
 
 SERVICE = "aiven_valkey"
 USER = "aiven_valkey_user"
-_SOURCE = "docs/twins_clouds.md#aiven"
+_SOURCE = "docs/twins.md#aiven"
 VALKEY_VERSIONS = ("8.1", "9.0", "9.1")
 #: Nodes per plan tier (docs/reference/targets.md#topology-limits: Startup 1, Business 2, Premium 3).
 TIER_NODES = {"hobbyist": 1, "startup": 1, "business": 2, "premium": 3}
@@ -113,7 +113,6 @@ class ValkeyService:
     """``aiven_valkey``: one service of the plan's size; ``service_uri``/``host``/``port`` announce its primary."""
 
     type_name = SERVICE
-    replace = frozenset({"project", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: plan name format, Valkey version enum."""
@@ -258,7 +257,6 @@ class ValkeyUser:
     """``aiven_valkey_user``: an ACL user on every server of the service; ``password_wo`` is write-only."""
 
     type_name = USER
-    replace = frozenset({"project", "service_name", "username"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's plan-time checks: user name pattern, password length, ACL arguments set together."""

@@ -3,7 +3,7 @@
 Modelled types (the rest of the provider behaves as offline): ``google_memorystore_instance``, its
 ``google_memorystore_acl_policy``, ``google_project_service`` (which APIs a project has enabled) and
 ``google_network_connectivity_service_connection_policy`` (recorded, so an instance can require one).
-Each rule cites ``docs/twins_clouds.md`` (section GCP), which names its source.
+Each rule cites ``docs/twins.md`` (section GCP), which names its source.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ _INSTANCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{2,61}[a-z0-9])")
 _ACL_POLICY_ID = re.compile(r"[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 _RETENTION = re.compile(r"(\d+)s")
 _DAY = 86400
-_SOURCE = "docs/twins_clouds.md#gcp"
+_SOURCE = "docs/twins.md#gcp"
 
 
 # ---- shared helpers -----------------------------------------------------------------------------------------
@@ -158,7 +158,6 @@ class ProjectService:
     """``google_project_service``: enabling an API records it in the world; destroy disables it by default."""
 
     type_name = PROJECT_SERVICE
-    replace = frozenset({"project", "service"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No plan-time rule beyond the schema."""
@@ -253,7 +252,6 @@ class AclPolicy:
     """``google_memorystore_acl_policy``: named ACL rules that instances referring to it set on Valkey."""
 
     type_name = ACL_POLICY
-    replace = frozenset({"acl_policy_id", "location", "project"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No provider-side rule (the API checks the id)."""
@@ -377,14 +375,6 @@ class MemorystoreInstance:
     """``google_memorystore_instance``: a cluster or a primary with replicas, TLS from the twin's CA."""
 
     type_name = INSTANCE
-    #: ForceNew arguments (docs/twins_clouds.md#gcp: the provider's generated schema, immutable fields).
-    replace = frozenset(
-        {
-            *("authorization_mode", "desired_auto_created_endpoints", "desired_psc_auto_connections", "gcs_source"),
-            *("instance_id", "kms_key", "location", "managed_backup_source", "mode", "project", "server_ca_mode"),
-            *("server_ca_pool", "transit_encryption_mode", "zone_distribution_config"),
-        }
-    )
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's enum checks (plan time)."""

@@ -4,7 +4,7 @@ Unlike the other twins, this one makes no Valkey itself: it calls an OVH API wit
 as the real provider calls OVH, so pointed at the sandbox's emulator (``OVH_ENDPOINT`` = its URL, and the usual
 ``OVH_APPLICATION_KEY``/``OVH_APPLICATION_SECRET``/``OVH_CONSUMER_KEY``) an OVH → OVH move creates a real
 service, backed by the emulator's real Valkey, in another project or region. The calls and their bodies follow
-the provider's (docs/twins_clouds.md#ovh); API errors become Terraform errors with their text.
+the provider's (docs/twins.md#ovh); API errors become Terraform errors with their text.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from reproducer.twins.base import Change, TwinError, TwinWorld
 
 DATABASE = "ovh_cloud_project_database"
 USER = "ovh_cloud_project_database_valkey_user"
-_SOURCE = "docs/twins_clouds.md#ovh"
+_SOURCE = "docs/twins.md#ovh"
 #: Engines the provider accepts (v2.19.0; redis, cassandra and m3db were removed in 2.17.0).
 ENGINES = (
     "clickhouse",
@@ -213,7 +213,6 @@ class Database:
     """``ovh_cloud_project_database``: POST, wait for READY, advanced configuration; PUT; DELETE."""
 
     type_name = DATABASE
-    replace = frozenset({"engine", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """The provider's client-side checks: the engine list, identical nodes."""
@@ -317,7 +316,6 @@ class ValkeyUser:
     """``ovh_cloud_project_database_valkey_user``; ``default`` maps onto the existing user (password reset only)."""
 
     type_name = USER
-    replace = frozenset({"cluster_id", "name", "service_name"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule (the API checks names)."""
@@ -420,7 +418,6 @@ class NetworkPrivate:
     """
 
     type_name = NETWORK
-    replace = frozenset({"service_name", "vlan_id"})
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule."""

@@ -261,9 +261,9 @@ def test_api_errors_become_terraform_errors_with_their_text(rules, api_server):
     base = f"calling Post /cloud/project/{project}/database/valkey:\n\t HTTP Error"
     assert errors == [
         f'{base} 400: Client::BadRequest::NotEnoughNodes: "Plan business has 2 node(s)" answered by the OVH API, '
-        "see docs/twins_clouds.md#ovh",
+        "see docs/twins.md#ovh",
         f'{base} 404: Client::NotFound::RegionNotFound: "Region GRA9 does not exist" answered by the OVH API, '
-        "see docs/twins_clouds.md#ovh",
+        "see docs/twins.md#ovh",
     ]
     assert api_server.store.project(project)["services"] == {}
 
