@@ -21,6 +21,7 @@ from typing import Any
 from reproducer import catalog
 from reproducer.atomic import atomic_write
 from reproducer.sandbox.fleet import Fleet, FleetSpec, hash_password
+from reproducer.sandbox.tls import CaFiles, make_ca_files
 
 Record = dict[str, Any]
 _PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -146,12 +147,20 @@ class Store:
 
     # ---- services --------------------------------------------------------------------------------
 
+    def ca(self) -> CaFiles:
+        """The one CA that signs every service's certificates (``<root>/ca.crt``), made on first use.
+
+        One CA for the whole emulator, so a client given it (a migration into a new OVH service, for one)
+        verifies every service: the emulator's choice where the OVH API documents none.
+        """
+        return make_ca_files(CaFiles(self.root / "ca.crt", self.root / "ca.key"), "reproducer sandbox OVH CA")
+
     def create_service(self, project_id: str, body: Record) -> Record:
         """Create a Valkey service and start the fleet behind it; ``body`` is a validated creation body."""
         service_id = str(uuid.uuid4())
         plan = catalog.PLANS[body["plan"]]
         default_password = new_password()
-        fleet = Fleet.start(_fleet_spec(plan, default_password), self.root / "fleets" / service_id)
+        fleet = Fleet.start(_fleet_spec(plan, default_password, self.ca()), self.root / "fleets" / service_id)
         record = self._service_record(service_id, body, plan, fleet)
         next(iter(record["users"].values()))["passwordHash"] = hash_password(default_password)
         with self.lock:
@@ -251,7 +260,7 @@ class Store:
             if fleet.alive():
                 return fleet
             fleet.stop()
-        fleet = Fleet.start(_fleet_spec(catalog.PLANS[record["plan"]], new_password()), root)
+        fleet = Fleet.start(_fleet_spec(catalog.PLANS[record["plan"]], new_password(), self.ca()), root)
         self._replay(fleet, record)
         return fleet
 
@@ -299,12 +308,14 @@ class Store:
             fleet.stop()
 
 
-def _fleet_spec(plan: catalog.PlanFacts, default_password: str) -> FleetSpec:
-    """Essential: one node; Business: primary + replica + Sentinel; always TLS and OVH's disabled commands."""
+def _fleet_spec(plan: catalog.PlanFacts, default_password: str, ca: CaFiles) -> FleetSpec:
+    """Essential: one node; Business: primary + replica + Sentinel; always TLS (by ``ca``), OVH's disabled commands."""
     return FleetSpec(
         topology="sentinel" if plan.nodes > 1 else "standalone",
         replicas=plan.nodes - 1,
         tls=True,
+        tls_ca_cert=str(ca.cert),
+        tls_ca_key=str(ca.key),
         ovh_like=True,
         default_user_password=default_password,
     )

@@ -26,6 +26,8 @@ TIER_NODES = {"hobbyist": 1, "startup": 1, "business": 2, "premium": 3}
 _PLAN = re.compile(r"(hobbyist|(startup|business|premium)-\d+)")
 _PLAN_NAME = re.compile(r"[a-z0-9-]+")
 _USERNAME = re.compile(r"^[_A-Za-z0-9][-._A-Za-z0-9]{0,63}$")
+#: Aiven project names: lower-case letters, digits and dashes (63 at most) [I].
+_PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _ACL_TOGETHER = ("valkey_acl_categories", "valkey_acl_commands", "valkey_acl_keys")
 #: Aiven's user-config defaults that differ from Valkey's, and the Valkey parameter each option sets.
 DEFAULTS = {
@@ -348,5 +350,19 @@ def _new_password(
     return hash_password(generated), generated
 
 
+class ProjectData:
+    """``data "aiven_project"``: the project, with the CA its services' certificates chain to (the world CA here)."""
+
+    type_name = "aiven_project"
+
+    def read(self, config: dict[str, Any], world: TwinWorld, provider: dict[str, Any]) -> dict[str, Any]:
+        """The project named in ``config``, its ``ca_cert`` the PEM the twins' TLS servers are signed with."""
+        project = config.get("project")
+        if not isinstance(project, str) or not _PROJECT_NAME.fullmatch(project):
+            raise TwinError(f"Error: project {project!r} not found", f"twin rule, see {_SOURCE}")
+        ca = valkey.world_ca(world).cert.read_text(encoding="ascii")
+        return {**config, "id": project, "project": project, "ca_cert": ca, "default_cloud": None}
+
+
 RESOURCES = (ValkeyService(), ValkeyUser())
-DATA_SOURCES: tuple[Any, ...] = ()
+DATA_SOURCES: tuple[Any, ...] = (ProjectData(),)

@@ -262,11 +262,12 @@ def test_ovh_subnet_without_a_known_pool_is_not_rated_exact():
     assert rows(files)["network.private.subnet"]["support"] != "exact"
 
 
-def test_ovh_default_user_is_not_given_acl_arguments_the_provider_skips():
+def test_ovh_default_user_is_written_with_the_acl_ovh_gives_it_so_no_plan_shows_a_change_never_applied():
     files = render("ovh", "business")
     users = blocks(files["terraform/main.tf"], "resource", "ovh_cloud_project_database_valkey_user")
     default = users["default"]
-    for name in ("categories", "commands", "keys", "channels"):
+    assert argument(default, "categories") == '["+@all"]' and argument(default, "keys") == '["*"]'
+    for name in ("commands", "channels"):
         assert argument(default, name) is None, name
     assert "default" in rows(files)["users.default"]["note"]
 

@@ -79,11 +79,14 @@ resource "ovh_cloud_project_database" "cache_prod" {
   }
 }
 
-# The existing default user: the provider resets its password and skips any ACL change, so none is written.
+# The existing default user: the provider resets its password and skips any ACL change, so its ACL is written
+# as OVH makes it (full access); any other value would show as a change in every plan and never be applied.
 resource "ovh_cloud_project_database_valkey_user" "default" {
   service_name = var.project_id
   cluster_id   = ovh_cloud_project_database.cache_prod.id
   name         = "default"
+  categories   = ["+@all"]
+  keys         = ["*"]
 }
 
 resource "ovh_cloud_project_database_valkey_user" "analytics" {

@@ -23,9 +23,12 @@ resource "ovh_cloud_project_database" "sessions" {
   }
 }
 
-# The existing default user: the provider resets its password and skips any ACL change, so none is written.
+# The existing default user: the provider resets its password and skips any ACL change, so its ACL is written
+# as OVH makes it (full access); any other value would show as a change in every plan and never be applied.
 resource "ovh_cloud_project_database_valkey_user" "default" {
   service_name = var.project_id
   cluster_id   = ovh_cloud_project_database.sessions.id
   name         = "default"
+  categories   = ["+@all"]
+  keys         = ["*"]
 }
