@@ -17,6 +17,7 @@ from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline.cloud import CloudApplyRequest, apply_cloud, destroy_cloud
 from reproducer.pipeline.job import JobRequest, run_job
 from reproducer.pipeline.render import RenderRequest
+from reproducer.sandbox.seed import ovh_client
 from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
 from tests.support.ovh import leftovers, service_fleet
 
@@ -92,7 +93,12 @@ def test_migrate_into_each_cloud_twin_is_verified_then_reapply_changes_nothing_a
     outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
     assert outputs["tls"] is True and outputs["endpoint_port"] > 0
     assert json.loads((run_dir / "report.json").read_text())["verify"]["ok"] is True
-    assert set(running_processes(root)) > before, "the twin runs real Valkey"
+    if target == "ovh":  # the ovh twin has the emulator make the service: a second one in the project
+        assert (
+            len(ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey")) == 2
+        )
+    else:
+        assert set(running_processes(root)) > before, "the twin runs real Valkey"
 
     render = RenderRequest(spec=run_dir / "spec.yaml", target=target, out=run_dir / "rendered")
     again = CloudApplyRequest(
@@ -106,3 +112,6 @@ def test_migrate_into_each_cloud_twin_is_verified_then_reapply_changes_nothing_a
 
     destroy_cloud(again)
     assert set(running_processes(root)) <= before, "destroy leaves no process of this target"
+    assert ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey") == [
+        seeded.service_id
+    ]
