@@ -8,7 +8,7 @@ UNIT_WORKERS ?= 2
 WORKERS ?= 4
 XDIST = --dist loadgroup
 
-.PHONY: setup demo test lint lint-checks unit integration test-hosts clean sandbox-down bench golden reliability
+.PHONY: setup demo test lint lint-checks unit integration test-hosts hosts-checks clean sandbox-down bench golden reliability
 
 setup:
 	bash .ci/setup
@@ -37,17 +37,21 @@ integration: setup
 # Real hosts in network namespaces over SSH (root only; skipped with the reason elsewhere), on their own: one
 # session of six hosts, so one process.
 test-hosts: setup
+	$(MAKE) --no-print-directory hosts-checks
+
+# The host tier alone, on a machine already set up (make test runs it beside the other tiers).
+hosts-checks:
 	$(BIN)/pytest -q -n 0 tests/hosts
 
-# Lint beside the unit and integration tiers (its output is printed when it ends), then the host tier alone: its
-# Ansible runs over SSH are CPU-bound and overran their timeouts when run beside the other tiers on 2 cores.
-# Every step runs even when another failed; make test fails if any did.
+# Lint and the host tier (one process) run beside the unit and integration tiers; their output is printed when
+# the tiers end. Every step runs even when another failed; make test fails if any did.
 test: setup
-	status=0; lint_log=$$(mktemp); \
+	status=0; lint_log=$$(mktemp); hosts_log=$$(mktemp); \
 	( $(MAKE) --no-print-directory lint-checks >"$$lint_log" 2>&1 ) & lint_pid=$$!; \
+	( $(MAKE) --no-print-directory hosts-checks >"$$hosts_log" 2>&1 ) & hosts_pid=$$!; \
 	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/unit tests/integration || status=$$?; \
-	wait $$lint_pid || status=$$?; cat "$$lint_log"; rm -f "$$lint_log"; \
-	$(MAKE) --no-print-directory test-hosts || status=$$?; exit $$status
+	wait $$lint_pid || status=$$?; cat "$$lint_log"; \
+	wait $$hosts_pid || status=$$?; cat "$$hosts_log"; rm -f "$$lint_log" "$$hosts_log"; exit $$status
 
 sandbox-down: setup
 	$(BIN)/reproducer sandbox down

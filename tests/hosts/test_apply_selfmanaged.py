@@ -33,7 +33,7 @@ def reproducer(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_apply_selfmanaged_on_existing_hosts_then_again_changes_nothing(hosts: TestHosts, tmp_path: Path) -> None:
     tls = tmp_path / "tls"
     groups = {"valkey": ["h1", "h2"], "valkey_sentinel": ["h1", "h2", "h3"]}

@@ -39,7 +39,7 @@ def all_ok(hosts: TestHosts, names: list[str], password: str) -> bool:
     return all(info_field(cluster_info(hosts, n, password), "cluster_state") == "ok" for n in names)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_cluster_three_by_one_placement_failover_and_reruns(hosts: TestHosts, playbook: Any) -> None:
     password = secrets.token_urlsafe(16)
     inventory = hosts.inventory({"valkey": NODES})

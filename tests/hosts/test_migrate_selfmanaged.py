@@ -26,7 +26,7 @@ from tests.support.ovh import leftovers, service_fleet
 USERS = ("default", "app", "analytics")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_migrate_from_the_sandbox_onto_selfmanaged_hosts(hosts: TestHosts, api_server, seeded, tmp_path: Path):  # noqa: F811
     fleet = service_fleet(api_server, seeded)
     source = fleet.client(fleet.current_primary())

@@ -57,7 +57,7 @@ def cli_from(hosts: TestHosts, name: str, target: str, tls_dir: Path, port: int 
     return result.stdout + result.stderr
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_sentinel_tls_users_allowlist_failover_and_reruns(hosts: TestHosts, playbook: Any, tmp_path: Path) -> None:
     tls_dir = tmp_path / "tls"
     passwords = {"default": secrets.token_urlsafe(16), "app": secrets.token_urlsafe(16)}

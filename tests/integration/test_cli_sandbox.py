@@ -11,6 +11,9 @@ import yaml
 from reproducer.procs import pid_alive
 from tests.support.cli import run
 
+#: One sandbox for the module: a parallel run gives its tests to one worker (each worker would start its own).
+pytestmark = pytest.mark.xdist_group("cli-sandbox")
+
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
