@@ -29,6 +29,12 @@ SERVERS = ("valkey-server", "valkey-sentinel")
 SLOW_MODULES = (
     "test_local_target.py",
     "test_cli_sandbox.py",
+    "test_cloud_migrate.py",
+    "test_twin_aws.py",
+    "test_twin_ovh.py",
+    "test_twin_google.py",
+    "test_twin_aiven.py",
+    "test_plan_replace.py",
     "test_job.py",
     "test_signals.py",
     "test_memory_bounds.py",
