@@ -831,7 +831,8 @@ def _print_copy_summary(result: CopyResult) -> None:
     "--target-ca",
     type=_PATH,
     default=None,
-    help="With --target selfmanaged: CA file of the target's TLS certificates.",
+    help="With --target: CA file of the target's TLS certificates when the system does not trust them "
+    "(selfmanaged; a cloud whose ca_certificate output is empty, e.g. its twin's CA).",
 )
 @ENDPOINT()
 @click.option(

@@ -46,10 +46,11 @@ def sandbox_twins(root: Path | None = None) -> dict[str, str]:
 
 
 def sandbox_status(root: Path | None = None) -> dict[str, Any] | None:
-    """The running sandbox's info, or None."""
+    """The running sandbox's info (its twins included, as ``sandbox_up`` gives them), or None."""
     from reproducer.sandbox import control
 
-    return control.status(sandbox_root(root))
+    running = control.status(sandbox_root(root))
+    return None if running is None else running | {"twins": sandbox_twins(root)}
 
 
 def sandbox_down(root: Path | None = None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,7 +39,9 @@ def sandbox(tmp_path_factory):
 
 def test_up_prints_one_json_object_for_scripts(sandbox):
     _root, info = sandbox
-    assert set(info) == {"endpoint", "application_key", "application_secret", "consumer_key", "project", "services"}
+    keys = {"endpoint", "application_key", "application_secret", "consumer_key", "project", "services", "twins"}
+    assert set(info) == keys
+    assert Path(info["twins"]["terraform_cli_config"]).is_file() and Path(info["twins"]["ca_file"]).is_file()
     assert info["endpoint"].startswith("http://127.0.0.1:") and info["endpoint"].endswith("/1.0")
     [service] = info["services"]
     assert service["plan"] == "business" and service["data_endpoint"].startswith("valkeys://127.0.0.1:")

