@@ -15,7 +15,7 @@ from typing import Any
 from reproducer.offline.values import UNKNOWN
 from reproducer.sandbox.fleet import ADMIN_USER, Fleet, hash_password
 from reproducer.twins import valkey
-from reproducer.twins.base import Change, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
 
 SERVICE = "aiven_valkey"
 USER = "aiven_valkey_user"
@@ -111,7 +111,7 @@ def _parameters(state: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((parameter, str(config[option])) for option, parameter in PARAMETERS.items() if option in config)
 
 
-class ValkeyService:
+class ValkeyService(GenericTwin):
     """``aiven_valkey``: one service of the plan's size; ``service_uri``/``host``/``port`` announce its primary."""
 
     type_name = SERVICE
@@ -132,10 +132,6 @@ class ValkeyService:
                 f"expected valkey_user_config.0.valkey_version to be one of [{allowed}], got {version}",
                 f"see {_SOURCE}",
             )
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Check the plan as the API does, start the fleet, fill the computed attributes."""
@@ -255,7 +251,7 @@ def _acl_rules(state: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-class ValkeyUser:
+class ValkeyUser(GenericTwin):
     """``aiven_valkey_user``: an ACL user on every server of the service; ``password_wo`` is write-only."""
 
     type_name = USER
@@ -283,10 +279,6 @@ class ValkeyUser:
             raise TwinError(
                 f'"{missing}": all of `{",".join(_ACL_TOGETHER)}` must be specified', f"see {_SOURCE}", (missing,)
             )
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Create the ACL user on the service."""

@@ -16,7 +16,7 @@ from typing import Any
 from reproducer.offline.values import UNKNOWN
 from reproducer.sandbox.fleet import hash_password
 from reproducer.twins import valkey
-from reproducer.twins.base import Change, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
 
 RG, USER, GROUP, PARAMS = (
     "aws_elasticache_replication_group",
@@ -503,17 +503,10 @@ def _refresh(world: TwinWorld, rg_names: Iterable[str]) -> None:
         valkey.apply_parameters(fleet, rg_parameters(world, record, name))
 
 
-class UserTwin:
+class UserTwin(GenericTwin):
     """``aws_elasticache_user``: recorded in the world with its password hashes; groups make it a Valkey user."""
 
     type_name = USER
-
-    def validate(self, config: dict[str, Any]) -> None:
-        """No plan-time rule beyond the schema's."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """CreateUser."""
@@ -556,17 +549,10 @@ class UserTwin:
         return state if world.load(USER, str(state.get("user_id"))) is not None else None
 
 
-class UserGroupTwin:
+class UserGroupTwin(GenericTwin):
     """``aws_elasticache_user_group``: a set of recorded users, which must include one named ``default``."""
 
     type_name = GROUP
-
-    def validate(self, config: dict[str, Any]) -> None:
-        """No plan-time rule beyond the schema's."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """CreateUserGroup."""
@@ -607,17 +593,10 @@ class UserGroupTwin:
         return state if world.load(GROUP, str(state.get("user_group_id"))) is not None else None
 
 
-class ParameterGroupTwin:
+class ParameterGroupTwin(GenericTwin):
     """``aws_elasticache_parameter_group``: parameters recorded for the replication groups that name it."""
 
     type_name = PARAMS
-
-    def validate(self, config: dict[str, Any]) -> None:
-        """No plan-time rule beyond the schema's."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """CreateCacheParameterGroup, then ModifyCacheParameterGroup with the parameters."""

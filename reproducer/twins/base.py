@@ -141,3 +141,17 @@ class DataSourceTwin(Protocol):
 
         Computed attributes left null or unknown get the offline provider's values (fake strings, empty lists).
         """
+
+
+class GenericTwin:
+    """What most resource twins share: no plan-time rule beyond the schema, and the generic plan.
+
+    A twin subclasses it and overrides what its provider does differently.
+    """
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """No plan-time rule beyond the schema."""
+
+    def plan(self, change: Change) -> dict[str, Any] | None:
+        """The generic plan."""
+        return change.planned

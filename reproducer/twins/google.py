@@ -18,7 +18,7 @@ from typing import Any
 from reproducer.offline.values import UNKNOWN
 from reproducer.sandbox.fleet import ADMIN_USER, Fleet, Node
 from reproducer.twins import valkey
-from reproducer.twins.base import Change, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
 
 INSTANCE = "google_memorystore_instance"
 ACL_POLICY = "google_memorystore_acl_policy"
@@ -154,17 +154,10 @@ def plain(value: Any) -> Any:
 # ---- google_project_service ---------------------------------------------------------------------------------
 
 
-class ProjectService:
+class ProjectService(GenericTwin):
     """``google_project_service``: enabling an API records it in the world; destroy disables it by default."""
 
     type_name = PROJECT_SERVICE
-
-    def validate(self, config: dict[str, Any]) -> None:
-        """No plan-time rule beyond the schema."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Enable the API in the project."""
@@ -194,17 +187,10 @@ class ProjectService:
 # ---- google_network_connectivity_service_connection_policy -------------------------------------------------
 
 
-class ConnectionPolicy:
+class ConnectionPolicy(GenericTwin):
     """A service connection policy, recorded so that an instance can require one for its network and region."""
 
     type_name = CONNECTION_POLICY
-
-    def validate(self, config: dict[str, Any]) -> None:
-        """No plan-time rule beyond the schema."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Record the policy."""
@@ -248,17 +234,13 @@ def require_connection_policy(world: TwinWorld, project: str, location: str, net
 # ---- google_memorystore_acl_policy --------------------------------------------------------------------------
 
 
-class AclPolicy:
+class AclPolicy(GenericTwin):
     """``google_memorystore_acl_policy``: named ACL rules that instances referring to it set on Valkey."""
 
     type_name = ACL_POLICY
 
     def validate(self, config: dict[str, Any]) -> None:
         """No provider-side rule (the API checks the id)."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Check the id as the API does and record the policy."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from reproducer.errors import ReproducerError
 from reproducer.offline.values import UNKNOWN
-from reproducer.twins.base import Change, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
 
 DATABASE = "ovh_cloud_project_database"
 USER = "ovh_cloud_project_database_valkey_user"
@@ -209,7 +209,7 @@ def _with_statuses(state: dict[str, Any], statuses: dict[str, Any]) -> dict[str,
     return {**state, "ip_restrictions": restrictions}
 
 
-class Database:
+class Database(GenericTwin):
     """``ovh_cloud_project_database``: POST, wait for READY, advanced configuration; PUT; DELETE."""
 
     type_name = DATABASE
@@ -224,10 +224,6 @@ class Database:
         shapes = {(n.get("region"), n.get("network_id"), n.get("subnet_id")) for n in nodes}
         if len(shapes) > 1 and not any(v is UNKNOWN for shape in shapes for v in shape):
             raise TwinError("all nodes must have the same region, network_id and subnet_id", f"see {_SOURCE}")
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """POST the service, wait until it is READY, then PUT its advanced configuration."""
@@ -312,17 +308,13 @@ def _find_user(base: str, name: str) -> dict[str, Any] | None:
     return None
 
 
-class ValkeyUser:
+class ValkeyUser(GenericTwin):
     """``ovh_cloud_project_database_valkey_user``; ``default`` maps onto the existing user (password reset only)."""
 
     type_name = USER
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule (the API checks names)."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """POST the user (or reset the ``default`` user's password) and wait until it is READY."""
@@ -410,7 +402,7 @@ def _network_record(state: dict[str, Any]) -> str:
     return f"{state['service_name']}~{state['id']}"
 
 
-class NetworkPrivate:
+class NetworkPrivate(GenericTwin):
     """``ovh_cloud_project_network_private``, recorded in the world (the emulator has no route to create one).
 
     It gives each region an OpenStack id, so a database's ``network_id`` can name one, and refuses the database
@@ -421,10 +413,6 @@ class NetworkPrivate:
 
     def validate(self, config: dict[str, Any]) -> None:
         """No client-side rule."""
-
-    def plan(self, change: Change) -> dict[str, Any] | None:
-        """The generic plan."""
-        return change.planned
 
     def create(self, change: Change) -> dict[str, Any]:
         """Give the network an id and each region an OpenStack id."""
