@@ -15,7 +15,7 @@ from typing import Any
 from reproducer.offline.values import UNKNOWN
 from reproducer.sandbox.fleet import ADMIN_USER, Fleet, hash_password
 from reproducer.twins import valkey
-from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld, plain
 
 SERVICE = "aiven_valkey"
 USER = "aiven_valkey_user"
@@ -73,17 +73,6 @@ def service_fleet(world: TwinWorld, project: str, service_name: str) -> Fleet | 
     if world.load(SERVICE, _record_id(project, service_name)) is None:
         return None
     return valkey.fleet_of(world, SERVICE, _record_id(project, service_name))
-
-
-def plain(value: Any) -> Any:
-    """``value`` with unknowns as null, to be recorded as JSON."""
-    if value is UNKNOWN:
-        return None
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 # ---- aiven_valkey -------------------------------------------------------------------------------------------

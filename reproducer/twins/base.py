@@ -17,9 +17,21 @@ from typing import Any, Protocol
 
 from reproducer.atomic import atomic_write
 from reproducer.errors import SandboxError
+from reproducer.offline.values import UNKNOWN
 
 #: Environment variable naming the twins' world directory; the mirror's wrapper scripts set it.
 ROOT_VARIABLE = "REPRODUCER_TWIN_ROOT"
+
+
+def plain(value: Any) -> Any:
+    """``value`` with unknowns as null, to be recorded as JSON."""
+    if value is UNKNOWN:
+        return None
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 class TwinError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 from reproducer.offline.values import UNKNOWN
 from reproducer.sandbox.fleet import ADMIN_USER, Fleet, Node
 from reproducer.twins import valkey
-from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
+from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld, plain
 
 INSTANCE = "google_memorystore_instance"
 ACL_POLICY = "google_memorystore_acl_policy"
@@ -138,17 +138,6 @@ def _filled(planned: dict[str, Any], **values: Any) -> dict[str, Any]:
 
 def _record_id(name: str) -> str:
     return name.replace("/", "~")
-
-
-def plain(value: Any) -> Any:
-    """``value`` with unknowns as null, to be recorded as JSON."""
-    if value is UNKNOWN:
-        return None
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 # ---- google_project_service ---------------------------------------------------------------------------------
