@@ -203,11 +203,27 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
 
 _VERSIONS = "terraform/versions.tf"
 #: What the committed files may not hold, refused before ``init`` (which fetches modules) and ``plan`` (which
-#: reads remote states): a ``module`` block (labels may be quoted or bare in HCL), a remote state data source.
+#: reads remote states and evaluates functions): a ``module`` block (labels may be quoted or bare in HCL), a
+#: remote state data source, a call of a function that reads this machine's files (its content would land in an
+#: attribute the plan comment shows).
 _BEFORE_INIT = {
     "a module block": re.compile(r'^\s*module(?:\s+["A-Za-z_]|")', re.MULTILINE),
     "a terraform_remote_state data source": re.compile(r'^\s*data\s*"?terraform_remote_state\b', re.MULTILINE),
 }
+_FILE_FUNCTION = re.compile(
+    r"\b(?:file|filebase64|filebase64sha256|filebase64sha512|filemd5|filesha1|filesha256|filesha512|fileexists"
+    r"|fileset|templatefile|abspath|pathexpand)\s*\("
+)
+#: A quoted HCL string, and an interpolation inside one (``$${`` is an escaped, literal ``${``).
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{")
+_COMMENT = re.compile(r"(?:#|//).*$", re.MULTILINE)
+
+
+def _expressions(text: str) -> str:
+    """``text`` without its literal strings and comments: what Terraform evaluates (interpolated strings stay)."""
+    kept = _STRING.sub(lambda m: m.group(0) if _INTERPOLATION.search(m.group(0)) else '""', text)
+    return _COMMENT.sub("", kept)
 
 
 def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, committed: Path) -> None:
@@ -237,13 +253,13 @@ def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, commit
 
 
 def _forbidden_text(files: dict[str, str]) -> list[str]:
-    """What of :data:`_BEFORE_INIT` the files hold, and where."""
-    return [
-        f"{what} in {name}"
-        for name, text in sorted(files.items())
-        for what, p in _BEFORE_INIT.items()
-        if p.search(text)
-    ]
+    """What of :data:`_BEFORE_INIT`, and which calls of :data:`_FILE_FUNCTION`, the files hold, and where."""
+    found: list[str] = []
+    for name, text in sorted(files.items()):
+        found += [f"{what} in {name}" for what, pattern in _BEFORE_INIT.items() if pattern.search(text)]
+        if _FILE_FUNCTION.search(_expressions(text)):
+            found.append(f"a function reading local files in {name}")
+    return found
 
 
 def _code_in(configuration: dict[str, Any]) -> list[str]:
@@ -262,7 +278,7 @@ def _refuse(found: list[str], committed: Path) -> None:
     if found:
         raise InputError(
             f"the committed Terraform in {committed / 'terraform'} declares {', '.join(found[:5])}: reproducer "
-            "renders no provisioner, module or remote state, and plan will not run one",
+            "renders no provisioner, module, remote state or file-reading function, and plan will not run one",
             hint="remove them from the committed output (render it again), or use --terraform none to compare "
             "files only",
         )

@@ -41,3 +41,27 @@ def test_only_root_module_tf_files_and_the_example_values_are_copied():
     assert _terraform_file("terraform/main.tf") and _terraform_file("terraform/terraform.tfvars.example")
     for other in ("terraform/outputs.tf", "terraform/terraform.tfvars", "terraform/x.tf.json", "terraform/m/main.tf"):
         assert not _terraform_file(other), other
+
+
+def test_functions_that_read_local_files_are_found_before_init():
+    """Applied offline, `file("/root/.ssh/id_rsa")` would put the file in an attribute the PR comment shows."""
+    files = {
+        "terraform/a.tf": 'resource "aws_vpc" "v" {\n  tags = { k = file("/etc/hostname") }\n}\n',
+        "terraform/b.tf": 'resource "aws_vpc" "v" {\n  tags = { k = "${templatefile("/etc/passwd", {})}" }\n}\n',
+        "terraform/c.tf": 'locals {\n  k = filebase64 ("/etc/shadow")\n}\n',
+    }
+    assert _forbidden_text(files) == [
+        "a function reading local files in terraform/a.tf",
+        "a function reading local files in terraform/b.tf",
+        "a function reading local files in terraform/c.tf",
+    ]
+
+
+def test_the_same_function_names_as_rendered_text_are_not_calls():
+    rendered = (
+        '# comment: file("x")\n'
+        'resource "aws_security_group" "g" {\n'
+        '  description = "file(\\"/etc/passwd\\") and $${file(\\"/etc/passwd\\")}"\n'
+        "}\n"
+    )
+    assert _forbidden_text({"terraform/main.tf": rendered}) == []
