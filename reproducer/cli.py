@@ -140,7 +140,7 @@ VARS = _option(
 VAR_FILE = _option(
     "--var-file",
     "var_files",
-    type=_PATH,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     multiple=True,
     help="aws/gcp/ovh/aiven: a .tfvars file of non-secret Terraform variables (project ids...); repeatable.",
 )

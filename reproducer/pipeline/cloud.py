@@ -151,8 +151,7 @@ def destroy_cloud(request: CloudApplyRequest, progress: Progress = quiet) -> tup
         users = _state_users(terraform)
         placeholders = {name: request.passwords.get(name, "destroy-placeholder-0123456789") for name in users}
         variables.append(Var("user_passwords", placeholders, secret=True))
-    if not request.auto_approve:
-        _confirmed(f"destroy every resource in {out / 'terraform' / 'terraform.tfstate'}", request, "destroyed")
+    _confirmed(f"destroy every resource in {out / 'terraform' / 'terraform.tfstate'}", request, "destroyed")
     progress("terraform destroy")
     done = terraform.destroy(variables, var_files=request.var_files)
     return done.add, done.change, done.destroy

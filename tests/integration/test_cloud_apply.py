@@ -121,3 +121,13 @@ def test_destroy_of_a_directory_with_no_state_is_refused(cli_config, tmp_path):
 
     assert result.returncode == 2
     assert "holds no Terraform state" in result.stderr and "hint:" in result.stderr
+
+
+def test_a_var_file_that_does_not_exist_is_a_usage_error_before_anything_is_written(cli_config, tmp_path):
+    out = tmp_path / "out"
+    args = ("--target", "aws", "--spec", SPEC, "--out", out, "--auto-approve", "--var-file", tmp_path / "nope.tfvars")
+
+    result = cli.run("apply", *args, env=_env(cli_config))
+
+    assert result.returncode == 2 and "nope.tfvars" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
