@@ -117,15 +117,22 @@ def offline_launcher(provider: OfflineProvider) -> list[str]:
     return ["-m", "reproducer.offline.serve", str(provider.schema), provider.address]
 
 
-def _wrapper(provider: OfflineProvider, home: Path, launcher: Launcher, environment: Mapping[str, str]) -> str:
+def _wrapper(
+    provider: OfflineProvider,
+    home: Path,
+    launcher: Launcher,
+    environment: Mapping[str, str],
+    prefix: Sequence[str] = (),
+) -> str:
     package_parent = Path(reproducer.__file__).resolve().parent.parent
-    command = [sys.executable, *launcher(provider)]
+    served = launcher(provider)
+    command = [*prefix, sys.executable, *served]
     exports = [f"{name}={shlex.quote(value)}; export {name}" for name, value in sorted(environment.items())]
     return "\n".join(
         [
             "#!/bin/sh",
             f"# reproducer provider: serves the {provider.source} {provider.version} schema subset"
-            + ("; no API behind it." if launcher is offline_launcher else " through " + " ".join(command[1:3]) + "."),
+            + ("; no API behind it." if launcher is offline_launcher else " through " + " ".join(served[:2]) + "."),
             f"HOME={shlex.quote(str(home))}; export HOME",
             f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH",
             *exports,
@@ -153,13 +160,18 @@ def cli_config_text(mirror: Path) -> str:
 
 
 def _install_one(
-    mirror: Path, provider: OfflineProvider, home: Path, launcher: Launcher, environment: Mapping[str, str]
+    mirror: Path,
+    provider: OfflineProvider,
+    home: Path,
+    launcher: Launcher,
+    environment: Mapping[str, str],
+    prefix: Sequence[str] = (),
 ) -> Path:
     host, namespace, type_ = provider.address.split("/")
     directory = mirror / host / namespace / type_ / provider.version / platform_dir()
     directory.mkdir(parents=True, exist_ok=True)
     executable = directory / f"terraform-provider-{type_}_v{provider.version}"
-    executable.write_text(_wrapper(provider, home, launcher, environment), encoding="utf-8")
+    executable.write_text(_wrapper(provider, home, launcher, environment, prefix), encoding="utf-8")
     executable.chmod(0o755)
     return executable
 
@@ -170,6 +182,7 @@ def install_mirror(
     *,
     launcher: Launcher = offline_launcher,
     environment: Mapping[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> Path:
     """Install offline providers into ``root/mirror`` and write a CLI config that uses only that mirror.
 
@@ -180,6 +193,7 @@ def install_mirror(
         launcher: what each wrapper runs with the Python interpreter (default: the offline provider; the
             cloud twins install their own, serving the same schema subsets).
         environment: variables each wrapper exports to its provider process (values are quoted).
+        prefix: a command each wrapper runs the interpreter through (e.g. ``ip netns exec NAME``), quoted.
 
     Returns:
         The CLI config file, to pass to Terraform as ``TF_CLI_CONFIG_FILE``.
@@ -196,7 +210,7 @@ def install_mirror(
     try:
         home.mkdir(parents=True, exist_ok=True)
         for provider in resolved:
-            _install_one(mirror, provider, home, launcher, environment or {})
+            _install_one(mirror, provider, home, launcher, environment or {}, prefix)
         opentofu = mirror / "registry.opentofu.org"
         if (mirror / "registry.terraform.io").is_dir() and not os.path.lexists(opentofu):
             opentofu.symlink_to("registry.terraform.io", target_is_directory=True)

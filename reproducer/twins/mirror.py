@@ -7,6 +7,7 @@ each wrapper runs differs (``python -m reproducer.twins.serve SCHEMA ADDRESS KEY
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,17 +26,42 @@ def _twin_launcher(provider: OfflineProvider) -> list[str]:
     return ["-m", "reproducer.twins.serve", str(provider.schema), provider.address, provider.key]
 
 
-def install_twins(root: Path, providers: Sequence[str]) -> Path:
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_NETNS_DIR = Path("/run/netns")
+
+
+def _netns_prefix(netns: str | None) -> list[str]:
+    """``ip netns exec NAME``, for a network namespace that exists (created with ``ip netns add``)."""
+    if netns is None:
+        return []
+    if not _NETNS_NAME.fullmatch(netns) or not (_NETNS_DIR / netns).exists():
+        raise SandboxError(
+            f"no network namespace named {netns[:64]!r}",
+            hint="create it first with 'ip netns add NAME' (root only), or install the twins without one",
+        )
+    return ["ip", "netns", "exec", netns]
+
+
+def install_twins(root: Path, providers: Sequence[str], *, netns: str | None = None) -> Path:
     """Install the twin providers ``providers`` (keys such as ``aws``) under ``root``; return the CLI config.
 
     The world (``<root>/world``) and its CA are made now, so :func:`trusted_ca` exists before any apply.
-    Pass the returned file to Terraform as ``TF_CLI_CONFIG_FILE``.
+    Pass the returned file to Terraform as ``TF_CLI_CONFIG_FILE``. With ``netns``, every provider process runs
+    in that network namespace, and so does every Valkey server it starts: a cloud whose nodes live in a private
+    network, reachable only from inside it (for instance through a bastion whose sshd runs there). Terraform
+    still reaches the provider, whose plugin socket is a file.
 
     Raises:
-        SandboxError: a provider key is unknown or the files cannot be written.
+        SandboxError: a provider key or the network namespace is unknown, or the files cannot be written.
     """
     world = world_of(root)
-    config = install_mirror(root, providers, launcher=_twin_launcher, environment={ROOT_VARIABLE: str(world.root)})
+    config = install_mirror(
+        root,
+        providers,
+        launcher=_twin_launcher,
+        environment={ROOT_VARIABLE: str(world.root)},
+        prefix=_netns_prefix(netns),
+    )
     try:
         valkey.world_ca(world)
     except (OSError, ReproducerError) as exc:
