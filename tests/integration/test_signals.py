@@ -77,7 +77,11 @@ def test_ctrl_c_stops_a_copy_at_once_and_resume_completes_it(fleets, tmp_path):
     urls = (f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}")
     argv = ["copy", *urls, "--run-dir", str(run_dir)]
     proc = cli.start(*argv, "--max-keys-per-second", "2000")
-    eventually(lambda: target.client(target.primary).dbsize() > 1000, "the copy well under way", proc=proc)
+
+    def under_way() -> bool:  # the checkpoint moves by whole SCAN replies: wait for a cursor to resume from
+        return target.client(target.primary).dbsize() > 1000 and bool(checkpoint(run_dir).get("nodes"))
+
+    eventually(under_way, "the copy well under way, its checkpoint saved", proc=proc)
     code, err, seconds = signal_and_wait(proc, signal.SIGINT)
 
     assert code == 130, err
