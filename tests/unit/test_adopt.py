@@ -17,6 +17,7 @@ from reproducer.targets.adopt import IMPORTS_FILE, imports_tf, parse_adoptions, 
 from reproducer.targets.base import RenderOptions
 from reproducer.targets.render import Safe
 from tests.golden.regen import HERE
+from tests.support import cli
 
 BUSINESS = load_spec(HERE / "specs" / "business.yaml")
 EXISTING = ("aws", "gcp", "ovh", "selfmanaged")
@@ -207,3 +208,17 @@ def test_aiven_refuses_an_existing_network_and_points_at_adopting_its_project_vp
 def test_the_local_target_refuses_both_options(network, adopt):
     with pytest.raises(InputError, match="no network of yours|renders no Terraform"):
         render("local", network, adopt)
+
+
+def test_the_render_command_writes_imports_and_a_re_render_without_adopt_removes_them(tmp_path):
+    out = tmp_path / "out"
+    adopt = "google_network_connectivity_service_connection_policy.cache_prod=projects/p/locations/l/x/cache-prod"
+    spec = HERE / "specs" / "business.yaml"
+    done = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out, "--network", "existing", "--adopt", adopt)
+    assert done.returncode == 0, done.stderr
+    assert 'id = "projects/p/locations/l/x/cache-prod"' in (out / IMPORTS_FILE).read_text()
+    assert 'data "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
+    again = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert not (out / IMPORTS_FILE).exists()
+    assert 'resource "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
