@@ -139,7 +139,8 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         """Plan a create (computed attributes unknown), an update (as proposed) or a destroy.
 
         An update names the attributes whose change forces replacement (``requires_replace``, from
-        :mod:`reproducer.offline.replace`); Terraform then plans the resource as replaced.
+        :mod:`reproducer.offline.replace`); Terraform then plans the resource as replaced. An object only imported
+        (:func:`only_imported`) plans as an update with its computed attributes unknown.
         """
         block = self.schema.resources[request.type_name].block
         proposed, prior = proto.decode(request.proposed_new_state), proto.decode(request.prior_state)
