@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 
 from reproducer.errors import InputError
 from reproducer.model import load_spec
 from reproducer.targets import get_target
-from reproducer.targets.adopt import IMPORTS_FILE, imports_tf, parse_adoptions, parse_network
+from reproducer.targets.adopt import IMPORTS_FILE, blocks, imports_tf, parse_adoptions, parse_network
 from reproducer.targets.base import RenderOptions
 from reproducer.targets.render import Safe
 from tests.golden.regen import HERE
 from tests.support import cli
+from tests.support.hostile import MARK, replaced, string_paths
+from tests.support.hostile import render as hostile_render
 
 BUSINESS = load_spec(HERE / "specs" / "business.yaml")
 EXISTING = ("aws", "gcp", "ovh", "selfmanaged")
@@ -222,3 +225,21 @@ def test_the_render_command_writes_imports_and_a_re_render_without_adopt_removes
     assert again.returncode == 0, again.stderr
     assert not (out / IMPORTS_FILE).exists()
     assert 'resource "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
+
+
+HOSTILE = MARK + '"}\nresource "x" "y" {}\n${file("/etc/passwd")}%{ for x in [1] }x%{ endfor }'
+
+
+@pytest.mark.parametrize("target", EXISTING)
+def test_hostile_spec_values_add_no_block_to_an_existing_network_render(target):
+    options = RenderOptions(network="existing")
+    spec = BUSINESS
+    for path in string_paths(BUSINESS):
+        candidate = replaced(spec, path, HOSTILE)
+        if hostile_render(target, candidate, options) is not None:
+            spec = candidate
+    files = get_target(target).render(spec, options).files
+    assert MARK in "".join(text for name, text in files.items() if name.startswith("terraform/"))
+    kinds = Counter((block.kind, block.type, block.count) for block in blocks(files))
+    benign = Counter((block.kind, block.type, block.count) for block in blocks(render(target, "existing")))
+    assert kinds == benign
