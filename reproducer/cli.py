@@ -401,6 +401,9 @@ def render_command(
     not_exact = [row for row in rendered.rows if str(row.support) != "exact"]
     for row in not_exact:
         _stderr.print(f"  {row.support}: {row.attribute} — {escape(row.note)}")
+    resources = json.loads(rendered.files["compatibility.json"]).get("resources", {})
+    for address, ident in resources.get("adopted", {}).items():
+        _stderr.print(f"  adopted: {escape(address)} = {escape(ident)} (import block in terraform/imports.tf)")
     if strict and not_exact:
         raise NotExactError(
             f"{len(not_exact)} attribute(s) do not map exactly to {target}",

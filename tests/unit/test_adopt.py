@@ -219,6 +219,7 @@ def test_the_render_command_writes_imports_and_a_re_render_without_adopt_removes
     spec = HERE / "specs" / "business.yaml"
     done = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out, "--network", "existing", "--adopt", adopt)
     assert done.returncode == 0, done.stderr
+    assert f"adopted: {adopt.replace('=', ' = ')} (import block in terraform/imports.tf)" in done.stderr
     assert 'id = "projects/p/locations/l/x/cache-prod"' in (out / IMPORTS_FILE).read_text()
     assert 'data "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
     again = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out)
