@@ -340,6 +340,22 @@ def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
 @REPLICAS()
 @NAME(help="Base name of the target resources (default: the source description).")
 @REGION(help="Target region (default: the nearest to the source region).")
+@click.option(
+    "--network",
+    type=click.Choice(["new", "existing"]),
+    default="new",
+    show_default=True,
+    help="new: the render creates the network; existing: your VPC/network and subnets, given as Terraform "
+    "variables (ids) and read by data sources (aws, gcp, ovh, selfmanaged).",
+)
+@click.option(
+    "--adopt",
+    "adopt",
+    multiple=True,
+    metavar="ADDRESS=ID",
+    help="A resource that already exists: writes an import block (Terraform >= 1.5) in terraform/imports.tf. "
+    "ADDRESS is one the render produces (e.g. aws_vpc.NAME), ID the provider's id. Repeatable.",
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
 @JSON(help="Print compatibility.json on stdout.")
 def render_command(
@@ -350,6 +366,8 @@ def render_command(
     replicas: int | None,
     name: str | None,
     region: str | None,
+    network: str,
+    adopt: tuple[str, ...],
     strict: bool,
     as_json: bool,
 ) -> None:
@@ -358,9 +376,19 @@ def render_command(
     Writes OUT/terraform/*.tf, OUT/COMPATIBILITY.md and OUT/compatibility.json, and lists them in
     OUT/.reproducer-manifest.json: a re-render replaces or removes only those, so your own files (backend.tf,
     *_override.tf, .git) stay. Deterministic: the same spec and options give byte-identical files.
+    With --adopt, OUT/terraform/imports.tf holds the import blocks; COMPATIBILITY.md then lists what is adopted,
+    new and read.
     """
     request = pipeline_render.RenderRequest(
-        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
+        spec=spec_file,
+        target=target,
+        out=out,
+        shards=shards,
+        replicas=replicas,
+        name=name,
+        region=region,
+        network=network,
+        adopt=adopt,
     )
     rendered = pipeline_render.render(request)
     if as_json:
@@ -373,6 +401,9 @@ def render_command(
     not_exact = [row for row in rendered.rows if str(row.support) != "exact"]
     for row in not_exact:
         _stderr.print(f"  {row.support}: {row.attribute} — {escape(row.note)}")
+    resources = json.loads(rendered.files["compatibility.json"]).get("resources", {})
+    for address, ident in resources.get("adopted", {}).items():
+        _stderr.print(f"  adopted: {escape(address)} = {escape(ident)} (import block in terraform/imports.tf)")
     if strict and not_exact:
         raise NotExactError(
             f"{len(not_exact)} attribute(s) do not map exactly to {target}",

@@ -43,6 +43,20 @@ def _describe(path: tuple[Any, ...]) -> str:
     return text
 
 
+#: The private data of an object imported (``import`` blocks) and not yet applied: only its id is known.
+IMPORTED = b"reproducer-offline:imported"
+
+
+def only_imported(private: bytes) -> bool:
+    """Whether a prior state is an import not applied yet: its attributes are unknown, not different.
+
+    Such an object plans as an in-place update to its configuration, its computed attributes unknown, never as a
+    replacement: the real provider would read the object and show only its real differences, which no schema
+    can tell.
+    """
+    return private == IMPORTED
+
+
 class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
     """A ``tfplugin6.Provider`` servicer answering from a :class:`ProviderSchema`.
 
@@ -125,7 +139,8 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         """Plan a create (computed attributes unknown), an update (as proposed) or a destroy.
 
         An update names the attributes whose change forces replacement (``requires_replace``, from
-        :mod:`reproducer.offline.replace`); Terraform then plans the resource as replaced.
+        :mod:`reproducer.offline.replace`); Terraform then plans the resource as replaced. An object only imported
+        (:func:`only_imported`) plans as an update with its computed attributes unknown.
         """
         block = self.schema.resources[request.type_name].block
         proposed, prior = proto.decode(request.proposed_new_state), proto.decode(request.prior_state)
@@ -134,6 +149,8 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
             planned = None
         elif prior is None:
             planned = plan_create(block, proposed)
+        elif only_imported(request.prior_private):
+            planned = plan_create(block, proposed)  # what the real provider would have read is unknown here
         else:
             planned = plan_update(block, proposed)
             replace = requires_replace(self.schema.address, request.type_name, block, prior, planned)
@@ -164,10 +181,12 @@ class SchemaProvider(rpc.ProviderServicer):  # type: ignore[misc]
         return candidate
 
     def ImportResourceState(self, request: Any, context: Any) -> Any:
-        """Import an object that has only its id; the next read echoes it."""
+        """Import an object that has only its id, marked :data:`IMPORTED`; the next read echoes it."""
         block = self.schema.resources[request.type_name].block
         state = {**empty_object(block), "id": request.id} if "id" in block.attributes else empty_object(block)
-        imported = pb.ImportResourceState.ImportedResource(type_name=request.type_name, state=proto.encode(state))
+        imported = pb.ImportResourceState.ImportedResource(
+            type_name=request.type_name, state=proto.encode(state), private=IMPORTED
+        )
         return pb.ImportResourceState.Response(imported_resources=[imported])
 
     # -- data sources ------------------------------------------------------------------------------------------

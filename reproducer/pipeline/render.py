@@ -15,7 +15,11 @@ if TYPE_CHECKING:  # pydantic and the targets load only for the commands that us
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """What to render: a spec file, a target, where, and the reshaping options."""
+    """What to render: a spec file, a target, where, the reshaping options, the network and the adoptions.
+
+    ``network``: ``new`` (the render creates it) or ``existing`` (the user's, read by data sources);
+    ``adopt``: ``ADDRESS=ID`` values of ``--adopt``, checked by the target against what it renders.
+    """
 
     spec: Path
     target: str
@@ -24,6 +28,8 @@ class RenderRequest:
     replicas: int | None = None
     name: str | None = None
     region: str | None = None
+    network: str = "new"
+    adopt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,19 @@ def render_in_memory(request: RenderRequest) -> InMemoryRender:
     """Load the spec and render it for the target, without writing anything."""
     from reproducer.model import load_spec
     from reproducer.targets import get_target
+    from reproducer.targets.adopt import parse_adoptions, parse_network
     from reproducer.targets.base import RenderOptions
 
     target = get_target(request.target)
+    options = RenderOptions(
+        shards=request.shards,
+        replicas=request.replicas,
+        name=request.name,
+        region=request.region,
+        network=parse_network(request.network),
+        adopt=parse_adoptions(request.adopt),
+    )
     spec = load_spec(request.spec)
-    options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
     return InMemoryRender(spec, target, target.render(spec, options))
 
 

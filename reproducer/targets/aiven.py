@@ -72,6 +72,13 @@ class AivenTarget(BaseTarget):
     regions = REGIONS
     acl_form = "parts"
     user_resources = True
+    #: Aiven runs the service in Aiven's cloud account: no network of the user's can hold it
+    #: (docs/reference/adoption.md#aiven).
+    existing_network_hint = (
+        "Aiven runs the service in its own cloud account, never in your VPC: render with --network new and peer "
+        "the Aiven project VPC with yours; to reuse an Aiven project VPC that already exists, render a private "
+        "spec and add --adopt aiven_project_vpc.NAME=PROJECT/VPC_ID"
+    )
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan, cloud, user config, backup hour."""

@@ -43,7 +43,7 @@ PROVIDER = TerraformProvider(
         "aws_vpc",
         "aws_subnet",
     ),
-    data_sources=("aws_availability_zones",),
+    data_sources=("aws_availability_zones", "aws_subnet", "aws_vpc"),
 )
 #: ``maintenance_window`` days, in the order of a week (the window is weekly, OVH's is daily).
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -58,6 +58,12 @@ REACH = compat.Reach(
     network=(APPROX, "the vRack network becomes a VPC; peer or VPN it to your apps"),
     subnet_argument="aws_subnet",
     subnet=(APPROX, "the subnet CIDR is split across up to 3 of the region's availability zones"),
+)
+#: ``--network existing``: the user's VPC and subnets, read by data sources (docs/reference/adoption.md#aws).
+EXISTING = (
+    "var.vpc_id → data.aws_vpc",
+    "var.subnet_ids → data.aws_subnet",
+    "the cache nodes, their subnet group and security group go in it; nothing of the network is created",
 )
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
@@ -98,6 +104,7 @@ class AwsTarget(BaseTarget):
     nodes = NODES
     regions = REGIONS
     user_resources = True
+    existing_network = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: node type, windows, parameters, region."""
@@ -165,6 +172,8 @@ class AwsTarget(BaseTarget):
                 "AWS Shield Standard is on by default; Advanced is a subscription",
             ),
         }
+        if context["existing_network"]:
+            decide |= compat.existing_network_decisions(spec, *EXISTING)
         rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
         return compat.added_default(
             rows, context["users"], "aws_elasticache_user", "full rights, password from var.user_passwords"

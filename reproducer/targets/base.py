@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from reproducer.model import Category, ServiceSpec
 
@@ -39,14 +39,24 @@ class CompatRow:
         }
 
 
+#: Where the rendered service's network comes from: created by the render, or the user's, read by data sources.
+Network = Literal["new", "existing"]
+
+
 @dataclass(frozen=True)
 class RenderOptions:
-    """Choices the spec cannot make: a reshaped topology, a base name, the target region."""
+    """Choices the spec cannot make: a reshaped topology, a base name, the target region, the network, adoptions.
+
+    ``adopt``: ``(resource address, provider id)`` pairs of resources that already exist (``--adopt``); they
+    become Terraform ``import`` blocks once checked against the addresses the render produces.
+    """
 
     shards: int | None = None
     replicas: int | None = None
     name: str | None = None
     region: str | None = None
+    network: Network = "new"
+    adopt: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from reproducer import catalog
 from reproducer.catalog import to_valkey
 from reproducer.errors import InputError
 from reproducer.model import AllowedCidr, ServiceSpec, User
-from reproducer.targets import compat
+from reproducer.targets import adopt, compat
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions, TerraformProvider
 from reproducer.targets.render import Safe, comment, hcl_ident, one_line, render_template, slug
 from reproducer.targets.sizing import Choice, NodeSize, choose
@@ -223,8 +223,30 @@ def base_context(
         "settings": settings,
         "allow_list": [_allowed(entry) for entry in spec.allow_list],
         "subnet_cidr": _subnet_cidr(spec),
+        "existing_network": options.network == "existing",
         "header": header(spec),
     }
+
+
+def check_network_options(
+    options: RenderOptions, title: str, *, existing: bool, terraform: bool = True, hint: str = ""
+) -> None:
+    """Refuse ``--network existing`` where ``title`` cannot take the user's network, and ``--adopt`` without Terraform.
+
+    ``existing``: the target renders data sources for an existing network (aws, gcp, ovh, selfmanaged);
+    ``hint``: what to do instead on a target that cannot.
+    """
+    adopt.parse_network(options.network)
+    if options.adopt and not terraform:
+        raise InputError(
+            f"--adopt: {title} renders no Terraform, so there is nothing to import",
+            hint="drop --adopt, or render a target that renders Terraform (see reproducer render --help)",
+        )
+    if options.network == "existing" and not existing:
+        raise InputError(
+            f"--network existing: {title} has no network of yours to place the service in",
+            hint=hint or "render with --network new (the default)",
+        )
 
 
 #: The user a copy connects as, with the rights OVH gives its built-in ``default`` user
@@ -276,13 +298,20 @@ def generic_header() -> Safe:
 
 
 def assemble(
-    target: str, title: str, context: dict[str, Any], rows: list[CompatRow], search: tuple[str, ...] = ()
+    target: str,
+    title: str,
+    context: dict[str, Any],
+    rows: list[CompatRow],
+    search: tuple[str, ...] = (),
+    options: RenderOptions | None = None,
 ) -> Rendered:
-    """Render the target's Terraform templates and add the compatibility report.
+    """Render the target's Terraform templates, the ``import`` blocks of ``--adopt``, and the compatibility report.
 
     A template the target lacks comes from ``templates/`` itself (``versions.tf.j2``, from ``context["providers"]``);
-    ``search``: directories holding ``<target>/`` templates outside ``templates/``.
+    ``search``: directories holding ``<target>/`` templates outside ``templates/``. With ``--adopt`` or
+    ``--network existing`` the report also lists what is adopted, new and read.
     """
+    options = options or RenderOptions()
     files = {
         f"terraform/{name}": render_template(f"{target}/{name}.j2", context, shared=f"{name}.j2", search=search)
         for name in TERRAFORM_FILES
@@ -290,8 +319,15 @@ def assemble(
     example = render_template(f"{target}/terraform.tfvars.example.j2", context, search=search)
     files["terraform/terraform.tfvars.example"] = example
     spec = context["spec"]
-    files["COMPATIBILITY.md"] = compat.report_markdown(title, spec, rows)
-    files["compatibility.json"] = compat.report_json(target, spec, rows)
+    resources = None
+    if options.adopt or options.network == "existing":
+        rendered = adopt.blocks(files)
+        adopt.check_adoptions(options.adopt, rendered, title)
+        if options.adopt:
+            files[adopt.IMPORTS_FILE] = adopt.imports_tf(options.adopt, context["header"])
+        resources = adopt.resource_report(rendered, options.adopt, options.network)
+    files["COMPATIBILITY.md"] = compat.report_markdown(title, spec, rows, resources)
+    files["compatibility.json"] = compat.report_json(target, spec, rows, resources)
     return Rendered(files=dict(sorted(files.items())), rows=rows)
 
 
@@ -314,6 +350,10 @@ class BaseTarget:
     user_resources = False
     #: The largest topology the target accepts.
     shape: Shape = ANY_TARGET
+    #: Whether ``--network existing`` places the service in the user's network (read by data sources).
+    existing_network = False
+    #: Where it cannot: what to do instead (the hint of the refusal).
+    existing_network_hint = ""
 
     @property
     def terraform_providers(self) -> tuple[str, ...]:
@@ -322,11 +362,12 @@ class BaseTarget:
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """Files and compatibility rows for ``spec`` (pure: no I/O); refuses ACLs the target cannot express."""
+        check_network_options(options, self.title, existing=self.existing_network, hint=self.existing_network_hint)
         compat.check_users(spec, self.title, one_string=self.acl_form == "string")
         if self.user_resources:
             check_resource_names(spec, self.title)
         context = self.context(spec, options) | {"providers": self.providers}
-        return assemble(self.name, self.title, context, self.rows(spec, context), self.template_dirs)
+        return assemble(self.name, self.title, context, self.rows(spec, context), self.template_dirs, options)
 
     def base(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """:func:`base_context` with this target's limits."""

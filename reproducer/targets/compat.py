@@ -198,15 +198,17 @@ def check_users(spec: ServiceSpec, title: str, *, one_string: bool) -> None:
             )
 
 
-def report_json(target: str, spec: ServiceSpec, rows: list[CompatRow]) -> str:
-    """``compatibility.json``: summary counts and every row."""
-    data = {
+def report_json(target: str, spec: ServiceSpec, rows: list[CompatRow], resources: dict[str, Any] | None = None) -> str:
+    """``compatibility.json``: summary counts and every row (and ``resources`` with --adopt / --network existing)."""
+    data: dict[str, Any] = {
         "format_version": "1.0",
         "target": target,
         "source_service": spec.source.service_id,
         "summary": summary(rows),
         "rows": [r.to_dict() for r in rows],
     }
+    if resources is not None:
+        data["resources"] = resources
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -216,8 +218,10 @@ def summary(rows: list[CompatRow]) -> dict[str, int]:
     return {str(level): counts.get(str(level), 0) for level in Support}
 
 
-def report_markdown(title: str, spec: ServiceSpec, rows: list[CompatRow]) -> str:
-    """``COMPATIBILITY.md``: what maps exactly, approximately, manually or not at all."""
+def report_markdown(
+    title: str, spec: ServiceSpec, rows: list[CompatRow], resources: dict[str, Any] | None = None
+) -> str:
+    """``COMPATIBILITY.md``: what maps exactly, approximately, manually or not at all; what is adopted and new."""
     counts = ", ".join(f"{n} {level}" for level, n in summary(rows).items())
     lines = [
         f"# Compatibility: OVHcloud Valkey {one_line(spec.source.service_id)} → {title}",
@@ -230,7 +234,42 @@ def report_markdown(title: str, spec: ServiceSpec, rows: list[CompatRow]) -> str
     lines += [
         f"| `{r.attribute}` | {r.support} | {_cell(r.target_argument)} | {r.category} | {_cell(r.note)} |" for r in rows
     ]
+    if resources is not None:
+        lines += resources_markdown(resources)
     return "\n".join(lines) + "\n"
+
+
+def resources_markdown(resources: dict[str, Any]) -> list[str]:
+    """The ``Resources`` section: where the network comes from, then each resource adopted, new or read."""
+    network = (
+        "The network comes from you (`--network existing`): the render reads your network and subnets with the "
+        "data sources below and creates none."
+        if resources["network"] == "existing"
+        else "The render creates its own network (`--network new`)."
+    )
+    lines = ["", "## Resources", "", network, "", "| resource | status | id |", "|---|---|---|"]
+    lines += [
+        f"| `{_cell(a)}` | adopted (import block in imports.tf) | `{_cell(i)}` |"
+        for a, i in resources["adopted"].items()
+    ]
+    lines += [f"| `{_cell(address)}` | new | — |" for address in resources["new"]]
+    lines += [f"| `{_cell(address)}` | read (data source) | — |" for address in resources["read"]]
+    return lines
+
+
+def existing_network_decisions(spec: ServiceSpec, network: str, subnet: str, note: str) -> dict[str, Decision]:
+    """The ``network.private`` rows of ``--network existing``: the user's network, read by data sources.
+
+    ``network`` and ``subnet`` name the variables and data sources; ``note`` says what the user's network must
+    provide. Approximated: the source's network (its VLAN, its CIDR) is not reproduced, the user's is used.
+    """
+    private = spec.network.private
+    cidr = private.subnet.cidr if private and private.subnet else None
+    source = f"the source's subnet {cidr} is not reproduced" if cidr else "the source had no private subnet"
+    return {
+        "network.private": (Support.APPROXIMATED, network, f"your existing network (--network existing); {note}"),
+        "network.private.subnet": (Support.APPROXIMATED, subnet, f"your existing subnet(s); {source}"),
+    }
 
 
 def _cell(text: str) -> str:

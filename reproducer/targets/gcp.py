@@ -27,6 +27,14 @@ PROVIDER = TerraformProvider(
         "google_compute_subnetwork",
         "google_project_service",
     ),
+    data_sources=("google_compute_network", "google_compute_subnetwork"),
+)
+#: ``--network existing``: the user's VPC network and subnetwork, read by data sources
+#: (docs/reference/adoption.md#gcp).
+EXISTING = (
+    "var.network_name → data.google_compute_network",
+    "var.subnetwork_name → data.google_compute_subnetwork",
+    "the Private Service Connect endpoints and their service connection policy go in it; no network is created",
 )
 #: APIs a fresh project lacks, by the label of their google_project_service
 #: (docs/reference/targets.md#gcp-prerequisites).
@@ -92,6 +100,7 @@ class GcpTarget(BaseTarget):
     providers = (PROVIDER,)
     nodes = NODES
     regions = REGIONS
+    existing_network = True
     shape = Shape(250, 5, 250 * 6, "Memorystore for Valkey: 1-250 shards, 0-5 replicas per shard (Google's limits)")
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
@@ -142,6 +151,8 @@ class GcpTarget(BaseTarget):
                 "private endpoints only; Cloud Armor protects public load balancers",
             ),
         }
+        if context["existing_network"]:
+            decide |= compat.existing_network_decisions(spec, *EXISTING)
         rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
         return compat.added_default(
             rows,

@@ -14,7 +14,7 @@ import yaml
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, Rendered, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import Shape, base_context, check_config_lines
+from reproducer.targets.common import Shape, base_context, check_config_lines, check_network_options
 from reproducer.untrusted import ansible_yaml
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
@@ -36,6 +36,7 @@ class LocalTarget:
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
         """``ansible/vars.yml``, ``ansible/inventory.yml`` and the compatibility report."""
+        check_network_options(options, self.title, existing=False, terraform=False)
         compat.check_users(spec, self.title, one_string=True)
         context = base_context(spec, options, SHAPE, self.title)
         check_config_lines(context["settings"], self.title)

@@ -17,6 +17,12 @@ EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUA
 PROVIDER = TerraformProvider(
     "registry.terraform.io/ovh/ovh", "2.19.0", constraint="~> 2.17", resources=ALL_TYPES, data_sources=ALL_TYPES
 )
+#: ``--network existing``: the user's private network and subnet, by id (docs/reference/adoption.md#ovh).
+EXISTING = (
+    "var.private_network_id (data.ovh_cloud_project_vrack)",
+    "var.subnet_id",
+    "the nodes go in it; the project's vRack is read, no network, subnet or vRack attachment is created",
+)
 #: Node sizes, smallest first, each with the source of its figure.
 NODES = (
     NodeSize("db1-4", 4, "OVH flavor db1-X = X GB (docs/reference/ovh-api.md#flavors)"),
@@ -57,6 +63,7 @@ class OvhTarget(BaseTarget):
     nodes = NODES
     acl_form = "parts"
     user_resources = True
+    existing_network = True
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: plan and flavor, nodes, network, raw advanced configuration."""
@@ -110,6 +117,8 @@ class OvhTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", "ovh/ovh provider resources"),
             "feature.anti_ddos": (EXACT, "—", "OVHcloud anti-DDoS is on by default"),
         }
+        if context["existing_network"]:
+            decide |= compat.existing_network_decisions(spec, *EXISTING)
         rows = compat.build_rows(spec, decide, lambda user: user_acl(user)["decision"], self._config_row)
         return compat.added_default(
             rows,

@@ -39,7 +39,7 @@ PROVIDER = TerraformProvider(
         "openstack_networking_floatingip_v2",
         "openstack_networking_floatingip_associate_v2",
     ),
-    data_sources=("openstack_networking_network_v2",),
+    data_sources=("openstack_networking_network_v2", "openstack_networking_subnet_v2"),
 )
 #: OVH Public Cloud (OpenStack) B3 instances; a quarter of the RAM is left to the OS and forks (BGSAVE).
 NODES = tuple(
@@ -60,6 +60,14 @@ REACH = compat.Reach(
     subnet=(APPROX, "same CIDR; OpenStack picks the gateway and allocation pool"),
 )
 
+#: ``--network existing``: the user's network and subnet, read by data sources (docs/reference/adoption.md#openstack).
+EXISTING = (
+    "var.network_id → data.openstack_networking_network_v2",
+    "var.subnet_id → data.openstack_networking_subnet_v2",
+    "the instances' ports go in it; no network, subnet or router is created, so the subnet must already be routed "
+    "to var.external_network for the floating IPs",
+)
+
 
 class SelfManagedTarget(BaseTarget):
     """Renders OpenStack instances, network and security groups for a self-managed Valkey."""
@@ -68,6 +76,7 @@ class SelfManagedTarget(BaseTarget):
     title = "Self-managed Valkey on OpenStack instances"
     providers = (PROVIDER,)
     nodes = NODES
+    existing_network = True
     shape = Shape(500, 5, 1000, "Valkey Cluster: at most 1000 nodes (valkey.io cluster specification)")
 
     def render(self, spec: ServiceSpec, options: RenderOptions) -> Rendered:
@@ -131,6 +140,8 @@ class SelfManagedTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration + Ansible", compat.IAC_NOTE),
             "feature.anti_ddos": (MANUAL, "—", "OVH Public Cloud includes anti-DDoS; elsewhere order it"),
         }
+        if context["existing_network"]:
+            decide |= compat.existing_network_decisions(spec, *EXISTING)
         return compat.build_rows(spec, decide, self._user_row, self._config_row)
 
     @staticmethod
