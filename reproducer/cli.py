@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
@@ -342,6 +343,13 @@ def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
 @REGION(help="Target region (default: the nearest to the source region).")
 @click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
 @JSON(help="Print compatibility.json on stdout.")
+@click.option(
+    "--backend",
+    type=click.Choice(["s3", "gcs", "azurerm", "http", "pg", "none"]),
+    default=None,
+    help="Write a partial backend block (settings from -backend-config files or the environment) and an example "
+    "backend.KIND.hcl.example; kept by later renders; none removes it.",
+)
 def render_command(
     target: str,
     spec_file: Path,
@@ -352,6 +360,7 @@ def render_command(
     region: str | None,
     strict: bool,
     as_json: bool,
+    backend: str | None,
 ) -> None:
     """Render a service spec into Terraform for a target provider, with a per-attribute compatibility report.
 
@@ -362,6 +371,7 @@ def render_command(
     request = pipeline_render.RenderRequest(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
     )
+    request = dataclasses.replace(request, backend=backend)
     rendered = pipeline_render.render(request)
     if as_json:
         _emit(rendered.files["compatibility.json"])

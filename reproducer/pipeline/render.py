@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reproducer.pipeline.backend import with_backend
 from reproducer.pipeline.files import write_tree
 
 if TYPE_CHECKING:  # pydantic and the targets load only for the commands that use them
@@ -24,6 +25,8 @@ class RenderRequest:
     replicas: int | None = None
     name: str | None = None
     region: str | None = None
+    #: ``render --backend``: a state backend kind, ``none`` to remove one, None to keep what ``out`` has.
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,10 @@ def render_in_memory(request: RenderRequest) -> InMemoryRender:
     target = get_target(request.target)
     spec = load_spec(request.spec)
     options = RenderOptions(shards=request.shards, replicas=request.replicas, name=request.name, region=request.region)
-    return InMemoryRender(spec, target, target.render(spec, options))
+    rendered = target.render(spec, options)
+    files = with_backend(rendered.files, request.backend, request.out, terraform=bool(target.terraform_providers))
+    rendered = replace(rendered, files=files)
+    return InMemoryRender(spec, target, rendered)
 
 
 def render(request: RenderRequest) -> Rendered:
