@@ -543,10 +543,19 @@ def destroy_command(
 @click.option(
     "--terraform",
     "terraform_mode",
-    type=click.Choice(["offline", "none"]),
+    type=click.Choice(["offline", "state", "none"]),
     default="offline",
     show_default=True,
-    help="offline: plan against the real provider schemas with an empty state.",
+    help="offline: plan against the committed output applied offline (real provider schemas); state: against the "
+    "real state in the committed output's backend, read-only (no lock, no apply); none: compare files only.",
+)
+@click.option(
+    "--backend-config",
+    "backend_configs",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    multiple=True,
+    help="--terraform state: a file of backend settings for terraform init -backend-config (credentials stay in "
+    "the environment); repeatable.",
 )
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
@@ -568,6 +577,7 @@ def plan_command(
     region: str | None,
     inventory: Path | None,
     variables: Path | None,
+    backend_configs: tuple[Path, ...],
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
@@ -585,6 +595,7 @@ def plan_command(
         passwords=_env_passwords() or None,
         inventory=inventory,
         variables=variables,
+        backend_configs=backend_configs,
     )
     try:
         report = pipeline_plan.plan(request, _progress)
