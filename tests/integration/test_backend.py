@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -254,14 +255,11 @@ def test_plan_against_the_real_state_is_read_only(tmp_path, monkeypatch, capsys)
             (r["address"], r["action"]) for r in expected["resources"]
         ], "the same comparison as the offline plan, against the real state"
 
-        args = ("--out", str(out), "--terraform", "state", "--backend-config", str(config), "--replicas", "2")
-        markdown = reproducer("plan", "--target", "aws", "--spec", str(SPEC), *args, env=http_env(server))
-        assert "| Terraform (vs the real state, read-only) |" in markdown.stdout, markdown.stdout + markdown.stderr
         methods = server.store.methods()
         assert methods and set(methods) == {"GET"}, f"only reads: no POST, LOCK, UNLOCK, DELETE ({methods})"
         assert server.store.lock is None and server.store.state == state, "no lock left, the state untouched"
         assert snapshot(out) == before, "the committed directory is never modified"
-        for output in (unchanged, changed, markdown):
+        for output in (unchanged, changed):
             assert PASSWORD not in output.stdout + output.stderr
 
         # argv: the password reaches Terraform through its environment only, and nothing but init/plan/show runs
@@ -277,9 +275,12 @@ def test_plan_against_the_real_state_is_read_only(tmp_path, monkeypatch, capsys)
         monkeypatch.setenv("TF_HTTP_PASSWORD", PASSWORD)
         try:
             cli.main(["plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out), "--terraform", "state",
-                      "--backend-config", str(config)])  # fmt: skip
+                      "--backend-config", str(config), "--replicas", "2"])  # fmt: skip
         except SystemExit as done:
             assert done.code in (0, None), capsys.readouterr().err
+        comment = capsys.readouterr()
+        assert "| Terraform (vs the real state, read-only) | 0 | 1 |" in comment.out, comment.out + comment.err
+        assert PASSWORD not in comment.out + comment.err
         commands = [argv[[a.startswith("-chdir=") for a in argv].index(True) + 1] for argv, _ in seen]
         assert commands == ["init", "plan", "show"], commands
         assert all(PASSWORD not in " ".join(argv) for argv, _ in seen)
@@ -287,7 +288,6 @@ def test_plan_against_the_real_state_is_read_only(tmp_path, monkeypatch, capsys)
         init, planned = seen[0][0], seen[1][0]
         assert "-lock=false" in init and "-lock=false" in planned and "-refresh=false" in planned
         assert not any(a in ("apply", "-auto-approve", "push", "import") for argv, _ in seen for a in argv)
-        assert PASSWORD not in capsys.readouterr().out
         assert set(server.store.methods()) == {"GET"} and server.store.lock is None
 
 
@@ -337,11 +337,12 @@ def test_plan_against_a_pg_backend_is_read_only(tmp_path):
         postgres = pwd.getpwnam("postgres")
     except KeyError:
         pytest.skip("no postgres user to run the server as")
-    data, sock = tmp_path / "pgdata", tmp_path / "pgsock"
+    pg_root = Path(tempfile.mkdtemp(prefix="reproducer-pg-"))  # pytest's tmp_path is root's alone (0700)
+    pg_root.chmod(0o755)
+    data, sock = pg_root / "data", pg_root / "sock"
     for directory in (data, sock):
         directory.mkdir()
         os.chown(directory, postgres.pw_uid, postgres.pw_gid)
-    tmp_path.chmod(0o755)
 
     def as_postgres(*argv: str) -> str:
         done = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True,
@@ -350,7 +351,7 @@ def test_plan_against_a_pg_backend_is_read_only(tmp_path):
 
     as_postgres(PG_BIN[0], "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     options = f"-c listen_addresses='' -k {sock} -c fsync=off"
-    as_postgres(PG_BIN[1], "-D", str(data), "-o", options, "-w", "-l", str(tmp_path / "pg.log"), "start")
+    as_postgres(PG_BIN[1], "-D", str(data), "-o", options, "-w", "-l", str(sock / "pg.log"), "start")
     try:
         psql = (PG_BIN[3], "-h", str(sock), "-U", "postgres", "-At")
         as_postgres(*psql, "-c", "CREATE DATABASE terraform_backend")
@@ -376,3 +377,4 @@ def test_plan_against_a_pg_backend_is_read_only(tmp_path):
         assert locks.strip() == "0", "no advisory lock outlives the run"
     finally:
         as_postgres(PG_BIN[1], "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(pg_root, ignore_errors=True)
