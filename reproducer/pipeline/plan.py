@@ -436,16 +436,34 @@ def _state_comparison(
             tf.init(backend_configs=configs, lock=False)
             changes = tf.plan(refresh=False, lock=False).raw.get("resource_changes", [])
         except TerraformError as error:
-            raise TerraformError(
-                f"the state in the {kind} backend of {committed / 'terraform'} cannot be read: {error.message}",
-                hint=f"check that the backend is reachable from here and its settings and credentials "
-                f"(--backend-config files; the environment: {_credential_names(kind)}), or plan with "
-                "--terraform offline",
-                command=error.command,
-                diagnostics=error.diagnostics,
-            ) from error
+            raise _unreadable_state(kind, committed, error) from error
     schemas = _schemas(providers)
     return kind, terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
+
+
+#: What backends answer when they refuse the credentials (http: 401/403 as Terraform words them; pg: libpq;
+#: s3/gcs/azurerm: the clouds' error codes): the error then exits 4, as every refused authentication does.
+_REFUSED = re.compile(
+    r"requires auth|invalid auth|password authentication failed|AccessDenied|InvalidAccessKeyId|"
+    r"SignatureDoesNotMatch|ExpiredToken|AuthorizationFailed|AuthenticationFailed"
+)
+
+
+def _unreadable_state(kind: str, committed: Path, error: TerraformError) -> TerraformError:
+    """The error for a backend ``init`` or ``plan`` could not read: exit 4 when the credentials were refused."""
+    refused = bool(_REFUSED.search(" ".join([error.message, *(f"{d.summary} {d.detail}" for d in error.diagnostics)])))
+    failure = TerraformError(
+        f"the state in the {kind} backend of {committed / 'terraform'} cannot be read"
+        + (" (the backend refused the credentials)" if refused else "")
+        + f": {error.message}",
+        hint=f"check that the backend is reachable from here and its settings and credentials "
+        f"(--backend-config files; the environment: {_credential_names(kind)}), or plan with --terraform offline",
+        command=error.command,
+        diagnostics=error.diagnostics,
+    )
+    if refused:
+        failure.exit_code = 4
+    return failure
 
 
 def _credential_names(kind: str) -> str:

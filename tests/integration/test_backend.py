@@ -299,10 +299,11 @@ def test_plan_against_an_unreachable_or_refusing_backend_is_a_clear_error(tmp_pa
         wrong = plan(out, "--terraform", "state", "--backend-config", str(config),
                      env=http_env(server, password="not-the-password"))  # fmt: skip
         assert server.store.requests and {status for _, _, status in server.store.requests} == {401}
-    assert wrong.returncode == 1, wrong.stderr
-    assert "cannot be read" in wrong.stderr and "TF_HTTP_*" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert wrong.returncode == 4, wrong.stderr  # authentication refused (docs/reference/gitops.md#exit-codes)
+    assert "refused the credentials" in wrong.stderr and "cannot be read" in wrong.stderr
+    assert "TF_HTTP_*" in wrong.stderr and "Traceback" not in wrong.stderr
     gone = plan(out, "--terraform", "state", "--backend-config", str(config), env=http_env(server))
-    assert gone.returncode == 1, gone.stderr
+    assert gone.returncode == 1 and "refused the credentials" not in gone.stderr, gone.stderr
     assert "error:" in gone.stderr and "hint:" in gone.stderr and "--terraform offline" in gone.stderr
     assert PASSWORD not in gone.stdout + gone.stderr + wrong.stdout + wrong.stderr
 
