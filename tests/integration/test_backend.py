@@ -379,3 +379,27 @@ def test_plan_against_a_pg_backend_is_read_only(tmp_path):
     finally:
         as_postgres(PG_BIN[1], "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def test_only_the_declared_backends_credentials_reach_terraform(tmp_path, monkeypatch):
+    """Terraform runs (apply, destroy, plan --terraform state) get the declared backend's variables, no others;
+    the offline plan, whose override replaces the backend, gets none."""
+    seen: list[dict[str, str]] = []
+    real_start = run_terraform._start
+
+    def recording(argv, env):
+        seen.append(dict(env))
+        return real_start(argv, env)
+
+    monkeypatch.setattr(run_terraform, "_start", recording)
+    for name in ("TF_HTTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD"):
+        monkeypatch.setenv(name, PASSWORD)
+    workdir = tmp_path / "module"
+    workdir.mkdir()
+    (workdir / "backend.tf").write_text('terraform {\n  backend "http" {}\n}\n')
+    Terraform(workdir).version()
+    Terraform(workdir, backend_credentials=False).version()
+    with_backend, offline = seen
+    assert with_backend.get("TF_HTTP_PASSWORD") == PASSWORD
+    assert "AWS_SECRET_ACCESS_KEY" not in with_backend and "PGPASSWORD" not in with_backend
+    assert not any(PASSWORD in value for value in offline.values())
