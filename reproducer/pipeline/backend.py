@@ -119,9 +119,10 @@ def recorded_backend(out: Path) -> str | None:
     """
     owned = read_manifest(out) if Path(out).is_dir() else None
     path = Path(out) / BACKEND_FILE
-    if not owned or BACKEND_FILE not in owned or path.is_symlink() or not path.is_file():
+    linked = path.is_symlink() or path.parent.is_symlink()
+    if not owned or BACKEND_FILE not in owned or linked or not path.is_file():
         return None
-    found = declared_backends(path.read_text(encoding="utf-8", errors="replace"), path.name)
+    found = declared_backends(_head(path), path.name)
     return found[0] if len(found) == 1 and found[0] in KINDS else None
 
 
@@ -138,17 +139,26 @@ def declared_backends(text: str, name: str) -> list[str]:
 def user_backends(out: Path) -> list[str]:
     """The files of ``out/terraform`` not written by reproducer that declare a backend (or ``cloud``) block."""
     directory = Path(out) / "terraform"
-    if not directory.is_dir():
-        return []
+    if directory.is_symlink() or not directory.is_dir():
+        return []  # a link is refused by write_tree; nothing is read through it
     owned = read_manifest(out) or {}
     found = []
     for path in sorted([*directory.glob("*.tf"), *directory.glob("*.tf.json")]):
         relative = path.relative_to(out).as_posix()
         if relative in owned or path.is_symlink() or not path.is_file():
             continue
-        if declared_backends(path.read_text(encoding="utf-8", errors="replace"), path.name):
+        if declared_backends(_head(path), path.name):
             found.append(relative)
     return found
+
+
+_READ_BYTES = 1 << 20
+
+
+def _head(path: Path) -> str:
+    """The first MiB of a Terraform file (a backend block is declared near the top of a usual one)."""
+    with path.open("rb") as handle:
+        return handle.read(_READ_BYTES).decode("utf-8", errors="replace")
 
 
 def chosen_backend(requested: str | None, out: Path) -> str | None:

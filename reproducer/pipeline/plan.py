@@ -374,6 +374,11 @@ def _user_terraform(committed: Path, rendered: dict[str, str]) -> dict[str, str]
     provider lock (its hashes are the real providers', not the offline ones) nor links.
     """
     directory = committed / "terraform"
+    if directory.is_symlink():
+        raise InputError(
+            f"{directory} is a link: plan reads no file through it",
+            hint="commit the rendered directory itself, not a link to it",
+        )
     owned = set(read_manifest(committed) or {}) | set(rendered)
     found: dict[str, str] = {}
     for path in sorted(directory.iterdir()) if directory.is_dir() else ():

@@ -320,6 +320,11 @@ def test_plan_against_the_state_needs_a_backend(tmp_path):
     assert odd.returncode == 2 and "'='" in odd.stderr, odd.stderr
     offline_only = plan(out, "--backend-config", str(config))
     assert offline_only.returncode == 2 and "--terraform state" in offline_only.stderr
+    elsewhere = tmp_path / "elsewhere"
+    (out / "terraform").rename(elsewhere)
+    (out / "terraform").symlink_to(elsewhere)  # a pull request commits terraform -> somewhere on the CI machine
+    linked = plan(out, "--terraform", "state")
+    assert linked.returncode == 2 and "is a link" in linked.stderr, linked.stderr
 
 
 # -- the pg backend (only where PostgreSQL is installed) -------------------------------------------------------
