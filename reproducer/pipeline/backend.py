@@ -156,9 +156,16 @@ _READ_BYTES = 1 << 20
 
 
 def _head(path: Path) -> str:
-    """The first MiB of a Terraform file (a backend block is declared near the top of a usual one)."""
-    with path.open("rb") as handle:
-        return handle.read(_READ_BYTES).decode("utf-8", errors="replace")
+    """The first MiB of a Terraform file (a backend block is declared near the top of a usual one).
+
+    Raises:
+        InputError: the file cannot be read.
+    """
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_READ_BYTES).decode("utf-8", errors="replace")
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}", hint="fix its permissions, or move it away") from None
 
 
 def chosen_backend(requested: str | None, out: Path) -> str | None:
