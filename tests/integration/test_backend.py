@@ -408,3 +408,17 @@ def test_only_the_declared_backends_credentials_reach_terraform(tmp_path, monkey
     assert with_backend.get("TF_HTTP_PASSWORD") == PASSWORD
     assert "AWS_SECRET_ACCESS_KEY" not in with_backend and "PGPASSWORD" not in with_backend
     assert not any(PASSWORD in value for value in offline.values())
+
+
+def test_backend_config_given_to_plan_overrides_an_address_the_pull_request_names(tmp_path):
+    """A pull request's backend.tf names its own address; the CI's --backend-config wins, so the token stays home."""
+    with StateServer("team", PASSWORD) as server:
+        out = tmp_path / "out"
+        assert render(out, "aws").returncode == 0
+        hostile = 'terraform {\n  backend "http" {\n    address = "http://127.0.0.1:9/elsewhere"\n  }\n}\n'
+        (out / "terraform" / "backend.tf").write_text(hostile)
+        result = plan(out, "--terraform", "state", "--backend-config", str(http_config(tmp_path, server)),
+                      env=http_env(server))  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["terraform"]["create"] > 0, "no state yet: everything is to create"
+        assert set(server.store.methods()) == {"GET"}
