@@ -407,13 +407,39 @@ def provider_credentials(workdir: Path) -> tuple[str, ...]:
 _BACKEND_LABEL = re.compile(r'^\s*backend\s*"([A-Za-z0-9_-]+)"', re.MULTILINE)
 
 
-def backend_credentials(workdir: Path) -> tuple[str, ...]:
-    """Environment names (``*``: prefix) of the state backends the ``*.tf`` of ``workdir`` declare."""
+def backend_labels(workdir: Path) -> tuple[str, ...]:
+    """The state backends (``s3``, ``http``...) the ``*.tf`` of ``workdir`` declare, sorted, each once."""
     found: set[str] = set()
     for path in sorted(Path(workdir).glob("*.tf")) if Path(workdir).is_dir() else ():
-        for label in _BACKEND_LABEL.findall(path.read_text(encoding="utf-8", errors="replace")):
-            found.update(BACKEND_CREDENTIALS.get(label.lower(), ()))
+        found.update(_BACKEND_LABEL.findall(path.read_text(encoding="utf-8", errors="replace")))
     return tuple(sorted(found))
+
+
+def backend_credentials(workdir: Path) -> tuple[str, ...]:
+    """Environment names (``*``: prefix) of the state backends the ``*.tf`` of ``workdir`` declare."""
+    found = {name for label in backend_labels(workdir) for name in BACKEND_CREDENTIALS.get(label.lower(), ())}
+    return tuple(sorted(found))
+
+
+def default_backend_configs(workdir: Path) -> tuple[Path, ...]:
+    """``backend.<label>.hcl`` beside the one backend ``workdir`` declares, when the user wrote it; else none.
+
+    It is the file ``render --backend`` tells the team to fill in (``backend.<label>.hcl.example``), so
+    ``apply``, ``destroy`` and ``migrate --target`` initialise the backend with it as the team does by hand.
+
+    Raises:
+        TerraformError: its path holds ``=``, which Terraform would read as a setting rather than a file.
+    """
+    labels = backend_labels(workdir)
+    candidate = Path(workdir) / f"backend.{labels[0]}.hcl" if len(labels) == 1 else None
+    if candidate is None or not candidate.is_file():
+        return ()
+    if "=" in str(candidate.resolve()):
+        raise TerraformError(
+            f"the backend settings {candidate} are in a path holding '=', which terraform init would read as a setting",
+            hint="move the directory to a path without '='",
+        )
+    return (candidate.resolve(),)
 
 
 def child_environment(
@@ -811,14 +837,19 @@ class Terraform:
         *,
         backend: bool = True,
         upgrade: bool = False,
-        backend_configs: Sequence[Path] = (),
+        backend_configs: Sequence[Path] | None = None,
         lock: bool = True,
     ) -> list[Diagnostic]:
         """``terraform init``; returns its warnings (``backend_configs`` and ``lock``: see :func:`init_args`).
 
+        ``backend_configs=None``: the user's ``backend.<label>.hcl`` beside the backend block, if any
+        (:func:`default_backend_configs`).
+
         Raises:
             TerraformError: init failed, e.g. a provider is missing from the mirror (the message names it).
         """
+        if backend_configs is None:
+            backend_configs = default_backend_configs(self.workdir) if backend else ()
         invocation = init_args(
             self.workdir, backend=backend, upgrade=upgrade, backend_configs=backend_configs, lock=lock
         )

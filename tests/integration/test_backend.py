@@ -422,3 +422,18 @@ def test_backend_config_given_to_plan_overrides_an_address_the_pull_request_name
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout)["terraform"]["create"] > 0, "no state yet: everything is to create"
         assert set(server.store.methods()) == {"GET"}
+
+
+def test_terraform_init_takes_the_users_backend_settings_file_beside_the_block(tmp_path):
+    """`apply`, `destroy` and `migrate --target` run init as the team would: with their backend.KIND.hcl."""
+    with StateServer("team", PASSWORD) as server:
+        workdir = tmp_path / "module"
+        workdir.mkdir()
+        (workdir / "reproducer_backend.tf").write_text('terraform {\n  backend "http" {}\n}\n')
+        shutil.copy(http_config(tmp_path, server), workdir / "backend.http.hcl")
+        Terraform(workdir, env={"TF_HTTP_USERNAME": "team", "TF_HTTP_PASSWORD": PASSWORD}).init(lock=False)
+        assert set(server.store.methods()) == {"GET"}, "init reached the backend the file names"
+    odd = tmp_path / "a=b"
+    shutil.copytree(workdir, odd, ignore=shutil.ignore_patterns(".terraform*"))
+    with pytest.raises(run_terraform.TerraformError, match="'='"):
+        Terraform(odd).init()
