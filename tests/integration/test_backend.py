@@ -128,6 +128,11 @@ def test_render_backend_writes_a_partial_block_that_terraform_validates(tmp_path
     validated = tf.validate()
     assert validated.valid, validated.diagnostics
     assert tf.fmt_check().clean
+    if shutil.which("terraform"):  # and the terraform binary of this machine, when there is one
+        shutil.copytree(out / "terraform", tmp_path / "binary")
+        binary = Terraform(tmp_path / "binary", "terraform", cli_config=install_mirror(tmp_path / "m2", ["aws"]))
+        binary.init(backend=False)
+        assert binary.validate().valid
 
 
 def test_the_backend_sticks_across_re_renders_and_none_removes_it(tmp_path):
