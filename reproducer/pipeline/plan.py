@@ -65,7 +65,7 @@ MODES = ("offline", "state", "none")
 
 
 def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
-    """Render into memory, diff against ``out``, and plan the Terraform against the committed output's (offline)."""
+    """Render into memory, diff against ``out``, plan the Terraform against the committed output (or the real state)."""
     if request.terraform not in MODES:
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint=f"use one of {', '.join(MODES)}")
     configs = _checked_backend_configs(request.backend_configs, request.terraform)
