@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
@@ -358,6 +359,13 @@ def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
 @JSON(help="Print compatibility.json on stdout.")
+@click.option(
+    "--backend",
+    type=click.Choice(["s3", "gcs", "azurerm", "http", "pg", "none"]),
+    default=None,
+    help="Write a partial backend block (settings from -backend-config files or the environment) and an example "
+    "backend.KIND.hcl.example; kept by later renders; none removes it.",
+)
 def render_command(
     target: str,
     spec_file: Path,
@@ -370,6 +378,7 @@ def render_command(
     adopt: tuple[str, ...],
     strict: bool,
     as_json: bool,
+    backend: str | None,
 ) -> None:
     """Render a service spec into Terraform for a target provider, with a per-attribute compatibility report.
 
@@ -390,6 +399,7 @@ def render_command(
         network=network,
         adopt=adopt,
     )
+    request = dataclasses.replace(request, backend=backend)
     rendered = pipeline_render.render(request)
     if as_json:
         _emit(rendered.files["compatibility.json"])
@@ -564,10 +574,19 @@ def destroy_command(
 @click.option(
     "--terraform",
     "terraform_mode",
-    type=click.Choice(["offline", "none"]),
+    type=click.Choice(["offline", "state", "none"]),
     default="offline",
     show_default=True,
-    help="offline: plan against the real provider schemas with an empty state.",
+    help="offline: plan against the committed output applied offline (real provider schemas); state: against the "
+    "real state in the committed output's backend, read-only (no lock, no apply); none: compare files only.",
+)
+@click.option(
+    "--backend-config",
+    "backend_configs",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    multiple=True,
+    help="--terraform state: a file of backend settings for terraform init -backend-config (credentials stay in "
+    "the environment); repeatable.",
 )
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
@@ -589,6 +608,7 @@ def plan_command(
     region: str | None,
     inventory: Path | None,
     variables: Path | None,
+    backend_configs: tuple[Path, ...],
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
@@ -606,6 +626,7 @@ def plan_command(
         passwords=_env_passwords() or None,
         inventory=inventory,
         variables=variables,
+        backend_configs=backend_configs,
     )
     try:
         report = pipeline_plan.plan(request, _progress)

@@ -415,9 +415,8 @@ def _destroy_warning(report: PlanReport) -> list[str]:
 
 def _summary_table(report: PlanReport) -> list[str]:
     counts = report.counts
-    mode = "Terraform" + (" (offline, vs committed)" if report.terraform_mode == "offline" else "")
-    if report.terraform_mode == "none":
-        mode = "Terraform (not run)"
+    labels = {"offline": " (offline, vs committed)", "state": " (vs the real state, read-only)", "none": " (not run)"}
+    mode = "Terraform" + labels.get(report.terraform_mode, "")
     return [
         "| | + add | ~ change | ± replace | - destroy |",
         "|---|---|---|---|---|",

@@ -7,6 +7,7 @@ leaves a half-written file behind; a read-only or full file system is an ``Outpu
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -32,16 +33,44 @@ def make_directory(directory: Path) -> None:
         raise output_error(directory, error) from None
 
 
+#: Names that belong to the user wherever they are (Terraform's override and auto-loaded files, the provider lock,
+#: a filled-in backend configuration): a render never writes, replaces or removes a file of these names.
+#: docs/reference/gitops.md#generated-files
+USER_NAMES = (
+    "backend.tf",
+    "backend.tf.json",
+    "override.tf",
+    "override.tf.json",
+    "*_override.tf",
+    "*_override.tf.json",
+    "*.auto.tfvars",
+    "*.auto.tfvars.json",
+    "terraform.tfvars",
+    "terraform.tfvars.json",
+    ".terraform.lock.hcl",
+    "backend*.hcl",
+    "*.tfbackend",
+)
+
+
+def user_named(relative: str) -> bool:
+    """Whether ``relative`` has a name that belongs to the user (:data:`USER_NAMES`), in any directory."""
+    name = PurePosixPath(relative).name
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in USER_NAMES)
+
+
 def write_tree(out: Path, files: dict[str, str]) -> None:
     """Write ``files`` (relative paths) into directory ``out``, touching only what an earlier render wrote there.
 
     ``out`` must be empty, absent, or hold the manifest (``.reproducer-manifest.json``) of an earlier render.
     Files the manifest lists are replaced, or removed when they are no longer rendered (unless edited since);
     anything else (``.git``, ``backend.tf``, ``*_override.tf``, notes, what a deployment added: state, tfvars,
-    inventory, runs) is left alone. Every file is staged first and renamed after, so a failure midway leaves
-    the previous files intact.
+    inventory, runs) is left alone. A file whose name belongs to the user (:func:`user_named`) is never written,
+    even when a manifest lists it. Every file is staged first and renamed after, so a failure midway leaves the
+    previous files intact.
     """
     out = Path(out)
+    _refuse_user_names(out, files)
     created: list[Path] = [] if out.is_dir() else [out]
     make_directory(out)
     try:
@@ -65,6 +94,17 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
         raise
     kept = _remove_stale(out, {k: v for k, v in owned.items() if k not in files})
     atomic_write(out / MANIFEST, manifest_text(written | kept))
+
+
+def _refuse_user_names(out: Path, files: dict[str, str]) -> None:
+    """Refuse a render whose own output would take a name the user owns (``backend.tf``, ``*_override.tf``...)."""
+    taken = sorted(relative for relative in files if user_named(relative))
+    if taken:
+        raise InputError(
+            f"the render would write {', '.join(taken[:3])} into {out}: that name belongs to your own files "
+            "(backend.tf, *_override.tf, *.auto.tfvars, .terraform.lock.hcl...), which a render never writes",
+            hint="this is a bug in the target's templates: please report it; your files were not touched",
+        )
 
 
 def _refuse_linked_entries(out: Path, owned: dict[str, str]) -> None:
@@ -128,6 +168,8 @@ def _remove_stale(out: Path, previous: dict[str, str]) -> dict[str, str]:
     kept: dict[str, str] = {}
     for relative, recorded in previous.items():
         path = out / relative
+        if user_named(relative):
+            continue  # a manifest (from a pull request, maybe) claiming a user's file: never ours to remove
         if deployment_file(relative):
             kept[relative] = recorded
             continue

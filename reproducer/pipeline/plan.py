@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from reproducer.errors import InputError
+from reproducer.gitops.manifest import read_manifest
 from reproducer.gitops.plan import (
     AnsibleCheck,
     PlanReport,
@@ -33,11 +34,12 @@ from reproducer.offline.replace import forcing_attributes
 from reproducer.offline.schema import ProviderSchema
 from reproducer.offline.schema import load as load_schema
 from reproducer.pipeline.apply import LocalApplyRequest, apply_local, local_data_dir
-from reproducer.pipeline.files import scratch_dir
+from reproducer.pipeline.backend import BACKEND_FILE, declared_backends
+from reproducer.pipeline.files import scratch_dir, user_named
 from reproducer.pipeline.progress import Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render_in_memory
 from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged
-from reproducer.run.terraform import Terraform, TerraformError
+from reproducer.run.terraform import BACKEND_CREDENTIALS, Terraform, TerraformError
 from reproducer.targets import target_entry
 from reproducer.targets.compat import summary
 
@@ -53,12 +55,20 @@ class PlanRequest:
     #: selfmanaged: the hosts to check with ``--check --diff`` (and extra variables, as given to ``apply``).
     inventory: Path | None = None
     variables: Path | None = None
+    #: ``--terraform state``: files of backend settings for ``terraform init -backend-config`` (the environment
+    #: gives the rest, credentials included).
+    backend_configs: tuple[Path, ...] = ()
+
+
+#: The ``--terraform`` modes: against the committed output applied offline, against the real state, or files only.
+MODES = ("offline", "state", "none")
 
 
 def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
-    """Render into memory, diff against ``out``, and plan the Terraform against the committed output's (offline)."""
-    if request.terraform not in ("offline", "none"):
-        raise InputError(f"unknown --terraform mode {request.terraform!r}", hint="use offline or none")
+    """Render into memory, diff against ``out``, plan the Terraform against the committed output (or the real state)."""
+    if request.terraform not in MODES:
+        raise InputError(f"unknown --terraform mode {request.terraform!r}", hint=f"use one of {', '.join(MODES)}")
+    configs = _checked_backend_configs(request.backend_configs, request.terraform)
     memory = render_in_memory(request.render)
     spec, target, rendered = memory.spec, memory.target, memory.rendered
     committed = request.render.out
@@ -78,6 +88,15 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
             "then the new output is planned against that state (no cloud account is read). Replacements follow "
             "the providers' ForceNew facts (docs/reference/terraform-offline.md#replacements); a renamed resource, "
             "which Terraform plans as a destroy and a create, is shown as one replacement."
+        )
+    elif mode == "state":
+        progress("planning the new render against the real state in the committed output's backend (read-only)")
+        kind, report.resources = _state_comparison(rendered.files, committed, target.terraform_providers, configs)
+        report.notes.append(
+            f"Planned against the real state in the {kind} backend, read-only: terraform init and plan with "
+            "-lock=false (no lock is taken, so none can outlive the run) and -refresh=false (the state as recorded; "
+            "no cloud API is read: `reproducer drift` compares with the live service); nothing is applied or written "
+            "to the state."
         )
     applier = target_entry(request.render.target).applier
     if applier == "local":
@@ -188,14 +207,16 @@ def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple
     both (their fake values mean nothing; ``outputs.tf`` is compared as a file).
     """
     owned = committed_files(committed).items()
-    old_files = {k: p.read_text(encoding="utf-8") for k, p in owned if _terraform_file(k)}
+    old_files = {k: p.read_text(encoding="utf-8") for k, p in owned if _terraform_file(k) and not user_named(k)}
     with scratch_dir("reproducer-plan-") as scratch:
-        tf = Terraform(scratch / "terraform", cli_config=install_mirror(scratch / "mirror", list(providers)))
+        mirror = install_mirror(scratch / "mirror", list(providers))
+        tf = Terraform(scratch / "terraform", cli_config=mirror, backend_credentials=False)
+        _local_backend(scratch / "terraform")
         if "terraform/main.tf" in old_files:
             _apply_committed(tf, old_files, scratch, committed)
         _write_terraform(files, scratch)
         if "terraform/main.tf" not in old_files or old_files.get(_VERSIONS) != files.get(_VERSIONS):
-            tf.init(backend=False)  # the providers changed (versions.tf holds required_providers)
+            tf.init()  # the providers changed (versions.tf holds required_providers)
         changes = tf.plan().raw.get("resource_changes", [])
     schemas = _schemas(providers)
     return terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
@@ -235,7 +256,7 @@ def _apply_committed(tf: Terraform, files: dict[str, str], scratch: Path, commit
     _refuse(_forbidden_text(files), committed)
     _write_terraform(files, scratch)
     try:
-        tf.init(backend=False)
+        tf.init()  # the local backend of _local_backend's override: no backend of the committed output is reached
         planned = tf.plan()
         _refuse(_code_in(planned.raw.get("configuration", {})), committed)
         tf.apply(planned)
@@ -300,6 +321,159 @@ def _write_terraform(files: dict[str, str], root: Path) -> None:
             (root / relative).write_text(text, encoding="utf-8")
     if (workdir / "terraform.tfvars.example").exists():
         shutil.copy(workdir / "terraform.tfvars.example", workdir / "terraform.tfvars")
+
+
+#: The scratch copy's override: Terraform merges ``*_override.tf`` files last, in lexicographic order, and an
+#: override's ``backend`` block replaces the original one, so the plan keeps its state in the scratch directory
+#: whatever backend the committed output declares (``init -backend=false`` would leave a declared backend
+#: uninitialised, and ``plan`` then refuses to run). docs/reference/gitops.md#state-backends
+_OFFLINE_OVERRIDE = "zz_reproducer_offline_override.tf"
+
+
+def _local_backend(workdir: Path) -> None:
+    """Write the scratch override that replaces any backend of the committed output by a local state."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / _OFFLINE_OVERRIDE).write_text(
+        "# reproducer plan (offline): the state stays in this scratch directory, whatever backend is declared.\n"
+        'terraform {\n  backend "local" {}\n}\n',
+        encoding="utf-8",
+    )
+
+
+def _checked_backend_configs(paths: tuple[Path, ...], mode: str) -> tuple[Path, ...]:
+    """The ``--backend-config`` files as absolute paths Terraform reads as files (never as ``key=value``).
+
+    Raises:
+        InputError: given without ``--terraform state``, not a regular file, or a path holding ``=`` (Terraform
+            would take it for a setting) or a control character.
+    """
+    if paths and mode != "state":
+        raise InputError("--backend-config is read only by --terraform state", hint="add --terraform state")
+    checked = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        if not resolved.is_file():
+            raise InputError(f"backend config {path} is not a file", hint="give the path of a backend.KIND.hcl file")
+        if "=" in str(resolved) or any(ord(char) < 32 or ord(char) == 127 for char in str(resolved)):
+            raise InputError(
+                f"backend config path {str(resolved)!r} holds '=' or a control character, which Terraform would "
+                "read as a setting rather than a file",
+                hint="move or rename the file",
+            )
+        checked.append(resolved)
+    return tuple(checked)
+
+
+_USER_TERRAFORM_BYTES = 1 << 20
+
+
+def _user_terraform(committed: Path, rendered: dict[str, str]) -> dict[str, str]:
+    """The user's own root-module files of the committed output (``backend.tf``, overrides, tfvars), by path.
+
+    Those the render does not own: ``*.tf``, ``*.tf.json``, ``terraform.tfvars`` and ``*.auto.tfvars``; never the
+    provider lock (its hashes are the real providers', not the offline ones) nor links.
+    """
+    directory = committed / "terraform"
+    if directory.is_symlink():
+        raise InputError(
+            f"{directory} is a link: plan reads no file through it",
+            hint="commit the rendered directory itself, not a link to it",
+        )
+    owned = set(read_manifest(committed) or {}) | set(rendered)
+    found: dict[str, str] = {}
+    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+        relative, name = f"terraform/{path.name}", path.name
+        loaded = name.endswith((".tf", ".tf.json", ".auto.tfvars", ".auto.tfvars.json"))
+        loaded = loaded or name in ("terraform.tfvars", "terraform.tfvars.json")
+        if relative in owned or not loaded or path.is_symlink() or not path.is_file():
+            continue
+        if path.stat().st_size > _USER_TERRAFORM_BYTES:
+            raise InputError(f"{path} is larger than 1 MiB", hint="plan reads root-module files of a usual size")
+        try:
+            found[relative] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read {path}: {type(error).__name__}", hint="fix or remove the file") from None
+    return found
+
+
+def _backend_kind(files: dict[str, str], committed: Path) -> str:
+    """The one backend the root module declares (``--terraform state`` reads the state from it).
+
+    Raises:
+        InputError: none, or more than one.
+    """
+    kinds = [(k, kind) for k, text in sorted(files.items()) for kind in declared_backends(text, k)]
+    if len(kinds) == 1:
+        return kinds[0][1]
+    if not kinds:
+        raise InputError(
+            f"--terraform state plans against the state in the backend of {committed / 'terraform'}, which "
+            "declares none",
+            hint="render with --backend KIND (or keep your own backend.tf there), or plan with --terraform offline",
+        )
+    raise InputError(
+        f"{committed / 'terraform'} declares {len(kinds)} backends ({', '.join(f'{k}: {v}' for k, v in kinds)}); "
+        "Terraform takes one",
+        hint=f"keep yours or reproducer's ({BACKEND_FILE}, removed by render --backend none)",
+    )
+
+
+def _state_comparison(
+    files: dict[str, str], committed: Path, providers: tuple[str, ...], configs: tuple[Path, ...]
+) -> tuple[str, list[ResourcePlan]]:
+    """What applying the new render does to the real state in the committed output's backend (read-only).
+
+    A scratch copy holds the new render's root module and the user's own files (``backend.tf``, overrides,
+    tfvars) from the committed output, which is never modified. ``init`` reaches the backend with
+    ``-lock=false``, ``plan`` runs with ``-lock=false -refresh=false`` against the offline providers, so neither
+    a lock nor a cloud API call is made, and nothing writes to the state (no apply, no state push).
+    """
+    theirs = _user_terraform(committed, files)
+    new = {k: text for k, text in files.items() if _terraform_file(k)}
+    kind = _backend_kind({**new, **{k: t for k, t in theirs.items() if k.endswith((".tf", ".tf.json"))}}, committed)
+    _refuse(_forbidden_text({**new, **theirs}), committed)
+    with scratch_dir("reproducer-state-") as scratch:
+        _write_terraform(files, scratch)
+        for relative, text in theirs.items():
+            (scratch / relative).write_text(text, encoding="utf-8")
+        tf = Terraform(scratch / "terraform", cli_config=install_mirror(scratch / "mirror", list(providers)))
+        try:
+            tf.init(backend_configs=configs, lock=False)
+            changes = tf.plan(refresh=False, lock=False).raw.get("resource_changes", [])
+        except TerraformError as error:
+            raise _unreadable_state(kind, committed, error) from error
+    schemas = _schemas(providers)
+    return kind, terraform_resources(changes, sensitive=lambda *a: _schema_sensitive(schemas, *a), forces=_forces)
+
+
+#: What backends answer when they refuse the credentials (http: 401/403 as Terraform words them; pg: libpq;
+#: s3/gcs/azurerm: the clouds' error codes): the error then exits 4, as every refused authentication does.
+_REFUSED = re.compile(
+    r"requires auth|invalid auth|password authentication failed|AccessDenied|InvalidAccessKeyId|"
+    r"SignatureDoesNotMatch|ExpiredToken|AuthorizationFailed|AuthenticationFailed"
+)
+
+
+def _unreadable_state(kind: str, committed: Path, error: TerraformError) -> TerraformError:
+    """The error for a backend ``init`` or ``plan`` could not read: exit 4 when the credentials were refused."""
+    refused = bool(_REFUSED.search(" ".join([error.message, *(f"{d.summary} {d.detail}" for d in error.diagnostics)])))
+    failure = TerraformError(
+        f"the state in the {kind} backend of {committed / 'terraform'} cannot be read"
+        + (" (the backend refused the credentials)" if refused else "")
+        + f": {error.message}",
+        hint=f"check that the backend is reachable from here and its settings and credentials "
+        f"(--backend-config files; the environment: {_credential_names(kind)}), or plan with --terraform offline",
+        command=error.command,
+        diagnostics=error.diagnostics,
+    )
+    if refused:
+        failure.exit_code = 4
+    return failure
+
+
+def _credential_names(kind: str) -> str:
+    names = BACKEND_CREDENTIALS.get(kind, ())
+    return ", ".join(names) if names else "see the backend's documentation"
 
 
 def _schemas(keys: tuple[str, ...]) -> dict[str, ProviderSchema]:

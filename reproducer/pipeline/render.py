@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reproducer.pipeline.backend import with_backend
 from reproducer.pipeline.files import write_tree
 
 if TYPE_CHECKING:  # pydantic and the targets load only for the commands that use them
@@ -30,6 +31,8 @@ class RenderRequest:
     region: str | None = None
     network: str = "new"
     adopt: tuple[str, ...] = ()
+    #: ``render --backend``: a state backend kind, ``none`` to remove one, None to keep what ``out`` has.
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ def render_in_memory(request: RenderRequest) -> InMemoryRender:
         adopt=parse_adoptions(request.adopt),
     )
     spec = load_spec(request.spec)
-    return InMemoryRender(spec, target, target.render(spec, options))
+    rendered = target.render(spec, options)
+    files = with_backend(rendered.files, request.backend, request.out, terraform=bool(target.terraform_providers))
+    return InMemoryRender(spec, target, replace(rendered, files=files))
 
 
 def render(request: RenderRequest) -> Rendered:

@@ -257,11 +257,25 @@ def version_args() -> Invocation:
     return Invocation(("version", "-json"))
 
 
-def init_args(chdir: Path | None, *, backend: bool = True, upgrade: bool = False) -> Invocation:
-    """``terraform init``: non-interactive, JSON diagnostics; ``backend=False`` skips the state backend."""
+def init_args(
+    chdir: Path | None,
+    *,
+    backend: bool = True,
+    upgrade: bool = False,
+    backend_configs: Sequence[Path] = (),
+    lock: bool = True,
+) -> Invocation:
+    """``terraform init``: non-interactive, JSON diagnostics; ``backend=False`` skips the state backend.
+
+    ``backend_configs``: files of backend settings (``-backend-config=PATH``, absolute): only paths reach argv,
+    never a setting's value. ``lock=False`` takes no state lock (a read-only use of the state).
+    """
     argv = [*_chdir(chdir), "init", "-input=false", "-no-color", "-json"]
     if not backend:
         argv.append("-backend=false")
+    argv.extend(f"-backend-config={Path(path).resolve()}" for path in backend_configs)
+    if not lock:
+        argv.append("-lock=false")
     if upgrade:
         argv.append("-upgrade")
     return Invocation(tuple(argv))
@@ -288,13 +302,19 @@ def plan_args(
     var_files: Sequence[Path] = (),
     destroy: bool = False,
     refresh: bool = True,
+    lock: bool = True,
 ) -> Invocation:
-    """``terraform plan -out=FILE``, non-interactive, JSON events; secret variables go to the environment."""
+    """``terraform plan -out=FILE``, non-interactive, JSON events; secret variables go to the environment.
+
+    ``lock=False`` (``-lock=false``): the plan reads the state without locking it, so no lock can outlive the run.
+    """
     argv = [*_chdir(chdir), "plan", "-input=false", "-no-color", "-json", f"-out={out}", *var_file_args(var_files)]
     if destroy:
         argv.append("-destroy")
     if not refresh:
         argv.append("-refresh=false")
+    if not lock:
+        argv.append("-lock=false")
     variable = variable_args(variables)
     return Invocation((*argv, *variable.argv), variable.env)
 
@@ -348,6 +368,16 @@ PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
     "aiven": ("AIVEN_*",),
     "openstack": ("OS_*",),
 }
+#: Credential and settings variables of each state backend ``render --backend`` writes (the ``backend`` block's
+#: label); passed on only to Terraform runs on a directory that declares that backend.
+#: docs/reference/gitops.md#state-backends
+BACKEND_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
+    "s3": ("AWS_*",),
+    "gcs": ("GOOGLE_*",),
+    "azurerm": ("ARM_*",),
+    "http": ("TF_HTTP_*",),
+    "pg": ("PG*",),
+}
 #: What Terraform itself may inherit beyond :data:`reproducer.procs.BASE_ENV_ALLOWED`: logs, plugin cache,
 #: proxies and CA bundles (provider downloads and API calls go through them).
 _TERRAFORM_ALLOWED = (
@@ -372,6 +402,44 @@ def provider_credentials(workdir: Path) -> tuple[str, ...]:
         for provider in _PROVIDER_SOURCE.findall(path.read_text(encoding="utf-8", errors="replace")):
             found.update(PROVIDER_CREDENTIALS.get(provider.lower(), ()))
     return tuple(sorted(found))
+
+
+_BACKEND_LABEL = re.compile(r'^\s*backend\s*"([A-Za-z0-9_-]+)"', re.MULTILINE)
+
+
+def backend_labels(workdir: Path) -> tuple[str, ...]:
+    """The state backends (``s3``, ``http``...) the ``*.tf`` of ``workdir`` declare, sorted, each once."""
+    found: set[str] = set()
+    for path in sorted(Path(workdir).glob("*.tf")) if Path(workdir).is_dir() else ():
+        found.update(_BACKEND_LABEL.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return tuple(sorted(found))
+
+
+def backend_credentials(workdir: Path) -> tuple[str, ...]:
+    """Environment names (``*``: prefix) of the state backends the ``*.tf`` of ``workdir`` declare."""
+    found = {name for label in backend_labels(workdir) for name in BACKEND_CREDENTIALS.get(label.lower(), ())}
+    return tuple(sorted(found))
+
+
+def default_backend_configs(workdir: Path) -> tuple[Path, ...]:
+    """``backend.<label>.hcl`` beside the one backend ``workdir`` declares, when the user wrote it; else none.
+
+    It is the file ``render --backend`` tells the team to fill in (``backend.<label>.hcl.example``), so
+    ``apply``, ``destroy`` and ``migrate --target`` initialise the backend with it as the team does by hand.
+
+    Raises:
+        TerraformError: its path holds ``=``, which Terraform would read as a setting rather than a file.
+    """
+    labels = backend_labels(workdir)
+    candidate = Path(workdir) / f"backend.{labels[0]}.hcl" if len(labels) == 1 else None
+    if candidate is None or not candidate.is_file():
+        return ()
+    if "=" in str(candidate.resolve()):
+        raise TerraformError(
+            f"the backend settings {candidate} are in a path holding '=', which terraform init would read as a setting",
+            hint="move the directory to a path without '='",
+        )
+    return (candidate.resolve(),)
 
 
 def child_environment(
@@ -692,6 +760,8 @@ class Terraform:
         env: extra environment entries for Terraform and its providers (e.g. provider credentials).
         progress: called with each human-readable message Terraform emits.
         timeout: seconds after which a command is killed (None: no limit).
+        backend_credentials: pass on the credential variables of the state backend the directory declares
+            (:data:`BACKEND_CREDENTIALS`); False where the backend is replaced by a local one (an offline plan).
 
     Raises:
         TerraformError: the backend is not available.
@@ -706,6 +776,7 @@ class Terraform:
         env: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         timeout: float | None = None,
+        backend_credentials: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.engine = resolve_engine(backend)
@@ -713,6 +784,7 @@ class Terraform:
         self.env = dict(env or {})
         self.progress = progress or _quiet
         self.timeout = timeout
+        self.backend_credentials = backend_credentials
 
     def __repr__(self) -> str:
         return f"Terraform({str(self.workdir)!r}, backend={self.engine.name!r})"
@@ -732,6 +804,8 @@ class Terraform:
             raise TerraformError(f"Terraform directory {self.workdir} does not exist", hint="render it first")
         extra = {**self.engine.env, **self.env, **invocation.env}
         providers = provider_credentials(self.workdir)
+        if self.backend_credentials:
+            providers += backend_credentials(self.workdir)
         env = child_environment(os.environ, cli_config=self._config_file(), extra=extra, providers=providers)
         argv = (*self.engine.prefix, *invocation.argv)
         return run_process(argv, env, timeout=self.timeout, progress=self.progress)
@@ -758,13 +832,28 @@ class Terraform:
         completed = self._checked("version", version_args())
         return str(self._json("version", completed).get("terraform_version", ""))
 
-    def init(self, *, backend: bool = True, upgrade: bool = False) -> list[Diagnostic]:
-        """``terraform init``; returns its warnings.
+    def init(
+        self,
+        *,
+        backend: bool = True,
+        upgrade: bool = False,
+        backend_configs: Sequence[Path] | None = None,
+        lock: bool = True,
+    ) -> list[Diagnostic]:
+        """``terraform init``; returns its warnings (``backend_configs`` and ``lock``: see :func:`init_args`).
+
+        ``backend_configs=None``: the user's ``backend.<label>.hcl`` beside the backend block, if any
+        (:func:`default_backend_configs`).
 
         Raises:
             TerraformError: init failed, e.g. a provider is missing from the mirror (the message names it).
         """
-        completed = self._checked("init", init_args(self.workdir, backend=backend, upgrade=upgrade))
+        if backend_configs is None:
+            backend_configs = default_backend_configs(self.workdir) if backend else ()
+        invocation = init_args(
+            self.workdir, backend=backend, upgrade=upgrade, backend_configs=backend_configs, lock=lock
+        )
+        completed = self._checked("init", invocation)
         return event_diagnostics(completed.events)
 
     def fmt_check(self, *, recursive: bool = True) -> FmtResult:
@@ -803,6 +892,7 @@ class Terraform:
         var_files: Sequence[Path] = (),
         destroy: bool = False,
         refresh: bool = True,
+        lock: bool = True,
     ) -> PlanResult:
         """``terraform plan -out=OUT`` then ``show -json OUT``; ``out`` is relative to the working directory.
 
@@ -810,7 +900,13 @@ class Terraform:
             TerraformError: the plan failed; its diagnostics are attached.
         """
         invocation = plan_args(
-            self.workdir, out=out, variables=variables, var_files=var_files, destroy=destroy, refresh=refresh
+            self.workdir,
+            out=out,
+            variables=variables,
+            var_files=var_files,
+            destroy=destroy,
+            refresh=refresh,
+            lock=lock,
         )
         completed = self._checked("plan", invocation)
         shown = self._checked("show", show_args(self.workdir, out))
