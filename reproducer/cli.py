@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import math
@@ -115,6 +114,23 @@ REPLICAS = _option("--replicas", type=click.IntRange(0, 5), default=None, help="
 NAME = _option("--name", default=None, help="Base name of the target resources.")
 REGION = _option("--region", default=None, help="Target region.")
 JSON = _option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+NETWORK = _option(
+    "--network",
+    type=click.Choice(["new", "existing"]),
+    default=None,
+    help="new: the render creates the network; existing: your VPC/network and subnets, given as Terraform "
+    "variables (ids) and read by data sources (aws, gcp, ovh, selfmanaged). Default: what OUT was rendered with, "
+    "else new.",
+)
+ADOPT = _option(
+    "--adopt",
+    "adopt",
+    multiple=True,
+    metavar="ADDRESS=ID",
+    help="A resource that already exists: an import block (Terraform >= 1.5) in terraform/imports.tf. ADDRESS is "
+    "one the render produces (e.g. aws_vpc.NAME), ID the provider's id. Repeatable; 'none' drops them. Default: "
+    "the adoptions OUT was rendered with.",
+)
 PROJECT = _option("--project", required=True, help="OVH Public Cloud project id (32 hex characters).")
 ENDPOINT = _option("--endpoint", default=None, help="OVH endpoint name or API URL (as for inspect).")
 CONFIG = _option("--config", "config_file", type=_PATH, default=None, help="An ovh.conf to read credentials from.")
@@ -341,22 +357,8 @@ def demo_command(root: Path | None, keys: int, keep_sandbox: bool) -> None:
 @REPLICAS()
 @NAME(help="Base name of the target resources (default: the source description).")
 @REGION(help="Target region (default: the nearest to the source region).")
-@click.option(
-    "--network",
-    type=click.Choice(["new", "existing"]),
-    default="new",
-    show_default=True,
-    help="new: the render creates the network; existing: your VPC/network and subnets, given as Terraform "
-    "variables (ids) and read by data sources (aws, gcp, ovh, selfmanaged).",
-)
-@click.option(
-    "--adopt",
-    "adopt",
-    multiple=True,
-    metavar="ADDRESS=ID",
-    help="A resource that already exists: writes an import block (Terraform >= 1.5) in terraform/imports.tf. "
-    "ADDRESS is one the render produces (e.g. aws_vpc.NAME), ID the provider's id. Repeatable.",
-)
+@NETWORK()
+@ADOPT()
 @click.option("--strict", is_flag=True, help="Exit 3 when any attribute does not map exactly.")
 @JSON(help="Print compatibility.json on stdout.")
 @click.option(
@@ -374,7 +376,7 @@ def render_command(
     replicas: int | None,
     name: str | None,
     region: str | None,
-    network: str,
+    network: str | None,
     adopt: tuple[str, ...],
     strict: bool,
     as_json: bool,
@@ -397,9 +399,9 @@ def render_command(
         name=name,
         region=region,
         network=network,
-        adopt=adopt,
+        adopt=adopt or None,
+        backend=backend,
     )
-    request = dataclasses.replace(request, backend=backend)
     rendered = pipeline_render.render(request)
     if as_json:
         _emit(rendered.files["compatibility.json"])
@@ -595,6 +597,8 @@ def destroy_command(
 @REPLICAS()
 @NAME()
 @REGION()
+@NETWORK()
+@ADOPT()
 def plan_command(
     target: str,
     spec_file: Path,
@@ -609,6 +613,8 @@ def plan_command(
     inventory: Path | None,
     variables: Path | None,
     backend_configs: tuple[Path, ...],
+    network: str | None,
+    adopt: tuple[str, ...],
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
@@ -618,7 +624,15 @@ def plan_command(
     the same on the --inventory hosts.
     """
     rendering = pipeline_render.RenderRequest(
-        spec=spec_file, target=target, out=out, shards=shards, replicas=replicas, name=name, region=region
+        spec=spec_file,
+        target=target,
+        out=out,
+        shards=shards,
+        replicas=replicas,
+        name=name,
+        region=region,
+        network=network,
+        adopt=adopt or None,
     )
     request = pipeline_plan.PlanRequest(
         render=rendering,

@@ -213,19 +213,47 @@ def test_the_local_target_refuses_both_options(network, adopt):
         render("local", network, adopt)
 
 
-def test_the_render_command_writes_imports_and_a_re_render_without_adopt_removes_them(tmp_path):
+def test_a_re_render_keeps_the_network_and_adoptions_out_was_rendered_with_until_told_otherwise(tmp_path):
     out = tmp_path / "out"
     adopt = "google_network_connectivity_service_connection_policy.cache_prod=projects/p/locations/l/x/cache-prod"
     spec = HERE / "specs" / "business.yaml"
     done = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out, "--network", "existing", "--adopt", adopt)
     assert done.returncode == 0, done.stderr
     assert f"adopted: {adopt.replace('=', ' = ')} (import block in terraform/imports.tf)" in done.stderr
+    first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert 'id = "projects/p/locations/l/x/cache-prod"' in (out / IMPORTS_FILE).read_text()
     assert 'data "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
-    again = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out)
+    again = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out)  # what plan and apply render too
     assert again.returncode == 0, again.stderr
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+    dropped = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out, "--adopt", "none")
+    assert dropped.returncode == 0, dropped.stderr
     assert not (out / IMPORTS_FILE).exists()
+    assert 'data "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
+    new = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out, "--network", "new")
+    assert new.returncode == 0, new.stderr
     assert 'resource "google_compute_network"' in (out / "terraform" / "main.tf").read_text()
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        '{"resources": {"network": "existing", "adopted": {"google_compute_network.x": ["not", "a", "string"]}}}',
+        '{"resources": {"network": "somewhere"}}',
+        '{"resources": ["network"]}',
+        "not json",
+    ],
+)
+def test_a_tampered_compatibility_report_is_refused_not_trusted(tmp_path, report):
+    out = tmp_path / "out"
+    spec = HERE / "specs" / "business.yaml"
+    assert cli.run("render", "--target", "gcp", "--spec", spec, "--out", out).returncode == 0
+    (out / "compatibility.json").write_text(report)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    done = cli.run("render", "--target", "gcp", "--spec", spec, "--out", out)
+    assert done.returncode == 2, done.stderr
+    assert "error:" in done.stderr and "hint:" in done.stderr and "Traceback" not in done.stderr
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
 
 
 HOSTILE = MARK + '"}\nresource "x" "y" {}\n${file("/etc/passwd")}%{ for x in [1] }x%{ endfor }'
