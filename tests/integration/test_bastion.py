@@ -1,0 +1,186 @@
+"""``--via ssh://``: copy, verify and follow into a TLS cluster that only a bastion can reach (real sshd, real Valkey).
+
+One bastion and one cluster for the module (``tests/support/bastion.py``): the cluster's six nodes all listen on
+port 6379 of private addresses behind the bastion; the source is a local server. Skipped, with the reason, when
+this machine is not root or lacks sshd.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.seed import load_dataset
+from tests.support import cli
+from tests.support.bastion import NODES, PASSWORD, PORT, SPARE_NODE, Bastion, skip_reason, start_bastion
+from tests.support.fleets import plain_url
+from tests.support.wait import eventually
+
+ENV = {**os.environ, "BASTION_PW": PASSWORD}
+
+
+@pytest.fixture(scope="module")
+def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bastion]:
+    """The bastion, its jump host and the private 3 x 1 TLS cluster, for the module; nothing is left after."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    made = start_bastion(tmp_path_factory.mktemp("bastion"))
+    try:
+        made.create_cluster()
+        yield made
+    finally:
+        made.down()
+    assert not made.hosts.leftovers()
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[Fleet]:
+    """A local server (as the sandbox runs them) with keyspace notifications on, for --follow."""
+    with Fleet.start(FleetSpec()) as fleet:
+        fleet.set_config("notify-keyspace-events", "KA")
+        yield fleet
+
+
+@pytest.fixture
+def empty(bastion: Bastion, source: Fleet) -> Bastion:
+    """Both sides emptied before the test."""
+    source.client(source.primary).flushall()
+    bastion.flush()
+    return bastion
+
+
+def source_url(fleet: Fleet) -> str:
+    return plain_url(fleet.servers[0].port)
+
+
+def no_ssh_left() -> bool:
+    """No ssh process of ours, no private directory of ours (every exit path closes the tunnel)."""
+    mine = [p for p in cli.descendants(os.getpid()) if _comm(p) == "ssh"]
+    dirs = [p for base in {os.environ.get("TMPDIR", "/tmp"), "/tmp"} for p in Path(base).glob("reproducer-ssh-*")]
+    return not mine and not [d for d in dirs if d.stat().st_uid == os.getuid() and _ours(d)]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+_BEFORE: set[Path] = set(Path("/tmp").glob("reproducer-ssh-*"))
+
+
+def _ours(directory: Path) -> bool:
+    return directory not in _BEFORE and directory.stat().st_mtime > _STARTED
+
+
+_STARTED = time.time()
+
+
+def answers(bastion: Bastion, node: str) -> bool:
+    """Whether the Valkey node answers from this namespace (TLS with the cluster's CA, then PING)."""
+    context = ssl.create_default_context(cafile=str(bastion.tls_dir / "ca.crt"))
+    try:
+        with (
+            socket.create_connection((node, PORT), timeout=2) as raw,
+            context.wrap_socket(raw, server_hostname=node) as conn,
+        ):
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:  # refused, reset, timed out, or a gateway that accepts anything but is not the node
+        return False
+
+
+def test_the_cluster_is_unreachable_without_the_bastion(bastion: Bastion) -> None:
+    assert bastion.cli(NODES[0], "PING").strip() == "PONG"  # it is up, on its private network
+    for node in (*NODES, SPARE_NODE):
+        assert not answers(bastion, node)
+
+
+def test_copy_verify_and_follow_through_the_bastion_are_identical(empty: Bastion, source: Fleet, tmp_path) -> None:
+    load_dataset(source.client(source.primary), 3000)
+    target = empty.cluster_url()
+    copied = cli.run(
+        "copy", source_url(source), target, "--target-via", empty.via(), "--run-dir", tmp_path / "run", env=ENV
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert "source and target are identical" in copied.stderr
+    keys = sum(int(empty.cli(node, "DBSIZE")) for node in empty.primaries())
+    assert keys == 3000
+    verified = cli.run("verify", source_url(source), target, "--target-via", empty.via(), "--json", env=ENV)
+    assert verified.returncode == 0, verified.stderr
+    assert '"compared": 3000' in verified.stdout
+    assert no_ssh_left()
+
+
+def test_follow_through_the_bastion_carries_later_writes(empty: Bastion, source: Fleet, tmp_path) -> None:
+    client = source.client(source.primary)
+    load_dataset(client, 500)
+    following = cli.start(
+        "copy", source_url(source), empty.cluster_url(), "--target-via", empty.via(), "--follow",
+        "--run-dir", tmp_path / "run", env=ENV,
+    )  # fmt: skip
+    try:
+        eventually(lambda: _followed(empty), "the bulk copy", timeout=60, proc=following)
+        for i in range(50):
+            client.set(f"later:{{{i % 7}}}:{i}", f"v{i}")
+        client.delete("string:000001")
+        eventually(lambda: _has(empty, "later:{6}:48"), "a later write to reach the target", timeout=30, proc=following)
+    finally:
+        following.send_signal(2)
+    _, stderr = following.communicate(timeout=60)
+    assert following.returncode == 0, stderr
+    assert "source and target are identical" in stderr
+    assert no_ssh_left()
+
+
+def _followed(bastion: Bastion) -> bool:
+    return sum(int(bastion.cli(node, "DBSIZE")) for node in bastion.primaries()) >= 500
+
+
+def _has(bastion: Bastion, key: str) -> bool:
+    return any(bastion.cli(node, "EXISTS", key, check=False).strip() == "1" for node in bastion.primaries())
+
+
+def test_a_host_key_mismatch_is_refused(empty: Bastion, source: Fleet, tmp_path) -> None:
+    other = tmp_path / "known_hosts"
+    other.write_text(f"{empty.ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxJ2lVb1l4VnGf0nZ6x8fq0oMq1cWm0c2l3x8yV0x6c\n")
+    done = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via",
+                   empty.via(known_hosts=str(other)), env=ENV, timeout=60)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "host key" in done.stderr and "hint:" in done.stderr and "Traceback" not in done.stderr
+    assert no_ssh_left()
+
+
+def test_a_dead_bastion_is_a_clear_error_within_the_timeout(empty: Bastion, source: Fleet) -> None:
+    dead = empty.ip.rsplit(".", 1)[0] + ".99"  # on the bridge, nobody there
+    started = time.monotonic()
+    done = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via",
+                   f"ssh://root@{dead}?connect_timeout=2", env=ENV, timeout=60)  # fmt: skip
+    assert time.monotonic() - started < 20
+    assert done.returncode == 1, done.stderr
+    assert "bastion" in done.stderr and "hint:" in done.stderr and "Traceback" not in done.stderr
+    assert no_ssh_left()
+
+
+def test_a_jump_host_is_checked_against_known_hosts_too(empty: Bastion, source: Fleet, tmp_path) -> None:
+    load_dataset(source.client(source.primary), 200)
+    hosts = empty.hosts
+    jump = f"ssh://root@{empty.jump_ip}"
+    copied = cli.run("copy", source_url(source), empty.cluster_url(), "--target-via", empty.via(jump=jump),
+                     "--run-dir", tmp_path / "run", env=ENV, timeout=120)  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    only_bastion = tmp_path / "known_hosts"
+    only_bastion.write_text(next(line for line in hosts.known_hosts.read_text().splitlines() if empty.ip in line) + "\n")
+    refused = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via",
+                      empty.via(jump=jump, known_hosts=str(only_bastion)), env=ENV, timeout=60)  # fmt: skip
+    assert refused.returncode == 1 and "host key" in refused.stderr, refused.stderr
+    assert no_ssh_left()
