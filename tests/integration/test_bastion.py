@@ -7,9 +7,11 @@ this machine is not root or lacks sshd.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,6 +152,70 @@ def _has(bastion: Bastion, key: str) -> bool:
     return any(bastion.cli(node, "EXISTS", key, check=False).strip() == "1" for node in bastion.primaries())
 
 
+def target_keys(bastion: Bastion) -> int:
+    """Keys on the cluster's primaries."""
+    return sum(int(bastion.cli(node, "DBSIZE", check=False) or 0) for node in bastion.primaries())
+
+
+@contextlib.contextmanager
+def copy_in_background(
+    bastion: Bastion, source: Fleet, run_dir: Path, keys: int, rate: int
+) -> Iterator[subprocess.Popen[str]]:
+    """A rate-limited copy into the cluster through the bastion (``keys`` keys); killed if the test fails."""
+    load_dataset(source.client(source.primary), keys)
+    copying = cli.start(
+        "copy", source_url(source), bastion.cluster_url(), "--target-via", bastion.via(),
+        "--max-keys-per-second", str(rate), "--run-dir", run_dir, env=ENV,
+    )  # fmt: skip
+    try:
+        yield copying
+    finally:
+        if copying.poll() is None:
+            cli.kill_tree(copying.pid)
+            copying.wait(10)
+
+
+def test_a_primary_failing_over_mid_copy_loses_nothing(empty: Bastion, source: Fleet, tmp_path) -> None:
+    with copy_in_background(empty, source, tmp_path / "run", 6000, 1500) as copying:
+        eventually(lambda: target_keys(empty) >= 1000, "the copy to be under way", timeout=60, proc=copying)
+        before = empty.primaries()
+        replica = next(
+            line.split()[1].split(":")[0]
+            for line in empty.cli(NODES[0], "CLUSTER", "NODES").splitlines()
+            if "slave" in line.split()[2]
+        )
+        empty.cli(replica, "CLUSTER", "FAILOVER")
+        eventually(lambda: replica in empty.primaries(), "the replica to take over", timeout=30)
+        assert not (tmp_path / "run" / "data" / "stats.json").exists(), "the copy ended before the failover"
+        _, stderr = copying.communicate(timeout=120)
+    assert copying.returncode == 0, stderr
+    assert "source and target are identical" in stderr
+    assert empty.primaries() != before
+    assert no_ssh_left()
+
+
+def test_a_slot_moving_mid_copy_to_a_node_first_seen_through_the_tunnel(
+    empty: Bastion, source: Fleet, tmp_path
+) -> None:
+    with copy_in_background(empty, source, tmp_path / "run", 9000, 900) as copying:
+        eventually(lambda: target_keys(empty) >= 1000, "the copy to be under way", timeout=60, proc=copying)
+        empty.cli(NODES[0], "CLUSTER", "MEET", SPARE_NODE, str(PORT))
+        eventually(lambda: SPARE_NODE in empty.cli(NODES[1], "CLUSTER", "NODES"), "the spare to join", timeout=20)
+        spare_ok = lambda: "cluster_state:ok" in empty.cli(SPARE_NODE, "CLUSTER", "INFO")  # noqa: E731
+        eventually(lambda: empty.cluster_ok() and spare_ok(), "the cluster to agree", timeout=20)
+        donor = empty.node_id(empty.primaries()[0])
+        empty.cli(
+            NODES[0], "--cluster", "reshard", f"{NODES[0]}:{PORT}", "--cluster-from", donor,
+            "--cluster-to", empty.node_id(SPARE_NODE), "--cluster-slots", "100", "--cluster-yes",
+        )  # fmt: skip
+        assert not (tmp_path / "run" / "data" / "stats.json").exists(), "the copy ended before the reshard"
+        _, stderr = copying.communicate(timeout=120)
+    assert copying.returncode == 0, stderr
+    assert "source and target are identical" in stderr
+    assert SPARE_NODE in empty.primaries() and int(empty.cli(SPARE_NODE, "DBSIZE")) > 0
+    assert no_ssh_left()
+
+
 def test_a_host_key_mismatch_is_refused(empty: Bastion, source: Fleet, tmp_path) -> None:
     other = tmp_path / "known_hosts"
     other.write_text(f"{empty.ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxJ2lVb1l4VnGf0nZ6x8fq0oMq1cWm0c2l3x8yV0x6c\n")
@@ -179,7 +245,9 @@ def test_a_jump_host_is_checked_against_known_hosts_too(empty: Bastion, source: 
                      "--run-dir", tmp_path / "run", env=ENV, timeout=120)  # fmt: skip
     assert copied.returncode == 0, copied.stderr
     only_bastion = tmp_path / "known_hosts"
-    only_bastion.write_text(next(line for line in hosts.known_hosts.read_text().splitlines() if empty.ip in line) + "\n")
+    only_bastion.write_text(
+        next(line for line in hosts.known_hosts.read_text().splitlines() if empty.ip in line) + "\n"
+    )
     refused = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via",
                       empty.via(jump=jump, known_hosts=str(only_bastion)), env=ENV, timeout=60)  # fmt: skip
     assert refused.returncode == 1 and "host key" in refused.stderr, refused.stderr

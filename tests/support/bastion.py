@@ -2,8 +2,9 @@
 
 Built on the test hosts (``tests/hosts/testhosts.py``): host ``h1`` is the bastion (sshd, reachable from this
 namespace over the bridge), ``h2`` a jump host. Inside h1's network namespace its loopback carries
-``10.99.0.1``-``10.99.0.7`` (``/32`` each), a network this namespace has no route to; ``valkey-server`` processes bound there
-(``ip netns exec``) form a 3 x 1 TLS cluster (all on port 6379: only a (host, port) map tells them apart), and
+``10.99.0.1``-``10.99.0.7`` (``/32`` each), which this namespace cannot reach (its default route may lead to a
+gateway that accepts any connection, so tests check that no Valkey answers); ``valkey-server`` processes bound
+there (``ip netns exec``) form a 3 x 1 TLS cluster (all on port 6379: only a (host, port) map tells them apart), and
 ``10.99.0.7`` is a spare node outside the cluster, for a reshard that moves slots to a node the copy has not seen.
 Everything dies with the hosts (:meth:`Bastion.down`).
 """
