@@ -91,8 +91,10 @@ def parse_via(url: str, *, outer: Via | None = None) -> Via:
         port = parts.port
     except ValueError as exc:
         raise InputError(f"malformed bastion URL {shown!r}: {exc}", hint=_FORM_HINT) from None
-    if parts.scheme != "ssh" or parts.path not in ("", "/") or parts.fragment:
+    if parts.scheme != "ssh" or parts.path not in ("", "/") or parts.fragment or "#" in url:
         raise InputError(f"unsupported bastion URL {shown!r}", hint=_FORM_HINT)
+    if port == 0:
+        raise InputError(f"bad port in the bastion URL {shown!r}", hint="a port from 1 to 65535")
     query = _via_query(parts.query, shown, nested=outer is not None)
     return Via(
         host=_check_host(parts.hostname or "", shown),
