@@ -6,7 +6,7 @@ supervised control master (``ssh -M -N -S <ctl>``), then adds one forward per no
 (``ssh -S <ctl> -O forward -L <socket>:HOST:PORT``), so nodes that appear later (a failover, a reshard, a
 ``MOVED``) get their own channel. Each forward listens on a unix socket in a private 0700 directory: no local
 port can be taken between choosing and binding it, and no other local user can use the channel. Why OpenSSH and
-not a Python library: ``docs/architecture.md#ssh-bastions``; facts: ``docs/reference/bastions.md#per-node-forwards``.
+not a Python library: ``docs/architecture.md`` (SSH bastions); facts: ``docs/reference/bastions.md#per-node-forwards``.
 
 Node addresses come from servers (``CLUSTER SHARDS``, ``MOVED``, Sentinel, ``INFO replication``): they are
 checked by :func:`check_node_address` before they reach an ``ssh`` argv.
