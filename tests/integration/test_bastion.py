@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -23,6 +24,7 @@ from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
 from tests.support.bastion import NODES, PASSWORD, PORT, SPARE_NODE, Bastion, skip_reason, start_bastion
 from tests.support.fleets import plain_url
+from tests.support.ovh import leftovers, ovh_env, service_fleet
 from tests.support.wait import eventually
 
 ENV = {**os.environ, "BASTION_PW": PASSWORD}
@@ -35,6 +37,7 @@ def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bastion]:
     if reason:
         pytest.skip(reason)
     made = start_bastion(tmp_path_factory.mktemp("bastion"))
+    _BASTION_BASE[:] = [made.hosts.keys]
     try:
         made.create_cluster()
         yield made
@@ -64,10 +67,19 @@ def source_url(fleet: Fleet) -> str:
 
 
 def no_ssh_left() -> bool:
-    """No ssh process of ours, no private directory of ours (every exit path closes the tunnel)."""
-    mine = [p for p in cli.descendants(os.getpid()) if _comm(p) == "ssh"]
+    """No ssh process for this bastion (a CLI's master would outlive it as an orphan), no private directory left."""
+    marker = str(_BASTION_BASE[0]).encode() if _BASTION_BASE else b"\0"
+    masters = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(int(p.name)) == "ssh" and
+               marker in _cmdline(p)]  # fmt: skip
     dirs = [p for base in {os.environ.get("TMPDIR", "/tmp"), "/tmp"} for p in Path(base).glob("reproducer-ssh-*")]
-    return not mine and not [d for d in dirs if d.stat().st_uid == os.getuid() and _ours(d)]
+    return not masters and not [d for d in dirs if _ours(d)]
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _comm(pid: int) -> str:
@@ -81,7 +93,13 @@ _BEFORE: set[Path] = set(Path("/tmp").glob("reproducer-ssh-*"))
 
 
 def _ours(directory: Path) -> bool:
-    return directory not in _BEFORE and directory.stat().st_mtime > _STARTED
+    try:
+        return directory not in _BEFORE and directory.stat().st_mtime > _STARTED
+    except OSError:  # removed meanwhile
+        return False
+
+
+_BASTION_BASE: list[Path] = []
 
 
 _STARTED = time.time()
@@ -213,6 +231,46 @@ def test_a_slot_moving_mid_copy_to_a_node_first_seen_through_the_tunnel(
     assert copying.returncode == 0, stderr
     assert "source and target are identical" in stderr
     assert SPARE_NODE in empty.primaries() and int(empty.cli(SPARE_NODE, "DBSIZE")) > 0
+    assert no_ssh_left()
+
+
+def test_ctrl_c_mid_copy_closes_the_tunnel(empty: Bastion, source: Fleet, tmp_path) -> None:
+    with copy_in_background(empty, source, tmp_path / "run", 3000, 500) as copying:
+        eventually(lambda: target_keys(empty) >= 200, "the copy to be under way", timeout=60, proc=copying)
+        assert not no_ssh_left()  # the master runs while the copy does
+        copying.send_signal(signal.SIGINT)
+        copying.communicate(timeout=30)
+    assert copying.returncode == 130
+    eventually(no_ssh_left, "the master to be gone", timeout=10)
+
+
+def test_export_and_import_through_the_bastion(empty: Bastion, source: Fleet, tmp_path) -> None:
+    load_dataset(source.client(source.primary), 400)
+    assert cli.run("copy", source_url(source), empty.cluster_url(), "--target-via", empty.via(), "--no-verify",
+                   "--run-dir", tmp_path / "run", env=ENV).returncode == 0  # fmt: skip
+    exported = cli.run("export", empty.cluster_url(), tmp_path / "keys.jsonl", "--via", empty.via(), env=ENV)
+    assert exported.returncode == 0, exported.stderr
+    assert len((tmp_path / "keys.jsonl").read_text().splitlines()) == 400
+    empty.flush()
+    imported = cli.run("import", tmp_path / "keys.jsonl", empty.cluster_url(), "--via", empty.via(), env=ENV)
+    assert imported.returncode == 0, imported.stderr
+    verified = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via", empty.via(), env=ENV)
+    assert verified.returncode == 0, verified.stderr
+    assert no_ssh_left()
+
+
+def test_migrate_into_a_cluster_behind_the_bastion(empty: Bastion, api_server, seeded, load_source, tmp_path) -> None:
+    load_source(500, seed=21)
+    ca = service_fleet(api_server, seeded).tls_files.ca_cert
+    done = cli.run(
+        "migrate", "--project", seeded.project, "--service", seeded.service_id, "--to", empty.cluster_url(),
+        "--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32", "--source-ca", ca,
+        "--run-dir", tmp_path / "run", "--target-via", empty.via(), env=ovh_env(seeded, BASTION_PW=PASSWORD),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "source and target are identical" in done.stderr
+    assert target_keys(empty) == 500
+    assert leftovers(api_server, seeded) == ([], [])
     assert no_ssh_left()
 
 
