@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -96,16 +96,27 @@ def parse_via(url: str, *, outer: Via | None = None) -> Via:
     if port == 0:
         raise InputError(f"bad port in the bastion URL {shown!r}", hint="a port from 1 to 65535")
     query = _via_query(parts.query, shown, nested=outer is not None)
-    return Via(
-        host=_check_host(parts.hostname or "", shown),
+    host = _check_host(parts.hostname or "", shown)
+    user = _check_user(unquote(parts.username) if parts.username is not None else None, parts.password, shown)
+    via = Via(
+        host=host,
         port=port if port is not None else 22,
-        user=_check_user(unquote(parts.username) if parts.username is not None else None, parts.password, shown),
+        user=user,
         identity=_existing_file(query, "identity", shown) or (outer.identity if outer else None),
         known_hosts=_existing_file(query, "known_hosts", shown) or (outer.known_hosts if outer else None),
-        jump=_jump(query, shown, outer),
         connect_timeout=_timeout(query, shown, outer),
-        url=shown,
+        url=_short(user, host, port),
     )
+    if "jump" not in query:
+        return via
+    jump = _jump(query["jump"], shown, via)
+    return replace(via, jump=jump, url=f"{via.url} (through {jump.url})")
+
+
+def _short(user: str | None, host: str, port: int | None) -> str:
+    """How messages name a bastion: ``ssh://[user@]host[:port]``, without its files."""
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"ssh://{user + '@' if user else ''}{shown_host}{f':{port}' if port not in (None, 22) else ''}"
 
 
 _FORM_HINT = "write ssh://[user@]host[:port][?identity=PATH&known_hosts=PATH&jump=ssh://host]"
@@ -183,18 +194,11 @@ def _existing_file(query: dict[str, str], name: str, shown: str) -> Path | None:
     return path
 
 
-def _jump(query: dict[str, str], shown: str, outer: Via | None) -> Via | None:
-    if "jump" not in query:
-        return None
-    if not query["jump"].startswith("ssh://"):
+def _jump(url: str, shown: str, bastion: Via) -> Via:
+    """The jump host of ``bastion``: its own settings, else the bastion's."""
+    if not url.startswith("ssh://"):
         raise InputError(f"the jump host in {shown!r} is not an ssh:// URL", hint=_FORM_HINT)
-    base = Via(
-        host="-",
-        identity=_existing_file(query, "identity", shown),
-        known_hosts=_existing_file(query, "known_hosts", shown),
-        connect_timeout=_timeout(query, shown, None),
-    )
-    return parse_via(query["jump"], outer=base)
+    return parse_via(url, outer=bastion)
 
 
 def _timeout(query: dict[str, str], shown: str, outer: Via | None) -> int:

@@ -65,6 +65,7 @@ def test_user_port_files_and_timeout(key: Path, known: Path) -> None:
         known,
         3,
     )
+    assert via.url == "ssh://ops@10.0.0.5:2222"  # messages name the bastion, not its files
 
 
 def test_an_ipv6_bastion_is_bracketed_in_the_url_only() -> None:
