@@ -14,6 +14,7 @@ from reproducer.errors import ReproducerError, SandboxError
 from reproducer.offline.mirror import OfflineProvider, install_mirror
 from reproducer.twins import valkey
 from reproducer.twins.base import ROOT_VARIABLE, TwinWorld
+from reproducer.twins.serve import NETNS_VARIABLE
 
 
 def world_of(root: Path) -> TwinWorld:
@@ -25,17 +26,19 @@ def _twin_launcher(provider: OfflineProvider) -> list[str]:
     return ["-m", "reproducer.twins.serve", str(provider.schema), provider.address, provider.key]
 
 
-def install_twins(root: Path, providers: Sequence[str]) -> Path:
+def install_twins(root: Path, providers: Sequence[str], *, netns: str | None = None) -> Path:
     """Install the twin providers ``providers`` (keys such as ``aws``) under ``root``; return the CLI config.
 
     The world (``<root>/world``) and its CA are made now, so :func:`trusted_ca` exists before any apply.
-    Pass the returned file to Terraform as ``TF_CLI_CONFIG_FILE``.
+    Pass the returned file to Terraform as ``TF_CLI_CONFIG_FILE``. With ``netns``, the providers run in that
+    network namespace, so their Valkey is reachable only from there (through a bastion: ``--via``).
 
     Raises:
         SandboxError: a provider key is unknown or the files cannot be written.
     """
     world = world_of(root)
-    config = install_mirror(root, providers, launcher=_twin_launcher, environment={ROOT_VARIABLE: str(world.root)})
+    environment = {ROOT_VARIABLE: str(world.root)} | ({NETNS_VARIABLE: netns} if netns else {})
+    config = install_mirror(root, providers, launcher=_twin_launcher, environment=environment)
     try:
         valkey.world_ca(world)
     except (OSError, ReproducerError) as exc:

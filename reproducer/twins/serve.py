@@ -54,12 +54,42 @@ def serve(schema_path: Path, address: str, key: str) -> None:
     tf.runner.run_provider(servicer, argv=["serve"])
 
 
+#: Names a network namespace (``ip netns``) the provider enters before serving: its Valkey then lives on a
+#: network only a bastion there reaches (tests of ``--via``). Unset: this machine's network.
+NETNS_VARIABLE = "REPRODUCER_TWIN_NETNS"
+_NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(name: str) -> None:
+    """Move this (single-threaded, just started) process into the network namespace ``/run/netns/<name>``.
+
+    The plugin's gRPC socket is a unix socket on the file system, which Terraform still reaches from its own
+    namespace; every server the twins start, and every connection they make, is inside ``name``.
+    """
+    if not _NETNS.fullmatch(name):
+        raise SystemExit(f"{NETNS_VARIABLE}: invalid namespace name {name[:64]!r}")
+    import ctypes
+    import os
+
+    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+            raise SystemExit(f"{NETNS_VARIABLE}: cannot enter {name}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
+    import os
+
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3:
         sys.stderr.write(_USAGE)
         return 2
+    if os.environ.get(NETNS_VARIABLE):
+        enter_netns(os.environ[NETNS_VARIABLE])
     serve(Path(args[0]), args[1], args[2])
     return 0
 

@@ -8,7 +8,9 @@ this machine is not root or lacks sshd.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -21,6 +23,7 @@ import pytest
 
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
+from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
 from tests.support import cli
 from tests.support.bastion import NODES, PASSWORD, PORT, SPARE_NODE, Bastion, skip_reason, start_bastion
 from tests.support.fleets import plain_url
@@ -272,6 +275,38 @@ def test_migrate_into_a_cluster_behind_the_bastion(empty: Bastion, api_server, s
     assert target_keys(empty) == 500
     assert leftovers(api_server, seeded) == ([], [])
     assert no_ssh_left()
+
+
+def test_migrate_target_aws_with_the_twin_behind_the_bastion(
+    bastion: Bastion, api_server, seeded, load_source, tmp_path
+) -> None:
+    root = tmp_path / "twins"
+    config = install_twins(root, ["aws", "random"], netns=bastion.netns)  # the twin's Valkey lives behind h1
+    try:
+        load_source(800, seed=23)
+        (tmp_path / "aws.tfvars").write_text("")
+        passwords = {f"REPRODUCER_PASSWORD_{name.upper()}": secrets.token_urlsafe(18) for name in USERS}
+        env = ovh_env(seeded, TF_CLI_CONFIG_FILE=str(config), **passwords)
+        migrate = cli.run(
+            "migrate", "--project", seeded.project, "--service", seeded.service_id, "--endpoint", api_server.url,
+            "--target", "aws", "--auto-approve", "--var-file", tmp_path / "aws.tfvars",
+            "--allow-cidr", "127.0.0.1/32", "--source-ca", service_fleet(api_server, seeded).tls_files.ca_cert,
+            "--target-ca", trusted_ca(root), "--run-dir", tmp_path / "run", "--target-via", bastion.via(), env=env,
+        )  # fmt: skip
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+        assert "verify: source and target are identical" in migrate.stderr
+        outputs = json.loads(next((tmp_path / "run").rglob("outputs.json")).read_text())
+        host, port = outputs["endpoint_host"], int(outputs["endpoint_port"])
+        with pytest.raises(OSError):  # nothing of it on this machine's network
+            socket.create_connection((host, port), timeout=2).close()
+        assert leftovers(api_server, seeded) == ([], [])
+        assert no_ssh_left()
+    finally:
+        stop_all(root)
+    assert not running_processes(root)
+
+
+USERS = ("default", "app", "analytics")
 
 
 def test_a_host_key_mismatch_is_refused(empty: Bastion, source: Fleet, tmp_path) -> None:
