@@ -31,6 +31,8 @@ from tests.support.ovh import leftovers, ovh_env, service_fleet
 from tests.support.wait import eventually
 
 ENV = {**os.environ, "BASTION_PW": PASSWORD}
+#: One bastion per module: in a parallel run every test of it goes to the same worker.
+pytestmark = pytest.mark.xdist_group("bastion")
 
 
 @pytest.fixture(scope="module")
