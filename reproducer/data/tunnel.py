@@ -272,15 +272,18 @@ def master_argv(via: Via, control: Path) -> list[str]:
     return ["ssh", "-M", "-N", "-T", "-S", str(control), *ssh_options(via), "--", via.host]
 
 
-def forward_argv(control: Path, listen: Path, host: str, port: int, *, cancel: bool = False) -> list[str]:
-    """Add (or cancel) a forward from the unix socket ``listen`` to ``host:port`` as the bastion sees it."""
+def forward_argv(control: Path, listen: Path, host: str, port: int) -> list[str]:
+    """Add a forward from the unix socket ``listen`` to ``host:port`` as the bastion sees it.
+
+    Forwards are never cancelled one by one: they all end with the master.
+    """
     target = f"[{host}]" if ":" in host else host
     return [
         "ssh",
         "-S",
         str(control),
         "-O",
-        "cancel" if cancel else "forward",
+        "forward",
         "-L",
         f"{listen}:{target}:{port}",
         "--",
@@ -415,15 +418,23 @@ class SshTunnel:
                 return self._forwards[(host, port)]
             listen = self.control.parent / f"f{len(self._forwards)}.sock"
             self._check_alive()
-            done = subprocess.run(
-                forward_argv(self.control, listen, host, port),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=self.via.connect_timeout + 5,
-                env=child_env(),
-                check=False,
-            )
+            try:
+                done = subprocess.run(
+                    forward_argv(self.control, listen, host, port),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=self.via.connect_timeout + 5,
+                    env=child_env(),
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise DataError(
+                    f"the SSH bastion {self.via} did not answer a forward request within "
+                    f"{self.via.connect_timeout + 5}s",
+                    hint=_UNREACHABLE_HINT,
+                    retryable=True,
+                ) from None
             if done.returncode != 0:
                 said = _one_line(done.stderr)
                 raise DataError(
