@@ -17,10 +17,17 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import valkey
 
+from reproducer.data.copy import CopyOptions, copy
+from reproducer.data.endpoint import node_client, parse_endpoint
+from reproducer.data.topology import discover
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.errors import DataError
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
 from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
@@ -347,3 +354,53 @@ def test_a_jump_host_is_checked_against_known_hosts_too(empty: Bastion, source: 
                       empty.via(jump=jump, known_hosts=str(only_bastion)), env=ENV, timeout=60)  # fmt: skip
     assert refused.returncode == 1 and "host key" in refused.stderr, refused.stderr
     assert no_ssh_left()
+
+
+class RecordingRoute:
+    """A route (as ``--via`` makes them) that records every address it is asked for and dials it on loopback.
+
+    ``names`` maps announced host names to the address really dialled, as a tunnel maps a node to its forward.
+    """
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names, self.dialled = names or {}, []
+
+    def dial(self, host: str, port: int, timeout: float) -> socket.socket:
+        self.dialled.append((host, port))
+        return socket.create_connection((self.names.get(host, host), port), timeout=timeout)
+
+    def describe(self) -> str:
+        return "via a test route"
+
+
+def test_every_connection_of_a_sentinel_source_goes_through_its_route() -> None:
+    with Fleet.start(FleetSpec(topology="sentinel", replicas=1, tls=True)) as src, Fleet.start(FleetSpec()) as dst:
+        load_dataset(src.client(src.primary), 300)
+        route = RecordingRoute()
+        sentinel = f"valkeys+sentinel://127.0.0.1:{src.sentinels[0].port}/mymaster?ca={src.tls_files.ca_cert}"
+        source, target = replace(parse_endpoint(sentinel), route=route), parse_endpoint(source_url(dst))
+        assert copy(source, target, CopyOptions()).total.copied == 300
+        assert verify(source, target, VerifyOptions()).ok
+        primary = src.current_primary()
+    assert ("127.0.0.1", src.sentinels[0].port) in route.dialled  # Sentinel, through valkey-py's routed class
+    assert (primary.host, primary.port) in route.dialled  # the primary it named, through the raw connection
+
+
+def test_tls_through_a_route_checks_the_announced_name_not_the_dialled_address() -> None:
+    with Fleet.start(FleetSpec(tls=True)) as fleet:
+        port, ca = fleet.servers[0].port, fleet.tls_files.ca_cert
+        named = replace(parse_endpoint(f"valkeys://localhost:{port}?ca={ca}"), route=RecordingRoute())
+        assert not discover(named).cluster  # "localhost" is in the certificate
+        with node_client(named, "localhost", port) as client:
+            assert client.ping()
+        # the same server, announced under a name its certificate lacks: refused, though 127.0.0.1 is in it
+        other = RecordingRoute({"node-1.private.example": "127.0.0.1"})
+        wrong = replace(parse_endpoint(f"valkeys://node-1.private.example:{port}?ca={ca}"), route=other)
+        with pytest.raises(DataError, match="cannot be verified"):
+            discover(wrong)
+        with (
+            pytest.raises(valkey.exceptions.ConnectionError, match="certificate"),
+            node_client(wrong, "node-1.private.example", port) as client,
+        ):
+            client.ping()
+        assert other.dialled and set(other.dialled) == {("node-1.private.example", port)}
