@@ -414,10 +414,10 @@ class SshTunnel:
 
     def _forward(self, host: str, port: int) -> Path:
         with self._lock:
+            self._reconnect_if_lost()
             if (host, port) in self._forwards:
                 return self._forwards[(host, port)]
             listen = self.control.parent / f"f{len(self._forwards)}.sock"
-            self._check_alive()
             try:
                 done = subprocess.run(
                     forward_argv(self.control, listen, host, port),
@@ -444,20 +444,36 @@ class SshTunnel:
             self._forwards[(host, port)] = listen
             return listen
 
-    def _check_alive(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            failure = self._failure()
+    def _reconnect_if_lost(self) -> None:
+        """A master that ended (the bastion went away, keep-alives ran out) is started again, once per loss.
+
+        Its forwards ended with it: they are made again on demand. A bastion that now refuses or does not answer
+        is the same DataError as at the start.
+        """
+        if self._proc is None or self._proc.poll() is None:
+            return
+        ended = self._stderr()
+        self._proc = None
+        self._forwards.clear()
+        for stale in self.control.parent.glob("*.sock"):
+            stale.unlink(missing_ok=True)
+        self.control.unlink(missing_ok=True)
+        try:
+            self._start()
+        except DataError as exc:
             raise DataError(
-                f"the SSH connection to the bastion {self.via} ended: {failure.message}",
-                hint="check the bastion, then run the command again (copy: with --resume)",
+                f"the SSH connection to the bastion {self.via} ended ({ended or 'ssh exited'}) and could not be "
+                f"made again: {exc.message}",
+                hint=exc.hint,
                 retryable=True,
-            )
+            ) from None
 
     def _lost(self, host: str, port: int, exc: OSError) -> DataError:
         if self._proc is None or self._proc.poll() is not None:
             return DataError(
                 f"cannot reach {host}:{port} {self.describe()}: the SSH connection ended ({self._stderr()})",
-                hint="check the bastion, then run the command again (copy: with --resume)",
+                hint="the next connection starts it again; if the bastion stays away, run the command again later "
+                "(copy: with --resume)",
                 retryable=True,
             )
         return DataError(

@@ -246,6 +246,28 @@ def test_a_slot_moving_mid_copy_to_a_node_first_seen_through_the_tunnel(
     assert no_ssh_left()
 
 
+def masters() -> list[int]:
+    """Pids of the ssh control masters of this bastion."""
+    marker = str(_BASTION_BASE[0]).encode()
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _comm(int(p.name)) == "ssh" and marker in _cmdline(p) and b"-M" in _cmdline(p)
+    ]
+
+
+def test_a_lost_ssh_connection_mid_copy_is_made_again(empty: Bastion, source: Fleet, tmp_path) -> None:
+    with copy_in_background(empty, source, tmp_path / "run", 4000, 1000) as copying:
+        eventually(lambda: target_keys(empty) >= 800, "the copy to be under way", timeout=60, proc=copying)
+        [first] = masters()
+        os.kill(first, signal.SIGKILL)  # as when the bastion drops the connection
+        eventually(lambda: masters() and masters() != [first], "a new master", timeout=30, proc=copying)
+        _, stderr = copying.communicate(timeout=120)
+    assert copying.returncode == 0, stderr
+    assert "source and target are identical" in stderr
+    assert no_ssh_left()
+
+
 def test_ctrl_c_mid_copy_closes_the_tunnel(empty: Bastion, source: Fleet, tmp_path) -> None:
     with copy_in_background(empty, source, tmp_path / "run", 3000, 500) as copying:
         eventually(lambda: target_keys(empty) >= 200, "the copy to be under way", timeout=60, proc=copying)
