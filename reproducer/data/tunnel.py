@@ -48,7 +48,7 @@ ALIVE_INTERVAL, ALIVE_COUNT = 5, 3
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
 #: Paths go into ssh options and a ProxyCommand: ssh expands ``%`` and ``~`` there and splits on spaces.
-_SAFE_PATH = re.compile(r"[A-Za-z0-9._/+=,@-]+")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._/+@-]+")
 _MAX_HOST = 253
 _SOCKET_PATH_MAX = 107
 _STDERR_SHOWN = 300
@@ -185,7 +185,7 @@ def _existing_file(query: dict[str, str], name: str, shown: str) -> Path | None:
     if not _SAFE_PATH.fullmatch(str(path)):
         raise InputError(
             f"the bastion's {name} path in {shown!r} holds characters ssh would expand or split (space, %, ~...)",
-            hint="use a path of letters, digits and ._/+=,@- only",
+            hint="use a path of letters, digits and ._/+@- only",
         )
     if not (path.is_file() and os.access(path, os.R_OK)):
         raise InputError(

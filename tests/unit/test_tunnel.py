@@ -117,7 +117,7 @@ def test_hostile_or_bad_urls_are_refused(url: str) -> None:
 
 
 def test_paths_ssh_would_expand_or_split_are_refused(tmp_path: Path) -> None:
-    for name in ("with space", "per%cent", "til~de"):
+    for name in ("with space", "per%cent", "til~de", "equal=sign", "com,ma"):
         path = tmp_path / name
         path.write_text("")
         with pytest.raises(InputError, match="expand or split"):
