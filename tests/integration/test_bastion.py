@@ -205,6 +205,7 @@ def copy_in_background(
             copying.wait(10)
 
 
+@pytest.mark.fault("cluster target behind an SSH bastion: a primary fails over mid-copy", ends="verify")
 def test_a_primary_failing_over_mid_copy_loses_nothing(empty: Bastion, source: Fleet, tmp_path) -> None:
     with copy_in_background(empty, source, tmp_path / "run", 6000, 1500) as copying:
         eventually(lambda: target_keys(empty) >= 1000, "the copy to be under way", timeout=60, proc=copying)
@@ -224,6 +225,9 @@ def test_a_primary_failing_over_mid_copy_loses_nothing(empty: Bastion, source: F
     assert no_ssh_left()
 
 
+@pytest.mark.fault(
+    "cluster target behind an SSH bastion: slots move mid-copy to a node first seen there", ends="verify"
+)
 def test_a_slot_moving_mid_copy_to_a_node_first_seen_through_the_tunnel(
     empty: Bastion, source: Fleet, tmp_path
 ) -> None:
@@ -256,6 +260,7 @@ def masters() -> list[int]:
     ]
 
 
+@pytest.mark.fault("the SSH connection to the bastion is lost mid-copy (master killed)", ends="verify")
 def test_a_lost_ssh_connection_mid_copy_is_made_again(empty: Bastion, source: Fleet, tmp_path) -> None:
     with copy_in_background(empty, source, tmp_path / "run", 4000, 1000) as copying:
         eventually(lambda: target_keys(empty) >= 800, "the copy to be under way", timeout=60, proc=copying)
@@ -340,6 +345,7 @@ def test_migrate_target_aws_with_the_twin_behind_the_bastion(
 USERS = ("default", "app", "analytics")
 
 
+@pytest.mark.fault("the bastion's host key does not match known_hosts", ends="error")
 def test_a_host_key_mismatch_is_refused(empty: Bastion, source: Fleet, tmp_path) -> None:
     other = tmp_path / "known_hosts"
     other.write_text(f"{empty.ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxJ2lVb1l4VnGf0nZ6x8fq0oMq1cWm0c2l3x8yV0x6c\n")
@@ -350,6 +356,7 @@ def test_a_host_key_mismatch_is_refused(empty: Bastion, source: Fleet, tmp_path)
     assert no_ssh_left()
 
 
+@pytest.mark.fault("the bastion does not answer (dead host)", ends="error")
 def test_a_dead_bastion_is_a_clear_error_within_the_timeout(empty: Bastion, source: Fleet) -> None:
     dead = empty.ip.rsplit(".", 1)[0] + ".99"  # on the bridge, nobody there
     started = time.monotonic()
