@@ -346,6 +346,9 @@ class SshTunnel:
             raise
 
     def _start(self) -> None:
+        # PR_SET_PDEATHSIG fires when the starting *thread* ends: only the main thread lasts as long as the
+        # process, so a master restarted by a copy worker is ended by close() alone
+        tie = _die_with_parent if threading.current_thread() is threading.main_thread() else None
         log = (self.control.parent / "ssh.log").open("wb")
         with log:
             self._proc = subprocess.Popen(
@@ -355,7 +358,7 @@ class SshTunnel:
                 stderr=log,
                 start_new_session=True,  # Ctrl-C reaches this process, which closes the master itself
                 env=child_env(),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl and getppid, no locks
+                preexec_fn=tie,  # noqa: PLW1509 - only prctl and getppid, no locks
             )
         hops = 2 if self.via.jump is not None else 1
         deadline = time.monotonic() + hops * self.via.connect_timeout + 5
