@@ -213,3 +213,12 @@ def test_the_cli_refuses_hostile_urls_before_any_ssh_runs(args: tuple[str, ...],
     assert done.returncode == 2, done.stderr
     assert "error:" in done.stderr and "hint:" in done.stderr and "Traceback" not in done.stderr
     assert not fake_ssh.exists()
+
+
+def test_via_is_both_sides_unless_a_side_has_its_own() -> None:
+    from reproducer.cli import _vias
+
+    assert _vias("ssh://a", None, None) == _vias(None, "ssh://a", "ssh://a")
+    both = _vias("ssh://a", "ssh://s", None)
+    assert (both.source, both.target) == ("ssh://s", "ssh://a")
+    assert _vias(None, None, None).parsed() == {}
