@@ -28,6 +28,7 @@ from reproducer.data.endpoint import node_client, parse_endpoint
 from reproducer.data.topology import discover
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import DataError
+from reproducer.pipeline import data as pipeline_data
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
 from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
@@ -285,16 +286,18 @@ def test_ctrl_c_mid_copy_closes_the_tunnel(empty: Bastion, source: Fleet, tmp_pa
 
 def test_export_and_import_through_the_bastion(empty: Bastion, source: Fleet, tmp_path) -> None:
     load_dataset(source.client(source.primary), 400)
-    assert cli.run("copy", source_url(source), empty.cluster_url(), "--target-via", empty.via(), "--no-verify",
-                   "--run-dir", tmp_path / "run", env=ENV).returncode == 0  # fmt: skip
+    vias = pipeline_data.Vias(target=empty.via())
+    with pipeline_data.bastions(vias) as routes:  # in this process: the commands under test are export and import
+        target = routes.target(parse_endpoint(empty.cluster_url(), environ=ENV))
+        copy(parse_endpoint(source_url(source)), target, CopyOptions())
     exported = cli.run("export", empty.cluster_url(), tmp_path / "keys.jsonl", "--via", empty.via(), env=ENV)
     assert exported.returncode == 0, exported.stderr
     assert len((tmp_path / "keys.jsonl").read_text().splitlines()) == 400
     empty.flush()
     imported = cli.run("import", tmp_path / "keys.jsonl", empty.cluster_url(), "--via", empty.via(), env=ENV)
     assert imported.returncode == 0, imported.stderr
-    verified = cli.run("verify", source_url(source), empty.cluster_url(), "--target-via", empty.via(), env=ENV)
-    assert verified.returncode == 0, verified.stderr
+    report = pipeline_data.verify_data(source_url(source), empty.cluster_url(), VerifyOptions(), environ=ENV, vias=vias)
+    assert report.ok and report.compared == 400
     assert no_ssh_left()
 
 
