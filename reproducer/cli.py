@@ -28,6 +28,7 @@ from rich.markup import escape
 from reproducer import __version__
 from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
+from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 from reproducer.pipeline import apply as pipeline_apply
 from reproducer.pipeline import cloud as pipeline_cloud
@@ -191,6 +192,27 @@ SKIP_EXISTING = _option("--skip-existing", "conflict", flag_value="skip", help="
 FOLLOW = _option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
 FOLLOW_SECONDS = _option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop after this long.")
 MAX_KEYS_PER_SECOND = _option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
+VIA = _option(
+    "--via",
+    default=None,
+    metavar="URL",
+    help="Reach the endpoints through this SSH bastion: ssh://[user@]host[:port][?identity=PATH&known_hosts=PATH"
+    "&jump=URL] (host keys checked; see below).",
+)
+SOURCE_VIA = _option("--source-via", default=None, metavar="URL", help="An SSH bastion for the source only.")
+TARGET_VIA = _option("--target-via", default=None, metavar="URL", help="An SSH bastion for the target only.")
+
+
+def _via_options(command: F) -> F:
+    """``--via`` (both sides), ``--source-via`` and ``--target-via``: the options of a two-endpoint command."""
+    return VIA()(SOURCE_VIA()(TARGET_VIA()(command)))
+
+
+def _vias(via: str | None, source_via: str | None, target_via: str | None) -> pipeline_data.Vias:
+    """Each side's bastion: its own option, else ``--via``."""
+    return pipeline_data.Vias(source=source_via or via, target=target_via or via)
+
+
 DATA_FORMAT = _option(
     "--format", "fmt", type=click.Choice(list(FORMATS)), default=None, help="File format (default: from the file name)."
 )
@@ -688,6 +710,8 @@ _ENDPOINT_HELP = (
     + "\n\n\b\nOptions:\n"
     + describe_options()
     + "\n\nPasswords never go in the URL."
+    + "\n\n\b\nSSH bastions (--via, --source-via, --target-via):\n"
+    + describe_via_options()
 )
 
 
@@ -713,6 +737,7 @@ _ENDPOINT_HELP = (
     "--ovh-service", default=None, help="With --follow: switch the OVH service's notifications on via the API."
 )
 @click.option("--ovh-endpoint", default=None, help="OVH endpoint name or URL (as for inspect).")
+@_via_options
 def copy_command(
     source: str,
     target: str,
@@ -732,6 +757,9 @@ def copy_command(
     ovh_project: str | None,
     ovh_service: str | None,
     ovh_endpoint: str | None,
+    via: str | None,
+    source_via: str | None,
+    target_via: str | None,
 ) -> None:
     """Copy every key (value and TTL) from SOURCE to TARGET with SCAN, DUMP and RESTORE only.
 
@@ -740,6 +768,8 @@ def copy_command(
     """
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted copy")
+    vias = _vias(via, source_via, target_via)
+    vias.parsed()  # a bad bastion URL is refused before anything runs
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     if ovh_service:
@@ -758,6 +788,7 @@ def copy_command(
         max_batch_mb=max_batch_mb,
         resume=resume,
         follow=_follow_options(follow_seconds) if follow else None,
+        vias=vias,
     )
     with _copy_progress() as report:
         result = pipeline_data.copy_endpoints(request, report)
@@ -920,6 +951,7 @@ def _print_copy_summary(result: CopyResult) -> None:
 @TERRAFORM_BIN()
 @RUN_DIR()
 @RESUME()
+@_via_options
 def migrate_command(
     project: str,
     service: str,
@@ -945,6 +977,9 @@ def migrate_command(
     terraform_bin: str,
     run_dir: Path | None,
     resume: bool,
+    via: str | None,
+    source_via: str | None,
+    target_via: str | None,
 ) -> None:
     """Move an OVH Valkey service's data, into an existing target (--to) or one it stands up (--target), and prove it.
 
@@ -987,6 +1022,7 @@ def migrate_command(
         var_files=var_files,
         auto_approve=auto_approve,
         terraform_bin=terraform_bin,
+        vias=_vias(via, source_via, target_via),
     )
     if target is None:
         _migrate_to_url(options)
@@ -1084,6 +1120,7 @@ def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True) -> N
 @MAX_BATCH_MB()
 @RUN_DIR()
 @JSON(help="Print the JSON report on stdout.")
+@_via_options
 def verify_command(
     source: str,
     target: str,
@@ -1094,13 +1131,24 @@ def verify_command(
     max_batch_mb: int,
     run_dir: Path | None,
     as_json: bool,
+    via: str | None,
+    source_via: str | None,
+    target_via: str | None,
 ) -> None:
     """Compare TARGET with SOURCE: counts per database and type, then every key's type, value and TTL.
 
     Exit 0 when identical, 3 when they differ (the first differing keys are listed).
     """
     request = pipeline_data.VerifyRequest(
-        source, target, dbs or None, match, sample, ttl_tolerance_ms, max_batch_mb, run_dir
+        source,
+        target,
+        dbs or None,
+        match,
+        sample,
+        ttl_tolerance_ms,
+        max_batch_mb,
+        run_dir,
+        _vias(via, source_via, target_via),
     )
     _finish_verify(pipeline_data.verify_endpoints(request), as_json)
 
@@ -1147,10 +1195,13 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
 @DATA_FORMAT()
 @DB()
 @MATCH()
-def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None) -> None:
+@VIA(help="Reach SOURCE through this SSH bastion: ssh://[user@]host[:port][?...] (see below).")
+def export_command(
+    source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None, via: str | None
+) -> None:
     """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
     count = pipeline_data.export_data(
-        source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported")
+        source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported"), via=via
     )
     _stderr.print(f"exported {count:,} keys to {file}")
 
@@ -1161,13 +1212,14 @@ def export_command(source: str, file: Path, fmt: str | None, dbs: tuple[int, ...
 @DATA_FORMAT()
 @REPLACE()
 @SKIP_EXISTING()
-def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict | None) -> None:
+@VIA(help="Reach TARGET through this SSH bastion: ssh://[user@]host[:port][?...] (see below).")
+def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict | None, via: str | None) -> None:
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
     """
     written, expired, skipped = pipeline_data.import_data(
-        file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported")
+        file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported"), via=via
     )
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""

@@ -30,6 +30,7 @@ SLOW_MODULES = (
     "test_local_target.py",
     "test_cli_sandbox.py",
     "test_cloud_migrate.py",
+    "test_bastion.py",
     "test_twin_aws.py",
     "test_twin_ovh.py",
     "test_twin_google.py",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from reproducer.errors import DataAuthError, DataError, InputError, SourceError
@@ -110,6 +111,16 @@ class Tls:
         return ctx
 
 
+class Route(Protocol):
+    """How to reach the nodes of an endpoint that this machine cannot reach directly (an SSH bastion)."""
+
+    def dial(self, host: str, port: int, timeout: float) -> socket.socket:
+        """A socket connected to the node a server announced as ``host:port``."""
+
+    def describe(self) -> str:
+        """How messages name the route (``via ssh://bastion``)."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A parsed endpoint URL (see the module docstring). ``password`` is resolved, never printed."""
@@ -123,9 +134,11 @@ class Endpoint:
     primary_name: str | None = None
     sentinel_tls: bool = False
     url: str = ""
+    #: Set by the pipeline for ``--via``: every connection to every node goes through it.
+    route: Route | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
-        return self.url
+        return f"{self.url} {self.route.describe()}" if self.route is not None else self.url
 
 
 def normalised(endpoint: Endpoint) -> dict[str, Any]:
@@ -327,10 +340,28 @@ def client_kwargs(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def node_client(endpoint: Endpoint, host: str, port: int, db: int = 0) -> Any:
-    """A valkey-py client (``valkey.Valkey``) on one node of the endpoint."""
+    """A valkey-py client (``valkey.Valkey``) on one node of the endpoint (through its route when it has one)."""
     import valkey  # slow to import; the copy's hot path does not need it
 
+    if endpoint.route is not None:
+        return routed_client(endpoint.route, host, port, db=db, **client_kwargs(endpoint))
     return valkey.Valkey(host=host, port=port, db=db, **client_kwargs(endpoint))
+
+
+def routed_client(route: Route, host: str, port: int, *, ssl: bool = False, **kwargs: Any) -> Any:
+    """A valkey-py client whose connections are dialled by ``route``; TLS still checks ``host``, the real name.
+
+    valkey-py would wrap with the address it dials (``server_hostname=self.host``): here that address stays the
+    node's real one and only the socket comes from the route (``docs/reference/bastions.md#tls-through-a-tunnel``).
+    """
+    import valkey
+
+    from reproducer.data import routed  # valkey-py connection classes, imported with valkey
+
+    kwargs.pop("socket_keepalive", None)
+    kind = routed.RoutedSSLConnection if ssl else routed.RoutedConnection
+    pool = valkey.ConnectionPool(connection_class=kind, host=host, port=port, dial=route.dial, **kwargs)
+    return valkey.Valkey.from_pool(pool)
 
 
 @contextlib.contextmanager
@@ -403,4 +434,6 @@ def _sentinel_client(endpoint: Endpoint, host: str, port: int) -> Any:
     kwargs: dict[str, Any] = {"socket_timeout": 5, "decode_responses": True}
     if endpoint.sentinel_tls and endpoint.tls is not None:
         kwargs.update({k: v for k, v in client_kwargs(endpoint).items() if k.startswith("ssl")})
+    if endpoint.route is not None:
+        return routed_client(endpoint.route, host, port, **kwargs)
     return valkey.Valkey(host=host, port=port, **kwargs)

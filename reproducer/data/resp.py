@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 
 import libvalkey
 
 from reproducer.errors import DataAuthError, DataError
 
 ReplyError = libvalkey.ReplyError
+#: Opens a socket to a node address (``host, port, timeout``): a route such as an SSH bastion.
+Dial = Callable[[str, int, float], socket.socket]
 _READ_SIZE = 1 << 20
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
 DIRECT_SEND = 64 * 1024
@@ -39,11 +42,13 @@ class RawConnection:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 60.0,
+        dial: Dial | None = None,
+        via: str = "",
     ) -> None:
-        self.address = f"{host}:{port}"
+        self.address = f"{host}:{port}" + (f" {via}" if via else "")
         try:
-            raw = socket.create_connection((host, port), timeout=timeout)
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw = _open(host, port, timeout, dial)
+            # through a route too, TLS checks the node's real name (SNI and hostname), never the tunnel's end
             self._sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
         except ssl.SSLCertVerificationError as exc:
             raise DataError(
@@ -187,6 +192,17 @@ class RawConnection:
         """Close the socket."""
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+def _open(host: str, port: int, timeout: float, dial: Dial | None) -> socket.socket:
+    """A socket to ``host:port``: directly, or from ``dial`` (which raises DataError itself)."""
+    if dial is not None:
+        raw = dial(host, port, timeout)
+        raw.settimeout(timeout)
+        return raw
+    raw = socket.create_connection((host, port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return raw
 
 
 def refused(address: str, username: str | None, reply: object) -> DataAuthError:

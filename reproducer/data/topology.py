@@ -45,8 +45,16 @@ def key_slot(key: bytes) -> int:
 def connect(endpoint: Endpoint, address: Address, *, timeout: float = 60.0) -> RawConnection:
     """A raw connection to one node of ``endpoint`` with its credentials and TLS."""
     tls = endpoint.tls.context() if endpoint.tls else None
+    route = endpoint.route
     return RawConnection(
-        address[0], address[1], tls=tls, username=endpoint.username, password=endpoint.password, timeout=timeout
+        address[0],
+        address[1],
+        tls=tls,
+        username=endpoint.username,
+        password=endpoint.password,
+        timeout=timeout,
+        dial=route.dial if route is not None else None,
+        via=route.describe() if route is not None else "",
     )
 
 

