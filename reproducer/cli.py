@@ -1200,9 +1200,8 @@ def export_command(
     source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None, via: str | None
 ) -> None:
     """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
-    count = pipeline_data.export_data(
-        source, file, fmt, dbs=dbs or None, match=match, progress=_every(10_000, "keys exported"), via=via
-    )
+    request = pipeline_data.ExportRequest(source, file, fmt, dbs=dbs or None, match=match, via=via)
+    count = pipeline_data.export_data(request, _every(10_000, "keys exported"))
     _stderr.print(f"exported {count:,} keys to {file}")
 
 
@@ -1218,9 +1217,8 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict 
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
     """
-    written, expired, skipped = pipeline_data.import_data(
-        file, target, fmt, conflict=conflict or "refuse", progress=_every(10_000, "records imported"), via=via
-    )
+    request = pipeline_data.ImportRequest(file, target, fmt, conflict=conflict or "refuse", via=via)
+    written, expired, skipped = pipeline_data.import_data(request, _every(10_000, "records imported"))
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""
     )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from reproducer.atomic import atomic_output, atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
@@ -315,45 +315,55 @@ def verify_data(
     return report
 
 
-def export_data(
-    source_url: str,
-    path: Path,
-    fmt: str | None = None,
-    *,
-    dbs: tuple[int, ...] | None = None,
-    match: str | None = None,
-    progress: Callable[[int], None] | None = None,
-    via: str | None = None,
-) -> int:
-    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed).
+@dataclass(frozen=True)
+class ExportRequest:
+    """``export``: every key of ``source`` (``dbs`` and ``match`` narrow it) into the file ``path``.
 
-    ``via`` names an SSH bastion through which the endpoint is reached.
+    ``fmt`` is jsonl, rdb or aof (default: from the file name); ``via`` names an SSH bastion to reach ``source``.
     """
-    module = format_module(fmt or format_from_path(str(path)))
-    source = parse_endpoint(source_url)
-    with bastions(Vias(source=via)) as routes, atomic_output(path) as tmp:
-        count: int = module.export(routes.source(source), tmp, dbs=dbs, match=match, progress=progress)
+
+    source: str
+    path: Path
+    fmt: str | None = None
+    dbs: tuple[int, ...] | None = None
+    match: str | None = None
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """``import``: the file ``path`` into ``target``, with copy's ``conflict`` policy for keys already there.
+
+    ``fmt`` is jsonl, rdb or aof (default: from the file name); ``via`` names an SSH bastion to reach ``target``.
+    """
+
+    path: Path
+    target: str
+    fmt: str | None = None
+    conflict: Conflict = "refuse"
+    via: str | None = None
+
+
+def export_data(request: ExportRequest, progress: Callable[[int], None] | None = None) -> int:
+    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
+    module = format_module(request.fmt or format_from_path(str(request.path)))
+    source = parse_endpoint(request.source)
+    with bastions(Vias(source=request.via)) as routes, atomic_output(request.path) as tmp:
+        count: int = module.export(routes.source(source), tmp, dbs=request.dbs, match=request.match, progress=progress)
     return count
 
 
-def import_data(
-    path: Path,
-    target_url: str,
-    fmt: str | None = None,
-    *,
-    conflict: Literal["refuse", "replace", "skip"] = "refuse",
-    progress: Callable[[int], None] | None = None,
-    via: str | None = None,
-) -> tuple[int, int, int]:
+def import_data(request: ImportRequest, progress: Callable[[int], None] | None = None) -> tuple[int, int, int]:
     """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped).
 
-    ``conflict`` is copy's policy: a non-empty target is refused unless keys are replaced or skipped; ``via``
-    names an SSH bastion through which the endpoint is reached.
+    A non-empty target is refused unless ``request.conflict`` says to replace or skip the keys already there.
     """
-    if not path.exists():
-        raise InputError(f"{path} does not exist", hint="check the path")
-    module = format_module(fmt or format_from_path(str(path)))
-    target = parse_endpoint(target_url)
-    with bastions(Vias(target=via)) as routes:
-        written: tuple[int, int, int] = module.load(path, routes.target(target), conflict=conflict, progress=progress)
+    if not request.path.exists():
+        raise InputError(f"{request.path} does not exist", hint="check the path")
+    module = format_module(request.fmt or format_from_path(str(request.path)))
+    target = parse_endpoint(request.target)
+    with bastions(Vias(target=request.via)) as routes:
+        written: tuple[int, int, int] = module.load(
+            request.path, routes.target(target), conflict=request.conflict, progress=progress
+        )
     return written

@@ -41,10 +41,10 @@ def url(fleet: Fleet) -> str:
 @pytest.mark.parametrize("fmt", ["jsonl", "rdb", "aof"])
 def test_round_trip_is_exact(source, tmp_path, fmt):
     path = tmp_path / f"dump.{fmt}"
-    exported = pipeline_data.export_data(url(source), path)
+    exported = pipeline_data.export_data(pipeline_data.ExportRequest(url(source), path))
     assert exported == 1204 and path.stat().st_size > 0
     with Fleet.start(FleetSpec()) as empty:
-        written, expired, _skipped = pipeline_data.import_data(path, url(empty))
+        written, expired, _skipped = pipeline_data.import_data(pipeline_data.ImportRequest(path, url(empty)))
         assert written >= 1204 and expired == 0
         report = pipeline_data.verify_data(url(source), url(empty), VerifyOptions())
         assert report.ok, report.to_dict()
@@ -54,7 +54,7 @@ def test_round_trip_is_exact(source, tmp_path, fmt):
 
 def test_jsonl_is_binary_safe_and_keeps_absolute_expiry(source, tmp_path):
     path = tmp_path / "dump.jsonl"
-    pipeline_data.export_data(url(source), path, dbs=(0, 3))
+    pipeline_data.export_data(pipeline_data.ExportRequest(url(source), path, dbs=(0, 3)))
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     binary = next(line for line in lines if line.get("b64") and base64.b64decode(line["key"]) == b"binary:\xff\xfe")
     assert binary["type"] == "string" and binary["value"] == "AAH/"
@@ -70,7 +70,7 @@ def test_expired_lines_are_skipped_and_counted(tmp_path):
         '{"db":0,"key":"kept","type":"string","expire_at_ms":null,"value":"y"}\n'
     )
     with Fleet.start(FleetSpec()) as empty:
-        assert pipeline_data.import_data(path, url(empty)) == (1, 1, 0)
+        assert pipeline_data.import_data(pipeline_data.ImportRequest(path, url(empty))) == (1, 1, 0)
 
 
 def test_bad_files_get_clear_errors(tmp_path):
@@ -80,21 +80,21 @@ def test_bad_files_get_clear_errors(tmp_path):
     rdb.write_text("hello")
     with Fleet.start(FleetSpec()) as empty:
         with pytest.raises(InputError, match=r"broken.jsonl:1: not a reproducer JSONL line"):
-            pipeline_data.import_data(broken, url(empty))
+            pipeline_data.import_data(pipeline_data.ImportRequest(broken, url(empty)))
         with pytest.raises(InputError, match="not an RDB file"):
-            pipeline_data.import_data(rdb, url(empty))
+            pipeline_data.import_data(pipeline_data.ImportRequest(rdb, url(empty)))
         with pytest.raises(InputError, match="cannot tell the format"):
-            pipeline_data.export_data(url(empty), tmp_path / "out.txt")
+            pipeline_data.export_data(pipeline_data.ExportRequest(url(empty), tmp_path / "out.txt"))
         truncated = tmp_path / "cut.aof"
         truncated.write_bytes(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nab")
         with pytest.raises(InputError, match="truncated AOF"):
-            pipeline_data.import_data(truncated, url(empty))
+            pipeline_data.import_data(pipeline_data.ImportRequest(truncated, url(empty)))
     assert not list(tmp_path.glob(".out.txt*"))
 
 
 def test_import_skip_existing_keeps_target_keys(source, tmp_path):
     path = tmp_path / "dump.jsonl"
-    pipeline_data.export_data(url(source), path, dbs=(0,))
+    pipeline_data.export_data(pipeline_data.ExportRequest(url(source), path, dbs=(0,)))
     with Fleet.start(FleetSpec()) as target:
         client = target.client(target.primary)
         client.set("session:000000", "the target's own value")

@@ -371,9 +371,9 @@ from pathlib import Path
 from reproducer.pipeline import data as pipeline_data
 fmt, action, path, url = sys.argv[1:]
 if action == "export":
-    pipeline_data.export_data(url, Path(path), fmt)
+    pipeline_data.export_data(pipeline_data.ExportRequest(url, Path(path), fmt))
 else:
-    pipeline_data.import_data(Path(path), url, fmt)
+    pipeline_data.import_data(pipeline_data.ImportRequest(Path(path), url, fmt))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
