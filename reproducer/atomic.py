@@ -2,6 +2,11 @@
 
 Readers never see a half-written file, and a read-only or full file system leaves the previous file as it was and
 raises ``OutputError``. Temporary files are created 0600 (``mkstemp``), so the final file is private too.
+
+Only a regular file is ever renamed over: an existing symlink (wherever it points), directory, device, FIFO or
+socket at the target is refused (``check_replaceable``), so ``/dev/stdout`` or a link into another tree is never
+replaced by a file. Commands that stream (``export``) write through to a character device or FIFO instead
+(``is_stream``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,16 +35,54 @@ def output_error(path: Path, error: OSError) -> OutputError:
     )
 
 
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse a ``path`` that exists and is not a regular file: a rename would replace it, not write into it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise output_error(path, error) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    raise InputError(
+        f"cannot write {path}: it is {kind}, and reproducer only replaces regular files",
+        hint="choose a new file name (export writes to standard output with '-')",
+    )
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` (symlinks followed) is a character device or FIFO, which a stream writes through."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """A temporary file beside ``path`` to write; renamed to ``path`` when the block succeeds, removed when not.
 
     This is the one way files are written here: readers never see a half-written file, and a read-only or
-    full file system leaves the previous file as it was and raises ``OutputError``.
+    full file system leaves the previous file as it was and raises ``OutputError``. A ``path`` that exists and
+    is not a regular file (a symlink, directory, device, FIFO or socket) is refused, before and after writing.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"cannot write {path}: directory {path.parent} does not exist", hint="create it first")
+    check_replaceable(path)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -47,6 +91,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        check_replaceable(path)  # again: something may have appeared there while the file was written
         os.replace(tmp, path)
     except OSError as error:
         if error.errno not in _WRITE_ERRNOS:

@@ -48,7 +48,33 @@ if TYPE_CHECKING:  # results the CLI prints; it builds none of them
     from reproducer.data.follow import FollowStats
     from reproducer.data.verify import VerifyReport
 
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a long line stays one line in logs
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def visible(text: str) -> str:
+    r"""``text`` with every control character except newline and tab shown as an escape (``\x1b``)."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+
+class LiteralConsole(Console):
+    """A console that prints every string literally, its control characters shown as escapes.
+
+    No markup, emoji or highlighting unless a call passes ``markup=True`` (its outside values then go through
+    ``escape``). Keys, values and messages from servers, files and flags reach the terminal only through it.
+    """
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Print like ``Console.print``, every string argument passed through :func:`visible` first."""
+        super().print(*(visible(each) if isinstance(each, str) else each for each in objects), **options)
+
+
+#: a long line stays one line in logs; markup only where a call asks for it
+_stderr = LiteralConsole(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -434,10 +460,10 @@ def render_command(
     )
     not_exact = [row for row in rendered.rows if str(row.support) != "exact"]
     for row in not_exact:
-        _stderr.print(f"  {row.support}: {row.attribute} — {escape(row.note)}")
+        _stderr.print(f"  {row.support}: {row.attribute} — {row.note}")
     resources = json.loads(rendered.files["compatibility.json"]).get("resources", {})
     for address, ident in resources.get("adopted", {}).items():
-        _stderr.print(f"  adopted: {escape(address)} = {escape(ident)} (import block in terraform/imports.tf)")
+        _stderr.print(f"  adopted: {address} = {ident} (import block in terraform/imports.tf)")
     if strict and not_exact:
         raise NotExactError(
             f"{len(not_exact)} attribute(s) do not map exactly to {target}",
@@ -696,7 +722,7 @@ def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | Non
             )
         )
     for difference in found:
-        _stderr.print(f"  {escape(difference.describe())}")
+        _stderr.print(f"  {difference.describe()}")
     _stderr.print(f"{len(found)} difference(s) between {spec_file} and the live service")
     if found:
         sys.exit(2)
@@ -808,7 +834,7 @@ def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: st
     revert = json.dumps({"redis_notify_keyspace_events": previous or ""})
     _stderr.print(
         f"to revert after the cutover: PUT /cloud/project/{project}/database/valkey/{service}"
-        f"/advancedConfiguration {escape(revert)}"
+        f"/advancedConfiguration {revert}"
     )
 
 
@@ -897,7 +923,7 @@ def _print_copy_summary(result: CopyResult) -> None:
     rows = [*result.per_node.items(), ("total", result.total)]
     for name, stats in rows:
         table.add_row(
-            name,
+            visible(name),
             *(f"{v:,}" for v in (stats.scanned, stats.copied, stats.rebuilt, stats.expired, stats.skipped)),
             f"{stats.bytes / 1e6:.1f}",
             f"{stats.retries:,}",
@@ -1182,7 +1208,7 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
         if getattr(report, k)
     )
     for diff in report.differences:
-        _stderr.print(f"  db{diff['db']} {escape(diff['key'])}: {diff['problem']} ({escape(diff['detail'])})")
+        _stderr.print(f"  db{diff['db']} {diff['key']}: {diff['problem']} ({diff['detail']})")
     raise VerifyMismatchError(
         f"source and target differ: {problems}",
         hint="run 'reproducer copy --replace' again, or inspect the keys listed above",
@@ -1199,10 +1225,14 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
 def export_command(
     source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None, via: str | None
 ) -> None:
-    """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE."""
+    """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE.
+
+    FILE '-' is standard output (with --format); a FIFO or character device is written through, made whole first.
+    Only a regular file is ever replaced: a symlink, directory or socket at FILE is refused.
+    """
     request = pipeline_data.ExportRequest(source, file, fmt, dbs=dbs or None, match=match, via=via)
     count = pipeline_data.export_data(request, _every(10_000, "keys exported"))
-    _stderr.print(f"exported {count:,} keys to {file}")
+    _stderr.print(f"exported {count:,} keys to {_file_name(file)}")
 
 
 @cli.command("import", epilog=_ENDPOINT_HELP)
@@ -1216,13 +1246,18 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict 
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
+    FILE '-' is standard input (with --format).
     """
     request = pipeline_data.ImportRequest(file, target, fmt, conflict=conflict or "refuse", via=via)
     written, expired, skipped = pipeline_data.import_data(request, _every(10_000, "records imported"))
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""
     )
-    _stderr.print(f"imported {written:,} from {file}{extra}")
+    _stderr.print(f"imported {written:,} from {_file_name(file, 'standard input')}{extra}")
+
+
+def _file_name(file: Path, stream: str = "standard output") -> str:
+    return stream if file == pipeline_data.STANDARD_STREAM else str(file)
 
 
 def _raise_interrupted(signum: int, _frame: Any) -> None:

@@ -10,6 +10,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reproducer.atomic import atomic_output, atomic_write
+from reproducer.atomic import atomic_output, atomic_write, is_stream
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.copy import copy as copy_keys
 from reproducer.data.endpoint import Endpoint, parse_endpoint
@@ -26,7 +29,7 @@ from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.tunnel import SshTunnel, Via, parse_via
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
-from reproducer.errors import InputError
+from reproducer.errors import InputError, OutputError
 from reproducer.pipeline.progress import DataProgress
 
 T_ = TypeVar("T_")
@@ -344,12 +347,39 @@ class ImportRequest:
     via: str | None = None
 
 
+#: ``export SRC -`` writes to standard output, ``import - TARGET`` reads standard input.
+STANDARD_STREAM = Path("-")
+#: Formats that carry raw bytes (values, control characters): never written to a terminal.
+_BINARY_FORMATS = frozenset({"rdb", "aof"})
+_CHUNK = 1024 * 1024
+
+
 def export_data(request: ExportRequest, progress: Callable[[int], None] | None = None) -> int:
-    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed)."""
-    module = format_module(request.fmt or format_from_path(str(request.path)))
+    """Export every key of an endpoint to a JSONL, RDB or AOF file (written whole, then renamed).
+
+    ``-`` (standard output), a character device or a FIFO is a stream: the export is made whole in a private
+    scratch file first, then copied to it, so a reader never gets a half export. Binary formats are refused
+    when the stream is a terminal.
+    """
+    streamed = request.path == STANDARD_STREAM or is_stream(request.path)
+    fmt = request.fmt or _format_of(request.path, streamed)
+    module = format_module(fmt)
     source = parse_endpoint(request.source)
-    with bastions(Vias(source=request.via)) as routes, atomic_output(request.path) as tmp:
-        count: int = module.export(routes.source(source), tmp, dbs=request.dbs, match=request.match, progress=progress)
+    if not streamed:
+        with bastions(Vias(source=request.via)) as routes, atomic_output(request.path) as tmp:
+            count: int = module.export(
+                routes.source(source), tmp, dbs=request.dbs, match=request.match, progress=progress
+            )
+        return count
+    with _output_stream(request.path) as stream, scratch_file() as tmp:
+        if fmt in _BINARY_FORMATS and stream.isatty():
+            raise InputError(
+                f"{fmt} is a binary format and {_stream_name(request.path)} is a terminal",
+                hint="redirect it to a file or a pipe (export SRC - > dump.rdb), or use --format jsonl",
+            )
+        with bastions(Vias(source=request.via)) as routes:
+            count = module.export(routes.source(source), tmp, dbs=request.dbs, match=request.match, progress=progress)
+        _copy_to(tmp, stream, request.path)
     return count
 
 
@@ -357,13 +387,75 @@ def import_data(request: ImportRequest, progress: Callable[[int], None] | None =
     """Import a JSONL, RDB or AOF file into an endpoint; returns (written, expired, skipped).
 
     A non-empty target is refused unless ``request.conflict`` says to replace or skip the keys already there.
+    ``-`` (standard input), a FIFO or a character device is read whole into a private scratch file first.
     """
-    if not request.path.exists():
+    streamed = request.path == STANDARD_STREAM or is_stream(request.path)
+    if not streamed and not request.path.exists():
         raise InputError(f"{request.path} does not exist", hint="check the path")
-    module = format_module(request.fmt or format_from_path(str(request.path)))
+    module = format_module(request.fmt or _format_of(request.path, streamed))
     target = parse_endpoint(request.target)
-    with bastions(Vias(target=request.via)) as routes:
+    with contextlib.ExitStack() as stack:
+        path = request.path
+        if streamed:
+            path = stack.enter_context(scratch_file())
+            _read_stream(request.path, path)
+        routes = stack.enter_context(bastions(Vias(target=request.via)))
         written: tuple[int, int, int] = module.load(
-            request.path, routes.target(target), conflict=request.conflict, progress=progress
+            path, routes.target(target), conflict=request.conflict, progress=progress
         )
     return written
+
+
+def _format_of(path: Path, streamed: bool) -> str:
+    """The format named by ``path``'s suffix; a stream without one needs ``--format``."""
+    if streamed and not any(str(path).endswith(f".{name}") for name in ("jsonl", "rdb", "aof")):
+        raise InputError(f"cannot tell the format of {_stream_name(path)}", hint="pass --format jsonl, rdb or aof")
+    return format_from_path(str(path))
+
+
+def _stream_name(path: Path) -> str:
+    return "standard output" if path == STANDARD_STREAM else str(path)
+
+
+@contextlib.contextmanager
+def scratch_file() -> Iterator[Path]:
+    """A path in a private (0700) temporary directory, removed with the directory on every exit path."""
+    with tempfile.TemporaryDirectory(prefix="reproducer-stream-") as directory:
+        yield Path(directory) / "data"
+
+
+@contextlib.contextmanager
+def _output_stream(path: Path) -> Iterator[Any]:
+    """Standard output, or ``path`` opened for writing without creating or truncating anything."""
+    if path == STANDARD_STREAM:
+        sys.stdout.flush()
+        yield sys.stdout.buffer
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}", hint="check the path") from None
+    with os.fdopen(fd, "wb") as handle:
+        yield handle
+
+
+def _copy_to(tmp: Path, stream: Any, path: Path) -> None:
+    try:
+        with tmp.open("rb") as source:
+            shutil.copyfileobj(source, stream, _CHUNK)
+        stream.flush()
+    except OSError as error:
+        raise OutputError(
+            f"cannot write the export to {_stream_name(path)}: {error.strerror or error}",
+            hint="the reader went away or the device refused the write; run the export again",
+        ) from None
+
+
+def _read_stream(path: Path, tmp: Path) -> None:
+    try:
+        with contextlib.ExitStack() as stack:
+            source = sys.stdin.buffer if path == STANDARD_STREAM else stack.enter_context(path.open("rb"))
+            with tmp.open("xb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}", hint="check the path") from None
