@@ -310,11 +310,13 @@ def verify_data(
     """
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
+    started = time.monotonic()
     with bastions(vias) as routes:
         report = verify_keys(routes.source(source), routes.target(target), options)
     if run_dir is not None:
         (run_dir / "data").mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "data" / "verify.json", json.dumps(report.to_dict(), indent=2) + "\n")
+        record = {**report.to_dict(), "seconds": round(time.monotonic() - started, 3)}
+        atomic_write(run_dir / "data" / "verify.json", json.dumps(record, indent=2) + "\n")
     return report
 
 

@@ -469,6 +469,8 @@ def _verify_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     report = json.loads(verify_path.read_text())
     counts = ("compared", "missing", "type_mismatch", "value_mismatch", "ttl_mismatch", "extra_in_target")
     log.state["verify"] = {"ok": report["ok"], **{name: report[name] for name in counts}}
+    if isinstance(report.get("seconds"), int | float):  # the comparison itself, run at the end of the copy phase
+        log.state["verify"]["seconds"] = report["seconds"]
     log.save()
     log(f"verify: {'zero differences' if report['ok'] else 'DIFFERENCES FOUND'} (details in {verify_path})")
 
@@ -488,14 +490,20 @@ def _report_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """The final summary as markdown (phases with durations, keys copied, verification)."""
+    """The final summary as markdown: the target endpoint, phases in run order with durations, keys, verification.
+
+    The verification runs at the end of the copy phase (the verify phase only records it): its row shows the
+    comparison's own duration and the copy row the rest of that phase.
+    """
     settings, verify, copy = report["settings"], report.get("verify") or {}, report.get("copy") or {}
     lines = [
         f"# Migration of {settings['service']} to {settings['target']}",
         "",
+        f"- target endpoint: {_endpoint_line(report.get('target'))}",
+        "",
         "| phase | seconds |",
         "|---|---:|",
-        *(f"| {name} | {info['seconds']} |" for name, info in report["phases"].items()),
+        *(f"| {name} | {seconds} |" for name, seconds in _phase_seconds(report["phases"], verify)),
         "",
         f"- keys copied: {copy.get('copied', 0)} of {copy.get('source_keys', 0)} in the source",
         f"- keys compared: {verify.get('compared', 0)}, missing {verify.get('missing', 0)}, "
@@ -504,6 +512,26 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- verification: {'zero differences' if verify.get('ok') else 'differences found, see data/verify.json'}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _phase_seconds(phases: dict[str, Any], verify: dict[str, Any]) -> list[tuple[str, float]]:
+    """Each finished phase in run order (``job.json`` keeps them sorted by name), verification time moved."""
+    seconds = {name: float(phases[name]["seconds"]) for name in PHASES if name in phases}
+    compared = verify.get("seconds")
+    if isinstance(compared, int | float) and "copy" in seconds and "verify" in seconds:
+        seconds["copy"] = round(max(seconds["copy"] - compared, 0.0), 3)
+        seconds["verify"] = round(seconds["verify"] + compared, 3)
+    return list(seconds.items())
+
+
+def _endpoint_line(record: dict[str, Any] | None) -> str:
+    """The target's URL as a client gives it (its password comes from a variable, never written here)."""
+    if not record:
+        return "not stood up (dry run or stopped before apply)"
+    try:
+        return f"`{target_url(record)}`"
+    except (KeyError, TypeError, ValueError):
+        return "unknown (the run directory's target record is incomplete)"
 
 
 def _now() -> str:
