@@ -815,12 +815,34 @@ def copy_command(
         resume=resume,
         follow=_follow_options(follow_seconds) if follow else None,
         vias=vias,
+        given=_given_copy_options(conflict, from_replica),
     )
     with _copy_progress() as report:
         result = pipeline_data.copy_endpoints(request, report)
     _print_copy_summary(result)
     if then_verify:
         _finish_verify(pipeline_data.verify_copy(request), False)
+
+
+#: copy's flags → the ``CopyOptions`` they set (a resume keeps the saved value of those not given again)
+_COPY_FLAGS = {
+    "dbs": "dbs",
+    "match": "match",
+    "batch": "batch",
+    "max_keys_per_second": "max_keys_per_second",
+    "max_mb_per_second": "max_bytes_per_second",
+    "max_batch_mb": "max_batch_bytes",
+}
+
+
+def _given_copy_options(conflict: str | None, from_replica: bool) -> frozenset[str]:
+    ctx = click.get_current_context()
+    given = {
+        option
+        for flag, option in _COPY_FLAGS.items()
+        if ctx.get_parameter_source(flag) not in (None, click.core.ParameterSource.DEFAULT)
+    }
+    return frozenset(given | ({"conflict"} if conflict else set()) | ({"from_replica"} if from_replica else set()))
 
 
 def _switch_ovh_notifications_on(project: str | None, service: str, endpoint: str | None) -> None:

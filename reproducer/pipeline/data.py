@@ -31,6 +31,7 @@ from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError, OutputError
 from reproducer.pipeline.progress import DataProgress
+from reproducer.pipeline.resume import settle_copy_options
 
 T_ = TypeVar("T_")
 #: The command-line sizes are in MiB, like the 64 MiB default of ``CopyOptions``/``VerifyOptions.max_batch_bytes``.
@@ -104,6 +105,8 @@ class CopyRequest:
     resume: bool = False
     follow: FollowOptions | None = None
     vias: Vias = NO_VIA
+    #: The options the user gave (``CopyOptions`` names); on ``--resume`` the others take the saved values.
+    given: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,14 @@ def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -
         max_batch_bytes=request.max_batch_mb * MIB,
     )
     return copy_data(
-        request.source, request.target, options, request.run_dir, progress, request.follow, vias=request.vias
+        request.source,
+        request.target,
+        options,
+        request.run_dir,
+        progress,
+        request.follow,
+        vias=request.vias,
+        given=request.given,
     )
 
 
@@ -186,17 +196,23 @@ def copy_data(
     environ: dict[str, str] | None = None,
     *,
     vias: Vias = NO_VIA,
+    given: frozenset[str] | None = None,
 ) -> CopyResult:
     """Copy keys between two endpoints, checkpointing in ``run_dir/data``; stats land in ``stats.json``.
 
     With ``follow``, keyspace notifications are subscribed to before the copy starts, and changes are
     re-copied until ``follow.stop`` is set; what the follower did is added to the result's notes. ``vias``
     names the SSH bastions each side is reached through (open for the copy and the follow, closed after).
+    The options are kept in ``run_dir/data/options.json``: a resume takes the saved ones it was not ``given``
+    again (see ``pipeline.resume``).
     """
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
+    options, notes = settle_copy_options(options, run_dir, given)
     with bastions(vias) as routes:
-        return _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
+        result = _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
+    result.notes[:0] = notes
+    return result
 
 
 def _copy_routed(

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import pytest
 from reproducer.sandbox.fleet import Fleet
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
+from tests.support.runs import confirmed_keys
+from tests.support.wait import eventually
 
 HOSTILE_KEYS = [b"extra:key:", b"[bold]x[/bold]", b":smile:", b"\x1b[31mred", b"[red]not red[/red]"]
 
@@ -168,3 +171,27 @@ def test_copy_refusal_and_export_progress_print_values_literally(fleets, tmp_pat
     result = run_piped("copy", url(source), url(target), "--run-dir", run_dir)
     err = result.stderr.decode()
     assert result.returncode != 0 and ":smile:[bold]run" in err and "😄" not in err, err
+
+
+def test_resume_keeps_the_rate_limit_and_refuses_another_scope(fleets, tmp_path):
+    source, target = fleets(), fleets()
+    client = source.client(source.primary)
+    client.mset({f"k{i}": "v" for i in range(1200)})
+    run_dir = tmp_path / "run"
+    first = ["copy", url(source), url(target), "--run-dir", run_dir, "--no-verify", "--batch", "50"]
+    proc = cli.start(*first, "--max-keys-per-second", "300")
+    eventually(lambda: confirmed_keys(run_dir) >= 100, "a first batches confirmed", proc=proc)
+    proc.kill()
+    proc.wait()
+    saved = json.loads((run_dir / "data" / "options.json").read_text())["options"]
+    assert saved["max_keys_per_second"] == 300 and saved["batch"] == 50
+    again = [*first[:5], "--resume", "--no-verify"]
+    refused = cli.run(*again, "--match", "k1*")
+    assert refused.returncode == 2 and "--match differs" in refused.stderr, refused.stderr
+    left = 1200 - confirmed_keys(run_dir)
+    started = time.monotonic()
+    resumed = cli.run(*again)
+    took = time.monotonic() - started
+    assert resumed.returncode == 0, resumed.stderr
+    assert target.client(target.primary).dbsize() == 1200
+    assert took >= left / 300 * 0.8, f"{left} keys in {took:.1f}s: the saved 300 keys/s limit was not applied"
