@@ -535,6 +535,11 @@ def apply_command(
         + (f"; Sentinels on {', '.join(map(str, service.sentinel_ports))}" if service.sentinel_ports else "")
         + f"; {service.changed} change(s); stop it with: reproducer destroy --target local --out {out}"
     )
+    if service.generated_passwords:
+        _progress(
+            f"users {', '.join(service.generated_passwords)} have generated passwords, kept (0600) in "
+            f"{service.data_dir / pipeline_apply.PASSWORDS_FILE}"
+        )
 
 
 def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
@@ -1034,7 +1039,8 @@ def migrate_command(
     With --target: inspect → render → plan → apply → copy → verify → report, in a run directory
     (job.json, events.jsonl, spec.yaml, rendered/, plan.md, data/, report.md); --resume skips the finished
     phases. The target's default user takes its password from REPRODUCER_PASSWORD_DEFAULT (prompted at a
-    terminal), the other users from REPRODUCER_PASSWORD_<USER> (generated in memory when unset).
+    terminal), the other users from REPRODUCER_PASSWORD_<USER> (generated when unset; for local, kept 0600
+    with the instances).
 
     Either way the source gets --allow-cidr in its allow-list and a least-privilege migration user, both
     recorded in the run directory first and removed at the end, on failure, and by --resume after a crash.
@@ -1138,9 +1144,10 @@ def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True) -> N
     target = result.report.get("target") or {}
     if target_kept and target.get("generated_passwords"):
         names = ", ".join(target["generated_passwords"])
+        kept = Path(target.get("data_dir") or ".") / pipeline_apply.PASSWORDS_FILE
         _progress(
-            f"users {names} got passwords generated in memory and not stored: set them as the default user "
-            "(ACL SETUSER) or re-run with REPRODUCER_PASSWORD_<USER>"
+            f"users {names} got generated passwords, kept (0600) in {kept} and reused by the next apply; "
+            "to choose them, re-run with REPRODUCER_PASSWORD_<USER>"
         )
     _progress(f"phases run: {', '.join(result.phases_run) or 'none'}; run directory: {result.run_dir}")
     if result.report:

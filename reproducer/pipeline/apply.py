@@ -5,7 +5,11 @@ Instances keep their files in ``<out>.valkey-data/``, beside the output, so re-r
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import secrets
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from reproducer.atomic import atomic_write
 from reproducer.errors import InputError
 from reproducer.pipeline.files import scratch_dir, write_tree
 from reproducer.pipeline.progress import Progress, quiet
@@ -49,7 +54,7 @@ class LocalService:
     data_dir: Path
     passwords: dict[str, str] = field(repr=False, default_factory=dict)
     changed: int = 0
-    #: Users whose passwords were generated here (kept in memory only).
+    #: Users given no password: theirs were generated here, or kept from an earlier apply (``PASSWORDS_FILE``).
     generated_passwords: list[str] = field(default_factory=list)
     #: ``host: task`` of the tasks that changed (or, with ``check``, would change), and their ``--diff``.
     changed_tasks: list[str] = field(default_factory=list)
@@ -78,9 +83,7 @@ def apply_local(request: LocalApplyRequest, progress: Progress = quiet) -> Local
     write_tree(out, dict(rendered.files) | {"ansible/deployment.yml": yaml.safe_dump(deployment, sort_keys=True)})
     passwords = dict(request.passwords or {})
     generated = sorted({u.name for u in spec.users} - set(passwords))
-    passwords |= {name: secrets.token_urlsafe(18) for name in generated}
-    if ADMIN_USER not in passwords:
-        passwords[ADMIN_USER] = secrets.token_urlsafe(18)
+    passwords |= _generated_passwords(instances_dir, {*generated, ADMIN_USER} - set(passwords), save=not request.check)
     if ADMIN_USER not in {u.name for u in spec.users}:
         variables["valkey_users"].append({"name": ADMIN_USER, "rules": "~* &* +@all"})
     progress(
@@ -108,6 +111,51 @@ def apply_local(request: LocalApplyRequest, progress: Progress = quiet) -> Local
         changed_tasks(result.events),
         diff_text(result.events),
     )
+
+
+#: The passwords ``apply`` generated for users given none, kept (0600) with the instances so a second apply
+#: reuses them and changes nothing; ``destroy`` removes them with the instances' files.
+PASSWORDS_FILE = "generated-passwords.json"
+_PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _generated_passwords(instances_dir: Path, users: set[str], *, save: bool) -> dict[str, str]:
+    """A password for each of ``users``: the one kept from an earlier apply, else a new one (then kept)."""
+    path = instances_dir / PASSWORDS_FILE
+    kept = _read_passwords(path)
+    passwords = {name: kept.get(name) or secrets.token_urlsafe(18) for name in sorted(users)}
+    if save and passwords and passwords != {name: kept.get(name) for name in passwords}:
+        instances_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({**kept, **passwords}, indent=2, sort_keys=True) + "\n")  # mkstemp: 0600
+    return passwords
+
+
+def _read_passwords(path: Path) -> dict[str, str]:
+    """The kept passwords (none when the file is absent); a file that is not one reproducer wrote is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}", hint=_PASSWORDS_HINT) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InputError(f"{path} is not a regular file", hint=_PASSWORDS_HINT)
+        raw = handle.read(65536)
+    try:
+        kept = json.loads(raw)
+    except ValueError:
+        kept = None
+    if not isinstance(kept, dict) or not all(
+        isinstance(k, str) and _USER.fullmatch(k) and isinstance(v, str) and _PASSWORD.fullmatch(v)
+        for k, v in kept.items()
+    ):
+        raise InputError(f"{path} is not a password file reproducer wrote", hint=_PASSWORDS_HINT)
+    return kept
+
+
+_PASSWORDS_HINT = "remove it (the next apply generates new passwords and restarts the instances) or fix it"
 
 
 def destroy_local(out: Path, progress: Progress = quiet) -> None:

@@ -77,7 +77,7 @@ def test_copy_that_stops_midway_leaves_only_its_checkpoint(fleets, tmp_path):
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "out of memory" in err, err
     assert leftovers(run_dir) == ["data"]
-    assert leftovers(run_dir / "data") == ["checkpoint.json"], "stats or a verify report of a failed copy"
+    assert leftovers(run_dir / "data") == ["checkpoint.json", "options.json"], "stats or a report of a failed copy"
 
 
 def test_failed_render_leaves_the_previous_output_untouched(tmp_path):

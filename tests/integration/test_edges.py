@@ -195,3 +195,35 @@ def test_resume_keeps_the_rate_limit_and_refuses_another_scope(fleets, tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert target.client(target.primary).dbsize() == 1200
     assert took >= left / 300 * 0.8, f"{left} keys in {took:.1f}s: the saved 300 keys/s limit was not applied"
+
+
+def test_a_second_apply_without_passwords_changes_nothing_and_restarts_nothing(tmp_path):
+    from reproducer.pipeline.apply import PASSWORDS_FILE, destroy_local, local_data_dir
+    from reproducer.procs import free_port_range
+    from tests.golden.regen import HERE
+
+    out, base = tmp_path / "out", free_port_range(1)
+    argv = ["apply", "--target", "local", "--spec", HERE / "specs" / "business.yaml", "--out", out, "--replicas", "0"]
+    argv += ["--base-port", str(base)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPRODUCER_PASSWORD_")}
+    data = local_data_dir(out.resolve())
+    try:
+        first = cli.run(*argv, env=env)
+        assert first.returncode == 0, first.stderr
+        kept = data / PASSWORDS_FILE
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        passwords = json.loads(kept.read_text())
+        assert "default" in passwords
+        before = sorted(int(p.read_text()) for p in data.rglob("*.pid"))
+        second = cli.run(*argv, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "; 0 change(s);" in second.stderr, second.stderr
+        assert sorted(int(p.read_text()) for p in data.rglob("*.pid")) == before, "an instance was restarted"
+        assert json.loads(kept.read_text()) == passwords
+        said = first.stdout + first.stderr + second.stdout + second.stderr
+        rendered = [p for p in out.rglob("*") if p.is_file()]
+        assert not [s for s in passwords.values() if s in said], "a generated password was printed"
+        assert not [p for p in rendered for s in passwords.values() if s in p.read_text(errors="replace")]
+    finally:
+        destroy_local(out)
+    assert not data.exists(), "destroy removes the kept passwords with the instances"
