@@ -102,7 +102,7 @@ def test_export_into_a_fifo_writes_through(fleets, tmp_path):
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
     result = run_piped("export", url(source), fifo)
     reader.join(timeout=60)
