@@ -15,6 +15,7 @@ from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
+from reproducer.pipeline.cutover import CutoverOptions, CutoverRun
 from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
@@ -22,7 +23,7 @@ from reproducer.pipeline.progress import DataProgress, Progress, quiet
 
 if TYPE_CHECKING:  # the OVH client loads only for the commands that use it
     from reproducer.model import ServiceSpec
-    from reproducer.sources.ovh import OvhServiceAccess
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess
 
 MIGRATION_USER = "reproducer-migration"
 _PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
@@ -45,6 +46,8 @@ class MigrateRequest:
     data_progress: DataProgress | None = None
     #: The SSH bastions (``--via`` URLs) the source and the target are reached through.
     vias: Vias = NO_VIA
+    #: ``--cutover``: once the follower is close, freeze the source, drain, verify and switch (needs ``follow``).
+    cutover: CutoverOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class MigrateResult:
     copy: CopyResult
     verify: VerifyReport
     run_dir: Path
+    #: After ``--cutover``: the connection settings emitted (``connection.json``), with the write downtime.
+    cutover: dict[str, Any] | None = None
 
 
 @dataclass
@@ -192,22 +197,43 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     api = OvhApiClient(client, request.inspect.retry, progress)
     access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
     _undo_access(access, state, progress)  # what a crashed run left behind
+    cut = cutover_run(api, spec.source.project, spec.source.service_id, request, progress)
     try:
         source_url, password = _grant_access(access, spec, request, state, progress)
         options = replace(request.copy, resume=request.resume and (request.run_dir / "data").exists())
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
-        run_dir, follow = request.run_dir, request.follow
+        run_dir, follow = request.run_dir, cut.follow if cut else request.follow
         vias = request.vias
         result = copy_data(
             source_url, request.target_url, options, run_dir, request.data_progress, follow, environ, vias=vias
         )
+        if cut:
+            cut.controller.join()
         checks = VerifyOptions(dbs=options.dbs, match=options.match)
         report = verify_data(source_url, request.target_url, checks, run_dir, environ, vias=vias)
+        switched = cut.switch(report) if cut else None
     except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
+        if cut:
+            cut.abort(failure)
         _undo_after_failure(access, state, progress, failure)
         raise
+    if cut:
+        cut.finish()
     _undo_access(access, state, progress)
-    return MigrateResult(result, report, request.run_dir)
+    return MigrateResult(result, report, request.run_dir, switched)
+
+
+def cutover_run(
+    api: OvhApiClient, project: str, service: str, request: MigrateRequest, progress: Progress
+) -> CutoverRun | None:
+    """The cutover of this migration (``--cutover``), notifications switched on and recorded; else None."""
+    if request.cutover is None:
+        return None
+    if request.follow is None:
+        raise InputError("--cutover needs the follower", hint="the CLI sets --follow with --cutover")
+    run = CutoverRun(api, project, service, request, progress, MIGRATION_USER)
+    run.prepare()
+    return run
 
 
 def _run_state(run_dir: Path, *, resume: bool) -> RunState:
