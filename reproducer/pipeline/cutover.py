@@ -208,7 +208,7 @@ class Controller:
             self.follow.stop.set()
 
     def _run(self) -> None:
-        self._wait(self.follow.following.is_set, self.options.ready_timeout, "the bulk copy did not end")
+        self._wait(self.follow.following.is_set, float("inf"), "the bulk copy did not end")
         self._wait(self._stable, self.options.ready_timeout, "the follower's lag never stayed low enough")
         self.state.reach("ready")
         self._event("ready", **self._lag())

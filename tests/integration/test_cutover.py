@@ -1,0 +1,155 @@
+"""Cutover and rollback against the sandbox OVH service: a writer keeps writing, no acknowledged write is lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+import pytest
+import valkey
+
+from reproducer.errors import DataError
+from reproducer.pipeline import inspect as pipeline_inspect
+from reproducer.pipeline import migrate as pipeline_migrate
+from reproducer.pipeline.cutover import CUTOVER_FILE, SETTINGS_FILE, CutoverOptions
+from reproducer.pipeline.data import FollowOptions
+from reproducer.sandbox.fleet import Fleet, FleetSpec
+from reproducer.sandbox.seed import ovh_client
+from tests.support.ovh import leftovers, service_fleet, service_path
+
+NOTIFY = "redis_notify_keyspace_events"
+
+
+@pytest.fixture
+def users_put_back(api_server, seeded):
+    """The seeded users' ACLs and notifications setting as they were, put back after the test whatever it did."""
+    client = ovh_client(api_server, seeded.credentials)
+    base = service_path(seeded)
+    users = {u: client.get(f"{base}/user/{u}") for u in client.get(f"{base}/user")}
+    notify = client.get(f"{base}/advancedConfiguration")[NOTIFY]
+    yield users, notify
+    for user_id, user in users.items():
+        body = {k: user[k] for k in ("categories", "commands", "keys", "channels")}
+        client.put(f"{base}/user/{user_id}", **body)
+    client.put(f"{base}/advancedConfiguration", **{NOTIFY: notify})
+
+
+def cutover_request(api_server, seeded, target: Fleet, run_dir, options: CutoverOptions | None = None):
+    """``migrate --to TARGET --cutover`` of the seeded service (granting 127.0.0.1/32)."""
+    inspect = pipeline_inspect.InspectOptions(
+        project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
+    )
+    return pipeline_migrate.MigrateRequest(
+        inspect=inspect,
+        target_url=f"valkey://127.0.0.1:{target.primary.port}",
+        run_dir=run_dir,
+        allow_cidr="127.0.0.1/32",
+        source_ca=service_fleet(api_server, seeded).tls_files.ca_cert,
+        follow=FollowOptions(stop=threading.Event()),
+        cutover=options or CutoverOptions(max_lag_ms=500, stable_for=0.5),
+    )
+
+
+@dataclass
+class Writer:
+    """An application writing one new key every 2 ms to the source as user ``app``, then to the target once the
+    cutover's connection settings appear; it counts what each side acknowledged and what was refused."""
+
+    source: valkey.Valkey
+    target: valkey.Valkey
+    settings: object
+    acked: list[str] = field(default_factory=list)
+    refused: int = 0
+    last_source_ack: float = 0.0
+    first_target_ack: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        """Write until stopped (errors other than the freeze's NOPERM fail the test through ``acked``)."""
+        index = 0
+        while not self.stop.is_set():
+            on_target = self.settings.exists()  # type: ignore[attr-defined]
+            key = f"writer:{index}"
+            try:
+                (self.target if on_target else self.source).set(key, str(index))
+            except valkey.exceptions.NoPermissionError:
+                self.refused += 1
+            else:
+                self.acked.append(key)
+                index += 1
+                if on_target:
+                    self.first_target_ack = self.first_target_ack or time.monotonic()
+                else:
+                    self.last_source_ack = time.monotonic()
+            time.sleep(0.002)
+
+
+def app_client(api_server, seeded) -> valkey.Valkey:
+    """The application's connection to the source (user ``app``, TLS)."""
+    fleet = service_fleet(api_server, seeded)
+    primary = fleet.current_primary()
+    return valkey.Valkey(
+        host="127.0.0.1",
+        port=primary.port,
+        username="app",
+        password=seeded.app_password,
+        ssl=True,
+        ssl_ca_certs=str(fleet.tls_files.ca_cert),
+    )
+
+
+def test_writes_keep_flowing_through_a_cutover_and_none_acknowledged_is_lost(
+    api_server, seeded, load_source, users_put_back, tmp_path
+):
+    load_source(2000, seed=31)
+    _users, notify_before = users_put_back
+    run_dir = tmp_path / "run"
+    with Fleet.start(FleetSpec()) as target:
+        writer = Writer(app_client(api_server, seeded), target.client(target.primary), run_dir / SETTINGS_FILE)
+        thread = threading.Thread(target=writer.run, daemon=True)
+        thread.start()
+        try:
+            result = pipeline_migrate.migrate_data(cutover_request(api_server, seeded, target, run_dir))
+            time.sleep(0.3)  # a few writes on the target after the switch
+        finally:
+            writer.stop.set()
+            thread.join(5)
+        assert result.verify.ok and result.cutover is not None
+        downtime = result.cutover["write_downtime_seconds"]
+        assert 0 < downtime < 5, downtime
+        assert writer.first_target_ack is not None and writer.first_target_ack - writer.last_source_ack < 5
+        assert writer.refused > 0, "the freeze refused the writes made during the switch"
+        stored = target.client(target.primary).mget(writer.acked)
+        assert all(v is not None for v in stored), "every write the source or target acknowledged is on the target"
+        assert len(writer.acked) > 200
+        written = json.loads((run_dir / SETTINGS_FILE).read_text())
+        assert written["target"]["url"].startswith("valkey://127.0.0.1:") and "default" in written["frozen_users"]
+        assert "app" in written["frozen_users"]
+        client = ovh_client(api_server, seeded.credentials)
+        assert client.get(f"{service_path(seeded)}/advancedConfiguration")[NOTIFY] == notify_before
+        assert leftovers(api_server, seeded) == ([], [])
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        kinds = [e["event"] for e in events]
+        assert {"prepared", "lag", "ready", "drained", "switched"} <= set(kinds)
+        assert any("behind" in e and "oldest_ms" in e and "events_per_second" in e for e in events)
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            app_client(api_server, seeded).set("stale-writer", "1")  # the source stays read-only until rollback
+        assert json.loads((run_dir / CUTOVER_FILE).read_text())["step"] == "switched"
+
+
+def test_a_cutover_whose_lag_never_settles_puts_the_source_back(
+    api_server, seeded, load_source, users_put_back, tmp_path
+):
+    load_source(300, seed=32)
+    _users, notify_before = users_put_back
+    with Fleet.start(FleetSpec()) as target:
+        request = cutover_request(api_server, seeded, target, tmp_path / "run")
+        request = replace(request, cutover=CutoverOptions(max_lag_ms=-1, ready_timeout=1.0))
+        with pytest.raises(DataError, match="lag never stayed low"):
+            pipeline_migrate.migrate_data(request)
+    client = ovh_client(api_server, seeded.credentials)
+    assert client.get(f"{service_path(seeded)}/advancedConfiguration")[NOTIFY] == notify_before
+    assert leftovers(api_server, seeded) == ([], [])
+    app_client(api_server, seeded).set("writable-again", "1")
