@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # the OVH client loads only for the commands that use it
     from reproducer.data.follow import FollowStats
     from reproducer.data.verify import VerifyReport
     from reproducer.pipeline.data import FollowOptions
-    from reproducer.pipeline.migrate import MigrateRequest
     from reproducer.sources.ovh import OvhApiClient
 
 CUTOVER_FILE = "cutover.json"
@@ -248,8 +247,8 @@ class Controller:
     def _wait(self, ready: Callable[[], bool], timeout: float, failure: str) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
-            if self.follow.stop.is_set() and not self.follow.following.is_set():
-                raise DataError(f"cutover: {failure}", hint="the copy stopped before the cutover could start")
+            if self.follow.stop.is_set():  # Ctrl-C, or the copy failed: no freeze after that
+                raise DataError(f"cutover: stopped: {failure}", hint="the source was put back; run the cutover again")
             if time.monotonic() > deadline:
                 raise DataError(f"cutover: {failure} within {timeout:.0f}s", hint="raise --max-lag, or retry later")
             time.sleep(0.05)
@@ -267,22 +266,29 @@ def connection_settings(target_url: str, downtime: float | None, frozen: list[st
     }
 
 
+@dataclass(frozen=True)
+class CutoverPlan:
+    """One cutover: where its state goes, the target to switch to, the follow it drives, the user it keeps."""
+
+    run_dir: Path
+    target_url: str
+    follow: FollowOptions
+    options: CutoverOptions
+    keep: str
+
+
 class CutoverRun:
     """One migration's cutover: prepared before the copy, switched after the verification, always restored."""
 
-    def __init__(
-        self, api: OvhApiClient, project: str, service: str, request: MigrateRequest, progress: Progress, keep: str
-    ) -> None:
-        if request.cutover is None or request.follow is None:
-            raise InputError("a cutover needs --follow", hint="the CLI sets --follow with --cutover")
-        request.run_dir.mkdir(parents=True, exist_ok=True)
-        path = request.run_dir / CUTOVER_FILE
+    def __init__(self, api: OvhApiClient, where: tuple[str, str], plan: CutoverPlan, progress: Progress) -> None:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        path = plan.run_dir / CUTOVER_FILE
         self.state = CutoverState.load(path) if path.exists() else CutoverState(path)
-        self.source = SourceSwitch(api, project, service, self.state)
-        self.request, self.progress, self._keep = request, progress, keep
-        self._shown = request.follow.progress
-        self.follow = replace(request.follow, progress=self._observe)
-        self.controller = Controller(request.cutover, self.follow, self._freeze, self.state, self.event)
+        self.source = SourceSwitch(api, where[0], where[1], self.state)
+        self.plan, self.progress = plan, progress
+        self._shown = plan.follow.progress
+        self.follow = replace(plan.follow, progress=self._observe)
+        self.controller = Controller(plan.options, self.follow, self._freeze, self.state, self.event)
         self._frozen: list[str] = []
 
     def prepare(self) -> None:
@@ -303,7 +309,7 @@ class CutoverRun:
             self._shown(stats)
 
     def _freeze(self) -> None:
-        self._frozen = self.source.freeze(self._keep)
+        self._frozen = self.source.freeze(self.plan.keep)
         self.progress(f"cutover: writes frozen on the source ({', '.join(self._frozen) or 'no user'} read-only)")
 
     def switch(self, report: VerifyReport) -> dict[str, Any] | None:
@@ -314,8 +320,8 @@ class CutoverRun:
             return None
         self.state.reach("verified")
         frozen_at = self.controller.frozen_at or time.monotonic()
-        settings = connection_settings(self.request.target_url, time.monotonic() - frozen_at, self._frozen)
-        atomic_write(self.request.run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        settings = connection_settings(self.plan.target_url, time.monotonic() - frozen_at, self._frozen)
+        atomic_write(self.plan.run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         self.state.times["write_downtime_seconds"] = settings["write_downtime_seconds"]
         self.state.reach("switched")
         self.event("switched", **settings)
@@ -341,5 +347,5 @@ class CutoverRun:
     def event(self, kind: str, **fields: Any) -> None:
         """Append one cutover event to the run directory's ``events.jsonl``."""
         line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phase": "cutover", "event": kind}
-        with (self.request.run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
+        with (self.plan.run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
             events.write(json.dumps({**line, **fields}, sort_keys=True) + "\n")

@@ -17,7 +17,9 @@ from reproducer.pipeline.cutover import CUTOVER_FILE, SETTINGS_FILE, CutoverOpti
 from reproducer.pipeline.data import FollowOptions
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import ovh_client
-from tests.support.ovh import leftovers, service_fleet, service_path
+from tests.support import cli
+from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path
+from tests.support.wait import eventually
 
 NOTIFY = "redis_notify_keyspace_events"
 
@@ -153,3 +155,75 @@ def test_a_cutover_whose_lag_never_settles_puts_the_source_back(
     assert client.get(f"{service_path(seeded)}/advancedConfiguration")[NOTIFY] == notify_before
     assert leftovers(api_server, seeded) == ([], [])
     app_client(api_server, seeded).set("writable-again", "1")
+
+
+def _inspect(api_server, seeded) -> pipeline_inspect.InspectOptions:
+    return pipeline_inspect.InspectOptions(
+        project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
+    )
+
+
+def test_rollback_carries_the_targets_writes_back_unfreezes_and_verifies(
+    api_server, seeded, load_source, users_put_back, tmp_path
+):
+    load_source(500, seed=33)
+    run_dir = tmp_path / "run"
+    with Fleet.start(FleetSpec()) as target:
+        result = pipeline_migrate.migrate_data(cutover_request(api_server, seeded, target, run_dir))
+        assert result.cutover is not None
+        on_target = target.client(target.primary)
+        on_target.set("written-after-cutover", "new")
+        on_target.set("user:1", "changed on the target")
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            app_client(api_server, seeded).set("before-rollback", "1")
+
+        rolled = pipeline_migrate.rollback_data(pipeline_migrate.saved_request(run_dir, _inspect(api_server, seeded)))
+        assert rolled.verify.ok and rolled.verify.compared >= 501
+        assert {"app", "default"} <= set(rolled.unfrozen)
+        app = app_client(api_server, seeded)
+        assert app.get("written-after-cutover") == b"new" and app.get("user:1") == b"changed on the target"
+        app.set("after-rollback", "1")  # the source takes writes again
+        assert leftovers(api_server, seeded) == ([], [])
+        assert json.loads((run_dir / CUTOVER_FILE).read_text())["frozen"] == {}
+
+
+def _step(run_dir) -> str | None:
+    try:
+        return str(json.loads((run_dir / CUTOVER_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@pytest.mark.fault("SIGKILL of migrate --cutover at each step, then cutover --resume: source put back", ends="verify")
+@pytest.mark.parametrize("step", ["prepared", "ready", "frozen", "drained", "switched"])
+def test_a_cutover_killed_at_each_step_is_put_back_by_resume(
+    api_server, seeded, load_source, users_put_back, tmp_path, step
+):
+    load_source(300, seed=34)
+    _users, notify_before = users_put_back
+    run_dir = tmp_path / "run"
+    fleet = service_fleet(api_server, seeded)
+    with Fleet.start(FleetSpec()) as target:
+        argv = [
+            *("migrate", "--project", seeded.project, "--service", seeded.service_id),
+            *("--to", f"valkey://127.0.0.1:{target.primary.port}", "--endpoint", api_server.url),
+            *("--allow-cidr", "127.0.0.1/32", "--source-ca", str(fleet.tls_files.ca_cert), "--run-dir", str(run_dir)),
+            *("--cutover", "--max-lag", "0.5", "--stable-for", "1"),
+        ]
+        proc = cli.start(*argv, env=ovh_env(seeded))
+        order = ["prepared", "ready", "frozen", "drained", "verified", "switched"]
+        eventually(lambda: _step(run_dir) in order[order.index(step) :], f"cutover at {step}", timeout=60, proc=proc)
+        proc.kill()
+        proc.wait()
+        reached = _step(run_dir)
+        resumed = cli.run("cutover", str(run_dir), "--resume", "--endpoint", api_server.url, env=ovh_env(seeded))
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"reached '{reached}'" in resumed.stderr
+    client = ovh_client(api_server, seeded.credentials)
+    assert client.get(f"{service_path(seeded)}/advancedConfiguration")[NOTIFY] == notify_before, reached
+    assert leftovers(api_server, seeded) == ([], []), reached
+    if reached == "switched":  # the application may already use the target: the source stays read-only
+        with pytest.raises(valkey.exceptions.NoPermissionError):
+            app_client(api_server, seeded).set("after-resume", "1")
+    else:
+        app_client(api_server, seeded).set("after-resume", "1")
