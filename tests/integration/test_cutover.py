@@ -102,6 +102,7 @@ def app_client(api_server, seeded) -> valkey.Valkey:
     )
 
 
+@pytest.mark.fault("a writer app writing throughout migrate --cutover: no acknowledged write lost, downtime < 5 s")
 def test_writes_keep_flowing_through_a_cutover_and_none_acknowledged_is_lost(
     api_server, seeded, load_source, users_put_back, tmp_path
 ):
@@ -141,6 +142,7 @@ def test_writes_keep_flowing_through_a_cutover_and_none_acknowledged_is_lost(
         assert json.loads((run_dir / CUTOVER_FILE).read_text())["step"] == "switched"
 
 
+@pytest.mark.fault("the follower's lag never settles: the cutover gives up, source unfrozen", ends="error")
 def test_a_cutover_whose_lag_never_settles_puts_the_source_back(
     api_server, seeded, load_source, users_put_back, tmp_path
 ):
@@ -163,6 +165,7 @@ def _inspect(api_server, seeded) -> pipeline_inspect.InspectOptions:
     )
 
 
+@pytest.mark.fault("rollback after a cutover: the target's writes carried back to the source, unfrozen")
 def test_rollback_carries_the_targets_writes_back_unfreezes_and_verifies(
     api_server, seeded, load_source, users_put_back, tmp_path
 ):
