@@ -841,8 +841,9 @@ def _follow_line() -> Callable[[FollowStats], None]:
         if time.monotonic() - last[0] >= 5:
             last[0] = time.monotonic()
             _progress(
-                f"follow: {stats.events} events, {stats.recopied} re-copied, {stats.deleted} deleted, "
-                f"queue {stats.queued}, max lag {stats.max_lag_ms} ms"
+                f"follow: {stats.events} events ({stats.events_per_second:g}/s), {stats.recopied} re-copied, "
+                f"{stats.deleted} deleted, {stats.behind} behind, oldest {stats.oldest_ms} ms, "
+                f"max lag {stats.max_lag_ms} ms"
             )
 
     return report
