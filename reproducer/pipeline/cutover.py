@@ -16,6 +16,7 @@ the moment the new connection settings are emitted.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ CUTOVER_FILE = "cutover.json"
 SETTINGS_FILE = "connection.json"
 NOTIFY_PARAMETER = "redis_notify_keyspace_events"
 FREEZE_RULE = "-@write"
+_CATEGORY = re.compile(r"[+-]@[a-z][a-z_-]{0,40}")
 STEPS = ("prepared", "ready", "frozen", "drained", "verified", "switched", "restored")
 
 
@@ -70,9 +72,8 @@ class CutoverState:
         notes = raw.get("notifications")
         if raw["step"] not in STEPS or not (notes is None or (isinstance(notes, dict) and "previous" in notes)):
             raise InputError(f"{path} is not the state of a cutover", hint=STATE_HINT)
-        for user in raw["frozen"].values():
-            if not (isinstance(user, dict) and isinstance(user.get("categories"), list)):
-                raise InputError(f"{path} is not the state of a cutover", hint=STATE_HINT)
+        if not all(_frozen_record(user) for user in raw["frozen"].values()):
+            raise InputError(f"{path} is not the state of a cutover", hint=STATE_HINT)
         return cls(path, raw["step"], notes, raw["frozen"], raw["times"])
 
     def save(self) -> None:
@@ -90,6 +91,15 @@ class CutoverState:
         """Record that ``step`` is reached, with its wall-clock time."""
         self.step, self.times[step] = step, time.time()
         self.save()
+
+
+def _frozen_record(user: object) -> bool:
+    """Whether ``user`` is a recorded ACL: a user name and ACL category rules (``+@read``, ``-@write``…) only."""
+    if not (
+        isinstance(user, dict) and isinstance(user.get("username"), str) and isinstance(user.get("categories"), list)
+    ):
+        return False
+    return all(isinstance(rule, str) and _CATEGORY.fullmatch(rule) for rule in user["categories"])
 
 
 class SourceSwitch:
@@ -140,6 +150,12 @@ class SourceSwitch:
             users = {str(u) for u in self._api.get(f"{self._path}/user")}
             if user_id in users:
                 user = self._api.get(f"{self._path}/user/{user_id}")
+                if user.get("username") != saved["username"]:
+                    raise InputError(
+                        f"{self.state.path} names user id {user_id} as {saved['username']!r}, but it is "
+                        f"{user.get('username')!r} on the service: its ACL is left alone",
+                        hint="check that cutover.json is yours; " + STATE_HINT,
+                    )
                 self._set_categories(user_id, user, list(saved["categories"]))
                 names.append(str(saved["username"]))
             del self.state.frozen[user_id]

@@ -230,3 +230,47 @@ def test_a_cutover_killed_at_each_step_is_put_back_by_resume(
             app_client(api_server, seeded).set("after-resume", "1")
     else:
         app_client(api_server, seeded).set("after-resume", "1")
+
+
+@pytest.mark.bad_input("cutover.json that would grant a user more, or restore another user's ACL, on --resume")
+@pytest.mark.parametrize("tamper", ["categories", "username"])
+def test_a_tampered_cutover_json_never_changes_an_acl_it_did_not_record(
+    api_server, seeded, load_source, users_put_back, tmp_path, tamper
+):
+    load_source(20, seed=35)
+    users, _notify = users_put_back
+    [(app_id, app)] = [(i, u) for i, u in users.items() if u["username"] == "analytics"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    recorded = {"username": "analytics", "categories": ["+@all"]}
+    if tamper == "categories":
+        recorded["categories"] = ["+@all", "~* +@all"]  # not a category rule
+    else:
+        recorded["username"] = "someone-else"
+    state = {
+        "format_version": "1.0",
+        "step": "frozen",
+        "notifications": None,
+        "frozen": {app_id: recorded},
+        "times": {},
+    }
+    (run_dir / CUTOVER_FILE).write_text(json.dumps(state))
+    pipeline_migrate.save_settings(replace(cutover_request(api_server, seeded, _NoFleet(), run_dir), target_url="x"))
+    resumed = cli.run("cutover", str(run_dir), "--resume", env=ovh_env(seeded))
+    assert resumed.returncode == 2, resumed.stderr
+    assert "Traceback" not in resumed.stderr and "error:" in resumed.stderr and "cutover.json" in resumed.stderr
+    client = ovh_client(api_server, seeded.credentials)
+    assert client.get(f"{service_path(seeded)}/user/{app_id}")["categories"] == app["categories"]
+
+
+class _NoFleet:
+    """A stand-in target for a request that is only recorded, never run."""
+
+    class primary:
+        port = 1
+
+
+def test_cutover_and_rollback_refuse_a_directory_without_a_migration(tmp_path):
+    for command in ("cutover", "rollback"):
+        done = cli.run(command, str(tmp_path))
+        assert done.returncode == 2 and "holds no migration" in done.stderr and "Traceback" not in done.stderr
