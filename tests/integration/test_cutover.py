@@ -270,6 +270,7 @@ class _NoFleet:
         port = 1
 
 
+@pytest.mark.bad_input("cutover or rollback on a directory that holds no migration")
 def test_cutover_and_rollback_refuse_a_directory_without_a_migration(tmp_path):
     for command in ("cutover", "rollback"):
         done = cli.run(command, str(tmp_path))
