@@ -1017,6 +1017,8 @@ def migrate_command(
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     follow = follow or cutover
+    if cutover:
+        _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
     options = pipeline_migrate.MigrateOptions(
         project=project,
         service=service,
@@ -1096,6 +1098,7 @@ def cutover_command(run_dir: Path, endpoint: str | None, resume: bool, max_lag: 
         _progress(f"cutover: the interrupted one had reached '{step}'; the source is {kept}")
         return
     follow = _follow_options(None)
+    _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
     cut = CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for)
     with _copy_progress() as report:
         request = pipeline_migrate.again_with_cutover(request, follow, cut, report)

@@ -275,3 +275,21 @@ def test_cutover_and_rollback_refuse_a_directory_without_a_migration(tmp_path):
     for command in ("cutover", "rollback"):
         done = cli.run(command, str(tmp_path))
         assert done.returncode == 2 and "holds no migration" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cutover_of_an_earlier_migration_copies_again_and_switches(
+    api_server, seeded, load_source, users_put_back, tmp_path
+):
+    load_source(400, seed=36)
+    run_dir = tmp_path / "run"
+    with Fleet.start(FleetSpec()) as target:
+        plain = replace(cutover_request(api_server, seeded, target, run_dir), follow=None, cutover=None)
+        assert pipeline_migrate.migrate_data(plain).verify.ok
+        app_client(api_server, seeded).set("written-between", "1")  # nobody follows now: the cutover copies again
+        done = cli.run("cutover", str(run_dir), "--max-lag", "0.5", "--stable-for", "0.5", env=ovh_env(seeded))
+        assert done.returncode == 0, done.stderr
+        settings = json.loads(done.stdout)
+        assert settings == json.loads((run_dir / SETTINGS_FILE).read_text())
+        assert 0 < settings["write_downtime_seconds"] < 5 and "identical" in done.stderr
+        assert target.client(target.primary).get("written-between") == "1"
+    assert leftovers(api_server, seeded) == ([], [])
