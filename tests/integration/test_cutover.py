@@ -140,6 +140,9 @@ def test_writes_keep_flowing_through_a_cutover_and_none_acknowledged_is_lost(
         with pytest.raises(valkey.exceptions.NoPermissionError):
             app_client(api_server, seeded).set("stale-writer", "1")  # the source stays read-only until rollback
         assert json.loads((run_dir / CUTOVER_FILE).read_text())["step"] == "switched"
+        written_files = " ".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+        secrets = (seeded.app_password, seeded.credentials["application_secret"], seeded.credentials["consumer_key"])
+        assert not [secret for secret in secrets if secret in written_files]
 
 
 @pytest.mark.fault("the follower's lag never settles: the cutover gives up, source unfrozen", ends="error")
