@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
-from reproducer.errors import DataError, InputError, ReproducerError
+from reproducer.errors import DataError, InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.progress import Progress
 
@@ -39,6 +39,7 @@ CUTOVER_FILE = "cutover.json"
 SETTINGS_FILE = "connection.json"
 NOTIFY_PARAMETER = "redis_notify_keyspace_events"
 FREEZE_RULE = "-@write"
+USER_READY_TIMEOUT = 120.0
 _CATEGORY = re.compile(r"[+-]@[a-z][a-z_-]{0,40}")
 STEPS = ("prepared", "ready", "frozen", "drained", "verified", "switched", "restored")
 
@@ -165,6 +166,19 @@ class SourceSwitch:
     def _set_categories(self, user_id: str, user: dict[str, Any], categories: list[str]) -> None:
         body = {k: user.get(k, []) for k in ("commands", "keys", "channels")}
         self._api.put(f"{self._path}/user/{user_id}", categories=categories, **body)
+        self._wait_user(user_id)
+
+    def _wait_user(self, user_id: str) -> None:
+        """Wait until OVH reports the user READY again (its ACL applied on every node)."""
+        deadline = time.monotonic() + USER_READY_TIMEOUT
+        while self._api.get(f"{self._path}/user/{user_id}").get("status") != "READY":
+            if time.monotonic() > deadline:
+                raise SourceUnavailableError(
+                    f"user {user_id} is not READY {USER_READY_TIMEOUT:.0f}s after its ACL changed",
+                    hint="wait for OVH to finish, then run 'cutover RUN_DIR --resume' to put the source back",
+                    retryable=True,
+                )
+            time.sleep(0.1)
 
 
 def restore_source(switch: SourceSwitch, progress: Progress) -> None:
