@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
+from reproducer.data.endpoint import Endpoint
+from reproducer.data.topology import connect, discover
 from reproducer.errors import DataError, InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.progress import Progress
@@ -179,6 +181,57 @@ class SourceSwitch:
                     retryable=True,
                 )
             time.sleep(0.1)
+
+
+class TargetNotifications:
+    """``notify-keyspace-events`` on every primary of a (self-managed) target, for the rollback's follower.
+
+    The value it had is recorded in ``state`` before it changes and put back by :meth:`restore`.
+    """
+
+    def __init__(self, target: Endpoint, state: CutoverState) -> None:
+        self.target, self.state = target, state
+
+    def enable(self) -> bool:
+        """Switch ``K`` + ``A`` on; False when the target refuses CONFIG (a managed service): no follow then."""
+        try:
+            previous = self._values()
+        except DataError:
+            return False
+        if self.state.notifications is None:
+            self.state.notifications = {"previous": previous}
+            self.state.save()
+        for value in set(previous):
+            if not {"K", "A"} <= set(value):
+                self._set("".join(sorted(set(value) | {"K", "A"})))
+        return True
+
+    def restore(self) -> None:
+        """Put the recorded value back on every primary (the first node's when they differed)."""
+        if self.state.notifications is not None:
+            previous = self.state.notifications["previous"]
+            self._set(previous[0] if previous else "")
+            self.state.notifications = None
+            self.state.save()
+
+    def _values(self) -> list[str]:
+        values = []
+        for node in discover(self.target).primaries:
+            conn = connect(self.target, node)
+            try:
+                reply = conn.call("CONFIG", "GET", "notify-keyspace-events")
+            finally:
+                conn.close()
+            values.append(reply[1].decode() if isinstance(reply, list) and isinstance(reply[1], bytes) else "")
+        return values
+
+    def _set(self, value: str) -> None:
+        for node in discover(self.target).primaries:
+            conn = connect(self.target, node)
+            try:
+                conn.call("CONFIG", "SET", "notify-keyspace-events", value)
+            finally:
+                conn.close()
 
 
 def restore_source(switch: SourceSwitch, progress: Progress) -> None:
@@ -376,6 +429,11 @@ class CutoverRun:
 
     def event(self, kind: str, **fields: Any) -> None:
         """Append one cutover event to the run directory's ``events.jsonl``."""
-        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phase": "cutover", "event": kind}
-        with (self.plan.run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
-            events.write(json.dumps({**line, **fields}, sort_keys=True) + "\n")
+        append_event(self.plan.run_dir, "cutover", kind, **fields)
+
+
+def append_event(run_dir: Path, phase: str, kind: str, **fields: Any) -> None:
+    """Append one event line to ``run_dir/events.jsonl``."""
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "phase": phase, "event": kind}
+    with (run_dir / "events.jsonl").open("a", encoding="utf-8") as events:
+        events.write(json.dumps({**line, **fields}, sort_keys=True) + "\n")

@@ -7,21 +7,28 @@ after a crash. The ``default`` user is never touched.
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
+from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.cutover import (
     CUTOVER_FILE,
+    Controller,
     CutoverOptions,
     CutoverPlan,
     CutoverRun,
     CutoverState,
     SourceSwitch,
+    TargetNotifications,
+    append_event,
     restore_source,
 )
 from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
@@ -441,17 +448,47 @@ def rollback_data(request: MigrateRequest, progress: Progress = quiet) -> Rollba
     try:
         source_url, password = _grant_rollback_access(api, access, spec, request, state, progress)
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
-        back = request.run_dir / "rollback"
-        options = CopyOptions(conflict="replace")
-        copied = copy_data(request.target_url, source_url, options, back, request.data_progress, None, environ)
+        copied = _copy_back(request, source_url, environ, progress)
         unfrozen = switch.unfreeze()
         progress(f"rollback: {', '.join(unfrozen) or 'no user'} unfrozen (ACL as before)")
-        report = verify_data(request.target_url, source_url, VerifyOptions(), back, environ)
+        report = verify_data(request.target_url, source_url, VerifyOptions(), request.run_dir / "rollback", environ)
     except BaseException as failure:
         _undo_after_failure(access, state, progress, failure)
         raise
     _undo_access(access, state, progress)
     return RollbackResult(copied, report, unfrozen)
+
+
+def _copy_back(request: MigrateRequest, source_url: str, environ: dict[str, str], progress: Progress) -> CopyResult:
+    """Copy the target into the source, following the target (notifications switched on, then put back).
+
+    The follower stops once the target has been quiet (nothing behind, no event) for a moment: the application's
+    writes to the target must have stopped. A target that refuses CONFIG (a managed one) is copied once.
+    """
+    back = request.run_dir / "rollback"
+    back.mkdir(parents=True, exist_ok=True)
+    path = back / "rollback.json"
+    recorded = CutoverState.load(path) if path.exists() else CutoverState(path)
+    target = parse_endpoint(request.target_url, environ={**os.environ, **environ})
+    notifications = TargetNotifications(target, recorded)
+    notifications.restore()  # what a crashed rollback left
+    options = CopyOptions(conflict="replace")
+    if not notifications.enable():
+        progress("rollback: the target refuses CONFIG: copying once, without following it")
+        return copy_data(request.target_url, source_url, options, back, request.data_progress, None, environ)
+    try:
+        stop = FollowOptions(stop=threading.Event())
+        event = functools.partial(append_event, request.run_dir, "rollback")
+        controller = Controller(CutoverOptions(), stop, lambda: None, recorded, event)
+        follow = replace(stop, progress=controller.observe)
+        controller.start()
+        copied = copy_data(request.target_url, source_url, options, back, request.data_progress, follow, environ)
+        controller.join()
+    finally:
+        stop.stop.set()  # a failed copy also ends the controller's wait
+        notifications.restore()
+    progress("rollback: the target's notifications setting restored")
+    return copied
 
 
 def _grant_rollback_access(

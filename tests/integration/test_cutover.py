@@ -183,11 +183,23 @@ def test_rollback_carries_the_targets_writes_back_unfreezes_and_verifies(
         with pytest.raises(valkey.exceptions.NoPermissionError):
             app_client(api_server, seeded).set("before-rollback", "1")
 
+        def late_writes() -> None:  # the application's last writes to the target, during the rollback's copy
+            for index in range(60):
+                on_target.set(f"late:{index}", index)
+                time.sleep(0.02)
+
+        late = threading.Thread(target=late_writes, daemon=True)
+        late.start()
         rolled = pipeline_migrate.rollback_data(pipeline_migrate.saved_request(run_dir, _inspect(api_server, seeded)))
-        assert rolled.verify.ok and rolled.verify.compared >= 501
+        late.join()
+        assert rolled.verify.ok and rolled.verify.compared >= 561
+        assert on_target.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        assert {"ready", "drained"} <= {e["event"] for e in events if e["phase"] == "rollback"}
         assert {"app", "default"} <= set(rolled.unfrozen)
         app = app_client(api_server, seeded)
         assert app.get("written-after-cutover") == b"new" and app.get("user:1") == b"changed on the target"
+        assert all(v is not None for v in app.mget([f"late:{index}" for index in range(60)]))
         app.set("after-rollback", "1")  # the source takes writes again
         assert leftovers(api_server, seeded) == ([], [])
         assert json.loads((run_dir / CUTOVER_FILE).read_text())["frozen"] == {}
