@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +42,7 @@ from reproducer.pipeline import plan as pipeline_plan
 from reproducer.pipeline import render as pipeline_render
 from reproducer.pipeline import sandbox as pipeline_sandbox
 from reproducer.pipeline import selfmanaged as pipeline_selfmanaged
+from reproducer.pipeline.cutover import CutoverOptions
 from reproducer.targets import Applier, target_entry, target_names
 
 if TYPE_CHECKING:  # results the CLI prints; it builds none of them
@@ -892,8 +894,9 @@ def _follow_line() -> Callable[[FollowStats], None]:
         if time.monotonic() - last[0] >= 5:
             last[0] = time.monotonic()
             _progress(
-                f"follow: {stats.events} events, {stats.recopied} re-copied, {stats.deleted} deleted, "
-                f"queue {stats.queued}, max lag {stats.max_lag_ms} ms"
+                f"follow: {stats.events} events ({stats.events_per_second:g}/s), {stats.recopied} re-copied, "
+                f"{stats.deleted} deleted, {stats.behind} behind, oldest {stats.oldest_ms} ms, "
+                f"max lag {stats.max_lag_ms} ms"
             )
 
     return report
@@ -961,6 +964,13 @@ def _print_copy_summary(result: CopyResult) -> None:
         _progress(note)
 
 
+_RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+CUTOVER_LAG = _option(
+    "--max-lag", type=POSITIVE, default=1.0, help="Cutover once the oldest unapplied change is younger (seconds)."
+)
+CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... and stays so for this long (seconds).")
+
+
 @cli.command("migrate", epilog=_ENDPOINT_HELP)
 @PROJECT(help="OVH Public Cloud project id of the source service.")
 @click.option("--service", required=True, help="Source Valkey service id.")
@@ -1005,6 +1015,9 @@ def _print_copy_summary(result: CopyResult) -> None:
 @RUN_DIR()
 @RESUME()
 @_via_options
+@click.option("--cutover", is_flag=True, help="With --to: follow, then freeze the source, drain, verify and switch.")
+@CUTOVER_LAG()
+@CUTOVER_STABLE()
 def migrate_command(
     project: str,
     service: str,
@@ -1033,6 +1046,9 @@ def migrate_command(
     via: str | None,
     source_via: str | None,
     target_via: str | None,
+    cutover: bool,
+    max_lag: float,
+    stable_for: float,
 ) -> None:
     """Move an OVH Valkey service's data, into an existing target (--to) or one it stands up (--target), and prove it.
 
@@ -1050,8 +1066,13 @@ def migrate_command(
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
     if (target_url is None) == (target is None):
         raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
+    if cutover and target_url is None:
+        raise click.UsageError("--cutover needs --to URL (stand the target up first, then migrate --to it)")
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
+    follow = follow or cutover
+    if cutover:
+        _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
     options = pipeline_migrate.MigrateOptions(
         project=project,
         service=service,
@@ -1077,6 +1098,7 @@ def migrate_command(
         auto_approve=auto_approve,
         terraform_bin=terraform_bin,
         vias=_vias(via, source_via, target_via),
+        cutover=CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for) if cutover else None,
     )
     if target is None:
         _migrate_to_url(options)
@@ -1087,6 +1109,73 @@ def migrate_command(
 def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
     with _copy_progress() as report:
         result = pipeline_migrate.migrate_data(pipeline_migrate.migrate_request(options, report), _progress)
+    _print_copy_summary(result.copy)
+    if result.cutover is not None:
+        _print_cutover(result.cutover)
+    _finish_verify(result.verify, False)
+
+
+def _print_cutover(settings: dict[str, Any]) -> None:
+    """The new connection settings, for a person (stderr) and, as JSON, for the pipeline (stdout)."""
+    _stderr.print(
+        f"cutover: switch the application to {settings['target']['url']} "
+        f"(write downtime {settings['write_downtime_seconds']:.2f}s)",
+        markup=False,
+        highlight=False,
+    )
+    click.echo(json.dumps(settings, sort_keys=True))
+
+
+@cli.command("cutover")
+@click.argument("run_dir", type=_RUN_DIR)
+@ENDPOINT()
+@click.option(
+    "--resume", is_flag=True, help="After a crash: put back what it left (or keep the freeze if it had switched)."
+)
+@CUTOVER_LAG()
+@CUTOVER_STABLE()
+def cutover_command(run_dir: Path, endpoint: str | None, resume: bool, max_lag: float, stable_for: float) -> None:
+    """Switch a migration's application to its target: copy and follow, freeze the source's writes, drain, verify.
+
+    RUN_DIR is the run directory of a 'migrate --to URL' (it records the source and the target). The freeze
+    switches the source's users to read-only through the OVH API (the migration user excepted); every change is
+    recorded in RUN_DIR/cutover.json first. The new connection settings go to stdout as JSON (and
+    RUN_DIR/connection.json); the source stays read-only until 'rollback'. Exit 3 when the final verification
+    finds differences (then nothing is switched and the source is put back).
+    """
+    request = pipeline_migrate.saved_request(run_dir)
+    if endpoint:
+        request = replace(request, inspect=replace(request.inspect, endpoint=endpoint))
+    if resume:
+        step = pipeline_migrate.resume_cutover(request, _progress)
+        kept = "kept read-only (it had switched)" if step == "switched" else "put back"
+        _progress(f"cutover: the interrupted one had reached '{step}'; the source is {kept}")
+        return
+    follow = _follow_options(None)
+    _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
+    cut = CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for)
+    with _copy_progress() as report:
+        request = pipeline_migrate.again_with_cutover(request, follow, cut, report)
+        result = pipeline_migrate.migrate_data(request, _progress)
+    if result.cutover is not None:
+        _print_cutover(result.cutover)
+    _finish_verify(result.verify, False)
+
+
+@cli.command("rollback")
+@click.argument("run_dir", type=_RUN_DIR)
+@ENDPOINT()
+def rollback_command(run_dir: Path, endpoint: str | None) -> None:
+    """Copy the target of a cutover back into the OVH source, unfreeze the source, and verify.
+
+    Stop the application's writes to the target first: keys on the source are replaced by the target's. The
+    source gets temporary access (recorded in RUN_DIR/run.json, removed after). Exit 3 on differences.
+    """
+    request = pipeline_migrate.saved_request(run_dir)
+    if endpoint:
+        request = replace(request, inspect=replace(request.inspect, endpoint=endpoint))
+    with _copy_progress() as report:
+        result = pipeline_migrate.rollback_data(replace(request, data_progress=report), _progress)
     _print_copy_summary(result.copy)
     _finish_verify(result.verify, False)
 

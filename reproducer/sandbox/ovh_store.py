@@ -37,11 +37,17 @@ def new_password() -> str:
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(24))
 
 
+#: What no API user may run whatever its ACL: the replication stream (``SYNC``/``PSYNC``/``REPLCONF``) and the
+#: whole-server ``CLIENT PAUSE`` belong to the operator of a managed service
+#: (docs/reference/ovh-api.md#replication-and-client-pause).
+RESERVED_RULES = ("-sync", "-psync", "-replconf", "-client|pause", "-client|unpause")
+
+
 def acl_rules(user: Record) -> str:
-    """ACL SETUSER rules for an OVH user record (``~keys &channels +@categories +commands``)."""
+    """ACL SETUSER rules for an OVH user record (``~keys &channels +@categories +commands``, then the reserved)."""
     keys = [f"~{k}" for k in user["keys"]]
     channels = [f"&{c}" for c in user["channels"]]
-    return " ".join([*keys, *channels, *user["categories"], *user["commands"]])
+    return " ".join([*keys, *channels, *user["categories"], *user["commands"], *RESERVED_RULES])
 
 
 class Store:

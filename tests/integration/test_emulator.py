@@ -205,3 +205,19 @@ def test_backups_maintenance_capabilities_and_availability(client, base, seeded)
     ]
     assert row["specifications"]["nodes"] == {"minimum": 2, "maximum": 2} and row["backups"]["retentionDays"] == 3
     assert client.get(f"/cloud/project/{seeded.project}/vrack")["name"] == "pn-000042"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("SYNC",), ("PSYNC", "?", "-1"), ("REPLCONF", "listening-port", "6380"), ("CLIENT", "PAUSE", "10000")],
+)
+def test_no_user_gets_the_replication_stream_or_pauses_the_server(api_server, seeded, client, base, new_user, command):
+    """OVH keeps SYNC/PSYNC and CLIENT PAUSE for itself: even a +@all user (the default) is refused, NOPERM."""
+    created = new_user(name="everything", categories=["+@all"], commands=[], keys=["*"], channels=["*"])
+    fleet = service_fleet(api_server, seeded)
+    wait_ready(client, f"{base}/user/{created['id']}")
+    server = connect(fleet, "everything", created["password"])
+    with pytest.raises(valkey.exceptions.NoPermissionError):
+        server.execute_command(*command)
+    assert server.set("still-writes", "1") and server.delete("still-writes") == 1
+    assert server.execute_command("CLIENT", "ID") > 0, "other CLIENT subcommands stay allowed"
