@@ -12,6 +12,7 @@ is when ``force`` is false. Check mode changes nothing and reports what would ch
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -63,7 +64,7 @@ def write_atomically(module, path, data, mode):
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, int(mode, 8))
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except OSError as error:
         if os.path.exists(temp):
@@ -71,21 +72,36 @@ def write_atomically(module, path, data, mode):
         module.fail_json(msg="cannot write %s: %s" % (path, error))
 
 
-def apply_file(module, spec, diffs):
-    """Bring one file to its content and attributes; return whether anything changed (or would)."""
+def check_entry(module, spec):
+    """Fail the task unless ``spec`` is a well-formed entry (all are checked before any file is written)."""
     unknown = set(spec) - FILE_KEYS
     if unknown or not isinstance(spec.get("path"), str) or not isinstance(spec.get("content"), str):
         module.fail_json(msg="each file needs a path and a content (strings), and no other key than %s" % sorted(FILE_KEYS))
-    path, mode = spec["path"], str(spec.get("mode") or "0644")
-    if not os.path.isabs(path):
-        module.fail_json(msg="%s: the path must be absolute" % path)
+    if not os.path.isabs(spec["path"]):
+        module.fail_json(msg="%s: the path must be absolute" % spec["path"])
+    if not isinstance(spec.get("force", True), bool):
+        module.fail_json(msg="%s: force must be true or false" % spec["path"])
+    if file_mode(spec) is None:
+        module.fail_json(msg="%s: the mode must be octal digits such as 0640" % spec["path"])
+
+
+def file_mode(spec):
+    """The entry's mode as a number (a string of octal digits, or a number as YAML read one), or None."""
+    mode = spec.get("mode", "0644")
+    if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o7777:
+        return mode
+    if isinstance(mode, str) and re.fullmatch(r"0?[0-7]{3,4}", mode):
+        return int(mode, 8)
+    return None
+
+
+def apply_file(module, spec, diffs):
+    """Bring one file to its content and attributes; return whether anything changed (or would)."""
+    path, mode = spec["path"], file_mode(spec)
+    if os.path.lexists(path) and not spec.get("force", True):
+        return False
     wanted = spec["content"].encode("utf-8")
     before = read_bytes(path)
-    force = spec.get("force", True)
-    if not isinstance(force, bool):
-        module.fail_json(msg="%s: force must be true or false" % path)
-    if os.path.lexists(path) and not force:
-        return False
     changed = before != wanted
     if changed:
         if module._diff:
@@ -115,6 +131,8 @@ def main():
         supports_check_mode=True,
     )
     diffs, changed_paths = [], []
+    for spec in module.params["files"]:
+        check_entry(module, spec)
     for spec in module.params["files"]:
         if apply_file(module, spec, diffs):
             changed_paths.append(spec["path"])
