@@ -69,20 +69,22 @@ def write_atomically(module, path, data, mode):
     except OSError as error:
         if os.path.exists(temp):
             os.unlink(temp)
-        module.fail_json(msg="cannot write %s: %s" % (path, error))
+        module.fail_json(msg=f"cannot write {path}: {error}")
 
 
 def check_entry(module, spec):
     """Fail the task unless ``spec`` is a well-formed entry (all are checked before any file is written)."""
-    unknown = set(spec) - FILE_KEYS
+    unknown, path = set(spec) - FILE_KEYS, spec.get("path")
     if unknown or not isinstance(spec.get("path"), str) or not isinstance(spec.get("content"), str):
-        module.fail_json(msg="each file needs a path and a content (strings), and no other key than %s" % sorted(FILE_KEYS))
-    if not os.path.isabs(spec["path"]):
-        module.fail_json(msg="%s: the path must be absolute" % spec["path"])
+        module.fail_json(
+            msg=f"each file needs a path and a content (strings), and no other key than {sorted(FILE_KEYS)}"
+        )
+    if not os.path.isabs(path):
+        module.fail_json(msg=f"{path}: the path must be absolute")
     if not isinstance(spec.get("force", True), bool):
-        module.fail_json(msg="%s: force must be true or false" % spec["path"])
+        module.fail_json(msg=f"{path}: force must be true or false")
     if file_mode(spec) is None:
-        module.fail_json(msg="%s: the mode must be octal digits such as 0640" % spec["path"])
+        module.fail_json(msg=f"{path}: the mode must be octal digits such as 0640")
 
 
 def file_mode(spec):
