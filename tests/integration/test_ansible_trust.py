@@ -320,7 +320,13 @@ def test_acl_changes_reach_a_running_server_and_a_check_changes_nothing(local_in
 
     port, base = local_instance
     passwords = {"default": "admin-pw", "metrics": "m-pw", "other": "o-pw"}
+    # a user someone added by hand, named to break out of a quoted argument: the next apply deletes it, as text
+    hostile = 'x"+@all\\"\\x41;é'
     for users, check in ((["metrics"], False), (["other"], False), (["metrics"], True)):
+        if users == ["other"]:
+            admin = valkey.Valkey(port=port, password=passwords["default"])
+            admin.execute_command("ACL", "SETUSER", hostile, "off")
+            assert hostile in admin.acl_users()
         rules = [{"name": "default", "rules": ["~*", "&*", "+@all"]}]
         rules += [{"name": name, "rules": ["~o:*", "+get", "+set"]} for name in users]
         result = run_playbook(
