@@ -24,28 +24,35 @@ _SHORT_BASETEMP = pytest.StashKey[Path]()
 _PASSED = pytest.StashKey[bool]()
 SERVERS = ("valkey-server", "valkey-sentinel")
 #: Modules whose tests take tens of seconds each (Ansible runs, Terraform plans, a demo job, big data sets), the
-#: slowest first: a parallel run hands them out in this order, before the others. Measured with ``pytest
-#: --durations`` on 2 cores; a stale entry only costs order.
+#: one with the longest test (or xdist group) first: a parallel run hands them out in this order, before the
+#: others. Measured with ``pytest --durations`` on 2 cores; a stale entry only costs order.
 SLOW_MODULES = (
-    "test_local_target.py",
-    "test_cli_sandbox.py",
-    "test_cloud_migrate.py",
+    "test_cutover.py",
     "test_bastion.py",
+    "test_backend.py",
+    "test_cli_sandbox.py",
+    "test_local_target.py",
+    "test_job.py",
+    "test_signals.py",
+    "test_cloud_migrate.py",
+    "test_plan.py",
+    "test_add_target.py",
+    "test_memory_bounds.py",
+    "test_ansible_trust.py",
+    "test_ansible_lint.py",
+    "test_import_trust.py",
+    "test_cloud_apply.py",
+    "test_terraform_offline.py",
+    "test_migrate.py",
+    "test_render_network.py",
+    "test_edges.py",
     "test_twin_aws.py",
     "test_twin_ovh.py",
+    "test_faults_target.py",
     "test_twin_google.py",
     "test_twin_aiven.py",
     "test_plan_replace.py",
-    "test_job.py",
-    "test_signals.py",
-    "test_memory_bounds.py",
-    "test_ansible_trust.py",
-    "test_plan.py",
-    "test_import_trust.py",
-    "test_ansible_lint.py",
-    "test_add_target.py",
-    "test_migrate.py",
-    "test_terraform_offline.py",
+    "test_render_terraform.py",
 )
 STUB = """#!/bin/sh
 case "$1" in --version|-v) exec {real} "$@";; esac

@@ -31,7 +31,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reproducer.offline.providers import offline_providers
 from reproducer.offline.schema import Block, NestedBlock
 from reproducer.offline.values import Path as AttrPath
 
@@ -294,6 +293,8 @@ def build_table(full: dict[str, Any], source_name: str) -> dict[str, Any]:
     """
     if not isinstance(full.get("providers"), dict):
         raise ValueError(f"{source_name} has no 'providers' object")
+    from reproducer.offline.providers import offline_providers  # the registry (and pydantic) only when asked
+
     addresses = {provider.address for provider in offline_providers().values()}
     return {
         "about": full.get("about", ""),
