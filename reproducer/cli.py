@@ -1015,7 +1015,7 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 @RUN_DIR()
 @RESUME()
 @_via_options
-@click.option("--cutover", is_flag=True, help="With --to: follow, then freeze the source, drain, verify and switch.")
+@click.option("--cutover", is_flag=True, help="Follow, then freeze the source, drain, verify and switch to the target.")
 @CUTOVER_LAG()
 @CUTOVER_STABLE()
 def migrate_command(
@@ -1066,8 +1066,6 @@ def migrate_command(
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
     if (target_url is None) == (target is None):
         raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
-    if cutover and target_url is None:
-        raise click.UsageError("--cutover needs --to URL (stand the target up first, then migrate --to it)")
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     follow = follow or cutover
@@ -1227,9 +1225,11 @@ def _target_passwords() -> dict[str, str]:
 
 
 def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True) -> None:
-    """The summary of a migrate job: phases run, copy table, where the report is."""
+    """The summary of a migrate job: phases run, copy table, the cutover's settings, where the report is."""
     if result.migration is not None:
         _print_copy_summary(result.migration.copy)
+        if result.migration.cutover is not None:
+            _print_cutover(result.migration.cutover)
     target = result.report.get("target") or {}
     if target_kept and target.get("generated_passwords"):
         names = ", ".join(target["generated_passwords"])

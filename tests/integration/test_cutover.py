@@ -18,7 +18,7 @@ from reproducer.pipeline.data import FollowOptions
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import ovh_client
 from tests.support import cli
-from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path
+from tests.support.ovh import leftovers, migrate_local_argv, ovh_env, service_fleet, service_path
 from tests.support.wait import eventually
 
 NOTIFY = "redis_notify_keyspace_events"
@@ -307,4 +307,20 @@ def test_cutover_of_an_earlier_migration_copies_again_and_switches(
         assert settings == json.loads((run_dir / SETTINGS_FILE).read_text())
         assert 0 < settings["write_downtime_seconds"] < 5 and "identical" in done.stderr
         assert target.client(target.primary).get("written-between") == "1"
+    assert leftovers(api_server, seeded) == ([], [])
+
+
+def test_a_job_that_stands_the_target_up_cuts_over_to_it(api_server, seeded, load_source, users_put_back, run_dir):
+    load_source(300, seed=37)
+    argv = [*migrate_local_argv(api_server, seeded, run_dir, rate=100_000), "--cutover", "--max-lag", "0.5"]
+    done = cli.run(*argv, "--stable-for", "0.5", env=ovh_env(seeded, REPRODUCER_PASSWORD_DEFAULT="job-target-pw-1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    settings = json.loads(done.stdout)
+    assert settings == json.loads((run_dir / SETTINGS_FILE).read_text())
+    assert 0 < settings["write_downtime_seconds"] < 5 and "identical" in done.stderr
+    assert "job-target-pw-1" not in done.stdout + done.stderr
+    with pytest.raises(valkey.exceptions.NoPermissionError):  # switched: the old side stays read-only
+        app_client(api_server, seeded).set("after-the-switch", "1")
+    client = ovh_client(api_server, seeded.credentials)
+    assert client.get(f"{service_path(seeded)}/advancedConfiguration")[NOTIFY] == users_put_back[1]
     assert leftovers(api_server, seeded) == ([], [])
