@@ -30,8 +30,9 @@ from reproducer.data.tunnel import SshTunnel, Via, parse_via
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
 from reproducer.errors import InputError, OutputError
+from reproducer.pipeline.files import remove_created
 from reproducer.pipeline.progress import DataProgress
-from reproducer.pipeline.resume import settle_copy_options
+from reproducer.pipeline.resume import OPTIONS_FILE, save_copy_options, settle_copy_options
 
 T_ = TypeVar("T_")
 #: The command-line sizes are in MiB, like the 64 MiB default of ``CopyOptions``/``VerifyOptions.max_batch_bytes``.
@@ -209,8 +210,16 @@ def copy_data(
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
     options, notes = settle_copy_options(options, run_dir, given)
-    with bastions(vias) as routes:
-        result = _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
+    kept = run_dir / OPTIONS_FILE
+    made = [p for p in (kept, kept.parent, run_dir) if not p.exists()]
+    save_copy_options(run_dir, options)  # now: a crash mid-copy must find them
+    try:
+        with bastions(vias) as routes:
+            result = _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
+    except BaseException:
+        if not (run_dir / "data" / "checkpoint.json").exists():  # refused before any key moved: leave nothing
+            remove_created(made)
+        raise
     result.notes[:0] = notes
     return result
 

@@ -53,6 +53,19 @@ USER_NAMES = (
 )
 
 
+def remove_created(paths: Iterable[Path]) -> None:
+    """Undo what a failed call made: each path in turn, a file unlinked, a directory only while empty.
+
+    Give only paths the call itself created (children before their parents); others are never touched.
+    """
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+
+
 def user_named(relative: str) -> bool:
     """Whether ``relative`` has a name that belongs to the user (:data:`USER_NAMES`), in any directory."""
     name = PurePosixPath(relative).name
@@ -88,9 +101,7 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
         staged = {paths[relative]: text for relative, text in files.items()}
         atomic_write_all({**staged, out / MANIFEST: manifest_text(owned | written)})  # the manifest lands first
     except BaseException:
-        for directory in reversed(created):  # only directories this call made, and only when still empty
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        remove_created(reversed(created))
         raise
     kept = _remove_stale(out, {k: v for k, v in owned.items() if k not in files})
     atomic_write(out / MANIFEST, manifest_text(written | kept))

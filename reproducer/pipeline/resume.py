@@ -47,10 +47,12 @@ _DEFAULTS = {f.name: f.default for f in fields(CopyOptions)}
 def settle_copy_options(
     options: CopyOptions, run_dir: Path, given: frozenset[str] | None = None
 ) -> tuple[CopyOptions, list[str]]:
-    """The options to copy with, and notes on what a resume took from, or changed in, the saved ones."""
+    """The options to copy with, and notes on what a resume took from, or changed in, the saved ones.
+
+    Nothing is written: :func:`save_copy_options` keeps them once the copy has a checkpoint to resume.
+    """
     path = run_dir / OPTIONS_FILE
-    if not options.resume or not path.exists():  # a run directory of an older version has none: start saving
-        _save(path, options)
+    if not options.resume or not path.exists():  # a run directory of an older version has none
         return options, []
     saved = _load(path)
     chosen = _given(options, given)
@@ -67,9 +69,12 @@ def settle_copy_options(
         if name in chosen and getattr(options, name) != saved[name]
     ]
     kept = {name: saved[name] for name in (*SCOPE, *TUNING) if name not in chosen}
-    settled = replace(options, **kept)
-    _save(path, settled)
-    return settled, notes
+    return replace(options, **kept), notes
+
+
+def save_copy_options(run_dir: Path, options: CopyOptions) -> None:
+    """Keep ``options`` in ``run_dir`` for a later ``--resume`` (atomically)."""
+    _save(run_dir / OPTIONS_FILE, options)
 
 
 def _given(options: CopyOptions, given: frozenset[str] | None) -> set[str]:
