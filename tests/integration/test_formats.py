@@ -6,12 +6,15 @@ import base64
 import json
 import os
 import tempfile
+import time
 
 import pytest
 import valkey
 
+from reproducer.data import rebuild
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.formats import format_module
+from reproducer.data.formats.entries import Entry, EntryWriter
 from reproducer.data.formats.scratch import ScratchServer, scratch_directory
 from reproducer.data.verify import VerifyOptions
 from reproducer.errors import InputError
@@ -119,3 +122,16 @@ def test_an_rdb_import_works_when_tmpdir_is_too_long_for_a_unix_socket(tmp_path,
         directory.rmdir()
     with ScratchServer() as server, server.client() as client:
         assert client.ping()
+
+
+def test_an_imported_expiry_counts_from_the_write_not_from_when_the_entry_was_queued():
+    with Fleet.start(FleetSpec()) as empty:
+        writer = EntryWriter(parse_endpoint(url(empty)))
+        expire_at_ms = int(time.time() * 1000) + 60_000
+        writer.write(Entry(0, b"queued", rebuild.Value("string", b"x"), expire_at_ms))
+        time.sleep(1.5)  # a batch waits to fill (or for a slow source) before it is written
+        writer.flush()
+        writer.close()
+        pttl = empty.client(empty.primary).pttl("queued")
+        left = expire_at_ms - int(time.time() * 1000)
+        assert abs(pttl - left) < 300, f"the key lives {pttl} ms more, its expiry {left} ms away"

@@ -115,10 +115,11 @@ def client_entries(client: Any, db: int, match: str | None = None) -> Iterator[E
     for key in client.scan_iter(match=match, count=1000):
         kind = client.type(key).decode()
         pttl = int(client.pttl(key))
+        read_at_ms = int(time.time() * 1000)  # the expiry is pttl from now, not from after the value was read
         value = rebuild.read_value(client, key, kind) if kind != "none" else None
         if value is None or pttl == -2:
             continue
-        yield Entry(db, key, value, int(time.time() * 1000) + pttl if pttl >= 0 else None)
+        yield Entry(db, key, value, read_at_ms + pttl if pttl >= 0 else None)
 
 
 def value_size(value: Any) -> int:
@@ -151,7 +152,7 @@ class EntryWriter:
         self._route, self._open = route, open_client
         self.name, self.conflict = name, conflict
         self._clients: dict[Any, Any] = {}
-        self._batch: list[tuple[Entry, int]] = []
+        self._batch: list[Entry] = []
         self._bytes = 0
         self.written = self.expired = self.skipped = 0
 
@@ -171,13 +172,10 @@ class EntryWriter:
 
     def write(self, entry: Entry) -> None:
         """Queue one entry (skipped and counted when its expiry has passed); flushes a full batch."""
-        pttl = -1
-        if entry.expire_at_ms is not None:
-            pttl = entry.expire_at_ms - int(time.time() * 1000)
-            if pttl <= 0:
-                self.expired += 1
-                return
-        self._batch.append((entry, pttl))
+        if entry.expire_at_ms is not None and entry.expire_at_ms <= int(time.time() * 1000):
+            self.expired += 1
+            return
+        self._batch.append(entry)
         self._bytes += len(entry.key) + value_size(entry.value.items)
         if len(self._batch) >= BATCH_KEYS or self._bytes >= BATCH_BYTES:
             self.flush()
@@ -188,8 +186,10 @@ class EntryWriter:
         if self.conflict == "skip":
             batch = self._without_existing(batch)
         pipes: dict[int, Any] = {}
+        now_ms = int(time.time() * 1000)  # the TTLs are counted from the write, not from when an entry was queued
         with valkey_errors(f"writing to {self.name}"), unquoted_server_errors():
-            for entry, pttl in batch:
+            for entry in batch:
+                pttl = -1 if entry.expire_at_ms is None else max(entry.expire_at_ms - now_ms, 1)
                 client = self.client(entry.key, entry.db)
                 pipe = pipes.setdefault(id(client), client.pipeline(transaction=False))
                 rebuild.write_value(pipe, entry.key, entry.value, pttl, replace=True)
@@ -197,10 +197,10 @@ class EntryWriter:
                 pipe.execute()
         self.written += len(batch)
 
-    def _without_existing(self, batch: list[tuple[Entry, int]]) -> list[tuple[Entry, int]]:
+    def _without_existing(self, batch: list[Entry]) -> list[Entry]:
         pipes: dict[int, Any] = {}
         order = []
-        for entry, _pttl in batch:
+        for entry in batch:
             client = self.client(entry.key, entry.db)
             pipes.setdefault(id(client), client.pipeline(transaction=False)).exists(entry.key)
             order.append(id(client))
