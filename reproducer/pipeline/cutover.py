@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from reproducer.atomic import atomic_write
 from reproducer.data.endpoint import Endpoint
 from reproducer.data.topology import connect, discover
-from reproducer.errors import DataError, InputError, ReproducerError, SourceUnavailableError
+from reproducer.errors import DataError, InputError, ReproducerError
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.progress import Progress
 
@@ -172,15 +172,10 @@ class SourceSwitch:
 
     def _wait_user(self, user_id: str) -> None:
         """Wait until OVH reports the user READY again (its ACL applied on every node)."""
-        deadline = time.monotonic() + USER_READY_TIMEOUT
-        while self._api.get(f"{self._path}/user/{user_id}").get("status") != "READY":
-            if time.monotonic() > deadline:
-                raise SourceUnavailableError(
-                    f"user {user_id} is not READY {USER_READY_TIMEOUT:.0f}s after its ACL changed",
-                    hint="wait for OVH to finish, then run 'cutover RUN_DIR --resume' to put the source back",
-                    retryable=True,
-                )
-            time.sleep(0.1)
+        from reproducer.sources.ovh import wait_ready
+
+        hint = "wait for OVH to finish, then run 'cutover RUN_DIR --resume' to put the source back"
+        wait_ready(self._api, f"{self._path}/user/{user_id}", USER_READY_TIMEOUT, hint, every=0.1)
 
 
 class TargetNotifications:

@@ -571,6 +571,22 @@ MIGRATION_ACL = {
 }
 
 
+def wait_ready(api: OvhApiClient, path: str, timeout: float, hint: str, *, every: float = 1.0) -> Json:
+    """GET ``path`` until its ``status`` is ``READY`` (OVH applies changes asynchronously); return that object.
+
+    Raises:
+        SourceUnavailableError: still not ``READY`` after ``timeout`` seconds (retryable), with ``hint``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.get(path)
+        if answer.get("status") == "READY":
+            return answer
+        if time.monotonic() > deadline:
+            raise SourceUnavailableError(f"{path} is not READY after {timeout:.0f}s", hint=hint, retryable=True)
+        time.sleep(every)
+
+
 class OvhServiceAccess:
     """Grants and revokes temporary data access to one OVH Valkey service (allow-list entry, user).
 
@@ -582,18 +598,8 @@ class OvhServiceAccess:
         self._path = f"/cloud/project/{project}/database/valkey/{service}"
 
     def _wait_ready(self) -> Json:
-        deadline = time.monotonic() + self._timeout
-        while True:
-            service = self._api.get(self._path)
-            if service.get("status") == "READY":
-                return service
-            if time.monotonic() > deadline:
-                raise SourceUnavailableError(
-                    f"service {self._path} is not READY after {self._timeout:.0f}s",
-                    hint="wait for OVH to finish the pending change, then --resume",
-                    retryable=True,
-                )
-            time.sleep(1.0)
+        hint = "wait for OVH to finish the pending change, then --resume"
+        return wait_ready(self._api, self._path, self._timeout, hint)
 
     def allow(self, cidr: str, description: str) -> bool:
         """Add ``cidr`` to the allow-list; False when it was already there (then nothing is to undo)."""
