@@ -43,6 +43,13 @@ CLUSTER_SLOTS = 16384
 _BUS_PORT_OFFSET = 10000
 _START_TIMEOUT = 15.0
 LOOPBACK = "127.0.0.1"
+#: The server engines a fleet can run: Valkey 8 (bookworm-backports) or Redis 7.0 (bookworm), for the twins of
+#: Redis-only clouds and cross-engine copies. Both read the same configuration directives the fleet writes.
+Engine = Literal["valkey", "redis"]
+_ENGINE_PACKAGES = {
+    "valkey": "-t bookworm-backports valkey-server valkey-sentinel valkey-tools",
+    "redis": "redis-server redis-tools",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class FleetSpec:
 
     ``port``: every server listens on this port, each on a loopback address of its own (default: free ports on
     127.0.0.1). ``tls_ca_cert``/``tls_ca_key``: the CA that signs the fleet's certificates (default: a new one).
+    ``engine``: ``valkey`` (Valkey 8) or ``redis`` (Redis 7.0, the engine of Redis-only clouds).
     """
 
     topology: Topology = "standalone"
@@ -74,6 +82,7 @@ class FleetSpec:
     port: int | None = None
     tls_ca_cert: str | None = None
     tls_ca_key: str | None = None
+    engine: Engine = "valkey"
 
     def __post_init__(self) -> None:
         if self.topology == "standalone" and (self.replicas or self.shards != 1):
@@ -120,7 +129,7 @@ class Fleet:
     @classmethod
     def start(cls, spec: FleetSpec, root: Path | None = None) -> Fleet:
         """Start the topology ``spec`` describes under ``root`` (a fresh temporary directory by default)."""
-        _require_binary()
+        _require_binary(spec.engine)
         directory = Path(root) if root else Path(tempfile.mkdtemp(prefix="reproducer-fleet-"))
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
@@ -330,7 +339,7 @@ class Fleet:
         conf = Path(node.directory) / "valkey.conf"
         conf.write_text(self._config_text(node))
         conf.chmod(0o600)
-        argv = ["valkey-server", str(conf)] + (["--sentinel"] if node.role == "sentinel" else [])
+        argv = [f"{self.spec.engine}-server", str(conf)] + (["--sentinel"] if node.role == "sentinel" else [])
         log = (Path(node.directory) / "valkey.log").open("ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env())
         log.close()
@@ -510,10 +519,10 @@ def _default_user_line(password: str | None) -> str:
     return f"user default on {secret} ~* &* +@all"
 
 
-def _require_binary() -> None:
-    if shutil.which("valkey-server") is None:
+def _require_binary(engine: Engine) -> None:
+    binary = f"{engine}-server"
+    if shutil.which(binary) is None:
         raise SandboxError(
-            "valkey-server is not installed",
-            hint="run 'make setup', or as root: apt-get install -t bookworm-backports "
-            "valkey-server valkey-sentinel valkey-tools",
+            f"{binary} is not installed",
+            hint=f"run 'make setup', or as root: apt-get install {_ENGINE_PACKAGES[engine]}",
         )

@@ -26,7 +26,7 @@ import valkey
 
 from reproducer.errors import ReproducerError
 from reproducer.procs import pid_alive
-from reproducer.sandbox.fleet import ADMIN_USER, Fleet, FleetSpec, Node, Topology, hash_password
+from reproducer.sandbox.fleet import ADMIN_USER, Engine, Fleet, FleetSpec, Node, Topology, hash_password
 from reproducer.sandbox.tls import CaFiles, make_ca_files
 from reproducer.twins.base import TwinError, TwinWorld
 
@@ -70,6 +70,7 @@ class ValkeyShape:
         port: the port every server listens on (each on its own loopback address), or None for free ports.
         users: ACL users (``rules`` in ACL SETUSER syntax); a user named ``default`` replaces the default user.
         parameters: configuration parameters (name, value) set on every server.
+        engine: the server engine, ``valkey`` or ``redis`` (Redis 7.0, for the clouds that run Redis).
     """
 
     shards: int = 1
@@ -79,6 +80,7 @@ class ValkeyShape:
     port: int | None = None
     users: tuple[TwinUser, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
+    engine: Engine = "valkey"
 
     def fleet_spec(self, ca: CaFiles) -> FleetSpec:
         """The fleet to start (users and parameters are applied after the start)."""
@@ -92,6 +94,7 @@ class ValkeyShape:
             port=self.port,
             tls_ca_cert=str(ca.cert) if self.tls else None,
             tls_ca_key=str(ca.key) if self.tls else None,
+            engine=self.engine,
         )
 
 

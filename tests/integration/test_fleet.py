@@ -58,3 +58,21 @@ def test_sentinel_promotes_a_replica_when_the_primary_dies():
         wait_until(lambda: fleet.current_primary().port != old.port, timeout=30, what="a failover")
         new = fleet.current_primary()
         assert fleet.client(new).info("replication")["role"] == "master"
+
+
+def test_redis_engine_runs_redis_7_whose_rdb_version_is_older_than_valkeys():
+    """A ``redis`` fleet is Redis 7.0 (RDB 10): a Valkey 8 DUMP payload (RDB 11) is refused by its RESTORE."""
+    with (
+        Fleet.start(FleetSpec(topology="cluster", shards=1, tls=True, engine="redis")) as redis_fleet,
+        Fleet.start(FleetSpec()) as valkey_fleet,
+    ):
+        redis_conn = redis_fleet.client(redis_fleet.primary)
+        valkey_conn = valkey_fleet.client(valkey_fleet.primary)
+        assert redis_conn.info("server")["redis_version"].startswith("7.0.")
+        assert "valkey_version" not in redis_conn.info("server")
+        valkey_conn.set("k", "v")
+        payload = valkey_conn.dump("k")
+        assert int.from_bytes(payload[-10:-8], "little") > 10
+        with pytest.raises(valkey.exceptions.ResponseError, match="payload version or checksum are wrong"):
+            redis_conn.restore("k", 0, payload)
+        assert redis_conn.execute_command("CLUSTER", "INFO").startswith("cluster_state:ok")
