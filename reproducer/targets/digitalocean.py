@@ -118,8 +118,9 @@ def firewall(allow_list: tuple[AllowedCidr, ...]) -> Firewall:
         if network.version == 6:
             refused[cidr] = "IPv6, which DigitalOcean trusted sources do not take"
             continue
-        new = [str(address) for address in network if str(address) not in chosen]
-        if len(chosen) + len(new) > MAX_RULES:
+        # never enumerate more than the limit: a /0 has four billion addresses
+        new = [str(a) for a in network if str(a) not in chosen] if network.num_addresses <= MAX_RULES else []
+        if network.num_addresses > MAX_RULES or len(chosen) + len(new) > MAX_RULES:
             refused[cidr] = f"{network.num_addresses} addresses, beyond the {MAX_RULES}-rule limit"
             continue
         chosen.update(dict.fromkeys(new))
