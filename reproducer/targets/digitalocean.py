@@ -183,6 +183,10 @@ class DigitalOceanTarget(BaseTarget):
     nodes = NODES
     regions = REGIONS
     acl_form = "parts"
+    existing_network_hint = (
+        "the digitalocean render makes its own VPC: render with --network new, and to place the cluster in a VPC "
+        "you have, render a private spec with --adopt digitalocean_vpc.NAME=VPC_UUID"
+    )
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
         """Template context: size, node count, region, trusted sources, Valkey config, maintenance window."""

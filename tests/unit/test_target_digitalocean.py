@@ -13,6 +13,7 @@ import pytest
 
 from reproducer.errors import InputError
 from reproducer.model import AllowedCidr, ConfigItem, ServiceSpec, load_spec
+from reproducer.run.terraform import provider_credentials
 from reproducer.targets import get_target
 from reproducer.targets.base import RenderOptions
 from reproducer.targets.digitalocean import MAX_RULES, firewall
@@ -120,3 +121,16 @@ def test_config_values_are_checked_not_passed_through():
 def test_a_region_that_is_not_a_digitalocean_slug_is_refused(region):
     with pytest.raises(InputError, match="region"):
         render(spec(), RenderOptions(region=region))
+
+
+def test_the_rendered_terraform_gets_the_digitalocean_token_and_no_other_credentials(tmp_path):
+    for name, text in render(spec()).items():
+        if name.startswith("terraform/"):
+            (tmp_path / name.removeprefix("terraform/")).write_text(text)
+    assert provider_credentials(tmp_path) == ("DIGITALOCEAN_*",)
+
+
+def test_network_existing_is_refused_with_the_vpc_to_adopt_instead():
+    with pytest.raises(InputError, match="--network existing") as caught:
+        render(spec(), RenderOptions(network="existing"))
+    assert "--adopt digitalocean_vpc.NAME=VPC_UUID" in caught.value.hint
