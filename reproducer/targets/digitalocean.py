@@ -270,7 +270,11 @@ def _topology(spec: ServiceSpec, context: dict[str, Any]) -> dict[str, compat.De
             f'"{VALKEY_MAJOR}": DigitalOcean runs Valkey {VALKEY_MAJOR} and chooses the minor (source '
             f"{spec.engine.version})",
         ),
-        "plan.flavor": (EXACT if size.fits else MANUAL, "size", size.note),
+        "plan.flavor": (
+            EXACT if size.fits else MANUAL,
+            "size",
+            size.note.replace("; shard more", "; DigitalOcean cannot shard: split the data over several clusters"),
+        ),
         "topology.mode": (EXACT if shards == 1 else NONE, "node_count", shape if shards == 1 else honest),
         "topology.shards": (
             EXACT if shards == 1 else NONE,
@@ -326,8 +330,12 @@ def _config_row(item: ConfigItem, config: dict[str, Any]) -> compat.Decision:
     if known is not None and known.name == "redis_ssl":
         return EXACT, "valkey_config.ssl", item.value
     if entry is not None:
-        return NONE, f"valkey_config.{entry[0]}", f"DigitalOcean takes {entry[1].replace('|', ' or ')} only"
-    return NONE, "—", f"{item.source_name} has no DigitalOcean Valkey setting"
+        return (
+            NONE,
+            f"valkey_config.{entry[0]}",
+            f"DigitalOcean takes {entry[1].replace('|', ' or ')} only: its default applies; choose one of those",
+        )
+    return NONE, "—", f"{item.source_name} has no DigitalOcean Valkey setting: DigitalOcean's default applies"
 
 
 def _reach(spec: ServiceSpec) -> compat.Reach:
