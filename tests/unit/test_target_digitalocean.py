@@ -134,3 +134,22 @@ def test_network_existing_is_refused_with_the_vpc_to_adopt_instead():
     with pytest.raises(InputError, match="--network existing") as caught:
         render(spec(), RenderOptions(network="existing"))
     assert "--adopt digitalocean_vpc.NAME=VPC_UUID" in caught.value.hint
+
+
+def test_the_outputs_contract_is_declared_with_the_public_ca_and_the_generated_password():
+    outputs = render(spec())["terraform/outputs.tf"]
+    names = re.findall(r'^output "(\w+)"', outputs, re.MULTILINE)
+    assert set(names) == {
+        "endpoint_host",
+        "endpoint_port",
+        "tls",
+        "cluster_mode",
+        "user_names",
+        "ca_certificate",
+        "user_passwords",
+    }
+    assert 'value       = ""' in outputs.split('output "ca_certificate"')[1].split("}")[0]
+    assert 'value       = ["default"]' in outputs
+    assert re.search(
+        r'sensitive   = true\n  value = \{\n    "default" = digitalocean_database_cluster\.\w+\.password', outputs
+    )
