@@ -126,6 +126,30 @@ def test_a_second_plan_changes_nothing_and_a_rename_replaces_while_a_resize_upda
     assert {c.address: c.actions for c in resized if c.actions != ("no-op",)} == {cluster: ("update",)}
 
 
+def test_a_cidr_rule_and_a_setting_valkey_refuses_fail_the_apply_on_the_live_cluster(applied):
+    tf, twins, outputs = applied
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    broken = rendered.replace('value = "192.0.2.10"', 'value = "203.0.113.0/24"')
+    broken = broken.replace(
+        "  timeout                = 300\n", '  timeout = 300\n  valkey_maxmemory_policy = "sometimes"\n'
+    )
+    main.write_text(broken)
+    try:
+        with pytest.raises(TerraformError) as caught:
+            tf.apply()
+    finally:
+        main.write_text(rendered)
+    errors = [d.summary for d in caught.value.diagnostics if d.severity == "error"]
+    assert len(errors) == 2 and all(": 422 (request " in e for e in errors)
+    assert any("invalid ip_addr '203.0.113.0/24': an IPv4 address, not a CIDR" in e for e in errors)
+    assert any("maxmemory-policy" in e for e in errors)
+    with connect(outputs["cluster"], twins, outputs["cluster"]["password"]) as conn:
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    restored = tf.plan(out="restored")  # a failed apply leaves the resources as they were
+    assert (restored.add, restored.change, restored.destroy) == (0, 0, 0)
+
+
 def test_destroy_leaves_no_process(applied):
     tf, twins, _outputs = applied
     pids = running_processes(twins)
