@@ -279,7 +279,10 @@ def _topology(spec: ServiceSpec, context: dict[str, Any]) -> dict[str, compat.De
         "topology.shards": (
             EXACT if shards == 1 else NONE,
             "—",
-            "one shard" if shards == 1 else f"DigitalOcean Valkey has no cluster mode or shards: {honest}",
+            "one shard"
+            if shards == 1
+            else f"DigitalOcean Valkey has no cluster mode or shards: {honest}; to spread the data, split it over "
+            "several clusters in the application",
         ),
         "topology.replicas_per_shard": replica_note,
     }
