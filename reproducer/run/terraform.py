@@ -366,6 +366,7 @@ PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
     "aws": ("AWS_*",),
     "google": ("GOOGLE_*", "CLOUDSDK_*"),
     "aiven": ("AIVEN_*",),
+    "digitalocean": ("DIGITALOCEAN_*",),
     "openstack": ("OS_*",),
 }
 #: Credential and settings variables of each state backend ``render --backend`` writes (the ``backend`` block's

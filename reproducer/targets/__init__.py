@@ -43,6 +43,12 @@ TARGETS: dict[str, TargetEntry] = {
     for entry in (
         TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget", applier="terraform", cloud_passwords="default"),
         TargetEntry("aws", "reproducer.targets.aws:AwsTarget", applier="terraform"),
+        TargetEntry(
+            "digitalocean",
+            "reproducer.targets.digitalocean:DigitalOceanTarget",
+            applier="terraform",
+            cloud_passwords="all",
+        ),
         TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
         TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords="all"),
