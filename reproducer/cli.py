@@ -37,6 +37,7 @@ from reproducer.pipeline import data as pipeline_data
 from reproducer.pipeline import demo as pipeline_demo
 from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline import job as pipeline_job
+from reproducer.pipeline import live as pipeline_live
 from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.pipeline import plan as pipeline_plan
 from reproducer.pipeline import render as pipeline_render
@@ -256,9 +257,53 @@ def cli() -> None:
     """
 
 
-@cli.command("inspect")
-@PROJECT()
+_LIVE_HELP = (
+    "\b\n--from URL reads a live Valkey or Redis endpoint (the data commands' URL forms, TLS options and --via); "
+    "what a connection cannot see (region, network, allow-list, backups) comes from the flags or --overlay FILE "
+    "and is listed under 'given' in the spec, what could not be read under 'unknown'."
+)
+FROM_URL = _option("--from", "from_url", default=None, metavar="URL", help="A live Valkey/Redis endpoint to read.")
+LIVE_OPTIONS = (
+    VIA(help="With --from: reach the endpoint through this SSH bastion (as the data commands' --via)."),
+    _option("--overlay", type=_PATH, default=None, help="With --from: a YAML file of what a connection cannot see.")(),
+    REGION(help="With --from: the endpoint's region (a connection cannot see it)."),
+    NAME(help="With --from: a description of the endpoint (the default name of rendered resources)."),
+    _option("--allow-cidr", "allow_cidrs", multiple=True, help="With --from: an allow-list entry (repeatable).")(),
+    _option("--backup-time", default=None, help="With --from: the backup time, HH:MM:SS.")(),
+    _option("--memory-gb", type=POSITIVE, default=None, help="With --from: memory in GB when maxmemory is 0.")(),
+)
+
+
+def _live_options(command: F) -> F:
+    """``--from URL`` and what a live read takes beside it (bastion, overlay, the fields a connection cannot see)."""
+    for option in reversed((FROM_URL(), *LIVE_OPTIONS)):
+        command = option(command)
+    return command
+
+
+def _live_request(live: dict[str, Any]) -> pipeline_live.LiveInspectRequest | None:
+    """The live read asked for by ``--from`` and its options (None without ``--from``)."""
+    if live.get("from_url") is None:
+        extra = [name for name, value in live.items() if value not in (None, ())]
+        if extra:
+            raise click.UsageError(f"--{extra[0].replace('_', '-').removesuffix('s')} needs --from URL")
+        return None
+    return pipeline_live.LiveInspectRequest(
+        url=live["from_url"],
+        via=live["via"],
+        overlay=live["overlay"],
+        region=live["region"],
+        name=live["name"],
+        allow_cidrs=tuple(live["allow_cidrs"]),
+        backup_time=live["backup_time"],
+        memory_gb=live["memory_gb"],
+    )
+
+
+@cli.command("inspect", epilog=_LIVE_HELP)
+@PROJECT(required=False, default=None, help="OVH Public Cloud project id (32 hex characters); or --from URL.")
 @click.option("--service", default=None, help="Valkey service id; every Valkey service of the project if omitted.")
+@_live_options
 @ENDPOINT(help="OVH endpoint name (ovh-eu, ovh-ca, ovh-us) or API URL.")
 @CONFIG(help="An ovh.conf to read credentials from (besides the usual places).")
 @click.option(
@@ -276,24 +321,39 @@ def inspect_command(
     config_file: Path | None,
     output: Path | None,
     as_json: bool,
+    **live: Any,
 ) -> None:
-    """Read a live OVHcloud Valkey service through the OVH API into a secret-free service spec.
+    """Read a live OVHcloud Valkey service through the OVH API (or any endpoint: --from URL) into a secret-free spec.
 
     Credentials are read as the official ovh client reads them: OVH_APPLICATION_KEY,
     OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, OVH_ENDPOINT, then ovh.conf files.
     """
-    options = pipeline_inspect.InspectOptions(
-        project=project, service=service, endpoint=endpoint, config_file=config_file
-    )
-    specs = pipeline_inspect.inspect(options, _progress)
+    specs = _inspect_specs(project, service, endpoint, config_file, live)
     if output is not None:
         for path in pipeline_inspect.write_specs(specs, output):
             _progress(f"wrote {path}")
     elif as_json:
-        data = specs[0].to_dict() if service else [s.to_dict() for s in specs]
+        data = specs[0].to_dict() if service or live["from_url"] else [s.to_dict() for s in specs]
         _emit(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         _emit(pipeline_inspect.specs_to_yaml(specs))
+
+
+def _inspect_specs(
+    project: str | None, service: str | None, endpoint: str | None, config_file: Path | None, live: dict[str, Any]
+) -> list[Any]:
+    """``inspect``: from the OVH API (--project), or from a live endpoint (--from URL), never both."""
+    request = _live_request(live)
+    if (request is None) == (project is None):
+        raise click.UsageError("give either --project (an OVH service) or --from URL (a live endpoint)")
+    if request is None:
+        options = pipeline_inspect.InspectOptions(
+            project=project or "", service=service, endpoint=endpoint, config_file=config_file
+        )
+        return pipeline_inspect.inspect(options, _progress)
+    if service or endpoint or config_file:
+        raise click.UsageError("--service, --endpoint and --config read the OVH API: not with --from")
+    return [pipeline_live.inspect_live(request, _progress)]
 
 
 @cli.group("sandbox")
