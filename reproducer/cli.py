@@ -32,6 +32,7 @@ from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import archive as pipeline_archive
 from reproducer.pipeline import cloud as pipeline_cloud
 from reproducer.pipeline import data as pipeline_data
 from reproducer.pipeline import demo as pipeline_demo
@@ -1424,14 +1425,103 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict 
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
-    FILE '-' is standard input (with --format).
+    FILE '-' is standard input (with --format). FILE may be a bundle 'reproducer archive' wrote: its files are
+    checked against its manifest first, its RDB (or, with --format jsonl, its JSONL) imported, TARGET counted.
     """
+    if file.is_dir():
+        _import_bundle(file, target, fmt, conflict or "refuse", via)
+        return
     request = pipeline_data.ImportRequest(file, target, fmt, conflict=conflict or "refuse", via=via)
     written, expired, skipped = pipeline_data.import_data(request, _every(10_000, "records imported"))
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""
     )
     _stderr.print(f"imported {written:,} from {_file_name(file, 'standard input')}{extra}")
+
+
+def _import_bundle(directory: Path, target: str, fmt: str | None, conflict: Conflict, via: str | None) -> None:
+    (written, expired, skipped), report = pipeline_archive.import_bundle(
+        directory, target, fmt=fmt, conflict=conflict, via=via
+    )
+    extra = f"; {expired:,} had expired, {skipped:,} already there" if expired or skipped else ""
+    _stderr.print(f"imported {written:,} from the bundle {visible(str(directory))}{extra}")
+    _finish_bundle(report, as_json=False)
+
+
+# ---- archive ----------------------------------------------------------------------------------------
+
+
+@cli.group("archive", invoke_without_command=True, epilog=_LIVE_HELP)
+@PROJECT(required=False, default=None, help="OVH project of the service whose spec to read (with --service).")
+@click.option("--service", default=None, help="OVH service id (its spec from the OVH API; its data from --from).")
+@ENDPOINT()
+@CONFIG()
+@_live_options
+@click.option("-o", "--output", type=_DIRECTORY, default=None, help="The bundle directory (new, or empty).")
+@TARGET(
+    required=False, default=None, help=f"Render the spec's Terraform for this target too: {_one_of(target_names())}."
+)
+@click.pass_context
+def archive_group(
+    ctx: click.Context,
+    /,
+    project: str | None,
+    service: str | None,
+    endpoint: str | None,
+    config_file: Path | None,
+    output: Path | None,
+    target: str | None,
+    **live: Any,
+) -> None:
+    """Write everything needed to leave a service into one verifiable bundle (-o DIR).
+
+    The spec (from the OVH API with --project/--service, else read from --from URL), the data of --from URL as
+    RDB and JSONL, the Terraform rendered for --target, and MANIFEST.json: key counts per database and type, the
+    sha256 of every file, the source's identity and the time, checked against the live source at the end.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    request = _live_request(live)
+    if output is None or request is None:
+        raise click.UsageError("archive needs -o DIR and --from URL (the endpoint whose data to archive)")
+    archive_request = pipeline_archive.ArchiveRequest(
+        out=output,
+        live=request,
+        project=project,
+        service=service,
+        endpoint=endpoint,
+        config_file=config_file,
+        target=target,
+    )
+    manifest = pipeline_archive.archive(archive_request, _progress)
+    _stderr.print(f"archive: {manifest['data']['keys']:,} keys checked against the live source")
+
+
+@archive_group.command("verify", epilog=_ENDPOINT_HELP)
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--against", default=None, metavar="URL", help="Also compare the key counts with this live endpoint.")
+@VIA(help="Reach --against through this SSH bastion.")
+@JSON(help="Print the report as JSON.")
+def archive_verify(directory: Path, against: str | None, via: str | None, as_json: bool) -> None:
+    """Re-check a bundle: every file's size and sha256 against MANIFEST.json (exit 3 on any difference)."""
+    _finish_bundle(pipeline_archive.verify_bundle(directory, against, via), as_json)
+
+
+def _finish_bundle(report: pipeline_archive.BundleReport, as_json: bool) -> None:
+    if as_json:
+        data = {"ok": report.ok, "files": report.files, "keys": report.keys, "problems": report.problems}
+        _emit(json.dumps(data, indent=2))
+    for problem in report.problems:
+        _stderr.print(f"  {visible(problem)}")
+    if not report.ok:
+        raise VerifyMismatchError(
+            f"the bundle {report.directory} differs: {len(report.problems)} problem(s)",
+            hint="the files or the endpoint changed since the archive was made (see the lines above)",
+        )
+    checked = f" and {report.against}'s key counts" if report.against else ""
+    _stderr.print(
+        f"bundle {visible(str(report.directory))}: {report.files} files and {report.keys:,} keys as listed{checked}"
+    )
 
 
 def _file_name(file: Path, stream: str = "standard output") -> str:
