@@ -143,7 +143,7 @@ def load_overlay(path: Path) -> Given:
             f"{path} is not a valid overlay: {describe_validation_error(exc)}",
             hint="an overlay holds region, name, network, allow_list, backups and memory_gb, as a spec writes them",
         ) from None
-    return Given(**overlay.model_dump(exclude_none=True, mode="python"))
+    return Given(**{name: getattr(overlay, name) for name in _Overlay.model_fields})
 
 
 # ---- answers → spec --------------------------------------------------------------------------------------
@@ -165,6 +165,16 @@ def build_live_spec(answers: LiveAnswers, given: Given = Given()) -> ServiceSpec
     A value the spec cannot hold is left out and named in ``unknown``; an answer that makes no spec at all (no
     engine version, a topology beyond the spec's bounds) is a SourceError.
     """
+    try:
+        return _build(answers, given)
+    except ValidationError as exc:
+        raise SourceError(
+            f"the endpoint's answers make no valid spec: {describe_validation_error(exc)}",
+            hint="the server answered outside what a spec can hold (shards, replicas, names); see the fields named",
+        ) from None
+
+
+def _build(answers: LiveAnswers, given: Given) -> ServiceSpec:
     reading = _Reading()
     engine = _engine(answers)
     topology = _topology(answers, reading)
@@ -174,30 +184,24 @@ def build_live_spec(answers: LiveAnswers, given: Given = Given()) -> ServiceSpec
     network = given.network or Network(type="public")
     allow_list = given.allow_list or ()
     _not_seen(given, reading)
-    try:
-        return ServiceSpec(
-            schema_version=LIVE_SCHEMA_VERSION,
-            source=_source_ref(answers, given),
-            engine=engine,
-            plan=_plan(observed, given, reading),
-            topology=topology,
-            network=network,
-            allow_list=allow_list,
-            users=users,
-            configuration=configuration,
-            backups=given.backups or Backups(),
-            tls=answers.tls,
-            endpoints=(_endpoint(answers),),
-            features=_features(topology, allow_list, network, configuration),
-            observed=observed,
-            given=given.names(),
-            unknown=tuple(UnknownField(field=k, reason=v) for k, v in reading.unknown.items()),
-        )
-    except ValidationError as exc:
-        raise SourceError(
-            f"the endpoint's answers make no valid spec: {describe_validation_error(exc)}",
-            hint="the server answered outside what a spec can hold (shards, replicas, names); see the fields named",
-        ) from None
+    return ServiceSpec(
+        schema_version=LIVE_SCHEMA_VERSION,
+        source=_source_ref(answers, given),
+        engine=engine,
+        plan=_plan(observed, given, reading),
+        topology=topology,
+        network=network,
+        allow_list=allow_list,
+        users=users,
+        configuration=configuration,
+        backups=given.backups or Backups(),
+        tls=answers.tls,
+        endpoints=(_endpoint(answers),),
+        features=_features(topology, allow_list, network, configuration),
+        observed=observed,
+        given=given.names(),
+        unknown=tuple(UnknownField(field=k, reason=v) for k, v in reading.unknown.items()),
+    )
 
 
 def _not_seen(given: Given, reading: _Reading) -> None:
