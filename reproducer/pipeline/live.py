@@ -136,12 +136,31 @@ def _hello(conn: RawConnection) -> dict[str, str]:
 
 def _replica_counts(conn: RawConnection, layout: Layout) -> list[int] | Refused:
     if layout.cluster:
-        return [len(layout.replicas.get(node, [])) for node in layout.primaries]
+        return _shard_replicas(conn)
     info = _asked("INFO", lambda: _text(conn.call("INFO", "replication")))
     if not isinstance(info, str):
         return info
     counts = [int(v) for k, _, v in (line.partition(":") for line in info.splitlines()) if k == "connected_slaves"]
     return [counts[0] if counts and counts[0] >= 0 else 0]
+
+
+def _shard_replicas(conn: RawConnection) -> list[int]:
+    """Replicas of each shard that has a primary (CLUSTER SHARDS): syncing ones count, failed ones do not."""
+    counts = []
+    for shard in _list(conn.call("CLUSTER", "SHARDS")):
+        nodes = [_pairs(node) for node in _list(_pairs(shard).get("nodes"))]
+        if any(node.get("role") == "master" and node.get("health") != "fail" for node in nodes):
+            counts.append(sum(node.get("role") == "replica" and node.get("health") != "fail" for node in nodes))
+    return counts
+
+
+def _pairs(flat: object) -> dict[str, Any]:
+    items = _list(flat)
+    return {_text(items[i]): _value(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def _value(item: object) -> object:
+    return _text(item) if isinstance(item, bytes | bytearray) else item
 
 
 def _config(conn: RawConnection) -> dict[str, str | Refused] | Refused:

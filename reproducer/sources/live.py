@@ -368,6 +368,8 @@ def _parameter_value(directive: str, value: str) -> tuple[str | None, str]:
     """The OVH parameter's value for a directive's value (``save`` → rdb/off...), or None and why."""
     if directive == "save":
         return ("rdb" if value.strip() else "off"), ""
+    if directive == "notify-keyspace-events":  # the server orders the flags its own way: one sorted form
+        return "".join(sorted(value)), ""
     if directive == "client-output-buffer-limit":
         match = _PUBSUB.search(value)
         if match is None:
