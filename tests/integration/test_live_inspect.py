@@ -25,15 +25,16 @@ def _inspect(url: str, password: str, *extra: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_an_ovh_like_sentinel_service_gives_its_shape_and_names_what_it_refused(fleets):
+def test_an_ovh_like_tls_sentinel_service_gives_its_shape_and_names_what_it_refused(fleets):
     password = secrets.token_urlsafe(12)
-    fleet = fleets(topology="sentinel", replicas=1, ovh_like=True, default_user_password=password)
-    url = f"valkey+sentinel://127.0.0.1:{fleet.sentinels[0].port}/mymaster?password_env={PASSWORD_ENV}"
+    fleet = fleets(topology="sentinel", replicas=1, ovh_like=True, default_user_password=password, tls=True)
+    sentinel, ca = fleet.sentinels[0].port, fleet.tls_files.ca_cert
+    url = f"valkeys+sentinel://127.0.0.1:{sentinel}/mymaster?password_env={PASSWORD_ENV}&ca={ca}"
 
     spec = _inspect(url, password, "--region", "GRA", "--allow-cidr", "10.0.0.0/24")
 
     assert spec["schema_version"] == 2 and spec["source"]["provider"] == "live"
-    assert spec["engine"]["name"] == "valkey" and spec["topology"]["mode"] == "sentinel"
+    assert spec["engine"]["name"] == "valkey" and spec["topology"]["mode"] == "sentinel" and spec["tls"]
     assert spec["topology"]["replicas_per_shard"] == 1 and spec["observed"]["sentinel_quorum"] == 1
     assert spec["observed"]["used_memory_bytes"] > 0
     assert spec["given"] == ["allow_list", "source.region"] and spec["allow_list"][0]["cidr"] == "10.0.0.0/24"
