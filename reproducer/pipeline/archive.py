@@ -5,7 +5,7 @@ A bundle is a directory::
     spec.yaml            the service spec (inspect, or inspect --from)
     data/dump.rdb        every key, as RDB
     data/keys.jsonl      every key, as JSONL
-    terraform/           the spec rendered for --target (when given)
+    render/              the spec rendered for --target (when given): terraform/, COMPATIBILITY.md
     MANIFEST.json        per-database and per-type key counts, each file's size and sha256, the source's
                          identity (no secret), the time, and the check of the files against the live source
 
@@ -51,7 +51,7 @@ MANIFEST = "MANIFEST.json"
 SPEC_FILE = "spec.yaml"
 RDB_FILE = "data/dump.rdb"
 JSONL_FILE = "data/keys.jsonl"
-TERRAFORM_DIR = "terraform"
+RENDER_DIR = "render"
 #: A manifest lists a few dozen files; anything larger is not one archive wrote.
 _MANIFEST_MAX = 4 << 20
 _CHUNK = 1 << 20
@@ -103,7 +103,7 @@ def archive(request: ArchiveRequest, progress: Progress = quiet) -> dict[str, An
         export_data(ExportRequest(request.live.url, stage / JSONL_FILE, fmt="jsonl", via=request.live.via))
         if request.target:
             progress(f"archive: rendering for {request.target}")
-            render(RenderRequest(spec=stage / SPEC_FILE, target=request.target, out=stage / TERRAFORM_DIR))
+            render(RenderRequest(spec=stage / SPEC_FILE, target=request.target, out=stage / RENDER_DIR))
         progress("archive: checking the files against the live source")
         manifest = _manifest(stage, spec, source, vias, request.target)
         atomic_write(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

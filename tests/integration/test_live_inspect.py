@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import secrets
 
-from reproducer.sandbox.fleet import AclUser
+from reproducer.sandbox.fleet import ADMIN_USER, AclUser
 from tests.support import cli
+from tests.support.ovh import ovh_env, service_fleet
 
 PASSWORD_ENV = "LIVE_TEST_PASSWORD"
 
@@ -134,3 +135,26 @@ def test_archive_never_writes_over_a_directory_it_did_not_make_and_leaves_nothin
     failed = cli.run("archive", "--from", url, "-o", tmp_path / "bundle", "--target", "aws")
     assert failed.returncode == 2 and "memory" in failed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_archive_of_an_ovh_service_takes_its_spec_from_the_api_and_its_data_from_the_url(
+    api_server, seeded, load_source, tmp_path
+):
+    load_source(120, seed=7)
+    fleet = service_fleet(api_server, seeded)
+    primary = fleet.current_primary()
+    query = f"password_env={PASSWORD_ENV}&ca={fleet.tls_files.ca_cert}"
+    url = f"valkeys://{ADMIN_USER}@{primary.host}:{primary.port}?{query}"
+    env = ovh_env(seeded, **_env(fleet._state.admin_password))
+    bundle = tmp_path / "bundle"
+    service = ("--project", seeded.project, "--service", seeded.service_id, "--endpoint", api_server.url)
+
+    made = cli.run("archive", *service, "--from", url, "-o", bundle, "--target", "ovh", env=env)
+
+    assert made.returncode == 0, made.stderr[-2000:]
+    manifest = json.loads((bundle / "MANIFEST.json").read_text())
+    assert manifest["source"]["spec"]["provider"] == "ovh" and manifest["target"] == "ovh"
+    assert manifest["source"]["spec"]["service_id"] == seeded.service_id
+    assert "render/terraform/main.tf" in manifest["files"] and manifest["data"]["keys"] > 0
+    assert "provider: ovh" in (bundle / "spec.yaml").read_text()
+    assert fleet._state.admin_password not in json.dumps(manifest) + made.stderr
