@@ -58,24 +58,33 @@ def inspect_live(request: LiveInspectRequest, progress: Progress = quiet) -> Ser
 
 def given_fields(request: LiveInspectRequest) -> Given:
     """The overlay file's fields, with the flags given over them (each checked by the spec's types)."""
-    from pydantic import ValidationError
+    from pydantic import TypeAdapter, ValidationError
 
     from reproducer.errors import InputError
-    from reproducer.model import AllowedCidr, Backups, describe_validation_error
-    from reproducer.sources.live import Given, load_overlay
+    from reproducer.model import AllowedCidr, Backups, Plan, Region, Text, describe_validation_error
+    from reproducer.sources.live import UNKNOWN_PRODUCT, Given, load_overlay
 
     given = load_overlay(request.overlay) if request.overlay else Given()
     try:
         flags: dict[str, Any] = {
-            "region": request.region,
-            "name": request.name,
+            "region": TypeAdapter(Region).validate_python(request.region) if request.region else None,
+            "name": TypeAdapter(Text).validate_python(request.name) if request.name else None,
             "allow_list": tuple(AllowedCidr(cidr=c) for c in request.allow_cidrs) or None,
             "backups": Backups(time=request.backup_time) if request.backup_time else None,
             "memory_gb": request.memory_gb,
         }
-        return Given(**{**given.__dict__, **{k: v for k, v in flags.items() if v is not None}})
+        merged = Given(**{**given.__dict__, **{k: v for k, v in flags.items() if v is not None}})
+        if merged.memory_gb is not None:  # bounded as a spec's memory is
+            Plan(name=UNKNOWN_PRODUCT, flavor=UNKNOWN_PRODUCT, memory_gb=merged.memory_gb)
     except ValidationError as exc:
-        raise InputError(f"bad value given: {describe_validation_error(exc)}", hint="fix the flag named") from None
+        raise InputError(
+            f"a value given for inspect --from is refused: {describe_validation_error(exc)}",
+            hint="fix the flag (--region, --name, --allow-cidr, --backup-time, --memory-gb) named",
+        ) from None
+    cidrs = [entry.cidr for entry in merged.allow_list or ()]
+    if len(set(cidrs)) != len(cidrs):
+        raise InputError("an allow-list network is given twice", hint="give each --allow-cidr (or overlay entry) once")
+    return merged
 
 
 def ask(endpoint: Endpoint) -> LiveAnswers:

@@ -182,3 +182,24 @@ def test_the_overlay_gives_fields_and_refuses_anything_else(tmp_path):
         bad.write_text(text)
         with pytest.raises(SpecError):
             load_overlay(bad)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"region": "GRA; rm -rf /"},
+        {"region": "{{x}}"},
+        {"name": "a\nb"},
+        {"name": "x" * 2000},
+        {"allow_cidrs": ("10.0.0.0/33",)},
+        {"allow_cidrs": ("10.0.0.0/8", "10.0.0.0/8")},
+        {"backup_time": "25:00:00"},
+        {"memory_gb": 1e9},
+    ],
+)
+def test_a_bad_flag_is_an_input_error_before_any_connection(flags):
+    from reproducer.errors import InputError
+    from reproducer.pipeline.live import LiveInspectRequest, given_fields
+
+    with pytest.raises(InputError):  # SpecError is an InputError too
+        given_fields(LiveInspectRequest(url="valkey://127.0.0.1:1", **flags))
