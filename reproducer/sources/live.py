@@ -5,7 +5,8 @@
 for OVH (schema version 2: with ``observed``, ``given`` and ``unknown``). Every answer is untrusted: names, ACL rules
 and configuration values go through the spec's own boundary types, and one that does not fit is left out and
 named in ``unknown`` with a reason (never with the server's text). Password hashes (``#<hash>``), passwords
-(``><pw>``) and ``nopass`` are dropped from ACL rules before anything else looks at them.
+(``><pw>``) and ``nopass`` are dropped from ACL rules before anything else looks at them. The answers' shapes:
+``docs/reference/live-endpoints.md#acl-list`` and the sections beside it.
 
 Network, allow-list, backups, region and name cannot be seen from a connection: they come from :class:`Given`
 (flags or a small overlay file) and are listed in ``given``, or are listed in ``unknown``.

@@ -158,3 +158,12 @@ def test_archive_of_an_ovh_service_takes_its_spec_from_the_api_and_its_data_from
     assert "render/terraform/main.tf" in manifest["files"] and manifest["data"]["keys"] > 0
     assert "provider: ovh" in (bundle / "spec.yaml").read_text()
     assert fleet._state.admin_password not in json.dumps(manifest) + made.stderr
+
+
+def test_redis_is_read_as_redis(fleets):
+    fleet = fleets(engine="redis", users=(AclUser("app", secrets.token_urlsafe(12), "~app:* +@read"),))
+
+    spec = _inspect(f"redis://127.0.0.1:{fleet.servers[0].port}", "unused")
+
+    assert spec["engine"] == {"name": "redis", "version": "7.0"}
+    assert {u["name"]: u["categories"] for u in spec["users"]}["app"] == ["+@read"]
