@@ -1033,8 +1033,10 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 
 
 @cli.command("migrate", epilog=_ENDPOINT_HELP)
-@PROJECT(help="OVH Public Cloud project id of the source service.")
-@click.option("--service", required=True, help="Source Valkey service id.")
+@PROJECT(required=False, default=None, help="OVH Public Cloud project id of the source service.")
+@click.option("--service", default=None, help="Source Valkey service id.")
+@FROM_URL(help="With --target: the source is this live endpoint (read as 'inspect --from' does), not OVH.")
+@click.option("--overlay", type=_PATH, default=None, help="With --from: what a connection cannot see (YAML).")
 @click.option("--to", "target_url", default=None, help="Target endpoint URL: move the data into an existing Valkey.")
 @TARGET(
     required=False,
@@ -1080,8 +1082,10 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 @CUTOVER_LAG()
 @CUTOVER_STABLE()
 def migrate_command(
-    project: str,
-    service: str,
+    project: str | None,
+    service: str | None,
+    from_url: str | None,
+    overlay: Path | None,
     target_url: str | None,
     target: str | None,
     shards: int | None,
@@ -1121,20 +1125,23 @@ def migrate_command(
 
     Either way the source gets --allow-cidr in its allow-list and a least-privilege migration user, both
     recorded in the run directory first and removed at the end, on failure, and by --resume after a crash.
+    With --from URL (and --target) the source is any live Valkey or Redis instead, read as 'inspect --from' reads
+    it (--overlay gives what a connection cannot see) and copied with the URL's own user.
     Exit 3 when the verification finds differences.
     """
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
     if (target_url is None) == (target is None):
         raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
+    live = _live_source(project, service, from_url, overlay, target_url, bool(allow_cidr or source_ca or cutover))
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     follow = follow or cutover
     if cutover:
         _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
     options = pipeline_migrate.MigrateOptions(
-        project=project,
-        service=service,
+        project=project or "",
+        service=service or "",
         run_dir=run,
         endpoint=endpoint,
         target_url=target_url,
@@ -1162,7 +1169,28 @@ def migrate_command(
     if target is None:
         _migrate_to_url(options)
     else:
-        _migrate_job(options)
+        _migrate_job(options, live)
+
+
+def _live_source(
+    project: str | None,
+    service: str | None,
+    from_url: str | None,
+    overlay: Path | None,
+    target_url: str | None,
+    ovh_only: bool,
+) -> pipeline_live.LiveInspectRequest | None:
+    """``migrate --from URL``: the live source (None for an OVH service, which needs --project and --service)."""
+    if from_url is None:
+        if not (project and service) or overlay:
+            raise click.UsageError("give --project and --service (an OVH service), or --from URL with --target")
+        return None
+    if project or service or target_url or ovh_only:
+        raise click.UsageError(
+            "--from URL goes with --target only (no --project/--service, --allow-cidr, --source-ca, --cutover); "
+            "into an existing target, use 'reproducer copy'"
+        )
+    return pipeline_live.LiveInspectRequest(url=from_url, overlay=overlay)
 
 
 def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
@@ -1239,7 +1267,9 @@ def rollback_command(run_dir: Path, endpoint: str | None) -> None:
     _finish_verify(result.verify, False)
 
 
-def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
+def _migrate_job(
+    options: pipeline_migrate.MigrateOptions, live: pipeline_live.LiveInspectRequest | None = None
+) -> None:
     with _copy_progress() as report:
         asked = not options.dry_run and "default" in pipeline_cloud.passwords_needed(options.target or "local", [])
         passwords = _target_passwords() if asked else _env_passwords()
@@ -1251,6 +1281,8 @@ def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
             confirm=_terminal_confirm(),
             cli_config=_terraform_cli_config(),
         )
+        if live is not None:
+            request = replace(request, live=replace(live, via=options.vias.source))
         try:
             result = pipeline_job.run_job(request, _progress)
         except ReproducerError as error:

@@ -2,8 +2,8 @@
 
 S is the Business spec reshaped to a cluster. The `local` target stands it up (Ansible, this machine) once for
 the module; `inspect --from` reads it back (topology, users, configuration compared with S), then the spec read is
-rendered for `ovh` and applied on the ovh twin (the sandbox's emulator makes the service), the keys are copied
-into it with `copy` and verified identical, and the twin is destroyed.
+migrated with `migrate --from URL --target ovh` onto the ovh twin (the sandbox's emulator makes the service):
+rendered, planned, applied, the keys copied from three shards into one and verified identical; then destroyed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import valkey
 import yaml
 
 from reproducer.pipeline import apply as pipeline_apply
-from reproducer.pipeline import cloud as pipeline_cloud
 from reproducer.pipeline import render as pipeline_render
 from reproducer.procs import free_port_range
+from reproducer.sandbox.seed import ovh_client
 from reproducer.twins import install_twins, stop_all
 from tests.golden.regen import HERE
 from tests.support import cli
@@ -100,41 +100,40 @@ def _load(cluster: Cluster, count: int) -> None:
 
 
 @pytest.mark.xdist_group("live-roundtrip")
-def test_a_cluster_read_live_moves_into_the_ovh_twin_as_one_shard_and_verifies_identical(
+def test_migrate_from_the_live_cluster_into_the_ovh_twin_reshards_3_to_1_and_verifies_identical(
     cluster, twins, api_server, seeded, tmp_path
 ):
     _load(cluster, 300)
-    spec = tmp_path / "spec.yaml"
-    read = cli.run(
-        *("inspect", "--from", cluster.url, "--region", "GRA", "--memory-gb", "4", "-o", spec), env=cluster.env
-    )
-    assert read.returncode == 0, read.stderr[-2000:]
-    var_file = tmp_path / "ovh.tfvars"
+    overlay, var_file, run_dir = tmp_path / "given.yaml", tmp_path / "ovh.tfvars", tmp_path / "run"
+    overlay.write_text("region: GRA\nmemory_gb: 4\nname: cache-cluster\n")
     var_file.write_text(f'project_id = "{seeded.project}"\n')
-    credentials = ovh_env(seeded, OVH_ENDPOINT=api_server.url)
-    ovh_keys = {k: v for k, v in credentials.items() if k.startswith("OVH_")}
-    out = tmp_path / "ovh"
-    apply = pipeline_cloud.CloudApplyRequest(
-        render=pipeline_render.RenderRequest(spec=spec, target="ovh", out=out),
-        var_files=(var_file,),
-        auto_approve=True,
-        cli_config=twins,
-        env=ovh_keys,
+    ca = service_fleet(api_server, seeded).tls_files.ca_cert  # the emulator's one CA signs every service
+    env = ovh_env(seeded, OVH_ENDPOINT=api_server.url, TF_CLI_CONFIG_FILE=str(twins), **cluster.env)
+    before = set(_services(api_server, seeded))
+
+    migrate = cli.run(
+        *("migrate", "--from", cluster.url, "--overlay", overlay, "--target", "ovh", "--auto-approve"),
+        *("--var-file", var_file, "--target-ca", ca, "--run-dir", run_dir),
+        env=env,
     )
-    target = pipeline_cloud.apply_cloud(apply)
+
     try:
-        assert not target.cluster and target.tls
-        ca = service_fleet(api_server, seeded).tls_files.ca_cert  # the emulator's one CA signs every service
-        target_url = f"valkeys://default@{target.host}:{target.port}?password_env=LIVE_TARGET_PASSWORD&ca={ca}"
-        env = {**cluster.env, "LIVE_TARGET_PASSWORD": target.passwords["default"]}
-
-        copied = cli.run("copy", cluster.url, target_url, "--run-dir", tmp_path / "run", env=env)
-
-        assert copied.returncode == 0, copied.stderr[-3000:]
-        assert "identical" in copied.stderr
-        stats = json.loads((tmp_path / "run" / "data" / "stats.json").read_text())
-        assert len(stats["per_node"]) == 3 and stats["total"]["copied"] == 302
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+        assert "verify: source and target are identical" in migrate.stderr
+        report = json.loads((run_dir / "report.json").read_text())
+        assert report["verify"]["ok"] and report["verify"]["compared"] == report["copy"]["source_keys"] == 302
+        assert report["settings"]["from"].startswith("valkey+cluster://") and not report["settings"]["project"]
+        stats = json.loads((run_dir / "data" / "stats.json").read_text())
+        assert len(stats["per_node"]) == 3  # three source shards ...
+        outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
+        assert outputs["cluster_mode"] is False  # ... into OVH's one
+        assert cluster.service.passwords["default"] not in migrate.stdout + migrate.stderr
     finally:
-        env = {**credentials, "TF_CLI_CONFIG_FILE": str(twins)}
-        gone = cli.run("destroy", "--target", "ovh", "--out", out, "--var-file", var_file, "--auto-approve", env=env)
+        out = ("--out", run_dir / "rendered", "--var-file", var_file)
+        gone = cli.run("destroy", "--target", "ovh", *out, "--auto-approve", env=env)
         assert gone.returncode == 0, gone.stderr[-2000:]
+    assert set(_services(api_server, seeded)) == before
+
+
+def _services(api_server, seeded) -> list[str]:
+    return ovh_client(api_server, seeded.credentials).get(f"/cloud/project/{seeded.project}/database/valkey")
