@@ -149,8 +149,9 @@ def _replica_counts(conn: RawConnection, layout: Layout) -> list[int] | Refused:
     info = _asked("INFO", lambda: _text(conn.call("INFO", "replication")))
     if not isinstance(info, str):
         return info
-    counts = [int(v) for k, _, v in (line.partition(":") for line in info.splitlines()) if k == "connected_slaves"]
-    return [counts[0] if counts and counts[0] >= 0 else 0]
+    counts = [v.strip() for k, _, v in (line.partition(":") for line in info.splitlines()) if k == "connected_slaves"]
+    count = counts[0] if counts else "0"
+    return [int(count) if count.isascii() and count.isdigit() and len(count) < 4 else 0]
 
 
 def _shard_replicas(conn: RawConnection) -> list[int]:
