@@ -94,6 +94,9 @@ def archive(request: ArchiveRequest, progress: Progress = quiet) -> dict[str, An
     with _staging(out) as stage:
         spec = _spec(request, progress)
         atomic_write(stage / SPEC_FILE, spec.to_yaml())
+        if request.target:  # first: a spec the target cannot take fails before the long exports
+            progress(f"archive: rendering for {request.target}")
+            render(RenderRequest(spec=stage / SPEC_FILE, target=request.target, out=stage / RENDER_DIR))
         source = parse_endpoint(request.live.url)
         vias = Vias(source=request.live.via)
         (stage / "data").mkdir()
@@ -101,9 +104,6 @@ def archive(request: ArchiveRequest, progress: Progress = quiet) -> dict[str, An
         export_data(ExportRequest(request.live.url, stage / RDB_FILE, fmt="rdb", via=request.live.via))
         progress("archive: exporting the data as JSONL")
         export_data(ExportRequest(request.live.url, stage / JSONL_FILE, fmt="jsonl", via=request.live.via))
-        if request.target:
-            progress(f"archive: rendering for {request.target}")
-            render(RenderRequest(spec=stage / SPEC_FILE, target=request.target, out=stage / RENDER_DIR))
         progress("archive: checking the files against the live source")
         manifest = _manifest(stage, spec, source, vias, request.target)
         atomic_write(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")

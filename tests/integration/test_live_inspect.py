@@ -135,7 +135,7 @@ def test_archive_never_writes_over_a_directory_it_did_not_make_and_leaves_nothin
     assert refused.returncode == 2 and "did not write" in refused.stderr
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
-    # maxmemory 0 and no --memory-gb: the render for aws fails after the exports, and nothing is left
+    # maxmemory 0 and no --memory-gb: the render for aws fails (before the exports), and nothing is left
     failed = cli.run("archive", "--from", url, "-o", tmp_path / "bundle", "--target", "aws")
     assert failed.returncode == 2 and "memory" in failed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
