@@ -203,3 +203,25 @@ def test_a_bad_flag_is_an_input_error_before_any_connection(flags):
 
     with pytest.raises(InputError):  # SpecError is an InputError too
         given_fields(LiveInspectRequest(url="valkey://127.0.0.1:1", **flags))
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["inspect"], "either --project"),
+        (["inspect", "--project", "p", "--from", "valkey://h:1"], "either --project"),
+        (["inspect", "--region", "GRA", "--project", "p"], "--region needs --from"),
+        (["inspect", "--from", "valkey://h:1", "--service", "s"], "not with --from"),
+        (["archive", "-o", "x"], "--from URL"),
+        (["migrate", "--from", "valkey://h:1", "--to", "valkey://h:2"], "--from URL goes with --target only"),
+        (["migrate", "--from", "valkey://h:1", "--target", "local", "--cutover"], "--from URL goes with --target"),
+        (["migrate", "--target", "local"], "give --project and --service"),
+    ],
+)
+def test_live_options_are_refused_where_they_mean_nothing(argv, says):
+    from click.testing import CliRunner
+
+    from reproducer.cli import cli
+
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2 and says in result.output, result.output
