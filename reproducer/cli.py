@@ -32,11 +32,13 @@ from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 from reproducer.pipeline import apply as pipeline_apply
+from reproducer.pipeline import archive as pipeline_archive
 from reproducer.pipeline import cloud as pipeline_cloud
 from reproducer.pipeline import data as pipeline_data
 from reproducer.pipeline import demo as pipeline_demo
 from reproducer.pipeline import inspect as pipeline_inspect
 from reproducer.pipeline import job as pipeline_job
+from reproducer.pipeline import live as pipeline_live
 from reproducer.pipeline import migrate as pipeline_migrate
 from reproducer.pipeline import plan as pipeline_plan
 from reproducer.pipeline import render as pipeline_render
@@ -256,9 +258,53 @@ def cli() -> None:
     """
 
 
-@cli.command("inspect")
-@PROJECT()
+_LIVE_HELP = (
+    "\b\n--from URL reads a live Valkey or Redis endpoint (the data commands' URL forms, TLS options and --via); "
+    "what a connection cannot see (region, network, allow-list, backups) comes from the flags or --overlay FILE "
+    "and is listed under 'given' in the spec, what could not be read under 'unknown'."
+)
+FROM_URL = _option("--from", "from_url", default=None, metavar="URL", help="A live Valkey/Redis endpoint to read.")
+LIVE_OPTIONS = (
+    VIA(help="With --from: reach the endpoint through this SSH bastion (as the data commands' --via)."),
+    _option("--overlay", type=_PATH, default=None, help="With --from: a YAML file of what a connection cannot see.")(),
+    REGION(help="With --from: the endpoint's region (a connection cannot see it)."),
+    NAME(help="With --from: a description of the endpoint (the default name of rendered resources)."),
+    _option("--allow-cidr", "allow_cidrs", multiple=True, help="With --from: an allow-list entry (repeatable).")(),
+    _option("--backup-time", default=None, help="With --from: the backup time, HH:MM:SS.")(),
+    _option("--memory-gb", type=POSITIVE, default=None, help="With --from: memory in GB when maxmemory is 0.")(),
+)
+
+
+def _live_options(command: F) -> F:
+    """``--from URL`` and what a live read takes beside it (bastion, overlay, the fields a connection cannot see)."""
+    for option in reversed((FROM_URL(), *LIVE_OPTIONS)):
+        command = option(command)
+    return command
+
+
+def _live_request(live: dict[str, Any]) -> pipeline_live.LiveInspectRequest | None:
+    """The live read asked for by ``--from`` and its options (None without ``--from``)."""
+    if live.get("from_url") is None:
+        extra = [name for name, value in live.items() if value not in (None, ())]
+        if extra:
+            raise click.UsageError(f"--{extra[0].replace('_', '-').removesuffix('s')} needs --from URL")
+        return None
+    return pipeline_live.LiveInspectRequest(
+        url=live["from_url"],
+        via=live["via"],
+        overlay=live["overlay"],
+        region=live["region"],
+        name=live["name"],
+        allow_cidrs=tuple(live["allow_cidrs"]),
+        backup_time=live["backup_time"],
+        memory_gb=live["memory_gb"],
+    )
+
+
+@cli.command("inspect", epilog=_LIVE_HELP)
+@PROJECT(required=False, default=None, help="OVH Public Cloud project id (32 hex characters); or --from URL.")
 @click.option("--service", default=None, help="Valkey service id; every Valkey service of the project if omitted.")
+@_live_options
 @ENDPOINT(help="OVH endpoint name (ovh-eu, ovh-ca, ovh-us) or API URL.")
 @CONFIG(help="An ovh.conf to read credentials from (besides the usual places).")
 @click.option(
@@ -276,24 +322,39 @@ def inspect_command(
     config_file: Path | None,
     output: Path | None,
     as_json: bool,
+    **live: Any,
 ) -> None:
-    """Read a live OVHcloud Valkey service through the OVH API into a secret-free service spec.
+    """Read a live OVHcloud Valkey service through the OVH API (or any endpoint: --from URL) into a secret-free spec.
 
     Credentials are read as the official ovh client reads them: OVH_APPLICATION_KEY,
     OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, OVH_ENDPOINT, then ovh.conf files.
     """
-    options = pipeline_inspect.InspectOptions(
-        project=project, service=service, endpoint=endpoint, config_file=config_file
-    )
-    specs = pipeline_inspect.inspect(options, _progress)
+    specs = _inspect_specs(project, service, endpoint, config_file, live)
     if output is not None:
         for path in pipeline_inspect.write_specs(specs, output):
             _progress(f"wrote {path}")
     elif as_json:
-        data = specs[0].to_dict() if service else [s.to_dict() for s in specs]
+        data = specs[0].to_dict() if service or live["from_url"] else [s.to_dict() for s in specs]
         _emit(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         _emit(pipeline_inspect.specs_to_yaml(specs))
+
+
+def _inspect_specs(
+    project: str | None, service: str | None, endpoint: str | None, config_file: Path | None, live: dict[str, Any]
+) -> list[Any]:
+    """``inspect``: from the OVH API (--project), or from a live endpoint (--from URL), never both."""
+    request = _live_request(live)
+    if (request is None) == (project is None):
+        raise click.UsageError("give either --project (an OVH service) or --from URL (a live endpoint)")
+    if request is None:
+        options = pipeline_inspect.InspectOptions(
+            project=project or "", service=service, endpoint=endpoint, config_file=config_file
+        )
+        return pipeline_inspect.inspect(options, _progress)
+    if service or endpoint or config_file:
+        raise click.UsageError("--service, --endpoint and --config read the OVH API: not with --from")
+    return [pipeline_live.inspect_live(request, _progress)]
 
 
 @cli.group("sandbox")
@@ -972,8 +1033,10 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 
 
 @cli.command("migrate", epilog=_ENDPOINT_HELP)
-@PROJECT(help="OVH Public Cloud project id of the source service.")
-@click.option("--service", required=True, help="Source Valkey service id.")
+@PROJECT(required=False, default=None, help="OVH Public Cloud project id of the source service.")
+@click.option("--service", default=None, help="Source Valkey service id.")
+@FROM_URL(help="With --target: the source is this live endpoint (read as 'inspect --from' does), not OVH.")
+@click.option("--overlay", type=_PATH, default=None, help="With --from: what a connection cannot see (YAML).")
 @click.option("--to", "target_url", default=None, help="Target endpoint URL: move the data into an existing Valkey.")
 @TARGET(
     required=False,
@@ -1019,8 +1082,10 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 @CUTOVER_LAG()
 @CUTOVER_STABLE()
 def migrate_command(
-    project: str,
-    service: str,
+    project: str | None,
+    service: str | None,
+    from_url: str | None,
+    overlay: Path | None,
     target_url: str | None,
     target: str | None,
     shards: int | None,
@@ -1060,20 +1125,23 @@ def migrate_command(
 
     Either way the source gets --allow-cidr in its allow-list and a least-privilege migration user, both
     recorded in the run directory first and removed at the end, on failure, and by --resume after a crash.
+    With --from URL (and --target) the source is any live Valkey or Redis instead, read as 'inspect --from' reads
+    it (--overlay gives what a connection cannot see) and copied with the URL's own user.
     Exit 3 when the verification finds differences.
     """
     if resume and run_dir is None:
         raise click.UsageError("--resume needs the --run-dir of the interrupted migration")
     if (target_url is None) == (target is None):
         raise click.UsageError("give either --to URL (an existing target) or --target NAME (one to stand up)")
+    live = _live_source(project, service, from_url, overlay, target_url, bool(allow_cidr or source_ca or cutover))
     run = run_dir or pipeline_data.new_run_dir()
     _progress(f"run directory: {run}")
     follow = follow or cutover
     if cutover:
         _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
     options = pipeline_migrate.MigrateOptions(
-        project=project,
-        service=service,
+        project=project or "",
+        service=service or "",
         run_dir=run,
         endpoint=endpoint,
         target_url=target_url,
@@ -1101,7 +1169,28 @@ def migrate_command(
     if target is None:
         _migrate_to_url(options)
     else:
-        _migrate_job(options)
+        _migrate_job(options, live)
+
+
+def _live_source(
+    project: str | None,
+    service: str | None,
+    from_url: str | None,
+    overlay: Path | None,
+    target_url: str | None,
+    ovh_only: bool,
+) -> pipeline_live.LiveInspectRequest | None:
+    """``migrate --from URL``: the live source (None for an OVH service, which needs --project and --service)."""
+    if from_url is None:
+        if not (project and service) or overlay:
+            raise click.UsageError("give --project and --service (an OVH service), or --from URL with --target")
+        return None
+    if project or service or target_url or ovh_only:
+        raise click.UsageError(
+            "--from URL goes with --target only (no --project/--service, --allow-cidr, --source-ca, --cutover); "
+            "into an existing target, use 'reproducer copy'"
+        )
+    return pipeline_live.LiveInspectRequest(url=from_url, overlay=overlay)
 
 
 def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
@@ -1178,7 +1267,9 @@ def rollback_command(run_dir: Path, endpoint: str | None) -> None:
     _finish_verify(result.verify, False)
 
 
-def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
+def _migrate_job(
+    options: pipeline_migrate.MigrateOptions, live: pipeline_live.LiveInspectRequest | None = None
+) -> None:
     with _copy_progress() as report:
         asked = not options.dry_run and "default" in pipeline_cloud.passwords_needed(options.target or "local", [])
         passwords = _target_passwords() if asked else _env_passwords()
@@ -1190,6 +1281,8 @@ def _migrate_job(options: pipeline_migrate.MigrateOptions) -> None:
             confirm=_terminal_confirm(),
             cli_config=_terraform_cli_config(),
         )
+        if live is not None:
+            request = replace(request, live=replace(live, via=options.vias.source))
         try:
             result = pipeline_job.run_job(request, _progress)
         except ReproducerError as error:
@@ -1364,14 +1457,103 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict 
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
-    FILE '-' is standard input (with --format).
+    FILE '-' is standard input (with --format). FILE may be a bundle 'reproducer archive' wrote: its files are
+    checked against its manifest first, its RDB (or, with --format jsonl, its JSONL) imported, TARGET counted.
     """
+    if file.is_dir():
+        _import_bundle(file, target, fmt, conflict or "refuse", via)
+        return
     request = pipeline_data.ImportRequest(file, target, fmt, conflict=conflict or "refuse", via=via)
     written, expired, skipped = pipeline_data.import_data(request, _every(10_000, "records imported"))
     extra = (f"; {expired:,} had expired" if expired else "") + (
         f"; {skipped:,} already there, kept" if skipped else ""
     )
     _stderr.print(f"imported {written:,} from {_file_name(file, 'standard input')}{extra}")
+
+
+def _import_bundle(directory: Path, target: str, fmt: str | None, conflict: Conflict, via: str | None) -> None:
+    (written, expired, skipped), report = pipeline_archive.import_bundle(
+        directory, target, fmt=fmt, conflict=conflict, via=via
+    )
+    extra = f"; {expired:,} had expired, {skipped:,} already there" if expired or skipped else ""
+    _stderr.print(f"imported {written:,} from the bundle {visible(str(directory))}{extra}")
+    _finish_bundle(report, as_json=False)
+
+
+# ---- archive ----------------------------------------------------------------------------------------
+
+
+@cli.group("archive", invoke_without_command=True, epilog=_LIVE_HELP)
+@PROJECT(required=False, default=None, help="OVH project of the service whose spec to read (with --service).")
+@click.option("--service", default=None, help="OVH service id (its spec from the OVH API; its data from --from).")
+@ENDPOINT()
+@CONFIG()
+@_live_options
+@click.option("-o", "--output", type=_DIRECTORY, default=None, help="The bundle directory (new, or empty).")
+@TARGET(
+    required=False, default=None, help=f"Render the spec's Terraform for this target too: {_one_of(target_names())}."
+)
+@click.pass_context
+def archive_group(
+    ctx: click.Context,
+    /,
+    project: str | None,
+    service: str | None,
+    endpoint: str | None,
+    config_file: Path | None,
+    output: Path | None,
+    target: str | None,
+    **live: Any,
+) -> None:
+    """Write everything needed to leave a service into one verifiable bundle (-o DIR).
+
+    The spec (from the OVH API with --project/--service, else read from --from URL), the data of --from URL as
+    RDB and JSONL, the Terraform rendered for --target, and MANIFEST.json: key counts per database and type, the
+    sha256 of every file, the source's identity and the time, checked against the live source at the end.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    request = _live_request(live)
+    if output is None or request is None:
+        raise click.UsageError("archive needs -o DIR and --from URL (the endpoint whose data to archive)")
+    archive_request = pipeline_archive.ArchiveRequest(
+        out=output,
+        live=request,
+        project=project,
+        service=service,
+        endpoint=endpoint,
+        config_file=config_file,
+        target=target,
+    )
+    manifest = pipeline_archive.archive(archive_request, _progress)
+    _stderr.print(f"archive: {manifest['data']['keys']:,} keys checked against the live source")
+
+
+@archive_group.command("verify", epilog=_ENDPOINT_HELP)
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--against", default=None, metavar="URL", help="Also compare the key counts with this live endpoint.")
+@VIA(help="Reach --against through this SSH bastion.")
+@JSON(help="Print the report as JSON.")
+def archive_verify(directory: Path, against: str | None, via: str | None, as_json: bool) -> None:
+    """Re-check a bundle: every file's size and sha256 against MANIFEST.json (exit 3 on any difference)."""
+    _finish_bundle(pipeline_archive.verify_bundle(directory, against, via), as_json)
+
+
+def _finish_bundle(report: pipeline_archive.BundleReport, as_json: bool) -> None:
+    if as_json:
+        data = {"ok": report.ok, "files": report.files, "keys": report.keys, "problems": report.problems}
+        _emit(json.dumps(data, indent=2))
+    for problem in report.problems:
+        _stderr.print(f"  {visible(problem)}")
+    if not report.ok:
+        raise VerifyMismatchError(
+            f"the bundle {report.directory} differs: {len(report.problems)} problem(s)",
+            hint="the files or the endpoint changed since the archive was made (see the lines above)",
+        )
+    checked = f" and {report.against}'s key counts" if report.against else ""
+    _stderr.print(
+        f"bundle {visible(str(report.directory))}: {report.files} files and {report.keys:,} keys as listed{checked}"
+    )
 
 
 def _file_name(file: Path, stream: str = "standard output") -> str:

@@ -29,12 +29,16 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from reproducer.errors import SpecError
 
 SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+#: Version 2 adds what a live endpoint read (``inspect --from``) records: ``observed``, ``given`` and ``unknown``.
+#: A version 2 spec always carries ``observed``; a version 1 spec never does, so version 1 specs load unchanged.
+LIVE_SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION, LIVE_SCHEMA_VERSION})
 
 # ---- the boundary: every string field has a character set and a length --------------------------------
 #
@@ -462,6 +466,39 @@ class Feature(_Frozen):
     note: Text
 
 
+#: A spec field named in ``given`` or ``unknown``: ``allow_list``, ``plan.memory_gb``, ``configuration.redis_timeout``.
+FieldPath = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            "[a-z][a-z_]*(?:\\.[A-Za-z0-9_@][A-Za-z0-9_.@-]*)?", "a spec field path such as plan.memory_gb", max_len=160
+        )
+    ),
+]
+
+
+class UnknownField(_Frozen):
+    """A field a live read could not fill, and why (a refused command, a value the spec cannot hold)."""
+
+    field: FieldPath
+    reason: Text
+
+
+class Observed(_Frozen):
+    """What a live read (``inspect --from``) measured on the servers, beside the fields every spec has."""
+
+    used_memory_bytes: Annotated[int, Field(strict=True, ge=0, le=2**63)] | None = None
+    maxmemory_bytes: Annotated[int, Field(strict=True, ge=0, le=2**63)] | None = Field(
+        default=None, description="summed over the primaries; 0 when any primary has no limit"
+    )
+    sentinel_quorum: Annotated[int, Field(strict=True, ge=1, le=100)] | None = None
+    primaries: Annotated[int, Field(strict=True, ge=1, le=MAX_SHARDS)]
+
+
+#: Fields of version 2, left out of a spec's text when empty (so version 1 specs keep their bytes).
+_LIVE_FIELDS = ("observed", "given", "unknown")
+
+
 class ServiceSpec(_Frozen):
     """A managed Valkey service, as every later phase needs it (see the module docstring)."""
 
@@ -480,6 +517,11 @@ class ServiceSpec(_Frozen):
     deletion_protection: StrictBool = False
     endpoints: tuple[Endpoint, ...] = Field(default=(), max_length=64)
     features: tuple[Feature, ...] = Field(default=(), max_length=64)
+    #: Version 2 (a live read): what was measured, the fields given by flags or an overlay (not read), and the
+    #: fields that could not be read with the reason.
+    observed: Observed | None = None
+    given: tuple[FieldPath, ...] = Field(default=(), max_length=64)
+    unknown: tuple[UnknownField, ...] = Field(default=(), max_length=MAX_CONFIG_ITEMS + MAX_USERS)
 
     @field_validator("schema_version")
     @classmethod
@@ -512,9 +554,34 @@ class ServiceSpec(_Frozen):
     def _valid_maintenance(cls, value: str | None) -> str | None:
         return _time_of_day(value)
 
+    @field_validator("given")
+    @classmethod
+    def _sorted_given(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        _unique(items, lambda g: g, "given field")
+        return tuple(sorted(items))
+
+    @field_validator("unknown")
+    @classmethod
+    def _sorted_unknown(cls, items: tuple[UnknownField, ...]) -> tuple[UnknownField, ...]:
+        _unique(items, lambda u: u.field, "unknown field")
+        return tuple(sorted(items, key=lambda u: u.field))
+
+    @model_validator(mode="after")
+    def _live_fields_match_version(self) -> ServiceSpec:
+        live = self.schema_version == LIVE_SCHEMA_VERSION
+        if live and self.observed is None:
+            raise ValueError("a schema_version 2 spec (read from a live endpoint) has an 'observed' block")
+        if not live and (self.observed is not None or self.given or self.unknown):
+            raise ValueError("'observed', 'given' and 'unknown' need schema_version 2")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-compatible data, fields in declaration order."""
-        return self.model_dump(mode="json")
+        """The spec as plain JSON-compatible data, fields in declaration order (version 2 fields only when set)."""
+        data = self.model_dump(mode="json")
+        for name in _LIVE_FIELDS:
+            if not data[name]:
+                del data[name]
+        return data
 
     def to_yaml(self) -> str:
         """Stable YAML: same spec, same bytes (never anchors or aliases)."""
@@ -598,6 +665,14 @@ def load_spec(path: Path) -> ServiceSpec:
     The file is untrusted: it is read up to :data:`MAX_SPEC_BYTES`, must be UTF-8, hold one YAML document
     without aliases, duplicate keys or deep nesting, and the document must be a valid spec.
     """
+    return spec_from_data(load_document(path), origin=str(path))
+
+
+def load_document(path: Path) -> object:
+    """One bounded YAML (or JSON) document of ``path``, parsed as :func:`load_spec` does (SpecError otherwise).
+
+    For spec-like files (a live read's overlay): 1 MiB, UTF-8, no aliases, duplicate keys or deep nesting.
+    """
     text = _read_text(Path(path))
     try:
         loader = _SpecLoader(text)
@@ -618,7 +693,7 @@ def load_spec(path: Path) -> ServiceSpec:
         raise SpecError(f"{path} is not valid YAML: {_yaml_problem(exc)}", hint=_SYNTAX_HINT) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise SpecError(f"{path} is not valid YAML: {exc}", hint="fix the value named") from None
-    return spec_from_data(data, origin=str(path))
+    return data
 
 
 _SYNTAX_HINT = "fix the syntax at the position shown"

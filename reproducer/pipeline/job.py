@@ -29,14 +29,17 @@ from typing import Any
 
 from reproducer.atomic import atomic_write
 from reproducer.data.copy import CopyOptions
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions
 from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
 from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud, passwords_needed
 from reproducer.pipeline.cutover import CutoverOptions
-from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias
+from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
+from reproducer.pipeline.live import LiveInspectRequest, inspect_live
 from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
@@ -90,6 +93,8 @@ class JobRequest:
     vias: Vias = NO_VIA
     #: ``--cutover``: once the follower is close, freeze the source, drain, verify and switch to the new target.
     cutover: CutoverOptions | None = None
+    #: ``migrate --target T --from URL``: the source is a live endpoint, read and copied directly (``inspect`` unused).
+    live: LiveInspectRequest | None = None
 
 
 def job_request(
@@ -292,6 +297,7 @@ def _instances(request: JobRequest) -> int:
 def _redacted_settings(request: JobRequest) -> dict[str, Any]:
     """The request as recorded in ``job.json``: option values, user names only, no credentials."""
     return {
+        "from": parse_endpoint(request.live.url).url if request.live else None,
         "project": request.inspect.project,
         "service": request.inspect.service,
         "endpoint": request.inspect.endpoint,
@@ -334,7 +340,7 @@ def _render_request(request: JobRequest) -> RenderRequest:
 
 
 def _inspect_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
-    [spec] = inspect(request.inspect, log)
+    [spec] = [inspect_live(request.live, log)] if request.live else inspect(request.inspect, log)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
 
 
@@ -438,6 +444,14 @@ def target_url(record: dict[str, Any]) -> str:
 
 
 def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    if request.live is not None:
+        result.migration = _copy_live(request, request.live.url, log, result)
+        log.state["copy"] = {
+            "copied": result.migration.copy.total.copied,
+            "source_keys": result.migration.copy.source_keys,
+        }
+        log.save()
+        return
     migration = MigrateRequest(
         inspect=request.inspect,
         target_url=target_url(log.state["target"]),
@@ -455,6 +469,17 @@ def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     result.migration = migrate_data(migration, log)
     log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}
     log.save()
+
+
+def _copy_live(request: JobRequest, source: str, log: RunLog, result: JobResult) -> MigrateResult:
+    """A live source's keys copied straight into the target, then verified (no OVH access to grant or undo)."""
+    target = target_url(log.state["target"])
+    environ = {TARGET_PASSWORD_VARIABLE: _admin_password(request, result)}
+    options = replace(request.copy, resume=(request.run_dir / "data" / "checkpoint.json").exists())
+    run_dir, vias = request.run_dir, request.vias
+    copied = copy_data(source, target, options, run_dir, request.data_progress, request.follow, environ, vias=vias)
+    checks = VerifyOptions(dbs=options.dbs, match=options.match)
+    return MigrateResult(copied, verify_data(source, target, checks, run_dir, environ, vias=vias), run_dir)
 
 
 def _admin_password(request: JobRequest, result: JobResult) -> str:
