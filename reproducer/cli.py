@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found dif
 
 from __future__ import annotations
 
+import _thread
 import errno
 import json
 import math
@@ -1574,14 +1575,36 @@ def _note_repeated(signum: int, _frame: Any) -> None:
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _redeliver_swallowed_interrupt(unraisable: Any) -> None:
+    """``sys.unraisablehook``: an ``Interrupted`` raised where Python cannot propagate it is delivered again.
+
+    A signal that lands while Python runs an at-fork callback (every child started with a ``preexec_fn``), a
+    ``__del__`` or a weakref callback raises ``Interrupted`` there, and Python drops it as "Exception ignored":
+    the command would go on as if never interrupted. The signal is re-raised in the main thread shortly after,
+    once that context has returned.
+    """
+    exc = unraisable.exc_value
+    if not isinstance(exc, Interrupted):
+        _previous_unraisablehook(unraisable)
+        return
+    for each in _STOP_SIGNALS:
+        signal.signal(each, _raise_interrupted)
+    threading.Timer(0.05, _thread.interrupt_main, args=(exc.signum,)).start()
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
 def install_signal_handlers() -> None:
     """SIGINT and SIGTERM raise ``Interrupted`` in the main thread: clean-up runs, then exit 130 or 143.
 
     Called at start and again between a job's phases, because tools (ansible-runner) install their own
-    handlers and leave them. A handler that waits for a stop event (``--follow``) is left in place.
+    handlers and leave them. A handler that waits for a stop event (``--follow``) is left in place. An
+    interruption Python would drop (raised inside an at-fork callback) is delivered again.
     """
     if threading.current_thread() is not threading.main_thread():
         return
+    sys.unraisablehook = _redeliver_swallowed_interrupt
     for signum in _STOP_SIGNALS:
         if signal.getsignal(signum) not in (_note_repeated, _follow_handler):
             signal.signal(signum, _raise_interrupted)
