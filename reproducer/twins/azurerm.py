@@ -357,8 +357,6 @@ class RedisCache(GenericTwin):
         for attr in ("replicas_per_master", "replicas_per_primary"):
             if not _known(out.get(attr)):
                 out[attr] = replicas
-        if not _known(out.get("shard_count")):
-            out["shard_count"] = 0
         return out
 
 
@@ -419,16 +417,16 @@ class FirewallRule(GenericTwin):
         assert change.planned is not None
         state = dict(change.planned)
         group, cache, name = (str(state[k]) for k in ("resource_group_name", "redis_cache_name", "name"))
-        if cache_fleet(change.world, group, cache) is None:
-            raise TwinError(
-                f"unexpected status 404 (404 Not Found) with error: ResourceNotFound: cache {cache!r} in {group!r}",
-                f"twin rule, {_SOURCE}",
-            )
         start, end = _ip(state["start_ip"]), _ip(state["end_ip"])
         if not isinstance(start, ipaddress.IPv4Address) or not isinstance(end, ipaddress.IPv4Address):
             raise _api_error("InvalidRequestBody", "Firewall rules take IPv4 addresses only.")
         if start > end:
             raise _api_error("InvalidRequestBody", f"The start IP '{start}' is after the end IP '{end}'.")
+        if cache_fleet(change.world, group, cache) is None:
+            raise TwinError(
+                f"unexpected status 404 (404 Not Found) with error: ResourceNotFound: cache {cache!r} in {group!r}",
+                f"twin rule, {_SOURCE}",
+            )
         change.world.save(RULE, _record_id(group, cache, name), {"start_ip": str(start), "end_ip": str(end)})
         rule_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Cache/redis/{cache}"
         return {**state, "id": f"{rule_id}/firewallRules/{name}"}
