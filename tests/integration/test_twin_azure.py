@@ -19,6 +19,8 @@ from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError
 from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
+from tests.support import cli
+from tests.support.ovh import leftovers, ovh_env, service_fleet
 
 HEADER = f"""
 terraform {{
@@ -265,3 +267,45 @@ def test_destroy_leaves_no_process(applied):
     assert len(pids) == 2
     tf.destroy()
     assert running_processes(twins) == [] and not any(map(pid_alive, pids))
+
+
+def test_migrate_resharded_into_the_azure_twin_is_verified_then_reapply_changes_nothing_and_destroy_stops_all(
+    api_server, seeded, load_source, tmp_path
+):
+    """`migrate --target azure --shards 3`: Valkey 8 (RDB 11) into a Redis 7.0 OSS cluster, whose RESTORE refuses
+    the source's payloads, so the copy rebuilds keys; verify finds them identical. The access key is the password."""
+    root = tmp_path / "twins"
+    cli_config = install_twins(root, ["azurerm"])
+    try:
+        load_source(300, seed=16)
+        run_dir = tmp_path / "run"
+        source_ca = service_fleet(api_server, seeded).tls_files.ca_cert
+        env = ovh_env(seeded, TF_CLI_CONFIG_FILE=str(cli_config))
+        migrate = cli.run(
+            *("migrate", "--project", seeded.project, "--service", seeded.service_id, "--endpoint", api_server.url),
+            *("--target", "azure", "--shards", "3", "--replicas", "1", "--auto-approve"),
+            *("--allow-cidr", "127.0.0.1/32", "--source-ca", source_ca, "--target-ca", trusted_ca(root)),
+            *("--run-dir", run_dir),
+            env=env,
+        )
+        assert migrate.returncode == 0, migrate.stderr[-3000:]
+        assert "verify: source and target are identical" in migrate.stderr
+        report = json.loads((run_dir / "report.json").read_text())
+        assert report["verify"]["ok"] and report["verify"]["compared"] == report["copy"]["source_keys"] == 300
+        assert leftovers(api_server, seeded) == ([], []), "the source's temporary grants are undone"
+        outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
+        assert outputs["cluster_mode"] is True and outputs["endpoint_port"] == 6380 and outputs["tls"] is True
+        assert len(running_processes(root)) == 6, "3 shards x (primary + replica) of real Redis"
+        compatibility = (run_dir / "rendered" / "COMPATIBILITY.md").read_text()
+        assert "Redis 6 (redis_version = 6), not Valkey" in compatibility
+
+        out = ("--out", run_dir / "rendered")
+        again = cli.run("apply", "--target", "azure", "--spec", run_dir / "spec.yaml", "--shards", "3", *out, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "no changes" in again.stderr and "0 added, 0 changed, 0 destroyed" in again.stderr
+
+        gone = cli.run("destroy", "--target", "azure", *out, "--auto-approve", env=env)
+        assert gone.returncode == 0, gone.stderr[-3000:]
+        assert running_processes(root) == []
+    finally:
+        stop_all(root)
