@@ -110,6 +110,7 @@ class AzureTarget(BaseTarget):
         shards, replicas = context["shards"], context["replicas"]
         node = self.node(spec, shards)
         name = cache_name(str(context["name"]))
+        rules = firewall_rules(spec)
         return context | {
             "node": node,
             "capacity": int(node.size.name[1:]),
@@ -120,9 +121,11 @@ class AzureTarget(BaseTarget):
             "redis_configuration": redis_configuration(context["settings"]),
             "patch_hour": time_hours(spec.maintenance_time, 4),
             "days": DAYS,
-            "rules": firewall_rules(spec),
+            "rules": rules,
             "ipv6": [entry["cidr"] for entry in context["allow_list"] if entry["ipv6"]],
             "private": spec.network.private is not None,
+            # A cache with no firewall rule lets every address in: without an IPv4 CIDR it gets no public access.
+            "public": spec.network.private is None and bool(rules),
             "users": [
                 {"name": "default", "ident": "default", "added": not any(u.name == "default" for u in spec.users)}
             ],
@@ -139,7 +142,8 @@ class AzureTarget(BaseTarget):
                 "sku_name / family / capacity",
                 f"Premium P{context['capacity']}: {node.note}; azurerm_managed_redis does not fit: {'; '.join(misfits)}"
                 if misfits
-                else f"Premium P{context['capacity']}: {node.note}; azurerm_managed_redis would fit too",
+                else f"Premium P{context['capacity']}: {node.note}; azurerm_managed_redis would fit this spec, but "
+                "only the Premium render is built",
             ),
             "topology.mode": (EXACT, "shard_count", "OSS cluster" if shards > 1 else "no clustering"),
             "topology.shards": (
@@ -212,6 +216,11 @@ class AzureTarget(BaseTarget):
             )
         if context["ipv6"]:
             notes.append(f"IPv6 entries have no firewall rule (IPv4 only): {', '.join(context['ipv6'])}")
+        if not private and not context["public"]:
+            notes.append(
+                "no IPv4 CIDR to allow, and a cache with no firewall rule admits every address: public network "
+                "access is off, so nothing reaches the cache until you add a rule or a private endpoint"
+            )
         if notes:
             decisions["allow_list"] = (APPROX, "azurerm_redis_firewall_rule", "; ".join(notes))
         return decisions
