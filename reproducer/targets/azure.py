@@ -80,6 +80,14 @@ MAXMEMORY_POLICIES = frozenset(
         "volatile-ttl",
     }
 )
+#: What to do instead, for settings Azure has no argument for.
+INSTEAD = {
+    "timeout": "the idle timeout cannot be configured: set one in the client's connection pool",
+    "io-threads": "Azure sizes the server's threads by SKU: choose a larger P size for more throughput",
+    "lfu-log-factor": "Azure keeps Redis's LFU defaults; an allkeys-lfu or volatile-lfu policy still evicts by LFU",
+    "lfu-decay-time": "Azure keeps Redis's LFU defaults; an allkeys-lfu or volatile-lfu policy still evicts by LFU",
+    "maxmemory-policy": "use one of the eight policies Azure offers (allkeys-lru, volatile-lru, noeviction, ...)",
+}
 #: ``patch_schedule.day_of_week`` takes one weekday per block: OVH's daily window becomes seven blocks.
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 #: Valkey writes RDB 11; Redis 6 (what Azure runs) reads up to 9 (docs/reference/targets.md#azure).
@@ -186,7 +194,8 @@ class AzureTarget(BaseTarget):
             "feature.anti_ddos": (
                 MANUAL,
                 "azurerm_network_ddos_protection_plan",
-                "Azure's infrastructure DDoS protection is always on; DDoS Network Protection is a paid plan",
+                "Azure's infrastructure DDoS protection is always on; for more, add a DDoS Network Protection plan "
+                "(paid) to the VNet",
             ),
         }
         rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
@@ -251,7 +260,10 @@ class AzureTarget(BaseTarget):
             return EXACT, f"redis_configuration.{argument}", item.value
         if item.valkey_name == "save":
             return MANUAL, "redis_configuration.rdb_backup_*", "RDB persistence needs a storage account (see above)"
-        return NONE, "—", f"{item.source_name} has no Azure Cache for Redis setting"
+        instead = INSTEAD.get(
+            item.valkey_name or "", "the cache keeps Redis's default: drop it, or handle it in the app"
+        )
+        return NONE, "—", f"{item.source_name} has no Azure Cache for Redis setting; {instead}"
 
 
 def _replica_decision(shards: int, replicas: int) -> compat.Decision:
