@@ -296,6 +296,12 @@ def test_migrate_resharded_into_the_azure_twin_is_verified_then_reapply_changes_
         outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
         assert outputs["cluster_mode"] is True and outputs["endpoint_port"] == 6380 and outputs["tls"] is True
         assert len(running_processes(root)) == 6, "3 shards x (primary + replica) of real Redis"
+        state = json.loads((run_dir / "rendered" / "terraform" / "terraform.tfstate").read_text())
+        cache = next(r for r in state["resources"] if r["type"] == "azurerm_redis_cache")["instances"][0]["attributes"]
+        key = cache["primary_access_key"]
+        written = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith("terraform.tfstate")]
+        assert key not in migrate.stdout + migrate.stderr, "the access key is never shown"
+        assert not [p for p in written if key.encode() in p.read_bytes()], "nor written beside the state"
         compatibility = (run_dir / "rendered" / "COMPATIBILITY.md").read_text()
         assert "Redis 6 (redis_version = 6), not Valkey" in compatibility
 
