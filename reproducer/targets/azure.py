@@ -108,8 +108,8 @@ class AzureTarget(BaseTarget):
     regions = REGIONS
     shape = SHAPE
     existing_network_hint = (
-        "render with --network new; to place the private endpoint in a VNet of yours, adopt it with "
-        "--adopt azurerm_virtual_network.NAME=ID and --adopt azurerm_subnet.NAME=ID"
+        "render with --network new (the default) and peer the VNet it makes with yours: adopting your VNet would let "
+        "this configuration rewrite its address space"
     )
 
     def context(self, spec: ServiceSpec, options: RenderOptions) -> dict[str, Any]:
