@@ -1,9 +1,9 @@
 """Azure Cache for Redis Premium: a resource group, the cache, its firewall rules and a private endpoint.
 
-It is Redis, not Valkey. Azure Managed Redis (``azurerm_managed_redis``) is preferred where it fits a spec, but
-it has no IP allow-list, shard count, maintenance window or keyspace notifications in provider 5.10.0, so an OVH
-service (always behind an allow-list, with a daily maintenance time) falls back to ``azurerm_redis_cache``
-Premium; :func:`managed_misfits` says why for each spec (docs/reference/targets.md#azure).
+It is Redis, not Valkey. Azure Managed Redis (``azurerm_managed_redis``) would be preferred where it fits a spec,
+but it has no IP allow-list, shard count, maintenance window or keyspace notifications in provider 5.10.0, and every
+OVH service has a daily maintenance time (a public one an allow-list too): the render is ``azurerm_redis_cache``
+Premium, and :func:`managed_misfits` says why for each spec (docs/reference/targets.md#azure).
 """
 
 from __future__ import annotations
@@ -316,8 +316,9 @@ def firewall_rules(spec: ServiceSpec) -> list[dict[str, str]]:
 def managed_misfits(spec: ServiceSpec) -> list[str]:
     """Why ``azurerm_managed_redis`` cannot reproduce ``spec`` (empty when it fits)."""
     settings = {c.valkey_name for c in spec.configuration}
+    # A private source's allow-list filters inside its network: neither render's firewall rules can do that.
     checks = (
-        (bool(spec.allow_list), "it has no IP allow-list"),
+        (bool(spec.allow_list) and spec.network.private is None, "it has no IP allow-list for a public endpoint"),
         (spec.maintenance_time is not None, "it has no maintenance window"),
         ("notify-keyspace-events" in settings, "it has no notify-keyspace-events"),
     )

@@ -144,4 +144,6 @@ def test_cache_names_have_no_double_hyphen_and_managed_redis_misfits_are_reporte
     files = render("azure", "business", name="my--cache---x")
     assert '"my-cache-x"' in files["terraform/variables.tf"]
     note = rows(files)["plan.flavor"]["note"]
-    assert "azurerm_managed_redis does not fit: it has no IP allow-list" in note
+    assert "azurerm_managed_redis does not fit: it has no maintenance window; it has no notify-keyspace-events" in note
+    public = rows(render("azure", "essential"))["plan.flavor"]["note"]
+    assert "does not fit: it has no IP allow-list for a public endpoint; it has no maintenance window" in public
