@@ -12,7 +12,7 @@ import re
 import pytest
 
 from reproducer.errors import InputError
-from tests.unit.test_render_defects import argument, blocks, outputs, render, rows, spec, spec_data, tf
+from tests.unit.test_render_defects import CONTRACT, argument, blocks, outputs, render, rows, spec, spec_data, tf
 
 #: The provider's rule-name validator (validate/firewall_rule_name.go).
 RULE_NAME = re.compile(r"^\w+$", re.ASCII)
@@ -147,3 +147,12 @@ def test_cache_names_have_no_double_hyphen_and_managed_redis_misfits_are_reporte
     assert "azurerm_managed_redis does not fit: it has no maintenance window; it has no notify-keyspace-events" in note
     public = rows(render("azure", "essential"))["plan.flavor"]["note"]
     assert "does not fit: it has no IP allow-list for a public endpoint; it has no maintenance window" in public
+
+
+@pytest.mark.parametrize("scenario", ["essential", "business"])
+def test_the_managed_outputs_contract_holds(scenario):
+    """What test_render_defects checks for its fixed list of managed targets, which does not name azure."""
+    out = outputs(render("azure", scenario))
+    assert set(CONTRACT) | {"user_passwords"} == set(out)
+    assert argument(out["endpoint_port"], "value").endswith(".ssl_port")
+    assert argument(out["tls"], "value") == "true" and argument(out["ca_certificate"], "value") == '""'
