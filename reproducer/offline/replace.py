@@ -161,6 +161,8 @@ CONDITIONS: dict[tuple[str, str], Condition] = {
     ("aws_vpc_security_group_ingress_rule", "prefix_list_id"): _set_or_unset,
     ("aws_vpc_security_group_ingress_rule", "referenced_security_group_id"): _set_or_unset,
     ("digitalocean_database_cluster", "engine"): _except(("redis", "valkey"), ("valkey", "redis")),
+    ("azurerm_managed_redis", "sku_name"): _changed,  # a live API call decides: conservatively a replacement
+    ("azurerm_redis_cache", "sku_name"): _except(("Basic", "Standard"), ("Basic", "Premium"), ("Standard", "Premium")),
     ("google_compute_subnetwork", "ip_cidr_range"): _cidr_shrinks,
     ("ovh_cloud_project_database", "nodes"): _existing_items("region", "network_id"),
     ("openstack_compute_instance_v2", "flavor_id"): _from_empty,

@@ -368,6 +368,7 @@ PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
     "aiven": ("AIVEN_*",),
     "digitalocean": ("DIGITALOCEAN_*",),
     "openstack": ("OS_*",),
+    "azurerm": ("ARM_*",),
 }
 #: Credential and settings variables of each state backend ``render --backend`` writes (the ``backend`` block's
 #: label); passed on only to Terraform runs on a directory that declares that backend.

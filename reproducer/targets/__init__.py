@@ -43,6 +43,7 @@ TARGETS: dict[str, TargetEntry] = {
     for entry in (
         TargetEntry("aiven", "reproducer.targets.aiven:AivenTarget", applier="terraform", cloud_passwords="default"),
         TargetEntry("aws", "reproducer.targets.aws:AwsTarget", applier="terraform"),
+        TargetEntry("azure", "reproducer.targets.azure:AzureTarget", applier="terraform", cloud_passwords="all"),
         TargetEntry(
             "digitalocean",
             "reproducer.targets.digitalocean:DigitalOceanTarget",

@@ -348,11 +348,11 @@ def test_unformatted_file_fails_fmt_check(tmp_path, cli_config):
 
 
 def test_init_names_a_provider_missing_from_the_mirror(tmp_path, cli_config):
-    text = 'terraform {\n  required_providers {\n    azurerm = {\n      source = "hashicorp/azurerm"\n    }\n  }\n}\n'
+    text = 'terraform {\n  required_providers {\n    alicloud = {\n      source = "aliyun/alicloud"\n    }\n  }\n}\n'
     tf = terraform(tmp_path, text, cli_config)
     with pytest.raises(TerraformError) as caught:
         tf.init(backend=False)
-    assert "registry.terraform.io/hashicorp/azurerm" in caught.value.message
+    assert "registry.terraform.io/aliyun/alicloud" in caught.value.message
     assert str(cli_config.parent / "mirror") in caught.value.message and "install_mirror" in caught.value.hint
 
 

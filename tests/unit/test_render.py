@@ -133,8 +133,8 @@ def test_resharding_changes_the_topology_and_is_reported():
 def test_unknown_target_names_the_known_ones():
     from reproducer.errors import InputError
 
-    with pytest.raises(InputError, match="unknown target 'azure'") as caught:
-        get_target("azure")
+    with pytest.raises(InputError, match="unknown target 'alibaba'") as caught:
+        get_target("alibaba")
     assert "aws" in caught.value.hint
 
 
