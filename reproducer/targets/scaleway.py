@@ -43,7 +43,7 @@ SETTINGS = frozenset(
 MAX_CLUSTER_NODES = 6
 #: Node types, smallest first. Their memory is not in Scaleway's provider or docs that were read.
 NODES = tuple(
-    NodeSize(name, gb, f"Scaleway node type; {gb:g} GB unverified, list them with 'scw redis node-type list' ({_SOURCE})")
+    NodeSize(name, gb, f"Scaleway node type, {gb:g} GB unverified: see 'scw redis node-type list' ({_SOURCE})")
     for name, gb in (
         ("RED1-MICRO", 1.0),
         ("RED1-XS", 2.0),
