@@ -213,7 +213,7 @@ def test_migrate_from_the_business_service_into_a_resharded_cluster_is_verified(
     """`migrate --target scaleway --shards 3`: Valkey 8 → Redis 7.0 cluster (RDB 11 → 10), verified identical."""
     root = tmp_path / "twins"
     cli_config = install_twins(root, ["scaleway"])
-    load_source(1500, seed=16)
+    load_source(60, seed=16)
     run_dir, var_file = tmp_path / "run", tmp_path / "scaleway.tfvars"
     var_file.write_text('zone = "fr-par-2"\n')
     source_ca = service_fleet(api_server, seeded).tls_files.ca_cert
