@@ -247,6 +247,10 @@ def test_migrate_from_the_business_service_into_a_resharded_cluster_is_verified(
         assert "Redis 7.0.5, not Valkey" in compat and "RDB 11" in compat
 
         out = ("--out", run_dir / "rendered", "--var-file", var_file)
+        spec = ("--spec", run_dir / "spec.yaml", "--shards", "3")
+        again = cli.run("apply", "--target", "scaleway", *spec, *out, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "no changes" in again.stderr, "the private network's endpoints are planned as they are"
         gone = cli.run("destroy", "--target", "scaleway", *out, "--auto-approve", env=env)
         assert gone.returncode == 0, gone.stderr[-3000:]
         assert running_processes(root) == []
