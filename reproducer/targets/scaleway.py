@@ -178,7 +178,12 @@ class ScalewayTarget(BaseTarget):
         if item.valkey_name == "save":
             return APPROX, "—", SNAPSHOTS
         name = item.valkey_name or item.source_name
-        return NONE, "—", f"{name} is not among Scaleway's settings: the cluster keeps Redis's default"
+        return (
+            NONE,
+            "—",
+            f"{name} is not among Scaleway's settings: the cluster keeps Redis's default; if the application relies "
+            f"on {item.value!r}, do it client-side (e.g. idle timeouts in the connection pool)",
+        )
 
 
 def cluster_size(shards: int, replicas: int) -> int:
