@@ -65,13 +65,15 @@ def terraform(tmp: Path, main: str) -> Terraform:
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scaleway-twin")
-    tf = terraform(tmp, "")
-    secret = [Var("user_passwords", {"default": PASSWORD}, secret=True)]
-    tf.apply(tf.plan(secret), secret)
-    outputs = {k: v.value for k, v in tf.output().items()}
-    yield tf, tmp, secret, outputs
-    tf.destroy(secret)
-    stop_all(tmp / "twins")
+    try:  # a failed apply may have started servers that no state records: stop them by the world's records
+        tf = terraform(tmp, "")
+        secret = [Var("user_passwords", {"default": PASSWORD}, secret=True)]
+        tf.apply(tf.plan(secret), secret)
+        outputs = {k: v.value for k, v in tf.output().items()}
+        yield tf, tmp, secret, outputs
+        tf.destroy(secret)
+    finally:
+        stop_all(tmp / "twins")
 
 
 def test_essential_is_one_redis_7_node_on_an_ip_with_its_own_self_signed_certificate(applied):
@@ -141,8 +143,11 @@ def test_destroy_leaves_no_process(applied):
 def rules(tmp_path_factory):
     """A working directory for the rule cases."""
     tmp = tmp_path_factory.mktemp("scaleway-rules")
-    yield terraform(tmp, HEADER)
-    assert running_processes(tmp / "twins") == []  # no rule case started a server
+    try:
+        yield terraform(tmp, HEADER)
+        assert running_processes(tmp / "twins") == []  # no rule case started a server
+    finally:
+        stop_all(tmp / "twins")
 
 
 def cluster(name: str, body: str = "", *, version: str = "7.0.5", size: int = 1) -> str:
