@@ -144,6 +144,16 @@ def _existing_items(*nested: str) -> Condition:
     return condition
 
 
+def _from_one_or_shrinks(prior: dict[str, Any], planned: dict[str, Any], attr: str) -> list[AttrPath]:
+    """Replaces when leaving 1 (a standalone node) or when the number shrinks; growing from 2 or more is in place."""
+    old, new = _get(prior, attr), _get(planned, attr)
+    if old == new:
+        return []
+    if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
+        return [(attr,)]  # unknown: conservatively a replacement
+    return [(attr,)] if old == 1 or new < old else []
+
+
 #: How each conditional of the committed table is decided offline: ``(resource type, attribute) -> Condition``.
 CONDITIONS: dict[tuple[str, str], Condition] = {
     ("aws_elasticache_replication_group", "engine"): _except(
@@ -167,6 +177,7 @@ CONDITIONS: dict[tuple[str, str], Condition] = {
     ("ovh_cloud_project_database", "nodes"): _existing_items("region", "network_id"),
     ("openstack_compute_instance_v2", "flavor_id"): _from_empty,
     ("openstack_compute_instance_v2", "flavor_name"): _from_empty,
+    ("scaleway_redis_cluster", "cluster_size"): _from_one_or_shrinks,
 }
 
 

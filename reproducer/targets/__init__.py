@@ -53,6 +53,7 @@ TARGETS: dict[str, TargetEntry] = {
         TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
         TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords="all"),
+        TargetEntry("scaleway", "reproducer.targets.scaleway:ScalewayTarget", applier="terraform"),
         TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
     )
 }

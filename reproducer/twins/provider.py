@@ -19,6 +19,11 @@ def _diagnostic(error: TwinError) -> Any:
     return proto.error(error.summary, error.detail, error.path)
 
 
+def _legacy(twin: ResourceTwin) -> bool:
+    """Whether the twin's provider is built on SDKv2, whose plans and results Terraform checks only loosely."""
+    return bool(getattr(twin, "legacy_type_system", False))
+
+
 class TwinProvider(SchemaProvider):
     """A schema-serving provider whose modelled resource and data source types are answered by twins.
 
@@ -90,6 +95,7 @@ class TwinProvider(SchemaProvider):
         except TwinError as error:
             return pb.PlanResourceChange.Response(diagnostics=[_diagnostic(error)])
         response.planned_state.CopyFrom(proto.encode(planned))
+        response.legacy_type_system = _legacy(twin)
         return response
 
     def ApplyResourceChange(self, request: Any, context: Any) -> Any:
@@ -108,7 +114,7 @@ class TwinProvider(SchemaProvider):
                 state = complete(block, made, digest(request.type_name, change.planned))
         except TwinError as error:
             return pb.ApplyResourceChange.Response(new_state=request.prior_state, diagnostics=[_diagnostic(error)])
-        return pb.ApplyResourceChange.Response(new_state=proto.encode(state))
+        return pb.ApplyResourceChange.Response(new_state=proto.encode(state), legacy_type_system=_legacy(twin))
 
     def ReadResource(self, request: Any, context: Any) -> Any:
         """What the twin reports now; a resource gone from the world is gone from the state (a create is planned)."""
