@@ -360,7 +360,9 @@ def destroy_args(chdir: Path | None, *, variables: Sequence[Var] = (), var_files
     return Invocation(argv, variable.env)
 
 
-#: Credential variables of each provider the targets use (the provider's name in ``required_providers``).
+#: Credential variables of each provider the targets use (the provider's name in ``required_providers``). Every
+#: provider a registered target renders must have an entry (``test_child_env`` checks it: a provider missing here
+#: would never see the user's credentials).
 PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
     "ovh": ("OVH_*",),
     "aws": ("AWS_*",),
@@ -369,6 +371,7 @@ PROVIDER_CREDENTIALS: Mapping[str, tuple[str, ...]] = {
     "digitalocean": ("DIGITALOCEAN_*",),
     "openstack": ("OS_*",),
     "azurerm": ("ARM_*",),
+    "scaleway": ("SCW_*",),
 }
 #: Credential and settings variables of each state backend ``render --backend`` writes (the ``backend`` block's
 #: label); passed on only to Terraform runs on a directory that declares that backend.

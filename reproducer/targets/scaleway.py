@@ -153,7 +153,11 @@ class ScalewayTarget(BaseTarget):
             "feature.infrastructure_as_code": (EXACT, "this configuration", compat.IAC_NOTE),
             "feature.anti_ddos": (MANUAL, "—", "ask Scaleway about DDoS protection for public endpoints"),
         }
-        return compat.build_rows(spec, decide, self._user_row, self._config_row)
+        rows = compat.build_rows(spec, decide, self._user_row, self._config_row)
+        created = [{"added": all(user.name != INITIAL_USER for user in spec.users)}]
+        return compat.added_default(
+            rows, created, "user_name / password_wo", "the one user Scaleway creates, password from var.user_passwords"
+        )
 
     @staticmethod
     def _user_row(user: User) -> compat.Decision:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from reproducer.procs import child_env
-from reproducer.run.terraform import Terraform, child_environment, provider_credentials
+from reproducer.run.terraform import PROVIDER_CREDENTIALS, Terraform, child_environment, provider_credentials
+from reproducer.targets import terraform_providers
 from tests.support.secrets import LEAKY
 
 BASE = {"PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", **LEAKY}
@@ -50,6 +51,11 @@ def test_terraform_gets_the_credentials_of_its_providers_only(tmp_path):
     assert env["OVH_APPLICATION_SECRET"] == "ovh-secret-value"
     assert not {"SRC_PW", "VALKEY_PASS", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "MY_API"} & set(env)
     assert env["PATH"] == "/usr/bin" and env["TF_INPUT"] == "0"
+
+
+def test_every_registered_provider_says_which_credentials_it_reads():
+    """A target's provider missing from the table would run without the user's credentials."""
+    assert set(terraform_providers()) <= set(PROVIDER_CREDENTIALS)
 
 
 def test_provider_credentials_follow_the_required_providers(tmp_path):

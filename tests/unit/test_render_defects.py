@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from reproducer.model import ServiceSpec, spec_from_data
-from reproducer.targets import get_target
+from reproducer.targets import get_target, target_entry, target_names
 from reproducer.targets.base import RenderOptions
 from tests.golden.regen import HERE
 
-MANAGED = ("aws", "gcp", "ovh", "aiven")
+#: The managed clouds: every target the registry applies with Terraform (a new one is checked without an edit).
+MANAGED = tuple(name for name in target_names() if target_entry(name).applier == "terraform")
 CONTRACT = ("endpoint_host", "endpoint_port", "tls", "cluster_mode", "user_names", "ca_certificate")
 
 
