@@ -2,7 +2,8 @@
 
 Data goes to stdout (YAML, JSON, ovh.conf); progress and errors go to stderr.
 Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found differences,
-4 authentication refused, 130 interrupted.
+4 authentication refused, 130 interrupted. With ``--detailed-exitcode`` (plan) and for ``drift``, Terraform's
+convention instead: 0 no change, 2 changes (drift), 1 every error, usage and input errors included.
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def cli() -> None:
     """Leave (or join) a managed Valkey service: inspect it, render it for another provider, move the data.
 
     Exit codes: 0 success, 1 runtime error, 2 bad input, 3 verify found differences,
-    4 authentication refused, 130 interrupted.
+    4 authentication refused, 130 interrupted. With --detailed-exitcode (plan) and for drift:
+    0 no change, 2 changes (drift), 1 every error (usage and input errors included).
     """
 
 
@@ -697,12 +699,7 @@ def plan_command(
         variables=variables,
         backend_configs=backend_configs,
     )
-    try:
-        report = pipeline_plan.plan(request, _progress)
-    except ReproducerError as exc:
-        if detailed_exitcode:  # 2 means "changes" here, so every error is 1
-            exc.exit_code = 1
-        raise
+    report = pipeline_plan.plan(request, _progress)  # an error exits 1 under --detailed-exitcode: see main
     _emit(pipeline_plan.plan_text(report, fmt))
     if detailed_exitcode and report.has_changes:
         sys.exit(2)
@@ -1423,23 +1420,50 @@ def _interrupted(code: int) -> None:
     sys.exit(code)
 
 
+#: Commands whose exit 2 always means "changes" (drift: the live service drifted), as if --detailed-exitcode.
+_ALWAYS_DETAILED = frozenset({"drift"})
+_DETAILED_FLAG = "--detailed-exitcode"
+
+
+def detailed_exitcode(args: list[str]) -> bool:
+    """Whether exit 2 means only "changes" on this command line: ``--detailed-exitcode`` is given, or ``drift``.
+
+    Then every error exits 1, usage and input errors included, as Terraform's ``-detailed-exitcode`` does. Read
+    from the raw arguments (up to ``--``), because a usage error stops click before the flag is parsed.
+    """
+    words = []
+    for word in args:
+        if word == "--":
+            break
+        words.append(word)
+    command = next((word for word in words if not word.startswith("-")), None)
+    flagged = any(word == _DETAILED_FLAG or word.startswith(_DETAILED_FLAG + "=") for word in words)
+    return flagged or command in _ALWAYS_DETAILED
+
+
+def error_exit_code(code: int, detailed: bool) -> int:
+    """The exit code of an error: ``code``, or 1 when 2 must mean only "changes" (:func:`detailed_exitcode`)."""
+    return 1 if detailed else code
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every error into ``error:`` + ``hint:`` and an exit code.
 
     Unexpected exceptions are reported as internal errors, never as a traceback (``REPRODUCER_DEBUG=1``
-    re-raises them).
+    re-raises them). Under ``--detailed-exitcode`` (and for ``drift``) every error exits 1.
     """
     install_signal_handlers()
+    detailed = detailed_exitcode(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="reproducer", standalone_mode=False)
     except ReproducerError as exc:
-        _fail(exc.message, exc.hint, exc.exit_code)
+        _fail(exc.message, exc.hint, error_exit_code(exc.exit_code, detailed))
     except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so Interrupted) into Abort
         cause = exc.__cause__
         _interrupted(cause.exit_code if isinstance(cause, Interrupted) else 130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(error_exit_code(exc.exit_code, detailed))
     except Interrupted as exc:
         _interrupted(exc.exit_code)
     except KeyboardInterrupt:
