@@ -32,6 +32,7 @@ from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
+from reproducer.ovhconf import sandbox_conf
 from reproducer.pipeline import apply as pipeline_apply
 from reproducer.pipeline import cloud as pipeline_cloud
 from reproducer.pipeline import data as pipeline_data
@@ -266,9 +267,9 @@ def cli() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(),  # a str: its trailing slash says "a directory" (pathlib would drop it)
     default=None,
-    help="Write the spec here (a directory when several services are read).",
+    help="Write the spec here; a directory when several services are read, or when it ends with / or is one.",
 )
 @JSON(help="Print JSON on stdout instead of YAML.")
 def inspect_command(
@@ -276,7 +277,7 @@ def inspect_command(
     service: str | None,
     endpoint: str | None,
     config_file: Path | None,
-    output: Path | None,
+    output: str | None,
     as_json: bool,
 ) -> None:
     """Read a live OVHcloud Valkey service through the OVH API into a secret-free service spec.
@@ -354,12 +355,9 @@ def _print_sandbox(info: dict[str, Any], as_json: bool) -> None:
 
 
 def ovh_conf(info: dict[str, Any]) -> str:
-    """An ovh.conf for the sandbox, in the format the ovh client (and go-ovh) read."""
-    return (
-        f"[default]\nendpoint={info['endpoint']}\n\n[{info['endpoint']}]\n"
-        f"application_key={info['application_key']}\napplication_secret={info['application_secret']}\n"
-        f"consumer_key={info['consumer_key']}\n"
-    )
+    """An ovh.conf for the sandbox (reproducer and go-ovh read it as it is; the official client once told the URL)."""
+    keys = ("endpoint", "application_key", "application_secret", "consumer_key")
+    return sandbox_conf(*(str(info[key]) for key in keys))
 
 
 @cli.command("demo")
