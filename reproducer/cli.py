@@ -1426,7 +1426,8 @@ _DETAILED_FLAG = "--detailed-exitcode"
 def detailed_exitcode(args: list[str]) -> bool:
     """Whether exit 2 means only "changes" on this command line: ``--detailed-exitcode`` is given, or ``drift``.
 
-    Then every error exits 1, usage and input errors included, as Terraform's ``-detailed-exitcode`` does. Read
+    Then every error exits 1, usage and input errors included, as Terraform's ``-detailed-exitcode`` does
+    (docs/reference/gitops.md#exit-codes). Read
     from the raw arguments (up to ``--``), because a usage error stops click before the flag is parsed.
     """
     words = []

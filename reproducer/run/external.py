@@ -4,7 +4,8 @@
 itself; for a binary on ``PATH``, the command line is built by python-terraform's ``Terraform`` (the wrapper this
 project's design names), through its ``init``/``plan``/``apply``/``destroy`` methods and its ``cmd`` for the others.
 
-python-terraform 0.10.1 (its last release) has faults, each worked around here:
+python-terraform 0.10.1 (its last release) has faults, each worked around here
+(docs/reference/distribution.md#python-terraform-0101):
 
 - ``destroy`` passes ``-force``, which Terraform 0.15 and later reject: ``force`` is unset, ``-auto-approve`` given.
 - variables (its ``var``, and the empty ``{}`` it defaults to) go to a ``.tfvars.json`` in the system temporary

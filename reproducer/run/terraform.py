@@ -9,7 +9,8 @@ Each subcommand has a pure builder (``*_args``) that returns the argv and the en
   and the credential variables of the providers the module requires (``OVH_*`` for ``ovh/ovh``...).
 - variables travel as ``TF_VAR_<name>`` entries of the child's environment, never in argv (secret or not: a
   command line is readable by every local user). So a value in the user's ``-var-file`` or ``*.auto.tfvars``
-  takes precedence over one passed here, as Terraform orders its sources.
+  takes precedence over one passed here, as Terraform orders its sources
+  (docs/reference/distribution.md#terraform-variables).
 
 Engines:
 
