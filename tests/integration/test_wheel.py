@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from reproducer import __version__
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 DISTRIBUTION = "valkey-reproducer"
@@ -81,7 +83,7 @@ def test_installed_wheel_runs_version_and_render_outside_the_checkout(fresh_venv
     assert where.startswith(str(fresh_venv)), where  # the wheel's copy, not the checkout's
 
     version = _run(fresh_venv, "--version", cwd=tmp_path)
-    assert version.returncode == 0 and version.stdout.strip() == "reproducer, version 0.1.0", version
+    assert version.returncode == 0 and version.stdout.strip() == f"reproducer, version {__version__}", version
 
     spec = tmp_path / "spec.yaml"
     spec.write_bytes((GOLDEN / "specs" / "business.yaml").read_bytes())
