@@ -89,6 +89,5 @@ def test_init_plan_apply_output_destroy(backend, tmp_path, cli_config, monkeypat
     assert tf.apply(plan).add == 1
     outputs = tf.output()
     assert outputs["length"].value == 24 and outputs["password"].value == SECRET and outputs["password"].sensitive
-    assert not tf.plan(variables, out="again").has_changes
     assert tf.destroy(variables).destroy == 1
     assert not list(tmp_path.glob("*.tfvars*"))
