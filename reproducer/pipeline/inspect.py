@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,13 +51,20 @@ def specs_to_yaml(specs: Sequence[ServiceSpec]) -> str:
     return "---\n".join(spec.to_yaml() for spec in specs)
 
 
-def write_specs(specs: Sequence[ServiceSpec], output: Path) -> list[Path]:
-    """Write one spec to ``output``, or several to ``output/<service-id>.yaml``: all of them or none."""
-    if len(specs) == 1 and not output.is_dir():
-        atomic_write(output, specs[0].to_yaml())
-        return [output]
-    make_directory(output)
-    files = {output / f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs}
+def write_specs(specs: Sequence[ServiceSpec], output: str | Path) -> list[Path]:
+    """Write one spec to the file ``output``, or each to ``output/<service-id>.yaml``: all of them or none.
+
+    ``output`` is a directory when several services were read, when it is one already, or when it ends with
+    ``/`` (``-o specs/``: the slash says so, even for one service and a directory not yet made).
+    """
+    text = str(output)
+    path = Path(text)
+    as_directory = len(specs) != 1 or text.endswith(("/", os.sep)) or path.is_dir()
+    if not as_directory:
+        atomic_write(path, specs[0].to_yaml())
+        return [path]
+    make_directory(path)
+    files = {path / f"{spec.source.service_id}.yaml": spec.to_yaml() for spec in specs}
     atomic_write_all(files)
     return list(files)
 

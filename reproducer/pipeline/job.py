@@ -40,7 +40,7 @@ from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, ver
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.live import LiveInspectRequest, inspect_live
-from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, migrate_data
+from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateResult, check_source_tls, migrate_data
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render
@@ -342,6 +342,8 @@ def _render_request(request: JobRequest) -> RenderRequest:
 def _inspect_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
     [spec] = [inspect_live(request.live, log)] if request.live else inspect(request.inspect, log)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
+    if not request.dry_run and not request.live:  # a CA problem shows now, not after the apply (--from: inspect connected)
+        check_source_tls(spec, request.source_ca, request.vias, log)
 
 
 def _render_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:

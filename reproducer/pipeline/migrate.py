@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import ssl
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from reproducer.atomic import atomic_write
 from reproducer.data.copy import Conflict, CopyOptions, CopyResult
-from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.endpoint import Endpoint, parse_endpoint
+from reproducer.data.resp import RawConnection
 from reproducer.data.verify import VerifyOptions, VerifyReport
-from reproducer.errors import InputError, ReproducerError, SourceUnavailableError
+from reproducer.errors import DataError, InputError, ReproducerError, SourceUnavailableError
 from reproducer.pipeline.cutover import (
     CUTOVER_FILE,
     Controller,
@@ -31,7 +33,7 @@ from reproducer.pipeline.cutover import (
     append_event,
     restore_source,
 )
-from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
+from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, bastions, check_target, copy_data, verify_data
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
@@ -42,6 +44,11 @@ if TYPE_CHECKING:  # the OVH client loads only for the commands that use it
 
 MIGRATION_USER = "reproducer-migration"
 _PASSWORD_VARIABLE = "REPRODUCER_MIGRATION_PASSWORD"
+#: The source's URL is built here, so its TLS hint names the option, not the URL's ``?ca=``.
+SOURCE_CA_HINT = (
+    "pass the CA that signed the service's certificate with --source-ca PATH (for OVH, the CA the control panel "
+    "offers for the service)"
+)
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,11 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
 
     request.vias.parsed()  # a bad --via URL is refused before anything is read or granted
+    # A non-empty target is refused before the source is read or granted anything.
+    resumed = request.resume and request.cutover is None and (request.run_dir / "data").exists()
+    check_target(request.target_url, replace(request.copy, resume=resumed), request.environ, vias=request.vias)
     [spec] = inspect(request.inspect, progress)
+    check_source_tls(spec, request.source_ca, request.vias, progress)
     state = _run_state(request.run_dir, resume=request.resume)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
     save_settings(request)
@@ -220,7 +231,6 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     try:
         source_url, password = _grant_access(access, spec, request, state, progress)
         # A cutover copies again from the start: changes made while nobody followed are not in any checkpoint.
-        resumed = request.resume and request.cutover is None and (request.run_dir / "data").exists()
         options = replace(request.copy, resume=resumed)
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
         run_dir, follow = request.run_dir, cut.follow if cut else request.follow
@@ -237,6 +247,7 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
         if cut:
             cut.abort(failure)
         _undo_after_failure(access, state, progress, failure)
+        _hint_source_ca(failure, _source_endpoint(spec, request.source_ca))
         raise
     if cut:
         cut.finish()
@@ -292,6 +303,54 @@ def _source_url(spec: ServiceSpec, ca: Path | None) -> str:
     scheme = "valkeys" if endpoint.tls else "valkey"
     query = f"password_env={_PASSWORD_VARIABLE}" + (f"&ca={ca}" if ca else "")
     return f"{scheme}://{MIGRATION_USER}@{endpoint.host}:{endpoint.port}?{query}"
+
+
+def _source_endpoint(spec: ServiceSpec, ca: Path | None) -> Endpoint:
+    """The source's endpoint as the copy reaches it, without its credentials (none exist yet)."""
+    endpoint = parse_endpoint(_source_url(spec, ca), environ={_PASSWORD_VARIABLE: "unused"})
+    return replace(endpoint, username=None, password=None)
+
+
+def check_source_tls(spec: ServiceSpec, ca: Path | None, vias: Vias, progress: Progress = quiet) -> None:
+    """A TLS handshake with the source, in seconds, before anything is granted or applied (``--target`` applies).
+
+    A certificate that ``--source-ca`` (or the system's CAs) cannot verify fails here rather than after the
+    grants and a target's apply. A connection refused or timing out is no verdict yet: the allow-list entry is made
+    later. No credential is sent.
+
+    Raises:
+        DataError: the handshake failed; the hint names ``--source-ca``.
+    """
+    endpoint = _source_endpoint(spec, ca)
+    if endpoint.tls is None:
+        return
+    host, port = endpoint.hosts[0]
+    try:
+        with bastions(Vias(source=vias.source)) as routes:
+            route = routes.source(endpoint).route
+            context = endpoint.tls.context()
+            dial = route.dial if route is not None else None
+            RawConnection(host, port, tls=context, timeout=10.0, dial=dial).close()
+    except ssl.SSLError as exc:  # the CA file itself
+        raise DataError(f"cannot use the source CA {ca}: {exc.reason}", hint=SOURCE_CA_HINT) from None
+    except DataError as exc:
+        if exc.retryable:
+            progress(f"source {host}:{port} not reachable yet ({exc.message}); TLS is checked again by the copy")
+            return
+        _hint_source_ca(exc, endpoint)
+        raise
+    progress(f"source {host}:{port}: TLS certificate verified")
+
+
+def _hint_source_ca(failure: BaseException, source: Endpoint) -> None:
+    """A TLS failure with the source gets the hint that names ``--source-ca`` (the data layer's names ``?ca=``)."""
+    addresses = [f"{host}:{port}" for host, port in source.hosts]
+    if (
+        isinstance(failure, DataError)
+        and failure.message.startswith("TLS handshake with")
+        and any(address in failure.message for address in addresses)
+    ):
+        failure.hint = SOURCE_CA_HINT
 
 
 def _undo_access(access: OvhServiceAccess, state: RunState, progress: Progress) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reproducer.atomic import output_error
 from reproducer.errors import InputError
 from reproducer.pipeline.backend import with_backend
 from reproducer.pipeline.files import write_tree
@@ -108,7 +109,32 @@ def recorded_resources(out: Path) -> dict[str, Any]:
 
 
 def render(request: RenderRequest) -> Rendered:
-    """Render a spec for a target into ``out`` (see ``write_tree``: it owns only the files it wrote there)."""
+    """Render a spec for a target into ``out`` (see ``write_tree``: it owns only the files it wrote there).
+
+    Missing parents of ``out`` are created (``--out infra/aws`` in a fresh repository), once the render succeeded.
+    """
     rendered = render_in_memory(request).rendered
+    make_parents(request.out)
     write_tree(request.out, rendered.files)
     return rendered
+
+
+def make_parents(out: Path) -> None:
+    """Create the missing parent directories of ``out``, as ``mkdir -p`` would; nothing that exists is touched.
+
+    Raises:
+        InputError: a part of the path exists and is not a directory.
+        OutputError: the file system refused (read-only, permissions, full).
+    """
+    parent = out.parent
+    if parent.is_dir():
+        return
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(
+            f"cannot create {parent}: a part of that path is a file, not a directory",
+            hint="choose another --out",
+        ) from None
+    except OSError as error:
+        raise output_error(parent, error) from None

