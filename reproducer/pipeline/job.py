@@ -342,7 +342,7 @@ def _render_request(request: JobRequest) -> RenderRequest:
 def _inspect_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
     [spec] = [inspect_live(request.live, log)] if request.live else inspect(request.inspect, log)
     atomic_write(request.run_dir / "spec.yaml", spec.to_yaml())
-    if not request.dry_run and not request.live:  # a CA problem shows now, not after the apply (--from: inspect connected)
+    if not request.dry_run and not request.live:  # a CA problem shows now, not after the apply (--from connected)
         check_source_tls(spec, request.source_ca, request.vias, log)
 
 
