@@ -712,26 +712,29 @@ def plan_command(
 @SPEC(help="The committed spec to check.")
 @ENDPOINT()
 @CONFIG()
-@JSON(help="Print the differences as JSON.")
-def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | None, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="The result on stdout: an issue or merge-request note (markdown, with a hidden marker) or JSON.",
+)
+@JSON(help="Same as --format json.")
+def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | None, fmt: str, as_json: bool) -> None:
     """Compare a committed spec with the live OVH service it describes.
 
-    Exit 0 when they match, 2 when the live service drifted (the differences are listed).
+    Prints the result on stdout (--format markdown or json). Exit 0 when they match, 2 when the live service
+    drifted; to accept the live state, refresh the spec with the 'reproducer inspect' command it names.
     """
     options = pipeline_inspect.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
-    found = pipeline_inspect.drift(spec_file, options, _progress)
-    if as_json:
-        _emit(
-            json.dumps(
-                {"format_version": "1.0", "drift": bool(found), "differences": [vars(d) for d in found]},
-                indent=2,
-                default=str,
-            )
-        )
-    for difference in found:
+    report = pipeline_inspect.drift(spec_file, options, _progress)
+    _emit(pipeline_inspect.drift_text(report, "json" if as_json else fmt))
+    for difference in report.differences:
         _stderr.print(f"  {difference.describe()}")
-    _stderr.print(f"{len(found)} difference(s) between {spec_file} and the live service")
-    if found:
+    _stderr.print(f"{len(report.differences)} difference(s) between {spec_file} and the live service")
+    if report.differences:
+        _stderr.print(f"hint: to accept the live state, refresh the spec: {report.refresh}")
         sys.exit(2)
 
 
