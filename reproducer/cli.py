@@ -648,6 +648,13 @@ def destroy_command(
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
 )
+@click.option(
+    "--new",
+    "new",
+    is_flag=True,
+    help="OUT holds no render yet (a first render): without it, a missing or empty "
+    "OUT is an error, since a mistyped path would plan everything as added.",
+)
 @SHARDS()
 @REPLICAS()
 @NAME()
@@ -670,6 +677,7 @@ def plan_command(
     backend_configs: tuple[Path, ...],
     network: str | None,
     adopt: tuple[str, ...],
+    new: bool,
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
@@ -696,6 +704,7 @@ def plan_command(
         inventory=inventory,
         variables=variables,
         backend_configs=backend_configs,
+        new=new,
     )
     try:
         report = pipeline_plan.plan(request, _progress)

@@ -346,7 +346,7 @@ def _render_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
 def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     empty = request.run_dir / "plan-baseline"
     baseline = replace(_render_request(request), out=empty)
-    report = plan(PlanRequest(render=baseline), log)
+    report = plan(PlanRequest(render=baseline, new=True), log)
     atomic_write(request.run_dir / "plan.md", to_markdown(report))
     atomic_write(request.run_dir / "plan.json", to_json(report))
     result.plan = report

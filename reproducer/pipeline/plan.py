@@ -58,6 +58,8 @@ class PlanRequest:
     #: ``--terraform state``: files of backend settings for ``terraform init -backend-config`` (the environment
     #: gives the rest, credentials included).
     backend_configs: tuple[Path, ...] = ()
+    #: ``--new``: ``render.out`` is meant to hold no render yet (a first render: every file and resource added).
+    new: bool = False
 
 
 #: The ``--terraform`` modes: against the committed output applied offline, against the real state, or files only.
@@ -70,6 +72,7 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint=f"use one of {', '.join(MODES)}")
     configs = _checked_backend_configs(request.backend_configs, request.terraform)
     memory = render_in_memory(request.render)
+    _check_committed(request.render.out, request.new)
     spec, target, rendered = memory.spec, memory.target, memory.rendered
     committed = request.render.out
     mode = request.terraform if target.terraform_providers else "none"
@@ -104,6 +107,29 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
     elif applier == "hosts" and request.inventory is not None:
         report.ansible = _hosts_check(request, progress)
     return report
+
+
+def _check_committed(out: Path, new: bool) -> None:
+    """Refuse an ``--out`` that is missing or empty (a mistyped path would plan "everything added"), unless ``new``.
+
+    Raises:
+        InputError: nothing in ``out`` without ``new``, or a render there with ``new``.
+    """
+    if new:
+        if out.is_dir() and committed_files(out):
+            raise InputError(
+                f"--new says {out} holds no render yet, but it holds one",
+                hint="drop --new to plan against the committed render there",
+            )
+        return
+    if out.is_dir() and any(out.iterdir()):
+        return
+    state = "does not exist" if not out.exists() else "is not a directory" if not out.is_dir() else "is empty"
+    raise InputError(
+        f"{out} {state}: there is no committed render to compare with, so every file and resource would show as added",
+        hint="check the --out path (the directory 'reproducer render' wrote and you committed), or pass --new for "
+        "a first render into a new directory",
+    )
 
 
 def plan_text(report: PlanReport, fmt: str) -> str:

@@ -57,3 +57,20 @@ def test_a_committed_provisioner_is_refused_before_anything_runs(tmp_path):
     main.write_text(main.read_text() + 'module remote {\n  source = "git::https://example.invalid/x.git"\n}\n')
     fetched = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out))
     assert fetched.returncode == 2 and "a module block in terraform/main.tf" in fetched.stderr, fetched.stderr
+
+
+def test_a_mistyped_out_is_an_error_unless_new(tmp_path):
+    out = tmp_path / "committed"
+    assert reproducer("render", "--target", "aws", "--spec", str(SPEC), "--out", str(out)).returncode == 0
+    typo = tmp_path / "comitted"
+    args = ("plan", "--target", "aws", "--spec", str(SPEC), "--terraform", "none")
+    mistyped = reproducer(*args, "--out", str(typo), "--detailed-exitcode")
+    assert mistyped.returncode == 1, mistyped.stdout + mistyped.stderr
+    assert "does not exist" in mistyped.stderr and "--new" in mistyped.stderr and mistyped.stdout == ""
+    typo.mkdir()
+    assert "is empty" in reproducer(*args, "--out", str(typo)).stderr
+    first = reproducer(*args, "--out", str(typo), "--new", "--detailed-exitcode")
+    assert first.returncode == 2 and "terraform/main.tf` (added)" in first.stdout, first.stderr
+    assert list(typo.iterdir()) == [], "plan writes nothing into OUT"
+    stale = reproducer(*args, "--out", str(out), "--new")
+    assert stale.returncode == 2 and "holds one" in stale.stderr and stale.stdout == ""
