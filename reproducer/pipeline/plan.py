@@ -25,6 +25,7 @@ from reproducer.gitops.plan import (
     ResourcePlan,
     committed_files,
     file_diffs,
+    stable_paths,
     terraform_resources,
     to_json,
     to_markdown,
@@ -148,8 +149,10 @@ def _hosts_check(request: PlanRequest, progress: Progress) -> AnsibleCheck:
             check=True,
         )
         service = apply_selfmanaged(check, progress)
+        tasks = [stable_paths(task, scratch) for task in service.changed_tasks]
+        diff = stable_paths(service.diff, scratch)
     where = f"{len(set(service.data_hosts) | set(service.sentinel_hosts))} host(s)"
-    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
+    return AnsibleCheck(service.changed, tasks, diff, where)
 
 
 def _deployed_base_port(deployment: Path) -> int:
@@ -221,7 +224,9 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
             data_dir=deployed,
         )
         service = apply_local(check, progress)
-    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, "this machine")
+        tasks = [stable_paths(task, scratch) for task in service.changed_tasks]
+        diff = stable_paths(service.diff, scratch)
+    return AnsibleCheck(service.changed, tasks, diff, "this machine")
 
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:
