@@ -2,7 +2,7 @@
 
 Only the HTTP API is faked (the CI scripts, reproducer and its Terraform run for real). It pages lists as the
 forges do (GitHub: 30 a page by default, a ``Link`` header with ``rel="next"``; GitLab: 20 by default,
-``X-Next-Page``; both at most 100: docs/reference/forges.md), checks the token, and records every request.
+``X-Next-Page``; both at most 100: docs/reference/forges.md#pagination), checks the token, and records every request.
 """
 
 from __future__ import annotations
