@@ -12,8 +12,8 @@ from reproducer.pipeline.data import FollowOptions
 from reproducer.pipeline.job import JobRequest, run_job
 from reproducer.pipeline.report import follow_lag, keys_per_second, read_timeline
 from reproducer.sandbox.seed import ovh_client
+from tests.support.htmlpage import parse
 from tests.support.ovh import leftovers, service_fleet, service_path, wait_ready
-from tests.unit.test_report_html import parse
 
 PASSWORD = "report-default-Pa55word-3c1d"
 NOTIFY = "redis_notify_keyspace_events"

@@ -7,11 +7,11 @@ reference that would load something.
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from reproducer.pipeline.report import Timeline, follow_lag, keys_per_second, read_timeline, report_html
+from tests.support.htmlpage import parse
 
 REPORT: dict[str, Any] = {
     "settings": {"service": "svc-<script>alert(1)</script>", "target": "local"},
@@ -21,41 +21,6 @@ REPORT: dict[str, Any] = {
 }
 PHASES = [("inspect", 0.4), ("render", 0.1), ("plan", 2.5), ("apply", 11.0), ("copy", 3.2), ("verify", 0.8)]
 PER_NODE = {"127.0.0.1:7100": {"scanned": 1800, "copied": 1800}, "127.0.0.1:7101": {"scanned": 1200, "copied": 1200}}
-
-VOID = {"meta", "br", "img", "input", "link", "hr", "circle", "line", "polyline"}
-
-
-class Page(HTMLParser):
-    """The page's elements, attributes and text, with every tag checked to close in order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open: list[str] = []
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.errors: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag not in VOID:
-            self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.open or self.open.pop() != tag:
-            self.errors.append(f"</{tag}> closes nothing open")
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse(text: str) -> Page:
-    page = Page()
-    page.feed(text)
-    page.close()
-    return page
 
 
 def _samples(tmp_path: Path) -> list[dict[str, Any]]:
