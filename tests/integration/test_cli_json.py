@@ -9,7 +9,6 @@ import pytest
 from reproducer.pipeline import data as pipeline_data
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
-from tests.golden.regen import HERE
 from tests.support.cli import run as reproducer
 from tests.support.ovh import leftovers, ovh_env, service_fleet
 
@@ -72,25 +71,6 @@ def test_verify_reports_progress_as_it_goes(source, fleets):
     request = pipeline_data.VerifyRequest(url(source), url(target), progress=seen.append)
     report = pipeline_data.verify_endpoints(request)
     assert report.ok and len(seen) >= 2 and seen == sorted(seen) and seen[-1] == report.compared == KEYS
-
-
-def test_apply_local_json(tmp_path):
-    out = tmp_path / "local"
-    done = reproducer(
-        "apply", "--target", "local", "--spec", HERE / "specs" / "essential.yaml", "--out", out, "--base-port", "0"
-    )
-    assert done.returncode == 2  # a port below 1024 is refused before anything runs
-    try:
-        applied = reproducer(
-            "apply", "--target", "local", "--spec", HERE / "specs" / "essential.yaml", "--out", out, "--json"
-        )
-        assert applied.returncode == 0, applied.stderr
-        summary = json.loads(applied.stdout)
-        assert (summary["command"], summary["target"], summary["topology"]) == ("apply", "local", "standalone")
-        assert summary["changed"] > 0 and len(summary["ports"]) == 1 and summary["check"] is False
-        assert "password" not in json.dumps({k: v for k, v in summary.items() if k != "generated_passwords"})
-    finally:
-        reproducer("destroy", "--target", "local", "--out", out)
 
 
 def test_migrate_to_url_json(api_server, seeded, load_source, fleets, tmp_path):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
+from reproducer.errors import InputError
+from reproducer.pipeline.plan import PlanRequest, plan
+from reproducer.pipeline.render import RenderRequest
 from tests.golden.regen import HERE
 from tests.support.cli import run as reproducer
 
@@ -67,10 +71,15 @@ def test_a_mistyped_out_is_an_error_unless_new(tmp_path):
     mistyped = reproducer(*args, "--out", str(typo), "--detailed-exitcode")
     assert mistyped.returncode == 1, mistyped.stdout + mistyped.stderr
     assert "does not exist" in mistyped.stderr and "--new" in mistyped.stderr and mistyped.stdout == ""
+
+    def request(directory: Path, *, new: bool = False) -> PlanRequest:
+        return PlanRequest(RenderRequest(spec=SPEC, target="aws", out=directory), terraform="none", new=new)
+
     typo.mkdir()
-    assert "is empty" in reproducer(*args, "--out", str(typo)).stderr
-    first = reproducer(*args, "--out", str(typo), "--new", "--detailed-exitcode")
-    assert first.returncode == 2 and "terraform/main.tf` (added)" in first.stdout, first.stderr
+    with pytest.raises(InputError, match="is empty"):
+        plan(request(typo))
+    first = plan(request(typo, new=True))
+    assert first.has_changes and ("terraform/main.tf", "added") in [(f.path, f.status) for f in first.files]
     assert list(typo.iterdir()) == [], "plan writes nothing into OUT"
-    stale = reproducer(*args, "--out", str(out), "--new")
-    assert stale.returncode == 2 and "holds one" in stale.stderr and stale.stdout == ""
+    with pytest.raises(InputError, match="holds one"):
+        plan(request(out, new=True))
