@@ -50,11 +50,14 @@ class DriftReport:
     project: str
     service: str
     differences: list[Difference] = field(default_factory=list)
+    #: The ``--endpoint`` drift was given (the refresh command repeats it), if any.
+    endpoint: str | None = None
 
     @property
     def refresh(self) -> str:
         """The command that refreshes the committed spec from the live service (to accept the drift)."""
-        return f"reproducer inspect --project {self.project} --service {self.service} -o {_quoted(self.spec)}"
+        endpoint = f" --endpoint {_quoted(self.endpoint)}" if self.endpoint else ""
+        return f"reproducer inspect --project {self.project} --service {self.service}{endpoint} -o {_quoted(self.spec)}"
 
 
 #: Lists whose items are matched by a key field rather than by position.
@@ -142,7 +145,7 @@ def _cell(text: str) -> str:
 
 
 def _quoted(path: str) -> str:
-    """A path as one shell word (single quotes unless it is made of safe characters only)."""
+    """A path or name as one shell word (single quotes unless it is made of safe characters only)."""
     path = "".join(ch if ch.isprintable() else "?" for ch in path)
     safe = path and all(ch.isalnum() or ch in "/._-+:@" for ch in path)
     return path if safe else "'" + path.replace("'", "'\\''") + "'"

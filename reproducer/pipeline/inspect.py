@@ -76,7 +76,7 @@ def drift(spec_path: Path, options: InspectOptions, progress: Progress = quiet) 
     )
     [live] = inspect(request, progress)
     found = differences(committed.to_dict(), live.to_dict())
-    return DriftReport(str(spec_path), request.project, request.service or "", found)
+    return DriftReport(str(spec_path), request.project, request.service or "", found, endpoint=options.endpoint)
 
 
 def drift_text(report: DriftReport, fmt: str) -> str:

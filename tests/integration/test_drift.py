@@ -59,7 +59,10 @@ def test_cidr_added_and_user_removed_are_reported(api_server, seeded, scratch_pr
     assert marker == clean.stdout.splitlines()[0], "the marker finds the same issue whatever the result"
     assert "| `allow_list.198.51.100.7/32` | `(none)` | `" in drifted.stdout
     assert '"cidr": "198.51.100.7/32"' in drifted.stdout and "{'" not in drifted.stdout  # JSON, not a repr
-    refresh = f"reproducer inspect --project {scratch_project} --service {service['id']} -o {committed}"
+    refresh = (
+        f"reproducer inspect --project {scratch_project} --service {service['id']} --endpoint {api_server.url} "
+        f"-o {committed}"
+    )
     assert refresh in drifted.stdout and refresh in drifted.stderr
     as_json = reproducer(*argv, "--format", "json", env=env)
     assert as_json.returncode == 2
