@@ -1,21 +1,20 @@
-"""report.html from a real job (OVH emulator source, a local target, a short follow): report.json's numbers, charts."""
+"""`migrate --target local --follow --json`: its JSON summary, and report.html with report.json's numbers and charts."""
 
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
-from reproducer.pipeline import inspect as pipeline_inspect
-from reproducer.pipeline.data import FollowOptions
-from reproducer.pipeline.job import JobRequest, run_job
+from reproducer.pipeline.job import PHASES
 from reproducer.pipeline.report import follow_lag, keys_per_second, read_timeline
 from reproducer.sandbox.seed import ovh_client
+from tests.support import cli
 from tests.support.htmlpage import parse
-from tests.support.ovh import leftovers, service_fleet, service_path, wait_ready
+from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path, wait_ready
 
 PASSWORD = "report-default-Pa55word-3c1d"
+ENV = {"REPRODUCER_PASSWORD_DEFAULT": PASSWORD}
 NOTIFY = "redis_notify_keyspace_events"
 
 
@@ -33,21 +32,19 @@ def notifications_on(api_server, seeded):
 
 def test_the_job_writes_a_report_page_matching_report_json(api_server, seeded, load_source, run_dir, notifications_on):
     load_source(2000, seed=31)
-    request = JobRequest(
-        inspect=pipeline_inspect.InspectOptions(
-            project=seeded.project, service=seeded.service_id, endpoint=api_server.url, credentials=seeded.credentials
-        ),
-        target="local",
-        run_dir=run_dir,
-        shards=1,
-        replicas=0,
-        allow_cidr="127.0.0.1/32",
-        source_ca=service_fleet(api_server, seeded).tls_files.ca_cert,
-        follow=FollowOptions(stop=threading.Event(), seconds=2.5),
-        passwords={"default": PASSWORD},
-    )
-    result = run_job(request)
-    assert result.migration is not None and result.migration.verify.ok
+    argv = ["migrate", "--project", seeded.project, "--service", seeded.service_id, "--target", "local"]
+    argv += ["--shards", "1", "--replicas", "0", "--endpoint", api_server.url, "--allow-cidr", "127.0.0.1/32"]
+    argv += ["--source-ca", str(service_fleet(api_server, seeded).tls_files.ca_cert), "--run-dir", str(run_dir)]
+    done = cli.run(*argv, "--follow", "--follow-seconds", "2.5", "--json", env=ovh_env(seeded, **ENV))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["command"] == "migrate" and summary["phases_run"] == list(PHASES)
+    written = json.loads((run_dir / "report.json").read_text())
+    assert {k: v for k, v in summary["report"].items() if k != "phases"} == {
+        k: v for k, v in written.items() if k != "phases"
+    }
+    assert written["phases"].items() <= summary["report"]["phases"].items(), "the summary adds the report phase"
+    assert summary["verify"]["ok"] and summary["copy"]["total"]["copied"] == summary["report"]["copy"]["copied"]
     report = json.loads((run_dir / "report.json").read_text())
     text = (run_dir / "report.html").read_text()
     page = parse(text)
