@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
 from reproducer.pipeline.job import PHASES
-from reproducer.pipeline.report import follow_lag, keys_per_second, read_timeline
+from reproducer.pipeline.report import follow_lag, keys_per_second, read_timeline, report_html
 from reproducer.sandbox.seed import ovh_client
 from tests.support import cli
 from tests.support.htmlpage import parse
@@ -61,3 +63,29 @@ def test_the_job_writes_a_report_page_matching_report_json(api_server, seeded, l
     assert len([tag for tag, _ in page.tags if tag == "polyline"]) == 2
     assert PASSWORD not in text and seeded.app_password not in text and "password" not in text.lower()
     assert leftovers(api_server, seeded) == ([], [])
+
+
+CHROMIUM = shutil.which("chromium")
+#: As the machine notes advise for a closed network: no background connections, a fresh profile.
+QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+QUIET += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/setup does not install it)")
+def test_the_page_renders_in_a_headless_browser(tmp_path):
+    samples = [{"at": 100.0 + i, "kind": "copy", "scanned": 1000 * i} for i in range(5)]
+    samples += [{"at": 200.0 + i, "kind": "follow", "oldest_ms": 50 - 10 * i} for i in range(5)]
+    report = {"settings": {"service": "svc", "target": "local"}, "copy": {"copied": 4000, "source_keys": 4000}}
+    report["verify"] = {"ok": True, "compared": 4000}
+    page = tmp_path / "report.html"
+    page.write_text(report_html(report, [("copy", 4.0)], samples, {"127.0.0.1:7100": {"scanned": 4000}}))
+    profile = tmp_path / "profile"
+    argv = [str(CHROMIUM), *QUIET, f"--user-data-dir={profile}", "--window-size=900,1400"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*argv, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=60, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    dom = subprocess.run([*argv, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True)
+    rendered = parse(dom.stdout)
+    assert len([tag for tag, _ in rendered.tags if tag == "polyline"]) == 2
+    words = " ".join(w.strip() for w in rendered.text if w.strip())
+    assert "Keys copied: 4,000 of 4,000" in words and "Verification: zero differences" in words
