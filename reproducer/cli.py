@@ -556,6 +556,7 @@ def render_command(
 @AUTO_APPROVE()
 @TERRAFORM_BIN()
 @click.option("--check", is_flag=True, help="Ansible --check --diff: show what would change, change nothing.")
+@JSON(help="Print a JSON summary on stdout: where the target answers and what changed.")
 def apply_command(
     target: str,
     spec_file: Path,
@@ -569,6 +570,7 @@ def apply_command(
     auto_approve: bool,
     terraform_bin: str,
     check: bool,
+    as_json: bool,
 ) -> None:
     """Stand the spec's topology up (idempotent: a second run changes nothing).
 
@@ -585,11 +587,12 @@ def apply_command(
         spec=spec_file, target=target, out=out, shards=shards, replicas=replicas
     )
     if target_entry(target).applier == "terraform":
-        _apply_cloud(_cloud_request(render_request, var_files, auto_approve, terraform_bin))
+        _apply_cloud(_cloud_request(render_request, var_files, auto_approve, terraform_bin), as_json)
         return
     if target_entry(target).applier == "hosts":
         _apply_hosts(
-            pipeline_selfmanaged.SelfManagedApplyRequest(render_request, inventory, variables, passwords, check)
+            pipeline_selfmanaged.SelfManagedApplyRequest(render_request, inventory, variables, passwords, check),
+            as_json,
         )
         return
     service = pipeline_apply.apply_local(
@@ -606,9 +609,23 @@ def apply_command(
             f"users {', '.join(service.generated_passwords)} have generated passwords, kept (0600) in "
             f"{service.data_dir / pipeline_apply.PASSWORDS_FILE}"
         )
+    if as_json:
+        _emit_json(
+            "apply",
+            {
+                "target": target,
+                "topology": service.topology,
+                "ports": service.ports,
+                "sentinel_ports": service.sentinel_ports,
+                "changed": service.changed,
+                "check": check,
+                "generated_passwords": service.generated_passwords,
+                "data_dir": str(service.data_dir),
+            },
+        )
 
 
-def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
+def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest, as_json: bool = False) -> None:
     check = request.check
     service = pipeline_selfmanaged.apply_selfmanaged(request, _progress)
     hosts = ", ".join(f"{name} ({address})" for name, address in service.data_hosts.items())
@@ -618,6 +635,13 @@ def _apply_hosts(request: pipeline_selfmanaged.SelfManagedApplyRequest) -> None:
         _stderr.print(f"  would change: {task}", markup=False)
     if service.diff:
         _stderr.print(service.diff, markup=False, highlight=False)
+    if as_json:
+        where = {"data_hosts": service.data_hosts, "sentinel_hosts": service.sentinel_hosts}
+        _emit_json(
+            "apply",
+            {"target": request.render.target, "topology": service.topology, **where, "changed": service.changed}
+            | {"check": check},
+        )
 
 
 def _cloud_request(
@@ -652,7 +676,7 @@ def _terraform_cli_config() -> Path | None:
     return Path(value) if value else None
 
 
-def _apply_cloud(request: pipeline_cloud.CloudApplyRequest) -> None:
+def _apply_cloud(request: pipeline_cloud.CloudApplyRequest, as_json: bool = False) -> None:
     service = pipeline_cloud.apply_cloud(request, _progress)
     add, change, destroy = service.changes
     mode = "cluster" if service.cluster else "primary endpoint"
@@ -662,6 +686,10 @@ def _apply_cloud(request: pipeline_cloud.CloudApplyRequest) -> None:
         f"reproducer destroy --target {request.render.target} --out {request.render.out}",
         markup=False,
     )
+    if as_json:
+        endpoint = {"host": service.host, "port": service.port, "tls": service.tls, "cluster": service.cluster}
+        counts = {"added": add, "changed": change, "destroyed": destroy}
+        _emit_json("apply", {"target": request.render.target, **endpoint, "users": service.users, **counts})
 
 
 @cli.command("destroy")
@@ -712,6 +740,13 @@ def destroy_command(
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when nothing changes, 2 when something does, 1 on error."
 )
+@click.option(
+    "--new",
+    "new",
+    is_flag=True,
+    help="OUT holds no render yet (a first render): without it, a missing or empty "
+    "OUT is an error, since a mistyped path would plan everything as added.",
+)
 @SHARDS()
 @REPLICAS()
 @NAME()
@@ -734,6 +769,7 @@ def plan_command(
     backend_configs: tuple[Path, ...],
     network: str | None,
     adopt: tuple[str, ...],
+    new: bool,
 ) -> None:
     """Show, for a pull request, what rendering SPEC would change in the committed directory OUT.
 
@@ -760,6 +796,7 @@ def plan_command(
         inventory=inventory,
         variables=variables,
         backend_configs=backend_configs,
+        new=new,
     )
     report = pipeline_plan.plan(request, _progress)  # an error exits 1 under --detailed-exitcode: see main
     _emit(pipeline_plan.plan_text(report, fmt))
@@ -771,26 +808,29 @@ def plan_command(
 @SPEC(help="The committed spec to check.")
 @ENDPOINT()
 @CONFIG()
-@JSON(help="Print the differences as JSON.")
-def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | None, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="The result on stdout: an issue or merge-request note (markdown, with a hidden marker) or JSON.",
+)
+@JSON(help="Same as --format json.")
+def drift_command(spec_file: Path, endpoint: str | None, config_file: Path | None, fmt: str, as_json: bool) -> None:
     """Compare a committed spec with the live OVH service it describes.
 
-    Exit 0 when they match, 2 when the live service drifted (the differences are listed).
+    Prints the result on stdout (--format markdown or json). Exit 0 when they match, 2 when the live service
+    drifted; to accept the live state, refresh the spec with the 'reproducer inspect' command it names.
     """
     options = pipeline_inspect.InspectOptions(project="", endpoint=endpoint, config_file=config_file)
-    found = pipeline_inspect.drift(spec_file, options, _progress)
-    if as_json:
-        _emit(
-            json.dumps(
-                {"format_version": "1.0", "drift": bool(found), "differences": [vars(d) for d in found]},
-                indent=2,
-                default=str,
-            )
-        )
-    for difference in found:
+    report = pipeline_inspect.drift(spec_file, options, _progress)
+    _emit(pipeline_inspect.drift_text(report, "json" if as_json else fmt))
+    for difference in report.differences:
         _stderr.print(f"  {difference.describe()}")
-    _stderr.print(f"{len(found)} difference(s) between {spec_file} and the live service")
-    if found:
+    _stderr.print(f"{len(report.differences)} difference(s) between {spec_file} and the live service")
+    if report.differences:
+        _stderr.print(f"hint: to accept the live state, refresh the spec: {report.refresh}")
         sys.exit(2)
 
 
@@ -830,6 +870,7 @@ _ENDPOINT_HELP = (
 )
 @click.option("--ovh-endpoint", default=None, help="OVH endpoint name or URL (as for inspect).")
 @_via_options
+@JSON(help="Print a JSON summary on stdout: the copy's numbers (as in stats.json) and the verification.")
 def copy_command(
     source: str,
     target: str,
@@ -852,6 +893,7 @@ def copy_command(
     via: str | None,
     source_via: str | None,
     target_via: str | None,
+    as_json: bool,
 ) -> None:
     """Copy every key (value and TTL) from SOURCE to TARGET with SCAN, DUMP and RESTORE only.
 
@@ -886,8 +928,12 @@ def copy_command(
     with _copy_progress() as report:
         result = pipeline_data.copy_endpoints(request, report)
     _print_copy_summary(result)
-    if then_verify:
-        _finish_verify(pipeline_data.verify_copy(request), False)
+    verified = pipeline_data.verify_copy(request, _verify_progress()) if then_verify else None
+    if as_json:
+        checked = verified.to_dict() if verified is not None else None
+        _emit_json("copy", {"run_dir": str(run), **_copy_json(result), "verify": checked})
+    if verified is not None:
+        _finish_verify(verified, False)
 
 
 #: copy's flags → the ``CopyOptions`` they set (a resume keeps the saved value of those not given again)
@@ -1003,24 +1049,62 @@ def _copy_progress() -> Any:
     return manager()
 
 
-def _print_copy_summary(result: CopyResult) -> None:
-    from rich.table import Table
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table on stderr: rich's at a terminal; elsewhere (logs, CI) full plain text, no column ever cut."""
+    if _stderr.is_terminal:
+        from rich.table import Table
 
-    table = Table(title="copy summary", title_justify="left")
-    for column in ("node", "scanned", "copied", "rebuilt", "expired", "skipped", "MB", "retries"):
-        table.add_column(column, justify="left" if column == "node" else "right", no_wrap=True)
-    rows = [*result.per_node.items(), ("total", result.total)]
-    for name, stats in rows:
-        table.add_row(
+        table = Table(title=title, title_justify="left")
+        for index, column in enumerate(columns):
+            table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        _stderr.print(table)
+        return
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+
+    def line(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in pairs)
+
+    text = "\n".join([title, line(columns), line(["-" * w for w in widths]), *(line(row) for row in rows)])
+    _stderr.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_copy_summary(result: CopyResult) -> None:
+    columns = ["node", "scanned", "copied", "rebuilt", "expired", "skipped", "MB", "retries"]
+    rows = [
+        [
             visible(name),
             *(f"{v:,}" for v in (stats.scanned, stats.copied, stats.rebuilt, stats.expired, stats.skipped)),
             f"{stats.bytes / 1e6:.1f}",
             f"{stats.retries:,}",
-        )
-    _stderr.print(table)
+        ]
+        for name, stats in [*result.per_node.items(), ("total", result.total)]
+    ]
+    _print_table("copy summary", columns, rows)
     _stderr.print(f"{result.total.scanned:,} keys in {result.seconds:.1f}s ({result.keys_per_second:,.0f} keys/s)")
     for note in result.notes:
         _progress(note)
+
+
+def _copy_json(result: CopyResult) -> dict[str, Any]:
+    """A copy's numbers, as in ``stats.json``, for ``--json``."""
+    from dataclasses import asdict
+
+    return {
+        "seconds": round(result.seconds, 3),
+        "keys_per_second": round(result.keys_per_second),
+        "source_keys": result.source_keys,
+        "total": asdict(result.total),
+        "per_node": {name: asdict(stats) for name, stats in result.per_node.items()},
+        "notes": result.notes,
+    }
+
+
+def _emit_json(command: str, data: dict[str, Any]) -> None:
+    """The ``--json`` summary of a command: one JSON document on stdout."""
+    _emit(json.dumps({"format_version": "1.0", "command": command, **data}, indent=2, ensure_ascii=False))
 
 
 _RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -1079,6 +1163,7 @@ CUTOVER_STABLE = _option("--stable-for", type=POSITIVE, default=1.0, help="... a
 @click.option("--cutover", is_flag=True, help="Follow, then freeze the source, drain, verify and switch to the target.")
 @CUTOVER_LAG()
 @CUTOVER_STABLE()
+@JSON(help="Print a JSON summary on stdout: phases, copy numbers, verification (and the cutover's settings).")
 def migrate_command(
     project: str | None,
     service: str | None,
@@ -1112,6 +1197,7 @@ def migrate_command(
     cutover: bool,
     max_lag: float,
     stable_for: float,
+    as_json: bool,
 ) -> None:
     """Move an OVH Valkey service's data, into an existing target (--to) or one it stands up (--target), and prove it.
 
@@ -1165,9 +1251,9 @@ def migrate_command(
         cutover=CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for) if cutover else None,
     )
     if target is None:
-        _migrate_to_url(options)
+        _migrate_to_url(options, as_json)
     else:
-        _migrate_job(options, live)
+        _migrate_job(options, live, as_json)
 
 
 def _live_source(
@@ -1191,16 +1277,26 @@ def _live_source(
     return pipeline_live.LiveInspectRequest(url=from_url, overlay=overlay)
 
 
-def _migrate_to_url(options: pipeline_migrate.MigrateOptions) -> None:
+def _migrate_to_url(options: pipeline_migrate.MigrateOptions, as_json: bool = False) -> None:
     with _copy_progress() as report:
         result = pipeline_migrate.migrate_data(pipeline_migrate.migrate_request(options, report), _progress)
     _print_copy_summary(result.copy)
     if result.cutover is not None:
-        _print_cutover(result.cutover)
+        _print_cutover(result.cutover, to_stdout=not as_json)
+    if as_json:
+        _emit_json(
+            "migrate",
+            {
+                "run_dir": str(result.run_dir),
+                "copy": _copy_json(result.copy),
+                "verify": result.verify.to_dict(),
+                "cutover": result.cutover,
+            },
+        )
     _finish_verify(result.verify, False)
 
 
-def _print_cutover(settings: dict[str, Any]) -> None:
+def _print_cutover(settings: dict[str, Any], *, to_stdout: bool = True) -> None:
     """The new connection settings, for a person (stderr) and, as JSON, for the pipeline (stdout)."""
     _stderr.print(
         f"cutover: switch the application to {settings['target']['url']} "
@@ -1208,7 +1304,8 @@ def _print_cutover(settings: dict[str, Any]) -> None:
         markup=False,
         highlight=False,
     )
-    click.echo(json.dumps(settings, sort_keys=True))
+    if to_stdout:
+        click.echo(json.dumps(settings, sort_keys=True))
 
 
 @cli.command("cutover")
@@ -1266,7 +1363,9 @@ def rollback_command(run_dir: Path, endpoint: str | None) -> None:
 
 
 def _migrate_job(
-    options: pipeline_migrate.MigrateOptions, live: pipeline_live.LiveInspectRequest | None = None
+    options: pipeline_migrate.MigrateOptions,
+    live: pipeline_live.LiveInspectRequest | None = None,
+    as_json: bool = False,
 ) -> None:
     with _copy_progress() as report:
         asked = not options.dry_run and "default" in pipeline_cloud.passwords_needed(options.target or "local", [])
@@ -1289,9 +1388,11 @@ def _migrate_job(
                     f"then continue with the same options plus: --resume --run-dir {options.run_dir}"
                 )
             raise
-    if result.plan is not None and options.dry_run:
+    if result.plan is not None and options.dry_run and not as_json:
         _emit((options.run_dir / "plan.md").read_text())
-    _print_job(result)
+    _print_job(result, to_stdout=not as_json)
+    if as_json:
+        _emit_json("migrate", _job_json(result))
     if result.migration is not None:
         _finish_verify(result.migration.verify, False)
     elif (result.report.get("verify") or {}).get("ok") is False:  # a resume after the copy phase
@@ -1315,12 +1416,26 @@ def _target_passwords() -> dict[str, str]:
     return passwords
 
 
-def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True) -> None:
+def _job_json(result: pipeline_job.JobResult) -> dict[str, Any]:
+    """A migrate job's ``--json`` summary: phases, its report's numbers, the copy, the verification, the cutover."""
+    migration = result.migration
+    return {
+        "run_dir": str(result.run_dir),
+        "phases_run": result.phases_run,
+        "plan": str(result.run_dir / "plan.md") if result.plan is not None else None,
+        "report": result.report,
+        "copy": _copy_json(migration.copy) if migration is not None else None,
+        "verify": migration.verify.to_dict() if migration is not None else None,
+        "cutover": migration.cutover if migration is not None else None,
+    }
+
+
+def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True, to_stdout: bool = True) -> None:
     """The summary of a migrate job: phases run, copy table, the cutover's settings, where the report is."""
     if result.migration is not None:
         _print_copy_summary(result.migration.copy)
         if result.migration.cutover is not None:
-            _print_cutover(result.migration.cutover)
+            _print_cutover(result.migration.cutover, to_stdout=to_stdout)
     target = result.report.get("target") or {}
     if target_kept and target.get("generated_passwords"):
         names = ", ".join(target["generated_passwords"])
@@ -1384,8 +1499,23 @@ def verify_command(
         max_batch_mb,
         run_dir,
         _vias(via, source_via, target_via),
+        progress=_verify_progress(),
     )
     _finish_verify(pipeline_data.verify_endpoints(request), as_json)
+
+
+def _verify_progress(every: float = 5.0) -> Callable[[int], None]:
+    """A verify progress callback: a line on stderr at most every ``every`` seconds (so only long runs show it)."""
+    started = time.monotonic()
+    last = [started]
+
+    def report(compared: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            _progress(f"verify: {compared:,} keys compared ({compared / (now - started):,.0f} keys/s)")
+
+    return report
 
 
 def _every(step: int, what: str) -> Callable[[int], None]:
@@ -1431,8 +1561,9 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
 @DB()
 @MATCH()
 @VIA(help="Reach SOURCE through this SSH bastion: ssh://[user@]host[:port][?...] (see below).")
+@JSON(help="Print a JSON summary on stdout (not with FILE '-', which is the export itself).")
 def export_command(
-    source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None, via: str | None
+    source: str, file: Path, fmt: str | None, dbs: tuple[int, ...], match: str | None, via: str | None, as_json: bool
 ) -> None:
     """Export every key of SOURCE (values and expiry) to a JSONL, RDB or AOF FILE.
 
@@ -1440,8 +1571,12 @@ def export_command(
     Only a regular file is ever replaced: a symlink, directory or socket at FILE is refused.
     """
     request = pipeline_data.ExportRequest(source, file, fmt, dbs=dbs or None, match=match, via=via)
+    if as_json and file == pipeline_data.STANDARD_STREAM:
+        raise click.UsageError("--json prints on standard output, where FILE '-' writes the export: give a file")
     count = pipeline_data.export_data(request, _every(10_000, "keys exported"))
     _stderr.print(f"exported {count:,} keys to {_file_name(file)}")
+    if as_json:
+        _emit_json("export", {"file": str(file), "format": fmt, "keys": count})
 
 
 @cli.command("import", epilog=_ENDPOINT_HELP)
@@ -1451,7 +1586,10 @@ def export_command(
 @REPLACE()
 @SKIP_EXISTING()
 @VIA(help="Reach TARGET through this SSH bastion: ssh://[user@]host[:port][?...] (see below).")
-def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict | None, via: str | None) -> None:
+@JSON(help="Print a JSON summary on stdout.")
+def import_command(
+    file: Path, target: str, fmt: str | None, conflict: Conflict | None, via: str | None, as_json: bool
+) -> None:
     """Import a JSONL, RDB or AOF FILE into TARGET (keys whose expiry has passed are skipped and counted).
 
     A TARGET that already holds keys is refused unless --replace or --skip-existing says what to do with them.
@@ -1467,6 +1605,8 @@ def import_command(file: Path, target: str, fmt: str | None, conflict: Conflict 
         f"; {skipped:,} already there, kept" if skipped else ""
     )
     _stderr.print(f"imported {written:,} from {_file_name(file, 'standard input')}{extra}")
+    if as_json:
+        _emit_json("import", {"file": str(file), "written": written, "expired": expired, "skipped": skipped})
 
 
 def _import_bundle(directory: Path, target: str, fmt: str | None, conflict: Conflict, via: str | None) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class VerifyOptions:
     batch: int = 1000
     #: Keys are compared in groups of at most this many bytes of value (a bigger key alone).
     max_batch_bytes: int = 64 * 1024 * 1024
+    #: Called with the number of keys compared so far after each group (progress on long runs).
+    progress: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -232,6 +235,8 @@ class _Checker:
             dst_info = self._describe_on_target(db, group)
             for key in group:
                 self._compare(node, db, key, src_info[key], dst_info[key])
+            if self.options.progress is not None:
+                self.options.progress(self.report.compared)
 
     def _describe_on_target(self, db: int, keys: list[bytes]) -> dict[bytes, tuple[Any, Any, Any]]:
         """``_describe`` on the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""

@@ -102,6 +102,28 @@ class PlanReport:
         return bool(self.files) or any(self.counts.values()) or bool(self.ansible and self.ansible.changed)
 
 
+#: Per-run temporary names Ansible and Python make (remote and local module directories, ``tempfile`` names):
+#: a ``--check --diff`` shows them in headers and they change on every run, so a comment would change each push.
+_PER_RUN = (
+    (re.compile(r"ansible-tmp-[0-9.]+-[0-9]+-[0-9]+"), "ansible-tmp-…"),
+    (re.compile(r"ansible-local-[0-9]+[A-Za-z0-9_]+"), "ansible-local-…"),
+    (re.compile(r"(?<![A-Za-z0-9_])tmp[a-z0-9_]{8}(?![A-Za-z0-9_])"), "tmp…"),
+)
+
+
+def stable_paths(text: str, scratch: Path | None = None) -> str:
+    """``text`` with the per-run temporary paths of a check replaced by stable names.
+
+    ``scratch`` (the private directory a check rendered into) becomes ``<scratch>``; Ansible's per-run module
+    directories and ``tempfile`` names lose their random part (:data:`_PER_RUN`).
+    """
+    if scratch is not None:
+        text = text.replace(str(scratch), "<scratch>")
+    for pattern, stable in _PER_RUN:
+        text = pattern.sub(stable, text)
+    return text
+
+
 def committed_files(committed: Path, rendered: Iterable[str] = ()) -> dict[str, Path]:
     """The committed output's files a render is compared with: its own (per the manifest) and ``rendered``.
 

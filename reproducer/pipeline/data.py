@@ -123,6 +123,8 @@ class VerifyRequest:
     max_batch_mb: int = 64
     run_dir: Path | None = None
     vias: Vias = NO_VIA
+    #: Called with the number of keys compared so far (see ``VerifyOptions.progress``).
+    progress: Callable[[int], None] | None = None
 
 
 def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -> CopyResult:
@@ -150,10 +152,16 @@ def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -
     )
 
 
-def verify_copy(request: CopyRequest) -> VerifyReport:
+def verify_copy(request: CopyRequest, progress: Callable[[int], None] | None = None) -> VerifyReport:
     """Verify what a ``copy`` request copied (same databases and pattern); the report lands in its run directory."""
     verify = VerifyRequest(
-        request.source, request.target, request.dbs, request.match, max_batch_mb=request.max_batch_mb, vias=request.vias
+        request.source,
+        request.target,
+        request.dbs,
+        request.match,
+        max_batch_mb=request.max_batch_mb,
+        vias=request.vias,
+        progress=progress,
     )
     return verify_endpoints(replace(verify, run_dir=request.run_dir))
 
@@ -166,6 +174,7 @@ def verify_endpoints(request: VerifyRequest) -> VerifyReport:
         sample=request.sample,
         ttl_tolerance_ms=request.ttl_tolerance_ms,
         max_batch_bytes=request.max_batch_mb * MIB,
+        progress=request.progress,
     )
     return verify_data(request.source, request.target, options, request.run_dir, vias=request.vias)
 

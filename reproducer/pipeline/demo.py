@@ -108,6 +108,6 @@ def _render_clouds(result: DemoResult, work: Path, progress: Progress) -> None:
     result.rendered["gcp"] = work / "gcp"
     progress("planning gcp against an empty repository (what a first pull request would show)")
     first = RenderRequest(spec=spec_path, target="gcp", out=work / "empty", shards=3, replicas=1)
-    result.plan_comment = to_markdown(plan(PlanRequest(render=first), progress))
+    result.plan_comment = to_markdown(plan(PlanRequest(render=first, new=True), progress))
     result.plan_comment_path = work / "gcp-plan-comment.md"
     atomic_write(result.plan_comment_path, result.plan_comment)

@@ -14,7 +14,7 @@ from reproducer.pipeline.files import make_directory
 from reproducer.pipeline.progress import Progress, quiet
 
 if TYPE_CHECKING:  # the OVH client and pydantic load only for the commands that use them
-    from reproducer.gitops.drift import Difference
+    from reproducer.gitops.drift import DriftReport
     from reproducer.model import ServiceSpec
     from reproducer.sources.ovh import RetryPolicy
 
@@ -69,9 +69,9 @@ def write_specs(specs: Sequence[ServiceSpec], output: str | Path) -> list[Path]:
     return list(files)
 
 
-def drift(spec_path: Path, options: InspectOptions, progress: Progress = quiet) -> list[Difference]:
-    """Compare a committed spec with the live service it was read from."""
-    from reproducer.gitops.drift import differences
+def drift(spec_path: Path, options: InspectOptions, progress: Progress = quiet) -> DriftReport:
+    """Compare a committed spec with the live service it was read from (derived fields left out)."""
+    from reproducer.gitops.drift import DriftReport, differences
     from reproducer.model import load_spec
 
     committed = load_spec(spec_path)
@@ -83,4 +83,12 @@ def drift(spec_path: Path, options: InspectOptions, progress: Progress = quiet) 
         service=options.service or committed.source.service_id,
     )
     [live] = inspect(request, progress)
-    return differences(committed.to_dict(), live.to_dict())
+    found = differences(committed.to_dict(), live.to_dict())
+    return DriftReport(str(spec_path), request.project, request.service or "", found, endpoint=options.endpoint)
+
+
+def drift_text(report: DriftReport, fmt: str) -> str:
+    """The drift report as an issue or merge-request note (``markdown``) or as JSON (``json``)."""
+    from reproducer.gitops.drift import to_json, to_markdown
+
+    return to_json(report) if fmt == "json" else to_markdown(report)

@@ -10,7 +10,7 @@ A job lives in a run directory::
       plan.md/.json   the dry-run diff a reviewer would read
       run.json        the temporary grants on the source (see ``migrate_data``)
       data/           copy checkpoints, stats.json, verify.json
-      report.md/.json the final summary
+      report.md/.json the final summary; report.html the same with charts (self-contained: data/timeline.jsonl)
 
 Interrupted at any phase, ``resume`` skips the phases ``job.json`` lists as finished and continues; the copy
 phase continues from its own checkpoint. Passwords stay in memory: the target users' passwords are given by
@@ -44,6 +44,7 @@ from reproducer.pipeline.migrate import MigrateOptions, MigrateRequest, MigrateR
 from reproducer.pipeline.plan import PlanRequest, plan
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
 from reproducer.pipeline.render import RenderRequest, render
+from reproducer.pipeline.report import Timeline, read_timeline, report_html
 from reproducer.pipeline.selfmanaged import SelfManagedApplyRequest, apply_selfmanaged, read_group_vars
 from reproducer.procs import free_port_range
 from reproducer.targets import target_entry, target_names
@@ -354,7 +355,7 @@ def _render_phase(request: JobRequest, log: RunLog, _result: JobResult) -> None:
 def _plan_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     empty = request.run_dir / "plan-baseline"
     baseline = replace(_render_request(request), out=empty)
-    report = plan(PlanRequest(render=baseline), log)
+    report = plan(PlanRequest(render=baseline, new=True), log)
     atomic_write(request.run_dir / "plan.md", to_markdown(report))
     atomic_write(request.run_dir / "plan.json", to_json(report))
     result.plan = report
@@ -446,40 +447,49 @@ def target_url(record: dict[str, Any]) -> str:
 
 
 def _copy_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
+    timeline = Timeline(request.run_dir)  # keys/s and follow lag over time, for report.html
+    follow = request.follow
+    if follow is not None:
+        follow = replace(follow, progress=timeline.follow_progress(follow.progress))
+    data_progress = timeline.copy_progress(request.data_progress)
     if request.live is not None:
-        result.migration = _copy_live(request, request.live.url, log, result)
-        log.state["copy"] = {
-            "copied": result.migration.copy.total.copied,
-            "source_keys": result.migration.copy.source_keys,
-        }
-        log.save()
-        return
-    migration = MigrateRequest(
-        inspect=request.inspect,
-        target_url=target_url(log.state["target"]),
-        run_dir=request.run_dir,
-        allow_cidr=request.allow_cidr,
-        source_ca=request.source_ca,
-        copy=request.copy,
-        follow=request.follow,
-        data_progress=request.data_progress,
-        resume=(request.run_dir / "run.json").exists(),
-        environ={TARGET_PASSWORD_VARIABLE: _admin_password(request, result)},
-        vias=request.vias,
-        cutover=request.cutover,
-    )
-    result.migration = migrate_data(migration, log)
-    log.state["copy"] = {"copied": result.migration.copy.total.copied, "source_keys": result.migration.copy.source_keys}
+        result.migration = _copy_live(request, log, result, follow, data_progress)
+    else:
+        migration = MigrateRequest(
+            inspect=request.inspect,
+            target_url=target_url(log.state["target"]),
+            run_dir=request.run_dir,
+            allow_cidr=request.allow_cidr,
+            source_ca=request.source_ca,
+            copy=request.copy,
+            follow=follow,
+            data_progress=data_progress,
+            resume=(request.run_dir / "run.json").exists(),
+            environ={TARGET_PASSWORD_VARIABLE: _admin_password(request, result)},
+            vias=request.vias,
+            cutover=request.cutover,
+        )
+        result.migration = migrate_data(migration, log)
+    total, source_keys = result.migration.copy.total, result.migration.copy.source_keys
+    timeline.sample("copy", {"scanned": total.scanned, "copied": total.copied, "expected": source_keys}, force=True)
+    log.state["copy"] = {"copied": total.copied, "source_keys": source_keys}
     log.save()
 
 
-def _copy_live(request: JobRequest, source: str, log: RunLog, result: JobResult) -> MigrateResult:
+def _copy_live(
+    request: JobRequest,
+    log: RunLog,
+    result: JobResult,
+    follow: FollowOptions | None,
+    data_progress: DataProgress | None,
+) -> MigrateResult:
     """A live source's keys copied straight into the target, then verified (no OVH access to grant or undo)."""
-    target = target_url(log.state["target"])
+    assert request.live is not None
+    source, target = request.live.url, target_url(log.state["target"])
     environ = {TARGET_PASSWORD_VARIABLE: _admin_password(request, result)}
     options = replace(request.copy, resume=(request.run_dir / "data" / "checkpoint.json").exists())
     run_dir, vias = request.run_dir, request.vias
-    copied = copy_data(source, target, options, run_dir, request.data_progress, request.follow, environ, vias=vias)
+    copied = copy_data(source, target, options, run_dir, data_progress, follow, environ, vias=vias)
     checks = VerifyOptions(dbs=options.dbs, match=options.match)
     return MigrateResult(copied, verify_data(source, target, checks, run_dir, environ, vias=vias), run_dir)
 
@@ -519,6 +529,21 @@ def _report_phase(request: JobRequest, log: RunLog, result: JobResult) -> None:
     }
     atomic_write(request.run_dir / "report.json", json.dumps(result.report, indent=2, sort_keys=True) + "\n")
     atomic_write(request.run_dir / "report.md", report_markdown(result.report))
+    phases = _phase_seconds(result.report["phases"], result.report.get("verify") or {})
+    page = report_html(result.report, phases, read_timeline(request.run_dir), _per_node(request.run_dir))
+    atomic_write(request.run_dir / "report.html", page)
+
+
+def _per_node(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The copy's counters per source node, from ``data/stats.json`` (empty when it is missing or damaged)."""
+    try:
+        stats = json.loads((run_dir / "data" / "stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    per_node = stats.get("per_node") if isinstance(stats, dict) else None
+    if not isinstance(per_node, dict):
+        return {}
+    return {str(k): v for k, v in per_node.items() if isinstance(v, dict)}
 
 
 def report_markdown(report: dict[str, Any]) -> str:

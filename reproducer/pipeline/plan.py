@@ -25,6 +25,7 @@ from reproducer.gitops.plan import (
     ResourcePlan,
     committed_files,
     file_diffs,
+    stable_paths,
     terraform_resources,
     to_json,
     to_markdown,
@@ -58,6 +59,8 @@ class PlanRequest:
     #: ``--terraform state``: files of backend settings for ``terraform init -backend-config`` (the environment
     #: gives the rest, credentials included).
     backend_configs: tuple[Path, ...] = ()
+    #: ``--new``: ``render.out`` is meant to hold no render yet (a first render: every file and resource added).
+    new: bool = False
 
 
 #: The ``--terraform`` modes: against the committed output applied offline, against the real state, or files only.
@@ -70,6 +73,7 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
         raise InputError(f"unknown --terraform mode {request.terraform!r}", hint=f"use one of {', '.join(MODES)}")
     configs = _checked_backend_configs(request.backend_configs, request.terraform)
     memory = render_in_memory(request.render)
+    _check_committed(request.render.out, request.new)
     spec, target, rendered = memory.spec, memory.target, memory.rendered
     committed = request.render.out
     mode = request.terraform if target.terraform_providers else "none"
@@ -106,6 +110,29 @@ def plan(request: PlanRequest, progress: Progress = quiet) -> PlanReport:
     return report
 
 
+def _check_committed(out: Path, new: bool) -> None:
+    """Refuse an ``--out`` that is missing or empty (a mistyped path would plan "everything added"), unless ``new``.
+
+    Raises:
+        InputError: nothing in ``out`` without ``new``, or a render there with ``new``.
+    """
+    if new:
+        if out.is_dir() and committed_files(out):
+            raise InputError(
+                f"--new says {out} holds no render yet, but it holds one",
+                hint="drop --new to plan against the committed render there",
+            )
+        return
+    if out.is_dir() and any(out.iterdir()):
+        return
+    state = "does not exist" if not out.exists() else "is not a directory" if not out.is_dir() else "is empty"
+    raise InputError(
+        f"{out} {state}: there is no committed render to compare with, so every file and resource would show as added",
+        hint="check the --out path (the directory 'reproducer render' wrote and you committed), or pass --new for "
+        "a first render into a new directory",
+    )
+
+
 def plan_text(report: PlanReport, fmt: str) -> str:
     """The report as the pull-request comment (``markdown``) or as JSON (``json``)."""
     return to_json(report) if fmt == "json" else to_markdown(report)
@@ -122,8 +149,10 @@ def _hosts_check(request: PlanRequest, progress: Progress) -> AnsibleCheck:
             check=True,
         )
         service = apply_selfmanaged(check, progress)
+        tasks = [stable_paths(task, scratch) for task in service.changed_tasks]
+        diff = stable_paths(service.diff, scratch)
     where = f"{len(set(service.data_hosts) | set(service.sentinel_hosts))} host(s)"
-    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, where)
+    return AnsibleCheck(service.changed, tasks, diff, where)
 
 
 def _deployed_base_port(deployment: Path) -> int:
@@ -195,7 +224,9 @@ def _local_check(request: PlanRequest, progress: Progress) -> AnsibleCheck | Non
             data_dir=deployed,
         )
         service = apply_local(check, progress)
-    return AnsibleCheck(service.changed, service.changed_tasks, service.diff, "this machine")
+        tasks = [stable_paths(task, scratch) for task in service.changed_tasks]
+        diff = stable_paths(service.diff, scratch)
+    return AnsibleCheck(service.changed, tasks, diff, "this machine")
 
 
 def _offline_comparison(files: dict[str, str], committed: Path, providers: tuple[str, ...]) -> list[ResourcePlan]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
+from reproducer.errors import InputError
+from reproducer.pipeline.plan import PlanRequest, plan
+from reproducer.pipeline.render import RenderRequest
 from tests.golden.regen import HERE
 from tests.support.cli import run as reproducer
 
@@ -57,3 +61,25 @@ def test_a_committed_provisioner_is_refused_before_anything_runs(tmp_path):
     main.write_text(main.read_text() + 'module remote {\n  source = "git::https://example.invalid/x.git"\n}\n')
     fetched = reproducer("plan", "--target", "aws", "--spec", str(SPEC), "--out", str(out))
     assert fetched.returncode == 2 and "a module block in terraform/main.tf" in fetched.stderr, fetched.stderr
+
+
+def test_a_mistyped_out_is_an_error_unless_new(tmp_path):
+    out = tmp_path / "committed"
+    assert reproducer("render", "--target", "aws", "--spec", str(SPEC), "--out", str(out)).returncode == 0
+    typo = tmp_path / "comitted"
+    args = ("plan", "--target", "aws", "--spec", str(SPEC), "--terraform", "none")
+    mistyped = reproducer(*args, "--out", str(typo), "--detailed-exitcode")
+    assert mistyped.returncode == 1, mistyped.stdout + mistyped.stderr
+    assert "does not exist" in mistyped.stderr and "--new" in mistyped.stderr and mistyped.stdout == ""
+
+    def request(directory: Path, *, new: bool = False) -> PlanRequest:
+        return PlanRequest(RenderRequest(spec=SPEC, target="aws", out=directory), terraform="none", new=new)
+
+    typo.mkdir()
+    with pytest.raises(InputError, match="is empty"):
+        plan(request(typo))
+    first = plan(request(typo, new=True))
+    assert first.has_changes and ("terraform/main.tf", "added") in [(f.path, f.status) for f in first.files]
+    assert list(typo.iterdir()) == [], "plan writes nothing into OUT"
+    with pytest.raises(InputError, match="holds one"):
+        plan(request(out, new=True))
