@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from reproducer import __version__
 
 from reproducer.sandbox.seed import ovh_client
 from tests.golden.regen import HERE
@@ -33,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "docs" / "ci"
 TOOLS = Path(sys.prefix) / "ci-tools"
 SPEC = HERE / "specs" / "business.yaml"
-INSTALL = "pip install reproducer"
+#: The install line every CI example runs first (this checkout stands in for it): the pinned distribution.
+INSTALL = f"pip install 'valkey-reproducer=={__version__}'"
 
 
 def _tool(path: Path) -> Path:
