@@ -23,8 +23,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from reproducer import __version__
 
+from reproducer import __version__
 from reproducer.sandbox.seed import ovh_client
 from tests.golden.regen import HERE
 from tests.support.forge import TOKEN, Forge
