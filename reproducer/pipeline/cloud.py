@@ -219,11 +219,15 @@ def _confirmed(summary: str, request: CloudApplyRequest, done: str = "applied") 
 
 
 def passwords_needed(target: str, users: list[str]) -> list[str]:
-    """The users whose password the user gives for ``target``: all but those the cloud makes (``default`` too)."""
-    made = target_entry(target).cloud_passwords
-    if made == "all":
+    """The users whose password the user gives for ``target``: all but those the cloud makes (``default`` too).
+
+    A single-user cloud takes only ``default``'s: the spec's other users are manual rows, rendered nowhere.
+    """
+    entry = target_entry(target)
+    rendered = {ADMIN_USER} if entry.single_user else {*users, ADMIN_USER}
+    if entry.cloud_passwords == "all":
         return []
-    return sorted({*users, ADMIN_USER} - ({ADMIN_USER} if made == "default" else set()))
+    return sorted(rendered - ({ADMIN_USER} if entry.cloud_passwords == "default" else set()))
 
 
 def _passwords(given: dict[str, str], users: list[str]) -> dict[str, str]:

@@ -27,6 +27,7 @@ class TargetEntry:
         implementation: ``"module:Class"`` of its :class:`~reproducer.targets.base.Target`.
         applier: how ``apply``/``migrate`` stand it up, or ``None`` for render-only targets.
         cloud_passwords: which users' passwords the cloud, not the user, makes.
+        single_user: the cloud has one user, ``default`` (the others are manual rows): only its password is asked.
     """
 
     name: str
@@ -36,6 +37,7 @@ class TargetEntry:
     #: (OVH), ``"default"`` (Aiven's built-in user), or ``"none"`` (the user gives them all, from
     #: ``REPRODUCER_PASSWORD_<USER>``).
     cloud_passwords: Literal["none", "default", "all"] = "none"
+    single_user: bool = False
 
 
 TARGETS: dict[str, TargetEntry] = {
@@ -53,7 +55,7 @@ TARGETS: dict[str, TargetEntry] = {
         TargetEntry("gcp", "reproducer.targets.gcp:GcpTarget", applier="terraform"),
         TargetEntry("local", "reproducer.targets.local:LocalTarget", applier="local"),
         TargetEntry("ovh", "reproducer.targets.ovh:OvhTarget", applier="terraform", cloud_passwords="all"),
-        TargetEntry("scaleway", "reproducer.targets.scaleway:ScalewayTarget", applier="terraform"),
+        TargetEntry("scaleway", "reproducer.targets.scaleway:ScalewayTarget", applier="terraform", single_user=True),
         TargetEntry("selfmanaged", "reproducer.targets.selfmanaged:SelfManagedTarget", applier="hosts"),
     )
 }

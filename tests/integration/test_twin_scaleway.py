@@ -222,7 +222,7 @@ def test_migrate_from_the_business_service_into_a_resharded_cluster_is_verified(
     run_dir, var_file = tmp_path / "run", tmp_path / "scaleway.tfvars"
     var_file.write_text('zone = "fr-par-2"\n')
     source_ca = service_fleet(api_server, seeded).tls_files.ca_cert
-    passwords = {name: secrets.token_urlsafe(18) for name in ("default", "app", "analytics")}
+    passwords = {"default": secrets.token_urlsafe(18)}  # Scaleway's one user: the others are manual, none is asked
     env = ovh_env(
         seeded,
         TF_CLI_CONFIG_FILE=str(cli_config),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reproducer.errors import ToolError
-from reproducer.pipeline.cloud import service_from_outputs
+from reproducer.pipeline.cloud import passwords_needed, service_from_outputs
 from reproducer.run.terraform import Output
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -74,3 +74,16 @@ def test_passwords_the_cloud_made_are_kept_in_memory_only_and_checked(tmp_path):
     assert "made-by-ovh" not in (tmp_path / "outputs.json").read_text()
     with pytest.raises(ToolError, match="user_passwords"):
         service_from_outputs(tmp_path, _outputs() | {"user_passwords": Output(["x"], sensitive=True)})
+
+
+@pytest.mark.parametrize(
+    ("target", "needed"),
+    [
+        ("aws", ["analytics", "app", "default"]),  # the user gives every password
+        ("aiven", ["analytics", "app"]),  # Aiven makes default's
+        ("ovh", []),  # OVH makes them all
+        ("scaleway", ["default"]),  # one user: the others are manual rows, rendered nowhere
+    ],
+)
+def test_the_passwords_asked_follow_the_registry(target, needed):
+    assert passwords_needed(target, ["app", "analytics"]) == needed
