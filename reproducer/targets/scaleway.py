@@ -185,9 +185,18 @@ class ScalewayTarget(BaseTarget):
         return (
             NONE,
             "—",
-            f"{name} is not among Scaleway's settings: the cluster keeps Redis's default; if the application relies "
-            f"on {item.value!r}, do it client-side (e.g. idle timeouts in the connection pool)",
+            f"{name} is not among Scaleway's settings: the cluster keeps Redis's default instead of "
+            f"{item.value!r}; {_INSTEAD.get(name, 'check that the application does not depend on it')}",
         )
+
+
+#: What to do instead of a setting Scaleway does not take.
+_INSTEAD = {
+    "timeout": "close idle connections from the application (the connection pool's idle timeout)",
+    "io-threads": "size the node type for the load instead (Scaleway manages threads itself)",
+    "lfu-log-factor": "an LFU eviction policy then counts with the default factor: check the hit rate after the move",
+    "lfu-decay-time": "an LFU eviction policy then decays with the default time: check the hit rate after the move",
+}
 
 
 def cluster_size(shards: int, replicas: int) -> int:
