@@ -6,8 +6,12 @@ in one write, and sends the previous batch's ``RESTORE``s to the target before r
 work at the same time. A batch closes at ``batch`` keys (one SCAN reply) or ``max_batch_bytes`` bytes, so
 memory is bounded by bytes whatever the values' sizes (see :class:`_Planner`). A cluster
 target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
-connections refresh the map and retry, so a failover or a reshard does not abort the copy. A payload the
-target refuses (another RDB version) is rebuilt with type commands (:mod:`reproducer.data.rebuild`).
+connections refresh the map and retry, so a failover or a reshard does not abort the copy.
+
+Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
+stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
+the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
+(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks.
 
 Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
 confirmed on the target); ``resume`` continues from there, only against the source and target the
@@ -17,6 +21,7 @@ checkpoint names, and only when the target still holds the keys it confirmed.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from bisect import bisect_right
@@ -28,18 +33,39 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Literal
 
-from reproducer.data import rebuild
+from reproducer.data import dumpfmt, rebuild
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError
+from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
+_Value = rebuild.Value
 _MAX_RETRIES = 8
 _MAX_SOURCE_RETRIES = 6
 _WAIT_MS = 2000
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
+#: A key whose payload is at most this big is rebuilt with others in one pipeline (its whole value read at
+#: once); a bigger one alone, in chunks of rebuild.CHUNK elements.
+WHOLE_VALUE_BYTES = 4 * 1024 * 1024
+#: Whole values read in one pipeline add up to at most about this many payload bytes (their Python objects
+#: take several times more).
+WHOLE_GROUP_BYTES = 8 * 1024 * 1024
+
+
+def byte_groups(sized: list[tuple[bytes, int]], limit: int = WHOLE_GROUP_BYTES) -> Iterator[list[bytes]]:
+    """Keys in order, in groups whose sizes add up to at most ``limit`` (a bigger key alone)."""
+    group: list[bytes] = []
+    total = 0
+    for key, size in sized:
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(key)
+        total += size
+    if group:
+        yield group
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,8 @@ class Stats:
     expired: int = 0
     skipped: int = 0
     rebuilt: int = 0
+    #: Payloads re-stamped with the target's older RDB version (their type is one it knows).
+    converted: int = 0
     bytes: int = 0
     retries: int = 0
     #: Copied keys without a TTL: a resumed target must still hold at least these.
@@ -169,8 +197,13 @@ def _notes(total: Stats, earlier: Stats) -> list[str]:
         )
     if total.expired:
         notes.append(f"{total.expired} key(s) expired or were deleted while being copied (not an error)")
+    if total.converted:
+        notes.append(f"{total.converted} payload(s) were re-stamped with the target's older RDB version")
     if total.rebuilt:
-        notes.append(f"{total.rebuilt} key(s) were rebuilt with type commands (RESTORE refused their payload)")
+        notes.append(
+            f"{total.rebuilt} key(s) were rebuilt with type commands (a type the target's RDB version does not "
+            "know, or a payload it refused)"
+        )
     return notes
 
 
@@ -494,6 +527,9 @@ class RestoreBatch:
     per_node: dict[Address, list[int]]
     chunk: _Chunk | None = None
     oversized: list[bytes] = field(default_factory=list)
+    #: Keys of a type the target's RDB version does not know, with their payload sizes: rebuilt by type.
+    unknown: list[tuple[bytes, int]] = field(default_factory=list)
+    converted: int = 0
 
 
 class _NodeCopier:
@@ -515,6 +551,7 @@ class _NodeCopier:
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
         self._planner = _Planner(b"0", options)
+        self._reader: RawConnection | None = None  # a second source connection for rebuilds, opened when needed
 
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
@@ -524,6 +561,8 @@ class _NodeCopier:
                     self._copy_db_reconnecting(db)
         finally:
             self.writer.close()
+            if self._reader is not None:
+                self._reader.close()
 
     def _copy_db_reconnecting(self, db: int) -> None:
         """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""
@@ -641,18 +680,25 @@ class _NodeCopier:
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        return RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized)
+        items, unknown, converted = self.writer.split(items)
+        return RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
 
     def _confirm(self, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
-        refused = [batch.items[index][0] for index in outcome.rebuild]
-        for key in refused + batch.oversized:
+        refused = [(batch.items[index][0], len(batch.items[index][2])) for index in outcome.rebuild]
+        whole = [(key, size) for key, size in refused + batch.unknown if size <= WHOLE_VALUE_BYTES]
+        alone = [key for key, size in refused + batch.unknown if size > WHOLE_VALUE_BYTES] + batch.oversized
+        rebuilt = skipped = 0
+        for group in byte_groups(whole):
+            done, more, alone = self._rebuild_whole(batch.db, group, alone)
+            rebuilt, skipped = rebuilt + done, skipped + more
+        for key in alone:
             self._rebuild(batch.db, key)
-        rebuilt = len(refused) + len(batch.oversized)
         delta = Stats(
             copied=outcome.copied,
-            skipped=outcome.skipped,
-            rebuilt=rebuilt,
+            skipped=outcome.skipped + skipped,
+            rebuilt=rebuilt + len(alone),
+            converted=batch.converted,
             retries=outcome.retries,
             persistent=outcome.persistent,
         )
@@ -662,8 +708,23 @@ class _NodeCopier:
         if cursor is not None:
             self.checkpoint.advance(self.name, batch.db, cursor, self.stats)
 
+    def _rebuild_whole(self, db: int, keys: list[bytes], alone: list[bytes]) -> tuple[int, int, list[bytes]]:
+        """Rebuild ``keys`` in pipelines over a second source connection (the first has a batch in flight)."""
+        try:
+            if self._reader is None:
+                self._reader = connect(self.source, self.node)
+            done = self.writer.rebuild_keys(db, keys, self._reader)
+        except DataError as exc:
+            if not exc.retryable:
+                raise
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = None
+            return 0, 0, alone + keys  # one key at a time, each on a new connection
+        return done.rebuilt, done.skipped, alone + done.alone
+
     def _rebuild(self, db: int, key: bytes) -> None:
-        """Rebuild one key from the source with type commands (its TTL is read again there)."""
+        """Rebuild one key from the source with type commands, in chunks (its TTL is read again there)."""
         with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
             value = rebuild.read_value(reader, key, kind) if kind != "none" else None
@@ -711,6 +772,25 @@ class TargetWriter:
         self._unsent: set[Address] = set()
         self._last_error = ""
         self.warnings: list[str] = []
+        self.rdb_version = target_rdb_version(self.conn(self.layout.primaries[0], 0))
+
+    def split(
+        self, items: list[tuple[bytes, int, bytes]]
+    ) -> tuple[list[tuple[bytes, int, bytes]], list[tuple[bytes, int]], int]:
+        """Payloads as the target's RDB version takes them: (items to RESTORE, (key, size) to rebuild, re-stamped)."""
+        if self.rdb_version is None or all(dumpfmt.rdb_version(p) <= self.rdb_version for _k, _t, p in items):
+            return items, [], 0
+        kept: list[tuple[bytes, int, bytes]] = []
+        unknown: list[tuple[bytes, int]] = []
+        restamped = 0
+        for key, deadline, payload in items:
+            converted = dumpfmt.downgrade(payload, self.rdb_version)
+            if converted is None:
+                unknown.append((key, len(payload)))
+            else:
+                kept.append((key, deadline, converted))
+                restamped += converted is not payload
+        return kept, unknown, restamped
 
     def conn(self, node: Address, db: int) -> RawConnection:
         """The connection to target ``node``, on ``db`` unless the target is a cluster."""
@@ -799,7 +879,7 @@ class TargetWriter:
                 outcome.skipped += 1
             elif message.startswith(("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "READONLY")):
                 retry.append(index)
-            elif message.startswith(_VERSION_ERRORS) or "payload version" in message:
+            elif any(text in message for text in _VERSION_ERRORS):  # after "ERR"
                 outcome.rebuild.append(index)
             else:
                 raise _fatal(message, batch.items[index][0])
@@ -863,10 +943,103 @@ class TargetWriter:
                 return
             rebuild.write_value(writer, key, value, pttl, replace=True)
 
+    def rebuild_keys(self, db: int, keys: list[bytes], source: RawConnection) -> Rebuilt:
+        """Rebuild ``keys`` (values small enough to hold whole) from ``source`` with type commands, pipelined.
+
+        Reads TYPE and PTTL of every key in one round trip, their values in a second, and writes them to each
+        target node in one more. A key whose type changed meanwhile is left in ``alone`` (rebuild it by itself).
+        """
+        source.select(db)
+        sent = monotonic_ms()
+        source.send(b"".join(command("TYPE", k) + command("PTTL", k) for k in keys))
+        described = source.read(2 * len(keys))
+        done = Rebuilt()
+        plan: list[tuple[bytes, str, int]] = []
+        for key, kind, pttl in zip(keys, described[0::2], described[1::2], strict=True):
+            if not isinstance(kind, bytes) or kind not in _TYPE_NAMES or not isinstance(pttl, int):
+                done.alone.append(key)  # an error reply, or a type no rebuild knows: the per-key path says why
+            elif kind != b"none" and pttl != -2:
+                plan.append((key, kind.decode(), pttl))
+        reads = [rebuild.read_commands(k, kind) for k, kind, _pttl in plan]
+        source.send(b"".join(command(*args) for group in reads for args in group))
+        replies = source.read(sum(map(len, reads)))
+        values: list[tuple[bytes, _Value, int]] = []
+        for (key, kind, pttl), group in zip(plan, reads, strict=True):
+            answers, replies = replies[: len(group)], replies[len(group) :]
+            try:
+                value = rebuild.parse_value(kind, answers)
+            except rebuild.ReplyShapeError:
+                done.alone.append(key)
+                continue
+            if value is not None:
+                values.append((key, value, sent + pttl if pttl >= 0 else 0))
+        self._write_values(db, values, done)
+        return done
+
+    def _write_values(self, db: int, values: list[tuple[bytes, _Value, int]], done: Rebuilt) -> None:
+        by_node: dict[Address, list[tuple[bytes, _Value, int]]] = {}
+        for entry in values:
+            by_node.setdefault(self.layout.node_for_key(entry[0]), []).append(entry)
+        for node, on_node in by_node.items():
+            conn, entries = self.conn(node, db), on_node
+            if not self.replace:
+                conn.send(b"".join(command("EXISTS", key) for key, _v, _d in entries))
+                exists = conn.read(len(entries))
+                done.skipped += sum(1 for found in exists if found == 1)
+                entries = [e for e, found in zip(entries, exists, strict=True) if found != 1]
+            now = monotonic_ms()
+            writes = [
+                rebuild.write_commands(key, value, max(deadline - now, 1) if deadline else -1)
+                for key, value, deadline in entries
+            ]
+            conn.send_parts([command(*args) for group in writes for args in group])
+            replies = conn.read(sum(map(len, writes)))
+            failed = next((r for r in replies if isinstance(r, ReplyError)), None)
+            if failed is not None:
+                raise _fatal(str(failed), entries[0][0])
+            done.rebuilt += len(entries)
+
     def close(self) -> None:
         """Close every target connection."""
         for node in list(self._conns):
             self._drop(node)
+
+
+@dataclass
+class Rebuilt:
+    """What :meth:`TargetWriter.rebuild_keys` did: keys rebuilt, kept (they existed), left to rebuild alone."""
+
+    rebuilt: int = 0
+    skipped: int = 0
+    alone: list[bytes] = field(default_factory=list)
+
+
+_PROBE_PREFIX = b"__reproducer:rdb-probe:"
+_TYPE_NAMES = {name.encode() for name in rebuild.TYPES} | {b"none"}
+
+
+def target_rdb_version(conn: RawConnection) -> int | None:
+    """The newest RDB version ``conn``'s server accepts: from ``INFO server``, else by RESTOREs of a probe key.
+
+    The probe restores a one-byte string stamped 11, then 10, then 9 under a fresh
+    ``__reproducer:rdb-probe:<hex>`` key and deletes it; None when neither way tells (payloads then go as they
+    are, and a refused one is rebuilt).
+    """
+    with contextlib.suppress(DataError):
+        info = conn.call("INFO", "server")
+        version = dumpfmt.version_of_server(info) if isinstance(info, bytes) else None
+        if version is not None:
+            return version
+    key = _PROBE_PREFIX + os.urandom(8).hex().encode()
+    for version in sorted(dumpfmt.MAX_TYPE, reverse=True):
+        stamped = dumpfmt.with_version(b"\x00\x01x\x00\x00" + bytes(8), version)
+        conn.send(command("RESTORE", key, 0, stamped) + command("DEL", key))
+        restored, _deleted = conn.read(2)
+        if restored == b"OK":
+            return version
+        if not any(text in str(restored) for text in _VERSION_ERRORS):
+            return None  # not allowed to write there, or a cluster redirection: the copy will tell
+    return None
 
 
 def _fatal(message: str, key: bytes) -> DataError:

@@ -169,3 +169,131 @@ _WRITERS = {
     "list": _write_list,
     "stream": _write_stream,
 }
+
+
+# Pipelined form: the commands that read a whole value, the parser of their replies, and the commands that
+# write it, so that many keys are read (or written) in one round trip. For values small enough to read whole
+# (the callers send bigger ones through read_value/write_value, in chunks).
+
+
+def read_commands(key: bytes, kind: str) -> list[tuple[bytes | str | int, ...]]:
+    """The commands whose replies :func:`parse_value` turns into ``key``'s value of type ``kind``."""
+    if kind == "string":
+        return [("GET", key)]
+    if kind == "hash":
+        return [("HGETALL", key)]
+    if kind == "set":
+        return [("SMEMBERS", key)]
+    if kind == "zset":
+        return [("ZRANGE", key, 0, -1, "WITHSCORES")]
+    if kind == "list":
+        return [("LRANGE", key, 0, -1)]
+    if kind == "stream":
+        return [("XRANGE", key, "-", "+"), ("XINFO", "STREAM", key), ("XINFO", "GROUPS", key)]
+    raise ValueError(f"type {kind!r} of key {key!r} cannot be rebuilt (only {', '.join(TYPES)})")
+
+
+class ReplyShapeError(ValueError):
+    """A reply is not what the command returns for that type (the key changed type meanwhile, or an error)."""
+
+
+def parse_value(kind: str, replies: list[Any]) -> Value | None:
+    """The value from the replies of :func:`read_commands` (None when the key vanished meanwhile)."""
+    if any(isinstance(reply, Exception) for reply in replies):
+        raise ReplyShapeError(f"reading a {kind} failed: {next(r for r in replies if isinstance(r, Exception))}")
+    first = replies[0]
+    if kind == "stream":  # an empty stream is a value (a vanished one makes XINFO fail, above)
+        return _parse_stream(_expect(first, list), _pairs(replies[1]), [_pairs(g) for g in _expect(replies[2], list)])
+    if first is None or first == []:
+        return None
+    if kind == "string":
+        return Value(kind, _expect(first, bytes))
+    return Value(kind, _COLLECTIONS[kind](_expect(first, list)))
+
+
+_COLLECTIONS: dict[str, Any] = {
+    "hash": lambda items: [[items[i], items[i + 1]] for i in range(0, len(items), 2)],
+    "set": sorted,
+    "zset": lambda items: [[items[i], float(items[i + 1])] for i in range(0, len(items), 2)],
+    "list": lambda items: items,
+}
+
+
+def _expect(reply: Any, kind: type) -> Any:
+    if not isinstance(reply, kind):
+        raise ReplyShapeError(f"expected a {kind.__name__} reply, got {type(reply).__name__}")
+    return reply
+
+
+def _pairs(reply: Any) -> dict[bytes, Any]:
+    flat = _expect(reply, list)
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+
+def _parse_stream(entries: list[Any], info: dict[bytes, Any], groups: list[dict[bytes, Any]]) -> Value:
+    meta = {
+        "last_id": _id(info[b"last-generated-id"]),
+        "entries_added": info.get(b"entries-added"),
+        "max_deleted_id": _id(info.get(b"max-deleted-entry-id") or b"0-0"),
+        "groups": [
+            {
+                "name": _bytes(g[b"name"]),
+                "last_delivered_id": _id(g[b"last-delivered-id"]),
+                "entries_read": g.get(b"entries-read"),
+            }
+            for g in groups
+        ],
+    }
+    return Value("stream", [[_id(entry[0]), list(entry[1])] for entry in entries], meta)
+
+
+def write_commands(key: bytes, value: Value, pttl: int, *, replace: bool = True) -> list[tuple[Any, ...]]:
+    """The commands :func:`write_value` sends, as argument tuples for one pipeline (chunked by CHUNK)."""
+    out: list[tuple[Any, ...]] = [("DEL", key)] if replace else []
+    items = value.items
+    if value.type == "string":
+        out.append(("SET", key, items))
+    elif value.type in ("hash", "zset"):
+        name = "HSET" if value.type == "hash" else "ZADD"
+        for chunk in _chunks(items):
+            pairs = chunk if value.type == "hash" else [[repr(score), member] for member, score in chunk]
+            out.append((name, key, *[part for pair in pairs for part in pair]))
+    elif value.type in ("set", "list"):
+        out += [("SADD" if value.type == "set" else "RPUSH", key, *chunk) for chunk in _chunks(items)]
+    else:
+        out += _stream_commands(key, value)
+    if pttl >= 0:
+        out.append(("PEXPIRE", key, max(pttl, 1)))
+    return out
+
+
+def _stream_commands(key: bytes, value: Value) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = [("XADD", key, entry_id, *flat) for entry_id, flat in value.items]
+    meta = value.stream_meta
+    if not value.items:
+        out += [
+            ("XGROUP", "CREATE", key, "__reproducer_tmp", "0", "MKSTREAM"),
+            ("XGROUP", "DESTROY", key, "__reproducer_tmp"),
+        ]
+    setid: tuple[Any, ...] = ("XSETID", key, meta["last_id"])
+    if meta.get("entries_added") is not None:
+        setid += ("ENTRIESADDED", meta["entries_added"], "MAXDELETEDID", meta["max_deleted_id"])
+    out.append(setid)
+    for group in meta.get("groups", []):
+        extra = ("ENTRIESREAD", group["entries_read"]) if group.get("entries_read") is not None else ()
+        out.append(("XGROUP", "CREATE", key, group["name"], group["last_delivered_id"], *extra))
+    return out
+
+
+def normal(value: Value | None) -> Any:
+    """A form of ``value`` that compares equal for equal data (order-free types sorted, stream counters aside)."""
+    if value is None:
+        return None
+    if value.type in ("hash", "zset"):
+        return value.type, sorted(map(tuple, value.items))
+    if value.type == "set":
+        return value.type, sorted(value.items)
+    if value.type == "stream":
+        entries = [[entry_id, list(flat)] for entry_id, flat in value.items]
+        return value.type, entries, {k: v for k, v in value.stream_meta.items() if k != "entries_added"}
+    return value.type, value.items
