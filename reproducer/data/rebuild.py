@@ -198,7 +198,19 @@ class ReplyShapeError(ValueError):
 
 
 def parse_value(kind: str, replies: list[Any]) -> Value | None:
-    """The value from the replies of :func:`read_commands` (None when the key vanished meanwhile)."""
+    """The value from the replies of :func:`read_commands` (None when the key vanished meanwhile).
+
+    Replies of another shape (an error, the key changed type, a server answering oddly) raise ReplyShapeError.
+    """
+    try:
+        return _parse(kind, replies)
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ReplyShapeError):
+            raise
+        raise ReplyShapeError(f"unexpected replies for a {kind}: {type(exc).__name__}") from None
+
+
+def _parse(kind: str, replies: list[Any]) -> Value | None:
     if any(isinstance(reply, Exception) for reply in replies):
         raise ReplyShapeError(f"reading a {kind} failed: {next(r for r in replies if isinstance(r, Exception))}")
     first = replies[0]
