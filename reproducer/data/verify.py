@@ -13,10 +13,11 @@ import contextlib
 import hashlib
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reproducer.data import dumpfmt, rebuild
+from reproducer.data import rebuild
 from reproducer.data.copy import WHOLE_VALUE_BYTES, KeySizer, byte_groups, scan_reply, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
@@ -177,6 +178,7 @@ class _Checker:
         self.source, self.target, self.layout, self.options, self.report = source, target, layout, options, report
         self._conns: dict[Address, RawConnection] = {}
         self._sizer = KeySizer(options.max_batch_bytes)
+        self._dst_info: dict[bytes, _Info] = {}
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -221,17 +223,15 @@ class _Checker:
         if not keys:
             return
         for group in self._sizer.groups(src, keys):
-            src.send(_describe_commands(group))  # the source answers while the target is asked
-            dst_info = self._describe_on_target(db, group)
-            try:
-                src_info, sizes = _described(src, group)
-            except _Redirected as exc:
-                raise DataError(
-                    f"the source moved keys while being verified ({exc})",
-                    hint="run verify again once the source's resharding is over",
-                    retryable=True,
-                ) from None
-            self._sizer.guess.observe(sizes)
+            src_info = self._describe_both(src, group, _describe_commands, _described)
+            dst_info = self._dst_info
+            dumped = [k for k in group if src_info[k][0] not in (b"string", b"none")]  # GET told the strings
+            if dumped:
+                more_src = self._describe_both(src, dumped, _dump_commands, _dumped)
+                for info, more in ((src_info, more_src), (dst_info, self._dst_info)):
+                    for key, (_t, _p, digest, size) in more.items():
+                        info[key] = (*info[key][:2], digest, size)
+            self._sizer.guess.observe([info[3] for info in src_info.values()])
             by_value = [(key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key])]
             self._compare_values(src, node, db, by_value)
 
@@ -261,18 +261,40 @@ class _Checker:
             values.update(_read_values(self._target_conn(target_node, db), node_keys))
         return values
 
-    def _describe_on_target(self, db: int, keys: list[bytes]) -> dict[bytes, _Info]:
-        """``_describe`` on the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
+    def _describe_both(self, src: RawConnection, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
+        """Ask the source and the target nodes at once, then read: the source's answer (the target's in _dst_info)."""
+        src.send(ask(keys))  # the source answers while the target is asked
+        self._dst_info = self._describe_on_target(src.db, keys, ask, answer)
+        try:
+            return answer(src, keys)
+        except _Redirected as exc:
+            raise DataError(
+                f"the source moved keys while being verified ({exc})",
+                hint="run verify again once the source's resharding is over",
+                retryable=True,
+            ) from None
+
+    def _describe_on_target(self, db: int, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
+        """``ask`` the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
         for attempt in range(_MAX_REDIRECTS):
             by_node: dict[Address, list[bytes]] = {}
             for key in keys:
                 by_node.setdefault(self.layout.node_for_key(key), []).append(key)
             dst_info: dict[bytes, _Info] = {}
             try:
+                asked = []
                 for target_node, node_keys in by_node.items():
                     conn = self._target_conn(target_node, db)
-                    conn.send(_describe_commands(node_keys))
-                    dst_info.update(_described(conn, node_keys)[0])
+                    conn.send(ask(node_keys))
+                    asked.append((conn, node_keys))
+                failure: _Redirected | None = None
+                for conn, node_keys in asked:  # every reply is read, so each connection stays in step
+                    try:
+                        dst_info.update(answer(conn, node_keys))
+                    except _Redirected as exc:
+                        failure = exc
+                if failure is not None:
+                    raise failure
             except _Redirected:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
                 with contextlib.suppress(DataError):  # mid-reshard the map may be incomplete: keep the last one
@@ -332,33 +354,65 @@ class _Redirected(Exception):
     """A cluster node answered MOVED, ASK or TRYAGAIN: the slot map is stale (a reshard or failover meanwhile)."""
 
 
-_Info = tuple[Any, Any, Any, int]  # TYPE, PTTL, the payload's body (or its digest), the payload's size
+_Info = tuple[Any, Any, Any, int]  # TYPE, PTTL, the value or payload body (or a digest of it), its size
 _UNREADABLE = object()
+_Ask = Callable[[list[bytes]], bytes]
+_Answer = Callable[[RawConnection, list[bytes]], dict[bytes, _Info]]
+_DUMP_NEXT = b""  # the value of a key GET could not read: its DUMP follows
 
 
 def _describe_commands(keys: list[bytes]) -> bytes:
-    return b"".join(command("TYPE", k) + command("PTTL", k) + command("DUMP", k) for k in keys)
+    """TYPE, PTTL and GET of each key: a string's value costs the server less than its DUMP (no LZF)."""
+    return b"".join(
+        b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n"
+        % (len(k), k, len(k), k, len(k), k)
+        for k in keys
+    )
 
 
-def _described(conn: RawConnection, keys: list[bytes]) -> tuple[dict[bytes, _Info], list[int]]:
-    """Read the replies to :func:`_describe_commands`: per key (type, pttl, digest of the body, size), and sizes.
+def _dump_commands(keys: list[bytes]) -> bytes:
+    return b"".join(b"*2\r\n$4\r\nDUMP\r\n$%d\r\n%b\r\n" % (len(k), k) for k in keys)
 
-    Payloads are not kept. The digest leaves out the RDB version stamp, so engines that stamp different
-    versions still compare equal when they encode the value the same way.
+
+def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
+    for reply in replies:
+        if isinstance(reply, ReplyError) and not (allowed and str(reply).startswith(allowed)):
+            if str(reply).startswith(_REDIRECTIONS):
+                raise _Redirected(f"reading keys on {conn.address}: {reply}")
+            raise DataError(
+                f"reading keys on {conn.address} failed: {reply}", hint="the user needs +type +pttl +get +dump"
+            )
+
+
+def _described(conn: RawConnection, keys: list[bytes]) -> dict[bytes, _Info]:
+    """Read the replies to :func:`_describe_commands`: per key (type, pttl, the string's value or digest, size).
+
+    A key that is not a string gets ``_DUMP_NEXT`` as its value (GET answered WRONGTYPE): :func:`_dumped` follows.
     """
     replies = conn.read(3 * len(keys))
-    failed = next((r for r in replies if isinstance(r, ReplyError)), None)
-    if failed is not None and str(failed).startswith(_REDIRECTIONS):
-        raise _Redirected(f"reading keys on {conn.address}: {failed}")
-    if failed is not None:
-        raise DataError(f"reading keys on {conn.address} failed: {failed}", hint="the user needs +type +pttl +dump")
-    described = {
-        k: (replies[3 * i], replies[3 * i + 1], _digest(replies[3 * i + 2]), _size(replies[3 * i + 2]))
-        for i, k in enumerate(keys)
-    }
-    sizes = [len(r) for r in replies[2::3] if isinstance(r, bytes)]
+    _check_errors(conn, replies, allowed="WRONGTYPE")
+    described = {}
+    for index, key in enumerate(keys):
+        kind, pttl, value = replies[3 * index : 3 * index + 3]
+        if isinstance(value, bytes):
+            described[key] = (kind, pttl, _digest(value, footer=0), len(value))
+        else:
+            described[key] = (kind, pttl, _DUMP_NEXT if isinstance(value, ReplyError) else None, 0)
     replies.clear()
-    return described, sizes
+    return described
+
+
+def _dumped(conn: RawConnection, keys: list[bytes]) -> dict[bytes, _Info]:
+    """Read DUMP replies: per key the digest of the payload's body (without the version stamp) and its size.
+
+    Payloads are not kept. Leaving the stamp out lets engines that stamp different RDB versions compare equal
+    when they encode the value the same way. Type and PTTL are filled in from the first description.
+    """
+    replies = conn.read(len(keys))
+    _check_errors(conn, replies)
+    dumped: dict[bytes, _Info] = {k: (None, None, _digest(p), _size(p)) for k, p in zip(keys, replies, strict=True)}
+    replies.clear()
+    return dumped
 
 
 def _size(payload: object) -> int:
@@ -383,12 +437,13 @@ def _read_values(conn: RawConnection, keys: list[tuple[bytes, str]]) -> dict[byt
 _DIGEST_FROM = 4096  # smaller payloads are compared as they are
 
 
-def _digest(payload: object) -> object:
-    if not isinstance(payload, bytes) or len(payload) < 10:
+def _digest(payload: object, footer: int = 10) -> object:
+    """Small values as they are, bigger ones by a digest; ``footer`` bytes at the end (a DUMP's) left out."""
+    if not isinstance(payload, bytes) or len(payload) < footer:
         return payload
     if len(payload) >= _DIGEST_FROM:
-        return hashlib.blake2b(memoryview(payload)[:-10], digest_size=20).digest()
-    return dumpfmt.body(payload)
+        return hashlib.blake2b(memoryview(payload)[: len(payload) - footer], digest_size=20).digest()
+    return payload[: len(payload) - footer] if footer else payload
 
 
 def _ttl_close(left: Any, right: Any, tolerance: int) -> bool:
