@@ -280,12 +280,31 @@ class RateLimiter:
             self._sleep(delay)
 
 
-def _dump_batch(keys: list[bytes]) -> bytes:
+#: A string known (from TYPE and MEMORY USAGE) to be at most this big is read with GET and written with SET:
+#: cheaper for both servers than DUMP (which tries LZF on it) and RESTORE (CRC-64, decoding), and free of RDB
+#: versions. Bigger ones, and keys of unknown type, go by DUMP/RESTORE.
+PLAIN_MAX = 64 * 1024
+
+
+class Plain(bytes):
+    """A string's value read with GET (not a DUMP payload): the target gets ``SET``, not ``RESTORE``."""
+
+
+def _dump_batch(keys: list[bytes], plain: list[bool] | None = None) -> bytes:
     parts = []
-    for key in keys:
+    for index, key in enumerate(keys):
         head = b"$%d\r\n%b\r\n" % (len(key), key)
-        parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + b"*2\r\n$4\r\nDUMP\r\n" + head)
+        read = b"*2\r\n$3\r\nGET\r\n" if plain and plain[index] else b"*2\r\n$4\r\nDUMP\r\n"
+        parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + read + head)
     return b"".join(parts)
+
+
+def _size_and_type(keys: list[bytes]) -> bytes:
+    return b"".join(
+        b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n"
+        % (len(key), key, len(key), key)
+        for key in keys
+    )
 
 
 def memory_usage(keys: list[bytes]) -> bytes:
@@ -318,6 +337,12 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]
     )
     tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
     return [head + payload + tail] if len(payload) < DIRECT_SEND else [head, payload, tail]
+
+
+def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
+    """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are."""
+    args = [b"SET", key, value] + ([b"PX", b"%d" % ttl] if ttl else []) + ([] if replace else [b"NX"])
+    return [b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)]
 
 
 class SizeGuess:
@@ -389,11 +414,15 @@ class _Segment:
 
 @dataclass
 class _Chunk:
-    """Keys dumped together, all from one segment; ``ends`` when they are the segment's last."""
+    """Keys dumped together, all from one segment; ``ends`` when they are the segment's last.
+
+    ``plain[i]``: key i is a small string, read with GET.
+    """
 
     keys: list[bytes]
     segment: _Segment
     ends: bool
+    plain: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -409,7 +438,7 @@ class _Request:
     @property
     def replies(self) -> int:
         """How many replies the source sends back."""
-        return (2 * len(self.chunk.keys) if self.chunk else 0) + len(self.sized) + (1 if self.scans else 0)
+        return (2 * len(self.chunk.keys) if self.chunk else 0) + 2 * len(self.sized) + (1 if self.scans else 0)
 
 
 class _Planner:
@@ -439,8 +468,8 @@ class _Planner:
         scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
         if chunk is None and not sized and not scans:
             return None
-        data = _dump_batch(chunk.keys) if chunk else b""
-        data += memory_usage(sized)
+        data = _dump_batch(chunk.keys, chunk.plain) if chunk else b""
+        data += _size_and_type(sized)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
@@ -457,7 +486,8 @@ class _Planner:
         dumps = replies[:count]
         self.guess.observe([len(p) for p in dumps[1::2] if isinstance(p, bytes)])
         if request.sized_segment is not None:
-            self._sized(request.sized, replies[count : count + len(request.sized)], request.sized_segment)
+            answers = replies[count : count + 2 * len(request.sized)]
+            self._sized(request.sized, answers[0::2], answers[1::2], request.sized_segment)
         if not request.scans:
             return dumps, None
         cursor, keys = scan_reply(replies[-1])
@@ -480,16 +510,20 @@ class _Planner:
         segment = _Segment(cursor)
         self.segments.append(segment)
         if self.sizes_denied:
-            self.queue.append(_Sized(keys, [None] * len(keys), segment))
+            self.queue.append(_Sized(keys, [None] * len(keys), segment, [False] * len(keys)))
         else:
             self.unsized, self.unsized_segment = keys, segment
         return None
 
-    def _sized(self, keys: list[bytes], sizes: list[object], segment: _Segment) -> None:
+    def _sized(self, keys: list[bytes], sizes: list[object], types: list[object], segment: _Segment) -> None:
         if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: guess from payloads
             self.sizes_denied = True
         known = [size if isinstance(size, int) else 0 if size is None else None for size in sizes]
-        self.queue.append(_Sized(keys, known, segment))
+        plain = [
+            kind == b"string" and size is not None and size <= PLAIN_MAX
+            for kind, size in zip(types, known, strict=True)
+        ]
+        self.queue.append(_Sized(keys, known, segment, plain))
 
     def _take(self) -> _Chunk | None:
         """The next batch: the oldest queued segment's keys (a SCAN reply: about ``batch``), up to the byte bound."""
@@ -501,11 +535,12 @@ class _Planner:
         totals = list(accumulate(guess if size is None else size for size in window))
         count = max(bisect_right(totals, self.options.max_batch_bytes), 1)  # a key over the bound goes alone
         keys = entry.keys[entry.start : entry.start + count]
+        plain = entry.plain[entry.start : entry.start + count]
         entry.start += count
         ends = entry.start == len(entry.keys)
         if ends:
             self.queue.popleft()
-        return _Chunk(keys, entry.segment, ends)
+        return _Chunk(keys, entry.segment, ends, plain)
 
 
 @dataclass
@@ -515,6 +550,7 @@ class _Sized:
     keys: list[bytes]
     sizes: list[int | None]
     segment: _Segment
+    plain: list[bool]
     start: int = 0
 
 
@@ -659,11 +695,16 @@ class _NodeCopier:
 
     def _restore_batch(self, db: int, request: _Request, replies: list[object]) -> RestoreBatch:
         keys = request.chunk.keys if request.chunk else []
+        plain = request.chunk.plain if request.chunk and request.chunk.plain else [False] * len(keys)
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
+        changed: list[tuple[bytes, int]] = []
         for index, key in enumerate(keys):
             pttl, payload = replies[2 * index], replies[2 * index + 1]
+            if plain[index] and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
+                changed.append((key, 0))  # no longer a string since TYPE answered: rebuilt by its new type
+                continue
             if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
                 raise DataError(
                     f"DUMP or PTTL of {key!r} on {self.name} failed: {payload!r} {pttl!r}",
@@ -676,12 +717,15 @@ class _NodeCopier:
             if len(payload) > self.options.max_payload_bytes:
                 oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
                 continue
-            items.append((key, request.sent_ms + pttl if pttl >= 0 else 0, payload))
+            value = Plain(payload) if plain[index] else payload
+            items.append((key, request.sent_ms + pttl if pttl >= 0 else 0, value))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
         items, unknown, converted = self.writer.split(items)
-        return RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
+        batch = RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
+        batch.unknown += changed
+        return batch
 
     def _confirm(self, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
@@ -778,13 +822,14 @@ class TargetWriter:
         self, items: list[tuple[bytes, int, bytes]]
     ) -> tuple[list[tuple[bytes, int, bytes]], list[tuple[bytes, int]], int]:
         """Payloads as the target's RDB version takes them: (items to RESTORE, (key, size) to rebuild, re-stamped)."""
-        if self.rdb_version is None or all(dumpfmt.rdb_version(p) <= self.rdb_version for _k, _t, p in items):
+        version = self.rdb_version
+        if version is None or all(isinstance(p, Plain) or dumpfmt.rdb_version(p) <= version for _k, _t, p in items):
             return items, [], 0
         kept: list[tuple[bytes, int, bytes]] = []
         unknown: list[tuple[bytes, int]] = []
         restamped = 0
         for key, deadline, payload in items:
-            converted = dumpfmt.downgrade(payload, self.rdb_version)
+            converted = payload if isinstance(payload, Plain) else dumpfmt.downgrade(payload, version)
             if converted is None:
                 unknown.append((key, len(payload)))
             else:
@@ -820,7 +865,9 @@ class TargetWriter:
         parts = [
             part
             for key, deadline, data in (items[i] for i in indexes)
-            for part in _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
+            for part in (_set if isinstance(data, Plain) else _restore)(
+                key, max(deadline - now, 1) if deadline else 0, data, replace
+            )
         ]
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
@@ -870,6 +917,9 @@ class TargetWriter:
     def _classify(self, batch: RestoreBatch, indexes: list[int], replies: list[object], outcome: _Outcome) -> list[int]:
         retry = []
         for index, reply in zip(indexes, replies, strict=True):
+            if reply is None:  # SET NX of a key the target has (--skip-existing)
+                outcome.skipped += 1
+                continue
             if not isinstance(reply, ReplyError):
                 outcome.copied += 1
                 outcome.persistent += batch.items[index][1] == 0

@@ -54,7 +54,8 @@ def every_encoding(client) -> dict[str, int]:
     for index in range(1500):  # over BIG (incompressible values): rebuilt alone, in chunks
         client.xadd("stream:big", {"n": index, "v": rng.randbytes(20).hex()})
     client.pexpire("stream:groups", 5_000_000)
-    return {"unknown_to_rdb10": 6}  # set:listpack, set:listpack-ttl, stream:groups, :dupfields, :empty, :big
+    # set:listpack, set:listpack-ttl, stream:groups, :dupfields, :empty, :big; the small strings go by GET/SET
+    return {"unknown_to_rdb10": 6, "small_strings": 5}
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_every_type_and_encoding_crosses_engines_identically(
     assert result.total.copied + result.total.rebuilt == total
     if target_engine == "redis":  # RDB 11 payloads: the known types re-stamped, the others rebuilt
         assert result.total.rebuilt == expected["unknown_to_rdb10"]
-        assert result.total.converted == total - expected["unknown_to_rdb10"]
+        assert result.total.converted == total - expected["unknown_to_rdb10"] - expected["small_strings"]
         assert sorted(alone) == [b"stream:big"]  # only the value over BIG went one key at a time
     else:  # RDB 10 payloads go into Valkey 8 as they are
         assert result.total.rebuilt == result.total.converted == 0 and alone == []
