@@ -299,7 +299,8 @@ def _dump_batch(keys: list[bytes], plain: list[bool] | None = None) -> bytes:
     return b"".join(parts)
 
 
-def _size_and_type(keys: list[bytes]) -> bytes:
+def size_and_type(keys: list[bytes]) -> bytes:
+    """MEMORY USAGE and TYPE of each key, encoded for one write."""
     return b"".join(
         b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n"
         % (len(key), key, len(key), key)
@@ -469,7 +470,7 @@ class _Planner:
         if chunk is None and not sized and not scans:
             return None
         data = _dump_batch(chunk.keys, chunk.plain) if chunk else b""
-        data += _size_and_type(sized)
+        data += size_and_type(sized)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now

@@ -13,12 +13,13 @@ import contextlib
 import hashlib
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import WHOLE_VALUE_BYTES, KeySizer, byte_groups, scan_reply, source_nodes
+from reproducer.data.copy import WHOLE_VALUE_BYTES, KeySizer, byte_groups, scan_reply, size_and_type, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -222,18 +223,37 @@ class _Checker:
         """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
         if not keys:
             return
-        for group in self._sizer.groups(src, keys):
-            src_info = self._describe_both(src, group, _describe_commands, _described)
+        for group, plain in self._typed_groups(src, keys):
+            ask, answer = partial(_describe_commands, plain=plain), partial(_described, plain=plain)
+            src_info = self._describe_both(src, group, ask, answer)
             dst_info = self._dst_info
-            dumped = [k for k in group if src_info[k][0] not in (b"string", b"none")]  # GET told the strings
-            if dumped:
-                more_src = self._describe_both(src, dumped, _dump_commands, _dumped)
-                for info, more in ((src_info, more_src), (dst_info, self._dst_info)):
-                    for key, (_t, _p, digest, size) in more.items():
-                        info[key] = (*info[key][:2], digest, size)
             self._sizer.guess.observe([info[3] for info in src_info.values()])
             by_value = [(key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key])]
             self._compare_values(src, node, db, by_value)
+
+    def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes]]]:
+        """``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE, else a guess), and which are strings.
+
+        Sizes and types come in one round trip; a string's value is then read with GET, anything else with DUMP.
+        """
+        sizer, count = self._sizer, len(keys)
+        asked = not sizer.denied
+        src.send(size_and_type(keys) if asked else b"".join(command("TYPE", k) for k in keys))
+        replies = src.read(2 * count if asked else count)
+        sizes, types = (replies[0::2], replies[1::2]) if asked else ([_UNREADABLE] * count, replies)
+        sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in sizes)
+        plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
+        group: list[bytes] = []
+        total = 0
+        for key, size in zip(keys, sizes, strict=True):
+            known = size if isinstance(size, int) else 0 if size is None else sizer.guess.size()  # None: gone
+            if group and total + known > sizer.max_bytes:
+                yield group, plain
+                group, total = [], 0
+            group.append(key)
+            total += known
+        if group:
+            yield group, plain
 
     def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
         """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
@@ -322,8 +342,8 @@ class _Checker:
             self._differ("type_mismatch", db, key, f"{s_type.decode()} on the source, {d_type.decode()} on the target")
         elif not _ttl_close(s_pttl, d_pttl, self.options.ttl_tolerance_ms):
             self._differ("ttl_mismatch", db, key, f"pttl {s_pttl} on the source, {d_pttl} on the target")
-        else:
-            return bool(s_dump != d_dump)
+        else:  # a key whose type changed after TYPE answered (GET refused it) is compared as data
+            return bool(s_dump != d_dump or s_dump is _MISREAD)
         return False
 
     def _same_value(self, node: Address, db: int, key: bytes, kind: str) -> bool:
@@ -358,20 +378,19 @@ _Info = tuple[Any, Any, Any, int]  # TYPE, PTTL, the value or payload body (or a
 _UNREADABLE = object()
 _Ask = Callable[[list[bytes]], bytes]
 _Answer = Callable[[RawConnection, list[bytes]], dict[bytes, _Info]]
-_DUMP_NEXT = b""  # the value of a key GET could not read: its DUMP follows
+_MISREAD = object()  # GET of a key that was no string any more (WRONGTYPE)
 
 
-def _describe_commands(keys: list[bytes]) -> bytes:
-    """TYPE, PTTL and GET of each key: a string's value costs the server less than its DUMP (no LZF)."""
+def _describe_commands(keys: list[bytes], plain: set[bytes]) -> bytes:
+    """TYPE, PTTL and the value of each key: GET for a string, DUMP for the others.
+
+    A GET costs the server less than a DUMP, which tries LZF on the value.
+    """
     return b"".join(
-        b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n"
-        % (len(k), k, len(k), k, len(k), k)
+        b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
+        % (len(k), k, len(k), k, b"$3\r\nGET" if k in plain else b"$4\r\nDUMP", len(k), k)
         for k in keys
     )
-
-
-def _dump_commands(keys: list[bytes]) -> bytes:
-    return b"".join(b"*2\r\n$4\r\nDUMP\r\n$%d\r\n%b\r\n" % (len(k), k) for k in keys)
 
 
 def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
@@ -384,10 +403,11 @@ def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "")
             )
 
 
-def _described(conn: RawConnection, keys: list[bytes]) -> dict[bytes, _Info]:
-    """Read the replies to :func:`_describe_commands`: per key (type, pttl, the string's value or digest, size).
+def _described(conn: RawConnection, keys: list[bytes], plain: set[bytes]) -> dict[bytes, _Info]:
+    """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
 
-    A key that is not a string gets ``_DUMP_NEXT`` as its value (GET answered WRONGTYPE): :func:`_dumped` follows.
+    Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
+    versions still compare equal when they encode the value the same way.
     """
     replies = conn.read(3 * len(keys))
     _check_errors(conn, replies, allowed="WRONGTYPE")
@@ -395,24 +415,11 @@ def _described(conn: RawConnection, keys: list[bytes]) -> dict[bytes, _Info]:
     for index, key in enumerate(keys):
         kind, pttl, value = replies[3 * index : 3 * index + 3]
         if isinstance(value, bytes):
-            described[key] = (kind, pttl, _digest(value, footer=0), len(value))
+            described[key] = (kind, pttl, _digest(value, footer=0 if key in plain else 10), len(value))
         else:
-            described[key] = (kind, pttl, _DUMP_NEXT if isinstance(value, ReplyError) else None, 0)
+            described[key] = (kind, pttl, _MISREAD if isinstance(value, ReplyError) else None, 0)
     replies.clear()
     return described
-
-
-def _dumped(conn: RawConnection, keys: list[bytes]) -> dict[bytes, _Info]:
-    """Read DUMP replies: per key the digest of the payload's body (without the version stamp) and its size.
-
-    Payloads are not kept. Leaving the stamp out lets engines that stamp different RDB versions compare equal
-    when they encode the value the same way. Type and PTTL are filled in from the first description.
-    """
-    replies = conn.read(len(keys))
-    _check_errors(conn, replies)
-    dumped: dict[bytes, _Info] = {k: (None, None, _digest(p), _size(p)) for k, p in zip(keys, replies, strict=True)}
-    replies.clear()
-    return dumped
 
 
 def _size(payload: object) -> int:

@@ -289,9 +289,27 @@ def test_a_key_that_stops_being_a_string_between_type_and_get_is_rebuilt(fleets,
     load_dataset(client, 120)
     monkeypatch.setattr(  # every key claims to be a string, as if each had changed type since TYPE answered
         copy_module,
-        "_size_and_type",
+        "size_and_type",
         lambda keys: b"".join(command("MEMORY", "USAGE", k) + command("ECHO", "string") for k in keys),
     )
     result = copy(ep(src), ep(dst), CopyOptions(batch=50))
     assert result.total.copied == 20 and result.total.rebuilt == 100  # 20 real strings, 100 other keys
     assert_identical(ep(src), ep(dst))
+
+
+def test_verify_compares_as_data_a_key_whose_type_changed_after_type_answered(fleets, monkeypatch):
+    """TYPE said string, GET then answers WRONGTYPE on both sides: the values are read by type and compared."""
+    from reproducer.data import verify as verify_module
+
+    src, dst = fleets(), fleets()
+    load_dataset(src.client(src.primary), 120)
+    copy(ep(src), ep(dst), CopyOptions())
+    monkeypatch.setattr(
+        verify_module,
+        "size_and_type",
+        lambda keys: b"".join(command("MEMORY", "USAGE", k) + command("ECHO", "string") for k in keys),
+    )
+    assert_identical(ep(src), ep(dst))
+    dst.client(dst.primary).hset("user:000001", "name", "someone else")
+    report = verify(ep(src), ep(dst), VerifyOptions())
+    assert [d["key"] for d in report.differences] == ["user:000001"] and report.value_mismatch == 1
