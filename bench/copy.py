@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         sources = Sources(plain, tls, shards, tls_spec, keys)
         results = Results()
         for number in range(1, args.rounds + 1):
-            print(f"round {number}/{args.rounds}", flush=True)
+            loadavg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"round {number}/{args.rounds} (load average {loadavg}: other processes share the cores)", flush=True)
             round_of(sources, results, skip)
     print(summary(results, keys))
 
