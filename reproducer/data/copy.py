@@ -342,8 +342,16 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]
 
 def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
     """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are."""
-    args = [b"SET", key, value] + ([b"PX", b"%d" % ttl] if ttl else []) + ([] if replace else [b"NX"])
-    return [b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)]
+    nx = b"" if replace else b"$2\r\nNX\r\n"
+    if ttl:
+        px = b"%d" % ttl
+        return [
+            b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n%b"
+            % (5 + (not replace), len(key), key, len(value), value, len(px), px, nx)
+        ]
+    return [
+        b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (3 + (not replace), len(key), key, len(value), value, nx)
+    ]
 
 
 class SizeGuess:
@@ -701,9 +709,9 @@ class _NodeCopier:
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
         changed: list[tuple[bytes, int]] = []
-        for index, key in enumerate(keys):
-            pttl, payload = replies[2 * index], replies[2 * index + 1]
-            if plain[index] and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
+        sent, max_payload = request.sent_ms, self.options.max_payload_bytes
+        for key, pttl, payload, is_plain in zip(keys, replies[0::2], replies[1::2], plain, strict=True):
+            if is_plain and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
                 changed.append((key, 0))  # no longer a string since TYPE answered: rebuilt by its new type
                 continue
             if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
@@ -714,12 +722,12 @@ class _NodeCopier:
             if payload is None or pttl == -2:
                 delta.expired += 1
                 continue
-            delta.bytes += len(payload)
-            if len(payload) > self.options.max_payload_bytes:
+            size = len(payload)
+            delta.bytes += size
+            if size > max_payload:
                 oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
                 continue
-            value = Plain(payload) if plain[index] else payload
-            items.append((key, request.sent_ms + pttl if pttl >= 0 else 0, value))
+            items.append((key, sent + pttl if pttl >= 0 else 0, Plain(payload) if is_plain else payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
@@ -850,8 +858,12 @@ class TargetWriter:
     def send(self, db: int, items: list[tuple[bytes, int, bytes]]) -> dict[Address, list[int]]:
         """Send RESTOREs for ``items`` to their nodes without waiting; returns item indexes per node."""
         per_node: dict[Address, list[int]] = {}
-        for index, (key, _ttl, _payload) in enumerate(items):
-            per_node.setdefault(self.layout.node_for_key(key), []).append(index)
+        if not self.layout.cluster and items:
+            per_node[self.layout.primaries[0]] = list(range(len(items)))
+        else:
+            node_for_key = self.layout.node_for_key
+            for index, (key, _ttl, _payload) in enumerate(items):
+                per_node.setdefault(node_for_key(key), []).append(index)
         for node, indexes in per_node.items():
             try:
                 self._send_to(node, db, items, indexes)
