@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from reproducer.data import dumpfmt, rebuild
 from reproducer.data.checkpoint import Checkpoint
@@ -780,11 +780,8 @@ class _NodeCopier:
         """Rebuild one key from the source with type commands, in chunks (its TTL is read again there)."""
         with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
-            value = rebuild.read_value(reader, key, kind) if kind != "none" else None
-            pttl = int(reader.pttl(key))
-        if value is None:
-            return
-        self.writer.rebuild(db, key, value, pttl)
+            if kind != "none":
+                self.writer.rebuild_chunked(db, key, reader, kind)
 
 
 def scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
@@ -994,8 +991,8 @@ class TargetWriter:
         if conn is not None:
             conn.close()
 
-    def rebuild(self, db: int, key: bytes, value: rebuild.Value, pttl: int) -> None:
-        """Write one key with type commands (unless it exists and existing keys are kept)."""
+    def rebuild_chunked(self, db: int, key: bytes, reader: Any, kind: str) -> None:
+        """Copy one key from ``reader`` a chunk at a time (unless it exists and existing keys are kept)."""
         node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
@@ -1004,7 +1001,7 @@ class TargetWriter:
         ):
             if not self.replace and writer.exists(key):
                 return
-            rebuild.write_value(writer, key, value, pttl, replace=True)
+            rebuild.copy_chunked(reader, writer, key, kind, int(reader.pttl(key)))
 
     def rebuild_keys(self, db: int, keys: list[bytes], source: RawConnection) -> Rebuilt:
         """Rebuild ``keys`` (values small enough to hold whole) from ``source`` with type commands, pipelined.

@@ -9,6 +9,7 @@ carried (as with every SCAN-based tool), which the copy reports.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,10 @@ def _read_stream(client: Any, key: bytes) -> Any:
         if len(window) < CHUNK:
             break
         start = b"(" + _id(window[-1][0])
+    return entries, _read_stream_meta(client, key)
+
+
+def _read_stream_meta(client: Any, key: bytes) -> dict[str, Any]:
     info = client.xinfo_stream(key)
     groups = [
         {
@@ -83,7 +88,7 @@ def _read_stream(client: Any, key: bytes) -> Any:
         "max_deleted_id": _id(info.get("max-deleted-entry-id") or b"0-0"),
         "groups": groups,
     }
-    return entries, meta
+    return meta
 
 
 def _id(value: Any) -> bytes:
@@ -309,3 +314,70 @@ def normal(value: Value | None) -> Any:
         entries = [[entry_id, list(flat)] for entry_id, flat in value.items]
         return value.type, entries, {k: v for k, v in value.stream_meta.items() if k != "entries_added"}
     return value.type, value.items
+
+
+#: Bytes of a big string read (GETRANGE) and written (APPEND) at a time.
+STRING_CHUNK = 8 * 1024 * 1024
+
+
+def copy_chunked(reader: Any, writer: Any, key: bytes, kind: str, pttl: int) -> None:
+    """Copy ``key`` from ``reader`` to ``writer`` (valkey-py clients) a chunk at a time, never holding it whole.
+
+    For a value too big for one RESTORE, or for the memory bound: strings by GETRANGE/APPEND in STRING_CHUNK
+    bytes, collections by their SCAN (or LRANGE/XRANGE windows) in CHUNK elements, each chunk written before the
+    next is read. The target key is deleted first; ``pttl`` as in :func:`write_value`.
+    """
+    started = time.monotonic()
+    writer.delete(key)
+    if kind == "string":
+        _copy_string(reader, writer, key)
+    elif kind == "stream":
+        _copy_stream(reader, writer, key)
+    else:
+        for chunk in _windows(reader, key, kind):
+            _WRITERS[kind](writer, key, Value(kind, chunk))
+    if pttl >= 0:  # the expiry counts from when PTTL answered, however long the chunks took
+        writer.pexpire(key, max(pttl - int((time.monotonic() - started) * 1000), 1))
+
+
+def _copy_string(reader: Any, writer: Any, key: bytes) -> None:
+    offset = 0
+    while True:
+        part = reader.getrange(key, offset, offset + STRING_CHUNK - 1)
+        if part or offset == 0:
+            writer.append(key, part)  # an empty string is created too
+        offset += len(part)
+        if len(part) < STRING_CHUNK:
+            return
+
+
+def _windows(reader: Any, key: bytes, kind: str) -> Any:
+    """The elements of a hash, set, sorted set or list in chunks of CHUNK, in the form their writers take."""
+    if kind == "list":
+        start = 0
+        while window := reader.lrange(key, start, start + CHUNK - 1):
+            yield window
+            start += len(window)
+        return
+    scan = {"hash": reader.hscan_iter, "set": reader.sscan_iter, "zset": reader.zscan_iter}[kind]
+    chunk: list[Any] = []
+    for item in scan(key, count=CHUNK):
+        chunk.append(list(item) if kind != "set" else item)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _copy_stream(reader: Any, writer: Any, key: bytes) -> None:
+    start = b"-"
+    while window := reader.xrange(key, min=start, count=CHUNK):
+        pipe = writer.pipeline(transaction=False)
+        for entry_id, fields in window:
+            pipe.execute_command("XADD", key, _id(entry_id), *_flatten(fields))
+        pipe.execute()
+        if len(window) < CHUNK:
+            break
+        start = b"(" + _id(window[-1][0])
+    _write_stream(writer, key, Value("stream", [], _read_stream_meta(reader, key)))

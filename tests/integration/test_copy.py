@@ -313,3 +313,29 @@ def test_verify_compares_as_data_a_key_whose_type_changed_after_type_answered(fl
     dst.client(dst.primary).hset("user:000001", "name", "someone else")
     report = verify(ep(src), ep(dst), VerifyOptions())
     assert [d["key"] for d in report.differences] == ["user:000001"] and report.value_mismatch == 1
+
+
+def test_values_too_big_for_one_restore_are_copied_a_chunk_at_a_time(fleets, monkeypatch):
+    """Every type over max_payload_bytes goes by chunks (GETRANGE/APPEND, SCAN windows), TTLs and groups kept."""
+    from reproducer.data import rebuild
+
+    monkeypatch.setattr(rebuild, "STRING_CHUNK", 1000)
+    src, dst = fleets(), fleets(engine="redis")
+    client = src.client(src.primary)
+    client.set("big:string", os.urandom(10_500), px=3_600_000)
+    client.set("big:empty", "")
+    client.hset("big:hash", mapping={f"f{i}": f"v{i}" for i in range(2500)})
+    client.sadd("big:set", *[f"m{i}" for i in range(2500)])
+    client.zadd("big:zset", {f"m{i}": i / 7 for i in range(2500)})
+    client.rpush("big:list", *[f"i{i}" for i in range(2500)])
+    for i in range(1, 2501):
+        client.xadd("big:stream", {"n": i}, id=f"{i}-1")
+    client.xgroup_create("big:stream", "g", id="7-1")
+    client.pexpire("big:stream", 7_200_000)
+    result = copy(ep(src), ep(dst), CopyOptions(max_payload_bytes=1000))
+    assert result.total.rebuilt == 6 and result.total.copied == 1  # big:empty fits in one command
+    calls = {name: stats["calls"] for name, stats in dst.client(dst.primary).info("commandstats").items()}
+    assert calls["cmdstat_append"] == 11  # 10,500 bytes in chunks of 1000, never whole
+    assert calls["cmdstat_hset"] == calls["cmdstat_sadd"] == calls["cmdstat_zadd"] == calls["cmdstat_rpush"] == 3
+    assert_identical(ep(src), ep(dst))
+    assert 3_500_000 < dst.client(dst.primary).pttl("big:string") <= 3_600_000
