@@ -9,6 +9,7 @@ carried (as with every SCAN-based tool), which the copy reports.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -381,3 +382,47 @@ def _copy_stream(reader: Any, writer: Any, key: bytes) -> None:
             break
         start = b"(" + _id(window[-1][0])
     _write_stream(writer, key, Value("stream", [], _read_stream_meta(reader, key)))
+
+
+_MODULUS = 1 << 256
+
+
+def fingerprint(client: Any, key: bytes, kind: str) -> bytes:
+    """A digest of ``key``'s value read a chunk at a time (memory bounded whatever the value's size).
+
+    Ordered types (string, list, stream) hash their chunks in order; hashes, sets and sorted sets add up one
+    digest per element, so the order SCAN returns them in does not matter. SCAN may return an element twice
+    (while the table rehashes): equal fingerprints mean equal values, different ones must be confirmed by a
+    whole comparison.
+    """
+    ordered = hashlib.blake2b(kind.encode(), digest_size=32)
+    if kind == "string":
+        offset = 0
+        while part := client.getrange(key, offset, offset + STRING_CHUNK - 1):
+            ordered.update(part)
+            offset += len(part)
+        return ordered.digest()
+    if kind in ("list", "stream"):
+        windows = _windows(client, key, kind) if kind == "list" else _stream_windows(client, key)
+        for window in windows:
+            for item in window:
+                ordered.update(repr(item).encode())
+        if kind == "stream":
+            meta = _read_stream_meta(client, key)
+            ordered.update(repr({k: v for k, v in meta.items() if k != "entries_added"}).encode())
+        return ordered.digest()
+    total = 0
+    for window in _windows(client, key, kind):
+        for item in window:
+            element = (item[0], repr(float(item[1]))) if kind == "zset" else item
+            total += int.from_bytes(hashlib.blake2b(repr(element).encode(), digest_size=32).digest(), "big")
+    return ordered.digest() + (total % _MODULUS).to_bytes(32, "big")
+
+
+def _stream_windows(client: Any, key: bytes) -> Any:
+    start = b"-"
+    while window := client.xrange(key, min=start, count=CHUNK):
+        yield [[_id(entry_id), _flatten(fields)] for entry_id, fields in window]
+        if len(window) < CHUNK:
+            return
+        start = b"(" + _id(window[-1][0])
