@@ -148,3 +148,15 @@ def test_target_rdb_version_from_info_or_by_a_restore_probe(fleets):
             finally:
                 conn.close()
         assert fleet.client(fleet.primary).dbsize() == 0  # the probe key is gone
+
+
+def test_valkey_into_a_redis_7_cluster_with_tls(fleets, small_whole):
+    """The Redis-only clouds' shape: a TLS cluster of Redis 7.0; rebuilt keys are routed to their shards."""
+    src = fleets(engine="valkey")
+    dst = fleets(engine="redis", topology="cluster", shards=3, tls=True)
+    every_encoding(src.client(src.primary))
+    target = parse_endpoint(f"valkeys+cluster://127.0.0.1:{dst.servers[0].port}?ca={dst.tls_files.ca_cert}", environ={})
+    result = copy(endpoint(src), target, CopyOptions(batch=5))
+    assert result.total.rebuilt == 6 and result.total.copied + result.total.rebuilt == 21
+    report = verify(endpoint(src), target, VerifyOptions(ttl_tolerance_ms=2000))
+    assert report.ok and report.compared == 21, report.to_dict()
