@@ -60,7 +60,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 bench: setup
-	$(PY) bench/copy.py
+	$(PY) bench/copy.py $(BENCH_ARGS)
 
 golden: setup
 	$(PY) -m tests.golden.regen

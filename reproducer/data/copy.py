@@ -6,8 +6,12 @@ in one write, and sends the previous batch's ``RESTORE``s to the target before r
 work at the same time. A batch closes at ``batch`` keys (one SCAN reply) or ``max_batch_bytes`` bytes, so
 memory is bounded by bytes whatever the values' sizes (see :class:`_Planner`). A cluster
 target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
-connections refresh the map and retry, so a failover or a reshard does not abort the copy. A payload the
-target refuses (another RDB version) is rebuilt with type commands (:mod:`reproducer.data.rebuild`).
+connections refresh the map and retry, so a failover or a reshard does not abort the copy.
+
+Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
+stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
+the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
+(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks.
 
 Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
 confirmed on the target); ``resume`` continues from there, only against the source and target the
@@ -17,6 +21,7 @@ checkpoint names, and only when the target still holds the keys it confirmed.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from bisect import bisect_right
@@ -26,20 +31,41 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from reproducer.data import rebuild
+from reproducer.data import dumpfmt, rebuild
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError
+from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
+_Value = rebuild.Value
 _MAX_RETRIES = 8
 _MAX_SOURCE_RETRIES = 6
 _WAIT_MS = 2000
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
+#: A key whose payload is at most this big is rebuilt with others in one pipeline (its whole value read at
+#: once); a bigger one alone, in chunks of rebuild.CHUNK elements.
+WHOLE_VALUE_BYTES = 4 * 1024 * 1024
+#: Whole values read in one pipeline add up to at most about this many payload bytes (their Python objects
+#: take several times more).
+WHOLE_GROUP_BYTES = 8 * 1024 * 1024
+
+
+def byte_groups(sized: list[tuple[bytes, int]], limit: int = WHOLE_GROUP_BYTES) -> Iterator[list[bytes]]:
+    """Keys in order, in groups whose sizes add up to at most ``limit`` (a bigger key alone)."""
+    group: list[bytes] = []
+    total = 0
+    for key, size in sized:
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(key)
+        total += size
+    if group:
+        yield group
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,8 @@ class Stats:
     expired: int = 0
     skipped: int = 0
     rebuilt: int = 0
+    #: Payloads re-stamped with the target's older RDB version (their type is one it knows).
+    converted: int = 0
     bytes: int = 0
     retries: int = 0
     #: Copied keys without a TTL: a resumed target must still hold at least these.
@@ -169,8 +197,13 @@ def _notes(total: Stats, earlier: Stats) -> list[str]:
         )
     if total.expired:
         notes.append(f"{total.expired} key(s) expired or were deleted while being copied (not an error)")
+    if total.converted:
+        notes.append(f"{total.converted} payload(s) were re-stamped with the target's older RDB version")
     if total.rebuilt:
-        notes.append(f"{total.rebuilt} key(s) were rebuilt with type commands (RESTORE refused their payload)")
+        notes.append(
+            f"{total.rebuilt} key(s) were rebuilt with type commands (a type the target's RDB version does not "
+            "know, or a payload it refused)"
+        )
     return notes
 
 
@@ -272,12 +305,32 @@ class RateLimiter:
             self._sleep(delay)
 
 
-def _dump_batch(keys: list[bytes]) -> bytes:
+#: A string known (from TYPE and MEMORY USAGE) to be at most this big is read with GET and written with SET:
+#: cheaper for both servers than DUMP (which tries LZF on it) and RESTORE (CRC-64, decoding), and free of RDB
+#: versions. Bigger ones, and keys of unknown type, go by DUMP/RESTORE.
+PLAIN_MAX = 64 * 1024
+
+
+class Plain(bytes):
+    """A string's value read with GET (not a DUMP payload): the target gets ``SET``, not ``RESTORE``."""
+
+
+def _dump_batch(keys: list[bytes], plain: list[bool] | None = None) -> bytes:
     parts = []
-    for key in keys:
+    for index, key in enumerate(keys):
         head = b"$%d\r\n%b\r\n" % (len(key), key)
-        parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + b"*2\r\n$4\r\nDUMP\r\n" + head)
+        read = b"*2\r\n$3\r\nGET\r\n" if plain and plain[index] else b"*2\r\n$4\r\nDUMP\r\n"
+        parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + read + head)
     return b"".join(parts)
+
+
+def size_and_type(keys: list[bytes]) -> bytes:
+    """MEMORY USAGE and TYPE of each key, encoded for one write."""
+    return b"".join(
+        b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n"
+        % (len(key), key, len(key), key)
+        for key in keys
+    )
 
 
 def memory_usage(keys: list[bytes]) -> bytes:
@@ -310,6 +363,20 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]
     )
     tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
     return [head + payload + tail] if len(payload) < DIRECT_SEND else [head, payload, tail]
+
+
+def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
+    """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are."""
+    nx = b"" if replace else b"$2\r\nNX\r\n"
+    if ttl:
+        px = b"%d" % ttl
+        return [
+            b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n%b"
+            % (5 + (not replace), len(key), key, len(value), value, len(px), px, nx)
+        ]
+    return [
+        b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (3 + (not replace), len(key), key, len(value), value, nx)
+    ]
 
 
 class SizeGuess:
@@ -381,11 +448,15 @@ class _Segment:
 
 @dataclass
 class _Chunk:
-    """Keys dumped together, all from one segment; ``ends`` when they are the segment's last."""
+    """Keys dumped together, all from one segment; ``ends`` when they are the segment's last.
+
+    ``plain[i]``: key i is a small string, read with GET.
+    """
 
     keys: list[bytes]
     segment: _Segment
     ends: bool
+    plain: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -401,7 +472,7 @@ class _Request:
     @property
     def replies(self) -> int:
         """How many replies the source sends back."""
-        return (2 * len(self.chunk.keys) if self.chunk else 0) + len(self.sized) + (1 if self.scans else 0)
+        return (2 * len(self.chunk.keys) if self.chunk else 0) + 2 * len(self.sized) + (1 if self.scans else 0)
 
 
 class _Planner:
@@ -431,8 +502,8 @@ class _Planner:
         scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
         if chunk is None and not sized and not scans:
             return None
-        data = _dump_batch(chunk.keys) if chunk else b""
-        data += memory_usage(sized)
+        data = _dump_batch(chunk.keys, chunk.plain) if chunk else b""
+        data += size_and_type(sized)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
@@ -449,7 +520,8 @@ class _Planner:
         dumps = replies[:count]
         self.guess.observe([len(p) for p in dumps[1::2] if isinstance(p, bytes)])
         if request.sized_segment is not None:
-            self._sized(request.sized, replies[count : count + len(request.sized)], request.sized_segment)
+            answers = replies[count : count + 2 * len(request.sized)]
+            self._sized(request.sized, answers[0::2], answers[1::2], request.sized_segment)
         if not request.scans:
             return dumps, None
         cursor, keys = scan_reply(replies[-1])
@@ -472,16 +544,20 @@ class _Planner:
         segment = _Segment(cursor)
         self.segments.append(segment)
         if self.sizes_denied:
-            self.queue.append(_Sized(keys, [None] * len(keys), segment))
+            self.queue.append(_Sized(keys, [None] * len(keys), segment, [False] * len(keys)))
         else:
             self.unsized, self.unsized_segment = keys, segment
         return None
 
-    def _sized(self, keys: list[bytes], sizes: list[object], segment: _Segment) -> None:
+    def _sized(self, keys: list[bytes], sizes: list[object], types: list[object], segment: _Segment) -> None:
         if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: guess from payloads
             self.sizes_denied = True
         known = [size if isinstance(size, int) else 0 if size is None else None for size in sizes]
-        self.queue.append(_Sized(keys, known, segment))
+        plain = [
+            kind == b"string" and size is not None and size <= PLAIN_MAX
+            for kind, size in zip(types, known, strict=True)
+        ]
+        self.queue.append(_Sized(keys, known, segment, plain))
 
     def _take(self) -> _Chunk | None:
         """The next batch: the oldest queued segment's keys (a SCAN reply: about ``batch``), up to the byte bound."""
@@ -493,11 +569,12 @@ class _Planner:
         totals = list(accumulate(guess if size is None else size for size in window))
         count = max(bisect_right(totals, self.options.max_batch_bytes), 1)  # a key over the bound goes alone
         keys = entry.keys[entry.start : entry.start + count]
+        plain = entry.plain[entry.start : entry.start + count]
         entry.start += count
         ends = entry.start == len(entry.keys)
         if ends:
             self.queue.popleft()
-        return _Chunk(keys, entry.segment, ends)
+        return _Chunk(keys, entry.segment, ends, plain)
 
 
 @dataclass
@@ -507,6 +584,7 @@ class _Sized:
     keys: list[bytes]
     sizes: list[int | None]
     segment: _Segment
+    plain: list[bool]
     start: int = 0
 
 
@@ -519,6 +597,9 @@ class RestoreBatch:
     per_node: dict[Address, list[int]]
     chunk: _Chunk | None = None
     oversized: list[bytes] = field(default_factory=list)
+    #: Keys of a type the target's RDB version does not know, with their payload sizes: rebuilt by type.
+    unknown: list[tuple[bytes, int]] = field(default_factory=list)
+    converted: int = 0
 
 
 class _NodeCopier:
@@ -540,6 +621,7 @@ class _NodeCopier:
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
         self._planner = _Planner(b"0", options)
+        self._reader: RawConnection | None = None  # a second source connection for rebuilds, opened when needed
 
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
@@ -549,6 +631,8 @@ class _NodeCopier:
                     self._copy_db_reconnecting(db)
         finally:
             self.writer.close()
+            if self._reader is not None:
+                self._reader.close()
 
     def _copy_db_reconnecting(self, db: int) -> None:
         """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""
@@ -645,11 +729,16 @@ class _NodeCopier:
 
     def _restore_batch(self, db: int, request: _Request, replies: list[object]) -> RestoreBatch:
         keys = request.chunk.keys if request.chunk else []
+        plain = request.chunk.plain if request.chunk and request.chunk.plain else [False] * len(keys)
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
-        for index, key in enumerate(keys):
-            pttl, payload = replies[2 * index], replies[2 * index + 1]
+        changed: list[tuple[bytes, int]] = []
+        sent, max_payload = request.sent_ms, self.options.max_payload_bytes
+        for key, pttl, payload, is_plain in zip(keys, replies[0::2], replies[1::2], plain, strict=True):
+            if is_plain and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
+                changed.append((key, 0))  # no longer a string since TYPE answered: rebuilt by its new type
+                continue
             if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
                 raise DataError(
                     f"DUMP or PTTL of {key!r} on {self.name} failed: {payload!r} {pttl!r}",
@@ -658,26 +747,36 @@ class _NodeCopier:
             if payload is None or pttl == -2:
                 delta.expired += 1
                 continue
-            delta.bytes += len(payload)
-            if len(payload) > self.options.max_payload_bytes:
+            size = len(payload)
+            delta.bytes += size
+            if size > max_payload:
                 oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
                 continue
-            items.append((key, request.sent_ms + pttl if pttl >= 0 else 0, payload))
+            items.append((key, sent + pttl if pttl >= 0 else 0, Plain(payload) if is_plain else payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        return RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized)
+        items, unknown, converted = self.writer.split(items)
+        batch = RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
+        batch.unknown += changed
+        return batch
 
     def _confirm(self, batch: RestoreBatch) -> None:
         outcome = self.writer.confirm(batch)
-        refused = [batch.items[index][0] for index in outcome.rebuild]
-        for key in refused + batch.oversized:
+        refused = [(batch.items[index][0], len(batch.items[index][2])) for index in outcome.rebuild]
+        whole = [(key, size) for key, size in refused + batch.unknown if size <= WHOLE_VALUE_BYTES]
+        alone = [key for key, size in refused + batch.unknown if size > WHOLE_VALUE_BYTES] + batch.oversized
+        rebuilt = skipped = 0
+        for group in byte_groups(whole):
+            done, more, alone = self._rebuild_whole(batch.db, group, alone)
+            rebuilt, skipped = rebuilt + done, skipped + more
+        for key in alone:
             self._rebuild(batch.db, key)
-        rebuilt = len(refused) + len(batch.oversized)
         delta = Stats(
             copied=outcome.copied,
-            skipped=outcome.skipped,
-            rebuilt=rebuilt,
+            skipped=outcome.skipped + skipped,
+            rebuilt=rebuilt + len(alone),
+            converted=batch.converted,
             retries=outcome.retries,
             persistent=outcome.persistent,
         )
@@ -687,15 +786,27 @@ class _NodeCopier:
         if cursor is not None:
             self.checkpoint.advance(self.name, batch.db, cursor, self.stats)
 
+    def _rebuild_whole(self, db: int, keys: list[bytes], alone: list[bytes]) -> tuple[int, int, list[bytes]]:
+        """Rebuild ``keys`` in pipelines over a second source connection (the first has a batch in flight)."""
+        try:
+            if self._reader is None:
+                self._reader = connect(self.source, self.node)
+            done = self.writer.rebuild_keys(db, keys, self._reader)
+        except DataError as exc:
+            if not exc.retryable:
+                raise
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = None
+            return 0, 0, alone + keys  # one key at a time, each on a new connection
+        return done.rebuilt, done.skipped, alone + done.alone
+
     def _rebuild(self, db: int, key: bytes) -> None:
-        """Rebuild one key from the source with type commands (its TTL is read again there)."""
+        """Rebuild one key from the source with type commands, in chunks (its TTL is read again there)."""
         with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
-            value = rebuild.read_value(reader, key, kind) if kind != "none" else None
-            pttl = int(reader.pttl(key))
-        if value is None:
-            return
-        self.writer.rebuild(db, key, value, pttl)
+            if kind != "none":
+                self.writer.rebuild_chunked(db, key, reader, kind)
 
 
 def scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
@@ -736,6 +847,26 @@ class TargetWriter:
         self._unsent: set[Address] = set()
         self._last_error = ""
         self.warnings: list[str] = []
+        self.rdb_version = target_rdb_version(self.conn(self.layout.primaries[0], 0))
+
+    def split(
+        self, items: list[tuple[bytes, int, bytes]]
+    ) -> tuple[list[tuple[bytes, int, bytes]], list[tuple[bytes, int]], int]:
+        """Payloads as the target's RDB version takes them: (items to RESTORE, (key, size) to rebuild, re-stamped)."""
+        version = self.rdb_version
+        if version is None or all(isinstance(p, Plain) or dumpfmt.rdb_version(p) <= version for _k, _t, p in items):
+            return items, [], 0
+        kept: list[tuple[bytes, int, bytes]] = []
+        unknown: list[tuple[bytes, int]] = []
+        restamped = 0
+        for key, deadline, payload in items:
+            converted = payload if isinstance(payload, Plain) else dumpfmt.downgrade(payload, version)
+            if converted is None:
+                unknown.append((key, len(payload)))
+            else:
+                kept.append((key, deadline, converted))
+                restamped += converted is not payload
+        return kept, unknown, restamped
 
     def conn(self, node: Address, db: int) -> RawConnection:
         """The connection to target ``node``, on ``db`` unless the target is a cluster."""
@@ -749,8 +880,12 @@ class TargetWriter:
     def send(self, db: int, items: list[tuple[bytes, int, bytes]]) -> dict[Address, list[int]]:
         """Send RESTOREs for ``items`` to their nodes without waiting; returns item indexes per node."""
         per_node: dict[Address, list[int]] = {}
-        for index, (key, _ttl, _payload) in enumerate(items):
-            per_node.setdefault(self.layout.node_for_key(key), []).append(index)
+        if not self.layout.cluster and items:
+            per_node[self.layout.primaries[0]] = list(range(len(items)))
+        else:
+            node_for_key = self.layout.node_for_key
+            for index, (key, _ttl, _payload) in enumerate(items):
+                per_node.setdefault(node_for_key(key), []).append(index)
         for node, indexes in per_node.items():
             try:
                 self._send_to(node, db, items, indexes)
@@ -765,7 +900,9 @@ class TargetWriter:
         parts = [
             part
             for key, deadline, data in (items[i] for i in indexes)
-            for part in _restore(key, max(deadline - now, 1) if deadline else 0, data, replace)
+            for part in (_set if isinstance(data, Plain) else _restore)(
+                key, max(deadline - now, 1) if deadline else 0, data, replace
+            )
         ]
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
@@ -815,6 +952,9 @@ class TargetWriter:
     def _classify(self, batch: RestoreBatch, indexes: list[int], replies: list[object], outcome: _Outcome) -> list[int]:
         retry = []
         for index, reply in zip(indexes, replies, strict=True):
+            if reply is None:  # SET NX of a key the target has (--skip-existing)
+                outcome.skipped += 1
+                continue
             if not isinstance(reply, ReplyError):
                 outcome.copied += 1
                 outcome.persistent += batch.items[index][1] == 0
@@ -824,7 +964,7 @@ class TargetWriter:
                 outcome.skipped += 1
             elif message.startswith(("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "READONLY")):
                 retry.append(index)
-            elif message.startswith(_VERSION_ERRORS) or "payload version" in message:
+            elif any(text in message for text in _VERSION_ERRORS):  # after "ERR"
                 outcome.rebuild.append(index)
             else:
                 raise _fatal(message, batch.items[index][0])
@@ -876,8 +1016,8 @@ class TargetWriter:
         if conn is not None:
             conn.close()
 
-    def rebuild(self, db: int, key: bytes, value: rebuild.Value, pttl: int) -> None:
-        """Write one key with type commands (unless it exists and existing keys are kept)."""
+    def rebuild_chunked(self, db: int, key: bytes, reader: Any, kind: str) -> None:
+        """Copy one key from ``reader`` a chunk at a time (unless it exists and existing keys are kept)."""
         node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
@@ -886,12 +1026,105 @@ class TargetWriter:
         ):
             if not self.replace and writer.exists(key):
                 return
-            rebuild.write_value(writer, key, value, pttl, replace=True)
+            rebuild.copy_chunked(reader, writer, key, kind, int(reader.pttl(key)))
+
+    def rebuild_keys(self, db: int, keys: list[bytes], source: RawConnection) -> Rebuilt:
+        """Rebuild ``keys`` (values small enough to hold whole) from ``source`` with type commands, pipelined.
+
+        Reads TYPE and PTTL of every key in one round trip, their values in a second, and writes them to each
+        target node in one more. A key whose type changed meanwhile is left in ``alone`` (rebuild it by itself).
+        """
+        source.select(db)
+        sent = monotonic_ms()
+        source.send(b"".join(command("TYPE", k) + command("PTTL", k) for k in keys))
+        described = source.read(2 * len(keys))
+        done = Rebuilt()
+        plan: list[tuple[bytes, str, int]] = []
+        for key, kind, pttl in zip(keys, described[0::2], described[1::2], strict=True):
+            if not isinstance(kind, bytes) or kind not in _TYPE_NAMES or not isinstance(pttl, int):
+                done.alone.append(key)  # an error reply, or a type no rebuild knows: the per-key path says why
+            elif kind != b"none" and pttl != -2:
+                plan.append((key, kind.decode(), pttl))
+        reads = [rebuild.read_commands(k, kind) for k, kind, _pttl in plan]
+        source.send(b"".join(command(*args) for group in reads for args in group))
+        replies = source.read(sum(map(len, reads)))
+        values: list[tuple[bytes, _Value, int]] = []
+        for (key, kind, pttl), group in zip(plan, reads, strict=True):
+            answers, replies = replies[: len(group)], replies[len(group) :]
+            try:
+                value = rebuild.parse_value(kind, answers)
+            except rebuild.ReplyShapeError:
+                done.alone.append(key)
+                continue
+            if value is not None:
+                values.append((key, value, sent + pttl if pttl >= 0 else 0))
+        self._write_values(db, values, done)
+        return done
+
+    def _write_values(self, db: int, values: list[tuple[bytes, _Value, int]], done: Rebuilt) -> None:
+        by_node: dict[Address, list[tuple[bytes, _Value, int]]] = {}
+        for entry in values:
+            by_node.setdefault(self.layout.node_for_key(entry[0]), []).append(entry)
+        for node, on_node in by_node.items():
+            conn, entries = self.conn(node, db), on_node
+            if not self.replace:
+                conn.send(b"".join(command("EXISTS", key) for key, _v, _d in entries))
+                exists = conn.read(len(entries))
+                done.skipped += sum(1 for found in exists if found == 1)
+                entries = [e for e, found in zip(entries, exists, strict=True) if found != 1]
+            now = monotonic_ms()
+            writes = [
+                rebuild.write_commands(key, value, max(deadline - now, 1) if deadline else -1)
+                for key, value, deadline in entries
+            ]
+            conn.send_parts([command(*args) for group in writes for args in group])
+            replies = conn.read(sum(map(len, writes)))
+            failed = next((r for r in replies if isinstance(r, ReplyError)), None)
+            if failed is not None:
+                raise _fatal(str(failed), entries[0][0])
+            done.rebuilt += len(entries)
 
     def close(self) -> None:
         """Close every target connection."""
         for node in list(self._conns):
             self._drop(node)
+
+
+@dataclass
+class Rebuilt:
+    """What :meth:`TargetWriter.rebuild_keys` did: keys rebuilt, kept (they existed), left to rebuild alone."""
+
+    rebuilt: int = 0
+    skipped: int = 0
+    alone: list[bytes] = field(default_factory=list)
+
+
+_PROBE_PREFIX = b"__reproducer:rdb-probe:"
+_TYPE_NAMES = {name.encode() for name in rebuild.TYPES} | {b"none"}
+
+
+def target_rdb_version(conn: RawConnection) -> int | None:
+    """The newest RDB version ``conn``'s server accepts: from ``INFO server``, else by RESTOREs of a probe key.
+
+    The probe restores a one-byte string stamped 11, then 10, then 9 under a fresh
+    ``__reproducer:rdb-probe:<hex>`` key and deletes it; None when neither way tells (payloads then go as they
+    are, and a refused one is rebuilt).
+    """
+    with contextlib.suppress(DataError):
+        info = conn.call("INFO", "server")
+        version = dumpfmt.version_of_server(info) if isinstance(info, bytes) else None
+        if version is not None:
+            return version
+    key = _PROBE_PREFIX + os.urandom(8).hex().encode()
+    for version in sorted(dumpfmt.MAX_TYPE, reverse=True):
+        stamped = dumpfmt.with_version(b"\x00\x01x\x00\x00" + bytes(8), version)
+        conn.send(command("RESTORE", key, 0, stamped) + command("DEL", key))
+        restored, _deleted = conn.read(2)
+        if restored == b"OK":
+            return version
+        if not any(text in str(restored) for text in _VERSION_ERRORS):
+            return None  # not allowed to write there, or a cluster redirection: the copy will tell
+    return None
 
 
 def _fatal(message: str, key: bytes) -> DataError:

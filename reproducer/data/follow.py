@@ -262,10 +262,15 @@ class Follower:
 
     def _copy_group(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
         present, gone = reader.dump(db, keys)
+        present, unknown, _converted = writer.split(present)
         if present:
             batch = RestoreBatch(db, present, writer.send(db, present))
             outcome = writer.confirm(batch)
             self.stats.recopied += outcome.copied
+            unknown += [(present[index][0], 0) for index in outcome.rebuild]
+        if unknown:  # a type the target's RDB version does not know, or a refused payload: rebuilt by type
+            rebuilt = writer.rebuild_keys(db, [key for key, _size in unknown], reader.conn_for(unknown[0][0]))
+            self.stats.recopied += rebuilt.rebuilt  # a key that changed type meanwhile comes back as an event
         for key in gone:
             node = writer.layout.node_for_key(key)
             writer.conn(node, db).call("DEL", key)
@@ -291,6 +296,10 @@ class _SourceReader:
                 conn = self._conn(node)
                 conn.select(db)
                 yield from self.sizer.groups(conn, node_keys[start : start + batch])
+
+    def conn_for(self, key: bytes) -> RawConnection:
+        """The connection to the source node that holds ``key``."""
+        return self._conn(self.layout.node_for_key(key))
 
     def _conn(self, node: Address) -> RawConnection:
         if node not in self._conns:

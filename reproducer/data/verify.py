@@ -1,9 +1,10 @@
 """Compare a target with its source: counts per database and type, then every key (or a sample).
 
 Each source key is checked on the target for presence, type, TTL (within a tolerance) and value. Values
-are compared by their DUMP payload first (identical payloads are identical values); when payloads differ
-(another server version, another encoding) the values are read with their type's commands and compared
-as data, so a rebuilt or cross-version copy still verifies.
+are compared by their DUMP payload without its version stamp first (identical bodies are identical values,
+whatever RDB version each engine stamps); when bodies differ (another encoding, a hash table's order) the
+values are read with their type's commands, many keys per round trip, and compared as data, so a rebuilt or
+cross-engine copy still verifies at speed. The source's and the target's replies are awaited together.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import contextlib
 import hashlib
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import KeySizer, scan_reply, source_nodes
+from reproducer.data.copy import WHOLE_VALUE_BYTES, KeySizer, byte_groups, scan_reply, size_and_type, source_nodes
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -179,6 +181,7 @@ class _Checker:
         self.source, self.target, self.layout, self.options, self.report = source, target, layout, options, report
         self._conns: dict[Address, RawConnection] = {}
         self._sizer = KeySizer(options.max_batch_bytes)
+        self._dst_info: dict[bytes, _Info] = {}
 
     def close(self) -> None:
         for conn in self._conns.values():
@@ -222,32 +225,100 @@ class _Checker:
         """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
         if not keys:
             return
-        for group in self._sizer.groups(src, keys):
-            try:
-                src_info, sizes = _describe(src, group)
-            except _Redirected as exc:
-                raise DataError(
-                    f"the source moved keys while being verified ({exc})",
-                    hint="run verify again once the source's resharding is over",
-                    retryable=True,
-                ) from None
-            self._sizer.guess.observe(sizes)
-            dst_info = self._describe_on_target(db, group)
-            for key in group:
-                self._compare(node, db, key, src_info[key], dst_info[key])
+        for group, plain in self._typed_groups(src, keys):
+            ask, answer = partial(_describe_commands, plain=plain), partial(_described, plain=plain)
+            src_info = self._describe_both(src, group, ask, answer)
+            dst_info = self._dst_info
+            self._sizer.guess.observe([info[3] for info in src_info.values()])
+            by_value = [(key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key])]
+            self._compare_values(src, node, db, by_value)
             if self.options.progress is not None:
                 self.options.progress(self.report.compared)
 
-    def _describe_on_target(self, db: int, keys: list[bytes]) -> dict[bytes, tuple[Any, Any, Any]]:
-        """``_describe`` on the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
+    def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes]]]:
+        """``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE, else a guess), and which are strings.
+
+        Sizes and types come in one round trip; a string's value is then read with GET, anything else with DUMP.
+        """
+        sizer, count = self._sizer, len(keys)
+        asked = not sizer.denied
+        src.send(size_and_type(keys) if asked else b"".join(command("TYPE", k) for k in keys))
+        replies = src.read(2 * count if asked else count)
+        sizes, types = (replies[0::2], replies[1::2]) if asked else ([_UNREADABLE] * count, replies)
+        sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in sizes)
+        plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
+        group: list[bytes] = []
+        total = 0
+        for key, size in zip(keys, sizes, strict=True):
+            known = size if isinstance(size, int) else 0 if size is None else sizer.guess.size()  # None: gone
+            if group and total + known > sizer.max_bytes:
+                yield group, plain
+                group, total = [], 0
+            group.append(key)
+            total += known
+        if group:
+            yield group, plain
+
+    def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
+        """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
+        whole = [(key, info[3]) for key, info in keys if info[3] <= WHOLE_VALUE_BYTES]
+        kinds = {key: info[0].decode() for key, info in keys}
+        alone = [key for key, info in keys if info[3] > WHOLE_VALUE_BYTES]
+        for group in byte_groups(whole):
+            left = _read_values(src, [(key, kinds[key]) for key in group])
+            right = self._read_on_target(db, [(key, kinds[key]) for key in group])
+            for key in group:
+                if left[key] is _UNREADABLE or right.get(key, _UNREADABLE) is _UNREADABLE:
+                    alone.append(key)  # it changed type meanwhile: read it again by itself
+                elif rebuild.normal(left[key]) != rebuild.normal(right[key]):  # type: ignore[arg-type]
+                    self._differ("value_mismatch", db, key, "values differ")
+        for key in alone:
+            if not self._same_value(node, db, key, kinds[key]):
+                self._differ("value_mismatch", db, key, "values differ")
+
+    def _read_on_target(self, db: int, keys: list[tuple[bytes, str]]) -> dict[bytes, object]:
+        by_node: dict[Address, list[tuple[bytes, str]]] = {}
+        for key, kind in keys:
+            by_node.setdefault(self.layout.node_for_key(key), []).append((key, kind))
+        values: dict[bytes, object] = {}
+        for target_node, node_keys in by_node.items():
+            values.update(_read_values(self._target_conn(target_node, db), node_keys))
+        return values
+
+    def _describe_both(self, src: RawConnection, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
+        """Ask the source and the target nodes at once, then read: the source's answer (the target's in _dst_info)."""
+        src.send(ask(keys))  # the source answers while the target is asked
+        self._dst_info = self._describe_on_target(src.db, keys, ask, answer)
+        try:
+            return answer(src, keys)
+        except _Redirected as exc:
+            raise DataError(
+                f"the source moved keys while being verified ({exc})",
+                hint="run verify again once the source's resharding is over",
+                retryable=True,
+            ) from None
+
+    def _describe_on_target(self, db: int, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
+        """``ask`` the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
         for attempt in range(_MAX_REDIRECTS):
             by_node: dict[Address, list[bytes]] = {}
             for key in keys:
                 by_node.setdefault(self.layout.node_for_key(key), []).append(key)
-            dst_info: dict[bytes, tuple[Any, Any, Any]] = {}
+            dst_info: dict[bytes, _Info] = {}
             try:
+                asked = []
                 for target_node, node_keys in by_node.items():
-                    dst_info.update(_describe(self._target_conn(target_node, db), node_keys)[0])
+                    conn = self._target_conn(target_node, db)
+                    conn.send(ask(node_keys))
+                    asked.append((conn, node_keys))
+                failure: _Redirected | None = None
+                for conn, node_keys in asked:  # every reply is read, so each connection stays in step
+                    try:
+                        dst_info.update(answer(conn, node_keys))
+                    except _Redirected as exc:
+                        failure = exc
+                if failure is not None:
+                    raise failure
             except _Redirected:
                 time.sleep(min(0.1 * 2**attempt, 2.0))
                 with contextlib.suppress(DataError):  # mid-reshard the map may be incomplete: keep the last one
@@ -260,13 +331,12 @@ class _Checker:
             retryable=True,
         )
 
-    def _compare(
-        self, node: Address, db: int, key: bytes, src: tuple[Any, Any, Any], dst: tuple[Any, Any, Any]
-    ) -> None:
-        (s_type, s_pttl, s_dump), (d_type, d_pttl, d_dump) = src, dst
+    def _compare(self, db: int, key: bytes, src: _Info, dst: _Info) -> bool:
+        """Count and compare one key by its description; True when its values must be compared as data."""
+        (s_type, s_pttl, s_dump, _size), (d_type, d_pttl, d_dump, _d_size) = src, dst
         if s_type == b"none":
             self.report.expired_meanwhile += 1
-            return
+            return False
         counts = self.report.source_counts.setdefault(str(db), {})
         counts[s_type.decode()] = counts.get(s_type.decode(), 0) + 1
         self.report.compared += 1
@@ -276,20 +346,24 @@ class _Checker:
             self._differ("type_mismatch", db, key, f"{s_type.decode()} on the source, {d_type.decode()} on the target")
         elif not _ttl_close(s_pttl, d_pttl, self.options.ttl_tolerance_ms):
             self._differ("ttl_mismatch", db, key, f"pttl {s_pttl} on the source, {d_pttl} on the target")
-        elif s_dump != d_dump and not self._same_value(node, db, key, s_type.decode()):
-            self._differ("value_mismatch", db, key, "values differ")
+        else:  # a key whose type changed after TYPE answered (GET refused it) is compared as data
+            return bool(s_dump != d_dump or s_dump is _MISREAD)
+        return False
 
     def _same_value(self, node: Address, db: int, key: bytes, kind: str) -> bool:
-        with node_client(self.source, *node, db=db) as src, valkey_errors(f"reading {key!r} on the source"):
-            left = rebuild.read_value(src, key, kind)
+        """Compare one big value by fingerprints read in chunks; only when they differ, whole (to be sure)."""
         target_node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
+            node_client(self.source, *node, db=db) as src,
+            valkey_errors(f"reading {key!r} on the source"),
             node_client(self.target, *target_node, db=target_db) as dst,
             valkey_errors(f"reading {key!r} on the target"),
         ):
-            right = rebuild.read_value(dst, key, kind)
-        return bool(_normal(left) == _normal(right))
+            if rebuild.fingerprint(src, key, kind) == rebuild.fingerprint(dst, key, kind):
+                return True
+            left, right = rebuild.read_value(src, key, kind), rebuild.read_value(dst, key, kind)
+        return bool(rebuild.normal(left) == rebuild.normal(right))
 
     def _differ(self, kind: str, db: int, key: bytes, detail: str) -> None:
         setattr(self.report, kind, getattr(self.report, kind) + 1)
@@ -307,41 +381,86 @@ class _Redirected(Exception):
     """A cluster node answered MOVED, ASK or TRYAGAIN: the slot map is stale (a reshard or failover meanwhile)."""
 
 
-def _describe(conn: RawConnection, keys: list[bytes]) -> tuple[dict[bytes, tuple[Any, Any, Any]], list[int]]:
-    """TYPE, PTTL and a digest of the DUMP payload of each key (payloads are not kept), and the payload sizes."""
-    conn.send(b"".join(command("TYPE", k) + command("PTTL", k) + command("DUMP", k) for k in keys))
+_Info = tuple[Any, Any, Any, int]  # TYPE, PTTL, the value or payload body (or a digest of it), its size
+_UNREADABLE = object()
+_Ask = Callable[[list[bytes]], bytes]
+_Answer = Callable[[RawConnection, list[bytes]], dict[bytes, _Info]]
+_MISREAD = object()  # GET of a key that was no string any more (WRONGTYPE)
+
+
+def _describe_commands(keys: list[bytes], plain: set[bytes]) -> bytes:
+    """TYPE, PTTL and the value of each key: GET for a string, DUMP for the others.
+
+    A GET costs the server less than a DUMP, which tries LZF on the value.
+    """
+    return b"".join(
+        b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
+        % (len(k), k, len(k), k, b"$3\r\nGET" if k in plain else b"$4\r\nDUMP", len(k), k)
+        for k in keys
+    )
+
+
+def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
+    for reply in replies:
+        if isinstance(reply, ReplyError) and not (allowed and str(reply).startswith(allowed)):
+            if str(reply).startswith(_REDIRECTIONS):
+                raise _Redirected(f"reading keys on {conn.address}: {reply}")
+            raise DataError(
+                f"reading keys on {conn.address} failed: {reply}", hint="the user needs +type +pttl +get +dump"
+            )
+
+
+def _described(conn: RawConnection, keys: list[bytes], plain: set[bytes]) -> dict[bytes, _Info]:
+    """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
+
+    Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
+    versions still compare equal when they encode the value the same way.
+    """
     replies = conn.read(3 * len(keys))
-    failed = next((r for r in replies if isinstance(r, ReplyError)), None)
-    if failed is not None and str(failed).startswith(_REDIRECTIONS):
-        raise _Redirected(f"reading keys on {conn.address}: {failed}")
-    if failed is not None:
-        raise DataError(f"reading keys on {conn.address} failed: {failed}", hint="the user needs +type +pttl +dump")
-    described = {k: (replies[3 * i], replies[3 * i + 1], _digest(replies[3 * i + 2])) for i, k in enumerate(keys)}
-    sizes = [len(r) for r in replies[2::3] if isinstance(r, bytes)]
+    _check_errors(conn, replies, allowed="WRONGTYPE")
+    described = {}
+    for index, key in enumerate(keys):
+        kind, pttl, value = replies[3 * index : 3 * index + 3]
+        if isinstance(value, bytes):
+            described[key] = (kind, pttl, _digest(value, footer=0 if key in plain else 10), len(value))
+        else:
+            described[key] = (kind, pttl, _MISREAD if isinstance(value, ReplyError) else None, 0)
     replies.clear()
-    return described, sizes
+    return described
+
+
+def _size(payload: object) -> int:
+    return len(payload) if isinstance(payload, bytes) else 0
+
+
+def _read_values(conn: RawConnection, keys: list[tuple[bytes, str]]) -> dict[bytes, object]:
+    """The values of ``keys`` (key, type) read in one pipeline; _UNREADABLE for a key whose type changed."""
+    reads = [rebuild.read_commands(key, kind) for key, kind in keys]
+    conn.send(b"".join(command(*args) for group in reads for args in group))
+    replies = conn.read(sum(map(len, reads)))
+    values: dict[bytes, object] = {}
+    for (key, kind), group in zip(keys, reads, strict=True):
+        answers, replies = replies[: len(group)], replies[len(group) :]
+        try:
+            values[key] = rebuild.parse_value(kind, answers)
+        except rebuild.ReplyShapeError:
+            values[key] = _UNREADABLE
+    return values
 
 
 _DIGEST_FROM = 4096  # smaller payloads are compared as they are
 
 
-def _digest(payload: object) -> object:
-    if isinstance(payload, bytes) and len(payload) >= _DIGEST_FROM:
-        return hashlib.blake2b(payload, digest_size=20).digest()
-    return payload
+def _digest(payload: object, footer: int = 10) -> object:
+    """Small values as they are, bigger ones by a digest; ``footer`` bytes at the end (a DUMP's) left out."""
+    if not isinstance(payload, bytes) or len(payload) < footer:
+        return payload
+    if len(payload) >= _DIGEST_FROM:
+        return hashlib.blake2b(memoryview(payload)[: len(payload) - footer], digest_size=20).digest()
+    return payload[: len(payload) - footer] if footer else payload
 
 
 def _ttl_close(left: Any, right: Any, tolerance: int) -> bool:
     if left < 0 or right < 0:
         return bool(left < 0 and right < 0)
     return bool(abs(int(left) - int(right)) <= tolerance)
-
-
-def _normal(value: rebuild.Value | None) -> Any:
-    if value is None:
-        return None
-    if value.type in ("hash", "zset"):
-        return value.type, sorted(map(tuple, value.items))
-    if value.type == "set":
-        return value.type, sorted(value.items)
-    return value.type, value.items, {k: v for k, v in value.stream_meta.items() if k != "entries_added"}

@@ -12,6 +12,7 @@ from reproducer.data import copy as copy_module
 from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.dumpfmt import with_version
 from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.resp import command
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import DataError, InputError
 from reproducer.sandbox.fleet import AclUser, Fleet
@@ -119,7 +120,9 @@ def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
         lambda key, ttl, payload, replace: restore(key, ttl, with_version(payload, 12), replace),
     )
     result = copy(ep(src), ep(dst), CopyOptions())
-    assert result.total.rebuilt == 601 and result.total.copied == 0
+    strings = sum(1 for key in client.scan_iter(count=1000) if client.type(key) == "string")
+    assert strings == 100  # small strings go by GET/SET, which no RDB version can refuse
+    assert result.total.rebuilt == 601 - strings and result.total.copied == strings
     assert any("rebuilt" in note for note in result.notes)
     assert primary_client(dst).hlen("big:hash") == 5000
     assert_identical(ep(src), ep(dst))
@@ -277,3 +280,73 @@ def test_sentinel_target_failover_during_the_copy_loses_nothing(fleets):
     assert result.total.copied == 6000 and result.total.retries > 0
     assert dst.current_primary().port != old_primary.port
     assert_identical(ep(src), target)
+
+
+def test_a_key_that_stops_being_a_string_between_type_and_get_is_rebuilt(fleets, monkeypatch):
+    """TYPE (asked with the sizes) said string, then GET answers WRONGTYPE: the key is rebuilt by its real type."""
+    src, dst = fleets(), fleets()
+    client = src.client(src.primary)
+    load_dataset(client, 120)
+    monkeypatch.setattr(  # every key claims to be a string, as if each had changed type since TYPE answered
+        copy_module,
+        "size_and_type",
+        lambda keys: b"".join(command("MEMORY", "USAGE", k) + command("ECHO", "string") for k in keys),
+    )
+    result = copy(ep(src), ep(dst), CopyOptions(batch=50))
+    assert result.total.copied == 20 and result.total.rebuilt == 100  # 20 real strings, 100 other keys
+    assert_identical(ep(src), ep(dst))
+
+
+def test_verify_compares_as_data_a_key_whose_type_changed_after_type_answered(fleets, monkeypatch):
+    """TYPE said string, GET then answers WRONGTYPE on both sides: the values are read by type and compared."""
+    from reproducer.data import verify as verify_module
+
+    src, dst = fleets(), fleets()
+    load_dataset(src.client(src.primary), 120)
+    copy(ep(src), ep(dst), CopyOptions())
+    monkeypatch.setattr(
+        verify_module,
+        "size_and_type",
+        lambda keys: b"".join(command("MEMORY", "USAGE", k) + command("ECHO", "string") for k in keys),
+    )
+    assert_identical(ep(src), ep(dst))
+    dst.client(dst.primary).hset("user:000001", "name", "someone else")
+    report = verify(ep(src), ep(dst), VerifyOptions())
+    assert [d["key"] for d in report.differences] == ["user:000001"] and report.value_mismatch == 1
+
+
+def test_values_too_big_for_one_restore_are_copied_a_chunk_at_a_time(fleets, monkeypatch):
+    """Every type over max_payload_bytes goes by chunks (GETRANGE/APPEND, SCAN windows), TTLs and groups kept."""
+    from reproducer.data import rebuild
+
+    monkeypatch.setattr(rebuild, "STRING_CHUNK", 1000)
+    src, dst = fleets(), fleets(engine="redis")
+    client = src.client(src.primary)
+    client.set("big:string", os.urandom(10_500), px=3_600_000)
+    client.set("big:empty", "")
+    client.hset("big:hash", mapping={f"f{i}": f"v{i}" for i in range(2500)})
+    client.sadd("big:set", *[f"m{i}" for i in range(2500)])
+    client.zadd("big:zset", {f"m{i}": i / 7 for i in range(2500)})
+    client.rpush("big:list", *[f"i{i}" for i in range(2500)])
+    for i in range(1, 2501):
+        client.xadd("big:stream", {"n": i}, id=f"{i}-1")
+    client.xgroup_create("big:stream", "g", id="7-1")
+    client.pexpire("big:stream", 7_200_000)
+    result = copy(ep(src), ep(dst), CopyOptions(max_payload_bytes=1000))
+    assert result.total.rebuilt == 6 and result.total.copied == 1  # big:empty fits in one command
+    calls = {name: stats["calls"] for name, stats in dst.client(dst.primary).info("commandstats").items()}
+    assert calls["cmdstat_append"] == 11  # 10,500 bytes in chunks of 1000, never whole
+    assert calls["cmdstat_hset"] == calls["cmdstat_sadd"] == calls["cmdstat_zadd"] == calls["cmdstat_rpush"] == 3
+    assert_identical(ep(src), ep(dst))
+    assert 3_500_000 < dst.client(dst.primary).pttl("big:string") <= 3_600_000
+    from reproducer.data import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "WHOLE_VALUE_BYTES", 0)  # every differing payload: fingerprints in chunks
+    reads: list[str] = []
+    whole = rebuild.read_value
+    monkeypatch.setattr(rebuild, "read_value", lambda client, key, kind: reads.append(key) or whole(client, key, kind))
+    assert_identical(ep(src), ep(dst))  # hash tables dump in another order, streams in another type: fingerprints
+    assert reads == []  # equal fingerprints: no value was read whole
+    dst.client(dst.primary).hset("big:hash", "f1234", "changed")
+    report = verify(ep(src), ep(dst), VerifyOptions())
+    assert [d["key"] for d in report.differences] == ["big:hash"] and reads == [b"big:hash", b"big:hash"]

@@ -130,3 +130,23 @@ def test_flushall_during_follow_is_reported(tmp_path):
         eventually(lambda: (stats := running.stats()) and stats.warnings, "the follower's size check", timeout=10)
         notes = running.stop()
         assert any("FLUSHALL" in note for note in notes), notes
+
+
+def test_follow_into_an_older_engine_carries_types_it_must_rebuild(tmp_path):
+    """Valkey 8 -> Redis 7.0: a listpack set and a stream changed after the copy are rebuilt, not dropped."""
+    with Fleet.start(FleetSpec()) as src, Fleet.start(FleetSpec(engine="redis")) as dst:
+        src.set_config("notify-keyspace-events", "KA")
+        client, target = src.client(src.primary), dst.client(dst.primary)
+        load_dataset(client, 300)
+        running = Following(plain_url(src.primary.port), plain_url(dst.primary.port), tmp_path)
+        running.copy_over()
+        client.sadd("late:set", "a", "b")  # a listpack set: RDB 10 has no such type
+        client.xadd("late:stream", {"f": "v"}, id="5-0")
+        client.xgroup_create("late:stream", "g", id="0")
+        client.hset("late:hash", "f", "v")  # re-stamped
+        client.set("late:string", "s")  # GET/SET in the copy, DUMP (re-stamped) in the follower
+        eventually(lambda: target.exists("late:set", "late:stream", "late:hash", "late:string") == 4, "the follower")
+        eventually(lambda: target.xinfo_groups("late:stream") != [], "the stream's group")
+        running.stop()
+        report = pipeline_data.verify_data(plain_url(src.primary.port), plain_url(dst.primary.port), VerifyOptions())
+        assert report.ok, report.to_dict()

@@ -1,0 +1,162 @@
+"""Copy and verify across engines (Valkey 8 writes RDB 11, Redis 7.0 reads up to RDB 10), both ways.
+
+Every type and encoding goes across; payloads of types Redis 7.0 knows are re-stamped, the others (listpack
+sets, streams) are rebuilt in pipelines, and verify compares by value where payloads differ.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from reproducer.data import copy as copy_module
+from reproducer.data import verify as verify_module
+from reproducer.data.copy import CopyOptions, copy, target_rdb_version
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.resp import RawConnection
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.sandbox.fleet import AclUser
+
+BIG = 20_000  # WHOLE_VALUE_BYTES for these tests: a payload above it is rebuilt alone, in chunks
+
+
+def every_encoding(client) -> dict[str, int]:
+    """Keys of every type and encoding, some with TTLs; returns how many keys of types RDB 10 lacks."""
+    client.set("str:int", 12345)
+    client.set("str:embstr", "short")
+    client.set("str:raw", "r" * 300)
+    client.set("str:binary", bytes(range(256)) * 3)
+    client.set("str:big", b"\x00\xff" * 150_000)  # LZF-compressible, over BIG
+    client.set("str:ttl", "soon", px=3_600_000)
+    client.hset("hash:listpack", mapping={"a": "1", "b": "2"})
+    client.hset("hash:table", mapping={f"f{i}": "v" * 80 for i in range(200)})
+    client.hset("hash:empty-value", mapping={"": "", "k": ""})
+    client.sadd("set:intset", 1, 2, 3, -7)
+    client.sadd("set:listpack", "a", "b", "c")
+    client.sadd("set:listpack-ttl", "x", "y")
+    client.pexpire("set:listpack-ttl", 7_200_000)
+    client.sadd("set:table", *[f"m{i}" for i in range(300)])
+    client.zadd("zset:listpack", {"a": 1.5, "b": -2, "c": float("inf")})
+    client.zadd("zset:skiplist", {f"m{i}": i / 3 for i in range(300)})
+    client.rpush("list:small", "a", "b", "c")
+    client.rpush("list:quicklist", *[f"item-{i}-" + "x" * 40 for i in range(3000)])
+    client.pexpire("list:quicklist", 9_000_000)
+    for index in range(5):
+        client.xadd("stream:groups", {"f": index, "dup": "a"}, id=f"{index + 1}-0")
+    client.execute_command("XADD", "stream:dupfields", "1-0", "a", "1", "a", "2")
+    client.xgroup_create("stream:groups", "readers", id="0")
+    client.xgroup_create("stream:groups", "late", id="3-0")
+    client.xreadgroup("readers", "alice", {"stream:groups": ">"}, count=2)
+    client.xdel("stream:groups", "5-0")
+    client.xgroup_create("stream:empty", "g", id="$", mkstream=True)
+    rng = random.Random(5)
+    for index in range(1500):  # over BIG (incompressible values): rebuilt alone, in chunks
+        client.xadd("stream:big", {"n": index, "v": rng.randbytes(20).hex()})
+    client.pexpire("stream:groups", 5_000_000)
+    # set:listpack, set:listpack-ttl, stream:groups, :dupfields, :empty, :big; the small strings go by GET/SET
+    return {"unknown_to_rdb10": 6, "small_strings": 5}
+
+
+@pytest.fixture
+def small_whole(monkeypatch):
+    monkeypatch.setattr(copy_module, "WHOLE_VALUE_BYTES", BIG)
+    monkeypatch.setattr(verify_module, "WHOLE_VALUE_BYTES", BIG)
+
+
+def text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def endpoint(fleet) -> object:
+    return parse_endpoint(f"valkey://127.0.0.1:{fleet.primary.port}", environ={})
+
+
+def per_key_rebuilds(monkeypatch) -> list[bytes]:
+    seen: list[bytes] = []
+    original = copy_module._NodeCopier._rebuild
+
+    def counting(self, db, key):
+        seen.append(key)
+        return original(self, db, key)
+
+    monkeypatch.setattr(copy_module._NodeCopier, "_rebuild", counting)
+    return seen
+
+
+@pytest.mark.parametrize(("source_engine", "target_engine"), [("valkey", "redis"), ("redis", "valkey")])
+def test_every_type_and_encoding_crosses_engines_identically(
+    fleets, monkeypatch, small_whole, source_engine, target_engine
+):
+    src, dst = fleets(engine=source_engine), fleets(engine=target_engine)
+    expected = every_encoding(src.client(src.primary))
+    alone = per_key_rebuilds(monkeypatch)
+    result = copy(endpoint(src), endpoint(dst), CopyOptions(batch=7))
+    total = src.client(src.primary).dbsize()
+    assert result.total.copied + result.total.rebuilt == total
+    if target_engine == "redis":  # RDB 11 payloads: the known types re-stamped, the others rebuilt
+        assert result.total.rebuilt == expected["unknown_to_rdb10"]
+        assert result.total.converted == total - expected["unknown_to_rdb10"] - expected["small_strings"]
+        assert sorted(alone) == [b"stream:big"]  # only the value over BIG went one key at a time
+    else:  # RDB 10 payloads go into Valkey 8 as they are
+        assert result.total.rebuilt == result.total.converted == 0 and alone == []
+    report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
+    assert report.ok and report.compared == total, report.to_dict()
+    back = verify(endpoint(dst), endpoint(src), VerifyOptions(ttl_tolerance_ms=2000))
+    assert back.ok, back.to_dict()
+    target = dst.client(dst.primary)
+    raw = RawConnection("127.0.0.1", dst.primary.port)
+    assert raw.call("XRANGE", "stream:dupfields", "-", "+") == [[b"1-0", [b"a", b"1", b"a", b"2"]]]
+    raw.close()
+    groups = {text(g["name"]): text(g["last-delivered-id"]) for g in target.xinfo_groups("stream:groups")}
+    assert groups == {"readers": "2-0", "late": "3-0"}
+    assert text(target.xinfo_stream("stream:groups")["max-deleted-entry-id"]) == "5-0"
+    assert 0 < target.pttl("set:listpack-ttl") <= 7_200_000 and target.pttl("stream:empty") == -1
+
+
+def test_verify_across_engines_finds_each_changed_value(fleets, small_whole):
+    src, dst = fleets(engine="valkey"), fleets(engine="redis")
+    every_encoding(src.client(src.primary))
+    copy(endpoint(src), endpoint(dst), CopyOptions())
+    target = dst.client(dst.primary)
+    target.sadd("set:listpack", "intruder")  # a type RDB 10 lacks: compared as data
+    target.hset("hash:table", "f7", "changed")  # a hash table: payload order differs anyway
+    target.zadd("zset:skiplist", {"m5": 99})
+    target.execute_command("XGROUP", "SETID", "stream:groups", "late", "4-0")
+    target.rpush("list:quicklist", "tail")
+    target.xadd("stream:big", {"n": "extra"})  # over BIG: compared alone, in chunks
+    report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
+    changed = {d["key"] for d in report.differences if d["problem"] == "value_mismatch"}
+    assert changed == {"set:listpack", "hash:table", "zset:skiplist", "stream:groups", "list:quicklist", "stream:big"}
+    assert report.value_mismatch == 6 and report.missing == report.type_mismatch == 0
+
+
+def test_target_rdb_version_from_info_or_by_a_restore_probe(fleets):
+    users = (AclUser("noinfo", "n0info-pw", "~* &* +@all -info"),)
+    redis, valkey_fleet = fleets(engine="redis", users=users), fleets(engine="valkey", users=users)
+    for fleet, version in ((redis, 10), (valkey_fleet, 11)):
+        for user, password in ((None, None), ("noinfo", "n0info-pw")):
+            admin = user is None
+            conn = RawConnection(
+                "127.0.0.1",
+                fleet.primary.port,
+                username="reproducer-sandbox-admin" if admin else user,
+                password=fleet._state.admin_password if admin else password,
+            )
+            try:
+                assert target_rdb_version(conn) == version
+            finally:
+                conn.close()
+        assert fleet.client(fleet.primary).dbsize() == 0  # the probe key is gone
+
+
+def test_valkey_into_a_redis_7_cluster_with_tls(fleets, small_whole):
+    """The Redis-only clouds' shape: a TLS cluster of Redis 7.0; rebuilt keys are routed to their shards."""
+    src = fleets(engine="valkey")
+    dst = fleets(engine="redis", topology="cluster", shards=3, tls=True)
+    every_encoding(src.client(src.primary))
+    target = parse_endpoint(f"valkeys+cluster://127.0.0.1:{dst.servers[0].port}?ca={dst.tls_files.ca_cert}", environ={})
+    result = copy(endpoint(src), target, CopyOptions(batch=5))
+    assert result.total.rebuilt == 6 and result.total.copied + result.total.rebuilt == 21
+    report = verify(endpoint(src), target, VerifyOptions(ttl_tolerance_ms=2000))
+    assert report.ok and report.compared == 21, report.to_dict()
