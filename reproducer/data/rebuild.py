@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from reproducer.errors import DataError
+
 CHUNK = 1000
 TYPES = ("string", "hash", "set", "zset", "list", "stream")
 
@@ -61,12 +63,33 @@ def _read_list(client: Any, key: bytes) -> Any:
             return items or None
 
 
+def _xrange(client: Any, key: bytes, start: bytes) -> list[tuple[bytes, list[bytes]]]:
+    """Up to CHUNK entries of a stream from ``start``, each entry's fields as the server sent them.
+
+    valkey-py's ``xrange`` turns an entry's fields into a dict, which merges a field named twice in one entry (XADD
+    allows it): the reply is read here without that callback.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection("XRANGE")
+    try:
+        connection.send_command("XRANGE", key, start, "+", "COUNT", CHUNK)
+        reply = connection.read_response()
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+    if not isinstance(reply, list):
+        raise DataError(f"XRANGE of {key!r} answered {type(reply).__name__}, not a list of entries")
+    return [(entry[0], list(entry[1] or [])) for entry in reply]
+
+
 def _read_stream(client: Any, key: bytes) -> Any:
     entries: list[list[Any]] = []
     start = b"-"
     while True:
-        window = client.xrange(key, min=start, count=CHUNK)
-        entries.extend([_id(i), _flatten(fields)] for i, fields in window)
+        window = _xrange(client, key, start)
+        entries.extend([_id(i), fields] for i, fields in window)
         if len(window) < CHUNK:
             break
         start = b"(" + _id(window[-1][0])
@@ -98,10 +121,6 @@ def _id(value: Any) -> bytes:
 
 def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _flatten(fields: dict[bytes, bytes]) -> list[bytes]:
-    return [part for pair in fields.items() for part in pair]
 
 
 _READERS = {
@@ -373,10 +392,10 @@ def _windows(reader: Any, key: bytes, kind: str) -> Any:
 
 def _copy_stream(reader: Any, writer: Any, key: bytes) -> None:
     start = b"-"
-    while window := reader.xrange(key, min=start, count=CHUNK):
+    while window := _xrange(reader, key, start):
         pipe = writer.pipeline(transaction=False)
         for entry_id, fields in window:
-            pipe.execute_command("XADD", key, _id(entry_id), *_flatten(fields))
+            pipe.execute_command("XADD", key, _id(entry_id), *fields)
         pipe.execute()
         if len(window) < CHUNK:
             break
@@ -421,8 +440,8 @@ def fingerprint(client: Any, key: bytes, kind: str) -> bytes:
 
 def _stream_windows(client: Any, key: bytes) -> Any:
     start = b"-"
-    while window := client.xrange(key, min=start, count=CHUNK):
-        yield [[_id(entry_id), _flatten(fields)] for entry_id, fields in window]
+    while window := _xrange(client, key, start):
+        yield [[_id(entry_id), fields] for entry_id, fields in window]
         if len(window) < CHUNK:
             return
         start = b"(" + _id(window[-1][0])

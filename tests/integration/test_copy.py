@@ -330,6 +330,7 @@ def test_values_too_big_for_one_restore_are_copied_a_chunk_at_a_time(fleets, mon
     client.rpush("big:list", *[f"i{i}" for i in range(2500)])
     for i in range(1, 2501):
         client.xadd("big:stream", {"n": i}, id=f"{i}-1")
+    client.execute_command("XADD", "big:stream", "2501-1", "dup", "1", "dup", "2")  # a field named twice: kept
     client.xgroup_create("big:stream", "g", id="7-1")
     client.pexpire("big:stream", 7_200_000)
     result = copy(ep(src), ep(dst), CopyOptions(max_payload_bytes=1000))
@@ -339,6 +340,9 @@ def test_values_too_big_for_one_restore_are_copied_a_chunk_at_a_time(fleets, mon
     assert calls["cmdstat_hset"] == calls["cmdstat_sadd"] == calls["cmdstat_zadd"] == calls["cmdstat_rpush"] == 3
     assert_identical(ep(src), ep(dst))
     assert 3_500_000 < dst.client(dst.primary).pttl("big:string") <= 3_600_000
+    raw = dst.client(dst.primary)
+    raw.set_response_callback("XRANGE", lambda response, **_: response)  # the reply as sent, not a dict
+    assert raw.execute_command("XRANGE", "big:stream", "2501-1", "2501-1") == [["2501-1", ["dup", "1", "dup", "2"]]]
     from reproducer.data import verify as verify_module
 
     monkeypatch.setattr(verify_module, "WHOLE_VALUE_BYTES", 0)  # every differing payload: fingerprints in chunks
