@@ -2,8 +2,9 @@
 
 Each process (each pytest-xdist worker) adds, per test, the CPU seconds it and its reaped children used from the
 start of the test's setup to the end of its teardown (so a module-scoped fixture's cost lands on the module's
-first and last tests), and the wall seconds. Rows go to ``$CPU_PROFILE_DIR/<worker>.json`` (default
+first and last tests), and the wall seconds. Rows go to ``$CPU_PROFILE_DIR/<worker>-<pid>.json`` (default
 ``.cpu-profile/``); ``python -m tests.support.cpuprofile DIR`` prints the per-module table, most CPU first.
+A test that runs pytest itself (``test_add_target``) adds its child's rows too: they count twice.
 
 Children that outlive their parent's wait (a daemon's grandchildren reaped by init) are not counted: measure the
 whole run's total with a cgroup or ``/usr/bin/time`` around it.
@@ -53,7 +54,7 @@ def _write(config: pytest.Config) -> None:
     worker: Any = getattr(config, "workerinput", {}).get("workerid", "main")
     directory = Path(os.environ.get("CPU_PROFILE_DIR", ".cpu-profile"))
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{worker}.json").write_text(json.dumps(dict(_ROWS)))
+    (directory / f"{worker}-{os.getpid()}.json").write_text(json.dumps(dict(_ROWS)))
 
 
 def table(directory: Path) -> str:
