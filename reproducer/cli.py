@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import errno
+import importlib.util
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -34,26 +36,61 @@ from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
 from reproducer.ovhconf import sandbox_conf
-from reproducer.pipeline import apply as pipeline_apply
-from reproducer.pipeline import archive as pipeline_archive
-from reproducer.pipeline import cloud as pipeline_cloud
-from reproducer.pipeline import data as pipeline_data
-from reproducer.pipeline import demo as pipeline_demo
-from reproducer.pipeline import inspect as pipeline_inspect
-from reproducer.pipeline import job as pipeline_job
-from reproducer.pipeline import live as pipeline_live
-from reproducer.pipeline import migrate as pipeline_migrate
-from reproducer.pipeline import plan as pipeline_plan
-from reproducer.pipeline import render as pipeline_render
-from reproducer.pipeline import sandbox as pipeline_sandbox
-from reproducer.pipeline import selfmanaged as pipeline_selfmanaged
-from reproducer.pipeline.cutover import CutoverOptions
 from reproducer.targets import Applier, target_entry, target_names
 
 if TYPE_CHECKING:  # results the CLI prints; it builds none of them
     from reproducer.data.copy import Conflict, CopyResult, Stats
     from reproducer.data.follow import FollowStats
     from reproducer.data.verify import VerifyReport
+    from reproducer.pipeline import apply as pipeline_apply
+    from reproducer.pipeline import archive as pipeline_archive
+    from reproducer.pipeline import cloud as pipeline_cloud
+    from reproducer.pipeline import cutover as pipeline_cutover
+    from reproducer.pipeline import data as pipeline_data
+    from reproducer.pipeline import demo as pipeline_demo
+    from reproducer.pipeline import inspect as pipeline_inspect
+    from reproducer.pipeline import job as pipeline_job
+    from reproducer.pipeline import live as pipeline_live
+    from reproducer.pipeline import migrate as pipeline_migrate
+    from reproducer.pipeline import plan as pipeline_plan
+    from reproducer.pipeline import render as pipeline_render
+    from reproducer.pipeline import sandbox as pipeline_sandbox
+    from reproducer.pipeline import selfmanaged as pipeline_selfmanaged
+
+
+def _lazy(name: str) -> ModuleType:
+    """Module ``name``, loaded on its first attribute access: a command loads only the pipeline it runs.
+
+    Every ``reproducer`` process (each test runs many) would otherwise import every pipeline at start-up.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+#: ``pipeline.demo.DEMO_KEYS``, which the demo's ``--keys`` shows without loading the demo (a test checks both agree).
+DEMO_KEYS = 200_000
+if not TYPE_CHECKING:
+    pipeline_apply = _lazy("reproducer.pipeline.apply")
+    pipeline_archive = _lazy("reproducer.pipeline.archive")
+    pipeline_cloud = _lazy("reproducer.pipeline.cloud")
+    pipeline_cutover = _lazy("reproducer.pipeline.cutover")
+    pipeline_data = _lazy("reproducer.pipeline.data")
+    pipeline_demo = _lazy("reproducer.pipeline.demo")
+    pipeline_inspect = _lazy("reproducer.pipeline.inspect")
+    pipeline_job = _lazy("reproducer.pipeline.job")
+    pipeline_live = _lazy("reproducer.pipeline.live")
+    pipeline_migrate = _lazy("reproducer.pipeline.migrate")
+    pipeline_plan = _lazy("reproducer.pipeline.plan")
+    pipeline_render = _lazy("reproducer.pipeline.render")
+    pipeline_sandbox = _lazy("reproducer.pipeline.sandbox")
+    pipeline_selfmanaged = _lazy("reproducer.pipeline.selfmanaged")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -429,7 +466,7 @@ def ovh_conf(info: dict[str, Any]) -> str:
 @click.option(
     "--keys",
     type=click.IntRange(1, 10_000_000),
-    default=pipeline_demo.DEMO_KEYS,
+    default=DEMO_KEYS,
     show_default=True,
     help="Keys in a new sandbox's service.",
 )
@@ -1248,7 +1285,9 @@ def migrate_command(
         auto_approve=auto_approve,
         terraform_bin=terraform_bin,
         vias=_vias(via, source_via, target_via),
-        cutover=CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for) if cutover else None,
+        cutover=pipeline_cutover.CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for)
+        if cutover
+        else None,
     )
     if target is None:
         _migrate_to_url(options, as_json)
@@ -1335,7 +1374,7 @@ def cutover_command(run_dir: Path, endpoint: str | None, resume: bool, max_lag: 
         return
     follow = _follow_options(None)
     _progress("cutover: once the lag stays low the source is frozen; Ctrl-C cancels and puts the source back")
-    cut = CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for)
+    cut = pipeline_cutover.CutoverOptions(max_lag_ms=int(max_lag * 1000), stable_for=stable_for)
     with _copy_progress() as report:
         request = pipeline_migrate.again_with_cutover(request, follow, cut, report)
         result = pipeline_migrate.migrate_data(request, _progress)

@@ -10,6 +10,22 @@ Only the sandbox's Terraform CLI configuration selects the twins: the rendered f
 those sent to the real cloud. Twins are test infrastructure, not a promise about the clouds.
 """
 
-from reproducer.twins.mirror import install_twins, running_processes, stop_all, trusted_ca
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reproducer.twins.mirror import install_twins, running_processes, stop_all, trusted_ca
 
 __all__ = ["install_twins", "running_processes", "stop_all", "trusted_ca"]
+
+
+def __getattr__(name: str) -> object:
+    """The names of :mod:`reproducer.twins.mirror`, imported on first use.
+
+    A twin provider process (Terraform starts one or two per command) imports this package; most of them only
+    answer the schema, and never need the fleets, valkey-py or the TLS machinery the mirror pulls in.
+    """
+    if name in __all__:
+        from reproducer.twins import mirror
+
+        return getattr(mirror, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 # mypy: disable-error-code="import-untyped"
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tf.gen import tfplugin_pb2 as pb
@@ -13,6 +13,9 @@ from reproducer.offline.schema import ProviderSchema
 from reproducer.offline.server import SchemaProvider
 from reproducer.offline.values import complete, digest
 from reproducer.twins.base import Change, DataSourceTwin, ResourceTwin, TwinError, TwinWorld
+
+#: Returns the resource and data source twins of a provider (importing the modules that model them).
+TwinLoader = Callable[[], tuple[Sequence[ResourceTwin], Sequence[DataSourceTwin]]]
 
 
 def _diagnostic(error: TwinError) -> Any:
@@ -32,6 +35,8 @@ class TwinProvider(SchemaProvider):
         resources: the resource twins, one per modelled type.
         data_sources: the data source twins.
         world: where applied resources are recorded (default: from the environment).
+        load_twins: instead of ``resources`` and ``data_sources``, a function returning both, called on first
+            use (a provider process that only answers the schema never imports the twins' modules).
     """
 
     def __init__(
@@ -40,12 +45,30 @@ class TwinProvider(SchemaProvider):
         resources: Iterable[ResourceTwin] = (),
         data_sources: Iterable[DataSourceTwin] = (),
         world: TwinWorld | None = None,
+        *,
+        load_twins: TwinLoader | None = None,
     ) -> None:
         super().__init__(schema)
-        self.resources = {twin.type_name: twin for twin in resources}
-        self.data_sources = {twin.type_name: twin for twin in data_sources}
+        self._load_twins = load_twins or (lambda: (tuple(resources), tuple(data_sources)))
+        self._twins: tuple[dict[str, ResourceTwin], dict[str, DataSourceTwin]] | None = None
         self._world = world
         self.provider_config: dict[str, Any] = {}
+
+    def _loaded(self) -> tuple[dict[str, ResourceTwin], dict[str, DataSourceTwin]]:
+        if self._twins is None:
+            resources, data_sources = self._load_twins()
+            self._twins = ({t.type_name: t for t in resources}, {t.type_name: t for t in data_sources})
+        return self._twins
+
+    @property
+    def resources(self) -> dict[str, ResourceTwin]:
+        """The resource twins by type (loaded on first use: a schema-only start never imports them)."""
+        return self._loaded()[0]
+
+    @property
+    def data_sources(self) -> dict[str, DataSourceTwin]:
+        """The data source twins by type (loaded on first use)."""
+        return self._loaded()[1]
 
     @property
     def world(self) -> TwinWorld:

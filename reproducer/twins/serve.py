@@ -47,8 +47,7 @@ def serve(schema_path: Path, address: str, key: str) -> None:
 
     from reproducer.twins.provider import TwinProvider
 
-    resources, data_sources = twins_of(key)
-    servicer = TwinProvider(load(schema_path, address), resources, data_sources)
+    servicer = TwinProvider(load(schema_path, address), load_twins=lambda: twins_of(key))
     # As in reproducer.offline.serve: run_provider must get our servicer unwrapped.
     tf.provider.ProviderServicer = _as_is
     tf.runner.run_provider(servicer, argv=["serve"])
