@@ -413,7 +413,7 @@ def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:
     errors = []
     for host, port in endpoint.hosts:
         try:
-            with _sentinel_client(endpoint, host, port) as sentinel:
+            with sentinel_client(endpoint, host, port) as sentinel:
                 found = sentinel.sentinel_get_master_addr_by_name(endpoint.primary_name)
         except valkey.exceptions.ValkeyError as exc:
             errors.append(f"{host}:{port}: {exc}")
@@ -428,7 +428,8 @@ def resolve_primary(endpoint: Endpoint) -> tuple[str, int]:
     )
 
 
-def _sentinel_client(endpoint: Endpoint, host: str, port: int) -> Any:
+def sentinel_client(endpoint: Endpoint, host: str, port: int) -> Any:
+    """A client of the Sentinel at ``host:port`` (TLS when the endpoint's Sentinels speak it, through its route)."""
     import valkey
 
     kwargs: dict[str, Any] = {"socket_timeout": 5, "decode_responses": True}

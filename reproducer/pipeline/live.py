@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reproducer import catalog
-from reproducer.data.endpoint import Endpoint, client_kwargs, parse_endpoint, routed_client
+from reproducer.data.endpoint import Endpoint, parse_endpoint, sentinel_client
 from reproducer.data.resp import RawConnection
 from reproducer.data.topology import Layout, connect, discover
 from reproducer.errors import DataAuthError, DataError
@@ -215,20 +215,9 @@ def _quorum(endpoint: Endpoint) -> int:
     failures = []
     for host, port in endpoint.hosts:
         try:
-            with _sentinel(endpoint, host, port) as sentinel:
+            with sentinel_client(endpoint, host, port) as sentinel:
                 found = sentinel.sentinel_master(endpoint.primary_name)
             return int(found["quorum"])
         except (valkey.exceptions.ValkeyError, KeyError, TypeError, ValueError) as exc:
             failures.append(type(exc).__name__)
     raise DataError(f"no Sentinel answered SENTINEL MASTER ({', '.join(failures)})")
-
-
-def _sentinel(endpoint: Endpoint, host: str, port: int) -> Any:
-    import valkey
-
-    kwargs: dict[str, Any] = {"socket_timeout": 5, "decode_responses": True}
-    if endpoint.sentinel_tls and endpoint.tls is not None:
-        kwargs.update({k: v for k, v in client_kwargs(endpoint).items() if k.startswith("ssl")})
-    if endpoint.route is not None:
-        return routed_client(endpoint.route, host, port, **kwargs)
-    return valkey.Valkey(host=host, port=port, **kwargs)

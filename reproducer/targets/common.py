@@ -254,6 +254,12 @@ def check_network_options(
 DEFAULT_USER = User(name="default", categories=("+@all",), keys=("*",), channels=("*",))
 
 
+def has_full_rights(user: User) -> bool:
+    """Whether ``user``'s ACL is exactly the full rights of :data:`DEFAULT_USER` (all commands, keys, channels)."""
+    rights = (user.categories, user.commands, user.keys, user.channels)
+    return rights == (DEFAULT_USER.categories, DEFAULT_USER.commands, DEFAULT_USER.keys, DEFAULT_USER.channels)
+
+
 def with_default_user(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``users`` (template entries) with ``default`` first, added (marked ``added``) when the spec has none.
 

@@ -17,7 +17,7 @@ from reproducer.errors import InputError
 from reproducer.model import AllowedCidr, ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import DEFAULT_USER, BaseTarget, RegionMap, with_default_user
+from reproducer.targets.common import BaseTarget, RegionMap, has_full_rights, with_default_user
 from reproducer.targets.render import one_line
 from reproducer.targets.sizing import Choice, NodeSize
 
@@ -298,12 +298,7 @@ def _persistence(config: dict[str, Any]) -> compat.Decision:
 def _user_row(user: User) -> compat.Decision:
     rules = one_line(user.acl_rules)
     if user.name == "default":
-        full = (user.categories, user.commands, user.keys, user.channels) == (
-            DEFAULT_USER.categories,
-            DEFAULT_USER.commands,
-            DEFAULT_USER.keys,
-            DEFAULT_USER.channels,
-        )
+        full = has_full_rights(user)
         if full:
             return (
                 APPROX,

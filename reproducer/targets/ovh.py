@@ -8,7 +8,7 @@ from typing import Any
 from reproducer.model import ConfigItem, ServiceSpec, User
 from reproducer.targets import compat
 from reproducer.targets.base import ALL_TYPES, CompatRow, RenderOptions, Support, TerraformProvider
-from reproducer.targets.common import DEFAULT_USER, BaseTarget, ovh_region, with_default_user
+from reproducer.targets.common import BaseTarget, has_full_rights, ovh_region, with_default_user
 from reproducer.targets.sizing import NodeSize
 
 EXACT, APPROX, MANUAL, NONE = Support.EXACT, Support.APPROXIMATED, Support.MANUAL, Support.UNSUPPORTED
@@ -144,12 +144,7 @@ def user_acl(user: User) -> dict[str, Any]:
     """What to render of ``user`` (``categories``, whether its ACL is rendered) and its compatibility row."""
     resource = "ovh_cloud_project_database_valkey_user"
     if user.name == "default":
-        full = (user.categories, user.commands, user.keys, user.channels) == (
-            DEFAULT_USER.categories,
-            DEFAULT_USER.commands,
-            DEFAULT_USER.keys,
-            DEFAULT_USER.channels,
-        )
+        full = has_full_rights(user)
         note = f"{DEFAULT_SKIPPED}; OVH generates its password (output user_passwords)"
         if not full:
             note += ": narrow its rights through OVH's API after the apply"
