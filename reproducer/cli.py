@@ -1635,8 +1635,8 @@ def import_command(
     FILE '-' is standard input (with --format). FILE may be a bundle 'reproducer archive' wrote: its files are
     checked against its manifest first, its RDB (or, with --format jsonl, its JSONL) imported, TARGET counted.
     """
-    if file.is_dir():
-        _import_bundle(file, target, fmt, conflict or "refuse", via)
+    if _is_bundle(file, fmt):
+        _import_bundle(file, target, fmt, conflict or "refuse", via, as_json)
         return
     request = pipeline_data.ImportRequest(file, target, fmt, conflict=conflict or "refuse", via=via)
     written, expired, skipped = pipeline_data.import_data(request, _every(10_000, "records imported"))
@@ -1648,13 +1648,20 @@ def import_command(
         _emit_json("import", {"file": str(file), "written": written, "expired": expired, "skipped": skipped})
 
 
-def _import_bundle(directory: Path, target: str, fmt: str | None, conflict: Conflict, via: str | None) -> None:
+def _is_bundle(file: Path, fmt: str | None) -> bool:
+    """A directory is an archive bundle, unless it is a multi-part AOF directory (``--format aof``, a manifest)."""
+    return file.is_dir() and fmt != "aof" and not any(file.glob("*.manifest"))
+
+
+def _import_bundle(
+    directory: Path, target: str, fmt: str | None, conflict: Conflict, via: str | None, as_json: bool
+) -> None:
     (written, expired, skipped), report = pipeline_archive.import_bundle(
         directory, target, fmt=fmt, conflict=conflict, via=via
     )
     extra = f"; {expired:,} had expired, {skipped:,} already there" if expired or skipped else ""
     _stderr.print(f"imported {written:,} from the bundle {visible(str(directory))}{extra}")
-    _finish_bundle(report, as_json=False)
+    _finish_bundle(report, as_json=as_json)
 
 
 # ---- archive ----------------------------------------------------------------------------------------

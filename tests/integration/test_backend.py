@@ -271,9 +271,9 @@ def test_plan_against_the_real_state_is_read_only(tmp_path, monkeypatch, capsys)
         seen: list[tuple[tuple[str, ...], dict[str, str]]] = []
         real_start = run_terraform._start
 
-        def recording(argv, env):
+        def recording(argv, env, cwd):
             seen.append((tuple(argv), dict(env)))
-            return real_start(argv, env)
+            return real_start(argv, env, cwd)
 
         monkeypatch.setattr(run_terraform, "_start", recording)
         monkeypatch.setenv("TF_HTTP_USERNAME", "team")
@@ -397,9 +397,9 @@ def test_only_the_declared_backends_credentials_reach_terraform(tmp_path, monkey
     seen: list[dict[str, str]] = []
     real_start = run_terraform._start
 
-    def recording(argv, env):
+    def recording(argv, env, cwd):
         seen.append(dict(env))
-        return real_start(argv, env)
+        return real_start(argv, env, cwd)
 
     monkeypatch.setattr(run_terraform, "_start", recording)
     for name in ("TF_HTTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD"):
