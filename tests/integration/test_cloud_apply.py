@@ -68,10 +68,16 @@ def test_apply_shows_the_plan_applies_it_once_then_changes_nothing_and_destroy_r
     assert not (out / "terraform" / "reproducer.tfplan").exists(), "the saved plan (secrets in clear) is removed"
     assert all(not _files_holding(out, secret) for secret in PASSWORDS.values())
 
-    second = cli.run("apply", "--target", "aws", "--spec", SPEC, "--out", out, *chosen, env=_env(cli_config))
+    second = cli.run("apply", "--target", "aws", "--spec", SPEC, "--out", out, "--json", *chosen, env=_env(cli_config))
     assert second.returncode == 0, second.stderr
     assert "no changes" in second.stderr and "0 added, 0 changed, 0 destroyed" in second.stderr
     assert json.loads((out / "apply-plan.json").read_text())["add"] == 0
+    summary_json = json.loads(second.stdout)  # --json: one document on stdout, the same numbers
+    assert summary_json["command"] == "apply" and summary_json["target"] == "aws"
+    assert (summary_json["added"], summary_json["changed"], summary_json["destroyed"]) == (0, 0, 0)
+    assert summary_json["port"] == outputs["endpoint_port"] and summary_json["host"] == outputs["endpoint_host"]
+    assert sorted(summary_json["users"]) == ["analytics", "app", "default"]
+    assert not any(secret in second.stdout for secret in PASSWORDS.values())
 
     gone = cli.run("destroy", "--target", "aws", "--out", out, "--auto-approve", *chosen, env=_env(cli_config, {}))
     assert gone.returncode == 0, gone.stderr
