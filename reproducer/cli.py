@@ -1677,6 +1677,12 @@ def _import_bundle(
 @TARGET(
     required=False, default=None, help=f"Render the spec's Terraform for this target too: {_one_of(target_names())}."
 )
+@click.option(
+    "--source-ca",
+    type=_PATH,
+    default=None,
+    help="Without --from: CA file for the OVH service's TLS certificate (default: the system's).",
+)
 @click.pass_context
 def archive_group(
     ctx: click.Context,
@@ -1687,6 +1693,7 @@ def archive_group(
     config_file: Path | None,
     output: Path | None,
     target: str | None,
+    source_ca: Path | None,
     **live: Any,
 ) -> None:
     """Write everything needed to leave a service into one verifiable bundle (-o DIR).
@@ -1694,12 +1701,18 @@ def archive_group(
     The spec (from the OVH API with --project/--service, else read from --from URL), the data of --from URL as
     RDB and JSONL, the Terraform rendered for --target, and MANIFEST.json: key counts per database and type, the
     sha256 of every file, the source's identity and the time, checked against the live source at the end.
+
+    Without --from, the data of the OVH service itself: as migrate does, it gets a temporary read-only user and
+    the allow-list entry --allow-cidr (this machine's address), both removed on every way out.
     """
     if ctx.invoked_subcommand is not None:
         return
+    allow_cidr = _archive_allow_cidr(live, project)
     request = _live_request(live)
-    if output is None or request is None:
-        raise click.UsageError("archive needs -o DIR and --from URL (the endpoint whose data to archive)")
+    if output is None or (request is None and not project):
+        raise click.UsageError("archive needs -o DIR, and --project/--service or --from URL")
+    if request is not None and source_ca is not None:
+        raise click.UsageError("--source-ca goes without --from (with --from, the URL's ?ca= names the CA)")
     archive_request = pipeline_archive.ArchiveRequest(
         out=output,
         live=request,
@@ -1708,9 +1721,22 @@ def archive_group(
         endpoint=endpoint,
         config_file=config_file,
         target=target,
+        allow_cidr=allow_cidr,
+        source_ca=source_ca,
     )
     manifest = pipeline_archive.archive(archive_request, _progress)
     _stderr.print(f"archive: {manifest['data']['keys']:,} keys checked against the live source")
+
+
+def _archive_allow_cidr(live: dict[str, Any], project: str | None) -> str | None:
+    """Without --from, --allow-cidr is the temporary allow-list entry of the OVH service (one, as migrate's)."""
+    if live.get("from_url") is not None or not project:
+        return None
+    cidrs = live.pop("allow_cidrs", ()) or ()
+    live["allow_cidrs"] = ()
+    if len(cidrs) > 1:
+        raise click.UsageError("without --from, archive takes one --allow-cidr (this machine's address)")
+    return cidrs[0] if cidrs else None
 
 
 @archive_group.command("verify", epilog=_ENDPOINT_HELP)

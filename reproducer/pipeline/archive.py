@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproducer import __version__
-from reproducer.atomic import atomic_write
+from reproducer.atomic import atomic_output, atomic_write
 from reproducer.data.endpoint import Endpoint, parse_endpoint
+from reproducer.data.formats import format_module
 from reproducer.data.topology import connect, databases, discover, identity
-from reproducer.errors import InputError, OutputError, VerifyMismatchError
-from reproducer.pipeline.data import ExportRequest, ImportRequest, Vias, bastions, export_data, import_data
+from reproducer.errors import InputError, OutputError, SourceUnavailableError, VerifyMismatchError
+from reproducer.pipeline.data import ImportRequest, Vias, bastions, import_data
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.live import LiveInspectRequest, inspect_live
 from reproducer.pipeline.progress import Progress, quiet
@@ -55,20 +56,31 @@ RENDER_DIR = "render"
 #: A manifest lists a few dozen files; anything larger is not one archive wrote.
 _MANIFEST_MAX = 4 << 20
 _CHUNK = 1 << 20
+_LEFTOVER_HINT = (
+    "remove the user reproducer-migration and the allow-list entry this archive added in the OVH control panel "
+    "(archive keeps no run state to resume)"
+)
 _HASH_HINT = "the bundle was changed after it was written: restore it from a copy, or archive the service again"
 
 
 @dataclass(frozen=True)
 class ArchiveRequest:
-    """``archive``: the spec from OVH (``project``/``service``) or from ``live.url``, the data from ``live.url``."""
+    """``archive``: the spec from OVH (``project``/``service``) or from ``live.url``; the data from ``live.url``.
+
+    Without ``live``, the data of the OVH service itself, through a temporary read-only user and the allow-list
+    entry ``allow_cidr`` (its TLS certificate checked with ``source_ca``), both removed on every way out.
+    """
 
     out: Path
-    live: LiveInspectRequest
+    live: LiveInspectRequest | None = None
     project: str | None = None
     service: str | None = None
     endpoint: str | None = None
     config_file: Path | None = None
     target: str | None = None
+    allow_cidr: str | None = None
+    source_ca: Path | None = None
+    credentials: dict[str, str] | None = None
 
 
 @dataclass
@@ -91,34 +103,75 @@ def archive(request: ArchiveRequest, progress: Progress = quiet) -> dict[str, An
     """Write the bundle of ``request`` (see the module docstring); returns its manifest."""
     out = request.out
     _check_new(out)
+    if request.live is None and not request.project:
+        raise InputError("archive needs a source", hint="pass --project/--service, or --from URL")
     with _staging(out) as stage:
         spec = _spec(request, progress)
         atomic_write(stage / SPEC_FILE, spec.to_yaml())
         if request.target:  # first: a spec the target cannot take fails before the long exports
             progress(f"archive: rendering for {request.target}")
             render(RenderRequest(spec=stage / SPEC_FILE, target=request.target, out=stage / RENDER_DIR))
-        source = parse_endpoint(request.live.url)
-        vias = Vias(source=request.live.via)
-        (stage / "data").mkdir()
-        progress("archive: exporting the data as RDB")
-        export_data(ExportRequest(request.live.url, stage / RDB_FILE, fmt="rdb", via=request.live.via))
-        progress("archive: exporting the data as JSONL")
-        export_data(ExportRequest(request.live.url, stage / JSONL_FILE, fmt="jsonl", via=request.live.via))
-        progress("archive: checking the files against the live source")
-        manifest = _manifest(stage, spec, source, vias, request.target)
-        atomic_write(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _publish(stage, out)
+        with _data_source(request, spec, progress) as (source, via):
+            manifest = _write_data(stage, spec, source, via, request.target, progress)
+            _publish(stage, out)
     progress(f"archive: wrote {out} ({manifest['data']['keys']} keys, {len(manifest['files'])} files)")
     return manifest
 
 
+def _write_data(
+    stage: Path, spec: ServiceSpec, source: Endpoint, via: str | None, target: str | None, progress: Progress
+) -> dict[str, Any]:
+    """Export the data as RDB and JSONL, check them against the live source, and write the manifest."""
+    (stage / "data").mkdir()
+    for fmt, name in (("rdb", RDB_FILE), ("jsonl", JSONL_FILE)):
+        progress(f"archive: exporting the data as {fmt.upper()}")
+        with bastions(Vias(source=via)) as routes, atomic_output(stage / name) as tmp:
+            format_module(fmt).export(routes.source(source), tmp, dbs=None, match=None)
+    progress("archive: checking the files against the live source")
+    manifest = _manifest(stage, spec, source, Vias(source=via), target)
+    atomic_write(stage / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+@contextlib.contextmanager
+def _data_source(
+    request: ArchiveRequest, spec: ServiceSpec, progress: Progress
+) -> Iterator[tuple[Endpoint, str | None]]:
+    """The endpoint to read the data from and its bastion: ``--from``, or the OVH service with temporary access."""
+    if request.live is not None:
+        yield parse_endpoint(request.live.url), request.live.via
+        return
+    from reproducer.pipeline.migrate import RunState, check_source_tls, temporary_access
+    from reproducer.sources.ovh import OvhApiClient, OvhServiceAccess, make_client
+
+    check_source_tls(spec, request.source_ca, Vias(), progress)  # before anything is granted
+    client = make_client(request.endpoint, request.config_file, request.credentials)
+    access = OvhServiceAccess(OvhApiClient(client, None, progress), spec.source.project, spec.source.service_id)
+    with tempfile.TemporaryDirectory(prefix="reproducer-archive-") as private:
+        state = RunState(Path(private) / "run.json")
+        try:
+            grant = temporary_access(
+                access, spec, state, allow_cidr=request.allow_cidr, source_ca=request.source_ca, progress=progress
+            )
+            with grant as (url, environ):
+                yield parse_endpoint(url, environ=environ), None
+        except SourceUnavailableError as error:
+            if error.message.startswith("the temporary access on the source could not be removed"):
+                error.hint = _LEFTOVER_HINT
+            raise
+
+
 def _spec(request: ArchiveRequest, progress: Progress) -> ServiceSpec:
     if request.project:
-        options = InspectOptions(request.project, request.service, request.endpoint, request.config_file)
+        options = InspectOptions(
+            request.project, request.service, request.endpoint, request.config_file, request.credentials
+        )
         if not request.service:
             raise InputError("archive reads one service", hint="pass --service with --project")
         [spec] = inspect(options, progress)
         return spec
+    if request.live is None:
+        raise InputError("archive needs a source", hint="pass --project/--service, or --from URL")
     return inspect_live(request.live, progress)
 
 

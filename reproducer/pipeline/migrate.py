@@ -7,10 +7,12 @@ after a crash. The ``default`` user is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,7 +231,7 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
     _undo_access(access, state, progress)  # what a crashed run left behind
     cut = cutover_run(api, spec.source.project, spec.source.service_id, request, progress)
     try:
-        source_url, password = _grant_access(access, spec, request, state, progress)
+        source_url, password = _grant_access(access, spec, request.allow_cidr, request.source_ca, state, progress)
         # A cutover copies again from the start: changes made while nobody followed are not in any checkpoint.
         options = replace(request.copy, resume=resumed)
         environ = {**request.environ, _PASSWORD_VARIABLE: password}
@@ -279,21 +281,51 @@ def _run_state(run_dir: Path, *, resume: bool) -> RunState:
     return RunState.load(path) if resume else RunState(path)
 
 
+@contextlib.contextmanager
+def temporary_access(
+    access: OvhServiceAccess,
+    spec: ServiceSpec,
+    state: RunState,
+    *,
+    allow_cidr: str | None,
+    source_ca: Path | None,
+    progress: Progress = quiet,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The allow-list entry and the read-only migration user, recorded in ``state`` and removed on every way out.
+
+    Yields the source's URL and the environment that holds its password (never written anywhere). On a failure
+    (Ctrl-C included) the grants are removed too, and a TLS failure gets the hint that names ``--source-ca``.
+    """
+    try:
+        source_url, password = _grant_access(access, spec, allow_cidr, source_ca, state, progress)
+        yield source_url, {_PASSWORD_VARIABLE: password}
+    except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
+        _undo_after_failure(access, state, progress, failure)
+        _hint_source_ca(failure, _source_endpoint(spec, source_ca))
+        raise
+    _undo_access(access, state, progress)
+
+
 def _grant_access(
-    access: OvhServiceAccess, spec: ServiceSpec, request: MigrateRequest, state: RunState, progress: Progress
+    access: OvhServiceAccess,
+    spec: ServiceSpec,
+    allow_cidr: str | None,
+    source_ca: Path | None,
+    state: RunState,
+    progress: Progress,
 ) -> tuple[str, str]:
     """Record, then make, the allow-list entry and the migration user; return the source URL and password."""
-    if request.allow_cidr:
-        state.allow_cidr = CidrGrant(request.allow_cidr)
+    if allow_cidr:
+        state.allow_cidr = CidrGrant(allow_cidr)
         state.save()
-        state.allow_cidr.added = access.allow(request.allow_cidr, "reproducer migration (temporary)")
-        progress(f"allow-list: {request.allow_cidr} {'added' if state.allow_cidr.added else 'was already allowed'}")
+        state.allow_cidr.added = access.allow(allow_cidr, "reproducer migration (temporary)")
+        progress(f"allow-list: {allow_cidr} {'added' if state.allow_cidr.added else 'was already allowed'}")
     state.user = UserGrant(MIGRATION_USER)
     state.save()
     state.user.id, password = access.create_user(MIGRATION_USER)
     state.save()
     progress(f"temporary user {MIGRATION_USER} created (read, scan, dump, follow)")
-    return _source_url(spec, request.source_ca), password
+    return _source_url(spec, source_ca), password
 
 
 def _source_url(spec: ServiceSpec, ca: Path | None) -> str:
