@@ -62,3 +62,17 @@ def test_an_interrupted_archive_of_an_ovh_service_still_removes_its_access(api_s
     assert leftovers(api_server, seeded) == ([], [])
     assert any(m.startswith(f"temporary user {pipeline_migrate.MIGRATION_USER} removed") for m in seen)
     assert list(tmp_path.iterdir()) == [], "no bundle, no staging directory left"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--project", "p", "--service", "s", "--allow-cidr", "10.0.0.1/32", "--allow-cidr", "10.0.0.2/32"], "one"),
+        (["--from", "valkey://127.0.0.1:1", "--source-ca", "ca.pem"], "--source-ca goes without --from"),
+        ([], "--project/--service or --from URL"),
+    ],
+)
+def test_archive_refuses_ambiguous_access_options_before_anything_is_read(extra, message, tmp_path):
+    refused = cli.run("archive", "-o", str(tmp_path / "bundle"), *extra)
+    assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert list(tmp_path.iterdir()) == []
