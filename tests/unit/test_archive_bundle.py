@@ -113,11 +113,15 @@ def test_an_interrupted_archive_leaves_nothing_behind(tmp_path, monkeypatch):
     spec = load_spec(HERE / "specs" / "business.yaml")
     monkeypatch.setattr(pipeline_archive, "inspect_live", lambda request, progress: spec)
 
-    def export_cut_short(request, progress=None):
-        request.path.write_bytes(b"REDIS0011 half")
-        raise Interrupted()
+    class CutShort:
+        """An RDB export that writes half a file, then is interrupted (Ctrl-C)."""
 
-    monkeypatch.setattr(pipeline_archive, "export_data", export_cut_short)
+        @staticmethod
+        def export(source, path, **_options):
+            path.write_bytes(b"REDIS0011 half")
+            raise Interrupted()
+
+    monkeypatch.setattr(pipeline_archive, "format_module", lambda fmt: CutShort)
     request = pipeline_archive.ArchiveRequest(out=tmp_path / "bundle", live=LiveInspectRequest("valkey://h:1"))
 
     with pytest.raises(Interrupted):
