@@ -14,8 +14,15 @@ from pathlib import Path
 
 from reproducer.errors import InputError
 
-#: Where the ``ovh`` client looks for ovh.conf (``ovh.config.CONFIG_PATH``), computed as it does at import.
-OVH_CONFIG_PATHS = ("/etc/ovh.conf", os.path.expanduser("~/.ovh.conf"), os.path.realpath("./ovh.conf"))
+
+def default_config_paths() -> tuple[str, ...]:
+    """Where the ``ovh`` client looks for ovh.conf (``ovh.config.CONFIG_PATH``), from the home and directory of now.
+
+    Computed at each call, not at import: a module imported once must not freeze another directory's paths.
+    """
+    return ("/etc/ovh.conf", os.path.expanduser("~/.ovh.conf"), os.path.realpath("./ovh.conf"))
+
+
 _CONF_HINT = "ovh.conf is an INI file: [default] with endpoint=..., then one [endpoint] section with its keys"
 
 
@@ -59,7 +66,7 @@ def _conf_problem(exc: configparser.Error) -> str:
 
 def check_default_configs() -> None:
     """Check the files the ``ovh`` client parses when it is imported; call it before ``import ovh``."""
-    for path in OVH_CONFIG_PATHS:
+    for path in default_config_paths():
         check_ovh_config(Path(path))
 
 
