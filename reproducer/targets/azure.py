@@ -194,7 +194,7 @@ class AzureTarget(BaseTarget):
             "cache_name": cache_name(str(context["name"])),
             "shard_count": shards if shards > 1 else 0,
             "replicas_per_primary": min(replicas, 3) if shards == 1 and replicas > 1 else 0,
-            "redis_configuration": redis_configuration(context["settings"]),
+            "redis_configuration": redis_configuration(directives(spec, context["settings"])),
             "patch_hour": time_hours(spec.maintenance_time, 4),
             "days": DAYS,
             "rules": rules,
@@ -214,7 +214,7 @@ class AzureTarget(BaseTarget):
             "clustering": clustering,
             "cluster_mode": clustering == "OSSCluster",
             "high_availability": context["replicas"] >= 1,
-            "eviction_policy": eviction_policy(context["settings"]),
+            "eviction_policy": eviction_policy(directives(spec, context["settings"])),
             "rdb": context["settings"].get("save", "on") != "",
             "rules": [],
             "public": False,
@@ -421,6 +421,12 @@ def _replica_decision(shards: int, replicas: int) -> compat.Decision:
     if replicas == 0:
         return APPROX, "sku_name", "Premium always runs a replica beside the primary"
     return EXACT, "replicas_per_primary", f"{max(replicas, 1)} replica(s), automatic failover"
+
+
+def directives(spec: ServiceSpec, settings: dict[str, str]) -> dict[str, str]:
+    """The Valkey settings, with a ``maxmemory-policy`` item of the spec (OVH has no such parameter to map)."""
+    policy = {c.valkey_name: c.value for c in spec.configuration if c.valkey_name == "maxmemory-policy"}
+    return settings | policy
 
 
 def cache_name(name: str) -> str:
