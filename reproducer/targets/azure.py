@@ -297,7 +297,7 @@ class AzureTarget(BaseTarget):
                 "when the load is light and ComputeOptimized_X* gives more vCPUs when it is heavy",
             ),
             "topology.mode": (
-                EXACT if (shards > 1) == context["cluster_mode"] else APPROX,
+                APPROX if clustering == "EnterpriseCluster" else EXACT,
                 "default_database.clustering_policy",
                 f"{clustering}: {CLUSTERING_NOTES[clustering]}",
             ),
@@ -324,30 +324,7 @@ class AzureTarget(BaseTarget):
             ),
             **_managed_network(spec, context),
             "source.region": (APPROX, "var.location", f"nearest Azure region: {context['location']}"),
-            "backups.time": (
-                NONE,
-                "—",
-                "Managed Redis has no backup time of day; RDB persistence writes every "
-                "persistence_redis_database_backup_frequency instead",
-            ),
-            "backups.regions": (
-                MANUAL,
-                "azurerm_managed_redis_geo_replication",
-                "active geo-replication to an instance in another region (default_database.geo_replication_group_name, "
-                "which excludes persistence), or export RDB files yourself",
-            ),
-            "backups.retention_days": (
-                MANUAL,
-                "—",
-                "Managed Redis keeps no dated backups: export RDB files to a storage account and keep them as long as "
-                "needed",
-            ),
-            "maintenance_time": (
-                MANUAL,
-                "—",
-                "Azure schedules Managed Redis updates itself: provider 5.10.0 has no maintenance window for it. "
-                "Updates fail over to the replica; keep client retries on, and watch Azure Service Health for notices",
-            ),
+            **_managed_upkeep(),
             **_common_rows(),
         }
 
@@ -577,6 +554,36 @@ def _managed_config_row(item: ConfigItem) -> compat.Decision:
     instead = {**INSTEAD, "io-threads": "Azure sizes threads by SKU: ComputeOptimized_X* has the most vCPUs"}
     reason = instead.get(item.valkey_name or "", "the instance keeps Redis's default: drop it, or handle it in the app")
     return NONE, "—", f"{item.source_name} has no Managed Redis setting; {reason}"
+
+
+def _managed_upkeep() -> dict[str, compat.Decision]:
+    """Backups and maintenance on Managed Redis."""
+    return {
+        "backups.time": (
+            NONE,
+            "—",
+            "Managed Redis has no backup time of day; RDB persistence writes every "
+            "persistence_redis_database_backup_frequency instead",
+        ),
+        "backups.regions": (
+            MANUAL,
+            "azurerm_managed_redis_geo_replication",
+            "active geo-replication to an instance in another region (default_database.geo_replication_group_name, "
+            "which excludes persistence), or export RDB files yourself",
+        ),
+        "backups.retention_days": (
+            MANUAL,
+            "—",
+            "Managed Redis keeps no dated backups: export RDB files to a storage account and keep them as long as "
+            "needed",
+        ),
+        "maintenance_time": (
+            MANUAL,
+            "—",
+            "Azure schedules Managed Redis updates itself: provider 5.10.0 has no maintenance window for it. "
+            "Updates fail over to the replica; keep client retries on, and watch Azure Service Health for notices",
+        ),
+    }
 
 
 def _common_rows() -> dict[str, compat.Decision]:
