@@ -21,7 +21,9 @@ from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError
 from reproducer.sandbox.seed import ovh_client
-from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
+from reproducer.twins import azurerm, install_twins, running_processes, stop_all, trusted_ca
+from reproducer.twins import valkey as valkey_twin
+from reproducer.twins.base import TwinWorld
 from tests.integration.test_render_terraform import assert_plans
 from tests.support import cli
 from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path
@@ -351,7 +353,7 @@ def managed_applied(tmp_path_factory):
         stop_all(tmp / "twins")
 
 
-def test_managed_redis_is_redis_with_a_replica_behind_tls_on_10000_and_destroys_cleanly(managed_applied):
+def test_managed_redis_is_redis_with_a_replica_on_10000_changes_its_eviction_live_and_destroys_cleanly(managed_applied):
     tf, twins = managed_applied
     (tf.workdir / "extra.tf").rename(tf.workdir / "extra.tf.off")  # the golden alone, as the shared tests plan it
     created = assert_plans(tf, "azure", "business", managed_spec())  # fmt, init, validate, plan
@@ -375,8 +377,43 @@ def test_managed_redis_is_redis_with_a_replica_behind_tls_on_10000_and_destroys_
     assert not tf.plan(out="again").has_changes
     pids = running_processes(twins)
     assert len(pids) == 2
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    main.write_text(rendered.replace('"NoEviction"', '"AllKeysLRU"'))
+    evict = tf.plan(out="evict")
+    assert {c.address: c.actions for c in evict.resource_changes if c.actions != ("no-op",)} == {
+        "azurerm_managed_redis.cache_prod": ("update",)
+    }
+    tf.apply(evict)  # in place, live: same processes, same key
+    with connect({"hostname": instance["hostname"], "ssl_port": 10000}, twins, database["primary_access_key"]) as conn:
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    assert running_processes(twins) == pids
+    main.write_text(rendered.replace("high_availability_enabled = true", "high_availability_enabled = false"))
+    changes = {c.address: c.actions for c in tf.plan(out="single").resource_changes}
+    assert changes["azurerm_managed_redis.cache_prod"] == ("delete", "create"), "ForceNew"
+    main.write_text(rendered)
     tf.destroy()
     assert running_processes(twins) == [] and not any(map(pid_alive, pids))
+
+
+@pytest.mark.parametrize("access", [False, None])
+def test_without_access_keys_the_default_user_is_off_and_no_key_is_exported(access, tmp_path):
+    """Managed Redis makes keys only with access_keys_authentication_enabled (default false): Entra ID otherwise."""
+    database = {"clustering_policy": "NoCluster"} | (
+        {} if access is None else {"access_keys_authentication_enabled": access}
+    )
+    state = {"name": "m", "resource_group_name": "rg", "location": "westeurope", "default_database": [database]}
+    shape = azurerm.managed_shape(state, ["k1", "k2"])
+    assert shape.users == (valkey_twin.TwinUser("default", "off"),) and shape.port == 10000 and not shape.cluster
+    recorded = azurerm.ManagedRedis._record(TwinWorld(tmp_path), state, ["k1", "k2"], "127.0.0.2")
+    assert (
+        recorded["default_database"][0]["primary_access_key"]
+        == ""
+        == recorded["default_database"][0]["secondary_access_key"]
+    )
+    oss = azurerm.managed_shape({**state, "default_database": [{"access_keys_authentication_enabled": True}]}, ["k"])
+    assert (oss.cluster, oss.shards, oss.replicas, oss.port, oss.tls) == (True, 3, 1, 8500, True)
+    assert oss.users[0].password_hashes and oss.parameters == (("maxmemory-policy", "volatile-lru"),)
 
 
 def managed_spec():
