@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from reproducer.errors import InputError
+from tests.support import hostile
 from tests.unit.test_render_defects import CONTRACT, argument, blocks, outputs, render, rows, spec, spec_data, tf
 
 #: The provider's rule-name validator (validate/firewall_rule_name.go).
@@ -353,6 +354,28 @@ def test_the_managed_redis_outputs_contract_holds():
     assert argument(out["endpoint_port"], "value") == "azurerm_managed_redis.cache_prod.default_database[0].port"
     assert argument(out["endpoint_host"], "value") == "azurerm_managed_redis.cache_prod.hostname"
     assert argument(out["tls"], "value") == "true" and argument(out["ca_certificate"], "value") == '""'
+
+
+#: A value that would add a resource, read a file, loop and run Jinja if it were not escaped.
+HOSTILE = '"}\nresource "x" "y" {}\n${file("/etc/passwd")}%{ for x in [1] }x%{ endfor }{{ "zq" ~ "jinja" }}'
+#: Each top-level block's kind and type (a resource's label comes from the name, made an identifier).
+_SKELETON = re.compile(r'^((?:resource|data|output|variable|provider|module|terraform|import)\b(?: "[^"]*")?)', re.M)
+
+
+def test_hostile_values_in_every_field_of_a_managed_redis_render_stay_data():
+    base = spec("business", configuration=without_notifications())
+    skeleton = _SKELETON.findall(tf(managed_files()))
+    rendered = 0
+    for path in hostile.string_paths(base):
+        files = hostile.render("azure", hostile.replaced(base, path, HOSTILE))
+        if files is None:  # refused with an InputError
+            continue
+        rendered += 1
+        text = tf(files)
+        assert _SKELETON.findall(text) == skeleton, path
+        assert "zqjinja" not in "".join(files.values()) and "\n${file" not in text, path
+        assert managed(files), path
+    assert rendered > 10, "most fields render (escaped) rather than being refused"
 
 
 if __name__ == "__main__":
