@@ -1,10 +1,14 @@
-"""The azurerm twin: Azure Cache for Redis backed by real Redis 7.0, with its firewall rules and resource groups.
+"""The azurerm twin: Azure Cache for Redis and Azure Managed Redis on real Redis 7.0, and what surrounds them.
 
 A cache stands up Redis (not Valkey: Azure runs Redis) shaped like its SKU: Basic one node, Standard a primary with a
 replica, Premium ``replicas_per_primary`` replicas (one by default) and, with ``shard_count``, an OSS cluster. It
 listens with TLS only on the cache's ``ssl_port`` 6380; the access keys are the passwords of the ``default`` user.
-The provider's plan-time validators and the API's refusals are made with their texts; ``docs/twins.md`` (section
-Azure) lists every rule with its source.
+A Managed Redis instance (real Azure runs Redis 7.4 on Redis Enterprise; the twin runs this machine's Redis 7.0) is a
+primary with a replica (``high_availability_enabled``) on port 10000, or with ``clustering_policy = "OSSCluster"``
+an OSS cluster whose shards listen on port 8500 behind a slotless cluster node on 10000 that redirects clients; its
+access keys exist only with ``access_keys_authentication_enabled``. The provider's plan-time validators and the API's
+refusals are made with their texts; ``docs/twins.md`` (section Azure) lists every rule with its source. Firewall
+rules, private endpoints and resource groups are checked and recorded.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from reproducer.offline.values import UNKNOWN
+from reproducer.procs import wait_until
 from reproducer.sandbox.fleet import Fleet
 from reproducer.twins import valkey
 from reproducer.twins.base import Change, GenericTwin, TwinError, TwinWorld
 
 CACHE, RULE, GROUP = "azurerm_redis_cache", "azurerm_redis_firewall_rule", "azurerm_resource_group"
+MANAGED, ENDPOINT = "azurerm_managed_redis", "azurerm_private_endpoint"
 _SOURCE = "docs/twins.md#azure"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 PORT, SSL_PORT = 6379, 6380
@@ -432,5 +438,288 @@ class FirewallRule(GenericTwin):
         return {**state, "id": f"{rule_id}/firewallRules/{name}"}
 
 
-RESOURCES = (ResourceGroup(), RedisCache(), FirewallRule())
+# ---- azurerm_managed_redis --------------------------------------------------------------------------------------
+
+MANAGED_PORT, SHARD_PORT = 10000, 8500
+#: Azure sets an OSS cluster's shard count from the SKU, undocumented per SKU; the twin runs three.
+OSS_SHARDS = 3
+CLUSTERING_POLICIES = ("EnterpriseCluster", "NoCluster", "OSSCluster")
+#: ``eviction_policy`` → Redis ``maxmemory-policy``.
+EVICTION_POLICIES = {
+    "AllKeysLFU": "allkeys-lfu",
+    "AllKeysLRU": "allkeys-lru",
+    "AllKeysRandom": "allkeys-random",
+    "NoEviction": "noeviction",
+    "VolatileLFU": "volatile-lfu",
+    "VolatileLRU": "volatile-lru",
+    "VolatileRandom": "volatile-random",
+    "VolatileTTL": "volatile-ttl",
+}
+_SKU_SIZES = {
+    "Balanced_B": (0, 1, 3, 5, 10, 20, 50, 100, 150, 250, 350, 500, 700, 1000),
+    "ComputeOptimized_X": (3, 5, 10, 20, 50, 100, 150, 250, 350, 500, 700),
+    "FlashOptimized_A": (250, 500, 700, 1000, 1500, 2000, 4500),
+    "MemoryOptimized_M": (10, 20, 50, 100, 150, 250, 350, 500, 700, 1000, 1500, 2000),
+}
+#: ``sku_name`` values the provider accepts (validate.PossibleValuesForSkuName, sorted as the provider prints them).
+MANAGED_SKUS = tuple(sorted(f"{family}{size}" for family, sizes in _SKU_SIZES.items() for size in sizes))
+#: Managed Redis names: 3-63 letters, digits and hyphens, starting and ending with a letter or digit, no ``--``.
+_MANAGED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]+[A-Za-z0-9]$")
+
+
+def _validate_managed(config: dict[str, Any]) -> None:
+    """The provider's validators (managed_redis_resource.go, validate/managed_redis_name.go)."""
+    name = config.get("name")
+    if isinstance(name, str):
+        if not 3 <= len(name) <= 63:
+            raise TwinError(f"expected length of name to be in the range (3 - 63), got {name}", f"see {_SOURCE}")
+        if "--" in name:
+            raise TwinError(f"name must not contain any consecutive hyphens, got {name}", f"see {_SOURCE}")
+        if not _MANAGED_NAME.fullmatch(name):
+            raise TwinError(
+                "name can only contain letters, numbers and hyphens. The first and last characters must each be a "
+                f"letter or a number, got {name}",
+                f"see {_SOURCE}",
+            )
+    _in_slice("sku_name", config.get("sku_name"), MANAGED_SKUS)
+    _in_slice("public_network_access", config.get("public_network_access"), ("Disabled", "Enabled"))
+    database = _block(config, "default_database")
+    _in_slice("default_database.0.client_protocol", database.get("client_protocol"), ("Encrypted", "Plaintext"))
+    _in_slice("default_database.0.clustering_policy", database.get("clustering_policy"), CLUSTERING_POLICIES)
+    _in_slice("default_database.0.eviction_policy", database.get("eviction_policy"), tuple(EVICTION_POLICIES))
+    _in_slice(
+        "default_database.0.persistence_redis_database_backup_frequency",
+        database.get("persistence_redis_database_backup_frequency"),
+        ("12h", "1h", "6h"),
+    )
+    aof, rdb = (database.get(f"persistence_{k}_backup_frequency") for k in ("append_only_file", "redis_database"))
+    if _known(aof) and _known(rdb):
+        raise TwinError(
+            '"default_database.0.persistence_append_only_file_backup_frequency": conflicts with '
+            "default_database.0.persistence_redis_database_backup_frequency",
+            f"see {_SOURCE}",
+        )
+
+
+def managed_shape(state: dict[str, Any], keys: Sequence[str]) -> valkey.ValkeyShape:
+    """Redis 7.0 as the instance runs: HA replica, OSS cluster shards on 8500 or one endpoint on 10000, keys."""
+    database = _block(state, "default_database")
+    oss = (database.get("clustering_policy") or "OSSCluster") == "OSSCluster"
+    access = database.get("access_keys_authentication_enabled") is True
+    default = valkey.TwinUser.with_passwords("default", "on ~* &* +@all", keys) if access else None
+    policy = EVICTION_POLICIES.get(str(database.get("eviction_policy")), "volatile-lru")
+    return valkey.ValkeyShape(
+        shards=OSS_SHARDS if oss else 1,
+        replicas=0 if state.get("high_availability_enabled") is False else 1,
+        cluster=oss,
+        tls=database.get("client_protocol") != "Plaintext",
+        port=SHARD_PORT if oss else MANAGED_PORT,
+        users=(default or valkey.TwinUser("default", "off"),),
+        parameters=(("maxmemory-policy", policy),),
+        engine="redis",
+    )
+
+
+def _endpoint_shape(shape: valkey.ValkeyShape) -> valkey.ValkeyShape:
+    """The node on 10000 in front of an OSS cluster: one cluster node, without slots once it joined."""
+    return valkey.ValkeyShape(
+        shards=1,
+        cluster=True,
+        tls=shape.tls,
+        port=MANAGED_PORT,
+        users=shape.users,
+        parameters=shape.parameters,
+        engine="redis",
+    )
+
+
+def _join(endpoint: Fleet, cluster: Fleet) -> None:
+    """Give the endpoint node's slots up and make it meet the cluster, until it knows every slot's owner."""
+    node, first = endpoint.servers[0], cluster.servers[0]
+    endpoint.admin(node, "CLUSTER", "FLUSHSLOTS")
+    endpoint.admin(node, "CLUSTER", "MEET", first.host, first.port, first.port + 10000)
+    count = len(cluster.servers)
+
+    def knows_all() -> bool:
+        ranges = endpoint.admin(node, "CLUSTER", "SLOTS")
+        covered = sum(int(r[1]) - int(r[0]) + 1 for r in ranges)
+        return covered == 16384 and sum(len(r) - 2 for r in ranges) == count
+
+    wait_until(knows_all, timeout=30, what="the endpoint node to learn the cluster's slots")
+
+
+def _managed_ids(state: dict[str, Any]) -> tuple[str, str]:
+    record_id = _record_id(str(state["resource_group_name"]), str(state["name"]))
+    return record_id, f"{record_id}~endpoint"
+
+
+def _managed_fleets(world: TwinWorld, state: dict[str, Any]) -> list[Fleet | None]:
+    record_id, endpoint_id = _managed_ids(state)
+    fleets = [valkey.fleet_of(world, MANAGED, record_id)]
+    if world.fleet_dir(MANAGED, endpoint_id).exists():
+        fleets.append(valkey.fleet_of(world, MANAGED, endpoint_id))
+    return fleets
+
+
+def _stop_managed(world: TwinWorld, state: dict[str, Any]) -> None:
+    for fleet_id in _managed_ids(state):
+        valkey.stop(world, MANAGED, fleet_id)
+
+
+def _start_managed(world: TwinWorld, state: dict[str, Any], shape: valkey.ValkeyShape) -> str:
+    """Start the instance's Redis; the host clients connect to (the endpoint node's with an OSS cluster)."""
+    record_id, endpoint_id = _managed_ids(state)
+    _stop_managed(world, state)
+    addresses = valkey.start(world, MANAGED, record_id, shape)
+    if not shape.cluster:
+        return addresses[0].host
+    try:
+        front = valkey.start(world, MANAGED, endpoint_id, _endpoint_shape(shape))
+        endpoint, cluster = valkey.fleet_of(world, MANAGED, endpoint_id), valkey.fleet_of(world, MANAGED, record_id)
+        assert endpoint is not None and cluster is not None
+        _join(endpoint, cluster)
+    except BaseException:
+        _stop_managed(world, state)
+        raise
+    return front[0].host
+
+
+class ManagedRedis(GenericTwin):
+    """``azurerm_managed_redis``: Redis 7.0 shaped by ``default_database``; ``hostname``/port 10000 reach it."""
+
+    type_name = MANAGED
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """The provider's plan-time validators."""
+        _validate_managed(config)
+
+    def plan(self, change: Change) -> dict[str, Any] | None:
+        """CustomizeDiff: a new instance needs its ``default_database``."""
+        if change.prior is None and change.planned is not None and not change.planned.get("default_database"):
+            raise TwinError("`default_database` must be provided when creating a new resource", f"see {_SOURCE}")
+        return change.planned
+
+    def create(self, change: Change) -> dict[str, Any]:
+        """Check the resource group and name, start Redis, fill the state."""
+        assert change.planned is not None
+        state = dict(change.planned)
+        group, name = str(state["resource_group_name"]), str(state["name"])
+        if change.world.load(GROUP, group) is None:
+            raise TwinError(
+                f"unexpected status 404 (404 Not Found) with error: ResourceGroupNotFound: Resource group '{group}' "
+                "could not be found.",
+                f"twin rule, {_SOURCE}",
+            )
+        if any(r.get("name") == name and r.get("location") == state.get("location") for r in change.world.all(MANAGED)):
+            raise _api_error("NameNotAvailable", f"The name '{name}' is already in use in {state.get('location')}.")
+        keys = [_access_key(), _access_key()]
+        host = _start_managed(change.world, state, managed_shape(state, keys))
+        return self._record(change.world, state, keys, host)
+
+    def update(self, change: Change) -> dict[str, Any]:
+        """In place: keys and eviction policy; a new clustering policy recreates the database (empty)."""
+        assert change.planned is not None and change.prior is not None
+        state = dict(change.planned)
+        prior_db = _block(change.prior, "default_database")
+        keys = [
+            str(prior_db.get("primary_access_key") or _access_key()),
+            str(prior_db.get("secondary_access_key") or _access_key()),
+        ]
+        shape, before = managed_shape(state, keys), managed_shape(change.prior, keys)
+        fleets = _managed_fleets(change.world, state)
+        if None in fleets:
+            raise TwinError(f"unexpected status 404 (404 Not Found) with error: ResourceNotFound: {state['name']!r}")
+        if (shape.shards, shape.replicas, shape.cluster, shape.tls) != (
+            before.shards,
+            before.replicas,
+            before.cluster,
+            before.tls,
+        ):
+            host = _start_managed(change.world, state, shape)
+        else:
+            for fleet in fleets:
+                assert fleet is not None
+                valkey.apply_users(fleet, shape.users)
+                valkey.apply_parameters(fleet, shape.parameters)
+            host = str(change.prior["hostname"])
+        return self._record(change.world, state, keys, host)
+
+    def delete(self, change: Change) -> None:
+        """Stop Redis and forget the instance."""
+        assert change.prior is not None
+        _stop_managed(change.world, change.prior)
+        change.world.forget(MANAGED, _managed_ids(change.prior)[0])
+
+    def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
+        """The instance while all its Redis runs; gone otherwise."""
+        if world.load(MANAGED, _managed_ids(state)[0]) is None:
+            return None
+        return state if all(f is not None for f in _managed_fleets(world, state)) else None
+
+    @staticmethod
+    def _record(world: TwinWorld, state: dict[str, Any], keys: list[str], host: str) -> dict[str, Any]:
+        group, name = str(state["resource_group_name"]), str(state["name"])
+        instance = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Cache/redisEnterprise/{name}"
+        )
+        database = _block(state, "default_database")
+        access = database.get("access_keys_authentication_enabled") is True
+        world.save(MANAGED, _managed_ids(state)[0], {"name": name, "location": state.get("location"), "id": instance})
+        filled = {
+            **database,
+            "id": f"{instance}/databases/default",
+            "port": MANAGED_PORT,
+            "primary_access_key": keys[0] if access else "",
+            "secondary_access_key": keys[1] if access else "",
+        }
+        return {**state, "id": instance, "hostname": host, "default_database": [filled]}
+
+
+# ---- azurerm_private_endpoint -----------------------------------------------------------------------------------
+
+#: The private-link group id of each Redis resource type (``subresource_names``).
+GROUP_IDS = {"/Microsoft.Cache/redis/": "redisCache", "/Microsoft.Cache/redisEnterprise/": "redisEnterprise"}
+
+
+class PrivateEndpoint(GenericTwin):
+    """``azurerm_private_endpoint`` to a Redis resource: it must exist, and be asked for by its own group id."""
+
+    type_name = ENDPOINT
+
+    def create(self, change: Change) -> dict[str, Any]:
+        """Check the connection's target and group id; the rest of the state is the offline provider's."""
+        assert change.planned is not None
+        for connection in change.planned.get("private_service_connection") or []:
+            _check_connection(change.world, connection)
+        return dict(change.planned)
+
+    def update(self, change: Change) -> dict[str, Any]:
+        """Same checks."""
+        return self.create(change)
+
+    def delete(self, change: Change) -> None:
+        """Nothing to stop: the twin's network is loopback."""
+
+    def read(self, state: dict[str, Any], world: TwinWorld) -> dict[str, Any] | None:
+        """As applied."""
+        return state
+
+
+def _check_connection(world: TwinWorld, connection: dict[str, Any]) -> None:
+    target = str(connection.get("private_connection_resource_id") or "")
+    wanted = next((group for marker, group in GROUP_IDS.items() if marker in target), None)
+    if wanted is None:
+        return
+    records = world.all(MANAGED) if wanted == "redisEnterprise" else []
+    if wanted == "redisEnterprise" and not any(r.get("id") == target for r in records):
+        raise _api_error("ResourceNotFound", f"The private link resource '{target}' was not found.")
+    names = list(connection.get("subresource_names") or [])
+    if names != [wanted]:
+        raise _api_error(
+            "PrivateEndpointBadRequest",
+            f"Call to Microsoft.Cache failed: the group id {names!r} is not valid for this resource; use ['{wanted}'].",
+        )
+
+
+RESOURCES = (ResourceGroup(), RedisCache(), FirewallRule(), ManagedRedis(), PrivateEndpoint())
 DATA_SOURCES: tuple[Any, ...] = ()

