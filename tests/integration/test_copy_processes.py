@@ -1,0 +1,185 @@
+"""A sharded source is copied and verified by one worker process per source primary (issue 17).
+
+Each test proves an outcome a user sees: the keys arrive and verify identical, progress and the checkpoint still
+reach the parent, no password is in a worker's argv or environment, an error in one worker stops the others and
+is the project's error, and an interrupted copy leaves no worker process behind and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reproducer.data.copy import CopyOptions, copy
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.errors import DataError
+from reproducer.sandbox.fleet import AclUser, Fleet
+from reproducer.sandbox.seed import load_dataset
+from tests.support import cli
+from tests.support.fleets import key_count, primary_client
+from tests.support.wait import eventually
+
+PASSWORD = "w0rker-secret-pw"
+USERS = (AclUser("mover", PASSWORD, "~* &* +@all"),)
+BOOT = b"reproducer.data.workers"
+
+
+def url(fleet: Fleet, *, user: bool = False) -> str:
+    scheme = "valkeys+cluster" if fleet.spec.tls else "valkey+cluster"
+    query = ["password_env=MOVER_PW"] if user else []
+    if fleet.spec.tls:
+        query.append(f"ca={fleet.tls_files.ca_cert}")
+    return f"{scheme}://{'mover@' if user else ''}127.0.0.1:{fleet.servers[0].port}?" + "&".join(query)
+
+
+def workers_of(pid: int) -> dict[int, tuple[bytes, bytes]]:
+    """The worker processes started by ``pid`` (they carry it in their argv): pid -> (cmdline, environ)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if BOOT in b" ".join(argv) and str(pid).encode() in argv:
+                found[int(entry.name)] = (b" ".join(argv), (entry / "environ").read_bytes())
+        except OSError:
+            continue  # it ended meanwhile
+    return found
+
+
+def test_three_shards_copy_and_verify_in_one_process_per_primary(fleets, monkeypatch, tmp_path):
+    """TLS and an ACL user on both sides; the password is in this process's environment (password_env)."""
+    monkeypatch.setenv("MOVER_PW", PASSWORD)
+    src = fleets(topology="cluster", shards=3, tls=True, users=USERS)
+    dst = fleets(topology="cluster", shards=3, tls=True, users=USERS)
+    load_dataset(primary_client(src), 3000)
+    source, target = parse_endpoint(url(src, user=True)), parse_endpoint(url(dst, user=True))
+    seen: dict[int, tuple[bytes, bytes]] = {}
+    reports: list[int] = []
+
+    def progress(totals, expected):
+        reports.append(totals.scanned)
+        seen.update(workers_of(os.getpid()))
+
+    checkpoint = tmp_path / "checkpoint.json"
+    result = copy(source, target, CopyOptions(batch=100, checkpoint=checkpoint), progress)
+    assert result.total.copied == 3000 and len(result.per_node) == 3
+    assert sum(s.copied for s in result.per_node.values()) == 3000
+    assert len(seen) == 3, "one worker process per source primary"
+    assert all(PASSWORD.encode() not in argv + environ for argv, environ in seen.values())
+    assert reports[-1] == 3000 and len(reports) > 3, "progress reached this process while the workers ran"
+    saved = json.loads(checkpoint.read_text())
+    assert sorted(saved["nodes"]) == sorted(result.per_node)
+    assert all(node["done"] == [0] and node["stats"]["copied"] for node in saved["nodes"].values())
+    assert workers_of(os.getpid()) == {}
+
+    compared: list[int] = []
+    checked: dict[int, tuple[bytes, bytes]] = {}
+
+    def verify_progress(count):
+        compared.append(count)
+        checked.update(workers_of(os.getpid()))
+
+    report = verify(source, target, VerifyOptions(batch=200, progress=verify_progress))
+    assert report.ok and report.compared == 3000, report.to_dict()
+    assert len(checked) == 3 and compared[-1] == 3000
+    assert workers_of(os.getpid()) == {}
+
+
+def test_differences_found_by_several_workers_are_merged(fleets):
+    src, dst = fleets(topology="cluster", shards=3), fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(src), 900)
+    copy(parse_endpoint(url(src), environ={}), parse_endpoint(url(dst), environ={}), CopyOptions())
+    target = primary_client(dst)
+    spread = [f"{{{tag}}}gone" for tag in ("a", "b", "c")]  # hash tags in three different shards
+    for key in spread:
+        primary_client(src).set(key, "v")
+    target.set(spread[0], "other")
+    report = verify(parse_endpoint(url(src), environ={}), parse_endpoint(url(dst), environ={}), VerifyOptions())
+    assert (report.missing, report.value_mismatch, report.compared) == (2, 1, 903)
+    assert sorted(d["key"] for d in report.differences) == sorted(spread)
+    assert sum(report.source_counts["0"].values()) == 903
+
+
+def test_an_error_in_one_worker_stops_the_others_and_is_a_data_error(fleets):
+    src, dst = fleets(topology="cluster", shards=3, users=USERS), fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(src), 3000)
+    refusing = next(n for n in src.servers if n.role == "primary" and n.shard == 1)
+    src.admin(refusing, "ACL", "SETUSER", "mover", "-pttl")  # ACLs are per node: one shard refuses
+    source = parse_endpoint(url(src, user=True), environ={"MOVER_PW": PASSWORD})
+    slow = CopyOptions(batch=50, max_keys_per_second=300)  # the other shards would take about 3 s each
+    with pytest.raises(DataError, match="DUMP or PTTL .* failed: .*NOPERM") as caught:
+        copy(source, parse_endpoint(url(dst), environ={}), slow)
+    assert caught.value.hint == "the source user needs +dump and +pttl"
+    assert workers_of(os.getpid()) == {}
+    assert key_count(dst) < 2000, "the other workers were stopped, not left to finish"
+
+
+def test_a_worker_that_dies_is_named_in_a_retryable_error(fleets):
+    src, dst = fleets(topology="cluster", shards=3), fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(src), 3000)
+    killed: list[int] = []
+
+    def kill_one(totals, expected):
+        if not killed and totals.scanned >= 200:
+            victim = min(workers_of(os.getpid()))
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    slow = CopyOptions(batch=50, max_keys_per_second=600)
+    with pytest.raises(DataError, match="copy worker process for 127.0.0.1:\\d+ was killed by SIGKILL") as caught:
+        copy(parse_endpoint(url(src), environ={}), parse_endpoint(url(dst), environ={}), slow, kill_one)
+    assert caught.value.retryable and "--resume" in caught.value.hint
+    assert workers_of(os.getpid()) == {}
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the copier"])
+def test_an_interrupted_copy_leaves_no_worker_and_resumes(fleets, tmp_path, how):
+    src, dst = fleets(topology="cluster", shards=3), fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(src), 3000)
+    run_dir = tmp_path / "run"
+    argv = ["copy", url(src), url(dst), "--run-dir", str(run_dir), "--batch", "50"]
+    proc = subprocess.Popen(
+        cli.argv(*argv, "--max-keys-per-second", "400", "--no-verify"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell's foreground job
+    )
+    try:
+        eventually(lambda: len(workers_of(proc.pid)) == 3 and key_count(dst) >= 300, "workers copying", proc=proc)
+        if how.startswith("ctrl-c"):
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: every process of the group gets it
+        else:
+            proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        cli.kill_tree(proc.pid)
+    assert proc.returncode == (130 if how.startswith("ctrl-c") else 143), err
+    assert "Traceback" not in err
+    assert workers_of(proc.pid) == {}, "a worker outlived the copier"
+    assert key_count(dst) < 3000
+    resumed = cli.run(*argv, "--resume", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert key_count(dst) == 3000 and "identical" in resumed.stderr
+
+
+def test_a_killed_copier_takes_its_workers_with_it(fleets, tmp_path):
+    src, dst = fleets(topology="cluster", shards=3), fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(src), 3000)
+    argv = ["copy", url(src), url(dst), "--run-dir", str(tmp_path / "run"), "--batch", "50"]
+    proc = cli.start(*argv, "--max-keys-per-second", "400", "--no-verify")
+    try:
+        eventually(lambda: len(workers_of(proc.pid)) == 3, "three workers", proc=proc)
+        proc.kill()
+        proc.wait()
+        eventually(lambda: workers_of(proc.pid) == {}, "the workers gone with their parent", timeout=10)
+    finally:
+        cli.kill_tree(proc.pid)
