@@ -142,6 +142,8 @@ class Run:
     rss_mb: float = 0.0
     source_cpu: float = 0.0
     target_cpu: float = 0.0
+    #: CPU of the copier's worker processes (one per source primary), last seen in /proc: part of copier_cpu.
+    workers_cpu: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +155,9 @@ class Results:
     def add(self, name: str, run: Run, keys: int) -> None:
         self.runs.setdefault(name, []).append(run)
         extra = f"  copier {run.copier_cpu:.2f}s cpu  rss {run.rss_mb:.0f} MB" if run.copier_cpu else ""
+        if run.workers_cpu:
+            each = " + ".join(f"{cpu:.2f}" for cpu in run.workers_cpu.values())
+            extra += f" (workers {each}, parent {run.copier_cpu - sum(run.workers_cpu.values()):.2f})"
         print(
             f"  {name:<22} {run.seconds:7.2f}s  {keys / run.seconds:>9,.0f} keys/s{extra}"
             f"  servers: source {run.source_cpu:.2f}s target {run.target_cpu:.2f}s cpu",
@@ -183,7 +188,7 @@ def reproducer(source: Fleet, target: Fleet, command_name: str, extra: list[str]
         before = [server_cpu(nodes) for nodes in servers]
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        status, usage, workers = wait_sampling_children(proc.pid)
         elapsed = time.monotonic() - started
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.stderr:
@@ -194,8 +199,49 @@ def reproducer(source: Fleet, target: Fleet, command_name: str, extra: list[str]
             )
         after = [server_cpu(nodes) for nodes in servers]
     return Run(
-        elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, after[0] - before[0], after[1] - before[1]
+        elapsed,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        after[0] - before[0],
+        after[1] - before[1],
+        workers,
     )
+
+
+def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struct_rusage, dict[int, float]]:
+    """wait4 ``pid`` (its usage includes the children it reaped), sampling its children's CPU from /proc meanwhile.
+
+    A worker's figure is its last sample (it can miss up to ``every`` seconds of the worker's last moments).
+    """
+    seen: dict[int, float] = {}
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage, seen
+        for child in children_of(pid):
+            try:
+                with open(f"/proc/{child}/stat", encoding="ascii") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seen[child] = (int(fields[11]) + int(fields[12])) / TICKS
+        time.sleep(every)
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc/PID/task/*/children)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 def startup_cpu() -> float:

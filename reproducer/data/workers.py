@@ -1,23 +1,28 @@
-"""Worker processes: one per source primary, each a fresh interpreter running one job and reporting over a socket.
+"""Worker processes: one per source primary, forked by one fresh interpreter that imported the job's code once.
 
-Why fresh interpreters (``python -c`` with one inherited socket) rather than ``fork``: the copier may already run
-threads (an SSH tunnel's, a follower's, a cutover controller's), and forking a threaded process can copy a lock
-held by another thread into the child. multiprocessing's ``spawn`` would also re-import the caller's
-``__main__`` (the CLI, pytest) in every child; this imports only what the job needs (measured in
-``docs/reference/performance.md#one-process-per-source-primary-issue-17``).
+The copier may already run threads (an SSH tunnel's, a follower's, a cutover controller's), and forking a
+threaded process can copy a lock held by another thread into the child; multiprocessing's ``spawn`` and
+``forkserver`` would also re-import the caller's ``__main__`` (the CLI, pytest) in each child. So :func:`run`
+starts one fresh interpreter, the *zygote* (``python -c`` importing only this module), which receives the jobs,
+unpickles them (importing their code once), and forks one worker per job: it has no thread, so forking it is
+safe, and a fork costs about 3 ms of CPU where a fresh interpreter costs about 0.1 s
+(``docs/reference/performance.md#one-process-per-source-primary-issue-17``).
 
-Protocol, pickles over one socketpair per worker (both ends are this program, so they are trusted):
+Protocol, pickles over socketpairs (every end is this program, so they are trusted):
 
-- parent → child, once: ``(function, args)``; the child calls ``function(channel, *args)``;
-- child → parent: any number of ``("report", payload)``, each handed to the parent's ``on_report(index,
-  payload)`` in order, then ``("done", result)`` or ``("error", ...)``.
+- parent → zygote, once on the control socket: the jobs, ``[(function, args), ...]``; worker ``i`` calls
+  ``function(channel, *args)`` with a :class:`Channel` on its own socket;
+- worker → parent: any number of ``("report", payload)``, each handed to the parent's ``on_report(index,
+  payload)`` in order, then ``("done", result)`` or ``("error", ...)``;
+- zygote → parent, on the control socket: ``(index, exit code)`` as each worker ends.
 
-Secrets (endpoint passwords) travel in ``args`` over the socket, never in argv; the child's environment is the
+Secrets (endpoint passwords) travel in the jobs over a socket, never in argv; the zygote's environment is the
 parent's without any variable whose value is one of the secrets given.
 
-Lifetime: a child ignores SIGINT (a Ctrl-C reaches the whole process group: the parent decides), dies with its
-parent (``PR_SET_PDEATHSIG``), and is stopped (SIGTERM, then SIGKILL) by the parent on every way out: the first
-error of any worker, ``Interrupted`` or any exception in the parent, or the end of the run.
+Lifetime: the zygote and its workers ignore SIGINT (a Ctrl-C reaches the whole process group: the parent decides);
+each dies with its parent (``PR_SET_PDEATHSIG``: the zygote with the copier, a worker with the zygote). The parent
+stops them on every way out (the first error of any worker, ``Interrupted`` or any exception, the end of the run):
+SIGTERM to the zygote, which SIGKILLs and reaps its workers before it exits.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from typing import Any
 from reproducer.errors import DataError, ReproducerError
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
-#: How long a stopped worker gets to exit after SIGTERM before SIGKILL.
+#: How long the zygote gets to stop its workers after SIGTERM before SIGKILL; also how long a worker's exit code
+#: is waited for.
 STOP_GRACE_SECONDS = 2.0
 _PR_SET_PDEATHSIG = 1
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the reproducer package
@@ -46,7 +52,7 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from reproducer.data.worke
 
 
 class Channel:
-    """The child's end: :meth:`report` sends a payload to the parent's ``on_report``."""
+    """A worker's end: :meth:`report` sends a payload to the parent's ``on_report``."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -64,94 +70,119 @@ def run(
     secrets: Iterable[str | None] = (),
     what: str = "worker",
 ) -> list[Any]:
-    """Run each job in its own process at once; their results in order.
+    """Run each job in its own worker process, all at once; their results in order.
 
     ``names[i]`` names job ``i`` in messages (a source node). The first failure stops every worker and is raised
     here: the worker's own :class:`ReproducerError` (its class, message and hint), a :class:`DataError` for
     anything else, or one saying that a worker died. ``on_report`` runs in this thread.
     """
-    env = _environment(secrets)
-    workers: list[_Worker] = []
+    pool = _Pool.start(len(jobs), _environment(secrets))
     try:
-        for index, job in enumerate(jobs):
-            workers.append(_Worker.start(index, names[index], job, env))
-        return _collect(workers, on_report, what)
+        pool.send_jobs(jobs)
+        return pool.collect(names, on_report, what)
     finally:
-        stop(workers)
+        pool.stop()
 
 
-class _Worker:
-    """One child process and the parent's end of its socket."""
+class _Pool:
+    """The zygote process, its control socket and the parent's end of each worker's socket."""
 
-    def __init__(self, index: int, name: str, proc: subprocess.Popen[bytes], conn: Connection) -> None:
-        self.index, self.name, self.proc, self.conn = index, name, proc, conn
-        self.result: Any = None
-        self.done = False
+    def __init__(self, zygote: subprocess.Popen[bytes], control: Connection, conns: list[Connection]) -> None:
+        self.zygote, self.control, self.conns = zygote, control, conns
+        self.exit_codes: dict[int, int] = {}
 
     @classmethod
-    def start(cls, index: int, name: str, job: Job, env: dict[str, str]) -> _Worker:
-        """Start the child with its end of a new socketpair, then send it ``job``."""
-        ours, theirs = socket.socketpair()
+    def start(cls, count: int, env: dict[str, str]) -> _Pool:
+        """Start the zygote with the workers' ends of ``count`` new socketpairs and its control socket."""
+        pairs = [socket.socketpair() for _ in range(count + 1)]
+        theirs = [pair[1].fileno() for pair in pairs]
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, _ROOT, str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),),
+            zygote = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, _ROOT, str(os.getpid()), *map(str, theirs)],
+                pass_fds=theirs,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
         except OSError as exc:
-            ours.close()
-            raise DataError(f"cannot start a worker process: {exc.strerror or exc}") from None
+            for pair in pairs:
+                pair[0].close()
+            raise DataError(f"cannot start the worker processes: {exc.strerror or exc}") from None
         finally:
-            theirs.close()
-        conn = Connection(ours.detach())
-        worker = cls(index, name, proc, conn)
-        with contextlib.suppress(OSError):  # it died at start: _collect reads its end of file and says so
-            conn.send(job)
-        return worker
+            for pair in pairs:
+                pair[1].close()
+        control, *conns = (Connection(pair[0].detach()) for pair in pairs)
+        return cls(zygote, control, conns)
 
+    def send_jobs(self, jobs: Sequence[Job]) -> None:
+        """Give the zygote every job (it forks one worker per job once it has them all)."""
+        with contextlib.suppress(OSError):  # it died at start: collect() reads the ends of file and says so
+            self.control.send(list(jobs))
 
-def _collect(workers: list[_Worker], on_report: Callable[[int, Any], None], what: str) -> list[Any]:
-    """Read every worker's messages until each is done; raise the first failure."""
-    by_conn = {worker.conn: worker for worker in workers}
-    while by_conn:
-        for conn in wait(list(by_conn)):
-            worker = by_conn[conn]  # type: ignore[index]
+    def collect(self, names: Sequence[str], on_report: Callable[[int, Any], None], what: str) -> list[Any]:
+        """Read every worker's messages until each is done; raise the first failure."""
+        results: list[Any] = [None] * len(self.conns)
+        waiting = {conn: index for index, conn in enumerate(self.conns)}
+        while waiting:
+            for conn in wait(list(waiting)):
+                index = waiting[conn]  # type: ignore[index]
+                try:
+                    message = self.conns[index].recv()
+                except (EOFError, OSError):
+                    raise self._died(names[index], index, what) from None
+                if message[0] == "report":
+                    on_report(index, message[1])
+                elif message[0] == "done":
+                    results[index] = message[1]
+                    del waiting[self.conns[index]]
+                else:
+                    raise _failure(names[index], message, what)
+        return results
+
+    def _died(self, name: str, index: int, what: str) -> DataError:
+        code = self._exit_code(index)
+        how = (
+            "ended: its parent process died"
+            if code is None
+            else f"was killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with status {code}"
+        )
+        return DataError(
+            f"the {what} process for {name} {how} before it finished",
+            hint="run the same command again (with --resume if it saved a checkpoint: it holds only confirmed keys)",
+            retryable=True,
+        )
+
+    def _exit_code(self, index: int) -> int | None:
+        """Worker ``index``'s exit code as the zygote reports it (None when the zygote says nothing in time)."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while index not in self.exit_codes:
+            left = deadline - time.monotonic()
             try:
-                message = worker.conn.recv()
+                if left <= 0 or not self.control.poll(left):
+                    return None
+                reaped, code = self.control.recv()
             except (EOFError, OSError):
-                raise _died(worker, what) from None
-            if message[0] == "report":
-                on_report(worker.index, message[1])
-            elif message[0] == "done":
-                worker.result, worker.done = message[1], True
-                del by_conn[worker.conn]
-            else:
-                raise _failure(worker, message, what)
-    return [worker.result for worker in workers]
+                return None
+            self.exit_codes[reaped] = code
+        return self.exit_codes[index]
+
+    def stop(self) -> None:
+        """Stop the zygote (it kills and reaps its workers), reap it, close every socket."""
+        for conn in (self.control, *self.conns):
+            conn.close()
+        if self.zygote.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.zygote.terminate()
+        try:
+            self.zygote.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.zygote.kill()  # its workers follow: PR_SET_PDEATHSIG
+            self.zygote.wait()
 
 
-def _died(worker: _Worker, what: str) -> DataError:
-    try:
-        code = worker.proc.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        code = None
-    how = (
-        f"was killed by {signal.Signals(-code).name}"
-        if code is not None and code < 0
-        else f"exited with status {code}"
-        if code is not None
-        else "closed its channel"
-    )
-    return DataError(
-        f"the {what} process for {worker.name} {how} before it finished",
-        hint="run the same command again (with --resume if it saved a checkpoint: it holds only confirmed keys)",
-        retryable=True,
-    )
-
-
-def _failure(worker: _Worker, message: tuple[Any, ...], what: str) -> ReproducerError:
+def _failure(name: str, message: tuple[Any, ...], what: str) -> ReproducerError:
     """The error a worker reported, as this process raises it."""
     _tag, kind, text, hint, retryable = message
     if isinstance(kind, type) and issubclass(kind, ReproducerError):
@@ -160,23 +191,7 @@ def _failure(worker: _Worker, message: tuple[Any, ...], what: str) -> Reproducer
         except TypeError:  # a subclass with another constructor
             return DataError(text, hint=hint, retryable=retryable)
         return error
-    return DataError(f"the {what} process for {worker.name} failed: {text}", hint=hint, retryable=retryable)
-
-
-def stop(workers: Sequence[_Worker]) -> None:
-    """Stop every worker still running (SIGTERM, then SIGKILL after a grace period), reap it, close its socket."""
-    for worker in workers:
-        worker.conn.close()
-        if worker.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                worker.proc.terminate()
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for worker in workers:
-        try:
-            worker.proc.wait(max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+    return DataError(f"the {what} process for {name} failed: {text}", hint=hint, retryable=retryable)
 
 
 def _environment(secrets: Iterable[str | None]) -> dict[str, str]:
@@ -185,16 +200,64 @@ def _environment(secrets: Iterable[str | None]) -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if value not in hidden}
 
 
-# ---- the child ----------------------------------------------------------------------------------------------
+# ---- the zygote and its workers -----------------------------------------------------------------------------
 
 
 def serve(argv: list[str]) -> None:
-    """The child's main: ``argv`` is the socket's descriptor and the parent's pid. Runs one job, then exits."""
-    fd, parent = int(argv[0]), int(argv[1])
+    """The zygote's main: ``argv`` is the parent's pid, the control socket's descriptor, then one per worker.
+
+    Receives the jobs, forks a worker for each, reports each worker's exit code, and exits when all have ended.
+    SIGTERM kills and reaps the workers, then exits.
+    """
+    parent, control_fd, *fds = map(int, argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
+    control = Connection(control_fd)
+    try:
+        jobs: list[Job] = control.recv()
+    except (EOFError, OSError):
+        os._exit(1)
+    workers: dict[int, int] = {}
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: _kill_all(workers))
+    zygote = os.getpid()
+    for index, job in enumerate(jobs):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _work(zygote, fds[index], [control_fd, *fds], job)
+            finally:
+                os._exit(1)  # never back into this loop, whatever escaped
+        workers[pid] = index
+    for fd in fds:
+        os.close(fd)
+    while workers:
+        pid, status = os.wait()
+        index = workers.pop(pid)
+        with contextlib.suppress(OSError):
+            control.send((index, os.waitstatus_to_exitcode(status)))
+    os._exit(0)
+
+
+def _kill_all(workers: dict[int, int]) -> None:
+    """SIGTERM in the zygote: SIGKILL every worker, reap them, exit."""
+    for pid in list(workers):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in list(workers):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    os._exit(143)
+
+
+def _work(zygote: int, fd: int, inherited: list[int], job: Job) -> None:
+    """A forked worker: run ``job`` with a channel on ``fd``, send its outcome, exit."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with(zygote)
+    for other in inherited:
+        if other != fd:
+            os.close(other)
     conn = Connection(fd)
-    function, args = conn.recv()
+    function, args = job
     try:
         outcome: tuple[Any, ...] = ("done", function(Channel(conn), *args))
     except ReproducerError as exc:
@@ -203,11 +266,11 @@ def serve(argv: list[str]) -> None:
         outcome = ("error", None, _described(exc), "", False)
     with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
         conn.send(outcome)
-    conn.close()
+    os._exit(0)
 
 
 def _die_with(parent: int) -> None:
-    """SIGKILL this process when its parent dies, whatever kills it (Linux); exit now if it already has."""
+    """SIGKILL this process when ``parent`` dies, whatever kills it (Linux); exit now if it already has."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
