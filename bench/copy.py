@@ -218,7 +218,7 @@ def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struc
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             return status, usage, seen
-        for child in children_of(pid):
+        for child in descendants_of(pid):
             try:
                 with open(f"/proc/{child}/stat", encoding="ascii") as handle:
                     fields = handle.read().rsplit(")", 1)[1].split()
@@ -228,19 +228,24 @@ def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struc
         time.sleep(every)
 
 
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (from /proc/PID/task/*/children)."""
+def descendants_of(pid: int) -> list[int]:
+    """The pids below ``pid`` (from /proc/PID/task/*/children, recursively): the zygote and its workers."""
     found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
+    queue = [pid]
+    while queue:
+        parent = queue.pop()
         try:
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
-                found += [int(child) for child in handle.read().split()]
+            tasks = os.listdir(f"/proc/{parent}/task")
         except OSError:
             continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as handle:
+                    children = [int(child) for child in handle.read().split()]
+            except OSError:
+                continue
+            found += children
+            queue += children
     return found
 
 
