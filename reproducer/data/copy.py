@@ -8,6 +8,9 @@ memory is bounded by bytes whatever the values' sizes (see :class:`_Planner`). A
 target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
 connections refresh the map and retry, so a failover or a reshard does not abort the copy.
 
+Several source nodes are copied at once, each by a worker process of its own (:mod:`reproducer.data.workers`;
+by threads through a bastion); a single node in this process.
+
 Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
 stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
 the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
