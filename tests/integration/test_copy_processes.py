@@ -11,14 +11,16 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from reproducer.data import workers
 from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
-from reproducer.errors import DataError
+from reproducer.errors import DataError, InputError
 from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
@@ -188,3 +190,52 @@ def test_a_killed_copier_takes_its_workers_with_it(fleets, tmp_path):
         eventually(lambda: started_by(proc.pid) == {}, "the workers gone with their parent", timeout=10)
     finally:
         cli.kill_tree(proc.pid)
+
+
+# ---- the pool alone (no servers): jobs are module functions the workers import by name ----------------------
+
+
+def reporting_job(channel, index: int, count: int) -> dict[str, object]:
+    for step in range(count):
+        channel.report((index, step))
+    return {"index": index, "secret": os.environ.get("POOL_SECRET"), "other": os.environ.get("POOL_OTHER")}
+
+
+def refusing_job(channel, index: int) -> None:
+    if index == 1:
+        raise InputError("the job was refused", hint="give it another input")
+    time.sleep(30)  # the others would take this long: the first error stops them
+
+
+def buggy_job(channel) -> None:
+    {}["missing"]
+
+
+def test_the_pool_relays_reports_in_order_returns_results_and_hides_secrets(monkeypatch):
+    monkeypatch.setenv("POOL_SECRET", "s3cret-value")
+    monkeypatch.setenv("POOL_OTHER", "plain")
+    seen: list[tuple[int, object]] = []
+    results = workers.run(
+        [(reporting_job, (index, 50)) for index in range(3)],
+        names=["a", "b", "c"],
+        on_report=lambda index, payload: seen.append((index, payload)),
+        secrets=["s3cret-value", None],
+    )
+    assert [r["index"] for r in results] == [0, 1, 2]
+    assert all(r["secret"] is None and r["other"] == "plain" for r in results)
+    for index in range(3):
+        assert [payload for i, payload in seen if i == index] == [(index, step) for step in range(50)]
+    assert started_by(os.getpid()) == {}
+
+
+def test_the_first_error_is_the_workers_own_and_stops_the_others():
+    with pytest.raises(InputError) as caught:
+        workers.run([(refusing_job, (index,)) for index in range(3)], names=["a", "b", "c"], on_report=print)
+    assert (caught.value.message, caught.value.hint) == ("the job was refused", "give it another input")
+    assert started_by(os.getpid()) == {}, "the workers still sleeping were stopped, not waited for"
+
+
+def test_a_bug_in_a_worker_is_a_data_error_naming_the_worker_and_the_line():
+    with pytest.raises(DataError, match=r"the copy worker process for shard-7 failed: KeyError: 'missing' \(test_"):
+        workers.run([(buggy_job, ())], names=["shard-7"], on_report=print, what="copy worker")
+    assert started_by(os.getpid()) == {}
