@@ -8,6 +8,9 @@ memory is bounded by bytes whatever the values' sizes (see :class:`_Planner`). A
 target is written node by node from a local slot map; ``MOVED``/``ASK``/``TRYAGAIN`` and broken
 connections refresh the map and retry, so a failover or a reshard does not abort the copy.
 
+Several source nodes are copied at once, each by a worker process of its own (:mod:`reproducer.data.workers`;
+by threads through a bastion); a single node in this process.
+
 Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
 stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
 the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
@@ -27,14 +30,13 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
 from reproducer.data import dumpfmt, rebuild
-from reproducer.data.checkpoint import Checkpoint
+from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
@@ -159,19 +161,143 @@ def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Pro
     tracker = _Tracker(sum(_key_count(source, n, d) for n, ds in dbs.items() for d in ds), progress)
     tracker.total.add(earlier)
     started = time.monotonic()
-    workers = [_NodeCopier(source, target, node, dbs[node], options, checkpoint, tracker) for node in nodes]
     try:
-        with ThreadPoolExecutor(max_workers=len(workers)) as pool:
-            for future in [pool.submit(w.run) for w in workers]:
-                future.result()
+        if in_processes(source, target, nodes):
+            per_node, warnings = _copy_in_processes(source, target, dbs, options, checkpoint, tracker)
+        else:
+            per_node, warnings = _copy_here(source, target, dbs, options, checkpoint, tracker)
     except BaseException:  # the checkpoint holds only what the target confirmed: --resume can use it
         with contextlib.suppress(DataError):  # the first error is the one to report
             checkpoint.save()
         raise
     checkpoint.save()
-    per_node = {w.name: w.stats for w in workers}
-    notes = _notes(tracker.total, earlier) + [warning for w in workers for warning in w.writer.warnings]
+    notes = _notes(tracker.total, earlier) + warnings
     return CopyResult(tracker.total, per_node, time.monotonic() - started, tracker.expected, notes)
+
+
+def in_processes(source: Endpoint, target: Endpoint, nodes: list[Address]) -> bool:
+    """Whether to scan ``nodes`` in one worker process each (:mod:`reproducer.data.workers`).
+
+    A single node stays in this process (no start-up to pay). Through an SSH bastion the workers would need the
+    tunnel this process holds, so its nodes are scanned by threads here.
+    """
+    return len(nodes) > 1 and source.route is None and target.route is None
+
+
+_PerNode = tuple[dict[str, Stats], list[str]]
+
+
+def _copy_here(
+    source: Endpoint,
+    target: Endpoint,
+    dbs: dict[Address, list[int]],
+    options: CopyOptions,
+    checkpoint: Checkpoint,
+    tracker: _Tracker,
+) -> _PerNode:
+    """Copy in this process: one node directly, several in one thread each; (stats per node, warnings)."""
+    copiers = [
+        _NodeCopier(source, target, node, node_dbs, options, checkpoint, tracker) for node, node_dbs in dbs.items()
+    ]
+    if len(copiers) == 1:
+        copiers[0].run()
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # only routed multi-node copies use threads
+
+        with ThreadPoolExecutor(max_workers=len(copiers)) as pool:
+            for future in [pool.submit(c.run) for c in copiers]:
+                future.result()
+    return {c.name: c.stats for c in copiers}, [warning for c in copiers for warning in c.writer.warnings]
+
+
+def _copy_in_processes(
+    source: Endpoint,
+    target: Endpoint,
+    dbs: dict[Address, list[int]],
+    options: CopyOptions,
+    checkpoint: Checkpoint,
+    tracker: _Tracker,
+) -> _PerNode:
+    """Copy each source node in its own worker process; their counters and checkpoint steps are applied here."""
+    from reproducer.data import workers
+
+    names = [_node_name(node) for node in dbs]
+    jobs = [
+        (_copy_in_worker, (source, target, node, node_dbs, options, _node_state(checkpoint, name, node_dbs)))
+        for name, (node, node_dbs) in zip(names, dbs.items(), strict=True)
+    ]
+
+    def on_report(_index: int, message: tuple[Any, ...]) -> None:
+        kind, *args = message
+        if kind == "progress":
+            tracker.report(args[0])
+        elif kind == "advance":
+            checkpoint.advance(*args)
+        elif kind == "finish":
+            checkpoint.finish_db(*args)
+        else:  # "save"
+            checkpoint.save()
+
+    results = workers.run(
+        jobs, names=names, on_report=on_report, secrets=(source.password, target.password), what="copy worker"
+    )
+    return dict(zip(names, (stats for stats, _warnings in results), strict=True)), [
+        warning for _stats, warnings in results for warning in warnings
+    ]
+
+
+def _node_name(node: Address) -> str:
+    return f"{node[0]}:{node[1]}"
+
+
+def _node_state(checkpoint: Checkpoint, name: str, dbs: list[int]) -> dict[str, Any]:
+    """What the checkpoint holds for node ``name``, in the checkpoint's own form, for a worker's relay."""
+    cursors = {str(db): checkpoint.cursor(name, db).decode() for db in dbs}
+    return {
+        "cursors": {db: cursor for db, cursor in cursors.items() if cursor != "0"},
+        "done": [db for db in dbs if checkpoint.db_done(name, db)],
+        "stats": checkpoint.stats(name),
+    }
+
+
+def _copy_in_worker(
+    channel: Any,
+    source: Endpoint,
+    target: Endpoint,
+    node: Address,
+    dbs: list[int],
+    options: CopyOptions,
+    state: dict[str, Any],
+) -> tuple[Stats, list[str]]:
+    """In a worker process: copy one source node, relaying counters and checkpoint steps over ``channel``."""
+    name = _node_name(node)
+    checkpoint = _RelayedCheckpoint(channel, name, state)
+    copier = _NodeCopier(source, target, node, dbs, options, checkpoint, _RelayedTracker(channel))
+    copier.run()
+    return copier.stats, copier.writer.warnings
+
+
+class _RelayedCheckpoint(Checkpoint):
+    """A worker's view of the checkpoint: its own node's state, every step also sent to the parent, who saves."""
+
+    def __init__(self, channel: Any, name: str, state: dict[str, Any]) -> None:
+        super().__init__(None, {"format_version": FORMAT_VERSION, "nodes": {name: state}, "source": {}, "target": {}})
+        self._channel = channel
+
+    def advance(self, name: str, db: int, cursor: bytes, stats: Any) -> None:
+        """Record the step here and in the parent's checkpoint."""
+        super().advance(name, db, cursor, stats)
+        if cursor != b"0":  # the whole db: finish_db below said so
+            self._channel.report(("advance", name, db, cursor, stats))
+
+    def finish_db(self, name: str, db: int, stats: Any) -> None:
+        """Record the finished db here and in the parent's checkpoint."""
+        super().finish_db(name, db, stats)
+        self._channel.report(("finish", name, db, stats))
+
+    def save(self) -> None:
+        """Ask the parent to save (it writes every node's state at once)."""
+        self._channel.report(("save",))
 
 
 def _check_resumed_target(target: Endpoint, layout: Layout, dbs: dict[Address, list[int]], earlier: Stats) -> None:
@@ -282,6 +408,18 @@ class _Tracker:
             self.total.add(delta)
             if self._progress:
                 self._progress(self.total, self.expected)
+
+
+class _RelayedTracker(_Tracker):
+    """A worker's tracker: each counter change goes to the parent's tracker, which reports progress."""
+
+    def __init__(self, channel: Any) -> None:
+        super().__init__(0, None)
+        self._channel = channel
+
+    def report(self, delta: Stats) -> None:
+        """Send ``delta`` to the parent."""
+        self._channel.report(("progress", delta))
 
 
 class RateLimiter:

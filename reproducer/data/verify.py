@@ -14,12 +14,20 @@ import hashlib
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from reproducer.data import rebuild
-from reproducer.data.copy import WHOLE_VALUE_BYTES, KeySizer, byte_groups, scan_reply, size_and_type, source_nodes
+from reproducer.data.copy import (
+    WHOLE_VALUE_BYTES,
+    KeySizer,
+    byte_groups,
+    in_processes,
+    scan_reply,
+    size_and_type,
+    source_nodes,
+)
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
@@ -75,14 +83,10 @@ class VerifyReport:
 def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> VerifyReport:
     """Compare ``target`` with ``source`` (see the module docstring)."""
     src_layout, dst_layout = discover(source), discover(target)
-    report = VerifyReport()
-    checker = _Checker(source, target, dst_layout, options, report)
-    try:
-        for node in source_nodes(src_layout, from_replica=False):
-            checker.check_node(node)
-    finally:
-        checker.close()
-    dst_layout = checker.layout  # refreshed when the target redirected (a failover or a reshard meanwhile)
+    nodes = source_nodes(src_layout, from_replica=False)
+    check = _check_in_processes if in_processes(source, target, nodes) else _check_here
+    # the layout comes back refreshed when the target redirected (a failover or a reshard meanwhile)
+    report, dst_layout = check(source, target, dst_layout, nodes, options)
     dbs = sorted({int(db) for db in report.source_counts} or {0})
     _count_target(target, dst_layout, dbs, report)
     present_on_target = report.compared - report.missing
@@ -91,6 +95,73 @@ def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> Verify
         # DBSIZE also counts expired keys not reclaimed yet: look at each target key to be sure.
         _ExtraFinder(source, src_layout, target, dst_layout, report, options.max_listed).run(dbs)
     return report
+
+
+def _check_here(
+    source: Endpoint, target: Endpoint, layout: Layout, nodes: list[Address], options: VerifyOptions
+) -> tuple[VerifyReport, Layout]:
+    """Check every source node's keys in turn, in this process; the report and the target's latest layout."""
+    report = VerifyReport()
+    checker = _Checker(source, target, layout, options, report)
+    try:
+        for node in nodes:
+            checker.check_node(node)
+    finally:
+        checker.close()
+    return report, checker.layout
+
+
+def _check_in_processes(
+    source: Endpoint, target: Endpoint, layout: Layout, nodes: list[Address], options: VerifyOptions
+) -> tuple[VerifyReport, Layout]:
+    """Check each source node in its own worker process; their reports merged in node order."""
+    from reproducer.data import workers
+
+    bare = replace(options, progress=None)  # a callable stays here: workers report counts instead
+    jobs = [(_check_in_worker, (source, target, layout, node, bare)) for node in nodes]
+    compared = [0] * len(nodes)
+
+    def on_report(index: int, count: int) -> None:
+        compared[index] = count
+        if options.progress is not None:
+            options.progress(sum(compared))
+
+    names = [f"{host}:{port}" for host, port in nodes]
+    secrets = (source.password, target.password)
+    results = workers.run(jobs, names=names, on_report=on_report, secrets=secrets, what="verify worker")
+    report = VerifyReport()
+    for part, part_layout in results:
+        _merge(report, part, options.max_listed)
+        if part_layout != layout:
+            layout = part_layout
+    return report, layout
+
+
+def _check_in_worker(
+    channel: Any, source: Endpoint, target: Endpoint, layout: Layout, node: Address, options: VerifyOptions
+) -> tuple[VerifyReport, Layout]:
+    """In a worker process: check one source node, sending the count of keys compared after each group."""
+    report = VerifyReport()
+    checker = _Checker(source, target, layout, replace(options, progress=channel.report), report)
+    try:
+        checker.check_node(node)
+    finally:
+        checker.close()
+    return report, checker.layout
+
+
+_COUNTERS = ("compared", "missing", "type_mismatch", "value_mismatch", "ttl_mismatch", "expired_meanwhile")
+
+
+def _merge(report: VerifyReport, part: VerifyReport, max_listed: int) -> None:
+    """Add one node's findings to ``report`` (differences listed up to ``max_listed``)."""
+    for name in _COUNTERS:
+        setattr(report, name, getattr(report, name) + getattr(part, name))
+    for db, types in part.source_counts.items():
+        counts = report.source_counts.setdefault(db, {})
+        for kind, count in types.items():
+            counts[kind] = counts.get(kind, 0) + count
+    report.differences = (report.differences + part.differences)[:max_listed]
 
 
 def _count_target(target: Endpoint, layout: Layout, dbs: list[int], report: VerifyReport) -> None:

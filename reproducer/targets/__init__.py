@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from importlib import import_module
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reproducer.errors import InputError
-from reproducer.targets.base import ALL_TYPES, Target, TerraformProvider
+
+if TYPE_CHECKING:  # the spec model under base.py is heavy: commands that name no target (copy) never load it
+    from reproducer.targets.base import Target, TerraformProvider
 
 #: How reproducer stands a target up: ``local`` processes on this machine, ``hosts`` over SSH with Ansible,
 #: ``terraform`` a managed cloud service through its provider, or ``None`` when it only renders.
@@ -105,4 +107,6 @@ def terraform_providers() -> dict[str, TerraformProvider]:
 
 
 def _joined(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    from reproducer.targets.base import ALL_TYPES
+
     return ALL_TYPES if ALL_TYPES in (first, second) else tuple(dict.fromkeys((*first, *second)))

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import reproducer.offline
 from reproducer.offline.schema import load
 from reproducer.twins.provider import TwinProvider
@@ -39,6 +41,40 @@ def test_the_cli_loads_no_pipeline_before_a_command_needs_it() -> None:
     loaded = loaded_after("import reproducer.cli")
     assert loaded["heavy"] == []
     assert not [n for n in loaded["names"] if n.startswith("reproducer.pipeline.")]
+
+
+#: What ``copy`` and ``verify`` must never load: the spec model (pydantic), templates, YAML, valkey-py, the sources.
+NOT_ON_THE_DATA_PATH = ("pydantic", "pydantic_core", "jinja2", "yaml", "valkey", "ovh", "requests", "cryptography")
+NOT_ON_THE_DATA_PATH_OF_REPRODUCER = (
+    "reproducer.model",
+    "reproducer.targets.base",
+    "reproducer.catalog",
+    "reproducer.sources",
+)
+_RUN_AND_LIST = """
+import atexit, importlib.util, json, runpy, sys
+def listed():
+    lazy = importlib.util._LazyModule
+    names = sorted(n for n, m in sys.modules.items() if m is not None and type(m) is not lazy)
+    print(json.dumps(names), file=sys.__stdout__)
+atexit.register(listed)
+sys.argv = ["reproducer", *sys.argv[1:]]
+runpy.run_module("reproducer.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("command", ["copy", "verify"])
+def test_copy_and_verify_load_no_spec_model_templates_or_valkey_py(command: str, tmp_path: Path) -> None:
+    """The copy path's start-up (issue 17): a refused connection still runs the command's whole import chain."""
+    argv = [command, "valkey://127.0.0.1:1", "valkey://127.0.0.1:2", "--run-dir", str(tmp_path / "run")]
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_AND_LIST, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1 and "error: cannot connect to 127.0.0.1:1" in done.stderr, done.stderr
+    names = json.loads(done.stdout.splitlines()[-1])
+    assert "reproducer.pipeline.data" in names and "reproducer.data.copy" in names
+    assert [n for n in names if n.split(".")[0] in NOT_ON_THE_DATA_PATH] == []
+    assert [n for n in names if n.startswith(NOT_ON_THE_DATA_PATH_OF_REPRODUCER)] == []
 
 
 def test_a_command_still_loads_its_pipeline() -> None:
