@@ -33,6 +33,10 @@ SLOW_MODULES = (
     "test_cli_sandbox.py",
     "test_job.py",
     "test_cloud_migrate.py",
+    "test_twin_digitalocean.py",
+    "test_twin_azure.py",
+    "test_twin_scaleway.py",
+    "test_live_roundtrip.py",
     "test_backend.py",
     "test_signals.py",
     "test_memory_bounds.py",
@@ -54,6 +58,11 @@ SLOW_MODULES = (
     "test_twin_aiven.py",
     "test_plan_replace.py",
     "test_render_terraform.py",
+    "test_ci_examples.py",
+    "test_copy_processes.py",
+    "test_wheel.py",
+    "test_live_inspect.py",
+    "test_report_html_job.py",
 )
 STUB = """#!/bin/sh
 case "$1" in --version|-v) exec {real} "$@";; esac
@@ -97,8 +106,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/integration carries the ``integration`` marker (``-m integration`` selects the tier).
 
     The tests under tests/hosts share one set of six hosts: in a parallel run (``--dist loadgroup``) they all go
-    to one worker, which runs them while the others run the rest. The slow modules are handed out first
-    (:func:`_schedule_rank`).
+    to one worker, which runs them while the others run the rest. So do the tests of a module that share a costly
+    module-scoped fixture (:func:`_module_fixtures`). The slow modules are handed out first (:func:`_schedule_rank`).
     """
     for item in items:
         parents = Path(str(item.path)).parents
@@ -106,7 +115,52 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif HOSTS_TIER in parents:
             item.add_marker(pytest.mark.xdist_group("hosts"))
+    _group_by_module_fixtures([item for item in items if item.get_closest_marker("xdist_group") is None])
     items.sort(key=_schedule_rank)
+
+
+def _group_by_module_fixtures(items: list[pytest.Item]) -> None:
+    """One xdist group per set of tests of a module linked by the costly module-scoped fixtures they share."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    used = {
+        item.nodeid: [f"{item.nodeid.split('::', 1)[0]}::{name}" for name in _module_fixtures(item)] for item in items
+    }
+    for keys in used.values():
+        for key in keys:
+            parent[root(key)] = root(keys[0])
+    names: dict[str, str] = {}
+    for key in sorted(parent):
+        names.setdefault(root(key), key)
+    for item in items:
+        if used[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(names[root(used[item.nodeid][0])]))
+
+
+#: Module-scoped fixtures that cost less to build again than the parallelism a group would take away (a
+#: Terraform mirror of a few wrapper files).
+CHEAP_MODULE_FIXTURES = frozenset({"cli_config", "twins"})
+
+
+def _module_fixtures(item: pytest.Item) -> list[str]:
+    """The costly module-scoped fixtures ``item`` uses (a deployment, a twin apply, a dataset), sorted.
+
+    The tests that use the same ones go to one worker (``--dist loadgroup``): handed to several workers, each
+    would build them again.
+    """
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    return sorted(
+        name
+        for name, definitions in info.name2fixturedefs.items()
+        if name not in CHEAP_MODULE_FIXTURES and any(d.scope == "module" for d in definitions)
+    )
 
 
 def _schedule_rank(item: pytest.Item) -> tuple[int, int]:
