@@ -1070,7 +1070,7 @@ class TargetWriter:
                 pttl,
                 temp=temp,
                 replace=self.replace,
-                chunk_bytes=chunk_bytes,
+                chunk_bytes=min(chunk_bytes, self.max_restore // 2),  # an APPEND's part is one argument
                 progress=progress,
             )
 
