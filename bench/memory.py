@@ -13,7 +13,8 @@ sampled from /proc; progress counts what it showed: the distinct states of copy'
 progress lines. Both servers are stopped right after. Source and target together hold about twice the data:
 the script refuses to start when the machine has not that much memory available (with a margin).
 The last line reads: mode=.. copy_peak_rss_mb=.. verify_peak_rss_mb=.. copy_s=.. verify_s=..
-copy_progress=.. verify_progress=.. (``peak_rss_mb`` is the larger of the two peaks).
+copy_progress=.. verify_progress=.. copy_cpu_s=.. verify_cpu_s=.. peak_rss_mb=.. (the larger of the two peaks; CPU
+is the command's user + system time, as last sampled).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ from pathlib import Path
 from reproducer.data.resp import RawConnection, command
 from reproducer.sandbox.fleet import ADMIN_USER, Fleet, FleetSpec
 
+TICKS = os.sysconf("SC_CLK_TCK")
 MARGIN = 1.5  # memory kept free beyond the two servers' data, as a share of it
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 _BAR = re.compile(rb"([\d,]+) keys\s+([\d.]+) MB")
+_VERIFY_LINE = re.compile(rb"verify: [\d,]+ keys compared \([\d,]+ keys/s\)")  # the progress line, not the summary
 
 
 def amount(text: str) -> int:
@@ -115,17 +118,19 @@ def fill_keys(fleet: Fleet, keys: int) -> None:
     spec = importlib.util.spec_from_file_location("bench_copy", Path(__file__).with_name("copy.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_copy"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     module.load(fleet, keys)
 
 
 @dataclass
 class Run:
-    """One command's wall time, peak RSS (MB) and the progress it showed."""
+    """One command's wall time, peak RSS (MB), CPU seconds (user + system, last sampled) and progress shown."""
 
     seconds: float
     peak_mb: float
     progress: int
+    cpu_s: float
 
 
 def run(argv: list[str], env: dict[str, str]) -> Run:
@@ -134,9 +139,10 @@ def run(argv: list[str], env: dict[str, str]) -> Run:
     started = time.monotonic()
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
-    output, peak = bytearray(), 0
+    output, peak, cpu = bytearray(), 0, 0.0
     while proc.poll() is None:
         peak = max(peak, _hwm_kb(proc.pid))
+        cpu = max(cpu, _cpu_s(proc.pid))
         output += _drain(master, 0.02)
     output += _drain(master, 0.2)
     os.close(master)
@@ -144,8 +150,8 @@ def run(argv: list[str], env: dict[str, str]) -> Run:
     text = output.decode(errors="replace")
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[3:4])} failed ({proc.returncode}): {text[-2000:]}")
-    shown = len(set(_BAR.findall(bytes(output)))) + text.count("verify: ")
-    return Run(elapsed, peak / 1024, shown)
+    shown = len(set(_BAR.findall(bytes(output)))) + len(_VERIFY_LINE.findall(bytes(output)))
+    return Run(elapsed, peak / 1024, shown, cpu)
 
 
 def _drain(fd: int, timeout: float) -> bytes:
@@ -160,6 +166,15 @@ def _drain(fd: int, timeout: float) -> bytes:
         data += chunk
         timeout = 0
     return data
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime and stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _hwm_kb(pid: int) -> int:
@@ -230,13 +245,17 @@ def main(argv: list[str] | None = None) -> None:
         ]
         cli = [sys.executable, "-m", "reproducer.cli"]
         copied = run([*cli, "copy", *urls, "--no-verify", "--run-dir", tmp], env)
-        print(f"copy: {copied.seconds:.1f}s, peak RSS {copied.peak_mb:.0f} MB, progress {copied.progress}", flush=True)
-        verified = run([*cli, "verify", *urls], env)
-        print(f"verify: {verified.seconds:.1f}s, peak RSS {verified.peak_mb:.0f} MB, progress {verified.progress}")
+        for name, done in (("copy", copied), ("verify", verified := run([*cli, "verify", *urls], env))):
+            print(
+                f"{name}: {done.seconds:.1f}s, {done.cpu_s:.1f} CPU s, peak RSS {done.peak_mb:.0f} MB, "
+                f"progress {done.progress}",
+                flush=True,
+            )
     print(
         f"mode={args.mode} copy_peak_rss_mb={copied.peak_mb:.0f} verify_peak_rss_mb={verified.peak_mb:.0f} "
         f"copy_s={copied.seconds:.1f} verify_s={verified.seconds:.1f} copy_progress={copied.progress} "
-        f"verify_progress={verified.progress} peak_rss_mb={max(copied.peak_mb, verified.peak_mb):.0f}"
+        f"verify_progress={verified.progress} copy_cpu_s={copied.cpu_s:.1f} verify_cpu_s={verified.cpu_s:.1f} "
+        f"peak_rss_mb={max(copied.peak_mb, verified.peak_mb):.0f}"
     )
 
 
