@@ -170,3 +170,28 @@ def test_temporary_names_share_the_keys_cluster_slot(key):
 def test_keys_no_temporary_name_can_share_a_slot_with_are_written_in_place_in_a_cluster(key):
     assert rebuild.partial_key(key, b"0123abcd", cluster=True) is None
     assert rebuild.partial_key(key, b"0123abcd", cluster=False) == rebuild.PARTIAL_PREFIX + b"0123abcd"
+
+
+def test_skip_existing_keeps_the_targets_big_key_and_replace_overwrites_it_whole(fleets):
+    src, dst = fleets(), fleets()
+    source, target = src.client(src.primary), dst.client(dst.primary)
+    source.hset("kept:hash", mapping={f"f{i}": os.urandom(100).hex() for i in range(1000)})
+    target.hset("kept:hash", mapping={"theirs": "1"})
+    skipped = copy(ep(src), ep(dst), CopyOptions(max_batch_bytes=BOUND, conflict="skip"))
+    assert skipped.total.scanned == 1 and target.hgetall("kept:hash") == {"theirs": "1"}
+    copy(ep(src), ep(dst), CopyOptions(max_batch_bytes=BOUND, conflict="replace"))
+    assert target.hlen("kept:hash") == 1000 and target.keys("__reproducer:partial:*") == []
+    assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
+
+
+def test_skip_existing_keeps_a_key_written_on_the_target_while_the_big_one_was_copied(fleets):
+    src, dst = fleets(), fleets()
+    source, target = src.client(src.primary), dst.client(dst.primary)
+    source.hset("raced:hash", mapping={f"f{i}": os.urandom(100).hex() for i in range(1000)})
+
+    def someone_writes(stats: Stats, _expected: int) -> None:
+        if stats.bytes:  # during the first window, after copy looked for the key on the target
+            target.set("raced:hash", "written meanwhile", nx=True)
+
+    copy(ep(src), ep(dst), CopyOptions(max_batch_bytes=BOUND, conflict="skip"), someone_writes)
+    assert target.get("raced:hash") == "written meanwhile" and target.keys("__reproducer:partial:*") == []
