@@ -1053,6 +1053,7 @@ class TargetWriter:
         node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
+            _permissions_hint(),
             node_client(self.target, *node, db=target_db) as writer,
             valkey_errors(f"rebuilding {key!r} on the target"),
         ):
@@ -1136,6 +1137,22 @@ class TargetWriter:
             self._drop(node)
 
 
+@contextlib.contextmanager
+def _permissions_hint() -> Iterator[None]:
+    """A refused command while rebuilding a key in chunks says which commands the users need."""
+    try:
+        yield
+    except DataError as exc:
+        if "no permissions" not in exc.message and "NOPERM" not in exc.message:
+            raise
+        raise DataError(
+            exc.message,
+            hint="a key over the byte bound is copied in chunks: the source user needs +type +pttl +getrange +hscan "
+            "+sscan +zscan +lrange +xrange +xinfo, the target user +del +append +hset +sadd +zadd +rpush +xadd "
+            "+xsetid +xgroup +pexpire +persist +rename +renamenx +exists",
+        ) from None
+
+
 @dataclass
 class Rebuilt:
     """What :meth:`TargetWriter.rebuild_keys` did: keys rebuilt, kept (they existed), left to rebuild alone."""
@@ -1194,6 +1211,7 @@ def _fatal(message: str, key: bytes) -> DataError:
         )
     if message.startswith("NOPERM"):
         return DataError(
-            f"the target user may not RESTORE: {message}", hint="grant +restore (and +del) to the target user"
+            f"the target user may not RESTORE: {message}",
+            hint="grant +restore (and +del, and +rename for keys copied in chunks) to the target user",
         )
     return DataError(f"RESTORE {key!r} failed on the target: {message}")

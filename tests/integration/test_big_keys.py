@@ -16,7 +16,8 @@ from reproducer.data.copy import CopyOptions, Stats, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.topology import key_slot
 from reproducer.data.verify import VerifyOptions, verify
-from reproducer.sandbox.fleet import Fleet
+from reproducer.errors import DataError
+from reproducer.sandbox.fleet import AclUser, Fleet
 
 BOUND = 64 * 1024  # the byte bound: windows of BOUND / 8
 HOUR_MS = 3_600_000
@@ -195,3 +196,14 @@ def test_skip_existing_keeps_a_key_written_on_the_target_while_the_big_one_was_c
 
     copy(ep(src), ep(dst), CopyOptions(max_batch_bytes=BOUND, conflict="skip"), someone_writes)
     assert target.get("raced:hash") == "written meanwhile" and target.keys("__reproducer:partial:*") == []
+
+
+def test_a_target_user_that_may_not_rename_gets_an_error_that_says_which_commands_to_grant(fleets):
+    users = (AclUser("mover", "m0ver-pw", "~* &* +@all -rename"),)
+    src, dst = fleets(), fleets(users=users)
+    src.client(src.primary).hset("denied:hash", mapping={f"f{i}": os.urandom(100).hex() for i in range(1000)})
+    target = parse_endpoint(f"valkey://mover@127.0.0.1:{dst.primary.port}?password_env=PW", environ={"PW": "m0ver-pw"})
+    with pytest.raises(DataError) as refused:
+        copy(ep(src), target, CopyOptions(max_batch_bytes=BOUND))
+    assert "no permissions" in refused.value.message and "+rename" in (refused.value.hint or "")
+    assert "m0ver-pw" not in str(refused.value.message) + str(refused.value.hint)
