@@ -11,7 +11,8 @@ connections refresh the map and retry, so a failover or a reshard does not abort
 Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
 stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
 the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
-(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks.
+(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks. A key whose MEMORY USAGE is over the
+byte bound is never dumped: it is copied a window at a time under a temporary name renamed onto it once whole.
 
 Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
 confirmed on the target); ``resume`` continues from there, only against the source and target the

@@ -4,7 +4,9 @@ Each source key is checked on the target for presence, type, TTL (within a toler
 are compared by their DUMP payload without its version stamp first (identical bodies are identical values,
 whatever RDB version each engine stamps); when bodies differ (another encoding, a hash table's order) the
 values are read with their type's commands, many keys per round trip, and compared as data, so a rebuilt or
-cross-engine copy still verifies at speed. The source's and the target's replies are awaited together.
+cross-engine copy still verifies at speed. A value over the byte bound is neither dumped nor read whole: it is
+compared a window at a time on both sides (:func:`rebuild.compare_chunked`), which names what differs. The
+source's and the target's replies are awaited together.
 """
 
 from __future__ import annotations
