@@ -399,7 +399,8 @@ def copy_chunked(
     started = time.monotonic()
     into = temp or key
     limit = chunk_bytes or WINDOW_BYTES
-    writer.delete(into)
+    if temp is not None or replace:  # a key someone else wrote meanwhile is never deleted when keys are kept
+        writer.delete(into)
     for commands, size in _chunk_writes(reader, key, into, kind, limit):
         pipe = writer.pipeline(transaction=False)
         for args in commands:
