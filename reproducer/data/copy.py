@@ -763,10 +763,10 @@ class _NodeCopier:
                 delta.expired += 1
                 continue
             size = len(payload)
-            delta.bytes += size
             if size > max_payload:
-                oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
+                oversized.append(key)  # too big for one RESTORE: rebuilt in chunks, its bytes counted as they go
                 continue
+            delta.bytes += size
             items.append((key, sent + pttl if pttl >= 0 else 0, Plain(payload) if is_plain else payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))

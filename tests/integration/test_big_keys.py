@@ -207,3 +207,14 @@ def test_a_target_user_that_may_not_rename_gets_an_error_that_says_which_command
         copy(ep(src), target, CopyOptions(max_batch_bytes=BOUND))
     assert "no permissions" in refused.value.message and "+rename" in (refused.value.hint or "")
     assert "m0ver-pw" not in str(refused.value.message) + str(refused.value.hint)
+
+
+def test_the_bytes_counted_are_the_values_once_whether_dumped_first_or_not(fleets):
+    src, dst = fleets(), fleets()
+    client = src.client(src.primary)
+    client.set("counted:string", os.urandom(300_000))  # within the byte bound, over max_payload_bytes: dumped first
+    over = copy(ep(src), ep(dst), CopyOptions(max_payload_bytes=100_000))
+    assert over.total.bytes == 300_000
+    client.set("counted:string", os.urandom(300_000))
+    never = copy(ep(src), ep(dst), CopyOptions(max_batch_bytes=BOUND, conflict="replace"))  # never dumped
+    assert never.total.bytes == 300_000
