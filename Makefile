@@ -59,8 +59,10 @@ sandbox-down: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
+# BENCH=copy (speed against replication) or BENCH=memory (peak RSS on big values and keys: bench/memory.py)
+BENCH ?= copy
 bench: setup
-	$(PY) bench/copy.py $(BENCH_ARGS)
+	$(PY) bench/$(BENCH).py $(BENCH_ARGS)
 
 golden: setup
 	$(PY) -m tests.golden.regen

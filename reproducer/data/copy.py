@@ -14,7 +14,8 @@ by threads through a bastion); a single node in this process.
 Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
 stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
 the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
-(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks.
+(:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks. A key whose MEMORY USAGE is over the
+byte bound is never dumped: it is copied a window at a time under a temporary name renamed onto it once whole.
 
 Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
 confirmed on the target); ``resume`` continues from there, only against the source and target the
@@ -328,7 +329,7 @@ def _notes(total: Stats, earlier: Stats) -> list[str]:
     if total.rebuilt:
         notes.append(
             f"{total.rebuilt} key(s) were rebuilt with type commands (a type the target's RDB version does not "
-            "know, or a payload it refused)"
+            "know, a payload it refused, or a value over the byte bound, copied in chunks)"
         )
     return notes
 
@@ -453,11 +454,14 @@ class Plain(bytes):
     """A string's value read with GET (not a DUMP payload): the target gets ``SET``, not ``RESTORE``."""
 
 
-def _dump_batch(keys: list[bytes], plain: list[bool] | None = None) -> bytes:
+def _dump_batch(keys: list[bytes], plain: list[bool] | None = None, big: list[bool] | None = None) -> bytes:
+    """PTTL and the value of each key: GET of a small string, TYPE of a big key (copied in chunks), else DUMP."""
     parts = []
     for index, key in enumerate(keys):
         head = b"$%d\r\n%b\r\n" % (len(key), key)
         read = b"*2\r\n$3\r\nGET\r\n" if plain and plain[index] else b"*2\r\n$4\r\nDUMP\r\n"
+        if big and big[index]:
+            read = b"*2\r\n$4\r\nTYPE\r\n"
         parts.append(b"*2\r\n$4\r\nPTTL\r\n" + head + read + head)
     return b"".join(parts)
 
@@ -588,13 +592,15 @@ class _Segment:
 class _Chunk:
     """Keys dumped together, all from one segment; ``ends`` when they are the segment's last.
 
-    ``plain[i]``: key i is a small string, read with GET.
+    ``plain[i]``: key i is a small string, read with GET; ``big[i]``: key i is over the byte bound, never dumped
+    (its TYPE is asked instead, and it is copied in chunks).
     """
 
     keys: list[bytes]
     segment: _Segment
     ends: bool
     plain: list[bool] = field(default_factory=list)
+    big: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -618,7 +624,8 @@ class _Planner:
 
     Key sizes come from MEMORY USAGE, asked for in the same write as the previous batch's DUMPs (so sizing costs
     no round trip), or from :class:`SizeGuess` when the source refuses it. A key larger than the bound goes
-    alone. The scan goes on only while fewer than ``batch`` sized keys wait, so it runs at most two batches ahead.
+    alone, and one whose size is known to be over the bound is never dumped: it is copied in chunks. The scan goes
+    on only while fewer than ``batch`` sized keys wait, so it runs at most two batches ahead.
     """
 
     def __init__(self, cursor: bytes, options: CopyOptions) -> None:
@@ -640,7 +647,7 @@ class _Planner:
         scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
         if chunk is None and not sized and not scans:
             return None
-        data = _dump_batch(chunk.keys, chunk.plain) if chunk else b""
+        data = _dump_batch(chunk.keys, chunk.plain, chunk.big) if chunk else b""
         data += size_and_type(sized)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
@@ -695,7 +702,8 @@ class _Planner:
             kind == b"string" and size is not None and size <= PLAIN_MAX
             for kind, size in zip(types, known, strict=True)
         ]
-        self.queue.append(_Sized(keys, known, segment, plain))
+        big = [size is not None and size > self.options.max_batch_bytes for size in known]
+        self.queue.append(_Sized(keys, known, segment, plain, big))
 
     def _take(self) -> _Chunk | None:
         """The next batch: the oldest queued segment's keys (a SCAN reply: about ``batch``), up to the byte bound."""
@@ -708,11 +716,12 @@ class _Planner:
         count = max(bisect_right(totals, self.options.max_batch_bytes), 1)  # a key over the bound goes alone
         keys = entry.keys[entry.start : entry.start + count]
         plain = entry.plain[entry.start : entry.start + count]
+        big = entry.big[entry.start : entry.start + count]
         entry.start += count
         ends = entry.start == len(entry.keys)
         if ends:
             self.queue.popleft()
-        return _Chunk(keys, entry.segment, ends, plain)
+        return _Chunk(keys, entry.segment, ends, plain, big)
 
 
 @dataclass
@@ -723,6 +732,7 @@ class _Sized:
     sizes: list[int | None]
     segment: _Segment
     plain: list[bool]
+    big: list[bool] = field(default_factory=list)
     start: int = 0
 
 
@@ -872,8 +882,13 @@ class _NodeCopier:
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
         changed: list[tuple[bytes, int]] = []
-        sent, max_payload = request.sent_ms, self.options.max_payload_bytes
-        for key, pttl, payload, is_plain in zip(keys, replies[0::2], replies[1::2], plain, strict=True):
+        sent, max_payload = request.sent_ms, min(self.options.max_payload_bytes, self.writer.max_restore)
+        big = request.chunk.big if request.chunk and request.chunk.big else [False] * len(keys)
+        for key, pttl, payload, is_plain, is_big in zip(keys, replies[0::2], replies[1::2], plain, big, strict=True):
+            if is_big:  # over the byte bound: TYPE was asked instead of DUMP, the key is copied in chunks
+                delta.expired += payload == b"none"
+                oversized += [key] if payload != b"none" else []
+                continue
             if is_plain and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
                 changed.append((key, 0))  # no longer a string since TYPE answered: rebuilt by its new type
                 continue
@@ -886,10 +901,10 @@ class _NodeCopier:
                 delta.expired += 1
                 continue
             size = len(payload)
-            delta.bytes += size
             if size > max_payload:
-                oversized.append(key)  # too big for one RESTORE: rebuilt in chunks
+                oversized.append(key)  # too big for one RESTORE: rebuilt in chunks, its bytes counted as they go
                 continue
+            delta.bytes += size
             items.append((key, sent + pttl if pttl >= 0 else 0, Plain(payload) if is_plain else payload))
         self.stats.add(delta)
         self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
@@ -944,7 +959,19 @@ class _NodeCopier:
         with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
             if kind != "none":
-                self.writer.rebuild_chunked(db, key, reader, kind)
+                limit = chunk_bytes(self.options.max_batch_bytes)
+                self.writer.rebuild_chunked(db, key, reader, kind, chunk_bytes=limit, progress=self._chunk_copied)
+
+    def _chunk_copied(self, nbytes: int) -> None:
+        """Count one chunk of a big key (progress shows during the key, and --max-bytes-per-second holds)."""
+        self.stats.bytes += nbytes
+        self.tracker.report(Stats(bytes=nbytes))
+        self.limiter.wait(self.stats.scanned, self.stats.bytes)
+
+
+def chunk_bytes(max_batch_bytes: int) -> int:
+    """Bytes of a big key copied or compared at a time: an eighth of the byte bound, at most WINDOW_BYTES."""
+    return max(1, min(rebuild.WINDOW_BYTES, max_batch_bytes // 8))
 
 
 def scan_reply(reply: object) -> tuple[bytes, list[bytes]]:
@@ -986,6 +1013,7 @@ class TargetWriter:
         self._last_error = ""
         self.warnings: list[str] = []
         self.rdb_version = target_rdb_version(self.conn(self.layout.primaries[0], 0))
+        self.max_restore = proto_max_bulk_len(self.conn(self.layout.primaries[0], 0))
 
     def split(
         self, items: list[tuple[bytes, int, bytes]]
@@ -1154,17 +1182,37 @@ class TargetWriter:
         if conn is not None:
             conn.close()
 
-    def rebuild_chunked(self, db: int, key: bytes, reader: Any, kind: str) -> None:
-        """Copy one key from ``reader`` a chunk at a time (unless it exists and existing keys are kept)."""
+    def rebuild_chunked(
+        self, db: int, key: bytes, reader: Any, kind: str, *, chunk_bytes: int, progress: rebuild.Chunked | None = None
+    ) -> rebuild.Outcome:
+        """Copy one key from ``reader`` a chunk at a time (unless it exists and existing keys are kept).
+
+        It is written under a temporary name renamed onto ``key`` once whole (:func:`rebuild.copy_chunked`).
+        """
         node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
+            _permissions_hint(),
             node_client(self.target, *node, db=target_db) as writer,
             valkey_errors(f"rebuilding {key!r} on the target"),
         ):
             if not self.replace and writer.exists(key):
-                return
-            rebuild.copy_chunked(reader, writer, key, kind, int(reader.pttl(key)))
+                return "skipped"
+            pttl = int(reader.pttl(key))
+            if pttl == -2:
+                return "vanished"
+            temp = rebuild.partial_key(key, os.urandom(8).hex().encode(), cluster=self.layout.cluster)
+            return rebuild.copy_chunked(
+                reader,
+                writer,
+                key,
+                kind,
+                pttl,
+                temp=temp,
+                replace=self.replace,
+                chunk_bytes=min(chunk_bytes, self.max_restore // 2),  # an APPEND's part is one argument
+                progress=progress,
+            )
 
     def rebuild_keys(self, db: int, keys: list[bytes], source: RawConnection) -> Rebuilt:
         """Rebuild ``keys`` (values small enough to hold whole) from ``source`` with type commands, pipelined.
@@ -1228,6 +1276,22 @@ class TargetWriter:
             self._drop(node)
 
 
+@contextlib.contextmanager
+def _permissions_hint() -> Iterator[None]:
+    """A refused command while rebuilding a key in chunks says which commands the users need."""
+    try:
+        yield
+    except DataError as exc:
+        if "no permissions" not in exc.message and "NOPERM" not in exc.message:
+            raise
+        raise DataError(
+            exc.message,
+            hint="a key over the byte bound is copied in chunks: the source user needs +type +pttl +getrange +hscan "
+            "+sscan +zscan +lrange +xrange +xinfo, the target user +del +append +hset +sadd +zadd +rpush +xadd "
+            "+xsetid +xgroup +pexpire +persist +rename +renamenx +exists",
+        ) from None
+
+
 @dataclass
 class Rebuilt:
     """What :meth:`TargetWriter.rebuild_keys` did: keys rebuilt, kept (they existed), left to rebuild alone."""
@@ -1265,6 +1329,19 @@ def target_rdb_version(conn: RawConnection) -> int | None:
     return None
 
 
+#: Valkey's and Redis's default proto-max-bulk-len (docs/reference/big-keys.md#the-targets-limits).
+DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024
+
+
+def proto_max_bulk_len(conn: RawConnection) -> int:
+    """The longest argument ``conn``'s server takes (a RESTORE payload too): CONFIG GET, else the default."""
+    with contextlib.suppress(DataError):
+        reply = conn.call("CONFIG", "GET", "proto-max-bulk-len")
+        if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes) and reply[1].isdigit():
+            return int(reply[1])
+    return DEFAULT_PROTO_MAX_BULK_LEN
+
+
 def _fatal(message: str, key: bytes) -> DataError:
     if message.startswith("OOM"):
         return DataError(
@@ -1273,6 +1350,7 @@ def _fatal(message: str, key: bytes) -> DataError:
         )
     if message.startswith("NOPERM"):
         return DataError(
-            f"the target user may not RESTORE: {message}", hint="grant +restore (and +del) to the target user"
+            f"the target user may not RESTORE: {message}",
+            hint="grant +restore (and +del, and +rename for keys copied in chunks) to the target user",
         )
     return DataError(f"RESTORE {key!r} failed on the target: {message}")

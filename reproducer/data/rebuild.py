@@ -9,10 +9,10 @@ carried (as with every SCAN-based tool), which the copy reports.
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from reproducer.errors import DataError
 
@@ -63,8 +63,8 @@ def _read_list(client: Any, key: bytes) -> Any:
             return items or None
 
 
-def _xrange(client: Any, key: bytes, start: bytes) -> list[tuple[bytes, list[bytes]]]:
-    """Up to CHUNK entries of a stream from ``start``, each entry's fields as the server sent them.
+def _xrange(client: Any, key: bytes, start: bytes, count: int = CHUNK) -> list[tuple[bytes, list[bytes]]]:
+    """Up to ``count`` entries of a stream from ``start``, each entry's fields as the server sent them.
 
     valkey-py's ``xrange`` turns an entry's fields into a dict, which merges a field named twice in one entry (XADD
     allows it): the reply is read here without that callback.
@@ -72,7 +72,7 @@ def _xrange(client: Any, key: bytes, start: bytes) -> list[tuple[bytes, list[byt
     pool = client.connection_pool
     connection = pool.get_connection("XRANGE")
     try:
-        connection.send_command("XRANGE", key, start, "+", "COUNT", CHUNK)
+        connection.send_command("XRANGE", key, start, "+", "COUNT", count)
         reply = connection.read_response()
     except BaseException:
         connection.disconnect()
@@ -306,8 +306,13 @@ def write_commands(key: bytes, value: Value, pttl: int, *, replace: bool = True)
 
 def _stream_commands(key: bytes, value: Value) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = [("XADD", key, entry_id, *flat) for entry_id, flat in value.items]
-    meta = value.stream_meta
-    if not value.items:
+    return out + _stream_meta_commands(key, value.stream_meta, create=not value.items)
+
+
+def _stream_meta_commands(key: bytes, meta: dict[str, Any], *, create: bool) -> list[tuple[Any, ...]]:
+    """XSETID and XGROUP CREATE of a stream's metadata; ``create``: make the (empty) stream first."""
+    out: list[tuple[Any, ...]] = []
+    if create:
         out += [
             ("XGROUP", "CREATE", key, "__reproducer_tmp", "0", "MKSTREAM"),
             ("XGROUP", "DESTROY", key, "__reproducer_tmp"),
@@ -336,112 +341,295 @@ def normal(value: Value | None) -> Any:
     return value.type, value.items
 
 
-#: Bytes of a big string read (GETRANGE) and written (APPEND) at a time.
+# Chunked copy and comparison of one big value: never held whole, each window bounded by bytes (an element bigger
+# than the bound still goes whole: it cannot be split), progress told after each window.
+
+#: Bytes of a big value read and written at a time: a collection's window of elements.
+WINDOW_BYTES = 8 * 1024 * 1024
+#: Bytes of a big string read (GETRANGE) and written (APPEND) at a time, at most.
 STRING_CHUNK = 8 * 1024 * 1024
+#: A partly written key expires this long after its last chunk if the copy dies before renaming it.
+PARTIAL_TTL_MS = 10 * 60 * 1000
+PARTIAL_PREFIX = b"__reproducer:partial:"
+#: Told the bytes of each window copied or compared.
+Chunked = Callable[[int], None]
+Outcome = Literal["copied", "skipped", "vanished"]
 
 
-def copy_chunked(reader: Any, writer: Any, key: bytes, kind: str, pttl: int) -> None:
-    """Copy ``key`` from ``reader`` to ``writer`` (valkey-py clients) a chunk at a time, never holding it whole.
+def partial_key(key: bytes, token: bytes, *, cluster: bool) -> bytes | None:
+    """A temporary name for ``key`` (``__reproducer:partial:<token>:…``) in the same cluster slot as ``key``.
 
-    For a value too big for one RESTORE, or for the memory bound: strings by GETRANGE/APPEND in STRING_CHUNK
-    bytes, collections by their SCAN (or LRANGE/XRANGE windows) in CHUNK elements, each chunk written before the
-    next is read. The target key is deleted first; ``pttl`` as in :func:`write_value`.
+    In a cluster the name carries ``key``'s hash tag, or ``key`` itself as the tag; None when neither gives the
+    same slot (a key with a ``}`` and no tag: it is then written in place).
+    """
+    base = PARTIAL_PREFIX + token
+    if not cluster:
+        return base
+    start = key.find(b"{")
+    end = key.find(b"}", start + 1) if start >= 0 else -1
+    if start >= 0 and end > start + 1:
+        return base + b":{" + key[start + 1 : end] + b"}"
+    if not key or b"}" in key:
+        return None
+    return base + b":{" + key + b"}"
+
+
+def copy_chunked(
+    reader: Any,
+    writer: Any,
+    key: bytes,
+    kind: str,
+    pttl: int,
+    *,
+    temp: bytes | None = None,
+    replace: bool = True,
+    chunk_bytes: int | None = None,
+    progress: Chunked | None = None,
+) -> Outcome:
+    """Copy ``key`` from ``reader`` to ``writer`` (valkey-py clients) a window at a time, never holding it whole.
+
+    Strings go by GETRANGE/APPEND (of at most STRING_CHUNK bytes), collections by their SCAN (LRANGE, XRANGE) in
+    windows of at most CHUNK elements and about ``chunk_bytes`` bytes (WINDOW_BYTES by default), each written
+    before the next is read.
+    They are written under ``temp`` (see :func:`partial_key`: a key that expires PARTIAL_TTL_MS after its last
+    chunk), which is renamed onto ``key`` once whole (RENAMENX unless ``replace``), so a copy that dies midway
+    never leaves a key that looks complete; with no ``temp``, ``key`` itself is replaced. ``pttl`` as in
+    :func:`write_value`, counted from when it was read.
     """
     started = time.monotonic()
-    writer.delete(key)
+    into = temp or key
+    limit = chunk_bytes or WINDOW_BYTES
+    if temp is not None or replace:  # a key someone else wrote meanwhile is never deleted when keys are kept
+        writer.delete(into)
+    for commands, size in _chunk_writes(reader, key, into, kind, limit):
+        pipe = writer.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        if temp is not None:
+            pipe.pexpire(into, PARTIAL_TTL_MS)
+        pipe.execute()
+        if progress is not None:
+            progress(size)
+    if kind == "stream":
+        _copy_stream_meta(reader, writer, key, into)
+    if not writer.exists(into):
+        return "vanished"
+    left = pttl - int((time.monotonic() - started) * 1000)  # the expiry counts from when PTTL answered
+    if pttl >= 0:
+        writer.pexpire(into, max(left, 1))
+    elif temp is not None:
+        writer.persist(into)
+    if temp is None:
+        return "copied"
+    if replace:
+        writer.rename(into, key)
+        return "copied"
+    if writer.renamenx(into, key):
+        return "copied"
+    writer.delete(into)
+    return "skipped"
+
+
+def _chunk_writes(reader: Any, key: bytes, into: bytes, kind: str, limit: int) -> Iterator[tuple[list[Any], int]]:
+    """The write commands of each window of ``key`` (for ``into``) and the window's bytes."""
     if kind == "string":
-        _copy_string(reader, writer, key)
-    elif kind == "stream":
-        _copy_stream(reader, writer, key)
-    else:
-        for chunk in _windows(reader, key, kind):
-            _WRITERS[kind](writer, key, Value(kind, chunk))
-    if pttl >= 0:  # the expiry counts from when PTTL answered, however long the chunks took
-        writer.pexpire(key, max(pttl - int((time.monotonic() - started) * 1000), 1))
+        for part in _string_parts(reader, key, min(limit, STRING_CHUNK)):
+            yield [("APPEND", into, part)], len(part)
+        return
+    if kind not in _WRITE_NAMES:
+        raise ValueError(f"type {kind!r} of key {key!r} cannot be rebuilt (only {', '.join(TYPES)})")
+    for window, size in _windows(reader, key, kind, limit):
+        if kind == "stream":
+            yield [("XADD", into, entry_id, *fields) for entry_id, fields in window], size
+            continue
+        if kind == "hash":
+            args = [part for pair in window for part in pair]
+        elif kind == "zset":
+            args = [part for member, score in window for part in (repr(float(score)), member)]
+        else:
+            args = window
+        yield [(_WRITE_NAMES[kind], into, *args)], size
 
 
-def _copy_string(reader: Any, writer: Any, key: bytes) -> None:
+_WRITE_NAMES = {"hash": "HSET", "set": "SADD", "zset": "ZADD", "list": "RPUSH", "stream": "XADD"}
+
+
+def _string_parts(reader: Any, key: bytes, limit: int) -> Iterator[bytes]:
+    """A string's bytes in parts of ``limit``; one empty part for an empty string, none for a vanished key."""
     offset = 0
     while True:
-        part = reader.getrange(key, offset, offset + STRING_CHUNK - 1)
-        if part or offset == 0:
-            writer.append(key, part)  # an empty string is created too
+        part = reader.getrange(key, offset, offset + limit - 1)
+        if part or (offset == 0 and reader.exists(key)):
+            yield part
         offset += len(part)
-        if len(part) < STRING_CHUNK:
+        if len(part) < limit:
             return
 
 
-def _windows(reader: Any, key: bytes, kind: str) -> Any:
-    """The elements of a hash, set, sorted set or list in chunks of CHUNK, in the form their writers take."""
-    if kind == "list":
-        start = 0
-        while window := reader.lrange(key, start, start + CHUNK - 1):
-            yield window
-            start += len(window)
+def _copy_stream_meta(reader: Any, writer: Any, key: bytes, into: bytes) -> None:
+    """A stream's last id, counters and groups, once its entries are written (an empty stream is created)."""
+    if not reader.exists(key):
         return
-    scan = {"hash": reader.hscan_iter, "set": reader.sscan_iter, "zset": reader.zscan_iter}[kind]
-    chunk: list[Any] = []
-    for item in scan(key, count=CHUNK):
-        chunk.append(list(item) if kind != "set" else item)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    meta = _read_stream_meta(reader, key)
+    commands = _stream_meta_commands(into, meta, create=not writer.exists(into))
+    pipe = writer.pipeline(transaction=False)
+    for args in commands:
+        pipe.execute_command(*args)
+    pipe.execute()
 
 
-def _copy_stream(reader: Any, writer: Any, key: bytes) -> None:
-    start = b"-"
-    while window := _xrange(reader, key, start):
-        pipe = writer.pipeline(transaction=False)
-        for entry_id, fields in window:
-            pipe.execute_command("XADD", key, _id(entry_id), *fields)
-        pipe.execute()
-        if len(window) < CHUNK:
-            break
-        start = b"(" + _id(window[-1][0])
-    _write_stream(writer, key, Value("stream", [], _read_stream_meta(reader, key)))
+def _windows(reader: Any, key: bytes, kind: str, limit: int) -> Iterator[tuple[list[Any], int]]:
+    """A collection's elements in windows of at most CHUNK elements and about ``limit`` bytes, with their bytes."""
+    window: list[Any] = []
+    size = 0
+    for item, nbytes in _elements(reader, key, kind, limit):
+        window.append(item)
+        size += nbytes
+        if len(window) >= CHUNK or size >= limit:
+            yield window, size
+            window, size = [], 0
+    if window:
+        yield window, size
 
 
-_MODULUS = 1 << 256
+def _elements(reader: Any, key: bytes, kind: str, limit: int) -> Iterator[tuple[Any, int]]:
+    """Each element with its size in bytes, asked for a few at a time.
 
-
-def fingerprint(client: Any, key: bytes, kind: str) -> bytes:
-    """A digest of ``key``'s value read a chunk at a time (memory bounded whatever the value's size).
-
-    Ordered types (string, list, stream) hash their chunks in order; hashes, sets and sorted sets add up one
-    digest per element, so the order SCAN returns them in does not matter. SCAN may return an element twice
-    (while the table rehashes): equal fingerprints mean equal values, different ones must be confirmed by a
-    whole comparison.
+    The first ask is for one element, the next for as many as ``limit`` bytes hold at the sizes seen so far (at
+    most CHUNK).
     """
-    ordered = hashlib.blake2b(kind.encode(), digest_size=32)
-    if kind == "string":
-        offset = 0
-        while part := client.getrange(key, offset, offset + STRING_CHUNK - 1):
-            ordered.update(part)
-            offset += len(part)
-        return ordered.digest()
-    if kind in ("list", "stream"):
-        windows = _windows(client, key, kind) if kind == "list" else _stream_windows(client, key)
-        for window in windows:
-            for item in window:
-                ordered.update(repr(item).encode())
-        if kind == "stream":
-            meta = _read_stream_meta(client, key)
-            ordered.update(repr({k: v for k, v in meta.items() if k != "entries_added"}).encode())
-        return ordered.digest()
-    total = 0
-    for window in _windows(client, key, kind):
-        for item in window:
-            element = (item[0], repr(float(item[1]))) if kind == "zset" else item
-            total += int.from_bytes(hashlib.blake2b(repr(element).encode(), digest_size=32).digest(), "big")
-    return ordered.digest() + (total % _MODULUS).to_bytes(32, "big")
-
-
-def _stream_windows(client: Any, key: bytes) -> Any:
-    start = b"-"
-    while window := _xrange(client, key, start):
-        yield [[_id(entry_id), fields] for entry_id, fields in window]
-        if len(window) < CHUNK:
+    counter = _Counter(limit)
+    if kind == "list":
+        index = 0
+        while window := reader.lrange(key, index, index + counter.count - 1):
+            index += len(window)
+            yield from counter.seen(window, [len(item) for item in window])
+        return
+    if kind == "stream":
+        start = b"-"
+        while window := _xrange(reader, key, start, counter.count):
+            entries: list[Any] = [[_id(entry_id), fields] for entry_id, fields in window]
+            yield from counter.seen(entries, [len(e[0]) + sum(len(f) for f in e[1]) for e in entries])
+            start = b"(" + _id(window[-1][0])
+        return
+    scan = {"hash": reader.hscan, "set": reader.sscan, "zset": reader.zscan}[kind]
+    cursor = 0
+    while True:
+        cursor, reply = scan(key, cursor, count=counter.count)
+        items = [list(pair) for pair in reply.items()] if kind == "hash" else list(reply)
+        sizes = [_size_of(kind, item) for item in items]
+        yield from counter.seen(items, sizes)
+        if not cursor:
             return
-        start = b"(" + _id(window[-1][0])
+
+
+def _size_of(kind: str, item: Any) -> int:
+    if kind == "hash":
+        return len(item[0]) + len(item[1])
+    return len(item[0]) + 8 if kind == "zset" else len(item)
+
+
+class _Counter:
+    """How many elements to ask for next so that a reply holds about ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count, self._items, self._bytes = limit, 1, 0, 0
+
+    def seen(self, items: list[Any], sizes: list[int]) -> list[tuple[Any, int]]:
+        """Learn from one reply; its items with their sizes."""
+        self._items += len(items)
+        self._bytes += sum(sizes)
+        self.count = max(1, min(CHUNK, self.limit * self._items // max(self._bytes, 1)))
+        return list(zip(items, sizes, strict=True))
+
+
+def compare_chunked(
+    src: Any, dst: Any, key: bytes, kind: str, *, chunk_bytes: int | None = None, progress: Chunked | None = None
+) -> str | None:
+    """Compare ``key`` on ``src`` and ``dst`` (valkey-py clients) a window at a time; None when equal.
+
+    Else what differs first: a length, an offset, an index or an element's name, never a value.
+
+    Sizes are compared first; then a string's bytes and a list's or stream's elements window by window on both
+    sides, and each window of a hash, set or sorted set's SCAN on the source is looked up on the target (HMGET,
+    SMISMEMBER, ZMSCORE): with equal sizes, every source element found equal on the target means equal values.
+    """
+    limit = chunk_bytes or WINDOW_BYTES
+    sizes = _SIZE_COMMANDS[kind]
+    left, right = src.execute_command(sizes, key), dst.execute_command(sizes, key)
+    if left != right:
+        return f"{left} {_SIZE_UNITS[kind]} on the source, {right} on the target"
+    if kind == "string":
+        return _compare_strings(src, dst, key, min(limit, STRING_CHUNK), progress)
+    if kind in ("list", "stream"):
+        return _compare_ordered(src, dst, key, kind, limit, progress)
+    for window, size in _windows(src, key, kind, limit):
+        found = _look_up(dst, key, kind, window)
+        for item, theirs in zip(window, found, strict=True):
+            name = item if kind == "set" else item[0]
+            if theirs is None or (kind == "set" and not theirs):
+                return f"{_ELEMENT[kind]} {shown(name)} absent on the target"
+            if (kind == "hash" and theirs != item[1]) or (kind == "zset" and float(theirs) != float(item[1])):
+                return f"{_ELEMENT[kind]} {shown(name)} differs"
+        if progress is not None:
+            progress(size)
+    return None
+
+
+_SIZE_COMMANDS = {"string": "STRLEN", "hash": "HLEN", "set": "SCARD", "zset": "ZCARD", "list": "LLEN", "stream": "XLEN"}
+_SIZE_UNITS = {"string": "bytes", "hash": "fields", "set": "members", "zset": "members", "list": "elements"}
+_SIZE_UNITS["stream"] = "entries"
+_ELEMENT = {"hash": "field", "set": "member", "zset": "member"}
+
+
+def _look_up(dst: Any, key: bytes, kind: str, window: list[Any]) -> list[Any]:
+    if kind == "hash":
+        return list(dst.hmget(key, [field for field, _value in window]))
+    if kind == "set":
+        return list(dst.execute_command("SMISMEMBER", key, *window))
+    return list(dst.execute_command("ZMSCORE", key, *[member for member, _score in window]))
+
+
+def _compare_strings(src: Any, dst: Any, key: bytes, limit: int, progress: Chunked | None) -> str | None:
+    offset = 0
+    while part := src.getrange(key, offset, offset + limit - 1):
+        theirs = dst.getrange(key, offset, offset + limit - 1)
+        if part != theirs:
+            first = next((i for i, (a, b) in enumerate(zip(part, theirs, strict=False)) if a != b), len(theirs))
+            return f"bytes differ from offset {offset + first}"
+        offset += len(part)
+        if progress is not None:
+            progress(len(part))
+    return None
+
+
+def _compare_ordered(src: Any, dst: Any, key: bytes, kind: str, limit: int, progress: Chunked | None) -> str | None:
+    """Lists and streams: the source's windows against the target's same ranges, then a stream's metadata."""
+    index = 0
+    for window, size in _windows(src, key, kind, limit):
+        if kind == "list":
+            theirs = dst.lrange(key, index, index + len(window) - 1)
+        else:
+            theirs = [[_id(i), f] for i, f in _xrange(dst, key, window[0][0], len(window))]
+        for offset, (ours, other) in enumerate(zip(window, theirs, strict=False)):
+            if ours != other:
+                where = f"index {index + offset}" if kind == "list" else f"entry {shown(ours[0])}"
+                return f"the {kind}s differ at {where}"
+        if len(theirs) != len(window):
+            return f"the {kind}s differ after {index + len(theirs)} elements"
+        index += len(window)
+        if progress is not None:
+            progress(size)
+    if kind == "stream":
+        ours, other = (_read_stream_meta(client, key) for client in (src, dst))
+        if {k: v for k, v in ours.items() if k != "entries_added"} != {
+            k: v for k, v in other.items() if k != "entries_added"
+        }:
+            return "the streams' last id or consumer groups differ"
+    return None
+
+
+def shown(name: bytes, limit: int = 64) -> str:
+    """An element's name for a message: decoded with escapes, cut at ``limit`` characters."""
+    text = name.decode(errors="backslashreplace")
+    return repr(text if len(text) <= limit else text[:limit] + "…")

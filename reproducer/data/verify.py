@@ -4,7 +4,9 @@ Each source key is checked on the target for presence, type, TTL (within a toler
 are compared by their DUMP payload without its version stamp first (identical bodies are identical values,
 whatever RDB version each engine stamps); when bodies differ (another encoding, a hash table's order) the
 values are read with their type's commands, many keys per round trip, and compared as data, so a rebuilt or
-cross-engine copy still verifies at speed. The source's and the target's replies are awaited together.
+cross-engine copy still verifies at speed. A value over the byte bound is neither dumped nor read whole: it is
+compared a window at a time on both sides (:func:`rebuild.compare_chunked`), which names what differs. The
+source's and the target's replies are awaited together.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reproducer.data.copy import (
     WHOLE_VALUE_BYTES,
     KeySizer,
     byte_groups,
+    chunk_bytes,
     in_processes,
     scan_reply,
     size_and_type,
@@ -296,8 +299,8 @@ class _Checker:
         """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
         if not keys:
             return
-        for group, plain in self._typed_groups(src, keys):
-            ask, answer = partial(_describe_commands, plain=plain), partial(_described, plain=plain)
+        for group, plain, big in self._typed_groups(src, keys):
+            ask, answer = partial(_describe_commands, plain=plain, big=big), partial(_described, plain=plain, big=big)
             src_info = self._describe_both(src, group, ask, answer)
             dst_info = self._dst_info
             self._sizer.guess.observe([info[3] for info in src_info.values()])
@@ -306,9 +309,10 @@ class _Checker:
             if self.options.progress is not None:
                 self.options.progress(self.report.compared)
 
-    def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes]]]:
+    def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
         """``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE, else a guess), and which are strings.
 
+        The third part holds the sizes of keys over the bound (never read whole here: compared in chunks).
         Sizes and types come in one round trip; a string's value is then read with GET, anything else with DUMP.
         """
         sizer, count = self._sizer, len(keys)
@@ -318,23 +322,27 @@ class _Checker:
         sizes, types = (replies[0::2], replies[1::2]) if asked else ([_UNREADABLE] * count, replies)
         sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in sizes)
         plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
+        big = {
+            key: size for key, size in zip(keys, sizes, strict=True) if isinstance(size, int) and size > sizer.max_bytes
+        }
         group: list[bytes] = []
         total = 0
         for key, size in zip(keys, sizes, strict=True):
             known = size if isinstance(size, int) else 0 if size is None else sizer.guess.size()  # None: gone
             if group and total + known > sizer.max_bytes:
-                yield group, plain
+                yield group, plain, big
                 group, total = [], 0
             group.append(key)
             total += known
         if group:
-            yield group, plain
+            yield group, plain, big
 
     def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
         """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
-        whole = [(key, info[3]) for key, info in keys if info[3] <= WHOLE_VALUE_BYTES]
+        chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG}
+        whole = [(key, info[3]) for key, info in keys if key not in chunked]
         kinds = {key: info[0].decode() for key, info in keys}
-        alone = [key for key, info in keys if info[3] > WHOLE_VALUE_BYTES]
+        alone = [key for key, _info in keys if key in chunked]
         for group in byte_groups(whole):
             left = _read_values(src, [(key, kinds[key]) for key in group])
             right = self._read_on_target(db, [(key, kinds[key]) for key in group])
@@ -344,8 +352,9 @@ class _Checker:
                 elif rebuild.normal(left[key]) != rebuild.normal(right[key]):  # type: ignore[arg-type]
                     self._differ("value_mismatch", db, key, "values differ")
         for key in alone:
-            if not self._same_value(node, db, key, kinds[key]):
-                self._differ("value_mismatch", db, key, "values differ")
+            detail = self._chunked_difference(node, db, key, kinds[key])
+            if detail is not None:
+                self._differ("value_mismatch", db, key, f"values differ: {detail}")
 
     def _read_on_target(self, db: int, keys: list[tuple[bytes, str]]) -> dict[bytes, object]:
         by_node: dict[Address, list[tuple[bytes, str]]] = {}
@@ -418,11 +427,11 @@ class _Checker:
         elif not _ttl_close(s_pttl, d_pttl, self.options.ttl_tolerance_ms):
             self._differ("ttl_mismatch", db, key, f"pttl {s_pttl} on the source, {d_pttl} on the target")
         else:  # a key whose type changed after TYPE answered (GET refused it) is compared as data
-            return bool(s_dump != d_dump or s_dump is _MISREAD)
+            return bool(s_dump != d_dump or s_dump is _MISREAD or s_dump is _BIG)
         return False
 
-    def _same_value(self, node: Address, db: int, key: bytes, kind: str) -> bool:
-        """Compare one big value by fingerprints read in chunks; only when they differ, whole (to be sure)."""
+    def _chunked_difference(self, node: Address, db: int, key: bytes, kind: str) -> str | None:
+        """Compare one big value a window at a time on both sides (:func:`rebuild.compare_chunked`); what differs."""
         target_node = self.layout.node_for_key(key)
         target_db = 0 if self.layout.cluster else db
         with (
@@ -431,10 +440,13 @@ class _Checker:
             node_client(self.target, *target_node, db=target_db) as dst,
             valkey_errors(f"reading {key!r} on the target"),
         ):
-            if rebuild.fingerprint(src, key, kind) == rebuild.fingerprint(dst, key, kind):
-                return True
-            left, right = rebuild.read_value(src, key, kind), rebuild.read_value(dst, key, kind)
-        return bool(rebuild.normal(left) == rebuild.normal(right))
+            limit = chunk_bytes(self.options.max_batch_bytes)
+            return rebuild.compare_chunked(src, dst, key, kind, chunk_bytes=limit, progress=self._chunk_compared)
+
+    def _chunk_compared(self, _nbytes: int) -> None:
+        """Progress during one big key (the count of keys compared stays, the time goes on)."""
+        if self.options.progress is not None:
+            self.options.progress(self.report.compared)
 
     def _differ(self, kind: str, db: int, key: bytes, detail: str) -> None:
         setattr(self.report, kind, getattr(self.report, kind) + 1)
@@ -457,18 +469,26 @@ _UNREADABLE = object()
 _Ask = Callable[[list[bytes]], bytes]
 _Answer = Callable[[RawConnection, list[bytes]], dict[bytes, _Info]]
 _MISREAD = object()  # GET of a key that was no string any more (WRONGTYPE)
+_BIG = object()  # a value over the byte bound: not read here, compared in chunks
+_Big = dict[bytes, int]  # keys over the byte bound and their sizes
 
 
-def _describe_commands(keys: list[bytes], plain: set[bytes]) -> bytes:
-    """TYPE, PTTL and the value of each key: GET for a string, DUMP for the others.
+def _describe_commands(keys: list[bytes], plain: set[bytes], big: _Big | None = None) -> bytes:
+    """TYPE, PTTL and the value of each key: GET for a string, DUMP for the others, TYPE again for a big one.
 
     A GET costs the server less than a DUMP, which tries LZF on the value.
     """
     return b"".join(
         b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
-        % (len(k), k, len(k), k, b"$3\r\nGET" if k in plain else b"$4\r\nDUMP", len(k), k)
+        % (len(k), k, len(k), k, _read_command(k, plain, big), len(k), k)
         for k in keys
     )
+
+
+def _read_command(key: bytes, plain: set[bytes], big: _Big | None) -> bytes:
+    if big and key in big:
+        return b"$4\r\nTYPE"
+    return b"$3\r\nGET" if key in plain else b"$4\r\nDUMP"
 
 
 def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
@@ -481,7 +501,9 @@ def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "")
             )
 
 
-def _described(conn: RawConnection, keys: list[bytes], plain: set[bytes]) -> dict[bytes, _Info]:
+def _described(
+    conn: RawConnection, keys: list[bytes], plain: set[bytes], big: _Big | None = None
+) -> dict[bytes, _Info]:
     """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
 
     Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
@@ -492,7 +514,9 @@ def _described(conn: RawConnection, keys: list[bytes], plain: set[bytes]) -> dic
     described = {}
     for index, key in enumerate(keys):
         kind, pttl, value = replies[3 * index : 3 * index + 3]
-        if isinstance(value, bytes):
+        if big and key in big:
+            described[key] = (kind, pttl, _BIG, big[key])
+        elif isinstance(value, bytes):
             described[key] = (kind, pttl, _digest(value, footer=0 if key in plain else 10), len(value))
         else:
             described[key] = (kind, pttl, _MISREAD if isinstance(value, ReplyError) else None, 0)

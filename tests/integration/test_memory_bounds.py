@@ -85,3 +85,23 @@ def test_without_memory_usage_the_sizes_of_payloads_seen_bound_the_batches(fleet
     checked, verify_peak = peak_rss("verify", *urls, str(BOUND))
     assert (copied, checked) == ({"copied": 2008}, {"ok": True, "compared": 2008})
     assert max(copy_peak, verify_peak) - baseline < ALLOWED
+
+
+def test_a_value_many_times_the_bound_is_copied_and_verified_without_being_held(fleets):
+    """A 64 MB string against an 8 MB bound (held whole, it alone would pass the allowance) and a hash over it."""
+    bound = 8 * 1024 * 1024
+    source, target = fleets(), fleets()
+    client = source.client(source.primary)
+    blob = os.urandom(8 * 1000 * 1000)
+    for index in range(8):
+        client.append("huge:string", blob[index:] + blob[:index])
+    client.hset("huge:hash", mapping={f"f{i}": blob[i * 400 : i * 400 + 400] for i in range(20_000)})
+    client.pexpire("huge:hash", 3_600_000)
+    urls = (f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}")
+    _answer, baseline = peak_rss("imports", *urls, str(bound))
+    copied, copy_peak = peak_rss("copy", *urls, str(bound))
+    checked, verify_peak = peak_rss("verify", *urls, str(bound))
+    assert (copied, checked) == ({"copied": 0}, {"ok": True, "compared": 2})  # both rebuilt in windows
+    assert target.client(target.primary).strlen("huge:string") == 64_000_000
+    for name, peak in (("copy", copy_peak), ("verify", verify_peak)):
+        assert peak - baseline < 5 * bound, f"{name} peaked at {(peak - baseline) / 1e6:.0f} MB over its imports"
