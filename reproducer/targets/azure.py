@@ -362,14 +362,8 @@ class AzureTarget(BaseTarget):
     @staticmethod
     def _user_row(user: User) -> compat.Decision:
         if user.name == "default":
-            return (
-                APPROX,
-                "primary_access_key",
-                "the access key is the default user's password (output user_passwords); full rights",
-            )
-        rules = " ".join(
-            (*user.categories, *user.commands, *(f"~{k}" for k in user.keys), *(f"&{c}" for c in user.channels))
-        )
+            return _access_key_row("primary_access_key")
+        rules = _acl_rules(user)
         return (
             MANUAL,
             "azurerm_redis_cache_access_policy + _assignment",
@@ -525,16 +519,22 @@ def _managed_network(spec: ServiceSpec, context: dict[str, Any]) -> dict[str, co
     return compat.network_decisions(spec, reach, context["subnet_cidr"])
 
 
-def _managed_user_row(user: User) -> compat.Decision:
-    if user.name == "default":
-        return (
-            APPROX,
-            "default_database.access_keys_authentication_enabled",
-            "the access key is the default user's password (output user_passwords); full rights",
-        )
-    rules = " ".join(
+def _access_key_row(attribute: str) -> compat.Decision:
+    """The ``default`` user's row: Azure's access key stands in for its password."""
+    return (APPROX, attribute, "the access key is the default user's password (output user_passwords); full rights")
+
+
+def _acl_rules(user: User) -> str:
+    """A user's ACL as one rule string (categories, commands, key and channel patterns)."""
+    return " ".join(
         (*user.categories, *user.commands, *(f"~{k}" for k in user.keys), *(f"&{c}" for c in user.channels))
     )
+
+
+def _managed_user_row(user: User) -> compat.Decision:
+    if user.name == "default":
+        return _access_key_row("default_database.access_keys_authentication_enabled")
+    rules = _acl_rules(user)
     return (
         MANUAL,
         "azurerm_managed_redis_access_policy_assignment",
