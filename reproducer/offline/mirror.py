@@ -5,8 +5,8 @@ Layout (an "unpacked" mirror, which Terraform links into ``.terraform/providers`
     <root>/mirror/registry.terraform.io/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
     <root>/mirror/registry.opentofu.org -> registry.terraform.io   (OpenTofu's default registry host)
     <root>/terraform.tfrc        disable_checkpoint = true; provider_installation { filesystem_mirror { ... } }
-    <root>/home/                 HOME of the provider processes
-    <root>/home/plugin-tls.json  their TLS key and certificate (mode 0600), made once here (reproducer.offline.plugin)
+    <root>/home/                 HOME of the provider processes (the first one keeps their TLS certificate there:
+                                 plugin-tls.json, 0600; reproducer.offline.plugin)
 
 Each executable is a small sh wrapper that runs ``python -m reproducer.offline.serve`` with the
 committed schema subset of that provider.
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import reproducer
 from reproducer.errors import ReproducerError, SandboxError
-from reproducer.offline.plugin import write_certificate
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386"}
@@ -211,7 +210,6 @@ def install_mirror(
         raise SandboxError(f"invalid environment variable name {bad[0]!r}", hint="use letters, digits and _")
     try:
         home.mkdir(parents=True, exist_ok=True)
-        write_certificate(home)
         for provider in resolved:
             _install_one(mirror, provider, home, launcher, environment or {}, prefix)
         opentofu = mirror / "registry.opentofu.org"

@@ -1,17 +1,17 @@
 """The go-plugin side of a provider process: gRPC server, TLS, handshake line; cheaper than ``tf.runner``.
 
 ``tf.runner.run_provider`` imports ``tf.provider``/``tf.function`` (whose servicer we replace anyway) and
-``cryptography`` (to load or make its TLS certificate) at every provider start: ~0.05 CPU-s of a ~0.24 CPU-s start,
-and Terraform starts a provider several times per command. Here the certificate is made once, when the mirror is
-installed (:func:`write_certificate`, ``<home>/plugin-tls.json``, mode 0600), and the server is ``tf.runner``'s
-(the same services, handshake line and shutdown) without those imports. A mirror without the file (installed by an
-older reproducer) is served by ``tf.runner`` as before.
+``cryptography`` (to load or make its TLS certificate) at every provider start, about a fifth of the CPU of a start;
+Terraform starts a provider several times per command. Here the server is ``tf.runner``'s (the same services,
+handshake line and shutdown) without those imports, and the certificate is made by the first provider started with
+a HOME (the mirror's ``home`` directory) and kept there (``plugin-tls.json``, mode 0600) for the next ones.
 """
 
 # mypy: disable-error-code="import-untyped"
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import stat
@@ -36,27 +36,37 @@ class Certificate:
     chain_der: bytes
 
 
-def write_certificate(home: Path) -> Path:
-    """Make the provider processes' TLS certificate once, in ``home`` (0600); kept when already there and readable.
+def provider_certificate(home: Path) -> Certificate:
+    """The certificate kept in ``home``, or a new one, kept there (when ``home`` is writable) for the next starts.
 
     The certificate is only ever presented over the plugin's unix socket to the Terraform that started the
     provider, which pins it from the handshake line (go-plugin AutoMTLS); its key never leaves ``home``.
     """
     path = Path(home) / CERTIFICATE_FILE
-    if read_certificate(path) is not None:
-        return path
-    key_pem, cert_pem, chain_der = _self_signed()
+    found = read_certificate(path)
+    if found is None:
+        found = Certificate(*_self_signed())
+        with contextlib.suppress(OSError):
+            _keep(path, found)
+    return found
+
+
+def _keep(path: Path, certificate: Certificate) -> None:
+    """Write ``certificate`` to ``path`` (0600) through a scratch file renamed over it: never through a link."""
     document = {
-        "key_pem": key_pem.decode(),
-        "cert_pem": cert_pem.decode(),
-        "chain_der": base64.b64encode(chain_der).decode(),
+        "key_pem": certificate.key_pem.decode(),
+        "cert_pem": certificate.cert_pem.decode(),
+        "chain_der": base64.b64encode(certificate.chain_der).decode(),
     }
     scratch = path.with_name(f".{CERTIFICATE_FILE}.{os.getpid()}")
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump(document, stream)
-    os.replace(scratch, path)
-    return path
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            json.dump(document, stream)
+        os.replace(scratch, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
 
 
 def read_certificate(path: Path) -> Certificate | None:
@@ -86,18 +96,18 @@ def read_certificate(path: Path) -> Certificate | None:
 
 
 def _self_signed() -> tuple[bytes, bytes, bytes]:
-    """A key and a self-signed ``localhost`` certificate, made as ``tf.runner`` makes its own."""
+    """A P-256 key and a self-signed ``localhost`` certificate (PEM key, PEM certificate, DER certificate)."""
     from datetime import datetime, timedelta
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.now(UTC)
-    usage = x509.KeyUsage(True, False, True, False, True, True, False, False, False)
+    usage = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -187,19 +197,5 @@ def run_provider(servicer: Any, certificate: Certificate) -> None:
 
 
 def serve_provider(servicer: Any) -> None:
-    """Serve with :func:`run_provider` when the mirror holds a certificate (``$HOME``), else with ``tf.runner``."""
-    certificate = read_certificate(Path(os.environ.get("HOME", "/nonexistent")) / CERTIFICATE_FILE)
-    if certificate is not None:
-        run_provider(servicer, certificate)
-        return
-    import tf.provider
-    import tf.runner
-
-    # run_provider wraps its argument in tf's own servicer, whose schema types cannot express lists of blocks
-    # or object attributes; it looks the class up at call time, so hand it ours unchanged.
-    tf.provider.ProviderServicer = _as_is
-    tf.runner.run_provider(servicer, argv=["serve"])
-
-
-def _as_is(servicer: Any) -> Any:
-    return servicer
+    """Serve ``servicer`` with :func:`run_provider` and the certificate of ``$HOME`` (:func:`provider_certificate`)."""
+    run_provider(servicer, provider_certificate(Path(os.environ.get("HOME") or "/nonexistent")))

@@ -397,15 +397,14 @@ def _handshake(executable: Path) -> list[str]:
             process.stdout.close()
 
 
-def test_providers_present_the_mirrors_certificate_and_do_without_it(tmp_path):
+def test_providers_share_the_certificate_the_first_one_kept(tmp_path):
     config = install_mirror(tmp_path, ["random"])
     (executable,) = (tmp_path / "mirror").glob("registry.terraform.io/*/*/*/*/terraform-provider-*")
-    stored = read_certificate(config.parent / "home" / CERTIFICATE_FILE)
+    kept = config.parent / "home" / CERTIFICATE_FILE
+    assert not kept.exists()
+    first = _handshake(executable)
+    assert first[:3] == ["1", "6", "unix"] and first[4] == "grpc"
+    stored = read_certificate(kept)
     assert stored is not None
-    fields = _handshake(executable)
-    assert fields[:3] == ["1", "6", "unix"] and fields[4] == "grpc"
-    assert base64.b64decode(fields[5] + "=" * (-len(fields[5]) % 4)) == stored.chain_der
-    (config.parent / "home" / CERTIFICATE_FILE).unlink()  # a mirror made before the file existed
-    fields = _handshake(executable)
-    assert fields[:3] == ["1", "6", "unix"] and fields[4] == "grpc"
-    assert base64.b64decode(fields[5] + "=" * (-len(fields[5]) % 4)) != stored.chain_der
+    assert base64.b64decode(first[5] + "=" * (-len(first[5]) % 4)) == stored.chain_der
+    assert _handshake(executable)[5] == first[5]
