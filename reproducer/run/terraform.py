@@ -1081,7 +1081,8 @@ def _cancel(lib: Any, run_id: bytes, runner: threading.Thread) -> None:
 def _group_members() -> list[int]:
     """The live processes of this worker's process group (Terraform's providers), this one excepted."""
     group, found = os.getpgrp(), []
-    for entry in Path("/proc").iterdir():
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError, ValueError, IndexError):
