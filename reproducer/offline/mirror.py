@@ -5,7 +5,8 @@ Layout (an "unpacked" mirror, which Terraform links into ``.terraform/providers`
     <root>/mirror/registry.terraform.io/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
     <root>/mirror/registry.opentofu.org -> registry.terraform.io   (OpenTofu's default registry host)
     <root>/terraform.tfrc        disable_checkpoint = true; provider_installation { filesystem_mirror { ... } }
-    <root>/home/                 HOME of the provider processes (the tf package caches its TLS certificate there)
+    <root>/home/                 HOME of the provider processes (the first one keeps their TLS certificate there:
+                                 plugin-tls.json, 0600; reproducer.offline.plugin)
 
 Each executable is a small sh wrapper that runs ``python -m reproducer.offline.serve`` with the
 committed schema subset of that provider.

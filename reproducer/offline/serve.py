@@ -1,9 +1,9 @@
 """Entry point Terraform starts as a provider plugin: ``python -m reproducer.offline.serve SCHEMA [ADDRESS]``.
 
 ``SCHEMA`` is a ``terraform providers schema -json`` file; ``ADDRESS`` picks the provider in it (needed only
-when it describes several). The go-plugin handshake, TLS and gRPC server come from the ``tf`` package's
-:func:`tf.runner.run_provider`; the ``Provider`` service is
-:class:`~reproducer.offline.server.SchemaProvider`.
+when it describes several). The go-plugin handshake, TLS and gRPC server come from
+:func:`reproducer.offline.plugin.serve_provider` (``tf.runner``'s, without its costly imports, when the mirror
+holds its certificate); the ``Provider`` service is :class:`~reproducer.offline.server.SchemaProvider`.
 """
 
 # mypy: disable-error-code="import-untyped"
@@ -12,15 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from reproducer.offline.schema import load
 
 _USAGE = "usage: python -m reproducer.offline.serve SCHEMA.json [PROVIDER-ADDRESS]\n"
-
-
-def _as_is(servicer: Any) -> Any:
-    return servicer
 
 
 def serve(schema_path: Path, address: str | None = None) -> None:
@@ -29,16 +24,10 @@ def serve(schema_path: Path, address: str | None = None) -> None:
     Terraform starts this with the go-plugin environment (magic cookie, client certificate); it prints the
     handshake line on stdout and answers on a unix socket.
     """
-    import tf.provider
-    import tf.runner
-
+    from reproducer.offline.plugin import serve_provider
     from reproducer.offline.server import SchemaProvider
 
-    servicer = SchemaProvider(load(schema_path, address))
-    # run_provider wraps its argument in tf's own servicer, whose schema types cannot express lists of blocks
-    # or object attributes; it looks the class up at call time, so hand it ours unchanged.
-    tf.provider.ProviderServicer = _as_is
-    tf.runner.run_provider(servicer, argv=["serve"])
+    serve_provider(SchemaProvider(load(schema_path, address)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,6 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from reproducer.offline.schema import load
 from reproducer.twins.base import DataSourceTwin, ResourceTwin
@@ -36,21 +35,12 @@ def twins_of(key: str) -> tuple[Sequence[ResourceTwin], Sequence[DataSourceTwin]
     return tuple(getattr(module, "RESOURCES", ())), tuple(getattr(module, "DATA_SOURCES", ()))
 
 
-def _as_is(servicer: Any) -> Any:
-    return servicer
-
-
 def serve(schema_path: Path, address: str, key: str) -> None:
     """Serve the twin provider ``key`` until Terraform stops it (handshake on stdout, gRPC on a unix socket)."""
-    import tf.provider
-    import tf.runner
-
+    from reproducer.offline.plugin import serve_provider
     from reproducer.twins.provider import TwinProvider
 
-    servicer = TwinProvider(load(schema_path, address), load_twins=lambda: twins_of(key))
-    # As in reproducer.offline.serve: run_provider must get our servicer unwrapped.
-    tf.provider.ProviderServicer = _as_is
-    tf.runner.run_provider(servicer, argv=["serve"])
+    serve_provider(TwinProvider(load(schema_path, address), load_twins=lambda: twins_of(key)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,13 +6,18 @@ local filesystem mirror only and the checkpoint is disabled, so nothing here tou
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from reproducer.offline import available_providers, install_mirror, offline_provider
+from reproducer.offline.plugin import CERTIFICATE_FILE, read_certificate
 from reproducer.run.terraform import FmtResult, Terraform, TerraformError, Var
 
 SECRET = "s3cret-Valkey-pw"
@@ -367,3 +372,39 @@ def test_binary_backend(binary, tmp_path, cli_config):
     plan = tf.plan()
     assert (plan.add, plan.change, plan.destroy) == (2, 0, 0)
     assert tf.apply(plan).add == 2 and tf.destroy().destroy == 2
+
+
+GO_PLUGIN = {
+    "TF_PLUGIN_MAGIC_COOKIE": "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2",
+    "PLUGIN_PROTOCOL_VERSIONS": "6",
+}
+
+
+def _handshake(executable: Path) -> list[str]:
+    """Start a provider wrapper as Terraform does and return its go-plugin handshake line's fields."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **GO_PLUGIN}
+    process = subprocess.Popen([str(executable)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        return (process.stdout.readline() if process.stdout else "").strip().split("|")
+    finally:
+        process.send_signal(signal.SIGINT)  # stops the server and removes its socket directory
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_providers_share_the_certificate_the_first_one_kept(tmp_path):
+    config = install_mirror(tmp_path, ["random"])
+    (executable,) = (tmp_path / "mirror").glob("registry.terraform.io/*/*/*/*/terraform-provider-*")
+    kept = config.parent / "home" / CERTIFICATE_FILE
+    assert not kept.exists()
+    first = _handshake(executable)
+    assert first[:3] == ["1", "6", "unix"] and first[4] == "grpc"
+    stored = read_certificate(kept)
+    assert stored is not None
+    assert base64.b64decode(first[5] + "=" * (-len(first[5]) % 4)) == stored.chain_der
+    assert _handshake(executable)[5] == first[5]
