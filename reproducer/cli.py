@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _thread
 import errno
-import importlib.util
 import json
 import math
 import os
@@ -23,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -35,6 +33,7 @@ from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
+from reproducer.lazy import lazy_module
 from reproducer.ovhconf import sandbox_conf
 from reproducer.targets import Applier, target_entry, target_names
 
@@ -58,39 +57,23 @@ if TYPE_CHECKING:  # results the CLI prints; it builds none of them
     from reproducer.pipeline import selfmanaged as pipeline_selfmanaged
 
 
-def _lazy(name: str) -> ModuleType:
-    """Module ``name``, loaded on its first attribute access: a command loads only the pipeline it runs.
-
-    Every ``reproducer`` process (each test runs many) would otherwise import every pipeline at start-up.
-    """
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None, name
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 #: ``pipeline.demo.DEMO_KEYS``, which the demo's ``--keys`` shows without loading the demo (a test checks both agree).
 DEMO_KEYS = 200_000
 if not TYPE_CHECKING:
-    pipeline_apply = _lazy("reproducer.pipeline.apply")
-    pipeline_archive = _lazy("reproducer.pipeline.archive")
-    pipeline_cloud = _lazy("reproducer.pipeline.cloud")
-    pipeline_cutover = _lazy("reproducer.pipeline.cutover")
-    pipeline_data = _lazy("reproducer.pipeline.data")
-    pipeline_demo = _lazy("reproducer.pipeline.demo")
-    pipeline_inspect = _lazy("reproducer.pipeline.inspect")
-    pipeline_job = _lazy("reproducer.pipeline.job")
-    pipeline_live = _lazy("reproducer.pipeline.live")
-    pipeline_migrate = _lazy("reproducer.pipeline.migrate")
-    pipeline_plan = _lazy("reproducer.pipeline.plan")
-    pipeline_render = _lazy("reproducer.pipeline.render")
-    pipeline_sandbox = _lazy("reproducer.pipeline.sandbox")
-    pipeline_selfmanaged = _lazy("reproducer.pipeline.selfmanaged")
+    pipeline_apply = lazy_module("reproducer.pipeline.apply")
+    pipeline_archive = lazy_module("reproducer.pipeline.archive")
+    pipeline_cloud = lazy_module("reproducer.pipeline.cloud")
+    pipeline_cutover = lazy_module("reproducer.pipeline.cutover")
+    pipeline_data = lazy_module("reproducer.pipeline.data")
+    pipeline_demo = lazy_module("reproducer.pipeline.demo")
+    pipeline_inspect = lazy_module("reproducer.pipeline.inspect")
+    pipeline_job = lazy_module("reproducer.pipeline.job")
+    pipeline_live = lazy_module("reproducer.pipeline.live")
+    pipeline_migrate = lazy_module("reproducer.pipeline.migrate")
+    pipeline_plan = lazy_module("reproducer.pipeline.plan")
+    pipeline_render = lazy_module("reproducer.pipeline.render")
+    pipeline_sandbox = lazy_module("reproducer.pipeline.sandbox")
+    pipeline_selfmanaged = lazy_module("reproducer.pipeline.selfmanaged")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 

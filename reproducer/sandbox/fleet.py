@@ -22,14 +22,15 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import valkey
+from typing import TYPE_CHECKING, Any, Literal
 
 from reproducer.catalog import DISABLED_COMMANDS
 from reproducer.errors import SandboxError
 from reproducer.procs import child_env, free_port, pid_alive, stop_pid, wait_until
 from reproducer.sandbox.tls import CaFiles, TlsFiles, make_tls_files
+
+if TYPE_CHECKING:  # valkey-py only where a client is made: a twin provider that starts no server never loads it
+    import valkey
 
 Topology = Literal["standalone", "sentinel", "cluster"]
 Role = Literal["primary", "replica", "sentinel"]
@@ -231,6 +232,8 @@ class Fleet:
 
     def client(self, node: Node, *, username: str | None = None, password: str | None = None) -> valkey.Valkey:
         """A valkey-py client on ``node``: the sandbox admin unless a user is given."""
+        import valkey
+
         if node.role != "sentinel" and username is None:
             username, password = ADMIN_USER, self._state.admin_password
         return valkey.Valkey(
@@ -256,6 +259,8 @@ class Fleet:
         The admin's connection to each node is kept (a TLS handshake each time made cluster starts slow); a
         connection found broken (the node restarted) is replaced once.
         """
+        import valkey
+
         name = self.admin_name(command)
         conn = self._admin_clients.get(node.address)
         if conn is None:

@@ -22,8 +22,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import valkey
-
 from reproducer.errors import ReproducerError
 from reproducer.procs import pid_alive
 from reproducer.sandbox.fleet import ADMIN_USER, Engine, Fleet, FleetSpec, Node, Topology, hash_password
@@ -202,6 +200,8 @@ def apply_users(fleet: Fleet, users: Sequence[TwinUser], previous: Sequence[str]
     wanted = {u.name for u in users}
     if ADMIN_USER in wanted:
         raise TwinError(f"InvalidParameterValue: the user name {ADMIN_USER} is reserved by the twin")
+    import valkey  # valkey-py only where servers are changed: a provider that only plans never loads it
+
     gone = [name for name in previous if name not in wanted]
     restore = [OPEN_DEFAULT_USER] if "default" in gone else []
     try:
@@ -218,6 +218,8 @@ def apply_users(fleet: Fleet, users: Sequence[TwinUser], previous: Sequence[str]
 
 def apply_parameters(fleet: Fleet, parameters: Sequence[tuple[str, str]]) -> None:
     """Set each configuration parameter on every server (structural ones are skipped: the shape holds them)."""
+    import valkey
+
     for name, value in parameters:
         if not _PARAMETER_NAME.fullmatch(name):
             raise TwinError(f"InvalidParameterValue: invalid parameter name {name[:64]!r}")

@@ -119,3 +119,12 @@ def test_the_twins_are_loaded_on_first_use_and_once() -> None:
     assert calls == []
     assert "aws_elasticache_replication_group" in provider.resources
     assert provider.data_sources is provider.data_sources and calls == [1]
+
+
+def test_twin_providers_load_valkey_py_only_to_change_a_server() -> None:
+    """Each provider start imports its cloud's twins; most starts validate or plan, which talk to no server."""
+    twins = ("aws", "google", "azurerm", "scaleway", "digitalocean", "aiven", "ovh")
+    loaded = loaded_after(
+        "import reproducer.offline.server\n" + "\n".join(f"import reproducer.twins.{t}" for t in twins)
+    )
+    assert "valkey" not in loaded["names"]
