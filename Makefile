@@ -49,7 +49,7 @@ test: setup
 	status=0; lint_log=$$(mktemp); hosts_log=$$(mktemp); \
 	( $(MAKE) --no-print-directory lint-checks >"$$lint_log" 2>&1 ) & lint_pid=$$!; \
 	( $(MAKE) --no-print-directory hosts-checks >"$$hosts_log" 2>&1 ) & hosts_pid=$$!; \
-	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) tests/unit tests/integration || status=$$?; \
+	$(BIN)/pytest -q -n $(WORKERS) $(XDIST) --durations=30 tests/unit tests/integration || status=$$?; \
 	wait $$lint_pid || status=$$?; cat "$$lint_log"; \
 	wait $$hosts_pid || status=$$?; cat "$$hosts_log"; rm -f "$$lint_log" "$$hosts_log"; exit $$status
 
