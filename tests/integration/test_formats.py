@@ -21,6 +21,7 @@ from reproducer.errors import InputError
 from reproducer.pipeline import data as pipeline_data
 from reproducer.sandbox.fleet import Fleet, FleetSpec
 from reproducer.sandbox.seed import load_dataset
+from tests.support.proxy import CuttableProxy
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,21 @@ def test_an_imported_expiry_counts_from_the_write_not_from_when_the_entry_was_qu
         pttl = empty.client(empty.primary).pttl("queued")
         left = expire_at_ms - int(time.time() * 1000)
         assert abs(pttl - left) < 300, f"the key lives {pttl} ms more, its expiry {left} ms away"
+
+
+def test_an_imported_expiry_is_kept_across_a_far_link():
+    """Through a link of 0.7 s each way, a key still expires when the file says, not 0.7 s (or a pipeline) later."""
+    with Fleet.start(FleetSpec()) as empty:
+        proxy = CuttableProxy(empty.primary.port, delay=0.7)
+        try:
+            endpoint = parse_endpoint(f"valkey://127.0.0.1:{proxy.port}")
+            writer = EntryWriter(endpoint)
+            expire_at_ms = int(time.time() * 1000) + 60_000
+            writer.write(Entry(0, b"far", rebuild.Value("string", b"x"), expire_at_ms))
+            writer.flush()
+            writer.close()
+        finally:
+            proxy.close()
+        pttl = empty.client(empty.primary).pttl("far")
+        left = expire_at_ms - int(time.time() * 1000)
+        assert abs(pttl - left) < 300, f"the key lives {pttl - left} ms more than the file says"

@@ -1,17 +1,22 @@
-"""A TCP proxy on loopback that a test can cut, to break connections mid-copy."""
+"""A TCP proxy on loopback that a test can cut, to break connections mid-copy, or slow, to stand for a far link."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:<port> to an upstream port; ``cut()`` closes every open connection."""
+    """Forwards 127.0.0.1:<port> to an upstream port; ``cut()`` closes every open connection.
 
-    def __init__(self, upstream_port: int) -> None:
+    ``delay`` (seconds) holds each chunk that long before passing it on, both ways: a link that far away.
+    """
+
+    def __init__(self, upstream_port: int, *, delay: float = 0.0) -> None:
         self.upstream_port = upstream_port
+        self.delay = delay
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -30,12 +35,13 @@ class CuttableProxy:
                 self._sockets += [client, upstream]
                 self.connections += 1
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pump, args=(a, b, self.delay), daemon=True).start()
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                time.sleep(delay)
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):

@@ -155,6 +155,7 @@ class EntryWriter:
         self._route, self._open = route, open_client
         self.name, self.conflict = name, conflict
         self._clients: dict[Any, Any] = {}
+        self._offsets: dict[int, int] = {}
         self._batch: list[Entry] = []
         self._bytes = 0
         self.written = self.expired = self.skipped = 0
@@ -165,6 +166,26 @@ class EntryWriter:
         writer = cls.__new__(cls)
         writer._setup(lambda _key, db: db, lambda _key, db: client_for_db(db), name, "replace")
         return writer
+
+    def _clock_offset_ms(self, client: Any) -> int:
+        """How far the server's clock is ahead of this machine's (ms), from the midpoint of a TIME round trip.
+
+        Of two round trips, the shorter counts: the first may include the connection's set-up.
+        """
+        if id(client) not in self._offsets:
+            samples = []
+            for _ in range(2):
+                asked_ms = time.time() * 1000
+                try:
+                    seconds, microseconds = client.time()
+                except ResponseError:  # TIME refused to this user: the two clocks are taken as one
+                    samples.append((0.0, 0.0))
+                    break
+                answered_ms = time.time() * 1000
+                server_ms = int(seconds) * 1000 + int(microseconds) / 1000
+                samples.append((answered_ms - asked_ms, server_ms - (asked_ms + answered_ms) / 2))
+            self._offsets[id(client)] = round(min(samples)[1])
+        return self._offsets[id(client)]
 
     def client(self, key: bytes, db: int) -> Any:
         """The connection that owns ``key`` in database ``db``."""
@@ -189,13 +210,15 @@ class EntryWriter:
         if self.conflict == "skip":
             batch = self._without_existing(batch)
         pipes: dict[int, Any] = {}
-        now_ms = int(time.time() * 1000)  # the TTLs are counted from the write, not from when an entry was queued
         with valkey_errors(f"writing to {self.name}"), unquoted_server_errors():
             for entry in batch:
-                pttl = -1 if entry.expire_at_ms is None else max(entry.expire_at_ms - now_ms, 1)
                 client = self.client(entry.key, entry.db)
                 pipe = pipes.setdefault(id(client), client.pipeline(transaction=False))
-                rebuild.write_value(pipe, entry.key, entry.value, pttl, replace=True)
+                rebuild.write_value(pipe, entry.key, entry.value, -1, replace=True)
+                if entry.expire_at_ms is not None:
+                    # An absolute expiry on the server's clock: a relative one would start counting only when the
+                    # command arrives, late by the pipeline ahead of it and the link (seconds through a tunnel).
+                    pipe.pexpireat(entry.key, entry.expire_at_ms + self._clock_offset_ms(client))
             for pipe in pipes.values():
                 pipe.execute()
         self.written += len(batch)
