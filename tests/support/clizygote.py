@@ -81,8 +81,28 @@ def _same_user(conn: socket.socket) -> bool:
     return uid == os.getuid()
 
 
+def _checked(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` if it is ``{"args": [str], "env": {str: str}, "cwd": str}``; ValueError otherwise (before a fork)."""
+    args, env, cwd = request.get("args"), request.get("env"), request.get("cwd")
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+        raise ValueError("args must be a list of strings")
+    if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+        raise ValueError("env must map strings to strings")
+    if not (isinstance(cwd, str) and os.path.isdir(cwd)):
+        raise ValueError("cwd must be an existing directory")
+    return request
+
+
 def _run_command(request: dict[str, Any], fds: list[int]) -> None:
-    """In the forked child: become ``python -m reproducer.cli ARGS`` and never return."""
+    """In the forked child: become ``python -m reproducer.cli ARGS`` and never return, whatever happens."""
+    code = 1
+    try:
+        code = _run_cli(request, fds)
+    finally:
+        os._exit(code)
+
+
+def _run_cli(request: dict[str, Any], fds: list[int]) -> int:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -102,13 +122,11 @@ def _run_command(request: dict[str, Any], fds: list[int]) -> None:
     except BaseException:  # what the interpreter would print for an uncaught exception
         traceback.print_exc()
         code = 1
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads, as at exit
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+    threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads, as at exit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
 
 
 def _exit_code(code: object) -> int:
@@ -151,10 +169,11 @@ class Server:
             received = receive_message(conn, max_fds=3) if _same_user(conn) else None
             if received is None or len(received[1]) != 3:
                 raise ValueError("a request needs args, env, cwd and three descriptors")
-            request, fds = received
+            request, fds = _checked(received[0]), received[1]
             pid = os.fork()
             if pid == 0:
-                self.listener.close()
+                for other in [self.listener, *self.children.values()]:
+                    other.close()
                 _run_command(request, fds)
             self.children[pid] = conn
             self.selector.register(conn, selectors.EVENT_READ)

@@ -74,16 +74,25 @@ def test_a_timeout_kills_the_child_and_raises_as_subprocess_run_does():
 def test_garbage_and_missing_descriptors_are_refused_and_start_nothing():
     server = cli._Zygote.get()
     assert server is not None
-    for payload, fds in ((b"\x00\x00\x00\x05nope!", None), (None, [])):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    good = {"args": ["--version"], "env": {}, "cwd": "/"}
+    requests = [
+        (b"\x00\x00\x00\x05nope!", None),
+        (None, (good, False)),
+        *((None, (bad, True)) for bad in ({**good, "env": None}, {"args": "--version", "env": {}, "cwd": "/"},
+                                          {**good, "cwd": "/nonexistent"}, {"args": [1], "env": {}, "cwd": "/"})),
+    ]  # fmt: skip
+    for payload, message in requests:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn, open(os.devnull, "rb") as null:
             conn.settimeout(10)
             conn.connect(server.path)
             if payload is not None:
                 conn.sendall(payload)
             else:
-                clizygote.send_message(conn, {"args": ["--version"], "env": {}, "cwd": "/"}, fds)
+                request, with_fds = message
+                clizygote.send_message(conn, request, [null.fileno()] * 3 if with_fds else [])
             answer = clizygote.receive_message(conn)
-        assert answer is not None and "error" in answer[0] and "pid" not in answer[0]
+        assert answer is not None and "error" in answer[0] and "pid" not in answer[0], (payload, message)
+    assert not [p for p in cli.descendants(server.process.pid)], "a refused request started a process"
     assert cli.run("--version").returncode == 0, "the server still serves"
 
 
