@@ -1079,8 +1079,14 @@ def _cancel(lib: Any, run_id: bytes, runner: threading.Thread) -> None:
 
 
 def _group_members() -> list[int]:
-    """The live processes of this worker's process group (Terraform's providers), this one excepted."""
-    group, found = os.getpgrp(), []
+    """The live processes of this worker's process group (Terraform's providers), this one excepted.
+
+    None unless this worker leads its group (as :func:`_start` makes it): a worker started in someone else's group
+    (a shell's job) must never signal its neighbours.
+    """
+    group, found = os.getpgrp(), list[int]()
+    if group != os.getpid():
+        return found
     proc = Path("/proc")
     for entry in proc.iterdir() if proc.is_dir() else ():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

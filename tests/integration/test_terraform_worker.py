@@ -154,3 +154,28 @@ def test_ctrl_c_during_a_long_plan_exits_130_and_leaves_no_process(slow_module):
         if process.poll() is None or _group(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_an_interrupted_worker_in_someone_elses_group_signals_no_neighbour(slow_module):
+    """Only a worker that leads its group (as the runner starts it) ends the group's leftovers."""
+    workdir, config = slow_module
+    neighbour = subprocess.Popen(["sleep", "60"], process_group=0)  # a group of its own in this session
+    process = subprocess.Popen(
+        _worker(f"-chdir={workdir}", "plan", "-no-color", "-input=false"),
+        env=_environment(config),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=neighbour.pid,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_group(neighbour.pid)) < 3 and time.monotonic() < deadline:  # neighbour, worker, provider
+            time.sleep(0.05)
+        assert len(_group(neighbour.pid)) >= 3
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 130
+        assert neighbour.poll() is None, "the worker killed a process of the group it does not lead"
+    finally:
+        os.killpg(neighbour.pid, signal.SIGKILL)
+        process.wait()
+        neighbour.wait()
