@@ -21,6 +21,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from reproducer.atomic import atomic_write
+from reproducer.errors import ReproducerError
+
 #: The certificate file in the provider processes' HOME (the mirror's ``home`` directory).
 CERTIFICATE_FILE = "plugin-tls.json"
 _VALID_DAYS = 3650
@@ -46,27 +49,23 @@ def provider_certificate(home: Path) -> Certificate:
     found = read_certificate(path)
     if found is None:
         found = Certificate(*_self_signed())
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ReproducerError):
             _keep(path, found)
     return found
 
 
 def _keep(path: Path, certificate: Certificate) -> None:
-    """Write ``certificate`` to ``path`` (0600) through a scratch file renamed over it: never through a link."""
+    """Write ``certificate`` to ``path`` (0600) the project's one way: a scratch file renamed over a regular file.
+
+    A link or anything else that is not a regular file at ``path`` is left alone (the certificate then lives only in
+    this process): it was not made here.
+    """
     document = {
         "key_pem": certificate.key_pem.decode(),
         "cert_pem": certificate.cert_pem.decode(),
         "chain_der": base64.b64encode(certificate.chain_der).decode(),
     }
-    scratch = path.with_name(f".{CERTIFICATE_FILE}.{os.getpid()}")
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(document, stream)
-        os.replace(scratch, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(scratch)
+    atomic_write(path, json.dumps(document))
 
 
 def read_certificate(path: Path) -> Certificate | None:

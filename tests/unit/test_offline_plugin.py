@@ -1,7 +1,7 @@
 """The provider processes' TLS certificate, made by the first and kept in the mirror's home (``offline.plugin``).
 
 The file is an input of every provider start: anything but a private regular file holding the three fields is
-ignored and replaced (never followed through a link, never written in place).
+ignored (a regular file is replaced by a private one of ours; a link is never followed nor replaced).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def test_a_link_or_a_directory_is_not_followed(tmp_path):
     home.mkdir()
     (home / CERTIFICATE_FILE).symlink_to(elsewhere)
     assert read_certificate(home / CERTIFICATE_FILE) is None
-    provider_certificate(home)  # the link is replaced by a file of our own, never written through
-    assert not (home / CERTIFICATE_FILE).is_symlink() and read_certificate(home / CERTIFICATE_FILE) is not None
+    made = provider_certificate(home)  # a link it did not make is left alone, never written through or replaced
+    assert made is not None and (home / CERTIFICATE_FILE).is_symlink()
     assert elsewhere.read_bytes() == before
     assert sorted(os.listdir(home)) == [CERTIFICATE_FILE]
     (tmp_path / "dir" / CERTIFICATE_FILE).mkdir(parents=True)
