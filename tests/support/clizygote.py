@@ -45,7 +45,8 @@ def send_message(sock: socket.socket, message: dict[str, Any], fds: list[int] | 
     if fds:
         sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         data = data[sent:]
-    sock.sendall(data)
+    if data:  # sendall of nothing still sends: EPIPE when the server has already answered and hung up
+        sock.sendall(data)
 
 
 def receive_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any], list[int]] | None:
