@@ -62,6 +62,32 @@ def _group(pgid: int) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def _is_slow_provider(pid: int, worker: int) -> bool:
+    """Whether ``pid`` is the provider the worker started (its child: the script under sh, or the sleep it execs)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return parent == worker and (any(b"terraform-provider-random" in arg for arg in argv) or argv[0] == b"sleep")
+
+
+def _wait_for_the_provider(worker: subprocess.Popen[str], pgid: int) -> None:
+    """Until the slow provider runs in group ``pgid``; fails at once if the worker ends first.
+
+    Another child of the worker (a short-lived helper) must not pass for the provider: it is recognised by its
+    command line.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            pytest.fail(f"the worker ended ({worker.returncode}) before its provider started")
+        if any(_is_slow_provider(pid, worker.pid) for pid in _group(pgid)):
+            return
+        time.sleep(0.05)
+    pytest.fail("the provider did not start within 60 s")
+
+
 @pytest.fixture
 def slow_module(tmp_path: Path) -> tuple[Path, Path]:
     """A module whose one provider hangs before its handshake, initialised from a mirror holding only it."""
@@ -139,10 +165,7 @@ def test_ctrl_c_during_a_long_plan_exits_130_and_leaves_no_process(slow_module):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while len(_group(process.pid)) < 2 and time.monotonic() < deadline:  # the provider has started
-            time.sleep(0.05)
-        assert len(_group(process.pid)) >= 2
+        _wait_for_the_provider(process, process.pid)
         started = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)  # what the parent does on Ctrl-C (run_process -> _interrupt)
         out, _ = process.communicate(timeout=9)  # before the parent would SIGKILL the group (10 s)
@@ -168,10 +191,7 @@ def test_an_interrupted_worker_in_someone_elses_group_signals_no_neighbour(slow_
         process_group=neighbour.pid,
     )
     try:
-        deadline = time.monotonic() + 60
-        while len(_group(neighbour.pid)) < 3 and time.monotonic() < deadline:  # neighbour, worker, provider
-            time.sleep(0.05)
-        assert len(_group(neighbour.pid)) >= 3
+        _wait_for_the_provider(process, neighbour.pid)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 130
         assert neighbour.poll() is None, "the worker killed a process of the group it does not lead"
