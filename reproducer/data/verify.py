@@ -342,7 +342,7 @@ class _Checker:
 
     def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
         """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
-        chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG}
+        chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG or info[2] is _MISREAD}
         whole = [(key, info[3]) for key, info in keys if key not in chunked]
         kinds = {key: info[0].decode() for key, info in keys}
         alone = [key for key, _info in keys if key in chunked]

@@ -132,6 +132,28 @@ def test_a_string_that_becomes_a_big_hash_between_sizing_and_reading_is_copied_i
     assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
 
 
+def test_verify_compares_in_windows_a_string_that_became_a_big_hash_after_it_was_sized(fleets):
+    src, dst = fleets(users=(NO_MEMORY,)), fleets()
+    for fleet in (src, dst):
+        fleet.client(fleet.primary).mset({f"s:{index}": "x" * 40_000 for index in range(6)})
+    _cursor, order = src.client(src.primary).scan(0, count=1000)
+    last = order[-1]  # sized with the others, compared after the first group's progress
+    fields = {f"f{i}": "v" * 100 for i in range(3000)}
+    changed: list[str] = []
+
+    def turn_into_hash(_compared: int) -> None:
+        if not changed:
+            changed.append(last)
+            for fleet in (src, dst):
+                pipe = fleet.client(fleet.primary).pipeline(transaction=True)
+                pipe.delete(last).hset(last, mapping=fields).execute()
+
+    options = VerifyOptions(max_batch_bytes=BOUND, progress=turn_into_hash)
+    report = verify(ep(src, NO_MEMORY), ep(dst), options)
+    assert changed and report.ok and report.compared == 6, report.to_dict()
+    assert calls(src).get("hgetall", 0) == 0 and calls(src)["hscan"] >= 30  # compared in windows, never whole
+
+
 def test_a_key_that_changes_type_between_type_and_its_size_commands_counts_as_over_any_bound(fleets):
     src = fleets()
     client = src.client(src.primary)
