@@ -550,6 +550,7 @@ class KeySizer:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.guess, self.denied = max_bytes, SizeGuess(max_bytes), False
+        self.sampler = sizing.Sampler(max_bytes)
 
     def sizes(self, conn: RawConnection, keys: list[bytes]) -> list[int]:
         """Bytes of each of ``keys`` (all on ``conn``'s node and database); 0 for a key that is gone."""
@@ -563,9 +564,9 @@ class KeySizer:
         return self.estimated(conn, keys, conn.read(len(keys)))
 
     def estimated(self, conn: RawConnection, keys: list[bytes], types: list[object]) -> list[int]:
-        """Bytes of each of ``keys`` from their types' size commands (one round trip), else the guess."""
+        """Bytes of each of ``keys`` from their types' size commands (:class:`sizing.Sampler`), else the guess."""
         guess = self.guess.size()
-        return [guess if size is None else size for size in sizing.estimate_sizes(conn, keys, types)]
+        return [guess if size is None else size for size in sizing.estimate_sizes(conn, keys, types, self.sampler)]
 
     def groups(self, conn: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], bool]]:
         """``keys`` in groups within the byte bound, each with whether it is one key over the bound."""
@@ -613,12 +614,27 @@ class _Chunk:
 
 @dataclass
 class _Typed:
-    """Keys of one segment whose TYPE answered but MEMORY USAGE did not: their types' size commands are asked next."""
+    """Keys of one segment whose TYPE answered but MEMORY USAGE did not, sized by type from ``done`` on."""
 
     keys: list[bytes]
     types: list[object]
     segment: _Segment
-    asked: list[list[bytes]] = field(default_factory=list)
+    sizes: list[int | None] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        """How many of the keys are sized."""
+        return len(self.sizes)
+
+
+@dataclass
+class _Estimates:
+    """Size commands of ``typed.keys[start:end]`` sent in one request, per key."""
+
+    typed: _Typed
+    start: int
+    end: int
+    asked: list[list[bytes]]
 
 
 @dataclass
@@ -626,7 +642,7 @@ class _Request:
     """One write to the source, in reply order.
 
     PTTL+DUMP of ``chunk``, MEMORY USAGE (unless ``sizes_denied``) and TYPE of ``sized``, the size commands of
-    ``typed`` by type, a SCAN.
+    ``estimates`` by type, a SCAN.
     """
 
     chunk: _Chunk | None
@@ -635,13 +651,13 @@ class _Request:
     scans: bool
     sent_ms: int
     sizes_denied: bool = False
-    typed: _Typed | None = None
+    estimates: list[_Estimates] = field(default_factory=list)
 
     @property
     def replies(self) -> int:
         """How many replies the source sends back."""
         sizing_replies = (1 if self.sizes_denied else 2) * len(self.sized)
-        estimates = sum(map(len, self.typed.asked)) if self.typed else 0
+        estimates = sum(len(parts) for part in self.estimates for parts in part.asked)
         return (2 * len(self.chunk.keys) if self.chunk else 0) + sizing_replies + estimates + (1 if self.scans else 0)
 
 
@@ -650,10 +666,11 @@ class _Planner:
 
     Key sizes come from MEMORY USAGE, asked for in the same write as the previous batch's DUMPs (so sizing costs
     no round trip). When the source refuses it, TYPE is asked there instead, and the size commands of each key's
-    type in the next write (:mod:`reproducer.data.sizing`), so keys wait one request longer; :class:`SizeGuess`
-    sizes what those cannot. A key larger than the bound goes alone, and one whose size is known to be over the
-    bound is never dumped: it is copied in chunks. The scan goes on only while fewer than ``batch`` sized keys
-    wait, so it runs at most two batches ahead (three without MEMORY USAGE).
+    type in the next write (:mod:`reproducer.data.sizing`; as many collections as its sampler's byte budget
+    allows), so keys wait one request longer or more; :class:`SizeGuess` sizes what those cannot. A key larger
+    than the bound goes alone, and one whose size is known to be over the bound is never dumped: it is copied in
+    chunks. The scan goes on only while fewer than ``batch`` keys wait to be sized by type or dumped, so it runs
+    at most two batches ahead (three without MEMORY USAGE).
     """
 
     def __init__(self, cursor: bytes, options: CopyOptions) -> None:
@@ -663,30 +680,42 @@ class _Planner:
         self.segments: deque[_Segment] = deque()
         self.unsized: list[bytes] = []
         self.unsized_segment: _Segment | None = None
-        self.typed: _Typed | None = None
+        self.typed: deque[_Typed] = deque()
         self.sizes_denied = False
         self.guess = SizeGuess(options.max_batch_bytes)
+        self.sampler = sizing.Sampler(options.max_batch_bytes)
 
     def request(self) -> tuple[bytes, _Request] | None:
         """The next write to the source and what it asks for; None when every key was asked for."""
         chunk = self._take()
         sized, segment = self.unsized, self.unsized_segment
         self.unsized, self.unsized_segment = [], None
-        typed, self.typed = self.typed, None
+        estimates = self._estimates()
         cursor = self.next_cursor
-        scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
-        if chunk is None and not sized and typed is None and not scans:
+        waiting = sum(len(e.keys) - e.start for e in self.queue) + sum(len(t.keys) - t.done for t in self.typed)
+        scans = cursor is not None and waiting < self.options.batch
+        if chunk is None and not sized and not estimates and not scans:
             return None
         data = _dump_batch(chunk.keys, chunk.plain, chunk.big) if chunk else b""
         data += sizing.types_of(sized) if self.sizes_denied else size_and_type(sized)
-        if typed is not None:
-            typed.asked = [sizing.estimate_commands(k, kind) for k, kind in zip(typed.keys, typed.types, strict=True)]
-            data += b"".join(part for parts in typed.asked for part in parts)
+        data += b"".join(part for estimate in estimates for parts in estimate.asked for part in parts)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
         # can only be earlier than the source's, never later, however long the batch then waits.
-        return data, _Request(chunk, sized, segment, scans, monotonic_ms(), self.sizes_denied, typed)
+        return data, _Request(chunk, sized, segment, scans, monotonic_ms(), self.sizes_denied, estimates)
+
+    def _estimates(self) -> list[_Estimates]:
+        """The size commands of the keys typed and not sized yet, oldest first, within the sampler's budget."""
+        planned: list[_Estimates] = []
+        budget = self.sampler.budget()
+        for typed in self.typed:
+            end, asked, budget = self.sampler.plan(typed.keys, typed.types, typed.done, budget)
+            if end > typed.done:
+                planned.append(_Estimates(typed, typed.done, end, asked))
+            if end < len(typed.keys):
+                break
+        return planned
 
     def absorb(self, request: _Request, replies: list[object]) -> tuple[list[object], bytes | None]:
         """Take in the sizes and SCAN reply of ``request``.
@@ -698,21 +727,28 @@ class _Planner:
         dumps = replies[:count]
         self.guess.observe([len(p) for p in dumps[1::2] if isinstance(p, bytes)])
         sizing_end = count + (1 if request.sizes_denied else 2) * len(request.sized)
-        if request.typed is not None:  # older keys than the ones sized below: queued first
-            typed = request.typed
-            end = sizing_end + sum(map(len, typed.asked))
-            estimates = sizing.read_estimates(typed.types, typed.asked, replies[sizing_end:end])
-            self._queue(typed.keys, estimates, typed.types, typed.segment)
+        self._estimated(request.estimates, replies, sizing_end)  # older keys than the ones sized below
         if request.sized_segment is not None:
             answers = replies[count:sizing_end]
             if request.sizes_denied:
-                self.typed = _Typed(request.sized, answers, request.sized_segment)
+                self.typed.append(_Typed(request.sized, answers, request.sized_segment))
             else:
                 self._sized(request.sized, answers[0::2], answers[1::2], request.sized_segment)
         if not request.scans:
             return dumps, None
         cursor, keys = scan_reply(replies[-1])
         return dumps, self._scanned(cursor, keys)
+
+    def _estimated(self, estimates: list[_Estimates], replies: list[object], offset: int) -> None:
+        """Take in the sizes of ``estimates`` (replies from ``offset``); queue each segment once wholly sized."""
+        for estimate in estimates:
+            end = offset + sum(map(len, estimate.asked))
+            types = estimate.typed.types[estimate.start : estimate.end]
+            estimate.typed.sizes += self.sampler.read(types, estimate.asked, replies[offset:end])
+            offset = end
+        while self.typed and self.typed[0].done == len(self.typed[0].keys):
+            typed = self.typed.popleft()
+            self._queue(typed.keys, typed.sizes, typed.types, typed.segment)
 
     def confirmed(self, chunk: _Chunk) -> bytes | None:
         """The cursor the checkpoint advances to once ``chunk`` is on the target (None: its segment goes on)."""
@@ -736,7 +772,7 @@ class _Planner:
     def _sized(self, keys: list[bytes], sizes: list[object], types: list[object], segment: _Segment) -> None:
         if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: size by type from now on
             self.sizes_denied = True
-            self.typed = _Typed(keys, types, segment)
+            self.typed.append(_Typed(keys, types, segment))
             return
         known: list[int | None] = [size if isinstance(size, int) else 0 for size in sizes]  # None: gone
         self._queue(keys, known, types, segment)

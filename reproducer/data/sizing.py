@@ -7,6 +7,9 @@ answered: ``STRLEN`` of a string (exact), and of a collection its element count 
 estimates a collection from a sample (5 elements by default). The largest element rather than the mean leans
 towards over-estimating, so a key near the byte bound is copied in windows rather than read whole. Facts:
 ``docs/reference/big-keys.md#sizing-without-memory-usage``.
+
+The samples of one round trip stay within the byte bound as far as the last samples tell (:class:`Sampler`):
+keys whose elements are megabytes are sized a few at a time.
 """
 
 from __future__ import annotations
@@ -55,25 +58,30 @@ def estimate(kind: object, replies: list[object]) -> int | None:
     0 for a gone key, :data:`UNBOUNDED` when the key changed type meanwhile (WRONGTYPE), None when the type has no
     size commands or they were refused (the caller guesses).
     """
+    return _estimate(kind, replies)[0]
+
+
+def _estimate(kind: object, replies: list[object]) -> tuple[int | None, int | None]:
+    """(the estimate, the largest sampled element's bytes or None when nothing was sampled)."""
     if kind == b"none":
-        return 0
+        return 0, None
     if any(isinstance(r, ReplyError) and str(r).startswith("WRONGTYPE") for r in replies):
-        return UNBOUNDED
+        return UNBOUNDED, None
     if not replies or not isinstance(replies[0], int) or any(isinstance(r, ReplyError) for r in replies):
-        return None
+        return None, None
     count = max(replies[0], 0)
     if kind == b"string" or count == 0:
-        return count
-    return _collection_size(kind, count, replies[1])
+        return count, None
+    largest = _largest_element(kind, replies[1])
+    return count * (largest + ELEMENT_OVERHEAD) if largest is not None else 0, largest
 
 
-def _collection_size(kind: object, count: int, sample: object) -> int:
-    """``count`` elements, each counted as the largest in ``sample`` (0 if the key was emptied meanwhile)."""
+def _largest_element(kind: object, sample: object) -> int | None:
+    """Bytes of the largest element in ``sample``; None when it is empty (the key was emptied meanwhile)."""
     if not isinstance(sample, list) or not sample:
-        return 0
+        return None
     per = _PER_ELEMENT.get(kind, 1) if isinstance(kind, bytes) else 1
-    largest = max(_bytes_in(sample[i : i + per]) for i in range(0, len(sample), per))
-    return count * (largest + ELEMENT_OVERHEAD)
+    return max(_bytes_in(sample[i : i + per]) for i in range(0, len(sample), per))
 
 
 def _bytes_in(reply: object) -> int:
@@ -85,19 +93,63 @@ def _bytes_in(reply: object) -> int:
     return 8  # an integer or a score sent as a number
 
 
-def estimate_sizes(conn: RawConnection, keys: list[bytes], types: list[object]) -> list[int | None]:
-    """Estimated bytes of each of ``keys`` (``types``: their TYPE replies), asked in one round trip."""
-    asked = [estimate_commands(key, kind) for key, kind in zip(keys, types, strict=True)]
-    conn.send(b"".join(part for parts in asked for part in parts))
-    replies = conn.read(sum(map(len, asked)))
-    return read_estimates(types, asked, replies)
+class Sampler:
+    """Plans size commands so that the samples read in one round trip stay within ``max_bytes``.
+
+    A sample reads whole elements, so the number of collections sampled at once is the bound divided by
+    :data:`SAMPLE` times the largest element of the last samples read (one collection before any was read): keys
+    whose elements are megabytes are sized a few at a time, keys of small elements all at once. Strings, gone keys
+    and unknown types cost nothing of that budget.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._element: int | None = None
+
+    def budget(self) -> int:
+        """How many collections the next round trip may sample (at least one)."""
+        if self._element is None:
+            return 1
+        return max(1, self.max_bytes // (SAMPLE * (self._element + ELEMENT_OVERHEAD)))
+
+    def plan(
+        self, keys: list[bytes], types: list[object], start: int, budget: int
+    ) -> tuple[int, list[list[bytes]], int]:
+        """Size commands of ``keys[start:end]`` within ``budget`` collections: (end, commands per key, budget left)."""
+        asked: list[list[bytes]] = []
+        end = start
+        while end < len(keys):
+            parts = estimate_commands(keys[end], types[end])
+            if len(parts) > 1:  # a collection: its sample reads elements
+                if budget == 0:
+                    break
+                budget -= 1
+            asked.append(parts)
+            end += 1
+        return end, asked, budget
+
+    def read(self, types: list[object], asked: list[list[bytes]], replies: list[object]) -> list[int | None]:
+        """The estimates of keys of ``types`` whose commands were ``asked`` and answered with ``replies``."""
+        sizes: list[int | None] = []
+        largest: int | None = None
+        offset = 0
+        for kind, parts in zip(types, asked, strict=True):
+            size, element = _estimate(kind, replies[offset : offset + len(parts)])
+            sizes.append(size)
+            largest = element if largest is None else max(largest, element or 0)
+            offset += len(parts)
+        if largest is not None:
+            self._element = largest
+        return sizes
 
 
-def read_estimates(types: list[object], asked: list[list[bytes]], replies: list[object]) -> list[int | None]:
-    """The estimates of keys whose size commands were ``asked`` (per key) and answered with ``replies``."""
+def estimate_sizes(conn: RawConnection, keys: list[bytes], types: list[object], sampler: Sampler) -> list[int | None]:
+    """Estimated bytes of each of ``keys`` (``types``: their TYPE replies), in the round trips ``sampler`` plans."""
     sizes: list[int | None] = []
-    offset = 0
-    for kind, parts in zip(types, asked, strict=True):
-        sizes.append(estimate(kind, replies[offset : offset + len(parts)]))
-        offset += len(parts)
+    start = 0
+    while start < len(keys):
+        end, asked, _left = sampler.plan(keys, types, start, sampler.budget())
+        conn.send(b"".join(part for parts in asked for part in parts))
+        sizes += sampler.read(types[start:end], asked, conn.read(sum(map(len, asked))))
+        start = end
     return sizes

@@ -111,6 +111,22 @@ def test_without_memory_usage_a_big_string_and_a_big_hash_are_copied_and_verifie
     assert [d["detail"] for d in report.differences] == ["values differ: field 'f1234' differs"]
 
 
+def test_without_memory_usage_collections_of_big_elements_are_sized_one_at_a_time_and_copied_right(fleets):
+    """Elements of 20 KB: a sample of five is over the bound, so each round trip samples one collection."""
+    src, dst = fleets(users=(NO_MEMORY,)), fleets()
+    client = src.client(src.primary)
+    element = os.urandom(10_000).hex()
+    for index in range(8):
+        client.hset(f"wide:{index}", mapping={f"f{i}": element for i in range(4)})  # 80 KB: over the bound
+        client.rpush(f"narrow:{index}", element, element)  # 40 KB: within it
+    client.mset({f"small:{i}": f"value-{i}" for i in range(30)})
+    result = copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND, batch=10))
+    assert (result.total.scanned, result.total.copied, result.total.rebuilt) == (46, 38, 8)
+    source = calls(src)
+    assert source["dump"] == 8 and source["hrandfield"] == 8 and source["lrange"] >= 8  # the lists only dumped
+    assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
+
+
 def test_a_string_that_becomes_a_big_hash_between_sizing_and_reading_is_copied_in_windows(fleets):
     src, dst = fleets(users=(NO_MEMORY,)), fleets()
     client = src.client(src.primary)
@@ -167,7 +183,7 @@ def test_a_key_that_changes_type_between_type_and_its_size_commands_counts_as_ov
         types = conn.read(3)
         client.delete("turns")
         client.sadd("turns", "now", "a", "set")
-        sizes = sizing.estimate_sizes(conn, [b"turns", b"stays", b"gone"], types)
+        sizes = sizing.estimate_sizes(conn, [b"turns", b"stays", b"gone"], types, sizing.Sampler(BOUND))
     finally:
         conn.close()
     assert types == [b"string", b"list", b"none"]

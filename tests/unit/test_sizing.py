@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from reproducer.data.resp import ReplyError, command
-from reproducer.data.sizing import ELEMENT_OVERHEAD, UNBOUNDED, estimate, estimate_commands, read_estimates, types_of
+from reproducer.data.sizing import (
+    ELEMENT_OVERHEAD,
+    SAMPLE,
+    UNBOUNDED,
+    Sampler,
+    estimate,
+    estimate_commands,
+    types_of,
+)
 
 
 def test_each_type_is_sized_by_its_count_and_a_bounded_sample():
@@ -57,4 +65,20 @@ def test_odd_answers_give_zero_or_no_size_never_an_exception(kind, replies, size
 def test_replies_are_cut_per_key_by_what_was_asked():
     types = [b"string", b"none", b"list"]
     asked = [estimate_commands(b"k", kind) for kind in types]
-    assert read_estimates(types, asked, [7, 3, [b"abc"]]) == [7, 0, 3 * (3 + ELEMENT_OVERHEAD)]
+    assert Sampler(1 << 20).read(types, asked, [7, 3, [b"abc"]]) == [7, 0, 3 * (3 + ELEMENT_OVERHEAD)]
+
+
+def test_collections_are_sampled_a_few_at_a_time_when_their_elements_are_big():
+    bound = 64 * 1024 * 1024
+    sampler = Sampler(bound)
+    keys, types = [b"s1", b"h1", b"s2", b"h2", b"h3"], [b"string", b"hash", b"string", b"hash", b"hash"]
+    assert sampler.budget() == 1  # nothing read yet: one collection's sample
+    end, asked, left = sampler.plan(keys, types, 0, sampler.budget())
+    assert (end, left) == (3, 0) and [len(parts) for parts in asked] == [1, 2, 1]  # strings cost no budget
+    megabyte = b"x" * 1_000_000
+    sampler.read(types[:end], asked, [10, 2, [b"f", megabyte, b"g", b"y"], 4])
+    assert sampler.budget() == bound // (SAMPLE * (1_000_001 + ELEMENT_OVERHEAD)) == 13
+    sampler.read([b"hash"], [estimate_commands(b"h", b"hash")], [3, [b"f", b"v"]])
+    assert sampler.budget() > 100_000  # small elements: every key of a SCAN reply at once
+    end, asked, left = sampler.plan(keys, types, 3, 0)
+    assert end == 3 and asked == []  # no budget left: the next round trip
