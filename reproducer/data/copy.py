@@ -36,7 +36,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
-from reproducer.data import dumpfmt, rebuild
+from reproducer.data import dumpfmt, rebuild, sizing
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
@@ -522,7 +522,7 @@ def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
 
 
 class SizeGuess:
-    """The size to assume for a key whose MEMORY USAGE could not be read (the user may lack +memory).
+    """The size to assume for a key no command could size (MEMORY USAGE and its type's size commands refused).
 
     The largest DUMP payload seen so far, or, before that tells enough, a share of the byte bound that halves with
     each batch read: the first batch holds one such key, the next two, then four...
@@ -541,36 +541,45 @@ class SizeGuess:
         self._share = max(self._share // 2, 1)
 
 
-_UNKNOWN = object()
-
-
 class KeySizer:
-    """Cuts keys into groups whose values add up to at most ``max_bytes`` (a bigger key alone).
+    """Sizes keys and cuts them into groups whose values add up to at most ``max_bytes`` (a bigger key alone).
 
-    Sizes come from MEMORY USAGE, else from :class:`SizeGuess` (feed it payload sizes with ``guess.observe``).
+    Sizes come from MEMORY USAGE; once the source refuses it, from the size commands of each key's type
+    (:mod:`reproducer.data.sizing`), else from :class:`SizeGuess` (feed it payload sizes with ``guess.observe``).
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.guess, self.denied = max_bytes, SizeGuess(max_bytes), False
+        self.sampler = sizing.Sampler(max_bytes)
 
-    def groups(self, conn: RawConnection, keys: list[bytes]) -> Iterator[list[bytes]]:
-        """``keys`` (all on ``conn``'s node and database) in groups within the byte bound."""
-        sizes: list[object] = [_UNKNOWN] * len(keys)
+    def sizes(self, conn: RawConnection, keys: list[bytes]) -> list[int]:
+        """Bytes of each of ``keys`` (all on ``conn``'s node and database); 0 for a key that is gone."""
         if not self.denied:
             conn.send(memory_usage(keys))
-            sizes = conn.read(len(keys))
-            self.denied = any(isinstance(size, ReplyError) for size in sizes)
+            usage = conn.read(len(keys))
+            self.denied = any(isinstance(size, ReplyError) for size in usage)
+            if not self.denied:
+                return [size if isinstance(size, int) else 0 for size in usage]  # None: gone
+        conn.send(sizing.types_of(keys))
+        return self.estimated(conn, keys, conn.read(len(keys)))
+
+    def estimated(self, conn: RawConnection, keys: list[bytes], types: list[object]) -> list[int]:
+        """Bytes of each of ``keys`` from their types' size commands (:class:`sizing.Sampler`), else the guess."""
+        guess = self.guess.size()
+        return [guess if size is None else size for size in sizing.estimate_sizes(conn, keys, types, self.sampler)]
+
+    def groups(self, conn: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], bool]]:
+        """``keys`` in groups within the byte bound, each with whether it is one key over the bound."""
         group: list[bytes] = []
         total = 0
-        for key, size in zip(keys, sizes, strict=True):
-            known = size if isinstance(size, int) else 0 if size is None else self.guess.size()  # None: gone
-            if group and total + known > self.max_bytes:
-                yield group
+        for key, size in zip(keys, self.sizes(conn, keys), strict=True):
+            if group and total + size > self.max_bytes:
+                yield group, total > self.max_bytes
                 group, total = [], 0
             group.append(key)
-            total += known
+            total += size
         if group:
-            yield group
+            yield group, total > self.max_bytes
 
 
 class _SourceLost(Exception):
@@ -604,28 +613,64 @@ class _Chunk:
 
 
 @dataclass
+class _Typed:
+    """Keys of one segment whose TYPE answered but MEMORY USAGE did not, sized by type from ``done`` on."""
+
+    keys: list[bytes]
+    types: list[object]
+    segment: _Segment
+    sizes: list[int | None] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        """How many of the keys are sized."""
+        return len(self.sizes)
+
+
+@dataclass
+class _Estimates:
+    """Size commands of ``typed.keys[start:end]`` sent in one request, per key."""
+
+    typed: _Typed
+    start: int
+    end: int
+    asked: list[list[bytes]]
+
+
+@dataclass
 class _Request:
-    """One write to the source, in reply order: PTTL+DUMP of ``chunk``, MEMORY USAGE of ``sized``, a SCAN."""
+    """One write to the source, in reply order.
+
+    PTTL+DUMP of ``chunk``, MEMORY USAGE (unless ``sizes_denied``) and TYPE of ``sized``, the size commands of
+    ``estimates`` by type, a SCAN.
+    """
 
     chunk: _Chunk | None
     sized: list[bytes]
     sized_segment: _Segment | None
     scans: bool
     sent_ms: int
+    sizes_denied: bool = False
+    estimates: list[_Estimates] = field(default_factory=list)
 
     @property
     def replies(self) -> int:
         """How many replies the source sends back."""
-        return (2 * len(self.chunk.keys) if self.chunk else 0) + 2 * len(self.sized) + (1 if self.scans else 0)
+        sizing_replies = (1 if self.sizes_denied else 2) * len(self.sized)
+        estimates = sum(len(parts) for part in self.estimates for parts in part.asked)
+        return (2 * len(self.chunk.keys) if self.chunk else 0) + sizing_replies + estimates + (1 if self.scans else 0)
 
 
 class _Planner:
     """What to ask the source next. A batch closes at ``batch`` keys or ``max_batch_bytes`` bytes.
 
     Key sizes come from MEMORY USAGE, asked for in the same write as the previous batch's DUMPs (so sizing costs
-    no round trip), or from :class:`SizeGuess` when the source refuses it. A key larger than the bound goes
-    alone, and one whose size is known to be over the bound is never dumped: it is copied in chunks. The scan goes
-    on only while fewer than ``batch`` sized keys wait, so it runs at most two batches ahead.
+    no round trip). When the source refuses it, TYPE is asked there instead, and the size commands of each key's
+    type in the next write (:mod:`reproducer.data.sizing`; as many collections as its sampler's byte budget
+    allows), so keys wait one request longer or more; :class:`SizeGuess` sizes what those cannot. A key larger
+    than the bound goes alone, and one whose size is known to be over the bound is never dumped: it is copied in
+    chunks. The scan goes on only while fewer than ``batch`` keys wait to be sized by type or dumped, so it runs
+    at most two batches ahead (three without MEMORY USAGE).
     """
 
     def __init__(self, cursor: bytes, options: CopyOptions) -> None:
@@ -635,25 +680,42 @@ class _Planner:
         self.segments: deque[_Segment] = deque()
         self.unsized: list[bytes] = []
         self.unsized_segment: _Segment | None = None
+        self.typed: deque[_Typed] = deque()
         self.sizes_denied = False
         self.guess = SizeGuess(options.max_batch_bytes)
+        self.sampler = sizing.Sampler(options.max_batch_bytes)
 
     def request(self) -> tuple[bytes, _Request] | None:
         """The next write to the source and what it asks for; None when every key was asked for."""
         chunk = self._take()
         sized, segment = self.unsized, self.unsized_segment
         self.unsized, self.unsized_segment = [], None
+        estimates = self._estimates()
         cursor = self.next_cursor
-        scans = cursor is not None and sum(len(e.keys) - e.start for e in self.queue) < self.options.batch
-        if chunk is None and not sized and not scans:
+        waiting = sum(len(e.keys) - e.start for e in self.queue) + sum(len(t.keys) - t.done for t in self.typed)
+        scans = cursor is not None and waiting < self.options.batch
+        if chunk is None and not sized and not estimates and not scans:
             return None
         data = _dump_batch(chunk.keys, chunk.plain, chunk.big) if chunk else b""
-        data += size_and_type(sized)
+        data += sizing.types_of(sized) if self.sizes_denied else size_and_type(sized)
+        data += b"".join(part for estimate in estimates for parts in estimate.asked for part in parts)
         if scans and cursor is not None:
             data += _scan_command(cursor, self.options.match, self.options.batch)
         # PTTLs are relative to when the source answers, which is after this instant: a deadline taken now
         # can only be earlier than the source's, never later, however long the batch then waits.
-        return data, _Request(chunk, sized, segment, scans, monotonic_ms())
+        return data, _Request(chunk, sized, segment, scans, monotonic_ms(), self.sizes_denied, estimates)
+
+    def _estimates(self) -> list[_Estimates]:
+        """The size commands of the keys typed and not sized yet, oldest first, within the sampler's budget."""
+        planned: list[_Estimates] = []
+        budget = self.sampler.budget()
+        for typed in self.typed:
+            end, asked, budget = self.sampler.plan(typed.keys, typed.types, typed.done, budget)
+            if end > typed.done:
+                planned.append(_Estimates(typed, typed.done, end, asked))
+            if end < len(typed.keys):
+                break
+        return planned
 
     def absorb(self, request: _Request, replies: list[object]) -> tuple[list[object], bytes | None]:
         """Take in the sizes and SCAN reply of ``request``.
@@ -664,13 +726,29 @@ class _Planner:
         count = 2 * len(request.chunk.keys) if request.chunk else 0
         dumps = replies[:count]
         self.guess.observe([len(p) for p in dumps[1::2] if isinstance(p, bytes)])
+        sizing_end = count + (1 if request.sizes_denied else 2) * len(request.sized)
+        self._estimated(request.estimates, replies, sizing_end)  # older keys than the ones sized below
         if request.sized_segment is not None:
-            answers = replies[count : count + 2 * len(request.sized)]
-            self._sized(request.sized, answers[0::2], answers[1::2], request.sized_segment)
+            answers = replies[count:sizing_end]
+            if request.sizes_denied:
+                self.typed.append(_Typed(request.sized, answers, request.sized_segment))
+            else:
+                self._sized(request.sized, answers[0::2], answers[1::2], request.sized_segment)
         if not request.scans:
             return dumps, None
         cursor, keys = scan_reply(replies[-1])
         return dumps, self._scanned(cursor, keys)
+
+    def _estimated(self, estimates: list[_Estimates], replies: list[object], offset: int) -> None:
+        """Take in the sizes of ``estimates`` (replies from ``offset``); queue each segment once wholly sized."""
+        for estimate in estimates:
+            end = offset + sum(map(len, estimate.asked))
+            types = estimate.typed.types[estimate.start : estimate.end]
+            estimate.typed.sizes += self.sampler.read(types, estimate.asked, replies[offset:end])
+            offset = end
+        while self.typed and self.typed[0].done == len(self.typed[0].keys):
+            typed = self.typed.popleft()
+            self._queue(typed.keys, typed.sizes, typed.types, typed.segment)
 
     def confirmed(self, chunk: _Chunk) -> bytes | None:
         """The cursor the checkpoint advances to once ``chunk`` is on the target (None: its segment goes on)."""
@@ -688,16 +766,19 @@ class _Planner:
             return None
         segment = _Segment(cursor)
         self.segments.append(segment)
-        if self.sizes_denied:
-            self.queue.append(_Sized(keys, [None] * len(keys), segment, [False] * len(keys)))
-        else:
-            self.unsized, self.unsized_segment = keys, segment
+        self.unsized, self.unsized_segment = keys, segment
         return None
 
     def _sized(self, keys: list[bytes], sizes: list[object], types: list[object], segment: _Segment) -> None:
-        if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: guess from payloads
+        if any(isinstance(size, ReplyError) for size in sizes):  # MEMORY USAGE refused: size by type from now on
             self.sizes_denied = True
-        known = [size if isinstance(size, int) else 0 if size is None else None for size in sizes]
+            self.typed.append(_Typed(keys, types, segment))
+            return
+        known: list[int | None] = [size if isinstance(size, int) else 0 for size in sizes]  # None: gone
+        self._queue(keys, known, types, segment)
+
+    def _queue(self, keys: list[bytes], known: list[int | None], types: list[object], segment: _Segment) -> None:
+        """Queue sized keys (None: unknown size, guessed) to be dumped, read with GET, or copied in chunks."""
         plain = [
             kind == b"string" and size is not None and size <= PLAIN_MAX
             for kind, size in zip(types, known, strict=True)
@@ -881,7 +962,6 @@ class _NodeCopier:
         delta = Stats(scanned=len(keys))
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
-        changed: list[tuple[bytes, int]] = []
         sent, max_payload = request.sent_ms, min(self.options.max_payload_bytes, self.writer.max_restore)
         big = request.chunk.big if request.chunk and request.chunk.big else [False] * len(keys)
         for key, pttl, payload, is_plain, is_big in zip(keys, replies[0::2], replies[1::2], plain, big, strict=True):
@@ -890,7 +970,7 @@ class _NodeCopier:
                 oversized += [key] if payload != b"none" else []
                 continue
             if is_plain and isinstance(payload, ReplyError) and str(payload).startswith("WRONGTYPE"):
-                changed.append((key, 0))  # no longer a string since TYPE answered: rebuilt by its new type
+                oversized.append(key)  # no longer a string since sized: its new size is unknown, copied in windows
                 continue
             if not isinstance(payload, bytes | None) or not isinstance(pttl, int):
                 raise DataError(
@@ -911,7 +991,6 @@ class _NodeCopier:
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
         items, unknown, converted = self.writer.split(items)
         batch = RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
-        batch.unknown += changed
         return batch
 
     def _confirm(self, batch: RestoreBatch) -> None:

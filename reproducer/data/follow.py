@@ -2,9 +2,10 @@
 
 Every source primary is subscribed to ``__keyspace@<db>__:*`` before the bulk copy starts. Changed keys
 are collected (deduplicated) and, once the bulk copy is over, re-copied in batches bounded by keys and bytes
-as the copy's are (sizes from MEMORY USAGE): DUMP + PTTL from the
-source, RESTORE REPLACE on the target, or DEL when the key is gone. The follower runs until ``stop`` is
-set, then drains what it has queued.
+as the copy's are (sizes from MEMORY USAGE, else from each type's size commands): DUMP + PTTL from the
+source, RESTORE REPLACE on the target, or DEL when the key is gone. A changed key over the byte bound is never
+dumped: it is copied a window at a time under a temporary name renamed onto it once whole, as the copy does. The
+follower runs until ``stop`` is set, then drains what it has queued.
 
 Lag is measured while following (:attr:`FollowStats.behind`, :attr:`FollowStats.oldest_ms`,
 :attr:`FollowStats.events_per_second`): keys changed on the source and not yet applied to the target, and the
@@ -29,8 +30,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from reproducer.data.copy import CopyOptions, KeySizer, RestoreBatch, TargetWriter, monotonic_ms
-from reproducer.data.endpoint import Endpoint
+from reproducer.data.copy import CopyOptions, KeySizer, RestoreBatch, TargetWriter, chunk_bytes, monotonic_ms
+from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.data.topology import Address, connect, databases, discover
 from reproducer.errors import DataError
@@ -71,8 +72,12 @@ class Follower:
         *,
         dbs: tuple[int, ...] | None = None,
         progress: FollowProgress | None = None,
+        max_batch_bytes: int | None = None,
     ) -> None:
         self.source, self.target = source, target
+        #: The copy's byte bound: changed keys are re-copied in batches of at most this many bytes, and a key over
+        #: it a window at a time.
+        self.max_batch_bytes = max_batch_bytes or CopyOptions().max_batch_bytes
         self.dbs = dbs or ((source.db,) if source.db is not None else None)
         self.stats = FollowStats()
         self.stop_event = threading.Event()
@@ -193,7 +198,7 @@ class Follower:
 
     def _apply_loop(self) -> None:
         writer = TargetWriter(self.target, replace=True)
-        reader = _SourceReader(self.source)
+        reader = _SourceReader(self.source, self.max_batch_bytes)
         size, removals, checked = reader.dbsize(), 0, time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -257,8 +262,30 @@ class Follower:
             self._inflight = (0, None)
 
     def _copy_keys(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
-        for group in reader.groups(db, keys):
-            self._copy_group(reader, writer, db, group)
+        for group, big in reader.groups(db, keys):
+            if big:
+                self._copy_big(reader, writer, db, group[0])
+            else:
+                self._copy_group(reader, writer, db, group)
+
+    def _copy_big(self, reader: _SourceReader, writer: TargetWriter, db: int, key: bytes) -> None:
+        """Re-copy one key over the byte bound a window at a time, as the copy does (never DUMPed or read whole).
+
+        It is written under a temporary name in its slot and renamed onto the key once whole, TTL kept
+        (:meth:`TargetWriter.rebuild_chunked`); a key gone meanwhile is deleted on the target.
+        """
+        node = reader.layout.node_for_key(key)
+        with node_client(self.source, *node, db=db) as client, valkey_errors(f"re-copying {key!r}"):
+            kind = client.type(key).decode()
+            done = "vanished"
+            if kind != "none":
+                limit = chunk_bytes(self.max_batch_bytes)
+                done = writer.rebuild_chunked(db, key, client, kind, chunk_bytes=limit)
+        if done == "vanished":
+            writer.conn(writer.layout.node_for_key(key), db).call("DEL", key)
+            self.stats.deleted += 1
+        else:
+            self.stats.recopied += 1
 
     def _copy_group(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
         present, gone = reader.dump(db, keys)
@@ -280,13 +307,13 @@ class Follower:
 class _SourceReader:
     """DUMP + PTTL of arbitrary keys on the source, routed to the owning primary."""
 
-    def __init__(self, source: Endpoint) -> None:
+    def __init__(self, source: Endpoint, max_batch_bytes: int) -> None:
         self.source, self.layout = source, discover(source)
         self._conns: dict[Address, RawConnection] = {}
-        self.sizer = KeySizer(CopyOptions().max_batch_bytes)
+        self.sizer = KeySizer(max_batch_bytes)
 
-    def groups(self, db: int, keys: list[bytes]) -> Iterator[list[bytes]]:
-        """``keys`` by source node, in groups of at most ``batch`` keys and the copy's byte bound."""
+    def groups(self, db: int, keys: list[bytes]) -> Iterator[tuple[list[bytes], bool]]:
+        """``keys`` by source node, in groups of at most ``batch`` keys and the byte bound; True: one key over it."""
         by_node: dict[Address, list[bytes]] = {}
         for key in keys:
             by_node.setdefault(self.layout.node_for_key(key), []).append(key)

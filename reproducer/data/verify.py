@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from reproducer.data import rebuild
+from reproducer.data import rebuild, sizing
 from reproducer.data.copy import (
     WHOLE_VALUE_BYTES,
     KeySizer,
@@ -310,36 +310,39 @@ class _Checker:
                 self.options.progress(self.report.compared)
 
     def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
-        """``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE, else a guess), and which are strings.
+        """``keys`` in groups of at most ``max_batch_bytes``, and which are strings.
 
         The third part holds the sizes of keys over the bound (never read whole here: compared in chunks).
-        Sizes and types come in one round trip; a string's value is then read with GET, anything else with DUMP.
+        Sizes and types come in one round trip (MEMORY USAGE; when it is refused, the size commands of each key's
+        type in one more); a string's value is then read with GET, anything else with DUMP.
         """
         sizer, count = self._sizer, len(keys)
         asked = not sizer.denied
-        src.send(size_and_type(keys) if asked else b"".join(command("TYPE", k) for k in keys))
+        src.send(size_and_type(keys) if asked else sizing.types_of(keys))
         replies = src.read(2 * count if asked else count)
-        sizes, types = (replies[0::2], replies[1::2]) if asked else ([_UNREADABLE] * count, replies)
-        sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in sizes)
+        usage, types = (replies[0::2], replies[1::2]) if asked else ([], replies)
+        sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in usage)
+        sizes = (
+            sizer.estimated(src, keys, types)
+            if sizer.denied
+            else [size if isinstance(size, int) else 0 for size in usage]  # None: gone
+        )
         plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
-        big = {
-            key: size for key, size in zip(keys, sizes, strict=True) if isinstance(size, int) and size > sizer.max_bytes
-        }
+        big = {key: size for key, size in zip(keys, sizes, strict=True) if size > sizer.max_bytes}
         group: list[bytes] = []
         total = 0
         for key, size in zip(keys, sizes, strict=True):
-            known = size if isinstance(size, int) else 0 if size is None else sizer.guess.size()  # None: gone
-            if group and total + known > sizer.max_bytes:
+            if group and total + size > sizer.max_bytes:
                 yield group, plain, big
                 group, total = [], 0
             group.append(key)
-            total += known
+            total += size
         if group:
             yield group, plain, big
 
     def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
         """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
-        chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG}
+        chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG or info[2] is _MISREAD}
         whole = [(key, info[3]) for key, info in keys if key not in chunked]
         kinds = {key: info[0].decode() for key, info in keys}
         alone = [key for key, _info in keys if key in chunked]

@@ -253,7 +253,7 @@ def _copy_routed(
 ) -> CopyResult:
     # Saved after every confirmed batch: a signal cannot wait for the copy's threads to save it at their end.
     options = replace(options, checkpoint=run_dir / "data" / "checkpoint.json", checkpoint_every=1)
-    follower = Follower(source, target, dbs=options.dbs) if follow else None
+    follower = Follower(source, target, dbs=options.dbs, max_batch_bytes=options.max_batch_bytes) if follow else None
     if follower is not None:
         follower.start()
     try:
