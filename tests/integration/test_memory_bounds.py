@@ -70,7 +70,7 @@ def test_copy_and_verify_of_big_values_stay_within_the_byte_bound(fleets):
         )
 
 
-def test_without_memory_usage_the_sizes_of_payloads_seen_bound_the_batches(fleets, monkeypatch):
+def test_without_memory_usage_sizes_from_type_commands_bound_the_batches(fleets, monkeypatch):
     users = (AclUser("mover", "m0ver-pw", "~* &* +@all -memory"),)
     source, target = fleets(users=users), fleets(users=users)
     client = source.client(source.primary)
