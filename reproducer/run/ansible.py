@@ -258,6 +258,9 @@ def run_playbook(
                 "ANSIBLE_NOCOLOR": "1",
                 # Ansible's controller-side files (temp, ~/.ansible) stay in the run's private directory.
                 "ANSIBLE_LOCAL_TEMP": str(private_data_dir / "tmp"),
+                # And a local module's own temporary files (AnsiballZ's payload, left behind when a cancelled
+                # run kills the module): in the run's directory, never in the machine's /tmp.
+                "TMPDIR": str(private_data_dir / "tmp"),
                 "ANSIBLE_HOME": str(private_data_dir / "ansible-home"),
             },
             rotate_artifacts=5,

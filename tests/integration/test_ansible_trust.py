@@ -201,6 +201,8 @@ def test_a_signal_during_a_long_task_stops_the_run_in_seconds(tmp_path, signum, 
             run_playbook(playbook, INVENTORY, private_data_dir=tmp_path / "run", progress=on_progress)
         assert started.is_set() and time.monotonic() - begin < 30
         eventually(lambda: not playbooks_of(tmp_path), "ansible-playbook to exit", timeout=5)
+        # The killed module's payload directory stays in the run's directory, not in the machine's /tmp.
+        assert list((tmp_path / "run" / "tmp").glob("ansible_*_payload_*"))
         assert handlers() == before
     finally:
         signal.signal(signum, previous)
