@@ -6,8 +6,8 @@ killed by a signal: this process ends by the same signal). It ignores SIGINT, as
 stops them itself); killed, it takes its child with it (the server sees the connection close). When the server
 cannot be reached, it runs the module itself: ``python -m MODULE ARGS``, as the wrapper would have.
 
-Without ``site`` (``-S``) it imports nothing but the standard library and :mod:`reproducer.forkserver`'s message
-functions, found through ``PYTHONPATH`` (the wrapper sets it to the package's directory).
+Without ``site`` (``-S``) it imports nothing but the standard library and the messages (:mod:`reproducer.forkwire`),
+found through ``PYTHONPATH`` (the wrapper sets it to the package's directory).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 
-from reproducer.forkserver import receive_message, send_message
+from reproducer.forkwire import receive_message, send_message
 
 
 def _run_here(module: str, args: list[str]) -> None:

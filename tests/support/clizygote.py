@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from reproducer import forkserver
-from reproducer.forkserver import receive_message, send_message
+from reproducer.forkwire import receive_message, send_message
 
 __all__ = ["PRELOAD", "main", "receive_message", "send_message"]
 
