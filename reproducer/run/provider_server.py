@@ -32,29 +32,41 @@ _SOCKET = "server.sock"
 
 
 class _Server:
-    """This process's provider server: its process and private directory, or None before the first start."""
+    """This process's provider server: its process and private directory, or None before the first start.
+
+    Only the process that started the server stops it: a child forked later (which inherits this object) never
+    ends its parent's server at its own exit.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running: tuple[subprocess.Popen[bytes], Path] | None = None
+        self.owner = 0
+        atexit.register(self.stop)
 
     def socket(self) -> Path | None:
         """The socket of the running server, started now if needed; None when it cannot run."""
         with self.lock:
-            if self.running is not None and self.running[0].poll() is None and (self.running[1] / _SOCKET).is_socket():
-                return self.running[1] / _SOCKET
+            if self._runs():
+                return self.running[1] / _SOCKET if self.running else None
             self.stop()
-            self.running = _start()
-            if self.running is None:
-                return None
-            atexit.register(self.stop)
-            return self.running[1] / _SOCKET
+            self.running, self.owner = _start(), os.getpid()
+            return self.running[1] / _SOCKET if self.running else None
+
+    def _runs(self) -> bool:
+        running = self.running
+        return (
+            running is not None
+            and self.owner == os.getpid()
+            and running[0].poll() is None
+            and (running[1] / _SOCKET).is_socket()
+        )
 
     def stop(self) -> None:
-        """End the server and remove its directory (at exit, or before starting a new one)."""
-        if self.running is not None:
+        """End the server this process started and remove its directory (at exit, or before starting a new one)."""
+        if self.running is not None and self.owner == os.getpid():
             _end(*self.running)
-            self.running = None
+        self.running = None
 
 
 _SERVER = _Server()
@@ -76,7 +88,7 @@ def _start() -> tuple[subprocess.Popen[bytes], Path] | None:
     directory = Path(tempfile.mkdtemp(prefix="reproducer-providers-"))
     path = directory / _SOCKET
     package = str(Path(reproducer.__file__).resolve().parent.parent)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": package}
     argv = [sys.executable, "-m", "reproducer.forkserver", str(path), *PROVIDER_MODULES, "--preload", *PROVIDER_PRELOAD]
     try:
         process = subprocess.Popen(

@@ -177,3 +177,16 @@ def test_the_wrapper_uses_the_server_only_outside_a_namespace_and_quotes_the_soc
         provider.kill()
         provider.wait()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_forked_child_never_stops_its_parents_server():
+    socket_path = provider_server.environment_for(("plan",))[PROVIDER_SERVER_VARIABLE]
+    pid = os.fork()
+    if pid == 0:  # what the child's exit would run (atexit)
+        try:
+            provider_server._SERVER.stop()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert Path(socket_path).is_socket()
+    assert provider_server.environment_for(("plan",))[PROVIDER_SERVER_VARIABLE] == socket_path, "it was restarted"
