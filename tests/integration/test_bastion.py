@@ -224,7 +224,7 @@ def test_a_primary_failing_over_mid_copy_loses_nothing(empty: Bastion, source: F
 def test_a_slot_moving_mid_copy_to_a_node_first_seen_through_the_tunnel(
     empty: Bastion, source: Fleet, tmp_path
 ) -> None:
-    with copy_in_background(empty, source, tmp_path / "run", 9000, 900) as copying:
+    with copy_in_background(empty, source, tmp_path / "run", 9000, 450) as copying:  # 20 s: a loaded reshard takes 10
         eventually(lambda: target_keys(empty) >= 1000, "the copy to be under way", timeout=60, proc=copying)
         empty.cli(NODES[0], "CLUSTER", "MEET", SPARE_NODE, str(PORT))
         eventually(lambda: SPARE_NODE in empty.cli(NODES[1], "CLUSTER", "NODES"), "the spare to join", timeout=20)
