@@ -53,12 +53,16 @@ def main(argv: list[str]) -> int:
         sock.close()
         _run_here(module, args)
     request = {"module": module, "args": args, "env": dict(os.environ), "cwd": os.getcwd()}
-    send_message(sock, request, [0, 1, 2])
-    status = _status(sock)
-    if status < 0:
+    try:
+        send_message(sock, request, [0, 1, 2])
+        status = _status(sock)
+    except (OSError, ValueError) as exc:  # the server went away mid-exchange, or answered garbage
+        sys.stderr.write(f"forkclient: lost the fork server at {path}: {exc}\n")
+        return 1
+    if -signal.NSIG < status < 0:
         signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
-    return status
+    return status if 0 <= status <= 255 else 1
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def test_without_a_server_the_client_runs_the_module_itself(tmp_path):
     assert "args 0 3" in err
 
 
-def test_the_server_and_its_children_end_with_the_process_that_started_them(tmp_path):
+def test_the_server_ends_with_the_process_that_started_it_and_removes_its_directory(tmp_path):
     (tmp_path / "sleeper.py").write_text(SLEEPER)
     owner_code = textwrap.dedent(
         """
@@ -190,3 +190,16 @@ def test_a_forked_child_never_stops_its_parents_server():
     assert os.waitpid(pid, 0)[1] == 0
     assert Path(socket_path).is_socket()
     assert provider_server.environment_for(("plan",))[PROVIDER_SERVER_VARIABLE] == socket_path, "it was restarted"
+
+
+def test_a_server_killed_mid_run_takes_its_children_and_the_client_says_so(sleeper_server):
+    server, socket_path, where = sleeper_server
+    client = _client(socket_path, "sleeper", "60", path=[str(where)])
+    assert client.stdout is not None
+    child = int(client.stdout.readline())
+    server.kill()
+    server.wait()
+    _out, err = client.communicate(timeout=20)
+    assert client.returncode == 1
+    assert "forkclient: the fork server ended before the child" in err and "Traceback" not in err
+    eventually(lambda: not _alive(child), "the child to end with its server", timeout=10)
