@@ -948,7 +948,7 @@ def copy_command(
     with _copy_progress() as report:
         result = pipeline_data.copy_endpoints(request, report)
     _print_copy_summary(result)
-    verified = pipeline_data.verify_copy(request, _verify_progress()) if then_verify else None
+    verified = pipeline_data.verify_copy(request, result, _verify_progress()) if then_verify else None
     if as_json:
         checked = verified.to_dict() if verified is not None else None
         _emit_json("copy", {"run_dir": str(run), **_copy_json(result), "verify": checked})

@@ -105,6 +105,9 @@ class Stats:
     retries: int = 0
     #: Copied keys without a TTL: a resumed target must still hold at least these.
     persistent: int = 0
+    #: The most a copied key's TTL may be short, in ms: the longest wait for a source's PTTL reply. Deadlines
+    #: are dated from when PTTL was asked, so a key never outlives the source's; verify allows this much more.
+    ttl_early_ms: int = 0
 
     @classmethod
     def saved(cls, values: dict[str, int]) -> Stats:
@@ -112,9 +115,10 @@ class Stats:
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def add(self, other: Stats) -> None:
-        """Add ``other``'s counters to these."""
+        """Add ``other``'s counters to these (``ttl_early_ms`` keeps the larger)."""
         for name in vars(self):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, max(mine, theirs) if name == "ttl_early_ms" else mine + theirs)
 
 
 @dataclass
@@ -886,7 +890,7 @@ class _NodeCopier:
     def _rewind(self) -> None:
         """Counters back to the checkpoint's: keys after its cursor are scanned again and must count once."""
         saved = Stats.saved(self.checkpoint.stats(self.name))
-        saved.retries = self.stats.retries
+        saved.retries, saved.ttl_early_ms = self.stats.retries, self.stats.ttl_early_ms
         self.tracker.report(
             Stats(**{f.name: getattr(saved, f.name) - getattr(self.stats, f.name) for f in fields(Stats)})
         )
@@ -963,6 +967,7 @@ class _NodeCopier:
         items: list[tuple[bytes, int, bytes]] = []
         oversized: list[bytes] = []
         sent, max_payload = request.sent_ms, min(self.options.max_payload_bytes, self.writer.max_restore)
+        delta.ttl_early_ms = monotonic_ms() - sent  # the replies were read just now
         big = request.chunk.big if request.chunk and request.chunk.big else [False] * len(keys)
         for key, pttl, payload, is_plain, is_big in zip(keys, replies[0::2], replies[1::2], plain, big, strict=True):
             if is_big:  # over the byte bound: TYPE was asked instead of DUMP, the key is copied in chunks
@@ -987,7 +992,9 @@ class _NodeCopier:
             delta.bytes += size
             items.append((key, sent + pttl if pttl >= 0 else 0, Plain(payload) if is_plain else payload))
         self.stats.add(delta)
-        self.tracker.report(Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes))
+        self.tracker.report(
+            Stats(scanned=delta.scanned, expired=delta.expired, bytes=delta.bytes, ttl_early_ms=delta.ttl_early_ms)
+        )
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
         items, unknown, converted = self.writer.split(items)
         batch = RestoreBatch(db, items, self.writer.send(db, items), request.chunk, oversized, unknown, converted)
@@ -1011,6 +1018,7 @@ class _NodeCopier:
             converted=batch.converted,
             retries=outcome.retries,
             persistent=outcome.persistent,
+            ttl_early_ms=self.writer.ttl_early_ms,
         )
         self.stats.add(delta)
         self.tracker.report(delta)
@@ -1091,6 +1099,8 @@ class TargetWriter:
         self._unsent: set[Address] = set()
         self._last_error = ""
         self.warnings: list[str] = []
+        #: The longest wait for a PTTL reply of a key this writer rebuilt (see ``Stats.ttl_early_ms``).
+        self.ttl_early_ms = 0
         self.rdb_version = target_rdb_version(self.conn(self.layout.primaries[0], 0))
         self.max_restore = proto_max_bulk_len(self.conn(self.layout.primaries[0], 0))
 
@@ -1277,7 +1287,9 @@ class TargetWriter:
         ):
             if not self.replace and writer.exists(key):
                 return "skipped"
+            asked = time.monotonic()
             pttl = int(reader.pttl(key))
+            self.ttl_early_ms = max(self.ttl_early_ms, int((time.monotonic() - asked) * 1000))
             if pttl == -2:
                 return "vanished"
             temp = rebuild.partial_key(key, os.urandom(8).hex().encode(), cluster=self.layout.cluster)
@@ -1287,6 +1299,7 @@ class TargetWriter:
                 key,
                 kind,
                 pttl,
+                asked_at=asked,
                 temp=temp,
                 replace=self.replace,
                 chunk_bytes=min(chunk_bytes, self.max_restore // 2),  # an APPEND's part is one argument
@@ -1303,6 +1316,7 @@ class TargetWriter:
         sent = monotonic_ms()
         source.send(b"".join(command("TYPE", k) + command("PTTL", k) for k in keys))
         described = source.read(2 * len(keys))
+        self.ttl_early_ms = max(self.ttl_early_ms, monotonic_ms() - sent)
         done = Rebuilt()
         plan: list[tuple[bytes, str, int]] = []
         for key, kind, pttl in zip(keys, described[0::2], described[1::2], strict=True):

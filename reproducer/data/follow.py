@@ -51,6 +51,8 @@ class FollowStats:
     deleted: int = 0
     gaps: int = 0
     max_lag_ms: int = 0
+    #: The most a re-copied key's TTL may be short (see ``copy.Stats.ttl_early_ms``).
+    ttl_early_ms: int = 0
     queued: int = 0
     #: Lag now: keys changed and not applied yet, the age of the oldest of them, and events per second.
     behind: int = 0
@@ -253,6 +255,7 @@ class Follower:
             by_db.setdefault(db, []).append(key)
         for db, keys in by_db.items():
             self._copy_keys(reader, writer, db, keys)
+        self.stats.ttl_early_ms = max(reader.ttl_early_ms, writer.ttl_early_ms)
         if batch:
             oldest = min(batch.values())
             self.stats.max_lag_ms = max(self.stats.max_lag_ms, monotonic_ms() - oldest)
@@ -311,6 +314,8 @@ class _SourceReader:
         self.source, self.layout = source, discover(source)
         self._conns: dict[Address, RawConnection] = {}
         self.sizer = KeySizer(max_batch_bytes)
+        #: The longest wait for a PTTL reply (see ``copy.Stats.ttl_early_ms``).
+        self.ttl_early_ms = 0
 
     def groups(self, db: int, keys: list[bytes]) -> Iterator[tuple[list[bytes], bool]]:
         """``keys`` by source node, in groups of at most ``batch`` keys and the byte bound; True: one key over it."""
@@ -347,6 +352,7 @@ class _SourceReader:
             sent = monotonic_ms()
             conn.send(b"".join(command("PTTL", k) + command("DUMP", k) for k in node_keys))
             replies = conn.read(2 * len(node_keys))
+            self.ttl_early_ms = max(self.ttl_early_ms, monotonic_ms() - sent)
             self.sizer.guess.observe([len(r) for r in replies[1::2] if isinstance(r, bytes)])
             for index, key in enumerate(node_keys):
                 pttl, payload = replies[2 * index], replies[2 * index + 1]

@@ -381,6 +381,7 @@ def copy_chunked(
     kind: str,
     pttl: int,
     *,
+    asked_at: float | None = None,
     temp: bytes | None = None,
     replace: bool = True,
     chunk_bytes: int | None = None,
@@ -394,9 +395,10 @@ def copy_chunked(
     They are written under ``temp`` (see :func:`partial_key`: a key that expires PARTIAL_TTL_MS after its last
     chunk), which is renamed onto ``key`` once whole (RENAMENX unless ``replace``), so a copy that dies midway
     never leaves a key that looks complete; with no ``temp``, ``key`` itself is replaced. ``pttl`` as in
-    :func:`write_value`, counted from when it was read.
+    :func:`write_value`, counted from ``asked_at`` (the ``time.monotonic()`` PTTL was sent at; default: now),
+    so the copy never outlives the source's key.
     """
-    started = time.monotonic()
+    started = time.monotonic() if asked_at is None else asked_at
     into = temp or key
     limit = chunk_bytes or WINDOW_BYTES
     if temp is not None or replace:  # a key someone else wrote meanwhile is never deleted when keys are kept
@@ -414,7 +416,7 @@ def copy_chunked(
         _copy_stream_meta(reader, writer, key, into)
     if not writer.exists(into):
         return "vanished"
-    left = pttl - int((time.monotonic() - started) * 1000)  # the expiry counts from when PTTL answered
+    left = pttl - int((time.monotonic() - started) * 1000)
     if pttl >= 0:
         writer.pexpire(into, max(left, 1))
     elif temp is not None:

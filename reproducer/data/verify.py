@@ -1,12 +1,14 @@
 """Compare a target with its source: counts per database and type, then every key (or a sample).
 
-Each source key is checked on the target for presence, type, TTL (within a tolerance) and value. Values
-are compared by their DUMP payload without its version stamp first (identical bodies are identical values,
-whatever RDB version each engine stamps); when bodies differ (another encoding, a hash table's order) the
-values are read with their type's commands, many keys per round trip, and compared as data, so a rebuilt or
-cross-engine copy still verifies at speed. A value over the byte bound is neither dumped nor read whole: it is
-compared a window at a time on both sides (:func:`rebuild.compare_chunked`), which names what differs. The
-source's and the target's replies are awaited together.
+Each source key is checked on the target for presence, type, TTL and value. Two TTLs match within the
+tolerance, plus how early the copy may have dated them (``copy_early_ms``), plus the time the read of both
+sides took (each answered PTTL at some instant of it). Values are compared by their DUMP payload without its
+version stamp first (identical bodies are identical values, whatever RDB version each engine stamps); when
+bodies differ (another encoding, a hash table's order) the values are read with their type's commands, many
+keys per round trip, and compared as data, so a rebuilt or cross-engine copy still verifies at speed. A value
+over the byte bound is neither dumped nor read whole: it is compared a window at a time on both sides
+(:func:`rebuild.compare_chunked`), which names what differs. The source's and the target's replies are
+awaited together.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from reproducer.data.copy import (
     byte_groups,
     chunk_bytes,
     in_processes,
+    monotonic_ms,
     scan_reply,
     size_and_type,
     source_nodes,
@@ -47,6 +50,8 @@ class VerifyOptions:
     match: str | None = None
     sample: float | None = None
     ttl_tolerance_ms: int = 1000
+    #: How early the copy being verified may have dated TTLs (its ``Stats.ttl_early_ms``): allowed on top.
+    copy_early_ms: int = 0
     max_listed: int = 20
     batch: int = 1000
     #: Keys are compared in groups of at most this many bytes of value (a bigger key alone).
@@ -301,10 +306,15 @@ class _Checker:
             return
         for group, plain, big in self._typed_groups(src, keys):
             ask, answer = partial(_describe_commands, plain=plain, big=big), partial(_described, plain=plain, big=big)
+            asked = monotonic_ms()
             src_info = self._describe_both(src, group, ask, answer)
+            # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
+            ttl_slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - asked
             dst_info = self._dst_info
             self._sizer.guess.observe([info[3] for info in src_info.values()])
-            by_value = [(key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key])]
+            by_value = [
+                (key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key], ttl_slack)
+            ]
             self._compare_values(src, node, db, by_value)
             if self.options.progress is not None:
                 self.options.progress(self.report.compared)
@@ -414,8 +424,11 @@ class _Checker:
             retryable=True,
         )
 
-    def _compare(self, db: int, key: bytes, src: _Info, dst: _Info) -> bool:
-        """Count and compare one key by its description; True when its values must be compared as data."""
+    def _compare(self, db: int, key: bytes, src: _Info, dst: _Info, ttl_slack: int) -> bool:
+        """Count and compare one key by its description; True when its values must be compared as data.
+
+        TTLs match when both are absent, or when they differ by at most ``ttl_slack`` ms.
+        """
         (s_type, s_pttl, s_dump, _size), (d_type, d_pttl, d_dump, _d_size) = src, dst
         if s_type == b"none":
             self.report.expired_meanwhile += 1
@@ -427,8 +440,9 @@ class _Checker:
             self._differ("missing", db, key, "absent on the target")
         elif s_type != d_type:
             self._differ("type_mismatch", db, key, f"{s_type.decode()} on the source, {d_type.decode()} on the target")
-        elif not _ttl_close(s_pttl, d_pttl, self.options.ttl_tolerance_ms):
-            self._differ("ttl_mismatch", db, key, f"pttl {s_pttl} on the source, {d_pttl} on the target")
+        elif not _ttl_close(s_pttl, d_pttl, ttl_slack):
+            detail = f"pttl {s_pttl} on the source, {d_pttl} on the target, {ttl_slack} ms allowed"
+            self._differ("ttl_mismatch", db, key, detail)
         else:  # a key whose type changed after TYPE answered (GET refused it) is compared as data
             return bool(s_dump != d_dump or s_dump is _MISREAD or s_dump is _BIG)
         return False

@@ -125,6 +125,8 @@ class VerifyRequest:
     vias: Vias = NO_VIA
     #: Called with the number of keys compared so far (see ``VerifyOptions.progress``).
     progress: Callable[[int], None] | None = None
+    #: How early the copy being verified may have dated TTLs (see ``VerifyOptions.copy_early_ms``).
+    copy_early_ms: int = 0
 
 
 def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -> CopyResult:
@@ -152,13 +154,16 @@ def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -
     )
 
 
-def verify_copy(request: CopyRequest, progress: Callable[[int], None] | None = None) -> VerifyReport:
+def verify_copy(
+    request: CopyRequest, copied: CopyResult, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
     """Verify what a ``copy`` request copied (same databases and pattern); the report lands in its run directory."""
     verify = VerifyRequest(
         request.source,
         request.target,
         request.dbs,
         request.match,
+        copy_early_ms=copied.total.ttl_early_ms,
         max_batch_mb=request.max_batch_mb,
         vias=request.vias,
         progress=progress,
@@ -173,10 +178,16 @@ def verify_endpoints(request: VerifyRequest) -> VerifyReport:
         match=request.match,
         sample=request.sample,
         ttl_tolerance_ms=request.ttl_tolerance_ms,
+        copy_early_ms=request.copy_early_ms,
         max_batch_bytes=request.max_batch_mb * MIB,
         progress=request.progress,
     )
     return verify_data(request.source, request.target, options, request.run_dir, vias=request.vias)
+
+
+def checks_after(copied: CopyResult, options: CopyOptions) -> VerifyOptions:
+    """How to verify what a copy with ``options`` copied: its databases and pattern, TTLs as early as it dated them."""
+    return VerifyOptions(dbs=options.dbs, match=options.match, copy_early_ms=copied.total.ttl_early_ms)
 
 
 def new_run_dir(base: Path | None = None) -> Path:
@@ -266,6 +277,7 @@ def _copy_routed(
     if follower is not None and follow is not None:
         follower.copy_done.set()
         result.notes.extend(_follow_until(follower, follow))
+        result.total.ttl_early_ms = max(result.total.ttl_early_ms, follower.stats.ttl_early_ms)
     stats = {
         "format_version": "1.0",
         "source": source.url,

@@ -30,13 +30,12 @@ from typing import Any
 from reproducer.atomic import atomic_write
 from reproducer.data.copy import CopyOptions
 from reproducer.data.endpoint import parse_endpoint
-from reproducer.data.verify import VerifyOptions
 from reproducer.errors import InputError, redact
 from reproducer.gitops.plan import PlanReport, to_json, to_markdown
 from reproducer.pipeline.apply import ADMIN_USER, LocalApplyRequest, LocalService, apply_local
 from reproducer.pipeline.cloud import CloudApplyRequest, Confirm, apply_cloud, passwords_needed
 from reproducer.pipeline.cutover import CutoverOptions
-from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, copy_data, verify_data
+from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, checks_after, copy_data, verify_data
 from reproducer.pipeline.files import read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.live import LiveInspectRequest, inspect_live
@@ -490,7 +489,7 @@ def _copy_live(
     options = replace(request.copy, resume=(request.run_dir / "data" / "checkpoint.json").exists())
     run_dir, vias = request.run_dir, request.vias
     copied = copy_data(source, target, options, run_dir, data_progress, follow, environ, vias=vias)
-    checks = VerifyOptions(dbs=options.dbs, match=options.match)
+    checks = checks_after(copied, options)
     return MigrateResult(copied, verify_data(source, target, checks, run_dir, environ, vias=vias), run_dir)
 
 

@@ -35,7 +35,16 @@ from reproducer.pipeline.cutover import (
     append_event,
     restore_source,
 )
-from reproducer.pipeline.data import NO_VIA, FollowOptions, Vias, bastions, check_target, copy_data, verify_data
+from reproducer.pipeline.data import (
+    NO_VIA,
+    FollowOptions,
+    Vias,
+    bastions,
+    check_target,
+    checks_after,
+    copy_data,
+    verify_data,
+)
 from reproducer.pipeline.files import STATE_HINT, read_state_file, save_state_file
 from reproducer.pipeline.inspect import InspectOptions, inspect
 from reproducer.pipeline.progress import DataProgress, Progress, quiet
@@ -242,8 +251,7 @@ def migrate_data(request: MigrateRequest, progress: Progress = quiet) -> Migrate
         )
         if cut:
             cut.controller.join()
-        checks = VerifyOptions(dbs=options.dbs, match=options.match)
-        report = verify_data(source_url, request.target_url, checks, run_dir, environ, vias=vias)
+        report = verify_data(source_url, request.target_url, checks_after(result, options), run_dir, environ, vias=vias)
         switched = cut.switch(report) if cut else None
     except BaseException as failure:  # Ctrl-C and SIGTERM (Interrupted) included
         if cut:
@@ -542,7 +550,8 @@ def rollback_data(request: MigrateRequest, progress: Progress = quiet) -> Rollba
         copied = _copy_back(request, source_url, environ, progress)
         unfrozen = switch.unfreeze()
         progress(f"rollback: {', '.join(unfrozen) or 'no user'} unfrozen (ACL as before)")
-        report = verify_data(request.target_url, source_url, VerifyOptions(), request.run_dir / "rollback", environ)
+        checks = VerifyOptions(copy_early_ms=copied.total.ttl_early_ms)
+        report = verify_data(request.target_url, source_url, checks, request.run_dir / "rollback", environ)
     except BaseException as failure:
         _undo_after_failure(access, state, progress, failure)
         raise

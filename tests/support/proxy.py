@@ -12,11 +12,14 @@ class CuttableProxy:
     """Forwards 127.0.0.1:<port> to an upstream port; ``cut()`` closes every open connection.
 
     ``delay`` (seconds) holds each chunk that long before passing it on, both ways: a link that far away.
+    ``reply_delay`` holds the upstream's answers instead of ``delay`` (a link slow one way only). Both are read
+    at each chunk, so a test can slow or heal the link while it runs.
     """
 
-    def __init__(self, upstream_port: int, *, delay: float = 0.0) -> None:
+    def __init__(self, upstream_port: int, *, delay: float = 0.0, reply_delay: float | None = None) -> None:
         self.upstream_port = upstream_port
         self.delay = delay
+        self.reply_delay = delay if reply_delay is None else reply_delay
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -34,14 +37,13 @@ class CuttableProxy:
             with self._lock:
                 self._sockets += [client, upstream]
                 self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b, self.delay), daemon=True).start()
+            for a, b, toward_upstream in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, toward_upstream), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, toward_upstream: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                time.sleep(delay)
+                time.sleep(self.delay if toward_upstream else self.reply_delay)
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):

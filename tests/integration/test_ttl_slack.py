@@ -1,0 +1,87 @@
+"""TTLs across slow links: a copy dates deadlines early by its measured wait, verify allows exactly that.
+
+A link that holds requests to the source for a while (a loaded bastion, a far region) makes the source answer
+PTTL later than it was asked. The copy dates each deadline from the ask, so a copied key never outlives its
+source's, and records the longest wait; the verify that follows allows it, and verify allows for its own reads.
+A TTL that really differs is still reported.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reproducer.data.copy import CopyOptions, copy
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.pipeline.data import CopyRequest, copy_endpoints, verify_copy
+from reproducer.sandbox.fleet import Fleet
+from tests.support.proxy import CuttableProxy
+
+pytestmark = pytest.mark.integration
+
+LINK_S = 1.5  # each request to the source waits this long: more than verify's default tolerance of 1 s
+KEYS = 200
+
+
+def _url(fleet: Fleet, port: int | None = None) -> str:
+    return f"valkey://127.0.0.1:{port or fleet.primary.port}"
+
+
+def _seed(fleet: Fleet) -> None:
+    client = fleet.client(fleet.primary)
+    pipe = client.pipeline(transaction=False)
+    for index in range(KEYS):
+        pipe.set(f"ttl:{index}", index, px=600_000)
+    pipe.set("persistent", "forever")
+    pipe.execute()
+
+
+def test_verify_reports_a_ttl_that_differs_and_one_that_was_lost(fleets):
+    src, dst = fleets(), fleets()
+    _seed(src)
+    copy(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), CopyOptions())
+    target = dst.client(dst.primary)
+    target.pexpire("ttl:1", 300_000)  # five minutes short
+    target.persist("ttl:2")  # the TTL lost
+    target.pexpire("persistent", 600_000)  # a TTL the source does not have
+    report = verify(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), VerifyOptions())
+    assert report.ttl_mismatch == 3, report.to_dict()
+    flagged = {difference["key"] for difference in report.differences}
+    assert flagged == {"ttl:1", "ttl:2", "persistent"}, report.differences
+
+
+def test_a_copy_over_a_slow_source_link_dates_ttls_early_and_its_verify_allows_exactly_that(fleets, tmp_path):
+    src, dst = fleets(), fleets()
+    _seed(src)
+    proxy = CuttableProxy(src.primary.port, delay=LINK_S, reply_delay=0.0)
+    try:
+        request = CopyRequest(_url(src, proxy.port), _url(dst), tmp_path / "run")
+        copied = copy_endpoints(request)
+        assert copied.total.copied == KEYS + 1
+        assert copied.total.ttl_early_ms >= LINK_S * 1000, copied.total
+        proxy.delay = 0.0  # the link heals before verify: nothing offsets the copy's early deadlines any more
+        strict = verify(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), VerifyOptions())
+        assert strict.ttl_mismatch == KEYS, "the copy did not date its deadlines early: the test shows nothing"
+        report = verify_copy(request, copied)
+    finally:
+        proxy.close()
+    assert report.ok, report.to_dict()
+    source, target = src.client(src.primary), dst.client(dst.primary)
+    for index in range(0, KEYS, 20):
+        on_target = target.pttl(f"ttl:{index}")  # read first: were it later, the source's would be even shorter
+        assert on_target <= source.pttl(f"ttl:{index}"), "a copied key outlives its source"
+
+
+def test_verify_over_a_slow_source_link_allows_for_its_own_reads_and_still_reports_a_real_difference(fleets):
+    src, dst = fleets(), fleets()
+    _seed(src)
+    copy(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), CopyOptions())
+    dst.client(dst.primary).pexpire("ttl:7", 300_000)
+    proxy = CuttableProxy(src.primary.port, delay=LINK_S, reply_delay=0.0)
+    try:
+        report = verify(parse_endpoint(_url(src, proxy.port)), parse_endpoint(_url(dst)), VerifyOptions())
+    finally:
+        proxy.close()
+    assert report.ttl_mismatch == 1, report.to_dict()
+    [difference] = report.differences
+    assert difference["key"] == "ttl:7" and "ms allowed" in difference["detail"], difference
