@@ -1151,6 +1151,7 @@ class TargetWriter:
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
         """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
+        conn = self.conn(node, db)  # first: a new connection (a node first seen, through a tunnel) can take seconds
         replace, now = self.replace, monotonic_ms()
         parts = [
             part
@@ -1166,7 +1167,7 @@ class TargetWriter:
                 % (len(str(replicas)), replicas, len(str(_WAIT_MS)), _WAIT_MS)
             )
         self._waits_sent[node] = replicas
-        self.conn(node, db).send_parts(parts)
+        conn.send_parts(parts)
 
     def _read(self, node: Address, db: int, count: int) -> list[object]:
         """Read ``count`` RESTORE replies from ``node``, then the WAIT reply when one was sent."""

@@ -18,7 +18,8 @@ from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.follow import Follower
 from reproducer.data.resp import RawConnection
 from reproducer.data.verify import VerifyOptions, verify
-from reproducer.sandbox.fleet import AclUser, Fleet
+from reproducer.sandbox.fleet import AclUser, Fleet, Node
+from tests.support.fleets import primary_client
 from tests.support.wait import eventually
 
 BOUND = 64 * 1024
@@ -36,8 +37,7 @@ def ep(fleet: Fleet, user: AclUser | None = None) -> Endpoint:
 
 def calls(fleet: Fleet) -> dict[str, int]:
     """Calls per command on the fleet's primary (INFO commandstats)."""
-    stats = fleet.client(fleet.primary).info("commandstats")
-    return {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+    return calls_on(fleet, fleet.primary)
 
 
 def big_hash(fleet: Fleet, key: str, fields: int = 3000) -> None:
@@ -189,3 +189,63 @@ def test_a_key_that_changes_type_between_type_and_its_size_commands_counts_as_ov
     assert types == [b"string", b"list", b"none"]
     assert sizes[0] == sizing.UNBOUNDED and sizes[2] == 0
     assert 100 * 2 <= sizes[1] <= 100 * (2 + sizing.ELEMENT_OVERHEAD)
+
+
+def test_following_a_three_shard_cluster_recopies_big_keys_of_every_shard_in_windows(fleets):
+    """Each source primary is subscribed to: a big hash changed on each shard comes over in windows, TTL kept."""
+    src, dst = fleets(topology="cluster", shards=3), fleets()
+    src.set_config("notify-keyspace-events", "KA")
+    primaries = [node for node in src.servers if node.role == "primary"]
+    cluster = primary_client(src)
+    names = _one_name_per_shard(src, primaries)
+    for index in range(30):
+        cluster.set(f"small:{index}", f"value-{index}")
+    for name in names:
+        cluster.hset(name, mapping={"seed": "1"})
+    source = parse_endpoint(f"valkey+cluster://127.0.0.1:{primaries[0].port}", environ={})
+    follower = Follower(source, ep(dst), max_batch_bytes=BOUND)
+    follower.start()
+    try:
+        copy(source, ep(dst), CopyOptions(max_batch_bytes=BOUND))
+        follower.copy_done.set()
+        before = [calls_on(src, node) for node in primaries]
+        for name in names:  # over the bound: 3000 fields, about 300 KB each, one on each shard
+            pipe = cluster.pipeline(transaction=False)
+            pipe.hset(name, mapping={f"f{i}": os.urandom(50).hex() for i in range(3000)})
+            pipe.pexpire(name, HOUR_MS)
+            pipe.execute()
+        target = dst.client(dst.primary)
+        eventually(lambda: all(target.hlen(name) == 3001 for name in names), "every shard's big hash re-copied")
+        eventually(lambda: follower.stats.behind == 0, "the follower to apply every change")
+        after = [calls_on(src, node) for node in primaries]
+        for was, now in zip(before, after, strict=True):  # on every shard: never dumped, read in windows
+            assert now.get("dump", 0) == was.get("dump", 0)
+            assert now["hscan"] - was.get("hscan", 0) >= 30
+        assert_ttl_kept(dst, *names)
+        assert target.keys("__reproducer:partial:*") == []
+    finally:
+        stats = follower.stop()
+    assert stats.recopied >= 3
+    assert verify(source, ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
+
+
+def calls_on(fleet: Fleet, node: Node) -> dict[str, int]:
+    """Calls per command on one node of the fleet (INFO commandstats)."""
+    stats = fleet.client(node).info("commandstats")
+    return {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+
+
+def _one_name_per_shard(fleet: Fleet, primaries: list[Node]) -> list[str]:
+    """A key name owned by each of ``primaries``, in their order (from each node's CLUSTER KEYSLOT and slot map)."""
+    owners: dict[int, Node] = {}
+    for start, end, owner, *_replicas in fleet.client(primaries[0]).execute_command("CLUSTER", "SLOTS"):
+        node = next(n for n in primaries if n.port == int(owner[1]))
+        owners.update(dict.fromkeys(range(int(start), int(end) + 1), node))
+    names: dict[int, str] = {}
+    for index in range(1000):
+        name = f"big:{index}"
+        owner = owners[int(fleet.client(primaries[0]).execute_command("CLUSTER", "KEYSLOT", name))]
+        names.setdefault(owner.port, name)
+        if len(names) == len(primaries):
+            break
+    return [names[node.port] for node in primaries]

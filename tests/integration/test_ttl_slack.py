@@ -14,13 +14,15 @@ from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.pipeline.data import CopyRequest, copy_endpoints, verify_copy
-from reproducer.sandbox.fleet import Fleet
+from reproducer.sandbox.fleet import AclUser, Fleet
 from tests.support.proxy import CuttableProxy
+from tests.support.wait import Background, eventually, midway
 
 pytestmark = pytest.mark.integration
 
 LINK_S = 1.5  # each request to the source waits this long: more than verify's default tolerance of 1 s
 KEYS = 200
+MOVER = AclUser("mover", "m0ver-pw", "~* &* +@all")
 
 
 def _url(fleet: Fleet, port: int | None = None) -> str:
@@ -85,3 +87,31 @@ def test_verify_over_a_slow_source_link_allows_for_its_own_reads_and_still_repor
     assert report.ttl_mismatch == 1, report.to_dict()
     [difference] = report.differences
     assert difference["key"] == "ttl:7" and "ms allowed" in difference["detail"], difference
+
+
+def test_keys_sent_again_after_a_slow_reconnection_to_the_target_do_not_outlive_the_source(fleets):
+    """A RESTORE's TTL counts from when it leaves, not from before a (slow) new connection to the node was made."""
+    src, dst = fleets(), fleets(users=(MOVER,))
+    client = src.client(src.primary)
+    pipe = client.pipeline(transaction=False)
+    for index in range(4000):
+        pipe.set(f"ttl:{index}", index, px=600_000)
+    pipe.execute()
+    proxy = CuttableProxy(dst.primary.port)
+    target_url = parse_endpoint(f"valkey://mover@127.0.0.1:{proxy.port}?password_env=PW", environ={"PW": "m0ver-pw"})
+    try:
+        running = Background(
+            copy, parse_endpoint(_url(src)), target_url, CopyOptions(batch=200, max_keys_per_second=2000)
+        )
+        midway(running, lambda: dst.client(dst.primary).dbsize(), 1000)
+        proxy.reply_delay = LINK_S  # the new connection's AUTH now takes 1.5 s
+        proxy.cut()
+        at_cut = dst.client(dst.primary).dbsize()
+        eventually(lambda: dst.client(dst.primary).dbsize() > at_cut, "keys sent again over the new connection")
+        proxy.reply_delay = 0.0
+        result = running.result(120)
+    finally:
+        proxy.close()
+    assert result.total.retries > 0 and proxy.connections >= 2, "the connection was not made again"
+    report = verify(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), VerifyOptions())
+    assert report.ok, report.to_dict()
