@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pytest-xdist workers for the unit and integration tiers (each has its own ports, emulator and directories).
 # The integration tests mostly wait on servers and Ansible, so more workers than cores pay off.
 UNIT_WORKERS ?= 2
-WORKERS ?= 4
+WORKERS ?= 5
 XDIST = --dist loadgroup
 
 .PHONY: setup demo test lint lint-checks unit integration test-hosts hosts-checks clean sandbox-down bench golden reliability
