@@ -40,7 +40,7 @@ from reproducer.data import dumpfmt, rebuild, sizing
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
-from reproducer.data.topology import Address, Layout, connect, databases, discover, identity
+from reproducer.data.topology import Address, Layout, connect, databases, discover, identity, owned_key
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
@@ -1101,7 +1101,8 @@ class TargetWriter:
         self.warnings: list[str] = []
         #: The longest wait for a PTTL reply of a key this writer rebuilt (see ``Stats.ttl_early_ms``).
         self.ttl_early_ms = 0
-        self.rdb_version = target_rdb_version(self.conn(self.layout.primaries[0], 0))
+        first = self.layout.primaries[0]
+        self.rdb_version = target_rdb_version(self.conn(first, 0), owned_key(self.layout, first, _PROBE_NAME))
         self.max_restore = proto_max_bulk_len(self.conn(self.layout.primaries[0], 0))
 
     def split(
@@ -1395,23 +1396,23 @@ class Rebuilt:
     alone: list[bytes] = field(default_factory=list)
 
 
-_PROBE_PREFIX = b"__reproducer:rdb-probe:"
+_PROBE_NAME = b"__reproducer:rdb-probe"
 _TYPE_NAMES = {name.encode() for name in rebuild.TYPES} | {b"none"}
 
 
-def target_rdb_version(conn: RawConnection) -> int | None:
+def target_rdb_version(conn: RawConnection, probe: bytes = b"") -> int | None:
     """The newest RDB version ``conn``'s server accepts: from ``INFO server``, else by RESTOREs of a probe key.
 
     The probe restores a one-byte string stamped 11, then 10, then 9 under a fresh
-    ``__reproducer:rdb-probe:<hex>`` key and deletes it; None when neither way tells (payloads then go as they
-    are, and a refused one is rebuilt).
+    ``__reproducer:rdb-probe[:{tag}]:<hex>`` key (``probe``: a name the node owns, :func:`topology.owned_key`) and
+    deletes it; None when neither way tells (payloads then go as they are, and a refused one is rebuilt).
     """
     with contextlib.suppress(DataError):
         info = conn.call("INFO", "server")
         version = dumpfmt.version_of_server(info) if isinstance(info, bytes) else None
         if version is not None:
             return version
-    key = _PROBE_PREFIX + os.urandom(8).hex().encode()
+    key = (probe or _PROBE_NAME) + b":" + os.urandom(8).hex().encode()
     for version in sorted(dumpfmt.MAX_TYPE, reverse=True):
         stamped = dumpfmt.with_version(b"\x00\x01x\x00\x00" + bytes(8), version)
         conn.send(command("RESTORE", key, 0, stamped) + command("DEL", key))

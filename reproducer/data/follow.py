@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from reproducer.data.copy import CopyOptions, KeySizer, RestoreBatch, TargetWriter, chunk_bytes, monotonic_ms
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, command
-from reproducer.data.topology import Address, connect, databases, discover
+from reproducer.data.topology import Address, connect, databases, discover, owned_key
 from reproducer.errors import DataError
 
 _PROBE_TIMEOUT = 3.0
@@ -98,9 +98,11 @@ class Follower:
 
     def start(self) -> None:
         """Subscribe on every source primary, check notifications arrive, start applying changes."""
-        nodes = discover(self.source).primaries
+        layout = discover(self.source)
+        nodes = layout.primaries
         subscribers = [self._subscribe(node) for node in nodes]
-        self._probe(nodes[0], subscribers[0])
+        probe = owned_key(layout, nodes[0], f"__reproducer:follow-probe:{secrets.token_hex(4)}".encode())
+        self._probe(nodes[0], subscribers[0], probe)
         for node, conn in zip(nodes, subscribers, strict=True):
             self._spawn(self._listen, node, conn)
         self._spawn(self._apply_loop)
@@ -137,8 +139,7 @@ class Follower:
             )
         return conn
 
-    def _probe(self, node: Address, subscriber: RawConnection) -> None:
-        probe = f"__reproducer:follow-probe:{secrets.token_hex(4)}".encode()
+    def _probe(self, node: Address, subscriber: RawConnection, probe: bytes) -> None:
         writer = connect(self.source, node)
         try:
             writer.select(self._probe_db)

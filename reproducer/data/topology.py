@@ -32,6 +32,20 @@ class Layout:
         return self.primaries[self.slot_owner[key_slot(key)]]
 
 
+def owned_key(layout: Layout, node: Address, name: bytes) -> bytes:
+    """``name`` as a key ``node`` owns: as is outside a cluster, else with the first ``{n}`` tag in its slots.
+
+    A throw-away probe written to a node that does not own its slot is answered MOVED.
+    """
+    if not layout.cluster:
+        return name
+    for tag in range(100_000):  # each try lands on the node with the share of the slots it serves
+        key = name + b":{%d}" % tag
+        if layout.node_for_key(key) == node:
+            return key
+    raise DataError(f"no slot of the cluster is served by {node[0]}:{node[1]}", hint="check CLUSTER SLOTS")
+
+
 def key_slot(key: bytes) -> int:
     """The cluster hash slot of ``key`` (CRC16 of the ``{hash tag}`` when there is one)."""
     start = key.find(b"{")

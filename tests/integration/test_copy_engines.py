@@ -15,6 +15,7 @@ from reproducer.data import verify as verify_module
 from reproducer.data.copy import CopyOptions, copy, target_rdb_version
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.resp import RawConnection
+from reproducer.data.topology import discover, owned_key
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.sandbox.fleet import AclUser
 
@@ -160,3 +161,20 @@ def test_valkey_into_a_redis_7_cluster_with_tls(fleets, small_whole):
     assert result.total.rebuilt == 6 and result.total.copied + result.total.rebuilt == 21
     report = verify(endpoint(src), target, VerifyOptions(ttl_tolerance_ms=2000))
     assert report.ok and report.compared == 21, report.to_dict()
+
+
+def test_the_restore_probe_on_each_node_of_a_cluster_uses_a_key_that_node_owns(fleets):
+    """Without INFO, every primary of a Redis 7.0 cluster is probed with a key in its own slots: never MOVED."""
+    users = (AclUser("noinfo", "n0info-pw", "~* &* +@all -info"),)
+    cluster = fleets(engine="redis", topology="cluster", shards=3, users=users)
+    url = f"valkey+cluster://noinfo@127.0.0.1:{cluster.servers[0].port}?password_env=PW"
+    layout = discover(parse_endpoint(url, environ={"PW": "n0info-pw"}))
+    assert len(layout.primaries) == 3
+    for node in layout.primaries:
+        conn = RawConnection(*node, username="noinfo", password="n0info-pw")
+        try:
+            probe = owned_key(layout, node, b"__reproducer:rdb-probe")
+            assert target_rdb_version(conn, probe) == 10
+        finally:
+            conn.close()
+    assert sum(int(cluster.client(node).dbsize()) for node in cluster.servers if node.role == "primary") == 0
