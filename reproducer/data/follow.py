@@ -14,12 +14,11 @@ age of the oldest of them.
 Known limits, detected and reported: notifications must be enabled on the source (``K`` and ``A`` flags;
 on OVH through the advanced configuration ``redis_notify_keyspace_events``), which a probe key checks at
 start. **The probe writes to the source**: one key ``__reproducer:follow-probe:<8 hex>`` (on a cluster with a
-``:{n}`` hash tag in the first primary's slots) set to ``1`` with a 2-second expiry (``SET … PX 2000``) in the first followed database, deleted as soon as its event arrives; it is
-never copied (the follower skips that prefix) and needs ``+set`` and ``+del`` on that prefix.
-FLUSHALL/FLUSHDB emit no per-key event (a DBSIZE that falls by more than the removals notified is
-reported); events
-are lost while a subscription is disconnected (each reconnection is counted as a gap). A final verify
-catches whatever slipped.
+``:{n}`` hash tag in the first primary's slots) set to ``1`` with a 2-second expiry (``SET … PX 2000``) in the
+first followed database, deleted as soon as its event arrives; it is never copied (the follower skips that
+prefix) and needs ``+set`` and ``+del`` on that prefix. FLUSHALL/FLUSHDB emit no per-key event (a DBSIZE that
+falls by more than the removals notified is reported); events are lost while a subscription is disconnected
+(each reconnection is counted as a gap). A final verify catches whatever slipped.
 """
 
 from __future__ import annotations
