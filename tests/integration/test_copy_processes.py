@@ -57,9 +57,11 @@ def started_by(pid: int) -> dict[int, tuple[int, bytes, bytes]]:
     return found
 
 
-def workers_of(pid: int) -> dict[int, tuple[bytes, bytes]]:
-    """The worker processes of ``pid``'s pool (forked by its zygote, the pool's process ``pid`` started)."""
-    pool = started_by(pid)
+def workers_of(pid: int, pool: dict[int, tuple[int, bytes, bytes]] | None = None) -> dict[int, tuple[bytes, bytes]]:
+    """The worker processes of ``pid``'s pool (forked by its zygote, the pool's process ``pid`` started), from
+    ``pool`` when given (one snapshot of ``started_by(pid)``: a worker can end between two reads of /proc).
+    """
+    pool = started_by(pid) if pool is None else pool
     zygotes = {each for each, (ppid, _argv, _env) in pool.items() if ppid == pid}
     return {each: (argv, env) for each, (ppid, argv, env) in pool.items() if ppid in zygotes}
 
@@ -77,8 +79,9 @@ def test_three_shards_copy_and_verify_in_one_process_per_primary(fleets, monkeyp
 
     def progress(totals, expected):
         reports.append(totals.scanned)
-        seen.update(workers_of(os.getpid()))
-        pool.update(started_by(os.getpid()))
+        snapshot = started_by(os.getpid())
+        seen.update(workers_of(os.getpid(), snapshot))
+        pool.update(snapshot)
 
     checkpoint = tmp_path / "checkpoint.json"
     result = copy(source, target, CopyOptions(batch=100, checkpoint=checkpoint), progress)
