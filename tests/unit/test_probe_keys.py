@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from reproducer.data.topology import SLOTS, Layout, key_slot, owned_key
-from reproducer.errors import DataError
 
 NODES = [("10.0.0.1", 6379), ("10.0.0.2", 6379), ("10.0.0.3", 6379)]
 
@@ -30,7 +29,9 @@ def test_a_standalone_probe_key_is_the_plain_name():
     assert owned_key(layout, NODES[0], b"__reproducer:follow-probe:abcd") == b"__reproducer:follow-probe:abcd"
 
 
-def test_a_node_that_serves_no_slot_is_a_clear_error():
-    layout = Layout(cluster=True, primaries=[*NODES, ("10.0.0.4", 6379)], slot_owner=three_shards().slot_owner)
-    with pytest.raises(DataError, match="no slot of the cluster is served by 10.0.0.4:6379"):
-        owned_key(layout, ("10.0.0.4", 6379), b"probe")
+def test_a_node_that_serves_no_slot_gets_the_plain_name_at_once():
+    """An entry point in front of the shards (Azure Managed Redis's port 10000) answers where the key goes."""
+    entry = ("10.0.0.4", 10000)
+    layout = Layout(cluster=True, primaries=[*NODES, entry], slot_owner=three_shards().slot_owner)
+    assert owned_key(layout, entry, b"probe") == b"probe"
+    assert owned_key(layout, ("10.9.9.9", 1), b"probe") == b"probe"
