@@ -1570,10 +1570,20 @@ def _finish_verify(report: VerifyReport, as_json: bool) -> None:
     )
     for diff in report.differences:
         _stderr.print(f"  db{diff['db']} {diff['key']}: {diff['problem']} ({diff['detail']})")
-    raise VerifyMismatchError(
-        f"source and target differ: {problems}",
-        hint="run 'reproducer copy --replace' again, or inspect the keys listed above",
+    raise VerifyMismatchError(f"source and target differ: {problems}", hint=_mismatch_hint(report))
+
+
+def _mismatch_hint(report: VerifyReport) -> str:
+    """What to do about the differences: TTLs alone may only be a copy's measured earliness (``ttl_early_ms``)."""
+    only_ttls = report.ttl_mismatch and not (
+        report.missing or report.type_mismatch or report.value_mismatch or report.extra_in_target
     )
+    if only_ttls:
+        return (
+            "only TTLs differ: a copy through a slow link dates them early by up to its ttl_early_ms (in the run "
+            "directory's data/stats.json); pass --ttl-tolerance-ms above that, or copy again with --replace"
+        )
+    return "run 'reproducer copy --replace' again, or inspect the keys listed above"
 
 
 @cli.command("export", epilog=_ENDPOINT_HELP)

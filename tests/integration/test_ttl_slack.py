@@ -8,17 +8,14 @@ A TTL that really differs is still reported.
 
 from __future__ import annotations
 
-import pytest
-
 from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.pipeline.data import CopyRequest, copy_endpoints, verify_copy
 from reproducer.sandbox.fleet import AclUser, Fleet
+from tests.support import cli
 from tests.support.proxy import CuttableProxy
 from tests.support.wait import Background, eventually, midway
-
-pytestmark = pytest.mark.integration
 
 LINK_S = 1.5  # each request to the source waits this long: more than verify's default tolerance of 1 s
 KEYS = 200
@@ -115,3 +112,18 @@ def test_keys_sent_again_after_a_slow_reconnection_to_the_target_do_not_outlive_
     assert result.total.retries > 0 and proxy.connections >= 2, "the connection was not made again"
     report = verify(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), VerifyOptions())
     assert report.ok, report.to_dict()
+
+
+def test_the_cli_names_the_ttl_tolerance_when_only_ttls_differ_and_a_copy_when_values_do(fleets):
+    src, dst = fleets(), fleets()
+    _seed(src)
+    copy(parse_endpoint(_url(src)), parse_endpoint(_url(dst)), CopyOptions())
+    target = dst.client(dst.primary)
+    target.pexpire("ttl:3", 300_000)
+    only_ttl = cli.run("verify", _url(src), _url(dst))
+    assert only_ttl.returncode == 3 and "ttl_mismatch" in only_ttl.stderr, only_ttl.stderr
+    assert "--ttl-tolerance-ms" in only_ttl.stderr and "ttl_early_ms" in only_ttl.stderr
+    assert "Traceback" not in only_ttl.stderr
+    target.set("ttl:4", "changed", keepttl=True)
+    both = cli.run("verify", _url(src), _url(dst))
+    assert both.returncode == 3 and "copy --replace" in both.stderr and "--ttl-tolerance-ms" not in both.stderr
