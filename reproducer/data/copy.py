@@ -36,7 +36,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
-from reproducer.data import dumpfmt, rebuild, sizing
+from reproducer.data import dumpfmt, rebuild, relay, sizing
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
@@ -183,10 +183,11 @@ def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Pro
 def in_processes(source: Endpoint, target: Endpoint, nodes: list[Address]) -> bool:
     """Whether to scan ``nodes`` in one worker process each (:mod:`reproducer.data.workers`).
 
-    A single node stays in this process (no start-up to pay). Through an SSH bastion the workers would need the
-    tunnel this process holds, so its nodes are scanned by threads here.
+    A single node stays in this process (no start-up to pay). Through an SSH bastion the workers ask this
+    process, which holds the tunnel, for each node's forward (:mod:`reproducer.data.relay`); a route of another
+    kind keeps the nodes in threads here.
     """
-    return len(nodes) > 1 and source.route is None and target.route is None
+    return len(nodes) > 1 and relay.relayable(source, target)
 
 
 _PerNode = tuple[dict[str, Stats], list[str]]
@@ -207,7 +208,7 @@ def _copy_here(
     if len(copiers) == 1:
         copiers[0].run()
     else:
-        from concurrent.futures import ThreadPoolExecutor  # only routed multi-node copies use threads
+        from concurrent.futures import ThreadPoolExecutor  # only multi-node copies on a route of another kind
 
         with ThreadPoolExecutor(max_workers=len(copiers)) as pool:
             for future in [pool.submit(c.run) for c in copiers]:
@@ -227,6 +228,8 @@ def _copy_in_processes(
     from reproducer.data import workers
 
     names = [_node_name(node) for node in dbs]
+    secrets = (source.password, target.password)
+    source, target, on_ask = relay.for_workers(source, target)
     jobs = [
         (_copy_in_worker, (source, target, node, node_dbs, options, _node_state(checkpoint, name, node_dbs)))
         for name, (node, node_dbs) in zip(names, dbs.items(), strict=True)
@@ -243,9 +246,7 @@ def _copy_in_processes(
         else:  # "save"
             checkpoint.save()
 
-    results = workers.run(
-        jobs, names=names, on_report=on_report, secrets=(source.password, target.password), what="copy worker"
-    )
+    results = workers.run(jobs, names=names, on_report=on_report, on_ask=on_ask, secrets=secrets, what="copy worker")
     return dict(zip(names, (stats for stats, _warnings in results), strict=True)), [
         warning for _stats, warnings in results for warning in warnings
     ]
@@ -275,6 +276,7 @@ def _copy_in_worker(
     state: dict[str, Any],
 ) -> tuple[Stats, list[str]]:
     """In a worker process: copy one source node, relaying counters and checkpoint steps over ``channel``."""
+    relay.bind(channel, source, target)
     name = _node_name(node)
     checkpoint = _RelayedCheckpoint(channel, name, state)
     copier = _NodeCopier(source, target, node, dbs, options, checkpoint, _RelayedTracker(channel))

@@ -405,7 +405,7 @@ class SshTunnel:
 
     def dial(self, host: str, port: int, timeout: float) -> socket.socket:
         """A socket connected to ``host:port`` as the bastion reaches it (a forward made on first use)."""
-        listen = self._forward(*check_node_address(host, port))
+        listen = self.forward(host, port)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
@@ -415,7 +415,9 @@ class SshTunnel:
             raise self._lost(host, port, exc) from None
         return sock
 
-    def _forward(self, host: str, port: int) -> Path:
+    def forward(self, host: str, port: int) -> Path:
+        """The unix socket of the forward to ``host:port`` (made on first use; a lost master started again)."""
+        host, port = check_node_address(host, port)
         with self._lock:
             self._reconnect_if_lost()
             if (host, port) in self._forwards:

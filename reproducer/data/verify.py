@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from reproducer.data import rebuild, sizing
+from reproducer.data import rebuild, relay, sizing
 from reproducer.data.copy import (
     WHOLE_VALUE_BYTES,
     KeySizer,
@@ -126,6 +126,8 @@ def _check_in_processes(
     from reproducer.data import workers
 
     bare = replace(options, progress=None)  # a callable stays here: workers report counts instead
+    secrets = (source.password, target.password)
+    source, target, on_ask = relay.for_workers(source, target)
     jobs = [(_check_in_worker, (source, target, layout, node, bare)) for node in nodes]
     compared = [0] * len(nodes)
 
@@ -135,8 +137,7 @@ def _check_in_processes(
             options.progress(sum(compared))
 
     names = [f"{host}:{port}" for host, port in nodes]
-    secrets = (source.password, target.password)
-    results = workers.run(jobs, names=names, on_report=on_report, secrets=secrets, what="verify worker")
+    results = workers.run(jobs, names=names, on_report=on_report, on_ask=on_ask, secrets=secrets, what="verify worker")
     report = VerifyReport()
     for part, part_layout in results:
         _merge(report, part, options.max_listed)
@@ -149,6 +150,7 @@ def _check_in_worker(
     channel: Any, source: Endpoint, target: Endpoint, layout: Layout, node: Address, options: VerifyOptions
 ) -> tuple[VerifyReport, Layout]:
     """In a worker process: check one source node, sending the count of keys compared after each group."""
+    relay.bind(channel, source, target)
     report = VerifyReport()
     checker = _Checker(source, target, layout, replace(options, progress=channel.report), report)
     try:

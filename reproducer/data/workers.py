@@ -14,6 +14,9 @@ Protocol, pickles over socketpairs (every end is this program, so they are trust
   ``function(channel, *args)`` with a :class:`Channel` on its own socket;
 - worker → parent: any number of ``("report", payload)``, each handed to the parent's ``on_report(index,
   payload)`` in order, then ``("done", result)`` or ``("error", ...)``;
+- worker → parent → worker: ``("ask", payload)`` is answered by the parent's ``on_ask(index, payload)``:
+  ``("answer", value)``, or ``("error", ...)`` with the error it raised (a worker's route asks for a bastion's
+  forward: :mod:`reproducer.data.relay`);
 - zygote → parent, on the control socket: ``(index, exit code)`` as each worker ends.
 
 Secrets (endpoint passwords) travel in the jobs over a socket, never in argv; the zygote's environment is the
@@ -34,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -52,14 +56,28 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from reproducer.data.worke
 
 
 class Channel:
-    """A worker's end: :meth:`report` sends a payload to the parent's ``on_report``."""
+    """A worker's end: :meth:`report` sends a payload to the parent's ``on_report``, :meth:`ask` to its ``on_ask``."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._lock = threading.Lock()  # an ask's answer goes to the thread that asked
 
     def report(self, payload: Any) -> None:
         """Send ``payload`` to the parent (blocks while the parent is behind: back-pressure)."""
-        self._conn.send(("report", payload))
+        with self._lock:
+            self._conn.send(("report", payload))
+
+    def ask(self, payload: Any) -> Any:
+        """Send ``payload`` to the parent's ``on_ask`` and return its answer; the error it raised is raised here."""
+        with self._lock:
+            self._conn.send(("ask", payload))
+            try:
+                answer = self._conn.recv()
+            except (EOFError, OSError):
+                raise DataError("the copy's main process went away", retryable=True) from None
+        if answer[0] == "answer":
+            return answer[1]
+        raise _failure("the parent", answer, "worker")
 
 
 def run(
@@ -67,6 +85,7 @@ def run(
     *,
     names: Sequence[str],
     on_report: Callable[[int, Any], None],
+    on_ask: Callable[[int, Any], Any] | None = None,
     secrets: Iterable[str | None] = (),
     what: str = "worker",
 ) -> list[Any]:
@@ -74,12 +93,13 @@ def run(
 
     ``names[i]`` names job ``i`` in messages (a source node). The first failure stops every worker and is raised
     here: the worker's own :class:`ReproducerError` (its class, message and hint), a :class:`DataError` for
-    anything else, or one saying that a worker died. ``on_report`` runs in this thread.
+    anything else, or one saying that a worker died. ``on_report`` and ``on_ask`` run in this thread; a
+    :class:`ReproducerError` that ``on_ask`` raises goes back to the worker that asked.
     """
     pool = _Pool.start(len(jobs), _environment(secrets))
     try:
         pool.send_jobs(jobs)
-        return pool.collect(names, on_report, what)
+        return pool.collect(names, on_report, on_ask or _no_questions, what)
     finally:
         pool.stop()
 
@@ -119,7 +139,13 @@ class _Pool:
         with contextlib.suppress(OSError):  # it died at start: collect() reads the ends of file and says so
             self.control.send(list(jobs))
 
-    def collect(self, names: Sequence[str], on_report: Callable[[int, Any], None], what: str) -> list[Any]:
+    def collect(
+        self,
+        names: Sequence[str],
+        on_report: Callable[[int, Any], None],
+        on_ask: Callable[[int, Any], Any],
+        what: str,
+    ) -> list[Any]:
         """Read every worker's messages until each is done; raise the first failure."""
         results: list[Any] = [None] * len(self.conns)
         waiting = {conn: index for index, conn in enumerate(self.conns)}
@@ -132,12 +158,23 @@ class _Pool:
                     raise self._died(names[index], index, what) from None
                 if message[0] == "report":
                     on_report(index, message[1])
+                elif message[0] == "ask":
+                    self._answer(index, on_ask, message[1])
                 elif message[0] == "done":
                     results[index] = message[1]
                     del waiting[self.conns[index]]
                 else:
                     raise _failure(names[index], message, what)
         return results
+
+    def _answer(self, index: int, on_ask: Callable[[int, Any], Any], question: Any) -> None:
+        """Send worker ``index`` what ``on_ask`` answers, or the project error it raised (others are raised here)."""
+        try:
+            answer: tuple[Any, ...] = ("answer", on_ask(index, question))
+        except ReproducerError as exc:
+            answer = ("error", type(exc), exc.message, exc.hint, exc.retryable)
+        with contextlib.suppress(OSError):  # it died meanwhile: its end of file is read next
+            self.conns[index].send(answer)
 
     def _died(self, name: str, index: int, what: str) -> DataError:
         code = self._exit_code(index)
@@ -192,6 +229,10 @@ def _failure(name: str, message: tuple[Any, ...], what: str) -> ReproducerError:
             return DataError(text, hint=hint, retryable=retryable)
         return error
     return DataError(f"the {what} process for {name} failed: {text}", hint=hint, retryable=retryable)
+
+
+def _no_questions(_index: int, question: Any) -> Any:
+    raise DataError(f"a worker asked {question!r}, and this run answers no question")
 
 
 def _environment(secrets: Iterable[str | None]) -> dict[str, str]:

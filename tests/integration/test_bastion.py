@@ -37,6 +37,7 @@ from tests.support import cli
 from tests.support.bastion import NODES, PASSWORD, PORT, SPARE_NODE, Bastion, skip_reason, start_bastion
 from tests.support.fleets import plain_url
 from tests.support.ovh import leftovers, ovh_env, service_fleet
+from tests.support.pool import workers_of
 from tests.support.wait import eventually
 
 #: The CLI's TMPDIR in this module (made and removed by the ``bastion`` fixture): its tunnels' private directories
@@ -263,6 +264,36 @@ def test_a_lost_ssh_connection_mid_copy_is_made_again(empty: Bastion, source: Fl
         _, stderr = copying.communicate(timeout=120)
     assert copying.returncode == 0, stderr
     assert "source and target are identical" in stderr
+    assert no_ssh_left()
+
+
+@pytest.mark.fault("a cluster source behind the bastion: its SSH connection is lost mid-copy", ends="verify")
+def test_a_cluster_source_behind_the_bastion_is_copied_by_one_worker_per_primary(
+    empty: Bastion, source: Fleet, tmp_path
+) -> None:
+    load_dataset(source.client(source.primary), 3000)
+    filled = cli.run("copy", source_url(source), empty.cluster_url(), "--target-via", empty.via(), "--no-verify",
+                     "--run-dir", tmp_path / "fill", env=ENV)  # fmt: skip
+    assert filled.returncode == 0, filled.stderr
+    source.client(source.primary).flushall()
+    copying = cli.start("copy", empty.cluster_url(), source_url(source), "--source-via", empty.via(),
+                        "--max-keys-per-second", "250", "--run-dir", tmp_path / "run", env=ENV)  # fmt: skip
+    try:  # about 1,000 keys a primary at 250 keys/s each: 4 s
+        local = source.client(source.primary)
+        eventually(lambda: local.dbsize() >= 300, "the copy to be under way", timeout=60, proc=copying)
+        assert len(workers_of(copying.pid)) == 3, "one worker process per source primary"
+        [first] = masters()
+        os.kill(first, signal.SIGKILL)  # the workers' forwards end with it: the copier starts a new one for them
+        eventually(lambda: masters() and masters() != [first], "a new master", timeout=30, proc=copying)
+        assert masters() == [masters()[0]], "the workers share the copier's one master"
+        _, stderr = copying.communicate(timeout=120)
+    finally:
+        if copying.poll() is None:
+            cli.kill_tree(copying.pid)
+            copying.wait(10)
+    assert copying.returncode == 0, stderr
+    assert "source and target are identical" in stderr
+    assert local.dbsize() == 3000
     assert no_ssh_left()
 
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +24,11 @@ from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
 from tests.support.fleets import key_count, primary_client
+from tests.support.pool import assert_no_process_left, started_by, workers_of
 from tests.support.wait import eventually
 
 PASSWORD = "w0rker-secret-pw"
 USERS = (AclUser("mover", PASSWORD, "~* &* +@all"),)
-BOOT = b"reproducer.data.workers"
 
 
 def url(fleet: Fleet, *, user: bool = False) -> str:
@@ -38,40 +37,6 @@ def url(fleet: Fleet, *, user: bool = False) -> str:
     if fleet.spec.tls:
         query.append(f"ca={fleet.tls_files.ca_cert}")
     return f"{scheme}://{'mover@' if user else ''}127.0.0.1:{fleet.servers[0].port}?" + "&".join(query)
-
-
-def started_by(pid: int) -> dict[int, tuple[int, bytes, bytes]]:
-    """Every process of the worker pool ``pid`` started, wherever it is now (they carry ``pid`` in their argv):
-    pid -> (parent pid, cmdline, environ)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if BOOT in b" ".join(argv) and str(pid).encode() in argv:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                found[int(entry.name)] = (ppid, b" ".join(argv), (entry / "environ").read_bytes())
-        except (OSError, ValueError, IndexError):
-            continue  # it ended meanwhile
-    return found
-
-
-def assert_no_process_left(pid: int, what: str = "no process of the pool left") -> None:
-    """Nothing ``pid``'s pool started is left, allowing a moment: when the zygote overran its stop grace under load,
-    it was SIGKILLed and its workers follow through PR_SET_PDEATHSIG, reaped by init a moment later (a worker
-    still running its job, which sleeps 30 s, would stay).
-    """
-    eventually(lambda: started_by(pid) == {}, what, timeout=5)
-
-
-def workers_of(pid: int, pool: dict[int, tuple[int, bytes, bytes]] | None = None) -> dict[int, tuple[bytes, bytes]]:
-    """The worker processes of ``pid``'s pool (forked by its zygote, the pool's process ``pid`` started), from
-    ``pool`` when given (one snapshot of ``started_by(pid)``: a worker can end between two reads of /proc).
-    """
-    pool = started_by(pid) if pool is None else pool
-    zygotes = {each for each, (ppid, _argv, _env) in pool.items() if ppid == pid}
-    return {each: (argv, env) for each, (ppid, argv, env) in pool.items() if ppid in zygotes}
 
 
 def test_three_shards_copy_and_verify_in_one_process_per_primary(fleets, monkeypatch, tmp_path):
@@ -221,6 +186,37 @@ def refusing_job(channel, index: int) -> None:
 
 def buggy_job(channel) -> None:
     {}["missing"]
+
+
+def asking_job(channel, index: int) -> list[object]:
+    answers: list[object] = [channel.ask(("square", index * 10 + step)) for step in range(20)]
+    try:
+        channel.ask(("refuse", index))
+    except DataError as exc:  # the parent's project error, with its hint and retryable flag
+        answers.append((exc.message, exc.hint, exc.retryable))
+    return answers
+
+
+def answer_squares(index: int, question: tuple[str, int]) -> int:
+    kind, number = question
+    if kind == "refuse":
+        raise DataError(f"no answer for worker {index}", hint="ask another", retryable=True)
+    return number * number
+
+
+def test_each_worker_gets_the_answers_to_its_own_questions_and_the_parents_errors():
+    results = workers.run(
+        [(asking_job, (index,)) for index in range(3)], names=["a", "b", "c"], on_report=print, on_ask=answer_squares
+    )
+    for index, answers in enumerate(results):
+        assert answers[:20] == [(index * 10 + step) ** 2 for step in range(20)]
+        assert answers[20] == (f"no answer for worker {index}", "ask another", True)
+    assert_no_process_left(os.getpid())
+
+
+def test_a_question_with_nobody_to_answer_it_is_an_error_in_the_worker():
+    with pytest.raises(DataError, match="answers no question"):
+        workers.run([(asking_job, (0,))], names=["a"], on_report=print)
 
 
 def test_the_pool_relays_reports_in_order_returns_results_and_hides_secrets(monkeypatch):
