@@ -246,7 +246,9 @@ REPLACE = _option("--replace", "conflict", flag_value="replace", help="Overwrite
 SKIP_EXISTING = _option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
 FOLLOW = _option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
 FOLLOW_SECONDS = _option("--follow-seconds", type=POSITIVE, default=None, help="With --follow: stop after this long.")
-MAX_KEYS_PER_SECOND = _option("--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s.")
+MAX_KEYS_PER_SECOND = _option(
+    "--max-keys-per-second", type=POSITIVE, default=None, help="Rate limit in keys/s, for each source primary."
+)
 VIA = _option(
     "--via",
     default=None,
@@ -877,7 +879,12 @@ _ENDPOINT_HELP = (
 @click.option("--from-replica", is_flag=True, help="Read from a replica of each shard to spare the primaries.")
 @click.option("--batch", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="Keys per batch.")
 @MAX_KEYS_PER_SECOND()
-@click.option("--max-mb-per-second", type=POSITIVE, default=None, help="Rate limit in MB/s of DUMP payload.")
+@click.option(
+    "--max-mb-per-second",
+    type=POSITIVE,
+    default=None,
+    help="Rate limit in MB/s of DUMP payload, for each source primary.",
+)
 @MAX_BATCH_MB()
 @RUN_DIR()
 @RESUME(help="Continue an interrupted copy from the run directory's checkpoint.")

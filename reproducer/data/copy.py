@@ -31,7 +31,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
@@ -456,6 +456,18 @@ class RateLimiter:
 PLAIN_MAX = 64 * 1024
 
 
+#: Under ``--max-keys-per-second``, a batch holds at most this share of a second's keys (and at least PACED_MIN):
+#: the limiter sleeps between batches, so a batch of a whole scan page would go through at once as a burst.
+PACED_SECONDS, PACED_MIN = 0.1, 10
+
+
+def paced(options: CopyOptions) -> CopyOptions:
+    """``options`` whose batches are small enough for the key rate limit to hold from the first batch."""
+    if options.max_keys_per_second is None:
+        return options
+    return replace(options, batch=min(options.batch, max(PACED_MIN, int(options.max_keys_per_second * PACED_SECONDS))))
+
+
 class Plain(bytes):
     """A string's value read with GET (not a DUMP payload): the target gets ``SET``, not ``RESTORE``."""
 
@@ -850,7 +862,8 @@ class _NodeCopier:
         checkpoint: Checkpoint,
         tracker: _Tracker,
     ) -> None:
-        self.source, self.target, self.node, self.dbs, self.options = source, target, node, dbs, options
+        self.source, self.target, self.node, self.dbs = source, target, node, dbs
+        self.options = options = paced(options)
         self.name = f"{node[0]}:{node[1]}"
         self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
         self.writer = TargetWriter(target, replace=options.conflict != "skip")

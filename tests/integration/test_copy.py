@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import valkey
@@ -155,6 +156,24 @@ def test_all_databases_and_filters(fleets):
     copy(ep(src), ep(other), CopyOptions(dbs=(2,), match="keep:*"))
     assert valkey.Valkey(port=other.primary.port, db=2).dbsize() == 50
     assert valkey.Valkey(port=other.primary.port, db=0).dbsize() == 0
+
+
+def test_the_key_rate_limit_paces_keys_instead_of_waiting_then_bursting(fleets):
+    src, dst = fleets(), fleets()
+    src.client(src.primary).mset({f"k:{i}": i for i in range(600)})
+    target, rate = dst.client(dst.primary), 100  # 6 s; one default batch (1,000 keys) would carry all 600
+    started = time.monotonic()
+    running = Background(copy, ep(src), ep(dst), CopyOptions(max_keys_per_second=rate))
+    first_seen, ahead = None, 0.0
+    while running.running:
+        seen, elapsed = target.dbsize(), time.monotonic() - started
+        first_seen = elapsed if first_seen is None and seen else first_seen
+        ahead = max(ahead, seen - rate * elapsed)  # keys beyond what the rate allows by now
+        time.sleep(0.01)
+    assert running.result(60).total.copied == 600
+    assert first_seen is not None and first_seen < 3, "the keys waited for the whole batch's time, then came at once"
+    paced = copy_module.PACED_SECONDS * rate
+    assert ahead <= 2 * paced, f"{ahead:.0f} keys ahead of the rate (two paced batches of {paced:.0f} may be in flight)"
 
 
 @pytest.mark.fault("keys expiring while being copied", ends="verify")
