@@ -39,7 +39,7 @@ from typing import Any, Literal
 from reproducer.data import dumpfmt, rebuild, relay, sizing
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, command
+from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity, owned_key
 from reproducer.errors import DataError, InputError
 
@@ -450,6 +450,10 @@ class RateLimiter:
             self._sleep(delay)
 
 
+#: A value read whole (sized under the byte bound) is abandoned once its reply passes this many times the bound.
+OUTGROWN_FACTOR = 2
+
+
 #: A string known (from TYPE and MEMORY USAGE) to be at most this big is read with GET and written with SET:
 #: cheaper for both servers than DUMP (which tries LZF on it) and RESTORE (CRC-64, decoding), and free of RDB
 #: versions. Bigger ones, and keys of unknown type, go by DUMP/RESTORE.
@@ -691,9 +695,10 @@ class _Planner:
     at most two batches ahead (three without MEMORY USAGE).
     """
 
-    def __init__(self, cursor: bytes, options: CopyOptions) -> None:
+    def __init__(self, cursor: bytes, options: CopyOptions, outgrown: set[bytes] | None = None) -> None:
         self.next_cursor: bytes | None = cursor  # None: the scan is over
         self.options = options
+        self.outgrown = outgrown if outgrown is not None else set()
         self.queue: deque[_Sized] = deque()
         self.segments: deque[_Segment] = deque()
         self.unsized: list[bytes] = []
@@ -797,6 +802,8 @@ class _Planner:
 
     def _queue(self, keys: list[bytes], known: list[int | None], types: list[object], segment: _Segment) -> None:
         """Queue sized keys (None: unknown size, guessed) to be dumped, read with GET, or copied in chunks."""
+        if self.outgrown:  # read whole once already and found over the bound: copied in chunks whatever the estimate
+            known = [sizing.UNBOUNDED if key in self.outgrown else size for key, size in zip(keys, known, strict=True)]
         plain = [
             kind == b"string" and size is not None and size <= PLAIN_MAX
             for kind, size in zip(types, known, strict=True)
@@ -868,7 +875,8 @@ class _NodeCopier:
         self.checkpoint, self.tracker, self.stats = checkpoint, tracker, Stats()
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
-        self._planner = _Planner(b"0", options)
+        self._outgrown: set[bytes] = set()  # keys whose value was found over the bound while read whole
+        self._planner = _Planner(b"0", options, self._outgrown)
         self._reader: RawConnection | None = None  # a second source connection for rebuilds, opened when needed
 
     def run(self) -> None:
@@ -877,6 +885,12 @@ class _NodeCopier:
             for db in self.dbs:
                 if not self.checkpoint.db_done(self.name, db):
                     self._copy_db_reconnecting(db)
+            if self._outgrown:
+                self.writer.warnings.append(
+                    f"{len(self._outgrown)} key(s) of {self.name} were over the byte bound "
+                    f"({self.options.max_batch_bytes} bytes) though sized under it (a sampled size, or grown "
+                    "meanwhile): each was copied in chunks after the scan went back to the last checkpoint"
+                )
         finally:
             self.writer.close()
             if self._reader is not None:
@@ -930,7 +944,7 @@ class _NodeCopier:
         So at most two batches are held here at once (the one read, the one the target has not confirmed),
         each bounded by ``batch`` keys and ``max_batch_bytes`` bytes.
         """
-        self._planner = _Planner(self.checkpoint.cursor(self.name, db), self.options)
+        self._planner = _Planner(self.checkpoint.cursor(self.name, db), self.options, self._outgrown)
         pending: RestoreBatch | None = None
         batches = 0
         try:
@@ -941,7 +955,7 @@ class _NodeCopier:
         while in_flight is not None:
             current = in_flight
             try:
-                dumps, advance_to = self._planner.absorb(current, src.read(current.replies))
+                dumps, advance_to = self._planner.absorb(current, self._read(src, current))
                 in_flight = self._send(src)
             except DataError as exc:
                 raise self._lost(exc, pending, batches) from None
@@ -957,6 +971,22 @@ class _NodeCopier:
             self._confirm(pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
         self.checkpoint.save()
+
+    def _read(self, src: RawConnection, request: _Request) -> list[object]:
+        """The replies to ``request``; a value read whole that outgrows the bound is abandoned, its key noted.
+
+        MEMORY USAGE and the estimate by type commands sample a few elements, and a key can grow between sizing
+        and reading, so a value sized under the bound can be far over it: its read stops at OUTGROWN_FACTOR times
+        the bound, the connection is dropped (it is mid-reply), and the key is copied in chunks when the scan
+        goes over it again from the last checkpoint.
+        """
+        keys = request.chunk.keys if request.chunk else []
+        limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
+        try:
+            return src.read(request.replies, limit=limit, limited=2 * len(keys))  # PTTL, then the value, per key
+        except ReplyOverLimit as exc:
+            self._outgrown.add(keys[exc.index // 2])
+            raise
 
     def _lost(self, exc: DataError, pending: RestoreBatch | None, batches: int) -> Exception:
         """After a source failure: settle what the target was sent, then say whether to reconnect."""

@@ -532,7 +532,11 @@ def _size_of(kind: str, item: Any) -> int:
 
 
 class _Counter:
-    """How many elements to ask for next so that a reply holds about ``limit`` bytes."""
+    """How many elements to ask for next so that a reply holds about ``limit`` bytes.
+
+    The count follows the mean size seen so far but at most doubles from one reply to the next, so a few small
+    elements first (what a sampled size saw) do not open a window of CHUNK elements onto big ones.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit, self.count, self._items, self._bytes = limit, 1, 0, 0
@@ -541,7 +545,7 @@ class _Counter:
         """Learn from one reply; its items with their sizes."""
         self._items += len(items)
         self._bytes += sum(sizes)
-        self.count = max(1, min(CHUNK, self.limit * self._items // max(self._bytes, 1)))
+        self.count = max(1, min(CHUNK, 2 * self.count, self.limit * self._items // max(self._bytes, 1)))
         return list(zip(items, sizes, strict=True))
 
 

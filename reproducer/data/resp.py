@@ -109,8 +109,12 @@ class RawConnection:
         if small:
             self.send(b"".join(small))
 
-    def read(self, count: int) -> list[object]:
-        """Read exactly ``count`` replies (errors included as ReplyError values)."""
+    def read(self, count: int, *, limit: int | None = None, limited: int = 0) -> list[object]:
+        """Read exactly ``count`` replies (errors included as ReplyError values).
+
+        With ``limit``, any of the first ``limited`` replies that grows past ``limit`` bytes before it is complete
+        raises :class:`ReplyOverLimit` (the connection is then mid-reply: close it).
+        """
         replies: list[object] = []
         reader, gets = self._reader, self._reader.gets
         while len(replies) < count:
@@ -118,6 +122,8 @@ class RawConnection:
             if reply is not False:
                 replies.append(reply)
                 continue
+            if limit is not None and len(replies) < limited and reader.len() > limit:
+                raise ReplyOverLimit(self.address, len(replies), limit)  # what is buffered is one partial reply
             try:
                 chunk = self._recv()
             except TimeoutError:
@@ -192,6 +198,14 @@ class RawConnection:
         """Close the socket."""
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+class ReplyOverLimit(DataError):
+    """Reply ``index`` of a read grew past ``limit`` bytes before it was complete (the connection is mid-reply)."""
+
+    def __init__(self, address: str, index: int, limit: int) -> None:
+        super().__init__(f"a reply from {address} grew past {limit} bytes", retryable=True)
+        self.index = index
 
 
 def _open(host: str, port: int, timeout: float, dial: Dial | None) -> socket.socket:

@@ -12,7 +12,11 @@ import os
 import subprocess
 import sys
 
+from reproducer.data import sizing
+from reproducer.data.endpoint import parse_endpoint
+from reproducer.data.verify import VerifyOptions, verify
 from reproducer.sandbox.fleet import AclUser, Fleet
+from tests.support import cli
 
 BIG_KEYS, BIG_SIZE = 30, 20 * 1000 * 1000
 BOUND = 32 * 1024 * 1024
@@ -23,6 +27,7 @@ ALLOWED = 5 * BOUND
 CHILD = """
 import json, sys
 from reproducer.data.copy import CopyOptions, copy
+from reproducer.data import sizing
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 action, source, target, bound = sys.argv[1], parse_endpoint(sys.argv[2]), parse_endpoint(sys.argv[3]), int(sys.argv[4])
@@ -105,3 +110,30 @@ def test_a_value_many_times_the_bound_is_copied_and_verified_without_being_held(
     assert target.client(target.primary).strlen("huge:string") == 64_000_000
     for name, peak in (("copy", copy_peak), ("verify", verify_peak)):
         assert peak - baseline < 5 * bound, f"{name} peaked at {(peak - baseline) / 1e6:.0f} MB over its imports"
+
+
+def test_a_key_sized_far_under_its_real_size_is_copied_in_chunks_not_read_whole(fleets, monkeypatch, tmp_path):
+    """Without MEMORY USAGE a list is sized from its first five elements: five tiny ones, then 24 of 2 MB."""
+    bound = 8 * 1024 * 1024
+    users = (AclUser("mover", "m0ver-pw", "~* &* +@all -memory"),)
+    source, target = fleets(users=users), fleets(users=users)
+    client = source.client(source.primary)
+    client.rpush("tail:heavy", *[f"small-{i}" for i in range(5)])
+    blob = os.urandom(2 * 1000 * 1000)
+    for index in range(24):
+        client.rpush("tail:heavy", blob[index:] + blob[:index])
+    client.mset({f"small:{i}": f"value-{i}" for i in range(500)})
+    estimate = client.llen("tail:heavy") * (len(client.lindex("tail:heavy", 0)) + sizing.ELEMENT_OVERHEAD)
+    assert estimate < bound, "the list is not under-counted: the test would prove nothing"
+    monkeypatch.setenv("MOVER_PW", "m0ver-pw")
+    urls = [f"valkey://mover@127.0.0.1:{fleet.primary.port}?password_env=MOVER_PW" for fleet in (source, target)]
+    _answer, baseline = peak_rss("imports", *urls, str(bound))
+    copied, copy_peak = peak_rss("copy", *urls, str(bound))
+    assert copied == {"copied": 500}  # the list was rebuilt in chunks, not restored whole
+    report = verify(*(parse_endpoint(url, environ={"MOVER_PW": "m0ver-pw"}) for url in urls), VerifyOptions())
+    assert report.ok and report.compared == 501, report.to_dict()
+    assert copy_peak - baseline < 5 * bound, f"copy peaked at {(copy_peak - baseline) / 1e6:.0f} MB over its imports"
+    target.client(target.primary).flushall()
+    told = cli.run("copy", *urls, "--max-batch-mb", "8", "--no-verify", "--run-dir", tmp_path / "run")
+    assert told.returncode == 0, told.stderr
+    assert "1 key(s) of 127.0.0.1" in told.stderr and "over the byte bound" in told.stderr, told.stderr
