@@ -17,6 +17,7 @@ library code never prints or exits. The exit codes follow the conventions in
     ├── NotExactError                    exit 3  rendered, but some attributes are not exact (--strict)
     ├── DataError                        exit 1  copying, verifying or exporting data failed
     │   ├── DataAuthError                exit 4  a Valkey server refused the user or password
+    │   ├── ReplyOverLimit               exit 1  a reply outgrew the byte bound (data/resp.py: read again in windows)
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     ├── OutputError                      exit 1  a file could not be written (read-only or full file system)
     ├── SandboxError                     exit 1  the embedded sandbox could not start or stop

@@ -454,6 +454,17 @@ class RateLimiter:
 OUTGROWN_FACTOR = 2
 
 
+class ValueOutgrown(Exception):
+    """A value sized under the byte bound passed OUTGROWN_FACTOR times it while read whole: read ``key`` in windows.
+
+    The connection it was read on is mid-reply: close it.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__("a value outgrew its size")
+        self.key = key
+
+
 #: A string known (from TYPE and MEMORY USAGE) to be at most this big is read with GET and written with SET:
 #: cheaper for both servers than DUMP (which tries LZF on it) and RESTORE (CRC-64, decoding), and free of RDB
 #: versions. Bigger ones, and keys of unknown type, go by DUMP/RESTORE.

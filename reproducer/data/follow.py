@@ -29,9 +29,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from reproducer.data.copy import CopyOptions, KeySizer, RestoreBatch, TargetWriter, chunk_bytes, monotonic_ms
+from reproducer.data.copy import (
+    OUTGROWN_FACTOR,
+    CopyOptions,
+    KeySizer,
+    RestoreBatch,
+    TargetWriter,
+    ValueOutgrown,
+    chunk_bytes,
+    monotonic_ms,
+)
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import RawConnection, ReplyError, command
+from reproducer.data.resp import RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, connect, databases, discover, owned_key
 from reproducer.errors import DataError
 
@@ -291,7 +300,13 @@ class Follower:
             self.stats.recopied += 1
 
     def _copy_group(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
-        present, gone = reader.dump(db, keys)
+        try:
+            present, gone = reader.dump(db, keys)
+        except ValueOutgrown as exc:  # sized under the bound, far over it when read: windows for it, the others again
+            self._copy_big(reader, writer, db, exc.key)
+            if rest := [key for key in keys if key != exc.key]:
+                self._copy_group(reader, writer, db, rest)
+            return
         present, unknown, _converted = writer.split(present)
         if present:
             batch = RestoreBatch(db, present, writer.send(db, present))
@@ -314,6 +329,7 @@ class _SourceReader:
         self.source, self.layout = source, discover(source)
         self._conns: dict[Address, RawConnection] = {}
         self.sizer = KeySizer(max_batch_bytes)
+        self._limit = OUTGROWN_FACTOR * max_batch_bytes
         #: The longest wait for a PTTL reply (see ``copy.Stats.ttl_early_ms``).
         self.ttl_early_ms = 0
 
@@ -351,7 +367,12 @@ class _SourceReader:
             conn.select(db)
             sent = monotonic_ms()
             conn.send(b"".join(command("PTTL", k) + command("DUMP", k) for k in node_keys))
-            replies = conn.read(2 * len(node_keys))
+            try:
+                replies = conn.read(2 * len(node_keys), limit=self._limit, limited=2 * len(node_keys))
+            except ReplyOverLimit as exc:
+                conn.close()
+                del self._conns[node]
+                raise ValueOutgrown(node_keys[exc.index // 2]) from None
             self.ttl_early_ms = max(self.ttl_early_ms, monotonic_ms() - sent)
             self.sizer.guess.observe([len(r) for r in replies[1::2] if isinstance(r, bytes)])
             for index, key in enumerate(node_keys):

@@ -194,6 +194,14 @@ class RawConnection:
             raise DataError(f"{args[0]!r} on {self.address} answered {reply!r}, not an integer")
         return reply
 
+    def adopt(self, fresh: RawConnection) -> None:
+        """Go on over ``fresh``'s socket (this one's, broken or mid-reply, is closed), in this one's database."""
+        db = self.db
+        self.close()
+        self._sock, self._reader, self.address = fresh._sock, fresh._reader, fresh.address
+        self._timeout, self.db = fresh._timeout, fresh.db
+        self.select(db)
+
     def close(self) -> None:
         """Close the socket."""
         with contextlib.suppress(OSError):

@@ -24,8 +24,10 @@ from typing import Any
 
 from reproducer.data import rebuild, relay, sizing
 from reproducer.data.copy import (
+    OUTGROWN_FACTOR,
     WHOLE_VALUE_BYTES,
     KeySizer,
+    ValueOutgrown,
     byte_groups,
     chunk_bytes,
     in_processes,
@@ -35,7 +37,7 @@ from reproducer.data.copy import (
     source_nodes,
 )
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import RawConnection, ReplyError, command
+from reproducer.data.resp import RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError
 
@@ -307,11 +309,7 @@ class _Checker:
         if not keys:
             return
         for group, plain, big in self._typed_groups(src, keys):
-            ask, answer = partial(_describe_commands, plain=plain, big=big), partial(_described, plain=plain, big=big)
-            asked = monotonic_ms()
-            src_info = self._describe_both(src, group, ask, answer)
-            # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
-            ttl_slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - asked
+            src_info, ttl_slack = self._describe_group(src, node, group, plain, big)
             dst_info = self._dst_info
             self._sizer.guess.observe([info[3] for info in src_info.values()])
             by_value = [
@@ -320,6 +318,36 @@ class _Checker:
             self._compare_values(src, node, db, by_value)
             if self.options.progress is not None:
                 self.options.progress(self.report.compared)
+
+    def _describe_group(
+        self, src: RawConnection, node: Address, group: list[bytes], plain: set[bytes], big: _Big
+    ) -> tuple[dict[bytes, _Info], int]:
+        """Both sides' description of ``group`` (the target's in _dst_info), and the TTL slack that reading took.
+
+        A value sized under the bound whose reply passes OUTGROWN_FACTOR times the bound (a sampled size that
+        missed its big elements, or a key that grew) is abandoned with the connections, and the group is read
+        again with that key compared in chunks.
+        """
+        limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
+        ask = partial(_describe_commands, plain=plain, big=big)
+        answer = partial(_described, plain=plain, big=big, limit=limit)
+        while True:
+            asked = monotonic_ms()
+            try:
+                src_info = self._describe_both(src, group, ask, answer)
+            except ValueOutgrown as exc:
+                big[exc.key] = limit
+                self._reconnect(src, node)
+                continue
+            # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
+            return src_info, self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - asked
+
+    def _reconnect(self, src: RawConnection, node: Address) -> None:
+        """New connections for ``src`` and the target's, which an abandoned reply left out of step."""
+        src.adopt(connect(self.source, node))
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
 
     def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
         """``keys`` in groups of at most ``max_batch_bytes``, and which are strings.
@@ -521,14 +549,18 @@ def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "")
 
 
 def _described(
-    conn: RawConnection, keys: list[bytes], plain: set[bytes], big: _Big | None = None
+    conn: RawConnection, keys: list[bytes], plain: set[bytes], big: _Big | None = None, limit: int | None = None
 ) -> dict[bytes, _Info]:
     """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
 
     Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
-    versions still compare equal when they encode the value the same way.
+    versions still compare equal when they encode the value the same way. A reply past ``limit`` bytes raises
+    :class:`ValueOutgrown` (``conn`` is then mid-reply).
     """
-    replies = conn.read(3 * len(keys))
+    try:
+        replies = conn.read(3 * len(keys), limit=limit, limited=3 * len(keys))
+    except ReplyOverLimit as exc:
+        raise ValueOutgrown(keys[exc.index // 3]) from None
     _check_errors(conn, replies, allowed="WRONGTYPE")
     described = {}
     for index, key in enumerate(keys):

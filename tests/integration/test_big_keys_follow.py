@@ -88,6 +88,37 @@ def test_a_big_hash_changed_while_following_is_recopied_in_windows_never_dumped(
     assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
 
 
+def tail_heavy_list(fleet: Fleet, key: str) -> None:
+    """``key`` as five tiny elements, then twenty of 20 KB (400 KB): sized from its head, far under the bound."""
+    pipe = fleet.client(fleet.primary).pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.rpush(key, *[f"tiny-{i}" for i in range(5)], *[os.urandom(10_000).hex() for _ in range(20)])
+    pipe.pexpire(key, HOUR_MS)
+    pipe.execute()
+
+
+def test_a_list_sized_from_its_small_head_while_following_is_recopied_in_windows_not_read_whole(fleets):
+    src, dst = fleets(users=(NO_MEMORY,)), fleets()
+    src.set_config("notify-keyspace-events", "KA")
+    src.client(src.primary).set("small:1", "value")
+    follower = Follower(ep(src, NO_MEMORY), ep(dst), max_batch_bytes=BOUND)
+    follower.start()
+    try:
+        copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND))
+        follower.copy_done.set()
+        before = calls(src)
+        tail_heavy_list(src, "tail:heavy")
+        target = dst.client(dst.primary)
+        eventually(lambda: target.llen("tail:heavy") == 25, "the follower to re-copy the list")
+        eventually(lambda: follower.stats.behind == 0, "the follower to apply every change")
+        after = calls(src)
+        assert after["lrange"] - before.get("lrange", 0) >= 5, "the list was not read in windows"
+        assert_ttl_kept(dst, "tail:heavy")
+    finally:
+        follower.stop()
+    assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
+
+
 def test_without_memory_usage_a_big_string_and_a_big_hash_are_copied_and_verified_in_windows(fleets):
     src, dst = fleets(users=(NO_MEMORY,)), fleets(users=(NO_MEMORY,))
     client = src.client(src.primary)
