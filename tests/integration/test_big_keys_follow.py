@@ -8,7 +8,9 @@ is lowered so "big" is a few hundred KB; "never read whole" is read from the sou
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -49,6 +51,19 @@ def big_hash(fleet: Fleet, key: str, fields: int = 3000) -> None:
     pipe.execute()
 
 
+@contextlib.contextmanager
+def following(source: Endpoint, dst: Fleet) -> Iterator[Follower]:
+    """A follower of ``source`` into ``dst`` started before the bulk copy, applying after it; stopped at the end."""
+    follower = Follower(source, ep(dst), max_batch_bytes=BOUND)
+    follower.start()
+    try:
+        copy(source, ep(dst), CopyOptions(max_batch_bytes=BOUND))
+        follower.copy_done.set()
+        yield follower
+    finally:
+        follower.stop()
+
+
 def assert_ttl_kept(fleet: Fleet, *keys: str) -> None:
     target = fleet.client(fleet.primary)
     for key in keys:
@@ -62,11 +77,7 @@ def test_a_big_hash_changed_while_following_is_recopied_in_windows_never_dumped(
     client = src.client(src.primary)
     client.mset({f"small:{i}": f"value-{i}" for i in range(20)})
     big_hash(src, "big:hash", fields=1000)
-    follower = Follower(ep(src, user), ep(dst), max_batch_bytes=BOUND)
-    follower.start()
-    try:
-        copy(ep(src, user), ep(dst), CopyOptions(max_batch_bytes=BOUND))
-        follower.copy_done.set()
+    with following(ep(src, user), dst) as follower:
         before = calls(src)
         big_hash(src, "big:hash")  # over the bound: 3000 fields, about 300 KB
         target = dst.client(dst.primary)
@@ -82,9 +93,7 @@ def test_a_big_hash_changed_while_following_is_recopied_in_windows_never_dumped(
         assert calls(src)["dump"] > after.get("dump", 0)
         if user is None:  # MEMORY USAGE answers: no size command of any type is sent
             assert not {"strlen", "hlen", "hrandfield"} & set(calls(src))
-    finally:
-        stats = follower.stop()
-    assert stats.recopied >= 2
+    assert follower.stats.recopied >= 2
     assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
 
 
@@ -101,11 +110,7 @@ def test_a_list_sized_from_its_small_head_while_following_is_recopied_in_windows
     src, dst = fleets(users=(NO_MEMORY,)), fleets()
     src.set_config("notify-keyspace-events", "KA")
     src.client(src.primary).set("small:1", "value")
-    follower = Follower(ep(src, NO_MEMORY), ep(dst), max_batch_bytes=BOUND)
-    follower.start()
-    try:
-        copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND))
-        follower.copy_done.set()
+    with following(ep(src, NO_MEMORY), dst) as follower:
         before = calls(src)
         tail_heavy_list(src, "tail:heavy")
         target = dst.client(dst.primary)
@@ -114,8 +119,6 @@ def test_a_list_sized_from_its_small_head_while_following_is_recopied_in_windows
         after = calls(src)
         assert after["lrange"] - before.get("lrange", 0) >= 5, "the list was not read in windows"
         assert_ttl_kept(dst, "tail:heavy")
-    finally:
-        follower.stop()
     assert verify(ep(src), ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
 
 
@@ -234,11 +237,7 @@ def test_following_a_three_shard_cluster_recopies_big_keys_of_every_shard_in_win
     for name in names:
         cluster.hset(name, mapping={"seed": "1"})
     source = parse_endpoint(f"valkey+cluster://127.0.0.1:{primaries[0].port}", environ={})
-    follower = Follower(source, ep(dst), max_batch_bytes=BOUND)
-    follower.start()
-    try:
-        copy(source, ep(dst), CopyOptions(max_batch_bytes=BOUND))
-        follower.copy_done.set()
+    with following(source, dst) as follower:
         before = [calls_on(src, node) for node in primaries]
         for name in names:  # over the bound: 3000 fields, about 300 KB each, one on each shard
             pipe = cluster.pipeline(transaction=False)
@@ -254,9 +253,7 @@ def test_following_a_three_shard_cluster_recopies_big_keys_of_every_shard_in_win
             assert now["hscan"] - was.get("hscan", 0) >= 30
         assert_ttl_kept(dst, *names)
         assert target.keys("__reproducer:partial:*") == []
-    finally:
-        stats = follower.stop()
-    assert stats.recopied >= 3
+    assert follower.stats.recopied >= 3
     assert verify(source, ep(dst), VerifyOptions(max_batch_bytes=BOUND)).ok
 
 
