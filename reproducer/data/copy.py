@@ -47,6 +47,9 @@ Conflict = Literal["refuse", "replace", "skip"]
 _Value = rebuild.Value
 _MAX_RETRIES = 8
 _MAX_SOURCE_RETRIES = 6
+#: The checkpoint is written at most this often (seconds) while batches go by: each write is a file replaced,
+#: milliseconds of the copy's own thread; a copy killed outright re-copies at most this long's keys on --resume.
+CHECKPOINT_SECONDS = 0.25
 _WAIT_MS = 2000
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
 #: A key whose payload is at most this big is rebuilt with others in one pipeline (its whole value read at
@@ -887,6 +890,7 @@ class _NodeCopier:
         self.writer = TargetWriter(target, replace=options.conflict != "skip")
         self.limiter = RateLimiter(options.max_keys_per_second, options.max_bytes_per_second)
         self._outgrown: set[bytes] = set()  # keys whose value was found over the bound while read whole
+        self._saved_at = time.monotonic()
         self._planner = _Planner(b"0", options, self._outgrown)
         self._reader: RawConnection | None = None  # a second source connection for rebuilds, opened when needed
 
@@ -973,7 +977,7 @@ class _NodeCopier:
             if pending is not None:
                 self._confirm(pending)
                 batches += 1
-                if batches % self.options.checkpoint_every == 0:
+                if batches % self.options.checkpoint_every == 0 and self._checkpoint_due():
                     self.checkpoint.save()
             if advance_to is not None:  # nothing is outstanding: an empty SCAN reply moves the cursor on
                 self.checkpoint.advance(self.name, db, advance_to, self.stats)
@@ -982,6 +986,14 @@ class _NodeCopier:
             self._confirm(pending)
         self.checkpoint.finish_db(self.name, db, self.stats)
         self.checkpoint.save()
+
+    def _checkpoint_due(self) -> bool:
+        """Whether CHECKPOINT_SECONDS have passed since the checkpoint was last written from here."""
+        now = time.monotonic()
+        if now - self._saved_at < CHECKPOINT_SECONDS:
+            return False
+        self._saved_at = now
+        return True
 
     def _read(self, src: RawConnection, request: _Request) -> list[object]:
         """The replies to ``request``; a value read whole that outgrows the bound is abandoned, its key noted.

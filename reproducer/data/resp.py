@@ -20,6 +20,8 @@ ReplyError = libvalkey.ReplyError
 #: Opens a socket to a node address (``host, port, timeout``): a route such as an SSH bastion.
 Dial = Callable[[str, int, float], socket.socket]
 _READ_SIZE = 1 << 20
+#: What the parser returns while a reply is incomplete: a sentinel no reply equals (``False`` would equal a 0).
+_INCOMPLETE = object()
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
 DIRECT_SEND = 64 * 1024
 _GATHER = 1 << 20  # smaller parts are gathered into writes of about this size
@@ -70,7 +72,8 @@ class RawConnection:
             ) from None
         except ValueError as exc:  # a host name IDNA cannot encode (a label too long, empty)
             raise DataError(f"cannot connect to {self.address}: {exc}", hint="check the host name") from None
-        self._reader = libvalkey.Reader()
+        self._reader = libvalkey.Reader(notEnoughData=_INCOMPLETE)
+        self._early: list[object] = []  # replies read past a ``read``'s count, handed to the next one
         self._timeout = timeout
         self.db = 0
         if password is not None or username is not None:
@@ -115,13 +118,12 @@ class RawConnection:
         With ``limit``, any of the first ``limited`` replies that grows past ``limit`` bytes before it is complete
         raises :class:`ReplyOverLimit` (the connection is then mid-reply: close it).
         """
-        replies: list[object] = []
+        replies, self._early = self._early, []
         reader, gets = self._reader, self._reader.gets
-        while len(replies) < count:
-            reply = gets()
-            if reply is not False:
-                replies.append(reply)
-                continue
+        while True:
+            replies.extend(iter(gets, _INCOMPLETE))  # the replies complete in the buffer, without a Python loop
+            if len(replies) >= count:
+                break
             if limit is not None and len(replies) < limited and reader.len() > limit:
                 raise ReplyOverLimit(self.address, len(replies), limit)  # what is buffered is one partial reply
             try:
@@ -129,13 +131,15 @@ class RawConnection:
             except TimeoutError:
                 raise DataError(f"no answer from {self.address} within {self._timeout:.0f}s", retryable=True) from None
             reader.feed(chunk)
+        if len(replies) > count:
+            self._early = replies[count:]
+            del replies[count:]
         return replies
 
     def poll(self, timeout: float) -> list[object]:
         """Replies that arrive within ``timeout`` seconds (for subscriptions); possibly none."""
-        replies: list[object] = []
-        while (reply := self._reader.gets()) is not False:
-            replies.append(reply)
+        replies, self._early = self._early, []
+        replies.extend(iter(self._reader.gets, _INCOMPLETE))
         if replies:
             return replies
         self._sock.settimeout(timeout)
@@ -145,8 +149,7 @@ class RawConnection:
             return []
         finally:
             self._sock.settimeout(self._timeout)
-        while (reply := self._reader.gets()) is not False:
-            replies.append(reply)
+        replies.extend(iter(self._reader.gets, _INCOMPLETE))
         return replies
 
     def _recv(self) -> bytes:
@@ -198,7 +201,7 @@ class RawConnection:
         """Go on over ``fresh``'s socket (this one's, broken or mid-reply, is closed), in this one's database."""
         db = self.db
         self.close()
-        self._sock, self._reader, self.address = fresh._sock, fresh._reader, fresh.address
+        self._sock, self._reader, self.address, self._early = fresh._sock, fresh._reader, fresh.address, fresh._early
         self._timeout, self.db = fresh._timeout, fresh.db
         self.select(db)
 
