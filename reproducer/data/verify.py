@@ -257,6 +257,14 @@ def _selected(key: bytes, fraction: float | None) -> bool:
     return fraction is None or (zlib.crc32(key) % 10_000) < fraction * 10_000
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What :meth:`_Checker._ask_page` sent: MEMORY USAGE with the types (else TYPE alone), a SCAN after them."""
+
+    sizes: bool
+    scanning: bool
+
+
 class _Checker:
     def __init__(
         self, source: Endpoint, target: Endpoint, layout: Layout, options: VerifyOptions, report: VerifyReport
@@ -265,10 +273,13 @@ class _Checker:
         self._conns: dict[Address, RawConnection] = {}
         self._sizer = KeySizer(options.max_batch_bytes)
         self._dst_info: dict[bytes, _Info] = {}
+        self._values: tuple[Address, RawConnection] | None = None
 
     def close(self) -> None:
         for conn in self._conns.values():
             conn.close()
+        if self._values is not None:
+            self._values[1].close()
 
     def _target_conn(self, node: Address, db: int) -> RawConnection:
         if node not in self._conns:
@@ -294,30 +305,63 @@ class _Checker:
         return databases(src)
 
     def _check_db(self, src: RawConnection, node: Address, db: int) -> None:
-        cursor = b"0"
-        while True:
-            args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
-            if self.options.match:
-                args += ["MATCH", self.options.match]
-            cursor, keys = scan_reply(src.call(*args))
-            self._check_keys(src, node, db, [k for k in keys if _selected(k, self.options.sample)])
-            if cursor == b"0":
-                return
+        """Compare every selected key of ``db``, one SCAN page at a time.
 
-    def _check_keys(self, src: RawConnection, node: Address, db: int, keys: list[bytes]) -> None:
-        """Compare ``keys`` in groups of at most ``max_batch_bytes`` (MEMORY USAGE on the source, else a guess)."""
-        if not keys:
-            return
-        for group, plain, big in self._typed_groups(src, keys):
-            src_info, ttl_slack = self._describe_group(src, node, group, plain, big)
-            dst_info = self._dst_info
-            self._sizer.guess.observe([info[3] for info in src_info.values()])
-            by_value = [
-                (key, src_info[key]) for key in group if self._compare(db, key, src_info[key], dst_info[key], ttl_slack)
-            ]
-            self._compare_values(src, node, db, by_value)
-            if self.options.progress is not None:
-                self.options.progress(self.report.compared)
+        The source is asked for a page's sizes and types, and for the next page, in one write, sent while the page
+        before is being compared: the source works while this process compares (values that must be read as data
+        are read over a second connection, :meth:`_values_conn`, so replies never cross).
+        """
+        src.send(self._scan_command(b"0"))
+        cursor, first = scan_reply(src.read(1)[0])
+        keys: list[bytes] | None = first
+        asked = self._ask_page(src, first, cursor)
+        while keys is not None:
+            usage, types = self._read_page(src, keys, asked)
+            after: list[bytes] | None = None
+            if asked.scanning:
+                cursor, after = scan_reply(src.read(1)[0])
+            groups = list(self._groups(src, keys, usage, types))
+            if not groups:
+                asked = self._ask_page(src, after, cursor)
+            for index, (group, plain, big) in enumerate(groups):
+                src_info, ttl_slack = self._describe_group(src, node, group, plain, big)
+                if index == len(groups) - 1:  # the source's reads for this page are done: ask for the next
+                    asked = self._ask_page(src, after, cursor)
+                self._sizer.guess.observe([info[3] for info in src_info.values()])
+                self._compare_values(node, db, self._compare_group(db, group, src_info, self._dst_info, ttl_slack))
+                if self.options.progress is not None:
+                    self.options.progress(self.report.compared)
+            keys = after
+
+    def _scan_command(self, cursor: bytes) -> bytes:
+        args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
+        if self.options.match:
+            args += ["MATCH", self.options.match]
+        return command(*args)
+
+    def _ask_page(self, src: RawConnection, keys: list[bytes] | None, cursor: bytes) -> _Asked:
+        """Send the sizes and types of ``keys`` (the selected ones, kept in place) and the SCAN at ``cursor``.
+
+        ``keys`` None: the scan is over, nothing is sent. Cursor 0 ends the scan: no SCAN is sent.
+        """
+        if keys is None:
+            return _Asked(sizes=False, scanning=False)
+        keys[:] = [key for key in keys if _selected(key, self.options.sample)]
+        sizes, scanning = not self._sizer.denied, cursor != b"0"
+        src.send(
+            (size_and_type(keys) if sizes else sizing.types_of(keys))
+            + (self._scan_command(cursor) if scanning else b"")
+        )
+        return _Asked(sizes, scanning)
+
+    def _read_page(
+        self, src: RawConnection, keys: list[bytes], asked: _Asked
+    ) -> tuple[list[object] | None, list[object]]:
+        """The replies to :meth:`_ask_page`'s sizes and types: (MEMORY USAGE replies, or None when not asked; TYPE)."""
+        if not asked.sizes:
+            return None, src.read(len(keys))
+        replies = src.read(2 * len(keys))
+        return replies[0::2], replies[1::2]
 
     def _describe_group(
         self, src: RawConnection, node: Address, group: list[bytes], plain: set[bytes], big: _Big
@@ -349,24 +393,21 @@ class _Checker:
             conn.close()
         self._conns.clear()
 
-    def _typed_groups(self, src: RawConnection, keys: list[bytes]) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
-        """``keys`` in groups of at most ``max_batch_bytes``, and which are strings.
+    def _groups(
+        self, src: RawConnection, keys: list[bytes], usage: list[object] | None, types: list[object]
+    ) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
+        """``keys`` in groups of at most ``max_batch_bytes``, which are strings, and which are over the bound.
 
-        The third part holds the sizes of keys over the bound (never read whole here: compared in chunks).
-        Sizes and types come in one round trip (MEMORY USAGE; when it is refused, the size commands of each key's
-        type in one more); a string's value is then read with GET, anything else with DUMP.
+        Sizes come from MEMORY USAGE (``usage``); when it is refused, from the size commands of each key's type, in
+        one more round trip. A string's value is then read with GET, anything else with DUMP; a key over the bound
+        is never read whole here (compared in chunks).
         """
-        sizer, count = self._sizer, len(keys)
-        asked = not sizer.denied
-        src.send(size_and_type(keys) if asked else sizing.types_of(keys))
-        replies = src.read(2 * count if asked else count)
-        usage, types = (replies[0::2], replies[1::2]) if asked else ([], replies)
-        sizer.denied = sizer.denied or any(isinstance(size, ReplyError) for size in usage)
-        sizes = (
-            sizer.estimated(src, keys, types)
-            if sizer.denied
-            else [size if isinstance(size, int) else 0 for size in usage]  # None: gone
-        )
+        sizer = self._sizer
+        if usage is None or any(isinstance(size, ReplyError) for size in usage):
+            sizer.denied = True
+            sizes = sizer.estimated(src, keys, types)
+        else:
+            sizes = [size if isinstance(size, int) else 0 for size in usage]  # None: gone
         plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
         big = {key: size for key, size in zip(keys, sizes, strict=True) if size > sizer.max_bytes}
         group: list[bytes] = []
@@ -380,14 +421,24 @@ class _Checker:
         if group:
             yield group, plain, big
 
-    def _compare_values(self, src: RawConnection, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
+    def _values_conn(self, node: Address, db: int) -> RawConnection:
+        """A second connection to source ``node`` on ``db``, for values read as data (the first has a page asked)."""
+        if self._values is None or self._values[0] != node:
+            if self._values is not None:
+                self._values[1].close()
+            self._values = (node, connect(self.source, node))
+        conn = self._values[1]
+        conn.select(db)
+        return conn
+
+    def _compare_values(self, node: Address, db: int, keys: list[tuple[bytes, _Info]]) -> None:
         """Compare the values of ``keys`` (same type, different payloads) as data; small ones many at a time."""
         chunked = {key for key, info in keys if info[3] > WHOLE_VALUE_BYTES or info[2] is _BIG or info[2] is _MISREAD}
         whole = [(key, info[3]) for key, info in keys if key not in chunked]
         kinds = {key: info[0].decode() for key, info in keys}
         alone = [key for key, _info in keys if key in chunked]
         for group in byte_groups(whole):
-            left = _read_values(src, [(key, kinds[key]) for key in group])
+            left = _read_values(self._values_conn(node, db), [(key, kinds[key]) for key in group])
             right = self._read_on_target(db, [(key, kinds[key]) for key in group])
             for key in group:
                 if left[key] is _UNREADABLE or right.get(key, _UNREADABLE) is _UNREADABLE:
@@ -453,6 +504,36 @@ class _Checker:
             hint="run verify again once the target's resharding or failover is over",
             retryable=True,
         )
+
+    def _compare_group(
+        self, db: int, keys: list[bytes], src_info: dict[bytes, _Info], dst_info: dict[bytes, _Info], ttl_slack: int
+    ) -> list[tuple[bytes, _Info]]:
+        """Count and compare ``keys`` (:meth:`_compare`); those whose values must be compared as data.
+
+        Most keys are identical on both sides: same type, same payload digest, TTLs both absent or close. They are
+        only counted here; every other key goes through :meth:`_compare`.
+        """
+        identical: dict[bytes, int] = {}
+        by_value = []
+        for key in keys:
+            src, dst = src_info[key], dst_info[key]
+            kind, s_pttl, s_value, d_pttl = src[0], src[1], src[2], dst[1]
+            if (
+                kind == dst[0]
+                and s_value == dst[2]
+                and kind != b"none"
+                and s_value is not _MISREAD
+                and s_value is not _BIG
+                and ((s_pttl < 0 and d_pttl < 0) or (s_pttl >= 0 and d_pttl >= 0 and abs(s_pttl - d_pttl) <= ttl_slack))
+            ):
+                identical[kind] = identical.get(kind, 0) + 1
+            elif self._compare(db, key, src, dst, ttl_slack):
+                by_value.append((key, src))
+        counts = self.report.source_counts.setdefault(str(db), {})
+        for kind, count in identical.items():
+            counts[kind.decode()] = counts.get(kind.decode(), 0) + count
+        self.report.compared += sum(identical.values())
+        return by_value
 
     def _compare(self, db: int, key: bytes, src: _Info, dst: _Info, ttl_slack: int) -> bool:
         """Count and compare one key by its description; True when its values must be compared as data.
@@ -563,12 +644,11 @@ def _described(
         raise ValueOutgrown(keys[exc.index // 3]) from None
     _check_errors(conn, replies, allowed="WRONGTYPE")
     described = {}
-    for index, key in enumerate(keys):
-        kind, pttl, value = replies[3 * index : 3 * index + 3]
+    for key, kind, pttl, value in zip(keys, replies[0::3], replies[1::3], replies[2::3], strict=True):
         if big and key in big:
             described[key] = (kind, pttl, _BIG, big[key])
         elif isinstance(value, bytes):
-            described[key] = (kind, pttl, _digest(value, footer=0 if key in plain else 10), len(value))
+            described[key] = (kind, pttl, _digest(value, 0 if key in plain else 10), len(value))
         else:
             described[key] = (kind, pttl, _MISREAD if isinstance(value, ReplyError) else None, 0)
     replies.clear()
