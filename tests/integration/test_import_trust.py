@@ -232,7 +232,10 @@ def test_an_rdb_the_server_rejects_fails_fast_with_its_log_line(target, tmp_path
 def _tcp_listeners(pid: int) -> set[str]:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        link = os.readlink(fd)
+        try:
+            link = os.readlink(fd)
+        except FileNotFoundError:  # closed since the directory was listed (the server is loading the dump)
+            continue
         if link.startswith("socket:["):
             inodes.add(link[8:-1])
     listening = set()
