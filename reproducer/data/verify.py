@@ -265,6 +265,27 @@ class _Asked:
     scanning: bool
 
 
+@dataclass
+class _InFlight:
+    """A group whose description was asked of both sides, not read yet (the target's connections and keys)."""
+
+    group: list[bytes]
+    plain: set[bytes]
+    big: _Big
+    asked_ms: int
+    target: list[tuple[RawConnection, list[bytes]]]
+
+
+@dataclass
+class _Described:
+    """A group's description on both sides, and the TTL slack its reading took, to compare."""
+
+    group: list[bytes]
+    src_info: dict[bytes, _Info]
+    dst_info: dict[bytes, _Info]
+    slack: int
+
+
 class _Checker:
     def __init__(
         self, source: Endpoint, target: Endpoint, layout: Layout, options: VerifyOptions, report: VerifyReport
@@ -274,17 +295,20 @@ class _Checker:
         self._sizer = KeySizer(options.max_batch_bytes)
         self._dst_info: dict[bytes, _Info] = {}
         self._values: tuple[Address, RawConnection] | None = None
+        self._value_conns: dict[Address, RawConnection] = {}  # target connections for values read as data
 
     def close(self) -> None:
-        for conn in self._conns.values():
+        for conn in [*self._conns.values(), *self._value_conns.values()]:
             conn.close()
         if self._values is not None:
             self._values[1].close()
 
-    def _target_conn(self, node: Address, db: int) -> RawConnection:
-        if node not in self._conns:
-            self._conns[node] = connect(self.target, node)
-        conn = self._conns[node]
+    def _target_conn(self, node: Address, db: int, pool: dict[Address, RawConnection] | None = None) -> RawConnection:
+        """The connection to target ``node`` from ``pool`` (descriptions' by default), on ``db`` unless a cluster."""
+        pool = self._conns if pool is None else pool
+        if node not in pool:
+            pool[node] = connect(self.target, node)
+        conn = pool[node]
         conn.select(0 if self.layout.cluster else db)
         return conn
 
@@ -305,16 +329,18 @@ class _Checker:
         return databases(src)
 
     def _check_db(self, src: RawConnection, node: Address, db: int) -> None:
-        """Compare every selected key of ``db``, one SCAN page at a time.
+        """Compare every selected key of ``db``, one SCAN page at a time, in groups within the byte bound.
 
-        The source is asked for a page's sizes and types, and for the next page, in one write, sent while the page
-        before is being compared: the source works while this process compares (values that must be read as data
-        are read over a second connection, :meth:`_values_conn`, so replies never cross).
+        Pipelined so that the servers work while this process compares: a group's description is asked of both
+        sides (and, after a page's last group, the next page's sizes and SCAN) before the group before is compared.
+        Values compared as data are read over second connections (:meth:`_values_conn`, ``_value_conns``), so
+        replies never cross.
         """
         src.send(self._scan_command(b"0"))
         cursor, first = scan_reply(src.read(1)[0])
         keys: list[bytes] | None = first
         asked = self._ask_page(src, first, cursor)
+        previous: _Described | None = None
         while keys is not None:
             usage, types = self._read_page(src, keys, asked)
             after: list[bytes] | None = None
@@ -324,14 +350,24 @@ class _Checker:
             if not groups:
                 asked = self._ask_page(src, after, cursor)
             for index, (group, plain, big) in enumerate(groups):
-                src_info, ttl_slack = self._describe_group(src, node, group, plain, big)
-                if index == len(groups) - 1:  # the source's reads for this page are done: ask for the next
-                    asked = self._ask_page(src, after, cursor)
-                self._sizer.guess.observe([info[3] for info in src_info.values()])
-                self._compare_values(node, db, self._compare_group(db, group, src_info, self._dst_info, ttl_slack))
-                if self.options.progress is not None:
-                    self.options.progress(self.report.compared)
+                flight = self._send_describe(src, db, group, plain, big)
+                resend: Callable[[], _Asked] | None = None
+                if index == len(groups) - 1:  # the source's reads for this page are asked: ask for the next
+                    resend = partial(self._ask_page, src, after, cursor)
+                    asked = resend()
+                if previous is not None:
+                    self._finish(node, db, previous)
+                previous = self._read_describe(src, node, db, flight, resend)
             keys = after
+        if previous is not None:
+            self._finish(node, db, previous)
+
+    def _finish(self, node: Address, db: int, done: _Described) -> None:
+        """Compare a described group (values as data when their payloads differ), then tell the progress."""
+        self._sizer.guess.observe([info[3] for info in done.src_info.values()])
+        self._compare_values(node, db, self._compare_group(db, done.group, done.src_info, done.dst_info, done.slack))
+        if self.options.progress is not None:
+            self.options.progress(self.report.compared)
 
     def _scan_command(self, cursor: bytes) -> bytes:
         args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
@@ -362,6 +398,56 @@ class _Checker:
             return None, src.read(len(keys))
         replies = src.read(2 * len(keys))
         return replies[0::2], replies[1::2]
+
+    def _send_describe(
+        self, src: RawConnection, db: int, group: list[bytes], plain: set[bytes], big: _Big
+    ) -> _InFlight:
+        """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
+        ask = partial(_describe_commands, plain=plain, big=big)
+        flight = _InFlight(group, plain, big, monotonic_ms(), [])
+        src.send(ask(group))  # the source answers while the target is asked
+        by_node: dict[Address, list[bytes]] = {}
+        for key in group:
+            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+        for target_node, node_keys in by_node.items():
+            conn = self._target_conn(target_node, db)
+            conn.send(ask(node_keys))
+            flight.target.append((conn, node_keys))
+        return flight
+
+    def _read_describe(
+        self, src: RawConnection, node: Address, db: int, flight: _InFlight, resend: Callable[[], _Asked] | None
+    ) -> _Described:
+        """Both sides' descriptions of ``flight``'s group; ``resend`` asks the next page again after a reconnect.
+
+        A target that redirects is asked again once the slot map is refreshed (:meth:`_describe_on_target`). A value
+        over OUTGROWN_FACTOR times the bound drops the connections: the group is described again, synchronously,
+        with that key compared in chunks (:meth:`_describe_group`).
+        """
+        limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
+        answer = partial(_described, plain=flight.plain, big=flight.big, limit=limit)
+        try:
+            dst_info: dict[bytes, _Info] = {}
+            failure: _Redirected | None = None
+            for conn, node_keys in flight.target:  # every reply is read, so each connection stays in step
+                try:
+                    dst_info.update(answer(conn, node_keys))
+                except _Redirected as exc:
+                    failure = exc
+            src_info = self._source_answer(src, flight.group, answer)
+            if failure is not None:
+                ask = partial(_describe_commands, plain=flight.plain, big=flight.big)
+                dst_info = self._describe_on_target(db, flight.group, ask, answer)
+        except ValueOutgrown as exc:
+            flight.big[exc.key] = limit
+            self._reconnect(src, node)
+            src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
+            if resend is not None:
+                resend()
+            return _Described(flight.group, src_info, self._dst_info, slack)
+        # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
+        slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - flight.asked_ms
+        return _Described(flight.group, src_info, dst_info, slack)
 
     def _describe_group(
         self, src: RawConnection, node: Address, group: list[bytes], plain: set[bytes], big: _Big
@@ -456,13 +542,17 @@ class _Checker:
             by_node.setdefault(self.layout.node_for_key(key), []).append((key, kind))
         values: dict[bytes, object] = {}
         for target_node, node_keys in by_node.items():
-            values.update(_read_values(self._target_conn(target_node, db), node_keys))
+            values.update(_read_values(self._target_conn(target_node, db, self._value_conns), node_keys))
         return values
 
     def _describe_both(self, src: RawConnection, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
         """Ask the source and the target nodes at once, then read: the source's answer (the target's in _dst_info)."""
         src.send(ask(keys))  # the source answers while the target is asked
         self._dst_info = self._describe_on_target(src.db, keys, ask, answer)
+        return self._source_answer(src, keys, answer)
+
+    def _source_answer(self, src: RawConnection, keys: list[bytes], answer: _Answer) -> dict[bytes, _Info]:
+        """The source's description of ``keys`` (asked already); a redirection there is an error."""
         try:
             return answer(src, keys)
         except _Redirected as exc:
