@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -10,6 +11,7 @@ import pytest
 import valkey
 
 from reproducer.data import copy as copy_module
+from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.dumpfmt import with_version
 from reproducer.data.endpoint import parse_endpoint
@@ -190,6 +192,22 @@ def test_keys_expiring_during_the_copy_are_counted_not_errors(fleets):
     assert all(target.exists(f"stay:{i}") for i in range(0, 2000, 97))
     eventually(lambda: client.dbsize() == target.dbsize() == 2000, "every brief key expired on both sides")
     assert_identical(ep(src), ep(dst))
+
+
+def test_the_checkpoint_is_written_every_quarter_second_not_after_every_batch(fleets, tmp_path, monkeypatch):
+    src, dst = fleets(), fleets()
+    src.client(src.primary).mset({f"k:{i}": i for i in range(20_000)})
+    writes: list[float] = []
+    save = Checkpoint.save
+    monkeypatch.setattr(Checkpoint, "save", lambda self: (writes.append(time.monotonic()), save(self))[1])
+    started = time.monotonic()
+    options = CopyOptions(batch=100, checkpoint=tmp_path / "checkpoint.json", checkpoint_every=1)  # 200 batches
+    assert copy(ep(src), ep(dst), options).total.copied == 20_000
+    elapsed = time.monotonic() - started
+    during = len(writes) - 3  # one before the first key, one per finished database, one at the end
+    assert during <= elapsed / copy_module.CHECKPOINT_SECONDS + 1, f"{len(writes)} writes in {elapsed:.2f} s"
+    resumed = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert resumed["nodes"] and all(node["done"] == [0] for node in resumed["nodes"].values())
 
 
 @pytest.mark.fault("target fills up (maxmemory)", ends="error")
