@@ -300,13 +300,15 @@ class Follower:
             self.stats.recopied += 1
 
     def _copy_group(self, reader: _SourceReader, writer: TargetWriter, db: int, keys: list[bytes]) -> None:
-        try:
-            present, gone = reader.dump(db, keys)
-        except ValueOutgrown as exc:  # sized under the bound, far over it when read: windows for it, the others again
-            self._copy_big(reader, writer, db, exc.key)
-            if rest := [key for key in keys if key != exc.key]:
-                self._copy_group(reader, writer, db, rest)
-            return
+        while True:
+            try:
+                present, gone = reader.dump(db, keys)
+                break
+            except ValueOutgrown as exc:  # sized under the bound, far over it when read: windows for it, others again
+                self._copy_big(reader, writer, db, exc.key)
+                keys = [key for key in keys if key != exc.key]
+                if not keys:
+                    return
         present, unknown, _converted = writer.split(present)
         if present:
             batch = RestoreBatch(db, present, writer.send(db, present))

@@ -74,7 +74,7 @@ class Channel:
             try:
                 answer = self._conn.recv()
             except (EOFError, OSError):
-                raise DataError("the copy's main process went away", retryable=True) from None
+                raise DataError("the main process went away while a worker waited for it", retryable=True) from None
         if answer[0] == "answer":
             return answer[1]
         raise _failure("the parent", answer, "worker")
