@@ -38,7 +38,7 @@ from reproducer.ovhconf import sandbox_conf
 from reproducer.targets import Applier, target_entry, target_names
 
 if TYPE_CHECKING:  # results the CLI prints; it builds none of them
-    from reproducer.data.copy import Conflict, CopyResult, Stats
+    from reproducer.data.copy import Conflict, CopyResult, ReadMode, Stats
     from reproducer.data.follow import FollowStats
     from reproducer.data.verify import VerifyReport
     from reproducer.pipeline import apply as pipeline_apply
@@ -886,6 +886,15 @@ _ENDPOINT_HELP = (
     help="Rate limit in MB/s of DUMP payload, for each source primary.",
 )
 @MAX_BATCH_MB()
+@click.option(
+    "--read",
+    type=click.Choice(["auto", "sync", "scan"]),
+    default="auto",
+    show_default=True,
+    help="How to read the source: sync streams its snapshot as a replica does (SYNC: one fork on each source "
+    "primary, as for a backup; the fastest, a point in time); scan reads keys with SCAN and DUMP; auto uses sync "
+    "unless the source refuses it or --match, a rate limit or a resumed scan asks for scan.",
+)
 @RUN_DIR()
 @RESUME(help="Continue an interrupted copy from the run directory's checkpoint.")
 @click.option("--verify/--no-verify", "then_verify", default=True, show_default=True, help="Verify after copying.")
@@ -909,6 +918,7 @@ def copy_command(
     max_keys_per_second: float | None,
     max_mb_per_second: float | None,
     max_batch_mb: int,
+    read: ReadMode,
     run_dir: Path | None,
     resume: bool,
     then_verify: bool,
@@ -922,7 +932,7 @@ def copy_command(
     target_via: str | None,
     as_json: bool,
 ) -> None:
-    """Copy every key (value and TTL) from SOURCE to TARGET with SCAN, DUMP and RESTORE only.
+    """Copy every key (value and TTL) from SOURCE to TARGET: its snapshot (SYNC) or SCAN and DUMP, then RESTORE.
 
     Refuses a non-empty target unless --replace or --skip-existing is given. Exit 3 when the
     verification after the copy finds differences.
@@ -947,6 +957,7 @@ def copy_command(
         max_keys_per_second=max_keys_per_second,
         max_mb_per_second=max_mb_per_second,
         max_batch_mb=max_batch_mb,
+        read=read,
         resume=resume,
         follow=_follow_options(follow_seconds) if follow else None,
         vias=vias,
@@ -971,6 +982,7 @@ _COPY_FLAGS = {
     "max_keys_per_second": "max_keys_per_second",
     "max_mb_per_second": "max_bytes_per_second",
     "max_batch_mb": "max_batch_bytes",
+    "read": "read",
 }
 
 

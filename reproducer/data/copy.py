@@ -36,14 +36,17 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Literal
 
-from reproducer.data import dumpfmt, rebuild, relay, sizing
+from reproducer.data import dumpfmt, rebuild, relay, sizing, snapshot
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
+from reproducer.data.dumpfmt import Plain
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity, owned_key
 from reproducer.errors import DataError, InputError
 
 Conflict = Literal["refuse", "replace", "skip"]
+#: How to read the source (``CopyOptions.read``).
+ReadMode = Literal["auto", "sync", "scan"]
 _Value = rebuild.Value
 _MAX_RETRIES = 8
 _MAX_SOURCE_RETRIES = 6
@@ -91,6 +94,9 @@ class CopyOptions:
     checkpoint: Path | None = None
     resume: bool = False
     checkpoint_every: int = 10
+    #: How to read the source: ``sync`` its snapshot (as a replica), ``scan`` with SCAN and DUMP, ``auto`` the
+    #: snapshot when the source allows SYNC and nothing asks for a scan (see ``_NodeCopier._reads_snapshot``).
+    read: ReadMode = "auto"
 
 
 @dataclass
@@ -486,10 +492,6 @@ def paced(options: CopyOptions) -> CopyOptions:
     return replace(options, batch=min(options.batch, max(PACED_MIN, int(options.max_keys_per_second * PACED_SECONDS))))
 
 
-class Plain(bytes):
-    """A string's value read with GET (not a DUMP payload): the target gets ``SET``, not ``RESTORE``."""
-
-
 def _dump_batch(keys: list[bytes], plain: list[bool] | None = None, big: list[bool] | None = None) -> bytes:
     """PTTL and the value of each key: GET of a small string, TYPE of a big key (copied in chunks), else DUMP."""
     parts = []
@@ -870,6 +872,69 @@ class RestoreBatch:
     converted: int = 0
 
 
+@dataclass(frozen=True)
+class _SourceClock:
+    """The source's clock against this one's: a snapshot's expiries are absolute times on the source's clock."""
+
+    #: Source's Unix ms minus this machine's monotonic ms.
+    offset_ms: int
+    #: How far off the offset may be (the round trip of TIME).
+    error_ms: int
+
+    @classmethod
+    def measure(cls, conn: RawConnection) -> _SourceClock:
+        """Ask the source its TIME; without it (a refused command) this machine's clock stands in."""
+        before = monotonic_ms()
+        conn.send(b"*1\r\n$4\r\nTIME\r\n")
+        reply = conn.read(1)[0]
+        after = monotonic_ms()
+        if isinstance(reply, list) and len(reply) == 2 and all(isinstance(part, bytes) for part in reply):
+            source_ms = int(reply[0]) * 1000 + int(reply[1]) // 1000
+        else:
+            source_ms = int(time.time() * 1000) - (after - before) // 2
+        return cls(source_ms - (before + after) // 2, after - before + 1)
+
+
+class _SnapshotBatch:
+    """Keys of a snapshot gathered into one batch: one database, ``batch`` keys and about ``max_batch_bytes``."""
+
+    def __init__(self, options: CopyOptions) -> None:
+        self.keys, self.bytes = options.batch, options.max_batch_bytes
+        self.entries: list[snapshot.Entry] = []
+        self.db, self.size = 0, 0
+
+    def full(self, db: int) -> bool:
+        """Whether the batch must be sent before a key of ``db`` joins it."""
+        return bool(self.entries) and (db != self.db or len(self.entries) >= self.keys or self.size >= self.bytes)
+
+    def add(self, entry: snapshot.Entry) -> None:
+        """Gather one key."""
+        self.db = entry.db
+        self.entries.append(entry)
+        self.size += entry.size
+
+    def take(self, clock: _SourceClock) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
+        """The gathered keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
+
+        A key whose expiry has passed on the source's clock is not copied (it counts as expired).
+        """
+        items: list[tuple[bytes, int, bytes]] = []
+        oversized: list[bytes] = []
+        source_now = monotonic_ms() + clock.offset_ms
+        delta = Stats(scanned=len(self.entries), ttl_early_ms=clock.error_ms)
+        for entry in self.entries:
+            if entry.expire_ms >= 0 and entry.expire_ms <= source_now:
+                delta.expired += 1
+            elif entry.payload is None:
+                oversized.append(entry.key)  # over the size limit: copied from the live source, in chunks
+            else:
+                delta.bytes += entry.size
+                deadline = entry.expire_ms - clock.offset_ms if entry.expire_ms >= 0 else 0
+                items.append((entry.key, deadline, entry.payload))
+        self.entries, self.size = [], 0
+        return items, delta, oversized
+
+
 class _NodeCopier:
     """Copies one source node's keyspace (all selected databases)."""
 
@@ -897,9 +962,11 @@ class _NodeCopier:
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
         try:
-            for db in self.dbs:
-                if not self.checkpoint.db_done(self.name, db):
-                    self._copy_db_reconnecting(db)
+            left = [db for db in self.dbs if not self.checkpoint.db_done(self.name, db)]
+            if left and self._reads_snapshot(left):
+                left = self._copy_snapshot_reconnecting(left)
+            for db in left:
+                self._copy_db_reconnecting(db)
             if self._outgrown:
                 self.writer.warnings.append(
                     f"{len(self._outgrown)} key(s) of {self.name} were over the byte bound "
@@ -910,6 +977,84 @@ class _NodeCopier:
             self.writer.close()
             if self._reader is not None:
                 self._reader.close()
+
+    def _reads_snapshot(self, dbs: list[int]) -> bool:
+        """Whether to read the source over SYNC: asked, or ``auto`` with nothing that needs a scan.
+
+        A pattern, a rate limit (the fork is not sparing the source) or a scan under way (a resumed cursor) keep
+        ``auto`` on SCAN.
+        """
+        if self.options.read != "auto":
+            return self.options.read == "sync"
+        limited = self.options.max_keys_per_second or self.options.max_bytes_per_second
+        resumed = any(self.checkpoint.cursor(self.name, db) != b"0" for db in dbs)
+        return not (self.options.match or limited or resumed)
+
+    def _copy_snapshot_reconnecting(self, dbs: list[int]) -> list[int]:
+        """Copy ``dbs`` from a snapshot, starting again on a broken stream; the dbs left to scan (``auto``, refused).
+
+        A snapshot has no cursor to go on from: after a failure the node is copied again from a new snapshot
+        (keys already on the target are written again, or kept with --skip-existing).
+        """
+        failures = 0
+        while True:
+            try:
+                src = connect(self.source, self.node)
+            except DataError as exc:
+                if not exc.retryable:
+                    raise
+                failures = self._count_failure(failures, exc)
+                continue
+            try:
+                self._copy_snapshot(src, dbs)
+                return []
+            except snapshot.SnapshotRefused as exc:
+                if self.options.read == "sync":
+                    raise DataError(exc.message, hint="copy with --read scan (SCAN and DUMP need no SYNC)") from None
+                self._rewind()
+                self.writer.warnings.append(f"{self.name} was read with SCAN: {exc.message}")
+                return dbs
+            except DataError as exc:
+                if not exc.retryable:
+                    raise
+                self._rewind()
+                failures = self._count_failure(failures, exc)
+            finally:
+                src.close()
+
+    def _copy_snapshot(self, src: RawConnection, dbs: list[int]) -> None:
+        """Stream the node's snapshot into the target, one batch restored while the next is read."""
+        clock = _SourceClock.measure(src)
+        stream = snapshot.open_snapshot(src)
+        wanted, pending = set(dbs), None
+        batch = _SnapshotBatch(self.options)
+        for entry in stream.entries(min(self.options.max_payload_bytes, self.writer.max_restore)):
+            if entry.db not in wanted:
+                continue
+            if batch.full(entry.db):
+                pending = self._flush_snapshot(batch, pending, clock)
+            batch.add(entry)
+        pending = self._flush_snapshot(batch, pending, clock)
+        if pending is not None:
+            self._confirm(pending)
+        for db in dbs:
+            self.checkpoint.finish_db(self.name, db, self.stats)
+        self.checkpoint.save()
+
+    def _flush_snapshot(
+        self, batch: _SnapshotBatch, pending: RestoreBatch | None, clock: _SourceClock
+    ) -> RestoreBatch | None:
+        """Send ``batch`` to the target, then confirm the batch before it; the batch now in flight."""
+        if not batch.entries:
+            return pending
+        items, delta, oversized = batch.take(clock)
+        self.stats.add(delta)
+        self.tracker.report(delta)
+        items, unknown, converted = self.writer.split(items)
+        sent = RestoreBatch(batch.db, items, self.writer.send(batch.db, items), None, oversized, unknown, converted)
+        if pending is not None:
+            self._confirm(pending)
+        return sent
 
     def _copy_db_reconnecting(self, db: int) -> None:
         """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""

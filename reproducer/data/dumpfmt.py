@@ -29,6 +29,10 @@ MAX_TYPE = {9: 15, 10: 19, 11: 21}
 CONVERTIBLE_FROM = frozenset({10, 11})
 
 
+class Plain(bytes):
+    """A string's value (read with GET, or a plain string of a snapshot), not a DUMP payload: written with SET."""
+
+
 def crc64(data: bytes, crc: int = 0) -> int:
     """CRC-64/Jones as Valkey computes it for RDB files and DUMP payloads."""
     for byte in data:

@@ -152,6 +152,13 @@ class RawConnection:
         replies.extend(iter(self._reader.gets, _INCOMPLETE))
         return replies
 
+    def recv_raw(self) -> bytes:
+        """The next bytes from the socket as they come: a stream that is not replies (SYNC's RDB).
+
+        Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream.
+        """
+        return self._recv()
+
     def _recv(self) -> bytes:
         try:
             chunk = self._sock.recv(_READ_SIZE)

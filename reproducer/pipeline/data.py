@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reproducer.atomic import atomic_output, atomic_write, is_stream
-from reproducer.data.copy import Conflict, CopyOptions, CopyResult, check_empty_target
+from reproducer.data.copy import Conflict, CopyOptions, CopyResult, ReadMode, check_empty_target
 from reproducer.data.copy import copy as copy_keys
 from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.follow import Follower, FollowStats
@@ -103,6 +103,7 @@ class CopyRequest:
     max_keys_per_second: float | None = None
     max_mb_per_second: float | None = None
     max_batch_mb: int = 64
+    read: ReadMode = "auto"
     resume: bool = False
     follow: FollowOptions | None = None
     vias: Vias = NO_VIA
@@ -141,6 +142,7 @@ def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -
         max_bytes_per_second=request.max_mb_per_second * 1e6 if request.max_mb_per_second else None,
         resume=request.resume,
         max_batch_bytes=request.max_batch_mb * MIB,
+        read=request.read,
     )
     return copy_data(
         request.source,

@@ -29,7 +29,15 @@ FORMAT_VERSION = 1
 #: What to copy: fixed for the life of a run directory.
 SCOPE = ("match", "dbs")
 #: How to copy: the saved value unless given again.
-TUNING = ("batch", "conflict", "from_replica", "max_keys_per_second", "max_bytes_per_second", "max_batch_bytes")
+TUNING = (
+    "batch",
+    "conflict",
+    "from_replica",
+    "max_keys_per_second",
+    "max_bytes_per_second",
+    "max_batch_bytes",
+    "read",
+)
 _FLAGS = {
     "match": "--match",
     "dbs": "--db",
@@ -39,6 +47,7 @@ _FLAGS = {
     "max_keys_per_second": "--max-keys-per-second",
     "max_bytes_per_second": "--max-mb-per-second",
     "max_batch_bytes": "--max-batch-mb",
+    "read": "--read",
 }
 _HINT = "resume with the same --db and --match, or start a new copy with another --run-dir"
 _DEFAULTS = {f.name: f.default for f in fields(CopyOptions)}
@@ -93,7 +102,7 @@ def _save(path: Path, options: CopyOptions) -> None:
 def _load(path: Path) -> dict[str, Any]:
     """The saved options, each checked (the run directory may have been edited): InputError when one is bad."""
     state = read_state_file(path, {"format_version": int, "options": dict})
-    record = state["options"]
+    record = {"read": "auto", **state["options"]}  # saved before --read existed: the default
     checks: dict[str, Callable[[Any], bool]] = {
         "match": lambda v: v is None or (isinstance(v, str) and len(v) <= 4096),
         "dbs": lambda v: v is None or (isinstance(v, list) and all(_int(d, 0, 1_000_000) for d in v)),
@@ -103,6 +112,7 @@ def _load(path: Path) -> dict[str, Any]:
         "max_keys_per_second": _rate,
         "max_bytes_per_second": _rate,
         "max_batch_bytes": lambda v: _int(v, 1, 1 << 40),
+        "read": lambda v: v in ("auto", "sync", "scan"),
     }
     bad = sorted(name for name, check in checks.items() if name not in record or not check(record[name]))
     if state["format_version"] != FORMAT_VERSION or bad:

@@ -1,0 +1,501 @@
+"""A source's snapshot over ``SYNC``, as a replica reads it: its RDB stream cut into one DUMP payload per key.
+
+``SCAN`` + ``DUMP`` makes the source's one thread serialize every value between commands; ``SYNC`` makes it
+fork, as for replication, and its child writes the RDB while the parent keeps serving. Each key of the stream is
+``[expiry][type][key][value]``, and ``[type][value]`` is exactly a DUMP payload's body: adding the stream's RDB
+version and a CRC-64 makes the payload ``RESTORE`` takes. Values are never decoded, only measured to find where
+they end (see ``docs/reference/data-migration.md#reading-the-source-over-sync``).
+
+The snapshot is a point in time (unlike a SCAN, which sees each key at a different moment). It costs the source a
+fork (copy-on-write memory while the child runs), as a backup or a new replica does. ``REPLCONF rdb-only 1``
+asks for the snapshot only: no command stream follows it.
+
+Only RDB versions up to :data:`MAX_VERSION` are read (Valkey 7.2-8.1, Redis up to 7.2): later versions number
+their new object types differently between Redis and Valkey, so their streams are refused before any key.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import anycrc
+
+from reproducer.data.dumpfmt import Plain
+from reproducer.data.resp import RawConnection, ReplyError, command
+from reproducer.errors import DataError
+
+#: The newest RDB version whose object types this reader knows (Valkey 8 and Redis 7.2 write 11).
+MAX_VERSION = 11
+_CRC = anycrc.Model("CRC64-REDIS")
+_READ = 1 << 20
+
+# opcodes (rdb.h)
+_SLOT_INFO, _FUNCTION2, _MODULE_AUX, _IDLE, _FREQ = 0xF4, 0xF6, 0xF7, 0xF8, 0xF9
+_AUX, _RESIZEDB, _EXPIRETIME_MS, _EXPIRETIME, _SELECTDB, _EOF = 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF
+#: Object types whose value is one string (a ziplist, listpack or intset blob, or a plain string).
+_ONE_STRING = frozenset({0, 9, 10, 11, 12, 13, 16, 17, 20})
+
+
+class SnapshotRefused(DataError):
+    """The source will not stream its snapshot, or the stream holds what this reader cannot read.
+
+    SYNC refused, an RDB version this reader does not know, a module's type, a format error. The copy then
+    reads the node with SCAN instead (the keys already written from the snapshot are written again).
+    """
+
+
+class SnapshotBroken(DataError):
+    """The stream ended early (the connection broke): the copy of this node starts again from a new snapshot."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One key of the snapshot."""
+
+    db: int
+    key: bytes
+    #: Absolute expiry in Unix ms on the source's clock, or -1 (none).
+    expire_ms: int
+    #: The DUMP payload (or a small plain string's bytes, as :class:`Plain`), or None when the value was over
+    #: the size limit (it was skipped, never held).
+    payload: bytes | None
+    #: Bytes of the value in the stream.
+    size: int
+
+
+@dataclass
+class Snapshot:
+    """A snapshot being streamed: its RDB version, a reader of its bytes after the header, its end mark."""
+
+    version: int
+    recv: Callable[[], bytes]
+    #: The 40 bytes that end a diskless stream (b"" when the preamble gave a byte count instead).
+    mark: bytes
+
+    def entries(self, limit: int) -> Iterator[Entry]:
+        """The keys, in the stream's order; a value over ``limit`` bytes is skipped, never held whole.
+
+        Raises:
+            SnapshotBroken: the stream ended early or broke the format.
+        """
+        return _entries(_Reader(self.recv, limit), self.version, self.mark)
+
+
+def open_snapshot(conn: RawConnection) -> Snapshot:
+    """Ask ``conn``'s server for its snapshot, as a replica that wants only the RDB (``rdb-only``).
+
+    Raises:
+        SnapshotRefused: SYNC or REPLCONF was refused (a managed service, an ACL without ``+sync``), or the
+            stream's RDB version is newer than :data:`MAX_VERSION`.
+    """
+    conn.send(command("REPLCONF", "capa", "eof", "capa", "psync2") + command("REPLCONF", "rdb-only", "1"))
+    capa, _rdb_only = conn.read(2)  # an older server refuses rdb-only: it then streams commands after the RDB
+    if isinstance(capa, ReplyError):
+        raise SnapshotRefused(f"{conn.address} refused REPLCONF: {capa}")
+    conn.send(command("SYNC"))
+    source = _Source(conn.recv_raw)
+    mark = _preamble(source, conn.address)
+    version = _header(source, conn.address)
+    return Snapshot(version, source.rest(), mark)
+
+
+class _Source:
+    """Bytes from the socket, with what was read past the preamble kept for the stream."""
+
+    def __init__(self, recv: Callable[[], bytes]) -> None:
+        self.recv, self.held = recv, b""
+
+    def line(self) -> bytes:
+        """The next line (without its newline)."""
+        while b"\n" not in self.held:
+            if len(self.held) > 4096:
+                raise SnapshotRefused("the source's answer to SYNC is not an RDB stream")
+            self.held += self.recv()
+        line, self.held = self.held.split(b"\n", 1)
+        return line
+
+    def exactly(self, count: int) -> bytes:
+        """The next ``count`` bytes."""
+        while len(self.held) < count:
+            self.held += self.recv()
+        taken, self.held = self.held[:count], self.held[count:]
+        return taken
+
+    def rest(self) -> Callable[[], bytes]:
+        """A reader of the rest: first what is held, then the socket."""
+        held = [self.held] if self.held else []
+
+        def recv() -> bytes:
+            return held.pop() if held else self.recv()
+
+        return recv
+
+
+def _preamble(source: _Source, address: str) -> bytes:
+    """Skip the keep-alive newlines; the EOF mark of a diskless stream, or b"" for a counted one."""
+    while True:
+        line = source.line()
+        if line in (b"", b"\r"):
+            continue
+        if line.startswith(b"-"):
+            raise SnapshotRefused(f"{address} refused SYNC: {line[1:].strip().decode(errors='replace')}")
+        if line.startswith(b"$EOF:") and len(line.rstrip(b"\r")) == 45:
+            return line.rstrip(b"\r")[5:]
+        if line.startswith(b"$") and line[1:].strip().isdigit():
+            return b""
+        raise SnapshotRefused(f"{address} answered SYNC with {line[:60]!r}, not an RDB stream")
+
+
+def _header(source: _Source, address: str) -> int:
+    magic = source.exactly(9)
+    if magic.startswith(b"REDIS") and magic[5:].isdigit():
+        version = int(magic[5:])
+    elif magic.startswith(b"VALKEY") and magic[6:].isdigit():
+        version = int(magic[6:])
+    else:
+        raise SnapshotRefused(f"{address} sent {magic!r}, not an RDB header")
+    if version > MAX_VERSION:
+        raise SnapshotRefused(f"{address} writes RDB version {version}, newer than this reader knows ({MAX_VERSION})")
+    return version
+
+
+def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
+    stamp = struct.pack("<H", version)
+    db, expire = 0, -1
+    try:
+        while True:
+            kind = reader.byte()
+            if kind == _EXPIRETIME_MS:
+                expire = int.from_bytes(reader.take(8), "little")
+            elif kind == _EXPIRETIME:
+                expire = int.from_bytes(reader.take(4), "little") * 1000
+            elif kind == _SELECTDB:
+                db = reader.length()
+            elif kind == _EOF:
+                reader.take(8)  # the file's CRC-64 (TCP, and each payload's own CRC on the target, guard the bytes)
+                _end(reader, mark)
+                return
+            elif kind < 0xF0:
+                yield _small_entry(reader, kind, db, expire, stamp) or _entry(reader, kind, db, expire, stamp)
+                expire = -1
+            else:
+                _opcode(reader, kind)
+    except IndexError:
+        raise SnapshotBroken("the snapshot stream ended before its end") from None
+    except (ValueError, struct.error) as exc:
+        raise SnapshotRefused(f"its snapshot stream could not be read ({exc})") from None
+
+
+def _small_entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry | None:
+    """The common case fast: a one-string value, key and value with short lengths, all in the buffer; else None."""
+    buf, pos = reader.buf, reader.pos
+    end = len(buf)
+    if kind not in _ONE_STRING or pos + 3 > end or buf[pos] >= 0x40:
+        return None
+    value = pos + 1 + buf[pos]
+    first = buf[value] if value + 2 <= end else 0xFF
+    if first < 0x40:
+        stop = value + 1 + first
+    elif first < 0x80:
+        stop = value + 2 + (((first & 0x3F) << 8) | buf[value + 1])
+    else:
+        return None  # a longer length, an integer or LZF: the general path
+    if stop > end:
+        return None
+    reader.pos = stop
+    key = bytes(buf[pos + 1 : value])
+    if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
+        return Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
+    data = bytes((kind,)) + buf[value:stop] + stamp
+    return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), stop - value + 1)
+
+
+def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry:
+    key = reader.string()
+    start = reader.capture()
+    _skip_value(reader, kind)
+    size = reader.offset() - start + 1
+    body = reader.captured()
+    if body is None:
+        return Entry(db, key, expire, None, size)
+    data = bytes([kind]) + body + stamp
+    return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), size)
+
+
+def _end(reader: _Reader, mark: bytes) -> None:
+    if mark and reader.take(40) != mark:
+        raise SnapshotRefused("the RDB stream did not end with the mark its preamble announced")
+
+
+def _opcode(reader: _Reader, kind: int) -> None:
+    """Skip an opcode that is not a key: auxiliary fields, sizes, LRU/LFU hints, functions, module data."""
+    if kind == _AUX:
+        reader.skip_string()
+        reader.skip_string()
+    elif kind == _RESIZEDB:
+        reader.length()
+        reader.length()
+    elif kind == _SLOT_INFO:
+        reader.length()
+        reader.length()
+        reader.length()
+    elif kind == _IDLE:
+        reader.length()
+    elif kind == _FREQ:
+        reader.take(1)
+    elif kind == _FUNCTION2:
+        reader.skip_string()
+    elif kind == _MODULE_AUX:
+        reader.length()  # module id
+        reader.length()  # when
+        _skip_module_opcodes(reader)
+    else:
+        raise ValueError(f"unknown RDB opcode {kind:#x}")
+
+
+def _skip_value(reader: _Reader, kind: int) -> None:
+    """Move past one value of object type ``kind`` without decoding it."""
+    if kind in _ONE_STRING:
+        reader.skip_string()
+        return
+    skip = _SKIP.get(kind)
+    if skip is None:
+        raise ValueError(f"object type {kind} is not one RDB {MAX_VERSION} knows")
+    skip(reader, kind)
+
+
+def _skip_strings(reader: _Reader, kind: int) -> None:
+    """A list, set or quicklist: n strings; a hash: n field-value pairs."""
+    for _ in range(reader.length() * (2 if kind == 4 else 1)):
+        reader.skip_string()
+
+
+def _skip_zset(reader: _Reader, kind: int) -> None:
+    """Members with scores: a binary double (zset 2), or a string of one length byte (253-255: nan, +inf, -inf)."""
+    for _ in range(reader.length()):
+        reader.skip_string()
+        if kind == 5:
+            reader.take(8)
+            continue
+        width = reader.byte()
+        if width < 253:
+            reader.take(width)
+
+
+def _skip_quicklist2(reader: _Reader, _kind: int) -> None:
+    for _ in range(reader.length()):  # container kind, node
+        reader.length()
+        reader.skip_string()
+
+
+def _skip_module(reader: _Reader, _kind: int) -> None:
+    reader.length()  # module id
+    _skip_module_opcodes(reader)
+
+
+def _skip_stream(reader: _Reader, kind: int) -> None:
+    for _ in range(reader.length()):  # listpacks: master id, listpack
+        reader.skip_string()
+        reader.skip_string()
+    lengths = 3 + (5 if kind >= 19 else 0)  # items, last id; first id, max deleted id, entries added
+    for _ in range(lengths):
+        reader.length()
+    for _ in range(reader.length()):  # consumer groups
+        reader.skip_string()
+        for _ in range(3 if kind >= 19 else 2):  # last id, entries read
+            reader.length()
+        for _ in range(reader.length()):  # pending entries: id, delivery time, delivery count
+            reader.take(24)
+            reader.length()
+        for _ in range(reader.length()):  # consumers: name, seen time, active time, their pending ids
+            reader.skip_string()
+            reader.take(16 if kind >= 21 else 8)
+            for _ in range(reader.length()):
+                reader.take(16)
+
+
+_SKIP: dict[int, Callable[[_Reader, int], None]] = {
+    **dict.fromkeys((1, 2, 4, 14), _skip_strings),
+    **dict.fromkeys((3, 5), _skip_zset),
+    18: _skip_quicklist2,
+    **dict.fromkeys((15, 19, 21), _skip_stream),
+    7: _skip_module,
+}
+
+
+def _skip_module_opcodes(reader: _Reader) -> None:
+    while True:
+        opcode = reader.length()
+        if opcode == 0:
+            return
+        if opcode in (1, 2):
+            reader.length()
+        elif opcode == 3:
+            reader.take(4)
+        elif opcode == 4:
+            reader.take(8)
+        elif opcode == 5:
+            reader.skip_string()
+        else:
+            raise ValueError(f"unknown module opcode {opcode}")
+
+
+class _Reader:
+    """The stream's bytes in a buffer holding the value being read, up to ``limit`` bytes of it.
+
+    Past ``limit`` the value is no longer kept: the rest of it is read and dropped, so a value of any size
+    passes through a bounded buffer.
+    """
+
+    def __init__(self, recv: Callable[[], bytes], limit: int) -> None:
+        self.recv, self.limit = recv, limit
+        self.buf = bytearray()
+        self.pos = 0
+        self.dropped = 0  # bytes of the stream already dropped from the buffer's front
+        self.capturing = False
+        self._start = 0  # where the value being captured starts in the buffer
+
+    def offset(self) -> int:
+        """How many bytes of the stream were read."""
+        return self.dropped + self.pos
+
+    def capture(self) -> int:
+        """Keep the bytes read from now on (a value), up to the limit; returns the stream offset they start at."""
+        self.capturing, self._start = True, self.pos
+        return self.offset()
+
+    def captured(self) -> bytes | None:
+        """The bytes kept since :meth:`capture`, or None when the value outgrew the limit."""
+        kept = bytes(self.buf[self._start : self.pos]) if self.capturing else None
+        self.capturing = False
+        return kept
+
+    def _fill(self, need: int) -> None:
+        """Read until ``need`` bytes lie past ``pos``, dropping what is no longer needed first."""
+        if self.capturing and len(self.buf) - self._start > self.limit:
+            self.capturing = False
+        keep_from = self._start if self.capturing else self.pos
+        if keep_from:
+            del self.buf[:keep_from]
+            self.pos -= keep_from
+            self._start -= keep_from
+            self.dropped += keep_from
+        while len(self.buf) - self.pos < need:
+            chunk = self.recv()
+            if not chunk:
+                raise IndexError("the stream ended")
+            self.buf += chunk
+            if not self.capturing and len(self.buf) > self.limit + _READ:
+                raise ValueError(f"a field of over {self.limit} bytes (a key or a length out of bounds)")
+
+    def byte(self) -> int:
+        """The next byte."""
+        if self.pos >= len(self.buf):
+            self._fill(1)
+        value = self.buf[self.pos]
+        self.pos += 1
+        return value
+
+    def take(self, count: int) -> bytes:
+        """The next ``count`` bytes (only for small fields)."""
+        if len(self.buf) - self.pos < count:
+            self._fill(count)
+        start = self.pos
+        self.pos += count
+        return bytes(self.buf[start : self.pos])
+
+    def skip(self, count: int) -> None:
+        """Move past ``count`` bytes, holding at most a read's worth of them once capturing stopped."""
+        while len(self.buf) - self.pos < count:
+            available = len(self.buf) - self.pos
+            count -= available
+            self.pos = len(self.buf)
+            self._fill(min(count, _READ))
+        self.pos += count
+
+    def length(self) -> int:
+        """An RDB length (6, 14, 32 or 64 bits); a special encoding raises ValueError."""
+        first = self.byte()
+        kind = first >> 6
+        if kind == 0:
+            return first
+        if kind == 1:
+            return ((first & 0x3F) << 8) | self.byte()
+        if first == 0x80:
+            return int.from_bytes(self.take(4), "big")
+        if first == 0x81:
+            return int.from_bytes(self.take(8), "big")
+        raise ValueError(f"a length was expected, not the special encoding {first:#x}")
+
+    def skip_string(self) -> None:
+        """Move past one RDB string, whatever its encoding."""
+        first = self.byte()
+        kind = first >> 6
+        if kind == 0:
+            self.skip(first)
+        elif kind == 1:
+            self.skip(((first & 0x3F) << 8) | self.byte())
+        elif first == 0x80:
+            self.skip(int.from_bytes(self.take(4), "big"))
+        elif first == 0x81:
+            self.skip(int.from_bytes(self.take(8), "big"))
+        else:
+            special = first & 0x3F
+            if special == 3:  # LZF: compressed length, plain length, compressed bytes
+                compressed = self.length()
+                self.length()
+                self.skip(compressed)
+            else:
+                self.skip(_INT_WIDTH[special])
+
+    def string(self) -> bytes:
+        """One RDB string decoded (a key): integer and LZF encodings turned back into its bytes."""
+        first = self.byte()
+        kind = first >> 6
+        if kind != 3:
+            self.pos -= 1
+            return self.take(self.length())
+        special = first & 0x3F
+        if special == 3:
+            compressed = self.length()
+            plain = self.length()
+            if plain > self.limit:
+                raise ValueError(f"a key of {plain} bytes")
+            return lzf_decompress(self.take(compressed), plain)
+        width = _INT_WIDTH[special]
+        return str(int.from_bytes(self.take(width), "little", signed=True)).encode()
+
+
+_INT_WIDTH = {0: 1, 1: 2, 2: 4}
+
+
+def lzf_decompress(data: bytes, size: int) -> bytes:
+    """LZF-decompress ``data`` into ``size`` bytes (RDB strings; only keys are decompressed, values never)."""
+    out = bytearray()
+    index, end = 0, len(data)
+    while index < end:
+        control = data[index]
+        index += 1
+        if control < 32:  # a literal run of control + 1 bytes
+            out += data[index : index + control + 1]
+            index += control + 1
+            continue
+        length = control >> 5
+        if length == 7:
+            length += data[index]
+            index += 1
+        back = ((control & 0x1F) << 8) + data[index] + 1
+        index += 1
+        start = len(out) - back
+        if start < 0:
+            raise ValueError("an LZF back reference points before the start")
+        for offset in range(length + 2):  # byte by byte: the reference may overlap what it writes
+            out.append(out[start + offset])
+    if len(out) != size:
+        raise ValueError(f"LZF data decompressed to {len(out)} bytes, not {size}")
+    return bytes(out)
