@@ -530,29 +530,46 @@ def monotonic_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
-def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]:
-    """RESTORE as parts to send in order; a large payload stays its own part, so it is never copied."""
+def _restore(key: bytes, ttl: int, payload: bytes, replace: bool, absolute: bool = False) -> list[bytes]:
+    """RESTORE as parts to send in order; a large payload stays its own part, so it is never copied.
+
+    ``absolute``: ``ttl`` is a Unix time in ms on the target's clock (ABSTTL), not a number of ms.
+    """
     ttl_b = b"%d" % ttl
     head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n" % (
-        5 if replace else 4,
+        4 + replace + absolute,
         len(key),
         key,
         len(ttl_b),
         ttl_b,
         len(payload),
     )
-    tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
+    tail = (b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n") + (b"$6\r\nABSTTL\r\n" if absolute else b"")
     return [head + payload + tail] if len(payload) < DIRECT_SEND else [head, payload, tail]
 
 
-def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
-    """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are."""
+def _set(key: bytes, ttl: int, value: bytes, replace: bool, absolute: bool = False) -> list[bytes]:
+    """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are.
+
+    ``absolute``: ``ttl`` is a Unix time in ms on the target's clock (PXAT), not a number of ms.
+    """
     nx = b"" if replace else b"$2\r\nNX\r\n"
     if ttl:
         px = b"%d" % ttl
         return [
-            b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nPX\r\n$%d\r\n%b\r\n%b"
-            % (5 + (not replace), len(key), key, len(value), value, len(px), px, nx)
+            b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b"
+            % (
+                5 + (not replace),
+                len(key),
+                key,
+                len(value),
+                value,
+                4 if absolute else 2,
+                b"PXAT" if absolute else b"PX",
+                len(px),
+                px,
+                nx,
+            )
         ]
     return [
         b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (3 + (not replace), len(key), key, len(value), value, nx)
@@ -873,26 +890,44 @@ class RestoreBatch:
 
 
 @dataclass(frozen=True)
-class _SourceClock:
-    """The source's clock against this one's: a snapshot's expiries are absolute times on the source's clock."""
+class _Clock:
+    """A server's clock against this machine's monotonic one (TIME): ``server ms = monotonic ms + offset_ms``.
 
-    #: Source's Unix ms minus this machine's monotonic ms.
+    Taken so that deadlines come out early by up to the round trip of TIME, never late: a source's time as if
+    read when TIME was asked (rounded up), a target's as if read when the answer came (rounded down). So a key
+    never outlives its source, whatever the two servers' clocks say.
+    """
+
     offset_ms: int
-    #: How far off the offset may be (the round trip of TIME).
+    #: The round trip of TIME: how early deadlines may be.
     error_ms: int
 
     @classmethod
-    def measure(cls, conn: RawConnection) -> _SourceClock:
-        """Ask the source its TIME; without it (a refused command) this machine's clock stands in."""
+    def measure(cls, conn: RawConnection, *, source: bool = False) -> _Clock | None:
+        """Ask the server its TIME; None when it refuses (or answers something else)."""
         before = monotonic_ms()
         conn.send(b"*1\r\n$4\r\nTIME\r\n")
         reply = conn.read(1)[0]
         after = monotonic_ms()
-        if isinstance(reply, list) and len(reply) == 2 and all(isinstance(part, bytes) for part in reply):
-            source_ms = int(reply[0]) * 1000 + int(reply[1]) // 1000
-        else:
-            source_ms = int(time.time() * 1000) - (after - before) // 2
-        return cls(source_ms - (before + after) // 2, after - before + 1)
+        if not (isinstance(reply, list) and len(reply) == 2 and all(_digits(part) for part in reply)):
+            return None
+        micros = int(reply[0]) * 1_000_000 + int(reply[1])
+        if source:
+            return cls((micros + 999) // 1000 - before, after - before + 1)
+        return cls(micros // 1000 - after, after - before + 1)
+
+    @classmethod
+    def source(cls, conn: RawConnection) -> _Clock:
+        """The source's clock; this machine's wall clock stands in when TIME is refused."""
+        before = monotonic_ms()
+        measured = cls.measure(conn, source=True)
+        if measured is not None:
+            return measured
+        return cls(int(time.time() * 1000) - before, monotonic_ms() - before + 1)
+
+
+def _digits(part: object) -> bool:
+    return isinstance(part, bytes) and 0 < len(part) <= 19 and part.isdigit()
 
 
 class _SnapshotBatch:
@@ -903,9 +938,11 @@ class _SnapshotBatch:
         self.entries: list[snapshot.Entry] = []
         self.db, self.size = 0, 0
 
-    def full(self, db: int) -> bool:
-        """Whether the batch must be sent before a key of ``db`` joins it."""
-        return bool(self.entries) and (db != self.db or len(self.entries) >= self.keys or self.size >= self.bytes)
+    def full(self, entry: snapshot.Entry) -> bool:
+        """Whether the batch must be sent before ``entry`` joins it."""
+        if not self.entries:
+            return False
+        return entry.db != self.db or len(self.entries) >= self.keys or self.size + entry.size > self.bytes
 
     def add(self, entry: snapshot.Entry) -> None:
         """Gather one key."""
@@ -913,7 +950,7 @@ class _SnapshotBatch:
         self.entries.append(entry)
         self.size += entry.size
 
-    def take(self, clock: _SourceClock) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
+    def take(self, clock: _Clock) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
         """The gathered keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
 
         A key whose expiry has passed on the source's clock is not copied (it counts as expired).
@@ -1024,16 +1061,22 @@ class _NodeCopier:
 
     def _copy_snapshot(self, src: RawConnection, dbs: list[int]) -> None:
         """Stream the node's snapshot into the target, one batch restored while the next is read."""
-        clock = _SourceClock.measure(src)
+        clock = _Clock.source(src)
         stream = snapshot.open_snapshot(src)
         wanted, pending = set(dbs), None
         batch = _SnapshotBatch(self.options)
-        for entry in stream.entries(min(self.options.max_payload_bytes, self.writer.max_restore)):
-            if entry.db not in wanted:
-                continue
-            if batch.full(entry.db):
-                pending = self._flush_snapshot(batch, pending, clock)
-            batch.add(entry)
+        limit = min(self.options.max_payload_bytes, self.writer.max_restore, self.options.max_batch_bytes)
+        try:
+            for entry in stream.entries(limit):  # a bigger value is copied from the live source, in chunks
+                if entry.db not in wanted:
+                    continue
+                if batch.full(entry):
+                    pending = self._flush_snapshot(batch, pending, clock)
+                batch.add(entry)
+        except DataError:
+            if pending is not None:  # settle what the target was sent: its replies must not be left unread
+                self._confirm(pending)
+            raise
         pending = self._flush_snapshot(batch, pending, clock)
         if pending is not None:
             self._confirm(pending)
@@ -1042,7 +1085,7 @@ class _NodeCopier:
         self.checkpoint.save()
 
     def _flush_snapshot(
-        self, batch: _SnapshotBatch, pending: RestoreBatch | None, clock: _SourceClock
+        self, batch: _SnapshotBatch, pending: RestoreBatch | None, clock: _Clock
     ) -> RestoreBatch | None:
         """Send ``batch`` to the target, then confirm the batch before it; the batch now in flight."""
         if not batch.entries:
@@ -1050,6 +1093,7 @@ class _NodeCopier:
         items, delta, oversized = batch.take(clock)
         self.stats.add(delta)
         self.tracker.report(delta)
+        self.limiter.wait(self.stats.scanned, self.stats.bytes)
         items, unknown, converted = self.writer.split(items)
         sent = RestoreBatch(batch.db, items, self.writer.send(batch.db, items), None, oversized, unknown, converted)
         if pending is not None:
@@ -1307,6 +1351,7 @@ class TargetWriter:
         self.target, self.replace = target, replace
         self.layout = discover(target)
         self._conns: dict[Address, RawConnection] = {}
+        self._clocks: dict[Address, _Clock | None] = {}
         self._waits_sent: dict[Address, int] = {}
         self._no_wait: set[Address] = set()
         self._unsent: set[Address] = set()
@@ -1341,6 +1386,8 @@ class TargetWriter:
         """The connection to target ``node``, on ``db`` unless the target is a cluster."""
         if node not in self._conns:
             self._conns[node] = connect(self.target, node)
+            if node not in self._clocks:  # once per node: a new connection (slow, say) does not change its clock
+                self._clocks[node] = _Clock.measure(self._conns[node])
         conn = self._conns[node]
         if not self.layout.cluster:
             conn.select(db)
@@ -1366,14 +1413,25 @@ class TargetWriter:
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
         """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
         conn = self.conn(node, db)  # first: a new connection (a node first seen, through a tunnel) can take seconds
-        replace, now = self.replace, monotonic_ms()
-        parts = [
-            part
-            for key, deadline, data in (items[i] for i in indexes)
-            for part in (_set if isinstance(data, Plain) else _restore)(
-                key, max(deadline - now, 1) if deadline else 0, data, replace
-            )
-        ]
+        replace, clock = self.replace, self._clocks[node]
+        if clock is not None:  # deadlines as times on the target's clock: they hold however long the batch takes
+            self.ttl_early_ms = max(self.ttl_early_ms, clock.error_ms)
+            parts = [
+                part
+                for key, deadline, data in (items[i] for i in indexes)
+                for part in (_set if isinstance(data, Plain) else _restore)(
+                    key, deadline + clock.offset_ms if deadline else 0, data, replace, absolute=bool(deadline)
+                )
+            ]
+        else:
+            now = monotonic_ms()
+            parts = [
+                part
+                for key, deadline, data in (items[i] for i in indexes)
+                for part in (_set if isinstance(data, Plain) else _restore)(
+                    key, max(deadline - now, 1) if deadline else 0, data, replace
+                )
+            ]
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
             parts.append(

@@ -16,6 +16,7 @@ their new object types differently between Redis and Valkey, so their streams ar
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -205,12 +206,13 @@ def _small_entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes)
         stop = value + 2 + (((first & 0x3F) << 8) | buf[value + 1])
     else:
         return None  # a longer length, an integer or LZF: the general path
-    if stop > end:
+    if stop > end or stop - value > reader.limit:
         return None
     reader.pos = stop
     key = bytes(buf[pos + 1 : value])
     if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
-        return Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
+        with memoryview(buf) as view:
+            return Entry(db, key, expire, Plain(view[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
     data = bytes((kind,)) + buf[value:stop] + stamp
     return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), stop - value + 1)
 
@@ -220,11 +222,14 @@ def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> En
     start = reader.capture()
     _skip_value(reader, kind)
     size = reader.offset() - start + 1
-    body = reader.captured()
-    if body is None:
-        return Entry(db, key, expire, None, size)
-    data = bytes([kind]) + body + stamp
-    return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), size)
+    with reader.captured() as body:
+        if body is None:
+            return Entry(db, key, expire, None, size)
+        if kind == 0 and body[0] < 0xC0:  # a plain string (not an integer, not LZF): its bytes, for SET
+            return Entry(db, key, expire, Plain(body[_LENGTH_WIDTH[body[0] >> 6] + (body[0] == 0x81) * 4 :]), size)
+        head = bytes((kind,))
+        crc = _CRC.calc(stamp, _CRC.calc(body, _CRC.calc(head)))
+        return Entry(db, key, expire, b"".join((head, body, stamp, crc.to_bytes(8, "little"))), size)
 
 
 def _end(reader: _Reader, mark: bytes) -> None:
@@ -369,11 +374,18 @@ class _Reader:
         self.capturing, self._start = True, self.pos
         return self.offset()
 
-    def captured(self) -> bytes | None:
-        """The bytes kept since :meth:`capture`, or None when the value outgrew the limit."""
-        kept = bytes(self.buf[self._start : self.pos]) if self.capturing else None
-        self.capturing = False
-        return kept
+    @contextlib.contextmanager
+    def captured(self) -> Iterator[memoryview | None]:
+        """A view of the bytes kept since :meth:`capture` (None when the value outgrew the limit), until exit.
+
+        A view, not a copy: a value is copied once, into its payload. The buffer cannot grow while it is held.
+        """
+        capturing, self.capturing = self.capturing, False
+        if not capturing or self.pos - self._start > self.limit:
+            yield None
+            return
+        with memoryview(self.buf) as view, view[self._start : self.pos] as kept:
+            yield kept
 
     def _fill(self, need: int) -> None:
         """Read until ``need`` bytes lie past ``pos``, dropping what is no longer needed first."""
@@ -472,6 +484,8 @@ class _Reader:
 
 
 _INT_WIDTH = {0: 1, 1: 2, 2: 4}
+#: Bytes of an RDB length by its first two bits (0x81, a 64-bit length, takes 4 more than 0x80)
+_LENGTH_WIDTH = {0: 1, 1: 2, 2: 5}
 
 
 def lzf_decompress(data: bytes, size: int) -> bytes:

@@ -120,7 +120,9 @@ def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
     monkeypatch.setattr(
         copy_module,
         "_restore",
-        lambda key, ttl, payload, replace: restore(key, ttl, with_version(payload, 12), replace),
+        lambda key, ttl, payload, replace, absolute=False: restore(
+            key, ttl, with_version(payload, 12), replace, absolute
+        ),
     )
     result = copy(ep(src), ep(dst), CopyOptions())
     strings = sum(1 for key in client.scan_iter(count=1000) if client.type(key) == "string")
@@ -329,7 +331,7 @@ def test_a_key_that_stops_being_a_string_between_type_and_get_is_rebuilt(fleets,
         "size_and_type",
         lambda keys: b"".join(command("MEMORY", "USAGE", k) + command("ECHO", "string") for k in keys),
     )
-    result = copy(ep(src), ep(dst), CopyOptions(batch=50))
+    result = copy(ep(src), ep(dst), CopyOptions(batch=50, read="scan"))
     assert result.total.copied == 20 and result.total.rebuilt == 100  # 20 real strings, 100 other keys
     assert_identical(ep(src), ep(dst))
 
