@@ -111,19 +111,26 @@ class _Source:
     def __init__(self, recv: Callable[[], bytes]) -> None:
         self.recv, self.held = recv, b""
 
+    def more(self) -> None:
+        """Read more bytes into ``held``."""
+        chunk = self.recv()
+        if not chunk:
+            raise SnapshotBroken("the source closed the connection before its snapshot ended")
+        self.held += chunk
+
     def line(self) -> bytes:
         """The next line (without its newline)."""
         while b"\n" not in self.held:
             if len(self.held) > 4096:
                 raise SnapshotRefused("the source's answer to SYNC is not an RDB stream")
-            self.held += self.recv()
+            self.more()
         line, self.held = self.held.split(b"\n", 1)
         return line
 
     def exactly(self, count: int) -> bytes:
         """The next ``count`` bytes."""
         while len(self.held) < count:
-            self.held += self.recv()
+            self.more()
         taken, self.held = self.held[:count], self.held[count:]
         return taken
 
@@ -402,8 +409,6 @@ class _Reader:
             if not chunk:
                 raise IndexError("the stream ended")
             self.buf += chunk
-            if not self.capturing and len(self.buf) > self.limit + _READ:
-                raise ValueError(f"a field of over {self.limit} bytes (a key or a length out of bounds)")
 
     def byte(self) -> int:
         """The next byte."""
@@ -414,7 +419,9 @@ class _Reader:
         return value
 
     def take(self, count: int) -> bytes:
-        """The next ``count`` bytes (only for small fields)."""
+        """The next ``count`` bytes (only for small fields: keys and fixed-size numbers)."""
+        if count > self.limit:
+            raise ValueError(f"a field of {count} bytes, over {self.limit} (a key or a length out of bounds)")
         if len(self.buf) - self.pos < count:
             self._fill(count)
         start = self.pos
@@ -462,8 +469,10 @@ class _Reader:
                 compressed = self.length()
                 self.length()
                 self.skip(compressed)
-            else:
+            elif special in _INT_WIDTH:
                 self.skip(_INT_WIDTH[special])
+            else:
+                raise ValueError(f"unknown string encoding {first:#x}")
 
     def string(self) -> bytes:
         """One RDB string decoded (a key): integer and LZF encodings turned back into its bytes."""
@@ -479,7 +488,9 @@ class _Reader:
             if plain > self.limit:
                 raise ValueError(f"a key of {plain} bytes")
             return lzf_decompress(self.take(compressed), plain)
-        width = _INT_WIDTH[special]
+        width = _INT_WIDTH.get(special)
+        if width is None:
+            raise ValueError(f"unknown string encoding {first:#x}")
         return str(int.from_bytes(self.take(width), "little", signed=True)).encode()
 
 
@@ -490,6 +501,16 @@ _LENGTH_WIDTH = {0: 1, 1: 2, 2: 5}
 
 def lzf_decompress(data: bytes, size: int) -> bytes:
     """LZF-decompress ``data`` into ``size`` bytes (RDB strings; only keys are decompressed, values never)."""
+    try:
+        out = _lzf(data)
+    except IndexError:
+        raise ValueError("LZF data cut short") from None
+    if len(out) != size:
+        raise ValueError(f"LZF data decompressed to {len(out)} bytes, not {size}")
+    return bytes(out)
+
+
+def _lzf(data: bytes) -> bytearray:
     out = bytearray()
     index, end = 0, len(data)
     while index < end:
@@ -510,6 +531,4 @@ def lzf_decompress(data: bytes, size: int) -> bytes:
             raise ValueError("an LZF back reference points before the start")
         for offset in range(length + 2):  # byte by byte: the reference may overlap what it writes
             out.append(out[start + offset])
-    if len(out) != size:
-        raise ValueError(f"LZF data decompressed to {len(out)} bytes, not {size}")
-    return bytes(out)
+    return out

@@ -1,0 +1,123 @@
+"""The RDB stream reader on streams built by hand: what a source sends is untrusted, so every way a stream can be
+wrong ends in a clear error (never a traceback, never unbounded memory), and the right ones cut exactly."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from reproducer.data import snapshot
+from reproducer.data.dumpfmt import Plain, crc64
+
+MARK = b"m" * 40
+
+
+def length(n: int) -> bytes:
+    if n < 64:
+        return bytes([n])
+    if n < 16384:
+        return bytes([0x40 | n >> 8, n & 0xFF])
+    return b"\x80" + n.to_bytes(4, "big")
+
+
+def string(data: bytes) -> bytes:
+    return length(len(data)) + data
+
+
+def stream(*body: bytes, header: bytes = b"REDIS0011", mark: bytes = MARK) -> bytes:
+    preamble = b"\n\n$EOF:" + mark + b"\r\n"
+    return preamble + header + b"".join(body) + b"\xff" + bytes(8) + mark
+
+
+def read(data: bytes, limit: int = 1 << 20, piece: int = 3) -> list[snapshot.Entry]:
+    """The entries of ``data``, handed to the reader ``piece`` bytes at a time."""
+    chunks = [data[i : i + piece] for i in range(0, len(data), piece)][::-1]
+    source = snapshot._Source(lambda: chunks.pop() if chunks else b"")
+    mark = snapshot._preamble(source, "test")
+    version = snapshot._header(source, "test")
+    return list(snapshot.Snapshot(version, source.rest(), mark).entries(limit))
+
+
+def dump_payload(kind: int, value: bytes, version: int = 11) -> bytes:
+    body = bytes([kind]) + value + version.to_bytes(2, "little")
+    return body + crc64(body).to_bytes(8, "little")
+
+
+def test_keys_values_expiries_and_databases_are_cut_exactly():
+    listpack_hash = string(b"\x00" * 30)
+    data = stream(
+        b"\xfa" + string(b"valkey-ver") + string(b"8.0.1"),
+        b"\xfe\x00\xfb\x02\x01",
+        b"\x00" + string(b"plain") + string(b"value"),
+        b"\xfc" + (1_900_000_000_000).to_bytes(8, "little") + b"\x10" + string(b"hash") + listpack_hash,
+        b"\x00\xc0\x7b" + b"\xc0\x05",  # the key 123 and the value 5, both stored as integers
+        b"\xfe\x03\x02" + string(b"set") + length(2) + string(b"a") + string(b"b"),
+    )
+    plain, hashed, number, members = read(data)
+    assert (plain.db, plain.key, plain.expire_ms, plain.payload) == (0, b"plain", -1, b"value")
+    assert isinstance(plain.payload, Plain)
+    assert hashed.expire_ms == 1_900_000_000_000 and hashed.payload == dump_payload(0x10, listpack_hash)
+    assert number.key == b"123" and number.payload == dump_payload(0, b"\xc0\x05")
+    assert members.db == 3 and members.payload == dump_payload(2, length(2) + string(b"a") + string(b"b"))
+
+
+def test_a_value_over_the_limit_is_measured_but_never_held():
+    big = b"x" * 3_000_000
+    data = stream(b"\x00" + string(b"big") + string(big), b"\x00" + string(b"after") + string(b"v"))
+    tracemalloc.start()
+    entries = read(data, limit=100_000, piece=65_536)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [(e.key, e.payload) for e in entries] == [(b"big", None), (b"after", b"v")]
+    assert entries[0].size == 3_000_006
+    assert peak < 2_500_000 + len(data)  # the test's own copy of the stream, plus about one read
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "says"),
+    [
+        (b"-NOPERM this user has no permissions to run the 'sync' command\r\n", snapshot.SnapshotRefused, "NOPERM"),
+        (b"+FULLRESYNC abc 0\r\n", snapshot.SnapshotRefused, "not an RDB stream"),
+        (b"$EOF:" + MARK + b"\r\nREDIS0012", snapshot.SnapshotRefused, "RDB version 12"),
+        (b"$EOF:" + MARK + b"\r\nVALKEY080", snapshot.SnapshotRefused, "RDB version 80"),
+        (b"$EOF:" + MARK + b"\r\nNOTANRDB!", snapshot.SnapshotRefused, "not an RDB header"),
+        (b"\n" * 5000, snapshot.SnapshotBroken, "closed the connection"),
+        (b"$EOF:" + MARK + b"\r\nRED", snapshot.SnapshotBroken, "closed the connection"),
+    ],
+)
+def test_a_preamble_or_header_that_is_not_a_readable_stream_is_refused(data, error, says):
+    with pytest.raises(error, match=says):
+        read(data)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "says"),
+    [
+        (b"\x16" + string(b"k") + string(b"v"), snapshot.SnapshotRefused, "object type 22"),
+        (b"\xf1", snapshot.SnapshotRefused, "unknown RDB opcode"),
+        (b"\x00\x81" + (1 << 62).to_bytes(8, "big") + b"k" * 100, snapshot.SnapshotRefused, "out of bounds"),
+        (b"\x00\xc3" + length(4) + b"\x80\xff\xff\xff\xff" + b"abcd", snapshot.SnapshotRefused, "a key of"),
+        (b"\x00\xc3\x02\x05\x20\x00\x61", snapshot.SnapshotRefused, "back reference"),
+        (b"\x00\xc4" + string(b"v"), snapshot.SnapshotRefused, "unknown string encoding"),
+    ],
+)
+def test_a_body_this_reader_cannot_read_is_refused_not_a_traceback(body, error, says):
+    with pytest.raises(error, match=says):
+        read(stream(body), limit=1000)
+
+
+def test_a_stream_that_ends_early_or_with_the_wrong_mark_is_an_error():
+    whole = stream(b"\x00" + string(b"k") + string(b"v"))
+    with pytest.raises(snapshot.SnapshotBroken, match="ended"):
+        read(whole[:-50])
+    with pytest.raises(snapshot.SnapshotRefused, match="mark"):
+        read(whole[:-40] + b"x" * 40)
+
+
+def test_lzf_keys_are_decompressed_with_back_references_that_overlap():
+    # a literal "ab", then a back reference of 6 bytes starting 2 back: "abababab"
+    compressed = b"\x01ab" + bytes([(4 << 5) | 0, 1])
+    assert snapshot.lzf_decompress(compressed, 8) == b"abababab"
+    entry = read(stream(b"\x00\xc3" + length(len(compressed)) + length(8) + compressed + string(b"v")))[0]
+    assert entry.key == b"abababab"
