@@ -18,6 +18,8 @@ library code never prints or exits. The exit codes follow the conventions in
     ├── DataError                        exit 1  copying, verifying or exporting data failed
     │   ├── DataAuthError                exit 4  a Valkey server refused the user or password
     │   ├── ReplyOverLimit               exit 1  a reply outgrew the byte bound (data/resp.py: read again in windows)
+    │   ├── SnapshotRefused              exit 1  no snapshot over SYNC, or an unreadable one (data/snapshot.py: scan)
+    │   ├── SnapshotBroken               exit 1  a snapshot stream ended early (data/snapshot.py: read it again)
     │   └── VerifyMismatchError          exit 3  source and target differ (a report lists the keys)
     ├── OutputError                      exit 1  a file could not be written (read-only or full file system)
     ├── SandboxError                     exit 1  the embedded sandbox could not start or stop

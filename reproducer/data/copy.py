@@ -453,10 +453,19 @@ class RateLimiter:
 
     def wait(self, keys: int, nbytes: int) -> None:
         """Block until ``keys`` keys and ``nbytes`` bytes in total are within the limits."""
-        needed = max(keys / self._kps if self._kps else 0.0, nbytes / self._bps if self._bps else 0.0)
-        delay = needed - (self._clock() - self._start)
+        delay = self._needed(keys, nbytes) - (self._clock() - self._start)
         if delay > 0:
             self._sleep(delay)
+
+    def restart(self, keys: int, nbytes: int) -> None:
+        """Count from now, as if ``keys`` and ``nbytes`` had just been reached on time.
+
+        After counters went back, the keys read again must not come in a burst that catches up with time spent.
+        """
+        self._start = self._clock() - self._needed(keys, nbytes)
+
+    def _needed(self, keys: int, nbytes: int) -> float:
+        return max(keys / self._kps if self._kps else 0.0, nbytes / self._bps if self._bps else 0.0)
 
 
 #: A value read whole (sized under the byte bound) is abandoned once its reply passes this many times the bound.
@@ -914,7 +923,7 @@ class _Clock:
         micros = int(reply[0]) * 1_000_000 + int(reply[1])
         if source:
             return cls((micros + 999) // 1000 - before, after - before + 1)
-        return cls(micros // 1000 - after, after - before + 1)
+        return cls(micros // 1000 - (after + 1), after - before + 2)  # + 1: monotonic_ms rounds down
 
     @classmethod
     def source(cls, conn: RawConnection) -> _Clock:
@@ -1128,6 +1137,7 @@ class _NodeCopier:
             Stats(**{f.name: getattr(saved, f.name) - getattr(self.stats, f.name) for f in fields(Stats)})
         )
         self.stats = saved
+        self.limiter.restart(saved.scanned, saved.bytes)
 
     def _count_failure(self, failures: int, cause: DataError) -> int:
         failures += 1

@@ -130,7 +130,7 @@ def test_without_memory_usage_a_big_string_and_a_big_hash_are_copied_and_verifie
     client.mset({f"small:{i}": f"value-{i}" for i in range(30)})
     client.hset("small:hash", mapping={"a": "1", "b": "2"})
     client.rpush("small:list", *range(10))
-    result = copy(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), CopyOptions(max_batch_bytes=BOUND))
+    result = copy(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), CopyOptions(max_batch_bytes=BOUND, read="scan"))
     assert (result.total.scanned, result.total.rebuilt) == (34, 2)
     source = calls(src)
     assert source["dump"] == 2  # small:hash and small:list; the small strings by GET, the big values never
@@ -154,7 +154,7 @@ def test_without_memory_usage_collections_of_big_elements_are_sized_one_at_a_tim
         client.hset(f"wide:{index}", mapping={f"f{i}": element for i in range(4)})  # 80 KB: over the bound
         client.rpush(f"narrow:{index}", element, element)  # 40 KB: within it
     client.mset({f"small:{i}": f"value-{i}" for i in range(30)})
-    result = copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND, batch=10))
+    result = copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND, batch=10, read="scan"))
     assert (result.total.scanned, result.total.copied, result.total.rebuilt) == (46, 38, 8)
     source = calls(src)
     assert source["dump"] == 8 and source["hrandfield"] == 8 and source["lrange"] >= 8  # the lists only dumped
@@ -175,7 +175,8 @@ def test_a_string_that_becomes_a_big_hash_between_sizing_and_reading_is_copied_i
             changed.append(last)
             big_hash(src, last)
 
-    result = copy(ep(src, NO_MEMORY), ep(dst), CopyOptions(max_batch_bytes=BOUND), turn_into_hash)
+    options = CopyOptions(max_batch_bytes=BOUND, read="scan")  # a scan sizes keys before reading them
+    result = copy(ep(src, NO_MEMORY), ep(dst), options, turn_into_hash)
     assert changed and result.total.rebuilt == 1
     source = calls(src)
     assert source.get("hgetall", 0) == 0 and source.get("dump", 0) == 0 and source["hscan"] >= 30

@@ -35,3 +35,13 @@ def test_no_limit_never_sleeps():
     clock = FakeClock()
     RateLimiter(None, None, clock=clock, sleep=clock.sleep).wait(10**9, 10**12)
     assert clock.slept == []
+
+
+def test_counters_gone_back_after_a_restart_are_paced_not_burst():
+    """A copy that starts a node again (a new snapshot, a rewound scan) reads its keys again at the rate."""
+    clock = FakeClock()
+    limiter = RateLimiter(1000, None, clock=clock, sleep=clock.sleep)
+    limiter.wait(2000, 0)  # two seconds of keys: on time after sleeping two seconds
+    limiter.restart(0, 0)  # the counters went back to zero
+    limiter.wait(500, 0)
+    assert clock.slept == [2.0, 0.5]
