@@ -585,6 +585,33 @@ def _set(key: bytes, ttl: int, value: bytes, replace: bool, absolute: bool = Fal
     ]
 
 
+def _writes(
+    items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool, offset: int | None
+) -> list[bytes]:
+    """The SET or RESTORE of each item, as parts to send in order.
+
+    A deadline goes as a time on the target's clock (``offset``: target ms minus monotonic ms), or, without one,
+    as the time left now (at least 1 ms). The most common write, a plain string without TTL replacing, is
+    encoded here directly.
+    """
+    parts: list[bytes] = []
+    add, extend = parts.append, parts.extend
+    now = monotonic_ms()
+    for index in indexes:
+        key, deadline, data = items[index]
+        if type(data) is Plain and not deadline and replace:
+            add(b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(data), data))
+            continue
+        write = _set if isinstance(data, Plain) else _restore
+        if not deadline:
+            extend(write(key, 0, data, replace))
+        elif offset is not None:
+            extend(write(key, deadline + offset, data, replace, True))
+        else:
+            extend(write(key, max(deadline - now, 1), data, replace))
+    return parts
+
+
 class SizeGuess:
     """The size to assume for a key no command could size (MEMORY USAGE and its type's size commands refused).
 
@@ -939,46 +966,28 @@ def _digits(part: object) -> bool:
     return isinstance(part, bytes) and 0 < len(part) <= 19 and part.isdigit()
 
 
-class _SnapshotBatch:
-    """Keys of a snapshot gathered into one batch: one database, ``batch`` keys and about ``max_batch_bytes``."""
+def _snapshot_items(
+    entries: list[snapshot.Entry], clock: _Clock
+) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
+    """A snapshot batch's keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
 
-    def __init__(self, options: CopyOptions) -> None:
-        self.keys, self.bytes = options.batch, options.max_batch_bytes
-        self.entries: list[snapshot.Entry] = []
-        self.db, self.size = 0, 0
-
-    def full(self, entry: snapshot.Entry) -> bool:
-        """Whether the batch must be sent before ``entry`` joins it."""
-        if not self.entries:
-            return False
-        return entry.db != self.db or len(self.entries) >= self.keys or self.size + entry.size > self.bytes
-
-    def add(self, entry: snapshot.Entry) -> None:
-        """Gather one key."""
-        self.db = entry.db
-        self.entries.append(entry)
-        self.size += entry.size
-
-    def take(self, clock: _Clock) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
-        """The gathered keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
-
-        A key whose expiry has passed on the source's clock is not copied (it counts as expired).
-        """
-        items: list[tuple[bytes, int, bytes]] = []
-        oversized: list[bytes] = []
-        source_now = monotonic_ms() + clock.offset_ms
-        delta = Stats(scanned=len(self.entries), ttl_early_ms=clock.error_ms)
-        for entry in self.entries:
-            if entry.expire_ms >= 0 and entry.expire_ms <= source_now:
-                delta.expired += 1
-            elif entry.payload is None:
-                oversized.append(entry.key)  # over the size limit: copied from the live source, in chunks
-            else:
-                delta.bytes += entry.size
-                deadline = entry.expire_ms - clock.offset_ms if entry.expire_ms >= 0 else 0
-                items.append((entry.key, deadline, entry.payload))
-        self.entries, self.size = [], 0
-        return items, delta, oversized
+    A key whose expiry has passed on the source's clock is not copied (it counts as expired).
+    """
+    items: list[tuple[bytes, int, bytes]] = []
+    oversized: list[bytes] = []
+    offset = clock.offset_ms
+    source_now = monotonic_ms() + offset
+    delta = Stats(scanned=len(entries), ttl_early_ms=clock.error_ms)
+    for entry in entries:
+        expire = entry.expire_ms
+        if 0 <= expire <= source_now:
+            delta.expired += 1
+        elif entry.payload is None:
+            oversized.append(entry.key)  # over the size limit: copied from the live source, in chunks
+        else:
+            delta.bytes += entry.size
+            items.append((entry.key, expire - offset if expire >= 0 else 0, entry.payload))
+    return items, delta, oversized
 
 
 class _NodeCopier:
@@ -1069,42 +1078,58 @@ class _NodeCopier:
                 src.close()
 
     def _copy_snapshot(self, src: RawConnection, dbs: list[int]) -> None:
-        """Stream the node's snapshot into the target, one batch restored while the next is read."""
+        """Stream the node's snapshot into the target, one batch restored while the next is read.
+
+        A batch closes at ``batch`` keys, about ``max_batch_bytes`` bytes, or a change of database.
+        """
         clock = _Clock.source(src)
         stream = snapshot.open_snapshot(src)
-        wanted, pending = set(dbs), None
-        batch = _SnapshotBatch(self.options)
-        limit = min(self.options.max_payload_bytes, self.writer.max_restore, self.options.max_batch_bytes)
+        target_version = self.writer.rdb_version
+        convert = target_version is not None and stream.version > target_version
+        wanted, most_keys, most_bytes = set(dbs), self.options.batch, self.options.max_batch_bytes
+        limit = min(self.options.max_payload_bytes, self.writer.max_restore, most_bytes)
+        pending: RestoreBatch | None = None
+        entries: list[snapshot.Entry] = []
+        db = size = 0
         try:
             for entry in stream.entries(limit):  # a bigger value is copied from the live source, in chunks
                 if entry.db not in wanted:
                     continue
-                if batch.full(entry):
-                    pending = self._flush_snapshot(batch, pending, clock)
-                batch.add(entry)
+                if entries and (entry.db != db or len(entries) >= most_keys or size + entry.size > most_bytes):
+                    pending = self._flush_snapshot(db, entries, pending, clock, convert)
+                    entries, size = [], 0
+                db = entry.db
+                entries.append(entry)
+                size += entry.size
         except DataError:
             if pending is not None:  # settle what the target was sent: its replies must not be left unread
                 self._confirm(pending)
             raise
-        pending = self._flush_snapshot(batch, pending, clock)
+        pending = self._flush_snapshot(db, entries, pending, clock, convert)
         if pending is not None:
             self._confirm(pending)
-        for db in dbs:
-            self.checkpoint.finish_db(self.name, db, self.stats)
+        for done in dbs:
+            self.checkpoint.finish_db(self.name, done, self.stats)
         self.checkpoint.save()
 
     def _flush_snapshot(
-        self, batch: _SnapshotBatch, pending: RestoreBatch | None, clock: _Clock
+        self, db: int, entries: list[snapshot.Entry], pending: RestoreBatch | None, clock: _Clock, convert: bool
     ) -> RestoreBatch | None:
-        """Send ``batch`` to the target, then confirm the batch before it; the batch now in flight."""
-        if not batch.entries:
+        """Send ``entries`` to the target, then confirm the batch before; the batch now in flight.
+
+        ``convert``: the stream's RDB version is newer than the target's, payloads are re-stamped or rebuilt.
+        """
+        if not entries:
             return pending
-        items, delta, oversized = batch.take(clock)
+        items, delta, oversized = _snapshot_items(entries, clock)
         self.stats.add(delta)
         self.tracker.report(delta)
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
-        items, unknown, converted = self.writer.split(items)
-        sent = RestoreBatch(batch.db, items, self.writer.send(batch.db, items), None, oversized, unknown, converted)
+        unknown: list[tuple[bytes, int]] = []
+        converted = 0
+        if convert:
+            items, unknown, converted = self.writer.split(items)
+        sent = RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
         if pending is not None:
             self._confirm(pending)
         return sent
@@ -1426,22 +1451,7 @@ class TargetWriter:
         replace, clock = self.replace, self._clocks[node]
         if clock is not None:  # deadlines as times on the target's clock: they hold however long the batch takes
             self.ttl_early_ms = max(self.ttl_early_ms, clock.error_ms)
-            parts = [
-                part
-                for key, deadline, data in (items[i] for i in indexes)
-                for part in (_set if isinstance(data, Plain) else _restore)(
-                    key, deadline + clock.offset_ms if deadline else 0, data, replace, absolute=bool(deadline)
-                )
-            ]
-        else:
-            now = monotonic_ms()
-            parts = [
-                part
-                for key, deadline, data in (items[i] for i in indexes)
-                for part in (_set if isinstance(data, Plain) else _restore)(
-                    key, max(deadline - now, 1) if deadline else 0, data, replace
-                )
-            ]
+        parts = _writes(items, indexes, replace, clock.offset_ms if clock is not None else None)
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
             parts.append(

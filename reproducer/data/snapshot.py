@@ -177,6 +177,11 @@ def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
     db, expire = 0, -1
     try:
         while True:
+            small = _small_entry(reader, db, expire, stamp)
+            if small is not None:
+                yield small
+                expire = -1
+                continue
             kind = reader.byte()
             if kind == _EXPIRETIME_MS:
                 expire = int.from_bytes(reader.take(8), "little")
@@ -189,7 +194,7 @@ def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
                 _end(reader, mark)
                 return
             elif kind < 0xF0:
-                yield _small_entry(reader, kind, db, expire, stamp) or _entry(reader, kind, db, expire, stamp)
+                yield _entry(reader, kind, db, expire, stamp)
                 expire = -1
             else:
                 _opcode(reader, kind)
@@ -199,13 +204,24 @@ def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
         raise SnapshotRefused(f"its snapshot stream could not be read ({exc})") from None
 
 
-def _small_entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry | None:
-    """The common case fast: a one-string value, key and value with short lengths, all in the buffer; else None."""
-    buf, pos = reader.buf, reader.pos
+def _small_entry(reader: _Reader, db: int, expire: int, stamp: bytes) -> Entry | None:
+    """The common case fast: [expiry] a one-string value, key and value with short lengths, all in the buffer.
+
+    None (nothing read) for anything else: the general path reads it.
+    """
+    buf, head = reader.buf, reader.pos
     end = len(buf)
-    if kind not in _ONE_STRING or pos + 3 > end or buf[pos] >= 0x40:
+    if end - head < 16:
         return None
-    value = pos + 1 + buf[pos]
+    kind = buf[head]
+    if kind == _EXPIRETIME_MS:
+        expire = int.from_bytes(buf[head + 1 : head + 9], "little")
+        head += 9
+        kind = buf[head] if head < end else 0xFF
+    head += 1
+    if kind not in _ONE_STRING or head + 3 > end or buf[head] >= 0x40:
+        return None
+    value = head + 1 + buf[head]
     first = buf[value] if value + 2 <= end else 0xFF
     if first < 0x40:
         stop = value + 1 + first
@@ -216,10 +232,9 @@ def _small_entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes)
     if stop > end or stop - value > reader.limit:
         return None
     reader.pos = stop
-    key = bytes(buf[pos + 1 : value])
+    key = bytes(buf[head + 1 : value])
     if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
-        with memoryview(buf) as view:
-            return Entry(db, key, expire, Plain(view[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
+        return Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
     data = bytes((kind,)) + buf[value:stop] + stamp
     return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), stop - value + 1)
 
