@@ -1410,6 +1410,8 @@ class TargetWriter:
         restamped = 0
         for key, deadline, payload in items:
             converted = payload if isinstance(payload, Plain) else dumpfmt.downgrade(payload, version)
+            if converted is None:  # a type the target lacks: rewritten as one it has when the data allows
+                converted = snapshot.older_payload(payload, version)
             if converted is None:
                 unknown.append((key, len(payload)))
             else:

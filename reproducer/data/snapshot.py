@@ -509,6 +509,135 @@ class _Reader:
         return str(int.from_bytes(self.take(width), "little", signed=True)).encode()
 
 
+def older_payload(payload: bytes, version: int) -> bytes | None:
+    """A payload of a type RDB 10 lacks, rewritten as one it has, stamped ``version`` (10); None when not possible.
+
+    A listpack set (type 20) becomes a plain set (type 2: its members as strings); a stream whose consumers carry
+    an active time (type 21) becomes a stream of type 19 without it (RDB 10 has no such field). Both hold the same
+    data for the target, which re-encodes them as it loads them.
+    """
+    if version != 10 or len(payload) < 11:
+        return None
+    kind, body = payload[0], payload[1:-10]
+    try:
+        if kind == 20:
+            rewritten = bytes((2,)) + _set_from_listpack(body)
+        elif kind == 21:
+            rewritten = bytes((19,)) + _stream_without_active_times(body)
+        else:
+            return None
+    except (IndexError, ValueError):
+        return None  # not what it claims to be: rebuilt by type instead
+    rewritten += struct.pack("<H", version)
+    return rewritten + int(_CRC.calc(rewritten)).to_bytes(8, "little")
+
+
+def _body_reader(body: bytes) -> _Reader:
+    reader = _Reader(lambda: b"", 1 << 31)  # the whole body is there: a length past it ends the read
+    reader.buf = bytearray(body)
+    return reader
+
+
+def _set_from_listpack(body: bytes) -> bytes:
+    reader = _body_reader(body)
+    members = listpack_entries(reader.string())
+    if reader.pos != len(body):
+        raise ValueError("bytes after the listpack")
+    return _length(len(members)) + b"".join(_length(len(m)) + m for m in members)
+
+
+def _stream_without_active_times(body: bytes) -> bytes:
+    """The stream's body with each consumer's 8-byte active time cut out (the rest is the same in type 19)."""
+    reader = _body_reader(body)
+    cuts: list[int] = []
+    for _ in range(reader.length()):
+        reader.skip_string()
+        reader.skip_string()
+    for _ in range(8):
+        reader.length()
+    for _ in range(reader.length()):  # consumer groups
+        reader.skip_string()
+        for _ in range(3):
+            reader.length()
+        for _ in range(reader.length()):
+            reader.take(24)
+            reader.length()
+        for _ in range(reader.length()):  # consumers: name, seen time, active time (cut), pending ids
+            reader.skip_string()
+            reader.take(8)
+            cuts.append(reader.pos)
+            reader.take(8)
+            for _ in range(reader.length()):
+                reader.take(16)
+    if reader.pos != len(body):
+        raise ValueError("bytes after the stream")
+    pieces, start = [], 0
+    for cut in cuts:
+        pieces.append(body[start:cut])
+        start = cut + 8
+    return b"".join(pieces) + body[start:]
+
+
+def _length(n: int) -> bytes:
+    """An RDB length."""
+    if n < 0x40:
+        return bytes((n,))
+    if n < 0x4000:
+        return bytes((0x40 | n >> 8, n & 0xFF))
+    return b"\x80" + n.to_bytes(4, "big")
+
+
+def listpack_entries(blob: bytes) -> list[bytes]:
+    """The entries of a listpack, integers as their decimal strings."""
+    if len(blob) < 7 or int.from_bytes(blob[:4], "little") != len(blob) or blob[-1] != 0xFF:
+        raise ValueError("not a listpack")
+    entries: list[bytes] = []
+    pos, end = 6, len(blob) - 1
+    while pos < end:
+        value, size = _listpack_entry(blob, pos)
+        entries.append(value)
+        pos += size + _backlen_width(size)
+    if pos != end:
+        raise ValueError("a listpack entry runs past its end")
+    return entries
+
+
+def _listpack_entry(blob: bytes, pos: int) -> tuple[bytes, int]:
+    """One entry at ``pos``: its value, and its encoded size without the back length."""
+    first = blob[pos]
+    if first < 0x80:
+        return b"%d" % first, 1
+    if first < 0xC0:
+        return _text(blob, pos + 1, first & 0x3F), 1 + (first & 0x3F)
+    if first < 0xE0:
+        return b"%d" % _signed(((first & 0x1F) << 8) | blob[pos + 1], 13), 2
+    if first < 0xF0:
+        size = ((first & 0x0F) << 8) | blob[pos + 1]
+        return _text(blob, pos + 2, size), 2 + size
+    if first == 0xF0:
+        size = int.from_bytes(blob[pos + 1 : pos + 5], "little")
+        return _text(blob, pos + 5, size), 5 + size
+    width = {0xF1: 2, 0xF2: 3, 0xF3: 4, 0xF4: 8}.get(first)
+    if width is None:
+        raise ValueError(f"unknown listpack encoding {first:#x}")
+    raw = int.from_bytes(blob[pos + 1 : pos + 1 + width], "little")
+    return b"%d" % _signed(raw, width * 8), 1 + width
+
+
+def _text(blob: bytes, start: int, size: int) -> bytes:
+    if start + size > len(blob):
+        raise ValueError("a listpack string runs past its end")
+    return blob[start : start + size]
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
+def _backlen_width(size: int) -> int:
+    return 1 if size < 128 else 2 if size < 16384 else 3 if size < 2097152 else 4 if size < 268435456 else 5
+
+
 _INT_WIDTH = {0: 1, 1: 2, 2: 4}
 #: Bytes of an RDB length by its first two bits (0x81, a 64-bit length, takes 4 more than 0x80)
 _LENGTH_WIDTH = {0: 1, 1: 2, 2: 5}

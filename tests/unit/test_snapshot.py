@@ -121,3 +121,47 @@ def test_lzf_keys_are_decompressed_with_back_references_that_overlap():
     assert snapshot.lzf_decompress(compressed, 8) == b"abababab"
     entry = read(stream(b"\x00\xc3" + length(len(compressed)) + length(8) + compressed + string(b"v")))[0]
     assert entry.key == b"abababab"
+
+
+def listpack(*entries: bytes) -> bytes:
+    body = b"".join(entries)
+    return (4 + 2 + len(body) + 1).to_bytes(4, "little") + len(entries).to_bytes(2, "little") + body + b"\xff"
+
+
+def lp_entry(encoded: bytes) -> bytes:
+    """An entry with its back length (entries here are all under 128 bytes: one byte)."""
+    return encoded + bytes([len(encoded)])
+
+
+EVERY_WIDTH = [
+    (lp_entry(b"\x05"), b"5"),  # 7-bit unsigned
+    (lp_entry(b"\x82ab"), b"ab"),  # 6-bit string length
+    (lp_entry(b"\xdf\xfb"), b"-5"),  # 13-bit signed
+    (lp_entry(b"\xf1" + (-300 & 0xFFFF).to_bytes(2, "little")), b"-300"),
+    (lp_entry(b"\xf2" + (100_000).to_bytes(3, "little")), b"100000"),
+    (lp_entry(b"\xf3" + (-(2**31)).to_bytes(4, "little", signed=True)), b"-2147483648"),
+    (lp_entry(b"\xf4" + (2**63 - 1).to_bytes(8, "little")), b"9223372036854775807"),
+    (lp_entry(b"\xe0\x64" + b"z" * 100), b"z" * 100),  # 12-bit string length
+]
+
+
+def test_a_listpack_set_is_rewritten_as_a_plain_set_for_rdb_10():
+    blob = listpack(*(encoded for encoded, _value in EVERY_WIDTH))
+    assert snapshot.listpack_entries(blob) == [value for _encoded, value in EVERY_WIDTH]
+    converted = snapshot.older_payload(dump_payload(20, string(blob)), 10)
+    members = [value for _encoded, value in EVERY_WIDTH]
+    assert converted == dump_payload(2, length(len(members)) + b"".join(string(m) for m in members), version=10)
+    assert snapshot.older_payload(dump_payload(20, string(blob)), 9) is None  # RDB 9 has no stream type 19 either
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        listpack(lp_entry(b"\x05"))[:-1] + b"\x00",  # no end byte
+        b"\x20" + listpack(lp_entry(b"\x05"))[1:],  # a total that is not its size
+        listpack(lp_entry(b"\xf5\x00")),  # an encoding listpacks do not have
+        listpack(lp_entry(b"\xbfab")),  # a string running past the end
+    ],
+)
+def test_a_listpack_that_is_not_one_is_left_to_the_rebuild(blob):
+    assert snapshot.older_payload(dump_payload(20, string(blob)), 10) is None
