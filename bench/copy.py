@@ -197,6 +197,7 @@ def reproducer(source: Fleet, target: Fleet, command_name: str, extra: list[str]
             raise SystemExit(
                 f"reproducer {command_name} failed ({os.waitstatus_to_exitcode(status)}): {stderr[-2000:]}"
             )
+        time.sleep(0.3)  # let the source reap the fork child of a snapshot (SYNC), so its CPU counts
         after = [server_cpu(nodes) for nodes in servers]
     return Run(
         elapsed,

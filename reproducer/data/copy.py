@@ -1092,7 +1092,7 @@ class _NodeCopier:
         entries: list[snapshot.Entry] = []
         db = size = 0
         try:
-            for entry in stream.entries(limit):  # a bigger value is copied from the live source, in chunks
+            for entry in stream.entries(limit, target_version if convert else None):  # bigger: copied in chunks
                 if entry.db not in wanted:
                     continue
                 if entries and (entry.db != db or len(entries) >= most_keys or size + entry.size > most_bytes):
@@ -1127,8 +1127,9 @@ class _NodeCopier:
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
         unknown: list[tuple[bytes, int]] = []
         converted = 0
-        if convert:
-            items, unknown, converted = self.writer.split(items)
+        if convert:  # stamped with the target's version as they were read, or rewritten or rebuilt here
+            items, unknown, _rewritten = self.writer.split(items)
+            converted = sum(not isinstance(payload, Plain) for _key, _deadline, payload in items)
         sent = RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
         if pending is not None:
             self._confirm(pending)

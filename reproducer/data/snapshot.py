@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import anycrc
 
+from reproducer.data import dumpfmt
 from reproducer.data.dumpfmt import Plain
 from reproducer.data.resp import RawConnection, ReplyError, command
 from reproducer.errors import DataError
@@ -78,13 +79,22 @@ class Snapshot:
     #: The 40 bytes that end a diskless stream (b"" when the preamble gave a byte count instead).
     mark: bytes
 
-    def entries(self, limit: int) -> Iterator[Entry]:
+    def entries(self, limit: int, stamp_as: int | None = None) -> Iterator[Entry]:
         """The keys, in the stream's order; a value over ``limit`` bytes is skipped, never held whole.
+
+        ``stamp_as``: an older RDB version to stamp the payloads of the types it knows with (their encoding is the
+        same there: ``dumpfmt.CONVERTIBLE_FROM``), so that no payload needs re-stamping afterwards; the others keep
+        the stream's version.
 
         Raises:
             SnapshotBroken: the stream ended early or broke the format.
         """
-        return _entries(_Reader(self.recv, limit), self.version, self.mark)
+        own = struct.pack("<H", self.version)
+        stamps = [own] * 256
+        if stamp_as is not None and self.version in dumpfmt.CONVERTIBLE_FROM and stamp_as in dumpfmt.MAX_TYPE:
+            older = struct.pack("<H", stamp_as)
+            stamps[: dumpfmt.MAX_TYPE[stamp_as] + 1] = [older] * (dumpfmt.MAX_TYPE[stamp_as] + 1)
+        return _entries(_Reader(self.recv, limit), tuple(stamps), self.mark)
 
 
 def open_snapshot(conn: RawConnection) -> Snapshot:
@@ -172,12 +182,11 @@ def _header(source: _Source, address: str) -> int:
     return version
 
 
-def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
-    stamp = struct.pack("<H", version)
+def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterator[Entry]:
     db, expire = 0, -1
     try:
         while True:
-            small = _small_entry(reader, db, expire, stamp)
+            small = _small_entry(reader, db, expire, stamps)
             if small is not None:
                 yield small
                 expire = -1
@@ -194,7 +203,7 @@ def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
                 _end(reader, mark)
                 return
             elif kind < 0xF0:
-                yield _entry(reader, kind, db, expire, stamp)
+                yield _entry(reader, kind, db, expire, stamps[kind])
                 expire = -1
             else:
                 _opcode(reader, kind)
@@ -204,7 +213,7 @@ def _entries(reader: _Reader, version: int, mark: bytes) -> Iterator[Entry]:
         raise SnapshotRefused(f"its snapshot stream could not be read ({exc})") from None
 
 
-def _small_entry(reader: _Reader, db: int, expire: int, stamp: bytes) -> Entry | None:
+def _small_entry(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> Entry | None:
     """The common case fast: [expiry] a one-string value, key and value with short lengths, all in the buffer.
 
     None (nothing read) for anything else: the general path reads it.
@@ -235,7 +244,7 @@ def _small_entry(reader: _Reader, db: int, expire: int, stamp: bytes) -> Entry |
     key = bytes(buf[head + 1 : value])
     if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
         return Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
-    data = bytes((kind,)) + buf[value:stop] + stamp
+    data = bytes((kind,)) + buf[value:stop] + stamps[kind]
     return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), stop - value + 1)
 
 
