@@ -558,31 +558,21 @@ def _restore(key: bytes, ttl: int, payload: bytes, replace: bool, absolute: bool
 
 
 def _set(key: bytes, ttl: int, value: bytes, replace: bool, absolute: bool = False) -> list[bytes]:
-    """SET of a small string (``ttl`` ms, 0: none; NX unless replacing): one part, as RESTORE's are.
+    """SET of a string (``ttl`` ms, 0: none; NX unless replacing), as parts to send in order.
 
-    ``absolute``: ``ttl`` is a Unix time in ms on the target's clock (PXAT), not a number of ms.
+    A large value stays its own part, as a RESTORE payload does, so it is never copied. ``absolute``: ``ttl`` is
+    a Unix time in ms on the target's clock (PXAT), not a number of ms.
     """
-    nx = b"" if replace else b"$2\r\nNX\r\n"
+    options = b"" if replace else b"$2\r\nNX\r\n"
     if ttl:
         px = b"%d" % ttl
-        return [
-            b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b"
-            % (
-                5 + (not replace),
-                len(key),
-                key,
-                len(value),
-                value,
-                4 if absolute else 2,
-                b"PXAT" if absolute else b"PX",
-                len(px),
-                px,
-                nx,
-            )
-        ]
-    return [
-        b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (3 + (not replace), len(key), key, len(value), value, nx)
-    ]
+        word = b"$4\r\nPXAT\r\n" if absolute else b"$2\r\nPX\r\n"
+        options = word + b"$%d\r\n%b\r\n" % (len(px), px) + options
+    count = 3 + (not replace) + (2 if ttl else 0)
+    head = b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n" % (count, len(key), key, len(value))
+    if len(value) < DIRECT_SEND:
+        return [head + value + b"\r\n" + options]
+    return [head, value, b"\r\n" + options]
 
 
 def _writes(
