@@ -1055,9 +1055,12 @@ class _NodeCopier:
                 return []
             except snapshot.SnapshotRefused as exc:
                 if self.options.read == "sync":
-                    raise DataError(exc.message, hint="copy with --read scan (SCAN and DUMP need no SYNC)") from None
+                    raise DataError(
+                        f"the source {self.name} gave no snapshot: {exc.message}",
+                        hint="copy with --read scan (SCAN and DUMP need no SYNC)",
+                    ) from None
                 self._rewind()
-                self.writer.warnings.append(f"{self.name} was read with SCAN: {exc.message}")
+                self.writer.warnings.append(f"{self.name} was read with SCAN and DUMP: {exc.message}")
                 return dbs
             except DataError as exc:
                 if not exc.retryable:

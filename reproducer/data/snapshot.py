@@ -107,11 +107,11 @@ def open_snapshot(conn: RawConnection) -> Snapshot:
     conn.send(command("REPLCONF", "capa", "eof", "capa", "psync2") + command("REPLCONF", "rdb-only", "1"))
     capa, _rdb_only = conn.read(2)  # an older server refuses rdb-only: it then streams commands after the RDB
     if isinstance(capa, ReplyError):
-        raise SnapshotRefused(f"{conn.address} refused REPLCONF: {capa}")
+        raise SnapshotRefused(f"REPLCONF was refused: {capa}")
     conn.send(command("SYNC"))
     source = _Source(conn.recv_raw)
-    mark = _preamble(source, conn.address)
-    version = _header(source, conn.address)
+    mark = _preamble(source)
+    version = _header(source)
     return Snapshot(version, source.rest(), mark)
 
 
@@ -132,7 +132,7 @@ class _Source:
         """The next line (without its newline)."""
         while b"\n" not in self.held:
             if len(self.held) > 4096:
-                raise SnapshotRefused("the source's answer to SYNC is not an RDB stream")
+                raise SnapshotRefused("its answer to SYNC is not an RDB stream")
             self.more()
         line, self.held = self.held.split(b"\n", 1)
         return line
@@ -154,31 +154,31 @@ class _Source:
         return recv
 
 
-def _preamble(source: _Source, address: str) -> bytes:
+def _preamble(source: _Source) -> bytes:
     """Skip the keep-alive newlines; the EOF mark of a diskless stream, or b"" for a counted one."""
     while True:
         line = source.line()
         if line in (b"", b"\r"):
             continue
         if line.startswith(b"-"):
-            raise SnapshotRefused(f"{address} refused SYNC: {line[1:].strip().decode(errors='replace')}")
+            raise SnapshotRefused(f"SYNC was refused: {line[1:].strip().decode(errors='replace')}")
         if line.startswith(b"$EOF:") and len(line.rstrip(b"\r")) == 45:
             return line.rstrip(b"\r")[5:]
         if line.startswith(b"$") and line[1:].strip().isdigit():
             return b""
-        raise SnapshotRefused(f"{address} answered SYNC with {line[:60]!r}, not an RDB stream")
+        raise SnapshotRefused(f"it answered SYNC with {line[:60]!r}, not an RDB stream")
 
 
-def _header(source: _Source, address: str) -> int:
+def _header(source: _Source) -> int:
     magic = source.exactly(9)
     if magic.startswith(b"REDIS") and magic[5:].isdigit():
         version = int(magic[5:])
     elif magic.startswith(b"VALKEY") and magic[6:].isdigit():
         version = int(magic[6:])
     else:
-        raise SnapshotRefused(f"{address} sent {magic!r}, not an RDB header")
+        raise SnapshotRefused(f"it sent {magic!r}, not an RDB header")
     if version > MAX_VERSION:
-        raise SnapshotRefused(f"{address} writes RDB version {version}, newer than this reader knows ({MAX_VERSION})")
+        raise SnapshotRefused(f"it writes RDB version {version}, newer than this reader knows ({MAX_VERSION})")
     return version
 
 
@@ -210,7 +210,7 @@ def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterato
     except IndexError:
         raise SnapshotBroken("the snapshot stream ended before its end") from None
     except (ValueError, struct.error) as exc:
-        raise SnapshotRefused(f"its snapshot stream could not be read ({exc})") from None
+        raise SnapshotRefused(f"its snapshot could not be read ({exc})") from None
 
 
 def _small_entry(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> Entry | None:
@@ -265,7 +265,7 @@ def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> En
 
 def _end(reader: _Reader, mark: bytes) -> None:
     if mark and reader.take(40) != mark:
-        raise SnapshotRefused("the RDB stream did not end with the mark its preamble announced")
+        raise SnapshotRefused("its snapshot did not end with the mark its preamble announced")
 
 
 def _opcode(reader: _Reader, kind: int) -> None:

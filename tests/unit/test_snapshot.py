@@ -34,8 +34,8 @@ def read(data: bytes, limit: int = 1 << 20, piece: int = 3) -> list[snapshot.Ent
     """The entries of ``data``, handed to the reader ``piece`` bytes at a time."""
     chunks = [data[i : i + piece] for i in range(0, len(data), piece)][::-1]
     source = snapshot._Source(lambda: chunks.pop() if chunks else b"")
-    mark = snapshot._preamble(source, "test")
-    version = snapshot._header(source, "test")
+    mark = snapshot._preamble(source)
+    version = snapshot._header(source)
     return list(snapshot.Snapshot(version, source.rest(), mark).entries(limit))
 
 
@@ -165,3 +165,18 @@ def test_a_listpack_set_is_rewritten_as_a_plain_set_for_rdb_10():
 )
 def test_a_listpack_that_is_not_one_is_left_to_the_rebuild(blob):
     assert snapshot.older_payload(dump_payload(20, string(blob)), 10) is None
+
+
+def test_lru_and_lfu_hints_between_an_expiry_and_its_key_keep_the_expiry():
+    """An evicting source writes IDLE (LRU) or FREQ (LFU) after a key's expiry and before its type."""
+    expiry = (1_900_000_000_000).to_bytes(8, "little")
+    data = stream(
+        b"\xfc" + expiry + b"\xf8" + length(300) + b"\x00" + string(b"lru") + string(b"v"),
+        b"\xfc" + expiry + b"\xf9\x05" + b"\x00" + string(b"lfu") + string(b"w"),
+        b"\xf9\x05" + b"\x00" + string(b"plain") + string(b"x"),
+    )
+    assert [(e.key, e.expire_ms, e.payload) for e in read(data, piece=1 << 20)] == [
+        (b"lru", 1_900_000_000_000, b"v"),
+        (b"lfu", 1_900_000_000_000, b"w"),
+        (b"plain", -1, b"x"),
+    ]
