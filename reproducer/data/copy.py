@@ -1,4 +1,7 @@
-"""Copy every key from one endpoint to another with SCAN, DUMP, PTTL and RESTORE only.
+"""Copy every key from one endpoint to another, written with RESTORE (and SET for strings).
+
+Each source primary is read from its snapshot when it allows SYNC (:mod:`reproducer.data.snapshot`: its RDB
+stream, cut into DUMP payloads; a batch is written while the next is read), and otherwise as follows.
 
 One worker per source primary (or replica, when asked) scans its keyspace in batches. For each batch it
 sends ``PTTL``+``DUMP`` of its keys, ``MEMORY USAGE`` of the keys the last SCAN returned and the next ``SCAN``
@@ -12,14 +15,16 @@ Several source nodes are copied at once, each by a worker process of its own (:m
 by threads through a bastion); a single node in this process.
 
 Across engines the target's RDB version is known up front (``INFO server``, else a RESTORE probe): a payload
-stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`), and only
-the other keys, and those the target still refuses, are rebuilt with type commands, many keys per round trip
+stamped newer is re-stamped when its object type is one the target knows (:func:`dumpfmt.downgrade`) or
+rewritten as one it knows (:func:`snapshot.older_payload`), and only the other keys, and those the target still
+refuses, are rebuilt with type commands, many keys per round trip
 (:mod:`reproducer.data.rebuild`); a big value is rebuilt alone, in chunks. A key whose MEMORY USAGE is over the
 byte bound is never dumped: it is copied a window at a time under a temporary name renamed onto it once whole.
 
 Per source node the SCAN cursor and counters are checkpointed (only once every key of a SCAN reply is
 confirmed on the target); ``resume`` continues from there, only against the source and target the
-checkpoint names, and only when the target still holds the keys it confirmed.
+checkpoint names, and only when the target still holds the keys it confirmed. A snapshot has no cursor: an
+unfinished node is copied again from a new one.
 """
 
 from __future__ import annotations
@@ -1442,7 +1447,10 @@ class TargetWriter:
         return per_node
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
-        """RESTORE items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
+        """Write items, deadlines as times on the node's clock (else the time left now, at least 1 ms).
+
+        A retried key keeps its deadline.
+        """
         conn = self.conn(node, db)  # first: a new connection (a node first seen, through a tunnel) can take seconds
         replace, clock = self.replace, self._clocks[node]
         if clock is not None:  # deadlines as times on the target's clock: they hold however long the batch takes
