@@ -541,6 +541,54 @@ def older_payload(payload: bytes, version: int) -> bytes | None:
     return rewritten + int(_CRC.calc(rewritten)).to_bytes(8, "little")
 
 
+def same_data(left: bytes, right: bytes) -> bool:
+    """Whether two DUMP bodies (type byte and value, no footer) of a set or a stream hold the same data.
+
+    Their encodings may differ, as across engines: a listpack set against a hash table set or an intset, a stream
+    with consumer active times against one without. False for anything else, or anything that does not read.
+    """
+    try:
+        left_data, right_data = _canonical(left), _canonical(right)
+    except (IndexError, ValueError):
+        return False
+    return left_data is not None and left_data == right_data
+
+
+def _canonical(body: bytes) -> tuple[str, object] | None:
+    kind = body[0] if body else -1
+    if kind in _SET_TYPES:
+        return "set", frozenset(_set_members(kind, body[1:]))
+    if kind == 21:
+        return "stream", _stream_without_active_times(body[1:])
+    if kind == 19:
+        return "stream", body[1:]
+    return None
+
+
+_SET_TYPES = frozenset({2, 11, 20})
+
+
+def _set_members(kind: int, value: bytes) -> list[bytes]:
+    """The members of a plain set (2), an intset (11) or a listpack set (20), as strings."""
+    reader = _body_reader(value)
+    if kind == 2:
+        members = [reader.string() for _ in range(reader.length())]
+    elif kind == 20:
+        members = listpack_entries(reader.string())
+    else:
+        members = _intset_members(reader.string())
+    if reader.pos != len(value):
+        raise ValueError("bytes after the set")
+    return members
+
+
+def _intset_members(blob: bytes) -> list[bytes]:
+    width, count = int.from_bytes(blob[:4], "little"), int.from_bytes(blob[4:8], "little")
+    if width not in (2, 4, 8) or len(blob) != 8 + width * count:
+        raise ValueError("not an intset")
+    return [b"%d" % int.from_bytes(blob[at : at + width], "little", signed=True) for at in range(8, len(blob), width)]
+
+
 def _body_reader(body: bytes) -> _Reader:
     reader = _Reader(lambda: b"", 1 << 31)  # the whole body is there: a length past it ends the read
     reader.buf = bytearray(body)

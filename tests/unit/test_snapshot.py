@@ -180,3 +180,15 @@ def test_lru_and_lfu_hints_between_an_expiry_and_its_key_keep_the_expiry():
         (b"lfu", 1_900_000_000_000, b"w"),
         (b"plain", -1, b"x"),
     ]
+
+
+def test_sets_and_streams_in_other_encodings_are_the_same_data():
+    members = [b"a", b"b", b"7"]
+    packed = b"\x14" + string(listpack(lp_entry(b"\x81b"), lp_entry(b"\x07"), lp_entry(b"\x81a")))
+    plain = b"\x02" + length(3) + b"".join(string(m) for m in members)
+    ints = b"\x0b" + string((2).to_bytes(4, "little") + (2).to_bytes(4, "little") + b"\x07\x00\xfb\xff")
+    packed_ints = b"\x14" + string(listpack(lp_entry(b"\xdf\xfb"), lp_entry(b"\x07")))
+    assert snapshot.same_data(packed, plain) and snapshot.same_data(ints, packed_ints)
+    assert not snapshot.same_data(packed, b"\x02" + length(2) + string(b"a") + string(b"b"))
+    assert not snapshot.same_data(b"\x00" + string(b"a"), b"\x00" + string(b"a"))  # strings are compared as bytes
+    assert not snapshot.same_data(b"\x02\xff", plain) and not snapshot.same_data(b"", plain)
