@@ -20,6 +20,7 @@ ReplyError = libvalkey.ReplyError
 #: Opens a socket to a node address (``host, port, timeout``): a route such as an SSH bastion.
 Dial = Callable[[str, int, float], socket.socket]
 _READ_SIZE = 1 << 20
+_TLS_READ_SIZE = 1 << 16
 #: What the parser returns while a reply is incomplete: a sentinel no reply equals (``False`` would equal a 0).
 _INCOMPLETE = object()
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
@@ -73,6 +74,7 @@ class RawConnection:
         except ValueError as exc:  # a host name IDNA cannot encode (a label too long, empty)
             raise DataError(f"cannot connect to {self.address}: {exc}", hint="check the host name") from None
         self._reader = libvalkey.Reader(notEnoughData=_INCOMPLETE)
+        self._inbox = memoryview(bytearray(_TLS_READ_SIZE)) if tls else None
         self._early: list[object] = []  # replies read past a ``read``'s count, handed to the next one
         self._timeout = timeout
         self.db = 0
@@ -161,7 +163,10 @@ class RawConnection:
 
     def _recv(self) -> bytes:
         try:
-            chunk = self._sock.recv(_READ_SIZE)
+            if self._inbox is None:
+                chunk = self._sock.recv(_READ_SIZE)
+            else:  # TLS hands out one record (16 KiB at most) a call: no new 1 MiB buffer each time
+                chunk = bytes(self._inbox[: self._sock.recv_into(self._inbox)])
         except TimeoutError:
             raise
         except OSError as exc:
@@ -209,6 +214,7 @@ class RawConnection:
         db = self.db
         self.close()
         self._sock, self._reader, self.address, self._early = fresh._sock, fresh._reader, fresh.address, fresh._early
+        self._inbox = fresh._inbox
         self._timeout, self.db = fresh._timeout, fresh.db
         self.select(db)
 
