@@ -59,6 +59,9 @@ _MAX_SOURCE_RETRIES = 6
 #: milliseconds of the copy's own thread; a copy killed outright re-copies at most this long's keys on --resume.
 CHECKPOINT_SECONDS = 0.25
 _WAIT_MS = 2000
+#: A snapshot's deadlines are dated at least this much early (more when the last batch took longer to confirm):
+#: a TTL counts from when the target runs the write, after it was sent.
+_WRITE_MARGIN_MS = 10
 _VERSION_ERRORS = ("DUMP payload version or checksum are wrong", "Bad data format")
 #: A key whose payload is at most this big is rebuilt with others in one pipeline (its whole value read at
 #: once); a bigger one alone, in chunks of rebuild.CHUNK elements.
@@ -544,35 +547,30 @@ def monotonic_ms() -> int:
     return int(time.monotonic() * 1000)
 
 
-def _restore(key: bytes, ttl: int, payload: bytes, replace: bool, absolute: bool = False) -> list[bytes]:
-    """RESTORE as parts to send in order; a large payload stays its own part, so it is never copied.
-
-    ``absolute``: ``ttl`` is a Unix time in ms on the target's clock (ABSTTL), not a number of ms.
-    """
+def _restore(key: bytes, ttl: int, payload: bytes, replace: bool) -> list[bytes]:
+    """RESTORE as parts to send in order; a large payload stays its own part, so it is never copied."""
     ttl_b = b"%d" % ttl
     head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n" % (
-        4 + replace + absolute,
+        5 if replace else 4,
         len(key),
         key,
         len(ttl_b),
         ttl_b,
         len(payload),
     )
-    tail = (b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n") + (b"$6\r\nABSTTL\r\n" if absolute else b"")
+    tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
     return [head + payload + tail] if len(payload) < DIRECT_SEND else [head, payload, tail]
 
 
-def _set(key: bytes, ttl: int, value: bytes, replace: bool, absolute: bool = False) -> list[bytes]:
+def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
     """SET of a string (``ttl`` ms, 0: none; NX unless replacing), as parts to send in order.
 
-    A large value stays its own part, as a RESTORE payload does, so it is never copied. ``absolute``: ``ttl`` is
-    a Unix time in ms on the target's clock (PXAT), not a number of ms.
+    A large value stays its own part, as a RESTORE payload does, so it is never copied.
     """
     options = b"" if replace else b"$2\r\nNX\r\n"
     if ttl:
         px = b"%d" % ttl
-        word = b"$4\r\nPXAT\r\n" if absolute else b"$2\r\nPX\r\n"
-        options = word + b"$%d\r\n%b\r\n" % (len(px), px) + options
+        options = b"$2\r\nPX\r\n$%d\r\n%b\r\n" % (len(px), px) + options
     count = 3 + (not replace) + (2 if ttl else 0)
     head = b"*%d\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n" % (count, len(key), key, len(value))
     if len(value) < DIRECT_SEND:
@@ -580,14 +578,10 @@ def _set(key: bytes, ttl: int, value: bytes, replace: bool, absolute: bool = Fal
     return [head, value, b"\r\n" + options]
 
 
-def _writes(
-    items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool, offset: int | None
-) -> list[bytes]:
-    """The SET or RESTORE of each item, as parts to send in order.
+def _writes(items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool) -> list[bytes]:
+    """The SET or RESTORE of each item, as parts to send in order, with the TTL left now (at least 1 ms).
 
-    A deadline goes as a time on the target's clock (``offset``: target ms minus monotonic ms), or, without one,
-    as the time left now (at least 1 ms). The most common write, a plain string without TTL replacing, is
-    encoded here directly.
+    The most common write, a plain string without TTL replacing, is encoded here directly.
     """
     parts: list[bytes] = []
     add, extend = parts.append, parts.extend
@@ -598,12 +592,7 @@ def _writes(
             add(b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(data), data))
             continue
         write = _set if isinstance(data, Plain) else _restore
-        if not deadline:
-            extend(write(key, 0, data, replace))
-        elif offset is not None:
-            extend(write(key, deadline + offset, data, replace, True))
-        else:
-            extend(write(key, max(deadline - now, 1), data, replace))
+        extend(write(key, max(deadline - now, 1) if deadline else 0, data, replace))
     return parts
 
 
@@ -921,12 +910,11 @@ class RestoreBatch:
 
 
 @dataclass(frozen=True)
-class _Clock:
-    """A server's clock against this machine's monotonic one (TIME): ``server ms = monotonic ms + offset_ms``.
+class _SourceClock:
+    """The source's clock against this machine's monotonic one (TIME): ``source ms = monotonic ms + offset_ms``.
 
-    Taken so that deadlines come out early by up to the round trip of TIME, never late: a source's time as if
-    read when TIME was asked (rounded up), a target's as if read when the answer came (rounded down). So a key
-    never outlives its source, whatever the two servers' clocks say.
+    A snapshot's expiries are absolute times on the source's clock. The source's time is taken as if read when
+    TIME was asked (rounded up), so deadlines come out early by up to the round trip, never late.
     """
 
     offset_ms: int
@@ -934,27 +922,17 @@ class _Clock:
     error_ms: int
 
     @classmethod
-    def measure(cls, conn: RawConnection, *, source: bool = False) -> _Clock | None:
-        """Ask the server its TIME; None when it refuses (or answers something else)."""
+    def measure(cls, conn: RawConnection) -> _SourceClock:
+        """Ask the source its TIME; this machine's wall clock stands in when it is refused."""
         before = monotonic_ms()
         conn.send(b"*1\r\n$4\r\nTIME\r\n")
         reply = conn.read(1)[0]
         after = monotonic_ms()
-        if not (isinstance(reply, list) and len(reply) == 2 and all(_digits(part) for part in reply)):
-            return None
-        micros = int(reply[0]) * 1_000_000 + int(reply[1])
-        if source:
-            return cls((micros + 999) // 1000 - before, after - before + 1)
-        return cls(micros // 1000 - (after + 1), after - before + 2)  # + 1: monotonic_ms rounds down
-
-    @classmethod
-    def source(cls, conn: RawConnection) -> _Clock:
-        """The source's clock; this machine's wall clock stands in when TIME is refused."""
-        before = monotonic_ms()
-        measured = cls.measure(conn, source=True)
-        if measured is not None:
-            return measured
-        return cls(int(time.time() * 1000) - before, monotonic_ms() - before + 1)
+        if isinstance(reply, list) and len(reply) == 2 and all(_digits(part) for part in reply):
+            source_ms = (int(reply[0]) * 1_000_000 + int(reply[1]) + 999) // 1000
+        else:
+            source_ms = int(time.time() * 1000) - (after - before)
+        return cls(source_ms - before, after - before + 1)
 
 
 def _digits(part: object) -> bool:
@@ -962,17 +940,18 @@ def _digits(part: object) -> bool:
 
 
 def _snapshot_items(
-    entries: list[snapshot.Entry], clock: _Clock
+    entries: list[snapshot.Entry], clock: _SourceClock, margin_ms: int
 ) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
     """A snapshot batch's keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
 
-    A key whose expiry has passed on the source's clock is not copied (it counts as expired).
+    A key whose expiry has passed on the source's clock is not copied (it counts as expired). Deadlines are dated
+    ``margin_ms`` earlier: a TTL counts from when the target runs the write, which is later than when it is sent.
     """
     items: list[tuple[bytes, int, bytes]] = []
     oversized: list[bytes] = []
-    offset = clock.offset_ms
-    source_now = monotonic_ms() + offset
-    delta = Stats(scanned=len(entries), ttl_early_ms=clock.error_ms)
+    offset = clock.offset_ms + margin_ms
+    source_now = monotonic_ms() + clock.offset_ms
+    delta = Stats(scanned=len(entries), ttl_early_ms=clock.error_ms + margin_ms)
     for entry in entries:
         expire = entry.expire_ms
         if 0 <= expire <= source_now:
@@ -1008,6 +987,9 @@ class _NodeCopier:
         self._saved_at = time.monotonic()
         self._planner = _Planner(b"0", options, self._outgrown)
         self._reader: RawConnection | None = None  # a second source connection for rebuilds, opened when needed
+        #: How long the last confirmed snapshot batch took from sending to confirmed (its writes ran within it).
+        self._write_latency_ms = 0
+        self._pending_sent_ms = 0
 
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
@@ -1080,7 +1062,7 @@ class _NodeCopier:
 
         A batch closes at ``batch`` keys, about ``max_batch_bytes`` bytes, or a change of database.
         """
-        clock = _Clock.source(src)
+        clock = _SourceClock.measure(src)
         stream = snapshot.open_snapshot(src)
         target_version = self.writer.rdb_version
         convert = target_version is not None and stream.version > target_version
@@ -1111,7 +1093,7 @@ class _NodeCopier:
         self.checkpoint.save()
 
     def _flush_snapshot(
-        self, db: int, entries: list[snapshot.Entry], pending: RestoreBatch | None, clock: _Clock, convert: bool
+        self, db: int, entries: list[snapshot.Entry], pending: RestoreBatch | None, clock: _SourceClock, convert: bool
     ) -> RestoreBatch | None:
         """Send ``entries`` to the target, then confirm the batch before; the batch now in flight.
 
@@ -1119,7 +1101,7 @@ class _NodeCopier:
         """
         if not entries:
             return pending
-        items, delta, oversized = _snapshot_items(entries, clock)
+        items, delta, oversized = _snapshot_items(entries, clock, max(self._write_latency_ms, _WRITE_MARGIN_MS))
         self.stats.add(delta)
         self.tracker.report(delta)
         self.limiter.wait(self.stats.scanned, self.stats.bytes)
@@ -1131,6 +1113,9 @@ class _NodeCopier:
         sent = RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
         if pending is not None:
             self._confirm(pending)
+            # the batch before was sent a batch ago and is confirmed now: its last write ran within this long
+            self._write_latency_ms = monotonic_ms() - self._pending_sent_ms
+        self._pending_sent_ms = monotonic_ms()
         return sent
 
     def _copy_db_reconnecting(self, db: int) -> None:
@@ -1385,7 +1370,6 @@ class TargetWriter:
         self.target, self.replace = target, replace
         self.layout = discover(target)
         self._conns: dict[Address, RawConnection] = {}
-        self._clocks: dict[Address, _Clock | None] = {}
         self._waits_sent: dict[Address, int] = {}
         self._no_wait: set[Address] = set()
         self._unsent: set[Address] = set()
@@ -1422,8 +1406,6 @@ class TargetWriter:
         """The connection to target ``node``, on ``db`` unless the target is a cluster."""
         if node not in self._conns:
             self._conns[node] = connect(self.target, node)
-            if node not in self._clocks:  # once per node: a new connection (slow, say) does not change its clock
-                self._clocks[node] = _Clock.measure(self._conns[node])
         conn = self._conns[node]
         if not self.layout.cluster:
             conn.select(db)
@@ -1447,15 +1429,9 @@ class TargetWriter:
         return per_node
 
     def _send_to(self, node: Address, db: int, items: list[tuple[bytes, int, bytes]], indexes: list[int]) -> None:
-        """Write items, deadlines as times on the node's clock (else the time left now, at least 1 ms).
-
-        A retried key keeps its deadline.
-        """
+        """Write items with the TTL left now: a retried key keeps its deadline (at least 1 ms)."""
         conn = self.conn(node, db)  # first: a new connection (a node first seen, through a tunnel) can take seconds
-        replace, clock = self.replace, self._clocks[node]
-        if clock is not None:  # deadlines as times on the target's clock: they hold however long the batch takes
-            self.ttl_early_ms = max(self.ttl_early_ms, clock.error_ms)
-        parts = _writes(items, indexes, replace, clock.offset_ms if clock is not None else None)
+        parts = _writes(items, indexes, self.replace)
         replicas = 0 if node in self._no_wait else len(self.layout.replicas.get(node, []))
         if replicas:
             parts.append(

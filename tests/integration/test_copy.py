@@ -120,9 +120,7 @@ def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
     monkeypatch.setattr(
         copy_module,
         "_restore",
-        lambda key, ttl, payload, replace, absolute=False: restore(
-            key, ttl, with_version(payload, 12), replace, absolute
-        ),
+        lambda key, ttl, payload, replace: restore(key, ttl, with_version(payload, 12), replace),
     )
     result = copy(ep(src), ep(dst), CopyOptions())
     strings = sum(1 for key in client.scan_iter(count=1000) if client.type(key) == "string")
