@@ -87,7 +87,8 @@ class Snapshot:
         the stream's version.
 
         Raises:
-            SnapshotBroken: the stream ended early or broke the format.
+            SnapshotBroken: the stream ended early (the connection broke).
+            SnapshotRefused: the stream holds what this reader cannot read (a format error, a module's type).
         """
         own = struct.pack("<H", self.version)
         stamps = [own] * 256
@@ -509,8 +510,8 @@ class _Reader:
         if special == 3:
             compressed = self.length()
             plain = self.length()
-            if plain > self.limit:
-                raise ValueError(f"a key of {plain} bytes")
+            if plain > self.limit or plain > _LZF_MOST * compressed + 64:
+                raise ValueError(f"an LZF string of {plain} bytes from {compressed}")
             return lzf_decompress(self.take(compressed), plain)
         width = _INT_WIDTH.get(special)
         if width is None:
@@ -700,10 +701,17 @@ _INT_WIDTH = {0: 1, 1: 2, 2: 4}
 _LENGTH_WIDTH = {0: 1, 1: 2, 2: 5}
 
 
+#: LZF writes at most 264 bytes from a 3-byte back reference: a string claiming more per compressed byte lies.
+_LZF_MOST = 100
+
+
 def lzf_decompress(data: bytes, size: int) -> bytes:
-    """LZF-decompress ``data`` into ``size`` bytes (RDB strings; only keys are decompressed, values never)."""
+    """LZF-decompress ``data`` into ``size`` bytes: an RDB string (a key, a set member, a listpack blob).
+
+    Data that would decompress past ``size`` stops there (an untrusted stream cannot make it grow unbounded).
+    """
     try:
-        out = _lzf(data)
+        out = _lzf(data, size)
     except IndexError:
         raise ValueError("LZF data cut short") from None
     if len(out) != size:
@@ -711,10 +719,12 @@ def lzf_decompress(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
-def _lzf(data: bytes) -> bytearray:
+def _lzf(data: bytes, size: int) -> bytearray:
     out = bytearray()
     index, end = 0, len(data)
     while index < end:
+        if len(out) > size:
+            raise ValueError(f"LZF data decompresses past its {size} bytes")
         control = data[index]
         index += 1
         if control < 32:  # a literal run of control + 1 bytes

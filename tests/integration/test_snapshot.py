@@ -190,6 +190,8 @@ def test_an_interrupted_snapshot_copy_resumes_by_copying_the_node_again(fleets, 
     resumed = cli.run("copy", url(source), url(target), "--run-dir", run_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "identical" in resumed.stderr and target.client(target.primary).dbsize() == 12_000
+    calls = source.client(source.primary).info("commandstats")["cmdstat_sync"]["calls"]
+    assert calls == 2  # the resumed node was read from a new snapshot, not scanned
 
 
 def test_the_cli_copies_by_snapshot_unless_a_pattern_asks_for_a_scan(fleets, tmp_path):

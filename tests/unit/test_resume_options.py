@@ -60,6 +60,8 @@ def test_another_scope_is_refused(tmp_path, changed):
         {"conflict": "overwrite"},
         {"dbs": [0, True]},
         {"from_replica": "yes"},
+        {"read": "sync; rm -rf /"},
+        {"read": ["sync"]},
         {},
     ],
 )
@@ -78,3 +80,16 @@ def test_a_fresh_copy_replaces_the_saved_options(tmp_path):
     save_copy_options(tmp_path, settle_copy_options(CopyOptions(), tmp_path)[0])
     settled, _ = settle_copy_options(CopyOptions(resume=True), tmp_path)
     assert settled.max_keys_per_second is None and settled.match is None
+
+
+def test_the_read_mode_is_kept_for_a_resume_and_a_file_saved_before_it_existed_reads_as_auto(tmp_path):
+    save_copy_options(tmp_path, settle_copy_options(CopyOptions(read="scan"), tmp_path)[0])
+    settled, notes = settle_copy_options(CopyOptions(resume=True), tmp_path, frozenset())
+    assert settled.read == "scan" and notes == []
+    settled, notes = settle_copy_options(CopyOptions(resume=True, read="sync"), tmp_path, frozenset({"read"}))
+    assert settled.read == "sync" and notes == ['resume: --read "sync" replaces the saved "scan"']
+    path = tmp_path / OPTIONS_FILE
+    state = json.loads(path.read_text())
+    del state["options"]["read"]
+    path.write_text(json.dumps(state))
+    assert settle_copy_options(CopyOptions(resume=True), tmp_path, frozenset())[0].read == "auto"

@@ -97,7 +97,7 @@ def test_a_preamble_or_header_that_is_not_a_readable_stream_is_refused(data, err
         (b"\x16" + string(b"k") + string(b"v"), snapshot.SnapshotRefused, "object type 22"),
         (b"\xf1", snapshot.SnapshotRefused, "unknown RDB opcode"),
         (b"\x00\x81" + (1 << 62).to_bytes(8, "big") + b"k" * 100, snapshot.SnapshotRefused, "out of bounds"),
-        (b"\x00\xc3" + length(4) + b"\x80\xff\xff\xff\xff" + b"abcd", snapshot.SnapshotRefused, "a key of"),
+        (b"\x00\xc3" + length(4) + b"\x80\xff\xff\xff\xff" + b"abcd", snapshot.SnapshotRefused, "an LZF string of"),
         (b"\x00\xc3\x02\x05\x20\x00\x61", snapshot.SnapshotRefused, "back reference"),
         (b"\x00\xc4" + string(b"v"), snapshot.SnapshotRefused, "unknown string encoding"),
     ],
@@ -192,3 +192,14 @@ def test_sets_and_streams_in_other_encodings_are_the_same_data():
     assert not snapshot.same_data(packed, b"\x02" + length(2) + string(b"a") + string(b"b"))
     assert not snapshot.same_data(b"\x00" + string(b"a"), b"\x00" + string(b"a"))  # strings are compared as bytes
     assert not snapshot.same_data(b"\x02\xff", plain) and not snapshot.same_data(b"", plain)
+
+
+def test_lzf_that_claims_or_makes_more_than_it_can_is_refused_without_growing():
+    """An untrusted stream cannot make a key or a member decompress into more than it says, nor claim more
+    than LZF can make from its bytes."""
+    runaway = b"\x00a" + bytes([(7 << 5) | 0, 255, 0]) * 1000  # one byte, then back references of 264 bytes each
+    with pytest.raises(ValueError, match="past its 10 bytes"):
+        snapshot.lzf_decompress(runaway, 10)
+    claims = b"\x00\xc3" + length(3) + b"\x80" + (50_000).to_bytes(4, "big") + b"\x00ab" + string(b"v")
+    with pytest.raises(snapshot.SnapshotRefused, match="an LZF string of 50000 bytes from 3"):
+        read(stream(claims))
