@@ -581,14 +581,14 @@ def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
 def _writes(items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool) -> list[bytes]:
     """The SET or RESTORE of each item, as parts to send in order, with the TTL left now (at least 1 ms).
 
-    The most common write, a plain string without TTL replacing, is encoded here directly.
+    The most common write, a small plain string without TTL replacing, is encoded here directly.
     """
     parts: list[bytes] = []
     add, extend = parts.append, parts.extend
     now = monotonic_ms()
     for index in indexes:
         key, deadline, data = items[index]
-        if type(data) is Plain and not deadline and replace:
+        if type(data) is Plain and not deadline and replace and len(data) < DIRECT_SEND:
             add(b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(data), data))
             continue
         write = _set if isinstance(data, Plain) else _restore

@@ -257,7 +257,8 @@ def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> En
     with reader.captured() as body:
         if body is None:
             return Entry(db, key, expire, None, size)
-        if kind == 0 and body[0] < 0xC0:  # a plain string (not an integer, not LZF): its bytes, for SET
+        if kind == 0 and body[0] < 0xC0 and len(body) <= _READ:  # a plain string (not an integer, not LZF)
+            # its bytes for SET; a bigger one goes as its payload, built in one copy where Plain takes two
             return Entry(db, key, expire, Plain(body[_LENGTH_WIDTH[body[0] >> 6] + (body[0] == 0x81) * 4 :]), size)
         head = bytes((kind,))
         crc = _CRC.calc(stamp, _CRC.calc(body, _CRC.calc(head)))
@@ -410,7 +411,8 @@ class _Reader:
     def captured(self) -> Iterator[memoryview | None]:
         """A view of the bytes kept since :meth:`capture` (None when the value outgrew the limit), until exit.
 
-        A view, not a copy: a value is copied once, into its payload. The buffer cannot grow while it is held.
+        A view, not a copy: a value is copied once, into its payload. The buffer cannot grow while it is held;
+        a big value leaves it on exit, so that only its payload holds it while the caller works on it.
         """
         capturing, self.capturing = self.capturing, False
         if not capturing or self.pos - self._start > self.limit:
@@ -418,6 +420,15 @@ class _Reader:
             return
         with memoryview(self.buf) as view, view[self._start : self.pos] as kept:
             yield kept
+        if self.pos - self._start > _READ:
+            self._drop_before(self.pos)
+
+    def _drop_before(self, offset: int) -> None:
+        """Drop the buffer's bytes before ``offset``."""
+        del self.buf[:offset]
+        self.pos -= offset
+        self._start -= offset
+        self.dropped += offset
 
     def _fill(self, need: int) -> None:
         """Read until ``need`` bytes lie past ``pos``, dropping what is no longer needed first."""
@@ -425,10 +436,7 @@ class _Reader:
             self.capturing = False
         keep_from = self._start if self.capturing else self.pos
         if keep_from:
-            del self.buf[:keep_from]
-            self.pos -= keep_from
-            self._start -= keep_from
-            self.dropped += keep_from
+            self._drop_before(keep_from)
         while len(self.buf) - self.pos < need:
             chunk = self.recv()
             if not chunk:

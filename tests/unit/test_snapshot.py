@@ -4,6 +4,7 @@ wrong ends in a clear error (never a traceback, never unbounded memory), and the
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Iterator
 
 import pytest
 
@@ -203,3 +204,46 @@ def test_lzf_that_claims_or_makes_more_than_it_can_is_refused_without_growing():
     claims = b"\x00\xc3" + length(3) + b"\x80" + (50_000).to_bytes(4, "big") + b"\x00ab" + string(b"v")
     with pytest.raises(snapshot.SnapshotRefused, match="an LZF string of 50000 bytes from 3"):
         read(stream(claims))
+
+
+def entries_of(data: bytes, limit: int) -> Iterator[snapshot.Entry]:
+    """The entries of ``data`` as the copier reads them, 64 KiB at a time, with the chunks cut beforehand."""
+    chunks = [data[i : i + 65_536] for i in range(0, len(data), 65_536)][::-1]
+    source = snapshot._Source(lambda: chunks.pop() if chunks else b"")
+    mark = snapshot._preamble(source)
+    return snapshot.Snapshot(snapshot._header(source), source.rest(), mark).entries(limit)
+
+
+def test_a_big_value_handed_out_is_no_longer_held_by_the_reader():
+    """Once a value is handed out, only its payload holds it: the reader's buffer lets go of its copy at once,
+    not at the next read (the copier sends the batch before while the buffer would still hold the value)."""
+    big = [bytes([65 + n]) * 3_000_000 for n in range(3)]
+    keys = (b"\x00" + string(b"big%d" % n) + string(value) for n, value in enumerate(big))
+    entries = entries_of(stream(*keys), 10**7)
+    held: list[snapshot.Entry] = []
+    tracemalloc.start()
+    try:
+        for entry in entries:
+            held.append(entry)
+            current, _peak = tracemalloc.get_traced_memory()
+            assert current - sum(len(e.payload or b"") for e in held) < 500_000, f"after {entry.key!r}"
+    finally:
+        tracemalloc.stop()
+    assert [e.payload for e in held] == [dump_payload(0, string(value)) for value in big]
+
+
+def test_a_big_plain_string_becomes_its_dump_payload_in_one_copy():
+    """A SET needs the value as :class:`Plain`, a bytes subclass, which Python builds in two copies; a string
+    bigger than one read goes as its DUMP payload instead, built in one (RESTORE writes the same string)."""
+    value = b"v" * 4_000_000
+    keys = (b"\x00" + string(b"big") + string(value), b"\x00" + string(b"small") + string(b"s"))
+    entries = entries_of(stream(*keys), 10**7)
+    tracemalloc.start()
+    try:
+        big, small = list(entries)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not isinstance(big.payload, Plain) and big.payload == dump_payload(0, string(value))
+    assert isinstance(small.payload, Plain) and small.payload == b"s"
+    assert peak < 2.3 * len(value)  # the buffer (grown by eighths) and the payload, not a third copy
