@@ -129,6 +129,14 @@ class _Source:
             raise SnapshotBroken("the source closed the connection before its snapshot ended")
         self.held += chunk
 
+    def skip_newlines(self) -> None:
+        """Skip the newlines (and carriage returns) at the front, however many reads they take."""
+        while True:
+            self.held = self.held.lstrip(b"\r\n")
+            if self.held:
+                return
+            self.more()
+
     def line(self) -> bytes:
         """The next line (without its newline)."""
         while b"\n" not in self.held:
@@ -157,17 +165,15 @@ class _Source:
 
 def _preamble(source: _Source) -> bytes:
     """Skip the keep-alive newlines; the EOF mark of a diskless stream, or b"" for a counted one."""
-    while True:
-        line = source.line()
-        if line in (b"", b"\r"):
-            continue
-        if line.startswith(b"-"):
-            raise SnapshotRefused(f"SYNC was refused: {line[1:].strip().decode(errors='replace')}")
-        if line.startswith(b"$EOF:") and len(line.rstrip(b"\r")) == 45:
-            return line.rstrip(b"\r")[5:]
-        if line.startswith(b"$") and line[1:].strip().isdigit():
-            return b""
-        raise SnapshotRefused(f"it answered SYNC with {line[:60]!r}, not an RDB stream")
+    source.skip_newlines()
+    line = source.line()
+    if line.startswith(b"-"):
+        raise SnapshotRefused(f"SYNC was refused: {line[1:].strip().decode(errors='replace')}")
+    if line.startswith(b"$EOF:") and len(line.rstrip(b"\r")) == 45:
+        return line.rstrip(b"\r")[5:]
+    if line.startswith(b"$") and line[1:].strip().isdigit():
+        return b""
+    raise SnapshotRefused(f"it answered SYNC with {line[:60]!r}, not an RDB stream")
 
 
 def _header(source: _Source) -> int:
@@ -194,9 +200,9 @@ def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterato
                 continue
             kind = reader.byte()
             if kind == _EXPIRETIME_MS:
-                expire = int.from_bytes(reader.take(8), "little")
+                expire = _expiry(reader.take(8), 1)
             elif kind == _EXPIRETIME:
-                expire = int.from_bytes(reader.take(4), "little") * 1000
+                expire = _expiry(reader.take(4), 1000)
             elif kind == _SELECTDB:
                 db = reader.length()
             elif kind == _EOF:
@@ -214,6 +220,11 @@ def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterato
         raise SnapshotRefused(f"its snapshot could not be read ({exc})") from None
 
 
+def _expiry(field: bytes | bytearray, unit_ms: int) -> int:
+    """An expiry (a signed number of ``unit_ms``) in ms since 1970; one before 1970 is long past: 0, not -1 (none)."""
+    return max(int.from_bytes(field, "little", signed=True) * unit_ms, 0)
+
+
 def _small_entry(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> Entry | None:
     """The common case fast: [expiry] a one-string value, key and value with short lengths, all in the buffer.
 
@@ -225,7 +236,7 @@ def _small_entry(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...
         return None
     kind = buf[head]
     if kind == _EXPIRETIME_MS:
-        expire = int.from_bytes(buf[head + 1 : head + 9], "little")
+        expire = _expiry(buf[head + 1 : head + 9], 1)
         head += 9
         kind = buf[head] if head < end else 0xFF
     head += 1
@@ -496,6 +507,8 @@ class _Reader:
             self.skip(int.from_bytes(self.take(4), "big"))
         elif first == 0x81:
             self.skip(int.from_bytes(self.take(8), "big"))
+        elif kind == 2:
+            raise ValueError(f"unknown string encoding {first:#x}")
         else:
             special = first & 0x3F
             if special == 3:  # LZF: compressed length, plain length, compressed bytes
@@ -599,17 +612,24 @@ def _intset_members(blob: bytes) -> list[bytes]:
 
 
 def _body_reader(body: bytes) -> _Reader:
-    reader = _Reader(lambda: b"", 1 << 31)  # the whole body is there: a length past it ends the read
+    reader = _Reader(lambda: b"", REWRITE_MOST)  # the whole body is there: a length past it ends the read
     reader.buf = bytearray(body)
     return reader
 
 
 def _set_from_listpack(body: bytes) -> bytes:
+    """A listpack set's body as a plain set's: its members' count, then each as a string (encoded as it is read)."""
     reader = _body_reader(body)
-    members = listpack_entries(reader.string())
+    blob = reader.string()
     if reader.pos != len(body):
         raise ValueError("bytes after the listpack")
-    return _length(len(members)) + b"".join(_length(len(m)) + m for m in members)
+    del reader
+    members, count = bytearray(), 0
+    for member in _listpack_walk(blob):
+        members += _length(len(member))
+        members += member
+        count += 1
+    return _length(count) + members
 
 
 def _stream_without_active_times(body: bytes) -> bytes:
@@ -655,17 +675,20 @@ def _length(n: int) -> bytes:
 
 def listpack_entries(blob: bytes) -> list[bytes]:
     """The entries of a listpack, integers as their decimal strings."""
+    return list(_listpack_walk(blob))
+
+
+def _listpack_walk(blob: bytes) -> Iterator[bytes]:
+    """Each entry of a listpack in turn; ValueError (after the entries before) when it is not a listpack."""
     if len(blob) < 7 or int.from_bytes(blob[:4], "little") != len(blob) or blob[-1] != 0xFF:
         raise ValueError("not a listpack")
-    entries: list[bytes] = []
     pos, end = 6, len(blob) - 1
     while pos < end:
         value, size = _listpack_entry(blob, pos)
-        entries.append(value)
+        yield value
         pos += size + _backlen_width(size)
     if pos != end:
         raise ValueError("a listpack entry runs past its end")
-    return entries
 
 
 def _listpack_entry(blob: bytes, pos: int) -> tuple[bytes, int]:
@@ -709,6 +732,11 @@ _INT_WIDTH = {0: 1, 1: 2, 2: 4}
 _LENGTH_WIDTH = {0: 1, 1: 2, 2: 5}
 
 
+#: A string decoded inside a payload being rewritten or compared (a listpack, LZF-compressed or not) is at most this
+#: big; a bigger one is not rewritten (the key is rebuilt by type instead). Listpacks are small by design: a server
+#: turns a set past ``set-max-listpack-entries`` (128) into a hash table.
+REWRITE_MOST = 32 * 1024 * 1024
+
 #: LZF writes at most 264 bytes from a 3-byte back reference: a string claiming more per compressed byte lies.
 _LZF_MOST = 100
 
@@ -745,9 +773,11 @@ def _lzf(data: bytes, size: int) -> bytearray:
             index += 1
         back = ((control & 0x1F) << 8) + data[index] + 1
         index += 1
-        start = len(out) - back
+        count, start = length + 2, len(out) - back
         if start < 0:
             raise ValueError("an LZF back reference points before the start")
-        for offset in range(length + 2):  # byte by byte: the reference may overlap what it writes
-            out.append(out[start + offset])
+        if back >= count:
+            out += out[start : start + count]
+        else:  # it overlaps what it writes: its last ``back`` bytes repeat
+            out += (out[start:] * (count // back + 1))[:count]
     return out

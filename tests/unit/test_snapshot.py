@@ -3,8 +3,10 @@ wrong ends in a clear error (never a traceback, never unbounded memory), and the
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import pytest
 
@@ -247,3 +249,106 @@ def test_a_big_plain_string_becomes_its_dump_payload_in_one_copy():
     assert not isinstance(big.payload, Plain) and big.payload == dump_payload(0, string(value))
     assert isinstance(small.payload, Plain) and small.payload == b"s"
     assert peak < 2.3 * len(value)  # the buffer (grown by eighths) and the payload, not a third copy
+
+
+def line_events(function: Callable[[], object]) -> int:
+    """How many lines of snapshot.py run while ``function`` runs: work that grows with the Python steps taken,
+    counted the same on any machine (a measure of how the work grows, not a timing)."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, _arg: object) -> Callable[..., object] | None:
+        nonlocal count
+        if frame.f_code.co_filename != snapshot.__file__:
+            return None
+        count += event == "line"
+        return trace
+
+    sys.settrace(trace)
+    try:
+        function()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def test_keepalive_newlines_are_skipped_in_steps_per_read_not_per_newline():
+    """A source sends a newline a second while it prepares a snapshot; many newlines in one read are skipped in a
+    few steps (each one taken as a line, with the rest of the read copied, grew with their square)."""
+    few, many = (stream(b"\x00" + string(b"k") + string(b"v"), mark=MARK) for _ in range(2))
+    many = b"\n" * 200_000 + many
+    steps = [line_events(lambda data=data: read(data, piece=65_536)) for data in (few, many)]  # type: ignore[misc]
+    assert steps[1] < steps[0] + 500, steps
+    assert [e.key for e in read(many, piece=65_536)] == [b"k"]
+
+
+def test_lzf_back_references_are_copied_in_steps_per_reference_not_per_byte():
+    """A 48 KB key of back references makes 4 MB: each reference is one step, whatever its length and overlap."""
+    references = 15_887
+    compressed = b"\x00a" + b"\xe0\xff\x00" * references  # "a", then 264 bytes one back, each time
+    size = 1 + references * 264
+    steps = line_events(lambda: snapshot.lzf_decompress(compressed, size))
+    assert steps < 30 * references, steps
+    assert snapshot.lzf_decompress(compressed, size) == b"a" * size
+
+
+@pytest.mark.parametrize("back", [1, 2, 3, 7, 40])
+@pytest.mark.parametrize("count", [3, 9, 264])
+def test_lzf_back_references_of_any_overlap_make_the_same_bytes_as_one_byte_at_a_time(back, count):
+    literal = bytes(range(65, 65 + 40))
+    control = ((7 << 5) | ((back - 1) >> 8)) if count - 2 >= 7 else (((count - 2) << 5) | ((back - 1) >> 8))
+    reference = bytes([control]) + (bytes([count - 2 - 7]) if count - 2 >= 7 else b"") + bytes([(back - 1) & 0xFF])
+    expected = bytearray(literal)
+    for _ in range(count):
+        expected.append(expected[-back])
+    compressed = b"".join(bytes([19]) + literal[at : at + 20] for at in (0, 20)) + reference  # literal runs: 32 at most
+    assert snapshot.lzf_decompress(compressed, len(expected)) == bytes(expected)
+
+
+@pytest.mark.parametrize("first", [0x82, 0x83, 0xBF])
+def test_a_string_with_a_first_byte_no_encoding_has_is_refused_not_read_as_another(first):
+    """0x82 to 0xBF are neither a length nor a special encoding (Valkey refuses them): the value is not an integer
+    nor LZF, and nothing is written for it."""
+    with pytest.raises(snapshot.SnapshotRefused, match=f"unknown string encoding {first:#x}"):
+        read(stream(b"\x00" + string(b"k") + bytes([first]) + b"\x02\x02XYZW" + string(b"v")))
+    with pytest.raises(snapshot.SnapshotRefused, match=f"unknown string encoding {first:#x}"):
+        read(stream(b"\x00" + string(b"K" * 70) + bytes([first]) + b"abcd" * 4))
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [b"\xfc" + (-5).to_bytes(8, "little", signed=True), b"\xfd" + (-5).to_bytes(4, "little", signed=True)],
+)
+def test_an_expiry_before_1970_is_long_past_not_far_in_the_future_nor_none(expiry):
+    """Valkey writes expiries as signed numbers; a negative one is in the past (the key is expired)."""
+    (entry,) = read(stream(expiry + b"\x00" + string(b"k") + string(b"v")))
+    assert entry.expire_ms == 0
+    (small,) = read(stream(expiry + b"\x00" + string(b"k") + string(b"v" * 20)), piece=1 << 20)  # the fast path
+    assert small.expire_ms == 0
+
+
+def test_a_listpack_set_rewritten_for_rdb_10_holds_about_its_own_size_not_a_python_object_per_member():
+    members = [b"%02d" % (n % 100) + bytes([65 + n // 100 % 26, 65 + n // 2600]) for n in range(60_000)]
+    blob = listpack(*(lp_entry(bytes([0x80 | len(m)]) + m) for m in members))  # 4-byte strings
+    payload = dump_payload(20, string(blob))
+    tracemalloc.start()
+    try:
+        converted = snapshot.older_payload(payload, 10)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert converted == dump_payload(2, length(len(members)) + b"".join(string(m) for m in members), version=10)
+    assert peak < 6 * len(payload), f"{peak / len(payload):.1f} times the payload"  # copies, not 60,000 objects
+
+
+def test_an_lzf_listpack_that_would_decompress_past_the_rewrite_bound_is_left_to_the_rebuild():
+    references = (snapshot.REWRITE_MOST // 264) + 10
+    compressed = b"\x00a" + b"\xe0\xff\x00" * references
+    blob = b"\xc3" + length(len(compressed)) + length(1 + references * 264) + compressed
+    tracemalloc.start()
+    try:
+        converted = snapshot.older_payload(dump_payload(20, blob), 10)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert converted is None
+    assert peak < 2 * len(compressed) + 1_000_000
