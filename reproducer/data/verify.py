@@ -431,10 +431,10 @@ class _Checker:
             failure: _Redirected | None = None
             for conn, node_keys in flight.target:  # every reply is read, so each connection stays in step
                 try:
-                    dst_info.update(answer(conn, node_keys))
+                    dst_info.update(_settle_types(partial(_same, conn), answer(conn, node_keys)))
                 except _Redirected as exc:
                     failure = exc
-            src_info = self._source_answer(src, flight.group, answer)
+            src_info = self._source_answer(src, node, flight.group, answer)
             if failure is not None:
                 ask = partial(_describe_commands, plain=flight.plain, big=flight.big)
                 dst_info = self._describe_on_target(db, flight.group, ask, answer)
@@ -464,7 +464,7 @@ class _Checker:
         while True:
             asked = monotonic_ms()
             try:
-                src_info = self._describe_both(src, group, ask, answer)
+                src_info = self._describe_both(src, node, group, ask, answer)
             except ValueOutgrown as exc:
                 big[exc.key] = limit
                 self._reconnect(src, node)
@@ -545,16 +545,23 @@ class _Checker:
             values.update(_read_values(self._target_conn(target_node, db, self._value_conns), node_keys))
         return values
 
-    def _describe_both(self, src: RawConnection, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
+    def _describe_both(
+        self, src: RawConnection, node: Address, keys: list[bytes], ask: _Ask, answer: _Answer
+    ) -> dict[bytes, _Info]:
         """Ask the source and the target nodes at once, then read: the source's answer (the target's in _dst_info)."""
         src.send(ask(keys))  # the source answers while the target is asked
         self._dst_info = self._describe_on_target(src.db, keys, ask, answer)
-        return self._source_answer(src, keys, answer)
+        return self._source_answer(src, node, keys, answer)
 
-    def _source_answer(self, src: RawConnection, keys: list[bytes], answer: _Answer) -> dict[bytes, _Info]:
-        """The source's description of ``keys`` (asked already); a redirection there is an error."""
+    def _source_answer(
+        self, src: RawConnection, node: Address, keys: list[bytes], answer: _Answer
+    ) -> dict[bytes, _Info]:
+        """The source's description of ``keys`` (asked already); a redirection there is an error.
+
+        Types the values did not tell are asked over the second connection: ``src`` may have the next page asked.
+        """
         try:
-            return answer(src, keys)
+            return _settle_types(partial(self._values_conn, node, src.db), answer(src, keys))
         except _Redirected as exc:
             raise DataError(
                 f"the source moved keys while being verified ({exc})",
@@ -578,7 +585,7 @@ class _Checker:
                 failure: _Redirected | None = None
                 for conn, node_keys in asked:  # every reply is read, so each connection stays in step
                     try:
-                        dst_info.update(answer(conn, node_keys))
+                        dst_info.update(_settle_types(partial(_same, conn), answer(conn, node_keys)))
                     except _Redirected as exc:
                         failure = exc
                 if failure is not None:
@@ -684,7 +691,11 @@ class _Redirected(Exception):
     """A cluster node answered MOVED, ASK or TRYAGAIN: the slot map is stale (a reshard or failover meanwhile)."""
 
 
-_Info = tuple[Any, Any, Any, int]  # TYPE, PTTL, the value or payload body (or a digest of it), its size
+def _same(conn: RawConnection) -> RawConnection:
+    return conn
+
+
+_Info = tuple[Any, Any, Any, int]  # the type, PTTL, the value or payload body (or a digest of it), its size
 _UNREADABLE = object()
 _Ask = Callable[[list[bytes]], bytes]
 _Answer = Callable[[RawConnection, list[bytes]], dict[bytes, _Info]]
@@ -694,13 +705,14 @@ _Big = dict[bytes, int]  # keys over the byte bound and their sizes
 
 
 def _describe_commands(keys: list[bytes], plain: set[bytes], big: _Big | None = None) -> bytes:
-    """TYPE, PTTL and the value of each key: GET for a string, DUMP for the others, TYPE again for a big one.
+    """PTTL and the value of each key: GET for a string, DUMP for the others, TYPE for a big one.
 
-    A GET costs the server less than a DUMP, which tries LZF on the value.
+    A GET costs the server less than a DUMP, which tries LZF on the value. The type comes with the value (a
+    payload's first byte, a GET that answered): no TYPE is asked but for a big key.
     """
     return b"".join(
-        b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%b\r\n*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
-        % (len(k), k, len(k), k, _read_command(k, plain, big), len(k), k)
+        b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
+        % (len(k), k, _read_command(k, plain, big), len(k), k)
         for k in keys
     )
 
@@ -726,25 +738,54 @@ def _described(
 ) -> dict[bytes, _Info]:
     """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
 
+    The type is told by the value: a GET that answered, a payload's first byte, nothing for a key gone. It is None
+    where the value cannot tell (GET refused with WRONGTYPE, a module's payload): :func:`_settle_types` asks.
     Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
     versions still compare equal when they encode the value the same way. A reply past ``limit`` bytes raises
     :class:`ValueOutgrown` (``conn`` is then mid-reply).
     """
     try:
-        replies = conn.read(3 * len(keys), limit=limit, limited=3 * len(keys))
+        replies = conn.read(2 * len(keys), limit=limit, limited=2 * len(keys))
     except ReplyOverLimit as exc:
-        raise ValueOutgrown(keys[exc.index // 3]) from None
+        raise ValueOutgrown(keys[exc.index // 2]) from None
     _check_errors(conn, replies, allowed="WRONGTYPE")
-    described = {}
-    for key, kind, pttl, value in zip(keys, replies[0::3], replies[1::3], replies[2::3], strict=True):
+    described: dict[bytes, _Info] = {}
+    for key, pttl, value in zip(keys, replies[0::2], replies[1::2], strict=True):
         if big and key in big:
-            described[key] = (kind, pttl, _BIG, big[key])
+            described[key] = (value, pttl, _BIG, big[key])  # its value's command was TYPE
         elif isinstance(value, bytes):
+            kind = b"string" if key in plain else _PAYLOAD_TYPES.get(value[0] if value else -1)
             described[key] = (kind, pttl, _digest(value, 0 if key in plain else 10), len(value))
+        elif isinstance(value, ReplyError):
+            described[key] = (None, pttl, _MISREAD, 0)
         else:
-            described[key] = (kind, pttl, _MISREAD if isinstance(value, ReplyError) else None, 0)
+            described[key] = (b"none", pttl, None, 0)
     replies.clear()
     return described
+
+
+def _settle_types(connection: Callable[[], RawConnection], described: dict[bytes, _Info]) -> dict[bytes, _Info]:
+    """Ask the TYPE of each key whose value did not tell it, over ``connection()`` (one with no reply pending)."""
+    unknown = [key for key, info in described.items() if info[0] is None]
+    if unknown:
+        conn = connection()
+        conn.send(b"".join(command("TYPE", key) for key in unknown))
+        replies = conn.read(len(unknown))
+        _check_errors(conn, replies)
+        for key, kind in zip(unknown, replies, strict=True):
+            described[key] = (kind, *described[key][1:])
+    return described
+
+
+#: The type a DUMP payload's first byte (its RDB object type) stands for; a module's (6, 7) is asked.
+_PAYLOAD_TYPES = {
+    **dict.fromkeys((0,), b"string"),
+    **dict.fromkeys((1, 10, 14, 18), b"list"),
+    **dict.fromkeys((2, 11, 20), b"set"),
+    **dict.fromkeys((3, 5, 12, 17), b"zset"),
+    **dict.fromkeys((4, 9, 13, 16), b"hash"),
+    **dict.fromkeys((15, 19, 21), b"stream"),
+}
 
 
 def _size(payload: object) -> int:
