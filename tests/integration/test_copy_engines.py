@@ -209,3 +209,19 @@ def test_verify_across_engines_reads_sets_and_streams_from_their_payloads(fleets
     dst.client(dst.primary).execute_command("XGROUP", "SETID", "stream:groups", "late", "4-0")
     report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
     assert {d["key"] for d in report.differences} == {"set:ints-and-text", "stream:groups"}, report.differences
+
+
+@pytest.mark.parametrize("engine", ["valkey", "redis"])
+def test_a_payloads_first_byte_names_the_type_the_server_reports_for_every_encoding(fleets, engine):
+    """Verify tells a key's type from its DUMP payload's first byte, not TYPE: the two agree for every encoding
+    either engine writes (a byte it does not know stays unnamed, and TYPE is asked)."""
+    fleet = fleets(engine=engine)
+    every_encoding(fleet.client(fleet.primary))
+    raw = RawConnection("127.0.0.1", fleet.primary.port)
+    try:
+        for key in raw.call("KEYS", "*"):
+            payload, kind = raw.call("DUMP", key), raw.call("TYPE", key)
+            assert verify_module._PAYLOAD_TYPES[payload[0]] == kind, (key, payload[0], kind)
+    finally:
+        raw.close()
+    assert not {6, 7} & set(verify_module._PAYLOAD_TYPES)  # a module's payload: its type's name is the module's
