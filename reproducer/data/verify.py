@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -42,6 +43,8 @@ from reproducer.data.topology import Address, Layout, connect, databases, discov
 from reproducer.errors import DataError
 
 FORMAT_VERSION = "1.0"
+#: Groups asked of both sides before the oldest is read: the servers answer one while this process reads another.
+DESCRIBE_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ class _InFlight:
     plain: set[bytes]
     big: _Big
     asked_ms: int
-    target: list[tuple[RawConnection, list[bytes]]]
+    target: list[tuple[Address, RawConnection, list[bytes]]]
 
 
 @dataclass
@@ -313,13 +316,15 @@ class _Checker:
         return conn
 
     def check_node(self, node: Address) -> None:
-        src = connect(self.source, node)
-        try:
+        with contextlib.ExitStack() as stack:
+            src = connect(self.source, node)
+            stack.callback(src.close)
+            scan = connect(self.source, node)  # pages and sizes, asked ahead of the groups' descriptions on src
+            stack.callback(scan.close)
             for db in self._dbs(src):
                 src.select(db)
-                self._check_db(src, node, db)
-        finally:
-            src.close()
+                scan.select(db)
+                self._check_db(src, scan, node, db)
 
     def _dbs(self, src: RawConnection) -> list[int]:
         if self.options.dbs is not None:
@@ -328,39 +333,33 @@ class _Checker:
             return [self.source.db]
         return databases(src)
 
-    def _check_db(self, src: RawConnection, node: Address, db: int) -> None:
-        """Compare every selected key of ``db``, one SCAN page at a time, in groups within the byte bound.
+    def _check_db(self, src: RawConnection, scan: RawConnection, node: Address, db: int) -> None:
+        """Compare every selected key of ``db``, in groups within the byte bound, DESCRIBE_DEPTH groups asked ahead.
 
-        Pipelined so that the servers work while this process compares: a group's description is asked of both
-        sides (and, after a page's last group, the next page's sizes and SCAN) before the group before is compared.
-        Values compared as data are read over second connections (:meth:`_values_conn`, ``_value_conns``), so
-        replies never cross.
+        ``scan`` pages through the keys and sizes each page before its groups are used (:meth:`_groups_of_pages`);
+        ``src`` and the target's connections carry only the groups' descriptions. A group is read only once the next
+        one is asked of both sides, and the group before is compared in between, so neither server waits for this
+        process. Values compared as data, and types their values did not tell, are read over second connections
+        (:meth:`_values_conn`, ``_value_conns``), so replies never cross.
         """
-        src.send(self._scan_command(b"0"))
-        cursor, first = scan_reply(src.read(1)[0])
-        keys: list[bytes] | None = first
-        asked = self._ask_page(src, first, cursor)
+        flights: deque[_InFlight] = deque()
         previous: _Described | None = None
-        while keys is not None:
-            usage, types = self._read_page(src, keys, asked)
-            after: list[bytes] | None = None
-            if asked.scanning:
-                cursor, after = scan_reply(src.read(1)[0])
-            groups = list(self._groups(src, keys, usage, types))
-            if not groups:
-                asked = self._ask_page(src, after, cursor)
-            for index, (group, plain, big) in enumerate(groups):
-                flight = self._send_describe(src, db, group, plain, big)
-                resend: Callable[[], _Asked] | None = None
-                if index == len(groups) - 1:  # the source's reads for this page are asked: ask for the next
-                    resend = partial(self._ask_page, src, after, cursor)
-                    asked = resend()
-                if previous is not None:
-                    self._finish(node, db, previous)
-                previous = self._read_describe(src, node, db, flight, resend)
-            keys = after
+        for group, plain, big in self._groups_of_pages(scan):
+            flights.append(self._send_describe(src, db, group, plain, big))
+            if len(flights) == DESCRIBE_DEPTH:
+                previous = self._read_oldest(src, node, db, flights, previous)
+        while flights:
+            previous = self._read_oldest(src, node, db, flights, previous)
         if previous is not None:
             self._finish(node, db, previous)
+
+    def _read_oldest(
+        self, src: RawConnection, node: Address, db: int, flights: deque[_InFlight], previous: _Described | None
+    ) -> _Described:
+        """Compare ``previous`` while the servers answer, then read the oldest group of ``flights``."""
+        if previous is not None:
+            self._finish(node, db, previous)
+        return self._read_describe(src, node, db, flights)
 
     def _finish(self, node: Address, db: int, done: _Described) -> None:
         """Compare a described group (values as data when their payloads differ), then tell the progress."""
@@ -374,6 +373,26 @@ class _Checker:
         if self.options.match:
             args += ["MATCH", self.options.match]
         return command(*args)
+
+    def _groups_of_pages(self, scan: RawConnection) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
+        """Every selected key in groups (:meth:`_groups`), ``scan`` a page ahead of the groups handed out.
+
+        The next page's sizes and SCAN are asked before a page's groups are handed out, and after the page is sized
+        (which may ask ``scan`` for sizes by type: no reply is pending then).
+        """
+        scan.send(self._scan_command(b"0"))
+        cursor, first = scan_reply(scan.read(1)[0])
+        keys: list[bytes] | None = first
+        asked = self._ask_page(scan, keys, cursor)
+        while keys is not None:
+            usage, types = self._read_page(scan, keys, asked)
+            after: list[bytes] | None = None
+            if asked.scanning:
+                cursor, after = scan_reply(scan.read(1)[0])
+            groups = list(self._groups(scan, keys, usage, types))
+            asked = self._ask_page(scan, after, cursor)
+            yield from groups
+            keys = after
 
     def _ask_page(self, src: RawConnection, keys: list[bytes] | None, cursor: bytes) -> _Asked:
         """Send the sizes and types of ``keys`` (the selected ones, kept in place) and the SCAN at ``cursor``.
@@ -403,51 +422,73 @@ class _Checker:
         self, src: RawConnection, db: int, group: list[bytes], plain: set[bytes], big: _Big
     ) -> _InFlight:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
-        ask = partial(_describe_commands, plain=plain, big=big)
         flight = _InFlight(group, plain, big, monotonic_ms(), [])
-        src.send(ask(group))  # the source answers while the target is asked
-        by_node: dict[Address, list[bytes]] = {}
-        for key in group:
-            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
-        for target_node, node_keys in by_node.items():
-            conn = self._target_conn(target_node, db)
-            conn.send(ask(node_keys))
-            flight.target.append((conn, node_keys))
+        src.send(_describe_commands(group, plain, big))  # the source answers while the target is asked
+        self._ask_target(db, flight)
         return flight
 
-    def _read_describe(
-        self, src: RawConnection, node: Address, db: int, flight: _InFlight, resend: Callable[[], _Asked] | None
-    ) -> _Described:
-        """Both sides' descriptions of ``flight``'s group; ``resend`` asks the next page again after a reconnect.
+    def _ask_target(self, db: int, flight: _InFlight) -> None:
+        """Ask the target nodes owning ``flight``'s keys to describe them; their connections go in ``flight.target``."""
+        by_node: dict[Address, list[bytes]] = {}
+        for key in flight.group:
+            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+        flight.target = []
+        for target_node, node_keys in by_node.items():
+            conn = self._target_conn(target_node, db)
+            conn.send(_describe_commands(node_keys, flight.plain, flight.big))
+            flight.target.append((target_node, conn, node_keys))
 
-        A target that redirects is asked again once the slot map is refreshed (:meth:`_describe_on_target`). A value
-        over OUTGROWN_FACTOR times the bound drops the connections: the group is described again, synchronously,
-        with that key compared in chunks (:meth:`_describe_group`).
+    def _read_describe(self, src: RawConnection, node: Address, db: int, flights: deque[_InFlight]) -> _Described:
+        """Both sides' descriptions of the oldest group of ``flights``, which leaves it.
+
+        A target that redirects is asked again once the slot map is refreshed, and so are the groups asked after it
+        (:meth:`_described_again_on_target`). A value over OUTGROWN_FACTOR times the bound drops the connections: the
+        group is described again, synchronously, with that key compared in chunks (:meth:`_describe_group`), and the
+        groups after it are asked again.
         """
+        flight = flights.popleft()
         limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
         answer = partial(_described, plain=flight.plain, big=flight.big, limit=limit)
         try:
             dst_info: dict[bytes, _Info] = {}
             failure: _Redirected | None = None
-            for conn, node_keys in flight.target:  # every reply is read, so each connection stays in step
+            for target_node, conn, node_keys in flight.target:  # every reply is read: connections stay in step
                 try:
-                    dst_info.update(_settle_types(partial(_same, conn), answer(conn, node_keys)))
+                    described = answer(conn, node_keys)  # later groups are pending on conn: types go by another
+                    types_conn = partial(self._target_conn, target_node, db, self._value_conns)
+                    dst_info.update(_settle_types(types_conn, described))
                 except _Redirected as exc:
                     failure = exc
             src_info = self._source_answer(src, node, flight.group, answer)
             if failure is not None:
-                ask = partial(_describe_commands, plain=flight.plain, big=flight.big)
-                dst_info = self._describe_on_target(db, flight.group, ask, answer)
+                dst_info = self._described_again_on_target(db, flight, flights, answer)
         except ValueOutgrown as exc:
             flight.big[exc.key] = limit
             self._reconnect(src, node)
             src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
-            if resend is not None:
-                resend()
+            for later in flights:
+                later.asked_ms = monotonic_ms()
+                src.send(_describe_commands(later.group, later.plain, later.big))
+                self._ask_target(db, later)
             return _Described(flight.group, src_info, self._dst_info, slack)
         # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
         slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - flight.asked_ms
         return _Described(flight.group, src_info, dst_info, slack)
+
+    def _described_again_on_target(
+        self, db: int, flight: _InFlight, flights: deque[_InFlight], answer: _Answer
+    ) -> dict[bytes, _Info]:
+        """``flight``'s description on a target that redirected: asked again on new connections, as are ``flights``.
+
+        The connections that redirected still carry the later groups' replies; they are dropped, and the later
+        groups asked again along the refreshed slot map.
+        """
+        self._drop_target_conns()
+        ask = partial(_describe_commands, plain=flight.plain, big=flight.big)
+        dst_info = self._describe_on_target(db, flight.group, ask, answer)
+        for later in flights:
+            self._ask_target(db, later)
+        return dst_info
 
     def _describe_group(
         self, src: RawConnection, node: Address, group: list[bytes], plain: set[bytes], big: _Big
@@ -475,6 +516,10 @@ class _Checker:
     def _reconnect(self, src: RawConnection, node: Address) -> None:
         """New connections for ``src`` and the target's, which an abandoned reply left out of step."""
         src.adopt(connect(self.source, node))
+        self._drop_target_conns()
+
+    def _drop_target_conns(self) -> None:
+        """Close the target's description connections (replies pending on them are abandoned)."""
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
@@ -508,7 +553,7 @@ class _Checker:
             yield group, plain, big
 
     def _values_conn(self, node: Address, db: int) -> RawConnection:
-        """A second connection to source ``node`` on ``db``, for values read as data (the first has a page asked)."""
+        """A second connection to source ``node`` on ``db``, for values read as data (``src`` has groups asked)."""
         if self._values is None or self._values[0] != node:
             if self._values is not None:
                 self._values[1].close()
@@ -558,7 +603,7 @@ class _Checker:
     ) -> dict[bytes, _Info]:
         """The source's description of ``keys`` (asked already); a redirection there is an error.
 
-        Types the values did not tell are asked over the second connection: ``src`` may have the next page asked.
+        Types the values did not tell are asked over the second connection: ``src`` has the next group asked.
         """
         try:
             return _settle_types(partial(self._values_conn, node, src.db), answer(src, keys))

@@ -1,0 +1,111 @@
+"""Verify asks both sides for the next group before it reads one: the paths that drop connections with a later
+group still asked (a value far over its size, a slot moving on the target) ask that group again."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reproducer.data import sizing
+from reproducer.data.endpoint import Endpoint, parse_endpoint
+from reproducer.data.topology import key_slot
+from reproducer.data.verify import VerifyOptions, verify
+from reproducer.sandbox.fleet import AclUser, Fleet
+from tests.support.fleets import primary_client
+
+NO_MEMORY = AclUser("mover", "m0ver-pw", "~* &* +@all -memory")
+BOUND = 1024 * 1024
+HOUR_MS = 3_600_000
+PAGE = 20  # keys a SCAN page: every page is a group, and many groups are asked one after the other
+
+
+def ep(fleet: Fleet, user: AclUser | None = None) -> Endpoint:
+    """The fleet's endpoint (a cluster's as one), as ``user`` when given."""
+    scheme = "valkey+cluster" if fleet.spec.topology == "cluster" else "valkey"
+    if user is None:
+        return parse_endpoint(f"{scheme}://127.0.0.1:{fleet.primary.port}", environ={})
+    url = f"{scheme}://{user.name}@127.0.0.1:{fleet.primary.port}?password_env=PW"
+    return parse_endpoint(url, environ={"PW": user.password})
+
+
+def test_a_value_far_over_its_size_is_compared_in_windows_and_the_groups_asked_after_it_still_compared(fleets):
+    """Without MEMORY USAGE each list is sized from its first five elements: five tiny ones, then 24 of 200 KB.
+
+    Its reply passes twice the bound while the next group is already asked: the connections are dropped, the list
+    is compared in windows, and every later group is asked again. Each small key differs on the target, so a group
+    lost or read against another's replies shows in the counts.
+    """
+    source, target = fleets(users=(NO_MEMORY,)), fleets(users=(NO_MEMORY,))
+    blob = os.urandom(200_000)
+    heavy = [f"heavy:{index}" for index in range(3)]
+    for fleet in (source, target):
+        client = primary_client(fleet)
+        for name in heavy:
+            client.rpush(name, *[f"small-{i}" for i in range(5)])
+            client.rpush(name, *[blob[i:] + blob[:i] for i in range(24)])
+        client.mset({f"small:{i}": f"value-{i}" for i in range(1000)})
+    primary_client(target).mset({f"small:{i}": f"other-{i}" for i in range(1000)})
+    client = primary_client(source)
+    estimate = client.llen(heavy[0]) * (len(client.lindex(heavy[0], 0)) + sizing.ELEMENT_OVERHEAD)
+    assert estimate < BOUND < 2 * BOUND < 24 * len(blob), "the lists are not under-counted: the test proves nothing"
+
+    options = VerifyOptions(batch=PAGE, max_batch_bytes=BOUND)
+    report = verify(ep(source, NO_MEMORY), ep(target, NO_MEMORY), options)
+
+    assert report.compared == 1003, report.to_dict()
+    assert report.value_mismatch == 1000, report.to_dict()
+    assert report.missing == report.type_mismatch == report.ttl_mismatch == 0, report.to_dict()
+    assert {d["key"] for d in report.differences} <= {f"small:{i}" for i in range(1000)}
+
+
+def test_a_slot_moving_on_the_target_mid_verify_is_followed_and_the_groups_asked_after_it_compared(fleets):
+    """After the first group, a slot holding 200 of the 600 keys moves to another primary of the target.
+
+    Groups asked before the move and read after it are redirected while the next group waits on the same
+    connections: those are dropped, the slot map refreshed, and the waiting groups asked again. Keys alternate
+    between strings and hashes and each has its own TTL, so replies read for the wrong keys show as differences.
+    """
+    source, target = fleets(), fleets(topology="cluster", shards=3)
+    keys = [f"k:{i}" for i in range(400)] + [f"{{moving}}:{i}" for i in range(200)]
+    for fleet in (source, target):
+        fill(primary_client(fleet), keys)
+    moved: list[int] = []
+
+    def move_after_the_first_group(_compared: int) -> None:
+        if not moved:
+            moved.append(move_slot(target, key_slot(b"{moving}")))
+
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=move_after_the_first_group))
+
+    assert moved == [200]
+    assert report.ok and report.compared == 600, report.to_dict()
+    assert report.target_keys == {"0": 600}, report.to_dict()
+
+
+def fill(client: Any, keys: list[str]) -> None:
+    """Strings and hashes in turn, each key with a TTL ten seconds apart from the one before."""
+    pipe = client.pipeline(transaction=False)
+    for index, key in enumerate(keys):
+        if index % 2:
+            pipe.hset(key, mapping={"field": key})
+        else:
+            pipe.set(key, key)
+        pipe.pexpire(key, HOUR_MS + index * 10_000)
+    pipe.execute()
+
+
+def move_slot(fleet: Fleet, slot: int) -> int:
+    """Move ``slot`` and its keys to another primary of the cluster ``fleet``; the number of keys moved."""
+    primaries = [node for node in fleet.servers if node.role == "primary"]
+    ids = {node.port: fleet.admin(node, "CLUSTER", "MYID") for node in primaries}
+    owner = next(node for node in primaries if fleet.admin(node, "CLUSTER", "COUNTKEYSINSLOT", slot) > 0)
+    receiver = next(node for node in primaries if node is not owner)
+    old, new = fleet.client(owner), fleet.client(receiver)
+    keys = old.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+    values = [(key, old.dump(key), old.pttl(key)) for key in keys]
+    old.delete(*keys)
+    for node in primaries:
+        fleet.admin(node, "CLUSTER", "SETSLOT", slot, "NODE", ids[receiver.port])
+    for key, payload, pttl in values:
+        new.restore(key, max(pttl, 0), payload)
+    return len(values)
