@@ -423,20 +423,33 @@ class _Checker:
     ) -> _InFlight:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
         flight = _InFlight(group, plain, big, monotonic_ms(), [])
-        src.send(_describe_commands(group, plain, big))  # the source answers while the target is asked
-        self._ask_target(db, flight)
+        asked = _describe_commands(group, plain, big)
+        src.send(asked)  # the source answers while the target is asked
+        self._ask_target(db, flight, asked)
         return flight
 
-    def _ask_target(self, db: int, flight: _InFlight) -> None:
-        """Ask the target nodes owning ``flight``'s keys to describe them; their connections go in ``flight.target``."""
-        by_node: dict[Address, list[bytes]] = {}
-        for key in flight.group:
-            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+    def _ask_target(self, db: int, flight: _InFlight, asked: bytes | None = None) -> None:
+        """Ask the target nodes owning ``flight``'s keys to describe them; their connections go in ``flight.target``.
+
+        ``asked``: the whole group's commands, sent as they are when one node owns every key.
+        """
+        by_node = self._by_owner(flight.group)
         flight.target = []
         for target_node, node_keys in by_node.items():
             conn = self._target_conn(target_node, db)
-            conn.send(_describe_commands(node_keys, flight.plain, flight.big))
+            if asked is None or len(by_node) > 1:
+                asked = _describe_commands(node_keys, flight.plain, flight.big)
+            conn.send(asked)
             flight.target.append((target_node, conn, node_keys))
+
+    def _by_owner(self, keys: list[bytes]) -> dict[Address, list[bytes]]:
+        """``keys`` by the target primary that owns each (all on the one primary outside a cluster)."""
+        if not self.layout.cluster:
+            return {self.layout.primaries[0]: keys}
+        by_node: dict[Address, list[bytes]] = {}
+        for key in keys:
+            by_node.setdefault(self.layout.node_for_key(key), []).append(key)
+        return by_node
 
     def _read_describe(self, src: RawConnection, node: Address, db: int, flights: deque[_InFlight]) -> _Described:
         """Both sides' descriptions of the oldest group of ``flights``, which leaves it.
@@ -617,13 +630,10 @@ class _Checker:
     def _describe_on_target(self, db: int, keys: list[bytes], ask: _Ask, answer: _Answer) -> dict[bytes, _Info]:
         """``ask`` the target nodes owning ``keys``; a redirection refreshes the slot map and retries."""
         for attempt in range(_MAX_REDIRECTS):
-            by_node: dict[Address, list[bytes]] = {}
-            for key in keys:
-                by_node.setdefault(self.layout.node_for_key(key), []).append(key)
             dst_info: dict[bytes, _Info] = {}
             try:
                 asked = []
-                for target_node, node_keys in by_node.items():
+                for target_node, node_keys in self._by_owner(keys).items():
                     conn = self._target_conn(target_node, db)
                     conn.send(ask(node_keys))
                     asked.append((conn, node_keys))
@@ -769,6 +779,8 @@ def _read_command(key: bytes, plain: set[bytes], big: _Big | None) -> bytes:
 
 
 def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
+    if not any(issubclass(kind, ReplyError) for kind in set(map(type, replies))):
+        return  # the usual case, told by the few types of the replies rather than a look at each
     for reply in replies:
         if isinstance(reply, ReplyError) and not (allowed and str(reply).startswith(allowed)):
             if str(reply).startswith(_REDIRECTIONS):
@@ -799,8 +811,12 @@ def _described(
         if big and key in big:
             described[key] = (value, pttl, _BIG, big[key])  # its value's command was TYPE
         elif isinstance(value, bytes):
-            kind = b"string" if key in plain else _PAYLOAD_TYPES.get(value[0] if value else -1)
-            described[key] = (kind, pttl, _digest(value, 0 if key in plain else 10), len(value))
+            size = len(value)
+            if key in plain:
+                described[key] = (b"string", pttl, value if size < _DIGEST_FROM else _digest(value, 0), size)
+            else:  # a DUMP payload, its 10-byte footer left out
+                body = value[:-_FOOTER] if _FOOTER <= size < _DIGEST_FROM else _digest(value, _FOOTER)
+                described[key] = (_PAYLOAD_TYPES.get(value[0] if value else -1), pttl, body, size)
         elif isinstance(value, ReplyError):
             described[key] = (None, pttl, _MISREAD, 0)
         else:
@@ -853,13 +869,14 @@ def _read_values(conn: RawConnection, keys: list[tuple[bytes, str]]) -> dict[byt
 
 
 _DIGEST_FROM = 4096  # smaller payloads are compared as they are
+_FOOTER = 10  # a DUMP payload's RDB version and CRC-64, left out of what is compared
 
 
 class _Hashed(bytes):
     """The digest of a bigger payload (not the payload itself: nothing to read in it)."""
 
 
-def _digest(payload: object, footer: int = 10) -> object:
+def _digest(payload: object, footer: int = _FOOTER) -> object:
     """Small values as they are, bigger ones by a digest; ``footer`` bytes at the end (a DUMP's) left out."""
     if not isinstance(payload, bytes) or len(payload) < footer:
         return payload
