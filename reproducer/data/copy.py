@@ -1110,13 +1110,12 @@ class _NodeCopier:
         if convert:  # stamped with the target's version as they were read, or rewritten or rebuilt here
             items, unknown, _rewritten = self.writer.split(items)
             converted = sum(not isinstance(payload, Plain) for _key, _deadline, payload in items)
-        sent = RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
-        if pending is not None:
+        if pending is not None:  # first: the target's work for it (rebuilds, retries) reads its own replies
             self._confirm(pending)
             # the batch before was sent a batch ago and is confirmed now: its last write ran within this long
             self._write_latency_ms = monotonic_ms() - self._pending_sent_ms
         self._pending_sent_ms = monotonic_ms()
-        return sent
+        return RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
 
     def _copy_db_reconnecting(self, db: int) -> None:
         """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""
