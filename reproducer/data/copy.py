@@ -990,6 +990,7 @@ class _NodeCopier:
         #: How long the last confirmed snapshot batch took from sending to confirmed (its writes ran within it).
         self._write_latency_ms = 0
         self._pending_sent_ms = 0
+        self._unconfirmed: RestoreBatch | None = None  # the snapshot's batch sent to the target, not yet confirmed
 
     def run(self) -> None:
         self.stats = Stats.saved(self.checkpoint.stats(self.name))
@@ -1068,7 +1069,6 @@ class _NodeCopier:
         convert = target_version is not None and stream.version > target_version
         wanted, most_keys, most_bytes = set(dbs), self.options.batch, self.options.max_batch_bytes
         limit = min(self.options.max_payload_bytes, self.writer.max_restore, most_bytes)
-        pending: RestoreBatch | None = None
         entries: list[snapshot.Entry] = []
         db = size = 0
         try:
@@ -1076,31 +1076,27 @@ class _NodeCopier:
                 if entry.db not in wanted:
                     continue
                 if entries and (entry.db != db or len(entries) >= most_keys or size + entry.size > most_bytes):
-                    pending = self._flush_snapshot(db, entries, pending, clock, convert)
+                    self._flush_snapshot(db, entries, clock, convert)
                     entries, size = [], 0
                 db = entry.db
                 entries.append(entry)
                 size += entry.size
         except DataError:
-            if pending is not None:  # settle what the target was sent: its replies must not be left unread
-                self._confirm(pending)
+            self._confirm_unconfirmed()  # settle what the target was sent: its replies must not be left unread
             raise
-        pending = self._flush_snapshot(db, entries, pending, clock, convert)
-        if pending is not None:
-            self._confirm(pending)
+        self._flush_snapshot(db, entries, clock, convert)
+        self._confirm_unconfirmed()
         for done in dbs:
             self.checkpoint.finish_db(self.name, done, self.stats)
         self.checkpoint.save()
 
-    def _flush_snapshot(
-        self, db: int, entries: list[snapshot.Entry], pending: RestoreBatch | None, clock: _SourceClock, convert: bool
-    ) -> RestoreBatch | None:
-        """Send ``entries`` to the target, then confirm the batch before; the batch now in flight.
+    def _flush_snapshot(self, db: int, entries: list[snapshot.Entry], clock: _SourceClock, convert: bool) -> None:
+        """Confirm the batch before, then send ``entries`` to the target: the batch now unconfirmed.
 
         ``convert``: the stream's RDB version is newer than the target's, payloads are re-stamped or rebuilt.
         """
         if not entries:
-            return pending
+            return
         items, delta, oversized = _snapshot_items(entries, clock, max(self._write_latency_ms, _WRITE_MARGIN_MS))
         self.stats.add(delta)
         self.tracker.report(delta)
@@ -1110,12 +1106,17 @@ class _NodeCopier:
         if convert:  # stamped with the target's version as they were read, or rewritten or rebuilt here
             items, unknown, _rewritten = self.writer.split(items)
             converted = sum(not isinstance(payload, Plain) for _key, _deadline, payload in items)
-        if pending is not None:  # first: the target's work for it (rebuilds, retries) reads its own replies
-            self._confirm(pending)
-            # the batch before was sent a batch ago and is confirmed now: its last write ran within this long
-            self._write_latency_ms = monotonic_ms() - self._pending_sent_ms
+        self._confirm_unconfirmed()  # first: the target's work for it (rebuilds, retries) reads its own replies
         self._pending_sent_ms = monotonic_ms()
-        return RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
+        self._unconfirmed = RestoreBatch(db, items, self.writer.send(db, items), None, oversized, unknown, converted)
+
+    def _confirm_unconfirmed(self) -> None:
+        """Confirm the snapshot's batch on the target, if one is sent and unconfirmed; once, even if that fails."""
+        batch, self._unconfirmed = self._unconfirmed, None
+        if batch is not None:
+            self._confirm(batch)
+            # the batch was sent a batch ago and is confirmed now: its last write ran within this long
+            self._write_latency_ms = monotonic_ms() - self._pending_sent_ms
 
     def _copy_db_reconnecting(self, db: int) -> None:
         """Copy one database; when the source connection breaks, reconnect and go on from the last confirmed cursor."""
@@ -1284,12 +1285,12 @@ class _NodeCopier:
         for group in byte_groups(whole):
             done, more, alone = self._rebuild_whole(batch.db, group, alone)
             rebuilt, skipped = rebuilt + done, skipped + more
-        for key in alone:
-            self._rebuild(batch.db, key)
+        outcomes = [self._rebuild(batch.db, key) for key in alone]
         delta = Stats(
             copied=outcome.copied,
-            skipped=outcome.skipped + skipped,
-            rebuilt=rebuilt + len(alone),
+            expired=outcomes.count("vanished"),
+            skipped=outcome.skipped + skipped + outcomes.count("skipped"),
+            rebuilt=rebuilt + outcomes.count("copied"),
             converted=batch.converted,
             retries=outcome.retries,
             persistent=outcome.persistent,
@@ -1316,13 +1317,14 @@ class _NodeCopier:
             return 0, 0, alone + keys  # one key at a time, each on a new connection
         return done.rebuilt, done.skipped, alone + done.alone
 
-    def _rebuild(self, db: int, key: bytes) -> None:
+    def _rebuild(self, db: int, key: bytes) -> rebuild.Outcome:
         """Rebuild one key from the source with type commands, in chunks (its TTL is read again there)."""
         with node_client(self.source, *self.node, db=db) as reader, valkey_errors(f"rebuilding {key!r}"):
             kind = reader.type(key).decode()
-            if kind != "none":
-                limit = chunk_bytes(self.options.max_batch_bytes)
-                self.writer.rebuild_chunked(db, key, reader, kind, chunk_bytes=limit, progress=self._chunk_copied)
+            if kind == "none":
+                return "vanished"
+            limit = chunk_bytes(self.options.max_batch_bytes)
+            return self.writer.rebuild_chunked(db, key, reader, kind, chunk_bytes=limit, progress=self._chunk_copied)
 
     def _chunk_copied(self, nbytes: int) -> None:
         """Count one chunk of a big key (progress shows during the key, and --max-bytes-per-second holds)."""
@@ -1617,23 +1619,31 @@ class TargetWriter:
         for entry in values:
             by_node.setdefault(self.layout.node_for_key(entry[0]), []).append(entry)
         for node, on_node in by_node.items():
-            conn, entries = self.conn(node, db), on_node
-            if not self.replace:
-                conn.send(b"".join(command("EXISTS", key) for key, _v, _d in entries))
-                exists = conn.read(len(entries))
-                done.skipped += sum(1 for found in exists if found == 1)
-                entries = [e for e, found in zip(entries, exists, strict=True) if found != 1]
-            now = monotonic_ms()
-            writes = [
-                rebuild.write_commands(key, value, max(deadline - now, 1) if deadline else -1)
-                for key, value, deadline in entries
-            ]
-            conn.send_parts([command(*args) for group in writes for args in group])
-            replies = conn.read(sum(map(len, writes)))
-            failed = next((r for r in replies if isinstance(r, ReplyError)), None)
-            if failed is not None:
-                raise _fatal(str(failed), entries[0][0])
-            done.rebuilt += len(entries)
+            try:
+                self._write_node(node, db, on_node, done)
+            except DataError:
+                self._drop(node)  # its replies are owed still: the next batch must not read them as its own
+                raise
+
+    def _write_node(self, node: Address, db: int, entries: list[tuple[bytes, _Value, int]], done: Rebuilt) -> None:
+        """Write rebuilt ``entries`` to target ``node`` (with ``skip``, only those it does not hold), pipelined."""
+        conn = self.conn(node, db)
+        if not self.replace:
+            conn.send(b"".join(command("EXISTS", key) for key, _v, _d in entries))
+            exists = conn.read(len(entries))
+            done.skipped += sum(1 for found in exists if found == 1)
+            entries = [e for e, found in zip(entries, exists, strict=True) if found != 1]
+        now = monotonic_ms()
+        writes = [
+            rebuild.write_commands(key, value, max(deadline - now, 1) if deadline else -1)
+            for key, value, deadline in entries
+        ]
+        conn.send_parts([command(*args) for group in writes for args in group])
+        replies = conn.read(sum(map(len, writes)))
+        failed = next((r for r in replies if isinstance(r, ReplyError)), None)
+        if failed is not None:
+            raise _fatal(str(failed), entries[0][0])
+        done.rebuilt += len(entries)
 
     def close(self) -> None:
         """Close every target connection."""

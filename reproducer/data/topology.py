@@ -58,8 +58,12 @@ def key_slot(key: bytes) -> int:
     return crc_hqx(key, 0) % SLOTS
 
 
-def connect(endpoint: Endpoint, address: Address, *, timeout: float = 60.0) -> RawConnection:
-    """A raw connection to one node of ``endpoint`` with its credentials and TLS."""
+#: How long a connection waits for a server's answer before it gives up (a retryable DataError).
+READ_TIMEOUT_S = 60.0
+
+
+def connect(endpoint: Endpoint, address: Address, *, timeout: float | None = None) -> RawConnection:
+    """A raw connection to one node of ``endpoint`` with its credentials and TLS (``timeout``: READ_TIMEOUT_S)."""
     tls = endpoint.tls.context() if endpoint.tls else None
     route = endpoint.route
     return RawConnection(
@@ -68,7 +72,7 @@ def connect(endpoint: Endpoint, address: Address, *, timeout: float = 60.0) -> R
         tls=tls,
         username=endpoint.username,
         password=endpoint.password,
-        timeout=timeout,
+        timeout=READ_TIMEOUT_S if timeout is None else timeout,
         dial=route.dial if route is not None else None,
         via=route.describe() if route is not None else "",
     )

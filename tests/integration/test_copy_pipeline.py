@@ -48,3 +48,18 @@ def test_hashes_rebuilt_for_an_older_target_batch_after_batch_keep_the_keys_it_a
     mine.delete(*held)
     primary_client(source).delete(*held)
     assert verify(ep(source), ep(target), VerifyOptions()).ok
+
+
+@pytest.mark.parametrize("read", ["scan", "sync"])
+def test_a_key_over_the_byte_bound_the_target_already_holds_counts_as_skipped_not_rebuilt(read, fleets):
+    """Copied in windows by itself; with ``skip`` the target's own value stays, and the counts say so."""
+    source, target = fleets(), fleets()
+    primary_client(source).set("big", b"s" * 3_000_000)
+    primary_client(source).set("small", "value")
+    primary_client(target).set("big", "the target's own")
+
+    options = CopyOptions(conflict="skip", read=read, max_batch_bytes=1024 * 1024)
+    result = copy(ep(source), ep(target), options)
+
+    assert primary_client(target).get("big") == "the target's own"
+    assert (result.total.skipped, result.total.rebuilt, result.total.copied) == (1, 0, 1), result.total
