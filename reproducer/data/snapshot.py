@@ -594,7 +594,7 @@ def _set_members(kind: int, value: bytes) -> list[bytes]:
     """The members of a plain set (2), an intset (11) or a listpack set (20), as strings."""
     reader = _body_reader(value)
     if kind == 2:
-        members = [reader.string() for _ in range(reader.length())]
+        members = _strings(reader, value)
     elif kind == 20:
         members = listpack_entries(reader.string())
     else:
@@ -602,6 +602,24 @@ def _set_members(kind: int, value: bytes) -> list[bytes]:
     if reader.pos != len(value):
         raise ValueError("bytes after the set")
     return members
+
+
+def _strings(reader: _Reader, value: bytes) -> list[bytes]:
+    """A count, then that many RDB strings from ``reader`` over ``value``: short plain ones sliced as they are."""
+    count = reader.length()
+    pos, strings = reader.pos, []
+    for _ in range(count):
+        first = value[pos]
+        stop = pos + 1 + first
+        if first < 0x40 and stop <= len(value):
+            strings.append(value[pos + 1 : stop])
+            pos = stop
+        else:  # a longer length, an integer or LZF: decoded
+            reader.pos = pos
+            strings.append(reader.string())
+            pos = reader.pos
+    reader.pos = pos
+    return strings
 
 
 def _intset_members(blob: bytes) -> list[bytes]:
@@ -684,6 +702,14 @@ def _listpack_walk(blob: bytes) -> Iterator[bytes]:
         raise ValueError("not a listpack")
     pos, end = 6, len(blob) - 1
     while pos < end:
+        first = blob[pos]
+        if 0x80 <= first < 0xC0:  # the usual member: a string of up to 63 bytes, its back length one byte
+            stop = pos + 1 + (first & 0x3F)
+            if stop > end:
+                raise ValueError("a listpack string runs past its end")
+            yield blob[pos + 1 : stop]
+            pos = stop + 1
+            continue
         value, size = _listpack_entry(blob, pos)
         yield value
         pos += size + _backlen_width(size)

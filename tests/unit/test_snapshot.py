@@ -3,6 +3,7 @@ wrong ends in a clear error (never a traceback, never unbounded memory), and the
 
 from __future__ import annotations
 
+import random
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -169,6 +170,55 @@ def test_a_listpack_set_is_rewritten_as_a_plain_set_for_rdb_10():
 )
 def test_a_listpack_that_is_not_one_is_left_to_the_rebuild(blob):
     assert snapshot.older_payload(dump_payload(20, string(blob)), 10) is None
+
+
+def lzf_literal(data: bytes) -> bytes:
+    """``data`` as an RDB string in LZF form, made of literal runs only (a valid LZF stream)."""
+    runs = b"".join(bytes([len(data[at : at + 32]) - 1]) + data[at : at + 32] for at in range(0, len(data), 32))
+    return b"\xc3" + length(len(runs)) + length(len(data)) + runs
+
+
+def rdb_string(member: bytes, packed: bool) -> bytes:
+    """``member`` as an RDB string: when ``packed``, as an 8-bit integer or LZF where it can be, else plain."""
+    if packed and member.isdigit() and b"%d" % int(member) == member and int(member) < 128:
+        return b"\xc0" + bytes([int(member)])
+    if packed and len(member) > 40:
+        return lzf_literal(member)
+    return string(member)
+
+
+def lp_string(member: bytes) -> bytes:
+    if len(member) < 64:
+        return lp_entry(bytes([0x80 | len(member)]) + member)
+    encoded = bytes([0xE0 | len(member) >> 8, len(member) & 0xFF]) + member
+    return encoded + bytes([len(encoded)])  # under 128 bytes: one back-length byte
+
+
+def test_sets_whose_members_take_every_encoding_read_the_same_from_each_side():
+    """Short members are sliced as they are; longer, integer and LZF ones go through the general path."""
+    rng = random.Random(7)
+    for _ in range(200):
+        members = list(
+            {
+                rng.choice(
+                    [
+                        rng.randbytes(rng.randint(0, 63)),
+                        rng.randbytes(rng.randint(64, 100)),
+                        b"%d" % rng.randint(0, 127),
+                    ]
+                )
+                for _ in range(rng.randint(1, 12))
+            }
+        )
+        encoded = [rdb_string(m, rng.random() < 0.5) for m in members]
+        plain = b"\x02" + length(len(members)) + b"".join(encoded)
+        shuffled = rng.sample(members, len(members))
+        packed = b"\x14" + string(listpack(*(lp_string(m) for m in shuffled)))
+        assert snapshot.listpack_entries(listpack(*(lp_string(m) for m in shuffled))) == shuffled
+        assert snapshot.same_data(plain, packed)
+        other = b"\x14" + string(listpack(*(lp_string(m) for m in [*shuffled[1:], b"not a member at all"])))
+        assert not snapshot.same_data(plain, other)
+        assert not snapshot.same_data(plain[:-1], packed)  # cut short: not the same data, no exception
 
 
 def test_lru_and_lfu_hints_between_an_expiry_and_its_key_keep_the_expiry():
