@@ -390,7 +390,7 @@ def first_key_line(tries: int = 5, keys: int = 100) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keys", type=int, default=1_000_000, help="keys in the dataset (the size the goals are set at)")
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys in the dataset (the goals' size)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
     parser.add_argument("--skip", action="append", default=[], choices=["tls", "shards", "cross"])
     args = parser.parse_args(argv)
