@@ -277,6 +277,8 @@ class _InFlight:
     big: _Big
     asked_ms: int
     target: list[tuple[Address, RawConnection, list[bytes]]]
+    #: Why asking failed (a connection the server closed): the group is then described again on new connections.
+    lost: DataError | None = None
 
 
 @dataclass
@@ -299,6 +301,7 @@ class _Checker:
         self._dst_info: dict[bytes, _Info] = {}
         self._values: tuple[Address, RawConnection] | None = None
         self._value_conns: dict[Address, RawConnection] = {}  # target connections for values read as data
+        self._losses = 0  # connections lost in a row (a server closed them); reset by a group read whole
 
     def close(self) -> None:
         for conn in [*self._conns.values(), *self._value_conns.values()]:
@@ -424,8 +427,13 @@ class _Checker:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
         flight = _InFlight(group, plain, big, monotonic_ms(), [])
         asked = _describe_commands(group, plain, big)
-        src.send(asked)  # the source answers while the target is asked
-        self._ask_target(db, flight, asked)
+        try:
+            src.send(asked)  # the source answers while the target is asked
+            self._ask_target(db, flight, asked)
+        except DataError as exc:
+            if not exc.retryable:
+                raise
+            flight.lost = exc  # read finds it: described again on new connections
         return flight
 
     def _ask_target(self, db: int, flight: _InFlight, asked: bytes | None = None) -> None:
@@ -463,6 +471,8 @@ class _Checker:
         limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
         answer = partial(_described, plain=flight.plain, big=flight.big, limit=limit)
         try:
+            if flight.lost is not None:
+                raise flight.lost
             dst_info: dict[bytes, _Info] = {}
             failure: _Redirected | None = None
             for target_node, conn, node_keys in flight.target:  # every reply is read: connections stay in step
@@ -477,16 +487,38 @@ class _Checker:
                 dst_info = self._described_again_on_target(db, flight, flights, answer)
         except ValueOutgrown as exc:
             flight.big[exc.key] = limit
-            self._reconnect(src, node)
-            src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
-            for later in flights:
-                later.asked_ms = monotonic_ms()
-                src.send(_describe_commands(later.group, later.plain, later.big))
-                self._ask_target(db, later)
-            return _Described(flight.group, src_info, self._dst_info, slack)
+            return self._described_again(src, node, db, flight, flights)
+        except DataError as exc:
+            self._count_loss(exc)
+            return self._described_again(src, node, db, flight, flights)
+        self._losses = 0
         # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
         slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - flight.asked_ms
         return _Described(flight.group, src_info, dst_info, slack)
+
+    def _count_loss(self, exc: DataError) -> None:
+        """Count a connection a server closed (or that broke); raise ``exc`` when it cannot be, or is once too often."""
+        if not exc.retryable or self._losses >= _MAX_LOSSES:
+            raise exc
+        self._losses += 1
+        self._drop_value_conns()  # closed with the others when the server dropped every client
+
+    def _described_again(
+        self, src: RawConnection, node: Address, db: int, flight: _InFlight, flights: deque[_InFlight]
+    ) -> _Described:
+        """``flight`` described again on new connections, synchronously; the groups after it asked again there."""
+        self._reconnect(src, node)
+        src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
+        for later in flights:
+            later.asked_ms, later.lost = monotonic_ms(), None
+            try:
+                src.send(_describe_commands(later.group, later.plain, later.big))
+                self._ask_target(db, later)
+            except DataError as exc:
+                if not exc.retryable:
+                    raise
+                later.lost = exc
+        return _Described(flight.group, src_info, self._dst_info, slack)
 
     def _described_again_on_target(
         self, db: int, flight: _InFlight, flights: deque[_InFlight], answer: _Answer
@@ -523,6 +555,10 @@ class _Checker:
                 big[exc.key] = limit
                 self._reconnect(src, node)
                 continue
+            except DataError as exc:
+                self._count_loss(exc)
+                self._reconnect(src, node)
+                continue
             # Each side answered PTTL at some instant of this read: a TTL can look shorter by that much.
             return src_info, self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - asked
 
@@ -536,6 +572,15 @@ class _Checker:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+
+    def _drop_value_conns(self) -> None:
+        """Close the second connections (values read as data, types): made again when next needed."""
+        for conn in self._value_conns.values():
+            conn.close()
+        self._value_conns.clear()
+        if self._values is not None:
+            self._values[1].close()
+            self._values = None
 
     def _groups(
         self, src: RawConnection, keys: list[bytes], usage: list[object] | None, types: list[object]
@@ -740,6 +785,7 @@ class _Checker:
 
 _REDIRECTIONS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
 _MAX_REDIRECTS = 8
+_MAX_LOSSES = 3  # connections lost in a row before verify gives up (each time, the group is read again)
 
 
 class _Redirected(Exception):

@@ -109,3 +109,25 @@ def move_slot(fleet: Fleet, slot: int) -> int:
     for key, payload, pttl in values:
         new.restore(key, max(pttl, 0), payload)
     return len(values)
+
+
+def test_connections_the_target_closes_mid_verify_are_made_again_and_the_groups_read_again(fleets):
+    """After the first group the target drops every client (as a Sentinel reconfiguring it does, or Valkey 8.0's
+    TLS writes failing with "bad length" while replies wait): the pending groups are asked again on new
+    connections, and every key is still compared, differences included."""
+    source, target = fleets(), fleets()
+    keys = [f"k:{i}" for i in range(600)]
+    for fleet in (source, target):
+        fill(primary_client(fleet), keys)
+    primary_client(target).set("k:0", "changed", keepttl=True)
+    kills: list[int] = []
+
+    def kill_clients(_compared: int) -> None:
+        if sum(kills) < 3:  # three times: a kill finds no client while verify reads replies it had already
+            kills.append(primary_client(target).client_kill_filter(_type="normal", skipme=True))
+
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=kill_clients))
+
+    assert sum(kills) == 3, kills
+    assert report.compared == 600 and report.value_mismatch == 1, report.to_dict()
+    assert [d["key"] for d in report.differences] == ["k:0"], report.to_dict()
