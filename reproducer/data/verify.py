@@ -426,7 +426,13 @@ class _Checker:
     ) -> _InFlight:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
         flight = _InFlight(group, plain, big, monotonic_ms(), [])
-        asked = _describe_commands(group, plain, big)
+        self._ask_both(src, db, flight)
+        return flight
+
+    def _ask_both(self, src: RawConnection, db: int, flight: _InFlight) -> None:
+        """Ask the source, then the target nodes, to describe ``flight``; a lost connection goes in ``flight.lost``."""
+        flight.asked_ms, flight.lost = monotonic_ms(), None
+        asked = _describe_commands(flight.group, flight.plain, flight.big)
         try:
             src.send(asked)  # the source answers while the target is asked
             self._ask_target(db, flight, asked)
@@ -434,7 +440,6 @@ class _Checker:
             if not exc.retryable:
                 raise
             flight.lost = exc  # read finds it: described again on new connections
-        return flight
 
     def _ask_target(self, db: int, flight: _InFlight, asked: bytes | None = None) -> None:
         """Ask the target nodes owning ``flight``'s keys to describe them; their connections go in ``flight.target``.
@@ -510,14 +515,7 @@ class _Checker:
         self._reconnect(src, node)
         src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
         for later in flights:
-            later.asked_ms, later.lost = monotonic_ms(), None
-            try:
-                src.send(_describe_commands(later.group, later.plain, later.big))
-                self._ask_target(db, later)
-            except DataError as exc:
-                if not exc.retryable:
-                    raise
-                later.lost = exc
+            self._ask_both(src, db, later)
         return _Described(flight.group, src_info, self._dst_info, slack)
 
     def _described_again_on_target(
