@@ -27,11 +27,11 @@ def _run_here(module: str, args: list[str]) -> None:
 def _status(sock: socket.socket) -> int:
     """The child's exit status, once it ends; 1 (with a message) when the server refused or went away."""
     answer = receive_message(sock)
-    if answer is None or not isinstance(answer[0].get("pid"), int):
-        error = answer[0].get("error", answer[0]) if answer else "no answer"
+    if answer is not None and not isinstance(answer[0].get("pid"), int):
+        error = answer[0].get("error", answer[0])
         sys.stderr.write(f"forkclient: the fork server refused the request: {error}\n")
         return 1
-    ended = receive_message(sock)
+    ended = receive_message(sock) if answer is not None else None  # None: it ended before it could answer
     status = ended[0].get("status") if ended else None
     if not isinstance(status, int):
         sys.stderr.write("forkclient: the fork server ended before the child\n")

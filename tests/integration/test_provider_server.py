@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import reproducer
+from reproducer import forkclient
 from reproducer.forkserver import PROVIDER_SERVER_VARIABLE
 from reproducer.offline import install_mirror
 from reproducer.run import provider_server
@@ -204,3 +206,14 @@ def test_a_server_killed_mid_run_takes_its_children_and_the_client_says_so(sleep
     assert client.returncode == 1
     assert "forkclient: the fork server ended before the child" in err and "Traceback" not in err
     eventually(lambda: not _alive(child), "the child to end with its server", timeout=10)
+
+
+def test_a_server_that_ends_before_it_answers_is_told_as_ended_not_as_a_refusal(capsys):
+    """The server can die between forking the child and telling its pid: the client says it ended."""
+    mine, theirs = socket.socketpair()
+    theirs.close()
+    try:
+        assert forkclient._status(mine) == 1
+    finally:
+        mine.close()
+    assert capsys.readouterr().err == "forkclient: the fork server ended before the child\n"
