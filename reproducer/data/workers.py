@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from reproducer.errors import DataError, ReproducerError
+from reproducer.heap import pace_collector_for_bulk_data
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
 #: How long the zygote gets to stop its workers after SIGTERM before SIGKILL; also how long a worker's exit code
@@ -251,6 +252,7 @@ def serve(argv: list[str]) -> None:
     SIGTERM kills and reaps the workers, then exits.
     """
     parent, control_fd, *fds = map(int, argv)
+    pace_collector_for_bulk_data()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
     control = Connection(control_fd)

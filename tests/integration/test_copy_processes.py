@@ -7,6 +7,7 @@ is the project's error, and an interrupted copy leaves no worker process behind 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.errors import DataError, InputError
+from reproducer.heap import YOUNG_GENERATION_THRESHOLD
 from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
@@ -263,4 +265,14 @@ def test_the_first_error_is_the_workers_own_and_stops_the_others():
 def test_a_bug_in_a_worker_is_a_data_error_naming_the_worker_and_the_line():
     with pytest.raises(DataError, match=r"the copy worker process for shard-7 failed: KeyError: 'missing' \(test_"):
         workers.run([(buggy_job, ())], names=["shard-7"], on_report=print, what="copy worker")
+    assert_no_process_left(os.getpid())
+
+
+def threshold_job(channel) -> tuple[int, int, int]:
+    return gc.get_threshold()
+
+
+def test_workers_collect_cycles_at_the_bulk_data_pace():
+    results = workers.run([(threshold_job, ())], names=["a"], on_report=print)
+    assert results[0][0] == YOUNG_GENERATION_THRESHOLD
     assert_no_process_left(os.getpid())
