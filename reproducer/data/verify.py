@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from reproducer.data import rebuild, relay, sizing, snapshot
+from reproducer.data import dumpfmt, rebuild, relay, sizing, snapshot
 from reproducer.data.copy import (
     OUTGROWN_FACTOR,
     WHOLE_VALUE_BYTES,
@@ -273,7 +273,7 @@ class _InFlight:
     """A group whose description was asked of both sides, not read yet (the target's connections and keys)."""
 
     group: list[bytes]
-    plain: set[bytes]
+    reads: _Reads
     big: _Big
     asked_ms: int
     target: list[tuple[Address, RawConnection, list[bytes]]]
@@ -302,6 +302,7 @@ class _Checker:
         self._values: tuple[Address, RawConnection] | None = None
         self._value_conns: dict[Address, RawConnection] = {}  # target connections for values read as data
         self._losses = 0  # connections lost in a row (a server closed them); reset by a group read whole
+        self._members_for_sets: bool | None = None  # told by :meth:`_sets_by_members`
 
     def close(self) -> None:
         for conn in [*self._conns.values(), *self._value_conns.values()]:
@@ -347,8 +348,8 @@ class _Checker:
         """
         flights: deque[_InFlight] = deque()
         previous: _Described | None = None
-        for group, plain, big in self._groups_of_pages(scan):
-            flights.append(self._send_describe(src, db, group, plain, big))
+        for group, reads, big in self._groups_of_pages(scan):
+            flights.append(self._send_describe(src, db, group, reads, big))
             if len(flights) == DESCRIBE_DEPTH:
                 previous = self._read_oldest(src, node, db, flights, previous)
         while flights:
@@ -377,7 +378,7 @@ class _Checker:
             args += ["MATCH", self.options.match]
         return command(*args)
 
-    def _groups_of_pages(self, scan: RawConnection) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
+    def _groups_of_pages(self, scan: RawConnection) -> Iterator[tuple[list[bytes], _Reads, _Big]]:
         """Every selected key in groups (:meth:`_groups`), ``scan`` a page ahead of the groups handed out.
 
         The next page's sizes and SCAN are asked before a page's groups are handed out, and after the page is sized
@@ -421,18 +422,16 @@ class _Checker:
         replies = src.read(2 * len(keys))
         return replies[0::2], replies[1::2]
 
-    def _send_describe(
-        self, src: RawConnection, db: int, group: list[bytes], plain: set[bytes], big: _Big
-    ) -> _InFlight:
+    def _send_describe(self, src: RawConnection, db: int, group: list[bytes], reads: _Reads, big: _Big) -> _InFlight:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
-        flight = _InFlight(group, plain, big, monotonic_ms(), [])
+        flight = _InFlight(group, reads, big, monotonic_ms(), [])
         self._ask_both(src, db, flight)
         return flight
 
     def _ask_both(self, src: RawConnection, db: int, flight: _InFlight) -> None:
         """Ask the source, then the target nodes, to describe ``flight``; a lost connection goes in ``flight.lost``."""
         flight.asked_ms, flight.lost = monotonic_ms(), None
-        asked = _describe_commands(flight.group, flight.plain, flight.big)
+        asked = _describe_commands(flight.group, flight.reads, flight.big)
         try:
             src.send(asked)  # the source answers while the target is asked
             self._ask_target(db, flight, asked)
@@ -451,7 +450,7 @@ class _Checker:
         for target_node, node_keys in by_node.items():
             conn = self._target_conn(target_node, db)
             if asked is None or len(by_node) > 1:
-                asked = _describe_commands(node_keys, flight.plain, flight.big)
+                asked = _describe_commands(node_keys, flight.reads, flight.big)
             conn.send(asked)
             flight.target.append((target_node, conn, node_keys))
 
@@ -474,7 +473,7 @@ class _Checker:
         """
         flight = flights.popleft()
         limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
-        answer = partial(_described, plain=flight.plain, big=flight.big, limit=limit)
+        answer = partial(_described, reads=flight.reads, big=flight.big, limit=limit)
         try:
             if flight.lost is not None:
                 raise flight.lost
@@ -513,7 +512,7 @@ class _Checker:
     ) -> _Described:
         """``flight`` described again on new connections, synchronously; the groups after it asked again there."""
         self._reconnect(src, node)
-        src_info, slack = self._describe_group(src, node, flight.group, flight.plain, flight.big)
+        src_info, slack = self._describe_group(src, node, flight.group, flight.reads, flight.big)
         for later in flights:
             self._ask_both(src, db, later)
         return _Described(flight.group, src_info, self._dst_info, slack)
@@ -527,14 +526,14 @@ class _Checker:
         groups asked again along the refreshed slot map.
         """
         self._drop_target_conns()
-        ask = partial(_describe_commands, plain=flight.plain, big=flight.big)
+        ask = partial(_describe_commands, reads=flight.reads, big=flight.big)
         dst_info = self._describe_on_target(db, flight.group, ask, answer)
         for later in flights:
             self._ask_target(db, later)
         return dst_info
 
     def _describe_group(
-        self, src: RawConnection, node: Address, group: list[bytes], plain: set[bytes], big: _Big
+        self, src: RawConnection, node: Address, group: list[bytes], reads: _Reads, big: _Big
     ) -> tuple[dict[bytes, _Info], int]:
         """Both sides' description of ``group`` (the target's in _dst_info), and the TTL slack that reading took.
 
@@ -543,8 +542,8 @@ class _Checker:
         again with that key compared in chunks.
         """
         limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
-        ask = partial(_describe_commands, plain=plain, big=big)
-        answer = partial(_described, plain=plain, big=big, limit=limit)
+        ask = partial(_describe_commands, reads=reads, big=big)
+        answer = partial(_described, reads=reads, big=big, limit=limit)
         while True:
             asked = monotonic_ms()
             try:
@@ -582,12 +581,13 @@ class _Checker:
 
     def _groups(
         self, src: RawConnection, keys: list[bytes], usage: list[object] | None, types: list[object]
-    ) -> Iterator[tuple[list[bytes], set[bytes], _Big]]:
-        """``keys`` in groups of at most ``max_batch_bytes``, which are strings, and which are over the bound.
+    ) -> Iterator[tuple[list[bytes], _Reads, _Big]]:
+        """``keys`` in groups of at most ``max_batch_bytes``, how each is read, and which are over the bound.
 
         Sizes come from MEMORY USAGE (``usage``); when it is refused, from the size commands of each key's type, in
-        one more round trip. A string's value is then read with GET, anything else with DUMP; a key over the bound
-        is never read whole here (compared in chunks).
+        one more round trip. A string's value is then read with GET, a set's with SMEMBERS when the two engines
+        encode sets differently (:meth:`_sets_by_members`), anything else with DUMP; a key over the bound is never
+        read whole here (compared in chunks).
         """
         sizer = self._sizer
         if usage is None or any(isinstance(size, ReplyError) for size in usage):
@@ -595,18 +595,34 @@ class _Checker:
             sizes = sizer.estimated(src, keys, types)
         else:
             sizes = [size if isinstance(size, int) else 0 for size in usage]  # None: gone
-        plain = {key for key, kind in zip(keys, types, strict=True) if kind == b"string"}
+        read_as = _READ_AS_MEMBERS if self._sets_by_members(src) else _READ_AS
+        reads = {key: read_as[kind] for key, kind in zip(keys, types, strict=True) if kind in read_as}
         big = {key: size for key, size in zip(keys, sizes, strict=True) if size > sizer.max_bytes}
         group: list[bytes] = []
         total = 0
         for key, size in zip(keys, sizes, strict=True):
             if group and total + size > sizer.max_bytes:
-                yield group, plain, big
+                yield group, reads, big
                 group, total = [], 0
             group.append(key)
             total += size
         if group:
-            yield group, plain, big
+            yield group, reads, big
+
+    def _sets_by_members(self, src: RawConnection) -> bool:
+        """Whether sets are read by their members: when one side writes listpack sets (RDB 11+) and not the other.
+
+        Their payloads then always differ as bytes (Redis 7.0 holds an intset or a hash table), and comparing two
+        member lists costs both servers and this process about half of decoding two payloads. Told once, from each
+        side's ``INFO server``; when either cannot tell, sets are dumped (and compared by payload, as before).
+        """
+        if self._members_for_sets is None:
+            source = _rdb_version(src)
+            target = _rdb_version(self._target_conn(self.layout.primaries[0], 0, self._value_conns))
+            self._members_for_sets = (
+                source is not None and target is not None and (source >= _LISTPACK_SETS) != (target >= _LISTPACK_SETS)
+            )
+        return self._members_for_sets
 
     def _values_conn(self, node: Address, db: int) -> RawConnection:
         """A second connection to source ``node`` on ``db``, for values read as data (``src`` has groups asked)."""
@@ -803,23 +819,35 @@ _BIG = object()  # a value over the byte bound: not read here, compared in chunk
 _Big = dict[bytes, int]  # keys over the byte bound and their sizes
 
 
-def _describe_commands(keys: list[bytes], plain: set[bytes], big: _Big | None = None) -> bytes:
-    """PTTL and the value of each key: GET for a string, DUMP for the others, TYPE for a big one.
+#: How a value is read when not with DUMP (encoded command names): a string with GET; ``_READ_AS_MEMBERS`` when
+#: the engines encode sets differently (:meth:`_Checker._sets_by_members`).
+_GET, _SMEMBERS, _DUMP, _TYPE = b"$3\r\nGET", b"$8\r\nSMEMBERS", b"$4\r\nDUMP", b"$4\r\nTYPE"
+_READ_AS = {b"string": _GET}
+_READ_AS_MEMBERS = {b"string": _GET, b"set": _SMEMBERS}
+_Reads = dict[bytes, bytes]  # a key -> the command its value is read with (DUMP when absent)
+#: The first RDB version with listpack sets (Redis 7.2, Valkey 7.2+).
+_LISTPACK_SETS = 11
+
+
+def _describe_commands(keys: list[bytes], reads: _Reads, big: _Big | None = None) -> bytes:
+    """PTTL and the value of each key: as ``reads`` says (GET, SMEMBERS), else DUMP, and TYPE for a big one.
 
     A GET costs the server less than a DUMP, which tries LZF on the value. The type comes with the value (a
-    payload's first byte, a GET that answered): no TYPE is asked but for a big key.
+    payload's first byte, a GET that answered, members): no TYPE is asked but for a big key.
     """
     return b"".join(
         b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
-        % (len(k), k, _read_command(k, plain, big), len(k), k)
+        % (len(k), k, _TYPE if big and k in big else reads.get(k, _DUMP), len(k), k)
         for k in keys
     )
 
 
-def _read_command(key: bytes, plain: set[bytes], big: _Big | None) -> bytes:
-    if big and key in big:
-        return b"$4\r\nTYPE"
-    return b"$3\r\nGET" if key in plain else b"$4\r\nDUMP"
+def _rdb_version(conn: RawConnection) -> int | None:
+    """The RDB version ``conn``'s server writes, from ``INFO server``; None when it cannot be told."""
+    with contextlib.suppress(DataError):
+        info = conn.call("INFO", "server")
+        return dumpfmt.version_of_server(info) if isinstance(info, bytes) else None
+    return None
 
 
 def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "") -> None:
@@ -830,20 +858,21 @@ def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "")
             if str(reply).startswith(_REDIRECTIONS):
                 raise _Redirected(f"reading keys on {conn.address}: {reply}")
             raise DataError(
-                f"reading keys on {conn.address} failed: {reply}", hint="the user needs +type +pttl +get +dump"
+                f"reading keys on {conn.address} failed: {reply}", hint="the user needs +type +pttl +get +dump +smembers"
             )
 
 
 def _described(
-    conn: RawConnection, keys: list[bytes], plain: set[bytes], big: _Big | None = None, limit: int | None = None
+    conn: RawConnection, keys: list[bytes], reads: _Reads, big: _Big | None = None, limit: int | None = None
 ) -> dict[bytes, _Info]:
     """Read the replies to :func:`_describe_commands`: per key (type, pttl, value or digest, size).
 
-    The type is told by the value: a GET that answered, a payload's first byte, nothing for a key gone. It is None
-    where the value cannot tell (GET refused with WRONGTYPE, a module's payload): :func:`_settle_types` asks.
-    Payloads are not kept. A DUMP's digest leaves out the version stamp, so engines that stamp different RDB
-    versions still compare equal when they encode the value the same way. A reply past ``limit`` bytes raises
-    :class:`ValueOutgrown` (``conn`` is then mid-reply).
+    The type is told by the value: a GET that answered, a payload's first byte, members, nothing (or no member)
+    for a key gone. It is None where the value cannot tell (GET or SMEMBERS refused with WRONGTYPE, a module's
+    payload): :func:`_settle_types` asks. Payloads are not kept. A DUMP's digest leaves out the version stamp, so
+    engines that stamp different RDB versions still compare equal when they encode the value the same way; a set's
+    members are kept as a set (or a digest of them, sorted), whatever order each engine gives them in. A reply past
+    ``limit`` bytes raises :class:`ValueOutgrown` (``conn`` is then mid-reply).
     """
     try:
         replies = conn.read(2 * len(keys), limit=limit, limited=2 * len(keys))
@@ -856,17 +885,30 @@ def _described(
             described[key] = (value, pttl, _BIG, big[key])  # its value's command was TYPE
         elif isinstance(value, bytes):
             size = len(value)
-            if key in plain:
+            if reads.get(key) is _GET:
                 described[key] = (b"string", pttl, value if size < _DIGEST_FROM else _digest(value, 0), size)
             else:  # a DUMP payload, its 10-byte footer left out
                 body = value[:-_FOOTER] if _FOOTER <= size < _DIGEST_FROM else _digest(value, _FOOTER)
                 described[key] = (_PAYLOAD_TYPES.get(value[0] if value else -1), pttl, body, size)
         elif isinstance(value, ReplyError):
             described[key] = (None, pttl, _MISREAD, 0)
-        else:
+        elif isinstance(value, list) and value:  # SMEMBERS' members
+            described[key] = _members(pttl, value)
+        else:  # nil, or no member (a set is never empty): the key is gone
             described[key] = (b"none", pttl, None, 0)
     replies.clear()
     return described
+
+
+def _members(pttl: object, members: list[bytes]) -> _Info:
+    """A set's description from its members: the set of them, or a digest of them sorted when they are many."""
+    size = sum(map(len, members))
+    if size + 8 * len(members) < _DIGEST_FROM:
+        return (b"set", pttl, frozenset(members), size)
+    digest = hashlib.blake2b(digest_size=20)
+    for member in sorted(members):
+        digest.update(b"%d:%b" % (len(member), member))
+    return (b"set", pttl, _Hashed(digest.digest()), size)
 
 
 def _settle_types(connection: Callable[[], RawConnection], described: dict[bytes, _Info]) -> dict[bytes, _Info]:

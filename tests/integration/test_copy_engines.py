@@ -189,26 +189,89 @@ def test_the_restore_probe_on_each_node_of_a_cluster_uses_a_key_that_node_owns(f
     assert sum(int(cluster.client(node).dbsize()) for node in cluster.servers if node.role == "primary") == 0
 
 
-def test_verify_across_engines_reads_sets_and_streams_from_their_payloads(fleets, small_whole):
-    """A listpack set against Redis 7.0's hash table or intset, a stream with consumer active times against one
-    without: the payloads differ as bytes but are compared by what they hold, with no reads by type."""
-    src, dst = fleets(engine="valkey"), fleets(engine="redis")
-    every_encoding(src.client(src.primary))
-    src.client(src.primary).sadd("set:ints", *range(50))  # an intset on both sides, same bytes
-    src.client(src.primary).sadd("set:ints-and-text", *range(20), "text")  # a listpack, then a hash table
-    src.client(src.primary).delete("stream:big")  # over BIG: compared in windows (XRANGE) whatever its encoding
+def command_calls(fleet, name: str) -> int:
+    stats = fleet.client(fleet.primary).info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def payload_comparisons(monkeypatch) -> list[int]:
+    seen: list[int] = []
+    original = verify_module.snapshot.same_data
+
+    def counting(left, right):
+        seen.append(left[0])
+        return original(left, right)
+
+    monkeypatch.setattr(verify_module.snapshot, "same_data", counting)
+    return seen
+
+
+@pytest.mark.parametrize(("source_engine", "target_engine"), [("valkey", "redis"), ("redis", "valkey")])
+def test_verify_across_engines_reads_sets_by_members_and_streams_from_their_payloads(
+    fleets, monkeypatch, small_whole, source_engine, target_engine
+):
+    """A listpack set (RDB 11) against Redis 7.0's intset or hash table always differs as bytes: sets are read with
+    SMEMBERS on both sides and compared as sets, whatever order each engine gives. A stream with consumer active
+    times against one without is compared from the payloads, with no read by type."""
+    src, dst = fleets(engine=source_engine), fleets(engine=target_engine)
+    client = src.client(src.primary)
+    every_encoding(client)
+    client.sadd("set:ints", *range(50))  # an intset on both sides, same bytes
+    client.sadd("set:ints-and-text", *range(20), "text")  # a listpack, then a hash table
+    client.sadd("set:many", *[f"member-{i}" for i in range(400)])  # members kept as a digest of them, sorted
+    client.delete("stream:big")  # over BIG: compared in windows (XRANGE) whatever its encoding
+    sets = sum(1 for key in client.scan_iter(_type="set"))
     copy(endpoint(src), endpoint(dst), CopyOptions())
     for fleet in (src, dst):
         fleet.admin(fleet.primary, "CONFIG", "RESETSTAT")
+    compared = payload_comparisons(monkeypatch)
     report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
-    assert report.ok, report.to_dict()
+    assert report.ok and report.source_counts["0"]["set"] == sets, report.to_dict()
     for fleet in (src, dst):
-        calls = fleet.client(fleet.primary).info("commandstats")
-        assert "cmdstat_smembers" not in calls and "cmdstat_xrange" not in calls, sorted(calls)
+        assert command_calls(fleet, "smembers") == sets and command_calls(fleet, "xrange") == 0
+    assert compared and all(kind in (15, 19, 21) for kind in compared), compared  # streams only, no set
     dst.client(dst.primary).sadd("set:ints-and-text", "intruder")
+    dst.client(dst.primary).srem("set:many", "member-7")
+    dst.client(dst.primary).sadd("set:many", "member-7-")  # as many members, as many bytes, one differs
     dst.client(dst.primary).execute_command("XGROUP", "SETID", "stream:groups", "late", "4-0")
     report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
-    assert {d["key"] for d in report.differences} == {"set:ints-and-text", "stream:groups"}, report.differences
+    changed = {d["key"]: d["problem"] for d in report.differences}
+    assert changed == dict.fromkeys(("set:ints-and-text", "set:many", "stream:groups"), "value_mismatch"), changed
+
+
+def test_verify_on_one_engine_dumps_sets(fleets):
+    """Engines that encode sets alike compare their payloads: no SMEMBERS."""
+    src, dst = fleets(engine="valkey"), fleets(engine="valkey")
+    every_encoding(src.client(src.primary))
+    copy(endpoint(src), endpoint(dst), CopyOptions())
+    report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
+    assert report.ok, report.to_dict()
+    assert command_calls(src, "smembers") == command_calls(dst, "smembers") == 0
+    assert command_calls(src, "dump") > 0
+
+
+def test_a_set_gone_or_retyped_between_its_type_and_its_members_is_told_apart(fleets, monkeypatch):
+    """SMEMBERS answers no member for a key gone (a set is never empty) and WRONGTYPE for one that is a set no more."""
+    src, dst = fleets(engine="valkey"), fleets(engine="redis")
+    client = src.client(src.primary)
+    for index in range(6):
+        client.sadd(f"set:{index}", "a", "b", index)
+    copy(endpoint(src), endpoint(dst), CopyOptions())
+    original = verify_module._Checker._groups
+
+    def changed_after_typing(self, conn, keys, usage, types):
+        groups = list(original(self, conn, keys, usage, types))
+        client.delete("set:1")
+        client.delete("set:2")
+        client.set("set:2", "now a string")
+        return iter(groups)
+
+    monkeypatch.setattr(verify_module._Checker, "_groups", changed_after_typing)
+    report = verify(endpoint(src), endpoint(dst), VerifyOptions(ttl_tolerance_ms=2000))
+    assert report.expired_meanwhile == 1, report.to_dict()
+    problems = {d["key"]: d["problem"] for d in report.differences}
+    assert problems == {"set:2": "type_mismatch", "set:1": "extra_in_target"}, report.differences
+    assert report.compared == 5
 
 
 @pytest.mark.parametrize("engine", ["valkey", "redis"])
