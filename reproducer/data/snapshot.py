@@ -644,7 +644,8 @@ def _set_from_listpack(body: bytes) -> bytes:
     del reader
     members, count = bytearray(), 0
     for member in _listpack_walk(blob):
-        members += _length(len(member))
+        size = len(member)
+        members += _SHORT_LENGTHS[size] if size < 0x40 else _length(size)
         members += member
         count += 1
     return _length(count) + members
@@ -680,6 +681,9 @@ def _stream_without_active_times(body: bytes) -> bytes:
         pieces.append(body[start:cut])
         start = cut + 8
     return b"".join(pieces) + body[start:]
+
+
+_SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x40))  # the RDB lengths of one byte
 
 
 def _length(n: int) -> bytes:
