@@ -348,7 +348,7 @@ class _Checker:
         """
         flights: deque[_InFlight] = deque()
         previous: _Described | None = None
-        for group, reads, big in self._groups_of_pages(scan):
+        for group, reads, big in self._groups_of_pages(scan, node):
             flights.append(self._send_describe(src, db, group, reads, big))
             if len(flights) == DESCRIBE_DEPTH:
                 previous = self._read_oldest(src, node, db, flights, previous)
@@ -378,7 +378,7 @@ class _Checker:
             args += ["MATCH", self.options.match]
         return command(*args)
 
-    def _groups_of_pages(self, scan: RawConnection) -> Iterator[tuple[list[bytes], _Reads, _Big]]:
+    def _groups_of_pages(self, scan: RawConnection, node: Address) -> Iterator[tuple[list[bytes], _Reads, _Big]]:
         """Every selected key in groups (:meth:`_groups`), ``scan`` a page ahead of the groups handed out.
 
         The next page's sizes and SCAN are asked before a page's groups are handed out, and after the page is sized
@@ -389,10 +389,7 @@ class _Checker:
         keys: list[bytes] | None = first
         asked = self._ask_page(scan, keys, cursor)
         while keys is not None:
-            usage, types = self._read_page(scan, keys, asked)
-            after: list[bytes] | None = None
-            if asked.scanning:
-                cursor, after = scan_reply(scan.read(1)[0])
+            usage, types, cursor, after = self._page_answer(scan, node, keys, asked, cursor)
             groups = list(self._groups(scan, keys, usage, types))
             asked = self._ask_page(scan, after, cursor)
             yield from groups
@@ -412,6 +409,26 @@ class _Checker:
             + (self._scan_command(cursor) if scanning else b"")
         )
         return _Asked(sizes, scanning)
+
+    def _page_answer(
+        self, scan: RawConnection, node: Address, keys: list[bytes], asked: _Asked, cursor: bytes
+    ) -> tuple[list[object] | None, list[object], bytes, list[bytes] | None]:
+        """What :meth:`_ask_page` asked of ``scan``: (sizes, types, the next cursor, the next page or None).
+
+        A connection the server closed (or that broke) is made again and the page asked again, at the same cursor: a
+        SCAN cursor holds no state on the server.
+        """
+        while True:
+            try:
+                usage, types = self._read_page(scan, keys, asked)
+                if not asked.scanning:
+                    return usage, types, cursor, None
+                after_cursor, after = scan_reply(scan.read(1)[0])
+                return usage, types, after_cursor, after
+            except DataError as exc:
+                self._count_loss(exc)
+                scan.adopt(connect(self.source, node))
+                asked = self._ask_page(scan, keys, cursor)
 
     def _read_page(
         self, src: RawConnection, keys: list[bytes], asked: _Asked
@@ -858,7 +875,8 @@ def _check_errors(conn: RawConnection, replies: list[object], allowed: str = "")
             if str(reply).startswith(_REDIRECTIONS):
                 raise _Redirected(f"reading keys on {conn.address}: {reply}")
             raise DataError(
-                f"reading keys on {conn.address} failed: {reply}", hint="the user needs +type +pttl +get +dump +smembers"
+                f"reading keys on {conn.address} failed: {reply}",
+                hint="the user needs +type +pttl +get +dump +smembers",
             )
 
 

@@ -131,3 +131,26 @@ def test_connections_the_target_closes_mid_verify_are_made_again_and_the_groups_
     assert sum(kills) == 3, kills
     assert report.compared == 600 and report.value_mismatch == 1, report.to_dict()
     assert [d["key"] for d in report.differences] == ["k:0"], report.to_dict()
+
+
+def test_connections_the_source_closes_mid_verify_are_made_again_and_the_pages_and_groups_read_again(fleets):
+    """The source drops every client three times: the connection paging through the keys (a page's sizes and the
+    next SCAN asked ahead), the one describing groups and the one reading values as data are all made again, the
+    page asked again at the same cursor, and every key is still compared once, the differences included."""
+    source, target = fleets(), fleets()
+    keys = [f"k:{i}" for i in range(600)]
+    for fleet in (source, target):
+        fill(primary_client(fleet), keys)
+    primary_client(target).set("k:0", "changed", keepttl=True)
+    primary_client(target).hset("k:301", "field", "changed")  # same type, another value: read again as data
+    kills: list[int] = []
+
+    def kill_clients(_compared: int) -> None:
+        if sum(kills) < 9:  # three clients each time (pages, groups, values), three times
+            kills.append(primary_client(source).client_kill_filter(_type="normal", skipme=True))
+
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=kill_clients))
+
+    assert sum(kills) >= 6, kills
+    assert report.compared == 600 and report.value_mismatch == 2, report.to_dict()
+    assert sorted(d["key"] for d in report.differences) == ["k:0", "k:301"], report.to_dict()
