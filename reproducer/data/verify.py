@@ -658,8 +658,7 @@ class _Checker:
         kinds = {key: info[0].decode() for key, info in keys}
         alone = [key for key, _info in keys if key in chunked]
         for group in byte_groups(whole):
-            left = _read_values(self._values_conn(node, db), [(key, kinds[key]) for key in group])
-            right = self._read_on_target(db, [(key, kinds[key]) for key in group])
+            left, right = self._values_on_both(node, db, [(key, kinds[key]) for key in group])
             for key in group:
                 if left[key] is _UNREADABLE or right.get(key, _UNREADABLE) is _UNREADABLE:
                     alone.append(key)  # it changed type meanwhile: read it again by itself
@@ -669,6 +668,20 @@ class _Checker:
             detail = self._chunked_difference(node, db, key, kinds[key])
             if detail is not None:
                 self._differ("value_mismatch", db, key, f"values differ: {detail}")
+
+    def _values_on_both(
+        self, node: Address, db: int, keys: list[tuple[bytes, str]]
+    ) -> tuple[dict[bytes, object], dict[bytes, object]]:
+        """The values of ``keys`` on the source and on the target, read over the second connections.
+
+        Those connections may have been closed by a server since a group was last read whole (its replies already
+        waiting in the socket, the loss went unseen): they are made again and the values read again.
+        """
+        while True:
+            try:
+                return _read_values(self._values_conn(node, db), keys), self._read_on_target(db, keys)
+            except DataError as exc:
+                self._count_loss(exc)  # which drops the second connections
 
     def _read_on_target(self, db: int, keys: list[tuple[bytes, str]]) -> dict[bytes, object]:
         by_node: dict[Address, list[tuple[bytes, str]]] = {}

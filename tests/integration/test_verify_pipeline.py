@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from reproducer.data import sizing
+from reproducer.data import verify as verify_module
 from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.topology import key_slot
 from reproducer.data.verify import VerifyOptions, verify
@@ -154,3 +155,29 @@ def test_connections_the_source_closes_mid_verify_are_made_again_and_the_pages_a
     assert sum(kills) >= 6, kills
     assert report.compared == 600 and report.value_mismatch == 2, report.to_dict()
     assert sorted(d["key"] for d in report.differences) == ["k:0", "k:301"], report.to_dict()
+
+
+def test_second_connections_a_server_closed_unseen_are_made_again_before_values_are_compared(fleets, monkeypatch):
+    """A group's replies can all wait in the socket when the server drops its clients: the loss goes unseen there,
+    and the second connections, which read values compared as data, are found closed. They are made again and the
+    values read again; the difference is still named."""
+    source, target = fleets(), fleets()
+    keys = [f"k:{i}" for i in range(100)]
+    for fleet in (source, target):
+        fill(primary_client(fleet), keys)
+    primary_client(target).hset("k:51", "field", "changed")  # same type, another value: read again as data
+    original = verify_module._read_values
+    kills: list[int] = []
+
+    def read_after_a_kill(conn, asked):
+        if not kills:
+            for fleet in (source, target):
+                kills.append(primary_client(fleet).client_kill_filter(_type="normal", skipme=True))
+        return original(conn, asked)
+
+    monkeypatch.setattr(verify_module, "_read_values", read_after_a_kill)
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE))
+
+    assert sum(kills) >= 2, kills
+    assert report.compared == 100 and report.value_mismatch == 1, report.to_dict()
+    assert [d["key"] for d in report.differences] == ["k:51"], report.to_dict()
