@@ -6,11 +6,15 @@ parallel run (pytest-xdist worker) gets its own sandbox state directory.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shlex
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +219,24 @@ def _unit_tests_start_no_server(request: pytest.FixtureRequest) -> Iterator[None
         pytest.fail(
             f"a unit test ran {Path(started[0]).name} (unit tests start no server): move it to tests/integration"
         )
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored() -> Iterator[None]:
+    """SIGINT and SIGTERM's handlers, ``sys.unraisablehook`` and the collector's pace as they were before each test.
+
+    A test that runs ``cli.main`` in this process gets the CLI's handlers and its collector pace
+    (``reproducer.heap``) for the whole process: a later test in the same worker must not inherit them.
+    """
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    hook, threshold = sys.unraisablehook, gc.get_threshold()
+    yield
+    if threading.current_thread() is threading.main_thread():  # where signal handlers can be set
+        for signum, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, left as it is
+                signal.signal(signum, handler)
+    sys.unraisablehook = hook
+    gc.set_threshold(*threshold)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,6 +23,18 @@ def private_tmp(tmp_path, monkeypatch):
     return where
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, whatever this process started with.
+
+    A process started in the background by a non-interactive shell (``cmd &``, as CI runners may) starts with SIGINT
+    ignored, and the teardown keeps a signal its caller ignores ignored: the Ctrl-C below would never arrive.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _deployed(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -38,7 +50,7 @@ def test_the_teardown_private_dir_is_removed_after_a_teardown(tmp_path, private_
     assert list(private_tmp.iterdir()) == []
 
 
-def test_the_teardown_private_dir_is_removed_when_the_teardown_is_interrupted(tmp_path, private_tmp):
+def test_the_teardown_private_dir_is_removed_when_the_teardown_is_interrupted(tmp_path, private_tmp, ctrl_c_raises):
     out = _deployed(tmp_path)
     during: list[list[str]] = []
 
