@@ -689,7 +689,7 @@ _SHORT_LENGTHS = tuple(bytes((n,)) for n in range(0x40))  # the RDB lengths of o
 def _length(n: int) -> bytes:
     """An RDB length."""
     if n < 0x40:
-        return bytes((n,))
+        return _SHORT_LENGTHS[n]
     if n < 0x4000:
         return bytes((0x40 | n >> 8, n & 0xFF))
     return b"\x80" + n.to_bytes(4, "big")
