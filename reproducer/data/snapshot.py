@@ -17,6 +17,7 @@ their new object types differently between Redis and Valkey, so their streams ar
 from __future__ import annotations
 
 import contextlib
+import itertools
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ _SLOT_INFO, _FUNCTION2, _MODULE_AUX, _IDLE, _FREQ = 0xF4, 0xF6, 0xF7, 0xF8, 0xF9
 _AUX, _RESIZEDB, _EXPIRETIME_MS, _EXPIRETIME, _SELECTDB, _EOF = 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF
 #: Object types whose value is one string (a ziplist, listpack or intset blob, or a plain string).
 _ONE_STRING = frozenset({0, 9, 10, 11, 12, 13, 16, 17, 20})
+_LIST_QUICKLIST_2 = 18
+#: Object types :func:`_small_run` reads: one string, or a list of one listpack (the usual short list).
+_SMALL_KINDS = _ONE_STRING | {_LIST_QUICKLIST_2}
 
 
 class SnapshotRefused(DataError):
@@ -90,12 +94,54 @@ class Snapshot:
             SnapshotBroken: the stream ended early (the connection broke).
             SnapshotRefused: the stream holds what this reader cannot read (a format error, a module's type).
         """
+        return itertools.chain.from_iterable(run for run, _size in self._runs(limit, stamp_as))
+
+    def batches(self, limit: int, most_keys: int, most_bytes: int, stamp_as: int | None = None) -> Iterator[Batch]:
+        """The keys of :meth:`entries` in batches of one database.
+
+        A batch closes at ``most_keys`` keys, or before its values pass ``most_bytes`` bytes; it holds one key at
+        least.
+
+        Raises:
+            SnapshotBroken: as :meth:`entries`.
+            SnapshotRefused: as :meth:`entries`.
+        """
+        entries: list[Entry] = []
+        size = db = 0
+        for run, run_size in self._runs(limit, stamp_as):
+            if entries and run[0].db != db:
+                yield Batch(db, entries, size)
+                entries, size = [], 0
+            db = run[0].db
+            if len(entries) + len(run) <= most_keys and size + run_size <= most_bytes:
+                entries += run  # the whole run fits: no check a key
+                size += run_size
+                continue
+            for entry in run:
+                if entries and (len(entries) >= most_keys or size + entry.size > most_bytes):
+                    yield Batch(db, entries, size)
+                    entries, size = [], 0
+                entries.append(entry)
+                size += entry.size
+        if entries:
+            yield Batch(db, entries, size)
+
+    def _runs(self, limit: int, stamp_as: int | None) -> Iterator[tuple[list[Entry], int]]:
         own = struct.pack("<H", self.version)
         stamps = [own] * 256
         if stamp_as is not None and self.version in dumpfmt.CONVERTIBLE_FROM and stamp_as in dumpfmt.MAX_TYPE:
             older = struct.pack("<H", stamp_as)
             stamps[: dumpfmt.MAX_TYPE[stamp_as] + 1] = [older] * (dumpfmt.MAX_TYPE[stamp_as] + 1)
-        return _entries(_Reader(self.recv, limit), tuple(stamps), self.mark)
+        return _runs(_Reader(self.recv, limit), tuple(stamps), self.mark)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Keys of one database, in the stream's order, and the bytes their values take in it."""
+
+    db: int
+    entries: list[Entry]
+    size: int
 
 
 def open_snapshot(conn: RawConnection) -> Snapshot:
@@ -189,13 +235,17 @@ def _header(source: _Source) -> int:
     return version
 
 
-def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterator[Entry]:
+def _runs(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterator[tuple[list[Entry], int]]:
+    """The keys in runs of one database, each with the bytes its values take.
+
+    A run is small keys read in a row (:func:`_small_run`), or one key read by the general path.
+    """
     db, expire = 0, -1
     try:
         while True:
-            small = _small_entry(reader, db, expire, stamps)
-            if small is not None:
-                yield small
+            run, size = _small_run(reader, db, expire, stamps)
+            if run:
+                yield run, size
                 expire = -1
                 continue
             kind = reader.byte()
@@ -210,7 +260,8 @@ def _entries(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterato
                 _end(reader, mark)
                 return
             elif kind < 0xF0:
-                yield _entry(reader, kind, db, expire, stamps[kind])
+                entry = _entry(reader, kind, db, expire, stamps[kind])
+                yield [entry], entry.size
                 expire = -1
             else:
                 _opcode(reader, kind)
@@ -225,39 +276,53 @@ def _expiry(field: bytes | bytearray, unit_ms: int) -> int:
     return max(int.from_bytes(field, "little", signed=True) * unit_ms, 0)
 
 
-def _small_entry(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> Entry | None:
-    """The common case fast: [expiry] a one-string value, key and value with short lengths, all in the buffer.
+def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int]:
+    """The common case fast: the keys in a row that the buffer holds whole, each [expiry] a short value.
 
-    None (nothing read) for anything else: the general path reads it.
+    A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each.
+
+    ``expire``: the first key's expiry, when the general path read its opcode. Returns the keys and the bytes their
+    values take; no key (nothing read) when the next key is anything else: the general path reads it.
     """
-    buf, head = reader.buf, reader.pos
+    buf, pos, limit = reader.buf, reader.pos, reader.limit
     end = len(buf)
-    if end - head < 16:
-        return None
-    kind = buf[head]
-    if kind == _EXPIRETIME_MS:
-        expire = _expiry(buf[head + 1 : head + 9], 1)
-        head += 9
-        kind = buf[head] if head < end else 0xFF
-    head += 1
-    if kind not in _ONE_STRING or head + 3 > end or buf[head] >= 0x40:
-        return None
-    value = head + 1 + buf[head]
-    first = buf[value] if value + 2 <= end else 0xFF
-    if first < 0x40:
-        stop = value + 1 + first
-    elif first < 0x80:
-        stop = value + 2 + (((first & 0x3F) << 8) | buf[value + 1])
-    else:
-        return None  # a longer length, an integer or LZF: the general path
-    if stop > end or stop - value > reader.limit:
-        return None
-    reader.pos = stop
-    key = bytes(buf[head + 1 : value])
-    if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
-        return Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), stop - value + 1)
-    data = bytes((kind,)) + buf[value:stop] + stamps[kind]
-    return Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), stop - value + 1)
+    run: list[Entry] = []
+    taken = 0
+    add = run.append
+    while end - pos >= 16:
+        head = pos
+        kind = buf[head]
+        if kind == _EXPIRETIME_MS:
+            expire = max(int.from_bytes(buf[head + 1 : head + 9], "little", signed=True), 0)
+            head += 9
+            kind = buf[head] if head < end else 0xFF
+        head += 1
+        if kind not in _SMALL_KINDS or head + 3 > end or buf[head] >= 0x40:
+            break
+        value = blob = head + 1 + buf[head]
+        if kind == _LIST_QUICKLIST_2:  # a list of one listpack: [1 node][2: packed] before the listpack's string
+            if value + 4 > end or buf[value] != 1 or buf[value + 1] != 2:
+                break
+            blob += 2
+        first = buf[blob] if blob + 2 <= end else 0xFF
+        if first < 0x40:
+            stop = blob + 1 + first
+        elif first < 0x80:
+            stop = blob + 2 + (((first & 0x3F) << 8) | buf[blob + 1])
+        else:
+            break  # a longer length, an integer or LZF: the general path
+        if stop > end or stop - value > limit:
+            break
+        key = bytes(buf[head + 1 : value])
+        size = stop - value + 1
+        if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
+            add(Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), size))
+        else:
+            data = bytes((kind,)) + buf[value:stop] + stamps[kind]
+            add(Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), size))
+        pos, expire, taken = stop, -1, taken + size
+    reader.pos = pos
+    return run, taken
 
 
 def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry:
@@ -371,7 +436,7 @@ def _skip_stream(reader: _Reader, kind: int) -> None:
 _SKIP: dict[int, Callable[[_Reader, int], None]] = {
     **dict.fromkeys((1, 2, 4, 14), _skip_strings),
     **dict.fromkeys((3, 5), _skip_zset),
-    18: _skip_quicklist2,
+    _LIST_QUICKLIST_2: _skip_quicklist2,
     **dict.fromkeys((15, 19, 21), _skip_stream),
     7: _skip_module,
 }

@@ -13,7 +13,7 @@ import valkey
 from reproducer.data import copy as copy_module
 from reproducer.data.checkpoint import Checkpoint
 from reproducer.data.copy import CopyOptions, copy
-from reproducer.data.dumpfmt import with_version
+from reproducer.data.dumpfmt import Plain, with_version
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.resp import command
 from reproducer.data.verify import VerifyOptions, verify
@@ -116,12 +116,13 @@ def test_foreign_rdb_version_is_rebuilt_and_counted(fleets, monkeypatch):
     load_dataset(client, 600)
     client.hset("big:hash", mapping={f"field-{i}": f"value-{i}" for i in range(5000)})
     client.pexpire("big:hash", 600_000)
-    restore = copy_module._restore
-    monkeypatch.setattr(
-        copy_module,
-        "_restore",
-        lambda key, ttl, payload, replace: restore(key, ttl, with_version(payload, 12), replace),
-    )
+    writes = copy_module._writes
+
+    def stamped_as_rdb_12(items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool) -> list[bytes]:
+        foreign = [(k, d, p if isinstance(p, Plain) else with_version(p, 12)) for k, d, p in items]
+        return writes(foreign, indexes, replace)
+
+    monkeypatch.setattr(copy_module, "_writes", stamped_as_rdb_12)
     result = copy(ep(src), ep(dst), CopyOptions())
     strings = sum(1 for key in client.scan_iter(count=1000) if client.type(key) == "string")
     assert strings == 100  # small strings go by GET/SET, which no RDB version can refuse

@@ -52,6 +52,9 @@ def every_encoding(fleet: Fleet) -> None:
     client.zadd("zset:skiplist", {f"m{i}": i / 3 for i in range(300)})
     client.rpush("list:quicklist", *[f"item-{i}-" + "x" * 40 for i in range(3000)])
     client.pexpire("list:quicklist", 9_000_000)
+    client.rpush("list:short", "a", "b", 3)  # one listpack node
+    client.rpush("list:short:ttl", "x")
+    client.pexpire("list:short:ttl", 9_000_000)
     for index in range(5):
         client.xadd("stream:groups", {"f": index}, id=f"{index + 1}-0")
     client.xgroup_create("stream:groups", "readers", id="0")

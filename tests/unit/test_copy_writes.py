@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import libvalkey
 import pytest
 
 from reproducer.data import copy
@@ -24,3 +25,26 @@ def test_small_plain_values_are_gathered_into_one_part():
     items = [(b"a", 0, Plain(b"1")), (b"b", 0, Plain(b"2"))]
     sets = [b"*3\r\n$3\r\nSET\r\n$1\r\n%b\r\n$1\r\n%b\r\n" % pair for pair in ((b"a", b"1"), (b"b", b"2"))]
     assert copy._writes(items, [0, 1], True) == sets
+
+
+def _commands(parts: list[bytes]) -> list[list[bytes]]:
+    reader = libvalkey.Reader()
+    reader.feed(b"".join(parts))
+    return list(iter(reader.gets, False))
+
+
+@pytest.mark.parametrize("size", [0, 300, DIRECT_SEND - 1, DIRECT_SEND])
+@pytest.mark.parametrize("ttl", [False, True])
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("plain", [True, False])
+def test_each_write_is_the_command_its_value_ttl_and_conflict_mode_ask_for(size, ttl, replace, plain):
+    value = Plain(b"v" * size) if plain else b"\x00" * size
+    deadline = copy.monotonic_ms() + 60_000 if ttl else 0
+    [sent] = _commands(copy._writes([(b"k\r\n*1", deadline, value)], [0], replace))
+    left = int(sent[2 if not plain else 4]) if ttl or not plain else 0
+    if plain:
+        expected = [b"SET", b"k\r\n*1", bytes(value)] + [b"PX", b"%d" % left] * ttl + [b"NX"] * (not replace)
+    else:
+        expected = [b"RESTORE", b"k\r\n*1", b"%d" % left, value] + [b"REPLACE"] * replace
+    assert sent == expected
+    assert 59_000 <= left <= 60_000 if ttl else left == 0

@@ -403,3 +403,69 @@ def test_an_lzf_listpack_that_would_decompress_past_the_rewrite_bound_is_left_to
         tracemalloc.stop()
     assert converted is None
     assert peak < 2 * len(compressed) + 1_000_000
+
+
+def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes_too():
+    one_node = length(1) + length(2) + string(b"\x00" * 20)  # one packed listpack node
+    two_nodes = length(2) + (length(2) + string(b"\x01" * 20)) * 2
+    plain_node = length(1) + length(1) + string(b"a plain node")  # container 1: not a listpack
+    data = stream(
+        b"\x00" + string(b"before") + string(b"v"),
+        b"\x12" + string(b"short") + one_node,
+        b"\xfc" + (1_900_000_000_000).to_bytes(8, "little") + b"\x12" + string(b"two") + two_nodes,
+        b"\x12" + string(b"plain") + plain_node,
+        b"\x00" + string(b"after") + string(b"w"),
+    )
+    for piece in (3, 1 << 20):  # read key by key across reads, and whole runs from one buffer
+        before, short, two, plain, after = read(data, piece=piece)
+        assert short.payload == dump_payload(0x12, one_node) and short.size == len(one_node) + 1
+        assert (two.expire_ms, two.payload) == (1_900_000_000_000, dump_payload(0x12, two_nodes))
+        assert plain.payload == dump_payload(0x12, plain_node)
+        assert (before.payload, after.payload, after.expire_ms) == (b"v", b"w", -1)
+
+
+def _mixed_stream(rng: random.Random) -> bytes:
+    """Small keys, keys only the general path reads (long values, integers), expiries, and three databases."""
+    body = []
+    for db in (0, 2, 5):
+        body.append(b"\xfe" + length(db))
+        for index in range(rng.randint(0, 60)):
+            if rng.random() < 0.3:
+                body.append(b"\xfc" + rng.randint(1, 2**41).to_bytes(8, "little"))
+            value = rng.choice([b"v" * rng.randint(0, 90), b"w" * rng.randint(16_384, 20_000)])
+            kind = rng.choice([b"\x00", b"\x10"]) if value[:1] != b"w" else b"\x00"
+            body.append(kind + string(b"k%d:%d" % (db, index)) + string(value))
+            if rng.random() < 0.1:
+                body.append(b"\x00" + string(b"i%d:%d" % (db, index)) + b"\xc0\x05")  # an integer: general path
+    return stream(*body)
+
+
+def _batches_key_by_key(entries: list[snapshot.Entry], most_keys: int, most_bytes: int) -> list[tuple]:
+    """What the batches must be: each entry in turn, closing a batch as its first key past a bound would."""
+    batches: list[tuple] = []
+    keys: list[bytes] = []
+    size = db = 0
+    for entry in entries:
+        if keys and (entry.db != db or len(keys) >= most_keys or size + entry.size > most_bytes):
+            batches.append((db, keys, size))
+            keys, size = [], 0
+        db = entry.db
+        keys.append(entry.key)
+        size += entry.size
+    return batches + [(db, keys, size)] if keys else batches
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_batches_close_at_the_key_count_before_the_byte_bound_and_at_each_database(seed):
+    rng = random.Random(seed)
+    data = _mixed_stream(rng)
+    entries = read(data)
+    for most_keys, most_bytes in [(1, 1 << 30), (7, 1 << 30), (1000, 1 << 30), (1000, 300), (5, 20_000), (3, 1)]:
+        piece = rng.choice([3, 100, 1 << 20])
+        chunks = [data[i : i + piece] for i in range(0, len(data), piece)][::-1]
+        source = snapshot._Source(lambda chunks=chunks: chunks.pop() if chunks else b"")
+        mark = snapshot._preamble(source)
+        got = snapshot.Snapshot(snapshot._header(source), source.rest(), mark).batches(1 << 20, most_keys, most_bytes)
+        assert [(b.db, [e.key for e in b.entries], b.size) for b in got] == _batches_key_by_key(
+            entries, most_keys, most_bytes
+        )
