@@ -94,7 +94,7 @@ class Snapshot:
             SnapshotBroken: the stream ended early (the connection broke).
             SnapshotRefused: the stream holds what this reader cannot read (a format error, a module's type).
         """
-        return itertools.chain.from_iterable(run for run, _size in self._runs(limit, stamp_as))
+        return itertools.chain.from_iterable(run for run, _size in self._stamped_runs(limit, stamp_as))
 
     def batches(self, limit: int, most_keys: int, most_bytes: int, stamp_as: int | None = None) -> Iterator[Batch]:
         """The keys of :meth:`entries` in batches of one database.
@@ -108,7 +108,7 @@ class Snapshot:
         """
         entries: list[Entry] = []
         size = db = 0
-        for run, run_size in self._runs(limit, stamp_as):
+        for run, run_size in self._stamped_runs(limit, stamp_as):
             if entries and run[0].db != db:
                 yield Batch(db, entries, size)
                 entries, size = [], 0
@@ -126,7 +126,7 @@ class Snapshot:
         if entries:
             yield Batch(db, entries, size)
 
-    def _runs(self, limit: int, stamp_as: int | None) -> Iterator[tuple[list[Entry], int]]:
+    def _stamped_runs(self, limit: int, stamp_as: int | None) -> Iterator[tuple[list[Entry], int]]:
         own = struct.pack("<H", self.version)
         stamps = [own] * 256
         if stamp_as is not None and self.version in dumpfmt.CONVERTIBLE_FROM and stamp_as in dumpfmt.MAX_TYPE:

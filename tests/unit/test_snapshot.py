@@ -452,7 +452,7 @@ def _batches_key_by_key(entries: list[snapshot.Entry], most_keys: int, most_byte
         db = entry.db
         keys.append(entry.key)
         size += entry.size
-    return batches + [(db, keys, size)] if keys else batches
+    return [*batches, (db, keys, size)] if keys else batches
 
 
 @pytest.mark.parametrize("seed", range(12))
