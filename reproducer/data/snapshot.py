@@ -42,6 +42,8 @@ _ONE_STRING = frozenset({0, 9, 10, 11, 12, 13, 16, 17, 20})
 _LIST_QUICKLIST_2 = 18
 #: Object types :func:`_small_run` reads: one string, or a list of one listpack (the usual short list).
 _SMALL_KINDS = _ONE_STRING | {_LIST_QUICKLIST_2}
+#: Keys in one run at most: a read (1 MiB) of tiny keys would otherwise be held as 300,000 entries at once.
+_RUN_MOST = 256
 
 
 class SnapshotRefused(DataError):
@@ -289,7 +291,7 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
     run: list[Entry] = []
     taken = 0
     add = run.append
-    while end - pos >= 16:
+    while end - pos >= 16 and len(run) < _RUN_MOST:
         head = pos
         kind = buf[head]
         if kind == _EXPIRETIME_MS:

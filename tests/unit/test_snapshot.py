@@ -405,7 +405,7 @@ def test_an_lzf_listpack_that_would_decompress_past_the_rewrite_bound_is_left_to
     assert peak < 2 * len(compressed) + 1_000_000
 
 
-def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes_too():
+def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes_too(monkeypatch):
     one_node = length(1) + length(2) + string(b"\x00" * 20)  # one packed listpack node
     two_nodes = length(2) + (length(2) + string(b"\x01" * 20)) * 2
     plain_node = length(1) + length(1) + string(b"a plain node")  # container 1: not a listpack
@@ -416,8 +416,15 @@ def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes
         b"\x12" + string(b"plain") + plain_node,
         b"\x00" + string(b"after") + string(b"w"),
     )
+    general_path_lists: list[int] = []
+    skip_list = snapshot._SKIP[0x12]
+    monkeypatch.setitem(
+        snapshot._SKIP, 0x12, lambda reader, kind: general_path_lists.append(1) or skip_list(reader, kind)
+    )
     for piece in (3, 1 << 20):  # read key by key across reads, and whole runs from one buffer
+        general_path_lists.clear()
         before, short, two, plain, after = read(data, piece=piece)
+        assert len(general_path_lists) == (3 if piece == 3 else 2)  # from one buffer, the short list is read in a run
         assert short.payload == dump_payload(0x12, one_node) and short.size == len(one_node) + 1
         assert (two.expire_ms, two.payload) == (1_900_000_000_000, dump_payload(0x12, two_nodes))
         assert plain.payload == dump_payload(0x12, plain_node)
@@ -427,8 +434,10 @@ def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes
 def _mixed_stream(rng: random.Random) -> bytes:
     """Small keys, keys only the general path reads (long values, integers), expiries, and three databases."""
     body = []
-    for db in (0, 2, 5):
+    for db in (0, 2, 4, 5):
         body.append(b"\xfe" + length(db))
+        if db == 4:
+            continue  # a database selected with no key in it
         for index in range(rng.randint(0, 60)):
             if rng.random() < 0.3:
                 body.append(b"\xfc" + rng.randint(1, 2**41).to_bytes(8, "little"))
@@ -469,3 +478,16 @@ def test_batches_close_at_the_key_count_before_the_byte_bound_and_at_each_databa
         assert [(b.db, [e.key for e in b.entries], b.size) for b in got] == _batches_key_by_key(
             entries, most_keys, most_bytes
         )
+
+
+def test_a_read_full_of_tiny_keys_is_handed_out_a_batch_at_a_time_not_held_whole():
+    data = stream(b"\xfe\x00", *[b"\x00" + string(b"") + string(b"")] * 350_000)  # 1 MiB of 3-byte keys
+    source = snapshot._Source(iter([data, b""]).__next__)  # one read holds them all
+    mark = snapshot._preamble(source)
+    batches = snapshot.Snapshot(snapshot._header(source), source.rest(), mark).batches(1 << 20, 1000, 1 << 30)
+    tracemalloc.start()
+    keys = sum(len(batch.entries) for batch in batches)
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert keys == 350_000
+    assert peak < 2_000_000  # a batch and a run of entries, not 350,000 of them (about 50 MB)
