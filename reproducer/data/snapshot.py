@@ -279,7 +279,7 @@ def _expiry(field: bytes | bytearray, unit_ms: int) -> int:
 
 
 def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int]:
-    """The common case fast: the keys in a row that the buffer holds whole, each [expiry] a short value.
+    """The common case fast: up to ``_RUN_MOST`` keys in a row that the buffer holds whole, each [expiry] a short value.
 
     A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each.
 
