@@ -48,3 +48,14 @@ def test_each_write_is_the_command_its_value_ttl_and_conflict_mode_ask_for(size,
         expected = [b"RESTORE", b"k\r\n*1", b"%d" % left, value] + [b"REPLACE"] * replace
     assert sent == expected
     assert 59_000 <= left <= 60_000 if ttl else left == 0
+
+
+@pytest.mark.parametrize("replies", [[b"OK"] * 4, [None, b"OK", b"OK", b"OK"]], ids=["all-ok", "one-kept"])
+def test_a_batch_counts_its_copied_keys_and_those_without_expiry_alike_on_either_path(replies):
+    items = [(b"a", 0, b"p"), (b"b", 1_000, b"p"), (b"c", 0, b"p"), (b"d", 0, b"p")]
+    batch = copy.RestoreBatch(0, items, {("target", 1): [0, 1, 2, 3]})
+    writer, outcome = object.__new__(copy.TargetWriter), copy._Outcome()
+    retry = writer._classify(batch, [0, 1, 2, 3], replies, outcome)
+    kept = replies.count(None)  # SET NX of a key the target has: skipped
+    assert (retry, outcome.copied, outcome.skipped) == ([], 4 - kept, kept)
+    assert outcome.persistent == 3 - kept  # b has an expiry; a (kept, when skipped) is not counted
