@@ -968,15 +968,14 @@ def _snapshot_items(
     offset = clock.offset_ms + margin_ms
     source_now = monotonic_ms() + clock.offset_ms
     delta = Stats(scanned=len(entries), ttl_early_ms=clock.error_ms + margin_ms)
-    for entry in entries:
-        expire = entry.expire_ms
+    for _db, key, expire, payload, size in entries:
         if 0 <= expire <= source_now:
             delta.expired += 1
-        elif entry.payload is None:
-            oversized.append(entry.key)  # over the size limit: copied from the live source, in chunks
+        elif payload is None:
+            oversized.append(key)  # over the size limit: copied from the live source, in chunks
         else:
-            delta.bytes += entry.size
-            items.append((entry.key, expire - offset if expire >= 0 else 0, entry.payload))
+            delta.bytes += size
+            items.append((key, expire - offset if expire >= 0 else 0, payload))
     return items, delta, oversized
 
 

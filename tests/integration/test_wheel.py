@@ -8,6 +8,7 @@ checkout on its path); its dependencies, already installed in the project's envi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -23,14 +24,19 @@ GOLDEN = ROOT / "tests" / "golden"
 DISTRIBUTION = "valkey-reproducer"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of this checkout, built once per module (no build isolation: hatchling is a test extra)."""
-    out = tmp_path_factory.mktemp("wheel")
+def _build_wheel(out: Path, **environ: str) -> Path:
+    """The wheel of this checkout, built into ``out`` (no build isolation: hatchling is a test extra)."""
     argv = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)]
-    subprocess.run(argv, check=True, capture_output=True, timeout=120, cwd=out)
+    env = {**os.environ, **environ}
+    subprocess.run(argv, check=True, capture_output=True, timeout=120, cwd=out, env=env)
     (built,) = out.glob("*.whl")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built once per module."""
+    return _build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +80,29 @@ def test_the_wheel_is_named_for_the_index_and_carries_its_data(wheel: Path) -> N
     assert f"Name: {DISTRIBUTION}\n" in text and "Requires-Dist: python-terraform==0.10.1" in text
     entry_points = zipfile.ZipFile(wheel).read(metadata.replace("METADATA", "entry_points.txt")).decode()
     assert "reproducer = reproducer.cli:main" in entry_points
+
+
+COMPILED_READER = "reproducer/data/_rdbscan" + sysconfig.get_config_var("EXT_SUFFIX")
+
+
+def test_the_wheel_carries_the_compiled_snapshot_reader_and_its_platform_tag(wheel: Path) -> None:
+    assert COMPILED_READER in zipfile.ZipFile(wheel).namelist()
+    assert f"-cp{sys.version_info[0]}{sys.version_info[1]}-" in wheel.name and "-none-any" not in wheel.name
+
+
+def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
+    built = _build_wheel(tmp_path, CC="false")
+    names = zipfile.ZipFile(built).namelist()
+    assert built.name.endswith("-py3-none-any.whl"), built.name
+    assert "reproducer/data/snapshot.py" in names and not any(n.endswith(".so") for n in names)
+
+
+def test_the_installed_wheel_reads_snapshots_with_its_own_compiled_reader(fresh_venv: Path, tmp_path: Path) -> None:
+    probe = (
+        "from reproducer.data import snapshot, _rdbscan; print(snapshot._scan is _rdbscan.small_run, _rdbscan.__file__)"
+    )
+    out = subprocess.check_output([fresh_venv / "bin" / "python", "-c", probe], text=True, cwd=tmp_path).split()
+    assert out[0] == "True" and out[1].startswith(str(fresh_venv)), out
 
 
 def test_installed_wheel_runs_version_and_render_outside_the_checkout(fresh_venv: Path, tmp_path: Path) -> None:

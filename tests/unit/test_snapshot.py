@@ -18,6 +18,16 @@ from reproducer.data.dumpfmt import Plain, crc64
 MARK = b"m" * 40
 
 
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def reader_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test reads with the compiled common case (``_rdbscan.c``) and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(snapshot, "_scan", None)
+    else:
+        assert snapshot._scan is not None, "the compiled reader is missing: run `make setup`"
+    return str(request.param)
+
+
 def length(n: int) -> bytes:
     if n < 64:
         return bytes([n])

@@ -1,0 +1,133 @@
+"""The snapshot reader's common case in C (``reproducer/data/_rdbscan.c``) against its Python twin.
+
+The C function reads untrusted bytes from a source's stream: on random, cut and corrupted buffers it must return
+exactly what ``snapshot._small_run`` returns (the same keys, payloads with the same checksums, the same position),
+and never read past the buffer. The rest of the reader's tests run on both paths (``tests/unit/test_snapshot.py``).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import anycrc
+import pytest
+
+from reproducer.data import snapshot
+from reproducer.data.dumpfmt import Plain
+
+_scan = snapshot._scan
+SMALL_KINDS = sorted(snapshot._SMALL_KINDS)
+
+
+def test_the_setup_built_the_compiled_reader():
+    """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
+    assert _scan is not None, "reproducer.data._rdbscan is missing: run `make setup` (it needs gcc and Python.h)"
+
+
+def length(n: int) -> bytes:
+    if n < 64:
+        return bytes([n])
+    if n < 16384:
+        return bytes([0x40 | n >> 8, n & 0xFF])
+    return b"\x80" + n.to_bytes(4, "big")
+
+
+def _value(rng: random.Random, kind: int) -> bytes:
+    size = rng.choice([0, 1, 5, 62, 63, 64, 65, 300, rng.randrange(2000), rng.randrange(2000), 16383, 16384])
+    first = rng.random()
+    if first < 0.03:
+        blob = b"\xc0" + bytes([rng.randrange(256)])  # an integer encoding: the general path's
+    elif first < 0.05:
+        blob = b"\xc3" + length(3) + length(5) + b"abc"  # LZF
+    else:
+        blob = length(size) + rng.randbytes(size)
+    if kind == snapshot._LIST_QUICKLIST_2:
+        nodes = 1 if rng.random() < 0.8 else rng.randrange(4)
+        container = 2 if rng.random() < 0.8 else rng.randrange(4)
+        return length(nodes) + length(container) + blob
+    return blob
+
+
+def _record(rng: random.Random) -> bytes:
+    expiry = b""
+    if rng.random() < 0.3:
+        expiry = b"\xfc" + struct.pack("<q", rng.choice([-5, 0, 1_900_000_000_000, -(2**63), 2**63 - 1]))
+    roll = rng.random()
+    if roll < 0.93:
+        kind = rng.choice(SMALL_KINDS)
+    elif roll < 0.97:
+        kind = rng.choice([2, 4, 14, 15, 21, 0xFE, 0xFF, 0xFC])
+    else:
+        kind = rng.randrange(256)
+    key = rng.randbytes(rng.choice([0, 1, 10, 62, 63, 64, 70]))
+    return expiry + bytes([kind]) + length(len(key)) + key + _value(rng, kind)
+
+
+def _buffer(rng: random.Random) -> bytes:
+    data = bytearray(b"".join(_record(rng) for _ in range(rng.randrange(1, 30))))
+    for _ in range(rng.choice([0, 0, 0, 1, 3])):  # corrupt a few bytes
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    cut = rng.choice([len(data), rng.randrange(len(data) + 1)])
+    return bytes(data[:cut])
+
+
+def _python_run(data: bytes, pos: int, db: int, expire: int, stamps: tuple[bytes, ...], limit: int):
+    reader = snapshot._Reader(lambda: b"", limit)
+    reader.buf, reader.pos = bytearray(data), pos
+    run, taken = snapshot._small_run(reader, db, expire, stamps)
+    return run, reader.pos, taken
+
+
+def _shape(run: list[snapshot.Entry]) -> list[tuple]:
+    return [(*entry, type(entry), type(entry.payload)) for entry in run]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_compiled_run_reads_what_the_python_run_reads_on_random_cut_and_corrupted_buffers(seed, monkeypatch):
+    rng = random.Random(seed)
+    for _ in range(100):
+        data = _buffer(rng)
+        pos = 0 if rng.random() < 0.8 else rng.randrange(len(data) + 1)
+        stamps = tuple(rng.randbytes(2) for _ in range(256))
+        limit = rng.choice([0, 1, 50, 64, 300, 1 << 20, 1 << 20, 1 << 20])
+        most = rng.choice([1, 2, 7, 256])
+        db, expire = rng.randrange(16), rng.choice([-1, 0, 1_700_000_000_000])
+        monkeypatch.setattr(snapshot, "_RUN_MOST", most)
+        expected, expected_pos, expected_taken = _python_run(data, pos, db, expire, stamps, limit)
+        run, end, taken = _scan(bytearray(data), pos, db, expire, stamps, limit, most, snapshot.Entry, Plain)
+        assert (_shape(run), end, taken) == (_shape(expected), expected_pos, expected_taken), (seed, data.hex())
+
+
+def test_payload_checksums_match_the_crc64_valkey_uses_at_every_length_around_the_eight_byte_steps():
+    crc = anycrc.Model("CRC64-REDIS")
+    stamps = (b"\x0b\x00",) * 256
+    for size in range(0, 80):
+        value = bytes(range(size))
+        data = b"\x10" + length(1) + b"k" + length(size) + value + bytes(16)
+        (entry,), _end, _taken = _scan(data, 0, 0, -1, stamps, 1 << 20, 1, snapshot.Entry, Plain)
+        body = b"\x10" + length(size) + value + b"\x0b\x00"
+        assert entry.payload == body + crc.calc(body).to_bytes(8, "little"), size
+
+
+def test_a_buffer_shorter_than_a_key_head_or_a_position_at_its_end_reads_nothing():
+    stamps = (b"\x0b\x00",) * 256
+    record = b"\x00" + length(1) + b"k" + length(1) + b"v"
+    for data in (b"", record, record + bytes(9)):
+        assert _scan(data, len(data), 0, -1, stamps, 1 << 20, 256, snapshot.Entry, Plain) == ([], len(data), 0)
+        assert _scan(data, 0, 0, -1, stamps, 1 << 20, 256, snapshot.Entry, Plain)[0] == []
+
+
+@pytest.mark.parametrize(
+    "position, stamps, entry_type",
+    [(-1, 256, snapshot.Entry), (1, 256, snapshot.Entry), (0, 255, snapshot.Entry), (0, 256, dict), (0, 256, int)],
+)
+def test_arguments_it_cannot_use_are_a_value_error_not_a_crash(position, stamps, entry_type):
+    with pytest.raises(ValueError, match=r"small_run\(buffer"):
+        _scan(b"", position, 0, -1, (b"\x0b\x00",) * stamps, 1, 1, entry_type, Plain)
+
+
+def test_a_stamp_that_is_not_two_bytes_is_a_value_error_for_a_payload_that_needs_it():
+    data = b"\x10" + length(1) + b"k" + length(3) + b"abc" + bytes(16)
+    with pytest.raises(ValueError, match="two bytes"):
+        _scan(data, 0, 0, -1, (b"\x0b",) * 256, 1 << 20, 256, snapshot.Entry, Plain)
