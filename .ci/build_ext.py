@@ -1,4 +1,4 @@
-"""Hatchling build hook: compiles ``reproducer/data/_rdbscan.c``, the snapshot reader's common case in C.
+"""Hatchling build hook: compiles ``reproducer/data/_speedups.c``, the snapshot reader's common case in C.
 
 A wheel gets the compiled module and its platform's tag; an editable install gets it beside the source. Without a
 C compiler or Python's headers the build goes on pure Python, with a warning: the reader then runs its Python
@@ -18,8 +18,8 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = "reproducer/data/_rdbscan.c"
-MODULE = "reproducer/data/_rdbscan"
+SOURCE = "reproducer/data/_speedups.c"
+MODULE = "reproducer/data/_speedups"
 
 
 class RdbScanHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -35,8 +35,8 @@ class RdbScanHook(BuildHookInterface):  # type: ignore[type-arg]
         if version == "editable":
             self._compile(Path(self.root, MODULE + suffix))
             return
-        self._scratch = tempfile.mkdtemp(prefix="rdbscan-")
-        built = Path(self._scratch, "_rdbscan" + suffix)
+        self._scratch = tempfile.mkdtemp(prefix="speedups-")
+        built = Path(self._scratch, "_speedups" + suffix)
         if self._compile(built):
             build_data["pure_python"] = False
             build_data["infer_tag"] = True

@@ -46,9 +46,15 @@ from reproducer.data import dumpfmt, rebuild, relay, sizing, snapshot
 from reproducer.data.checkpoint import FORMAT_VERSION, Checkpoint
 from reproducer.data.dumpfmt import Plain
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
-from reproducer.data.resp import DIRECT_SEND, RawConnection, ReplyError, ReplyOverLimit, command
+from reproducer.data.resp import DIRECT_SEND, GATHER, RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover, identity, owned_key
 from reproducer.errors import DataError, InputError
+
+_encode: Callable[..., list[bytes]] | None
+try:  # the writes encoded in C (_speedups.c), when the build had a C compiler: the same bytes, less CPU a key
+    from reproducer.data._speedups import writes as _encode
+except ImportError:  # pragma: no cover - a pure-Python build
+    _encode = None
 
 Conflict = Literal["refuse", "replace", "skip"]
 #: How to read the source (``CopyOptions.read``).
@@ -583,12 +589,26 @@ def _set(key: bytes, ttl: int, value: bytes, replace: bool) -> list[bytes]:
 def _writes(items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: bool) -> list[bytes]:
     """The SET or RESTORE of each item, as parts to send in order, with the TTL left now (at least 1 ms).
 
+    Encoded by the compiled encoder when the build has it (``_speedups.c``: the same bytes, gathered into parts of
+    about ``GATHER`` bytes), else by :func:`_python_writes`.
+    """
+    now = monotonic_ms()
+    if _encode is not None:
+        try:
+            return _encode(items, indexes, now, replace, Plain, DIRECT_SEND, GATHER)
+        except OverflowError:  # a deadline past what C's integers hold: Python's take any
+            pass
+    return _python_writes(items, indexes, now, replace)
+
+
+def _python_writes(items: list[tuple[bytes, int, bytes]], indexes: list[int], now: int, replace: bool) -> list[bytes]:
+    """:func:`_writes` in Python: one part a write.
+
     A write under ``DIRECT_SEND`` bytes is encoded here in one formatting, its value copied once; a bigger one
     keeps its value as its own part (``_set``, ``_restore``).
     """
     parts: list[bytes] = []
     add, extend = parts.append, parts.extend
-    now = monotonic_ms()
     nx = b"" if replace else b"$2\r\nNX\r\n"
     restore_tail = b"\r\n$7\r\nREPLACE\r\n" if replace else b"\r\n"
     for index in indexes:

@@ -25,7 +25,8 @@ _TLS_READ_SIZE = 1 << 16
 _INCOMPLETE = object()
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
 DIRECT_SEND = 64 * 1024
-_GATHER = 1 << 20  # smaller parts are gathered into writes of about this size
+#: Smaller parts are gathered into writes of about this many bytes.
+GATHER = 1 << 20
 
 
 def command(*args: bytes | str | int) -> bytes:
@@ -108,7 +109,7 @@ class RawConnection:
                 continue
             small.append(part)
             size += len(part)
-            if size >= _GATHER:
+            if size >= GATHER:
                 self.send(b"".join(small))
                 small, size = [], 0
         if small:

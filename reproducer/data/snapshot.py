@@ -47,8 +47,8 @@ _SMALL_KINDS = _ONE_STRING | {_LIST_QUICKLIST_2}
 _RUN_MOST = 256
 
 _scan: Callable[..., tuple[list[Entry], int, int]] | None
-try:  # the common case compiled (_rdbscan.c), when the build had a C compiler: the same results, less CPU a key
-    from reproducer.data._rdbscan import small_run as _scan
+try:  # the common case compiled (_speedups.c), when the build had a C compiler: the same results, less CPU a key
+    from reproducer.data._speedups import small_run as _scan
 except ImportError:  # pragma: no cover - a pure-Python build
     _scan = None
 

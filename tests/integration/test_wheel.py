@@ -82,7 +82,7 @@ def test_the_wheel_is_named_for_the_index_and_carries_its_data(wheel: Path) -> N
     assert "reproducer = reproducer.cli:main" in entry_points
 
 
-COMPILED_READER = "reproducer/data/_rdbscan" + sysconfig.get_config_var("EXT_SUFFIX")
+COMPILED_READER = "reproducer/data/_speedups" + sysconfig.get_config_var("EXT_SUFFIX")
 
 
 def test_the_wheel_carries_the_compiled_snapshot_reader_and_its_platform_tag(wheel: Path) -> None:
@@ -98,9 +98,7 @@ def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
 
 
 def test_the_installed_wheel_reads_snapshots_with_its_own_compiled_reader(fresh_venv: Path, tmp_path: Path) -> None:
-    probe = (
-        "from reproducer.data import snapshot, _rdbscan; print(snapshot._scan is _rdbscan.small_run, _rdbscan.__file__)"
-    )
+    probe = "from reproducer.data import snapshot, _speedups as c; print(snapshot._scan is c.small_run, c.__file__)"
     out = subprocess.check_output([fresh_venv / "bin" / "python", "-c", probe], text=True, cwd=tmp_path).split()
     assert out[0] == "True" and out[1].startswith(str(fresh_venv)), out
 

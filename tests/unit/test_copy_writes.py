@@ -10,6 +10,16 @@ from reproducer.data.dumpfmt import Plain
 from reproducer.data.resp import DIRECT_SEND
 
 
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test encodes with the compiled encoder (``_speedups.c``) and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(copy, "_encode", None)
+    else:
+        assert copy._encode is not None, "the compiled encoder is missing: run `make setup`"
+    return str(request.param)
+
+
 @pytest.mark.parametrize("ttl", [False, True])
 @pytest.mark.parametrize("replace", [True, False])
 def test_a_large_plain_value_is_its_own_part_whatever_its_ttl_and_conflict_mode(ttl, replace):
@@ -21,10 +31,11 @@ def test_a_large_plain_value_is_its_own_part_whatever_its_ttl_and_conflict_mode(
     assert parts[0] == b"*%d\r\n$3\r\nSET\r\n$3\r\nkey\r\n$%d\r\n" % (arguments, DIRECT_SEND)
 
 
-def test_small_plain_values_are_gathered_into_one_part():
+def test_small_plain_values_are_sent_in_order_and_the_compiled_encoder_gathers_them_into_one_part(encoder):
     items = [(b"a", 0, Plain(b"1")), (b"b", 0, Plain(b"2"))]
     sets = [b"*3\r\n$3\r\nSET\r\n$1\r\n%b\r\n$1\r\n%b\r\n" % pair for pair in ((b"a", b"1"), (b"b", b"2"))]
-    assert copy._writes(items, [0, 1], True) == sets
+    parts = copy._writes(items, [0, 1], True)
+    assert parts == ([b"".join(sets)] if encoder == "compiled" else sets)
 
 
 def _commands(parts: list[bytes]) -> list[list[bytes]]:

@@ -20,7 +20,7 @@ MARK = b"m" * 40
 
 @pytest.fixture(autouse=True, params=["compiled", "python"])
 def reader_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test reads with the compiled common case (``_rdbscan.c``) and with the Python one."""
+    """Each test reads with the compiled common case (``_speedups.c``) and with the Python one."""
     if request.param == "python":
         monkeypatch.setattr(snapshot, "_scan", None)
     else:

@@ -1,8 +1,10 @@
-"""The snapshot reader's common case in C (``reproducer/data/_rdbscan.c``) against its Python twin.
+"""The copy's hot paths in C (``reproducer/data/_speedups.c``) against their Python twins.
 
-The C function reads untrusted bytes from a source's stream: on random, cut and corrupted buffers it must return
-exactly what ``snapshot._small_run`` returns (the same keys, payloads with the same checksums, the same position),
-and never read past the buffer. The rest of the reader's tests run on both paths (``tests/unit/test_snapshot.py``).
+The snapshot reader's common case reads untrusted bytes from a source's stream: on random, cut and corrupted
+buffers it must return exactly what ``snapshot._small_run`` returns (the same keys, payloads with the same
+checksums, the same position), and never read past the buffer. The rest of the reader's tests run on both paths
+(``tests/unit/test_snapshot.py``). The writes' encoder must put on the wire exactly the bytes of
+``copy._python_writes``, with each big value its own part (never copied).
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import struct
 import anycrc
 import pytest
 
-from reproducer.data import snapshot
+from reproducer.data import copy, snapshot
 from reproducer.data.dumpfmt import Plain
+from reproducer.data.resp import DIRECT_SEND, GATHER
 
 _scan = snapshot._scan
+_encode = copy._encode
 SMALL_KINDS = sorted(snapshot._SMALL_KINDS)
 
 
-def test_the_setup_built_the_compiled_reader():
+def test_the_setup_built_the_compiled_paths():
     """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
-    assert _scan is not None, "reproducer.data._rdbscan is missing: run `make setup` (it needs gcc and Python.h)"
+    assert _scan is not None and _encode is not None, "reproducer.data._speedups is missing: run `make setup`"
 
 
 def length(n: int) -> bytes:
@@ -131,3 +135,60 @@ def test_a_stamp_that_is_not_two_bytes_is_a_value_error_for_a_payload_that_needs
     data = b"\x10" + length(1) + b"k" + length(3) + b"abc" + bytes(16)
     with pytest.raises(ValueError, match="two bytes"):
         _scan(data, 0, 0, -1, (b"\x0b",) * 256, 1 << 20, 256, snapshot.Entry, Plain)
+
+
+def _item(rng: random.Random, now: int) -> tuple[bytes, int, bytes]:
+    key = rng.randbytes(rng.choice([0, 1, 9, 63, 64, 300, 70_000]))
+    size = rng.choice([0, 1, 9, 450, DIRECT_SEND - 1, DIRECT_SEND, DIRECT_SEND + 1, 200_000, rng.randrange(5000)])
+    value = rng.randbytes(size)
+    deadline = rng.choice([0, 0, now - 10_000, now, now + 1, now + 2, now + 86_400_000, 2**61, 10**9])
+    return key, deadline, Plain(value) if rng.random() < 0.6 else value
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_compiled_writes_are_the_python_writes_byte_for_byte_and_never_copy_a_big_value(seed):
+    rng = random.Random(seed)
+    now = rng.choice([0, 1, 5_000_000, 10**12])
+    items = [_item(rng, now) for _ in range(rng.randrange(1, 40))]
+    indexes = [rng.randrange(len(items)) for _ in range(rng.randrange(0, 60))]
+    gather = rng.choice([1, 100, 4096, GATHER])
+    for replace in (True, False):
+        parts = _encode(items, indexes, now, replace, Plain, DIRECT_SEND, gather)
+        assert b"".join(parts) == b"".join(copy._python_writes(items, indexes, now, replace))
+        big = [items[i][2] for i in indexes if len(items[i][2]) >= DIRECT_SEND]
+        assert [p for p in parts if any(p is value for value in big)] == big  # each one its own part, in order
+        gathered = [p for p in parts if not any(p is value for value in big)]
+        assert all(len(p) <= max(gather, 2 * DIRECT_SEND + 70_100) for p in gathered)
+
+
+def test_writes_are_gathered_into_parts_of_at_most_the_gather_size():
+    items = [(b"k%04d" % i, 0, Plain(b"v" * 400)) for i in range(3000)]
+    parts = _encode(items, list(range(3000)), 0, True, Plain, DIRECT_SEND, 100_000)
+    write = len(copy._python_writes(items, [0], 0, True)[0])
+    assert all(100_000 - write < len(p) <= 100_000 for p in parts[:-1]) and len(parts) == 13
+
+
+@pytest.mark.parametrize(
+    "items, indexes, error",
+    [
+        ([(b"k", 0)], [0], TypeError),
+        ([(b"k", 0, "text")], [0], TypeError),
+        ([["k", 0, b"v"]], [0], TypeError),
+        ([(b"k", "0", b"v")], [0], TypeError),
+        ([(b"k", 0, b"v")], [1], IndexError),
+        ([(b"k", 0, b"v")], [-1], IndexError),
+        ([(b"k", 2**63, b"v")], [0], OverflowError),
+        ([(b"k", 2**62 + 1, b"v")], [0], OverflowError),
+    ],
+)
+def test_items_it_cannot_encode_raise_and_nothing_half_encoded_comes_out(items, indexes, error):
+    with pytest.raises(error):
+        _encode(items, indexes, 0, True, Plain, DIRECT_SEND, GATHER)
+
+
+def test_a_deadline_past_what_c_holds_is_encoded_by_python_with_the_same_ttl(monkeypatch):
+    monkeypatch.setattr(copy, "monotonic_ms", lambda: 1000)
+    items = [(b"far", 2**70, Plain(b"v")), (b"near", 3000, b"\x00payload")]
+    parts = copy._writes(items, [0, 1], True)
+    assert b"".join(parts) == b"".join(copy._python_writes(items, [0, 1], 1000, True))
+    assert b"$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(str(2**70 - 1000)), 2**70 - 1000) in b"".join(parts)

@@ -1,0 +1,381 @@
+/* The snapshot reader's common case in C: reproducer/data/snapshot.py's _small_run, result for result
+ * (tests/unit/test_speedups.py compares the two on random and broken streams).
+ *
+ * Reads up to `most` keys in a row from the buffer, each [expiry] a short value (one string of a length of one
+ * or two bytes, or a list of one listpack), and returns (entries, position after them, bytes their values
+ * take). It stops, reading nothing more, at the first key it cannot take whole: the Python reader takes over
+ * there. Every index into the buffer is checked against its end before it is read.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EXPIRETIME_MS 0xFC
+#define LIST_QUICKLIST_2 18
+
+/* CRC-64/Jones as Valkey computes it (reflected, no final xor), eight bytes a step ("slicing by 8"). */
+static uint64_t crc_table[8][256];
+
+static void crc_init(void) {
+    const uint64_t poly = 0x95AC9329AC4BC9B5ULL;
+    for (int byte = 0; byte < 256; byte++) {
+        uint64_t crc = (uint64_t)byte;
+        for (int bit = 0; bit < 8; bit++) crc = (crc & 1) ? (crc >> 1) ^ poly : crc >> 1;
+        crc_table[0][byte] = crc;
+    }
+    for (int byte = 0; byte < 256; byte++)
+        for (int k = 1; k < 8; k++)
+            crc_table[k][byte] = (crc_table[k - 1][byte] >> 8) ^ crc_table[0][crc_table[k - 1][byte] & 0xFF];
+}
+
+static uint64_t load_le64(const unsigned char *data) {
+    uint64_t word = 0;
+    for (int i = 7; i >= 0; i--) word = (word << 8) | data[i];
+    return word;
+}
+
+static uint64_t crc64(uint64_t crc, const unsigned char *data, Py_ssize_t size) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        crc ^= load_le64(data + i);
+        crc = crc_table[7][crc & 0xFF] ^ crc_table[6][(crc >> 8) & 0xFF] ^ crc_table[5][(crc >> 16) & 0xFF] ^
+              crc_table[4][(crc >> 24) & 0xFF] ^ crc_table[3][(crc >> 32) & 0xFF] ^
+              crc_table[2][(crc >> 40) & 0xFF] ^ crc_table[1][(crc >> 48) & 0xFF] ^ crc_table[0][crc >> 56];
+    }
+    for (; i < size; i++) crc = crc_table[0][(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+    return crc;
+}
+
+/* Object types read here: one string (0, 9-13, 16, 17, 20) or a quicklist 2 (18). */
+static int small_kind(unsigned int kind) {
+    return kind == 0 || (kind >= 9 && kind <= 13) || kind == 16 || kind == 17 || kind == 18 || kind == 20;
+}
+
+static PyObject *new_entry(PyTypeObject *entry_type, PyObject *db, PyObject *key, long long expire,
+                           PyObject *payload, Py_ssize_t size) {
+    PyObject *expire_obj = PyLong_FromLongLong(expire);
+    PyObject *size_obj = PyLong_FromSsize_t(size);
+    PyObject *entry = expire_obj && size_obj ? entry_type->tp_alloc(entry_type, 5) : NULL;
+    if (entry == NULL) {
+        Py_XDECREF(expire_obj);
+        Py_XDECREF(size_obj);
+        return NULL;
+    }
+    Py_INCREF(db);
+    Py_INCREF(key);
+    Py_INCREF(payload);
+    PyTuple_SET_ITEM(entry, 0, db);
+    PyTuple_SET_ITEM(entry, 1, key);
+    PyTuple_SET_ITEM(entry, 2, expire_obj);
+    PyTuple_SET_ITEM(entry, 3, payload);
+    PyTuple_SET_ITEM(entry, 4, size_obj);
+    return entry;
+}
+
+static PyObject *payload_of(unsigned int kind, const unsigned char *value, Py_ssize_t length, PyObject *stamp) {
+    Py_ssize_t total = 1 + length + 2 + 8;
+    PyObject *payload = PyBytes_FromStringAndSize(NULL, total);
+    if (payload == NULL) return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(payload);
+    out[0] = (unsigned char)kind;
+    memcpy(out + 1, value, (size_t)length);
+    memcpy(out + 1 + length, PyBytes_AS_STRING(stamp), 2);
+    uint64_t crc = crc64(0, out, 1 + length + 2);
+    for (int i = 0; i < 8; i++) out[1 + length + 2 + i] = (unsigned char)(crc >> (8 * i));
+    return payload;
+}
+
+static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos, limit, most;
+    long long expire;
+    PyObject *db, *stamps, *plain_type;
+    PyTypeObject *entry_type;
+    if (!PyArg_ParseTuple(args, "y*nOLO!nnO!O", &view, &pos, &db, &expire, &PyTuple_Type, &stamps, &limit, &most,
+                          &PyType_Type, &entry_type, &plain_type))
+        return NULL;
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len;
+    PyObject *run = PyList_New(0);
+    Py_ssize_t taken = 0;
+    if (run == NULL) goto fail;
+    if (PyTuple_GET_SIZE(stamps) < 256 || pos < 0 || pos > end || !PyType_IsSubtype(entry_type, &PyTuple_Type) ||
+        entry_type->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        PyErr_SetString(PyExc_ValueError, "small_run(buffer, position, db, expiry, 256 stamps, limit, most, "
+                                          "a NamedTuple of 5 fields, Plain)");
+        goto fail;
+    }
+    while (end - pos >= 16 && PyList_GET_SIZE(run) < most) {
+        Py_ssize_t head = pos;
+        unsigned int kind = buf[head];
+        if (kind == EXPIRETIME_MS) {
+            int64_t when = (int64_t)load_le64(buf + head + 1);
+            expire = when > 0 ? when : 0;
+            head += 9;
+            kind = head < end ? buf[head] : 0xFF;
+        }
+        head += 1;
+        if (!small_kind(kind) || head + 3 > end || buf[head] >= 0x40) break;
+        Py_ssize_t value = head + 1 + buf[head];
+        Py_ssize_t blob = value;
+        if (kind == LIST_QUICKLIST_2) {
+            if (value + 4 > end || buf[value] != 1 || buf[value + 1] != 2) break;
+            blob += 2;
+        }
+        unsigned int first = blob + 2 <= end ? buf[blob] : 0xFF;
+        Py_ssize_t stop;
+        if (first < 0x40)
+            stop = blob + 1 + first;
+        else if (first < 0x80)
+            stop = blob + 2 + (((first & 0x3F) << 8) | buf[blob + 1]);
+        else
+            break;
+        if (stop > end || stop - value > limit) break;
+        Py_ssize_t size = stop - value + 1;
+        PyObject *key = PyBytes_FromStringAndSize((const char *)buf + head + 1, value - head - 1);
+        if (key == NULL) goto fail;
+        PyObject *payload;
+        if (kind == 0) {
+            Py_ssize_t from = value + 1 + (first >= 0x40);
+            PyObject *plain = PyBytes_FromStringAndSize((const char *)buf + from, stop - from);
+            payload = plain ? PyObject_CallOneArg(plain_type, plain) : NULL;
+            Py_XDECREF(plain);
+        } else {
+            PyObject *stamp = PyTuple_GET_ITEM(stamps, kind);
+            if (!PyBytes_Check(stamp) || PyBytes_GET_SIZE(stamp) != 2) {
+                PyErr_SetString(PyExc_ValueError, "a stamp is two bytes");
+                payload = NULL;
+            } else {
+                payload = payload_of(kind, buf + value, stop - value, stamp);
+            }
+        }
+        PyObject *entry = payload ? new_entry(entry_type, db, key, expire, payload, size) : NULL;
+        Py_DECREF(key);
+        Py_XDECREF(payload);
+        if (entry == NULL) goto fail;
+        int failed = PyList_Append(run, entry);
+        Py_DECREF(entry);
+        if (failed) goto fail;
+        pos = stop;
+        expire = -1;
+        taken += size;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nnn)", run, pos, taken);
+fail:
+    Py_XDECREF(run);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* ---- The target's writes: reproducer/data/copy.py's _python_writes, byte for byte on the wire. ---- */
+
+static Py_ssize_t digits(unsigned long long value) {
+    Py_ssize_t count = 1;
+    while (value >= 10) {
+        value /= 10;
+        count++;
+    }
+    return count;
+}
+
+static char *put_number(char *out, unsigned long long value) {
+    char *end = out + digits(value);
+    char *at = end;
+    do {
+        *--at = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    return end;
+}
+
+static char *put(char *out, const char *text, Py_ssize_t size) {
+    memcpy(out, text, (size_t)size);
+    return out + size;
+}
+
+/* "$<size>\r\n" then, unless head_only, the bytes and "\r\n". */
+static char *put_bulk(char *out, const char *data, Py_ssize_t size, int head_only) {
+    *out++ = '$';
+    out = put_number(out, (unsigned long long)size);
+    out = put(out, "\r\n", 2);
+    if (head_only) return out;
+    out = put(out, data, size);
+    return put(out, "\r\n", 2);
+}
+
+static Py_ssize_t bulk_size(Py_ssize_t size) { return 1 + digits((unsigned long long)size) + 2 + size + 2; }
+
+/* One write: SET [PX ttl] [NX] of a Plain string, or RESTORE key ttl payload [REPLACE]. */
+typedef struct {
+    const char *key, *data;
+    Py_ssize_t key_size, data_size;
+    unsigned long long ttl; /* ms; 0: no expiry */
+    int plain;
+} write_t;
+
+/* The bytes of the write before its value's bytes, and after them. */
+static Py_ssize_t head_size(const write_t *w) {
+    Py_ssize_t value_head = 1 + digits((unsigned long long)w->data_size) + 2;
+    if (w->plain) return 13 + bulk_size(w->key_size) + value_head; /* "*N\r\n$3\r\nSET\r\n" */
+    return 17 + bulk_size(w->key_size) + bulk_size(digits(w->ttl)) + value_head; /* "*N\r\n$7\r\nRESTORE\r\n" */
+}
+
+static Py_ssize_t tail_size(const write_t *w, int replace) {
+    if (!w->plain) return replace ? 2 + 13 : 2;
+    return 2 + (w->ttl ? 8 + bulk_size(digits(w->ttl)) : 0) + (replace ? 0 : 8);
+}
+
+static char *put_head(char *out, const write_t *w, int replace) {
+    if (w->plain) {
+        out = put(out, "*", 1);
+        out = put_number(out, (unsigned long long)(3 + !replace + (w->ttl ? 2 : 0)));
+        out = put(out, "\r\n$3\r\nSET\r\n", 11);
+    } else {
+        out = put(out, replace ? "*5" : "*4", 2);
+        out = put(out, "\r\n$7\r\nRESTORE\r\n", 15);
+    }
+    out = put_bulk(out, w->key, w->key_size, 0);
+    if (!w->plain) {
+        char ttl[24];
+        char *end = put_number(ttl, w->ttl);
+        out = put_bulk(out, ttl, end - ttl, 0);
+    }
+    return put_bulk(out, NULL, w->data_size, 1);
+}
+
+static char *put_tail(char *out, const write_t *w, int replace) {
+    out = put(out, "\r\n", 2);
+    if (!w->plain) return replace ? put(out, "$7\r\nREPLACE\r\n", 13) : out;
+    if (w->ttl) {
+        char ttl[24];
+        char *end = put_number(ttl, w->ttl);
+        out = put(out, "$2\r\nPX\r\n", 8);
+        out = put_bulk(out, ttl, end - ttl, 0);
+    }
+    return replace ? out : put(out, "$2\r\nNX\r\n", 8);
+}
+
+/* Bytes being filled, handed to `parts` when full or before a big value. */
+typedef struct {
+    PyObject *parts, *block;
+    Py_ssize_t used, gather;
+} blocks_t;
+
+static int blocks_flush(blocks_t *b) {
+    if (b->block == NULL) return 0;
+    PyObject *block = b->block;
+    b->block = NULL;
+    if (_PyBytes_Resize(&block, b->used) < 0) return -1;
+    int failed = PyList_Append(b->parts, block);
+    Py_DECREF(block);
+    return failed;
+}
+
+/* Where `size` more bytes go: the current block, or a new one. */
+static char *blocks_room(blocks_t *b, Py_ssize_t size) {
+    if (b->block != NULL && b->used + size > PyBytes_GET_SIZE(b->block) && blocks_flush(b) < 0) return NULL;
+    if (b->block == NULL) {
+        b->block = PyBytes_FromStringAndSize(NULL, size > b->gather ? size : b->gather);
+        if (b->block == NULL) return NULL;
+        b->used = 0;
+    }
+    return PyBytes_AS_STRING(b->block) + b->used;
+}
+
+static int read_write(PyObject *item, long long now, PyObject *plain_type, write_t *w, PyObject **data) {
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(item, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(item, 2))) {
+        PyErr_SetString(PyExc_TypeError, "an item is (key: bytes, deadline: int, value: bytes)");
+        return -1;
+    }
+    PyObject *key = PyTuple_GET_ITEM(item, 0);
+    long long deadline = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 1));
+    if (deadline == -1 && PyErr_Occurred()) return -1;
+    *data = PyTuple_GET_ITEM(item, 2);
+    w->key = PyBytes_AS_STRING(key);
+    w->key_size = PyBytes_GET_SIZE(key);
+    w->data = PyBytes_AS_STRING(*data);
+    w->data_size = PyBytes_GET_SIZE(*data);
+    w->plain = Py_IS_TYPE(*data, (PyTypeObject *)plain_type);
+    if (deadline == 0) {
+        w->ttl = 0;
+    } else if (deadline < LLONG_MIN / 2 || deadline > LLONG_MAX / 2 || now < 0 || now > LLONG_MAX / 2) {
+        PyErr_SetString(PyExc_OverflowError, "a deadline out of range");
+        return -1;
+    } else {
+        w->ttl = deadline - now > 1 ? (unsigned long long)(deadline - now) : 1;
+    }
+    return 0;
+}
+
+static PyObject *writes(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *items, *indexes, *plain_type;
+    long long now;
+    int replace;
+    Py_ssize_t direct_send, gather;
+    if (!PyArg_ParseTuple(args, "O!O!LpO!nn", &PyList_Type, &items, &PyList_Type, &indexes, &now, &replace,
+                          &PyType_Type, &plain_type, &direct_send, &gather))
+        return NULL;
+    blocks_t b = {PyList_New(0), NULL, 0, gather > 0 ? gather : 1};
+    if (b.parts == NULL) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(indexes);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t index = PyLong_AsSsize_t(PyList_GET_ITEM(indexes, i));
+        if (index == -1 && PyErr_Occurred()) goto fail;
+        if (index < 0 || index >= PyList_GET_SIZE(items)) {
+            PyErr_SetString(PyExc_IndexError, "an index past the items");
+            goto fail;
+        }
+        write_t w;
+        PyObject *data;
+        if (read_write(PyList_GET_ITEM(items, index), now, plain_type, &w, &data) < 0) goto fail;
+        Py_ssize_t head = head_size(&w), tail = tail_size(&w, replace);
+        if (w.data_size < direct_send) {
+            char *out = blocks_room(&b, head + w.data_size + tail);
+            if (out == NULL || put_tail(put(put_head(out, &w, replace), w.data, w.data_size), &w, replace) !=
+                                   out + head + w.data_size + tail)
+                goto fail;
+            b.used += head + w.data_size + tail;
+            continue;
+        }
+        /* a big value is its own part, never copied: the head ends the block, the tail starts the next */
+        char *out = blocks_room(&b, head);
+        if (out == NULL || put_head(out, &w, replace) != out + head) goto fail;
+        b.used += head;
+        if (blocks_flush(&b) < 0 || PyList_Append(b.parts, data) < 0) goto fail;
+        out = blocks_room(&b, tail);
+        if (out == NULL || put_tail(out, &w, replace) != out + tail) goto fail;
+        b.used += tail;
+    }
+    if (blocks_flush(&b) < 0) goto fail;
+    return b.parts;
+fail:
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "a write's size was computed wrong");
+    Py_XDECREF(b.block);
+    Py_DECREF(b.parts);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"small_run", small_run, METH_VARARGS,
+     "small_run(buffer, position, db, expiry, stamps, limit, most, Entry, Plain) -> (entries, position, bytes)\n\n"
+     "The common case of the snapshot reader, as reproducer.data.snapshot._small_run."},
+    {"writes", writes, METH_VARARGS,
+     "writes(items, indexes, now, replace, Plain, direct_send, gather) -> parts\n\n"
+     "The SET or RESTORE of each item, as reproducer.data.copy._python_writes: the same bytes, gathered into\n"
+     "parts of about `gather` bytes; a value of `direct_send` bytes or more is its own part, not copied."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "reproducer.data._speedups", "The copy's per-key hot paths in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}

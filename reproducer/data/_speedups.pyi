@@ -1,0 +1,29 @@
+"""The snapshot reader's common case in C (``_speedups.c``); see ``snapshot._small_run``, which it mirrors."""
+
+from typing import Any
+
+def small_run(
+    buffer: bytes | bytearray,
+    position: int,
+    db: int,
+    expire: int,
+    stamps: tuple[bytes, ...],
+    limit: int,
+    most: int,
+    entry_type: type[Any],
+    plain_type: type[bytes],
+    /,
+) -> tuple[list[Any], int, int]:
+    """Up to ``most`` short keys in a row from ``position``: (entries, the position after them, their values' bytes)."""
+
+def writes(
+    items: list[tuple[bytes, int, bytes]],
+    indexes: list[int],
+    now: int,
+    replace: bool,
+    plain_type: type[bytes],
+    direct_send: int,
+    gather: int,
+    /,
+) -> list[bytes]:
+    """The SET or RESTORE of each item (``copy._python_writes``' bytes), gathered into parts of about ``gather``."""
