@@ -74,6 +74,23 @@ static PyObject *new_entry(PyTypeObject *entry_type, PyObject *db, PyObject *key
     return entry;
 }
 
+/* A Plain (a subclass of bytes) holding a copy of `data`, built as CPython's bytes_subtype_new builds one. */
+static PyObject *new_plain(PyTypeObject *plain_type, const char *data, Py_ssize_t size) {
+    PyObject *plain = plain_type->tp_alloc(plain_type, size);
+    if (plain == NULL) return NULL;
+    memcpy(PyBytes_AS_STRING(plain), data, (size_t)size);
+    PyBytes_AS_STRING(plain)[size] = '\0';
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    ((PyBytesObject *)plain)->ob_shash = -1; /* not hashed yet */
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    return plain;
+}
+
 static PyObject *payload_of(unsigned int kind, const unsigned char *value, Py_ssize_t length, PyObject *stamp) {
     Py_ssize_t total = 1 + length + 2 + 8;
     PyObject *payload = PyBytes_FromStringAndSize(NULL, total);
@@ -102,7 +119,8 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t taken = 0;
     if (run == NULL) goto fail;
     if (PyTuple_GET_SIZE(stamps) < 256 || pos < 0 || pos > end || !PyType_IsSubtype(entry_type, &PyTuple_Type) ||
-        entry_type->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        entry_type->tp_basicsize != PyTuple_Type.tp_basicsize || !PyType_Check(plain_type) ||
+        !PyType_IsSubtype((PyTypeObject *)plain_type, &PyBytes_Type)) {
         PyErr_SetString(PyExc_ValueError, "small_run(buffer, position, db, expiry, 256 stamps, limit, most, "
                                           "a NamedTuple of 5 fields, Plain)");
         goto fail;
@@ -139,9 +157,7 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
         PyObject *payload;
         if (kind == 0) {
             Py_ssize_t from = value + 1 + (first >= 0x40);
-            PyObject *plain = PyBytes_FromStringAndSize((const char *)buf + from, stop - from);
-            payload = plain ? PyObject_CallOneArg(plain_type, plain) : NULL;
-            Py_XDECREF(plain);
+            payload = new_plain((PyTypeObject *)plain_type, (const char *)buf + from, stop - from);
         } else {
             PyObject *stamp = PyTuple_GET_ITEM(stamps, kind);
             if (!PyBytes_Check(stamp) || PyBytes_GET_SIZE(stamp) != 2) {
@@ -359,10 +375,64 @@ fail:
     return NULL;
 }
 
+/* ---- A snapshot batch's items: reproducer/data/copy.py's _python_snapshot_items. ---- */
+
+static PyObject *snapshot_items(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *entries;
+    long long source_now, offset;
+    if (!PyArg_ParseTuple(args, "O!LL", &PyList_Type, &entries, &source_now, &offset)) return NULL;
+    PyObject *items = PyList_New(0), *oversized = PyList_New(0);
+    Py_ssize_t expired = 0, bytes = 0;
+    if (items == NULL || oversized == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+            PyErr_SetString(PyExc_TypeError, "an entry is (db, key, expire_ms, payload, size)");
+            goto fail;
+        }
+        PyObject *key = PyTuple_GET_ITEM(entry, 1), *payload = PyTuple_GET_ITEM(entry, 3);
+        long long expire = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2));
+        Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 4));
+        if (PyErr_Occurred()) goto fail;
+        if (expire >= 0 && expire <= source_now) {
+            expired++;
+            continue;
+        }
+        if (payload == Py_None) {
+            if (PyList_Append(oversized, key) < 0) goto fail;
+            continue;
+        }
+        long long deadline = 0;
+        if (expire >= 0 && __builtin_sub_overflow(expire, offset, &deadline)) {
+            PyErr_SetString(PyExc_OverflowError, "a deadline out of range");
+            goto fail;
+        }
+        if (__builtin_add_overflow(bytes, size, &bytes)) {
+            PyErr_SetString(PyExc_OverflowError, "a batch's bytes out of range");
+            goto fail;
+        }
+        PyObject *deadline_obj = PyLong_FromLongLong(deadline);
+        PyObject *item = deadline_obj ? PyTuple_Pack(3, key, deadline_obj, payload) : NULL;
+        Py_XDECREF(deadline_obj);
+        if (item == NULL) goto fail;
+        int failed = PyList_Append(items, item);
+        Py_DECREF(item);
+        if (failed) goto fail;
+    }
+    return Py_BuildValue("(NnnN)", items, expired, bytes, oversized);
+fail:
+    Py_XDECREF(items);
+    Py_XDECREF(oversized);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"small_run", small_run, METH_VARARGS,
      "small_run(buffer, position, db, expiry, stamps, limit, most, Entry, Plain) -> (entries, position, bytes)\n\n"
      "The common case of the snapshot reader, as reproducer.data.snapshot._small_run."},
+    {"snapshot_items", snapshot_items, METH_VARARGS,
+     "snapshot_items(entries, source_now, offset) -> (items, expired, bytes, oversized keys)\n\n"
+     "A snapshot batch's keys as (key, deadline or 0, payload), as reproducer.data.copy._python_snapshot_items."},
     {"writes", writes, METH_VARARGS,
      "writes(items, indexes, now, replace, Plain, direct_send, gather) -> parts\n\n"
      "The SET or RESTORE of each item, as reproducer.data.copy._python_writes: the same bytes, gathered into\n"

@@ -27,3 +27,8 @@ def writes(
     /,
 ) -> list[bytes]:
     """The SET or RESTORE of each item (``copy._python_writes``' bytes), gathered into parts of about ``gather``."""
+
+def snapshot_items(
+    entries: list[Any], source_now: int, offset: int, /
+) -> tuple[list[tuple[bytes, int, bytes]], int, int, list[bytes]]:
+    """A batch's (key, deadline or 0, payload) items, keys expired, their bytes, keys over the bound."""

@@ -51,10 +51,12 @@ from reproducer.data.topology import Address, Layout, connect, databases, discov
 from reproducer.errors import DataError, InputError
 
 _encode: Callable[..., list[bytes]] | None
-try:  # the writes encoded in C (_speedups.c), when the build had a C compiler: the same bytes, less CPU a key
+_snapshot_items_in_c: Callable[..., tuple[list[tuple[bytes, int, bytes]], int, int, list[bytes]]] | None
+try:  # the per-key work in C (_speedups.c), when the build had a C compiler: the same results, less CPU a key
+    from reproducer.data._speedups import snapshot_items as _snapshot_items_in_c
     from reproducer.data._speedups import writes as _encode
 except ImportError:  # pragma: no cover - a pure-Python build
-    _encode = None
+    _encode = _snapshot_items_in_c = None
 
 Conflict = Literal["refuse", "replace", "skip"]
 #: How to read the source (``CopyOptions.read``).
@@ -982,21 +984,37 @@ def _snapshot_items(
 
     A key whose expiry has passed on the source's clock is not copied (it counts as expired). Deadlines are dated
     ``margin_ms`` earlier: a TTL counts from when the target runs the write, which is later than when it is sent.
+    Done in C when the build has it (``_speedups.c``), else by :func:`_python_snapshot_items`.
     """
-    items: list[tuple[bytes, int, bytes]] = []
-    oversized: list[bytes] = []
     offset = clock.offset_ms + margin_ms
     source_now = monotonic_ms() + clock.offset_ms
     delta = Stats(scanned=len(entries), ttl_early_ms=clock.error_ms + margin_ms)
+    if _snapshot_items_in_c is not None:
+        try:
+            items, delta.expired, delta.bytes, oversized = _snapshot_items_in_c(entries, source_now, offset)
+            return items, delta, oversized
+        except OverflowError:  # an expiry or offset past what C's integers hold: Python's take any
+            pass
+    items, delta.expired, delta.bytes, oversized = _python_snapshot_items(entries, source_now, offset)
+    return items, delta, oversized
+
+
+def _python_snapshot_items(
+    entries: list[snapshot.Entry], source_now: int, offset: int
+) -> tuple[list[tuple[bytes, int, bytes]], int, int, list[bytes]]:
+    """:func:`_snapshot_items` in Python: (items, keys expired, bytes of the items' values, keys over the bound)."""
+    items: list[tuple[bytes, int, bytes]] = []
+    oversized: list[bytes] = []
+    expired = size_of_items = 0
     for _db, key, expire, payload, size in entries:
         if 0 <= expire <= source_now:
-            delta.expired += 1
+            expired += 1
         elif payload is None:
             oversized.append(key)  # over the size limit: copied from the live source, in chunks
         else:
-            delta.bytes += size
+            size_of_items += size
             items.append((key, expire - offset if expire >= 0 else 0, payload))
-    return items, delta, oversized
+    return items, expired, size_of_items, oversized
 
 
 class _NodeCopier:

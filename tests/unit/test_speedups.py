@@ -84,7 +84,8 @@ def _python_run(data: bytes, pos: int, db: int, expire: int, stamps: tuple[bytes
 
 
 def _shape(run: list[snapshot.Entry]) -> list[tuple]:
-    return [(*entry, type(entry), type(entry.payload)) for entry in run]
+    """Each entry's fields and types, and its payload's hash (the C reader builds a Plain as CPython would)."""
+    return [(*entry, type(entry), type(entry.payload), hash(entry.payload)) for entry in run]
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -192,3 +193,39 @@ def test_a_deadline_past_what_c_holds_is_encoded_by_python_with_the_same_ttl(mon
     parts = copy._writes(items, [0, 1], True)
     assert b"".join(parts) == b"".join(copy._python_writes(items, [0, 1], 1000, True))
     assert b"$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(str(2**70 - 1000)), 2**70 - 1000) in b"".join(parts)
+
+
+def _entry(rng: random.Random, now: int) -> snapshot.Entry:
+    expire = rng.choice([-1, -1, 0, now - 5, now, now + 1, now + 10**9, 2**62])
+    payload = rng.choice([None, b"", b"\x00dump", Plain(b"value")])
+    return snapshot.Entry(rng.randrange(16), rng.randbytes(5), expire, payload, rng.randrange(10**6))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_snapshot_items_are_the_python_ones(seed):
+    rng = random.Random(seed)
+    now = rng.choice([0, 1_700_000_000_000])
+    entries = [_entry(rng, now) for _ in range(rng.randrange(0, 200))]
+    offset = rng.choice([0, 5, -(10**12), 10**12])
+    expected = copy._python_snapshot_items(entries, now, offset)
+    assert copy._snapshot_items_in_c(entries, now, offset) == expected
+    assert [type(p) for _k, _d, p in copy._snapshot_items_in_c(entries, now, offset)[0]] == [
+        type(p) for _k, _d, p in expected[0]
+    ]
+
+
+def test_an_expiry_whose_deadline_c_cannot_hold_goes_through_python_with_the_same_items(monkeypatch):
+    monkeypatch.setattr(copy, "monotonic_ms", lambda: 0)
+    entries = [snapshot.Entry(0, b"far", 2**63 - 1, b"\x00p", 3), snapshot.Entry(0, b"k", -1, Plain(b"v"), 2)]
+    clock = copy._SourceClock(offset_ms=-(2**62), error_ms=1)
+    with pytest.raises(OverflowError):
+        copy._snapshot_items_in_c(entries, 0, -(2**62))
+    items, delta, oversized = copy._snapshot_items(entries, clock, 0)
+    assert items == [(b"far", 2**63 - 1 + 2**62, b"\x00p"), (b"k", 0, b"v")] and oversized == []
+    assert (delta.scanned, delta.expired, delta.bytes) == (2, 0, 5)
+
+
+@pytest.mark.parametrize("entries", [[(0, b"k", -1, b"v")], [[0, b"k", -1, b"v", 1]], [(0, b"k", "x", b"v", 1)]])
+def test_entries_it_cannot_read_raise_a_type_error(entries):
+    with pytest.raises(TypeError):
+        copy._snapshot_items_in_c(entries, 0, 0)
