@@ -1,10 +1,16 @@
-/* The snapshot reader's common case in C: reproducer/data/snapshot.py's _small_run, result for result
- * (tests/unit/test_speedups.py compares the two on random and broken streams).
+/* The copy's per-key hot paths in C, each the twin of a Python function that stays the reference (a build
+ * without a C compiler runs those); tests/unit/test_speedups.py compares each pair on random, cut and corrupted
+ * input.
  *
- * Reads up to `most` keys in a row from the buffer, each [expiry] a short value (one string of a length of one
- * or two bytes, or a list of one listpack), and returns (entries, position after them, bytes their values
- * take). It stops, reading nothing more, at the first key it cannot take whole: the Python reader takes over
- * there. Every index into the buffer is checked against its end before it is read.
+ * small_run, the snapshot reader's common case (snapshot._small_run): up to `most` keys in a row from the
+ * buffer, each [expiry] a short value (one string of a length of one or two bytes, or a list of one listpack) or
+ * a stream whose bytes the buffer holds (which the Python reader reads on its general path, to the same entry).
+ * It returns (entries, position after them, bytes their values take) and stops, reading nothing more, at the
+ * first key it cannot take whole: the Python reader takes over there. Every index into the buffer is checked
+ * against its end before it is read.
+ *
+ * snapshot_items (copy._python_snapshot_items) and writes (copy._python_writes): a batch's items, and their SET
+ * or RESTORE commands.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,9 +54,98 @@ static uint64_t crc64(uint64_t crc, const unsigned char *data, Py_ssize_t size) 
     return crc;
 }
 
-/* Object types read here: one string (0, 9-13, 16, 17, 20) or a quicklist 2 (18). */
+/* Object types _small_run reads: one string (0, 9-13, 16, 17, 20) or a quicklist 2 (18); this reader also takes
+ * streams (15, 19, 21), which the Python reader reads on its general path. */
 static int small_kind(unsigned int kind) {
     return kind == 0 || (kind >= 9 && kind <= 13) || kind == 16 || kind == 17 || kind == 18 || kind == 20;
+}
+
+static int stream_kind(unsigned int kind) { return kind == 15 || kind == 19 || kind == 21; }
+
+/* A bounded cursor over the buffer: any read past its end, or anything the Python reader would refuse (a special
+ * encoding where a length is expected), clears `ok`, and the key is left to the Python reader, which reads more
+ * of the stream or raises. (Its fixed-size fields are never over the limit: the value they are in is not.) */
+typedef struct {
+    const unsigned char *buf;
+    Py_ssize_t at, end;
+    int ok;
+} cursor_t;
+
+static int cursor_has(cursor_t *c, Py_ssize_t count) {
+    if (c->ok && c->end - c->at >= count) return 1;
+    c->ok = 0;
+    return 0;
+}
+
+static void cursor_skip(cursor_t *c, unsigned long long count) {
+    if (c->ok && count <= (unsigned long long)(c->end - c->at))
+        c->at += (Py_ssize_t)count;
+    else
+        c->ok = 0;
+}
+
+/* An RDB length: 6, 14, 32 or 64 bits (snapshot._Reader.length). */
+static unsigned long long cursor_length(cursor_t *c) {
+    if (!cursor_has(c, 1)) return 0;
+    unsigned int first = c->buf[c->at];
+    Py_ssize_t width = first < 0x40 ? 1 : first < 0x80 ? 2 : first == 0x80 ? 5 : first == 0x81 ? 9 : 0;
+    if (width == 0 || !cursor_has(c, width)) {
+        c->ok = 0;
+        return 0;
+    }
+    unsigned long long value = width == 1 ? first : width == 2 ? first & 0x3F : 0;
+    for (Py_ssize_t i = 1; i < width; i++) value = (value << 8) | c->buf[c->at + i];
+    c->at += width;
+    return value;
+}
+
+/* One RDB string, whatever its encoding (snapshot._Reader.skip_string). */
+static void cursor_skip_string(cursor_t *c) {
+    if (!cursor_has(c, 1)) return;
+    unsigned int first = c->buf[c->at];
+    if (first < 0xC0) {
+        unsigned long long size = cursor_length(c);
+        cursor_skip(c, size);
+        return;
+    }
+    c->at += 1;
+    unsigned int special = first & 0x3F;
+    if (special == 3) { /* LZF: compressed length, plain length, compressed bytes */
+        unsigned long long compressed = cursor_length(c);
+        cursor_length(c);
+        cursor_skip(c, compressed);
+    } else if (special <= 2) {
+        cursor_skip(c, special == 0 ? 1 : special == 1 ? 2 : 4);
+    } else {
+        c->ok = 0;
+    }
+}
+
+/* A stream's value (snapshot._skip_stream): every loop reads a byte or more, or stops the cursor. */
+static void cursor_skip_stream(cursor_t *c, unsigned int kind) {
+    unsigned long long listpacks = cursor_length(c);
+    for (unsigned long long i = 0; i < listpacks && c->ok; i++) {
+        cursor_skip_string(c); /* master id */
+        cursor_skip_string(c); /* listpack */
+    }
+    for (int i = 0; i < 3 + (kind >= 19 ? 5 : 0); i++) cursor_length(c); /* items, last id[, first, max deleted, added] */
+    unsigned long long groups = cursor_length(c);
+    for (unsigned long long g = 0; g < groups && c->ok; g++) {
+        cursor_skip_string(c);
+        for (int i = 0; i < (kind >= 19 ? 3 : 2); i++) cursor_length(c); /* last id[, entries read] */
+        unsigned long long pending = cursor_length(c);
+        for (unsigned long long p = 0; p < pending && c->ok; p++) {
+            cursor_skip(c, 24); /* id, delivery time */
+            cursor_length(c);   /* delivery count */
+        }
+        unsigned long long consumers = cursor_length(c);
+        for (unsigned long long k = 0; k < consumers && c->ok; k++) {
+            cursor_skip_string(c);
+            cursor_skip(c, kind >= 21 ? 16 : 8); /* seen time[, active time] */
+            unsigned long long ids = cursor_length(c);
+            for (unsigned long long n = 0; n < ids && c->ok; n++) cursor_skip(c, 16);
+        }
+    }
 }
 
 static PyObject *new_entry(PyTypeObject *entry_type, PyObject *db, PyObject *key, long long expire,
@@ -135,21 +230,30 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
             kind = head < end ? buf[head] : 0xFF;
         }
         head += 1;
-        if (!small_kind(kind) || head + 3 > end || buf[head] >= 0x40) break;
+        if (!(small_kind(kind) || stream_kind(kind)) || head + 3 > end || buf[head] >= 0x40 || buf[head] > limit) break;
         Py_ssize_t value = head + 1 + buf[head];
         Py_ssize_t blob = value;
-        if (kind == LIST_QUICKLIST_2) {
-            if (value + 4 > end || buf[value] != 1 || buf[value + 1] != 2) break;
-            blob += 2;
-        }
-        unsigned int first = blob + 2 <= end ? buf[blob] : 0xFF;
+        unsigned int first = 0xFF;
         Py_ssize_t stop;
-        if (first < 0x40)
-            stop = blob + 1 + first;
-        else if (first < 0x80)
-            stop = blob + 2 + (((first & 0x3F) << 8) | buf[blob + 1]);
-        else
-            break;
+        if (stream_kind(kind)) { /* the Python reader's general path reads these; the same entry comes out */
+            if (value > end) break;
+            cursor_t cursor = {buf, value, end, 1};
+            cursor_skip_stream(&cursor, kind);
+            if (!cursor.ok) break;
+            stop = cursor.at;
+        } else {
+            if (kind == LIST_QUICKLIST_2) {
+                if (value + 4 > end || buf[value] != 1 || buf[value + 1] != 2) break;
+                blob += 2;
+            }
+            first = blob + 2 <= end ? buf[blob] : 0xFF;
+            if (first < 0x40)
+                stop = blob + 1 + first;
+            else if (first < 0x80)
+                stop = blob + 2 + (((first & 0x3F) << 8) | buf[blob + 1]);
+            else
+                break;
+        }
         if (stop > end || stop - value > limit) break;
         Py_ssize_t size = stop - value + 1;
         PyObject *key = PyBytes_FromStringAndSize((const char *)buf + head + 1, value - head - 1);
