@@ -9,8 +9,8 @@
  * first key it cannot take whole: the Python reader takes over there. Every index into the buffer is checked
  * against its end before it is read.
  *
- * snapshot_items (copy._python_snapshot_items) and writes (copy._python_writes): a batch's items, and their SET
- * or RESTORE commands.
+ * snapshot_items (copy._python_snapshot_items), writes (copy._python_writes) and route (copy._python_by_node): a
+ * batch's items, their SET or RESTORE commands, and the primary each goes to in a cluster.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -530,6 +530,74 @@ fail:
     return NULL;
 }
 
+/* ---- A cluster target's item indexes per primary: reproducer/data/copy.py's _python_by_node. ---- */
+
+static uint16_t crc16_table[256]; /* CRC-16/XMODEM, the cluster's key hash (binascii.crc_hqx(key, 0)) */
+
+static void crc16_init(void) {
+    for (int byte = 0; byte < 256; byte++) {
+        uint16_t crc = (uint16_t)(byte << 8);
+        for (int bit = 0; bit < 8; bit++) crc = (uint16_t)((crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1);
+        crc16_table[byte] = crc;
+    }
+}
+
+/* The hash slot of a key: of its {hash tag} when it has a non-empty one (topology.key_slot). */
+static unsigned int key_slot(const char *key, Py_ssize_t size) {
+    const char *open = memchr(key, '{', (size_t)size);
+    if (open != NULL) {
+        const char *close = memchr(open + 1, '}', (size_t)(key + size - open - 1));
+        if (close != NULL && close > open + 1) {
+            key = open + 1;
+            size = close - open - 1;
+        }
+    }
+    uint16_t crc = 0;
+    for (Py_ssize_t i = 0; i < size; i++)
+        crc = (uint16_t)((crc << 8) ^ crc16_table[((crc >> 8) ^ (unsigned char)key[i]) & 0xFF]);
+    return crc & 16383;
+}
+
+static PyObject *route(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *items, *slot_owner;
+    Py_ssize_t nodes;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PyList_Type, &items, &PyList_Type, &slot_owner, &nodes)) return NULL;
+    if (PyList_GET_SIZE(slot_owner) != 16384 || nodes < 1) {
+        PyErr_SetString(PyExc_ValueError, "route(items, 16384 slot owners, primaries)");
+        return NULL;
+    }
+    PyObject *groups = PyList_New(nodes);
+    if (groups == NULL) return NULL;
+    for (Py_ssize_t n = 0; n < nodes; n++) {
+        PyObject *group = PyList_New(0);
+        if (group == NULL) goto fail;
+        PyList_SET_ITEM(groups, n, group);
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError, "an item is (key: bytes, ...)");
+            goto fail;
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        unsigned int slot = key_slot(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+        Py_ssize_t owner = PyLong_AsSsize_t(PyList_GET_ITEM(slot_owner, slot));
+        if (owner == -1 && PyErr_Occurred()) goto fail;
+        if (owner < 0 || owner >= nodes) {
+            PyErr_Format(PyExc_ValueError, "slot %u has no primary (%zd)", slot, owner);
+            goto fail;
+        }
+        PyObject *index = PyLong_FromSsize_t(i);
+        int failed = index == NULL || PyList_Append(PyList_GET_ITEM(groups, owner), index) < 0;
+        Py_XDECREF(index);
+        if (failed) goto fail;
+    }
+    return groups;
+fail:
+    Py_DECREF(groups);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"small_run", small_run, METH_VARARGS,
      "small_run(buffer, position, db, expiry, stamps, limit, most, Entry, Plain) -> (entries, position, bytes)\n\n"
@@ -537,6 +605,9 @@ static PyMethodDef methods[] = {
     {"snapshot_items", snapshot_items, METH_VARARGS,
      "snapshot_items(entries, source_now, offset) -> (items, expired, bytes, oversized keys)\n\n"
      "A snapshot batch's keys as (key, deadline or 0, payload), as reproducer.data.copy._python_snapshot_items."},
+    {"route", route, METH_VARARGS,
+     "route(items, slot_owner, primaries) -> a list of item indexes per primary\n\n"
+     "The primary of each item's key slot, as reproducer.data.copy._python_by_node."},
     {"writes", writes, METH_VARARGS,
      "writes(items, indexes, now, replace, Plain, direct_send, gather) -> parts\n\n"
      "The SET or RESTORE of each item, as reproducer.data.copy._python_writes: the same bytes, gathered into\n"
@@ -551,5 +622,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     crc_init();
+    crc16_init();
     return PyModule_Create(&module);
 }

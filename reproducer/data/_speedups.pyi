@@ -32,3 +32,6 @@ def snapshot_items(
     entries: list[Any], source_now: int, offset: int, /
 ) -> tuple[list[tuple[bytes, int, bytes]], int, int, list[bytes]]:
     """A batch's (key, deadline or 0, payload) items, keys expired, their bytes, keys over the bound."""
+
+def route(items: list[tuple[bytes, int, bytes]], slot_owner: list[int], primaries: int, /) -> list[list[int]]:
+    """The item indexes per primary index, by the slot of each item's key (``topology.key_slot``)."""

@@ -18,6 +18,7 @@ import pytest
 from reproducer.data import copy, snapshot
 from reproducer.data.dumpfmt import Plain
 from reproducer.data.resp import DIRECT_SEND, GATHER
+from reproducer.data.topology import SLOTS, Layout
 
 _scan = snapshot._scan
 _encode = copy._encode
@@ -26,7 +27,8 @@ SMALL_KINDS = sorted(snapshot._SMALL_KINDS)
 
 def test_the_setup_built_the_compiled_paths():
     """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
-    assert _scan is not None and _encode is not None, "reproducer.data._speedups is missing: run `make setup`"
+    compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route)
+    assert None not in compiled, "reproducer.data._speedups is missing: run `make setup`"
 
 
 def length(n: int) -> bytes:
@@ -325,3 +327,31 @@ def test_a_stream_the_buffer_holds_is_read_by_the_compiled_run_in_every_encoding
     body = bytes([kind]) + value + b"\x0b\x00"
     assert entry.payload == body + anycrc.Model("CRC64-REDIS").calc(body).to_bytes(8, "little")
     assert (entry.key, end, taken) == (b"events", len(data), len(value) + 1)
+
+
+def _layout(rng: random.Random) -> Layout:
+    primaries = [(f"10.0.0.{n}", 6379) for n in range(rng.randrange(1, 5))]
+    return Layout(cluster=True, primaries=primaries, slot_owner=[rng.randrange(len(primaries)) for _ in range(SLOTS)])
+
+
+def _key(rng: random.Random) -> bytes:
+    tag = rng.choice([b"", b"{user1}", b"{}", b"{", b"}", b"{a}{b}", b"}{x}", rng.randbytes(3)])
+    return rng.randbytes(rng.randrange(6)) + tag + rng.randbytes(rng.randrange(6))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_routing_sends_each_key_to_the_primary_of_its_slot_as_python_does(seed):
+    rng = random.Random(seed)
+    layout = _layout(rng)
+    items = [(_key(rng), 0, b"") for _ in range(rng.randrange(1, 300))]
+    assert copy._by_node(items, layout) == copy._python_by_node(items, layout)
+    for node, indexes in copy._by_node(items, layout).items():
+        assert all(layout.node_for_key(items[i][0]) == node for i in indexes)
+    assert sorted(i for group in copy._by_node(items, layout).values() for i in group) == list(range(len(items)))
+
+
+def test_a_slot_table_it_cannot_use_is_a_value_error():
+    with pytest.raises(ValueError, match="16384"):
+        copy._route([(b"k", 0, b"")], [0] * 100, 1)
+    with pytest.raises(ValueError, match="has no primary"):
+        copy._route([(b"k", 0, b"")], [5] * SLOTS, 2)
