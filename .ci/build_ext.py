@@ -1,8 +1,8 @@
-"""Hatchling build hook: compiles ``reproducer/data/_speedups.c``, the snapshot reader's common case in C.
+"""Hatchling build hook: compiles ``reproducer/data/_speedups.c``, the copy's per-key hot paths in C.
 
 A wheel gets the compiled module and its platform's tag; an editable install gets it beside the source. Without a
-C compiler or Python's headers the build goes on pure Python, with a warning: the reader then runs its Python
-path (same results, about twice its CPU a key; see docs/reference/performance.md).
+C compiler or Python's headers the build goes on pure Python, with a warning: the copy then runs their Python
+twins (same results, about four times the copier's CPU a key; see docs/reference/performance.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MODULE = "reproducer/data/_speedups"
 
 
 class RdbScanHook(BuildHookInterface):  # type: ignore[type-arg]
-    """Compile the C reader into the wheel (or in place, for an editable install)."""
+    """Compile the C extension into the wheel (or in place, for an editable install)."""
 
     PLUGIN_NAME = "custom"
 
@@ -53,13 +53,14 @@ class RdbScanHook(BuildHookInterface):  # type: ignore[type-arg]
         include = sysconfig.get_paths()["include"]
         argv = [*compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(Path(self.root, SOURCE)), "-o", str(output)]
         try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            self.app.display_warning(f"reproducer: no C compiler ({exc}); the snapshot reader stays pure Python")
+            self.app.display_warning(f"reproducer: no C compiler ({exc}); the copy's hot paths stay pure Python")
             return False
         if result.returncode != 0:
             self.app.display_warning(
-                "reproducer: compiling the C snapshot reader failed; it stays pure Python\n" + result.stderr[-2000:]
+                "reproducer: compiling the copy's hot paths in C failed; they stay pure Python\n"
+                + result.stderr[-2000:]
             )
             return False
         return True

@@ -594,7 +594,7 @@ def _writes(items: list[tuple[bytes, int, bytes]], indexes: list[int], replace: 
     """The SET or RESTORE of each item, as parts to send in order, with the TTL left now (at least 1 ms).
 
     Encoded by the compiled encoder when the build has it (``_speedups.c``: the same bytes, gathered into parts of
-    about ``GATHER`` bytes), else by :func:`_python_writes`.
+    at most ``GATHER`` bytes), else by :func:`_python_writes`.
     """
     now = monotonic_ms()
     if _encode is not None:

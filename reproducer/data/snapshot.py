@@ -310,9 +310,8 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
             head += 9
             kind = buf[head] if head < end else 0xFF
         head += 1
-        if (
-            kind not in _SMALL_KINDS or head + 3 > end or buf[head] >= 0x40 or buf[head] > limit
-        ):  # a key over it: refused
+        # a key longer than the bound is left to the general path, which refuses it
+        if kind not in _SMALL_KINDS or head + 3 > end or buf[head] >= 0x40 or buf[head] > limit:
             break
         value = blob = head + 1 + buf[head]
         if kind == _LIST_QUICKLIST_2:  # a list of one listpack: [1 node][2: packed] before the listpack's string

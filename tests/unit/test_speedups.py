@@ -9,8 +9,10 @@ checksums, the same position), and never read past the buffer. The rest of the r
 
 from __future__ import annotations
 
+import importlib
 import random
 import struct
+from pathlib import Path
 
 import anycrc
 import pytest
@@ -29,6 +31,10 @@ def test_the_setup_built_the_compiled_paths():
     """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
     compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route)
     assert None not in compiled, "reproducer.data._speedups is missing: run `make setup`"
+    module = Path(importlib.import_module("reproducer.data._speedups").__file__ or "")
+    source = Path(snapshot.__file__).with_name("_speedups.c")
+    if module.parent == source.parent:  # an editable install: built in place, and not before its source changed
+        assert module.stat().st_mtime >= source.stat().st_mtime, f"{module.name} is older than its source: make setup"
 
 
 def length(n: int) -> bytes:
