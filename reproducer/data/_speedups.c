@@ -10,7 +10,8 @@
  * against its end before it is read.
  *
  * snapshot_items (copy._python_snapshot_items), writes (copy._python_writes) and route (copy._python_by_node): a
- * batch's items, their SET or RESTORE commands, and the primary each goes to in a cluster.
+ * batch's items, their SET or RESTORE commands, and the primary each goes to in a cluster; describe
+ * (verify._python_describe): what a group's replies say of each key.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -598,6 +599,85 @@ fail:
     return NULL;
 }
 
+/* ---- Verify's description of a group's keys from their replies: reproducer/data/verify.py's _python_describe. ---- */
+
+static PyObject *string_name, *none_name; /* b"string", b"none" */
+
+/* (kind, pttl, value, size) as a new tuple, taking the references of `kind` and `value` (NULL: failed). */
+static PyObject *info(PyObject *kind, PyObject *pttl, PyObject *value, Py_ssize_t size) {
+    PyObject *size_obj = kind && value ? PyLong_FromSsize_t(size) : NULL;
+    PyObject *result = size_obj ? PyTuple_Pack(4, kind, pttl, value, size_obj) : NULL;
+    Py_XDECREF(kind);
+    Py_XDECREF(value);
+    Py_XDECREF(size_obj);
+    return result;
+}
+
+static PyObject *describe(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *keys, *replies, *reads, *big, *get, *payload_types, *misread, *big_marker, *digest, *members, *reply_error;
+    Py_ssize_t digest_from, footer;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOO!OOnnOOO", &PyList_Type, &keys, &PyList_Type, &replies, &PyDict_Type,
+                          &reads, &big, &get, &PyDict_Type, &payload_types, &misread, &big_marker, &digest_from,
+                          &footer, &digest, &members, &reply_error))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(keys);
+    if (PyList_GET_SIZE(replies) != 2 * count || (big != Py_None && !PyDict_Check(big)) || footer < 0 ||
+        digest_from < footer) {
+        PyErr_SetString(PyExc_ValueError, "describe(keys, two replies a key, ...)");
+        return NULL;
+    }
+    PyObject *described = PyDict_New();
+    if (described == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i), *pttl = PyList_GET_ITEM(replies, 2 * i);
+        PyObject *value = PyList_GET_ITEM(replies, 2 * i + 1), *result = NULL;
+        PyObject *size_of_big = big == Py_None ? NULL : PyDict_GetItemWithError(big, key);
+        if (size_of_big == NULL && PyErr_Occurred()) goto fail;
+        if (size_of_big != NULL) { /* its value's command was TYPE */
+            Py_ssize_t size = PyLong_AsSsize_t(size_of_big);
+            if (size == -1 && PyErr_Occurred()) goto fail;
+            Py_INCREF(value);
+            Py_INCREF(big_marker);
+            result = info(value, pttl, big_marker, size);
+        } else if (PyBytes_Check(value)) {
+            Py_ssize_t size = PyBytes_GET_SIZE(value);
+            PyObject *read = PyDict_GetItemWithError(reads, key);
+            if (read == NULL && PyErr_Occurred()) goto fail;
+            if (read == get) { /* a GET's string */
+                PyObject *kept = size < digest_from ? Py_NewRef(value) : PyObject_CallFunction(digest, "On", value, 0);
+                result = info(Py_NewRef(string_name), pttl, kept, size);
+            } else { /* a DUMP payload, its footer left out */
+                PyObject *body = footer <= size && size < digest_from
+                                     ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), size - footer)
+                                     : PyObject_CallFunction(digest, "On", value, footer);
+                PyObject *first = PyLong_FromLong(size ? (unsigned char)PyBytes_AS_STRING(value)[0] : -1);
+                PyObject *kind = first ? PyDict_GetItemWithError(payload_types, first) : NULL;
+                Py_XDECREF(first);
+                if (kind == NULL && !PyErr_Occurred()) kind = Py_None;
+                result = kind ? info(Py_NewRef(kind), pttl, body, size) : NULL;
+                if (kind == NULL) Py_XDECREF(body);
+            }
+        } else {
+            int is_error = PyObject_IsInstance(value, reply_error);
+            if (is_error < 0) goto fail;
+            if (is_error)
+                result = info(Py_NewRef(Py_None), pttl, Py_NewRef(misread), 0);
+            else if (PyList_Check(value) && PyList_GET_SIZE(value) > 0)
+                result = PyObject_CallFunctionObjArgs(members, pttl, value, NULL);
+            else /* nil, or no member: the key is gone */
+                result = info(Py_NewRef(none_name), pttl, Py_NewRef(Py_None), 0);
+        }
+        if (result == NULL) goto fail;
+        int failed = PyDict_SetItem(described, key, result);
+        Py_DECREF(result);
+        if (failed) goto fail;
+    }
+    return described;
+fail:
+    Py_DECREF(described);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"small_run", small_run, METH_VARARGS,
      "small_run(buffer, position, db, expiry, stamps, limit, most, Entry, Plain) -> (entries, position, bytes)\n\n"
@@ -608,6 +688,9 @@ static PyMethodDef methods[] = {
     {"route", route, METH_VARARGS,
      "route(items, slot_owner, primaries) -> a list of item indexes per primary\n\n"
      "The primary of each item's key slot, as reproducer.data.copy._python_by_node."},
+    {"describe", describe, METH_VARARGS,
+     "describe(keys, replies, reads, big, GET, payload types, misread, big marker, digest from, footer, digest,\n"
+     "members, ReplyError) -> {key: (type, pttl, value, size)}, as reproducer.data.verify._python_describe."},
     {"writes", writes, METH_VARARGS,
      "writes(items, indexes, now, replace, Plain, direct_send, gather) -> parts\n\n"
      "The SET or RESTORE of each item, as reproducer.data.copy._python_writes: the same bytes, gathered into\n"
@@ -623,5 +706,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__speedups(void) {
     crc_init();
     crc16_init();
+    string_name = PyBytes_FromString("string");
+    none_name = PyBytes_FromString("none");
+    if (string_name == NULL || none_name == NULL) return NULL;
     return PyModule_Create(&module);
 }

@@ -1,5 +1,6 @@
 """The snapshot reader's common case in C (``_speedups.c``); see ``snapshot._small_run``, which it mirrors."""
 
+from collections.abc import Callable
 from typing import Any
 
 def small_run(
@@ -35,3 +36,21 @@ def snapshot_items(
 
 def route(items: list[tuple[bytes, int, bytes]], slot_owner: list[int], primaries: int, /) -> list[list[int]]:
     """The item indexes per primary index, by the slot of each item's key (``topology.key_slot``)."""
+
+def describe(
+    keys: list[bytes],
+    replies: list[object],
+    reads: dict[bytes, bytes],
+    big: dict[bytes, int] | None,
+    get: bytes,
+    payload_types: dict[int, bytes],
+    misread: object,
+    big_marker: object,
+    digest_from: int,
+    footer: int,
+    digest: Callable[[object, int], object],
+    members: Callable[[object, list[bytes]], Any],
+    reply_error: type,
+    /,
+) -> dict[bytes, Any]:
+    """Each key's (type, pttl, value or digest, size) from a group's PTTL and value replies (``verify._described``)."""

@@ -42,6 +42,12 @@ from reproducer.data.resp import RawConnection, ReplyError, ReplyOverLimit, comm
 from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError
 
+_describe_in_c: Callable[..., dict[bytes, Any]] | None
+try:  # the per-key description in C (_speedups.c), when the build had a C compiler: the same results
+    from reproducer.data._speedups import describe as _describe_in_c
+except ImportError:  # pragma: no cover - a pure-Python build
+    _describe_in_c = None
+
 FORMAT_VERSION = "1.0"
 #: Groups asked of both sides before the oldest is read: the servers answer one while this process reads another.
 DESCRIBE_DEPTH = 2
@@ -910,6 +916,19 @@ def _described(
     except ReplyOverLimit as exc:
         raise ValueOutgrown(keys[exc.index // 2]) from None
     _check_errors(conn, replies, allowed="WRONGTYPE")
+    if _describe_in_c is None:
+        described = _python_describe(keys, replies, reads, big)
+    else:
+        described = _describe_in_c(
+            keys, replies, reads, big or None, _GET, _PAYLOAD_TYPES, _MISREAD, _BIG, _DIGEST_FROM, _FOOTER, _digest,
+            _members, ReplyError,
+        )  # fmt: skip
+    replies.clear()
+    return described
+
+
+def _python_describe(keys: list[bytes], replies: list[object], reads: _Reads, big: _Big | None) -> dict[bytes, _Info]:
+    """What :func:`_described` makes of the replies, in Python (``_speedups.describe`` is its compiled twin)."""
     described: dict[bytes, _Info] = {}
     for key, pttl, value in zip(keys, replies[0::2], replies[1::2], strict=True):
         if big and key in big:
@@ -927,7 +946,6 @@ def _described(
             described[key] = _members(pttl, value)
         else:  # nil, or no member (a set is never empty): the key is gone
             described[key] = (b"none", pttl, None, 0)
-    replies.clear()
     return described
 
 

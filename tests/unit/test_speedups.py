@@ -17,9 +17,9 @@ from pathlib import Path
 import anycrc
 import pytest
 
-from reproducer.data import copy, snapshot
+from reproducer.data import copy, snapshot, verify
 from reproducer.data.dumpfmt import Plain
-from reproducer.data.resp import DIRECT_SEND, GATHER
+from reproducer.data.resp import DIRECT_SEND, GATHER, ReplyError
 from reproducer.data.topology import SLOTS, Layout
 
 _scan = snapshot._scan
@@ -29,7 +29,7 @@ SMALL_KINDS = sorted(snapshot._SMALL_KINDS)
 
 def test_the_setup_built_the_compiled_paths():
     """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
-    compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route)
+    compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route, verify._describe_in_c)
     assert None not in compiled, "reproducer.data._speedups is missing: run `make setup`"
     module = Path(importlib.import_module("reproducer.data._speedups").__file__ or "")
     source = Path(snapshot.__file__).with_name("_speedups.c")
@@ -361,3 +361,42 @@ def test_a_slot_table_it_cannot_use_is_a_value_error():
         copy._route([(b"k", 0, b"")], [0] * 100, 1)
     with pytest.raises(ValueError, match="has no primary"):
         copy._route([(b"k", 0, b"")], [5] * SLOTS, 2)
+
+
+def _reply(rng: random.Random) -> object:
+    roll = rng.random()
+    if roll < 0.5:
+        size = rng.choice([0, 1, 5, 9, 10, 11, 300, 4095, 4096, 5000])
+        return bytes([rng.choice([0, 1, 2, 4, 5, 15, 16, 20, 21, 6, 7, 99])]) + rng.randbytes(max(size - 1, 0))
+    if roll < 0.6:
+        return ReplyError("WRONGTYPE Operation against a key holding the wrong kind of value")
+    if roll < 0.7:
+        return [rng.randbytes(rng.randrange(1, 9)) for _ in range(rng.randrange(0, 4))]
+    if roll < 0.8:
+        return [rng.randbytes(3000) for _ in range(2)]  # members past the digest size
+    return rng.choice([None, [], b"string", b"hash", 0])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_description_of_a_group_is_the_python_one(seed):
+    rng = random.Random(seed)
+    keys = [b"k%d" % i for i in range(rng.randrange(0, 80))]
+    replies = [part for _ in keys for part in (rng.choice([-2, -1, 0, 5000]), _reply(rng))]
+    reads = {key: rng.choice([verify._GET, verify._SMEMBERS]) for key in keys if rng.random() < 0.5}
+    big = {key: rng.randrange(10**9) for key in keys if rng.random() < 0.1} or None
+    python = verify._python_describe(keys, replies, reads, big)
+    compiled = verify._describe_in_c(
+        keys, replies, reads, big, verify._GET, verify._PAYLOAD_TYPES, verify._MISREAD, verify._BIG,
+        verify._DIGEST_FROM, verify._FOOTER, verify._digest, verify._members, ReplyError,
+    )  # fmt: skip
+    assert compiled == python
+    assert [[type(part) for part in info] for info in compiled.values()] == [
+        [type(part) for part in info] for info in python.values()
+    ]
+
+
+def test_a_group_whose_replies_do_not_pair_with_its_keys_is_a_value_error():
+    with pytest.raises(ValueError, match="two replies a key"):
+        verify._describe_in_c(
+            [b"k"], [0], {}, None, verify._GET, {}, None, None, 4096, 10, verify._digest, verify._members, ReplyError
+        )
