@@ -8,16 +8,10 @@ import pytest
 from reproducer.data import copy
 from reproducer.data.dumpfmt import Plain
 from reproducer.data.resp import DIRECT_SEND
+from tests.support.speedups import on_both_paths
 
-
-@pytest.fixture(autouse=True, params=["compiled", "python"])
-def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test encodes with the compiled encoder (``_speedups.c``) and with the Python one."""
-    if request.param == "python":
-        monkeypatch.setattr(copy, "_encode", None)
-    else:
-        assert copy._encode is not None, "the compiled encoder is missing: run `make setup`"
-    return str(request.param)
+#: Each test encodes with the compiled encoder (``_speedups.c``) and with the Python one.
+encoder = on_both_paths(copy, "_encode")
 
 
 @pytest.mark.parametrize("ttl", [False, True])

@@ -14,18 +14,13 @@ import pytest
 
 from reproducer.data import snapshot
 from reproducer.data.dumpfmt import Plain, crc64
+from tests.support.speedups import on_both_paths
 
 MARK = b"m" * 40
 
 
-@pytest.fixture(autouse=True, params=["compiled", "python"])
-def reader_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test reads with the compiled common case (``_speedups.c``) and with the Python one."""
-    if request.param == "python":
-        monkeypatch.setattr(snapshot, "_scan", None)
-    else:
-        assert snapshot._scan is not None, "the compiled reader is missing: run `make setup`"
-    return str(request.param)
+#: Each test reads with the compiled common case (``_speedups.c``) and with the Python one.
+reader_path = on_both_paths(snapshot, "_scan")
 
 
 def length(n: int) -> bytes:
