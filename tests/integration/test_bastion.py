@@ -254,6 +254,17 @@ def masters() -> list[int]:
     ]
 
 
+def _one_master_other_than(first: int) -> bool:
+    now = masters()
+    return len(now) == 1 and now != [first]
+
+
+def _kill_masters() -> None:
+    for pid in masters():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.fault("the SSH connection to the bastion is lost mid-copy (master killed)", ends="verify")
 def test_a_lost_ssh_connection_mid_copy_is_made_again(empty: Bastion, source: Fleet, tmp_path) -> None:
     with copy_in_background(empty, source, tmp_path / "run", 4000, 1000) as copying:
@@ -284,13 +295,15 @@ def test_a_cluster_source_behind_the_bastion_is_copied_by_one_worker_per_primary
         assert len(workers_of(copying.pid)) == 3, "one worker process per source primary"
         [first] = masters()
         os.kill(first, signal.SIGKILL)  # the workers' forwards end with it: the copier starts a new one for them
-        eventually(lambda: masters() and masters() != [first], "a new master", timeout=30, proc=copying)
-        assert masters() == [masters()[0]], "the workers share the copier's one master"
+        # one reading of /proc a check: a master that is starting or ending may show in one reading and not the next
+        eventually(lambda: _one_master_other_than(first), "one new master", timeout=30, proc=copying)
+        assert len(masters()) <= 1, "the workers share the copier's one master"
         _, stderr = copying.communicate(timeout=120)
     finally:
         if copying.poll() is None:
             cli.kill_tree(copying.pid)
             copying.wait(10)
+            _kill_masters()  # a killed CLI cannot stop its master: left, it would fail the next tests' checks
     assert copying.returncode == 0, stderr
     assert "source and target are identical" in stderr
     assert local.dbsize() == 3000
