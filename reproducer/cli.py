@@ -243,6 +243,7 @@ MAX_BATCH_MB = _option(
     show_default=True,
     help="A batch closes at this many MiB of values (bounds memory with large keys).",
 )
+READ = _option("--read", type=click.Choice(["auto", "sync", "scan"]), default="auto", show_default=True)
 REPLACE = _option("--replace", "conflict", flag_value="replace", help="Overwrite keys the target already has.")
 SKIP_EXISTING = _option("--skip-existing", "conflict", flag_value="skip", help="Keep keys the target already has.")
 FOLLOW = _option("--follow", is_flag=True, help="After the copy, keep following changes until Ctrl-C.")
@@ -887,14 +888,11 @@ _ENDPOINT_HELP = (
     help="Rate limit in MB/s of DUMP payload, for each source primary.",
 )
 @MAX_BATCH_MB()
-@click.option(
-    "--read",
-    type=click.Choice(["auto", "sync", "scan"]),
-    default="auto",
-    show_default=True,
+@READ(
     help="How to read the source: sync streams its snapshot as a replica does (SYNC: one fork on each source "
     "primary, as for a backup; the fastest, a point in time); scan reads keys with SCAN and DUMP; auto uses sync "
-    "unless the source refuses it or --match, a rate limit or a resumed scan asks for scan.",
+    "unless the source refuses it or --match, a rate limit or a resumed scan asks for scan. The verify after the "
+    "copy reads the source the same way."
 )
 @RUN_DIR()
 @RESUME(help="Continue an interrupted copy from the run directory's checkpoint.")
@@ -1510,6 +1508,11 @@ def _print_job(result: pipeline_job.JobResult, *, target_kept: bool = True, to_s
     help="Allowed TTL difference.",
 )
 @MAX_BATCH_MB()
+@READ(
+    help="How to read the source: sync streams its snapshot (SYNC: one fork on each source primary; the fastest, "
+    "a point in time compared with the target as it is then); scan reads keys with SCAN, PTTL and DUMP; auto uses "
+    "sync unless the source refuses it or --match or --sample asks for scan."
+)
 @RUN_DIR()
 @JSON(help="Print the JSON report on stdout.")
 @_via_options
@@ -1521,6 +1524,7 @@ def verify_command(
     sample: float | None,
     ttl_tolerance_ms: int,
     max_batch_mb: int,
+    read: ReadMode,
     run_dir: Path | None,
     as_json: bool,
     via: str | None,
@@ -1542,6 +1546,7 @@ def verify_command(
         run_dir,
         _vias(via, source_via, target_via),
         progress=_verify_progress(),
+        read=read,
     )
     _finish_verify(pipeline_data.verify_endpoints(request), as_json)
 

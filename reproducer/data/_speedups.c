@@ -613,6 +613,22 @@ static PyObject *info(PyObject *kind, PyObject *pttl, PyObject *value, Py_ssize_
     return result;
 }
 
+static int bytes_equal(PyObject *left, PyObject *right) {
+    return PyBytes_GET_SIZE(left) == PyBytes_GET_SIZE(right) &&
+           memcmp(PyBytes_AS_STRING(left), PyBytes_AS_STRING(right), (size_t)PyBytes_GET_SIZE(left)) == 0;
+}
+
+/* Both TTLs absent, or both present and at most `slack` apart; 0 for anything else (an int past 64 bits too). */
+static int ttl_same(PyObject *left, PyObject *right, long long slack) {
+    if (!PyLong_CheckExact(left) || !PyLong_CheckExact(right)) return 0;
+    int overflow_left = 0, overflow_right = 0;
+    long long a = PyLong_AsLongLongAndOverflow(left, &overflow_left);
+    long long b = PyLong_AsLongLongAndOverflow(right, &overflow_right);
+    if (overflow_left || overflow_right) return 0;
+    if (a < 0 || b < 0) return a < 0 && b < 0;
+    return (a > b ? a - b : b - a) <= slack;
+}
+
 static PyObject *describe(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *keys, *replies, *reads, *big, *get, *payload_types, *misread, *big_marker, *digest, *members, *reply_error;
     Py_ssize_t digest_from, footer;
@@ -678,6 +694,184 @@ fail:
     return NULL;
 }
 
+/* ---- Verify's source side from a snapshot batch: reproducer/data/verify.py's _python_snapshot_described. ---- */
+
+static PyObject *snapshot_described(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *entries, *get, *plain_type, *payload_types, *big_marker, *digest;
+    long long source_now;
+    Py_ssize_t digest_from, footer;
+    if (!PyArg_ParseTuple(args, "O!LOOO!OnnO", &PyList_Type, &entries, &source_now, &get, &plain_type, &PyDict_Type,
+                          &payload_types, &big_marker, &digest_from, &footer, &digest))
+        return NULL;
+    if (footer < 0 || digest_from < footer) {
+        PyErr_SetString(PyExc_ValueError, "snapshot_described(..., digest_from >= footer >= 0, ...)");
+        return NULL;
+    }
+    PyObject *group = PyList_New(0), *reads = PyDict_New(), *big = PyDict_New(), *described = PyDict_New();
+    if (group == NULL || reads == NULL || big == NULL || described == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+            PyErr_SetString(PyExc_TypeError, "an entry is (db, key, expire_ms, payload, size)");
+            goto fail;
+        }
+        PyObject *key = PyTuple_GET_ITEM(entry, 1), *payload = PyTuple_GET_ITEM(entry, 3);
+        PyObject *size_obj = PyTuple_GET_ITEM(entry, 4);
+        long long expire = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2)), pttl = -1;
+        if (expire == -1 && PyErr_Occurred()) goto fail;
+        if (expire >= 0 && expire <= source_now) continue;
+        if (expire >= 0 && __builtin_sub_overflow(expire, source_now, &pttl)) {
+            PyErr_SetString(PyExc_OverflowError, "a TTL out of range");
+            goto fail;
+        }
+        PyObject *pttl_obj = PyLong_FromLongLong(pttl), *result = NULL;
+        if (pttl_obj == NULL || PyList_Append(group, key) < 0) {
+            Py_XDECREF(pttl_obj);
+            goto fail;
+        }
+        if (payload == Py_None) { /* over the bound: its type is asked */
+            Py_ssize_t size = PyLong_AsSsize_t(size_obj);
+            if ((size == -1 && PyErr_Occurred()) || PyDict_SetItem(big, key, size_obj) < 0) {
+                Py_DECREF(pttl_obj);
+                goto fail;
+            }
+            result = info(Py_NewRef(Py_None), pttl_obj, Py_NewRef(big_marker), size);
+        } else if (!PyBytes_Check(payload)) {
+            PyErr_SetString(PyExc_TypeError, "a payload is bytes or None");
+        } else if (Py_IS_TYPE(payload, (PyTypeObject *)plain_type)) { /* compared with what GET answers */
+            Py_ssize_t size = PyBytes_GET_SIZE(payload);
+            PyObject *kept =
+                size < digest_from ? Py_NewRef(payload) : PyObject_CallFunction(digest, "On", payload, (Py_ssize_t)0);
+            if (PyDict_SetItem(reads, key, get) == 0) result = info(Py_NewRef(string_name), pttl_obj, kept, size);
+            else Py_XDECREF(kept);
+        } else { /* a DUMP payload, its footer left out */
+            Py_ssize_t size = PyBytes_GET_SIZE(payload);
+            PyObject *body = footer <= size && size < digest_from
+                                 ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(payload), size - footer)
+                                 : PyObject_CallFunction(digest, "On", payload, footer);
+            PyObject *first = PyLong_FromLong(size ? (unsigned char)PyBytes_AS_STRING(payload)[0] : -1);
+            PyObject *kind = first ? PyDict_GetItemWithError(payload_types, first) : NULL;
+            Py_XDECREF(first);
+            if (kind == NULL && !PyErr_Occurred()) kind = Py_None;
+            result = kind ? info(Py_NewRef(kind), pttl_obj, body, size) : NULL;
+            if (kind == NULL) Py_XDECREF(body);
+        }
+        Py_DECREF(pttl_obj);
+        if (result == NULL) goto fail;
+        int failed = PyDict_SetItem(described, key, result);
+        Py_DECREF(result);
+        if (failed) goto fail;
+    }
+    return Py_BuildValue("(NNNN)", group, reads, big, described);
+fail:
+    Py_XDECREF(group);
+    Py_XDECREF(reads);
+    Py_XDECREF(big);
+    Py_XDECREF(described);
+    return NULL;
+}
+
+/* ---- Verify's PTTL and value commands for a group: reproducer/data/verify.py's _python_describe_commands. ---- */
+
+static PyObject *describe_commands(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *keys, *reads, *big, *dump, *type;
+    if (!PyArg_ParseTuple(args, "O!O!OO!O!", &PyList_Type, &keys, &PyDict_Type, &reads, &big, &PyBytes_Type, &dump,
+                          &PyBytes_Type, &type))
+        return NULL;
+    if (big != Py_None && !PyDict_Check(big)) {
+        PyErr_SetString(PyExc_TypeError, "big is a dict or None");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(keys), total = 0;
+    PyObject **names = PyMem_Malloc((size_t)(count ? count : 1) * sizeof(PyObject *));
+    if (names == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i), *name = NULL;
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "a key is bytes");
+            goto fail;
+        }
+        int is_big = big == Py_None ? 0 : PyDict_Contains(big, key);
+        if (is_big < 0) goto fail;
+        name = is_big ? type : PyDict_GetItemWithError(reads, key);
+        if (name == NULL && PyErr_Occurred()) goto fail;
+        if (name == NULL) name = dump;
+        if (!PyBytes_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "a command name is bytes");
+            goto fail;
+        }
+        names[i] = name;
+        /* *2 $4 PTTL, the key; *2, the name, the key */
+        total += 4 + 10 + 2 * bulk_size(PyBytes_GET_SIZE(key)) + 4 + PyBytes_GET_SIZE(name) + 2;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) goto fail;
+    char *out = PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        const char *data = PyBytes_AS_STRING(key);
+        Py_ssize_t size = PyBytes_GET_SIZE(key);
+        out = put(out, "*2\r\n$4\r\nPTTL\r\n", 14);
+        out = put_bulk(out, data, size, 0);
+        out = put(out, "*2\r\n", 4);
+        out = put(out, PyBytes_AS_STRING(names[i]), PyBytes_GET_SIZE(names[i]));
+        out = put(out, "\r\n", 2);
+        out = put_bulk(out, data, size, 0);
+    }
+    PyMem_Free(names);
+    return result;
+fail:
+    PyMem_Free(names);
+    return NULL;
+}
+
+/* ---- The keys identical on both sides, counted by type: reproducer/data/verify.py's _python_identical. ---- */
+
+static PyObject *identical(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *keys, *src_info, *dst_info, *misread, *big_marker;
+    long long slack;
+    if (!PyArg_ParseTuple(args, "O!O!O!LOO", &PyList_Type, &keys, &PyDict_Type, &src_info, &PyDict_Type, &dst_info,
+                          &slack, &misread, &big_marker))
+        return NULL;
+    PyObject *counts = PyDict_New(), *others = PyList_New(0);
+    if (counts == NULL || others == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        PyObject *src = PyDict_GetItemWithError(src_info, key), *dst = src ? PyDict_GetItemWithError(dst_info, key) : NULL;
+        if (dst == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
+            goto fail;
+        }
+        if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) != 4 || !PyTuple_Check(dst) || PyTuple_GET_SIZE(dst) != 4) {
+            PyErr_SetString(PyExc_TypeError, "a description is (type, pttl, value, size)");
+            goto fail;
+        }
+        PyObject *kind = PyTuple_GET_ITEM(src, 0), *value = PyTuple_GET_ITEM(src, 2);
+        int same = value != misread && value != big_marker && PyBytes_Check(kind) && !bytes_equal(kind, none_name);
+        same = same && ttl_same(PyTuple_GET_ITEM(src, 1), PyTuple_GET_ITEM(dst, 1), slack);
+        if (same) same = PyObject_RichCompareBool(kind, PyTuple_GET_ITEM(dst, 0), Py_EQ);
+        if (same > 0) same = PyObject_RichCompareBool(value, PyTuple_GET_ITEM(dst, 2), Py_EQ);
+        if (same < 0) goto fail;
+        if (!same) {
+            if (PyList_Append(others, key) < 0) goto fail;
+            continue;
+        }
+        PyObject *count = PyDict_GetItemWithError(counts, kind);
+        if (count == NULL && PyErr_Occurred()) goto fail;
+        PyObject *more = PyLong_FromSsize_t(count ? PyLong_AsSsize_t(count) + 1 : 1);
+        if (more == NULL || PyDict_SetItem(counts, kind, more) < 0) {
+            Py_XDECREF(more);
+            goto fail;
+        }
+        Py_DECREF(more);
+    }
+    return Py_BuildValue("(NN)", counts, others);
+fail:
+    Py_XDECREF(counts);
+    Py_XDECREF(others);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"small_run", small_run, METH_VARARGS,
      "small_run(buffer, position, db, expiry, stamps, limit, most, Entry, Plain) -> (entries, position, bytes)\n\n"
@@ -691,6 +885,14 @@ static PyMethodDef methods[] = {
     {"describe", describe, METH_VARARGS,
      "describe(keys, replies, reads, big, GET, payload types, misread, big marker, digest from, footer, digest,\n"
      "members, ReplyError) -> {key: (type, pttl, value, size)}, as reproducer.data.verify._python_describe."},
+    {"snapshot_described", snapshot_described, METH_VARARGS,
+     "snapshot_described(entries, source_now, GET, Plain, payload types, big marker, digest from, footer, digest)\n"
+     "-> (keys, reads, big, descriptions), as reproducer.data.verify._python_snapshot_described."},
+    {"describe_commands", describe_commands, METH_VARARGS,
+     "describe_commands(keys, reads, big, DUMP, TYPE) -> bytes, as reproducer.data.verify._python_describe_commands."},
+    {"identical", identical, METH_VARARGS,
+     "identical(keys, source descriptions, target descriptions, slack, misread, big marker) -> (counts by type,\n"
+     "the other keys), as reproducer.data.verify._python_identical."},
     {"writes", writes, METH_VARARGS,
      "writes(items, indexes, now, replace, Plain, direct_send, gather) -> parts\n\n"
      "The SET or RESTORE of each item, as reproducer.data.copy._python_writes: the same bytes, gathered into\n"

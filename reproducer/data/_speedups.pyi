@@ -54,3 +54,33 @@ def describe(
     /,
 ) -> dict[bytes, Any]:
     """Each key's (type, pttl, value or digest, size) from a group's PTTL and value replies (``verify._described``)."""
+
+def snapshot_described(
+    entries: list[Any],
+    source_now: int,
+    get: bytes,
+    plain_type: type[bytes],
+    payload_types: dict[int, bytes],
+    big_marker: object,
+    digest_from: int,
+    footer: int,
+    digest: Callable[[object, int], object],
+    /,
+) -> tuple[list[bytes], dict[bytes, bytes], dict[bytes, int], dict[bytes, Any]]:
+    """A snapshot batch's keys, reads, big keys and descriptions (``verify._python_snapshot_described``)."""
+
+def describe_commands(
+    keys: list[bytes], reads: dict[bytes, bytes], big: dict[bytes, int] | None, dump: bytes, type: bytes, /
+) -> bytes:
+    """PTTL and the value command of each key (``verify._python_describe_commands``' bytes)."""
+
+def identical(
+    keys: list[bytes],
+    src_info: dict[bytes, Any],
+    dst_info: dict[bytes, Any],
+    slack: int,
+    misread: object,
+    big_marker: object,
+    /,
+) -> tuple[dict[bytes, int], list[bytes]]:
+    """The keys identical on both sides counted by type, and the other keys (``verify._python_identical``)."""

@@ -967,7 +967,7 @@ class RestoreBatch:
 
 
 @dataclass(frozen=True)
-class _SourceClock:
+class SourceClock:
     """The source's clock against this machine's monotonic one (TIME): ``source ms = monotonic ms + offset_ms``.
 
     A snapshot's expiries are absolute times on the source's clock. The source's time is taken as if read when
@@ -979,7 +979,7 @@ class _SourceClock:
     error_ms: int
 
     @classmethod
-    def measure(cls, conn: RawConnection) -> _SourceClock:
+    def measure(cls, conn: RawConnection) -> SourceClock:
         """Ask the source its TIME; this machine's wall clock stands in when it is refused."""
         before = monotonic_ms()
         conn.send(b"*1\r\n$4\r\nTIME\r\n")
@@ -997,7 +997,7 @@ def _digits(part: object) -> bool:
 
 
 def _snapshot_items(
-    entries: list[snapshot.Entry], clock: _SourceClock, margin_ms: int
+    entries: list[snapshot.Entry], clock: SourceClock, margin_ms: int
 ) -> tuple[list[tuple[bytes, int, bytes]], Stats, list[bytes]]:
     """A snapshot batch's keys as (key, monotonic deadline or 0, payload), their counters, the keys too big to hold.
 
@@ -1135,7 +1135,7 @@ class _NodeCopier:
 
         A batch closes at ``batch`` keys, about ``max_batch_bytes`` bytes, or a change of database.
         """
-        clock = _SourceClock.measure(src)
+        clock = SourceClock.measure(src)
         stream = snapshot.open_snapshot(src)
         target_version = self.writer.rdb_version
         convert = target_version is not None and stream.version > target_version
@@ -1154,7 +1154,7 @@ class _NodeCopier:
             self.checkpoint.finish_db(self.name, done, self.stats)
         self.checkpoint.save()
 
-    def _flush_snapshot(self, db: int, entries: list[snapshot.Entry], clock: _SourceClock, convert: bool) -> None:
+    def _flush_snapshot(self, db: int, entries: list[snapshot.Entry], clock: SourceClock, convert: bool) -> None:
         """Confirm the batch before, then send ``entries`` to the target: the batch now unconfirmed.
 
         ``convert``: the stream's RDB version is newer than the target's, payloads are re-stamped or rebuilt.

@@ -669,6 +669,19 @@ def _canonical(body: bytes) -> tuple[str, object] | None:
 _SET_TYPES = frozenset({2, 11, 20})
 
 
+def set_members(body: bytes) -> list[bytes] | None:
+    """The members of a set's DUMP body (type byte and value, no footer).
+
+    None for another type, or for a body that does not read as a set.
+    """
+    if not body or body[0] not in _SET_TYPES:
+        return None
+    try:
+        return _set_members(body[0], body[1:])
+    except (IndexError, ValueError):
+        return None
+
+
 def _set_members(kind: int, value: bytes) -> list[bytes]:
     """The members of a plain set (2), an intset (11) or a listpack set (20), as strings."""
     reader = _body_reader(value)

@@ -28,6 +28,8 @@ from reproducer.data.copy import (
     OUTGROWN_FACTOR,
     WHOLE_VALUE_BYTES,
     KeySizer,
+    ReadMode,
+    SourceClock,
     ValueOutgrown,
     byte_groups,
     chunk_bytes,
@@ -37,16 +39,23 @@ from reproducer.data.copy import (
     size_and_type,
     source_nodes,
 )
+from reproducer.data.dumpfmt import Plain
 from reproducer.data.endpoint import Endpoint, node_client, valkey_errors
 from reproducer.data.resp import RawConnection, ReplyError, ReplyOverLimit, command
 from reproducer.data.topology import Address, Layout, connect, databases, discover
 from reproducer.errors import DataError
 
 _describe_in_c: Callable[..., dict[bytes, Any]] | None
-try:  # the per-key description in C (_speedups.c), when the build had a C compiler: the same results
+_commands_in_c: Callable[..., bytes] | None
+_snapshot_in_c: Callable[..., tuple[list[bytes], dict[bytes, bytes], dict[bytes, int], dict[bytes, Any]]] | None
+_identical_in_c: Callable[..., tuple[dict[bytes, int], list[bytes]]] | None
+try:  # the per-key work in C (_speedups.c), when the build had a C compiler: the same results
     from reproducer.data._speedups import describe as _describe_in_c
+    from reproducer.data._speedups import describe_commands as _commands_in_c
+    from reproducer.data._speedups import identical as _identical_in_c
+    from reproducer.data._speedups import snapshot_described as _snapshot_in_c
 except ImportError:  # pragma: no cover - a pure-Python build
-    _describe_in_c = None
+    _describe_in_c = _commands_in_c = _snapshot_in_c = _identical_in_c = None
 
 FORMAT_VERSION = "1.0"
 #: Groups asked of both sides before the oldest is read: the servers answer one while this process reads another.
@@ -69,6 +78,9 @@ class VerifyOptions:
     max_batch_bytes: int = 64 * 1024 * 1024
     #: Called with the number of keys compared so far after each group (progress on long runs).
     progress: Callable[[int], None] | None = None
+    #: How to read the source: ``sync`` its snapshot (one fork a primary, as the copy does), ``scan`` with SCAN and
+    #: PTTL, GET or DUMP, ``auto`` the snapshot unless the source refuses it or a pattern or a sample asks for a scan.
+    read: ReadMode = "auto"
 
 
 @dataclass
@@ -285,6 +297,9 @@ class _InFlight:
     target: list[tuple[Address, RawConnection, list[bytes]]]
     #: Why asking failed (a connection the server closed): the group is then described again on new connections.
     lost: DataError | None = None
+    #: A group from the source's snapshot: its database, and the source's description (told by the snapshot).
+    db: int = 0
+    src_info: dict[bytes, _Info] | None = None
 
 
 @dataclass
@@ -295,6 +310,7 @@ class _Described:
     src_info: dict[bytes, _Info]
     dst_info: dict[bytes, _Info]
     slack: int
+    db: int = 0
 
 
 class _Checker:
@@ -326,6 +342,9 @@ class _Checker:
         return conn
 
     def check_node(self, node: Address) -> None:
+        """Compare every selected key of source ``node``: from its snapshot when it gives one, else with SCAN."""
+        if self._reads_snapshot() and self._checked_from_snapshot(node):
+            return
         with contextlib.ExitStack() as stack:
             src = connect(self.source, node)
             stack.callback(src.close)
@@ -335,6 +354,168 @@ class _Checker:
                 src.select(db)
                 scan.select(db)
                 self._check_db(src, scan, node, db)
+
+    def _reads_snapshot(self) -> bool:
+        """Whether to read the source's snapshot: asked, or ``auto`` without a pattern or a sample.
+
+        A pattern or a sample reads a part of the keys: a scan reads only those, a snapshot would stream them all.
+        """
+        if self.options.read != "auto":
+            return self.options.read == "sync"
+        return self.options.match is None and self.options.sample is None
+
+    def _checked_from_snapshot(self, node: Address) -> bool:
+        """Compare ``node``'s keys as its snapshot holds them with the target; False when it gives none (``auto``).
+
+        A stream refused or broken part way leaves nothing counted: the node is then checked with a scan.
+        """
+        counted, self.report = self.report, VerifyReport()
+        try:
+            self._check_snapshot(node)
+        except (snapshot.SnapshotRefused, snapshot.SnapshotBroken) as exc:
+            self._drop_target_conns()  # replies asked for the snapshot's groups are left unread
+            self._drop_value_conns()
+            if self.options.read == "sync":
+                raise DataError(
+                    f"the source {node[0]}:{node[1]} gave no snapshot: {exc.message}",
+                    hint="verify with --read scan (SCAN, PTTL and DUMP need no SYNC)",
+                ) from None
+            return False
+        finally:
+            found, self.report = self.report, counted
+        _merge(self.report, found, self.options.max_listed)
+        return True
+
+    def _check_snapshot(self, node: Address) -> None:
+        """Stream ``node``'s snapshot, and ask the target to describe each batch of it, DESCRIBE_DEPTH ahead.
+
+        The source's side of each key comes from the stream (its type, expiry and payload), so the source's only
+        work is its fork child's; the target is asked as in a scan. TTLs are compared as of when the target was
+        asked, from the snapshot's expiries and the source's clock (TIME).
+        """
+        with contextlib.closing(connect(self.source, node)) as src:
+            wanted = None if self.options.dbs is None and self.source.db is None else set(self._dbs(src))
+            clock = SourceClock.measure(src)
+            stream = snapshot.open_snapshot(src)
+            bound = self.options.max_batch_bytes
+            flights: deque[_InFlight] = deque()
+            previous: _Described | None = None
+            for batch in _broken_on_loss(stream.batches(bound, self.options.batch, bound)):
+                if wanted is not None and batch.db not in wanted:
+                    continue
+                while flights and flights[-1].db != batch.db:  # SELECT waits for no pending reply on the target
+                    previous = self._read_snapshot_oldest(node, flights, previous)
+                flights.append(self._snapshot_flight(node, batch, clock, stream.version))
+                if len(flights) == DESCRIBE_DEPTH:
+                    previous = self._read_snapshot_oldest(node, flights, previous)
+            while flights:
+                previous = self._read_snapshot_oldest(node, flights, previous)
+            if previous is not None:
+                self._finish(node, previous.db, previous)
+
+    def _snapshot_flight(self, node: Address, batch: snapshot.Batch, clock: SourceClock, version: int) -> _InFlight:
+        """The source's description of a snapshot batch, and the target asked to describe the same keys.
+
+        A key whose expiry has passed on the source's clock is left out (counted as expired meanwhile), as the copy
+        leaves it out. A value over the byte bound was not held: its type is asked of the source, and it is compared
+        in windows on both sides. Sets are compared by their members when the target encodes them otherwise than
+        the stream's RDB ``version`` (:meth:`_sets_by_members`).
+        """
+        asked_ms = monotonic_ms()
+        source_now = asked_ms + clock.offset_ms
+        group, reads, big, src_info = _snapshot_described(batch.entries, source_now)
+        self.report.expired_meanwhile += len(batch.entries) - len(group)
+        if self._sets_by_members(version):
+            _sets_as_members(batch.entries, reads, src_info)
+        if big:
+            _settle_types(partial(self._values_conn, node, batch.db), src_info)
+        flight = _InFlight(group, reads, big, asked_ms, [], db=batch.db, src_info=src_info)
+        self._ask_target_of(flight)
+        flight.asked_ms = asked_ms - clock.error_ms  # the source's clock may be ahead by the round trip of TIME
+        return flight
+
+    def _ask_target_of(self, flight: _InFlight) -> None:
+        """Ask the target to describe a snapshot group; a lost connection goes in ``flight.lost``."""
+        flight.lost = None
+        try:
+            self._ask_target(flight.db, flight)
+        except DataError as exc:
+            if not exc.retryable:
+                raise
+            flight.lost = exc
+
+    def _read_snapshot_oldest(
+        self, node: Address, flights: deque[_InFlight], previous: _Described | None
+    ) -> _Described:
+        """Compare ``previous`` while the target answers, then read the oldest snapshot group of ``flights``."""
+        if previous is not None:
+            self._finish(node, previous.db, previous)
+        flight = flights.popleft()
+        try:
+            if flight.lost is not None:
+                raise flight.lost
+            dst_info = self._target_replies(flight, flights)
+        except (ValueOutgrown, DataError) as exc:
+            dst_info = self._target_again_after(exc, flight, flights)
+        self._losses = 0
+        slack = self.options.ttl_tolerance_ms + self.options.copy_early_ms + monotonic_ms() - flight.asked_ms
+        assert flight.src_info is not None
+        return _Described(flight.group, flight.src_info, dst_info, slack, flight.db)
+
+    def _target_replies(self, flight: _InFlight, flights: deque[_InFlight]) -> dict[bytes, _Info]:
+        """The target's replies to a snapshot group, read in turn; a redirection asks the group again."""
+        answer = self._target_answer(flight)
+        dst_info: dict[bytes, _Info] = {}
+        failure: _Redirected | None = None
+        for target_node, conn, node_keys in flight.target:  # every reply is read: connections stay in step
+            try:
+                described = answer(conn, node_keys)  # later groups are pending on conn: types go by another
+                dst_info.update(
+                    _settle_types(partial(self._target_conn, target_node, flight.db, self._value_conns), described)
+                )
+            except _Redirected as exc:
+                failure = exc
+        if failure is not None:
+            return self._target_again(flight, flights)
+        return dst_info
+
+    def _target_answer(self, flight: _InFlight) -> _Answer:
+        """How the target's replies to ``flight`` are read (a reply far over the bound raises ValueOutgrown)."""
+        limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
+        return partial(_described, reads=flight.reads, big=flight.big, limit=limit)
+
+    def _target_again_after(
+        self, failure: Exception, flight: _InFlight, flights: deque[_InFlight]
+    ) -> dict[bytes, _Info]:
+        """A snapshot group asked of the target again after ``failure``.
+
+        ``failure`` is a lost connection, or a value far over the bound there (then compared in windows).
+        """
+        while True:
+            if isinstance(failure, ValueOutgrown):
+                self._outgrown_on_target(flight, failure.key)
+            elif isinstance(failure, DataError):
+                self._count_loss(failure)
+            try:
+                return self._target_again(flight, flights)
+            except (ValueOutgrown, DataError) as again:
+                failure = again
+
+    def _outgrown_on_target(self, flight: _InFlight, key: bytes) -> None:
+        """A key whose value on the target is far over the bound: compared in windows on both sides."""
+        flight.big[key] = OUTGROWN_FACTOR * self.options.max_batch_bytes
+        assert flight.src_info is not None
+        kind, pttl, _value, size = flight.src_info[key]
+        flight.src_info[key] = (kind, pttl, _BIG, size)
+
+    def _target_again(self, flight: _InFlight, flights: deque[_InFlight]) -> dict[bytes, _Info]:
+        """``flight`` described by the target on new connections, synchronously; the later groups asked again."""
+        self._drop_target_conns()
+        ask = partial(_describe_commands, reads=flight.reads, big=flight.big)
+        dst_info = self._describe_on_target(flight.db, flight.group, ask, self._target_answer(flight))
+        for later in flights:
+            self._ask_target_of(later)
+        return dst_info
 
     def _dbs(self, src: RawConnection) -> list[int]:
         if self.options.dbs is not None:
@@ -632,15 +813,16 @@ class _Checker:
         if group:
             yield group, reads, big
 
-    def _sets_by_members(self, src: RawConnection) -> bool:
+    def _sets_by_members(self, src: RawConnection | int) -> bool:
         """Whether sets are read by their members: when one side writes listpack sets (RDB 11+) and not the other.
 
         Their payloads then always differ as bytes (Redis 7.0 holds an intset or a hash table), and comparing two
         member lists costs both servers and this process about half of decoding two payloads. Told once, from each
-        side's ``INFO server``; when either cannot tell, sets are dumped (and compared by payload, as before).
+        side's ``INFO server`` (``src``: the source's connection, or its snapshot's RDB version); when either cannot
+        tell, sets are dumped (and compared by payload, as before).
         """
         if self._members_for_sets is None:
-            source = _rdb_version(src)
+            source = src if isinstance(src, int) else _rdb_version(src)
             target = _rdb_version(self._target_conn(self.layout.primaries[0], 0, self._value_conns))
             self._members_for_sets = (
                 source is not None and target is not None and (source >= _LISTPACK_SETS) != (target >= _LISTPACK_SETS)
@@ -760,22 +942,14 @@ class _Checker:
         Most keys are identical on both sides: same type, same payload digest, TTLs both absent or close. They are
         only counted here; every other key goes through :meth:`_compare`.
         """
-        identical: dict[bytes, int] = {}
+        if _identical_in_c is None:
+            identical, others = _python_identical(keys, src_info, dst_info, ttl_slack)
+        else:
+            identical, others = _identical_in_c(keys, src_info, dst_info, ttl_slack, _MISREAD, _BIG)
         by_value = []
-        for key in keys:
-            src, dst = src_info[key], dst_info[key]
-            kind, s_pttl, s_value, d_pttl = src[0], src[1], src[2], dst[1]
-            if (
-                kind == dst[0]
-                and s_value == dst[2]
-                and kind != b"none"
-                and s_value is not _MISREAD
-                and s_value is not _BIG
-                and ((s_pttl < 0 and d_pttl < 0) or (s_pttl >= 0 and d_pttl >= 0 and abs(s_pttl - d_pttl) <= ttl_slack))
-            ):
-                identical[kind] = identical.get(kind, 0) + 1
-            elif self._compare(db, key, src, dst, ttl_slack):
-                by_value.append((key, src))
+        for key in others:
+            if self._compare(db, key, src_info[key], dst_info[key], ttl_slack):
+                by_value.append((key, src_info[key]))
         counts = self.report.source_counts.setdefault(str(db), {})
         for kind, count in identical.items():
             counts[kind.decode()] = counts.get(kind.decode(), 0) + count
@@ -869,8 +1043,16 @@ def _describe_commands(keys: list[bytes], reads: _Reads, big: _Big | None = None
     """PTTL and the value of each key: as ``reads`` says (GET, SMEMBERS), else DUMP, and TYPE for a big one.
 
     A GET costs the server less than a DUMP, which tries LZF on the value. The type comes with the value (a
-    payload's first byte, a GET that answered, members): no TYPE is asked but for a big key.
+    payload's first byte, a GET that answered, members): no TYPE is asked but for a big key. Done in C when the
+    build has it (``_speedups.c``).
     """
+    if _commands_in_c is not None:
+        return _commands_in_c(keys, reads, big or None, _DUMP, _TYPE)
+    return _python_describe_commands(keys, reads, big)
+
+
+def _python_describe_commands(keys: list[bytes], reads: _Reads, big: _Big | None = None) -> bytes:
+    """:func:`_describe_commands` in Python (``_speedups.describe_commands`` is its compiled twin)."""
     return b"".join(
         b"*2\r\n$4\r\nPTTL\r\n$%d\r\n%b\r\n*2\r\n%b\r\n$%d\r\n%b\r\n"
         % (len(k), k, _TYPE if big and k in big else reads.get(k, _DUMP), len(k), k)
@@ -947,6 +1129,101 @@ def _python_describe(keys: list[bytes], replies: list[object], reads: _Reads, bi
         else:  # nil, or no member (a set is never empty): the key is gone
             described[key] = (b"none", pttl, None, 0)
     return described
+
+
+def _sets_as_members(entries: list[snapshot.Entry], reads: _Reads, described: dict[bytes, _Info]) -> None:
+    """Describe the sets of a snapshot batch by their members, and read the target's with SMEMBERS (in place)."""
+    for _db, key, _expire, payload, _size in entries:
+        if key not in described or payload is None or type(payload) is Plain or len(payload) <= _FOOTER:
+            continue
+        members = snapshot.set_members(payload[:-_FOOTER])
+        if members:  # a set that does not read is compared by its payload
+            reads[key] = _SMEMBERS
+            described[key] = _members(described[key][1], members)
+
+
+def _broken_on_loss(batches: Iterator[snapshot.Batch]) -> Iterator[snapshot.Batch]:
+    """``batches``, a connection lost while reading them told as a broken stream (the node is then scanned)."""
+    try:
+        yield from batches
+    except snapshot.SnapshotBroken:
+        raise
+    except DataError as exc:
+        if not exc.retryable:
+            raise
+        raise snapshot.SnapshotBroken(f"the stream broke: {exc.message}") from None
+
+
+def _python_identical(
+    keys: list[bytes], src_info: dict[bytes, _Info], dst_info: dict[bytes, _Info], slack: int
+) -> tuple[dict[bytes, int], list[bytes]]:
+    """The keys identical on both sides counted by type, and the others in order (``_speedups.identical``' twin).
+
+    Identical: the same type, the same value or digest (not misread, not over the bound, not gone), TTLs both absent
+    or both present and at most ``slack`` ms apart.
+    """
+    identical: dict[bytes, int] = {}
+    others = []
+    for key in keys:
+        src, dst = src_info[key], dst_info[key]
+        kind, s_pttl, s_value, d_pttl = src[0], src[1], src[2], dst[1]
+        if (
+            isinstance(kind, bytes)
+            and kind == dst[0]
+            and s_value == dst[2]
+            and kind != b"none"
+            and s_value is not _MISREAD
+            and s_value is not _BIG
+            and ((s_pttl < 0 and d_pttl < 0) or (s_pttl >= 0 and d_pttl >= 0 and abs(s_pttl - d_pttl) <= slack))
+        ):
+            identical[kind] = identical.get(kind, 0) + 1
+        else:
+            others.append(key)
+    return identical, others
+
+
+def _snapshot_described(
+    entries: list[snapshot.Entry], source_now: int
+) -> tuple[list[bytes], _Reads, _Big, dict[bytes, _Info]]:
+    """A snapshot batch as :func:`_described` gives a source's replies: (keys, reads, big keys, descriptions).
+
+    Keys whose expiry is past ``source_now`` (on the source's clock) are left out. A plain string is compared with
+    what GET answers on the target, any other value by its payload's body (its footer left out, as the target's
+    DUMP is). PTTLs are as of ``source_now``. Done in C when the build has it (``_speedups.c``).
+    """
+    if _snapshot_in_c is not None:
+        with contextlib.suppress(OverflowError):  # an expiry past what C's integers hold: Python's take any
+            return _snapshot_in_c(
+                entries, source_now, _GET, Plain, _PAYLOAD_TYPES, _BIG, _DIGEST_FROM, _FOOTER, _digest
+            )
+    return _python_snapshot_described(entries, source_now)
+
+
+def _python_snapshot_described(
+    entries: list[snapshot.Entry], source_now: int
+) -> tuple[list[bytes], _Reads, _Big, dict[bytes, _Info]]:
+    """:func:`_snapshot_described` in Python (``_speedups.snapshot_described`` is its compiled twin)."""
+    group: list[bytes] = []
+    reads: _Reads = {}
+    big: _Big = {}
+    described: dict[bytes, _Info] = {}
+    for _db, key, expire, payload, size in entries:
+        if 0 <= expire <= source_now:
+            continue
+        pttl = expire - source_now if expire >= 0 else -1
+        group.append(key)
+        if payload is None:
+            big[key] = size
+            described[key] = (None, pttl, _BIG, size)
+        elif type(payload) is Plain:
+            reads[key] = _GET
+            length = len(payload)
+            described[key] = (b"string", pttl, payload if length < _DIGEST_FROM else _digest(payload, 0), length)
+        else:
+            length = len(payload)
+            body = payload[:-_FOOTER] if _FOOTER <= length < _DIGEST_FROM else _digest(payload, _FOOTER)
+            described[key] = (_PAYLOAD_TYPES.get(payload[0] if payload else -1), pttl, body, length)
+    return group, reads, big, described
 
 
 def _members(pttl: object, members: list[bytes]) -> _Info:

@@ -128,6 +128,8 @@ class VerifyRequest:
     progress: Callable[[int], None] | None = None
     #: How early the copy being verified may have dated TTLs (see ``VerifyOptions.copy_early_ms``).
     copy_early_ms: int = 0
+    #: How to read the source (see ``VerifyOptions.read``).
+    read: ReadMode = "auto"
 
 
 def copy_endpoints(request: CopyRequest, progress: DataProgress | None = None) -> CopyResult:
@@ -169,6 +171,7 @@ def verify_copy(
         max_batch_mb=request.max_batch_mb,
         vias=request.vias,
         progress=progress,
+        read=read_after(request.read, request.max_keys_per_second or request.max_mb_per_second),
     )
     return verify_endpoints(replace(verify, run_dir=request.run_dir))
 
@@ -183,13 +186,28 @@ def verify_endpoints(request: VerifyRequest) -> VerifyReport:
         copy_early_ms=request.copy_early_ms,
         max_batch_bytes=request.max_batch_mb * MIB,
         progress=request.progress,
+        read=request.read,
     )
     return verify_data(request.source, request.target, options, request.run_dir, vias=request.vias)
 
 
 def checks_after(copied: CopyResult, options: CopyOptions) -> VerifyOptions:
-    """How to verify what a copy with ``options`` copied: its databases and pattern, TTLs as early as it dated them."""
-    return VerifyOptions(dbs=options.dbs, match=options.match, copy_early_ms=copied.total.ttl_early_ms)
+    """How to verify what a copy with ``options`` copied.
+
+    Its databases and pattern, TTLs as early as it dated them, and the source read as the copy read it
+    (:func:`read_after`).
+    """
+    limited = options.max_keys_per_second or options.max_bytes_per_second
+    read = read_after(options.read, limited)
+    return VerifyOptions(dbs=options.dbs, match=options.match, copy_early_ms=copied.total.ttl_early_ms, read=read)
+
+
+def read_after(copy_read: ReadMode, rate_limited: object) -> ReadMode:
+    """How a verify after a copy reads the source: as the copy was told to.
+
+    After a rate-limited ``auto`` copy, with a scan: that copy kept the source from forking, and so does its verify.
+    """
+    return "scan" if copy_read == "auto" and rate_limited else copy_read
 
 
 def new_run_dir(base: Path | None = None) -> Path:

@@ -137,11 +137,12 @@ def test_without_memory_usage_a_big_string_and_a_big_hash_are_copied_and_verifie
     assert source["getrange"] >= 300_000 // (BOUND // 8) and source["hscan"] >= 30
     assert calls(dst)["rename"] == 2
     assert_ttl_kept(dst, "big:string", "big:hash")
-    report = verify(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), VerifyOptions(max_batch_bytes=BOUND))
+    scanned = VerifyOptions(max_batch_bytes=BOUND, read="scan")  # sized without MEMORY USAGE, as the copy was
+    report = verify(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), scanned)
     assert report.ok and report.compared == 34, report.to_dict()
     assert calls(src)["dump"] == 4  # verify too dumped the two small collections only
     dst.client(dst.primary).hset("big:hash", "f1234", "changed")
-    report = verify(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), VerifyOptions(max_batch_bytes=BOUND))
+    report = verify(ep(src, NO_MEMORY), ep(dst, NO_MEMORY), scanned)
     assert [d["detail"] for d in report.differences] == ["values differ: field 'f1234' differs"]
 
 
@@ -201,7 +202,7 @@ def test_verify_compares_in_windows_a_string_that_became_a_big_hash_after_it_was
                 pipe = fleet.client(fleet.primary).pipeline(transaction=True)
                 pipe.delete(last).hset(last, mapping=fields).execute()
 
-    options = VerifyOptions(max_batch_bytes=BOUND, progress=turn_into_hash)
+    options = VerifyOptions(max_batch_bytes=BOUND, progress=turn_into_hash, read="scan")  # sized, then changed
     report = verify(ep(src, NO_MEMORY), ep(dst), options)
     assert changed and report.ok and report.compared == 6, report.to_dict()
     assert calls(src).get("hgetall", 0) == 0 and calls(src)["hscan"] >= 30  # compared in windows, never whole

@@ -353,10 +353,11 @@ def test_verify_compares_as_data_a_key_whose_type_changed_after_type_answered(fl
     assert [d["key"] for d in report.differences] == ["user:000001"] and report.value_mismatch == 1
 
 
-def test_verify_tells_each_type_from_its_value_and_asks_type_only_to_size_the_source(fleets):
+@pytest.mark.parametrize("read", ["scan", "sync"])
+def test_verify_tells_each_type_from_its_value_and_asks_type_only_to_size_the_source(fleets, read):
     """A DUMP payload starts with its type and a GET answers only for a string: neither side is asked TYPE again
-    when the values are read (the source's TYPE, asked with the sizes, chooses GET or DUMP), and a type that
-    differs is still named on both sides."""
+    when the values are read (the source's TYPE, asked with the sizes, chooses GET or DUMP; a snapshot tells the
+    source's types, and no TYPE is asked), and a type that differs is still named on both sides."""
     src, dst = fleets(), fleets()
     load_dataset(src.client(src.primary), 120)
     copy(ep(src), ep(dst), CopyOptions())
@@ -365,11 +366,11 @@ def test_verify_tells_each_type_from_its_value_and_asks_type_only_to_size_the_so
     target.sadd("user:000001", "now a set")
     for fleet in (src, dst):
         fleet.client(fleet.primary).config_resetstat()
-    report = verify(ep(src), ep(dst), VerifyOptions())
+    report = verify(ep(src), ep(dst), VerifyOptions(read=read))
     assert report.compared == 120 and report.type_mismatch == 1
     assert report.differences[0]["detail"] == "hash on the source, set on the target"
     stats = [fleet.client(fleet.primary).info("commandstats") for fleet in (src, dst)]
-    assert [stat.get("cmdstat_type", {}).get("calls", 0) for stat in stats] == [120, 0]
+    assert [stat.get("cmdstat_type", {}).get("calls", 0) for stat in stats] == [120 if read == "scan" else 0, 0]
 
 
 def test_values_too_big_for_one_restore_are_copied_a_chunk_at_a_time(fleets, monkeypatch):

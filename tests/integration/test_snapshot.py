@@ -194,7 +194,7 @@ def test_an_interrupted_snapshot_copy_resumes_by_copying_the_node_again(fleets, 
     assert resumed.returncode == 0, resumed.stderr
     assert "identical" in resumed.stderr and target.client(target.primary).dbsize() == 12_000
     calls = source.client(source.primary).info("commandstats")["cmdstat_sync"]["calls"]
-    assert calls == 2  # the resumed node was read from a new snapshot, not scanned
+    assert calls == 3  # the resumed node was read from a new snapshot, not scanned; then its verify read one
 
 
 def test_the_cli_copies_by_snapshot_unless_a_pattern_asks_for_a_scan(fleets, tmp_path):
@@ -202,7 +202,7 @@ def test_the_cli_copies_by_snapshot_unless_a_pattern_asks_for_a_scan(fleets, tmp
     load_dataset(source.client(source.primary), 400)
     matched = cli.run("copy", url(source), url(fleets()), "--run-dir", tmp_path / "one", "--match", "*")
     assert matched.returncode == 0 and "identical" in matched.stderr, matched.stderr
-    assert "cmdstat_sync" not in source.client(source.primary).info("commandstats")
+    assert "cmdstat_sync" not in source.client(source.primary).info("commandstats")  # nor its verify
     whole = cli.run("copy", url(source), url(fleets()), "--run-dir", tmp_path / "two")
     assert whole.returncode == 0 and "identical" in whole.stderr, whole.stderr
-    assert source.client(source.primary).info("commandstats")["cmdstat_sync"]["calls"] == 1
+    assert source.client(source.primary).info("commandstats")["cmdstat_sync"]["calls"] == 2  # the copy, its verify

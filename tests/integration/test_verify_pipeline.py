@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 from reproducer.data import sizing
 from reproducer.data import verify as verify_module
 from reproducer.data.endpoint import Endpoint, parse_endpoint
@@ -18,6 +20,8 @@ NO_MEMORY = AclUser("mover", "m0ver-pw", "~* &* +@all -memory")
 BOUND = 1024 * 1024
 HOUR_MS = 3_600_000
 PAGE = 20  # keys a SCAN page: every page is a group, and many groups are asked one after the other
+#: The source read with SCAN, and from its snapshot (each of its batches a group, asked as a page's are).
+READS = pytest.mark.parametrize("read", ["scan", "sync"])
 
 
 def ep(fleet: Fleet, user: AclUser | None = None) -> Endpoint:
@@ -50,7 +54,7 @@ def test_a_value_far_over_its_size_is_compared_in_windows_and_the_groups_asked_a
     estimate = client.llen(heavy[0]) * (len(client.lindex(heavy[0], 0)) + sizing.ELEMENT_OVERHEAD)
     assert estimate < BOUND < 2 * BOUND < 24 * len(blob), "the lists are not under-counted: the test proves nothing"
 
-    options = VerifyOptions(batch=PAGE, max_batch_bytes=BOUND)
+    options = VerifyOptions(batch=PAGE, max_batch_bytes=BOUND, read="scan")  # sized by the scan's MEMORY USAGE
     report = verify(ep(source, NO_MEMORY), ep(target, NO_MEMORY), options)
 
     assert report.compared == 1003, report.to_dict()
@@ -59,7 +63,8 @@ def test_a_value_far_over_its_size_is_compared_in_windows_and_the_groups_asked_a
     assert {d["key"] for d in report.differences} <= {f"small:{i}" for i in range(1000)}
 
 
-def test_a_slot_moving_on_the_target_mid_verify_is_followed_and_the_groups_asked_after_it_compared(fleets):
+@READS
+def test_a_slot_moving_on_the_target_mid_verify_is_followed_and_the_groups_asked_after_it_compared(fleets, read):
     """After the first group, a slot holding 200 of the 600 keys moves to another primary of the target.
 
     Groups asked before the move and read after it are redirected while the next group waits on the same
@@ -76,7 +81,8 @@ def test_a_slot_moving_on_the_target_mid_verify_is_followed_and_the_groups_asked
         if not moved:
             moved.append(move_slot(target, key_slot(b"{moving}")))
 
-    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=move_after_the_first_group))
+    options = VerifyOptions(batch=PAGE, progress=move_after_the_first_group, read=read)
+    report = verify(ep(source), ep(target), options)
 
     assert moved == [200]
     assert report.ok and report.compared == 600, report.to_dict()
@@ -117,7 +123,8 @@ def found_clients(kills: list[int]) -> int:
     return sum(1 for killed in kills if killed)
 
 
-def test_connections_the_target_closes_mid_verify_are_made_again_and_the_groups_read_again(fleets):
+@READS
+def test_connections_the_target_closes_mid_verify_are_made_again_and_the_groups_read_again(fleets, read):
     """After the first group the target drops every client (as a Sentinel reconfiguring it does, or Valkey 8.0's
     TLS writes failing with "bad length" while replies wait): the pending groups are asked again on new
     connections, and every key is still compared, differences included."""
@@ -132,7 +139,7 @@ def test_connections_the_target_closes_mid_verify_are_made_again_and_the_groups_
         if found_clients(kills) < 3:  # three kills that found a client (describing, values or both)
             kills.append(primary_client(target).client_kill_filter(_type="normal", skipme=True))
 
-    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=kill_clients))
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=kill_clients, read=read))
 
     assert found_clients(kills) == 3, kills
     assert report.compared == 600 and report.value_mismatch == 1, report.to_dict()
@@ -155,14 +162,16 @@ def test_connections_the_source_closes_mid_verify_are_made_again_and_the_pages_a
         if found_clients(kills) < 3:  # three kills that found clients (pages, groups, values)
             kills.append(primary_client(source).client_kill_filter(_type="normal", skipme=True))
 
-    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, progress=kill_clients))
+    options = VerifyOptions(batch=PAGE, progress=kill_clients, read="scan")  # a snapshot's connection is a replica's
+    report = verify(ep(source), ep(target), options)
 
     assert found_clients(kills) == 3, kills
     assert report.compared == 600 and report.value_mismatch == 2, report.to_dict()
     assert sorted(d["key"] for d in report.differences) == ["k:0", "k:301"], report.to_dict()
 
 
-def test_second_connections_a_server_closed_unseen_are_made_again_before_values_are_compared(fleets, monkeypatch):
+@READS
+def test_second_connections_a_server_closed_unseen_are_made_again_before_values_are_compared(fleets, monkeypatch, read):
     """A group's replies can all wait in the socket when the server drops its clients: the loss goes unseen there,
     and the second connections, which read values compared as data, are found closed. They are made again and the
     values read again; the difference is still named."""
@@ -181,7 +190,7 @@ def test_second_connections_a_server_closed_unseen_are_made_again_before_values_
         return original(conn, asked)
 
     monkeypatch.setattr(verify_module, "_read_values", read_after_a_kill)
-    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE))
+    report = verify(ep(source), ep(target), VerifyOptions(batch=PAGE, read=read))
 
     assert sum(kills) >= 2, kills
     assert report.compared == 100 and report.value_mismatch == 1, report.to_dict()

@@ -253,6 +253,16 @@ def test_sets_and_streams_in_other_encodings_are_the_same_data():
     assert not snapshot.same_data(b"\x02\xff", plain) and not snapshot.same_data(b"", plain)
 
 
+def test_a_sets_members_are_read_from_each_encoding_and_anything_else_gives_none():
+    packed = b"\x14" + string(listpack(lp_entry(b"\x81b"), lp_entry(b"\x07"), lp_entry(b"\x81a")))
+    plain = b"\x02" + length(3) + b"".join(string(m) for m in (b"a", b"b", b"7"))
+    ints = b"\x0b" + string((2).to_bytes(4, "little") + (2).to_bytes(4, "little") + b"\x07\x00\xfb\xff")
+    assert sorted(snapshot.set_members(packed)) == sorted(snapshot.set_members(plain)) == [b"7", b"a", b"b"]
+    assert snapshot.set_members(ints) == [b"7", b"-5"]
+    for other in (b"", b"\x00" + string(b"a"), b"\x02\xff", plain[:-1], plain + b"x"):
+        assert snapshot.set_members(other) is None, other
+
+
 def test_lzf_that_claims_or_makes_more_than_it_can_is_refused_without_growing():
     """An untrusted stream cannot make a key or a member decompress into more than it says, nor claim more
     than LZF can make from its bytes."""

@@ -29,7 +29,8 @@ SMALL_KINDS = sorted(snapshot._SMALL_KINDS)
 
 def test_the_setup_built_the_compiled_paths():
     """``make setup`` installs a C compiler and builds the module: the tests then run both paths, not one twice."""
-    compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route, verify._describe_in_c)
+    compiled = (_scan, _encode, copy._snapshot_items_in_c, copy._route, verify._describe_in_c, verify._commands_in_c)
+    compiled += (verify._snapshot_in_c, verify._identical_in_c)
     assert None not in compiled, "reproducer.data._speedups is missing: run `make setup`"
     module = Path(importlib.import_module("reproducer.data._speedups").__file__ or "")
     source = Path(snapshot.__file__).with_name("_speedups.c")
@@ -306,7 +307,7 @@ def test_the_compiled_snapshot_items_are_the_python_ones(seed):
 def test_an_expiry_whose_deadline_c_cannot_hold_goes_through_python_with_the_same_items(monkeypatch):
     monkeypatch.setattr(copy, "monotonic_ms", lambda: 0)
     entries = [snapshot.Entry(0, b"far", 2**63 - 1, b"\x00p", 3), snapshot.Entry(0, b"k", -1, Plain(b"v"), 2)]
-    clock = copy._SourceClock(offset_ms=-(2**62), error_ms=1)
+    clock = copy.SourceClock(offset_ms=-(2**62), error_ms=1)
     with pytest.raises(OverflowError):
         copy._snapshot_items_in_c(entries, 0, -(2**62))
     items, delta, oversized = copy._snapshot_items(entries, clock, 0)
@@ -400,3 +401,128 @@ def test_a_group_whose_replies_do_not_pair_with_its_keys_is_a_value_error():
         verify._describe_in_c(
             [b"k"], [0], {}, None, verify._GET, {}, None, None, 4096, 10, verify._digest, verify._members, ReplyError
         )
+
+
+def _snapshot_entry(rng: random.Random, now: int) -> snapshot.Entry:
+    expire = rng.choice([-1, -1, 0, now - 5, now, now + 1, now + 10**9])
+    size = rng.choice([0, 1, 9, 10, 11, 300, 4095, 4096, 5000])
+    dump = bytes([rng.choice([0, 2, 4, 15, 16, 20, 99])]) + rng.randbytes(max(size - 1, 0))
+    payload = rng.choice([None, dump[:size], Plain(rng.randbytes(size))])
+    return snapshot.Entry(0, b"k%d" % rng.randrange(10**6), expire, payload, rng.randrange(1, 10**9))
+
+
+def _snapshot_described_in_c(entries: list[snapshot.Entry], now: int) -> tuple:
+    return verify._snapshot_in_c(
+        entries, now, verify._GET, Plain, verify._PAYLOAD_TYPES, verify._BIG, verify._DIGEST_FROM, verify._FOOTER,
+        verify._digest,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_description_of_a_snapshot_batch_is_the_python_one(seed):
+    """Expired keys left out, plain strings read with GET, payloads by their body or its digest, big keys marked."""
+    rng = random.Random(seed)
+    now = 1_700_000_000_000
+    entries = [_snapshot_entry(rng, now) for _ in range(rng.randrange(0, 120))]
+    python = verify._python_snapshot_described(entries, now)
+    compiled = _snapshot_described_in_c(entries, now)
+    assert compiled == python
+    assert [[type(part) for part in info] for info in compiled[3].values()] == [
+        [type(part) for part in info] for info in python[3].values()
+    ]
+    kept = [entry.key for entry in entries if not 0 <= entry.expire_ms <= now]
+    assert compiled[0] == kept
+
+
+def test_a_snapshot_batch_leaves_out_what_expired_and_dates_ttls_from_the_source_clock():
+    entries = [
+        snapshot.Entry(0, b"gone", 999, b"\x00\x01v" + bytes(10), 13),
+        snapshot.Entry(0, b"now", 1000, Plain(b"v"), 1),
+        snapshot.Entry(0, b"later", 1500, Plain(b"v"), 1),
+        snapshot.Entry(0, b"big", -1, None, 10**9),
+        snapshot.Entry(0, b"hash", -1, b"\x10body" + bytes(10), 15),
+    ]
+    for described in (verify._python_snapshot_described(entries, 1000), _snapshot_described_in_c(entries, 1000)):
+        group, reads, big, info = described
+        assert group == [b"later", b"big", b"hash"] and reads == {b"later": verify._GET} and big == {b"big": 10**9}
+        assert info == {
+            b"later": (b"string", 500, b"v", 1),
+            b"big": (None, -1, verify._BIG, 10**9),
+            b"hash": (b"hash", -1, b"\x10body", 15),
+        }
+
+
+def test_an_expiry_past_what_c_holds_is_described_by_python():
+    entries = [snapshot.Entry(0, b"far", 2**63 - 1, Plain(b"v"), 1)]
+    with pytest.raises(OverflowError):
+        _snapshot_described_in_c(entries, -(2**62))
+    assert verify._snapshot_described(entries, -(2**62))[3] == {b"far": (b"string", 2**63 - 1 + 2**62, b"v", 1)}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_describe_commands_are_the_python_ones_byte_for_byte(seed):
+    rng = random.Random(seed)
+    keys = [rng.randbytes(rng.choice([0, 1, 9, 10, 100, 70_000])) for _ in range(rng.randrange(0, 60))]
+    reads = {key: rng.choice([verify._GET, verify._SMEMBERS]) for key in keys if rng.random() < 0.5}
+    big = {key: 1 for key in keys if rng.random() < 0.2} or None
+    expected = verify._python_describe_commands(keys, reads, big)
+    assert verify._commands_in_c(keys, reads, big, verify._DUMP, verify._TYPE) == expected
+    assert expected.count(b"PTTL") >= len(keys)
+
+
+@pytest.mark.parametrize(
+    ("keys", "reads", "big"), [(["k"], {}, None), ([b"k"], {b"k": "GET"}, None), ([b"k"], {}, [b"k"])]
+)
+def test_describe_commands_refuse_what_they_cannot_encode_with_a_type_error(keys, reads, big):
+    with pytest.raises(TypeError):
+        verify._commands_in_c(keys, reads, big, verify._DUMP, verify._TYPE)
+
+
+def _pair(rng: random.Random) -> tuple[tuple, tuple]:
+    kind = rng.choice([b"string", b"hash", b"none", None, "text"])
+    value = rng.choice([b"v", b"w", verify._Hashed(b"d" * 20), frozenset({b"m"}), verify._MISREAD, verify._BIG, None])
+    pttl = rng.choice([-2, -1, 0, 10, 2000, 2**64])
+    other = (
+        rng.choice([kind, b"string"]),
+        rng.choice([pttl, -1, pttl + 900, pttl + 1001, "x"]),
+        rng.choice([value, b"v"]),
+        0,
+    )
+    return (kind, pttl, value, 1), other
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_count_of_identical_keys_is_the_python_one(seed):
+    rng = random.Random(seed)
+    keys = [b"k%d" % i for i in range(rng.randrange(0, 200))]
+    pairs = {key: _pair(rng) for key in keys}
+    src = {key: pair[0] for key, pair in pairs.items()}
+    dst = {key: pair[1] for key, pair in pairs.items()}
+    slack = rng.choice([0, 1000])
+    compiled = verify._identical_in_c(keys, src, dst, slack, verify._MISREAD, verify._BIG)
+    assert compiled == _python_identical_or_others(keys, src, dst, slack)
+
+
+def _python_identical_or_others(keys, src, dst, slack):
+    """The Python twin, where a pair it cannot compare (a text TTL, past 64 bits) goes with the others, as in C."""
+    identical: dict[bytes, int] = {}
+    others = []
+    for key in keys:
+        try:
+            counted, _ = verify._python_identical([key], src, dst, slack)
+        except TypeError:
+            counted = {}
+        if counted and all(isinstance(src[key][1], int) and abs(p) < 2**63 for p in (src[key][1], dst[key][1])):
+            for kind, count in counted.items():
+                identical[kind] = identical.get(kind, 0) + count
+        else:
+            others.append(key)
+    return identical, others
+
+
+def test_identical_keys_are_counted_and_every_other_key_kept_in_order():
+    src = {b"a": (b"hash", -1, b"x", 1), b"b": (b"hash", 100, b"x", 1), b"c": (b"string", 5, b"y", 1)}
+    dst = {b"a": (b"hash", -1, b"x", 1), b"b": (b"hash", 1101, b"x", 1), b"c": (b"string", -1, b"y", 1)}
+    for twin in (verify._python_identical, lambda *a: verify._identical_in_c(*a, verify._MISREAD, verify._BIG)):
+        assert twin([b"a", b"b", b"c"], src, dst, 1000) == ({b"hash": 1}, [b"b", b"c"])
+        assert twin([b"a", b"b", b"c"], src, dst, 1001) == ({b"hash": 2}, [b"c"])
