@@ -178,6 +178,7 @@ def source_nodes(layout: Layout, *, from_replica: bool) -> list[Address]:
 
 def copy(source: Endpoint, target: Endpoint, options: CopyOptions, progress: Progress | None = None) -> CopyResult:
     """Copy ``source`` into ``target`` (see the module docstring); ``progress(totals, source_keys)``."""
+    check_read(options.read, options.match)
     src_layout, dst_layout = discover(source), discover(target)
     nodes = source_nodes(src_layout, from_replica=options.from_replica)
     dbs = {node: _databases(source, node, options) for node in nodes}
@@ -545,6 +546,19 @@ def size_and_type(keys: list[bytes]) -> bytes:
 def memory_usage(keys: list[bytes]) -> bytes:
     """MEMORY USAGE of each key, encoded for one write."""
     return b"".join(b"*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n$%d\r\n%b\r\n" % (len(key), key) for key in keys)
+
+
+def check_read(read: ReadMode, match: str | None) -> None:
+    """Refuse ``sync`` with a pattern: a snapshot holds every key, and only SCAN's MATCH applies the server's glob.
+
+    Raises:
+        InputError: both were asked for.
+    """
+    if read == "sync" and match:
+        raise InputError(
+            "--read sync streams every key of the source's snapshot: it cannot apply --match",
+            hint="drop --read sync (with --match the source is read with SCAN), or drop --match",
+        )
 
 
 def _scan_command(cursor: bytes, match: str | None, count: int) -> bytes:

@@ -32,6 +32,7 @@ from reproducer.data.copy import (
     SourceClock,
     ValueOutgrown,
     byte_groups,
+    check_read,
     chunk_bytes,
     in_processes,
     monotonic_ms,
@@ -113,6 +114,7 @@ class VerifyReport:
 
 def verify(source: Endpoint, target: Endpoint, options: VerifyOptions) -> VerifyReport:
     """Compare ``target`` with ``source`` (see the module docstring)."""
+    check_read(options.read, options.match)
     src_layout, dst_layout = discover(source), discover(target)
     nodes = source_nodes(src_layout, from_replica=False)
     check = _check_in_processes if in_processes(source, target, nodes) else _check_here
@@ -325,6 +327,7 @@ class _Checker:
         self._value_conns: dict[Address, RawConnection] = {}  # target connections for values read as data
         self._losses = 0  # connections lost in a row (a server closed them); reset by a group read whole
         self._members_for_sets: bool | None = None  # told by :meth:`_sets_by_members`
+        self._compared_before = 0  # keys counted in the report a snapshot's check set aside (progress goes on from)
 
     def close(self) -> None:
         for conn in [*self._conns.values(), *self._value_conns.values()]:
@@ -370,6 +373,7 @@ class _Checker:
         A stream refused or broken part way leaves nothing counted: the node is then checked with a scan.
         """
         counted, self.report = self.report, VerifyReport()
+        self._compared_before = counted.compared
         try:
             self._check_snapshot(node)
         except (snapshot.SnapshotRefused, snapshot.SnapshotBroken) as exc:
@@ -382,7 +386,7 @@ class _Checker:
                 ) from None
             return False
         finally:
-            found, self.report = self.report, counted
+            found, self.report, self._compared_before = self.report, counted, 0
         _merge(self.report, found, self.options.max_listed)
         return True
 
@@ -421,12 +425,15 @@ class _Checker:
         in windows on both sides. Sets are compared by their members when the target encodes them otherwise than
         the stream's RDB ``version`` (:meth:`_sets_by_members`).
         """
+        entries = batch.entries
+        if self.options.sample is not None:
+            entries = [entry for entry in entries if _selected(entry.key, self.options.sample)]
         asked_ms = monotonic_ms()
         source_now = asked_ms + clock.offset_ms
-        group, reads, big, src_info = _snapshot_described(batch.entries, source_now)
-        self.report.expired_meanwhile += len(batch.entries) - len(group)
+        group, reads, big, src_info = _snapshot_described(entries, source_now)
+        self.report.expired_meanwhile += len(entries) - len(group)
         if self._sets_by_members(version):
-            _sets_as_members(batch.entries, reads, src_info)
+            _sets_as_members(entries, reads, src_info)
         if big:
             _settle_types(partial(self._values_conn, node, batch.db), src_info)
         flight = _InFlight(group, reads, big, asked_ms, [], db=batch.db, src_info=src_info)
@@ -557,7 +564,7 @@ class _Checker:
         self._sizer.guess.observe([info[3] for info in done.src_info.values()])
         self._compare_values(node, db, self._compare_group(db, done.group, done.src_info, done.dst_info, done.slack))
         if self.options.progress is not None:
-            self.options.progress(self.report.compared)
+            self.options.progress(self._compared_before + self.report.compared)
 
     def _scan_command(self, cursor: bytes) -> bytes:
         args: list[Any] = ["SCAN", cursor, "COUNT", self.options.batch]
@@ -997,7 +1004,7 @@ class _Checker:
     def _chunk_compared(self, _nbytes: int) -> None:
         """Progress during one big key (the count of keys compared stays, the time goes on)."""
         if self.options.progress is not None:
-            self.options.progress(self.report.compared)
+            self.options.progress(self._compared_before + self.report.compared)
 
     def _differ(self, kind: str, db: int, key: bytes, detail: str) -> None:
         setattr(self.report, kind, getattr(self.report, kind) + 1)

@@ -12,10 +12,10 @@ import os
 import pytest
 import valkey
 
-from reproducer.data.copy import CopyOptions, CopyResult, Stats
+from reproducer.data.copy import CopyOptions, CopyResult, Stats, copy
 from reproducer.data.endpoint import Endpoint, parse_endpoint
 from reproducer.data.verify import VerifyOptions, VerifyReport, verify
-from reproducer.errors import DataError
+from reproducer.errors import DataError, InputError
 from reproducer.pipeline.data import checks_after
 from reproducer.sandbox.fleet import AclUser, Fleet
 from tests.support import cli
@@ -217,3 +217,37 @@ def test_only_the_databases_asked_for_are_compared_from_the_snapshot_and_every_o
     every_db = verify(ep(source), ep(target), VerifyOptions(batch=20, read="sync"))  # groups asked across databases
     assert every_db.compared == 303 and every_db.value_mismatch == 2, every_db.to_dict()
     assert sorted((d["db"], d["key"]) for d in every_db.differences) == [(0, "db0:0"), (2, "db2:0")]
+
+
+def test_a_sample_from_the_snapshot_compares_the_keys_a_scan_samples(fleets):
+    source, target = fleets(), fleets()
+    same_on_both(source, target, 900)
+    for index in range(0, 900, 7):
+        primary_client(target).set(f"same:{index}", "changed")
+    options = {"sample": 0.3, "max_listed": 1000}
+
+    from_snapshot = verify(ep(source), ep(target), VerifyOptions(**options, read="sync"))
+    from_scan = verify(ep(source), ep(target), VerifyOptions(**options, read="scan"))
+
+    assert findings(from_snapshot) == findings(from_scan)
+    assert 200 < from_snapshot.compared < 400 and from_snapshot.differences, from_snapshot.to_dict()
+
+
+def test_read_sync_with_a_pattern_is_refused_before_anything_is_read_or_written(fleets, tmp_path):
+    """A snapshot holds every key, and only SCAN's MATCH applies the server's glob: copying the whole snapshot
+    would write keys the pattern left out."""
+    source, target = fleets(), fleets()
+    primary_client(source).mset({"a:1": "1", "b:1": "1"})
+    with pytest.raises(InputError, match="cannot apply --match"):
+        copy(ep(source), ep(target), CopyOptions(read="sync", match="a:*"))
+    with pytest.raises(InputError, match="cannot apply --match"):
+        verify(ep(source), ep(target), VerifyOptions(read="sync", match="a:*"))
+    source_url, target_url = f"valkey://127.0.0.1:{source.primary.port}", f"valkey://127.0.0.1:{target.primary.port}"
+    for command in ("copy", "verify"):
+        run = cli.run(
+            command, source_url, target_url, "--read", "sync", "--match", "a:*", "--run-dir", tmp_path / command
+        )
+        assert run.returncode == 2 and "error:" in run.stderr and "hint:" in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+    assert primary_client(target).dbsize() == 0
+    assert "cmdstat_sync" not in primary_client(source).info("commandstats")
