@@ -21,6 +21,7 @@ ReplyError = libvalkey.ReplyError
 Dial = Callable[[str, int, float], socket.socket]
 _READ_SIZE = 1 << 20
 _TLS_READ_SIZE = 1 << 16
+_TLS_RECORD = 1 << 14  # the most plain text one TLS record carries
 #: What the parser returns while a reply is incomplete: a sentinel no reply equals (``False`` would equal a 0).
 _INCOMPLETE = object()
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
@@ -76,6 +77,7 @@ class RawConnection:
             raise DataError(f"cannot connect to {self.address}: {exc}", hint="check the host name") from None
         self._reader = libvalkey.Reader(notEnoughData=_INCOMPLETE)
         self._inbox = memoryview(bytearray(_TLS_READ_SIZE)) if tls else None
+        self._raw_inbox: memoryview | None = None  # a stream's records gathered over TLS (recv_raw), made when used
         self._early: list[object] = []  # replies read past a ``read``'s count, handed to the next one
         self._timeout = timeout
         self.db = 0
@@ -158,9 +160,45 @@ class RawConnection:
     def recv_raw(self) -> bytes:
         """The next bytes from the socket as they come: a stream that is not replies (SYNC's RDB).
 
-        Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream.
+        Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream. Over TLS,
+        the records already received are gathered with the first (:meth:`_recv_records`).
         """
-        return self._recv()
+        if self._inbox is None:
+            return self._recv()
+        return self._recv_records()
+
+    def _recv_records(self) -> bytes:
+        """One TLS record, waited for, then every whole record already here, up to ``_READ_SIZE`` bytes in all.
+
+        TLS hands out one record (16 KiB at most) a read: a stream's reader would otherwise see a key cut at every
+        record's end. The records after the first are read without blocking, so this never waits for more.
+        """
+        if self._raw_inbox is None:
+            self._raw_inbox = memoryview(bytearray(_READ_SIZE))
+        inbox, sock = self._raw_inbox, self._sock
+        size = self._recv_into(inbox)
+        if not size:
+            raise DataError(f"connection to {self.address} closed by the server", retryable=True)
+        sock.setblocking(False)
+        try:
+            while len(inbox) - size >= _TLS_RECORD:
+                more = self._recv_into(inbox[size:])
+                if not more:
+                    break  # closed: the next read says so
+                size += more
+        except (ssl.SSLWantReadError, BlockingIOError):
+            pass  # no whole record is here yet
+        finally:
+            sock.settimeout(self._timeout)
+        return bytes(inbox[:size])
+
+    def _recv_into(self, buffer: memoryview) -> int:
+        try:
+            return self._sock.recv_into(buffer)
+        except (TimeoutError, ssl.SSLWantReadError, BlockingIOError):
+            raise
+        except OSError as exc:
+            raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
 
     def _recv(self) -> bytes:
         try:
