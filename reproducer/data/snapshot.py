@@ -121,8 +121,14 @@ class Snapshot:
                 yield Batch(db, entries, size)
                 entries, size = [], 0
             db = run[0].db
-            if len(entries) + len(run) <= most_keys and size + run_size <= most_bytes:
-                entries += run  # the whole run fits: no check a key
+            if size + run_size <= most_bytes:  # only the key count closes batches in this run: cut it in slices
+                while len(entries) + len(run) > most_keys:
+                    room = most_keys - len(entries)
+                    head_size = sum(entry.size for entry in run[:room])
+                    yield Batch(db, entries + run[:room], size + head_size)
+                    entries, size = [], 0
+                    run, run_size = run[room:], run_size - head_size
+                entries += run
                 size += run_size
                 continue
             for entry in run:
