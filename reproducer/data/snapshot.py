@@ -122,14 +122,15 @@ class Snapshot:
                 entries, size = [], 0
             db = run[0].db
             if size + run_size <= most_bytes:  # only the key count closes batches in this run: cut it in slices
-                while len(entries) + len(run) > most_keys:
+                rest, rest_size = run, run_size
+                while len(entries) + len(rest) > most_keys:
                     room = most_keys - len(entries)
-                    head_size = sum(entry.size for entry in run[:room])
-                    yield Batch(db, entries + run[:room], size + head_size)
+                    head_size = sum(entry.size for entry in rest[:room])
+                    yield Batch(db, entries + rest[:room], size + head_size)
                     entries, size = [], 0
-                    run, run_size = run[room:], run_size - head_size
-                entries += run
-                size += run_size
+                    rest, rest_size = rest[room:], rest_size - head_size
+                entries += rest
+                size += rest_size
                 continue
             for entry in run:
                 if entries and (len(entries) >= most_keys or size + entry.size > most_bytes):
