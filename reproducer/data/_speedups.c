@@ -482,6 +482,20 @@ fail:
 
 /* ---- A snapshot batch's items: reproducer/data/copy.py's _python_snapshot_items. ---- */
 
+/* An entry's key, payload (borrowed) and expiry; -1 with an exception when it is no (db, key, expire_ms, payload,
+   size). */
+static int entry_fields(PyObject *entry, PyObject **key, PyObject **payload, long long *expire) {
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
+        PyErr_SetString(PyExc_TypeError, "an entry is (db, key, expire_ms, payload, size)");
+        return -1;
+    }
+    *key = PyTuple_GET_ITEM(entry, 1);
+    *payload = PyTuple_GET_ITEM(entry, 3);
+    *expire = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2));
+    return *expire == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+
 static PyObject *snapshot_items(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *entries;
     long long source_now, offset;
@@ -490,13 +504,9 @@ static PyObject *snapshot_items(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t expired = 0, bytes = 0;
     if (items == NULL || oversized == NULL) goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
-        PyObject *entry = PyList_GET_ITEM(entries, i);
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
-            PyErr_SetString(PyExc_TypeError, "an entry is (db, key, expire_ms, payload, size)");
-            goto fail;
-        }
-        PyObject *key = PyTuple_GET_ITEM(entry, 1), *payload = PyTuple_GET_ITEM(entry, 3);
-        long long expire = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2));
+        PyObject *entry = PyList_GET_ITEM(entries, i), *key, *payload;
+        long long expire;
+        if (entry_fields(entry, &key, &payload, &expire) < 0) goto fail;
         Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 4));
         if (PyErr_Occurred()) goto fail;
         if (expire >= 0 && expire <= source_now) {
@@ -629,6 +639,32 @@ static int ttl_same(PyObject *left, PyObject *right, long long slack) {
     return (a > b ? a - b : b - a) <= slack;
 }
 
+/* (b"string", pttl, the string or its digest, size) of a string as GET answers it (NULL: failed). */
+static PyObject *string_info(PyObject *value, PyObject *pttl, Py_ssize_t digest_from, PyObject *digest) {
+    Py_ssize_t size = PyBytes_GET_SIZE(value);
+    PyObject *kept =
+        size < digest_from ? Py_NewRef(value) : PyObject_CallFunction(digest, "On", value, (Py_ssize_t)0);
+    return info(Py_NewRef(string_name), pttl, kept, size);
+}
+
+/* (its type, pttl, its body without the footer or a digest of it, size) of a DUMP payload (NULL: failed). */
+static PyObject *payload_info(PyObject *payload, PyObject *pttl, PyObject *payload_types, Py_ssize_t digest_from,
+                              Py_ssize_t footer, PyObject *digest) {
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    PyObject *body = footer <= size && size < digest_from
+                         ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(payload), size - footer)
+                         : PyObject_CallFunction(digest, "On", payload, footer);
+    PyObject *first = PyLong_FromLong(size ? (unsigned char)PyBytes_AS_STRING(payload)[0] : -1);
+    PyObject *kind = first ? PyDict_GetItemWithError(payload_types, first) : NULL;
+    Py_XDECREF(first);
+    if (kind == NULL && !PyErr_Occurred()) kind = Py_None;
+    if (kind == NULL) {
+        Py_XDECREF(body);
+        return NULL;
+    }
+    return info(Py_NewRef(kind), pttl, body, size);
+}
+
 static PyObject *describe(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *keys, *replies, *reads, *big, *get, *payload_types, *misread, *big_marker, *digest, *members, *reply_error;
     Py_ssize_t digest_from, footer;
@@ -656,23 +692,10 @@ static PyObject *describe(PyObject *Py_UNUSED(module), PyObject *args) {
             Py_INCREF(big_marker);
             result = info(value, pttl, big_marker, size);
         } else if (PyBytes_Check(value)) {
-            Py_ssize_t size = PyBytes_GET_SIZE(value);
             PyObject *read = PyDict_GetItemWithError(reads, key);
             if (read == NULL && PyErr_Occurred()) goto fail;
-            if (read == get) { /* a GET's string */
-                PyObject *kept = size < digest_from ? Py_NewRef(value) : PyObject_CallFunction(digest, "On", value, 0);
-                result = info(Py_NewRef(string_name), pttl, kept, size);
-            } else { /* a DUMP payload, its footer left out */
-                PyObject *body = footer <= size && size < digest_from
-                                     ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), size - footer)
-                                     : PyObject_CallFunction(digest, "On", value, footer);
-                PyObject *first = PyLong_FromLong(size ? (unsigned char)PyBytes_AS_STRING(value)[0] : -1);
-                PyObject *kind = first ? PyDict_GetItemWithError(payload_types, first) : NULL;
-                Py_XDECREF(first);
-                if (kind == NULL && !PyErr_Occurred()) kind = Py_None;
-                result = kind ? info(Py_NewRef(kind), pttl, body, size) : NULL;
-                if (kind == NULL) Py_XDECREF(body);
-            }
+            result = read == get ? string_info(value, pttl, digest_from, digest)
+                                 : payload_info(value, pttl, payload_types, digest_from, footer, digest);
         } else {
             int is_error = PyObject_IsInstance(value, reply_error);
             if (is_error < 0) goto fail;
@@ -710,15 +733,10 @@ static PyObject *snapshot_described(PyObject *Py_UNUSED(module), PyObject *args)
     PyObject *group = PyList_New(0), *reads = PyDict_New(), *big = PyDict_New(), *described = PyDict_New();
     if (group == NULL || reads == NULL || big == NULL || described == NULL) goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
-        PyObject *entry = PyList_GET_ITEM(entries, i);
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 5) {
-            PyErr_SetString(PyExc_TypeError, "an entry is (db, key, expire_ms, payload, size)");
-            goto fail;
-        }
-        PyObject *key = PyTuple_GET_ITEM(entry, 1), *payload = PyTuple_GET_ITEM(entry, 3);
+        PyObject *entry = PyList_GET_ITEM(entries, i), *key, *payload;
+        long long expire, pttl = -1;
+        if (entry_fields(entry, &key, &payload, &expire) < 0) goto fail;
         PyObject *size_obj = PyTuple_GET_ITEM(entry, 4);
-        long long expire = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2)), pttl = -1;
-        if (expire == -1 && PyErr_Occurred()) goto fail;
         if (expire >= 0 && expire <= source_now) continue;
         if (expire >= 0 && __builtin_sub_overflow(expire, source_now, &pttl)) {
             PyErr_SetString(PyExc_OverflowError, "a TTL out of range");
@@ -739,22 +757,9 @@ static PyObject *snapshot_described(PyObject *Py_UNUSED(module), PyObject *args)
         } else if (!PyBytes_Check(payload)) {
             PyErr_SetString(PyExc_TypeError, "a payload is bytes or None");
         } else if (Py_IS_TYPE(payload, (PyTypeObject *)plain_type)) { /* compared with what GET answers */
-            Py_ssize_t size = PyBytes_GET_SIZE(payload);
-            PyObject *kept =
-                size < digest_from ? Py_NewRef(payload) : PyObject_CallFunction(digest, "On", payload, (Py_ssize_t)0);
-            if (PyDict_SetItem(reads, key, get) == 0) result = info(Py_NewRef(string_name), pttl_obj, kept, size);
-            else Py_XDECREF(kept);
-        } else { /* a DUMP payload, its footer left out */
-            Py_ssize_t size = PyBytes_GET_SIZE(payload);
-            PyObject *body = footer <= size && size < digest_from
-                                 ? PyBytes_FromStringAndSize(PyBytes_AS_STRING(payload), size - footer)
-                                 : PyObject_CallFunction(digest, "On", payload, footer);
-            PyObject *first = PyLong_FromLong(size ? (unsigned char)PyBytes_AS_STRING(payload)[0] : -1);
-            PyObject *kind = first ? PyDict_GetItemWithError(payload_types, first) : NULL;
-            Py_XDECREF(first);
-            if (kind == NULL && !PyErr_Occurred()) kind = Py_None;
-            result = kind ? info(Py_NewRef(kind), pttl_obj, body, size) : NULL;
-            if (kind == NULL) Py_XDECREF(body);
+            if (PyDict_SetItem(reads, key, get) == 0) result = string_info(payload, pttl_obj, digest_from, digest);
+        } else {
+            result = payload_info(payload, pttl_obj, payload_types, digest_from, footer, digest);
         }
         Py_DECREF(pttl_obj);
         if (result == NULL) goto fail;
