@@ -9,6 +9,10 @@ keys per round trip, and compared as data, so a rebuilt or cross-engine copy sti
 over the byte bound is neither dumped nor read whole: it is compared a window at a time on both sides
 (:func:`rebuild.compare_chunked`), which names what differs. The source's and the target's replies are
 awaited together.
+
+The source's side is read from its snapshot (``SYNC``, as the copy reads it: :mod:`snapshot`) unless the source
+refuses it, or ``read="scan"``, a pattern or a sample asks for a scan (SCAN, then PTTL and GET or DUMP of each key).
+A snapshot is a point in time: its TTLs are dated from the source's clock when the target is asked.
 """
 
 from __future__ import annotations
