@@ -77,7 +77,7 @@ class RawConnection:
             raise DataError(f"cannot connect to {self.address}: {exc}", hint="check the host name") from None
         self._reader = libvalkey.Reader(notEnoughData=_INCOMPLETE)
         self._inbox = memoryview(bytearray(_TLS_READ_SIZE)) if tls else None
-        self._raw_inbox: memoryview | None = None  # a stream's records gathered over TLS (recv_raw), made when used
+        self._raw_inbox: memoryview | None = None  # what recv_raw reads into (a stream's bytes), made when used
         self._early: list[object] = []  # replies read past a ``read``'s count, handed to the next one
         self._timeout = timeout
         self.db = 0
@@ -157,28 +157,30 @@ class RawConnection:
         replies.extend(iter(self._reader.gets, _INCOMPLETE))
         return replies
 
-    def recv_raw(self) -> bytes:
+    def recv_raw(self) -> memoryview:
         """The next bytes from the socket as they come: a stream that is not replies (SYNC's RDB).
 
-        Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream. Over TLS,
-        the records already received are gathered with the first (:meth:`_recv_records`).
+        Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream. The bytes
+        are a view of a buffer the next call reads into: copy them before calling again. Over TLS, the records
+        already received are gathered with the first (:meth:`_recv_records`).
         """
-        if self._inbox is None:
-            return self._recv()
-        return self._recv_records()
+        if self._raw_inbox is None:
+            self._raw_inbox = memoryview(bytearray(_READ_SIZE))
+        size = self._recv_into(self._raw_inbox) if self._inbox is None else self._recv_records(self._raw_inbox)
+        if not size:
+            raise DataError(f"connection to {self.address} closed by the server", retryable=True)
+        return self._raw_inbox[:size]
 
-    def _recv_records(self) -> bytes:
-        """One TLS record, waited for, then every whole record already here, up to ``_READ_SIZE`` bytes in all.
+    def _recv_records(self, inbox: memoryview) -> int:
+        """One TLS record into ``inbox``, waited for, then every whole record already here that fits; the bytes read.
 
         TLS hands out one record (16 KiB at most) a read: a stream's reader would otherwise see a key cut at every
         record's end. The records after the first are read without blocking, so this never waits for more.
         """
-        if self._raw_inbox is None:
-            self._raw_inbox = memoryview(bytearray(_READ_SIZE))
-        inbox, sock = self._raw_inbox, self._sock
         size = self._recv_into(inbox)
         if not size:
-            raise DataError(f"connection to {self.address} closed by the server", retryable=True)
+            return 0
+        sock = self._sock
         sock.setblocking(False)
         try:
             while len(inbox) - size >= _TLS_RECORD:
@@ -190,7 +192,7 @@ class RawConnection:
             pass  # no whole record is here yet
         finally:
             sock.settimeout(self._timeout)
-        return bytes(inbox[:size])
+        return size
 
     def _recv_into(self, buffer: memoryview) -> int:
         try:

@@ -87,7 +87,7 @@ class Snapshot:
     """A snapshot being streamed: its RDB version, a reader of its bytes after the header, its end mark."""
 
     version: int
-    recv: Callable[[], bytes]
+    recv: Callable[[], bytes | memoryview]
     #: The 40 bytes that end a diskless stream (b"" when the preamble gave a byte count instead).
     mark: bytes
 
@@ -180,7 +180,7 @@ def open_snapshot(conn: RawConnection) -> Snapshot:
 class _Source:
     """Bytes from the socket, with what was read past the preamble kept for the stream."""
 
-    def __init__(self, recv: Callable[[], bytes]) -> None:
+    def __init__(self, recv: Callable[[], bytes | memoryview]) -> None:
         self.recv, self.held = recv, b""
 
     def more(self) -> None:
@@ -214,11 +214,11 @@ class _Source:
         taken, self.held = self.held[:count], self.held[count:]
         return taken
 
-    def rest(self) -> Callable[[], bytes]:
+    def rest(self) -> Callable[[], bytes | memoryview]:
         """A reader of the rest: first what is held, then the socket."""
         held = [self.held] if self.held else []
 
-        def recv() -> bytes:
+        def recv() -> bytes | memoryview:
             return held.pop() if held else self.recv()
 
         return recv
@@ -487,7 +487,7 @@ class _Reader:
     passes through a bounded buffer.
     """
 
-    def __init__(self, recv: Callable[[], bytes], limit: int) -> None:
+    def __init__(self, recv: Callable[[], bytes | memoryview], limit: int) -> None:
         self.recv, self.limit = recv, limit
         self.buf = bytearray()
         self.pos = 0
