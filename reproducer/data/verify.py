@@ -303,8 +303,9 @@ class _InFlight:
     target: list[tuple[Address, RawConnection, list[bytes]]]
     #: Why asking failed (a connection the server closed): the group is then described again on new connections.
     lost: DataError | None = None
-    #: A group from the source's snapshot: its database, and the source's description (told by the snapshot).
+    #: The group's database.
     db: int = 0
+    #: The source's description, when a snapshot told it (else the source was asked too).
     src_info: dict[bytes, _Info] | None = None
 
 
@@ -446,7 +447,7 @@ class _Checker:
         return flight
 
     def _ask_target_of(self, flight: _InFlight) -> None:
-        """Ask the target to describe a snapshot group; a lost connection goes in ``flight.lost``."""
+        """Ask the target to describe ``flight`` (on its database); a lost connection goes in ``flight.lost``."""
         flight.lost = None
         try:
             self._ask_target(flight.db, flight)
@@ -474,8 +475,8 @@ class _Checker:
         return _Described(flight.group, flight.src_info, dst_info, slack, flight.db)
 
     def _target_replies(self, flight: _InFlight, flights: deque[_InFlight]) -> dict[bytes, _Info]:
-        """The target's replies to a snapshot group, read in turn; a redirection asks the group again."""
-        answer = self._target_answer(flight)
+        """The target's replies to ``flight``, read in turn; a redirection asks it again (:meth:`_target_again`)."""
+        answer = self._answer(flight)
         dst_info: dict[bytes, _Info] = {}
         failure: _Redirected | None = None
         for target_node, conn, node_keys in flight.target:  # every reply is read: connections stay in step
@@ -490,8 +491,8 @@ class _Checker:
             return self._target_again(flight, flights)
         return dst_info
 
-    def _target_answer(self, flight: _InFlight) -> _Answer:
-        """How the target's replies to ``flight`` are read (a reply far over the bound raises ValueOutgrown)."""
+    def _answer(self, flight: _InFlight) -> _Answer:
+        """How either side's replies to ``flight`` are read (a reply far over the bound raises ValueOutgrown)."""
         limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
         return partial(_described, reads=flight.reads, big=flight.big, limit=limit)
 
@@ -520,10 +521,14 @@ class _Checker:
         flight.src_info[key] = (kind, pttl, _BIG, size)
 
     def _target_again(self, flight: _InFlight, flights: deque[_InFlight]) -> dict[bytes, _Info]:
-        """``flight`` described by the target on new connections, synchronously; the later groups asked again."""
+        """``flight`` described by the target on new connections, synchronously; the later groups asked again.
+
+        The connections dropped (after a redirection, a loss, a reply far over the bound) may still carry the later
+        groups' replies; those groups are asked again along the current slot map.
+        """
         self._drop_target_conns()
         ask = partial(_describe_commands, reads=flight.reads, big=flight.big)
-        dst_info = self._describe_on_target(flight.db, flight.group, ask, self._target_answer(flight))
+        dst_info = self._describe_on_target(flight.db, flight.group, ask, self._answer(flight))
         for later in flights:
             self._ask_target_of(later)
         return dst_info
@@ -639,7 +644,7 @@ class _Checker:
 
     def _send_describe(self, src: RawConnection, db: int, group: list[bytes], reads: _Reads, big: _Big) -> _InFlight:
         """Ask both sides to describe ``group`` (read by :meth:`_read_describe`)."""
-        flight = _InFlight(group, reads, big, monotonic_ms(), [])
+        flight = _InFlight(group, reads, big, monotonic_ms(), [], db=db)
         self._ask_both(src, db, flight)
         return flight
 
@@ -682,30 +687,18 @@ class _Checker:
         """Both sides' descriptions of the oldest group of ``flights``, which leaves it.
 
         A target that redirects is asked again once the slot map is refreshed, and so are the groups asked after it
-        (:meth:`_described_again_on_target`). A value over OUTGROWN_FACTOR times the bound drops the connections: the
+        (:meth:`_target_replies`). A value over OUTGROWN_FACTOR times the bound drops the connections: the
         group is described again, synchronously, with that key compared in chunks (:meth:`_describe_group`), and the
         groups after it are asked again.
         """
         flight = flights.popleft()
-        limit = OUTGROWN_FACTOR * self.options.max_batch_bytes
-        answer = partial(_described, reads=flight.reads, big=flight.big, limit=limit)
         try:
             if flight.lost is not None:
                 raise flight.lost
-            dst_info: dict[bytes, _Info] = {}
-            failure: _Redirected | None = None
-            for target_node, conn, node_keys in flight.target:  # every reply is read: connections stay in step
-                try:
-                    described = answer(conn, node_keys)  # later groups are pending on conn: types go by another
-                    types_conn = partial(self._target_conn, target_node, db, self._value_conns)
-                    dst_info.update(_settle_types(types_conn, described))
-                except _Redirected as exc:
-                    failure = exc
-            src_info = self._source_answer(src, node, flight.group, answer)
-            if failure is not None:
-                dst_info = self._described_again_on_target(db, flight, flights, answer)
+            dst_info = self._target_replies(flight, flights)
+            src_info = self._source_answer(src, node, flight.group, self._answer(flight))
         except ValueOutgrown as exc:
-            flight.big[exc.key] = limit
+            flight.big[exc.key] = OUTGROWN_FACTOR * self.options.max_batch_bytes
             return self._described_again(src, node, db, flight, flights)
         except DataError as exc:
             self._count_loss(exc)
@@ -731,21 +724,6 @@ class _Checker:
         for later in flights:
             self._ask_both(src, db, later)
         return _Described(flight.group, src_info, self._dst_info, slack)
-
-    def _described_again_on_target(
-        self, db: int, flight: _InFlight, flights: deque[_InFlight], answer: _Answer
-    ) -> dict[bytes, _Info]:
-        """``flight``'s description on a target that redirected: asked again on new connections, as are ``flights``.
-
-        The connections that redirected still carry the later groups' replies; they are dropped, and the later
-        groups asked again along the refreshed slot map.
-        """
-        self._drop_target_conns()
-        ask = partial(_describe_commands, reads=flight.reads, big=flight.big)
-        dst_info = self._describe_on_target(db, flight.group, ask, answer)
-        for later in flights:
-            self._ask_target(db, later)
-        return dst_info
 
     def _describe_group(
         self, src: RawConnection, node: Address, group: list[bytes], reads: _Reads, big: _Big
