@@ -4,7 +4,8 @@
  *
  * small_run, the snapshot reader's common case (snapshot._small_run): up to `most` keys in a row from the
  * buffer, each [expiry] a short value (one string of a length of one or two bytes, or a list of one listpack) or
- * a stream whose bytes the buffer holds (which the Python reader reads on its general path, to the same entry).
+ * a stream whose bytes the buffer holds (which the Python reader reads on its general path, to the same entry),
+ * passing over a cluster node's slot notes between keys.
  * It returns (entries, position after them, bytes their values take) and stops, reading nothing more, at the
  * first key it cannot take whole: the Python reader takes over there. Every index into the buffer is checked
  * against its end before it is read.
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #define EXPIRETIME_MS 0xFC
+#define SLOT_INFO 0xF4
 #define LIST_QUICKLIST_2 18
 
 /* CRC-64/Jones as Valkey computes it (reflected, no final xor), eight bytes a step ("slicing by 8"). */
@@ -224,6 +226,13 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
     while (end - pos >= 16 && PyList_GET_SIZE(run) < most) {
         Py_ssize_t head = pos;
         unsigned int kind = buf[head];
+        if (kind == SLOT_INFO) { /* a cluster node's note before each slot's keys (three lengths): skipped here */
+            cursor_t cursor = {buf, head + 1, end, 1};
+            for (int i = 0; i < 3; i++) cursor_length(&cursor);
+            if (!cursor.ok) break;
+            pos = cursor.at;
+            continue;
+        }
         if (kind == EXPIRETIME_MS) {
             int64_t when = (int64_t)load_le64(buf + head + 1);
             expire = when > 0 ? when : 0;

@@ -299,7 +299,8 @@ def _expiry(field: bytes | bytearray, unit_ms: int) -> int:
 def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int]:
     """The common case fast: up to ``_RUN_MOST`` keys in a row that the buffer holds whole, each [expiry] a short value.
 
-    A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each.
+    A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each. A
+    cluster node's slot notes between keys (one before each slot's keys) do not end the run.
 
     ``expire``: the first key's expiry, when the general path read its opcode. Returns the keys and the bytes their
     values take; no key (nothing read) when the next key is anything else: the general path reads it.
@@ -312,6 +313,10 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
     while end - pos >= 16 and len(run) < _RUN_MOST:
         head = pos
         kind = buf[head]
+        # a cluster node's note before each slot's keys (three lengths) is skipped here; one cut short stops the run
+        if kind == _SLOT_INFO and (after := _after_lengths(buf, head + 1, end, 3)) is not None:
+            pos = after
+            continue
         if kind == _EXPIRETIME_MS:
             expire = max(int.from_bytes(buf[head + 1 : head + 9], "little", signed=True), 0)
             head += 9
@@ -344,6 +349,20 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
         pos, expire, taken = stop, -1, taken + size
     reader.pos = pos
     return run, taken
+
+
+def _after_lengths(buf: bytearray, at: int, end: int, count: int) -> int | None:
+    """Where ``count`` RDB lengths from ``at`` end, as :meth:`_Reader.length` reads them.
+
+    None when they do not all end by ``end``, or one is not a length.
+    """
+    for _ in range(count):
+        first = buf[at] if at < end else 0xFF
+        width = 1 if first < 0x40 else 2 if first < 0x80 else 5 if first == 0x80 else 9 if first == 0x81 else 0
+        if not width or end - at < width:
+            return None
+        at += width
+    return at
 
 
 def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry:

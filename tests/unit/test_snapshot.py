@@ -446,6 +446,28 @@ def test_a_short_list_read_in_a_run_is_its_dump_payload_and_a_list_of_more_nodes
         assert (before.payload, after.payload, after.expire_ms) == (b"v", b"w", -1)
 
 
+def test_a_cluster_nodes_slot_notes_between_keys_are_skipped_within_a_run(monkeypatch):
+    """A cluster node writes a note (slot, keys, keys with a TTL) before each slot's keys: thousands a node."""
+    slot_note = [b"\xf4" + length(slot) + length(keys) + length(keys // 2) for slot, keys in enumerate([1, 70, 20_000])]
+    slot_note.append(b"\xf4" + length(16_383) + b"\x81" + (5).to_bytes(8, "big") + length(0))  # a 64-bit length
+    keys = [b"\x00" + string(b"k%d" % n) + string(b"v%d" % n) for n in range(len(slot_note))]
+    data = stream(b"\xfe\x00", *[part for pair in zip(slot_note, keys, strict=True) for part in pair])
+    general_path: list[int] = []
+    opcode = snapshot._opcode
+    monkeypatch.setattr(snapshot, "_opcode", lambda reader, kind: general_path.append(kind) or opcode(reader, kind))
+    for piece in (3, 1 << 20):  # cut anywhere across reads; from one buffer, read in the run
+        general_path.clear()
+        entries = read(data, piece=piece)
+        assert [(e.key, e.payload) for e in entries] == [(b"k%d" % n, b"v%d" % n) for n in range(len(keys))]
+        assert general_path.count(0xF4) == (len(slot_note) if piece == 3 else 0)
+
+
+def test_a_slot_note_whose_lengths_are_not_lengths_is_refused_on_either_path():
+    data = stream(b"\xfe\x00", b"\xf4" + length(3) + b"\xc0\x05" + length(0), b"\x00" + string(b"k") + string(b"v"))
+    with pytest.raises(snapshot.SnapshotRefused, match="special encoding"):
+        read(data, piece=1 << 20)
+
+
 def _mixed_stream(rng: random.Random) -> bytes:
     """Small keys, keys only the general path reads (long values, integers), expiries, and three databases."""
     body = []

@@ -95,7 +95,17 @@ def _value(rng: random.Random, kind: int) -> bytes:
     return blob
 
 
+def _slot_note(rng: random.Random) -> bytes:
+    """A cluster node's note before a slot's keys: three lengths, now and then one that is not a length."""
+    lengths = [length(rng.choice([0, 63, 64, 16_383, 70_000, 2**40])) for _ in range(3)]
+    if rng.random() < 0.1:
+        lengths[rng.randrange(3)] = rng.choice([b"\xc0\x01", b"\x82", b"\x40"])
+    return b"\xf4" + b"".join(lengths)
+
+
 def _record(rng: random.Random) -> bytes:
+    if rng.random() < 0.1:
+        return _slot_note(rng)
     expiry = b""
     if rng.random() < 0.3:
         expiry = b"\xfc" + struct.pack("<q", rng.choice([-5, 0, 1_900_000_000_000, -(2**63), 2**63 - 1]))
