@@ -69,6 +69,8 @@ _MAX_SOURCE_RETRIES = 6
 #: The checkpoint is written at most this often (seconds) while batches go by: each write is a file replaced,
 #: milliseconds of the copy's own thread; a copy killed outright re-copies at most this long's keys on --resume.
 CHECKPOINT_SECONDS = 0.25
+#: A worker process sends its progress to the parent at most this often.
+RELAY_SECONDS = 0.1
 _WAIT_MS = 2000
 #: A snapshot's deadlines are dated at least this much early (more when the last batch took longer to confirm):
 #: a TTL counts from when the target runs the write, after it was sent.
@@ -145,9 +147,9 @@ class Stats:
 
     def add(self, other: Stats) -> None:
         """Add ``other``'s counters to these (``ttl_early_ms`` keeps the larger)."""
-        for name in vars(self):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            setattr(self, name, max(mine, theirs) if name == "ttl_early_ms" else mine + theirs)
+        mine = vars(self)
+        for name, theirs in vars(other).items():
+            mine[name] = max(mine[name], theirs) if name == "ttl_early_ms" else mine[name] + theirs
 
 
 @dataclass
@@ -309,8 +311,13 @@ def _copy_in_worker(
     relay.bind(channel, source, target)
     name = _node_name(node)
     checkpoint = _RelayedCheckpoint(channel, name, state)
-    copier = _NodeCopier(source, target, node, dbs, options, checkpoint, _RelayedTracker(channel))
-    copier.run()
+    tracker = _RelayedTracker(channel)
+    copier = _NodeCopier(source, target, node, dbs, options, checkpoint, tracker)
+    try:
+        copier.run()
+    finally:
+        with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+            tracker.flush()
     return copier.stats, copier.writer.warnings
 
 
@@ -448,15 +455,29 @@ class _Tracker:
 
 
 class _RelayedTracker(_Tracker):
-    """A worker's tracker: each counter change goes to the parent's tracker, which reports progress."""
+    """A worker's tracker: its counter changes go to the parent's tracker, which reports progress.
+
+    The changes of ``RELAY_SECONDS`` go in one message (a batch a message kept the parent busy with thousands of
+    messages a second); :meth:`flush` sends what is left.
+    """
 
     def __init__(self, channel: Any) -> None:
         super().__init__(0, None)
         self._channel = channel
+        self._sent_at = -RELAY_SECONDS  # the first change goes at once: the parent sees the worker start
 
     def report(self, delta: Stats) -> None:
-        """Send ``delta`` to the parent."""
-        self._channel.report(("progress", delta))
+        """Add ``delta`` to what goes to the parent; send it if ``RELAY_SECONDS`` have passed since the last."""
+        self.total.add(delta)
+        if time.monotonic() - self._sent_at >= RELAY_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the parent the changes not yet sent."""
+        if self.total != Stats():
+            self._channel.report(("progress", self.total))
+            self.total = Stats()
+        self._sent_at = time.monotonic()
 
 
 class RateLimiter:

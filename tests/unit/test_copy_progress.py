@@ -1,0 +1,49 @@
+"""A copy's counters, and how a worker process relays them to the parent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reproducer.data import copy
+from reproducer.data.copy import Stats
+
+
+class Recorder:
+    """A worker's channel as the parent sees it: every payload reported, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def report(self, payload: Any) -> None:
+        self.sent.append(payload)
+
+
+def test_adding_counters_sums_each_and_keeps_the_longest_ttl_wait():
+    total = Stats(scanned=3, copied=2, bytes=10, ttl_early_ms=40)
+    total.add(Stats(scanned=5, copied=5, expired=1, bytes=7, retries=2, persistent=4, ttl_early_ms=15))
+    assert total == Stats(scanned=8, copied=7, expired=1, bytes=17, retries=2, persistent=4, ttl_early_ms=40)
+    total.add(Stats(ttl_early_ms=90))
+    assert total.ttl_early_ms == 90 and total.scanned == 8
+
+
+def test_a_worker_sends_its_first_change_at_once_then_gathers_them_until_flushed(monkeypatch):
+    monkeypatch.setattr(copy, "RELAY_SECONDS", 3600.0)
+    channel = Recorder()
+    tracker = copy._RelayedTracker(channel)
+    tracker.report(Stats(scanned=100, copied=100))
+    assert channel.sent == [("progress", Stats(scanned=100, copied=100))], "the parent sees the worker start"
+    for _ in range(50):
+        tracker.report(Stats(scanned=100, copied=99, expired=1, ttl_early_ms=3))
+    assert len(channel.sent) == 1, "changes within RELAY_SECONDS go in one message"
+    tracker.flush()
+    tracker.flush()  # nothing left: nothing sent
+    assert channel.sent[1:] == [("progress", Stats(scanned=5000, copied=4950, expired=50, ttl_early_ms=3))]
+
+
+def test_a_worker_sends_again_once_relay_seconds_have_passed(monkeypatch):
+    monkeypatch.setattr(copy, "RELAY_SECONDS", 0.0)
+    channel = Recorder()
+    tracker = copy._RelayedTracker(channel)
+    for count in (1, 2, 3):
+        tracker.report(Stats(scanned=count))
+    assert [payload[1].scanned for payload in channel.sent] == [1, 2, 3]
