@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import libvalkey
 
+from reproducer.data.tlsbio import BufferedTls
 from reproducer.errors import DataAuthError, DataError
 
 ReplyError = libvalkey.ReplyError
@@ -21,7 +22,6 @@ ReplyError = libvalkey.ReplyError
 Dial = Callable[[str, int, float], socket.socket]
 _READ_SIZE = 1 << 20
 _TLS_READ_SIZE = 1 << 16
-_TLS_RECORD = 1 << 14  # the most plain text one TLS record carries
 #: What the parser returns while a reply is incomplete: a sentinel no reply equals (``False`` would equal a 0).
 _INCOMPLETE = object()
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
@@ -54,7 +54,7 @@ class RawConnection:
         try:
             raw = _open(host, port, timeout, dial)
             # through a route too, TLS checks the node's real name (SNI and hostname), never the tunnel's end
-            self._sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
+            self._sock: socket.socket | BufferedTls = BufferedTls(raw, tls, host) if tls else raw
         except ssl.SSLCertVerificationError as exc:
             raise DataError(
                 f"TLS handshake with {self.address} failed: its certificate cannot be verified ({exc.verify_message})",
@@ -63,7 +63,7 @@ class RawConnection:
             ) from None
         except ssl.SSLError as exc:
             raise DataError(
-                f"TLS handshake with {self.address} failed: {exc.reason}",
+                f"TLS handshake with {self.address} failed: {exc.reason or exc.strerror or exc}",
                 hint="check that the server speaks TLS on this port and the CA file (?ca=PATH); "
                 "?insecure=1 skips verification",
             ) from None
@@ -161,43 +161,20 @@ class RawConnection:
         """The next bytes from the socket as they come: a stream that is not replies (SYNC's RDB).
 
         Only once every reply sent for was read: the parser may hold bytes of a reply, never of a stream. The bytes
-        are a view of a buffer the next call reads into: copy them before calling again. Over TLS, the records
-        already received are gathered with the first (:meth:`_recv_records`).
+        are a view of a buffer the next call reads into: copy them before calling again. Over TLS, every record
+        already received comes in one call (:class:`BufferedTls`).
         """
         if self._raw_inbox is None:
             self._raw_inbox = memoryview(bytearray(_READ_SIZE))
-        size = self._recv_into(self._raw_inbox) if self._inbox is None else self._recv_records(self._raw_inbox)
+        size = self._recv_into(self._raw_inbox)
         if not size:
             raise DataError(f"connection to {self.address} closed by the server", retryable=True)
         return self._raw_inbox[:size]
 
-    def _recv_records(self, inbox: memoryview) -> int:
-        """One TLS record into ``inbox``, waited for, then every whole record already here that fits; the bytes read.
-
-        TLS hands out one record (16 KiB at most) a read: a stream's reader would otherwise see a key cut at every
-        record's end. The records after the first are read without blocking, so this never waits for more.
-        """
-        size = self._recv_into(inbox)
-        if not size:
-            return 0
-        sock = self._sock
-        sock.setblocking(False)
-        try:
-            while len(inbox) - size >= _TLS_RECORD:
-                more = self._recv_into(inbox[size:])
-                if not more:
-                    break  # closed: the next read says so
-                size += more
-        except (ssl.SSLWantReadError, BlockingIOError):
-            pass  # no whole record is here yet
-        finally:
-            sock.settimeout(self._timeout)
-        return size
-
     def _recv_into(self, buffer: memoryview) -> int:
         try:
             return self._sock.recv_into(buffer)
-        except (TimeoutError, ssl.SSLWantReadError, BlockingIOError):
+        except TimeoutError:
             raise
         except OSError as exc:
             raise DataError(f"connection to {self.address} lost: {exc}", retryable=True) from None
@@ -206,7 +183,7 @@ class RawConnection:
         try:
             if self._inbox is None:
                 chunk = self._sock.recv(_READ_SIZE)
-            else:  # TLS hands out one record (16 KiB at most) a call: no new 1 MiB buffer each time
+            else:  # into a buffer kept for it: no new 1 MiB buffer each time
                 chunk = bytes(self._inbox[: self._sock.recv_into(self._inbox)])
         except TimeoutError:
             raise
