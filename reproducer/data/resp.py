@@ -24,6 +24,9 @@ _READ_SIZE = 1 << 20
 _TLS_READ_SIZE = 1 << 16
 #: What the parser returns while a reply is incomplete: a sentinel no reply equals (``False`` would equal a 0).
 _INCOMPLETE = object()
+#: The reply of a write that took (SET, RESTORE), as :meth:`RawConnection.read` returns it, and on the wire.
+OK = b"OK"
+_OK_REPLY = b"+OK\r\n"
 #: Parts at least this big are written as they are, never copied into a bigger buffer.
 DIRECT_SEND = 64 * 1024
 #: Smaller parts are gathered into writes of about this many bytes.
@@ -135,7 +138,11 @@ class RawConnection:
                 chunk = self._recv()
             except TimeoutError:
                 raise DataError(f"no answer from {self.address} within {self._timeout:.0f}s", retryable=True) from None
-            reader.feed(chunk)
+            oks = 0 if reader.has_data() else _only_oks(chunk)
+            if oks:  # a batch of writes that all took: no reply to parse
+                replies += [OK] * oks
+            else:
+                reader.feed(chunk)
         if len(replies) > count:
             self._early = replies[count:]
             del replies[count:]
@@ -248,6 +255,12 @@ class ReplyOverLimit(DataError):
     def __init__(self, address: str, index: int, limit: int) -> None:
         super().__init__(f"a reply from {address} grew past {limit} bytes", retryable=True)
         self.index = index
+
+
+def _only_oks(chunk: bytes) -> int:
+    """How many replies ``chunk`` holds when it is ``+OK`` replies and nothing else, whole; else 0."""
+    whole = len(chunk) // len(_OK_REPLY)
+    return whole if len(chunk) == whole * len(_OK_REPLY) and chunk.count(_OK_REPLY) == whole else 0
 
 
 def _open(host: str, port: int, timeout: float, dial: Dial | None) -> socket.socket:
