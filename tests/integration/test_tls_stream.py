@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import threading
+from contextlib import closing
 
 import pytest
 
@@ -31,14 +32,18 @@ def sent_all(fleet, client_id: object) -> bool:
     return False
 
 
+def tls_connection(fleet) -> RawConnection:
+    """The copy's connection to the TLS fleet's primary, trusting the fleet's CA."""
+    assert fleet.tls_files is not None
+    endpoint = parse_endpoint(f"valkeys://127.0.0.1:{fleet.primary.port}?ca={fleet.tls_files.ca_cert}", environ={})
+    return connect(endpoint, ("127.0.0.1", fleet.primary.port), timeout=10)
+
+
 def test_a_stream_read_over_tls_gathers_the_records_already_here_and_never_waits_for_more(fleets):
     fleet = fleets(tls=True)
     value = os.urandom(600_000)
     primary_client(fleet).set("big", value)
-    assert fleet.tls_files is not None
-    endpoint = parse_endpoint(f"valkeys://127.0.0.1:{fleet.primary.port}?ca={fleet.tls_files.ca_cert}", environ={})
-    conn = connect(endpoint, ("127.0.0.1", fleet.primary.port), timeout=10)
-    try:
+    with closing(tls_connection(fleet)) as conn:
         expected = b"$600000\r\n" + value + b"\r\n"
         client_id = conn.call("CLIENT", "ID")
         conn.send(command("GET", "big"))
@@ -51,8 +56,6 @@ def test_a_stream_read_over_tls_gathers_the_records_already_here_and_never_waits
         assert got == expected
         conn.send(command("PING"))
         assert conn.recv_raw() == b"+PONG\r\n"  # what is here (waiting for more would time out: TimeoutError)
-    finally:
-        conn.close()
 
 
 class CountingSocket:
@@ -100,30 +103,22 @@ def test_a_big_write_and_a_big_reply_take_a_system_call_a_piece_not_one_or_two_a
 
 def test_a_wait_over_tls_times_out_empty_then_gets_what_arrives(fleets):
     fleet = fleets(tls=True)
-    endpoint = parse_endpoint(f"valkeys://127.0.0.1:{fleet.primary.port}?ca={fleet.tls_files.ca_cert}", environ={})
-    conn = connect(endpoint, ("127.0.0.1", fleet.primary.port), timeout=10)
-    try:
+    with closing(tls_connection(fleet)) as conn:
         conn.send(command("SUBSCRIBE", "news"))
         assert conn.read(1)[0] == [b"subscribe", b"news", 1]
         assert conn.poll(0.2) == []
         primary_client(fleet).publish("news", "hello")
         assert conn.poll(10) == [[b"message", b"news", b"hello"]]
-    finally:
-        conn.close()
 
 
 def test_a_server_that_closes_over_tls_is_a_retryable_error_not_a_hang(fleets):
     fleet = fleets(tls=True)
-    endpoint = parse_endpoint(f"valkeys://127.0.0.1:{fleet.primary.port}?ca={fleet.tls_files.ca_cert}", environ={})
-    conn = connect(endpoint, ("127.0.0.1", fleet.primary.port), timeout=10)
-    try:
+    with closing(tls_connection(fleet)) as conn:
         client_id = conn.call("CLIENT", "ID")
         primary_client(fleet).client_kill_filter(_id=client_id)
         with pytest.raises(DataError, match="closed by the server") as caught:
             conn.recv_raw()
         assert caught.value.retryable
-    finally:
-        conn.close()
 
 
 def test_a_server_that_closes_during_the_handshake_is_a_handshake_error_with_a_hint():
