@@ -30,6 +30,7 @@ from typing import Any
 from reproducer.data import dumpfmt, rebuild, relay, sizing, snapshot
 from reproducer.data.copy import (
     OUTGROWN_FACTOR,
+    RELAY_SECONDS,
     WHOLE_VALUE_BYTES,
     KeySizer,
     ReadMode,
@@ -178,14 +179,22 @@ def _check_in_processes(
 def _check_in_worker(
     channel: Any, source: Endpoint, target: Endpoint, layout: Layout, node: Address, options: VerifyOptions
 ) -> tuple[VerifyReport, Layout]:
-    """In a worker process: check one source node, sending the count of keys compared after each group."""
+    """In a worker process: check one source node, sending the count of keys compared.
+
+    The count goes at most every ``RELAY_SECONDS``, and the last at the end.
+    """
+    from reproducer.data.workers import Latest
+
     relay.bind(channel, source, target)
     report = VerifyReport()
-    checker = _Checker(source, target, layout, replace(options, progress=channel.report), report)
+    progress = Latest(channel.report, RELAY_SECONDS)
+    checker = _Checker(source, target, layout, replace(options, progress=progress), report)
     try:
         checker.check_node(node)
     finally:
         checker.close()
+        with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+            progress.flush()
     return report, checker.layout
 
 

@@ -81,6 +81,31 @@ class Channel:
         raise _failure("the parent", answer, "worker")
 
 
+class Latest:
+    """Sends the latest of the values it is given through ``send``, at most every ``seconds``.
+
+    For a worker's progress: the first value goes at once (the parent sees the worker start), later ones at most
+    every ``seconds``, and :meth:`flush` sends the one held back.
+    """
+
+    def __init__(self, send: Callable[[Any], None], seconds: float) -> None:
+        self._send, self._seconds = send, seconds
+        self._sent_at = -seconds
+        self._held: list[Any] = []  # the value not sent yet, if any
+
+    def __call__(self, value: Any) -> None:
+        """Hold ``value``; send it if ``seconds`` have passed since the last send."""
+        self._held = [value]
+        if time.monotonic() - self._sent_at >= self._seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the value held back, if any."""
+        if self._held:
+            self._send(self._held.pop())
+        self._sent_at = time.monotonic()
+
+
 def run(
     jobs: Sequence[Job],
     *,

@@ -1,4 +1,4 @@
-"""A copy's counters, and how a worker process relays them to the parent."""
+"""A copy's counters, and how a worker process relays them (and a verify worker its count) to the parent."""
 
 from __future__ import annotations
 
@@ -47,3 +47,26 @@ def test_a_worker_sends_again_once_relay_seconds_have_passed(monkeypatch):
     for count in (1, 2, 3):
         tracker.report(Stats(scanned=count))
     assert [payload[1].scanned for payload in channel.sent] == [1, 2, 3]
+
+
+def test_a_verify_worker_sends_its_first_count_at_once_then_the_latest_when_flushed():
+    from reproducer.data.workers import Latest
+
+    channel = Recorder()
+    latest = Latest(channel.report, 3600.0)
+    for count in (200, 400, 600, 800):
+        latest(count)
+    assert channel.sent == [200], "the parent sees the worker start; later counts wait"
+    latest.flush()
+    latest.flush()  # nothing held back: nothing sent
+    assert channel.sent == [200, 800]
+
+
+def test_a_verify_worker_sends_each_count_once_the_interval_has_passed():
+    from reproducer.data.workers import Latest
+
+    channel = Recorder()
+    latest = Latest(channel.report, 0.0)
+    for count in (1, 2, 3):
+        latest(count)
+    assert channel.sent == [1, 2, 3]
