@@ -188,9 +188,10 @@ class RawConnection:
 
     def _recv(self) -> bytes:
         try:
-            if self._inbox is None:
+            if isinstance(self._sock, socket.socket):
                 chunk = self._sock.recv(_READ_SIZE)
-            else:  # into a buffer kept for it: no new 1 MiB buffer each time
+            else:  # TLS: into a buffer kept for it, not a new one each time
+                assert self._inbox is not None
                 chunk = bytes(self._inbox[: self._sock.recv_into(self._inbox)])
         except TimeoutError:
             raise

@@ -24,8 +24,8 @@ WRITE_PIECE = 1 << 20
 class BufferedTls:
     """The client end of a TLS connection over ``sock``, which is already connected.
 
-    It has the methods the copy's connection uses of a socket: ``sendall``, ``recv``, ``recv_into``,
-    ``settimeout``, ``setblocking`` and ``close``. The handshake runs in the constructor; its errors are
+    It has the methods the copy's connection uses of a socket: ``sendall``, ``recv_into``, ``settimeout`` and
+    ``close``. The handshake runs in the constructor; its errors are
     ``ssl.SSLError`` (an ``OSError``), as ``wrap_socket``'s.
     """
 
@@ -55,7 +55,7 @@ class BufferedTls:
     def recv_into(self, buffer: memoryview | bytearray) -> int:
         """Plain text into ``buffer``: every record already received that fits, else wait for one; 0 at the end.
 
-        Waits as the socket does (its timeout raises ``TimeoutError``; not blocking, ``BlockingIOError``).
+        Waits as the socket does (its timeout raises ``TimeoutError``).
         """
         with memoryview(buffer) as view:
             while True:
@@ -65,18 +65,9 @@ class BufferedTls:
                 if not self._fill():
                     self._closed_by_peer = True
 
-    def recv(self, size: int) -> bytes:
-        """Up to ``size`` bytes of plain text (see :meth:`recv_into`)."""
-        buffer = bytearray(size)
-        return bytes(buffer[: self.recv_into(buffer)])
-
     def settimeout(self, timeout: float | None) -> None:
         """The socket's timeout for the waits of :meth:`recv_into` and :meth:`sendall`."""
         self._sock.settimeout(timeout)
-
-    def setblocking(self, flag: bool) -> None:
-        """Whether :meth:`recv_into` may wait for the socket."""
-        self._sock.setblocking(flag)
 
     def close(self) -> None:
         """Close the socket (no close_notify: the copy closes a connection only when it is done or broken)."""
