@@ -33,7 +33,7 @@ from reproducer.data.endpoint import describe_options, describe_schemes
 from reproducer.data.formats import FORMATS
 from reproducer.data.tunnel import describe_via_options
 from reproducer.errors import Interrupted, NotExactError, ReproducerError, VerifyMismatchError, redact
-from reproducer.heap import pace_collector_for_bulk_data
+from reproducer.heap import keep_freed_memory, pace_collector_for_bulk_data
 from reproducer.lazy import lazy_module
 from reproducer.ovhconf import sandbox_conf
 from reproducer.targets import Applier, target_entry, target_names
@@ -1890,6 +1890,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     install_signal_handlers()
     pace_collector_for_bulk_data()
+    keep_freed_memory()
     detailed = detailed_exitcode(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=argv, prog_name="reproducer", standalone_mode=False)

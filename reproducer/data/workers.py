@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import signal
 import socket
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from reproducer.errors import DataError, ReproducerError
-from reproducer.heap import pace_collector_for_bulk_data
+from reproducer.heap import keep_freed_memory, pace_collector_for_bulk_data
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
 #: How long the zygote gets to stop its workers after SIGTERM before SIGKILL; also how long a worker's exit code
@@ -278,6 +279,7 @@ def serve(argv: list[str]) -> None:
     """
     parent, control_fd, *fds = map(int, argv)
     pace_collector_for_bulk_data()
+    keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with(parent)
     control = Connection(control_fd)
@@ -288,6 +290,7 @@ def serve(argv: list[str]) -> None:
     workers: dict[int, int] = {}
     signal.signal(signal.SIGTERM, lambda _signum, _frame: _kill_all(workers))
     zygote = os.getpid()
+    gc.freeze()  # what the zygote holds (modules, the jobs) stays shared: no worker's collection writes to it
     for index, job in enumerate(jobs):
         pid = os.fork()
         if pid == 0:

@@ -25,6 +25,7 @@ from reproducer.heap import YOUNG_GENERATION_THRESHOLD
 from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
 from tests.support import cli
+from tests.support.churn import BLOCK, BLOCKS, churn_faults
 from tests.support.fleets import key_count, primary_client
 from tests.support.pool import assert_no_process_left, started_by, workers_of
 from tests.support.wait import eventually
@@ -268,11 +269,13 @@ def test_a_bug_in_a_worker_is_a_data_error_naming_the_worker_and_the_line():
     assert_no_process_left(os.getpid())
 
 
-def threshold_job(channel) -> tuple[int, int, int]:
-    return gc.get_threshold()
+def heap_job(channel) -> tuple[int, int, int]:
+    return gc.get_threshold()[0], gc.get_freeze_count(), churn_faults()
 
 
-def test_workers_collect_cycles_at_the_bulk_data_pace():
-    results = workers.run([(threshold_job, ())], names=["a"], on_report=print)
-    assert results[0][0] == YOUNG_GENERATION_THRESHOLD
+def test_workers_collect_at_the_bulk_data_pace_keep_freed_memory_and_leave_the_zygotes_objects_alone():
+    threshold, frozen, faults = workers.run([(heap_job, ())], names=["a"], on_report=print)[0]
+    assert threshold == YOUNG_GENERATION_THRESHOLD
+    assert frozen > 1000, "the zygote's objects (modules, jobs) are outside every collection of the worker"
+    assert faults < BLOCKS * BLOCK // 4096 // 10, "each round of blocks faulted its memory in again"
     assert_no_process_left(os.getpid())

@@ -72,6 +72,13 @@ def test_keys_values_expiries_and_databases_are_cut_exactly():
     assert members.db == 3 and members.payload == dump_payload(2, length(2) + string(b"a") + string(b"b"))
 
 
+def test_a_plain_string_has_no_dict():
+    (entry,) = read(stream(b"\x00" + string(b"plain") + string(b"value")), piece=64)
+    for plain in (entry.payload, Plain(b"value")):
+        assert type(plain) is Plain and plain == b"value"
+        assert not hasattr(plain, "__dict__"), "one per string key: each would carry a dict slot to clear when freed"
+
+
 def test_a_value_over_the_limit_is_measured_but_never_held():
     big = b"x" * 3_000_000
     data = stream(b"\x00" + string(b"big") + string(big), b"\x00" + string(b"after") + string(b"v"))
