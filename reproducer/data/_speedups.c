@@ -578,6 +578,64 @@ static unsigned int key_slot(const char *key, Py_ssize_t size) {
     return crc & 16383;
 }
 
+/* The indexes a batch's items route by, made once: route() hands out references, not a new int per key. */
+#define KEPT_INDEXES 4096
+static PyObject *kept_index[KEPT_INDEXES];
+
+static PyObject *index_object(Py_ssize_t i) {
+    if (i >= KEPT_INDEXES) return PyLong_FromSsize_t(i);
+    if (kept_index[i] == NULL && (kept_index[i] = PyLong_FromSsize_t(i)) == NULL) return NULL;
+    Py_INCREF(kept_index[i]);
+    return kept_index[i];
+}
+
+/* The primary of each item's key into `owners`; -1 with an exception when an item or a slot's owner is wrong. */
+static int item_owners(PyObject *items, PyObject *slot_owner, Py_ssize_t nodes, Py_ssize_t *owners) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_SetString(PyExc_TypeError, "an item is (key: bytes, ...)");
+            return -1;
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        unsigned int slot = key_slot(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+        Py_ssize_t owner = PyLong_AsSsize_t(PyList_GET_ITEM(slot_owner, slot));
+        if (owner == -1 && PyErr_Occurred()) return -1;
+        if (owner < 0 || owner >= nodes) {
+            PyErr_Format(PyExc_ValueError, "slot %u has no primary (%zd)", slot, owner);
+            return -1;
+        }
+        owners[i] = owner;
+    }
+    return 0;
+}
+
+/* Each primary's list of item indexes, made at its final size from `owners`. */
+static PyObject *owner_groups(const Py_ssize_t *owners, Py_ssize_t count, Py_ssize_t nodes) {
+    Py_ssize_t *sizes = PyMem_Calloc((size_t)nodes, sizeof(Py_ssize_t));
+    PyObject *groups = sizes == NULL ? NULL : PyList_New(nodes);
+    if (groups == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) sizes[owners[i]]++;
+    for (Py_ssize_t n = 0; n < nodes; n++) {
+        PyObject *group = PyList_New(sizes[n]);
+        if (group == NULL) goto fail;
+        PyList_SET_ITEM(groups, n, group);
+        sizes[n] = 0; /* from here: how many each group holds so far */
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *index = index_object(i);
+        if (index == NULL) goto fail;
+        PyList_SET_ITEM(PyList_GET_ITEM(groups, owners[i]), sizes[owners[i]]++, index);
+    }
+    goto done;
+fail:
+    Py_CLEAR(groups); /* a group's slots not yet filled are NULL, which list_dealloc skips */
+done:
+    if (sizes == NULL) PyErr_NoMemory();
+    PyMem_Free(sizes);
+    return groups;
+}
+
 static PyObject *route(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *items, *slot_owner;
     Py_ssize_t nodes;
@@ -586,36 +644,12 @@ static PyObject *route(PyObject *Py_UNUSED(module), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "route(items, 16384 slot owners, primaries)");
         return NULL;
     }
-    PyObject *groups = PyList_New(nodes);
-    if (groups == NULL) return NULL;
-    for (Py_ssize_t n = 0; n < nodes; n++) {
-        PyObject *group = PyList_New(0);
-        if (group == NULL) goto fail;
-        PyList_SET_ITEM(groups, n, group);
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
-            PyErr_SetString(PyExc_TypeError, "an item is (key: bytes, ...)");
-            goto fail;
-        }
-        PyObject *key = PyTuple_GET_ITEM(item, 0);
-        unsigned int slot = key_slot(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
-        Py_ssize_t owner = PyLong_AsSsize_t(PyList_GET_ITEM(slot_owner, slot));
-        if (owner == -1 && PyErr_Occurred()) goto fail;
-        if (owner < 0 || owner >= nodes) {
-            PyErr_Format(PyExc_ValueError, "slot %u has no primary (%zd)", slot, owner);
-            goto fail;
-        }
-        PyObject *index = PyLong_FromSsize_t(i);
-        int failed = index == NULL || PyList_Append(PyList_GET_ITEM(groups, owner), index) < 0;
-        Py_XDECREF(index);
-        if (failed) goto fail;
-    }
+    Py_ssize_t count = PyList_GET_SIZE(items);
+    Py_ssize_t *owners = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(Py_ssize_t));
+    if (owners == NULL) return PyErr_NoMemory();
+    PyObject *groups = item_owners(items, slot_owner, nodes, owners) < 0 ? NULL : owner_groups(owners, count, nodes);
+    PyMem_Free(owners);
     return groups;
-fail:
-    Py_DECREF(groups);
-    return NULL;
 }
 
 /* ---- Verify's description of a group's keys from their replies: reproducer/data/verify.py's _python_describe. ---- */

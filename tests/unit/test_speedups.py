@@ -367,6 +367,27 @@ def test_the_compiled_routing_sends_each_key_to_the_primary_of_its_slot_as_pytho
     assert sorted(i for group in copy._by_node(items, layout).values() for i in group) == list(range(len(items)))
 
 
+@pytest.mark.parametrize("count", [0, 1, 4095, 4096, 4097, 6000])
+def test_the_compiled_routing_agrees_with_python_past_the_indexes_it_keeps(count):
+    rng = random.Random(count)
+    layout = _layout(rng)
+    items = [(_key(rng), 0, b"") for _ in range(count)]
+    assert copy._by_node(items, layout) == copy._python_by_node(items, layout)
+
+
+def test_the_compiled_routing_hands_out_kept_indexes_not_a_new_int_a_key():
+    items = [(b"key-%d" % n, 0, b"") for n in range(1000)]
+    first, again = copy._route(items, [0] * SLOTS, 1)[0], copy._route(items, [0] * SLOTS, 1)[0]
+    assert first == again == list(range(1000))
+    assert all(a is b for a, b in zip(first, again, strict=True))
+
+
+def test_an_item_that_is_no_keyed_tuple_is_a_type_error_wherever_it_is():
+    for bad in ([(b"k", 0, b""), ("text", 0, b"")], [[b"k", 0, b""]], [(b"k", 0, b"")] * 5000 + [()]):
+        with pytest.raises(TypeError, match="an item is"):
+            copy._route(bad, [0] * SLOTS, 1)
+
+
 def test_a_slot_table_it_cannot_use_is_a_value_error():
     with pytest.raises(ValueError, match="16384"):
         copy._route([(b"k", 0, b"")], [0] * 100, 1)
