@@ -457,27 +457,31 @@ class _Tracker:
 class _RelayedTracker(_Tracker):
     """A worker's tracker: its counter changes go to the parent's tracker, which reports progress.
 
-    The changes of ``RELAY_SECONDS`` go in one message (a batch a message kept the parent busy with thousands of
-    messages a second); :meth:`flush` sends what is left.
+    The changes of ``RELAY_SECONDS`` go in one message, summed (a batch a message kept the parent busy with
+    thousands of messages a second); :meth:`flush` sends what is left.
     """
 
     def __init__(self, channel: Any) -> None:
+        from reproducer.data.workers import Throttled
+
         super().__init__(0, None)
-        self._channel = channel
-        self._sent_at = -RELAY_SECONDS  # the first change goes at once: the parent sees the worker start
+        self._relay = Throttled(lambda delta: channel.report(("progress", delta)), RELAY_SECONDS, _summed)
 
     def report(self, delta: Stats) -> None:
         """Add ``delta`` to what goes to the parent; send it if ``RELAY_SECONDS`` have passed since the last."""
-        self.total.add(delta)
-        if time.monotonic() - self._sent_at >= RELAY_SECONDS:
-            self.flush()
+        self._relay(delta)
 
     def flush(self) -> None:
         """Send the parent the changes not yet sent."""
-        if self.total != Stats():
-            self._channel.report(("progress", self.total))
-            self.total = Stats()
-        self._sent_at = time.monotonic()
+        self._relay.flush()
+
+
+def _summed(held: Stats, delta: Stats) -> Stats:
+    """``held`` and ``delta`` added, in a new Stats (neither is changed: the caller may keep ``delta``)."""
+    total = Stats()
+    total.add(held)
+    total.add(delta)
+    return total
 
 
 class RateLimiter:

@@ -183,11 +183,11 @@ def _check_in_worker(
 
     The count goes at most every ``RELAY_SECONDS``, and the last at the end.
     """
-    from reproducer.data.workers import Latest
+    from reproducer.data.workers import Throttled
 
     relay.bind(channel, source, target)
     report = VerifyReport()
-    progress = Latest(channel.report, RELAY_SECONDS)
+    progress = Throttled(channel.report, RELAY_SECONDS)
     checker = _Checker(source, target, layout, replace(options, progress=progress), report)
     try:
         checker.check_node(node)

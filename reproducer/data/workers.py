@@ -82,21 +82,24 @@ class Channel:
         raise _failure("the parent", answer, "worker")
 
 
-class Latest:
-    """Sends the latest of the values it is given through ``send``, at most every ``seconds``.
+class Throttled:
+    """Passes the values it is given to ``send``, at most once every ``seconds``; those held back are merged.
 
     For a worker's progress: the first value goes at once (the parent sees the worker start), later ones at most
-    every ``seconds``, and :meth:`flush` sends the one held back.
+    every ``seconds``, and :meth:`flush` sends what is held back. ``merge(held, value)`` makes one value of the two;
+    by default the latest replaces the one held (a count), a copy's counter changes are summed instead.
     """
 
-    def __init__(self, send: Callable[[Any], None], seconds: float) -> None:
-        self._send, self._seconds = send, seconds
+    def __init__(
+        self, send: Callable[[Any], None], seconds: float, merge: Callable[[Any, Any], Any] = lambda _held, new: new
+    ) -> None:
+        self._send, self._seconds, self._merge = send, seconds, merge
         self._sent_at = -seconds
         self._held: list[Any] = []  # the value not sent yet, if any
 
     def __call__(self, value: Any) -> None:
-        """Hold ``value``; send it if ``seconds`` have passed since the last send."""
-        self._held = [value]
+        """Hold ``value`` (merged with the one held); send it if ``seconds`` have passed since the last send."""
+        self._held = [self._merge(self._held[0], value)] if self._held else [value]
         if time.monotonic() - self._sent_at >= self._seconds:
             self.flush()
 

@@ -40,6 +40,18 @@ def test_a_worker_sends_its_first_change_at_once_then_gathers_them_until_flushed
     assert channel.sent[1:] == [("progress", Stats(scanned=5000, copied=4950, expired=50, ttl_early_ms=3))]
 
 
+def test_gathering_a_workers_changes_leaves_the_changes_it_was_given_as_they_were(monkeypatch):
+    monkeypatch.setattr(copy, "RELAY_SECONDS", 3600.0)
+    channel = Recorder()
+    tracker = copy._RelayedTracker(channel)
+    first, second = Stats(scanned=1), Stats(scanned=2)
+    for delta in (first, second, second):
+        tracker.report(delta)
+    tracker.flush()
+    assert (first, second) == (Stats(scanned=1), Stats(scanned=2)), "a caller's Stats was added into"
+    assert [payload[1].scanned for payload in channel.sent] == [1, 4]
+
+
 def test_a_worker_sends_again_once_relay_seconds_have_passed(monkeypatch):
     monkeypatch.setattr(copy, "RELAY_SECONDS", 0.0)
     channel = Recorder()
@@ -50,10 +62,10 @@ def test_a_worker_sends_again_once_relay_seconds_have_passed(monkeypatch):
 
 
 def test_a_verify_worker_sends_its_first_count_at_once_then_the_latest_when_flushed():
-    from reproducer.data.workers import Latest
+    from reproducer.data.workers import Throttled
 
     channel = Recorder()
-    latest = Latest(channel.report, 3600.0)
+    latest = Throttled(channel.report, 3600.0)
     for count in (200, 400, 600, 800):
         latest(count)
     assert channel.sent == [200], "the parent sees the worker start; later counts wait"
@@ -63,10 +75,10 @@ def test_a_verify_worker_sends_its_first_count_at_once_then_the_latest_when_flus
 
 
 def test_a_verify_worker_sends_each_count_once_the_interval_has_passed():
-    from reproducer.data.workers import Latest
+    from reproducer.data.workers import Throttled
 
     channel = Recorder()
-    latest = Latest(channel.report, 0.0)
+    latest = Throttled(channel.report, 0.0)
     for count in (1, 2, 3):
         latest(count)
     assert channel.sent == [1, 2, 3]
