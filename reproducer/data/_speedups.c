@@ -5,7 +5,8 @@
  * small_run, the snapshot reader's common case (snapshot._small_run): up to `most` keys in a row from the
  * buffer, each [expiry] a short value (one string of a length of one or two bytes, or a list of one listpack) or
  * a stream whose bytes the buffer holds (which the Python reader reads on its general path, to the same entry),
- * passing over a cluster node's slot notes between keys.
+ * passing over a cluster node's slot notes between keys (an opcode of three lengths, or, from Valkey 8.0, an
+ * auxiliary field "slot-info": any auxiliary field whose name and value are each a length and its bytes).
  * It returns (entries, position after them, bytes their values take) and stops, reading nothing more, at the
  * first key it cannot take whole: the Python reader takes over there. Every index into the buffer is checked
  * against its end before it is read.
@@ -22,6 +23,7 @@
 
 #define EXPIRETIME_MS 0xFC
 #define SLOT_INFO 0xF4
+#define AUX 0xFA
 #define LIST_QUICKLIST_2 18
 
 /* CRC-64/Jones as Valkey computes it (reflected, no final xor), eight bytes a step ("slicing by 8"). */
@@ -226,9 +228,12 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
     while (end - pos >= 16 && PyList_GET_SIZE(run) < most) {
         Py_ssize_t head = pos;
         unsigned int kind = buf[head];
-        if (kind == SLOT_INFO) { /* a cluster node's note before each slot's keys (three lengths): skipped here */
+        if (kind == SLOT_INFO || kind == AUX) { /* a cluster node's note before each slot's keys: skipped here */
             cursor_t cursor = {buf, head + 1, end, 1};
-            for (int i = 0; i < 3; i++) cursor_length(&cursor);
+            if (kind == SLOT_INFO)
+                for (int i = 0; i < 3; i++) cursor_length(&cursor);
+            else
+                for (int i = 0; i < 2; i++) cursor_skip(&cursor, cursor_length(&cursor));
             if (!cursor.ok) break;
             pos = cursor.at;
             continue;

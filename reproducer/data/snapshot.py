@@ -300,7 +300,9 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
     """The common case fast: up to ``_RUN_MOST`` keys in a row that the buffer holds whole, each [expiry] a short value.
 
     A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each. A
-    cluster node's slot notes between keys (one before each slot's keys) do not end the run.
+    cluster node's slot notes between keys (one before each slot's keys) do not end the run: an opcode of three
+    lengths, or, as Valkey 8.0 writes them, an auxiliary field ``slot-info`` (any auxiliary field whose name and
+    value are each a length and its bytes is passed over the same way).
 
     ``expire``: the first key's expiry, when the general path read its opcode. Returns the keys and the bytes their
     values take; no key (nothing read) when the next key is anything else: the general path reads it.
@@ -313,8 +315,11 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
     while end - pos >= 16 and len(run) < _RUN_MOST:
         head = pos
         kind = buf[head]
-        # a cluster node's note before each slot's keys (three lengths) is skipped here; one cut short stops the run
+        # a cluster node's note before each slot's keys is skipped here; one cut short stops the run
         if kind == _SLOT_INFO and (after := _after_lengths(buf, head + 1, end, 3)) is not None:
+            pos = after
+            continue
+        if kind == _AUX and (after := _after_strings(buf, head + 1, end, 2)) is not None:
             pos = after
             continue
         if kind == _EXPIRETIME_MS:
@@ -357,12 +362,34 @@ def _after_lengths(buf: bytearray, at: int, end: int, count: int) -> int | None:
     None when they do not all end by ``end``, or one is not a length.
     """
     for _ in range(count):
-        first = buf[at] if at < end else 0xFF
-        width = 1 if first < 0x40 else 2 if first < 0x80 else 5 if first == 0x80 else 9 if first == 0x81 else 0
-        if not width or end - at < width:
+        read = _length_at(buf, at, end)
+        if read is None:
             return None
-        at += width
+        at = read[1]
     return at
+
+
+def _after_strings(buf: bytearray, at: int, end: int, count: int) -> int | None:
+    """Where ``count`` RDB strings from ``at`` end, each a length and its bytes.
+
+    None when they do not all end by ``end``, or one is encoded otherwise (an integer, LZF: the general path's).
+    """
+    for _ in range(count):
+        read = _length_at(buf, at, end)
+        if read is None or end - read[1] < read[0]:
+            return None
+        at = read[1] + read[0]
+    return at
+
+
+def _length_at(buf: bytearray, at: int, end: int) -> tuple[int, int] | None:
+    """The RDB length at ``at`` and where it ends; None when it does not end by ``end``, or is no length."""
+    first = buf[at] if at < end else 0xFF
+    width = 1 if first < 0x40 else 2 if first < 0x80 else 5 if first == 0x80 else 9 if first == 0x81 else 0
+    if not width or end - at < width:
+        return None
+    value = first & 0x3F if width <= 2 else 0
+    return int.from_bytes(buf[at + 1 : at + width], "big") | (value << (8 * (width - 1))), at + width
 
 
 def _entry(reader: _Reader, kind: int, db: int, expire: int, stamp: bytes) -> Entry:

@@ -469,6 +469,23 @@ def test_a_cluster_nodes_slot_notes_between_keys_are_skipped_within_a_run(monkey
         assert general_path.count(0xF4) == (len(slot_note) if piece == 3 else 0)
 
 
+def test_valkey_8_0_slot_notes_as_auxiliary_fields_are_skipped_within_a_run(monkeypatch):
+    """Valkey 8.0 writes its note before each slot's keys as an auxiliary field: ``slot-info`` = "slot,keys,ttls"."""
+    notes = [b"\xfa" + string(b"slot-info") + string(b"%d,%d,0" % (slot, slot * 40)) for slot in range(4)]
+    notes[2] = b"\xfa" + string(b"slot-info") + string(b"s" * 70_000)  # a long value's length takes five bytes
+    notes[3] = b"\xfa" + string(b"slot-info") + b"\xc0\x07"  # an integer: left to the general path, skipped there
+    keys = [b"\x00" + string(b"k%d" % n) + string(b"v%d" % n) for n in range(len(notes))]
+    data = stream(b"\xfe\x00", *[part for pair in zip(notes, keys, strict=True) for part in pair])
+    general_path: list[int] = []
+    opcode = snapshot._opcode
+    monkeypatch.setattr(snapshot, "_opcode", lambda reader, kind: general_path.append(kind) or opcode(reader, kind))
+    for piece in (3, 1 << 20):  # cut anywhere across reads; from one buffer, read in the run but the integer
+        general_path.clear()
+        entries = read(data, piece=piece)
+        assert [(e.key, e.payload) for e in entries] == [(b"k%d" % n, b"v%d" % n) for n in range(len(keys))]
+        assert general_path.count(0xFA) == (len(notes) if piece == 3 else 1)
+
+
 def test_a_slot_note_whose_lengths_are_not_lengths_is_refused_on_either_path():
     data = stream(b"\xfe\x00", b"\xf4" + length(3) + b"\xc0\x05" + length(0), b"\x00" + string(b"k") + string(b"v"))
     with pytest.raises(snapshot.SnapshotRefused, match="special encoding"):

@@ -103,9 +103,23 @@ def _slot_note(rng: random.Random) -> bytes:
     return b"\xf4" + b"".join(lengths)
 
 
+def _aux_field(rng: random.Random) -> bytes:
+    """An auxiliary field (Valkey 8.0's slot note is one): two strings, now and then an integer, LZF or cut short."""
+    fields = [string(b"slot-info"), string(rng.choice([b"0,1,0", b"16383,70000,2", rng.randbytes(rng.randrange(90))]))]
+    roll = rng.random()
+    if roll < 0.1:
+        fields[rng.randrange(2)] = rng.choice([b"\xc0\x05", b"\xc1\x05\x00", b"\xc3\x02\x03\x01ab", b"\x82"])
+    elif roll < 0.15:
+        fields[1] = length(rng.choice([70, 70_000])) + b"short"
+    return b"\xfa" + b"".join(fields)
+
+
 def _record(rng: random.Random) -> bytes:
-    if rng.random() < 0.1:
+    roll = rng.random()
+    if roll < 0.1:
         return _slot_note(rng)
+    if roll < 0.2:
+        return _aux_field(rng)
     expiry = b""
     if rng.random() < 0.3:
         expiry = b"\xfc" + struct.pack("<q", rng.choice([-5, 0, 1_900_000_000_000, -(2**63), 2**63 - 1]))
