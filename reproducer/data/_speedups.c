@@ -7,8 +7,9 @@
  * a stream whose bytes the buffer holds (which the Python reader reads on its general path, to the same entry),
  * passing over a cluster node's slot notes between keys (an opcode of three lengths, or, from Valkey 8.0, an
  * auxiliary field "slot-info": any auxiliary field whose name and value are each a length and its bytes).
- * It returns (entries, position after them, bytes their values take) and stops, reading nothing more, at the
- * first key it cannot take whole: the Python reader takes over there. Every index into the buffer is checked
+ * It returns (entries, position after them, bytes their values take, need) and stops, reading nothing more, at
+ * the first key it cannot take whole: the Python reader takes over there, or, when `need` is not 0 (the key is one
+ * it takes, cut by the buffer's end), reads until `need` bytes lie past the position and calls it again. Every index into the buffer is checked
  * against its end before it is read.
  *
  * snapshot_items (copy._python_snapshot_items), writes (copy._python_writes) and route (copy._python_by_node): a
@@ -216,7 +217,7 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
     const unsigned char *buf = (const unsigned char *)view.buf;
     Py_ssize_t end = view.len;
     PyObject *run = PyList_New(0);
-    Py_ssize_t taken = 0;
+    Py_ssize_t taken = 0, need = 0;
     if (run == NULL) goto fail;
     if (PyTuple_GET_SIZE(stamps) < 256 || pos < 0 || pos > end || !PyType_IsSubtype(entry_type, &PyTuple_Type) ||
         entry_type->tp_basicsize != PyTuple_Type.tp_basicsize || !PyType_Check(plain_type) ||
@@ -269,7 +270,11 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
             else
                 break;
         }
-        if (stop > end || stop - value > limit) break;
+        if (stop - value > limit) break;
+        if (stop > end) { /* whole but for the buffer's end: the caller reads this much and comes back */
+            need = stop - pos;
+            break;
+        }
         Py_ssize_t size = stop - value + 1;
         PyObject *key = PyBytes_FromStringAndSize((const char *)buf + head + 1, value - head - 1);
         if (key == NULL) goto fail;
@@ -298,7 +303,7 @@ static PyObject *small_run(PyObject *Py_UNUSED(module), PyObject *args) {
         taken += size;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("(Nnn)", run, pos, taken);
+    return Py_BuildValue("(Nnnn)", run, pos, taken, need);
 fail:
     Py_XDECREF(run);
     PyBuffer_Release(&view);

@@ -46,7 +46,7 @@ _SMALL_KINDS = _ONE_STRING | {_LIST_QUICKLIST_2}
 #: Keys in one run at most: a read (1 MiB) of tiny keys would otherwise be held as 300,000 entries at once.
 _RUN_MOST = 256
 
-_scan: Callable[..., tuple[list[Entry], int, int]] | None
+_scan: Callable[..., tuple[list[Entry], int, int, int]] | None
 try:  # the common case compiled (_speedups.c), when the build had a C compiler: the same results, less CPU a key
     from reproducer.data._speedups import small_run as _scan
 except ImportError:  # pragma: no cover - a pure-Python build
@@ -258,15 +258,13 @@ def _runs(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterator[t
     db, expire = 0, -1
     try:
         while True:
-            if _scan is None:
-                run, size = _small_run(reader, db, expire, stamps)
-            else:
-                run, reader.pos, size = _scan(
-                    reader.buf, reader.pos, db, expire, stamps, reader.limit, _RUN_MOST, Entry, Plain
-                )
+            run, size, need = _run_at(reader, db, expire, stamps)
             if run:
                 yield run, size
                 expire = -1
+            if need:  # the next key is one a run takes, cut by the buffer's end: read the rest, then run again
+                reader.fill(need)
+            if run or need:
                 continue
             kind = reader.byte()
             if kind == _EXPIRETIME_MS:
@@ -291,12 +289,22 @@ def _runs(reader: _Reader, stamps: tuple[bytes, ...], mark: bytes) -> Iterator[t
         raise SnapshotRefused(f"its snapshot could not be read ({exc})") from None
 
 
+def _run_at(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int, int]:
+    """:func:`_small_run` at the reader's position, compiled when the build has it."""
+    if _scan is None:
+        return _small_run(reader, db, expire, stamps)
+    run, reader.pos, size, need = _scan(
+        reader.buf, reader.pos, db, expire, stamps, reader.limit, _RUN_MOST, Entry, Plain
+    )
+    return run, size, need
+
+
 def _expiry(field: bytes | bytearray, unit_ms: int) -> int:
     """An expiry (a signed number of ``unit_ms``) in ms since 1970; one before 1970 is long past: 0, not -1 (none)."""
     return max(int.from_bytes(field, "little", signed=True) * unit_ms, 0)
 
 
-def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int]:
+def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...]) -> tuple[list[Entry], int, int]:
     """The common case fast: up to ``_RUN_MOST`` keys in a row that the buffer holds whole, each [expiry] a short value.
 
     A short value is one string (or a list of one listpack), with a key and a length of one or two bytes each. A
@@ -304,22 +312,19 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
     lengths, or, as Valkey 8.0 writes them, an auxiliary field ``slot-info`` (any auxiliary field whose name and
     value are each a length and its bytes is passed over the same way).
 
-    ``expire``: the first key's expiry, when the general path read its opcode. Returns the keys and the bytes their
-    values take; no key (nothing read) when the next key is anything else: the general path reads it.
+    ``expire``: the first key's expiry, when the general path read its opcode. Returns the keys, the bytes their
+    values take, and how many bytes past the position the next key needs when it is one a run takes, cut by the
+    buffer's end (0 otherwise). No key (nothing read) when the next key is anything else: the general path reads it.
     """
     buf, pos, limit = reader.buf, reader.pos, reader.limit
     end = len(buf)
     run: list[Entry] = []
-    taken = 0
+    taken = need = 0
     add = run.append
     while end - pos >= 16 and len(run) < _RUN_MOST:
         head = pos
         kind = buf[head]
-        # a cluster node's note before each slot's keys is skipped here; one cut short stops the run
-        if kind == _SLOT_INFO and (after := _after_lengths(buf, head + 1, end, 3)) is not None:
-            pos = after
-            continue
-        if kind == _AUX and (after := _after_strings(buf, head + 1, end, 2)) is not None:
+        if (after := _after_slot_note(buf, head, end)) is not None:
             pos = after
             continue
         if kind == _EXPIRETIME_MS:
@@ -335,25 +340,45 @@ def _small_run(reader: _Reader, db: int, expire: int, stamps: tuple[bytes, ...])
             if value + 4 > end or buf[value] != 1 or buf[value + 1] != 2:
                 break
             blob += 2
-        first = buf[blob] if blob + 2 <= end else 0xFF
-        if first < 0x40:
-            stop = blob + 1 + first
-        elif first < 0x80:
-            stop = blob + 2 + (((first & 0x3F) << 8) | buf[blob + 1])
-        else:
-            break  # a longer length, an integer or LZF: the general path
-        if stop > end or stop - value > limit:
+        stop = _after_short_string(buf, blob, end)
+        if stop is None or stop - value > limit:  # a longer length, an integer or LZF: the general path
+            break
+        if stop > end:
+            need = stop - pos
             break
         key = bytes(buf[head + 1 : value])
         size = stop - value + 1
         if kind == 0:  # a plain string (not an integer, not LZF): its bytes as they are, for SET
-            add(Entry(db, key, expire, Plain(buf[value + 1 + (first >= 0x40) : stop]), size))
+            add(Entry(db, key, expire, Plain(buf[value + 1 + (buf[value] >= 0x40) : stop]), size))
         else:
             data = bytes((kind,)) + buf[value:stop] + stamps[kind]
             add(Entry(db, key, expire, data + _CRC.calc(data).to_bytes(8, "little"), size))
         pos, expire, taken = stop, -1, taken + size
     reader.pos = pos
-    return run, taken
+    return run, taken, need
+
+
+def _after_slot_note(buf: bytearray, at: int, end: int) -> int | None:
+    """Where the cluster node's slot note at ``at`` ends; None when there is none there whole.
+
+    An opcode of three lengths, or an auxiliary field whose name and value are each a length and its bytes.
+    """
+    if buf[at] == _SLOT_INFO:
+        return _after_lengths(buf, at + 1, end, 3)
+    return _after_strings(buf, at + 1, end, 2) if buf[at] == _AUX else None
+
+
+def _after_short_string(buf: bytearray, at: int, end: int) -> int | None:
+    """Where the string at ``at`` ends when its length takes one or two bytes and both lie before ``end``, else None.
+
+    The end returned can lie past ``end``: the string is cut by the buffer's end.
+    """
+    first = buf[at] if at + 2 <= end else 0xFF
+    if first < 0x40:
+        return at + 1 + first
+    if first < 0x80:
+        return at + 2 + (((first & 0x3F) << 8) | buf[at + 1])
+    return None
 
 
 def _after_lengths(buf: bytearray, at: int, end: int, count: int) -> int | None:
@@ -573,7 +598,7 @@ class _Reader:
         self._start -= offset
         self.dropped += offset
 
-    def _fill(self, need: int) -> None:
+    def fill(self, need: int) -> None:
         """Read until ``need`` bytes lie past ``pos``, dropping what is no longer needed first."""
         if self.capturing and len(self.buf) - self._start > self.limit:
             self.capturing = False
@@ -589,7 +614,7 @@ class _Reader:
     def byte(self) -> int:
         """The next byte."""
         if self.pos >= len(self.buf):
-            self._fill(1)
+            self.fill(1)
         value = self.buf[self.pos]
         self.pos += 1
         return value
@@ -599,7 +624,7 @@ class _Reader:
         if count > self.limit:
             raise ValueError(f"a field of {count} bytes, over {self.limit} (a key or a length out of bounds)")
         if len(self.buf) - self.pos < count:
-            self._fill(count)
+            self.fill(count)
         start = self.pos
         self.pos += count
         return bytes(self.buf[start : self.pos])
@@ -610,7 +635,7 @@ class _Reader:
             available = len(self.buf) - self.pos
             count -= available
             self.pos = len(self.buf)
-            self._fill(min(count, _READ))
+            self.fill(min(count, _READ))
         self.pos += count
 
     def length(self) -> int:

@@ -3,6 +3,7 @@ wrong ends in a clear error (never a traceback, never unbounded memory), and the
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import tracemalloc
@@ -484,6 +485,35 @@ def test_valkey_8_0_slot_notes_as_auxiliary_fields_are_skipped_within_a_run(monk
         entries = read(data, piece=piece)
         assert [(e.key, e.payload) for e in entries] == [(b"k%d" % n, b"v%d" % n) for n in range(len(keys))]
         assert general_path.count(0xFA) == (len(notes) if piece == 3 else 1)
+
+
+def test_a_short_key_cut_by_the_end_of_a_read_is_read_whole_and_stays_in_the_run(monkeypatch):
+    """A stream arrives in reads of any size: the key a read cuts waits for the next read, not the slow path."""
+    keys = [b"\x00" + string(b"key:%04d" % n) + string(b"v" * 80) for n in range(200)]
+    keys[7] = b"\xfc" + (1_900_000_000_000).to_bytes(8, "little") + keys[7]  # cut with its expiry before it
+    data = stream(b"\xfe\x00", *keys)
+    first = len(data) - 49 - sum(map(len, keys))
+    starts = [first + sum(map(len, keys[:n])) for n in range(len(keys))]
+    cuts = [0, *(start + len(key) // 2 for start, key in zip(starts, keys, strict=True)), len(data)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(cuts)][::-1]  # each read ends mid-value
+    source = snapshot._Source(lambda: chunks.pop() if chunks else b"")
+    mark = snapshot._preamble(source)
+    version = snapshot._header(source)
+    general_path: list[int] = []
+    entry = snapshot._entry
+    monkeypatch.setattr(
+        snapshot, "_entry", lambda reader, kind, *rest: general_path.append(kind) or entry(reader, kind, *rest)
+    )
+    entries = list(snapshot.Snapshot(version, source.rest(), mark).entries(1 << 20))
+    assert [(e.key, e.payload) for e in entries] == [(b"key:%04d" % n, b"v" * 80) for n in range(len(keys))]
+    assert entries[7].expire_ms == 1_900_000_000_000 and entries[8].expire_ms == -1
+    assert general_path == []
+
+
+def test_a_stream_that_ends_inside_a_short_key_is_broken_on_either_path():
+    data = stream(b"\xfe\x00", b"\x00" + string(b"k") + string(b"v" * 60))
+    with pytest.raises(snapshot.SnapshotBroken, match="ended before its end"):
+        read(data[: len(data) - 49 - 20], piece=40)
 
 
 def test_a_slot_note_whose_lengths_are_not_lengths_is_refused_on_either_path():

@@ -193,8 +193,8 @@ def test_the_reader_finds_the_same_keys_and_errors_with_the_compiled_run_as_with
 def _python_run(data: bytes, pos: int, db: int, expire: int, stamps: tuple[bytes, ...], limit: int):
     reader = snapshot._Reader(lambda: b"", limit)
     reader.buf, reader.pos = bytearray(data), pos
-    run, taken = snapshot._small_run(reader, db, expire, stamps)
-    return run, reader.pos, taken
+    run, taken, need = snapshot._small_run(reader, db, expire, stamps)
+    return run, reader.pos, taken, need
 
 
 def _shape(run: list[snapshot.Entry]) -> list[tuple]:
@@ -213,9 +213,10 @@ def test_the_compiled_run_reads_what_the_python_run_reads_on_random_cut_and_corr
         most = rng.choice([1, 2, 7, 256])
         db, expire = rng.randrange(16), rng.choice([-1, 0, 1_700_000_000_000])
         monkeypatch.setattr(snapshot, "_RUN_MOST", most)
-        expected, expected_pos, expected_taken = _python_run(data, pos, db, expire, stamps, limit)
-        run, end, taken = _scan(bytearray(data), pos, db, expire, stamps, limit, most, snapshot.Entry, Plain)
-        assert (_shape(run), end, taken) == (_shape(expected), expected_pos, expected_taken), (seed, data.hex())
+        expected, expected_pos, expected_taken, expected_need = _python_run(data, pos, db, expire, stamps, limit)
+        run, end, taken, need = _scan(bytearray(data), pos, db, expire, stamps, limit, most, snapshot.Entry, Plain)
+        got = (_shape(run), end, taken, need)
+        assert got == (_shape(expected), expected_pos, expected_taken, expected_need), (seed, data.hex())
 
 
 def test_payload_checksums_match_the_crc64_valkey_uses_at_every_length_around_the_eight_byte_steps():
@@ -224,7 +225,7 @@ def test_payload_checksums_match_the_crc64_valkey_uses_at_every_length_around_th
     for size in range(0, 80):
         value = bytes(range(size))
         data = b"\x10" + length(1) + b"k" + length(size) + value + bytes(16)
-        (entry,), _end, _taken = _scan(data, 0, 0, -1, stamps, 1 << 20, 1, snapshot.Entry, Plain)
+        (entry,), _end, _taken, _need = _scan(data, 0, 0, -1, stamps, 1 << 20, 1, snapshot.Entry, Plain)
         body = b"\x10" + length(size) + value + b"\x0b\x00"
         assert entry.payload == body + crc.calc(body).to_bytes(8, "little"), size
 
@@ -233,7 +234,7 @@ def test_a_buffer_shorter_than_a_key_head_or_a_position_at_its_end_reads_nothing
     stamps = (b"\x0b\x00",) * 256
     record = b"\x00" + length(1) + b"k" + length(1) + b"v"
     for data in (b"", record, record + bytes(9)):
-        assert _scan(data, len(data), 0, -1, stamps, 1 << 20, 256, snapshot.Entry, Plain) == ([], len(data), 0)
+        assert _scan(data, len(data), 0, -1, stamps, 1 << 20, 256, snapshot.Entry, Plain) == ([], len(data), 0, 0)
         assert _scan(data, 0, 0, -1, stamps, 1 << 20, 256, snapshot.Entry, Plain)[0] == []
 
 
@@ -354,7 +355,7 @@ def test_a_stream_the_buffer_holds_is_read_by_the_compiled_run_in_every_encoding
     value = length(1) + master + string(b"listpack") + _stream_value(rng, kind, listpacks=0)[1:]
     data = bytes([kind]) + string(b"events") + value
     stamps = (b"\x0b\x00",) * 256
-    (entry,), end, taken = _scan(data + bytes(16), 0, 0, -1, stamps, 1 << 20, 1, snapshot.Entry, Plain)
+    (entry,), end, taken, _need = _scan(data + bytes(16), 0, 0, -1, stamps, 1 << 20, 1, snapshot.Entry, Plain)
     body = bytes([kind]) + value + b"\x0b\x00"
     assert entry.payload == body + anycrc.Model("CRC64-REDIS").calc(body).to_bytes(8, "little")
     assert (entry.key, end, taken) == (b"events", len(data), len(value) + 1)
