@@ -14,8 +14,12 @@ def small_run(
     entry_type: type[Any],
     plain_type: type[bytes],
     /,
-) -> tuple[list[Any], int, int]:
-    """Up to ``most`` short keys in a row from ``position``: (entries, the position after them, their values' bytes)."""
+) -> tuple[list[Any], int, int, int]:
+    """Up to ``most`` short keys in a row from ``position``.
+
+    (entries, the position after them, their values' bytes, the bytes past that position the next key needs when
+    the buffer's end cuts it, else 0).
+    """
 
 def writes(
     items: list[tuple[bytes, int, bytes]],
