@@ -12,6 +12,7 @@ from reproducer.data.copy import CopyOptions, copy
 from reproducer.data.dumpfmt import Plain
 from reproducer.data.endpoint import parse_endpoint
 from reproducer.data.resp import RawConnection
+from reproducer.data.topology import key_slot
 from reproducer.data.verify import VerifyOptions, verify
 from reproducer.sandbox.fleet import AclUser, Fleet
 from reproducer.sandbox.seed import load_dataset
@@ -127,6 +128,27 @@ def test_a_snapshot_copy_into_a_cluster_is_identical_and_reads_no_key_with_dump(
     for key in with_ttl[:300]:  # expiry times on the one clock both servers share here
         source_at, target_at = (client.execute_command("PEXPIRETIME", key) for client in (src, dst))
         assert source_at - 1000 <= target_at <= source_at, key  # early by a round trip at most, never late
+
+
+def test_a_cluster_nodes_slot_notes_do_not_leave_the_compiled_run(fleets, monkeypatch):
+    """Valkey 8.0 notes each slot before its keys as an auxiliary field (slot-info): hundreds here, 5,461 a full node.
+
+    The compiled run passes over them; only the stream header's few fields reach the Python reader's opcodes.
+    """
+    source = fleets(topology="cluster", shards=3)
+    load_dataset(primary_client(source), 3000)
+    node = next(n for n in source.servers if n.role == "primary")
+    opcodes: list[int] = []
+    opcode = snapshot._opcode
+    monkeypatch.setattr(snapshot, "_opcode", lambda reader, kind: opcodes.append(kind) or opcode(reader, kind))
+    conn = RawConnection("127.0.0.1", node.port)
+    try:
+        entries = list(snapshot.open_snapshot(conn).entries(1 << 20))
+    finally:
+        conn.close()
+    slots = {key_slot(entry.key) for entry in entries}
+    assert len(entries) == source.client(node).dbsize() and len(slots) > 300
+    assert opcodes.count(0xFA) < 20, f"{opcodes.count(0xFA)} auxiliary fields on the Python path, {len(slots)} slots"
 
 
 def test_a_cluster_source_is_read_one_snapshot_per_primary(fleets):
