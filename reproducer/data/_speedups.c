@@ -9,8 +9,8 @@
  * auxiliary field "slot-info": any auxiliary field whose name and value are each a length and its bytes).
  * It returns (entries, position after them, bytes their values take, need) and stops, reading nothing more, at
  * the first key it cannot take whole: the Python reader takes over there, or, when `need` is not 0 (the key is one
- * it takes, cut by the buffer's end), reads until `need` bytes lie past the position and calls it again. Every index into the buffer is checked
- * against its end before it is read.
+ * it takes, cut by the buffer's end), reads until `need` bytes lie past the position and calls it again. Every
+ * index into the buffer is checked against its end before it is read.
  *
  * snapshot_items (copy._python_snapshot_items), writes (copy._python_writes) and route (copy._python_by_node): a
  * batch's items, their SET or RESTORE commands, and the primary each goes to in a cluster; describe
@@ -42,7 +42,7 @@ static void crc_init(void) {
             crc_table[k][byte] = (crc_table[k - 1][byte] >> 8) ^ crc_table[0][crc_table[k - 1][byte] & 0xFF];
 }
 
-/* Eight bytes as a little-endian number: one load (a byte-by-byte loop took most of the checksum's time). */
+/* Eight bytes as a little-endian number, in one load. */
 static uint64_t load_le64(const unsigned char *data) {
     uint64_t word;
     memcpy(&word, data, sizeof word);
