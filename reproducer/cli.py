@@ -9,6 +9,7 @@ convention instead: 0 no change, 2 changes (drift), 1 every error, usage and inp
 from __future__ import annotations
 
 import _thread
+import contextlib
 import errno
 import json
 import math
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -1045,46 +1046,73 @@ def _follow_line() -> Callable[[FollowStats], None]:
     return report
 
 
-def _copy_progress() -> Any:
-    """A copy progress bar on stderr that appears with the first report (a job reports only in its copy phase)."""
-    from contextlib import contextmanager
+#: At a terminal, the copy's bar is redrawn by the reports themselves, at most this often (rich's refresh thread
+#: would take the interpreter lock ten times a second from the copy's own threads).
+_BAR_REDRAW_SECONDS = 0.25
 
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    @contextmanager
-    def manager() -> Any:
-        columns = (
-            TextColumn("copy"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.completed:,.0f} keys"),
-            TextColumn("{task.fields[mb]:.1f} MB"),
-            TextColumn("{task.fields[rate]:,.0f} keys/s"),
-            TimeRemainingColumn(),
-        )
-        bar = Progress(*columns, console=_stderr, transient=True)
-        task = bar.add_task("copy", total=None, mb=0.0, rate=0.0)
-        started: list[float] = []
+def _copy_progress(every: float = 5.0) -> Any:
+    """A copy's progress on stderr: a bar at a terminal; elsewhere (logs, CI) a line at most every ``every`` s.
 
-        def report(stats: Stats, expected: int) -> None:
-            if not started:
-                started.append(time.monotonic())
-                bar.start()
-            elapsed = max(time.monotonic() - started[0], 1e-6)
-            bar.update(
-                task,
-                completed=stats.scanned,
-                total=max(expected, stats.scanned),
-                mb=stats.bytes / 1e6,
-                rate=stats.scanned / elapsed,
+    Either appears with the first report (a job reports only in its copy phase).
+    """
+    return _copy_bar() if _stderr.is_terminal else _copy_lines(every)
+
+
+@contextlib.contextmanager
+def _copy_lines(every: float) -> Iterator[Callable[[Stats, int], None]]:
+    """Progress as log lines, like verify's: nothing for a copy shorter than ``every`` seconds."""
+    started = time.monotonic()
+    last = [started]
+
+    def report(stats: Stats, expected: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            total = max(expected, stats.scanned, 1)
+            _progress(
+                f"copy: {stats.scanned:,} of {total:,} keys ({100 * stats.scanned // total}%), "
+                f"{stats.bytes / 1e6:.1f} MB, {stats.scanned / max(now - started, 1e-6):,.0f} keys/s"
             )
 
-        try:
-            yield report
-        finally:
-            bar.stop()
+    yield report
 
-    return manager()
+
+@contextlib.contextmanager
+def _copy_bar() -> Iterator[Callable[[Stats, int], None]]:
+    """Progress as a bar that the reports redraw (no refresh thread); it leaves no trace when done."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("copy"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f} keys"),
+        TextColumn("{task.fields[mb]:.1f} MB"),
+        TextColumn("{task.fields[rate]:,.0f} keys/s"),
+        TimeRemainingColumn(),
+    )
+    bar = Progress(*columns, console=_stderr, transient=True, auto_refresh=False)
+    task = bar.add_task("copy", total=None, mb=0.0, rate=0.0)
+    started: list[float] = []
+    drawn = [0.0]
+
+    def report(stats: Stats, expected: int) -> None:
+        now = time.monotonic()
+        if not started:
+            started.append(now)
+            bar.start()
+        rate = stats.scanned / max(now - started[0], 1e-6)
+        total = max(expected, stats.scanned)
+        bar.update(task, completed=stats.scanned, total=total, mb=stats.bytes / 1e6, rate=rate)
+        if now - drawn[0] >= _BAR_REDRAW_SECONDS:
+            drawn[0] = now
+            bar.refresh()
+
+    try:
+        yield report
+    finally:
+        bar.stop()
 
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:

@@ -1,6 +1,9 @@
-"""The CLI's output outside a terminal: whole plain-text tables, and verify's progress lines."""
+"""The CLI's output in and outside a terminal: whole plain-text tables, copy's and verify's progress."""
 
 from __future__ import annotations
+
+import io
+import threading
 
 from reproducer import cli
 from reproducer.data.copy import CopyResult, Stats
@@ -29,3 +32,34 @@ def test_verify_progress_prints_at_most_every_interval(capsys):
     quiet = cli._verify_progress(every=3600.0)
     quiet(5)
     assert "verify:" not in capsys.readouterr().err
+
+
+def test_copy_progress_off_a_terminal_is_a_line_at_most_every_interval(capsys):
+    with cli._copy_progress(every=0.0) as report:
+        report(Stats(scanned=2_000, bytes=3_500_000), 10_000)
+        report(Stats(scanned=12_000, bytes=7_000_000), 10_000)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "copy:" in line]
+    assert len(lines) == 2
+    assert "2,000 of 10,000 keys (20%)" in lines[0] and "3.5 MB" in lines[0]
+    assert "12,000 of 12,000 keys (100%)" in lines[1], "a count past the estimate is the new total"
+    with cli._copy_progress(every=3600.0) as quiet:
+        quiet(Stats(scanned=5), 10)
+    assert "copy:" not in capsys.readouterr().err, "a copy shorter than the interval prints no progress"
+
+
+def test_copy_progress_off_a_terminal_never_starts_a_bar_or_a_thread(capsys):
+    before = threading.active_count()
+    with cli._copy_progress(every=0.0) as report:
+        report(Stats(scanned=1), 1)
+        assert threading.active_count() == before
+    assert "\x1b[" not in capsys.readouterr().err, "no cursor movement in a log"
+
+
+def test_copy_progress_at_a_terminal_is_a_bar_redrawn_by_reports_not_by_a_thread(monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "_stderr", cli.LiteralConsole(file=screen, force_terminal=True, width=120))
+    before = threading.active_count()
+    with cli._copy_progress() as report:
+        report(Stats(scanned=2_000, bytes=3_500_000), 10_000)
+        assert threading.active_count() == before, "a refresh thread takes the interpreter lock 10 times a second"
+    assert "2,000 keys" in screen.getvalue()

@@ -75,6 +75,7 @@ def test_copy_and_verify_load_no_spec_model_templates_or_valkey_py(command: str,
     assert "reproducer.pipeline.data" in names and "reproducer.data.copy" in names
     assert [n for n in names if n.split(".")[0] in NOT_ON_THE_DATA_PATH] == []
     assert [n for n in names if n.startswith(NOT_ON_THE_DATA_PATH_OF_REPRODUCER)] == []
+    assert [n for n in names if n in ("rich.progress", "rich.live")] == [], "a bar where no terminal shows it"
 
 
 def test_a_command_still_loads_its_pipeline() -> None:
