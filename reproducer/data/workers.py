@@ -2,16 +2,21 @@
 
 The copier may already run threads (an SSH tunnel's, a follower's, a cutover controller's), and forking a
 threaded process can copy a lock held by another thread into the child; multiprocessing's ``spawn`` and
-``forkserver`` would also re-import the caller's ``__main__`` (the CLI, pytest) in each child. So :func:`run`
-starts one fresh interpreter, the *zygote* (``python -c`` importing only this module), which receives the jobs,
-unpickles them (importing their code once), and forks one worker per job: it has no thread, so forking it is
-safe, and a fork costs about 3 ms of CPU where a fresh interpreter costs about 0.1 s
-(``docs/reference/performance.md#one-process-per-source-primary-issue-17``).
+``forkserver`` would also re-import the caller's ``__main__`` (the CLI, pytest) in each child. So the workers
+come from one *zygote* without threads, which receives the jobs and forks one worker per job (a fork costs about
+3 ms of CPU where a fresh interpreter costs about 0.1 s:
+``docs/reference/performance.md#one-process-per-source-primary-issue-17``). The zygote is either
+
+- forked from the caller by :func:`forked_zygote`, where the caller still has one thread (the pipeline does it
+  before it opens a tunnel or starts the copy's thread): it already holds every module, and sheds what it has of
+  the caller (signal handlers, descriptors, secrets in its environment) before it serves; or
+- a fresh interpreter that :func:`run` starts (``python -c`` importing only this module), which imports the
+  jobs' code as it unpickles them.
 
 Protocol, pickles over socketpairs (every end is this program, so they are trusted):
 
-- parent → zygote, once on the control socket: the jobs, ``[(function, args), ...]``; worker ``i`` calls
-  ``function(channel, *args)`` with a :class:`Channel` on its own socket;
+- parent → zygote, once on the control socket: the jobs, ``[(function, args), ...]``, then each worker's end of
+  its socketpair (``SCM_RIGHTS``); worker ``i`` calls ``function(channel, *args)`` with a :class:`Channel` on it;
 - worker → parent: any number of ``("report", payload)``, each handed to the parent's ``on_report(index,
   payload)`` in order, then ``("done", result)`` or ``("error", ...)``;
 - worker → parent → worker: ``("ask", payload)`` is answered by the parent's ``on_ask(index, payload)``:
@@ -40,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -49,10 +54,14 @@ from reproducer.errors import DataError, ReproducerError
 from reproducer.heap import keep_freed_memory, pace_collector_for_bulk_data
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
+#: The zygote :func:`forked_zygote` made and the secrets it hid, until a run takes it or the block ends.
+_forked: list[tuple[_Pool, frozenset[str]]] = []
+_forked_lock = threading.Lock()
 #: How long the zygote gets to stop its workers after SIGTERM before SIGKILL; also how long a worker's exit code
 #: is waited for.
 STOP_GRACE_SECONDS = 2.0
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the reproducer package
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from reproducer.data.workers import serve; serve(sys.argv[2:])"
 
@@ -126,7 +135,7 @@ def run(
     anything else, or one saying that a worker died. ``on_report`` and ``on_ask`` run in this thread; a
     :class:`ReproducerError` that ``on_ask`` raises goes back to the worker that asked.
     """
-    pool = _Pool.start(len(jobs), _environment(secrets))
+    pool = _take_forked(secrets) or _Pool.start(_environment(secrets))
     try:
         pool.send_jobs(jobs)
         return pool.collect(names, on_report, on_ask or _no_questions, what)
@@ -135,39 +144,59 @@ def run(
 
 
 class _Pool:
-    """The zygote process, its control socket and the parent's end of each worker's socket."""
+    """The zygote process, its control socket and, once the jobs are sent, the parent's end of each worker's."""
 
-    def __init__(self, zygote: subprocess.Popen[bytes], control: Connection, conns: list[Connection]) -> None:
-        self.zygote, self.control, self.conns = zygote, control, conns
+    def __init__(self, zygote: subprocess.Popen[bytes] | _ForkedZygote, control: Connection) -> None:
+        self.zygote, self.control = zygote, control
+        self.conns: list[Connection] = []
         self.exit_codes: dict[int, int] = {}
 
     @classmethod
-    def start(cls, count: int, env: dict[str, str]) -> _Pool:
-        """Start the zygote with the workers' ends of ``count`` new socketpairs and its control socket."""
-        pairs = [socket.socketpair() for _ in range(count + 1)]
-        theirs = [pair[1].fileno() for pair in pairs]
+    def start(cls, env: dict[str, str]) -> _Pool:
+        """Start the zygote as a fresh interpreter with its control socket."""
+        ours, theirs = socket.socketpair()
         try:
             zygote = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, _ROOT, str(os.getpid()), *map(str, theirs)],
-                pass_fds=theirs,
+                [sys.executable, "-c", _BOOT, _ROOT, str(os.getpid()), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
         except OSError as exc:
-            for pair in pairs:
-                pair[0].close()
+            ours.close()
             raise DataError(f"cannot start the worker processes: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        return cls(zygote, Connection(ours.detach()))
+
+    @classmethod
+    def fork(cls, hidden: frozenset[str]) -> _Pool:
+        """Fork the zygote from this process, which must have no other thread (see :func:`forked_zygote`)."""
+        parent = os.getpid()
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                _serve_forked(parent, theirs.detach(), hidden)
+            finally:
+                os._exit(1)  # never back into the caller's code, whatever escaped
+        theirs.close()
+        return cls(_ForkedZygote(pid), Connection(ours.detach()))
+
+    def send_jobs(self, jobs: Sequence[Job]) -> None:
+        """Give the zygote every job and each worker's end of a new socketpair; it forks one worker per job."""
+        pairs = [socket.socketpair() for _ in jobs]
+        self.conns = [Connection(pair[0].detach()) for pair in pairs]
+        try:
+            self.control.send(list(jobs))
+            _send_fds(self.control, [pair[1].fileno() for pair in pairs])
+        except OSError:  # it died at start: collect() reads the ends of file and says so
+            pass
         finally:
             for pair in pairs:
                 pair[1].close()
-        control, *conns = (Connection(pair[0].detach()) for pair in pairs)
-        return cls(zygote, control, conns)
-
-    def send_jobs(self, jobs: Sequence[Job]) -> None:
-        """Give the zygote every job (it forks one worker per job once it has them all)."""
-        with contextlib.suppress(OSError):  # it died at start: collect() reads the ends of file and says so
-            self.control.send(list(jobs))
 
     def collect(
         self,
@@ -236,7 +265,7 @@ class _Pool:
         return self.exit_codes[index]
 
     def stop(self) -> None:
-        """Stop the zygote (it kills and reaps its workers), reap it, close every socket."""
+        """Stop the zygote (it kills and reaps its workers, or exits unused), reap it, close every socket."""
         for conn in (self.control, *self.conns):
             conn.close()
         if self.zygote.poll() is None:
@@ -261,6 +290,100 @@ def _failure(name: str, message: tuple[Any, ...], what: str) -> ReproducerError:
     return DataError(f"the {what} process for {name} failed: {text}", hint=hint, retryable=retryable)
 
 
+@contextlib.contextmanager
+def forked_zygote(secrets: Iterable[str | None] = ()) -> Iterator[None]:
+    """Within this block, the next :func:`run` (in any thread) uses a zygote forked from this process now.
+
+    Call it where this process has no other thread yet (before a tunnel, a follower or the copy's own thread):
+    forking then is safe, costs a few milliseconds, and the zygote already holds every module the jobs need,
+    where a fresh interpreter costs 0.05 to 0.1 s of CPU to start and import before the first worker can start.
+    With another thread running, nothing is forked and :func:`run` starts a fresh interpreter. A zygote no run
+    took is stopped when the block ends. ``secrets`` as for :func:`run`.
+    """
+    hidden = frozenset(secret for secret in secrets if secret)
+    if threading.active_count() == 1:
+        with contextlib.suppress(OSError):  # no fork now (a process limit): a run starts a fresh zygote
+            pool = _Pool.fork(hidden)
+            with _forked_lock:
+                _forked[:] = [(pool, hidden)]
+    try:
+        yield
+    finally:
+        with _forked_lock:
+            left = _forked[:]
+            _forked.clear()
+        for unused, _hidden in left:
+            unused.stop()
+
+
+def _take_forked(secrets: Iterable[str | None]) -> _Pool | None:
+    """The zygote :func:`forked_zygote` made, once, if it hides every secret of this run (else None)."""
+    with _forked_lock:
+        if not _forked or not {secret for secret in secrets if secret} <= _forked[0][1]:
+            return None
+        return _forked.pop()[0]
+
+
+class _ForkedZygote:
+    """The forked zygote as :class:`_Pool` handles a started one (``subprocess.Popen``'s methods it uses)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """Its exit code once it ended (reaped then), else None."""
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to end (``subprocess.TimeoutExpired`` after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        code = self.poll()
+        while code is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"zygote {self.pid}", timeout or 0.0)
+            time.sleep(0.005)
+            code = self.poll()
+        return code
+
+    def terminate(self) -> None:
+        """SIGTERM it."""
+        os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+#: Descriptors sent in one message at most (Linux takes up to 253 in one SCM_RIGHTS message).
+_FDS_A_MESSAGE = 200
+
+
+def _send_fds(conn: Connection, fds: list[int]) -> None:
+    """Send descriptors over ``conn``'s socket, in messages of at most ``_FDS_A_MESSAGE``."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        for start in range(0, len(fds), _FDS_A_MESSAGE):
+            socket.send_fds(sock, [b"f"], fds[start : start + _FDS_A_MESSAGE])
+
+
+def _receive_fds(conn: Connection, count: int) -> list[int]:
+    """Receive ``count`` descriptors :func:`_send_fds` sent; OSError when fewer come."""
+    fds: list[int] = []
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        while len(fds) < count:
+            data, more, _flags, _address = socket.recv_fds(sock, 1, _FDS_A_MESSAGE)
+            if not data or not more:
+                raise OSError("the parent sent no descriptors")
+            fds += more
+    return fds
+
+
 def _no_questions(_index: int, question: Any) -> Any:
     raise DataError(f"a worker asked {question!r}, and this run answers no question")
 
@@ -275,12 +398,50 @@ def _environment(secrets: Iterable[str | None]) -> dict[str, str]:
 
 
 def serve(argv: list[str]) -> None:
-    """The zygote's main: ``argv`` is the parent's pid, the control socket's descriptor, then one per worker.
+    """The fresh zygote's main: ``argv`` is the parent's pid and the control socket's descriptor."""
+    parent, control_fd = map(int, argv)
+    _zygote(parent, control_fd)
 
-    Receives the jobs, forks a worker for each, reports each worker's exit code, and exits when all have ended.
-    SIGTERM kills and reaps the workers, then exits.
+
+def pool_name(parent: int) -> bytes:
+    """The name a zygote forked from process ``parent``, and each of its workers, has in ``/proc/PID/comm``."""
+    return f"pool-of-{parent}".encode()[:15]
+
+
+def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str]) -> None:
+    """The forked zygote's main: first shed what it has of the parent but needs not, then serve as a fresh one.
+
+    Its objects are frozen before anything else (a collection must not finalize a parent's object that names a
+    descriptor closed here, once that number is reused); the signal handlers the parent set go back to their
+    defaults; every descriptor but standard error and the control socket is closed (standard input and output
+    read and write nothing); variables holding a secret leave its environment. Its argv is the caller's, so it
+    names itself (and so its workers) ``pool-of-<caller's pid>`` in ``/proc/PID/comm``, as ``ps -o comm`` shows.
     """
-    parent, control_fd, *fds = map(int, argv)
+    gc.freeze()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, pool_name(parent), 0, 0, 0)
+    with contextlib.suppress(ValueError):  # only the main thread may, and only it can have forked this
+        signal.set_wakeup_fd(-1)  # a descriptor of the caller's, closed below
+    for signum in signal.valid_signals():
+        with contextlib.suppress(OSError, ValueError):
+            if callable(signal.getsignal(signum)):
+                signal.signal(signum, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.closerange(3, control_fd)
+    os.closerange(control_fd + 1, max(control_fd + 1, os.sysconf("SC_OPEN_MAX")))
+    for name in [name for name, value in os.environ.items() if value in hidden]:
+        del os.environ[name]
+    _zygote(parent, control_fd)
+
+
+def _zygote(parent: int, control_fd: int) -> None:
+    """Receive the jobs and one socket each, fork a worker for each, report each exit code, exit once all ended.
+
+    SIGTERM kills and reaps the workers, then exits. The end of file before any job (the parent is done, or gone)
+    exits.
+    """
     pace_collector_for_bulk_data()
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -288,6 +449,7 @@ def serve(argv: list[str]) -> None:
     control = Connection(control_fd)
     try:
         jobs: list[Job] = control.recv()
+        fds = _receive_fds(control, len(jobs))
     except (EOFError, OSError):
         os._exit(1)
     workers: dict[int, int] = {}

@@ -29,6 +29,7 @@ from reproducer.data.formats import format_from_path, format_module
 from reproducer.data.tunnel import SshTunnel, Via, parse_via
 from reproducer.data.verify import VerifyOptions, VerifyReport
 from reproducer.data.verify import verify as verify_keys
+from reproducer.data.workers import forked_zygote
 from reproducer.errors import InputError, OutputError
 from reproducer.pipeline.files import remove_created
 from reproducer.pipeline.progress import DataProgress
@@ -253,8 +254,8 @@ def copy_data(
     kept = run_dir / OPTIONS_FILE
     made = [p for p in (kept, kept.parent, run_dir) if not p.exists()]
     save_copy_options(run_dir, options)  # now: a crash mid-copy must find them
-    try:
-        with bastions(vias) as routes:
+    try:  # the workers' zygote first: forked while this process has no thread (a tunnel's, the copy's) yet
+        with forked_zygote((source.password, target.password)), bastions(vias) as routes:
             result = _copy_routed(routes.source(source), routes.target(target), options, run_dir, progress, follow)
     except BaseException:
         if not (run_dir / "data" / "checkpoint.json").exists():  # refused before any key moved: leave nothing
@@ -387,7 +388,7 @@ def verify_data(
     env = {**os.environ, **environ} if environ else None
     source, target = parse_endpoint(source_url, environ=env), parse_endpoint(target_url, environ=env)
     started = time.monotonic()
-    with bastions(vias) as routes:
+    with forked_zygote((source.password, target.password)), bastions(vias) as routes:
         report = verify_keys(routes.source(source), routes.target(target), options)
     if run_dir is not None:
         (run_dir / "data").mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,13 @@ is the project's error, and an interrupted copy leaves no worker process behind 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -279,3 +281,68 @@ def test_workers_collect_at_the_bulk_data_pace_keep_freed_memory_and_leave_the_z
     assert frozen > 1000, "the zygote's objects (modules, jobs) are outside every collection of the worker"
     assert faults < BLOCKS * BLOCK // 4096 // 10, "each round of blocks faulted its memory in again"
     assert_no_process_left(os.getpid())
+
+
+def zygote_job(channel, held: str) -> dict[str, object]:
+    """What a worker sees of its zygote and of what its parent held."""
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+        zygote = handle.read()
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor, closed by now
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return {
+        "zygote": zygote.decode(errors="replace"),
+        "holds_the_parents_file": any(target == held for target in targets),
+        "secrets_in_env": [name for name, value in os.environ.items() if value == "f0rk-secret"],
+    }
+
+
+#: Run in a fresh interpreter: the caller must have one thread for the zygote to be forked from it.
+FORKING = """
+import json, os, sys, threading
+from reproducer.data import workers
+from tests.integration.test_copy_processes import zygote_job
+held = open(sys.argv[1])  # the parent's file: no worker may inherit it
+os.environ["THE_PW"] = "f0rk-secret"
+if sys.argv[2] == "thread":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+with workers.forked_zygote(["f0rk-secret"]):
+    unused = [pool.zygote.pid for pool, _hidden in workers._forked]
+    results = workers.run([(zygote_job, (held.name,)) for _ in range(2)], names=["a", "b"], on_report=print,
+                          secrets=["f0rk-secret"])
+with workers.forked_zygote(["f0rk-secret"]):
+    idle = [pool.zygote.pid for pool, _hidden in workers._forked]
+with open("/proc/self/cmdline", "rb") as handle:
+    mine = handle.read().decode(errors="replace")
+print(json.dumps({"mine": mine, "results": results, "forked": unused, "idle": idle,
+                  "idle_left": [pid for pid in idle if os.path.exists(f"/proc/{pid}")]}))
+"""
+
+
+def run_forking(tmp_path, mode: str) -> dict:
+    held = tmp_path / "held-by-the-parent"
+    held.write_text("x")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    argv = [sys.executable, "-c", FORKING, str(held), mode]
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_zygote_forked_from_a_thread_free_caller_runs_the_jobs_without_what_the_caller_held(tmp_path):
+    seen = run_forking(tmp_path, "alone")
+    assert len(seen["forked"]) == 1
+    for result in seen["results"]:
+        assert result["zygote"] == seen["mine"], "the workers' zygote is a fork of the caller, not a new interpreter"
+        assert not result["holds_the_parents_file"], "a descriptor of the caller reached a worker"
+        assert result["secrets_in_env"] == []
+    assert len(seen["idle"]) == 1 and seen["idle_left"] == [], "a zygote no run took is stopped and reaped"
+
+
+def test_a_caller_with_another_thread_gets_a_fresh_zygote_not_a_fork(tmp_path):
+    seen = run_forking(tmp_path, "thread")
+    assert seen["forked"] == [] and seen["idle"] == []
+    for result in seen["results"]:
+        assert "from reproducer.data.workers import serve" in result["zygote"]
+        assert not result["holds_the_parents_file"] and result["secrets_in_env"] == []

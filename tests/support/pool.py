@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reproducer.data.workers import pool_name
 from tests.support.wait import eventually
 
 #: What a pool's zygote (and so each of its forked workers) carries in its argv.
@@ -11,15 +12,19 @@ BOOT = b"reproducer.data.workers"
 
 
 def started_by(pid: int) -> dict[int, tuple[int, bytes, bytes]]:
-    """Every process of the worker pool ``pid`` started, wherever it is now (they carry ``pid`` in their argv):
-    pid -> (parent pid, cmdline, environ)."""
+    """Every process of the worker pool ``pid`` started, wherever it is now: pid -> (parent pid, cmdline, environ).
+
+    A fresh zygote and its workers carry ``pid`` in their argv; a zygote forked from ``pid`` (``forked_zygote``)
+    and its workers carry ``pid`` in their name.
+    """
     found = {}
+    forked = pool_name(pid) + b"\n"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if BOOT in b" ".join(argv) and str(pid).encode() in argv:
+            if (BOOT in b" ".join(argv) and str(pid).encode() in argv) or (entry / "comm").read_bytes() == forked:
                 ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 found[int(entry.name)] = (ppid, b" ".join(argv), (entry / "environ").read_bytes())
         except (OSError, ValueError, IndexError):
