@@ -144,6 +144,8 @@ class Run:
     target_cpu: float = 0.0
     #: CPU of the copier's worker processes (one per source primary), last seen in /proc: part of copier_cpu.
     workers_cpu: dict[int, float] = field(default_factory=dict)
+    #: Which of ``workers_cpu`` are the pool's zygotes (children of the command; the workers are theirs).
+    zygotes: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -156,8 +158,10 @@ class Results:
         self.runs.setdefault(name, []).append(run)
         extra = f"  copier {run.copier_cpu:.2f}s cpu  rss {run.rss_mb:.0f} MB" if run.copier_cpu else ""
         if run.workers_cpu:
-            each = " + ".join(f"{cpu:.2f}" for cpu in run.workers_cpu.values())
-            extra += f" (workers {each}, parent {run.copier_cpu - sum(run.workers_cpu.values()):.2f})"
+            zygote = sum(cpu for pid, cpu in run.workers_cpu.items() if pid in run.zygotes)
+            each = " + ".join(f"{cpu:.2f}" for pid, cpu in run.workers_cpu.items() if pid not in run.zygotes)
+            parent = run.copier_cpu - sum(run.workers_cpu.values())
+            extra += f" (zygote {zygote:.2f}, workers {each or 'none'}, parent {parent:.2f})"
         print(
             f"  {name:<22} {run.seconds:7.2f}s  {keys / run.seconds:>9,.0f} keys/s{extra}"
             f"  servers: source {run.source_cpu:.2f}s target {run.target_cpu:.2f}s cpu",
@@ -188,7 +192,7 @@ def reproducer(source: Fleet, target: Fleet, command_name: str, extra: list[str]
         before = [server_cpu(nodes) for nodes in servers]
         started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        status, usage, workers = wait_sampling_children(proc.pid)
+        status, usage, workers, zygotes = wait_sampling_children(proc.pid)
         elapsed = time.monotonic() - started
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.stderr:
@@ -206,19 +210,22 @@ def reproducer(source: Fleet, target: Fleet, command_name: str, extra: list[str]
         after[0] - before[0],
         after[1] - before[1],
         workers,
+        zygotes,
     )
 
 
-def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struct_rusage, dict[int, float]]:
+def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struct_rusage, dict[int, float], set[int]]:
     """wait4 ``pid`` (its usage includes the children it reaped), sampling its children's CPU from /proc meanwhile.
 
-    A worker's figure is its last sample (it can miss up to ``every`` seconds of the worker's last moments).
+    A worker's figure is its last sample (it can miss up to ``every`` seconds of the worker's last moments). Also
+    returns which of them are ``pid``'s own children (the pool's zygote; the workers are its children).
     """
     seen: dict[int, float] = {}
+    direct: set[int] = set()
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            return status, usage, seen
+            return status, usage, seen, direct
         for child in descendants_of(pid):
             try:
                 with open(f"/proc/{child}/stat", encoding="ascii") as handle:
@@ -226,6 +233,8 @@ def wait_sampling_children(pid: int, every: float = 0.02) -> tuple[int, os.struc
             except OSError:
                 continue
             seen[child] = (int(fields[11]) + int(fields[12])) / TICKS
+            if int(fields[1]) == pid:
+                direct.add(child)
         time.sleep(every)
 
 
