@@ -433,7 +433,32 @@ def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str]) -> None:
     os.closerange(control_fd + 1, max(control_fd + 1, os.sysconf("SC_OPEN_MAX")))
     for name in [name for name, value in os.environ.items() if value in hidden]:
         del os.environ[name]
+    with contextlib.suppress(OSError, ValueError, IndexError):  # a kernel without /proc/self/mem: left as it is
+        _blank_initial_environment(hidden)
     _zygote(parent, control_fd)
+
+
+def _blank_initial_environment(hidden: frozenset[str]) -> None:
+    """Overwrite, in this process's own copy, each ``NAME=secret`` of the environment block it started with.
+
+    The kernel shows that block as ``/proc/PID/environ``, whatever the process did to its environment since; a fork
+    shares it with its parent until it writes there. Only whole values that are secrets are overwritten.
+    """
+    with open("/proc/self/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[47]), int(fields[48])  # env_start, env_end: fields 50 and 51 of proc(5)
+    secrets = {os.fsencode(secret) for secret in hidden}
+    with open("/proc/self/mem", "r+b", buffering=0) as memory:
+        memory.seek(start)
+        block = memory.read(end - start)
+        entries = block.split(b"\0")
+        for index, entry in enumerate(entries):
+            if entry.partition(b"=")[2] in secrets:
+                entries[index] = b"*" * len(entry)
+        blanked = b"\0".join(entries)
+        if blanked != block:
+            memory.seek(start)
+            memory.write(blanked)
 
 
 def _zygote(parent: int, control_fd: int) -> None:

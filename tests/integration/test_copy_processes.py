@@ -291,10 +291,14 @@ def zygote_job(channel, held: str) -> dict[str, object]:
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor, closed by now
             targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+    with open(f"/proc/{os.getpid()}/environ", "rb") as handle:
+        shown = handle.read()
     return {
         "zygote": zygote.decode(errors="replace"),
         "holds_the_parents_file": any(target == held for target in targets),
         "secrets_in_env": [name for name, value in os.environ.items() if value == "f0rk-secret"],
+        "secret_in_proc_environ": b"f0rk-secret" in shown,
+        "other_variable_kept": b"KEPT_TOO=plain" in shown and os.environ.get("KEPT_TOO") == "plain",
     }
 
 
@@ -304,7 +308,6 @@ import json, os, sys, threading
 from reproducer.data import workers
 from tests.integration.test_copy_processes import zygote_job
 held = open(sys.argv[1])  # the parent's file: no worker may inherit it
-os.environ["THE_PW"] = "f0rk-secret"
 if sys.argv[2] == "thread":
     threading.Thread(target=threading.Event().wait, daemon=True).start()
 with workers.forked_zygote(["f0rk-secret"]):
@@ -325,7 +328,8 @@ def run_forking(tmp_path, mode: str) -> dict:
     held.write_text("x")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     argv = [sys.executable, "-c", FORKING, str(held), mode]
-    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    env = {**os.environ, "THE_PW": "f0rk-secret", "KEPT_TOO": "plain"}  # in the block the caller starts with
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -337,6 +341,8 @@ def test_a_zygote_forked_from_a_thread_free_caller_runs_the_jobs_without_what_th
         assert result["zygote"] == seen["mine"], "the workers' zygote is a fork of the caller, not a new interpreter"
         assert not result["holds_the_parents_file"], "a descriptor of the caller reached a worker"
         assert result["secrets_in_env"] == []
+        assert not result["secret_in_proc_environ"], "/proc/PID/environ showed the caller's password"
+        assert result["other_variable_kept"]
     assert len(seen["idle"]) == 1 and seen["idle_left"] == [], "a zygote no run took is stopped and reaped"
 
 
@@ -346,3 +352,4 @@ def test_a_caller_with_another_thread_gets_a_fresh_zygote_not_a_fork(tmp_path):
     for result in seen["results"]:
         assert "from reproducer.data.workers import serve" in result["zygote"]
         assert not result["holds_the_parents_file"] and result["secrets_in_env"] == []
+        assert not result["secret_in_proc_environ"] and result["other_variable_kept"]
