@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import os
 import signal
@@ -54,8 +55,11 @@ from reproducer.errors import DataError, ReproducerError
 from reproducer.heap import keep_freed_memory, pace_collector_for_bulk_data
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
-#: The zygote :func:`forked_zygote` made and the secrets it hid, until a run takes it or the block ends.
-_forked: list[tuple[_Pool, frozenset[str]]] = []
+#: The zygote a :func:`forked_zygote` block made, the secrets it hid and the block, until a run takes it or the
+#: block ends (one at a time: a block within another, or in another thread, forks none).
+_forked: list[tuple[_Pool, frozenset[str], object]] = []
+#: Blocked while the zygote is forked and offered, so that a Ctrl-C cannot leave one unaccounted for.
+_STOPPING_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 _forked_lock = threading.Lock()
 #: How long the zygote gets to stop its workers after SIGTERM before SIGKILL; also how long a worker's exit code
 #: is waited for.
@@ -154,7 +158,7 @@ class _Pool:
     @classmethod
     def start(cls, env: dict[str, str]) -> _Pool:
         """Start the zygote as a fresh interpreter with its control socket."""
-        ours, theirs = socket.socketpair()
+        ours, theirs = _control_pair()
         try:
             zygote = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, _ROOT, str(os.getpid()), str(theirs.fileno())],
@@ -171,15 +175,18 @@ class _Pool:
         return cls(zygote, Connection(ours.detach()))
 
     @classmethod
-    def fork(cls, hidden: frozenset[str]) -> _Pool:
-        """Fork the zygote from this process, which must have no other thread (see :func:`forked_zygote`)."""
+    def fork(cls, hidden: frozenset[str], unblock: frozenset[signal.Signals]) -> _Pool:
+        """Fork the zygote from this process, which must have no other thread (see :func:`forked_zygote`).
+
+        ``unblock``: the signals the caller blocked around the fork, unblocked in the zygote.
+        """
         parent = os.getpid()
-        ours, theirs = socket.socketpair()
+        ours, theirs = _control_pair()
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
-                _serve_forked(parent, theirs.detach(), hidden)
+                _serve_forked(parent, theirs.detach(), hidden, unblock)
             finally:
                 os._exit(1)  # never back into the caller's code, whatever escaped
         theirs.close()
@@ -192,8 +199,10 @@ class _Pool:
         try:
             self.control.send(list(jobs))
             _send_fds(self.control, [pair[1].fileno() for pair in pairs])
-        except OSError:  # it died at start: collect() reads the ends of file and says so
+        except (BrokenPipeError, ConnectionResetError):  # it died at start: collect() reads the ends and says so
             pass
+        except OSError as exc:  # this side could not send (out of descriptors): the zygote would wait for them
+            raise DataError(f"cannot start the worker processes: {exc.strerror or exc}") from None
         finally:
             for pair in pairs:
                 pair[1].close()
@@ -278,6 +287,22 @@ class _Pool:
             self.zygote.wait()
 
 
+def _control_pair() -> tuple[socket.socket, socket.socket]:
+    """A socketpair for a zygote's control, neither end a standard descriptor.
+
+    With standard input or output closed, ``socketpair`` takes their numbers, and the zygote's own standard input
+    and output (``/dev/null``) would then replace its control socket.
+    """
+    ends = []
+    for end in socket.socketpair():
+        if end.fileno() > 2:
+            ends.append(end)
+            continue
+        ends.append(socket.socket(fileno=fcntl.fcntl(end.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)))
+        end.close()
+    return ends[0], ends[1]
+
+
 def _failure(name: str, message: tuple[Any, ...], what: str) -> ReproducerError:
     """The error a worker reported, as this process raises it."""
     _tag, kind, text, hint, retryable = message
@@ -300,20 +325,32 @@ def forked_zygote(secrets: Iterable[str | None] = ()) -> Iterator[None]:
     With another thread running, nothing is forked and :func:`run` starts a fresh interpreter. A zygote no run
     took is stopped when the block ends. ``secrets`` as for :func:`run`.
     """
-    hidden = frozenset(secret for secret in secrets if secret)
-    if threading.active_count() == 1:
-        with contextlib.suppress(OSError):  # no fork now (a process limit): a run starts a fresh zygote
-            pool = _Pool.fork(hidden)
-            with _forked_lock:
-                _forked[:] = [(pool, hidden)]
+    block = object()
     try:
+        _offer_forked(frozenset(secret for secret in secrets if secret), block)
         yield
     finally:
         with _forked_lock:
-            left = _forked[:]
-            _forked.clear()
-        for unused, _hidden in left:
-            unused.stop()
+            unused = [pool for pool, _hidden, owner in _forked if owner is block]
+            _forked[:] = [entry for entry in _forked if entry[2] is not block]
+        for pool in unused:
+            pool.stop()
+
+
+def _offer_forked(hidden: frozenset[str], block: object) -> None:
+    """Fork a zygote for ``block`` and offer it to the next run, unless another thread runs or one is offered."""
+    with _forked_lock:
+        if _forked or threading.active_count() != 1:
+            return
+    blocked_before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING_SIGNALS)
+    try:
+        pool = _Pool.fork(hidden, frozenset(_STOPPING_SIGNALS - blocked_before))
+        with _forked_lock:
+            _forked.append((pool, hidden, block))
+    except OSError:  # no fork now (a process limit): a run starts a fresh zygote
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked_before)
 
 
 def _take_forked(secrets: Iterable[str | None]) -> _Pool | None:
@@ -334,8 +371,11 @@ class _ForkedZygote:
     def poll(self) -> int | None:
         """Its exit code once it ended (reaped then), else None."""
         if self.returncode is None:
-            with contextlib.suppress(ChildProcessError):
+            try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already, by the kernel: SIGCHLD was ignored (as Popen takes it)
+                self.returncode = 0
+            else:
                 if pid:
                     self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
@@ -377,9 +417,9 @@ def _receive_fds(conn: Connection, count: int) -> list[int]:
     fds: list[int] = []
     with socket.socket(fileno=os.dup(conn.fileno())) as sock:
         while len(fds) < count:
-            data, more, _flags, _address = socket.recv_fds(sock, 1, _FDS_A_MESSAGE)
-            if not data or not more:
-                raise OSError("the parent sent no descriptors")
+            data, more, flags, _address = socket.recv_fds(sock, 1, _FDS_A_MESSAGE)
+            if not data or not more or flags & socket.MSG_CTRUNC:
+                raise OSError("the parent's descriptors did not all come")
             fds += more
     return fds
 
@@ -408,7 +448,7 @@ def pool_name(parent: int) -> bytes:
     return f"pool-of-{parent}".encode()[:15]
 
 
-def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str]) -> None:
+def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str], unblock: frozenset[signal.Signals]) -> None:
     """The forked zygote's main: first shed what it has of the parent but needs not, then serve as a fresh one.
 
     Its objects are frozen before anything else (a collection must not finalize a parent's object that names a
@@ -418,6 +458,7 @@ def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str]) -> None:
     names itself (and so its workers) ``pool-of-<caller's pid>`` in ``/proc/PID/comm``, as ``ps -o comm`` shows.
     """
     gc.freeze()
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__  # not a live display's
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, pool_name(parent), 0, 0, 0)
     with contextlib.suppress(ValueError):  # only the main thread may, and only it can have forked this
@@ -426,16 +467,29 @@ def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str]) -> None:
         with contextlib.suppress(OSError, ValueError):
             if callable(signal.getsignal(signum)):
                 signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, unblock)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
-    os.closerange(3, control_fd)
-    os.closerange(control_fd + 1, max(control_fd + 1, os.sysconf("SC_OPEN_MAX")))
+    _close_all_but({0, 1, 2, control_fd})
     for name in [name for name, value in os.environ.items() if value in hidden]:
         del os.environ[name]
     with contextlib.suppress(OSError, ValueError, IndexError):  # a kernel without /proc/self/mem: left as it is
         _blank_initial_environment(hidden)
     _zygote(parent, control_fd)
+
+
+def _close_all_but(kept: set[int]) -> None:
+    """Close every descriptor of this process not in ``kept``: those listed, not every number up to the limit."""
+    try:
+        listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every number up to the limit (close_range(2) where the kernel has it)
+        os.closerange(max(kept) + 1, os.sysconf("SC_OPEN_MAX"))
+        listed = list(range(max(kept)))
+    for fd in listed:
+        if fd not in kept:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed already
+                os.close(fd)
 
 
 def _blank_initial_environment(hidden: frozenset[str]) -> None:
@@ -470,6 +524,7 @@ def _zygote(parent: int, control_fd: int) -> None:
     pace_collector_for_bulk_data()
     keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # an ignored SIGCHLD is inherited: the workers must be waited for
     _die_with(parent)
     control = Connection(control_fd)
     try:

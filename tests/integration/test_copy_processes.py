@@ -302,40 +302,63 @@ def zygote_job(channel, held: str) -> dict[str, object]:
     }
 
 
-#: Run in a fresh interpreter: the caller must have one thread for the zygote to be forked from it.
+def dying_job(channel) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: Run in a fresh interpreter: the caller must have one thread for the zygote to be forked from it. Modes:
+#: alone, thread (another thread runs), nested (a block within the block), closed (no standard input or output),
+#: sigchld (SIGCHLD ignored, as a caller may leave it).
 FORKING = """
-import json, os, sys, threading
+import json, os, signal, sys, threading
 from reproducer.data import workers
-from tests.integration.test_copy_processes import zygote_job
-held = open(sys.argv[1])  # the parent's file: no worker may inherit it
-if sys.argv[2] == "thread":
+from reproducer.errors import DataError
+from tests.integration.test_copy_processes import dying_job, zygote_job
+held, mode, out = open(sys.argv[1]), sys.argv[2], sys.argv[3]  # held: the parent's file, no worker may inherit it
+if mode == "thread":
     threading.Thread(target=threading.Event().wait, daemon=True).start()
+if mode == "closed":
+    os.close(0)
+    os.close(1)
+if mode == "sigchld":
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+def offered():
+    return [pool.zygote.pid for pool, *_rest in workers._forked]
 with workers.forked_zygote(["f0rk-secret"]):
-    unused = [pool.zygote.pid for pool, _hidden in workers._forked]
+    forked = offered()
+    if mode == "nested":
+        with workers.forked_zygote(["f0rk-secret"]):
+            assert offered() == forked, "a block within the block forked another zygote"
     results = workers.run([(zygote_job, (held.name,)) for _ in range(2)], names=["a", "b"], on_report=print,
                           secrets=["f0rk-secret"])
 with workers.forked_zygote(["f0rk-secret"]):
-    idle = [pool.zygote.pid for pool, _hidden in workers._forked]
+    idle = offered()
+try:
+    workers.run([(dying_job, ())], names=["d"], on_report=print)
+except DataError as error:
+    died = error.message
 with open("/proc/self/cmdline", "rb") as handle:
     mine = handle.read().decode(errors="replace")
-print(json.dumps({"mine": mine, "results": results, "forked": unused, "idle": idle,
-                  "idle_left": [pid for pid in idle if os.path.exists(f"/proc/{pid}")]}))
+with open(out, "w") as handle:
+    json.dump({"mine": mine, "results": results, "forked": forked, "idle": idle, "died": died,
+               "idle_left": [pid for pid in idle if os.path.exists(f"/proc/{pid}")]}, handle)
 """
 
 
 def run_forking(tmp_path, mode: str) -> dict:
-    held = tmp_path / "held-by-the-parent"
+    held, out = tmp_path / "held-by-the-parent", tmp_path / "seen.json"
     held.write_text("x")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    argv = [sys.executable, "-c", FORKING, str(held), mode]
+    argv = [sys.executable, "-c", FORKING, str(held), mode, str(out)]
     env = {**os.environ, "THE_PW": "f0rk-secret", "KEPT_TOO": "plain"}  # in the block the caller starts with
-    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return json.loads(out.read_text())
 
 
-def test_a_zygote_forked_from_a_thread_free_caller_runs_the_jobs_without_what_the_caller_held(tmp_path):
-    seen = run_forking(tmp_path, "alone")
+@pytest.mark.parametrize("mode", ["alone", "nested", "closed", "sigchld"])
+def test_a_zygote_forked_from_a_thread_free_caller_runs_the_jobs_without_what_the_caller_held(tmp_path, mode):
+    seen = run_forking(tmp_path, mode)
     assert len(seen["forked"]) == 1
     for result in seen["results"]:
         assert result["zygote"] == seen["mine"], "the workers' zygote is a fork of the caller, not a new interpreter"
@@ -344,6 +367,7 @@ def test_a_zygote_forked_from_a_thread_free_caller_runs_the_jobs_without_what_th
         assert not result["secret_in_proc_environ"], "/proc/PID/environ showed the caller's password"
         assert result["other_variable_kept"]
     assert len(seen["idle"]) == 1 and seen["idle_left"] == [], "a zygote no run took is stopped and reaped"
+    assert seen["died"] == "the worker process for d was killed by SIGKILL before it finished"
 
 
 def test_a_caller_with_another_thread_gets_a_fresh_zygote_not_a_fork(tmp_path):

@@ -63,3 +63,16 @@ def test_copy_progress_at_a_terminal_is_a_bar_redrawn_by_reports_not_by_a_thread
         report(Stats(scanned=2_000, bytes=3_500_000), 10_000)
         assert threading.active_count() == before, "a refresh thread takes the interpreter lock 10 times a second"
     assert "2,000 keys" in screen.getvalue()
+
+
+def test_copy_progress_lines_are_timed_from_the_first_report_not_from_the_block(monkeypatch, capsys):
+    clock = [1000.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    with cli._copy_progress(every=5.0) as report:
+        clock[0] += 600.0  # a job's apply and access before its copy starts
+        report(Stats(scanned=1), 10)
+        assert "copy:" not in capsys.readouterr().err, "a line before the copy's first interval"
+        clock[0] += 10.0
+        report(Stats(scanned=100_000), 200_000)
+    [line] = [line for line in capsys.readouterr().err.splitlines() if "copy:" in line]
+    assert "10,000 keys/s" in line, line
