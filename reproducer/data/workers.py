@@ -182,7 +182,12 @@ class _Pool:
         """
         parent = os.getpid()
         ours, theirs = _control_pair()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            raise
         if pid == 0:
             try:
                 ours.close()
