@@ -464,8 +464,7 @@ def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str], unblock:
     """
     gc.freeze()
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__  # not a live display's
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, pool_name(parent), 0, 0, 0)
+    _prctl(_PR_SET_NAME, pool_name(parent))
     with contextlib.suppress(ValueError):  # only the main thread may, and only it can have forked this
         signal.set_wakeup_fd(-1)  # a descriptor of the caller's, closed below
     for signum in signal.valid_signals():
@@ -477,7 +476,7 @@ def _serve_forked(parent: int, control_fd: int, hidden: frozenset[str], unblock:
     os.dup2(null, 0)
     os.dup2(null, 1)
     _close_all_but({0, 1, 2, control_fd})
-    for name in [name for name, value in os.environ.items() if value in hidden]:
+    for name in os.environ.keys() - _environment(hidden).keys():
         del os.environ[name]
     with contextlib.suppress(OSError, ValueError, IndexError):  # a kernel without /proc/self/mem: left as it is
         _blank_initial_environment(hidden)
@@ -592,10 +591,15 @@ def _work(zygote: int, fd: int, inherited: list[int], job: Job) -> None:
 
 def _die_with(parent: int) -> None:
     """SIGKILL this process when ``parent`` dies, whatever kills it (Linux); exit now if it already has."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def _prctl(option: int, value: int | bytes) -> None:
+    """``prctl(option, value)`` where the C library has it (Linux); nothing elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
 def _described(exc: BaseException) -> str:
