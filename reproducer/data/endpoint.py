@@ -200,7 +200,8 @@ def redact_url(url: str) -> str:
     """``url`` fit for a message: user info (``user:pass@``, ``user%3Apass@``) and unknown option values masked.
 
     Only the options known to hold no secret (``password_env`` names a variable, ``password_file`` a path)
-    keep their values; the fragment is dropped. Works on malformed URLs too.
+    keep their values, up to the first character no path or variable name has (a malformed URL can put its
+    credentials there); the fragment is dropped. Works on malformed URLs too.
     """
     url = url.split("#", 1)[0]
     base, sep, query = url.partition("?")
@@ -214,8 +215,11 @@ def redact_url(url: str) -> str:
         return base
     shown = []
     for item in query.replace(";", "&").split("&"):
-        name, equals, _value = item.partition("=")
-        shown.append(item if name in OPTIONS else f"{_option_name(name)}{equals}***" if equals else "***")
+        name, equals, value = item.partition("=")
+        if name in OPTIONS:  # a value up to the first character no path or variable name has: it can hold anything
+            shown.append(f"{name}{equals}{_UNSAFE_PATH.sub('***', value)}")
+        else:
+            shown.append(f"{_option_name(name)}{equals}***" if equals else "***")
     return f"{base}?{'&'.join(shown)}"
 
 

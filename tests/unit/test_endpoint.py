@@ -128,6 +128,15 @@ def test_redacted_urls_keep_the_address_and_drop_every_credential(url):
     assert "h:1" in shown or "[::1" in shown
 
 
+@pytest.mark.parametrize("url", ["?ca=valkey://app:hunter2@", "h?password_env=app:hunter2@h", "?cert=u%3Ahunter2@"])
+def test_a_secret_inside_a_known_options_value_is_masked(url):
+    """Found by the property test below: a URL with no scheme is all query, and its ``ca`` took the credentials."""
+    assert "hunter2" not in redact_url(url)
+    with pytest.raises(InputError) as caught:
+        parse_endpoint(url, environ={})
+    assert "hunter2" not in caught.value.message + caught.value.hint
+
+
 def test_redaction_keeps_options_that_only_name_where_a_secret_is():
     url = "valkeys://h:1?password_env=PW&password_file=/run/pw&ca=/ca.pem"
     assert redact_url(url) == url
